@@ -1,0 +1,193 @@
+//! The encodings of a secret value that are matched besides the value itself.
+//!
+//! Each function returns the byte strings that stand for the value in one encoding.
+//! Encodings whose output depends on the bytes around the value (base64) return the
+//! part that is fixed by the value alone, so the value is caught inside a larger blob.
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+use base64::Engine as _;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+/// Which form of a secret a pattern is; reported by scanners, never the bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    /// The value as it is.
+    Raw,
+    /// One trimmed line of a multi-line value.
+    Line,
+    /// The value escaped as the inside of a JSON string.
+    Json,
+    /// The value percent-encoded as in a URL.
+    Url,
+    /// Standard base64 of the value preceded by `offset` bytes (0, 1 or 2).
+    Base64 {
+        /// How many bytes precede the value in the encoded blob.
+        offset: u8,
+    },
+    /// URL-safe base64 of the value preceded by `offset` bytes.
+    Base64Url {
+        /// How many bytes precede the value in the encoded blob.
+        offset: u8,
+    },
+    /// The value with HTML/XML special characters escaped.
+    Html,
+}
+
+impl Encoding {
+    /// A short stable name, for messages and scan reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Encoding::Raw => "raw",
+            Encoding::Line => "line",
+            Encoding::Json => "json",
+            Encoding::Url => "url",
+            Encoding::Base64 { .. } => "base64",
+            Encoding::Base64Url { .. } => "base64url",
+            Encoding::Html => "html",
+        }
+    }
+}
+
+/// `encodeURIComponent` leaves `-_.!~*'()` alone; strict encoders leave only `-_.~`.
+const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'!')
+    .remove(b'~')
+    .remove(b'*')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')');
+const URI_STRICT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Every form of `value` that should be masked, with its encoding. May contain
+/// duplicates and short strings; the caller filters them.
+pub fn variants(value: &[u8]) -> Vec<(Vec<u8>, Encoding)> {
+    let mut out = vec![(value.to_vec(), Encoding::Raw)];
+    if value.contains(&b'\n') {
+        for line in value.split(|&b| b == b'\n') {
+            out.push((line.trim_ascii().to_vec(), Encoding::Line));
+        }
+    }
+    if let Ok(text) = std::str::from_utf8(value) {
+        if let Ok(quoted) = serde_json::to_string(text) {
+            out.push((quoted[1..quoted.len() - 1].as_bytes().to_vec(), Encoding::Json));
+        }
+        for set in [URI_COMPONENT, URI_STRICT] {
+            let encoded = utf8_percent_encode(text, set).to_string();
+            out.push((encoded.as_bytes().to_vec(), Encoding::Url));
+        }
+    } else {
+        // Non-UTF-8 bytes are still percent-encoded byte by byte by most URL libraries.
+        let encoded = percent_encoding::percent_encode(value, URI_STRICT).to_string();
+        out.push((encoded.into_bytes(), Encoding::Url));
+    }
+    for (engine, url_safe) in [(&STANDARD, false), (&URL_SAFE, true)] {
+        let full = engine.encode(value);
+        let enc = if url_safe {
+            Encoding::Base64Url { offset: 0 }
+        } else {
+            Encoding::Base64 { offset: 0 }
+        };
+        out.push((full.into_bytes(), enc));
+        for offset in 0..3u8 {
+            let core = base64_core(engine, value, offset);
+            let enc = if url_safe {
+                Encoding::Base64Url { offset }
+            } else {
+                Encoding::Base64 { offset }
+            };
+            out.push((core, enc));
+        }
+    }
+    for apos in [&b"&#39;"[..], b"&apos;", b"&#x27;"] {
+        out.push((html_escape(value, apos), Encoding::Html));
+    }
+    out
+}
+
+/// The base64 characters fixed by `value` alone when it starts `offset` bytes into
+/// a blob: the characters that also depend on neighbouring bytes are cut off.
+fn base64_core(engine: &base64::engine::GeneralPurpose, value: &[u8], offset: u8) -> Vec<u8> {
+    let offset = usize::from(offset);
+    let mut padded = vec![0u8; offset];
+    padded.extend_from_slice(value);
+    let encoded = engine.encode(&padded);
+    // The first `offset` bytes leave 0, 2 or 3 characters that mix in unknown bits.
+    let skip = [0usize, 2, 3][offset];
+    // Of a trailing partial group of r bytes, the first r characters are fixed.
+    let total = padded.len();
+    let keep = total / 3 * 4 + total % 3;
+    if keep <= skip {
+        return Vec::new();
+    }
+    encoded.as_bytes()[skip..keep].to_vec()
+}
+
+fn html_escape(value: &[u8], apos: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.len());
+    for &b in value {
+        match b {
+            b'&' => out.extend_from_slice(b"&amp;"),
+            b'<' => out.extend_from_slice(b"&lt;"),
+            b'>' => out.extend_from_slice(b"&gt;"),
+            b'"' => out.extend_from_slice(b"&quot;"),
+            b'\'' => out.extend_from_slice(apos),
+            _ => out.push(b),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn has(vars: &[(Vec<u8>, Encoding)], s: &[u8]) -> bool {
+        vars.iter().any(|(v, _)| v == s)
+    }
+
+    #[test]
+    fn base64_core_is_found_inside_any_blob() {
+        let secret = b"hunter2-is-my-password";
+        let vars = variants(secret);
+        for prefix_len in 0..6 {
+            for suffix_len in 0..4 {
+                let mut blob = vec![b'x'; prefix_len];
+                blob.extend_from_slice(secret);
+                blob.extend(std::iter::repeat_n(b'y', suffix_len));
+                for engine in [&STANDARD, &URL_SAFE] {
+                    let enc = engine.encode(&blob);
+                    let found = vars.iter().any(|(v, e)| {
+                        matches!(e, Encoding::Base64 { .. } | Encoding::Base64Url { .. })
+                            && v.len() >= secret.len()
+                            && enc.as_bytes().windows(v.len()).any(|w| w == v.as_slice())
+                    });
+                    assert!(found, "prefix {prefix_len} suffix {suffix_len}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn textual_encodings() {
+        let vars = variants(b"a\"b/c&d e'f");
+        assert!(has(&vars, br#"a\"b/c&d e'f"#));
+        assert!(has(&vars, b"a%22b%2Fc%26d%20e'f"));
+        assert!(has(&vars, b"a%22b%2Fc%26d%20e%27f"));
+        assert!(has(&vars, b"a&quot;b/c&amp;d e&#39;f"));
+        assert!(has(&vars, b"a&quot;b/c&amp;d e&apos;f"));
+    }
+
+    #[test]
+    fn lines_of_multiline_values_are_trimmed() {
+        let vars = variants(b"-----BEGIN KEY-----\n  abcdefgh  \r\n-----END KEY-----\n");
+        assert!(has(&vars, b"abcdefgh"));
+        assert!(has(&vars, b"-----END KEY-----"));
+    }
+}

@@ -1,0 +1,42 @@
+//! Streaming redaction of known secret values and their common encodings.
+//!
+//! Build a [`SecretSet`] from raw values with [`SecretSetBuilder`]; it derives every
+//! encoding ([`Encoding`]) and indexes them. Each output stream gets a [`Redactor`],
+//! which takes bytes as they arrive and writes out everything that can no longer be
+//! part of a secret, holding back only a trailing proper prefix of some pattern.
+//! The caller decides when the stream is idle and calls [`Redactor::flush`].
+//!
+//! The crate knows nothing of files, processes or Vault; [`values_file`] defines the
+//! on-disk format the agent publishes its redaction set in.
+#![forbid(unsafe_code)]
+
+mod encodings;
+mod index;
+pub mod reference;
+mod set;
+mod stream;
+pub mod values_file;
+
+pub use encodings::Encoding;
+pub use index::Match;
+pub use set::{BuildReport, PatternInfo, SecretSet, SecretSetBuilder, DEFAULT_MIN_LENGTH};
+pub use stream::{Redactor, Stats, DEFAULT_MASK};
+
+impl SecretSet {
+    /// Every leftmost-longest match wholly inside `buf`, for scanners that report
+    /// positions instead of rewriting.
+    pub fn find_matches(&self, buf: &[u8]) -> Vec<Match> {
+        let mut all = Vec::new();
+        self.index.find_all(self, buf, &mut all);
+        all.sort_unstable_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+        let mut out = Vec::new();
+        let mut cur = 0;
+        for m in all {
+            if m.start >= cur {
+                cur = m.end;
+                out.push(m);
+            }
+        }
+        out
+    }
+}

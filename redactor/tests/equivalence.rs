@@ -1,0 +1,232 @@
+//! The streaming engine against the reference implementation, for random secret
+//! sets (with overlapping and prefix secrets), random inputs holding them in every
+//! encoding, random chunk sizes and random idle flushes.
+
+use std::sync::Arc;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use proptest::prelude::*;
+use rand::{Rng, SeedableRng};
+use shroud_redactor::reference::redact_all;
+use shroud_redactor::{Redactor, SecretSet, SecretSetBuilder, DEFAULT_MASK};
+
+const ALPHABET: &[u8] = b"abcd01\"\\/&<> \n\xff\x00=+";
+
+fn secret_strategy() -> impl Strategy<Value = Vec<Vec<u8>>> {
+    let byte = proptest::sample::select(ALPHABET.to_vec());
+    let value = proptest::collection::vec(byte, 1..20);
+    proptest::collection::vec(value, 1..6)
+        .prop_flat_map(|base| {
+            // Derive secrets that overlap or are prefixes of the random ones.
+            let n = base.len();
+            (
+                Just(base),
+                proptest::collection::vec((0..n, 0usize..20, 0usize..20), 0..3),
+            )
+        })
+        .prop_map(|(mut base, derived)| {
+            for (i, cut, extra) in derived {
+                let src = base[i].clone();
+                let cut = cut.min(src.len());
+                let mut v = src[..cut].to_vec();
+                v.extend(src.iter().rev().take(extra));
+                if !v.is_empty() {
+                    base.push(v);
+                }
+            }
+            base
+        })
+}
+
+#[derive(Debug, Clone)]
+enum Piece {
+    Noise(Vec<u8>),
+    Pattern(usize),
+}
+
+fn pieces_strategy() -> impl Strategy<Value = Vec<Piece>> {
+    proptest::collection::vec(
+        prop_oneof![
+            proptest::collection::vec(proptest::sample::select(ALPHABET.to_vec()), 0..12)
+                .prop_map(Piece::Noise),
+            (0usize..1000).prop_map(Piece::Pattern),
+        ],
+        0..24,
+    )
+}
+
+fn build(secrets: &[Vec<u8>], min: usize) -> Arc<SecretSet> {
+    let mut b = SecretSetBuilder::new().min_length(min);
+    for (i, s) in secrets.iter().enumerate() {
+        b.add(format!("s{i}"), s);
+    }
+    Arc::new(b.build().0)
+}
+
+fn assemble(set: &SecretSet, pieces: &[Piece]) -> Vec<u8> {
+    let patterns = set.patterns_for_reference();
+    let mut input = Vec::new();
+    for p in pieces {
+        match p {
+            Piece::Noise(n) => input.extend_from_slice(n),
+            Piece::Pattern(i) if !patterns.is_empty() => {
+                input.extend_from_slice(&patterns[i % patterns.len()])
+            }
+            Piece::Pattern(_) => {}
+        }
+    }
+    input
+}
+
+/// Feeds `input` in chunks, flushing where `cuts` says; returns the output and the
+/// segments the flushes cut the input into.
+fn stream(set: Arc<SecretSet>, input: &[u8], cuts: &[(usize, bool)]) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let mut r = Redactor::new(set);
+    let mut out = Vec::new();
+    let mut segments = vec![Vec::new()];
+    let mut pos = 0;
+    for &(len, flush) in cuts.iter().cycle() {
+        if pos >= input.len() {
+            break;
+        }
+        let end = (pos + len.max(1)).min(input.len());
+        r.write(&input[pos..end], &mut out);
+        segments.last_mut().unwrap().extend_from_slice(&input[pos..end]);
+        pos = end;
+        if flush {
+            r.flush(&mut out);
+            segments.push(Vec::new());
+        }
+    }
+    r.finish(&mut out);
+    (out, segments)
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A pattern may be formed by mask bytes next to kept bytes; that is not a leak of
+/// the secret's own bytes.
+fn only_next_to_mask(out: &[u8], p: &[u8]) -> bool {
+    out.windows(p.len())
+        .enumerate()
+        .filter(|(_, w)| *w == p)
+        .all(|(i, _)| {
+            let lo = i.saturating_sub(DEFAULT_MASK.len());
+            let hi = (i + p.len() + DEFAULT_MASK.len()).min(out.len());
+            contains(&out[lo..hi], DEFAULT_MASK)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn streaming_equals_reference(
+        secrets in secret_strategy(),
+        min in 1usize..8,
+        pieces in pieces_strategy(),
+        cuts in proptest::collection::vec(prop_oneof![1usize..4, 1usize..64, 1usize..65536], 1..16),
+    ) {
+        let set = build(&secrets, min);
+        let input = assemble(&set, &pieces);
+        let patterns = set.patterns_for_reference();
+        let cuts: Vec<(usize, bool)> = cuts.into_iter().map(|c| (c, false)).collect();
+        let (out, _) = stream(set, &input, &cuts);
+        let expected = redact_all(&patterns, &input, DEFAULT_MASK, min);
+        prop_assert_eq!(&out, &expected);
+        for p in &patterns {
+            prop_assert!(only_next_to_mask(&out, p), "a pattern survived");
+        }
+    }
+
+    #[test]
+    fn idle_flushes_cut_the_stream_into_independent_segments(
+        secrets in secret_strategy(),
+        min in 1usize..8,
+        pieces in pieces_strategy(),
+        cuts in proptest::collection::vec((1usize..40, proptest::bool::weighted(0.3)), 1..16),
+    ) {
+        let set = build(&secrets, min);
+        let input = assemble(&set, &pieces);
+        let patterns = set.patterns_for_reference();
+        let (out, segments) = stream(set, &input, &cuts);
+        let expected: Vec<u8> = segments
+            .iter()
+            .flat_map(|s| redact_all(&patterns, s, DEFAULT_MASK, min))
+            .collect();
+        prop_assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn swapping_sets_never_leaks_a_value_in_both(
+        shared in proptest::collection::vec(proptest::sample::select(b"abcdefgh".to_vec()), 8..20),
+        split in 0usize..20,
+        noise in proptest::collection::vec(proptest::sample::select(b"abcdefgh ".to_vec()), 0..30),
+    ) {
+        let old = build(&[shared.clone(), b"old-only-value".to_vec()], 6);
+        let new = build(&[shared.clone(), b"new-only-value".to_vec()], 6);
+        let mut input = noise.clone();
+        input.extend_from_slice(&shared);
+        input.push(b'\n');
+        let split = (noise.len() + split).min(input.len());
+        let mut r = Redactor::new(old);
+        let mut out = Vec::new();
+        r.write(&input[..split], &mut out);
+        r.set_secrets(new);
+        r.write(&input[split..], &mut out);
+        r.finish(&mut out);
+        prop_assert!(!contains(&out, &shared));
+    }
+}
+
+/// With many realistic secrets and a stream that ends in a newline (no pattern
+/// starts with one), the engine equals aho-corasick's leftmost-longest replacement.
+#[test]
+fn many_secrets_match_aho_corasick_leftmost_longest() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let alnum = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut b = SecretSetBuilder::new();
+    let mut secrets = Vec::new();
+    for i in 0..200 {
+        let len = rng.gen_range(16..=32);
+        let s: Vec<u8> = (0..len).map(|_| alnum[rng.gen_range(0..alnum.len())]).collect();
+        b.add(format!("s{i}"), &s);
+        secrets.push(s);
+    }
+    let set = Arc::new(b.build().0);
+    let patterns = set.patterns_for_reference();
+    let mut input = Vec::new();
+    while input.len() < 256 * 1024 {
+        input.extend_from_slice(b"2026-11-28T10:00:00Z INFO request id=");
+        if rng.gen_bool(0.2) {
+            let p = &patterns[rng.gen_range(0..patterns.len())];
+            input.extend_from_slice(p);
+        } else {
+            input.extend((0..rng.gen_range(5..80)).map(|_| alnum[rng.gen_range(0..alnum.len())]));
+        }
+        input.push(b'\n');
+    }
+    let ac = AhoCorasick::builder()
+        .match_kind(MatchKind::LeftmostLongest)
+        .build(&patterns)
+        .unwrap();
+    let mut expected = Vec::new();
+    ac.replace_all_with_bytes(&input, &mut expected, |_, _, dst| {
+        dst.extend_from_slice(DEFAULT_MASK);
+        true
+    });
+    for chunk in [1usize, 7, 4096, 65536] {
+        let mut r = Redactor::new(set.clone());
+        let mut out = Vec::new();
+        for c in input.chunks(chunk) {
+            r.write(c, &mut out);
+        }
+        r.finish(&mut out);
+        assert!(out == expected, "chunk size {chunk}: output differs from aho-corasick");
+    }
+    for s in &secrets {
+        assert!(!contains(&expected, s));
+    }
+}
