@@ -76,7 +76,10 @@ pub fn variants(value: &[u8]) -> Vec<(Vec<u8>, Encoding)> {
     }
     if let Ok(text) = std::str::from_utf8(value) {
         if let Ok(quoted) = serde_json::to_string(text) {
-            out.push((quoted[1..quoted.len() - 1].as_bytes().to_vec(), Encoding::Json));
+            out.push((
+                quoted.as_bytes()[1..quoted.len() - 1].to_vec(),
+                Encoding::Json,
+            ));
         }
         for set in [URI_COMPONENT, URI_STRICT] {
             let encoded = utf8_percent_encode(text, set).to_string();

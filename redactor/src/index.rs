@@ -82,7 +82,11 @@ impl WindowIndex {
         }
         let w = min_len.saturating_sub(2).clamp(1, 8);
         let k = min_len + 1 - w;
-        let key_mask = if w == 8 { u64::MAX } else { (1u64 << (8 * w)) - 1 };
+        let key_mask = if w == 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * w)) - 1
+        };
 
         let mut entries = Vec::with_capacity(spans.len() * k);
         for (id, &(off, len)) in spans.iter().enumerate() {
@@ -95,8 +99,15 @@ impl WindowIndex {
                 });
             }
         }
-        let bits_log = (entries.len() * 16).next_power_of_two().trailing_zeros().clamp(10, 26);
-        let bucket_log = entries.len().next_power_of_two().trailing_zeros().clamp(1, 26);
+        let bits_log = (entries.len() * 16)
+            .next_power_of_two()
+            .trailing_zeros()
+            .clamp(10, 26);
+        let bucket_log = entries
+            .len()
+            .next_power_of_two()
+            .trailing_zeros()
+            .clamp(1, 26);
         let bits_shift = 64 - bits_log;
         let bucket_shift = 64 - bucket_log;
         let mut bits = vec![0u64; (1usize << bits_log) / 64];

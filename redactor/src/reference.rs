@@ -10,7 +10,10 @@ pub fn redact_all(patterns: &[Vec<u8>], input: &[u8], mask: &[u8], min_length: u
     let mut p = 0;
     while p < input.len() {
         let rest = &input[p..];
-        if patterns.iter().any(|pat| pat.len() > rest.len() && pat.starts_with(rest)) {
+        if patterns
+            .iter()
+            .any(|pat| pat.len() > rest.len() && pat.starts_with(rest))
+        {
             if rest.len() >= min_length {
                 out.extend_from_slice(mask);
             } else {

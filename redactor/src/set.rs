@@ -253,7 +253,9 @@ impl SecretSet {
     /// All pattern bytes, for the reference implementation in tests.
     #[doc(hidden)]
     pub fn patterns_for_reference(&self) -> Vec<Vec<u8>> {
-        (0..self.spans.len()).map(|i| self.pattern(i).to_vec()).collect()
+        (0..self.spans.len())
+            .map(|i| self.pattern(i).to_vec())
+            .collect()
     }
 
     /// True when `tail` is a proper prefix of some pattern (shorter than it).
@@ -273,9 +275,9 @@ impl SecretSet {
         // Patterns are sorted and distinct: the first one not less than `tail` is
         // `tail` itself or the only candidate that extends it; after an equal one,
         // the next is.
-        let mut pos = self.spans.partition_point(|&(off, len)| {
-            &self.arena[off as usize..(off + len) as usize] < tail
-        });
+        let mut pos = self
+            .spans
+            .partition_point(|&(off, len)| &self.arena[off as usize..(off + len) as usize] < tail);
         if pos < self.spans.len() && self.pattern(pos) == tail {
             pos += 1;
         }
@@ -290,7 +292,9 @@ mod tests {
     #[test]
     fn reports_short_and_empty_values_by_name() {
         let mut b = SecretSetBuilder::new();
-        b.add("short", b"abc").add("empty", b"").add("ok", b"long-enough");
+        b.add("short", b"abc")
+            .add("empty", b"")
+            .add("ok", b"long-enough");
         let (set, report) = b.build();
         assert_eq!(report.too_short, vec!["short".to_string()]);
         assert_eq!(report.empty, vec!["empty".to_string()]);
@@ -303,7 +307,10 @@ mod tests {
         let mut b = SecretSetBuilder::new().min_length(3);
         b.add("a", b"abcdef").add("b", b"abc");
         let (set, _) = b.build();
-        assert!(set.is_proper_prefix(b"abc"), "abc is a complete pattern and a prefix of abcdef");
+        assert!(
+            set.is_proper_prefix(b"abc"),
+            "abc is a complete pattern and a prefix of abcdef"
+        );
         assert!(set.is_proper_prefix(b"abcde"));
         assert!(!set.is_proper_prefix(b"abcdef"));
         assert!(!set.is_proper_prefix(b"abd"));

@@ -66,7 +66,10 @@ impl fmt::Debug for ValuesFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ValuesFile")
             .field("generation", &self.generation)
-            .field("names", &self.values.iter().map(|v| &v.0).collect::<Vec<_>>())
+            .field(
+                "names",
+                &self.values.iter().map(|v| &v.0).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -94,7 +97,10 @@ impl ValuesFile {
             let mut parts = line.split(' ');
             match (parts.next(), parts.next(), parts.next(), parts.next()) {
                 (Some("generation"), Some(n), None, None) => {
-                    generation = Some(n.parse().map_err(|_| ValuesFileError::BadLine { line: line_no })?);
+                    generation = Some(
+                        n.parse()
+                            .map_err(|_| ValuesFileError::BadLine { line: line_no })?,
+                    );
                 }
                 (Some("secret"), Some(name), Some(b64), None) => {
                     if !valid_name(name) {
@@ -127,9 +133,19 @@ impl ValuesFile {
             } else {
                 let n: String = name
                     .chars()
-                    .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' })
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
                     .collect();
-                if n.is_empty() { "_".into() } else { n }
+                if n.is_empty() {
+                    "_".into()
+                } else {
+                    n
+                }
             };
             out.extend_from_slice(b"secret ");
             out.extend_from_slice(name.as_bytes());
@@ -171,7 +187,10 @@ mod tests {
 
     #[test]
     fn rejects_bad_input_with_line_numbers() {
-        assert_eq!(ValuesFile::parse(b"nope\n").unwrap_err(), ValuesFileError::BadHeader);
+        assert_eq!(
+            ValuesFile::parse(b"nope\n").unwrap_err(),
+            ValuesFileError::BadHeader
+        );
         assert_eq!(
             ValuesFile::parse(b"shroud-values 1\ngeneration 1\nsecret a !!!\n").unwrap_err(),
             ValuesFileError::BadValue { line: 3 }

@@ -91,7 +91,10 @@ fn stream(set: Arc<SecretSet>, input: &[u8], cuts: &[(usize, bool)]) -> (Vec<u8>
         }
         let end = (pos + len.max(1)).min(input.len());
         r.write(&input[pos..end], &mut out);
-        segments.last_mut().unwrap().extend_from_slice(&input[pos..end]);
+        segments
+            .last_mut()
+            .unwrap()
+            .extend_from_slice(&input[pos..end]);
         pos = end;
         if flush {
             r.flush(&mut out);
@@ -191,7 +194,9 @@ fn many_secrets_match_aho_corasick_leftmost_longest() {
     let mut secrets = Vec::new();
     for i in 0..200 {
         let len = rng.gen_range(16..=32);
-        let s: Vec<u8> = (0..len).map(|_| alnum[rng.gen_range(0..alnum.len())]).collect();
+        let s: Vec<u8> = (0..len)
+            .map(|_| alnum[rng.gen_range(0..alnum.len())])
+            .collect();
         b.add(format!("s{i}"), &s);
         secrets.push(s);
     }
@@ -224,7 +229,10 @@ fn many_secrets_match_aho_corasick_leftmost_longest() {
             r.write(c, &mut out);
         }
         r.finish(&mut out);
-        assert!(out == expected, "chunk size {chunk}: output differs from aho-corasick");
+        assert!(
+            out == expected,
+            "chunk size {chunk}: output differs from aho-corasick"
+        );
     }
     for s in &secrets {
         assert!(!contains(&expected, s));

@@ -1,0 +1,38 @@
+//! `shroud redact`: stdin to stdout through the redactor.
+
+use std::io;
+
+use anyhow::Context as _;
+
+use crate::cli::RedactArgs;
+use crate::error::usage;
+use crate::live::LiveSet;
+use crate::pump::{pump, PumpConfig, StreamCounters};
+use crate::secrets_source::Sources;
+
+pub fn run(args: RedactArgs) -> anyhow::Result<i32> {
+    let r = &args.redaction;
+    let sources = Sources {
+        files: r.secret_files.clone(),
+        dir: r.secrets_dir.clone(),
+    };
+    let (set, loaded) = sources.load(r.min_length).map_err(usage)?;
+    crate::report::warn_report(&loaded.report, r.min_length);
+    let live = LiveSet::new(set);
+    let config = PumpConfig {
+        mask: r.mask.as_bytes().to_vec(),
+        idle: r.idle,
+    };
+    let stdin = io::stdin();
+    let stdout = io::stdout();
+    use std::os::fd::AsFd as _;
+    pump(
+        stdin.as_fd(),
+        stdout.as_fd(),
+        &live,
+        &config,
+        &StreamCounters::default(),
+    )
+    .context("redacting stdin to stdout")?;
+    Ok(0)
+}

@@ -1,0 +1,16 @@
+//! shroud: a secrets sidecar for ephemeral workloads.
+//!
+//! The binary's roles (`redact`, `exec`, `run`, `agent`, `scan`, `audit`,
+//! `webhook`) are in [`commands`]; the pieces they share are the modules below.
+//! See docs/ARCHITECTURE.md for the map.
+
+pub mod alloc;
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod harden;
+pub mod live;
+pub mod logging;
+pub mod pump;
+pub mod report;
+pub mod secrets_source;

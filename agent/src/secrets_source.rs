@@ -1,0 +1,193 @@
+//! Where `redact`, `exec` and `scan` read secret values from: `--secret-file`
+//! (one value per file) and `--secrets-dir` (every regular file directly inside,
+//! plus the agent's `.shroud/values` redaction set).
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use shroud_redactor::values_file::{ValuesFile, ValuesFileError};
+use shroud_redactor::{BuildReport, SecretSet, SecretSetBuilder};
+use zeroize::Zeroizing;
+
+/// The agent's files inside a secrets directory.
+pub const META_DIR: &str = ".shroud";
+/// Path of the redaction set inside a secrets directory.
+pub const VALUES_FILE: &str = ".shroud/values";
+
+/// Why secret values could not be loaded. Names the file, never its content.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// A secret file or directory could not be read.
+    #[error("cannot read {path}")]
+    Read {
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// `--secrets-dir` is not a directory.
+    #[error("{path} is not a directory")]
+    NotADirectory {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// The values file is malformed.
+    #[error("invalid values file {path}")]
+    Values {
+        /// The values file.
+        path: PathBuf,
+        /// What is wrong with it.
+        source: ValuesFileError,
+    },
+}
+
+/// What to read secret values from.
+#[derive(Clone, Debug, Default)]
+pub struct Sources {
+    /// Files holding one value each.
+    pub files: Vec<PathBuf>,
+    /// A directory of value files and the agent's `.shroud/values`.
+    pub dir: Option<PathBuf>,
+}
+
+/// What loading found, besides the set itself.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// The values file's generation, when the directory had one.
+    pub generation: Option<u64>,
+    /// Names of short or empty values, for warnings.
+    pub report: BuildReport,
+}
+
+impl Sources {
+    /// True when no source was given.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty() && self.dir.is_none()
+    }
+
+    /// Reads every source and builds the set.
+    pub fn load(&self, min_length: usize) -> Result<(SecretSet, Loaded), SourceError> {
+        let mut builder = SecretSetBuilder::new().min_length(min_length);
+        let mut loaded = Loaded::default();
+        for path in &self.files {
+            let value = read_value(path)?;
+            builder.add(display_name(path), &value);
+        }
+        if let Some(dir) = &self.dir {
+            loaded.generation = add_dir(dir, &mut builder)?;
+        }
+        let (set, report) = builder.build();
+        loaded.report = report;
+        Ok((set, loaded))
+    }
+}
+
+fn display_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+fn read_err(path: &Path) -> impl FnOnce(io::Error) -> SourceError + '_ {
+    move |source| SourceError::Read {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Reads one value file, stripping one trailing newline (`\n` or `\r\n`).
+pub fn read_value(path: &Path) -> Result<Zeroizing<Vec<u8>>, SourceError> {
+    let mut value = Zeroizing::new(fs::read(path).map_err(read_err(path))?);
+    if value.ends_with(b"\n") {
+        value.pop();
+        if value.ends_with(b"\r") {
+            value.pop();
+        }
+    }
+    Ok(value)
+}
+
+/// Adds every regular file directly in `dir` (following symlinks, as Kubernetes
+/// mounts are symlinks into `..data`; skipping dot-entries, which are Kubernetes'
+/// and shroud's own bookkeeping) and the values file. Returns its generation.
+fn add_dir(dir: &Path, builder: &mut SecretSetBuilder) -> Result<Option<u64>, SourceError> {
+    let meta = fs::metadata(dir).map_err(read_err(dir))?;
+    if !meta.is_dir() {
+        return Err(SourceError::NotADirectory {
+            path: dir.to_path_buf(),
+        });
+    }
+    let mut names: Vec<_> = fs::read_dir(dir)
+        .map_err(read_err(dir))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(read_err(dir))?
+        .into_iter()
+        .map(|e| e.file_name())
+        .filter(|n| !n.to_string_lossy().starts_with('.'))
+        .collect();
+    names.sort();
+    for name in names {
+        let path = dir.join(&name);
+        match fs::metadata(&path) {
+            Ok(m) if m.is_file() => {
+                let value = read_value(&path)?;
+                builder.add(name.to_string_lossy().into_owned(), &value);
+            }
+            Ok(_) => {}
+            // Removed between listing and reading (a rotation): not an error.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(read_err(&path)(e)),
+        }
+    }
+    let values_path = dir.join(VALUES_FILE);
+    match fs::read(&values_path) {
+        Ok(bytes) => {
+            let bytes = Zeroizing::new(bytes);
+            let file = ValuesFile::parse(&bytes).map_err(|source| SourceError::Values {
+                path: values_path.clone(),
+                source,
+            })?;
+            file.add_to(builder);
+            Ok(Some(file.generation))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(read_err(&values_path)(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_dir_files_and_values_skipping_dotfiles() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("db"), b"password-one\n").unwrap();
+        fs::write(dir.path().join("..data"), b"ignored-value").unwrap();
+        fs::create_dir(dir.path().join(META_DIR)).unwrap();
+        let vf = ValuesFile {
+            generation: 3,
+            values: vec![("api".into(), Zeroizing::new(b"token-two".to_vec()))],
+        };
+        fs::write(dir.path().join(VALUES_FILE), vf.to_bytes().as_slice()).unwrap();
+        let src = Sources {
+            files: vec![],
+            dir: Some(dir.path().to_path_buf()),
+        };
+        let (set, loaded) = src.load(6).unwrap();
+        assert_eq!(loaded.generation, Some(3));
+        let m = set.find_matches(b"password-one token-two ignored-value");
+        assert_eq!(m.len(), 2);
+    }
+
+    #[test]
+    fn missing_file_error_names_it() {
+        let src = Sources {
+            files: vec![PathBuf::from("/nonexistent/secret")],
+            dir: None,
+        };
+        let err = src.load(6).unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/secret"), "{err}");
+    }
+}

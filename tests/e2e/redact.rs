@@ -1,0 +1,180 @@
+//! `shroud redact` as a process: real pipes, real timing, real exit codes.
+
+use std::io::{Read as _, Write as _};
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use shroud_e2e::*;
+
+const SECRET: &[u8] = b"correct-horse-battery";
+
+#[test]
+fn masks_values_from_files_dir_and_values_file_in_every_encoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = secret_file(dir.path(), "pw", b"correct-horse-battery\n");
+    let sdir = dir.path().join("secrets");
+    std::fs::create_dir_all(sdir.join(".shroud")).unwrap();
+    std::fs::write(sdir.join("api"), b"api-token-0987").unwrap();
+    std::fs::write(
+        sdir.join(".shroud/values"),
+        b"shroud-values 1\ngeneration 1\nsecret db cG9zdGdyZXMtcGFzcw==\n",
+    )
+    .unwrap();
+    let input = b"raw correct-horse-battery\n\
+        b64 Y29ycmVjdC1ob3JzZS1iYXR0ZXJ5\n\
+        url api-token-0987 json \"postgres-pass\"\n\
+        inside eHljb3JyZWN0LWhvcnNlLWJhdHRlcnl6\n";
+    let done = run_with_input(
+        shroud()
+            .arg("redact")
+            .arg("--secret-file")
+            .arg(&f)
+            .arg("--secrets-dir")
+            .arg(&sdir),
+        input,
+        Duration::from_secs(10),
+    );
+    assert!(done.status.success(), "{}", done.err());
+    let out = done.out();
+    assert_eq!(
+        out,
+        "raw [REDACTED]\nb64 [REDACTED]\nurl [REDACTED] json \"[REDACTED]\"\ninside eHl[REDACTED]l6\n"
+    );
+}
+
+#[test]
+fn prompt_appears_and_slow_secret_never_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = secret_file(dir.path(), "pw", SECRET);
+    let mut child = shroud()
+        .args(["redact", "--idle", "300ms", "--secret-file"])
+        .arg(&f)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stdout.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if tx.send(buf[..n].to_vec()).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    // "cor" could start the secret: it is held, then released after the idle time.
+    stdin.write_all(b"Password: cor").unwrap();
+    let start = Instant::now();
+    let mut seen = Vec::new();
+    while !contains(&seen, b"Password: cor") {
+        let chunk = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("prompt without newline never appeared");
+        seen.extend(chunk);
+    }
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250),
+        "held piece released early: {waited:?}"
+    );
+    // Now the secret, one byte per write, with pauses well under the idle time.
+    for b in SECRET {
+        stdin.write_all(&[*b]).unwrap();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    stdin.write_all(b"\n").unwrap();
+    drop(stdin);
+    let status = wait_with_deadline(&mut child, Duration::from_secs(10));
+    reader.join().unwrap();
+    seen.extend(rx.try_iter().flatten());
+    assert!(status.success());
+    assert_eq!(String::from_utf8_lossy(&seen), "Password: cor[REDACTED]\n");
+}
+
+#[test]
+fn binary_and_long_lines_stream_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = secret_file(dir.path(), "pw", SECRET);
+    let mut input = Vec::new();
+    for i in 0..(8 << 20) {
+        input.push((i * 7 % 251) as u8);
+    }
+    input.extend_from_slice(SECRET);
+    input.extend_from_slice(b"\x00\xff\x1b[0m");
+    let done = run_with_input(
+        shroud().arg("redact").arg("--secret-file").arg(&f),
+        &input,
+        Duration::from_secs(60),
+    );
+    assert!(done.status.success());
+    assert_eq!(
+        done.stdout.len(),
+        input.len() - SECRET.len() + b"[REDACTED]".len()
+    );
+    assert!(done.stdout.ends_with(b"[REDACTED]\x00\xff\x1b[0m"));
+    assert_eq!(&done.stdout[..8 << 20], &input[..8 << 20]);
+}
+
+#[test]
+fn bad_sources_exit_64_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-secret");
+    let done = run_with_input(
+        shroud().arg("redact").arg("--secret-file").arg(&missing),
+        b"",
+        Duration::from_secs(10),
+    );
+    assert_eq!(done.status.code(), Some(64));
+    assert!(done.err().contains("no-such-secret"), "{}", done.err());
+
+    let file = secret_file(dir.path(), "plain", b"x");
+    let done = run_with_input(
+        shroud().arg("redact").arg("--secrets-dir").arg(&file),
+        b"",
+        Duration::from_secs(10),
+    );
+    assert_eq!(done.status.code(), Some(64));
+    assert!(done.err().contains("not a directory"), "{}", done.err());
+
+    let sdir = dir.path().join("s");
+    std::fs::create_dir_all(sdir.join(".shroud")).unwrap();
+    std::fs::write(sdir.join(".shroud/values"), b"garbage").unwrap();
+    let done = run_with_input(
+        shroud().arg("redact").arg("--secrets-dir").arg(&sdir),
+        b"",
+        Duration::from_secs(10),
+    );
+    assert_eq!(done.status.code(), Some(64));
+    assert!(done.err().contains(".shroud/values"), "{}", done.err());
+
+    let done = run_with_input(
+        shroud().args(["redact", "--min-length", "0"]),
+        b"",
+        Duration::from_secs(10),
+    );
+    assert_eq!(done.status.code(), Some(64));
+    assert!(done.err().contains("--min-length"), "{}", done.err());
+}
+
+#[test]
+fn short_values_are_reported_by_name_not_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = secret_file(dir.path(), "tiny-secret", b"abc");
+    let done = run_with_input(
+        shroud().arg("redact").arg("--secret-file").arg(&f),
+        b"abc\n",
+        Duration::from_secs(10),
+    );
+    assert!(done.status.success());
+    assert_eq!(done.out(), "abc\n");
+    assert!(done.err().contains("tiny-secret"), "{}", done.err());
+    assert!(!done.err().contains("abc\""), "{}", done.err());
+}
