@@ -4,9 +4,11 @@
 //! `webhook`) are in [`commands`]; the pieces they share are the modules below.
 //! See docs/ARCHITECTURE.md for the map.
 
+pub mod agent;
 pub mod alloc;
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod error;
 pub mod events;
 pub mod harden;
@@ -15,3 +17,4 @@ pub mod logging;
 pub mod pump;
 pub mod report;
 pub mod secrets_source;
+pub mod vault;

@@ -1,0 +1,13 @@
+//! The agent proper: the lease engine and its parts (files, rendering, the
+//! rotation handshake, backoff, wake-up sources), and the child supervision used
+//! by `shroud run`.
+
+pub mod backoff;
+pub mod child;
+pub mod engine;
+pub mod files;
+pub mod handshake;
+pub mod render;
+pub mod wake;
+
+pub use engine::{Engine, StartError, Wake};
