@@ -518,6 +518,7 @@ impl Engine {
                     c.expires = Some(now + renewed.duration);
                 }
                 s.next = now + renew_after(renewed.duration, threshold);
+                info!(secret = %s.spec.name, ttl = ?renewed.duration, "lease renewed");
                 if capped {
                     info!(secret = %s.spec.name, ttl = ?renewed.duration, "lease reached its max TTL; replacing it before it expires");
                     s.due = Due::Rotate;
