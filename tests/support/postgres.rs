@@ -57,7 +57,7 @@ impl Postgres {
         let port = free_port();
         let out = as_postgres("pg_ctl")
             .args(["-D", data.to_str().unwrap(), "-w", "-t", "30", "-l"])
-            .arg(dir.path().join("pg.log"))
+            .arg(sock.join("pg.log"))
             .arg("-o")
             .arg(format!(
                 "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
@@ -70,7 +70,7 @@ impl Postgres {
             out.status.success(),
             "pg_ctl start: {}{}",
             String::from_utf8_lossy(&out.stderr),
-            std::fs::read_to_string(dir.path().join("pg.log")).unwrap_or_default()
+            std::fs::read_to_string(sock.join("pg.log")).unwrap_or_default()
         );
         Postgres { port, dir }
     }
