@@ -430,8 +430,7 @@ impl Engine {
                     self.token.backoff.reset();
                     // Shorter than the first TTL: capped by the max TTL, so the
                     // next step is a new login before it runs out.
-                    self.token.renew = info.renewable
-                        && info.ttl + Duration::from_secs(1) >= self.token.first_ttl;
+                    self.token.renew = info.renewable && info.ttl >= self.token.first_ttl;
                     self.token.next = Some(Instant::now() + renew_after(info.ttl, threshold));
                 }
                 Err(e) if e.is_transient() => {
@@ -512,8 +511,8 @@ impl Engine {
                 let now = Instant::now();
                 let s = &mut self.secrets[i];
                 s.backoff.reset();
-                let capped = !renewed.renewable
-                    || renewed.duration + Duration::from_secs(1) < increment;
+                // Vault grants exactly the increment unless the max TTL cuts it.
+                let capped = !renewed.renewable || renewed.duration < increment;
                 if let Some(c) = &mut s.current {
                     c.expires = Some(now + renewed.duration);
                 }
