@@ -93,7 +93,11 @@ impl World {
     fn leftovers(&self) -> Vec<String> {
         let mut left = Vec::new();
         for e in walk(self.out.path()) {
-            let rel = e.strip_prefix(self.out.path()).unwrap().display().to_string();
+            let rel = e
+                .strip_prefix(self.out.path())
+                .unwrap()
+                .display()
+                .to_string();
             if rel != ".shroud" && rel != ".shroud/acks" {
                 left.push(rel);
             }
@@ -104,8 +108,16 @@ impl World {
     /// Asserts nothing of shroud's survives: files, leases, tokens, roles.
     fn assert_clean(&self, users: &[String]) {
         assert_eq!(self.leftovers(), Vec::<String>::new(), "files left behind");
-        assert_eq!(self.bao.leases("database/creds/app/"), Vec::<String>::new(), "leases left");
-        assert_eq!(self.bao.accessors().len(), 1, "only the root token may remain");
+        assert_eq!(
+            self.bao.leases("database/creds/app/"),
+            Vec::<String>::new(),
+            "leases left"
+        );
+        assert_eq!(
+            self.bao.accessors().len(),
+            1,
+            "only the root token may remain"
+        );
         if let Some(pg) = &self.pg {
             for u in users {
                 assert!(!pg.role_exists(u), "PostgreSQL role {u} still exists");
@@ -145,13 +157,19 @@ fn until<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T 
         if let Some(v) = f() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 fn now_ns() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
 }
 
 fn spawn_agent(cfg: &Path, log: &Path) -> Child {
@@ -175,7 +193,8 @@ fn sigterm(child: &Child) {
 }
 
 const DB_SECRET: &str = "[[secret]]\nname = \"db.env\"\npath = \"database/creds/app\"\nkind = \"dynamic\"\nformat = \"env\"\n";
-const KV_SECRET: &str = "[[secret]]\nname = \"api-key\"\npath = \"secret/app\"\nkind = \"kv2\"\nfield = \"api_key\"\n";
+const KV_SECRET: &str =
+    "[[secret]]\nname = \"api-key\"\npath = \"secret/app\"\nkind = \"kv2\"\nfield = \"api_key\"\n";
 
 #[test]
 fn run_masks_and_cleans_up_however_the_command_ends() {
@@ -199,10 +218,26 @@ cp "$SHROUD_SECRETS_DIR/db.env" "{seen}"
     );
     let end_file = w.path("end");
     let cases: [(&str, String, i32); 4] = [
-        ("exit 0", format!("date +%s%N > {0}; exit 0", end_file.display()), 0),
-        ("exit 7", format!("date +%s%N > {0}; exit 7", end_file.display()), 7),
-        ("SIGKILL", format!("date +%s%N > {0}; kill -KILL $$", end_file.display()), 137),
-        ("shroud SIGTERMed", format!("touch {0}.started; exec sleep 60", end_file.display()), 143),
+        (
+            "exit 0",
+            format!("date +%s%N > {0}; exit 0", end_file.display()),
+            0,
+        ),
+        (
+            "exit 7",
+            format!("date +%s%N > {0}; exit 7", end_file.display()),
+            7,
+        ),
+        (
+            "SIGKILL",
+            format!("date +%s%N > {0}; kill -KILL $$", end_file.display()),
+            137,
+        ),
+        (
+            "shroud SIGTERMed",
+            format!("touch {0}.started; exec sleep 60", end_file.display()),
+            143,
+        ),
     ];
     for (what, ending, code) in cases {
         let _ = std::fs::remove_file(&end_file);
@@ -226,23 +261,56 @@ cp "$SHROUD_SECRETS_DIR/db.env" "{seen}"
         }
         let status = wait_with_deadline(&mut child, Duration::from_secs(30));
         let exited_at = now_ns();
-        let ended: u128 = std::fs::read_to_string(&end_file).unwrap().trim().parse().unwrap();
+        let ended: u128 = std::fs::read_to_string(&end_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         let mut stdout = String::new();
         let mut stderr = String::new();
         use std::io::Read as _;
-        child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
-        child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
-        assert_eq!(status.code(), Some(code), "{what}: exit code; stderr: {stderr}");
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .unwrap();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        assert_eq!(
+            status.code(),
+            Some(code),
+            "{what}: exit code; stderr: {stderr}"
+        );
         let elapsed = Duration::from_nanos((exited_at - ended) as u64);
-        assert!(elapsed < Duration::from_secs(1), "{what}: shroud took {elapsed:?} to clean up");
+        assert!(
+            elapsed < Duration::from_secs(1),
+            "{what}: shroud took {elapsed:?} to clean up"
+        );
         let seen = std::fs::read_to_string(w.path("seen.env")).unwrap();
         let (user, password) = (env_value(&seen, "USERNAME"), env_value(&seen, "PASSWORD"));
-        assert!(stdout.contains("login-ok"), "{what}: the credentials worked: {stdout}");
-        assert!(!stdout.contains(&password), "{what}: password leaked: {stdout}");
+        assert!(
+            stdout.contains("login-ok"),
+            "{what}: the credentials worked: {stdout}"
+        );
+        assert!(
+            !stdout.contains(&password),
+            "{what}: password leaked: {stdout}"
+        );
         assert!(!stdout.contains(API_KEY), "{what}: api key leaked");
         assert!(!stdout.contains(&user), "{what}: username leaked");
-        assert!(stdout.matches("[REDACTED]").count() >= 6, "{what}: {stdout}");
-        assert!(!stderr.contains(&password), "{what}: password in shroud's log");
+        assert!(
+            stdout.matches("[REDACTED]").count() >= 6,
+            "{what}: {stdout}"
+        );
+        assert!(
+            !stderr.contains(&password),
+            "{what}: password in shroud's log"
+        );
         w.assert_clean(&[user]);
     }
 }
@@ -273,11 +341,18 @@ fn dynamic_credentials_are_renewed_then_replaced_before_max_ttl() {
                 users.push(user);
             }
         }
-        assert!(agent.try_wait().unwrap().is_none(), "agent died: {}", std::fs::read_to_string(&log).unwrap());
+        assert!(
+            agent.try_wait().unwrap().is_none(),
+            "agent died: {}",
+            std::fs::read_to_string(&log).unwrap()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let text = std::fs::read_to_string(&log).unwrap();
-    assert!(users.len() >= 2, "credentials were replaced: {users:?}\n{text}");
+    assert!(
+        users.len() >= 2,
+        "credentials were replaced: {users:?}\n{text}"
+    );
     assert!(text.contains("lease renewed"), "{text}");
     assert!(text.contains("max TTL"), "{text}");
     sigterm(&agent);
@@ -305,32 +380,45 @@ fn survives_a_vault_outage_and_removes_expired_credentials() {
     assert_eq!(w.file("db.env").as_deref(), Some(first.as_str()));
     assert!(pg.can_login(&user, &pw));
     // …until their lease really runs out; then the file goes.
-    until(Duration::from_secs(10), "the expired file to be removed", || {
-        w.file("db.env").is_none().then_some(())
-    });
-    assert!(agent.try_wait().unwrap().is_none(), "agent must keep running");
+    until(
+        Duration::from_secs(10),
+        "the expired file to be removed",
+        || w.file("db.env").is_none().then_some(()),
+    );
+    assert!(
+        agent.try_wait().unwrap().is_none(),
+        "agent must keep running"
+    );
     w.bao.thaw();
-    let next = until(Duration::from_secs(40), "new credentials after the outage", || {
-        w.file("db.env").filter(|t| env_value(t, "USERNAME") != user)
-    });
+    let next = until(
+        Duration::from_secs(40),
+        "new credentials after the outage",
+        || {
+            w.file("db.env")
+                .filter(|t| env_value(t, "USERNAME") != user)
+        },
+    );
     let (user2, pw2) = (env_value(&next, "USERNAME"), env_value(&next, "PASSWORD"));
     assert!(pg.can_login(&user2, &pw2));
     sigterm(&agent);
     assert!(wait_with_deadline(&mut agent, Duration::from_secs(10)).success());
     // The first lease expired inside Vault; Vault drops its role on its own schedule.
-    until(Duration::from_secs(10), "Vault to expire the first role", || {
-        (!pg.role_exists(&user)).then_some(())
-    });
+    until(
+        Duration::from_secs(10),
+        "Vault to expire the first role",
+        || (!pg.role_exists(&user)).then_some(()),
+    );
     w.assert_clean(&[user, user2]);
 }
 
 fn run_cat(w: &World, cfg: &Path) -> Finished {
     run_with_input(
-        shroud()
-            .arg("run")
-            .arg("--config")
-            .arg(cfg)
-            .args(["--", "sh", "-c", "cat \"$SHROUD_SECRETS_DIR/api-key\"; echo"]),
+        shroud().arg("run").arg("--config").arg(cfg).args([
+            "--",
+            "sh",
+            "-c",
+            "cat \"$SHROUD_SECRETS_DIR/api-key\"; echo",
+        ]),
         b"",
         Duration::from_secs(30),
     )
@@ -360,8 +448,16 @@ s=$(printf '%s.%s' "$h" "$p" | openssl dgst -sha256 -sign {key} | b64)
 printf '%s.%s.%s' "$h" "$p" "$s""#,
         key = key.display()
     );
-    let out = Command::new("sh").args(["-c", &script]).current_dir(dir).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("sh")
+        .args(["-c", &script])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -371,7 +467,13 @@ fn every_auth_method_logs_in_renders_and_revokes() {
     require_tool("openssl", "apt-get install openssl");
     let w = World::new(None);
     // token: a child token with the shroud policy.
-    let token = w.bao.bao(&["token", "create", "-policy=shroud", "-ttl=1h", "-field=token"]);
+    let token = w.bao.bao(&[
+        "token",
+        "create",
+        "-policy=shroud",
+        "-ttl=1h",
+        "-field=token",
+    ]);
     std::fs::write(w.path("token"), token.trim()).unwrap();
     // jwt and kubernetes: the JWT method with a locally generated RSA key; the
     // kubernetes method is the same JWT method mounted at `kubernetes` (shroud's
@@ -380,15 +482,29 @@ fn every_auth_method_logs_in_renders_and_revokes() {
     let key = w.path("key.pem");
     let pubkey = w.path("pub.pem");
     let st = Command::new("openssl")
-        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out"])
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
         .arg(&key)
         .output()
         .unwrap();
     assert!(st.status.success());
-    let st = Command::new("openssl").args(["pkey", "-pubout", "-in"]).arg(&key).arg("-out").arg(&pubkey).output().unwrap();
+    let st = Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&pubkey)
+        .output()
+        .unwrap();
     assert!(st.status.success());
     for mount in ["jwt", "kubernetes"] {
-        w.bao.bao(&["auth", "enable", &format!("-path={mount}"), "jwt"]);
+        w.bao
+            .bao(&["auth", "enable", &format!("-path={mount}"), "jwt"]);
         w.bao.bao(&[
             "write",
             &format!("auth/{mount}/config"),
@@ -413,7 +529,13 @@ fn every_auth_method_logs_in_renders_and_revokes() {
         )
     };
     let methods = [
-        ("token", format!("[auth]\nmethod = \"token\"\ntoken_file = \"{}\"\n", w.path("token").display())),
+        (
+            "token",
+            format!(
+                "[auth]\nmethod = \"token\"\ntoken_file = \"{}\"\n",
+                w.path("token").display()
+            ),
+        ),
         ("approle", w.approle_auth()),
         ("jwt", jwt_auth("jwt")),
         ("kubernetes", jwt_auth("kubernetes")),
@@ -423,10 +545,17 @@ fn every_auth_method_logs_in_renders_and_revokes() {
         let done = run_cat(&w, &cfg);
         assert!(done.status.success(), "{method}: {}", done.err());
         assert_eq!(done.out(), "[REDACTED]\n", "{method}");
-        assert!(done.err().contains(&format!("\"method\":\"{method}\"")), "{method}: {}", done.err());
+        assert!(
+            done.err().contains(&format!("\"method\":\"{method}\"")),
+            "{method}: {}",
+            done.err()
+        );
         w.assert_clean(&[]);
     }
-    assert!(!w.bao.token_valid(token.trim()), "the token-method token was revoked");
+    assert!(
+        !w.bao.token_valid(token.trim()),
+        "the token-method token was revoked"
+    );
 }
 
 #[test]
@@ -435,8 +564,18 @@ fn vault_errors_are_named_and_nothing_is_left_behind() {
     let w = World::new(None);
     let auth = w.approle_auth();
     let cases = [
-        ("unknown path", "secret/missing", "kv2", "nothing found at Vault path secret/data/missing"),
-        ("denied", "database/roles/app", "generic", "permission denied"),
+        (
+            "unknown path",
+            "secret/missing",
+            "kv2",
+            "nothing found at Vault path secret/data/missing",
+        ),
+        (
+            "denied",
+            "database/roles/app",
+            "generic",
+            "permission denied",
+        ),
     ];
     for (what, path, kind, expect) in cases {
         let cfg = w.config(
@@ -445,7 +584,11 @@ fn vault_errors_are_named_and_nothing_is_left_behind() {
         );
         let done = run_cat(&w, &cfg);
         assert_eq!(done.status.code(), Some(1), "{what}: {}", done.err());
-        assert!(done.err().contains(&format!("secret `x` ({path})")), "{what}: {}", done.err());
+        assert!(
+            done.err().contains(&format!("secret `x` ({path})")),
+            "{what}: {}",
+            done.err()
+        );
         assert!(done.err().contains(expect), "{what}: {}", done.err());
         w.assert_clean(&[]);
     }
@@ -454,7 +597,11 @@ fn vault_errors_are_named_and_nothing_is_left_behind() {
     let cfg = w.config(&auth, KV_SECRET);
     let done = run_cat(&w, &cfg);
     assert_eq!(done.status.code(), Some(1));
-    assert!(done.err().contains("approle login failed"), "{}", done.err());
+    assert!(
+        done.err().contains("approle login failed"),
+        "{}",
+        done.err()
+    );
 }
 
 /// Every readable mapping of `pid` (as root, through /proc/PID/mem).
@@ -471,7 +618,10 @@ fn process_memory_contains(pid: u32, needle: &[u8]) -> bool {
             continue;
         }
         let (a, b) = range.split_once('-').unwrap();
-        let (a, b) = (u64::from_str_radix(a, 16).unwrap(), u64::from_str_radix(b, 16).unwrap());
+        let (a, b) = (
+            u64::from_str_radix(a, 16).unwrap(),
+            u64::from_str_radix(b, 16).unwrap(),
+        );
         buf.resize((b - a) as usize, 0);
         if mem.read_exact_at(&mut buf, a).is_ok() && contains(&buf, needle) {
             return true;
@@ -487,7 +637,8 @@ fn a_retired_value_is_gone_from_process_memory() {
     let auth = w.approle_auth();
     let old = "retired-value-7c1d2e3f4a5b6c7d";
     let new = "current-value-0a9b8c7d6e5f4a3b";
-    w.bao.bao(&["kv", "put", "secret/mem", &format!("token={old}")]);
+    w.bao
+        .bao(&["kv", "put", "secret/mem", &format!("token={old}")]);
     let cfg = w.config(
         &auth,
         "[[secret]]\nname = \"mem\"\npath = \"secret/mem\"\nkind = \"kv2\"\nfield = \"token\"\nrefresh = \"300ms\"\n\
@@ -498,16 +649,29 @@ fn a_retired_value_is_gone_from_process_memory() {
     until(Duration::from_secs(20), "first render", || {
         (w.file("mem").as_deref() == Some(old)).then_some(())
     });
-    assert!(process_memory_contains(agent.id(), old.as_bytes()), "the reader finds live values");
-    w.bao.bao(&["kv", "put", "secret/mem", &format!("token={new}")]);
-    until(Duration::from_secs(10), "rotation", || (w.file("mem").as_deref() == Some(new)).then_some(()));
-    // Past the retention window the retired value leaves the redaction set too.
-    until(Duration::from_secs(10), "the retired value to leave the values file", || {
-        let v = std::fs::read(w.out.path().join(".shroud/values")).ok()?;
-        (!contains(&v, base64(old.as_bytes()).as_bytes())).then_some(())
+    assert!(
+        process_memory_contains(agent.id(), old.as_bytes()),
+        "the reader finds live values"
+    );
+    w.bao
+        .bao(&["kv", "put", "secret/mem", &format!("token={new}")]);
+    until(Duration::from_secs(10), "rotation", || {
+        (w.file("mem").as_deref() == Some(new)).then_some(())
     });
+    // Past the retention window the retired value leaves the redaction set too.
+    until(
+        Duration::from_secs(10),
+        "the retired value to leave the values file",
+        || {
+            let v = std::fs::read(w.out.path().join(".shroud/values")).ok()?;
+            (!contains(&v, base64(old.as_bytes()).as_bytes())).then_some(())
+        },
+    );
     std::thread::sleep(Duration::from_millis(500));
-    assert!(process_memory_contains(agent.id(), new.as_bytes()), "sanity: the current value is found");
+    assert!(
+        process_memory_contains(agent.id(), new.as_bytes()),
+        "sanity: the current value is found"
+    );
     assert!(
         !process_memory_contains(agent.id(), old.as_bytes()),
         "the retired value survives in the agent's memory"
@@ -522,7 +686,9 @@ fn base64(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut s = String::new();
     for c in data.chunks(3) {
-        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
         for i in 0..4 {
             if i <= c.len() {
                 s.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);

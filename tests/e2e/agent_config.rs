@@ -67,20 +67,54 @@ fn validate(text: &str) -> Finished {
 fn validate_accepts_a_complete_file() {
     let done = validate(GOOD);
     assert!(done.status.success(), "{}", done.err());
-    assert!(done.out().contains("ok (3 secrets, auth approle"), "{}", done.out());
+    assert!(
+        done.out().contains("ok (3 secrets, auth approle"),
+        "{}",
+        done.out()
+    );
 }
 
 #[test]
 fn validate_names_the_bad_key_and_the_file() {
     // (what is changed, the text replaced, its replacement, what the error must name)
     let cases: &[(&str, &str, &str, &str)] = &[
-        ("unknown key", "timeout = \"2s\"", "timeout = \"2s\"\nadress = \"http://x\"", "adress"),
-        ("method", "method = \"approle\"", "method = \"ldap\"", "[auth] method"),
-        ("mode", "mode = \"0440\"", "mode = \"nope\"", "[output] mode"),
+        (
+            "unknown key",
+            "timeout = \"2s\"",
+            "timeout = \"2s\"\nadress = \"http://x\"",
+            "adress",
+        ),
+        (
+            "method",
+            "method = \"approle\"",
+            "method = \"ldap\"",
+            "[auth] method",
+        ),
+        (
+            "mode",
+            "mode = \"0440\"",
+            "mode = \"nope\"",
+            "[output] mode",
+        ),
         ("kind", "kind = \"dynamic\"", "kind = \"kv1\"", "kind"),
-        ("timeout", "timeout = \"2s\"", "timeout = \"soon\"", "[vault] timeout"),
-        ("threshold", "renew_threshold = 0.5", "renew_threshold = 1.5", "[lifecycle] renew_threshold"),
-        ("template", "template = \"postgres", "template = \"{% if %}\"\n#", "(dsn) template"),
+        (
+            "timeout",
+            "timeout = \"2s\"",
+            "timeout = \"soon\"",
+            "[vault] timeout",
+        ),
+        (
+            "threshold",
+            "renew_threshold = 0.5",
+            "renew_threshold = 1.5",
+            "[lifecycle] renew_threshold",
+        ),
+        (
+            "template",
+            "template = \"postgres",
+            "template = \"{% if %}\"\n#",
+            "(dsn) template",
+        ),
     ];
     for (what, find, replacement, expect) in cases {
         assert!(GOOD.contains(find), "{what}");
@@ -97,7 +131,11 @@ fn validate_names_the_bad_key_and_the_file() {
 fn missing_required_keys_and_secrets_are_named() {
     let done = validate("[vault]\naddress = \"http://127.0.0.1:1\"\n[auth]\nmethod = \"jwt\"\n");
     assert_eq!(done.status.code(), Some(64));
-    assert!(done.err().contains("[auth] role: is required"), "{}", done.err());
+    assert!(
+        done.err().contains("[auth] role: is required"),
+        "{}",
+        done.err()
+    );
     let done = validate(&GOOD.replace("name = \"api-key\"", "name = \"../etc/passwd\""));
     assert_eq!(done.status.code(), Some(64));
     assert!(done.err().contains("#2"), "{}", done.err());
@@ -111,8 +149,14 @@ fn env_overrides_and_config_toml_from_env() {
     let port = free_port();
     let text = GOOD
         .replace("/run/secrets", tmp.path().to_str().unwrap())
-        .replace("method = \"approle\"", "method = \"token\"\ntoken_file = \"/dev/null\"")
-        .replace("role_id_file = \"/run/role-id\"\nsecret_id_file = \"/run/secret-id\"\n", "");
+        .replace(
+            "method = \"approle\"",
+            "method = \"token\"\ntoken_file = \"/dev/null\"",
+        )
+        .replace(
+            "role_id_file = \"/run/role-id\"\nsecret_id_file = \"/run/secret-id\"\n",
+            "",
+        );
     let done = run_with_input(
         shroud()
             .arg("agent")
@@ -181,7 +225,11 @@ fn unreachable_vault_is_named_after_the_startup_timeout() {
     );
     assert_eq!(done.status.code(), Some(1), "{}", done.err());
     assert!(done.err().contains("unreachable"), "{}", done.err());
-    assert!(done.err().contains(&format!("127.0.0.1:{port}")), "{}", done.err());
+    assert!(
+        done.err().contains(&format!("127.0.0.1:{port}")),
+        "{}",
+        done.err()
+    );
     assert!(t.elapsed() < Duration::from_secs(10));
 }
 

@@ -58,7 +58,9 @@ impl OpenBao {
                 &format!("-dev-listen-address=127.0.0.1:{port}"),
             ])
             .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::from(std::fs::File::create(dir.path().join("bao.err")).unwrap()))
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("bao.err")).unwrap(),
+            ))
             .spawn()
             .expect("starting bao server -dev");
         let bao = OpenBao {
@@ -137,14 +139,26 @@ impl OpenBao {
     pub fn lease_exists(&self, lease_id: &str) -> bool {
         self.bao_as(
             ROOT_TOKEN,
-            &["write", "-format=json", "sys/leases/lookup", &format!("lease_id={lease_id}")],
+            &[
+                "write",
+                "-format=json",
+                "sys/leases/lookup",
+                &format!("lease_id={lease_id}"),
+            ],
         )
         .is_ok()
     }
 
     /// Every lease id under `prefix` (e.g. `database/creds/app/`).
     pub fn leases(&self, prefix: &str) -> Vec<String> {
-        match self.bao_as(ROOT_TOKEN, &["list", "-format=json", &format!("sys/leases/lookup/{prefix}")]) {
+        match self.bao_as(
+            ROOT_TOKEN,
+            &[
+                "list",
+                "-format=json",
+                &format!("sys/leases/lookup/{prefix}"),
+            ],
+        ) {
             Ok(out) => serde_json::from_str::<Vec<String>>(&out)
                 .unwrap_or_default()
                 .into_iter()
@@ -166,7 +180,13 @@ impl OpenBao {
     }
 
     /// Enables AppRole with policy `policy`; returns (role_id, secret_id).
-    pub fn approle(&self, role: &str, policy: &str, token_ttl: &str, token_max_ttl: &str) -> (String, String) {
+    pub fn approle(
+        &self,
+        role: &str,
+        policy: &str,
+        token_ttl: &str,
+        token_max_ttl: &str,
+    ) -> (String, String) {
         let _ = self.bao_as(ROOT_TOKEN, &["auth", "enable", "approle"]);
         self.bao(&[
             "write",
@@ -176,11 +196,20 @@ impl OpenBao {
             &format!("token_max_ttl={token_max_ttl}"),
         ]);
         let role_id = self
-            .bao(&["read", "-field=role_id", &format!("auth/approle/role/{role}/role-id")])
+            .bao(&[
+                "read",
+                "-field=role_id",
+                &format!("auth/approle/role/{role}/role-id"),
+            ])
             .trim()
             .to_string();
         let secret_id = self
-            .bao(&["write", "-f", "-field=secret_id", &format!("auth/approle/role/{role}/secret-id")])
+            .bao(&[
+                "write",
+                "-f",
+                "-field=secret_id",
+                &format!("auth/approle/role/{role}/secret-id"),
+            ])
             .trim()
             .to_string();
         (role_id, secret_id)

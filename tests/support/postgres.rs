@@ -45,15 +45,30 @@ impl Postgres {
         let sock = dir.path().join("sock");
         for d in [&data, &sock] {
             std::fs::create_dir(d).unwrap();
-            let s = Command::new("chown").arg("postgres:postgres").arg(d).status().unwrap();
+            let s = Command::new("chown")
+                .arg("postgres:postgres")
+                .arg(d)
+                .status()
+                .unwrap();
             assert!(s.success());
         }
         let out = as_postgres("initdb")
-            .args(["-D", data.to_str().unwrap(), "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256"])
+            .args([
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "postgres",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+            ])
             .arg(format!("--pwfile={}", pw.display()))
             .output()
             .unwrap();
-        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let port = free_port();
         let out = as_postgres("pg_ctl")
             .args(["-D", data.to_str().unwrap(), "-w", "-t", "30", "-l"])
@@ -87,14 +102,31 @@ impl Postgres {
             .args(["-p", &self.port.to_string(), "-d", "postgres", "-c", sql])
             .output()
             .unwrap();
-        assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "psql: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
     /// True when `user`/`password` can log in over TCP (password checked).
     pub fn can_login(&self, user: &str, password: &str) -> bool {
         Command::new("psql")
-            .args(["-X", "-At", "-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", user, "-d", "postgres", "-c", "select 1"])
+            .args([
+                "-X",
+                "-At",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                user,
+                "-d",
+                "postgres",
+                "-c",
+                "select 1",
+            ])
             .env("PGPASSWORD", password)
             .env("PGCONNECT_TIMEOUT", "5")
             .output()
@@ -121,7 +153,10 @@ impl Postgres {
     /// Enables the database secrets engine on `bao` for this cluster with role
     /// `app` (`database/creds/app`).
     pub fn configure_vault(&self, bao: &OpenBao, default_ttl: &str, max_ttl: &str) {
-        let _ = bao.bao_as(crate::openbao::ROOT_TOKEN, &["secrets", "enable", "database"]);
+        let _ = bao.bao_as(
+            crate::openbao::ROOT_TOKEN,
+            &["secrets", "enable", "database"],
+        );
         bao.bao(&[
             "write",
             "database/config/pg",
@@ -148,7 +183,13 @@ impl Postgres {
 impl Drop for Postgres {
     fn drop(&mut self) {
         let _ = as_postgres("pg_ctl")
-            .args(["-D", self.dir.path().join("data").to_str().unwrap(), "-m", "immediate", "stop"])
+            .args([
+                "-D",
+                self.dir.path().join("data").to_str().unwrap(),
+                "-m",
+                "immediate",
+                "stop",
+            ])
             .output();
     }
 }

@@ -52,7 +52,7 @@ pub enum StartError {
         /// Configured path.
         path: String,
         /// The error.
-        source: VaultError,
+        source: Box<VaultError>,
     },
     /// A secret could not be rendered.
     #[error(transparent)]
@@ -132,7 +132,9 @@ impl std::fmt::Debug for Engine {
 }
 
 fn lease_id(c: &Option<Current>) -> Option<&str> {
-    c.as_ref().and_then(|c| c.lease.as_ref()).map(|l| l.id.as_str())
+    c.as_ref()
+        .and_then(|c| c.lease.as_ref())
+        .map(|l| l.id.as_str())
 }
 
 impl Engine {
@@ -213,7 +215,7 @@ impl Engine {
                         return Err(StartError::Fetch {
                             secret: spec.name.clone(),
                             path: spec.path.clone(),
-                            source,
+                            source: Box::new(source),
                         });
                     }
                 }
@@ -224,9 +226,17 @@ impl Engine {
         let staged = self
             .secrets
             .iter()
-            .map(|s| (s.spec.name.clone(), s.current.as_ref().map(|c| c.rendered.clone())))
+            .map(|s| {
+                (
+                    s.spec.name.clone(),
+                    s.current.as_ref().map(|c| c.rendered.clone()),
+                )
+            })
             .collect::<Vec<_>>();
-        let generation = { let values = self.current_values(); self.publisher.publish(&mut self.out, values) }?;
+        let generation = {
+            let values = self.current_values();
+            self.publisher.publish(&mut self.out, values)
+        }?;
         let mut files = Vec::new();
         for (name, bytes) in staged {
             if let Some(bytes) = bytes {
@@ -264,7 +274,11 @@ impl Engine {
 
     fn fetch(&mut self, i: usize) -> Result<api::SecretRead, VaultError> {
         let spec = &self.secrets[i].spec;
-        let result = api::read(&self.client, &spec.read_path(), spec.kind == SecretKind::Kv2);
+        let result = api::read(
+            &self.client,
+            &spec.read_path(),
+            spec.kind == SecretKind::Kv2,
+        );
         let outcome = match &result {
             Ok(_) => Outcome::Ok,
             Err(e) => e.outcome(),
@@ -279,7 +293,11 @@ impl Engine {
         events::emit(Event::Fetch {
             secret: &spec.name,
             path: &spec.path,
-            lease_id: result.as_ref().ok().and_then(|r| r.lease.as_ref()).map(|l| l.id.as_str()),
+            lease_id: result
+                .as_ref()
+                .ok()
+                .and_then(|r| r.lease.as_ref())
+                .map(|l| l.id.as_str()),
             outcome,
         });
         if let Ok(r) = &result {
@@ -353,7 +371,10 @@ impl Engine {
             let now = Instant::now();
             self.expire(now);
             if self.publisher.prune(now) {
-                if let Err(e) = { let values = self.current_values(); self.publisher.publish(&mut self.out, values) } {
+                if let Err(e) = {
+                    let values = self.current_values();
+                    self.publisher.publish(&mut self.out, values)
+                } {
                     error!(error = %e, "cannot update the redaction set");
                 }
             }
@@ -373,7 +394,11 @@ impl Engine {
                 .map(|s| s.next)
                 .chain(self.token.next)
                 .chain(self.publisher.next_expiry())
-                .chain(self.secrets.iter().filter_map(|s| s.current.as_ref()?.expires))
+                .chain(
+                    self.secrets
+                        .iter()
+                        .filter_map(|s| s.current.as_ref()?.expires),
+                )
                 .min()
                 .unwrap_or(now + Duration::from_secs(3600));
             match wake.recv_timeout(next.saturating_duration_since(now)) {
@@ -390,7 +415,8 @@ impl Engine {
     /// dead credential is not left behind.
     fn expire(&mut self, now: Instant) {
         for i in 0..self.secrets.len() {
-            let expired = matches!(&self.secrets[i].current, Some(c) if c.expires.is_some_and(|e| e <= now));
+            let expired =
+                matches!(&self.secrets[i].current, Some(c) if c.expires.is_some_and(|e| e <= now));
             if expired {
                 let name = self.secrets[i].spec.name.clone();
                 warn!(secret = %name, "lease expired before it could be renewed or replaced; removing the file");
@@ -590,7 +616,10 @@ impl Engine {
                 .collect();
             self.publisher.retire(leaves);
         }
-        let generation = { let values = self.current_values(); self.publisher.publish(&mut self.out, values) }?;
+        let generation = {
+            let values = self.current_values();
+            self.publisher.publish(&mut self.out, values)
+        }?;
         let staged = self.out.stage(Path::new(name), rendered)?;
         self.await_acks(generation);
         self.out.commit(staged)?;
@@ -623,7 +652,9 @@ impl Engine {
                 }
                 return result.is_ok();
             }
-            let d = backoff.next_delay().min(deadline.saturating_duration_since(Instant::now()));
+            let d = backoff
+                .next_delay()
+                .min(deadline.saturating_duration_since(Instant::now()));
             std::thread::sleep(d);
         }
     }
@@ -679,7 +710,9 @@ impl Engine {
                 }
                 return;
             }
-            let d = backoff.next_delay().min(deadline.saturating_duration_since(Instant::now()));
+            let d = backoff
+                .next_delay()
+                .min(deadline.saturating_duration_since(Instant::now()));
             std::thread::sleep(d);
         }
     }

@@ -47,8 +47,8 @@ const RAMFS_MAGIC: i64 = 0x8584_58f6;
 
 /// True when `dir` is on tmpfs or ramfs; Err carries the filesystem magic.
 pub fn check_tmpfs(dir: &Path) -> Result<(), FilesError> {
-    let st = nix::sys::statfs::statfs(dir)
-        .map_err(|e| io_err("statfs", dir)(io::Error::from(e)))?;
+    let st =
+        nix::sys::statfs::statfs(dir).map_err(|e| io_err("statfs", dir)(io::Error::from(e)))?;
     #[allow(clippy::unnecessary_cast)] // f_type's width differs between libcs
     let magic = st.filesystem_type().0 as i64;
     if magic == TMPFS_MAGIC || magic == RAMFS_MAGIC {
@@ -254,7 +254,10 @@ mod tests {
         out.commit(st).unwrap();
         let p = cfg.dir.join("a");
         assert_eq!(fs::read(&p).unwrap(), b"value-1");
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o400);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o400
+        );
         out.write(Path::new(".shroud/values"), b"v").unwrap();
         assert_eq!(out.wipe_all(), 2);
         assert!(!p.exists());

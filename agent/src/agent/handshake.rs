@@ -193,14 +193,29 @@ mod tests {
             Some(live.clone()),
         );
         let g = p
-            .publish(&mut out, vec![("db.password".into(), Zeroizing::new(b"first-value".to_vec()))])
+            .publish(
+                &mut out,
+                vec![(
+                    "db.password".into(),
+                    Zeroizing::new(b"first-value".to_vec()),
+                )],
+            )
             .unwrap();
         assert_eq!(g, 1);
         assert!(p.wait_acks(&out, g).is_empty(), "no acks: no wait");
         std::fs::write(out.meta("acks/exec1"), "1\n").unwrap();
-        p.retire(vec![("db.password".into(), Zeroizing::new(b"first-value".to_vec()))]);
+        p.retire(vec![(
+            "db.password".into(),
+            Zeroizing::new(b"first-value".to_vec()),
+        )]);
         let g = p
-            .publish(&mut out, vec![("db.password".into(), Zeroizing::new(b"second-value".to_vec()))])
+            .publish(
+                &mut out,
+                vec![(
+                    "db.password".into(),
+                    Zeroizing::new(b"second-value".to_vec()),
+                )],
+            )
             .unwrap();
         let t = Instant::now();
         assert_eq!(p.wait_acks(&out, g), vec!["exec1".to_string()]);
@@ -211,7 +226,12 @@ mod tests {
         assert_eq!(vf.generation, 2);
         assert_eq!(vf.values.len(), 2);
         assert_eq!(live.swaps(), 2);
-        assert_eq!(live.load().find_matches(b"x first-value second-value").len(), 2);
+        assert_eq!(
+            live.load()
+                .find_matches(b"x first-value second-value")
+                .len(),
+            2
+        );
     }
 
     #[test]

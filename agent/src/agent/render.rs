@@ -50,7 +50,10 @@ fn template_error(secret: &str, t: &TemplateSource, e: &minijinja::Error) -> Ren
         secret: secret.to_string(),
         origin: t.origin.clone(),
         line: e.line().unwrap_or(0),
-        message: e.detail().map(str::to_string).unwrap_or_else(|| e.kind().to_string()),
+        message: e
+            .detail()
+            .map(str::to_string)
+            .unwrap_or_else(|| e.kind().to_string()),
     }
 }
 
@@ -83,11 +86,15 @@ fn scalar(v: &Value) -> Zeroizing<Vec<u8>> {
 /// The file content for `spec` from `data`.
 pub fn render(spec: &SecretSpec, data: &SecretData) -> Result<Zeroizing<Vec<u8>>, RenderError> {
     if let Some(field) = &spec.field {
-        return data.0.get(field).map(scalar).ok_or_else(|| RenderError::NoField {
-            secret: spec.name.clone(),
-            field: field.clone(),
-            available: names(data),
-        });
+        return data
+            .0
+            .get(field)
+            .map(scalar)
+            .ok_or_else(|| RenderError::NoField {
+                secret: spec.name.clone(),
+                field: field.clone(),
+                available: names(data),
+            });
     }
     match &spec.format {
         Format::Raw => {
@@ -175,7 +182,10 @@ mod tests {
     #[test]
     fn formats() {
         let d = data();
-        assert_eq!(&render(&spec(Format::Raw, Some("password")), &d).unwrap()[..], b"p'w");
+        assert_eq!(
+            &render(&spec(Format::Raw, Some("password")), &d).unwrap()[..],
+            b"p'w"
+        );
         assert!(render(&spec(Format::Raw, None), &d).is_err());
         assert_eq!(
             &render(&spec(Format::Env, None), &d).unwrap()[..],

@@ -32,10 +32,18 @@ pub fn run(args: AgentArgs) -> anyhow::Result<i32> {
 /// After SIGTERM, a workload that an exec is supervising may still be shutting
 /// down with its credentials: wait for its exit marker (bounded), unless no exec
 /// is listening or a second signal arrives.
-fn wait_for_marker(engine: &Engine, rx: &mpsc::Receiver<Wake>, cfg: &crate::config::Config, sig: i32) {
+fn wait_for_marker(
+    engine: &Engine,
+    rx: &mpsc::Receiver<Wake>,
+    cfg: &crate::config::Config,
+    sig: i32,
+) {
     let meta = engine.dir().join(".shroud");
     let execs = std::fs::read_dir(meta.join("acks"))
-        .map(|d| d.flatten().any(|e| !e.file_name().to_string_lossy().starts_with('.')))
+        .map(|d| {
+            d.flatten()
+                .any(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        })
         .unwrap_or(false);
     if !execs || meta.join("exited").exists() {
         return;

@@ -75,7 +75,11 @@ fn wait_child(rx: &mpsc::Receiver<Wake>, pid: &ChildPid, cfg: &crate::config::Co
     let mut killed = false;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(if killed { std::time::Duration::from_secs(5) } else { left }) {
+        match rx.recv_timeout(if killed {
+            std::time::Duration::from_secs(5)
+        } else {
+            left
+        }) {
             Ok(Wake::ChildExited(code)) => return code,
             Ok(Wake::Signal(_)) | Err(mpsc::RecvTimeoutError::Timeout) if !killed => {
                 warn!("command did not stop; killing it");

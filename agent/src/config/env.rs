@@ -122,7 +122,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(used.len(), 3);
-        assert_eq!(t["vault"]["address"].as_str(), Some("http://127.0.0.1:8200"));
+        assert_eq!(
+            t["vault"]["address"].as_str(),
+            Some("http://127.0.0.1:8200")
+        );
         assert_eq!(t["output"]["uid"].as_integer(), Some(1000));
         assert_eq!(t["output"]["require_tmpfs"].as_bool(), Some(false));
     }

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use super::raw::{RawConfig, RawSecret};
 use super::{
-    AuthConfig, AuthMethod, Config, ConfigError, Format, LifecycleConfig, OnRotate,
-    OutputConfig, RedactConfig, SecretKind, SecretSpec, TemplateSource, VaultConfig,
+    AuthConfig, AuthMethod, Config, ConfigError, Format, LifecycleConfig, OnRotate, OutputConfig,
+    RedactConfig, SecretKind, SecretSpec, TemplateSource, VaultConfig,
 };
 
 const DEFAULT_JWT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
@@ -196,7 +196,9 @@ pub fn validate(origin: &str, raw: RawConfig) -> Result<Config, ConfigError> {
 }
 
 fn secret(c: &Checker<'_>, n: usize, s: RawSecret) -> Result<SecretSpec, ConfigError> {
-    let name = c.required(&format!("[[secret]] #{n} name"), &s.name)?.to_string();
+    let name = c
+        .required(&format!("[[secret]] #{n} name"), &s.name)?
+        .to_string();
     let key = |k: &str| format!("[[secret]] #{n} ({name}) {k}");
     if !shroud_redactor::values_file::valid_name(&name) || name.starts_with('.') {
         return Err(c.err(
@@ -204,7 +206,10 @@ fn secret(c: &Checker<'_>, n: usize, s: RawSecret) -> Result<SecretSpec, ConfigE
             "must match [A-Za-z0-9._-]+ and not start with a dot",
         ));
     }
-    let path = c.required(&key("path"), &s.path)?.trim_matches('/').to_string();
+    let path = c
+        .required(&key("path"), &s.path)?
+        .trim_matches('/')
+        .to_string();
     let kind = match s.kind.as_deref().unwrap_or("generic") {
         "kv2" => SecretKind::Kv2,
         "dynamic" => SecretKind::Dynamic,
@@ -225,14 +230,17 @@ fn secret(c: &Checker<'_>, n: usize, s: RawSecret) -> Result<SecretSpec, ConfigE
             text,
         }),
         (None, Some(file)) => Some(TemplateSource {
-            text: std::fs::read_to_string(&file).map_err(|e| {
-                c.err(key("template_file"), format!("cannot read {file}: {e}"))
-            })?,
+            text: std::fs::read_to_string(&file)
+                .map_err(|e| c.err(key("template_file"), format!("cannot read {file}: {e}")))?,
             origin: file,
         }),
         (None, None) => None,
     };
-    let default_format = if template.is_some() { "template" } else { "raw" };
+    let default_format = if template.is_some() {
+        "template"
+    } else {
+        "raw"
+    };
     let format = match (s.format.as_deref().unwrap_or(default_format), template) {
         ("template", Some(t)) => {
             crate::agent::render::check_template(&name, &t)
@@ -256,7 +264,10 @@ fn secret(c: &Checker<'_>, n: usize, s: RawSecret) -> Result<SecretSpec, ConfigE
         }
     };
     if s.field.is_some() && format != Format::Raw {
-        return Err(c.err(key("field"), "writes one field raw; it cannot be combined with format"));
+        return Err(c.err(
+            key("field"),
+            "writes one field raw; it cannot be combined with format",
+        ));
     }
     Ok(SecretSpec {
         refresh: c.duration(&key("refresh"), s.refresh.as_deref(), "5m")?,

@@ -64,7 +64,9 @@ impl SecretData {
 fn leaves_of(name: &str, v: &Value, out: &mut Vec<(String, Zeroizing<Vec<u8>>)>) {
     match v {
         Value::String(s) => out.push((name.to_string(), Zeroizing::new(s.as_bytes().to_vec()))),
-        Value::Number(n) => out.push((name.to_string(), Zeroizing::new(n.to_string().into_bytes()))),
+        Value::Number(n) => {
+            out.push((name.to_string(), Zeroizing::new(n.to_string().into_bytes())))
+        }
         Value::Object(m) => {
             for (k, v) in m {
                 leaves_of(&format!("{name}.{k}"), v, out);
@@ -119,14 +121,21 @@ fn token_from_auth(v: &Value, operation: &str, path: &str) -> Result<TokenInfo, 
     Ok(TokenInfo {
         token,
         ttl: secs(auth, "lease_duration"),
-        renewable: auth.get("renewable").and_then(Value::as_bool).unwrap_or(false),
+        renewable: auth
+            .get("renewable")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
     })
 }
 
 /// `auth/<mount>/login`.
 pub fn login(c: &VaultClient, mount: &str, body: &Value) -> Result<TokenInfo, VaultError> {
     let path = format!("auth/{mount}/login");
-    let v = answer(c.request("login", "POST", &path, Some(body))?, "login", &path)?;
+    let v = answer(
+        c.request("login", "POST", &path, Some(body))?,
+        "login",
+        &path,
+    )?;
     let info = token_from_auth(&v, "login", &path)?;
     if info.token.is_none() {
         return Err(bad("login", &path, "no client_token in the answer"));
@@ -144,7 +153,10 @@ pub fn lookup_self(c: &VaultClient) -> Result<TokenInfo, VaultError> {
     Ok(TokenInfo {
         token: None,
         ttl: secs(data, "ttl"),
-        renewable: data.get("renewable").and_then(Value::as_bool).unwrap_or(false),
+        renewable: data
+            .get("renewable")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
     })
 }
 
@@ -163,7 +175,12 @@ pub fn renew_self(c: &VaultClient) -> Result<TokenInfo, VaultError> {
 
 /// `auth/token/revoke-self`.
 pub fn revoke_self(c: &VaultClient) -> Result<(), VaultError> {
-    c.request("token_revoke", "POST", "auth/token/revoke-self", Some(&json!({})))?;
+    c.request(
+        "token_revoke",
+        "POST",
+        "auth/token/revoke-self",
+        Some(&json!({})),
+    )?;
     Ok(())
 }
 
@@ -194,7 +211,13 @@ pub fn read(c: &VaultClient, path: &str, kv2: bool) -> Result<SecretRead, VaultE
             Some(Value::Object(m)) => m,
             // A deleted or destroyed version answers with `data: null`.
             Some(Value::Null) => return Err(bad("read", path, "the KV v2 secret is deleted")),
-            _ => return Err(bad("read", path, "not a KV v2 answer (no data.data); is kind right?")),
+            _ => {
+                return Err(bad(
+                    "read",
+                    path,
+                    "not a KV v2 answer (no data.data); is kind right?",
+                ))
+            }
         };
     }
     Ok(SecretRead {
@@ -206,7 +229,11 @@ pub fn read(c: &VaultClient, path: &str, kv2: bool) -> Result<SecretRead, VaultE
 
 /// `sys/leases/renew`. Returns the lease as extended (check its duration: at the
 /// max TTL Vault answers 200 with a shorter duration than asked).
-pub fn renew_lease(c: &VaultClient, id: &str, increment: Duration) -> Result<LeaseInfo, VaultError> {
+pub fn renew_lease(
+    c: &VaultClient,
+    id: &str,
+    increment: Duration,
+) -> Result<LeaseInfo, VaultError> {
     let path = "sys/leases/renew";
     let v = answer(
         c.request(

@@ -51,13 +51,14 @@ impl AuthError {
 }
 
 fn read_credential(key: &'static str, path: &Path) -> Result<Zeroizing<String>, AuthError> {
-    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
-        AuthError::Credential {
-            key,
-            path: path.display().to_string(),
-            source,
-        }
-    })?);
+    let text =
+        Zeroizing::new(
+            std::fs::read_to_string(path).map_err(|source| AuthError::Credential {
+                key,
+                path: path.display().to_string(),
+                source,
+            })?,
+        );
     let trimmed = Zeroizing::new(text.trim().to_string());
     if trimmed.is_empty() {
         return Err(AuthError::Empty {

@@ -329,8 +329,9 @@ fn error_strings(r: ureq::Response) -> String {
 }
 
 fn tls_config(ca: &std::path::Path) -> Result<rustls::ClientConfig, VaultError> {
-    let pem = std::fs::read(ca)
-        .map_err(|e| VaultError::Tls(format!("cannot read [vault] ca_cert {}: {e}", ca.display())))?;
+    let pem = std::fs::read(ca).map_err(|e| {
+        VaultError::Tls(format!("cannot read [vault] ca_cert {}: {e}", ca.display()))
+    })?;
     let mut roots = rustls::RootCertStore::empty();
     let mut n = 0;
     for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
@@ -338,7 +339,10 @@ fn tls_config(ca: &std::path::Path) -> Result<rustls::ClientConfig, VaultError> 
             VaultError::Tls(format!("[vault] ca_cert {}: bad PEM: {e}", ca.display()))
         })?;
         roots.add(cert).map_err(|e| {
-            VaultError::Tls(format!("[vault] ca_cert {}: bad certificate: {e}", ca.display()))
+            VaultError::Tls(format!(
+                "[vault] ca_cert {}: bad certificate: {e}",
+                ca.display()
+            ))
         })?;
         n += 1;
     }
