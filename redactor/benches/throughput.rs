@@ -29,7 +29,9 @@ fn secrets(n: usize, rng: &mut StdRng) -> Vec<Vec<u8>> {
     (0..n)
         .map(|_| {
             let len = rng.gen_range(16..=32);
-            (0..len).map(|_| ALNUM[rng.gen_range(0..ALNUM.len())]).collect()
+            (0..len)
+                .map(|_| ALNUM[rng.gen_range(0..ALNUM.len())])
+                .collect()
         })
         .collect()
 }
@@ -45,14 +47,33 @@ fn build(values: &[Vec<u8>]) -> Arc<SecretSet> {
 /// Log lines of 60–200 bytes; about one in 500 carries a secret in some encoding.
 fn corpus(patterns: &[Vec<u8>], rng: &mut StdRng) -> Vec<u8> {
     let words: &[&[u8]] = &[
-        b"GET", b"POST", b"/api/v1/items", b"status=200", b"latency_ms=", b"user=alice",
-        b"INFO", b"WARN", b"request", b"completed", b"connection", b"pool", b"{\"k\":\"v\"}",
+        b"GET",
+        b"POST",
+        b"/api/v1/items",
+        b"status=200",
+        b"latency_ms=",
+        b"user=alice",
+        b"INFO",
+        b"WARN",
+        b"request",
+        b"completed",
+        b"connection",
+        b"pool",
+        b"{\"k\":\"v\"}",
     ];
     let mut out = Vec::with_capacity(CORPUS_BYTES + 512);
     let mut n = 0u64;
     while out.len() < CORPUS_BYTES {
         n += 1;
-        out.extend_from_slice(format!("2026-11-28T12:{:02}:{:02}.{:06}Z ", n % 60, n % 59, n % 999_983).as_bytes());
+        out.extend_from_slice(
+            format!(
+                "2026-11-28T12:{:02}:{:02}.{:06}Z ",
+                n % 60,
+                n % 59,
+                n % 999_983
+            )
+            .as_bytes(),
+        );
         let target = rng.gen_range(60..200);
         let start = out.len();
         while out.len() - start < target {
@@ -220,7 +241,9 @@ fn latency(bin: &Path, dir: &Path) -> (f64, f64) {
         }
         sent.push(start.elapsed());
         stdin
-            .write_all(format!("2026-11-28T12:00:00Z INFO line {i} status=200 latency_ms=3\n").as_bytes())
+            .write_all(
+                format!("2026-11-28T12:00:00Z INFO line {i} status=200 latency_ms=3\n").as_bytes(),
+            )
             .unwrap();
     }
     drop(stdin);
@@ -241,12 +264,18 @@ fn main() {
     let shroud_bin = std::env::var_os("SHROUD_BIN").map(std::path::PathBuf::from);
     let tmp = tempfile::tempdir().unwrap();
 
-    println!("corpus: {} MiB log-like lines, ~1 in 500 with a secret", CORPUS_BYTES >> 20);
+    println!(
+        "corpus: {} MiB log-like lines, ~1 in 500 with a secret",
+        CORPUS_BYTES >> 20
+    );
     let mut pipe_cat = None;
     if let Some(_bin) = &shroud_bin {
         let c = corpus(&[], &mut rng);
         let (cat, cat_rss) = through_pipe(Command::new("cat"), &c, PIPE_BYTES);
-        println!("pipe   cat                     {cat:6.2} GB/s   peak RSS {:6.1} MiB", cat_rss as f64 / 1024.0);
+        println!(
+            "pipe   cat                     {cat:6.2} GB/s   peak RSS {:6.1} MiB",
+            cat_rss as f64 / 1024.0
+        );
         pipe_cat = Some(cat);
     } else {
         println!("(set SHROUD_BIN to a release build of shroud for the pipe figures; scripts/bench does)");
@@ -267,7 +296,9 @@ fn main() {
         );
         println!("  in-process shroud engine        {engine:6.2} GB/s");
         let (ac_ll, ac_stream) = aho_in_process(&patterns, &c);
-        println!("  in-process aho-corasick LL      {ac_ll:6.2} GB/s   (leftmost-longest, whole buffer)");
+        println!(
+            "  in-process aho-corasick LL      {ac_ll:6.2} GB/s   (leftmost-longest, whole buffer)"
+        );
         println!("  in-process aho-corasick stream  {ac_stream:6.2} GB/s   (stream API, standard semantics only)");
         println!("  engine / aho-corasick LL        {:6.2}x", engine / ac_ll);
         if let (Some(bin), Some(cat)) = (&shroud_bin, pipe_cat) {
@@ -294,6 +325,9 @@ fn main() {
         let mut cmd = Command::new(bin);
         cmd.args(["redact", "--secrets-dir"]).arg(&dir);
         let (_, rss) = through_pipe(cmd, &c, 64 << 20);
-        println!("\nshroud redact with no secrets: peak RSS {:.1} MiB (baseline)", rss as f64 / 1024.0);
+        println!(
+            "\nshroud redact with no secrets: peak RSS {:.1} MiB (baseline)",
+            rss as f64 / 1024.0
+        );
     }
 }

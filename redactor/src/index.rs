@@ -157,7 +157,8 @@ impl WindowIndex {
                     self.key_at(buf, i + 2 * k),
                     self.key_at(buf, i + 3 * k),
                 ];
-                let hit = self.bit(keys[0]) | self.bit(keys[1]) | self.bit(keys[2]) | self.bit(keys[3]);
+                let hit =
+                    self.bit(keys[0]) | self.bit(keys[1]) | self.bit(keys[2]) | self.bit(keys[3]);
                 if hit != 0 {
                     for (j, &key) in keys.iter().enumerate() {
                         if self.bit(key) != 0 {
