@@ -105,7 +105,8 @@ pub struct RedactingMakeWriter<M> {
 
 impl<M> std::fmt::Debug for RedactingMakeWriter<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedactingMakeWriter").finish_non_exhaustive()
+        f.debug_struct("RedactingMakeWriter")
+            .finish_non_exhaustive()
     }
 }
 

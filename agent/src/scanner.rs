@@ -117,7 +117,10 @@ mod tests {
         input.extend_from_slice(b"--api-key-00112233");
         let want = scan(&input, CHUNK);
         assert_eq!(want.len(), 3, "{want:?}");
-        assert_eq!((want[0].offset, want[0].secret.as_str(), want[0].encoding), (4, "db", "raw"));
+        assert_eq!(
+            (want[0].offset, want[0].secret.as_str(), want[0].encoding),
+            (4, "db", "raw")
+        );
         assert_eq!(want[1].secret, "db");
         assert_eq!(want[1].encoding, "base64");
         assert!(want[1].offset >= b64_at as u64 && want[1].offset < b64_at as u64 + 4);

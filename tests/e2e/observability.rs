@@ -47,7 +47,10 @@ fn metrics_over_http_move_with_events_and_stream_counters() {
     assert_eq!(get(addr, "/readyz").0, 503);
     let (status, before) = get(addr, "/metrics");
     assert_eq!(status, 200);
-    assert_eq!(sample(&before, r#"shroud_rotations_total{secret="m_db"}"#), None);
+    assert_eq!(
+        sample(&before, r#"shroud_rotations_total{secret="m_db"}"#),
+        None
+    );
     let rss = sample(&before, "shroud_process_resident_memory_bytes").unwrap();
     assert!(rss > 1e6, "rss {rss}");
 
@@ -111,20 +114,49 @@ fn metrics_over_http_move_with_events_and_stream_counters() {
     health.set_token_valid(true);
 
     let (_, after) = get(addr, "/metrics");
-    let v = |series: &str| sample(&after, series).unwrap_or_else(|| panic!("{series} missing:\n{after}"));
-    assert_eq!(v(r#"shroud_auth_attempts_total{method="m-approle",result="ok"}"#), 1.0);
-    assert_eq!(v(r#"shroud_lease_renewals_total{result="ok",secret="m_db"}"#), 2.0);
-    assert_eq!(v(r#"shroud_lease_renewals_total{result="error",secret="m_db"}"#), 1.0);
+    let v = |series: &str| {
+        sample(&after, series).unwrap_or_else(|| panic!("{series} missing:\n{after}"))
+    };
+    assert_eq!(
+        v(r#"shroud_auth_attempts_total{method="m-approle",result="ok"}"#),
+        1.0
+    );
+    assert_eq!(
+        v(r#"shroud_lease_renewals_total{result="ok",secret="m_db"}"#),
+        2.0
+    );
+    assert_eq!(
+        v(r#"shroud_lease_renewals_total{result="error",secret="m_db"}"#),
+        1.0
+    );
     assert_eq!(v(r#"shroud_rotations_total{secret="m_db"}"#), 1.0);
     assert_eq!(v(r#"shroud_lease_expiry_seconds{secret="m_db"}"#), 120.0);
-    assert_eq!(v(r#"shroud_vault_request_duration_seconds_count{operation="m-renew"}"#), 1.0);
-    assert_eq!(v(r#"shroud_vault_request_duration_seconds_bucket{operation="m-renew",le="0.01"}"#), 0.0);
-    assert_eq!(v(r#"shroud_vault_request_duration_seconds_bucket{operation="m-renew",le="0.025"}"#), 1.0);
+    assert_eq!(
+        v(r#"shroud_vault_request_duration_seconds_count{operation="m-renew"}"#),
+        1.0
+    );
+    assert_eq!(
+        v(r#"shroud_vault_request_duration_seconds_bucket{operation="m-renew",le="0.01"}"#),
+        0.0
+    );
+    assert_eq!(
+        v(r#"shroud_vault_request_duration_seconds_bucket{operation="m-renew",le="0.025"}"#),
+        1.0
+    );
     assert!(v("shroud_wipe_duration_seconds_count") >= 1.0);
-    assert_eq!(v(r#"shroud_stream_bytes_total{stream="stderr"}"#), input.len() as f64);
+    assert_eq!(
+        v(r#"shroud_stream_bytes_total{stream="stderr"}"#),
+        input.len() as f64
+    );
     assert_eq!(v(r#"shroud_stream_masked_total{stream="stderr"}"#), 1.0);
-    assert!(!after.contains("m-lease-1234"), "a lease id leaked into metrics");
-    assert!(!contains(after.as_bytes(), SECRET), "a secret leaked into metrics");
+    assert!(
+        !after.contains("m-lease-1234"),
+        "a lease id leaked into metrics"
+    );
+    assert!(
+        !contains(after.as_bytes(), SECRET),
+        "a secret leaked into metrics"
+    );
     assert_eq!(get(addr, "/readyz").0, 200);
 
     events::emit(Event::Revoke {
@@ -134,10 +166,22 @@ fn metrics_over_http_move_with_events_and_stream_counters() {
     });
     health.set_token_valid(false);
     let (_, last) = get(addr, "/metrics");
-    assert_eq!(sample(&last, r#"shroud_revocations_total{kind="lease",result="ok"}"#), Some(1.0));
-    assert_eq!(sample(&last, r#"shroud_lease_expiry_seconds{secret="m_db"}"#), None);
+    assert_eq!(
+        sample(
+            &last,
+            r#"shroud_revocations_total{kind="lease",result="ok"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&last, r#"shroud_lease_expiry_seconds{secret="m_db"}"#),
+        None
+    );
     let (status, body) = get(addr, "/readyz");
-    assert_eq!((status, body.as_str()), (503, "not ready: vault token not valid\n"));
+    assert_eq!(
+        (status, body.as_str()),
+        (503, "not ready: vault token not valid\n")
+    );
 }
 
 /// Writes a session through the audit sink; returns the file's lines and head.
@@ -228,7 +272,13 @@ fn audit_log_verifies_and_each_tampering_fails_at_its_line() {
     assert_eq!(code(&ok), 0, "{}", ok.err());
     assert!(ok.out().contains("8 records"), "{}", ok.out());
     assert!(ok.out().contains(&head), "{}", ok.out());
-    let ok = run_shroud(&["audit", "verify", path.to_str().unwrap(), "--expect-head", &head]);
+    let ok = run_shroud(&[
+        "audit",
+        "verify",
+        path.to_str().unwrap(),
+        "--expect-head",
+        &head,
+    ]);
     assert_eq!(code(&ok), 0, "{}", ok.err());
 
     let expect_broken = |name: &str, lines: &[String], line: u32| {
@@ -262,7 +312,13 @@ fn audit_log_verifies_and_each_tampering_fails_at_its_line() {
     let f = verify_lines(dir.path(), "truncated", truncated);
     assert_eq!(code(&f), 0, "{}", f.err());
     let p = dir.path().join("truncated");
-    let f = run_shroud(&["audit", "verify", p.to_str().unwrap(), "--expect-head", &head]);
+    let f = run_shroud(&[
+        "audit",
+        "verify",
+        p.to_str().unwrap(),
+        "--expect-head",
+        &head,
+    ]);
     assert_eq!(code(&f), 1);
     assert!(f.err().contains("removed from the end"), "{}", f.err());
 
@@ -321,12 +377,23 @@ fn scan_finds_base64_secret_in_binary_file_and_passes_clean_tree() {
         .lines()
         .find(|l| l.contains("bin/app:"))
         .unwrap_or_else(|| panic!("no finding for bin/app:\n{out}"));
-    let rest = finding.strip_prefix(&format!("{}:", bin_path.display())).unwrap();
+    let rest = finding
+        .strip_prefix(&format!("{}:", bin_path.display()))
+        .unwrap();
     let (offset, what) = rest.split_once(": ").unwrap();
     let offset: usize = offset.parse().unwrap();
-    assert!((at..at + 28).contains(&offset), "offset {offset}, blob at {at}");
+    assert!(
+        (at..at + 28).contains(&offset),
+        "offset {offset}, blob at {at}"
+    );
     assert_eq!(what, "db_password (base64)");
-    assert_eq!(out.lines().filter(|l| l.contains(": db_password (")).count(), 1, "{out}");
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.contains(": db_password ("))
+            .count(),
+        1,
+        "{out}"
+    );
     assert!(!contains(&dirty.stdout, SECRET) && !contains(&dirty.stderr, SECRET));
     assert!(!out.contains(&b64[4..20]), "encoded value printed");
 }
@@ -348,7 +415,8 @@ fn scan_finds_a_secret_across_a_chunk_boundary_of_a_large_file() {
     ]);
     assert_eq!(code(&f), 1, "{}", f.err());
     assert!(
-        f.out().contains(&format!("{}:{at}: db_password (raw)", big.display())),
+        f.out()
+            .contains(&format!("{}:{at}: db_password (raw)", big.display())),
         "{}",
         f.out()
     );
@@ -361,10 +429,18 @@ fn scan_bad_input_is_a_usage_error_and_errors_are_redacted() {
     let s = secrets.to_str().unwrap();
     let missing = run_shroud(&["scan", "--secrets-dir", s, "/nonexistent/tree"]);
     assert_eq!(code(&missing), 64);
-    assert!(missing.err().contains("/nonexistent/tree"), "{}", missing.err());
+    assert!(
+        missing.err().contains("/nonexistent/tree"),
+        "{}",
+        missing.err()
+    );
     let no_source = run_shroud(&["scan", root.path().to_str().unwrap()]);
     assert_eq!(code(&no_source), 64);
-    assert!(no_source.err().contains("--secrets-dir"), "{}", no_source.err());
+    assert!(
+        no_source.err().contains("--secrets-dir"),
+        "{}",
+        no_source.err()
+    );
     let config = run_shroud(&["scan", "--config", "agent.toml", "--secrets-dir", s, "."]);
     assert_eq!(code(&config), 64);
     assert!(config.err().contains("--config"), "{}", config.err());
@@ -375,6 +451,10 @@ fn scan_bad_input_is_a_usage_error_and_errors_are_redacted() {
         let f = run_shroud(&["--log-format", format, "scan", "--secrets-dir", s, &leaky]);
         assert_eq!(code(&f), 64);
         assert!(!contains(&f.stderr, SECRET), "{format}: {}", f.err());
-        assert!(f.err().contains("/nonexistent/[REDACTED]"), "{format}: {}", f.err());
+        assert!(
+            f.err().contains("/nonexistent/[REDACTED]"),
+            "{format}: {}",
+            f.err()
+        );
     }
 }

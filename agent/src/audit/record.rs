@@ -162,4 +162,3 @@ mod tests {
         assert_eq!(v["hash"].as_str(), Some(hash));
     }
 }
-

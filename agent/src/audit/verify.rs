@@ -44,7 +44,9 @@ pub fn verify(mut input: impl BufRead) -> Result<Summary, VerifyError> {
     let mut buf = Vec::new();
     loop {
         buf.clear();
-        let n = input.read_until(b'\n', &mut buf).map_err(VerifyError::Read)?;
+        let n = input
+            .read_until(b'\n', &mut buf)
+            .map_err(VerifyError::Read)?;
         if n == 0 {
             return Ok(Summary {
                 records: line_no,

@@ -20,10 +20,10 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
             let summary = match verify(BufReader::new(f)) {
                 Ok(s) => s,
                 Err(VerifyError::Read(e)) => {
-                    return Err(usage(anyhow::Error::new(e).context(format!(
-                        "cannot read audit log {}",
-                        file.display()
-                    )))
+                    return Err(usage(
+                        anyhow::Error::new(e)
+                            .context(format!("cannot read audit log {}", file.display())),
+                    )
                     .into())
                 }
                 Err(VerifyError::Broken(b)) => {

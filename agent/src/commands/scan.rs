@@ -54,8 +54,9 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
     let live = Arc::new(LiveSet::new(set));
     crate::logging::set_live(live.clone());
     for p in &args.paths {
-        fs::metadata(p)
-            .map_err(|e| usage(anyhow::Error::new(e).context(format!("cannot scan {}", p.display()))))?;
+        fs::metadata(p).map_err(|e| {
+            usage(anyhow::Error::new(e).context(format!("cannot scan {}", p.display())))
+        })?;
     }
 
     let mut scan = Scan {
@@ -90,7 +91,10 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
     if scan.errors > 0 {
         return Err(Exit {
             code: 2,
-            message: format!("{} files could not be read; the scan is incomplete", scan.errors),
+            message: format!(
+                "{} files could not be read; the scan is incomplete",
+                scan.errors
+            ),
         }
         .into());
     }
@@ -137,7 +141,10 @@ impl Scan<'_> {
     fn error(&mut self, path: &Path, e: &io::Error) {
         self.errors += 1;
         let _ = self.stdout.flush();
-        print_redacted(&format!("shroud: scan: cannot read {}: {e}", path.display()));
+        print_redacted(&format!(
+            "shroud: scan: cannot read {}: {e}",
+            path.display()
+        ));
     }
 
     /// `root` paths were named by the user: a symlink to a directory is followed.

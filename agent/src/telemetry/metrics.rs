@@ -373,7 +373,10 @@ mod tests {
         ));
         assert!(text.contains("shroud_wipe_duration_seconds_count 1"));
         assert!(text.contains("shroud_revocations_total{kind=\"token\",result=\"error\"} 1"));
-        assert!(!text.contains("AbCdEf") && !text.contains("XyZ"), "lease ids leaked");
+        assert!(
+            !text.contains("AbCdEf") && !text.contains("XyZ"),
+            "lease ids leaked"
+        );
         let rss = line(&text, "shroud_process_resident_memory_bytes ").unwrap();
         let v: f64 = rss.rsplit(' ').next().unwrap().parse().unwrap();
         assert!(v > 0.0);
@@ -399,7 +402,10 @@ mod tests {
         b.bytes.store(23, Ordering::Relaxed);
         a.masked.store(2, Ordering::Relaxed);
         let text = m.render();
-        assert!(text.contains("shroud_stream_bytes_total{stream=\"stdout\"} 123"), "{text}");
+        assert!(
+            text.contains("shroud_stream_bytes_total{stream=\"stdout\"} 123"),
+            "{text}"
+        );
         assert!(text.contains("shroud_stream_masked_total{stream=\"stdout\"} 2"));
         a.bytes.store(200, Ordering::Relaxed);
         assert!(m

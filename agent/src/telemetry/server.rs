@@ -3,7 +3,6 @@
 //! GET and HEAD only, no request bodies read.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -78,12 +77,8 @@ impl Server {
 
 /// Binds `addr` and serves `/metrics`, `/healthz` and `/readyz` on it: spawn the
 /// returned future on the agent's runtime.
-pub fn serve(
-    addr: SocketAddr,
-    registry: Registry,
-    health: Arc<Health>,
-) -> impl Future<Output = io::Result<()>> + Send {
-    async move { Server::bind(addr).await?.run(registry, health).await }
+pub async fn serve(addr: SocketAddr, registry: Registry, health: Arc<Health>) -> io::Result<()> {
+    Server::bind(addr).await?.run(registry, health).await
 }
 
 fn is_transient(e: &io::Error) -> bool {
@@ -93,7 +88,10 @@ fn is_transient(e: &io::Error) -> bool {
             | io::ErrorKind::ConnectionReset
             | io::ErrorKind::Interrupted
             | io::ErrorKind::WouldBlock
-    ) || matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
+    ) || matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
 }
 
 struct State {
@@ -121,7 +119,10 @@ impl State {
             "/healthz" => text(StatusCode::OK, "ok\n"),
             "/readyz" => match self.health.not_ready_reason() {
                 None => text(StatusCode::OK, "ready\n"),
-                Some(why) => text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
+                Some(why) => text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("not ready: {why}\n"),
+                ),
             },
             _ => text(StatusCode::NOT_FOUND, "not found\n"),
         }
@@ -157,6 +158,20 @@ mod tests {
         (status, body)
     }
 
+    fn assert_send<T: Send>(_: &T) {}
+
+    #[tokio::test]
+    async fn serve_future_is_send_and_fails_on_a_bound_port() {
+        let taken = Server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let fut = serve(
+            taken.local_addr().unwrap(),
+            Registry::new(),
+            Arc::new(Health::default()),
+        );
+        assert_send(&fut);
+        assert!(fut.await.is_err());
+    }
+
     #[tokio::test]
     async fn serves_metrics_health_and_readiness() {
         let metrics = Metrics::new().unwrap();
@@ -167,7 +182,10 @@ mod tests {
 
         assert_eq!(get(addr, "GET", "/healthz").await.0, 200);
         let (code, body) = get(addr, "GET", "/readyz").await;
-        assert_eq!((code, body.as_str()), (503, "not ready: secrets not rendered yet\n"));
+        assert_eq!(
+            (code, body.as_str()),
+            (503, "not ready: secrets not rendered yet\n")
+        );
         health.set_rendered(true);
         health.set_token_valid(true);
         assert_eq!(get(addr, "GET", "/readyz").await.0, 200);
@@ -179,7 +197,10 @@ mod tests {
         });
         let (code, body) = get(addr, "GET", "/metrics").await;
         assert_eq!(code, 200);
-        assert!(body.contains("shroud_rotations_total{secret=\"api\"} 1"), "{body}");
+        assert!(
+            body.contains("shroud_rotations_total{secret=\"api\"} 1"),
+            "{body}"
+        );
         metrics.emit(&Event::Login {
             method: "token",
             outcome: Outcome::Ok,
