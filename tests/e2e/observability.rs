@@ -130,7 +130,8 @@ fn metrics_over_http_move_with_events_and_stream_counters() {
         1.0
     );
     assert_eq!(v(r#"shroud_rotations_total{secret="m_db"}"#), 1.0);
-    assert_eq!(v(r#"shroud_lease_expiry_seconds{secret="m_db"}"#), 120.0);
+    let left = v(r#"shroud_lease_expiry_seconds{secret="m_db"}"#);
+    assert!(left > 100.0 && left <= 120.0, "lease expiry {left}");
     assert_eq!(
         v(r#"shroud_vault_request_duration_seconds_count{operation="m-renew"}"#),
         1.0

@@ -20,6 +20,16 @@ pub enum AuditTarget {
     Stderr,
 }
 
+impl AuditTarget {
+    /// Reads a configuration value: `stderr` (or `-`) for stderr, a path otherwise.
+    pub fn from_config(value: &str) -> AuditTarget {
+        match value {
+            "stderr" | "-" => AuditTarget::Stderr,
+            path => AuditTarget::File(PathBuf::from(path)),
+        }
+    }
+}
+
 /// Why the audit trail could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {

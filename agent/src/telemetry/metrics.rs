@@ -6,18 +6,21 @@
 //! operation names chosen by shroud's code, and outcome labels. Never secret
 //! values, lease ids or paths.
 
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
 
-use prometheus::core::{Collector, Desc};
-use prometheus::proto::MetricFamily;
 use prometheus::{
-    Encoder as _, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    Opts, PullingGauge, Registry, TextEncoder,
+    Encoder as _, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts,
+    PullingGauge, Registry, TextEncoder,
 };
+
+use super::collectors::{LeaseExpiry, Shared, StreamCollector};
 
 use crate::events::{Event, EventSink};
 use crate::pump::StreamCounters;
+
+/// Longest lease the gauge represents (ten years); also guards against NaN/inf.
+const MAX_TTL: f64 = 315_576_000.0;
 
 /// Which output of the workload a redacting stream carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,7 +54,7 @@ pub struct Metrics {
     rotations: IntCounterVec,
     revocations: IntCounterVec,
     denials: IntCounter,
-    lease_expiry: GaugeVec,
+    lease_expiry: Arc<LeaseExpiry>,
     vault_latency: HistogramVec,
     wipe_duration: Histogram,
     streams: Arc<StreamCollector>,
@@ -63,7 +66,11 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-fn counter(name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
+pub(super) fn counter(
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntCounterVec> {
     IntCounterVec::new(Opts::new(name, help), labels)
 }
 
@@ -106,13 +113,7 @@ impl Metrics {
                 "shroud_denials_total",
                 "Requests Vault or a policy refused.",
             )?,
-            lease_expiry: GaugeVec::new(
-                Opts::new(
-                    "shroud_lease_expiry_seconds",
-                    "Seconds until the secret's lease expires, as of its last fetch or renewal.",
-                ),
-                &["secret"],
-            )?,
+            lease_expiry: Arc::new(LeaseExpiry::new()?),
             vault_latency: HistogramVec::new(
                 HistogramOpts::new(
                     "shroud_vault_request_duration_seconds",
@@ -139,10 +140,10 @@ impl Metrics {
         r.register(Box::new(m.rotations.clone()))?;
         r.register(Box::new(m.revocations.clone()))?;
         r.register(Box::new(m.denials.clone()))?;
-        r.register(Box::new(m.lease_expiry.clone()))?;
+        r.register(Box::new(Shared(m.lease_expiry.clone())))?;
         r.register(Box::new(m.vault_latency.clone()))?;
         r.register(Box::new(m.wipe_duration.clone()))?;
-        r.register(Box::new(SharedCollector(m.streams.clone())))?;
+        r.register(Box::new(Shared(m.streams.clone())))?;
         r.register(Box::new(PullingGauge::new(
             "shroud_process_resident_memory_bytes",
             "Resident set size of the shroud process (from /proc/self/statm at scrape time).",
@@ -212,14 +213,14 @@ impl EventSink for Metrics {
                     .inc();
                 if let (Some(secret), crate::events::Outcome::Ok) = (secret, outcome) {
                     // A revoked lease no longer expires; drop its series.
-                    let _ = self.lease_expiry.remove_label_values(&[secret]);
+                    self.lease_expiry.forget(secret);
                 }
             }
             Event::Wipe { duration, .. } => self.wipe_duration.observe(duration.as_secs_f64()),
             Event::Denial { .. } => self.denials.inc(),
-            Event::LeaseTtl { secret, seconds } => {
-                self.lease_expiry.with_label_values(&[secret]).set(*seconds)
-            }
+            Event::LeaseTtl { secret, seconds } => self
+                .lease_expiry
+                .set(secret, Duration::from_secs_f64(seconds.clamp(0.0, MAX_TTL))),
             Event::VaultRequest {
                 operation,
                 duration,
@@ -233,87 +234,9 @@ impl EventSink for Metrics {
     }
 }
 
-/// Reads the attached [`StreamCounters`] at scrape time.
-struct StreamCollector {
-    /// Templates: give the descriptors, and the options for each scrape's copy.
-    bytes: IntCounterVec,
-    masked: IntCounterVec,
-    attached: Mutex<Vec<(Stream, Arc<StreamCounters>)>>,
-}
-
-const BYTES_NAME: &str = "shroud_stream_bytes_total";
-const BYTES_HELP: &str = "Bytes of workload output read by the redactor, by stream.";
-const MASKED_NAME: &str = "shroud_stream_masked_total";
-const MASKED_HELP: &str = "Secret occurrences masked in workload output, by stream.";
-
-impl StreamCollector {
-    fn new() -> prometheus::Result<Self> {
-        Ok(StreamCollector {
-            bytes: counter(BYTES_NAME, BYTES_HELP, &["stream"])?,
-            masked: counter(MASKED_NAME, MASKED_HELP, &["stream"])?,
-            attached: Mutex::new(Vec::new()),
-        })
-    }
-
-    fn attach(&self, stream: Stream, counters: Arc<StreamCounters>) {
-        self.attached
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((stream, counters));
-    }
-}
-
-impl Collector for StreamCollector {
-    fn desc(&self) -> Vec<&Desc> {
-        let mut d = self.bytes.desc();
-        d.extend(self.masked.desc());
-        d
-    }
-
-    fn collect(&self) -> Vec<MetricFamily> {
-        // A fresh vector per scrape, filled with the counters' current totals: the
-        // counters live in the pumps, so there is nothing to increment here.
-        let (Ok(bytes), Ok(masked)) = (
-            counter(BYTES_NAME, BYTES_HELP, &["stream"]),
-            counter(MASKED_NAME, MASKED_HELP, &["stream"]),
-        ) else {
-            return Vec::new();
-        };
-        for (stream, c) in self
-            .attached
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
-            bytes
-                .with_label_values(&[stream.label()])
-                .inc_by(c.bytes.load(Ordering::Relaxed));
-            masked
-                .with_label_values(&[stream.label()])
-                .inc_by(c.masked.load(Ordering::Relaxed));
-        }
-        let mut out = bytes.collect();
-        out.extend(masked.collect());
-        out
-    }
-}
-
-/// Lets the registry own a collector that [`Metrics`] also keeps.
-struct SharedCollector(Arc<StreamCollector>);
-
-impl Collector for SharedCollector {
-    fn desc(&self) -> Vec<&Desc> {
-        self.0.desc()
-    }
-
-    fn collect(&self) -> Vec<MetricFamily> {
-        self.0.collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::sync::atomic::Ordering;
 
     use super::*;
     use crate::events::Outcome;
@@ -367,7 +290,10 @@ mod tests {
         assert!(text.contains("shroud_auth_attempts_total{method=\"approle\",result=\"denied\"} 1"));
         assert!(text.contains("shroud_lease_renewals_total{result=\"ok\",secret=\"db\"} 1"));
         assert!(text.contains("shroud_rotations_total{secret=\"db\"} 1"));
-        assert!(text.contains("shroud_lease_expiry_seconds{secret=\"db\"} 42"));
+        let left: f64 = line(&text, "shroud_lease_expiry_seconds{secret=\"db\"} ")
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap();
+        assert!(left > 41.0 && left <= 42.0, "{left}");
         assert!(text.contains(
             "shroud_vault_request_duration_seconds_bucket{operation=\"renew\",le=\"0.005\"} 1"
         ));

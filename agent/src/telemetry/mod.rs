@@ -18,6 +18,7 @@
 //! # Ok(()) }
 //! ```
 
+mod collectors;
 pub mod health;
 pub mod metrics;
 mod rss;
