@@ -12,6 +12,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwapOption;
 use shroud_redactor::Redactor;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::util::SubscriberInitExt as _;
 use zeroize::Zeroizing;
 
 use crate::cli::LogFormat;
@@ -34,11 +35,9 @@ pub fn init(format: LogFormat) {
         LogFormat::Text => false,
         LogFormat::Auto => !io::stderr().is_terminal(),
     };
-    let _ = tracing::subscriber::set_global_default(subscriber(
-        json,
-        filter(),
-        RedactingMakeWriter::new(io::stderr),
-    ));
+    // `try_init` also routes the `log` crate's records (HTTP and TLS libraries)
+    // into the same redacting writer.
+    let _ = subscriber(json, filter(), RedactingMakeWriter::new(io::stderr)).try_init();
 }
 
 fn filter() -> tracing_subscriber::EnvFilter {

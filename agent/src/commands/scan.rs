@@ -201,9 +201,15 @@ impl Scan<'_> {
             Err(e) => return self.error(path, &e),
         };
         self.files += 1;
+        // Small files get a small buffer: a tree of many small files must not cost
+        // a megabyte of zeroing each.
+        let size = f.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+        let chunk = usize::try_from(size.saturating_add(1))
+            .unwrap_or(CHUNK)
+            .clamp(4096, CHUNK);
         let set = self.set.clone();
         let mut found = Vec::new();
-        let result = scan_reader(&set, f, CHUNK, |finding| found.push(finding));
+        let result = scan_reader(&set, f, chunk, |finding| found.push(finding));
         if !found.is_empty() {
             self.files_with_findings += 1;
             self.findings += found.len() as u64;
