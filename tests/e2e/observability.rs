@@ -459,3 +459,51 @@ fn scan_bad_input_is_a_usage_error_and_errors_are_redacted() {
         );
     }
 }
+
+/// The real global logging set-up (`logging::init` + `set_live`) in a real process:
+/// this test re-runs itself as a child that logs the secret through `tracing`.
+#[test]
+fn log_lines_are_redacted_in_a_real_process() {
+    const CHILD: &str = "SHROUD_E2E_LOG_CHILD";
+    if let Ok(format) = std::env::var(CHILD) {
+        let format = match format.as_str() {
+            "json" => shroud_agent::cli::LogFormat::Json,
+            _ => shroud_agent::cli::LogFormat::Text,
+        };
+        shroud_agent::logging::init(format);
+        let mut b = shroud_redactor::SecretSetBuilder::new();
+        b.add("db", SECRET);
+        shroud_agent::logging::set_live(Arc::new(LiveSet::new(b.build().0)));
+        let value = String::from_utf8_lossy(SECRET);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(SECRET);
+        tracing::error!(password = %value, encoded = %b64, "connect failed for postgres://app:{value}@db");
+        return;
+    }
+    for format in ["text", "json"] {
+        let exe = std::env::current_exe().unwrap();
+        let f = run_with_input(
+            std::process::Command::new(exe)
+                .args([
+                    "--exact",
+                    "log_lines_are_redacted_in_a_real_process",
+                    "--nocapture",
+                ])
+                .env(CHILD, format),
+            b"",
+            Duration::from_secs(60),
+        );
+        assert!(f.status.success(), "{}", f.err());
+        let err = f.err();
+        assert!(!contains(&f.stderr, SECRET), "{format}: {err}");
+        assert!(
+            err.contains("connect failed for postgres://app:[REDACTED]@db"),
+            "{format}: {err}"
+        );
+        assert_eq!(err.matches("[REDACTED]").count(), 3, "{format}: {err}");
+        if format == "json" {
+            let line = err.lines().find(|l| l.contains("connect failed")).unwrap();
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(v["password"], "[REDACTED]");
+        }
+    }
+}
