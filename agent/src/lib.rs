@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod alloc;
+pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -16,5 +17,7 @@ pub mod live;
 pub mod logging;
 pub mod pump;
 pub mod report;
+pub mod scanner;
 pub mod secrets_source;
+pub mod telemetry;
 pub mod vault;

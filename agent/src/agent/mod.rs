@@ -7,6 +7,7 @@ pub mod child;
 pub mod engine;
 pub mod files;
 pub mod handshake;
+pub mod observe;
 pub mod render;
 pub mod wake;
 

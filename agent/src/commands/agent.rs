@@ -10,13 +10,18 @@ use tracing::info;
 use crate::agent::{Engine, Wake};
 use crate::cli::AgentArgs;
 use crate::events::{self, Event};
+use crate::live::LiveSet;
 
 pub fn run(args: AgentArgs) -> anyhow::Result<i32> {
     let cfg = Arc::new(super::load_config(args.config.as_deref())?);
     super::harden();
+    let observers = crate::agent::observe::install(&cfg)?;
     let (tx, rx) = mpsc::channel();
     crate::agent::wake::forward_signals(tx.clone())?;
-    let mut engine = super::start_engine(cfg.clone(), None, None)?;
+    // The agent's own log lines are masked with the values it publishes.
+    let live = Arc::new(LiveSet::new(shroud_redactor::SecretSet::empty()));
+    crate::logging::set_live(live.clone());
+    let mut engine = super::start_engine(cfg.clone(), Some(live), None)?;
     let _watcher = crate::agent::wake::watch_exit_marker(&engine.dir().join(".shroud"), tx)
         .map_err(|e| anyhow::anyhow!("cannot watch {}/.shroud: {e}", engine.dir().display()))?;
     let reason = engine.run(&rx);
@@ -26,6 +31,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<i32> {
     info!(reason = ?reason, "shutting down");
     engine.shutdown();
     events::emit(Event::Exit { code: 0 });
+    observers.finish();
     Ok(0)
 }
 

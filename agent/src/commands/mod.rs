@@ -1,10 +1,12 @@
 //! One module per command; each returns the process exit code.
 
 mod agent;
+mod audit;
 mod config;
 mod probe;
 mod redact;
 mod run;
+mod scan;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,6 +22,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Run(args) => run::run(args),
         Command::Config(ConfigCommand::Validate { file }) => config::validate(&file),
         Command::Probe(ProbeCommand::Ready { dir }) => probe::ready(&dir),
+        Command::Scan(args) => scan::run(args),
+        Command::Audit(cmd) => audit::run(cmd),
         other => Err(usage(anyhow::anyhow!(
             "`{}` is not implemented in this build",
             command_name(&other)

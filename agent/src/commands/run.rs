@@ -19,9 +19,11 @@ use crate::pump::PumpConfig;
 pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     let cfg = Arc::new(super::load_config(args.config.as_deref())?);
     super::harden();
+    let observers = crate::agent::observe::install(&cfg)?;
     let (tx, rx) = mpsc::channel();
     crate::agent::wake::forward_signals(tx.clone())?;
     let live = Arc::new(LiveSet::new(shroud_redactor::SecretSet::empty()));
+    crate::logging::set_live(live.clone());
     let pid = ChildPid::default();
     let hook_pid = pid.clone();
     let on_rotate = cfg.lifecycle.on_rotate.clone();
@@ -65,6 +67,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     info!(code, "command ended; wiping and revoking");
     engine.shutdown();
     events::emit(Event::Exit { code });
+    observers.finish();
     Ok(code)
 }
 
