@@ -8,6 +8,7 @@ pub mod alloc;
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod exec;
 pub mod harden;
 pub mod live;
 pub mod logging;

@@ -1,5 +1,6 @@
 //! One module per command; each returns the process exit code.
 
+mod exec;
 mod redact;
 
 use crate::cli::{Cli, Command};
@@ -9,6 +10,7 @@ use crate::error::usage;
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Redact(args) => redact::run(args),
+        Command::Exec(args) => exec::run(args),
         other => Err(usage(anyhow::anyhow!(
             "`{}` is not implemented in this build",
             command_name(&other)
