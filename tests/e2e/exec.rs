@@ -96,9 +96,10 @@ fn exit_codes_follow_the_command_like_a_shell() {
 fn output_is_redacted_on_two_separate_streams() {
     let dir = tempfile::tempdir().unwrap();
     let f = secret_file(dir.path(), "pw", SECRET.as_bytes());
-    let done = run(exec_sh(&["--secret-file", f.to_str().unwrap()], &format!(
-        "echo out {SECRET}; echo err {SECRET} >&2; printf 'no newline {SECRET}'"
-    ))
+    let done = run(exec_sh(
+        &["--secret-file", f.to_str().unwrap()],
+        &format!("echo out {SECRET}; echo err {SECRET} >&2; printf 'no newline {SECRET}'"),
+    )
     .env("NOT_A_SECRET", "x"));
     assert!(done.status.success(), "{}", done.err());
     assert_eq!(done.out(), format!("out {MASK}\nno newline {MASK}"));
@@ -118,7 +119,10 @@ fn secrets_never_reach_the_command_environment_or_arguments() {
     assert!(done.status.success(), "{}", done.err());
     let hex: String = SECRET.bytes().map(|b| format!("{b:02x}")).collect();
     let dump: String = done.out().split_whitespace().collect();
-    assert!(!dump.contains(&hex), "secret found in the command's env/argv");
+    assert!(
+        !dump.contains(&hex),
+        "secret found in the command's env/argv"
+    );
 }
 
 const TRAPS: &str = r#"
@@ -163,7 +167,10 @@ fn second_stop_signal_after_the_grace_period_kills() {
     // A second one within the grace period is only forwarded.
     r.signal(Signal::SIGTERM);
     r.out.wait_count("got TERM", 2, LIMIT);
-    assert!(first.elapsed() < grace, "test machine too slow for a 1s grace");
+    assert!(
+        first.elapsed() < grace,
+        "test machine too slow for a 1s grace"
+    );
     // Let the grace period pass (the behaviour under test is time-based).
     std::thread::sleep(grace.saturating_sub(first.elapsed()) + Duration::from_millis(100));
     r.signal(Signal::SIGTERM);
@@ -179,7 +186,7 @@ fn no_output_is_lost_from_the_command_or_a_grandchild() {
     let mut big = Vec::with_capacity(51 << 20);
     let mut i = 0u64;
     while big.len() < 50_000_000 {
-        if i % 1000 == 0 {
+        if i % 1000 == 1 {
             writeln!(big, "line {i} has {SECRET} inside").unwrap();
         } else {
             writeln!(big, "line {i} is plain text padding padding padding").unwrap();
@@ -192,7 +199,12 @@ fn no_output_is_lost_from_the_command_or_a_grandchild() {
     let script = "cat big; head -c 1000000 big >&2; \
                   (sleep 0.5; cat tail; cat tail >&2) & exit 0";
     let done = run(exec_sh(
-        &["--drain-timeout", "10s", "--secret-file", f.to_str().unwrap()],
+        &[
+            "--drain-timeout",
+            "10s",
+            "--secret-file",
+            f.to_str().unwrap(),
+        ],
         script,
     )
     .current_dir(dir.path()));
@@ -201,9 +213,15 @@ fn no_output_is_lost_from_the_command_or_a_grandchild() {
     let expected_out = format!("{big}{tail}").replace(SECRET, MASK);
     let expected_err = format!("{}{tail}", &big[..1_000_000]).replace(SECRET, MASK);
     assert_eq!(done.stdout.len(), expected_out.len(), "stdout byte count");
-    assert!(done.stdout == expected_out.as_bytes(), "stdout content differs");
+    assert!(
+        done.stdout == expected_out.as_bytes(),
+        "stdout content differs"
+    );
     assert_eq!(done.stderr.len(), expected_err.len(), "stderr byte count");
-    assert!(done.stderr == expected_err.as_bytes(), "stderr content differs");
+    assert!(
+        done.stderr == expected_err.as_bytes(),
+        "stderr content differs"
+    );
 }
 
 #[test]
@@ -214,7 +232,11 @@ fn drain_timeout_bounds_a_grandchild_that_never_closes_output() {
         "echo parent; (echo child; sleep 30) & exit 4",
     ));
     assert_eq!(done.status.code(), Some(4));
-    assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
     assert!(done.out().contains("parent\n"), "{}", done.out());
     assert!(done.out().contains("child\n"), "{}", done.out());
 }
@@ -240,7 +262,13 @@ fn as_pid_1_reaps_orphans_and_exits_with_the_command() {
         .args(["--pid", "--fork", "--mount-proc"])
         .arg(shroud_bin())
         .args(["exec", "--", "sh", "-c", script]));
-    assert_eq!(done.status.code(), Some(5), "{}\n{}", done.out(), done.err());
+    assert_eq!(
+        done.status.code(),
+        Some(5),
+        "{}\n{}",
+        done.out(),
+        done.err()
+    );
     assert!(done.out().contains("pid1=shroud"), "{}", done.out());
     assert!(done.out().contains("reaped-all"), "{}", done.out());
     // The 30 s orphan did not keep shroud (PID 1) alive.
@@ -251,7 +279,11 @@ fn as_pid_1_reaps_orphans_and_exits_with_the_command() {
 fn under_pty(shroud_args: &str) -> (Child, Collected, JoinHandle<()>) {
     require_tool("script", "apt-get install bsdutils");
     let mut child = Command::new("script")
-        .args(["-qec", &format!("{} {shroud_args}", shroud_bin().display()), "/dev/null"])
+        .args([
+            "-qec",
+            &format!("{} {shroud_args}", shroud_bin().display()),
+            "/dev/null",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -291,8 +323,7 @@ fn tty_mode_gives_the_command_a_terminal_and_still_masks() {
 
 #[test]
 fn tty_never_keeps_pipes_under_a_terminal() {
-    let (mut child, out, t) =
-        under_pty("exec --tty never -- sh -c 'test -t 1 || echo not-a-tty'");
+    let (mut child, out, t) = under_pty("exec --tty never -- sh -c 'test -t 1 || echo not-a-tty'");
     wait_with_deadline(&mut child, LIMIT);
     t.join().unwrap();
     assert!(out.text().contains("not-a-tty"), "{}", out.text());
@@ -342,7 +373,10 @@ fn rotation_swaps_the_set_acknowledges_and_masks_old_and_new() {
     let (code, out, err) = r.finish();
     assert_eq!(code, Some(143), "{err}");
     assert!(!out.contains(OLD) && !out.contains(NEW), "{out}");
-    assert!(out.contains(&format!("token={MASK} len={}", NEW.len())), "{out}");
+    assert!(
+        out.contains(&format!("token={MASK} len={}", NEW.len())),
+        "{out}"
+    );
     assert!(acks(dir).is_empty(), "ack file removed at exit");
     assert_eq!(
         std::fs::read_to_string(dir.join(".shroud/exited")).unwrap(),
@@ -356,7 +390,12 @@ fn on_rotate_signal_is_delivered_after_a_change() {
     let dir = fs.path();
     let script = format!("trap 'echo got HUP' HUP; {}", token_printer(dir));
     let r = Running::start(&mut exec_sh(
-        &["--secrets-dir", dir.to_str().unwrap(), "--on-rotate", "signal:SIGHUP"],
+        &[
+            "--secrets-dir",
+            dir.to_str().unwrap(),
+            "--on-rotate",
+            "signal:SIGHUP",
+        ],
         &script,
     ));
     r.out.wait_count("token=", 2, LIMIT);
@@ -375,7 +414,12 @@ fn on_rotate_restart_starts_the_command_again() {
     let dir = fs.path();
     let script = format!("echo \"start $$\"; {}", token_printer(dir));
     let r = Running::start(&mut exec_sh(
-        &["--secrets-dir", dir.to_str().unwrap(), "--on-rotate", "restart"],
+        &[
+            "--secrets-dir",
+            dir.to_str().unwrap(),
+            "--on-rotate",
+            "restart",
+        ],
         &script,
     ));
     r.out.wait_count("start ", 1, LIMIT);
@@ -411,7 +455,13 @@ fn wait_ready_holds_the_command_until_the_agent_is_ready() {
     let start = Instant::now();
     let empty = tempfile::tempdir().unwrap();
     let done = run(&mut exec_sh(
-        &["--secrets-dir", empty.path().to_str().unwrap(), "--wait-ready", "--ready-timeout", "300ms"],
+        &[
+            "--secrets-dir",
+            empty.path().to_str().unwrap(),
+            "--wait-ready",
+            "--ready-timeout",
+            "300ms",
+        ],
         "echo started",
     ));
     assert_ne!(done.status.code(), Some(0));
@@ -423,7 +473,10 @@ fn wait_ready_holds_the_command_until_the_agent_is_ready() {
 #[test]
 fn exit_marker_holds_the_exit_code() {
     let fs = Tmpfs::new();
-    let done = run(&mut exec_sh(&["--secrets-dir", fs.path().to_str().unwrap()], "exit 7"));
+    let done = run(&mut exec_sh(
+        &["--secrets-dir", fs.path().to_str().unwrap()],
+        "exit 7",
+    ));
     assert_eq!(done.status.code(), Some(7));
     assert_eq!(
         std::fs::read_to_string(fs.path().join(".shroud/exited")).unwrap(),
@@ -446,9 +499,16 @@ fn bad_input_is_a_usage_error() {
     let done = run(&mut exec_sh(&["--on-rotate", "reboot"], "true"));
     assert_eq!(done.status.code(), Some(64));
 
-    let done = run(&mut exec_sh(&["--secrets-dir", "/nonexistent/secrets"], "true"));
+    let done = run(&mut exec_sh(
+        &["--secrets-dir", "/nonexistent/secrets"],
+        "true",
+    ));
     assert_eq!(done.status.code(), Some(64));
-    assert!(done.err().contains("/nonexistent/secrets"), "{}", done.err());
+    assert!(
+        done.err().contains("/nonexistent/secrets"),
+        "{}",
+        done.err()
+    );
 
     let file = tempfile::NamedTempFile::new().unwrap();
     let done = run(&mut exec_sh(
@@ -457,4 +517,68 @@ fn bad_input_is_a_usage_error() {
     ));
     assert_eq!(done.status.code(), Some(64), "{}", done.err());
     assert!(done.err().contains("--secrets-dir"), "{}", done.err());
+}
+
+#[test]
+fn a_terminal_ctrl_c_reaches_the_command_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("ctrl-c.sh");
+    std::fs::write(
+        &script,
+        "trap 'echo got-INT; n=0' INT; echo ready\n\
+         while :; do sleep 0.05; if [ -n \"$n\" ]; then n=$((n+1)); [ $n -ge 10 ] && exit 0; fi; done\n",
+    )
+    .unwrap();
+    // auto: the command has its own terminal (ours is raw, the byte is passed on);
+    // never: it shares our terminal and process group (the kernel delivers it).
+    for tty in ["auto", "never"] {
+        let (mut child, out, t) =
+            under_pty(&format!("exec --tty {tty} -- sh {}", script.display()));
+        out.wait_count("ready", 1, LIMIT);
+        child.stdin.as_mut().unwrap().write_all(b"\x03").unwrap();
+        let status = wait_with_deadline(&mut child, LIMIT);
+        t.join().unwrap();
+        let text = out.text();
+        assert_eq!(text.matches("got-INT").count(), 1, "--tty {tty}: {text}");
+        assert_eq!(status.code(), Some(0), "--tty {tty}: {text}");
+    }
+}
+
+#[test]
+fn kubernetes_data_symlink_swap_is_picked_up() {
+    let fs = Tmpfs::new();
+    let dir = fs.path();
+    let link =
+        |target: &str, name: &str| std::os::unix::fs::symlink(target, dir.join(name)).unwrap();
+    // The layout of a Kubernetes secret volume.
+    std::fs::create_dir(dir.join("..2026_01")).unwrap();
+    std::fs::write(dir.join("..2026_01/token"), OLD).unwrap();
+    link("..2026_01", "..data");
+    link("..data/token", "token");
+    let script = format!(
+        "trap 'echo \"token=$(cat {}/token)\"' HUP; echo ready; while :; do sleep 0.05; done",
+        dir.display()
+    );
+    let r = Running::start(&mut exec_sh(
+        &[
+            "--secrets-dir",
+            dir.to_str().unwrap(),
+            "--on-rotate",
+            "signal:HUP",
+        ],
+        &script,
+    ));
+    r.out.wait_count("ready", 1, LIMIT);
+    // The kubelet's update: a new timestamped directory, then an atomic swap of
+    // the `..data` symlink.
+    std::fs::create_dir(dir.join("..2026_02")).unwrap();
+    std::fs::write(dir.join("..2026_02/token"), NEW).unwrap();
+    link("..2026_02", "..data_tmp");
+    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+    r.out.wait_count("token=", 1, LIMIT);
+    r.signal(Signal::SIGTERM);
+    let (code, out, _) = r.finish();
+    assert_eq!(code, Some(143));
+    assert!(out.contains(&format!("token={MASK}")), "{out}");
+    assert!(!out.contains(NEW), "{out}");
 }

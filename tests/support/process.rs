@@ -12,10 +12,13 @@ use std::time::{Duration, Instant};
 use shroud_redactor::values_file::ValuesFile;
 use zeroize::Zeroizing;
 
+/// The bytes so far and whether the stream has ended.
+type Progress = Mutex<(Vec<u8>, bool)>;
+
 /// Everything a reader has produced so far, awaitable.
 #[derive(Debug, Clone, Default)]
 pub struct Collected {
-    inner: Arc<(Mutex<(Vec<u8>, bool)>, Condvar)>,
+    inner: Arc<(Progress, Condvar)>,
 }
 
 impl Collected {

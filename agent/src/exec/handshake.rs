@@ -24,7 +24,10 @@ pub const READY_FILE: &str = ".shroud/ready";
 pub fn write_atomically(path: &Path, content: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp-{:016x}", rand::thread_rng().gen::<u64>()));
+    let tmp = dir.join(format!(
+        ".{name}.tmp-{:016x}",
+        rand::thread_rng().gen::<u64>()
+    ));
     let result = (|| {
         let mut f = OpenOptions::new()
             .write(true)

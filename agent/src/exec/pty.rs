@@ -32,7 +32,10 @@ pub fn open(echo: bool) -> io::Result<Pty> {
     for fd in [&pair.master, &pair.slave] {
         fcntl(fd.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
     }
-    fcntl(pair.master.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+    fcntl(
+        pair.master.as_raw_fd(),
+        FcntlArg::F_SETFL(OFlag::O_NONBLOCK),
+    )?;
     if !echo {
         let mut t = termios::tcgetattr(&pair.slave)?;
         t.local_flags.remove(LocalFlags::ECHO);

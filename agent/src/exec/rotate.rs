@@ -84,10 +84,7 @@ mod tests {
             "signal:SIGHUP".parse(),
             Ok(OnRotate::Signal(Signal::SIGHUP))
         );
-        assert_eq!(
-            "signal:usr1".parse(),
-            Ok(OnRotate::Signal(Signal::SIGUSR1))
-        );
+        assert_eq!("signal:usr1".parse(), Ok(OnRotate::Signal(Signal::SIGUSR1)));
         assert_eq!(
             "signal:SIGNOPE".parse::<OnRotate>(),
             Err(OnRotateError::UnknownSignal("SIGNOPE".into()))
@@ -96,6 +93,9 @@ mod tests {
             "reboot".parse::<OnRotate>(),
             Err(OnRotateError::Unknown(_))
         ));
-        assert_eq!(OnRotate::Signal(Signal::SIGHUP).to_string(), "signal:SIGHUP");
+        assert_eq!(
+            OnRotate::Signal(Signal::SIGHUP).to_string(),
+            "signal:SIGHUP"
+        );
     }
 }

@@ -265,7 +265,11 @@ impl<'a> Supervisor<'a> {
         } else {
             child.pid
         };
-        debug!(signal = signal.as_str(), target = target.as_raw(), "forwarding signal");
+        debug!(
+            signal = signal.as_str(),
+            target = target.as_raw(),
+            "forwarding signal"
+        );
         self.send(target, signal);
         if matches!(signal, Signal::SIGTERM | Signal::SIGINT) {
             // A stop asked for from outside wins over a restart in progress.
@@ -273,7 +277,10 @@ impl<'a> Supervisor<'a> {
             self.kill_at = None;
             match self.first_stop {
                 Some(t) if t.elapsed() >= self.opts.kill_grace => {
-                    warn!(signal = signal.as_str(), "second stop signal after the kill grace; sending SIGKILL");
+                    warn!(
+                        signal = signal.as_str(),
+                        "second stop signal after the kill grace; sending SIGKILL"
+                    );
                     self.send(self.kill_target(), Signal::SIGKILL);
                 }
                 Some(_) => {}
@@ -286,7 +293,11 @@ impl<'a> Supervisor<'a> {
     /// command's own group, or (sharing ours) the command alone.
     fn group_target(&self) -> Pid {
         let child = self.child();
-        if let Some(fg) = self.outputs.master().and_then(|m| pty::foreground_group(m.as_fd())) {
+        if let Some(fg) = self
+            .outputs
+            .master()
+            .and_then(|m| pty::foreground_group(m.as_fd()))
+        {
             return Pid::from_raw(-fg.as_raw());
         }
         if child.own_group {

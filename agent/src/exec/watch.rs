@@ -85,7 +85,12 @@ impl DirWatch {
             return;
         }
         let meta = self.dir.join(META_DIR);
-        if meta.is_dir() && self.watcher.watch(&meta, RecursiveMode::NonRecursive).is_ok() {
+        if meta.is_dir()
+            && self
+                .watcher
+                .watch(&meta, RecursiveMode::NonRecursive)
+                .is_ok()
+        {
             self.meta_watched = true;
         }
     }
