@@ -213,3 +213,61 @@ pub fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<PumpEnd> {
     }
     Ok(PumpEnd::Eof)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd as _;
+    use std::time::Instant;
+
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    use shroud_redactor::SecretSetBuilder;
+
+    fn live(secret: &[u8]) -> LiveSet {
+        let mut b = SecretSetBuilder::new();
+        b.add("s", secret);
+        LiveSet::new(b.build().0)
+    }
+
+    #[test]
+    fn stop_drains_what_is_there_and_releases_the_held_piece() {
+        let live = live(b"correct-horse-battery");
+        let (input_r, input_w) = nix::unistd::pipe().unwrap();
+        fcntl(input_r.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).unwrap();
+        let (out_r, out_w) = nix::unistd::pipe().unwrap();
+        let (stop_r, stop_w) = nix::unistd::pipe().unwrap();
+        // A writer that keeps the input open; the last bytes are a proper prefix of
+        // the secret, so the engine holds them.
+        nix::unistd::write(&input_w, b"x correct-horse-battery y correct-h").unwrap();
+        let config = PumpConfig {
+            idle: Duration::from_secs(60),
+            ..PumpConfig::default()
+        };
+        let start = Instant::now();
+        drop(stop_w);
+        let end = pump_until(
+            input_r.as_fd(),
+            out_w.as_fd(),
+            &live,
+            &config,
+            &StreamCounters::default(),
+            Some(stop_r.as_fd()),
+        )
+        .unwrap();
+        assert_eq!(end, PumpEnd::Stopped);
+        assert!(start.elapsed() < Duration::from_secs(5));
+        drop(out_w);
+        let mut out = Vec::new();
+        let mut buf = [0u8; 256];
+        loop {
+            let n = nix::unistd::read(out_r.as_raw_fd(), &mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        // The held piece is at least min_length bytes: masked by the end rule.
+        assert_eq!(out, b"x [REDACTED] y [REDACTED]");
+        drop(input_w);
+    }
+}
