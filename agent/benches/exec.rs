@@ -91,8 +91,14 @@ fn main() {
         c
     });
     println!("start `true` ({STARTS} runs, median):");
-    println!("  directly            {:>8.2} ms", direct.as_secs_f64() * 1e3);
-    println!("  under shroud exec   {:>8.2} ms", wrapped.as_secs_f64() * 1e3);
+    println!(
+        "  directly            {:>8.2} ms",
+        direct.as_secs_f64() * 1e3
+    );
+    println!(
+        "  under shroud exec   {:>8.2} ms",
+        wrapped.as_secs_f64() * 1e3
+    );
     println!(
         "  added               {:>8.2} ms",
         (wrapped.as_secs_f64() - direct.as_secs_f64()) * 1e3
@@ -116,7 +122,11 @@ fn main() {
     let many = dir.path().join("secrets");
     std::fs::create_dir(&many).unwrap();
     for n in 0..100 {
-        std::fs::write(many.join(format!("s{n}")), format!("secret-value-{n:04}-{:016x}", n * 7919)).unwrap();
+        std::fs::write(
+            many.join(format!("s{n}")),
+            format!("secret-value-{n:04}-{:016x}", n * 7919),
+        )
+        .unwrap();
     }
 
     let argv = writer(&data);
@@ -135,7 +145,10 @@ fn main() {
     let one = through(&["--secret-file", one.to_str().unwrap()]);
     let many = through(&["--secrets-dir", many.to_str().unwrap()]);
     println!("1 GiB written by `cat` to a pipe:");
-    println!("  directly                        {:>6.2} GB/s", gib(direct));
+    println!(
+        "  directly                        {:>6.2} GB/s",
+        gib(direct)
+    );
     println!("  shroud exec, 1 secret           {:>6.2} GB/s", gib(one));
     println!("  shroud exec, 100 secrets        {:>6.2} GB/s", gib(many));
 }

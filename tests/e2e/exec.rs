@@ -555,8 +555,12 @@ fn kubernetes_data_symlink_swap_is_picked_up() {
     std::fs::write(dir.join("..2026_01/token"), OLD).unwrap();
     link("..2026_01", "..data");
     link("..data/token", "token");
+    // The workload keeps the value it read at start and prints it, with the new
+    // one, after the rotation: the old value must stay masked although it is gone
+    // from the directory (no agent keeps it in a values file here).
     let script = format!(
-        "trap 'echo \"token=$(cat {}/token)\"' HUP; echo ready; while :; do sleep 0.05; done",
+        "old=$(cat {0}/token); trap 'echo \"token=$(cat {0}/token) old=$old\"' HUP; \
+         echo ready; while :; do sleep 0.05; done",
         dir.display()
     );
     let r = Running::start(&mut exec_sh(
@@ -579,6 +583,6 @@ fn kubernetes_data_symlink_swap_is_picked_up() {
     r.signal(Signal::SIGTERM);
     let (code, out, _) = r.finish();
     assert_eq!(code, Some(143));
-    assert!(out.contains(&format!("token={MASK}")), "{out}");
-    assert!(!out.contains(NEW), "{out}");
+    assert!(out.contains(&format!("token={MASK} old={MASK}")), "{out}");
+    assert!(!out.contains(NEW) && !out.contains(OLD), "{out}");
 }

@@ -45,7 +45,8 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
         .as_deref()
         .map(watch::fingerprint)
         .unwrap_or_default();
-    let (set, loaded) = sources.load(r.min_length).map_err(usage)?;
+    let values = sources.read().map_err(usage)?;
+    let (set, loaded) = values.build(r.min_length, std::iter::empty());
     crate::report::warn_report(&loaded.report, r.min_length);
     let live = Arc::new(LiveSet::new(set));
 
@@ -61,6 +62,7 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
                 sources: sources.clone(),
                 min_length: r.min_length,
                 live: Arc::clone(&live),
+                current: values,
                 ack,
                 loaded: fingerprint,
             };

@@ -17,11 +17,18 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
+use zeroize::Zeroizing;
 
 use super::handshake::{Ack, READY_FILE};
 use super::Rotated;
 use crate::live::LiveSet;
-use crate::secrets_source::{Sources, META_DIR, VALUES_FILE};
+use crate::secrets_source::{Sources, Values, META_DIR, VALUES_FILE};
+
+/// How long a value that disappeared from the sources stays masked here. The
+/// agent keeps retired values in `.shroud/values` for its own retention window;
+/// this covers directories without an agent (a plain Kubernetes Secret volume),
+/// where a workload may still print a value it read before the rotation.
+pub const RETAIN_SEEN: Duration = Duration::from_secs(600);
 
 /// Why watching failed.
 #[derive(Debug, thiserror::Error)]
@@ -198,6 +205,8 @@ pub struct Reload {
     pub min_length: usize,
     /// The set to swap.
     pub live: Arc<LiveSet>,
+    /// The values the set in `live` was built from.
+    pub current: Values,
     /// The acknowledgement to update after each swap.
     pub ack: Ack,
     /// The fingerprint taken before the set now in `live` was loaded.
@@ -254,10 +263,35 @@ impl std::fmt::Debug for DirWatch {
     }
 }
 
+/// A value no longer in the sources, still masked until `until`.
+struct Retained {
+    name: String,
+    value: Zeroizing<Vec<u8>>,
+    until: Instant,
+}
+
 fn reload_loop(pending: PendingWatch, mut reload: Reload, rotations: Sender<Rotated>) {
     let PendingWatch { mut watch, rx } = pending;
     let dir = watch.dir.clone();
-    while let Ok(msg) = rx.recv() {
+    let mut retained: Vec<Retained> = Vec::new();
+    loop {
+        let expiry = retained.iter().map(|r| r.until).min();
+        let msg = match expiry {
+            Some(t) => match rx.recv_timeout(t.saturating_duration_since(Instant::now())) {
+                Ok(msg) => msg,
+                Err(RecvTimeoutError::Timeout) => {
+                    // Forget expired values; the sources did not change.
+                    retained.retain(|r| r.until > Instant::now());
+                    swap(&reload, &retained);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+            },
+            None => match rx.recv() {
+                Ok(msg) => msg,
+                Err(_) => return,
+            },
+        };
         let mut shutdown = matches!(msg, Msg::Shutdown);
         // Coalesce a burst of events (a rename is several) into one check.
         while let Ok(more) = rx.try_recv() {
@@ -271,26 +305,51 @@ fn reload_loop(pending: PendingWatch, mut reload: Reload, rotations: Sender<Rota
         if now == reload.loaded {
             continue;
         }
-        match reload.sources.load(reload.min_length) {
-            Ok((set, loaded)) => {
-                reload.live.store(set);
-                crate::report::warn_report(&loaded.report, reload.min_length);
-                if let Some(generation) = loaded.generation {
-                    if let Err(e) = reload.ack.write(generation) {
-                        tracing::warn!(path = %reload.ack.path().display(), error = %e, "cannot write the rotation acknowledgement");
-                    }
-                }
-                tracing::info!(generation = ?loaded.generation, "redaction set reloaded");
-                let rendered_changed = now.rendered != reload.loaded.rendered;
-                reload.loaded = now;
-                if rendered_changed {
-                    let _ = rotations.send(Rotated {
-                        generation: loaded.generation,
-                    });
-                }
-            }
+        let new = match reload.sources.read() {
+            Ok(values) => values,
             // Keep the current set; the next event retries.
-            Err(e) => tracing::warn!(error = %e, "cannot reload secrets; keeping the current set"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reload secrets; keeping the current set");
+                continue;
+            }
+        };
+        let until = Instant::now() + RETAIN_SEEN;
+        let old = std::mem::replace(&mut reload.current, new);
+        let is_current = |v: &[u8]| reload.current.values.iter().any(|(_, c)| c.as_slice() == v);
+        retained.retain(|r| r.until > Instant::now() && !is_current(&r.value));
+        for (name, value) in old.values {
+            if !is_current(&value) && !retained.iter().any(|r| r.value == value) {
+                retained.push(Retained {
+                    name: format!("{name}.seen"),
+                    value,
+                    until,
+                });
+            }
+        }
+        let generation = swap(&reload, &retained);
+        if let Some(generation) = generation {
+            if let Err(e) = reload.ack.write(generation) {
+                tracing::warn!(path = %reload.ack.path().display(), error = %e, "cannot write the rotation acknowledgement");
+            }
+        }
+        tracing::info!(generation = ?generation, "redaction set reloaded");
+        let rendered_changed = now.rendered != reload.loaded.rendered;
+        reload.loaded = now;
+        if rendered_changed {
+            let _ = rotations.send(Rotated { generation });
         }
     }
+}
+
+/// Builds the set from the current and retained values and swaps it in.
+fn swap(reload: &Reload, retained: &[Retained]) -> Option<u64> {
+    let (set, loaded) = reload.current.build(
+        reload.min_length,
+        retained
+            .iter()
+            .map(|r| (r.name.as_str(), r.value.as_slice())),
+    );
+    reload.live.store(set);
+    crate::report::warn_report(&loaded.report, reload.min_length);
+    loaded.generation
 }
