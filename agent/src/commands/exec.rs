@@ -49,6 +49,8 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
     let (set, loaded) = values.build(r.min_length, std::iter::empty());
     crate::report::warn_report(&loaded.report, r.min_length);
     let live = Arc::new(LiveSet::new(set));
+    // shroud's own log lines are redacted with the same, live, set.
+    crate::logging::set_live(Arc::clone(&live));
 
     let _watcher = match watching {
         Some((dir, (mut watcher, pending))) => {

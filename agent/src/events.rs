@@ -1,0 +1,169 @@
+//! Security-relevant events, emitted by the agent and exec and consumed by sinks
+//! (metrics, the audit trail, logs). Emitters do not know who listens; sinks are
+//! installed once at start-up with [`install`].
+//!
+//! Events carry secret *names* and Vault *paths* from the configuration and lease
+//! ids; never secret values. Sinks must not expose lease ids as-is (the audit sink
+//! hashes them; metrics never use them as labels).
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// How an operation ended. Error texts must not contain secret values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// It worked.
+    Ok,
+    /// It failed, with a description.
+    Error(String),
+    /// Vault refused it (permission denied).
+    Denied(String),
+}
+
+impl Outcome {
+    /// `ok`, `error` or `denied`: a low-cardinality label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Error(_) => "error",
+            Outcome::Denied(_) => "denied",
+        }
+    }
+}
+
+/// One event.
+#[derive(Clone, Debug)]
+pub enum Event<'a> {
+    /// A login to Vault (`method`: kubernetes, approle, jwt, token).
+    Login {
+        /// Auth method.
+        method: &'a str,
+        /// Result.
+        outcome: Outcome,
+    },
+    /// The Vault token was renewed (renew-self).
+    TokenRenew {
+        /// Result.
+        outcome: Outcome,
+    },
+    /// A secret was read from Vault.
+    Fetch {
+        /// Secret name from the config.
+        secret: &'a str,
+        /// Vault path from the config.
+        path: &'a str,
+        /// Lease id, when the secret has one.
+        lease_id: Option<&'a str>,
+        /// Result.
+        outcome: Outcome,
+    },
+    /// A lease renewal.
+    Renew {
+        /// Secret name.
+        secret: &'a str,
+        /// Vault path.
+        path: &'a str,
+        /// Lease id.
+        lease_id: Option<&'a str>,
+        /// Result.
+        outcome: Outcome,
+    },
+    /// New values of a secret were published (files swapped).
+    Rotate {
+        /// Secret name.
+        secret: &'a str,
+        /// Vault path.
+        path: &'a str,
+        /// Lease id of the new credentials.
+        lease_id: Option<&'a str>,
+    },
+    /// A lease (or, with `secret` None, the token) was revoked.
+    Revoke {
+        /// Secret name; None for the Vault token.
+        secret: Option<&'a str>,
+        /// Lease id.
+        lease_id: Option<&'a str>,
+        /// Result.
+        outcome: Outcome,
+    },
+    /// Rendered files were overwritten and removed.
+    Wipe {
+        /// How many files.
+        files: usize,
+        /// How long it took.
+        duration: Duration,
+    },
+    /// Vault denied access to a secret, or a policy denied an action.
+    Denial {
+        /// Secret name, when about one.
+        secret: Option<&'a str>,
+        /// Vault path, when about one.
+        path: Option<&'a str>,
+        /// Why.
+        reason: &'a str,
+    },
+    /// Seconds until a secret's lease expires (sampled after each fetch/renew).
+    LeaseTtl {
+        /// Secret name.
+        secret: &'a str,
+        /// Seconds left.
+        seconds: f64,
+    },
+    /// One HTTP request to Vault.
+    VaultRequest {
+        /// Operation name (login, read, renew, revoke, lookup…).
+        operation: &'a str,
+        /// Latency.
+        duration: Duration,
+        /// Result.
+        outcome: Outcome,
+    },
+    /// The first complete render is done.
+    Ready,
+    /// The workload (or shroud) is exiting with this code.
+    Exit {
+        /// Exit code.
+        code: i32,
+    },
+}
+
+impl Event<'_> {
+    /// The event's kind as a stable lowercase name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Login { .. } => "login",
+            Event::TokenRenew { .. } => "token_renew",
+            Event::Fetch { .. } => "fetch",
+            Event::Renew { .. } => "renew",
+            Event::Rotate { .. } => "rotate",
+            Event::Revoke { .. } => "revoke",
+            Event::Wipe { .. } => "wipe",
+            Event::Denial { .. } => "denial",
+            Event::LeaseTtl { .. } => "lease_ttl",
+            Event::VaultRequest { .. } => "vault_request",
+            Event::Ready => "ready",
+            Event::Exit { .. } => "exit",
+        }
+    }
+}
+
+/// A consumer of events.
+pub trait EventSink: Send + Sync {
+    /// Handles one event; must not block for long.
+    fn emit(&self, event: &Event<'_>);
+}
+
+static SINKS: RwLock<Vec<Arc<dyn EventSink>>> = RwLock::new(Vec::new());
+
+/// Adds a sink for the rest of the process's life.
+pub fn install(sink: Arc<dyn EventSink>) {
+    SINKS.write().unwrap_or_else(|e| e.into_inner()).push(sink);
+}
+
+/// Sends `event` to every installed sink.
+pub fn emit(event: Event<'_>) {
+    let sinks = SINKS.read().unwrap_or_else(|e| e.into_inner());
+    for s in sinks.iter() {
+        s.emit(&event);
+    }
+}
