@@ -84,6 +84,17 @@ pub struct ExecOptions {
     pub counters: Arc<OutputCounters>,
 }
 
+/// Whether `mode` gives the command a pseudo-terminal in this process (then all
+/// output is counted in [`OutputCounters::stdout`], label it `tty`).
+pub fn uses_pty(mode: TtyMode) -> bool {
+    use std::io::IsTerminal as _;
+    match mode {
+        TtyMode::Always => true,
+        TtyMode::Never => false,
+        TtyMode::Auto => std::io::stdout().is_terminal(),
+    }
+}
+
 impl ExecOptions {
     /// Defaults of the `shroud exec` flags for `command`.
     pub fn new(command: Vec<OsString>) -> ExecOptions {

@@ -81,12 +81,13 @@ pub struct Outputs {
 }
 
 /// Counters for the two streams (in pty mode everything is counted as stdout).
+/// Each is an `Arc` so it can be handed to `telemetry::Metrics::attach_stream`.
 #[derive(Debug, Default)]
 pub struct OutputCounters {
     /// The command's stdout (or its terminal).
-    pub stdout: StreamCounters,
+    pub stdout: Arc<StreamCounters>,
     /// The command's stderr.
-    pub stderr: StreamCounters,
+    pub stderr: Arc<StreamCounters>,
 }
 
 /// Sent by a pump when its stream has ended.

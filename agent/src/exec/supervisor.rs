@@ -16,7 +16,6 @@ use super::reaper::{self, reap_all};
 use super::signals::{self, SignalInfo};
 use super::spawn::{spawn, ChildIo, SpawnError};
 use super::{handshake, pty, ExecOptions, OnRotate, Rotated};
-use crate::cli::TtyMode;
 use crate::error::{exit_code, Exit};
 use crate::live::LiveSet;
 
@@ -49,11 +48,7 @@ pub fn supervise(
     }
     reaper::become_subreaper();
 
-    let use_pty = match opts.tty {
-        TtyMode::Always => true,
-        TtyMode::Never => false,
-        TtyMode::Auto => std::io::stdout().is_terminal(),
-    };
+    let use_pty = super::uses_pty(opts.tty);
     let (done_tx, done_rx) = mpsc::channel();
     let mut outputs = if use_pty {
         Outputs::pty(&live, &opts.pump, &opts.counters, &done_tx)?
