@@ -586,3 +586,36 @@ fn kubernetes_data_symlink_swap_is_picked_up() {
     assert!(out.contains(&format!("token={MASK} old={MASK}")), "{out}");
     assert!(!out.contains(NEW) && !out.contains(OLD), "{out}");
 }
+
+#[test]
+fn tty_always_passes_piped_stdin_without_echo_and_ends_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = secret_file(dir.path(), "pw", SECRET.as_bytes());
+    let done = run_with_input(
+        &mut exec_sh(
+            &["--tty", "always", "--secret-file", f.to_str().unwrap()],
+            "test -t 0 && test -t 1 && echo is-a-tty; read x; echo \"got $x\"; cat; echo cat-done",
+        ),
+        format!("line one {SECRET}\nline two\n").as_bytes(),
+        LIMIT,
+    );
+    assert_eq!(done.status.code(), Some(0), "{}", done.err());
+    // A terminal turns \n into \r\n; the input is not echoed; `cat` saw the end.
+    assert_eq!(
+        done.out(),
+        format!("is-a-tty\r\ngot line one {MASK}\r\nline two\r\ncat-done\r\n")
+    );
+}
+
+#[test]
+fn exit_marker_is_written_when_the_command_cannot_start() {
+    let fs = Tmpfs::new();
+    let done = run(shroud()
+        .args(["exec", "--secrets-dir", fs.path().to_str().unwrap()])
+        .args(["--", "no-such-command-xyz"]));
+    assert_eq!(done.status.code(), Some(127));
+    assert_eq!(
+        std::fs::read_to_string(fs.path().join(".shroud/exited")).unwrap(),
+        "127\n"
+    );
+}
