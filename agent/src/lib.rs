@@ -12,6 +12,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod exec;
 pub mod harden;
 pub mod live;
 pub mod logging;

@@ -1,9 +1,7 @@
 //! The agent proper: the lease engine and its parts (files, rendering, the
-//! rotation handshake, backoff, wake-up sources), and the child supervision used
-//! by `shroud run`.
+//! rotation handshake, backoff, wake-up sources).
 
 pub mod backoff;
-pub mod child;
 pub mod engine;
 pub mod files;
 pub mod handshake;

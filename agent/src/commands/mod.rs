@@ -3,6 +3,7 @@
 mod agent;
 mod audit;
 mod config;
+mod exec;
 mod probe;
 mod redact;
 mod run;
@@ -22,6 +23,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Run(args) => run::run(args),
         Command::Config(ConfigCommand::Validate { file }) => config::validate(&file),
         Command::Probe(ProbeCommand::Ready { dir }) => probe::ready(&dir),
+        Command::Exec(args) => exec::run(args),
         Command::Scan(args) => scan::run(args),
         Command::Audit(cmd) => audit::run(cmd),
         other => Err(usage(anyhow::anyhow!(

@@ -1,18 +1,17 @@
-//! `shroud run`: agent and supervisor in one process. Render, run the command
-//! with redacted output, and when it ends wipe, revoke and exit with its status.
+//! `shroud run`: agent and exec in one process. Render, supervise the command
+//! with exec's supervisor (its output masked with the set the agent swaps), and
+//! when it ends wipe, revoke and exit with its status.
 
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
-use tracing::{info, warn};
+use tracing::{error, info};
 
-use crate::agent::child::{self, ChildPid};
 use crate::agent::Wake;
 use crate::cli::RunArgs;
-use crate::config::OnRotate;
-use crate::error::Exit;
 use crate::events::{self, Event};
+use crate::exec::{supervise, ExecOptions, Rotated};
 use crate::live::LiveSet;
 use crate::pump::PumpConfig;
 
@@ -21,76 +20,68 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     super::harden();
     let observers = crate::agent::observe::install(&cfg)?;
     let (tx, rx) = mpsc::channel();
+    // Until the supervisor takes over SIGTERM/SIGINT (it owns them while the
+    // command runs), a signal must still lead to a clean shutdown.
     crate::agent::wake::forward_signals(tx.clone())?;
     let live = Arc::new(LiveSet::new(shroud_redactor::SecretSet::empty()));
     crate::logging::set_live(live.clone());
-    let pid = ChildPid::default();
-    let hook_pid = pid.clone();
-    let on_rotate = cfg.lifecycle.on_rotate.clone();
-    if on_rotate == OnRotate::Restart {
-        warn!("on_rotate = \"restart\" is not supported by `shroud run` yet; the command keeps running");
-    }
+    let (rotated_tx, rotated_rx) = mpsc::channel();
     let hook: crate::agent::engine::OnPublish = Box::new(move || {
-        if let OnRotate::Signal(sig) = on_rotate {
-            hook_pid.signal(sig);
-        }
+        let _ = rotated_tx.send(Rotated { generation: None });
     });
     let mut engine = super::start_engine(cfg.clone(), Some(live.clone()), Some(hook))?;
-    let pump_config = PumpConfig {
-        mask: cfg.redact.mask.as_bytes().to_vec(),
-        ..PumpConfig::default()
+    if let Ok(Wake::Signal(sig)) = rx.try_recv() {
+        info!(signal = sig, "stopped before the command started");
+        engine.shutdown();
+        observers.finish();
+        return Ok(128 + sig);
+    }
+    // The supervisor has no environment option; set it before any child exists.
+    std::env::set_var("SHROUD_SECRETS_DIR", engine.dir());
+    let opts = ExecOptions {
+        command: args.command.iter().map(Into::into).collect(),
+        tty: args.tty,
+        pump: PumpConfig {
+            mask: cfg.redact.mask.as_bytes().to_vec(),
+            ..PumpConfig::default()
+        },
+        on_rotate: cfg.lifecycle.on_rotate,
+        drain_timeout: Duration::from_secs(2),
+        kill_grace: cfg.lifecycle.exit_marker_timeout,
+        exit_marker: None,
+        counters: Arc::default(),
     };
-    let spawned = child::spawn(&args.command, engine.dir(), live, pump_config, tx);
-    let running = match spawned {
-        Ok(p) => p,
-        Err(e) => {
-            engine.shutdown();
-            return Err(Exit {
-                code: e.code,
-                message: e.to_string(),
-            }
-            .into());
-        }
-    };
-    let _ = (pid, &running);
+    let supervisor = std::thread::Builder::new()
+        .name("supervise".into())
+        .spawn(move || {
+            let code = match supervise(opts, live, Some(rotated_rx)) {
+                Ok(code) => code,
+                Err(e) => {
+                    error!("{e:#}");
+                    crate::error::exit_code(&e)
+                }
+            };
+            let _ = tx.send(Wake::ChildExited(code));
+        })?;
     let code = loop {
         match engine.run(&rx) {
             Wake::ChildExited(code) => break code,
             Wake::Signal(sig) => {
-                info!(signal = sig, "forwarding signal to the command");
-                running.signal(sig);
-                break wait_child(&rx, &running, &cfg);
+                // Caught by our handler in the moment before the supervisor
+                // installed its own: hand it on once the supervisor owns it.
+                std::thread::sleep(Duration::from_millis(20));
+                let _ = nix::sys::signal::raise(
+                    nix::sys::signal::Signal::try_from(sig)
+                        .unwrap_or(nix::sys::signal::Signal::SIGTERM),
+                );
             }
             Wake::ExitMarker => {}
         }
     };
+    let _ = supervisor.join();
     info!(code, "command ended; wiping and revoking");
     engine.shutdown();
     events::emit(Event::Exit { code });
     observers.finish();
     Ok(code)
-}
-
-/// Waits for the command after a forwarded signal; SIGKILL after
-/// `exit_marker_timeout` or a second signal.
-fn wait_child(rx: &mpsc::Receiver<Wake>, pid: &ChildPid, cfg: &crate::config::Config) -> i32 {
-    let deadline = Instant::now() + cfg.lifecycle.exit_marker_timeout;
-    let mut killed = false;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(if killed {
-            std::time::Duration::from_secs(5)
-        } else {
-            left
-        }) {
-            Ok(Wake::ChildExited(code)) => return code,
-            Ok(Wake::Signal(_)) | Err(mpsc::RecvTimeoutError::Timeout) if !killed => {
-                warn!("command did not stop; killing it");
-                pid.signal(libc::SIGKILL);
-                killed = true;
-            }
-            Ok(_) => {}
-            Err(_) => return 128 + libc::SIGKILL,
-        }
-    }
 }

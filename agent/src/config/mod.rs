@@ -238,16 +238,8 @@ pub struct RedactConfig {
     pub retain: Duration,
 }
 
-/// What happens to the wrapped command when secrets change.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OnRotate {
-    /// Nothing: the command re-reads the files itself.
-    None,
-    /// Send this signal (number).
-    Signal(i32),
-    /// Stop and start the command again.
-    Restart,
-}
+/// What happens to the wrapped command when secrets change (exec's type).
+pub use crate::exec::OnRotate;
 
 /// `[lifecycle]`.
 #[derive(Debug, Clone)]

@@ -143,12 +143,12 @@ pub fn validate(origin: &str, raw: RawConfig) -> Result<Config, ConfigError> {
 
     let l = raw.lifecycle;
     let on_rotate_text = l.on_rotate.as_deref().unwrap_or("none");
-    let on_rotate = parse_on_rotate(on_rotate_text).ok_or_else(|| {
-        c.err(
-            "[lifecycle] on_rotate",
-            format!("`{on_rotate_text}` is not none, restart or signal:NAME (e.g. signal:SIGHUP)"),
-        )
-    })?;
+    let on_rotate: OnRotate =
+        on_rotate_text
+            .parse()
+            .map_err(|e: crate::exec::rotate::OnRotateError| {
+                c.err("[lifecycle] on_rotate", e.to_string())
+            })?;
     let renew_threshold = l.renew_threshold.unwrap_or(0.66);
     if !(renew_threshold > 0.0 && renew_threshold < 1.0) {
         return Err(c.err(
@@ -277,28 +277,4 @@ fn secret(c: &Checker<'_>, n: usize, s: RawSecret) -> Result<SecretSpec, ConfigE
         field: s.field,
         format,
     })
-}
-
-/// `none`, `restart`, `signal:NAME` (NAME with or without `SIG`, or a number).
-pub fn parse_on_rotate(s: &str) -> Option<OnRotate> {
-    match s {
-        "none" => Some(OnRotate::None),
-        "restart" => Some(OnRotate::Restart),
-        _ => {
-            let name = s.strip_prefix("signal:")?;
-            if let Ok(n) = name.parse::<i32>() {
-                return nix::sys::signal::Signal::try_from(n)
-                    .ok()
-                    .map(|s| OnRotate::Signal(s as i32));
-            }
-            let full = if name.starts_with("SIG") {
-                name.to_string()
-            } else {
-                format!("SIG{name}")
-            };
-            full.parse::<nix::sys::signal::Signal>()
-                .ok()
-                .map(|s| OnRotate::Signal(s as i32))
-        }
-    }
 }
