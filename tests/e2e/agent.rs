@@ -60,7 +60,12 @@ impl World {
 
     /// AppRole credentials files and the `[auth]` section using them.
     fn approle_auth(&self) -> String {
-        let (role_id, secret_id) = self.bao.approle("shroud", "shroud", "1h", "2h");
+        self.approle_auth_ttl("1h", "2h")
+    }
+
+    /// As [`World::approle_auth`], with the login token's TTL and max TTL.
+    fn approle_auth_ttl(&self, ttl: &str, max_ttl: &str) -> String {
+        let (role_id, secret_id) = self.bao.approle("shroud", "shroud", ttl, max_ttl);
         std::fs::write(self.path("role-id"), role_id).unwrap();
         std::fs::write(self.path("secret-id"), secret_id).unwrap();
         format!(
@@ -698,4 +703,158 @@ fn base64(data: &[u8]) -> String {
         }
     }
     s
+}
+
+#[test]
+fn run_rotation_is_masked_before_the_command_sees_it_and_signals_it() {
+    let _s = serial();
+    let w = World::new(None);
+    let auth = w.approle_auth();
+    let (v1, v2) = ("first-kv2-value-5e6f7a8b", "second-kv2-value-1a2b3c4d");
+    w.bao
+        .bao(&["kv", "put", "secret/rot", &format!("token={v1}")]);
+    let cfg = w.config(
+        &auth,
+        "[[secret]]\nname = \"tok\"\npath = \"secret/rot\"\nkind = \"kv2\"\nfield = \"token\"\nrefresh = \"200ms\"\n\
+         [lifecycle]\non_rotate = \"signal:SIGHUP\"\n",
+    );
+    let started = w.path("started");
+    let app = format!(
+        "trap 'echo \"reloaded: $(cat \"$SHROUD_SECRETS_DIR/tok\")\"; touch {0}.hup' HUP\n\
+         echo \"start: $(cat \"$SHROUD_SECRETS_DIR/tok\")\"; touch {0}\n\
+         i=0; while [ ! -e {0}.hup ] && [ $i -lt 300 ]; do sleep 0.05; i=$((i+1)); done; echo done",
+        started.display()
+    );
+    let child = shroud()
+        .arg("run")
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--", "sh", "-c", &app])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    until(Duration::from_secs(20), "the command to start", || {
+        started.exists().then_some(())
+    });
+    w.bao
+        .bao(&["kv", "put", "secret/rot", &format!("token={v2}")]);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("start: [REDACTED]"), "{stdout}");
+    assert!(stdout.contains("reloaded: [REDACTED]"), "{stdout}");
+    assert!(!stdout.contains(v1) && !stdout.contains(v2), "{stdout}");
+    w.assert_clean(&[]);
+}
+
+#[test]
+fn agent_and_exec_hand_over_rotations_and_the_exit_marker_stops_the_agent() {
+    let _s = serial();
+    let w = World::new(None);
+    let auth = w.approle_auth();
+    let (v1, v2) = ("exec-first-value-9f8e7d6c", "exec-second-value-3c4d5e6f");
+    w.bao
+        .bao(&["kv", "put", "secret/rot", &format!("token={v1}")]);
+    let cfg = w.config(
+        &auth,
+        "[[secret]]\nname = \"tok\"\npath = \"secret/rot\"\nkind = \"kv2\"\nfield = \"token\"\nrefresh = \"200ms\"\n",
+    );
+    let log = w.path("agent.log");
+    let mut agent = spawn_agent(&cfg, &log);
+    let dir = w.out.path();
+    until(Duration::from_secs(20), "ready", || {
+        dir.join(".shroud/ready").exists().then_some(())
+    });
+    let started = w.path("started");
+    let app = format!(
+        "trap 'echo \"reloaded: $(cat \"$SHROUD_SECRETS_DIR/tok\")\"; touch {0}.hup' HUP\n\
+         echo \"start: $(cat \"$SHROUD_SECRETS_DIR/tok\")\"; touch {0}\n\
+         i=0; while [ ! -e {0}.hup ] && [ $i -lt 300 ]; do sleep 0.05; i=$((i+1)); done; echo done",
+        started.display()
+    );
+    let exec = shroud()
+        .args(["exec", "--secrets-dir"])
+        .arg(dir)
+        .args(["--on-rotate", "signal:SIGHUP", "--", "sh", "-c", &app])
+        .env("SHROUD_SECRETS_DIR", dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    until(Duration::from_secs(20), "the command to start", || {
+        started.exists().then_some(())
+    });
+    w.bao
+        .bao(&["kv", "put", "secret/rot", &format!("token={v2}")]);
+    let out = exec.wait_with_output().unwrap();
+    let exec_done = Instant::now();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("start: [REDACTED]"), "{stdout}");
+    assert!(stdout.contains("reloaded: [REDACTED]"), "{stdout}");
+    assert!(!stdout.contains(v1) && !stdout.contains(v2), "{stdout}");
+    // exec wrote .shroud/exited; the agent wipes, revokes and leaves on its own.
+    let status = wait_with_deadline(&mut agent, Duration::from_secs(10));
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    assert!(
+        exec_done.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        exec_done.elapsed()
+    );
+    let _ = std::fs::remove_file(dir.join(".shroud/exited"));
+    w.assert_clean(&[]);
+}
+
+#[test]
+fn token_at_max_ttl_means_a_new_login_and_new_leases() {
+    let _s = serial();
+    let w = World::new(Some(("1m", "5m")));
+    let auth = w.approle_auth_ttl("3s", "5s");
+    let cfg = w.config(&auth, DB_SECRET);
+    let log = w.path("agent.log");
+    let mut agent = spawn_agent(&cfg, &log);
+    let pg = w.pg();
+    let mut users: Vec<String> = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(12) {
+        if let Some(text) = w.file("db.env") {
+            let user = env_value(&text, "USERNAME");
+            if users.last() != Some(&user) {
+                assert!(
+                    pg.can_login(&user, &env_value(&text, "PASSWORD")),
+                    "{user} logs in"
+                );
+                users.push(user);
+            }
+        }
+        assert!(
+            agent.try_wait().unwrap().is_none(),
+            "agent died: {}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.matches("logged in to Vault").count() >= 2, "{text}");
+    // Leases die with the token that made them: each login brings new credentials.
+    assert!(users.len() >= 2, "{users:?}\n{text}");
+    sigterm(&agent);
+    assert!(wait_with_deadline(&mut agent, Duration::from_secs(10)).success());
+    until(Duration::from_secs(10), "expired tokens to be gone", || {
+        (w.bao.accessors().len() == 1).then_some(())
+    });
+    w.assert_clean(&users);
 }
