@@ -265,6 +265,28 @@ mod tests {
     }
 
     #[test]
+    fn owner_and_mode_are_applied() {
+        if !nix::unistd::geteuid().is_root() {
+            // chown to another user needs root; CI and scripts/test run as root.
+            panic!("this test needs root (scripts/test runs as root)");
+        }
+        use std::os::unix::fs::MetadataExt as _;
+        let d = tempfile::tempdir().unwrap();
+        let cfg = OutputConfig {
+            dir: d.path().join("out"),
+            require_tmpfs: false,
+            uid: Some(65534),
+            gid: Some(65534),
+            mode: 0o440,
+        };
+        let mut out = Output::open(&cfg).unwrap();
+        out.write(Path::new("f"), b"v").unwrap();
+        let m = fs::metadata(cfg.dir.join("f")).unwrap();
+        assert_eq!((m.uid(), m.gid(), m.mode() & 0o777), (65534, 65534, 0o440));
+        assert_eq!(out.wipe_all(), 1);
+    }
+
+    #[test]
     fn stage_refuses_symlink_in_the_way() {
         let d = tempfile::tempdir().unwrap();
         let target = d.path().join("target");

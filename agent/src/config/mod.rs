@@ -303,3 +303,122 @@ pub fn parse(
     };
     validate(origin, raw)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: &str = r#"
+[vault]
+address = "http://127.0.0.1:8200/"
+[auth]
+method = "kubernetes"
+role = "app"
+[output]
+dir = "/run/secrets"
+[[secret]]
+name = "api"
+path = "/secret/team/app/"
+kind = "kv2"
+"#;
+
+    fn parse_env(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        parse(
+            "test.toml",
+            text,
+            env.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+                .into_iter(),
+        )
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse_env(MIN, &[]).unwrap();
+        assert_eq!(c.vault.address, "http://127.0.0.1:8200");
+        assert_eq!(c.vault.timeout, Duration::from_secs(10));
+        assert_eq!(c.auth.mount, "kubernetes");
+        assert_eq!(
+            c.auth.jwt_path,
+            PathBuf::from("/var/run/secrets/kubernetes.io/serviceaccount/token")
+        );
+        assert!(c.output.require_tmpfs);
+        assert_eq!(c.output.mode, 0o400);
+        let s = &c.secrets[0];
+        assert_eq!(s.read_path(), "secret/data/team/app");
+        assert_eq!(s.format, Format::Raw);
+        assert_eq!(s.refresh, Duration::from_secs(300));
+        assert_eq!(c.redact.retain, Duration::from_secs(600));
+        assert!(c.lifecycle.revoke_on_exit);
+        assert_eq!(c.lifecycle.on_rotate, OnRotate::None);
+        assert_eq!(c.lifecycle.renew_threshold, 0.66);
+        assert_eq!(c.lifecycle.exit_marker_timeout, Duration::from_secs(30));
+        assert_eq!(c.lifecycle.handshake_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn kv2_paths() {
+        let mut c = parse_env(MIN, &[]).unwrap();
+        let s = &mut c.secrets[0];
+        s.path = "secret/data/x".into();
+        assert_eq!(s.read_path(), "secret/data/x");
+        s.path = "kv".into();
+        assert_eq!(s.read_path(), "kv/data");
+        s.kind = SecretKind::Dynamic;
+        s.path = "database/creds/app".into();
+        assert_eq!(s.read_path(), "database/creds/app");
+    }
+
+    #[test]
+    fn env_overrides_the_file() {
+        let c = parse_env(
+            MIN,
+            &[
+                ("SHROUD_AUTH_ROLE", "other"),
+                ("SHROUD_OUTPUT_REQUIRE_TMPFS", "false"),
+                ("SHROUD_LIFECYCLE_ON_ROTATE", "signal:HUP"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.auth.role.as_deref(), Some("other"));
+        assert!(!c.output.require_tmpfs);
+        assert_eq!(
+            c.lifecycle.on_rotate,
+            OnRotate::Signal(nix::sys::signal::Signal::SIGHUP)
+        );
+        let e = parse_env(MIN, &[("SHROUD_VAULT_ADRESS", "x")]).unwrap_err();
+        assert!(e.to_string().contains("adress"), "{e}");
+    }
+
+    #[test]
+    fn errors_name_file_and_key() {
+        let e = parse_env(
+            &MIN.replace("kind = \"kv2\"", "kind = \"kv2\"\nfeild = \"x\""),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("test.toml:") && e.contains("feild"), "{e}");
+        let e = parse_env(&MIN.replace("role = \"app\"\n", ""), &[])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "test.toml: [auth] role: is required");
+        let twice = format!("{MIN}[[secret]]\nname = \"api\"\npath = \"x\"\n");
+        let e = parse_env(&twice, &[]).unwrap_err().to_string();
+        assert!(
+            e.contains("#2 name") && e.contains("used by another"),
+            "{e}"
+        );
+        let e = parse_env(
+            &MIN.replace(
+                "kind = \"kv2\"",
+                "kind = \"kv2\"\nfield = \"a\"\nformat = \"json\"",
+            ),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("(api) field"), "{e}");
+    }
+}
