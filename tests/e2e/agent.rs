@@ -907,3 +907,31 @@ fn survives_a_vault_restart_without_restarting() {
     assert!(wait_with_deadline(&mut agent, Duration::from_secs(10)).success());
     w.assert_clean(&[user, user2]);
 }
+
+#[test]
+fn shutdown_with_vault_down_still_wipes_at_once_and_gives_up_revoking_in_time() {
+    let _s = serial();
+    let w = World::new(Some(("1m", "5m")));
+    let auth = w.approle_auth();
+    let cfg = w.config(
+        &auth,
+        &format!("{DB_SECRET}{KV_SECRET}[lifecycle]\nrevoke_timeout = \"2s\"\n"),
+    );
+    let log = w.path("agent.log");
+    let mut agent = spawn_agent(&cfg, &log);
+    until(Duration::from_secs(20), "first render", || w.file("db.env"));
+    w.bao.freeze();
+    let t = Instant::now();
+    sigterm(&agent);
+    until(Duration::from_secs(1), "the files to be wiped", || {
+        w.leftovers().is_empty().then_some(())
+    });
+    let status = wait_with_deadline(&mut agent, Duration::from_secs(15));
+    assert!(status.success());
+    let took = t.elapsed();
+    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(6), "{took:?}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("cannot revoke"), "{text}");
+    assert!(text.contains("unreachable"), "{text}");
+    w.bao.thaw();
+}
