@@ -929,7 +929,10 @@ fn shutdown_with_vault_down_still_wipes_at_once_and_gives_up_revoking_in_time() 
     let status = wait_with_deadline(&mut agent, Duration::from_secs(15));
     assert!(status.success());
     let took = t.elapsed();
-    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(6), "{took:?}");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(6),
+        "{took:?}"
+    );
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("cannot revoke"), "{text}");
     assert!(text.contains("unreachable"), "{text}");

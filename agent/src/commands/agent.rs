@@ -22,8 +22,14 @@ pub fn run(args: AgentArgs) -> anyhow::Result<i32> {
     let live = Arc::new(LiveSet::new(shroud_redactor::SecretSet::empty()));
     crate::logging::set_live(live.clone());
     let mut engine = super::start_engine(cfg.clone(), Some(live), None)?;
-    let _watcher = crate::agent::wake::watch_exit_marker(&engine.dir().join(".shroud"), tx)
-        .map_err(|e| anyhow::anyhow!("cannot watch {}/.shroud: {e}", engine.dir().display()))?;
+    let _watcher = match crate::agent::wake::watch_exit_marker(&engine.dir().join(".shroud"), tx) {
+        Ok(w) => w,
+        Err(e) => {
+            let dir = engine.dir().display().to_string();
+            engine.shutdown();
+            anyhow::bail!("cannot watch {dir}/.shroud for the exit marker: {e}");
+        }
+    };
     let reason = engine.run(&rx);
     if let Wake::Signal(sig) = reason {
         wait_for_marker(&engine, &rx, &cfg, sig);

@@ -51,7 +51,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         exit_marker: None,
         counters: Arc::default(),
     };
-    let supervisor = std::thread::Builder::new()
+    let spawned = std::thread::Builder::new()
         .name("supervise".into())
         .spawn(move || {
             let code = match supervise(opts, live, Some(rotated_rx)) {
@@ -62,7 +62,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
                 }
             };
             let _ = tx.send(Wake::ChildExited(code));
-        })?;
+        });
+    let supervisor = match spawned {
+        Ok(handle) => handle,
+        Err(e) => {
+            engine.shutdown();
+            return Err(anyhow::Error::new(e).context("starting the supervisor thread"));
+        }
+    };
     let code = loop {
         match engine.run(&rx) {
             Wake::ChildExited(code) => break code,
