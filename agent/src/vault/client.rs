@@ -74,6 +74,9 @@ pub enum VaultError {
     /// The TLS settings could not be loaded.
     #[error("TLS setup: {0}")]
     Tls(String),
+    /// The TLS handshake failed (the server's certificate did not verify).
+    #[error("TLS with Vault at {0}")]
+    Handshake(String),
 }
 
 impl VaultError {
@@ -271,6 +274,13 @@ impl VaultClient {
                 });
             }
             Err(ureq::Error::Transport(t)) => {
+                // A certificate that does not verify will not verify on a retry.
+                if let Some(tls) = rustls_error(&t) {
+                    return Err(VaultError::Handshake(format!(
+                        "{} ({operation} {path}): {tls}",
+                        self.address
+                    )));
+                }
                 let (operation, path, detail) = ctx(t.to_string());
                 return Err(VaultError::Unreachable {
                     address: self.address.clone(),
@@ -310,6 +320,23 @@ impl VaultClient {
         })?;
         Ok(Some(Answer(value)))
     }
+}
+
+/// The rustls error under a transport error, if the TLS handshake failed.
+fn rustls_error(t: &ureq::Transport) -> Option<String> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(t);
+    while let Some(c) = cause {
+        if let Some(e) = c.downcast_ref::<rustls::Error>() {
+            return Some(e.to_string());
+        }
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            if let Some(e) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                return Some(e.to_string());
+            }
+        }
+        cause = c.source();
+    }
+    None
 }
 
 /// Vault's `{"errors": [...]}` joined; never anything else from the body.
