@@ -994,3 +994,64 @@ fn tls_with_ca_cert_and_server_name() {
         w.assert_clean(&[]);
     }
 }
+
+#[test]
+fn agent_sigtermed_waits_for_the_workloads_exit_marker() {
+    let _s = serial();
+    let w = World::new(None);
+    let auth = w.approle_auth();
+    let cfg = w.config(
+        &auth,
+        &format!("{KV_SECRET}[lifecycle]\nexit_marker_timeout = \"20s\"\n"),
+    );
+    let log = w.path("agent.log");
+    let mut agent = spawn_agent(&cfg, &log);
+    let dir = w.out.path();
+    until(Duration::from_secs(20), "ready", || {
+        dir.join(".shroud/ready").exists().then_some(())
+    });
+    let started = w.path("started");
+    let mut exec = shroud()
+        .args(["exec", "--secrets-dir"])
+        .arg(dir)
+        .args([
+            "--",
+            "sh",
+            "-c",
+            &format!("touch {}; exec sleep 60", started.display()),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    until(
+        Duration::from_secs(20),
+        "exec's ack and the command",
+        || {
+            let acks = std::fs::read_dir(dir.join(".shroud/acks")).ok()?.count();
+            (acks > 0 && started.exists()).then_some(())
+        },
+    );
+    // Pod termination: the sidecar is told first; the workload still runs and
+    // still needs its credentials.
+    sigterm(&agent);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        agent.try_wait().unwrap().is_none(),
+        "agent must wait for the exit marker"
+    );
+    assert!(
+        w.file("api-key").is_some(),
+        "files must stay while the workload runs"
+    );
+    sigterm(&exec);
+    let t = Instant::now();
+    assert_eq!(
+        wait_with_deadline(&mut exec, Duration::from_secs(10)).code(),
+        Some(143)
+    );
+    assert!(wait_with_deadline(&mut agent, Duration::from_secs(10)).success());
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    let _ = std::fs::remove_file(dir.join(".shroud/exited"));
+    w.assert_clean(&[]);
+}
