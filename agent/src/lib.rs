@@ -15,3 +15,4 @@ pub mod logging;
 pub mod pump;
 pub mod report;
 pub mod secrets_source;
+pub mod webhook;
