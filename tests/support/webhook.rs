@@ -101,13 +101,26 @@ impl WebhookProcess {
     /// Starts the binary at `bin` with `leaf` and `config` (TOML) and waits until
     /// `/healthz` answers through TLS trusting `ca`.
     pub fn start(bin: &Path, ca: &TestCa, leaf: &Leaf, config: &str) -> WebhookProcess {
+        let client_for = |addr| Client::new(addr, &[ca.der.clone()]);
+        Self::start_with(bin, &leaf.cert_pem, &leaf.key_pem, config, client_for)
+    }
+
+    /// Starts the binary with PEM files and a configuration, and waits until
+    /// `/healthz` answers through the client `client_for` makes for its address.
+    pub fn start_with(
+        bin: &Path,
+        cert_pem: &str,
+        key_pem: &str,
+        config: &str,
+        client_for: impl Fn(SocketAddr) -> Client,
+    ) -> WebhookProcess {
         let dir = tempfile::tempdir().unwrap();
         let certs = dir.path().join("certs");
         std::fs::create_dir(&certs).unwrap();
         let cert_path = certs.join("tls.crt");
         let key_path = certs.join("tls.key");
-        std::fs::write(&cert_path, &leaf.cert_pem).unwrap();
-        std::fs::write(&key_path, &leaf.key_pem).unwrap();
+        std::fs::write(&cert_path, cert_pem).unwrap();
+        std::fs::write(&key_path, key_pem).unwrap();
         let config_path = dir.path().join("webhook.toml");
         std::fs::write(&config_path, config).unwrap();
         let log_path = dir.path().join("webhook.log");
@@ -135,7 +148,7 @@ impl WebhookProcess {
             log_path,
             _dir: dir,
         };
-        let client = Client::new(addr, &[ca.der.clone()]);
+        let client = client_for(addr);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = p.child.try_wait().unwrap() {
@@ -219,12 +232,16 @@ pub struct Conn {
 
 impl Conn {
     /// Connects and completes the TLS handshake.
-    pub async fn open(addr: SocketAddr, tls: &TlsConnector) -> std::io::Result<Conn> {
+    /// `server_name` is the name the certificate must be valid for.
+    pub async fn open(
+        addr: SocketAddr,
+        tls: &TlsConnector,
+        server_name: &str,
+    ) -> std::io::Result<Conn> {
         let tcp = TcpStream::connect(addr).await?;
         tcp.set_nodelay(true)?;
-        let stream = tls
-            .connect(ServerName::try_from("localhost").unwrap(), tcp)
-            .await?;
+        let name = ServerName::try_from(server_name.to_string()).map_err(std::io::Error::other)?;
+        let stream = tls.connect(name, tcp).await?;
         let server_cert = stream
             .get_ref()
             .1
@@ -281,6 +298,7 @@ pub struct Client {
     rt: tokio::runtime::Runtime,
     tls: TlsConnector,
     addr: SocketAddr,
+    server_name: String,
 }
 
 impl std::fmt::Debug for Client {
@@ -301,17 +319,26 @@ impl Client {
                 .unwrap(),
             tls: connector(roots),
             addr,
+            server_name: "localhost".into(),
         }
+    }
+
+    /// Verifies the server's certificate for `name` instead of `localhost`.
+    pub fn with_server_name(mut self, name: &str) -> Client {
+        self.server_name = name.to_string();
+        self
     }
 
     /// Sends a request on a new connection.
     pub fn request(&self, method: &str, path: &str, body: &[u8]) -> std::io::Result<Answer> {
         let body = Bytes::copy_from_slice(body);
         self.rt.block_on(async {
-            let mut conn =
-                tokio::time::timeout(Duration::from_secs(10), Conn::open(self.addr, &self.tls))
-                    .await
-                    .map_err(std::io::Error::other)??;
+            let mut conn = tokio::time::timeout(
+                Duration::from_secs(10),
+                Conn::open(self.addr, &self.tls, &self.server_name),
+            )
+            .await
+            .map_err(std::io::Error::other)??;
             let (status, body) = conn.send(method, path, body).await?;
             Ok(Answer {
                 status,
