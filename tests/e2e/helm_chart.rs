@@ -131,6 +131,30 @@ fn chart_lints_renders_validates_and_its_output_runs() {
     );
     assert_eq!(deployment["spec"]["replicas"], 2);
     assert!(deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"].is_object());
+    // The Deployment's command line parses: run it with the certificate paths
+    // pointing nowhere and expect the certificate error, not a usage error of clap.
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let command: Vec<String> = container["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .unwrap()
+                .replace("/etc/shroud/", "/nonexistent/shroud/")
+        })
+        .collect();
+    assert_eq!(command[0], "/shroud");
+    let out = std::process::Command::new(shroud_bin())
+        .args(&command[1..])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(
+        err.contains("/nonexistent/shroud/config/webhook.toml"),
+        "{err}"
+    );
     let np = find(&default, "NetworkPolicy");
     assert_eq!(np["spec"]["egress"], json!([]));
 

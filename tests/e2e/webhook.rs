@@ -710,6 +710,23 @@ fn certificate_is_reloaded_when_the_files_change() {
 }
 
 #[test]
+fn sigterm_stops_the_server_cleanly() {
+    let ca = TestCa::new("ca");
+    let leaf = ca.leaf();
+    let mut server = WebhookProcess::start(&shroud_bin(), &ca, &leaf, CONFIG);
+    let client = Client::new(server.addr, &[ca.der.clone()]);
+    assert_eq!(client.get("/healthz").unwrap().status, 200);
+    let status = server.stop_with(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0), "{}", server.log());
+    assert!(
+        server.log().contains("shroud webhook stopped"),
+        "{}",
+        server.log()
+    );
+    assert!(client.get("/healthz").is_err(), "still serving after exit");
+}
+
+#[test]
 fn bad_certificate_or_config_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::new("ca");

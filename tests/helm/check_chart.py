@@ -95,6 +95,14 @@ def need(module, pip_spec):
         fail(f"python module `{module}` is missing: python3 -m pip install {pip_spec} (scripts/test does)")
 
 
+def leaf_paths(d, prefix=()):
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            yield from leaf_paths(v, prefix + (k,))
+        else:
+            yield prefix + (k,)
+
+
 def main():
     if len(sys.argv) != 3:
         fail("usage: check_chart.py CHART OUT_DIR")
@@ -159,7 +167,18 @@ def main():
         print(f"[{set_name}] rendered and validated {len(objects)} objects: {', '.join(kinds)}")
         checked += 1
 
-    # 5. the schema rejects bad values.
+    # 5. README.md lists every value (free-form maps are listed as a whole).
+    with open(os.path.join(chart, "values.yaml")) as f:
+        defaults = yaml.safe_load(f)
+    with open(os.path.join(chart, "README.md")) as f:
+        readme = f.read()
+    missing = [p for p in leaf_paths(defaults) if not any(
+        f"`{'.'.join(p[:i])}`" in readme for i in range(1, len(p) + 1))]
+    if missing:
+        fail(f"helm/shroud/README.md does not list: {['.'.join(p) for p in missing]}")
+    print("README.md lists every value")
+
+    # 6. the schema rejects bad values.
     with helm.Chart.load(chart) as c:
         for values in BAD_VALUES:
             try:

@@ -167,6 +167,17 @@ impl WebhookProcess {
         }
     }
 
+    /// Sends `signal` and waits (bounded) for the process to exit.
+    pub fn stop_with(
+        &mut self,
+        signal: nix::sys::signal::Signal,
+        limit: Duration,
+    ) -> std::process::ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, signal).unwrap();
+        crate::wait_with_deadline(&mut self.child, limit)
+    }
+
     /// Its stderr so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
