@@ -233,7 +233,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let tls = connector(&[ca.der.clone()]);
+    let tls = connector(std::slice::from_ref(&ca.der));
     let body = body();
     println!(
         "shroud webhook load benchmark: {concurrency} concurrent TLS connections to {}, {} byte AdmissionReview (opted-in Deployment pod)",
@@ -260,7 +260,7 @@ fn main() {
             ));
         }
     });
-    let metrics = Client::new(server.addr, &[ca.der.clone()])
+    let metrics = Client::new(server.addr, std::slice::from_ref(&ca.der))
         .get("/metrics")
         .unwrap();
     println!("{}", server_p99(&String::from_utf8_lossy(&metrics.body)));

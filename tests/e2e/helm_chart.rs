@@ -102,9 +102,9 @@ fn serve_rendered(objects: &[Value]) -> (WebhookProcess, Client) {
         svc["namespace"].as_str().unwrap()
     );
     let ca = der_of(&b64(&hook["clientConfig"]["caBundle"]));
-    let make = |addr| Client::new(addr, &[ca.clone()]).with_server_name(&dns);
+    let make = |addr| Client::new(addr, std::slice::from_ref(&ca)).with_server_name(&dns);
     let server = WebhookProcess::start_with(&shroud_bin(), &cert, &key, &config, make);
-    let client = Client::new(server.addr, &[ca.clone()]).with_server_name(&dns);
+    let client = Client::new(server.addr, std::slice::from_ref(&ca)).with_server_name(&dns);
     (server, client)
 }
 
@@ -145,12 +145,12 @@ fn chart_lints_renders_validates_and_its_output_runs() {
         })
         .collect();
     assert_eq!(command[0], "/shroud");
-    let out = std::process::Command::new(shroud_bin())
+    let run = std::process::Command::new(shroud_bin())
         .args(&command[1..])
         .output()
         .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(64), "{err}");
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(64), "{err}");
     assert!(
         err.contains("/nonexistent/shroud/config/webhook.toml"),
         "{err}"

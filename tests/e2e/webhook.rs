@@ -71,7 +71,7 @@ impl Harness {
         let ca = TestCa::new("shroud-test-ca");
         let leaf = ca.leaf();
         let server = WebhookProcess::start(&shroud_bin(), &ca, &leaf, CONFIG);
-        let client = Client::new(server.addr, &[ca.der.clone()]);
+        let client = Client::new(server.addr, std::slice::from_ref(&ca.der));
         Harness {
             _ca: ca,
             _server: server,
@@ -681,7 +681,7 @@ fn certificate_is_reloaded_when_the_files_change() {
         std::thread::sleep(Duration::from_millis(20));
     }
     // Clients trusting only the old CA now fail; the new CA works.
-    let old_only = Client::new(server.addr, &[ca1.der.clone()]);
+    let old_only = Client::new(server.addr, std::slice::from_ref(&ca1.der));
     assert!(old_only.get("/healthz").is_err());
 
     // A broken file keeps the last good pair in service.
@@ -689,7 +689,7 @@ fn certificate_is_reloaded_when_the_files_change() {
         &server.cert_path,
         "-----BEGIN CERTIFICATE-----\nnot base64\n",
     );
-    let metrics = Client::new(server.addr, &[ca2.der.clone()]);
+    let metrics = Client::new(server.addr, std::slice::from_ref(&ca2.der));
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let text = String::from_utf8(metrics.get("/metrics").unwrap().body).unwrap();
@@ -714,7 +714,7 @@ fn sigterm_stops_the_server_cleanly() {
     let ca = TestCa::new("ca");
     let leaf = ca.leaf();
     let mut server = WebhookProcess::start(&shroud_bin(), &ca, &leaf, CONFIG);
-    let client = Client::new(server.addr, &[ca.der.clone()]);
+    let client = Client::new(server.addr, std::slice::from_ref(&ca.der));
     assert_eq!(client.get("/healthz").unwrap().status, 200);
     let status = server.stop_with(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(15));
     assert_eq!(status.code(), Some(0), "{}", server.log());

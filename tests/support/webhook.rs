@@ -101,7 +101,7 @@ impl WebhookProcess {
     /// Starts the binary at `bin` with `leaf` and `config` (TOML) and waits until
     /// `/healthz` answers through TLS trusting `ca`.
     pub fn start(bin: &Path, ca: &TestCa, leaf: &Leaf, config: &str) -> WebhookProcess {
-        let client_for = |addr| Client::new(addr, &[ca.der.clone()]);
+        let client_for = |addr| Client::new(addr, std::slice::from_ref(&ca.der));
         Self::start_with(bin, &leaf.cert_pem, &leaf.key_pem, config, client_for)
     }
 

@@ -342,7 +342,7 @@ fn apply_common(ours: &BTreeMap<&str, &str>, inj: &mut Injection) -> Result<(), 
 
 /// Fills the default format and checks that format and template agree.
 pub(crate) fn finish_format(spec: &mut SecretSpec, explicit: bool) -> Result<(), AnnotationError> {
-    let base = format!("{}", spec.path_annotation);
+    let base = spec.path_annotation.clone();
     if !explicit {
         spec.format = match (&spec.template, &spec.field) {
             (Some(_), _) => SecretFormat::Template,
