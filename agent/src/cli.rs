@@ -100,9 +100,10 @@ pub struct ExecArgs {
         long,
         value_name = "ACTION",
         default_value = "none",
-        env = "SHROUD_ON_ROTATE"
+        env = "SHROUD_ON_ROTATE",
+        value_parser = crate::exec::rotate::parse_on_rotate
     )]
-    pub on_rotate: String,
+    pub on_rotate: crate::exec::OnRotate,
     /// Wait for `<secrets-dir>/.shroud/ready` before starting the command.
     #[arg(long)]
     pub wait_ready: bool,
@@ -197,6 +198,10 @@ pub enum AuditCommand {
     Verify {
         /// The audit log.
         file: PathBuf,
+        /// The head hash logged when the trail was closed (`audit_head`): also
+        /// detects records removed from the end.
+        #[arg(long, value_name = "SHA256")]
+        expect_head: Option<String>,
     },
 }
 

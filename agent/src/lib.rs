@@ -5,14 +5,18 @@
 //! See docs/ARCHITECTURE.md for the map.
 
 pub mod alloc;
+pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod events;
+pub mod exec;
 pub mod harden;
 pub mod live;
 pub mod logging;
 pub mod pump;
 pub mod report;
+pub mod scanner;
 pub mod secrets_source;
+pub mod telemetry;
 pub mod webhook;

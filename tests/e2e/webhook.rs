@@ -654,6 +654,55 @@ fn metrics_count_injections_and_denials_by_namespace() {
     );
 }
 
+/// The patched container command really runs: the binary copied by `copy-self`,
+/// `shroud exec` waiting for the agent's ready marker (classic sidecar), the secret
+/// read from the secrets directory and masked in the output, the exit code kept
+/// and the exit marker written.
+#[test]
+fn patched_command_runs_under_shroud_exec() {
+    let h = Harness::start();
+    let mut pod = fixture("deployment-pod.json");
+    pod["metadata"]["annotations"]["shroud.dev/native-sidecar"] = json!("false");
+    pod["metadata"]["annotations"]
+        .as_object_mut()
+        .unwrap()
+        .remove("shroud.dev/on-rotate");
+    pod["spec"]["containers"][0]["command"] = json!(["sh", "-c"]);
+    pod["spec"]["containers"][0]["args"] =
+        json!(["echo \"key=$(cat /run/shroud/secrets/stripe)\"; exit 3"]);
+    let (patched, _) = h.inject(&pod);
+    let command = strings(&patched["spec"]["containers"][0]["command"]);
+
+    let secrets = shroud_e2e::Tmpfs::new();
+    let bin_dir = tempfile::tempdir().unwrap();
+    let bin = bin_dir.path().join("shroud");
+    let out = shroud().arg("copy-self").arg(&bin).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let secret = "sk_live_4eC39HqLyjWDarjtT1zdp7dc";
+    std::fs::write(secrets.path().join("stripe"), secret).unwrap();
+    std::fs::create_dir_all(secrets.path().join(".shroud")).unwrap();
+    std::fs::write(secrets.path().join(".shroud/ready"), "").unwrap();
+    let dir = secrets.path().to_str().unwrap();
+    let local: Vec<String> = command
+        .iter()
+        .map(|a| {
+            a.replace("/shroud/bin/shroud", bin.to_str().unwrap())
+                .replace("/run/shroud/secrets", dir)
+        })
+        .collect();
+    assert!(local.contains(&"--wait-ready".to_string()), "{local:?}");
+    let out = shroud_e2e::run_with_input(
+        std::process::Command::new(&local[0]).args(&local[1..]),
+        b"",
+        Duration::from_secs(20),
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", out.err());
+    assert!(!out.out().contains(secret), "secret leaked: {}", out.out());
+    assert!(out.out().contains("key=[REDACTED]"), "{}", out.out());
+    let exited = std::fs::read_to_string(secrets.path().join(".shroud/exited")).unwrap();
+    assert_eq!(exited.trim(), "3");
+}
+
 fn served(client: &Client) -> Answer {
     client.get("/healthz").expect("healthz over TLS")
 }

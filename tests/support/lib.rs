@@ -4,6 +4,8 @@
 //! Prerequisites that are missing make a test fail with a message that says how to
 //! get them (`scripts/test` installs and builds everything); nothing is skipped.
 
+pub mod http;
+
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -183,4 +185,5 @@ pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
 }
 
+pub mod process;
 pub mod webhook;

@@ -1,7 +1,10 @@
 //! One module per command; each returns the process exit code.
 
+mod audit;
 mod copy_self;
+mod exec;
 mod redact;
+mod scan;
 mod webhook;
 
 use crate::cli::{Cli, Command};
@@ -11,6 +14,9 @@ use crate::error::usage;
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Redact(args) => redact::run(args),
+        Command::Exec(args) => exec::run(args),
+        Command::Scan(args) => scan::run(args),
+        Command::Audit(cmd) => audit::run(cmd),
         Command::Webhook(args) => webhook::run(args),
         Command::CopySelf { dest } => copy_self::run(dest),
         other => Err(usage(anyhow::anyhow!(

@@ -454,24 +454,15 @@ fn parse_command(v: &str) -> Result<Vec<String>, String> {
     Ok(words)
 }
 
-/// `none`, `restart`, or `signal:<SIGNAME>`.
+/// `none`, `restart`, or `signal:<NAME>`, checked with the parser `shroud exec`
+/// itself uses, so an accepted pod never fails at exec's flag parsing.
 fn parse_on_rotate(v: &str) -> Result<String, String> {
     let v = v.trim();
-    let ok = match v.strip_prefix("signal:") {
-        Some(sig) => {
-            let name = sig.strip_prefix("SIG").unwrap_or(sig);
-            !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-        }
-        None => matches!(v, "none" | "restart"),
-    };
-    if ok {
-        Ok(v.to_string())
-    } else {
-        Err("must be `none`, `restart` or `signal:<NAME>` (e.g. signal:SIGHUP)".into())
-    }
+    crate::exec::rotate::parse_on_rotate(v)
+        .map(|_| v.to_string())
+        .map_err(|e| {
+            format!("{e}; expected `none`, `restart` or `signal:<NAME>` (e.g. signal:SIGHUP)")
+        })
 }
 
 #[cfg(test)]
