@@ -337,6 +337,15 @@ fn deployment_pod_gets_native_sidecar_and_wrapped_command() {
     let agent = assert_native_agent(spec);
     // The agent shares the workload's UID so the files can be owner-only.
     assert_eq!(agent["securityContext"]["runAsUser"], 1000);
+    // It logs in with the pod's service-account token, mounted by copy.
+    let token = agent["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["mountPath"] == "/var/run/secrets/kubernetes.io/serviceaccount")
+        .unwrap_or_else(|| panic!("agent has no token mount: {agent:#}"));
+    assert_eq!(token["name"], "kube-api-access-abcde");
+    assert_eq!(token["readOnly"], true);
     let api = container(&spec["containers"], "api");
     assert_wrapped(
         api,

@@ -121,7 +121,14 @@ pub fn build(pod: &Pod, inj: &Injection, cfg: &WebhookConfig) -> Result<Built, P
     );
     let config_toml = agent_config::render(inj, cfg, owner);
     let init = init_container(cfg);
-    let agent = agent_container(cfg, owner, config_toml, native);
+    let mut agent = agent_container(cfg, owner, config_toml, native);
+    // The ServiceAccount admission plugin mounted the token into the pod's own
+    // containers before webhooks run; containers added here get it only by copy.
+    if let Some(token) = service_account_mount(spec) {
+        agent.volume_mounts.get_or_insert_with(Vec::new).push(token);
+    } else if cfg.auth.jwt_path.is_none() && spec.automount_service_account_token != Some(false) {
+        warnings.push(format!("no container mounts the service-account token at {SA_TOKEN_DIR}, so the shroud agent has none to log in to Vault with"));
+    }
     let init_len = spec.init_containers.as_ref().map(Vec::len);
     let mut new_init = vec![to_value(&init)];
     if native {
@@ -158,6 +165,21 @@ pub fn build(pod: &Pod, inj: &Injection, cfg: &WebhookConfig) -> Result<Built, P
         patch: Patch(ops),
         warnings,
     })
+}
+
+/// Where the kubelet mounts the pod's service-account token.
+pub const SA_TOKEN_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+fn service_account_mount(spec: &PodSpec) -> Option<VolumeMount> {
+    spec.containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .flat_map(|c| c.volume_mounts.iter().flatten())
+        .find(|m| m.mount_path == SA_TOKEN_DIR)
+        .map(|m| VolumeMount {
+            read_only: Some(true),
+            ..m.clone()
+        })
 }
 
 fn check_reserved(spec: &PodSpec) -> Result<(), PatchError> {
@@ -543,4 +565,113 @@ fn add(path: &[&str], value: Value) -> PatchOperation {
 
 fn to_value<T: serde::Serialize>(v: &T) -> Value {
     serde_json::to_value(v).expect("Kubernetes types serialize")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::webhook::annotations::{parse, Decision};
+
+    fn pod(v: serde_json::Value) -> Pod {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn injection(extra: &[(&str, &str)]) -> Injection {
+        let mut a: std::collections::BTreeMap<String, String> = [
+            ("shroud.dev/inject", "true"),
+            ("shroud.dev/role", "r"),
+            ("shroud.dev/secret-db", "secret/data/ns/db"),
+        ]
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        a.retain(|_, v| !v.is_empty());
+        match parse(&a, false).unwrap() {
+            Decision::Inject(i) => *i,
+            d => panic!("{d:?}"),
+        }
+    }
+
+    fn app(extra: serde_json::Value) -> serde_json::Value {
+        let mut c = serde_json::json!({"name": "app", "image": "i", "command": ["/app"]});
+        c.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        c
+    }
+
+    #[test]
+    fn reserved_names_and_paths_are_conflicts() {
+        let cfg = WebhookConfig::default();
+        let inj = injection(&[]);
+        let p = pod(
+            serde_json::json!({"spec": {"containers": [app(serde_json::json!({}))],
+            "volumes": [{"name": "shroud-bin", "emptyDir": {}}]}}),
+        );
+        let e = build(&p, &inj, &cfg).unwrap_err();
+        assert!(
+            matches!(e, PatchError::Conflict { ref name, .. } if name == "shroud-bin"),
+            "{e}"
+        );
+        let p = pod(
+            serde_json::json!({"spec": {"containers": [app(serde_json::json!({
+            "volumeMounts": [{"name": "x", "mountPath": "/shroud/bin"}]}))]}}),
+        );
+        let e = build(&p, &inj, &cfg).unwrap_err().to_string();
+        assert!(
+            e.contains("/shroud/bin") && e.contains("container `app`"),
+            "{e}"
+        );
+        let p = pod(
+            serde_json::json!({"spec": {"containers": [app(serde_json::json!({})),
+            {"name": "shroud-agent", "image": "i"}]}}),
+        );
+        assert!(build(&p, &inj, &cfg).is_err());
+    }
+
+    #[test]
+    fn container_selection_errors() {
+        let cfg = WebhookConfig::default();
+        let p = pod(serde_json::json!({"spec": {
+            "initContainers": [{"name": "init", "image": "i", "command": ["/init"]}],
+            "containers": [app(serde_json::json!({}))]}}));
+        let e = build(
+            &p,
+            &injection(&[("shroud.dev/containers", "app,ghost")]),
+            &cfg,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            PatchError::UnknownContainer {
+                annotation: "shroud.dev/containers".into(),
+                container: "ghost".into()
+            }
+        );
+        let e = build(
+            &p,
+            &injection(&[
+                ("shroud.dev/containers", "init"),
+                ("shroud.dev/native-sidecar", "false"),
+            ]),
+            &cfg,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            PatchError::InitNeedsNativeSidecar {
+                container: "init".into()
+            }
+        );
+        let e = build(&p, &injection(&[("shroud.dev/command-ghost", "/x")]), &cfg).unwrap_err();
+        assert!(e.to_string().contains("shroud.dev/command-ghost"), "{e}");
+        // A native sidecar can serve a listed init container.
+        build(
+            &p,
+            &injection(&[("shroud.dev/containers", "init, app")]),
+            &cfg,
+        )
+        .unwrap();
+    }
 }
