@@ -116,3 +116,114 @@ def assert_no_secret(text: str, secrets: dict, where: str, min_len=6):
         for enc, form in secret_forms(value):
             if len(form) >= min_len and form in data:
                 raise Failed(f"{where}: secret `{name}` appears unmasked ({enc} form)")
+
+
+# --- the real binary's command line ---------------------------------------------
+
+# Subcommands that take a sub-subcommand.
+NESTED = {"config", "probe", "audit"}
+_help_cache = {}
+
+
+def accepted_flags(words):
+    """The long flags `shroud <words> --help` lists (global ones included)."""
+    key = tuple(words)
+    if key not in _help_cache:
+        r = run([str(shroud_bin()), *words, "--help"], check_rc=False)
+        check(r.returncode == 0, f"`shroud {' '.join(words)} --help` failed: {r.stderr.strip()}")
+        import re
+        _help_cache[key] = set(re.findall(r"--[a-z][a-z0-9-]*", r.stdout)) | {"--help"}
+    return _help_cache[key]
+
+
+def check_shroud_argv(argv, where):
+    """Checks a shroud command line (argv without the binary): the subcommand exists
+    and every long flag before `--` is one the real binary accepts. Returns
+    (subcommand words, {flag: value or True}, command after --)."""
+    check(argv, f"{where}: an empty shroud command line")
+    words = [argv[0]]
+    rest = argv[1:]
+    if argv[0] in NESTED and rest and not rest[0].startswith("-"):
+        words.append(rest[0])
+        rest = rest[1:]
+    flags = accepted_flags(words)
+    parsed, after, i = {}, [], 0
+    while i < len(rest):
+        a = rest[i]
+        if a == "--":
+            after = rest[i + 1:]
+            break
+        if a.startswith("--"):
+            name, eq, value = a.partition("=")
+            check(name in flags, f"{where}: `shroud {' '.join(words)}` has no flag {name} "
+                                 f"(it accepts {', '.join(sorted(flags))})")
+            if not eq and i + 1 < len(rest) and not rest[i + 1].startswith("-") and \
+                    _takes_value(words, name):
+                value = rest[i + 1]
+                i += 1
+            parsed[name] = value if (eq or value) else True
+        i += 1
+    return words, parsed, after
+
+
+def _takes_value(words, flag):
+    """Whether clap shows the flag with a value placeholder (`--flag <X>`)."""
+    import re
+    r = run([str(shroud_bin()), *words, "--help"], check_rc=False)
+    return re.search(rf"{re.escape(flag)}[ =]<", r.stdout) is not None
+
+
+# --- agent configuration ----------------------------------------------------------
+
+# The configuration keys of `shroud agent`/`shroud run` (docs/agent.md); used when
+# `shroud config validate` is not in the build yet, in addition to it otherwise.
+CONFIG_KEYS = {
+    "vault": {"address", "ca_cert", "tls_server_name", "namespace", "timeout"},
+    "auth": {"method", "mount", "role", "jwt_path", "role_id_file", "secret_id_file", "token_file"},
+    "output": {"dir", "require_tmpfs", "uid", "gid", "mode"},
+    "secret": {"name", "path", "kind", "field", "format", "template", "template_file"},
+    "redact": {"mask", "min_length", "retain"},
+    "lifecycle": {"revoke_on_exit", "on_rotate", "renew_threshold", "exit_marker_timeout",
+                  "handshake_timeout"},
+}
+AUTH_METHODS = {"kubernetes", "approle", "jwt", "token"}
+SECRET_KINDS = {"kv2", "dynamic", "generic"}
+SECRET_FORMATS = {"raw", "json", "env", "template"}
+
+
+def check_config_text(text, where):
+    """Parses an agent configuration (TOML), checks its keys and enumerations, and
+    runs the real `shroud config validate` on it. Returns the parsed dict."""
+    import tomllib
+    try:
+        cfg = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise Failed(f"{where}: not valid TOML: {e}")
+    for section, value in cfg.items():
+        check(section in CONFIG_KEYS, f"{where}: unknown section [{section}]")
+        for table in value if isinstance(value, list) else [value]:
+            unknown = set(table) - CONFIG_KEYS[section]
+            check(not unknown, f"{where}: unknown keys in [{section}]: {sorted(unknown)}")
+    auth = cfg.get("auth", {})
+    check(auth.get("method") in AUTH_METHODS, f"{where}: auth.method {auth.get('method')!r}")
+    for s in cfg.get("secret", []):
+        check(s.get("kind", "kv2") in SECRET_KINDS, f"{where}: secret {s.get('name')} kind {s.get('kind')!r}")
+        check(s.get("format", "raw") in SECRET_FORMATS, f"{where}: secret {s.get('name')} format {s.get('format')!r}")
+    validate_with_binary(text, where)
+    return cfg
+
+
+def validate_with_binary(text, where):
+    """`shroud config validate` on the text, when the build has it."""
+    import tempfile
+    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
+        f.write(text)
+        path = f.name
+    try:
+        r = run([str(shroud_bin()), "config", "validate", path], check_rc=False)
+    finally:
+        os.unlink(path)
+    if r.returncode == 64 and "not implemented" in r.stderr:
+        log(f"{where}: `shroud config validate` is not in this build; checked keys only")
+        return
+    check(r.returncode == 0, f"{where}: `shroud config validate` rejected it: {r.stderr.strip()}")

@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""Checks the Nomad examples (examples/nomad/*.nomad.hcl) without a Nomad cluster:
+parses the HCL with python-hcl2 and checks that every task that runs shroud uses
+flags the real binary accepts, that its embedded configuration is valid
+(`shroud config validate`) and uses the Vault token Nomad's workload identity
+writes into the task's secrets dir (a tmpfs), and that the sidecar variant's
+lifecycle, paths and rotation settings agree between the two tasks."""
+
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import (REPO, Failed, Missing, check, check_config_text, check_shroud_argv, log,
+                    require_module)
+
+EXAMPLES = REPO / "examples" / "nomad"
+
+
+def unquote(v):
+    """python-hcl2 keeps string quotes and heredoc markers; strip them."""
+    if isinstance(v, str):
+        if v.startswith('"<<'):
+            body = v[1:-1]
+            first, _, rest = body.partition("\n")
+            marker = first.lstrip("<-")
+            rest = rest.rstrip()
+            check(rest.endswith(marker), f"heredoc without its {marker} terminator")
+            return textwrap.dedent(rest[: -len(marker)])
+        if len(v) >= 2 and v[0] == '"' and v[-1] == '"':
+            return v[1:-1]
+    if isinstance(v, list):
+        return [unquote(x) for x in v]
+    return v
+
+
+def labelled(blocks):
+    """[{'"name"': body}] → {name: body}."""
+    out = {}
+    for b in blocks or []:
+        for k, v in b.items():
+            out[unquote(k)] = v
+    return out
+
+
+def block(body, name):
+    v = body.get(name) or []
+    return v[0] if v else None
+
+
+def task_argv(task):
+    config = block(task, "config") or {}
+    entry = unquote(config.get("entrypoint", []))
+    args = unquote(config.get("args", []))
+    return entry, args, config
+
+
+def render_config(task, config_path, secrets_dir):
+    """The shroud config file a task's template writes to `config_path`."""
+    want = config_path.lstrip("/")  # docker driver: /local/x is the task's local/x
+    for t in task.get("template", []):
+        if unquote(t.get("destination")) == want:
+            data = unquote(t["data"])
+            return data.replace('{{ env "NOMAD_SECRETS_DIR" }}', secrets_dir)
+    raise Failed(f"no template renders {config_path} (the --config shroud is given)")
+
+
+def check_vault_identity(task, where):
+    vault = block(task, "vault")
+    check(vault is not None, f"{where}: no vault block: Nomad writes no token to the secrets dir")
+    check(vault.get("env") is False, f"{where}: vault.env must be false (no token in the environment)")
+    check(vault.get("disable_file") in (None, False), f"{where}: vault.disable_file would hide the token file")
+    ident = block(task, "identity") or {}
+    check(unquote(ident.get("name")) == "vault_default", f"{where}: no `identity {{ name = \"vault_default\" }}` for Vault")
+
+
+def check_shroud_task(task, where, secrets_dir):
+    """A task that runs `shroud run` or `shroud agent`: returns (words, flags, cfg)."""
+    entry, args, config = task_argv(task)
+    # Either shroud is the entrypoint, or the image is shroud's (entrypoint /shroud).
+    runs_shroud = entry[-1].endswith("/shroud") if entry else "/shroud:" in unquote(config.get("image", ""))
+    check(runs_shroud, f"{where}: the task does not run shroud")
+    words, flags, after = check_shroud_argv(args, where)
+    cfg = None
+    if words[0] in ("run", "agent"):
+        check("--config" in flags, f"{where}: shroud {words[0]} without --config")
+        text = render_config(task, flags["--config"], secrets_dir)
+        cfg = check_config_text(text, f"{where} (embedded shroud config)")
+        check_vault_identity(task, where)
+        auth = cfg["auth"]
+        check(auth["method"] == "token", f"{where}: auth.method should be token (Nomad's workload identity)")
+        check(auth.get("token_file") == f"{secrets_dir}/vault_token",
+              f"{where}: auth.token_file should be ${{NOMAD_SECRETS_DIR}}/vault_token")
+        out = cfg["output"]["dir"]
+        check(out == secrets_dir or out.startswith(secrets_dir + "/"),
+              f"{where}: output.dir {out} is not in the task's secrets dir (Nomad's tmpfs)")
+        check(cfg["output"].get("require_tmpfs", True) is True, f"{where}: require_tmpfs must stay on")
+        check(cfg.get("lifecycle", {}).get("revoke_on_exit", True) is True, f"{where}: revoke_on_exit off")
+    if words[0] in ("run", "exec"):
+        check(after, f"{where}: shroud {words[0]} without a command after --")
+    return words, flags, cfg
+
+
+def check_run_job(job, where, secrets_dir):
+    found = 0
+    for gname, group in labelled(job.get("group")).items():
+        for tname, task in labelled(group.get("task")).items():
+            entry, args, _ = task_argv(task)
+            if entry and entry[-1].endswith("/shroud") and args and args[0] == "run":
+                check_shroud_task(task, f"{where} task {tname}", secrets_dir)
+                check(any(unquote(a.get("destination", "")).startswith("local") and
+                          unquote(a.get("source", "")).endswith("/shroud") for a in task.get("artifact", [])),
+                      f"{where} task {tname}: the shroud binary is not brought in by an artifact")
+                found += 1
+    check(found == 1, f"{where}: expected one task under `shroud run`, found {found}")
+
+
+def check_sidecar_job(job, where, secrets_dir):
+    groups = labelled(job.get("group"))
+    check(len(groups) == 1, f"{where}: expected one group")
+    tasks = labelled(next(iter(groups.values())).get("task"))
+    sidecars = {n: t for n, t in tasks.items() if block(t, "lifecycle")}
+    check(len(sidecars) == 1, f"{where}: expected one task with a lifecycle block")
+    (sname, side), = sidecars.items()
+    life = block(side, "lifecycle")
+    check(unquote(life.get("hook")) == "prestart" and life.get("sidecar") is True,
+          f"{where}: the shroud task must be lifecycle {{ hook = \"prestart\" sidecar = true }}")
+    _, args, config = task_argv(side)
+    check(args[:1] == ["agent"], f"{where}: the sidecar should run `shroud agent`")
+    check("ipc_lock" in [c.lower() for c in unquote(config.get("cap_add", []))],
+          f"{where}: the sidecar should get IPC_LOCK to mlock")
+    _, _, cfg = check_shroud_task(side, f"{where} task {sname}", secrets_dir)
+    sub = cfg["output"]["dir"][len(secrets_dir):].strip("/")
+
+    mains = {n: t for n, t in tasks.items() if n != sname}
+    check(mains, f"{where}: no main task")
+    for mname, main in mains.items():
+        entry, args, config = task_argv(main)
+        check(entry and entry[-1].endswith("/shroud") and args[:1] == ["exec"],
+              f"{where} task {mname}: the main task should run under `shroud exec`")
+        words, flags, after = check_shroud_argv(args, f"{where} task {mname}")
+        d = flags.get("--secrets-dir")
+        check(d, f"{where} task {mname}: shroud exec without --secrets-dir")
+        check(flags.get("--wait-ready") is True, f"{where} task {mname}: shroud exec without --wait-ready")
+        want = f"../{sname}/secrets" + (f"/{sub}" if sub else "")
+        mounts = [v.split(":") for v in unquote(config.get("volumes", []))]
+        check([want, d] in [m[:2] for m in mounts],
+              f"{where} task {mname}: expected the sidecar's secrets dir mounted as {want}:{d}, got {mounts}")
+        rotate = cfg.get("lifecycle", {}).get("on_rotate")
+        if rotate:
+            check(flags.get("--on-rotate") == rotate,
+                  f"{where} task {mname}: --on-rotate {flags.get('--on-rotate')} != lifecycle.on_rotate {rotate}")
+        check(any(unquote(a.get("source", "")).endswith("/shroud") for a in main.get("artifact", [])),
+              f"{where} task {mname}: the shroud binary is not brought in by an artifact")
+
+
+def main():
+    try:
+        hcl2 = require_module("hcl2", "python-hcl2")
+        secrets_dir = tempfile.mkdtemp(prefix="nomad-secrets-")
+        files = sorted(EXAMPLES.glob("*.nomad.hcl"))
+        check(len(files) == 2, f"expected two Nomad jobs in {EXAMPLES}, found {len(files)}")
+        for f in files:
+            with open(f) as fh:
+                doc = hcl2.load(fh)
+            (name, job), = labelled(doc["job"]).items()
+            where = f"{f.relative_to(REPO)} job {name}"
+            if "sidecar" in f.name:
+                check_sidecar_job(job, where, secrets_dir)
+            else:
+                check_run_job(job, where, secrets_dir)
+            log(f"{where}: ok")
+    except Missing as e:
+        print(f"MISSING PREREQUISITE: {e}", file=sys.stderr)
+        return 2
+    except Failed as e:
+        print(f"FAILED: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
