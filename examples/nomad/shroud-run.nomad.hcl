@@ -75,7 +75,7 @@ job "report-shroud-run" {
 
           [[secret]]
           name = "s3-key"
-          path = "secret/report"
+          path = "secret/data/report"
           kind = "kv2"
           field = "s3_key"
 
