@@ -70,3 +70,18 @@ fn compose_sidecar_stack_masks_propagates_exit_and_revokes() {
 fn compose_single_container_run_masks_propagates_exit_and_revokes() {
     docker_check(&["run"]);
 }
+
+#[test]
+fn nomad_jobs_agree_with_shroud_flags_and_config_keys() {
+    run_check("check_nomad.py", &[], Duration::from_secs(120));
+}
+
+#[test]
+fn kubernetes_manifests_validate_and_go_through_the_webhook() {
+    run_check("check_kubernetes.py", &[], Duration::from_secs(180));
+}
+
+#[test]
+fn ci_pipelines_use_real_flags_and_their_scan_gate_works() {
+    run_check("check_ci.py", &[], Duration::from_secs(120));
+}

@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""Checks the CI examples (examples/ci/): parses the GitHub Actions workflow and
+the GitLab CI file with PyYAML, finds every shroud command line in their scripts
+(also inside `sh -c '…'`), and checks that
+
+- each uses a subcommand and flags the real binary accepts (`--help`),
+- the build step runs under `shroud run --config F` with F a valid configuration
+  (`shroud config validate`) whose JWT file the job writes and whose output dir
+  is a tmpfs path,
+- the artifact is gated by `shroud scan --secrets-dir <output dir>` inside the
+  run (so it sees the exact per-job values),
+- SHROUD_<SECTION>_<KEY> variables name real configuration keys,
+
+then runs that scan command line against a tiny fixture: a leaked credential (in
+base64) must fail the gate with exit 1, a clean artifact must pass."""
+
+import base64
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import (CONFIG_KEYS, REPO, Failed, Missing, check, check_config_text, check_shroud_argv,
+                    log, require_module, run, shroud_bin)
+
+EXAMPLES = REPO / "examples" / "ci"
+OPERATORS = {"&&", "||", ";", "|", "&"}
+
+
+def scripts_github(doc):
+    out = []
+    for jname, job in doc["jobs"].items():
+        for i, step in enumerate(job.get("steps", [])):
+            if "run" in step:
+                out.append((f"job {jname} step {step.get('name', i)}", step["run"]))
+    env = dict(doc.get("env", {}))
+    for job in doc["jobs"].values():
+        env.update(job.get("env", {}))
+    return out, env
+
+
+def scripts_gitlab(doc):
+    out, env = [], dict(doc.get("variables", {}))
+    for jname, job in doc.items():
+        if not isinstance(job, dict) or "script" not in job:
+            continue
+        env.update(job.get("variables", {}))
+        for key in ("before_script", "script", "after_script"):
+            for i, line in enumerate(job.get(key, [])):
+                out.append((f"job {jname} {key}[{i}]", line))
+    return out, env
+
+
+def shroud_commands(text, nested=False):
+    """Every shroud command line in a shell snippet: (argv, nested_in_run)."""
+    found = []
+    for line in text.replace("\\\n", " ").splitlines():
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError as e:
+            raise Failed(f"cannot split shell line {line!r}: {e}")
+        i = 0
+        while i < len(words):
+            w = words[i]
+            at_command = i == 0 or words[i - 1] in OPERATORS
+            if at_command and (w == "shroud" or w.endswith("/shroud")):
+                j = i + 1
+                while j < len(words) and words[j] not in OPERATORS:
+                    j += 1
+                argv = words[i + 1:j]
+                found.append((argv, nested))
+                if "--" in argv:
+                    inner = argv[argv.index("--") + 1:]
+                    if len(inner) >= 3 and inner[0] in ("sh", "bash") and inner[1] == "-c":
+                        found += shroud_commands(inner[2], nested=True)
+                i = j
+            elif at_command and w in ("sh", "bash") and i + 2 < len(words) and words[i + 1] == "-c":
+                found += shroud_commands(words[i + 2], nested)
+                i += 3
+            else:
+                i += 1
+    return found
+
+
+def check_env(env, where):
+    for k in env:
+        if k.startswith("SHROUD_") and k not in ("SHROUD_CONFIG", "SHROUD_CONFIG_TOML", "SHROUD_LOG_FORMAT",
+                                                  "SHROUD_SECRETS_DIR", "SHROUD_ON_ROTATE"):
+            rest = k[len("SHROUD_"):].lower()
+            section, _, key = rest.partition("_")
+            check(section in CONFIG_KEYS and key in CONFIG_KEYS[section],
+                  f"{where}: {k} names no configuration key ({section}.{key})")
+
+
+def check_file(path, kind, yaml):
+    where = str(path.relative_to(REPO))
+    with open(path) as fh:
+        doc = yaml.safe_load(fh)
+    scripts, env = scripts_github(doc) if kind == "github" else scripts_gitlab(doc)
+    check_env(env, where)
+    all_text = "\n".join(t for _, t in scripts)
+    runs, scans = [], []
+    for step, text in scripts:
+        for argv, nested in shroud_commands(text):
+            words, flags, after = check_shroud_argv(argv, f"{where} {step}")
+            if words == ["run"]:
+                runs.append((step, flags, after))
+            if words == ["scan"]:
+                scans.append((step, argv, flags, nested))
+    check(len(runs) == 1, f"{where}: expected one `shroud run` step, found {len(runs)}")
+    step, flags, after = runs[0]
+    check(after, f"{where} {step}: shroud run without a command")
+    cfg_path = REPO / flags.get("--config", "")
+    check(cfg_path.is_file(), f"{where} {step}: --config {flags.get('--config')} is not a file in the repo")
+    cfg = check_config_text(cfg_path.read_text(), str(cfg_path.relative_to(REPO)))
+    out = cfg["output"]["dir"]
+    check(out.startswith("/dev/shm/") and cfg["output"].get("require_tmpfs", True),
+          f"{where}: output.dir {out} is not on the runner's tmpfs")
+    check(cfg.get("lifecycle", {}).get("revoke_on_exit", True), f"{where}: revoke_on_exit is off")
+    if cfg["auth"]["method"] == "jwt":
+        jwt = cfg["auth"].get("jwt_path")
+        check(jwt and f"> {jwt}" in all_text, f"{where}: no step writes the JWT file {jwt}")
+        if kind == "github":
+            check(doc.get("permissions", {}).get("id-token") == "write",
+                  f"{where}: the workflow needs `permissions: id-token: write` for the OIDC token")
+        else:
+            check(any(isinstance(j, dict) and "id_tokens" in j for j in doc.values()),
+                  f"{where}: the job needs `id_tokens` for the OIDC token")
+    gates = [s for s in scans if s[3] and s[2].get("--secrets-dir") == out]
+    check(gates, f"{where}: no `shroud scan --secrets-dir {out}` inside the shroud run step")
+    return gates[0][1], out
+
+
+def run_gate(scan_argv, out_dir):
+    """Runs the workflow's own scan command line against a fixture."""
+    r = subprocess.run([str(shroud_bin()), "scan", "--help"], capture_output=True, text=True)
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        secrets = d / "secrets"
+        secrets.mkdir()
+        value = "ci-per-job-credential-" + base64.b32encode(__import__("os").urandom(10)).decode()
+        (secrets / "db").write_text(value)
+        dist = d / "dist"
+        dist.mkdir()
+        (dist / "app.txt").write_text("an artifact with nothing secret in it\n")
+
+        def argv():
+            a = [x.replace(out_dir, str(secrets)) for x in scan_argv]
+            return [str(shroud_bin())] + [str(dist) if x.rstrip("/") == "dist" else x for x in a]
+
+        clean = run(argv(), check_rc=False)
+        if clean.returncode == 64 and "not implemented" in clean.stderr:
+            log("`shroud scan` is not in this build: the gate's flags were checked, not run")
+            return
+        check(r.returncode == 0, "shroud scan --help failed")
+        check(clean.returncode == 0, f"the gate fails a clean artifact ({clean.returncode}): {clean.stderr}")
+        (dist / "config.js").write_text(f"const auth = '{base64.b64encode(('u:' + value).encode()).decode()}';\n")
+        leaked = run(argv(), check_rc=False)
+        check(leaked.returncode == 1, f"the gate let a base64-encoded credential through ({leaked.returncode})")
+        check(value not in leaked.stdout + leaked.stderr, "the gate printed the secret it found")
+        log("the gate passes a clean artifact and stops one carrying a credential in base64")
+
+
+def main():
+    try:
+        yaml = require_module("yaml", "pyyaml")
+        gate = None
+        for name, kind in (("github-actions.yml", "github"), ("gitlab-ci.yml", "gitlab")):
+            gate = check_file(EXAMPLES / name, kind, yaml)
+            log(f"examples/ci/{name}: shroud commands and config agree with the binary")
+        run_gate(*gate)
+    except Missing as e:
+        print(f"MISSING PREREQUISITE: {e}", file=sys.stderr)
+        return 2
+    except Failed as e:
+        print(f"FAILED: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
