@@ -197,6 +197,10 @@ pub enum AuditCommand {
     Verify {
         /// The audit log.
         file: PathBuf,
+        /// The head hash logged when the trail was closed (`audit_head`): also
+        /// detects records removed from the end.
+        #[arg(long, value_name = "SHA256")]
+        expect_head: Option<String>,
     },
 }
 

@@ -5,6 +5,7 @@
 //! See docs/ARCHITECTURE.md for the map.
 
 pub mod alloc;
+pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod error;
@@ -14,4 +15,6 @@ pub mod live;
 pub mod logging;
 pub mod pump;
 pub mod report;
+pub mod scanner;
 pub mod secrets_source;
+pub mod telemetry;

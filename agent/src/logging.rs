@@ -1,26 +1,257 @@
-//! shroud's own log output on stderr.
+//! shroud's own log output on stderr, redacted.
+//!
+//! Every formatted log event is buffered whole and run through a [`Redactor`]
+//! loaded with the live secret set before a single byte reaches stderr, so a bug
+//! that formats a secret value into a log message (in any encoding the redactor
+//! knows) still does not leak it. The agent (or `exec`/`redact`/`scan`) publishes
+//! its set with [`set_live`]; until then lines pass unchanged.
 
-use std::io::IsTerminal as _;
+use std::io::{self, IsTerminal as _, Write};
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+use shroud_redactor::Redactor;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use zeroize::Zeroizing;
 
 use crate::cli::LogFormat;
+use crate::live::LiveSet;
+
+/// The secret set every log line is redacted with.
+static LIVE: ArcSwapOption<LiveSet> = ArcSwapOption::const_empty();
+
+/// Makes `live` the set shroud's own output is redacted with, from the next line
+/// on. Pass the same [`LiveSet`] the streams use so rotations are picked up.
+pub fn set_live(live: Arc<LiveSet>) {
+    LIVE.store(Some(live));
+}
 
 /// Installs the global subscriber. `RUST_LOG`-style filtering via `SHROUD_LOG`
 /// (default `info`).
 pub fn init(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SHROUD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let json = match format {
         LogFormat::Json => true,
         LogFormat::Text => false,
-        LogFormat::Auto => !std::io::stderr().is_terminal(),
+        LogFormat::Auto => !io::stderr().is_terminal(),
     };
+    // `try_init` also routes the `log` crate's records (HTTP and TLS libraries)
+    // into the same redacting writer.
+    let _ = subscriber(json, filter(), RedactingMakeWriter::new(io::stderr)).try_init();
+}
+
+fn filter() -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_env("SHROUD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+}
+
+/// The subscriber [`init`] installs, writing through `writer`.
+fn subscriber<W>(
+    json: bool,
+    filter: tracing_subscriber::EnvFilter,
+    writer: RedactingMakeWriter<W>,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let ansi = !json && io::stderr().is_terminal();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
+        .with_ansi(ansi)
         .with_target(false);
     if json {
-        let _ = builder.json().flatten_event(true).try_init();
+        Box::new(builder.json().flatten_event(true).finish())
     } else {
-        let _ = builder.try_init();
+        Box::new(builder.finish())
+    }
+}
+
+/// Writes `line` (a newline is added) to stderr, redacted with the live set: for
+/// messages printed outside tracing, such as the final error.
+pub fn print_redacted(line: &str) {
+    let mut bytes = Zeroizing::new(Vec::with_capacity(line.len() + 1));
+    bytes.extend_from_slice(line.as_bytes());
+    bytes.push(b'\n');
+    let out = redact(&bytes);
+    let _ = io::stderr().lock().write_all(&out);
+}
+
+/// `bytes` with every value of the live set masked (unchanged when none is set).
+pub fn redact(bytes: &[u8]) -> Zeroizing<Vec<u8>> {
+    redact_with(&LIVE, bytes)
+}
+
+fn redact_with(live: &ArcSwapOption<LiveSet>, bytes: &[u8]) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(Vec::with_capacity(bytes.len() + 16));
+    match &*live.load() {
+        Some(live) => {
+            let mut r = Redactor::new(live.load());
+            r.write(bytes, &mut out);
+            r.finish(&mut out);
+        }
+        None => out.extend_from_slice(bytes),
+    }
+    out
+}
+
+/// A [`MakeWriter`] whose writers hold each event until it is complete, then write
+/// it redacted, in one `write_all`, to the inner writer.
+pub struct RedactingMakeWriter<M> {
+    inner: M,
+    live: &'static ArcSwapOption<LiveSet>,
+}
+
+impl<M> std::fmt::Debug for RedactingMakeWriter<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedactingMakeWriter")
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M> RedactingMakeWriter<M> {
+    /// Redacts with the set given to [`set_live`].
+    pub fn new(inner: M) -> Self {
+        RedactingMakeWriter { inner, live: &LIVE }
+    }
+
+    /// Redacts with the set in `live` instead of the global one (tests).
+    pub fn with_live(inner: M, live: &'static ArcSwapOption<LiveSet>) -> Self {
+        RedactingMakeWriter { inner, live }
+    }
+}
+
+impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for RedactingMakeWriter<M> {
+    type Writer = RedactingWriter<M::Writer>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        RedactingWriter {
+            inner: self.inner.make_writer(),
+            live: self.live,
+            buf: Zeroizing::new(Vec::new()),
+        }
+    }
+}
+
+/// Buffers one event; writes it redacted when dropped.
+pub struct RedactingWriter<W: Write> {
+    inner: W,
+    live: &'static ArcSwapOption<LiveSet>,
+    buf: Zeroizing<Vec<u8>>,
+}
+
+impl<W: Write> std::fmt::Debug for RedactingWriter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedactingWriter")
+            .field("buffered", &self.buf.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W: Write> Write for RedactingWriter<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    /// Nothing leaves before the event is complete: a secret split across two
+    /// writes must be seen whole.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<W: Write> Drop for RedactingWriter<W> {
+    fn drop(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        let out = redact_with(self.live, &self.buf);
+        let _ = self.inner.write_all(&out);
+        let _ = self.inner.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use base64::Engine as _;
+    use shroud_redactor::SecretSetBuilder;
+
+    use super::*;
+
+    const SECRET: &str = "s3cr3t-Pa55w0rd-value";
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(data);
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'a self) -> Captured {
+            self.clone()
+        }
+    }
+
+    fn live_with_secret() -> &'static ArcSwapOption<LiveSet> {
+        let mut b = SecretSetBuilder::new();
+        b.add("db", SECRET.as_bytes());
+        let live = Arc::new(LiveSet::new(b.build().0));
+        Box::leak(Box::new(ArcSwapOption::new(Some(live))))
+    }
+
+    /// Logs the secret deliberately, the way a bug would: in the message, as a
+    /// field (Display and Debug), base64-encoded and inside a span.
+    fn log_the_secret(json: bool) -> String {
+        let captured = Captured::default();
+        let writer = RedactingMakeWriter::with_live(captured.clone(), live_with_secret());
+        let sub = subscriber(json, tracing_subscriber::EnvFilter::new("debug"), writer);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(SECRET);
+        tracing::subscriber::with_default(sub, || {
+            let span = tracing::info_span!("fetch", token = SECRET);
+            let _g = span.enter();
+            tracing::info!("connecting with password {SECRET}");
+            tracing::warn!(password = %SECRET, debug = ?SECRET, encoded = %b64, "oops");
+        });
+        let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        out
+    }
+
+    #[test]
+    fn secret_logged_as_text_is_masked() {
+        let out = log_the_secret(false);
+        assert!(!out.contains(SECRET), "{out}");
+        assert!(out.contains("connecting with password [REDACTED]"), "{out}");
+        assert!(out.contains("password=[REDACTED]"), "{out}");
+        assert!(out.contains("encoded=[REDACTED]"), "{out}");
+        assert_eq!(out.lines().count(), 2);
+    }
+
+    #[test]
+    fn secret_logged_as_json_is_masked() {
+        let out = log_the_secret(true);
+        assert!(!out.contains(SECRET), "{out}");
+        assert!(out.contains("[REDACTED]"), "{out}");
+        for line in out.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).expect("each line is JSON");
+            assert!(v.get("level").is_some());
+        }
+        assert!(out.contains(r#""password":"[REDACTED]""#), "{out}");
+    }
+
+    #[test]
+    fn without_a_live_set_lines_pass_unchanged() {
+        static NONE: ArcSwapOption<LiveSet> = ArcSwapOption::const_empty();
+        assert_eq!(&redact_with(&NONE, b"plain line\n")[..], b"plain line\n");
     }
 }

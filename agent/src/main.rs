@@ -21,7 +21,8 @@ fn main() {
     let code = match shroud_agent::commands::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("shroud: error: {e:#}");
+            // Through the redactor: an error may quote input that holds a value.
+            shroud_agent::logging::print_redacted(&format!("shroud: error: {e:#}"));
             exit_code(&e)
         }
     };

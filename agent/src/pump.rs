@@ -66,6 +66,7 @@ pub fn pump(
     config: &PumpConfig,
     counters: &StreamCounters,
 ) -> io::Result<PumpEnd> {
+    grow_pipe(input);
     let mut swaps = live.swaps();
     let mut redactor = Redactor::new(live.load()).with_mask(config.mask.clone());
     let mut buf = zeroize::Zeroizing::new(vec![0u8; READ_BUF]);
@@ -120,6 +121,12 @@ pub fn pump(
         }
         out.clear();
     }
+}
+
+/// A larger pipe buffer means fewer wake-ups per byte for both the writer and us;
+/// best effort (not a pipe, or over /proc/sys/fs/pipe-max-size for non-root).
+fn grow_pipe(fd: BorrowedFd<'_>) {
+    let _ = nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
 }
 
 fn record(redactor: &Redactor, counters: &StreamCounters) {

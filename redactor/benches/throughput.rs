@@ -1,1 +1,333 @@
-fn main() {}
+//! Redaction throughput, latency and memory, printed as figures (not asserted).
+//!
+//! In-process: the streaming engine with 10, 1,000 and 10,000 secrets (each with
+//! all its encodings) against aho-corasick, over a log-like corpus.
+//! Through a pipe (when `SHROUD_BIN` names a release build of `shroud`; see
+//! `scripts/bench`): `cat` vs `shroud redact` moving the same bytes from the same
+//! producer, p50/p99 line latency at 10,000 lines/s, and peak RSS.
+//!
+//! Run: `scripts/bench` (or `cargo bench -p shroud-redactor --bench throughput`).
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use shroud_redactor::values_file::ValuesFile;
+use shroud_redactor::{Redactor, SecretSet, SecretSetBuilder, DEFAULT_MASK};
+use zeroize::Zeroizing;
+
+const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+const CORPUS_BYTES: usize = 64 << 20;
+const PIPE_BYTES: usize = 1 << 30;
+
+fn secrets(n: usize, rng: &mut StdRng) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|_| {
+            let len = rng.gen_range(16..=32);
+            (0..len)
+                .map(|_| ALNUM[rng.gen_range(0..ALNUM.len())])
+                .collect()
+        })
+        .collect()
+}
+
+fn build(values: &[Vec<u8>]) -> Arc<SecretSet> {
+    let mut b = SecretSetBuilder::new();
+    for (i, v) in values.iter().enumerate() {
+        b.add(format!("s{i}"), v);
+    }
+    Arc::new(b.build().0)
+}
+
+/// Log lines of 60–200 bytes; about one in 500 carries a secret in some encoding.
+fn corpus(patterns: &[Vec<u8>], rng: &mut StdRng) -> Vec<u8> {
+    let words: &[&[u8]] = &[
+        b"GET",
+        b"POST",
+        b"/api/v1/items",
+        b"status=200",
+        b"latency_ms=",
+        b"user=alice",
+        b"INFO",
+        b"WARN",
+        b"request",
+        b"completed",
+        b"connection",
+        b"pool",
+        b"{\"k\":\"v\"}",
+    ];
+    let mut out = Vec::with_capacity(CORPUS_BYTES + 512);
+    let mut n = 0u64;
+    while out.len() < CORPUS_BYTES {
+        n += 1;
+        out.extend_from_slice(
+            format!(
+                "2026-11-28T12:{:02}:{:02}.{:06}Z ",
+                n % 60,
+                n % 59,
+                n % 999_983
+            )
+            .as_bytes(),
+        );
+        let target = rng.gen_range(60..200);
+        let start = out.len();
+        while out.len() - start < target {
+            out.extend_from_slice(words[rng.gen_range(0..words.len())]);
+            out.push(b' ');
+            out.extend((0..rng.gen_range(0..12)).map(|_| ALNUM[rng.gen_range(0..ALNUM.len())]));
+            out.push(b' ');
+        }
+        if rng.gen_range(0..500) == 0 && !patterns.is_empty() {
+            out.extend_from_slice(&patterns[rng.gen_range(0..patterns.len())]);
+        }
+        out.push(b'\n');
+    }
+    out
+}
+
+fn gbps(bytes: usize, d: Duration) -> f64 {
+    bytes as f64 / d.as_secs_f64() / 1e9
+}
+
+fn engine_in_process(set: &Arc<SecretSet>, corpus: &[u8]) -> (f64, usize) {
+    let mut best = f64::MAX;
+    let mut out_len = 0;
+    for _ in 0..3 {
+        let mut r = Redactor::new(set.clone());
+        let mut out = Vec::with_capacity(256 * 1024);
+        let t = Instant::now();
+        out_len = 0;
+        for chunk in corpus.chunks(128 * 1024) {
+            r.write(chunk, &mut out);
+            out_len += out.len();
+            out.clear();
+        }
+        r.finish(&mut out);
+        out_len += out.len();
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    (gbps(corpus.len(), Duration::from_secs_f64(best)), out_len)
+}
+
+fn aho_in_process(patterns: &[Vec<u8>], corpus: &[u8]) -> (f64, f64) {
+    let ll = AhoCorasick::builder()
+        .match_kind(MatchKind::LeftmostLongest)
+        .build(patterns)
+        .unwrap();
+    let mut best = f64::MAX;
+    for _ in 0..2 {
+        let mut out = Vec::with_capacity(corpus.len() + 1024);
+        let t = Instant::now();
+        ll.replace_all_with_bytes(corpus, &mut out, |_, _, dst| {
+            dst.extend_from_slice(DEFAULT_MASK);
+            true
+        });
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    // The stream API supports only standard match semantics.
+    let std_ac = AhoCorasick::builder()
+        .match_kind(MatchKind::Standard)
+        .build(patterns)
+        .unwrap();
+    let t = Instant::now();
+    let mut sink = std::io::sink();
+    std_ac
+        .try_stream_replace_all(corpus, &mut sink, &vec![DEFAULT_MASK; patterns.len()])
+        .unwrap();
+    let stream = t.elapsed();
+    (
+        gbps(corpus.len(), Duration::from_secs_f64(best)),
+        gbps(corpus.len(), stream),
+    )
+}
+
+/// Pushes `total` bytes of `corpus` into `cmd`'s stdin, stdout to /dev/null; returns
+/// throughput and the child's peak RSS in KiB (best of three runs).
+fn through_pipe(mut cmd: Command, corpus: &[u8], total: usize) -> (f64, u64) {
+    let mut best = 0.0f64;
+    let mut peak = 0;
+    for _ in 0..3 {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let rss = watch_rss(child.id());
+        let mut stdin = child.stdin.take().unwrap();
+        let t = Instant::now();
+        let mut sent = 0;
+        while sent < total {
+            let n = corpus.len().min(total - sent);
+            stdin.write_all(&corpus[..n]).unwrap();
+            sent += n;
+        }
+        drop(stdin);
+        let status = child.wait().unwrap();
+        let elapsed = t.elapsed();
+        assert!(status.success(), "child failed: {status}");
+        best = best.max(gbps(total, elapsed));
+        peak = peak.max(rss.join().unwrap());
+    }
+    (best, peak)
+}
+
+/// Samples the child's VmHWM until it exits. (`wait4`'s ru_maxrss would include
+/// the memory the child shared with this large parent between fork and exec.)
+fn watch_rss(pid: u32) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut peak = 0;
+        loop {
+            let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+                return peak;
+            };
+            let Some(kb) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            else {
+                return peak;
+            };
+            peak = peak.max(kb);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    })
+}
+
+fn write_values(dir: &Path, values: &[Vec<u8>]) {
+    std::fs::create_dir_all(dir.join(".shroud")).unwrap();
+    let f = ValuesFile {
+        generation: 1,
+        values: values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (format!("s{i}"), Zeroizing::new(v.clone())))
+            .collect(),
+    };
+    std::fs::write(dir.join(".shroud/values"), f.to_bytes().as_slice()).unwrap();
+}
+
+fn latency(bin: &Path, dir: &Path) -> (f64, f64) {
+    let mut child = Command::new(bin)
+        .args(["redact", "--secrets-dir"])
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    const LINES: usize = 20_000;
+    let start = Instant::now();
+    let reader = std::thread::spawn(move || {
+        let mut r = BufReader::new(stdout);
+        let mut got = Vec::with_capacity(LINES);
+        let mut line = String::new();
+        while r.read_line(&mut line).unwrap() > 0 {
+            got.push(start.elapsed());
+            line.clear();
+        }
+        got
+    });
+    let mut sent = Vec::with_capacity(LINES);
+    for i in 0..LINES {
+        let due = Duration::from_micros(100 * i as u64);
+        while start.elapsed() < due {
+            std::hint::spin_loop();
+        }
+        sent.push(start.elapsed());
+        stdin
+            .write_all(
+                format!("2026-11-28T12:00:00Z INFO line {i} status=200 latency_ms=3\n").as_bytes(),
+            )
+            .unwrap();
+    }
+    drop(stdin);
+    let got = reader.join().unwrap();
+    child.wait().unwrap();
+    assert_eq!(got.len(), LINES);
+    let mut lat: Vec<f64> = sent
+        .iter()
+        .zip(&got)
+        .map(|(s, g)| (g.saturating_sub(*s)).as_secs_f64() * 1e6)
+        .collect();
+    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (lat[LINES / 2], lat[LINES * 99 / 100])
+}
+
+fn main() {
+    let mut rng = StdRng::seed_from_u64(42);
+    let shroud_bin = std::env::var_os("SHROUD_BIN").map(std::path::PathBuf::from);
+    let tmp = tempfile::tempdir().unwrap();
+
+    println!(
+        "corpus: {} MiB log-like lines, ~1 in 500 with a secret",
+        CORPUS_BYTES >> 20
+    );
+    let mut pipe_cat = None;
+    if let Some(_bin) = &shroud_bin {
+        let c = corpus(&[], &mut rng);
+        let (cat, cat_rss) = through_pipe(Command::new("cat"), &c, PIPE_BYTES);
+        println!(
+            "pipe   cat                     {cat:6.2} GB/s   peak RSS {:6.1} MiB",
+            cat_rss as f64 / 1024.0
+        );
+        pipe_cat = Some(cat);
+    } else {
+        println!("(set SHROUD_BIN to a release build of shroud for the pipe figures; scripts/bench does)");
+    }
+
+    for n in [10usize, 1_000, 10_000] {
+        let values = secrets(n, &mut rng);
+        let t = Instant::now();
+        let set = build(&values);
+        let build_time = t.elapsed();
+        let patterns = set.patterns_for_reference();
+        let c = corpus(&patterns, &mut rng);
+        let (engine, _) = engine_in_process(&set, &c);
+        println!(
+            "\n{n} secrets: {} patterns (values + encodings), set built in {:.1} ms",
+            set.pattern_count(),
+            build_time.as_secs_f64() * 1e3
+        );
+        println!("  in-process shroud engine        {engine:6.2} GB/s");
+        let (ac_ll, ac_stream) = aho_in_process(&patterns, &c);
+        println!(
+            "  in-process aho-corasick LL      {ac_ll:6.2} GB/s   (leftmost-longest, whole buffer)"
+        );
+        println!("  in-process aho-corasick stream  {ac_stream:6.2} GB/s   (stream API, standard semantics only)");
+        println!("  engine / aho-corasick LL        {:6.2}x", engine / ac_ll);
+        if let (Some(bin), Some(cat)) = (&shroud_bin, pipe_cat) {
+            let dir = tmp.path().join(format!("s{n}"));
+            write_values(&dir, &values);
+            let mut cmd = Command::new(bin);
+            cmd.args(["redact", "--secrets-dir"]).arg(&dir);
+            let (gb, rss) = through_pipe(cmd, &c, PIPE_BYTES);
+            println!(
+                "  pipe shroud redact              {gb:6.2} GB/s   {:.2}x cat   peak RSS {:6.1} MiB",
+                gb / cat,
+                rss as f64 / 1024.0
+            );
+            if n == 1_000 {
+                let (p50, p99) = latency(bin, &dir);
+                println!("  line latency at 10,000 lines/s  p50 {p50:.0} µs   p99 {p99:.0} µs");
+            }
+        }
+    }
+    if let Some(bin) = &shroud_bin {
+        let dir = tmp.path().join("empty");
+        write_values(&dir, &[]);
+        let c = corpus(&[], &mut rng);
+        let mut cmd = Command::new(bin);
+        cmd.args(["redact", "--secrets-dir"]).arg(&dir);
+        let (_, rss) = through_pipe(cmd, &c, 64 << 20);
+        println!(
+            "\nshroud redact with no secrets: peak RSS {:.1} MiB (baseline)",
+            rss as f64 / 1024.0
+        );
+    }
+}

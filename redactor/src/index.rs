@@ -111,40 +111,30 @@ impl WindowIndex {
         let bits_shift = 64 - bits_log;
         let bucket_shift = 64 - bucket_log;
         let mut bits = vec![0u64; (1usize << bits_log) / 64];
-        let mut counts = vec![0u32; (1usize << bucket_log) + 1];
         for e in &entries {
-            let h = e.key.wrapping_mul(HASH_MUL);
-            let b = (h >> bits_shift) as usize;
+            let b = (e.key.wrapping_mul(HASH_MUL) >> bits_shift) as usize;
             bits[b >> 6] |= 1 << (b & 63);
-            counts[(h >> bucket_shift) as usize + 1] += 1;
         }
-        for i in 1..counts.len() {
-            counts[i] += counts[i - 1];
-        }
-        let mut fill = counts.clone();
-        let mut sorted = vec![
-            Entry {
-                key: 0,
-                pattern: 0,
-                offset: 0
-            };
-            entries.len()
-        ];
+        // Group entries by bucket in place (no second copy: this is the build's
+        // memory peak with many secrets), then record where each bucket starts.
+        let bucket_of = |e: &Entry| (e.key.wrapping_mul(HASH_MUL) >> bucket_shift) as usize;
+        entries.sort_unstable_by_key(bucket_of);
+        let mut buckets = vec![0u32; (1usize << bucket_log) + 1];
         for e in &entries {
-            let b = (e.key.wrapping_mul(HASH_MUL) >> bucket_shift) as usize;
-            sorted[fill[b] as usize] = *e;
-            fill[b] += 1;
+            buckets[bucket_of(e) + 1] += 1;
         }
-        entries.zeroize();
+        for i in 1..buckets.len() {
+            buckets[i] += buckets[i - 1];
+        }
         WindowIndex {
             w,
             k,
             key_mask,
             bits,
             bits_shift,
-            buckets: counts,
+            buckets,
             bucket_shift,
-            entries: sorted,
+            entries,
         }
     }
 
@@ -155,22 +145,56 @@ impl WindowIndex {
         if w == 0 || buf.len() < w {
             return;
         }
-        let last = buf.len() - w;
         let mut i = 0;
+        // Fast path: four sampled positions per round, each an unaligned 8-byte
+        // load, a multiply and a bit test; the branch is taken only on a bitmap hit.
+        if buf.len() >= 8 + 3 * k {
+            let fast_end = buf.len() - 8 - 3 * k;
+            while i <= fast_end {
+                let keys = [
+                    self.key_at(buf, i),
+                    self.key_at(buf, i + k),
+                    self.key_at(buf, i + 2 * k),
+                    self.key_at(buf, i + 3 * k),
+                ];
+                let hit =
+                    self.bit(keys[0]) | self.bit(keys[1]) | self.bit(keys[2]) | self.bit(keys[3]);
+                if hit != 0 {
+                    for (j, &key) in keys.iter().enumerate() {
+                        if self.bit(key) != 0 {
+                            self.probe(set, buf, i + j * k, key, out);
+                        }
+                    }
+                }
+                i += 4 * k;
+            }
+        }
+        let last = buf.len() - w;
         while i <= last {
             let key = load(buf, i, w, self.key_mask);
-            let h = key.wrapping_mul(HASH_MUL);
-            let b = (h >> self.bits_shift) as usize;
-            if self.bits[b >> 6] & (1 << (b & 63)) != 0 {
-                self.probe(set, buf, i, key, h, out);
+            if self.bit(key) != 0 {
+                self.probe(set, buf, i, key, out);
             }
             i += k;
         }
     }
 
+    #[inline(always)]
+    fn key_at(&self, buf: &[u8], i: usize) -> u64 {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&buf[i..i + 8]);
+        u64::from_le_bytes(a) & self.key_mask
+    }
+
+    #[inline(always)]
+    fn bit(&self, key: u64) -> u64 {
+        let b = (key.wrapping_mul(HASH_MUL) >> self.bits_shift) as usize;
+        self.bits[b >> 6] & (1 << (b & 63))
+    }
+
     #[inline(never)]
-    fn probe(&self, set: &SecretSet, buf: &[u8], i: usize, key: u64, h: u64, out: &mut Vec<Match>) {
-        let b = (h >> self.bucket_shift) as usize;
+    fn probe(&self, set: &SecretSet, buf: &[u8], i: usize, key: u64, out: &mut Vec<Match>) {
+        let b = (key.wrapping_mul(HASH_MUL) >> self.bucket_shift) as usize;
         let (lo, hi) = (self.buckets[b] as usize, self.buckets[b + 1] as usize);
         for e in &self.entries[lo..hi] {
             if e.key != key {

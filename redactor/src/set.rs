@@ -124,6 +124,7 @@ impl SecretSetBuilder {
             arena.extend_from_slice(bytes);
             info.push(*pi);
         }
+        drop(found);
         let names = self.entries.iter().map(|e| e.name.clone()).collect();
         let set = SecretSet::from_parts(arena, spans, info, names, min_length);
         (set, report)

@@ -4,6 +4,8 @@
 //! Prerequisites that are missing make a test fail with a message that says how to
 //! get them (`scripts/test` installs and builds everything); nothing is skipped.
 
+pub mod http;
+
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};

@@ -1,6 +1,8 @@
 //! One module per command; each returns the process exit code.
 
+mod audit;
 mod redact;
+mod scan;
 
 use crate::cli::{Cli, Command};
 use crate::error::usage;
@@ -9,6 +11,8 @@ use crate::error::usage;
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Redact(args) => redact::run(args),
+        Command::Scan(args) => scan::run(args),
+        Command::Audit(cmd) => audit::run(cmd),
         other => Err(usage(anyhow::anyhow!(
             "`{}` is not implemented in this build",
             command_name(&other)

@@ -18,7 +18,8 @@ pub fn run(args: RedactArgs) -> anyhow::Result<i32> {
     };
     let (set, loaded) = sources.load(r.min_length).map_err(usage)?;
     crate::report::warn_report(&loaded.report, r.min_length);
-    let live = LiveSet::new(set);
+    let live = std::sync::Arc::new(LiveSet::new(set));
+    crate::logging::set_live(live.clone());
     let config = PumpConfig {
         mask: r.mask.as_bytes().to_vec(),
         idle: r.idle,
