@@ -46,7 +46,9 @@ fn run_check(script: &str, args: &[&str], limit: Duration) {
     let what = format!("tests/examples/{script} {}", args.join(" "));
     match status.code() {
         Some(0) => eprintln!("{what}: ok in {:.1?}", started.elapsed()),
-        Some(2) => panic!("{what}: a prerequisite is missing (see above); scripts/test installs it"),
+        Some(2) => {
+            panic!("{what}: a prerequisite is missing (see above); scripts/test installs it")
+        }
         _ => panic!("{what} failed ({status}):\n{stdout}{stderr}"),
     }
 }
