@@ -62,6 +62,10 @@ def compose_binary():
 
 def build_images():
     static = static_shroud_bin()
+    dynamic = Path(os.environ.get("SHROUD_BIN", ""))
+    if dynamic.is_file() and static.stat().st_mtime < dynamic.stat().st_mtime:
+        raise Missing(f"{static} is older than {dynamic}: rebuild it with "
+                      "`scripts/build-image --debug --no-image` (scripts/test does)")
     run([str(EXAMPLE / "build-images"), "--bin", str(static), "--tag", SHROUD_IMAGE], timeout=300)
     return static
 
