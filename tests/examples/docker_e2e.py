@@ -64,8 +64,9 @@ def build_images():
     static = static_shroud_bin()
     dynamic = Path(os.environ.get("SHROUD_BIN", ""))
     if dynamic.is_file() and static.stat().st_mtime < dynamic.stat().st_mtime:
-        raise Missing(f"{static} is older than {dynamic}: rebuild it with "
-                      "`scripts/build-image --debug --no-image` (scripts/test does)")
+        # Only a warning: `cargo test` may relink the dynamic one for feature reasons.
+        log(f"warning: {static} is older than {dynamic}; if the Docker checks fail on a "
+            "missing feature, rebuild it with `scripts/build-image --debug --no-image`")
     run([str(EXAMPLE / "build-images"), "--bin", str(static), "--tag", SHROUD_IMAGE], timeout=300)
     return static
 
