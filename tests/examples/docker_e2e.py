@@ -175,6 +175,11 @@ def run_stack(variant):
         transcript = up.stdout + up.stderr
         detail = (f"\n--- compose up ---\n{transcript[-6000:]}\n--- agent ---\n{agent_log[-4000:]}"
                   f"\n--- app ---\n{app_log[-3000:]}")
+        missing = [c for c in ("agent", "run", "exec", "probe")
+                   if f"`{c}` is not implemented in this build" in transcript + app_log + agent_log]
+        check(not missing, f"the static shroud lacks {missing} (`... is not implemented in this build`): "
+                           "this example needs `shroud agent`, `shroud run`, `shroud exec` and "
+                           f"`shroud probe ready`{detail}")
         roles = pg.created_roles()
         check(len(roles) == 1, f"expected OpenBao to create one PostgreSQL role, saw {len(roles)}{detail}")
         user, password = roles[0]
