@@ -100,9 +100,10 @@ pub struct ExecArgs {
         long,
         value_name = "ACTION",
         default_value = "none",
-        env = "SHROUD_ON_ROTATE"
+        env = "SHROUD_ON_ROTATE",
+        value_parser = crate::exec::rotate::parse_on_rotate
     )]
-    pub on_rotate: String,
+    pub on_rotate: crate::exec::OnRotate,
     /// Wait for `<secrets-dir>/.shroud/ready` before starting the command.
     #[arg(long)]
     pub wait_ready: bool,

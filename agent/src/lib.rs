@@ -10,6 +10,7 @@ pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod events;
+pub mod exec;
 pub mod harden;
 pub mod live;
 pub mod logging;

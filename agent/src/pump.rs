@@ -21,6 +21,8 @@ use crate::live::LiveSet;
 pub const DEFAULT_IDLE: Duration = Duration::from_millis(50);
 
 const READ_BUF: usize = 128 * 1024;
+/// How many reads a stopped pump still makes to drain what is already there.
+const MAX_READS_AFTER_STOP: usize = 64;
 
 /// How a stream is redacted.
 #[derive(Clone, Debug)]
@@ -56,6 +58,8 @@ pub enum PumpEnd {
     Eof,
     /// The output was closed by its reader.
     OutputClosed,
+    /// The stop descriptor became readable; what the input held then was drained.
+    Stopped,
 }
 
 /// Copies `input` to `output` through the redactor until end of input.
@@ -66,6 +70,27 @@ pub fn pump(
     config: &PumpConfig,
     counters: &StreamCounters,
 ) -> io::Result<PumpEnd> {
+    pump_until(input, output, live, config, counters, None)
+}
+
+/// [`pump`], which also ends when `stop` becomes readable (a pipe written or
+/// closed by whoever decides that waiting for end of input is over, e.g. the drain
+/// timeout of `shroud exec` when a grandchild keeps the pipe open). On stop, what
+/// the input holds at that moment is still read and written, then the held piece
+/// is released by the end-of-stream rule. `input` should be non-blocking, so that
+/// a stop is noticed while no data arrives; the copy loop itself polls only when a
+/// read would block, so the fast path costs nothing extra.
+pub fn pump_until(
+    input: BorrowedFd<'_>,
+    output: BorrowedFd<'_>,
+    live: &LiveSet,
+    config: &PumpConfig,
+    counters: &StreamCounters,
+    stop: Option<BorrowedFd<'_>>,
+) -> io::Result<PumpEnd> {
+    let mut stopping = false;
+    // After a stop, a writer that never pauses must not keep us here forever.
+    let mut reads_after_stop = 0usize;
     grow_pipe(input);
     let mut swaps = live.swaps();
     let mut redactor = Redactor::new(live.load()).with_mask(config.mask.clone());
@@ -73,10 +98,10 @@ pub fn pump(
     let mut out = Vec::with_capacity(READ_BUF + 1024);
     let idle = PollTimeout::try_from(config.idle).unwrap_or(PollTimeout::MAX);
     loop {
-        if redactor.pending() > 0 {
-            let mut fds = [PollFd::new(input, PollFlags::POLLIN)];
-            match poll(&mut fds, idle) {
-                Ok(0) => {
+        if redactor.pending() > 0 && !stopping {
+            match wait_readable(input, stop, idle) {
+                Ok(Readiness::Stop) => stopping = true,
+                Ok(Readiness::Timeout) => {
                     redactor.flush(&mut out);
                     if write_all(output, &out)? == PumpEnd::OutputClosed {
                         return Ok(PumpEnd::OutputClosed);
@@ -84,15 +109,24 @@ pub fn pump(
                     out.clear();
                     continue;
                 }
-                Ok(_) => {}
-                Err(Errno::EINTR) => continue,
-                Err(e) => return Err(e.into()),
+                Ok(Readiness::Input) => {}
+                Err(e) => return Err(e),
             }
         }
-        let n = match nix::unistd::read(input.as_raw_fd(), &mut buf) {
+        let read = if stopping && reads_after_stop >= MAX_READS_AFTER_STOP {
+            Ok(0)
+        } else {
+            reads_after_stop += usize::from(stopping);
+            nix::unistd::read(input.as_raw_fd(), &mut buf)
+        };
+        let n = match read {
             Ok(n) => n,
-            Err(Errno::EINTR | Errno::EAGAIN) => {
-                wait_readable(input)?;
+            Err(Errno::EINTR) => continue,
+            Err(Errno::EAGAIN) if stopping => 0,
+            Err(Errno::EAGAIN) => {
+                if wait_readable(input, stop, PollTimeout::NONE)? == Readiness::Stop {
+                    stopping = true;
+                }
                 continue;
             }
             // A pty master reads EIO once the last slave descriptor is closed.
@@ -110,6 +144,8 @@ pub fn pump(
             record(&redactor, counters);
             return Ok(if end == PumpEnd::OutputClosed {
                 end
+            } else if stopping {
+                PumpEnd::Stopped
             } else {
                 PumpEnd::Eof
             });
@@ -135,10 +171,35 @@ fn record(redactor: &Redactor, counters: &StreamCounters) {
     counters.masked.store(s.masked, Ordering::Relaxed);
 }
 
-fn wait_readable(fd: BorrowedFd<'_>) -> io::Result<()> {
-    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
-    match poll(&mut fds, PollTimeout::NONE) {
-        Ok(_) | Err(Errno::EINTR) => Ok(()),
+#[derive(Debug, PartialEq, Eq)]
+enum Readiness {
+    Input,
+    Stop,
+    Timeout,
+}
+
+/// Waits until `input` is readable (or at end), `stop` is readable, or `timeout`.
+/// Input wins over stop so that a stop never loses data already there.
+fn wait_readable(
+    input: BorrowedFd<'_>,
+    stop: Option<BorrowedFd<'_>>,
+    timeout: PollTimeout,
+) -> io::Result<Readiness> {
+    let mut fds = vec![PollFd::new(input, PollFlags::POLLIN)];
+    if let Some(stop) = stop {
+        fds.push(PollFd::new(stop, PollFlags::POLLIN));
+    }
+    match poll(&mut fds, timeout) {
+        Ok(0) => Ok(Readiness::Timeout),
+        Ok(_) => {
+            let ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
+            if ready(&fds[0]) {
+                Ok(Readiness::Input)
+            } else {
+                Ok(Readiness::Stop)
+            }
+        }
+        Err(Errno::EINTR) => Ok(Readiness::Input),
         Err(e) => Err(e.into()),
     }
 }
@@ -158,4 +219,62 @@ pub fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<PumpEnd> {
         }
     }
     Ok(PumpEnd::Eof)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd as _;
+    use std::time::Instant;
+
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    use shroud_redactor::SecretSetBuilder;
+
+    fn live(secret: &[u8]) -> LiveSet {
+        let mut b = SecretSetBuilder::new();
+        b.add("s", secret);
+        LiveSet::new(b.build().0)
+    }
+
+    #[test]
+    fn stop_drains_what_is_there_and_releases_the_held_piece() {
+        let live = live(b"correct-horse-battery");
+        let (input_r, input_w) = nix::unistd::pipe().unwrap();
+        fcntl(input_r.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).unwrap();
+        let (out_r, out_w) = nix::unistd::pipe().unwrap();
+        let (stop_r, stop_w) = nix::unistd::pipe().unwrap();
+        // A writer that keeps the input open; the last bytes are a proper prefix of
+        // the secret, so the engine holds them.
+        nix::unistd::write(&input_w, b"x correct-horse-battery y correct-h").unwrap();
+        let config = PumpConfig {
+            idle: Duration::from_secs(60),
+            ..PumpConfig::default()
+        };
+        let start = Instant::now();
+        drop(stop_w);
+        let end = pump_until(
+            input_r.as_fd(),
+            out_w.as_fd(),
+            &live,
+            &config,
+            &StreamCounters::default(),
+            Some(stop_r.as_fd()),
+        )
+        .unwrap();
+        assert_eq!(end, PumpEnd::Stopped);
+        assert!(start.elapsed() < Duration::from_secs(5));
+        drop(out_w);
+        let mut out = Vec::new();
+        let mut buf = [0u8; 256];
+        loop {
+            let n = nix::unistd::read(out_r.as_raw_fd(), &mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        // The held piece is at least min_length bytes: masked by the end rule.
+        assert_eq!(out, b"x [REDACTED] y [REDACTED]");
+        drop(input_w);
+    }
 }

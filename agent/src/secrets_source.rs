@@ -68,18 +68,68 @@ impl Sources {
 
     /// Reads every source and builds the set.
     pub fn load(&self, min_length: usize) -> Result<(SecretSet, Loaded), SourceError> {
-        let mut builder = SecretSetBuilder::new().min_length(min_length);
-        let mut loaded = Loaded::default();
+        Ok(self.read()?.build(min_length, std::iter::empty()))
+    }
+
+    /// Reads every value the sources hold, without building a set (for callers
+    /// that add values of their own, such as recently retired ones).
+    pub fn read(&self) -> Result<Values, SourceError> {
+        let mut values = Values::default();
         for path in &self.files {
             let value = read_value(path)?;
-            builder.add(display_name(path), &value);
+            values.values.push((display_name(path), value));
         }
         if let Some(dir) = &self.dir {
-            loaded.generation = add_dir(dir, &mut builder)?;
+            values.generation = add_dir(dir, &mut values.values)?;
+        }
+        Ok(values)
+    }
+}
+
+/// Named secret values read from the sources. Zeroized on drop; `Debug` shows
+/// names only.
+#[derive(Default)]
+pub struct Values {
+    /// The values file's generation, when the directory had one.
+    pub generation: Option<u64>,
+    /// (name, value) pairs in source order.
+    pub values: Vec<(String, Zeroizing<Vec<u8>>)>,
+}
+
+impl std::fmt::Debug for Values {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Values")
+            .field("generation", &self.generation)
+            .field(
+                "names",
+                &self.values.iter().map(|v| &v.0).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl Values {
+    /// Builds the set from these values plus `extra` (name, value) pairs.
+    pub fn build<'a>(
+        &self,
+        min_length: usize,
+        extra: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) -> (SecretSet, Loaded) {
+        let mut builder = SecretSetBuilder::new().min_length(min_length);
+        for (name, value) in &self.values {
+            builder.add(name.clone(), value);
+        }
+        for (name, value) in extra {
+            builder.add(name, value);
         }
         let (set, report) = builder.build();
-        loaded.report = report;
-        Ok((set, loaded))
+        (
+            set,
+            Loaded {
+                generation: self.generation,
+                report,
+            },
+        )
     }
 }
 
@@ -111,7 +161,10 @@ pub fn read_value(path: &Path) -> Result<Zeroizing<Vec<u8>>, SourceError> {
 /// Adds every regular file directly in `dir` (following symlinks, as Kubernetes
 /// mounts are symlinks into `..data`; skipping dot-entries, which are Kubernetes'
 /// and shroud's own bookkeeping) and the values file. Returns its generation.
-fn add_dir(dir: &Path, builder: &mut SecretSetBuilder) -> Result<Option<u64>, SourceError> {
+fn add_dir(
+    dir: &Path,
+    values: &mut Vec<(String, Zeroizing<Vec<u8>>)>,
+) -> Result<Option<u64>, SourceError> {
     let meta = fs::metadata(dir).map_err(read_err(dir))?;
     if !meta.is_dir() {
         return Err(SourceError::NotADirectory {
@@ -132,7 +185,7 @@ fn add_dir(dir: &Path, builder: &mut SecretSetBuilder) -> Result<Option<u64>, So
         match fs::metadata(&path) {
             Ok(m) if m.is_file() => {
                 let value = read_value(&path)?;
-                builder.add(name.to_string_lossy().into_owned(), &value);
+                values.push((name.to_string_lossy().into_owned(), value));
             }
             Ok(_) => {}
             // Removed between listing and reading (a rotation): not an error.
@@ -148,8 +201,9 @@ fn add_dir(dir: &Path, builder: &mut SecretSetBuilder) -> Result<Option<u64>, So
                 path: values_path.clone(),
                 source,
             })?;
-            file.add_to(builder);
-            Ok(Some(file.generation))
+            let generation = file.generation;
+            values.extend(file.values);
+            Ok(Some(generation))
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(read_err(&values_path)(e)),

@@ -184,3 +184,5 @@ pub fn secret_file(dir: &Path, name: &str, value: &[u8]) -> PathBuf {
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
 }
+
+pub mod process;

@@ -1,6 +1,7 @@
 //! One module per command; each returns the process exit code.
 
 mod audit;
+mod exec;
 mod redact;
 mod scan;
 
@@ -11,6 +12,7 @@ use crate::error::usage;
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Redact(args) => redact::run(args),
+        Command::Exec(args) => exec::run(args),
         Command::Scan(args) => scan::run(args),
         Command::Audit(cmd) => audit::run(cmd),
         other => Err(usage(anyhow::anyhow!(

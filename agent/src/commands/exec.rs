@@ -1,0 +1,94 @@
+//! `shroud exec`: load the secrets, watch the directory, supervise the command.
+
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use crate::cli::ExecArgs;
+use crate::error::usage;
+use crate::exec::handshake::Ack;
+use crate::exec::watch::{self, Reload, SecretsWatcher};
+use crate::exec::{supervise, ExecOptions};
+use crate::live::LiveSet;
+use crate::pump::PumpConfig;
+use crate::secrets_source::Sources;
+
+pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
+    crate::harden::no_dumps();
+    crate::harden::lock_memory();
+    let r = &args.redaction;
+    let sources = Sources {
+        files: r.secret_files.clone(),
+        dir: r.secrets_dir.clone(),
+    };
+    if let Some(dir) = &sources.dir {
+        // Unreadable or missing: a usage error now, not a watch error later.
+        std::fs::read_dir(dir)
+            .with_context(|| format!("--secrets-dir {}: cannot read directory", dir.display()))
+            .map_err(usage)?;
+        if args.wait_ready {
+            watch::wait_ready(dir, args.ready_timeout).context("--wait-ready")?;
+        }
+    } else if args.wait_ready {
+        return Err(usage(anyhow::anyhow!("--wait-ready needs --secrets-dir")).into());
+    }
+
+    let (rotated_tx, rotated_rx) = mpsc::channel();
+    // Watch before loading, so a change during the load is not missed.
+    let watching = match &sources.dir {
+        Some(dir) => Some((dir.clone(), SecretsWatcher::watch(dir).map_err(usage)?)),
+        None => None,
+    };
+    let fingerprint = sources
+        .dir
+        .as_deref()
+        .map(watch::fingerprint)
+        .unwrap_or_default();
+    let values = sources.read().map_err(usage)?;
+    let (set, loaded) = values.build(r.min_length, std::iter::empty());
+    crate::report::warn_report(&loaded.report, r.min_length);
+    let live = Arc::new(LiveSet::new(set));
+    // shroud's own log lines are redacted with the same, live, set.
+    crate::logging::set_live(Arc::clone(&live));
+
+    let _watcher = match watching {
+        Some((dir, (mut watcher, pending))) => {
+            let mut ack = Ack::new(&dir);
+            if let Some(generation) = loaded.generation {
+                if let Err(e) = ack.write(generation) {
+                    tracing::warn!(path = %ack.path().display(), error = %e, "cannot write the rotation acknowledgement");
+                }
+            }
+            let reload = Reload {
+                sources: sources.clone(),
+                min_length: r.min_length,
+                live: Arc::clone(&live),
+                current: values,
+                ack,
+                loaded: fingerprint,
+            };
+            watcher.run(pending, reload, rotated_tx)?;
+            Some(watcher)
+        }
+        None => {
+            drop(rotated_tx);
+            None
+        }
+    };
+
+    let opts = ExecOptions {
+        command: args.command.iter().map(Into::into).collect(),
+        tty: args.tty,
+        pump: PumpConfig {
+            mask: r.mask.as_bytes().to_vec(),
+            idle: r.idle,
+        },
+        on_rotate: args.on_rotate,
+        drain_timeout: args.drain_timeout,
+        kill_grace: args.kill_grace,
+        exit_marker: sources.dir.clone(),
+        counters: Arc::default(),
+    };
+    supervise(opts, live, Some(rotated_rx))
+}

@@ -1,0 +1,132 @@
+//! Starting the command: with pipes or a pseudo-terminal as its stdio, in the
+//! right process group, and with a shell's 126/127 for commands that cannot run.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::{AsRawFd as _, OwnedFd};
+use std::os::unix::process::CommandExt as _;
+use std::process::{Command, Stdio};
+
+use nix::errno::Errno;
+use nix::unistd::Pid;
+
+/// Why the command could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// No such file (exit 127, like a shell).
+    #[error("cannot run `{command}`: command not found")]
+    NotFound {
+        /// argv[0].
+        command: String,
+    },
+    /// The file exists but cannot be executed (exit 126).
+    #[error("cannot run `{command}`: not executable ({source})")]
+    NotExecutable {
+        /// argv[0].
+        command: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Anything else (out of processes, descriptors…).
+    #[error("cannot start `{command}`")]
+    Other {
+        /// argv[0].
+        command: String,
+        /// The OS error.
+        source: io::Error,
+    },
+}
+
+impl SpawnError {
+    /// The exit code a shell uses for this failure.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            SpawnError::NotFound { .. } => 127,
+            SpawnError::NotExecutable { .. } => 126,
+            SpawnError::Other { .. } => 1,
+        }
+    }
+}
+
+/// What the command's stdio is connected to.
+#[derive(Debug)]
+pub enum ChildIo<'a> {
+    /// stdin inherited; stdout and stderr to these pipe write ends.
+    Pipes {
+        /// Write end of the stdout pipe.
+        stdout: &'a OwnedFd,
+        /// Write end of the stderr pipe.
+        stderr: &'a OwnedFd,
+        /// Put the command in a process group of its own (signals to the group
+        /// reach its children too). Off when stdin is a terminal, because a
+        /// background group would be stopped by SIGTTIN when it reads.
+        own_group: bool,
+    },
+    /// stdin, stdout and stderr on this pty slave, which becomes the controlling
+    /// terminal of a new session led by the command.
+    Pty {
+        /// The slave side.
+        slave: &'a OwnedFd,
+    },
+}
+
+/// Starts `argv` and returns its pid. The caller owns reaping it (see
+/// [`super::reaper`]): the `std::process::Child` is dropped unwaited on purpose.
+pub fn spawn(argv: &[OsString], io: ChildIo<'_>) -> Result<Pid, SpawnError> {
+    let name = argv
+        .first()
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]);
+    let clone = |fd: &OwnedFd| fd.try_clone().map(Stdio::from);
+    let wrap = |source: io::Error| SpawnError::Other {
+        command: name.clone(),
+        source,
+    };
+    match io {
+        ChildIo::Pipes {
+            stdout,
+            stderr,
+            own_group,
+        } => {
+            cmd.stdin(Stdio::inherit())
+                .stdout(clone(stdout).map_err(wrap)?)
+                .stderr(clone(stderr).map_err(wrap)?);
+            if own_group {
+                cmd.process_group(0);
+            }
+        }
+        ChildIo::Pty { slave } => {
+            cmd.stdin(clone(slave).map_err(wrap)?)
+                .stdout(clone(slave).map_err(wrap)?)
+                .stderr(clone(slave).map_err(wrap)?);
+            // SAFETY: runs in the forked child before exec and only makes the
+            // async-signal-safe calls setsid(2) and ioctl(2).
+            unsafe {
+                cmd.pre_exec(|| {
+                    nix::unistd::setsid()?;
+                    // stdin is the slave by now (std dup2s stdio before pre_exec).
+                    if libc::ioctl(io::stdin().as_raw_fd(), libc::TIOCSCTTY, 0) != 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+    }
+    match cmd.spawn() {
+        Ok(child) => Ok(Pid::from_raw(child.id() as i32)),
+        Err(e) => Err(classify(name, e)),
+    }
+}
+
+fn classify(command: String, source: io::Error) -> SpawnError {
+    match source.raw_os_error().map(Errno::from_raw) {
+        Some(Errno::ENOENT | Errno::ENOTDIR) => SpawnError::NotFound { command },
+        Some(Errno::EACCES | Errno::EPERM | Errno::ENOEXEC | Errno::EISDIR | Errno::ETXTBSY) => {
+            SpawnError::NotExecutable { command, source }
+        }
+        _ => SpawnError::Other { command, source },
+    }
+}

@@ -1,0 +1,355 @@
+//! Watching the secrets directory: waiting for the agent's ready marker, and
+//! reloading the redaction set when the agent publishes new values.
+//!
+//! Directories are watched, never single files: the agent replaces files by
+//! rename, and Kubernetes swaps a `..data` symlink, and a watch on a file follows
+//! the old inode. Both `<dir>` and `<dir>/.shroud` are watched (non-recursively),
+//! and every event only triggers a cheap metadata fingerprint; the set is
+//! reloaded when the fingerprint changed.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
+use zeroize::Zeroizing;
+
+use super::handshake::{Ack, READY_FILE};
+use super::Rotated;
+use crate::live::LiveSet;
+use crate::secrets_source::{Sources, Values, META_DIR, VALUES_FILE};
+
+/// How long a value that disappeared from the sources stays masked here. The
+/// agent keeps retired values in `.shroud/values` for its own retention window;
+/// this covers directories without an agent (a plain Kubernetes Secret volume),
+/// where a workload may still print a value it read before the rotation.
+pub const RETAIN_SEEN: Duration = Duration::from_secs(600);
+
+/// Why watching failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    /// The directory could not be watched (missing, unreadable, out of watches).
+    #[error("cannot watch {path}")]
+    Watch {
+        /// The directory.
+        path: PathBuf,
+        /// What notify reported.
+        source: notify::Error,
+    },
+    /// `--wait-ready` gave up.
+    #[error("{path} did not appear within {timeout:?} (is the shroud agent running and writing to this directory?)")]
+    ReadyTimeout {
+        /// The ready marker.
+        path: PathBuf,
+        /// The `--ready-timeout`.
+        timeout: Duration,
+    },
+}
+
+enum Msg {
+    Changed,
+    Shutdown,
+}
+
+/// A notify watcher on `<dir>` and, once it exists, `<dir>/.shroud`.
+struct DirWatch {
+    dir: PathBuf,
+    watcher: RecommendedWatcher,
+    meta_watched: bool,
+}
+
+impl DirWatch {
+    fn new(dir: &Path, tx: Sender<Msg>) -> Result<DirWatch, WatchError> {
+        let err = |source| WatchError::Watch {
+            path: dir.to_path_buf(),
+            source,
+        };
+        let mut watcher = notify::recommended_watcher(move |_event| {
+            let _ = tx.send(Msg::Changed);
+        })
+        .map_err(err)?;
+        watcher
+            .watch(dir, RecursiveMode::NonRecursive)
+            .map_err(err)?;
+        let mut w = DirWatch {
+            dir: dir.to_path_buf(),
+            watcher,
+            meta_watched: false,
+        };
+        w.watch_meta();
+        Ok(w)
+    }
+
+    /// Adds the `.shroud` watch once the directory exists (the agent may create
+    /// it after exec started).
+    fn watch_meta(&mut self) {
+        if self.meta_watched {
+            return;
+        }
+        let meta = self.dir.join(META_DIR);
+        if meta.is_dir()
+            && self
+                .watcher
+                .watch(&meta, RecursiveMode::NonRecursive)
+                .is_ok()
+        {
+            self.meta_watched = true;
+        }
+    }
+}
+
+/// Waits until `<dir>/.shroud/ready` exists, at most `timeout`.
+pub fn wait_ready(dir: &Path, timeout: Duration) -> Result<(), WatchError> {
+    let (tx, rx) = mpsc::channel();
+    let mut watch = DirWatch::new(dir, tx)?;
+    let ready = dir.join(READY_FILE);
+    let deadline = Instant::now() + timeout;
+    loop {
+        // Check after (re)arming the watches, so a marker written in between is
+        // seen either by the check or as an event.
+        watch.watch_meta();
+        if ready.exists() {
+            return Ok(());
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(_) => {}
+            Err(RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
+            Err(_) => {
+                return Err(WatchError::ReadyTimeout {
+                    path: ready,
+                    timeout,
+                })
+            }
+        }
+    }
+}
+
+/// Metadata of one file, enough to notice a replacement or rewrite.
+type FileStamp = (OsString, u64, u64, u64, i64, i64, i64, i64);
+
+/// What the directory looked like, split into the rendered files (whose change
+/// is a rotation the command may need to act on) and the values file (whose
+/// change alone is step 2 of the handshake: swap and acknowledge).
+#[derive(Debug, Default, PartialEq, Eq, Clone)]
+pub struct Fingerprint {
+    rendered: Vec<FileStamp>,
+    values: Option<FileStamp>,
+}
+
+fn stamp(name: OsString, path: &Path) -> Option<FileStamp> {
+    let m = std::fs::metadata(path).ok()?;
+    m.is_file().then(|| {
+        (
+            name,
+            m.dev(),
+            m.ino(),
+            m.size(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec(),
+        )
+    })
+}
+
+/// Fingerprints the value files of `dir` (as `Sources::load` reads them).
+pub fn fingerprint(dir: &Path) -> Fingerprint {
+    let mut rendered: Vec<FileStamp> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.file_name())
+                .filter(|n| !n.to_string_lossy().starts_with('.'))
+                .filter_map(|n| {
+                    let p = dir.join(&n);
+                    stamp(n, &p)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    rendered.sort();
+    Fingerprint {
+        rendered,
+        values: stamp(VALUES_FILE.into(), &dir.join(VALUES_FILE)),
+    }
+}
+
+/// Reloads the redaction set when the secrets directory changes; stops on drop.
+#[derive(Debug)]
+pub struct SecretsWatcher {
+    tx: Sender<Msg>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Msg::Changed => "Changed",
+            Msg::Shutdown => "Shutdown",
+        })
+    }
+}
+
+/// What the watcher needs to reload and acknowledge.
+#[derive(Debug)]
+pub struct Reload {
+    /// Where values come from (`--secret-file`s and the directory).
+    pub sources: Sources,
+    /// `--min-length`.
+    pub min_length: usize,
+    /// The set to swap.
+    pub live: Arc<LiveSet>,
+    /// The values the set in `live` was built from.
+    pub current: Values,
+    /// The acknowledgement to update after each swap.
+    pub ack: Ack,
+    /// The fingerprint taken before the set now in `live` was loaded.
+    pub loaded: Fingerprint,
+}
+
+impl SecretsWatcher {
+    /// Starts watching `dir`. Events are buffered from here on, so call this
+    /// before fingerprinting and loading the initial set, then [`Self::run`].
+    pub fn watch(dir: &Path) -> Result<(SecretsWatcher, PendingWatch), WatchError> {
+        let (tx, rx) = mpsc::channel();
+        let watch = DirWatch::new(dir, tx.clone())?;
+        Ok((
+            SecretsWatcher { tx, thread: None },
+            PendingWatch { watch, rx },
+        ))
+    }
+
+    /// Starts the reload thread: sends [`Rotated`] to `rotations` after each
+    /// swap that changed the rendered files.
+    pub fn run(
+        &mut self,
+        pending: PendingWatch,
+        reload: Reload,
+        rotations: Sender<Rotated>,
+    ) -> io::Result<()> {
+        let thread = std::thread::Builder::new()
+            .name("shroud-watch".into())
+            .spawn(move || reload_loop(pending, reload, rotations))?;
+        self.thread = Some(thread);
+        Ok(())
+    }
+}
+
+impl Drop for SecretsWatcher {
+    fn drop(&mut self) {
+        let _ = self.tx.send(Msg::Shutdown);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A started watch whose events are waiting for [`SecretsWatcher::run`].
+#[derive(Debug)]
+pub struct PendingWatch {
+    watch: DirWatch,
+    rx: Receiver<Msg>,
+}
+
+impl std::fmt::Debug for DirWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirWatch").field("dir", &self.dir).finish()
+    }
+}
+
+/// A value no longer in the sources, still masked until `until`.
+struct Retained {
+    name: String,
+    value: Zeroizing<Vec<u8>>,
+    until: Instant,
+}
+
+fn reload_loop(pending: PendingWatch, mut reload: Reload, rotations: Sender<Rotated>) {
+    let PendingWatch { mut watch, rx } = pending;
+    let dir = watch.dir.clone();
+    let mut retained: Vec<Retained> = Vec::new();
+    loop {
+        let expiry = retained.iter().map(|r| r.until).min();
+        let msg = match expiry {
+            Some(t) => match rx.recv_timeout(t.saturating_duration_since(Instant::now())) {
+                Ok(msg) => msg,
+                Err(RecvTimeoutError::Timeout) => {
+                    // Forget expired values; the sources did not change.
+                    retained.retain(|r| r.until > Instant::now());
+                    swap(&reload, &retained);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+            },
+            None => match rx.recv() {
+                Ok(msg) => msg,
+                Err(_) => return,
+            },
+        };
+        let mut shutdown = matches!(msg, Msg::Shutdown);
+        // Coalesce a burst of events (a rename is several) into one check.
+        while let Ok(more) = rx.try_recv() {
+            shutdown |= matches!(more, Msg::Shutdown);
+        }
+        if shutdown {
+            return;
+        }
+        watch.watch_meta();
+        let now = fingerprint(&dir);
+        if now == reload.loaded {
+            continue;
+        }
+        let new = match reload.sources.read() {
+            Ok(values) => values,
+            // Keep the current set; the next event retries.
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reload secrets; keeping the current set");
+                continue;
+            }
+        };
+        let until = Instant::now() + RETAIN_SEEN;
+        let old = std::mem::replace(&mut reload.current, new);
+        let is_current = |v: &[u8]| reload.current.values.iter().any(|(_, c)| c.as_slice() == v);
+        retained.retain(|r| r.until > Instant::now() && !is_current(&r.value));
+        for (name, value) in old.values {
+            if !is_current(&value) && !retained.iter().any(|r| r.value == value) {
+                retained.push(Retained {
+                    name: format!("{name}.seen"),
+                    value,
+                    until,
+                });
+            }
+        }
+        let generation = swap(&reload, &retained);
+        if let Some(generation) = generation {
+            if let Err(e) = reload.ack.write(generation) {
+                tracing::warn!(path = %reload.ack.path().display(), error = %e, "cannot write the rotation acknowledgement");
+            }
+        }
+        tracing::info!(generation = ?generation, "redaction set reloaded");
+        let rendered_changed = now.rendered != reload.loaded.rendered;
+        reload.loaded = now;
+        if rendered_changed {
+            let _ = rotations.send(Rotated { generation });
+        }
+    }
+}
+
+/// Builds the set from the current and retained values and swaps it in.
+fn swap(reload: &Reload, retained: &[Retained]) -> Option<u64> {
+    let (set, loaded) = reload.current.build(
+        reload.min_length,
+        retained
+            .iter()
+            .map(|r| (r.name.as_str(), r.value.as_slice())),
+    );
+    reload.live.store(set);
+    crate::report::warn_report(&loaded.report, reload.min_length);
+    loaded.generation
+}

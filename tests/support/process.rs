@@ -1,0 +1,135 @@
+//! Helpers for tests that watch a running process: collect its output as it
+//! arrives and await a condition on it, signal it, and simulate the agent's side
+//! of a secrets directory.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::Child;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use shroud_redactor::values_file::ValuesFile;
+use zeroize::Zeroizing;
+
+/// The bytes so far and whether the stream has ended.
+type Progress = Mutex<(Vec<u8>, bool)>;
+
+/// Everything a reader has produced so far, awaitable.
+#[derive(Debug, Clone, Default)]
+pub struct Collected {
+    inner: Arc<(Progress, Condvar)>,
+}
+
+impl Collected {
+    /// Reads `r` on a thread until end of file.
+    pub fn spawn(mut r: impl Read + Send + 'static) -> (Collected, JoinHandle<()>) {
+        let c = Collected::default();
+        let c2 = c.clone();
+        let t = std::thread::spawn(move || {
+            let mut buf = [0u8; 65536];
+            loop {
+                let n = r.read(&mut buf).unwrap_or(0);
+                let (lock, cv) = &*c2.inner;
+                let mut g = lock.lock().unwrap();
+                if n == 0 {
+                    g.1 = true;
+                    cv.notify_all();
+                    return;
+                }
+                g.0.extend_from_slice(&buf[..n]);
+                cv.notify_all();
+            }
+        });
+        (c, t)
+    }
+
+    /// A copy of what arrived so far.
+    pub fn bytes(&self) -> Vec<u8> {
+        self.inner.0.lock().unwrap().0.clone()
+    }
+
+    /// What arrived so far, as lossy text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes()).into_owned()
+    }
+
+    /// Waits until `cond` holds for the text so far; panics after `limit` with
+    /// what arrived.
+    pub fn wait_for(&self, what: &str, limit: Duration, cond: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + limit;
+        let (lock, cv) = &*self.inner;
+        let mut g = lock.lock().unwrap();
+        loop {
+            let text = String::from_utf8_lossy(&g.0);
+            if cond(&text) {
+                return;
+            }
+            let now = Instant::now();
+            if now >= deadline || g.1 {
+                panic!(
+                    "waited {limit:?} for {what}{}; output so far:\n{text}",
+                    if g.1 { " (stream ended)" } else { "" }
+                );
+            }
+            g = cv.wait_timeout(g, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Waits until `needle` occurs `count` times.
+    pub fn wait_count(&self, needle: &str, count: usize, limit: Duration) {
+        self.wait_for(&format!("{count}× `{needle}`"), limit, |t| {
+            t.matches(needle).count() >= count
+        });
+    }
+}
+
+/// Sends `signal` to `child`.
+pub fn signal(child: &Child, signal: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+}
+
+/// Polls `cond` until it holds, at most `limit`.
+pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "waited {limit:?} for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Replaces `path` with `content` the way the agent does (temp file + rename).
+pub fn replace_file(path: &Path, content: &[u8]) {
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp",
+        path.file_name().unwrap().to_string_lossy()
+    ));
+    std::fs::write(&tmp, content).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// Publishes `<dir>/.shroud/values` with `generation` and `values`, atomically.
+pub fn publish_values(dir: &Path, generation: u64, values: &[(&str, &[u8])]) {
+    std::fs::create_dir_all(dir.join(".shroud")).unwrap();
+    let file = ValuesFile {
+        generation,
+        values: values
+            .iter()
+            .map(|(n, v)| (n.to_string(), Zeroizing::new(v.to_vec())))
+            .collect(),
+    };
+    replace_file(&dir.join(".shroud/values"), &file.to_bytes());
+}
+
+/// The generations in every `<dir>/.shroud/acks/*` file.
+pub fn acks(dir: &Path) -> Vec<u64> {
+    let Ok(entries) = std::fs::read_dir(dir.join(".shroud/acks")) else {
+        return vec![];
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter_map(|s| s.strip_suffix('\n').and_then(|s| s.parse().ok()))
+        .collect()
+}
