@@ -253,6 +253,20 @@ def check_patched(kv, pod, patched, ann, wrapped, where):
     if ann.get("native-sidecar") == "true":
         check(agents[0] in spec.get("initContainers", []) and agents[0].get("restartPolicy") == "Always",
               f"{where}: the agent is not a native sidecar (init container, restartPolicy Always)")
+    # Secret files the app is pointed at must be where the webhook mounts them.
+    secret_names = {k[len("secret-"):] for k in ann if k.startswith("secret-") and not k.endswith(SECRET_SUFFIXES)}
+    for c in spec["containers"]:
+        if c["name"] not in wrapped:
+            continue
+        argv = (c.get("command") or []) + (c.get("args") or [])
+        dirs = [m["mountPath"] for m in c.get("volumeMounts", []) if m["mountPath"] == argv[argv.index("--secrets-dir") + 1]]
+        check(dirs, f"{where}: {c['name']}'s --secrets-dir is not one of its mounts")
+        for a in argv[argv.index("--") + 1:]:
+            if a.startswith("/run/shroud"):
+                parent, _, name = a.rpartition("/")
+                check(parent == dirs[0] and name in secret_names,
+                      f"{where}: {c['name']} reads {a}, but the secrets are rendered as {dirs[0]}/<name> "
+                      f"for {sorted(secret_names)}")
     vols = {v["name"]: v for v in spec.get("volumes", [])}
     mem = [v for v in vols.values() if v.get("emptyDir", {}).get("medium") == "Memory"]
     check(mem, f"{where}: no in-memory emptyDir for the secrets")
