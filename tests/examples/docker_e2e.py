@@ -204,6 +204,41 @@ def run_stack(variant):
               f"OpenBao's audit log shows no revocation request{detail}")
         log(f"{variant}: exit {app_exit} propagated, credentials masked, role {len(user)}-byte name dropped, "
             f"{elapsed:.1f}s")
+        if variant == "sidecar":
+            agent_exits_on_its_own(stack, pg, len(roles))
+
+
+def wait_for(what, cond, limit, detail=lambda: ""):
+    deadline = time.monotonic() + limit
+    while True:
+        value = cond()
+        if value:
+            return value
+        check(time.monotonic() < deadline, f"{what} within {limit}s{detail()}")
+        time.sleep(0.2)
+
+
+def agent_exits_on_its_own(stack, pg, roles_before):
+    """Detached, nothing stops the agent: when the app exits it must revoke, wipe
+    and exit 0 by itself (the exit marker), while OpenBao is still up."""
+    try:
+        stack.compose("up", "--detach", "--no-color", timeout=180)
+
+        def state(service):
+            return stack.exit_codes().get(service, (None, None))
+
+        detail = lambda: f"\n{stack.logs('agent')[-3000:]}\n{stack.logs('app')[-2000:]}"  # noqa: E731
+        wait_for("the app did not finish", lambda: state("app")[0] == "exited", 90, detail)
+        wait_for("the agent did not exit by itself after the app", lambda: state("agent")[0] == "exited", 30, detail)
+        check(state("agent")[1] == 0, f"the agent exited {state('agent')[1]}{detail()}")
+        check(state("openbao")[0] == "running", "OpenBao stopped: the revocation test needs it up")
+        roles = pg.created_roles()
+        check(len(roles) == roles_before + 1, f"expected one new PostgreSQL role, saw {len(roles) - roles_before}")
+        user = roles[-1][0]
+        check(not pg.role_exists(user), f"the agent exited but the database role is still there{detail()}")
+    finally:
+        stack.down()
+    log("sidecar: with nothing stopping it, the agent revoked and exited 0 when the app exited")
 
 
 def main():
