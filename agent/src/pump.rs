@@ -6,14 +6,14 @@
 //! piece is released by the engine's rule. A set swapped into the [`LiveSet`] is
 //! picked up after every read, before the bytes just read are examined.
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use shroud_redactor::Redactor;
+use shroud_redactor::{Piece, Redactor};
 
 use crate::live::LiveSet;
 
@@ -95,7 +95,8 @@ pub fn pump_until(
     let mut swaps = live.swaps();
     let mut redactor = Redactor::new(live.load()).with_mask(config.mask.clone());
     let mut buf = zeroize::Zeroizing::new(vec![0u8; READ_BUF]);
-    let mut out = Vec::with_capacity(READ_BUF + 1024);
+    let mut out = Vec::with_capacity(4096);
+    let mut pieces = Vec::with_capacity(64);
     let idle = PollTimeout::try_from(config.idle).unwrap_or(PollTimeout::MAX);
     loop {
         if redactor.pending() > 0 && !stopping {
@@ -150,13 +151,49 @@ pub fn pump_until(
                 PumpEnd::Eof
             });
         }
-        redactor.write(&buf[..n], &mut out);
+        redactor.write_pieces(&buf[..n], &mut out, &mut pieces);
         record(&redactor, counters);
-        if write_all(output, &out)? == PumpEnd::OutputClosed {
+        let end = write_pieces(output, &buf[..n], &out, &pieces)?;
+        out.clear();
+        pieces.clear();
+        if end == PumpEnd::OutputClosed {
             return Ok(PumpEnd::OutputClosed);
         }
-        out.clear();
     }
+}
+
+/// Writes the redactor's output pieces with `writev`, so unchanged input is
+/// written straight from the read buffer instead of being copied first.
+fn write_pieces(
+    fd: BorrowedFd<'_>,
+    input: &[u8],
+    own: &[u8],
+    pieces: &[Piece],
+) -> io::Result<PumpEnd> {
+    const IOV_MAX: usize = 1024;
+    for group in pieces.chunks(IOV_MAX) {
+        let mut slices: Vec<IoSlice<'_>> = group
+            .iter()
+            .map(|p| match p {
+                Piece::Input(r) => IoSlice::new(&input[r.clone()]),
+                Piece::Own(r) => IoSlice::new(&own[r.clone()]),
+            })
+            .collect();
+        let mut iov = &mut slices[..];
+        while !iov.is_empty() {
+            match nix::sys::uio::writev(fd, iov) {
+                Ok(n) => IoSlice::advance_slices(&mut iov, n),
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => {
+                    let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
+                    let _ = poll(&mut fds, PollTimeout::NONE);
+                }
+                Err(Errno::EPIPE) => return Ok(PumpEnd::OutputClosed),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(PumpEnd::Eof)
 }
 
 /// A larger pipe buffer means fewer wake-ups per byte for both the writer and us;
@@ -185,11 +222,15 @@ fn wait_readable(
     stop: Option<BorrowedFd<'_>>,
     timeout: PollTimeout,
 ) -> io::Result<Readiness> {
-    let mut fds = vec![PollFd::new(input, PollFlags::POLLIN)];
-    if let Some(stop) = stop {
-        fds.push(PollFd::new(stop, PollFlags::POLLIN));
-    }
-    match poll(&mut fds, timeout) {
+    // The second slot repeats `input` when there is no stop descriptor; only the
+    // first `n` are polled.
+    let mut fds = [
+        PollFd::new(input, PollFlags::POLLIN),
+        PollFd::new(stop.unwrap_or(input), PollFlags::POLLIN),
+    ];
+    let n = if stop.is_some() { 2 } else { 1 };
+    let fds = &mut fds[..n];
+    match poll(fds, timeout) {
         Ok(0) => Ok(Readiness::Timeout),
         Ok(_) => {
             let ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());

@@ -20,7 +20,7 @@ pub mod values_file;
 pub use encodings::Encoding;
 pub use index::Match;
 pub use set::{BuildReport, PatternInfo, SecretSet, SecretSetBuilder, DEFAULT_MIN_LENGTH};
-pub use stream::{Redactor, Stats, DEFAULT_MASK};
+pub use stream::{Piece, Redactor, Stats, DEFAULT_MASK};
 
 impl SecretSet {
     /// Every leftmost-longest match wholly inside `buf`, for scanners that report

@@ -9,6 +9,7 @@
 //! before that position cannot change with more input: a longer match at the same
 //! start, or an earlier start, would make an earlier position a proper prefix.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use zeroize::{Zeroize, Zeroizing};
@@ -36,6 +37,8 @@ pub struct Redactor {
     scratch: Zeroizing<Vec<u8>>,
     matches: Vec<Match>,
     stats: Stats,
+    own: Vec<u8>,
+    pieces: Vec<Piece>,
 }
 
 impl std::fmt::Debug for Redactor {
@@ -58,6 +61,8 @@ impl Redactor {
             scratch: Zeroizing::new(Vec::new()),
             matches: Vec::new(),
             stats: Stats::default(),
+            own: Vec::new(),
+            pieces: Vec::new(),
         }
     }
 
@@ -92,16 +97,37 @@ impl Redactor {
     /// Consumes `input` and appends to `out` every byte that can no longer be part
     /// of a secret, with matches replaced by the mask.
     pub fn write(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        let mut own = std::mem::take(&mut self.own);
+        let mut pieces = std::mem::take(&mut self.pieces);
+        self.write_pieces(input, &mut own, &mut pieces);
+        for p in &pieces {
+            match p {
+                Piece::Input(r) => out.extend_from_slice(&input[r.clone()]),
+                Piece::Own(r) => out.extend_from_slice(&own[r.clone()]),
+            }
+        }
+        own.clear();
+        pieces.clear();
+        self.own = own;
+        self.pieces = pieces;
+    }
+
+    /// [`Redactor::write`] without copying the input: appends to `pieces` the output
+    /// in order, each piece either a range of `input` or a range of `own` (where
+    /// masks and bytes from the held piece are put). Concatenated, the pieces are
+    /// exactly what `write` would append. For writers that use `writev`.
+    pub fn write_pieces(&mut self, input: &[u8], own: &mut Vec<u8>, pieces: &mut Vec<Piece>) {
         self.stats.bytes_in += input.len() as u64;
+        let mut sink = Sink { own, pieces };
         if self.set.is_empty() {
-            out.extend_from_slice(&self.held);
+            sink.own(&self.held);
             self.held.zeroize();
-            out.extend_from_slice(input);
+            sink.input(0..input.len());
             return;
         }
         let maxlen = self.set.max_pattern_len();
         if self.held.is_empty() {
-            let h = self.scan(input, out);
+            let h = self.scan(input, Some(0), &mut sink);
             self.held.extend_from_slice(&input[h..]);
         } else if input.len() >= maxlen {
             // Resolve the junction on a small copy: with `maxlen` new bytes after
@@ -111,20 +137,19 @@ impl Redactor {
             scratch.clear();
             scratch.extend_from_slice(&self.held);
             scratch.extend_from_slice(&input[..maxlen]);
-            let h = self.scan(&scratch, out);
+            let h = self.scan(&scratch, None, &mut sink);
             let consumed = h - self.held.len();
             scratch.zeroize();
             self.scratch = scratch;
             self.held.zeroize();
-            let rest = &input[consumed..];
-            let h = self.scan(rest, out);
-            self.held.extend_from_slice(&rest[h..]);
+            let h = consumed + self.scan(&input[consumed..], Some(consumed), &mut sink);
+            self.held.extend_from_slice(&input[h..]);
         } else {
             let mut scratch = std::mem::take(&mut self.scratch);
             scratch.clear();
             scratch.extend_from_slice(&self.held);
             scratch.extend_from_slice(input);
-            let h = self.scan(&scratch, out);
+            let h = self.scan(&scratch, None, &mut sink);
             self.held.zeroize();
             self.held.extend_from_slice(&scratch[h..]);
             scratch.zeroize();
@@ -154,8 +179,9 @@ impl Redactor {
     }
 
     /// Writes `buf` up to the earliest proper-prefix position, with matches masked,
-    /// and returns that position.
-    fn scan(&mut self, buf: &[u8], out: &mut Vec<u8>) -> usize {
+    /// and returns that position. `base` is where `buf` starts in the caller's input,
+    /// or None when `buf` is our own scratch copy.
+    fn scan(&mut self, buf: &[u8], base: Option<usize>, sink: &mut Sink<'_>) -> usize {
         let set = &*self.set;
         let n = buf.len();
         let tail_from = n.saturating_sub(set.max_pattern_len().saturating_sub(1));
@@ -180,16 +206,67 @@ impl Redactor {
             if m.start >= hold {
                 break;
             }
-            out.extend_from_slice(&buf[cur..m.start]);
-            out.extend_from_slice(&self.mask);
+            sink.verbatim(buf, base, cur..m.start);
+            sink.own(&self.mask);
             self.stats.masked += 1;
             cur = m.end;
             if cur > hold {
                 hold = earliest(cur);
             }
         }
-        out.extend_from_slice(&buf[cur..hold]);
+        sink.verbatim(buf, base, cur..hold);
         hold
+    }
+}
+
+/// One piece of a redactor's output (see [`Redactor::write_pieces`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Piece {
+    /// These bytes of the input, unchanged.
+    Input(Range<usize>),
+    /// These bytes of the `own` buffer.
+    Own(Range<usize>),
+}
+
+struct Sink<'a> {
+    own: &'a mut Vec<u8>,
+    pieces: &'a mut Vec<Piece>,
+}
+
+impl Sink<'_> {
+    fn input(&mut self, r: Range<usize>) {
+        if r.is_empty() {
+            return;
+        }
+        if let Some(Piece::Input(last)) = self.pieces.last_mut() {
+            if last.end == r.start {
+                last.end = r.end;
+                return;
+            }
+        }
+        self.pieces.push(Piece::Input(r));
+    }
+
+    fn own(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let start = self.own.len();
+        self.own.extend_from_slice(bytes);
+        if let Some(Piece::Own(last)) = self.pieces.last_mut() {
+            if last.end == start {
+                last.end = self.own.len();
+                return;
+            }
+        }
+        self.pieces.push(Piece::Own(start..self.own.len()));
+    }
+
+    fn verbatim(&mut self, buf: &[u8], base: Option<usize>, r: Range<usize>) {
+        match base {
+            Some(b) => self.input(b + r.start..b + r.end),
+            None => self.own(&buf[r]),
+        }
     }
 }
 

@@ -619,3 +619,36 @@ fn exit_marker_is_written_when_the_command_cannot_start() {
         "127\n"
     );
 }
+
+#[test]
+fn no_output_is_lost_through_a_pty_when_the_command_exits_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = secret_file(dir.path(), "pw", SECRET.as_bytes());
+    let mut text = String::new();
+    for i in 0..100_000 {
+        text.push_str(&format!(
+            "pty line {i} {}\n",
+            if i % 977 == 5 { SECRET } else { "plain" }
+        ));
+    }
+    std::fs::write(dir.path().join("text"), &text).unwrap();
+    let done = run(shroud()
+        .args([
+            "exec",
+            "--tty",
+            "always",
+            "--secret-file",
+            f.to_str().unwrap(),
+            "--",
+            "cat",
+        ])
+        .arg(dir.path().join("text")));
+    assert_eq!(done.status.code(), Some(0), "{}", done.err());
+    let expected = text.replace(SECRET, MASK).replace('\n', "\r\n");
+    assert_eq!(
+        done.stdout.len(),
+        expected.len(),
+        "byte count through the pty"
+    );
+    assert!(done.stdout == expected.as_bytes());
+}

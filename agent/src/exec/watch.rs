@@ -353,3 +353,32 @@ fn swap(reload: &Reload, retained: &[Retained]) -> Option<u64> {
     crate::report::warn_report(&loaded.report, reload.min_length);
     loaded.generation
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_sees_replacements_but_not_bookkeeping() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("token"), "one").unwrap();
+        std::fs::create_dir_all(d.join(".shroud/acks")).unwrap();
+        let before = fingerprint(d);
+        // exec's and the agent's own files do not count.
+        std::fs::write(d.join(".shroud/acks/abc"), "1\n").unwrap();
+        std::fs::write(d.join(".shroud/exited"), "0\n").unwrap();
+        std::fs::write(d.join(".hidden"), "x").unwrap();
+        assert_eq!(fingerprint(d), before);
+        // A replacement by rename does, even with the same size.
+        std::fs::write(d.join(".token.tmp"), "two").unwrap();
+        std::fs::rename(d.join(".token.tmp"), d.join("token")).unwrap();
+        let after = fingerprint(d);
+        assert_ne!(after.rendered, before.rendered);
+        assert_eq!(after.values, None);
+        std::fs::write(d.join(VALUES_FILE), "shroud-values 1\ngeneration 1\n").unwrap();
+        let with_values = fingerprint(d);
+        assert_eq!(with_values.rendered, after.rendered);
+        assert!(with_values.values.is_some());
+    }
+}
