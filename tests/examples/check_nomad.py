@@ -6,14 +6,19 @@ flags the real binary accepts, that its embedded configuration is valid
 writes into the task's secrets dir (a tmpfs), and that the sidecar variant's
 lifecycle, paths and rotation settings agree between the two tasks."""
 
+import base64
+import contextlib
+import os
+import secrets
+import subprocess
 import sys
 import tempfile
 import textwrap
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import (REPO, Failed, Missing, check, check_config_text, check_shroud_argv, log,
-                    require_module)
+from common import (REPO, Failed, Missing, assert_no_secret, check, check_config_text,
+                    check_shroud_argv, log, require_module, shroud_bin)
 
 EXAMPLES = REPO / "examples" / "nomad"
 
@@ -155,6 +160,81 @@ def check_sidecar_job(job, where, secrets_dir):
               f"{where} task {mname}: the shroud binary is not brought in by an artifact")
 
 
+@contextlib.contextmanager
+def tmpfs():
+    """A real tmpfs, as Nomad mounts on a task's secrets dir (needs root)."""
+    d = tempfile.mkdtemp(prefix="nomad-task-secrets-")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", d],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise Missing(f"mounting a tmpfs needs root (CI runs as root): {r.stderr.strip()}")
+    try:
+        yield d
+    finally:
+        subprocess.run(["umount", "-l", d])
+        os.rmdir(d)
+
+
+def run_like_nomad(task, where):
+    """Runs the `shroud run` task as Nomad would, minus Nomad: a tmpfs secrets dir
+    holding a Vault token with the job's policy (what workload identity writes),
+    the template rendered with NOMAD_SECRETS_DIR, real OpenBao and PostgreSQL. Only
+    the Vault address (and its CA) are the test's, and the app is a shell script
+    that prints its secrets."""
+    probe = subprocess.run([str(shroud_bin()), "run", "--config", "/nonexistent", "--", "true"],
+                           capture_output=True, text=True, timeout=30)
+    if probe.returncode == 64 and "not implemented" in probe.stderr:
+        log(f"{where}: `shroud run` is not in this build: the job was checked, not run")
+        return
+    from openbao import OpenBao
+    from postgres import Postgres
+    _, args, _ = task_argv(task)
+    cut = args.index("--")
+    s3_key = "s3/" + secrets.token_urlsafe(18)
+    with Postgres() as pg, OpenBao() as bao, tmpfs() as secrets_dir, tempfile.TemporaryDirectory() as local:
+        bao.postgres_role(pg, "report")
+        bao.api("POST", "sys/policies/acl/shroud-app", {"policy": (EXAMPLES / "shroud-app.hcl").read_text()})
+        bao.api("POST", "secret/data/report", {"data": {"s3_key": s3_key}})
+        token = bao.api("POST", "auth/token/create", {"policies": ["shroud-app"], "ttl": "1h"})["auth"]["client_token"]
+        token_file = Path(secrets_dir, "vault_token")
+        token_file.write_text(token)
+        token_file.chmod(0o600)
+        config_path = args[args.index("--config") + 1]
+        text = render_config(task, config_path, secrets_dir)
+        text = "\n".join(
+            f'address = "{bao.addr}"' if line.strip().startswith("address =") else line
+            for line in text.splitlines() if not line.strip().startswith("ca_cert ="))
+        Path(local, "shroud.toml").write_text(text)
+        out_dir = f"{secrets_dir}/shroud"
+        app = (f'd={out_dir}; printf "db: %s\\n" "$(cat $d/db)"; printf "key: %s\\n" "$(cat $d/s3-key)"; '
+               'printf "b64: %s\\n" "$(cat $d/s3-key | base64 -w0)"; exit 3')
+        argv = [str(shroud_bin())] + [str(Path(local, "shroud.toml")) if a == config_path else a
+                                      for a in args[:cut]] + ["--", "sh", "-c", app]
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "NOMAD_SECRETS_DIR": secrets_dir})
+        output = r.stdout + r.stderr
+        roles = pg.created_roles()
+        check(len(roles) == 1, f"{where}: expected one database role, saw {len(roles)}: {output[-2000:]}")
+        user, password = roles[0]
+        assert_no_secret(output, {"db username": user, "db password": password, "s3 key": s3_key,
+                                  "vault token": token}, f"{where}: the task's output")
+        check(r.returncode == 3, f"{where}: shroud run exited {r.returncode}, the app 3: {output[-2000:]}")
+        check(output.count("[REDACTED]") >= 3, f"{where}: the app's secrets were not masked: {output[-2000:]}")
+        check(not pg.role_exists(user), f"{where}: the database role outlived the task")
+        try:
+            bao.api("POST", "auth/token/lookup", {"token": token})
+            revoked = False
+        except Failed:
+            revoked = True
+        check(revoked, f"{where}: the Vault token outlived the task")
+        # Files, not directories: an empty .shroud/ may stay behind.
+        left = [str(p.relative_to(out_dir)) for p in Path(out_dir).rglob("*") if not p.is_dir()] \
+            if Path(out_dir).exists() else []
+        check(not left, f"{where}: files left in the secrets dir after the task: {left}")
+    log(f"{where}: ran under shroud run with a Nomad-style token file: masked, exit 3 kept, "
+        "role dropped, token revoked, files wiped")
+
+
 def main():
     try:
         hcl2 = require_module("hcl2", "python-hcl2")
@@ -170,6 +250,8 @@ def main():
                 check_sidecar_job(job, where, secrets_dir)
             else:
                 check_run_job(job, where, secrets_dir)
+                for tname, task in labelled(labelled(job["group"]).popitem()[1].get("task")).items():
+                    run_like_nomad(task, f"{where} task {tname}")
             log(f"{where}: ok")
     except Missing as e:
         print(f"MISSING PREREQUISITE: {e}", file=sys.stderr)
