@@ -16,14 +16,15 @@ base64) must fail the gate with exit 1, a clean artifact must pass."""
 
 import base64
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import (CONFIG_KEYS, REPO, Failed, Missing, check, check_config_text, check_shroud_argv,
-                    log, require_module, run, shroud_bin)
+from common import (CONFIG_KEYS, REPO, Failed, Missing, assert_no_secret, check, check_config_text,
+                    check_shroud_argv, log, require_module, require_tool, run, shroud_bin)
 
 EXAMPLES = REPO / "examples" / "ci"
 OPERATORS = {"&&", "||", ";", "|", "&"}
@@ -130,7 +131,8 @@ def check_file(path, kind, yaml):
                   f"{where}: the job needs `id_tokens` for the OIDC token")
     gates = [s for s in scans if s[3] and s[2].get("--secrets-dir") == out]
     check(gates, f"{where}: no `shroud scan --secrets-dir {out}` inside the shroud run step")
-    return gates[0][1], out
+    run_text = next(t for st, t in scripts if st == step)
+    return (gates[0][1], out), (run_text, env, cfg)
 
 
 def run_gate(scan_argv, out_dir):
@@ -163,14 +165,131 @@ def run_gate(scan_argv, out_dir):
         log("the gate passes a clean artifact and stops one carrying a credential in base64")
 
 
+def sign_jwt(key_pem, claims):
+    """An RS256 JWT signed with openssl (what the CI system's OIDC issuer does)."""
+    import json
+    b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=")  # noqa: E731
+    signing_input = b64(json.dumps({"alg": "RS256", "typ": "JWT"}).encode()) + b"." + \
+        b64(json.dumps(claims).encode())
+    sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key_pem], input=signing_input,
+                         capture_output=True, check=True).stdout
+    return (signing_input + b"." + b64(sig)).decode()
+
+
+FAKE_MAKE = """#!/bin/sh
+# Stands in for the project's `make dist DB_ENV=F`: uses the credential, prints it
+# (as a careless build log would), and builds dist/ (leaking it when LEAK=1).
+for a in "$@"; do case $a in DB_ENV=*) db=${a#DB_ENV=} ;; esac; done
+echo "build: connecting with $(cat "$db" | tr '\\n' ' ')"
+mkdir -p dist
+echo "the build output" > dist/app.txt
+[ "${LEAK:-}" = 1 ] && cat "$db" > dist/debug-dump.txt
+exit 0
+"""
+
+
+def run_github_step(step_cmd, env_from_yaml, cfg):
+    """Runs the workflow's build step for real: an OpenBao with JWT auth trusting a
+    test key, a signed OIDC-style token in a tmpfs file, a real PostgreSQL, and a
+    stand-in `make`. A clean build passes and leaves nothing; a build that writes
+    the credential into dist/ fails the step."""
+    import os
+    import secrets as pysecrets
+    import time
+    probe = subprocess.run([str(shroud_bin()), "run", "--config", "/nonexistent", "--", "true"],
+                           capture_output=True, text=True, timeout=30)
+    if probe.returncode == 64 and "not implemented" in probe.stderr:
+        log("`shroud run` is not in this build: the build step was checked, not run")
+        return
+    from openbao import OpenBao
+    from postgres import Postgres
+    require_tool("openssl", "apt-get install openssl")
+    role = cfg["auth"]["role"]
+    with Postgres() as pg, OpenBao() as bao, tempfile.TemporaryDirectory() as work:
+        work = Path(work)
+        shm = Path(tempfile.mkdtemp(prefix="shroud-ci-test-", dir="/dev/shm"))
+        try:
+            db_secret = next(s_ for s_ in cfg["secret"] if s_["kind"] == "dynamic")
+            db_role = db_secret["path"].rsplit("/", 1)[1]
+            bao.postgres_role(pg, db_role)
+            kv = next(s_ for s_ in cfg["secret"] if s_["kind"] == "kv2")
+            registry_token = "rt-" + pysecrets.token_urlsafe(20)
+            bao.api("POST", kv["path"], {"data": {kv["field"]: registry_token}})
+            bao.api("POST", f"sys/policies/acl/{role}", {"policy": "\n".join(
+                f'path "{s_["path"]}" {{ capabilities = ["read"] }}' for s_ in cfg["secret"])
+                + '\npath "sys/leases/revoke" { capabilities = ["update"] }\n'})
+            subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                            "-out", str(work / "key.pem")], check=True, capture_output=True)
+            pub = subprocess.run(["openssl", "pkey", "-in", str(work / "key.pem"), "-pubout"],
+                                 check=True, capture_output=True, text=True).stdout
+            mount = cfg["auth"].get("mount", "jwt")
+            bao.api("POST", f"sys/auth/{mount}", {"type": "jwt"})
+            bao.api("POST", f"auth/{mount}/config", {"jwt_validation_pubkeys": [pub]})
+            bao.api("POST", f"auth/{mount}/role/{role}", {
+                "role_type": "jwt", "user_claim": "sub", "bound_audiences": ["vault"],
+                "token_policies": [role], "token_ttl": "15m"})
+            (work / "bin").mkdir()
+            (work / "bin" / "make").write_text(FAKE_MAKE)
+            (work / "bin" / "make").chmod(0o755)
+            (work / "bin" / "shroud").symlink_to(shroud_bin())
+            (work / "examples" / "ci").mkdir(parents=True)
+            (work / "examples" / "ci" / "shroud-ci.toml").write_text((EXAMPLES / "shroud-ci.toml").read_text())
+            jwt_file, out_dir = cfg["auth"]["jwt_path"], cfg["output"]["dir"]
+            my_jwt, my_out = shm / "jwt" / "token", shm / "out"
+            cmd = step_cmd.replace(jwt_file, str(my_jwt)).replace(out_dir, str(my_out))
+
+            def run_step(leak):
+                # A fresh OIDC token per run, as each CI job gets.
+                now = int(time.time())
+                my_jwt.parent.mkdir(mode=0o700, exist_ok=True)
+                my_jwt.write_text(sign_jwt(str(work / "key.pem"), {
+                    "iss": "https://token.actions.example", "sub": "repo:example/app:ref:refs/heads/main",
+                    "aud": "vault", "iat": now, "nbf": now - 5, "exp": now + 600}))
+                env = {**os.environ, **{k: str(v) for k, v in env_from_yaml.items()},
+                       "SHROUD_VAULT_ADDRESS": bao.addr, "SHROUD_AUTH_JWT_PATH": str(my_jwt),
+                       "SHROUD_OUTPUT_DIR": str(my_out), "PATH": f"{work / 'bin'}:{os.environ['PATH']}",
+                       "LEAK": "1" if leak else "0"}
+                shutil.rmtree(work / "dist", ignore_errors=True)
+                return subprocess.run(["bash", "-c", cmd], cwd=work, env=env, capture_output=True,
+                                      text=True, timeout=120)
+
+            clean = run_step(leak=False)
+            out = clean.stdout + clean.stderr
+            roles = pg.created_roles()
+            check(len(roles) == 1, f"the build step made {len(roles)} database roles: {out[-2000:]}")
+            user, password = roles[0]
+            known = {"db username": user, "db password": password, "registry token": registry_token}
+            assert_no_secret(out, known, "the build step's log")
+            check(clean.returncode == 0, f"the clean build step failed ({clean.returncode}): {out[-2000:]}")
+            check("[REDACTED]" in out, f"the build log shows no masked credential: {out[-2000:]}")
+            check((work / "dist" / "app.txt").is_file(), "the build step built no artifact")
+            check(not pg.role_exists(user), "the job's database role outlived the step")
+            left = [str(p_) for p_ in my_out.rglob("*") if not p_.is_dir()] if my_out.exists() else []
+            check(not left, f"files left in the output dir after the step: {left}")
+
+            leaky = run_step(leak=True)
+            out = leaky.stdout + leaky.stderr
+            user2, password2 = pg.created_roles()[-1]
+            assert_no_secret(out, {"db username": user2, "db password": password2,
+                                   "registry token": registry_token}, "the leaking build step's log")
+            check(leaky.returncode == 1,
+                  f"a build that put the credential in dist/ should fail the step with 1, got {leaky.returncode}: "
+                  f"{out[-2000:]}")
+            check(not pg.role_exists(user2), "the leaking job's database role outlived the step")
+        finally:
+            shutil.rmtree(shm, ignore_errors=True)
+    log("github-actions.yml build step ran: log masked, credential revoked, a leaking artifact failed the gate")
+
+
 def main():
     try:
         yaml = require_module("yaml", "pyyaml")
-        gate = None
+        results = {}
         for name, kind in (("github-actions.yml", "github"), ("gitlab-ci.yml", "gitlab")):
-            gate = check_file(EXAMPLES / name, kind, yaml)
+            results[kind] = check_file(EXAMPLES / name, kind, yaml)
             log(f"examples/ci/{name}: shroud commands and config agree with the binary")
-        run_gate(*gate)
+        run_gate(*results["github"][0])
+        run_github_step(*results["github"][1])
     except Missing as e:
         print(f"MISSING PREREQUISITE: {e}", file=sys.stderr)
         return 2
