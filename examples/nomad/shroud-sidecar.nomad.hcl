@@ -15,6 +15,9 @@ job "api-shroud-sidecar" {
   group "api" {
     task "shroud" {
       driver = "docker"
+      # The image runs as 65532; root here so the agent can create and chown its
+      # output in the secrets dir Nomad made, and mlock with IPC_LOCK.
+      user = "root"
 
       lifecycle {
         hook    = "prestart"

@@ -235,6 +235,80 @@ def run_like_nomad(task, where):
         "role dropped, token revoked, files wiped")
 
 
+def run_sidecar_like_nomad(side, main, where):
+    """Runs the sidecar job's two tasks as Nomad would, minus Nomad: the shroud task
+    (`agent`) with a tmpfs secrets dir and a token file, then the app task's own
+    `shroud exec` command line on the directory its bind mount names. When the app
+    exits, the agent must revoke, wipe and exit by itself."""
+    probe = subprocess.run([str(shroud_bin()), "agent", "--config", "/nonexistent"],
+                           capture_output=True, text=True, timeout=30)
+    if probe.returncode == 64 and "not implemented" in probe.stderr:
+        log(f"{where}: `shroud agent` is not in this build: the job was checked, not run")
+        return
+    import time
+    from openbao import OpenBao
+    from postgres import Postgres
+    _, side_args, _ = task_argv(side)
+    _, main_args, _ = task_argv(main)
+    with Postgres() as pg, OpenBao() as bao, tmpfs() as secrets_dir, tempfile.TemporaryDirectory() as local:
+        bao.postgres_role(pg, "api")
+        bao.api("POST", "sys/policies/acl/shroud-app", {"policy": (EXAMPLES / "shroud-app.hcl").read_text()
+                                                          + 'path "database/creds/api" { capabilities = ["read"] }\n'})
+        token = bao.api("POST", "auth/token/create", {"policies": ["shroud-app"], "ttl": "1h"})["auth"]["client_token"]
+        Path(secrets_dir, "vault_token").write_text(token)
+        config_path = side_args[side_args.index("--config") + 1]
+        text = render_config(side, config_path, secrets_dir)
+        text = "\n".join(f'address = "{bao.addr}"' if l_.strip().startswith("address =") else l_
+                         for l_ in text.splitlines() if not l_.strip().startswith("ca_cert ="))
+        Path(local, "shroud.toml").write_text(text)
+        agent_log = Path(local, "agent.log").open("w+")
+        agent = subprocess.Popen(
+            [str(shroud_bin())] + [str(Path(local, "shroud.toml")) if a == config_path else a for a in side_args],
+            stdin=subprocess.DEVNULL, stdout=agent_log, stderr=agent_log,
+            env={**os.environ, "NOMAD_SECRETS_DIR": secrets_dir})
+        try:
+            # The app's mount: ../shroud/secrets/<sub> → its --secrets-dir.
+            config = block(main, "config")
+            mount_src, mount_dst = unquote(config["volumes"])[0].split(":")[:2]
+            host_dir = Path(secrets_dir, mount_src.split("/secrets", 1)[1].lstrip("/"))
+            # Docker creates a missing bind-mount source when the app container
+            # starts, so exec finds the directory even before the agent made it.
+            host_dir.mkdir(mode=0o755, exist_ok=True)
+            cut = main_args.index("--")
+            app = 'cat "$D/db" >/dev/null && printf "db: %s\\n" "$(cat "$D/db")"; exit 5'
+            argv = [str(shroud_bin())] + [str(host_dir) if a == mount_dst else a for a in main_args[:cut]] + \
+                ["--", "sh", "-c", app]
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=120,
+                               env={**os.environ, "D": str(host_dir)})
+            deadline = time.monotonic() + 30
+            while agent.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+            agent_log.seek(0)
+            alog = agent_log.read()
+            check(agent.returncode is not None, f"{where}: the agent did not exit after the app: {alog[-2000:]}\nexec ({r.returncode}): {r.stdout[-1000:]}{r.stderr[-1000:]}")
+            check(agent.returncode == 0, f"{where}: the agent exited {agent.returncode}: {alog[-2000:]}")
+        finally:
+            if agent.poll() is None:
+                agent.kill()
+                agent.wait()
+            agent_log.close()
+        output = r.stdout + r.stderr
+        roles = pg.created_roles()
+        check(len(roles) == 1, f"{where}: expected one database role, saw {len(roles)}: {output[-1500:]}")
+        user, password = roles[0]
+        assert_no_secret(output + alog, {"db username": user, "db password": password, "vault token": token},
+                         f"{where}: the tasks' output")
+        check(r.returncode == 5, f"{where}: shroud exec exited {r.returncode}, the app 5: {output[-1500:]}")
+        check("[REDACTED]" in output, f"{where}: nothing masked: {output[-1500:]}")
+        check(not pg.role_exists(user), f"{where}: the database role outlived the app")
+        # The exit marker (an exit status, not a secret) is exec's, written last.
+        left = [str(p.relative_to(host_dir)) for p in host_dir.rglob("*")
+                if not p.is_dir() and p.name != "exited"] if host_dir.exists() else []
+        check(not left, f"{where}: files left in the secrets dir: {left}")
+    log(f"{where}: agent + exec ran as the two tasks would: masked, exit 5 kept, agent exited by itself, "
+        "role dropped, files wiped")
+
+
 def main():
     try:
         hcl2 = require_module("hcl2", "python-hcl2")
@@ -248,6 +322,10 @@ def main():
             where = f"{f.relative_to(REPO)} job {name}"
             if "sidecar" in f.name:
                 check_sidecar_job(job, where, secrets_dir)
+                tasks = labelled(labelled(job["group"]).popitem()[1].get("task"))
+                side = next(t for t in tasks.values() if block(t, "lifecycle"))
+                main_task = next(t for t in tasks.values() if not block(t, "lifecycle"))
+                run_sidecar_like_nomad(side, main_task, where)
             else:
                 check_run_job(job, where, secrets_dir)
                 for tname, task in labelled(labelled(job["group"]).popitem()[1].get("task")).items():
