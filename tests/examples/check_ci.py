@@ -188,7 +188,7 @@ exit 0
 """
 
 
-def run_github_step(step_cmd, env_from_yaml, cfg):
+def run_step_for_real(name, step_cmd, env_from_yaml, cfg):
     """Runs the workflow's build step for real: an OpenBao with JWT auth trusting a
     test key, a signed OIDC-style token in a tmpfs file, a real PostgreSQL, and a
     stand-in `make`. A clean build passes and leaves nothing; a build that writes
@@ -199,7 +199,7 @@ def run_github_step(step_cmd, env_from_yaml, cfg):
     probe = subprocess.run([str(shroud_bin()), "run", "--config", "/nonexistent", "--", "true"],
                            capture_output=True, text=True, timeout=30)
     if probe.returncode == 64 and "not implemented" in probe.stderr:
-        log("`shroud run` is not in this build: the build step was checked, not run")
+        log(f"{name}: `shroud run` is not in this build: the build step was checked, not run")
         return
     from openbao import OpenBao
     from postgres import Postgres
@@ -278,7 +278,7 @@ def run_github_step(step_cmd, env_from_yaml, cfg):
             check(not pg.role_exists(user2), "the leaking job's database role outlived the step")
         finally:
             shutil.rmtree(shm, ignore_errors=True)
-    log("github-actions.yml build step ran: log masked, credential revoked, a leaking artifact failed the gate")
+    log(f"{name}: the build step ran: log masked, credential revoked, a leaking artifact failed the gate")
 
 
 def main():
@@ -289,7 +289,8 @@ def main():
             results[kind] = check_file(EXAMPLES / name, kind, yaml)
             log(f"examples/ci/{name}: shroud commands and config agree with the binary")
         run_gate(*results["github"][0])
-        run_github_step(*results["github"][1])
+        run_step_for_real("github-actions.yml", *results["github"][1])
+        run_step_for_real("gitlab-ci.yml", *results["gitlab"][1])
     except Missing as e:
         print(f"MISSING PREREQUISITE: {e}", file=sys.stderr)
         return 2
