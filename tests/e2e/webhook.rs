@@ -767,6 +767,58 @@ fn certificate_is_reloaded_when_the_files_change() {
     assert_eq!(served(&client).server_cert, leaf2.der);
 }
 
+/// API servers negotiate HTTP/2 when offered: admission works over h2 too.
+#[test]
+fn admission_over_http2() {
+    use http_body_util::{BodyExt as _, Full};
+    use hyper::body::Bytes;
+    let ca = TestCa::new("ca");
+    let leaf = ca.leaf();
+    let server = WebhookProcess::start(&shroud_bin(), &ca, &leaf, CONFIG);
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.der.clone()).unwrap();
+    let mut tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h2".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls));
+    let body = serde_json::to_vec(&admission_review(&fixture("job-pod.json"))).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (alpn, status, answer) = rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let stream = connector.connect(name, tcp).await.unwrap();
+        let alpn = stream.get_ref().1.alpn_protocol().map(|p| p.to_vec());
+        let (mut send, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(stream),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        let req = hyper::Request::post(format!("https://localhost:{}/mutate", server.addr.port()))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        let resp = send.send_request(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (alpn, status, bytes)
+    });
+    assert_eq!(alpn.as_deref(), Some(&b"h2"[..]));
+    assert_eq!(status, 200);
+    let review: Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(review["response"]["allowed"], true);
+    assert!(review["response"].get("patch").is_some());
+}
+
 #[test]
 fn sigterm_stops_the_server_cleanly() {
     let ca = TestCa::new("ca");
