@@ -138,9 +138,10 @@ pub enum TtyMode {
 /// `shroud run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The agent configuration file (TOML).
+    /// The agent configuration file (TOML); without it, `SHROUD_CONFIG_TOML` holds
+    /// the configuration itself.
     #[arg(long, short, value_name = "F", env = "SHROUD_CONFIG")]
-    pub config: PathBuf,
+    pub config: Option<PathBuf>,
     /// Give the command a pseudo-terminal: `auto`, `always`, `never`.
     #[arg(long, value_enum, default_value_t = TtyMode::Auto)]
     pub tty: TtyMode,
@@ -152,9 +153,10 @@ pub struct RunArgs {
 /// `shroud agent`.
 #[derive(Debug, Args)]
 pub struct AgentArgs {
-    /// The agent configuration file (TOML).
+    /// The agent configuration file (TOML); without it, `SHROUD_CONFIG_TOML` holds
+    /// the configuration itself.
     #[arg(long, short, value_name = "F", env = "SHROUD_CONFIG")]
-    pub config: PathBuf,
+    pub config: Option<PathBuf>,
 }
 
 /// `shroud config …`.

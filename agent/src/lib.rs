@@ -4,10 +4,12 @@
 //! `webhook`) are in [`commands`]; the pieces they share are the modules below.
 //! See docs/ARCHITECTURE.md for the map.
 
+pub mod agent;
 pub mod alloc;
 pub mod audit;
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod error;
 pub mod events;
 pub mod exec;
@@ -19,4 +21,5 @@ pub mod report;
 pub mod scanner;
 pub mod secrets_source;
 pub mod telemetry;
+pub mod vault;
 pub mod webhook;

@@ -5,6 +5,8 @@
 //! get them (`scripts/test` installs and builds everything); nothing is skipped.
 
 pub mod http;
+pub mod openbao;
+pub mod postgres;
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};

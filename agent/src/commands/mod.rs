@@ -1,43 +1,60 @@
 //! One module per command; each returns the process exit code.
 
+mod agent;
 mod audit;
+mod config;
 mod copy_self;
 mod exec;
+mod probe;
 mod redact;
+mod run;
 mod scan;
 mod webhook;
 
-use crate::cli::{Cli, Command};
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::cli::{Cli, Command, ConfigCommand, ProbeCommand};
 use crate::error::usage;
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Redact(args) => redact::run(args),
+        Command::Agent(args) => agent::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Config(ConfigCommand::Validate { file }) => config::validate(&file),
+        Command::Probe(ProbeCommand::Ready { dir }) => probe::ready(&dir),
         Command::Exec(args) => exec::run(args),
         Command::Scan(args) => scan::run(args),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Webhook(args) => webhook::run(args),
         Command::CopySelf { dest } => copy_self::run(dest),
-        other => Err(usage(anyhow::anyhow!(
-            "`{}` is not implemented in this build",
-            command_name(&other)
-        ))
-        .into()),
     }
 }
 
-fn command_name(c: &Command) -> &'static str {
-    match c {
-        Command::Redact(_) => "redact",
-        Command::Exec(_) => "exec",
-        Command::Run(_) => "run",
-        Command::Agent(_) => "agent",
-        Command::Config(_) => "config",
-        Command::Probe(_) => "probe",
-        Command::Scan(_) => "scan",
-        Command::Audit(_) => "audit",
-        Command::Webhook(_) => "webhook",
-        Command::CopySelf { .. } => "copy-self",
-    }
+/// Loads the agent configuration (`--config` or `SHROUD_CONFIG_TOML`); errors exit 64.
+fn load_config(path: Option<&Path>) -> anyhow::Result<crate::config::Config> {
+    crate::config::load(path).map_err(|e| usage(e).into())
+}
+
+/// Memory hardening for the roles that hold secrets.
+fn harden() {
+    crate::harden::no_dumps();
+    crate::harden::lock_memory();
+}
+
+/// Starts the engine; configuration-caused failures exit 64.
+fn start_engine(
+    cfg: Arc<crate::config::Config>,
+    live: Option<Arc<crate::live::LiveSet>>,
+    hook: Option<crate::agent::engine::OnPublish>,
+) -> anyhow::Result<crate::agent::Engine> {
+    crate::agent::Engine::start(cfg, live, hook).map_err(|e| {
+        if e.is_config() {
+            usage(e).into()
+        } else {
+            anyhow::Error::new(e)
+        }
+    })
 }

@@ -1,0 +1,242 @@
+//! Publishing a new redaction set before new values reach the workload (see
+//! "Rotation handshake" in docs/ARCHITECTURE.md): write `.shroud/values` with the
+//! next generation, swap the in-process [`LiveSet`] (run mode), then wait until
+//! every exec's `.shroud/acks/<id>` reports that generation.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shroud_redactor::values_file::{valid_name, ValuesFile};
+use shroud_redactor::SecretSetBuilder;
+use zeroize::Zeroizing;
+
+use super::files::{FilesError, Output};
+use crate::live::LiveSet;
+use crate::secrets_source::VALUES_FILE;
+
+/// A value that was replaced and stays masked until `until`.
+struct Retired {
+    until: Instant,
+    name: String,
+    value: Zeroizing<Vec<u8>>,
+}
+
+/// Generations, retired values and the in-process set.
+pub struct Publisher {
+    generation: u64,
+    retired: Vec<Retired>,
+    retain: Duration,
+    min_length: usize,
+    timeout: Duration,
+    live: Option<Arc<LiveSet>>,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("generation", &self.generation)
+            .field("retired", &self.retired.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A redaction-set entry name: `[A-Za-z0-9._-]+`.
+pub fn entry_name(secret: &str, field: &str) -> String {
+    let raw = format!("{secret}.{field}");
+    if valid_name(&raw) {
+        return raw;
+    }
+    raw.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+impl Publisher {
+    /// A publisher; `live` is the set shared with in-process streams (run mode).
+    pub fn new(
+        retain: Duration,
+        min_length: usize,
+        timeout: Duration,
+        live: Option<Arc<LiveSet>>,
+    ) -> Self {
+        Publisher {
+            generation: 0,
+            retired: Vec::new(),
+            retain,
+            min_length,
+            timeout,
+            live,
+        }
+    }
+
+    /// Keeps `values` masked for the retention window.
+    pub fn retire(&mut self, values: Vec<(String, Zeroizing<Vec<u8>>)>) {
+        let until = Instant::now() + self.retain;
+        for (name, value) in values {
+            self.retired.push(Retired {
+                until,
+                name: format!("{name}.retired"),
+                value,
+            });
+        }
+    }
+
+    /// When the next retired value leaves the set.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.retired.iter().map(|r| r.until).min()
+    }
+
+    /// Drops retired values past their window; true when any was dropped (the
+    /// set should then be republished so the values leave memory everywhere).
+    pub fn prune(&mut self, now: Instant) -> bool {
+        let before = self.retired.len();
+        self.retired.retain(|r| r.until > now);
+        self.retired.len() != before
+    }
+
+    /// Writes generation N+1 with `current` plus the retired values and swaps the
+    /// in-process set. Returns N+1.
+    pub fn publish(
+        &mut self,
+        out: &mut Output,
+        current: Vec<(String, Zeroizing<Vec<u8>>)>,
+    ) -> Result<u64, FilesError> {
+        self.prune(Instant::now());
+        self.generation += 1;
+        let mut file = ValuesFile {
+            generation: self.generation,
+            values: current,
+        };
+        for r in &self.retired {
+            file.values.push((r.name.clone(), r.value.clone()));
+        }
+        out.write(Path::new(VALUES_FILE), &file.to_bytes())?;
+        if let Some(live) = &self.live {
+            let mut builder = SecretSetBuilder::new().min_length(self.min_length);
+            file.add_to(&mut builder);
+            live.store(builder.build().0);
+        }
+        Ok(self.generation)
+    }
+
+    /// Waits until every ack file reports at least `generation`, or the timeout.
+    /// Returns the ids that did not acknowledge in time.
+    pub fn wait_acks(&self, out: &Output, generation: u64) -> Vec<String> {
+        let dir = out.meta("acks");
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            let lagging = lagging_acks(&dir, generation);
+            if lagging.is_empty() || Instant::now() >= deadline {
+                return lagging;
+            }
+            // Acks are plain files written by other processes, possibly in other
+            // containers; polling a tmpfs directory every few ms is cheap and
+            // needs no inotify instance per publication.
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// Ack files (not dot-files: those are exec's temp files) whose generation is
+/// below `generation`.
+fn lagging_acks(dir: &Path, generation: u64) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut lagging = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        let acked = std::fs::read_to_string(e.path())
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok());
+        match acked {
+            Some(g) if g >= generation => {}
+            // Removed since listing: that exec has exited.
+            None if !e.path().exists() => {}
+            _ => lagging.push(name),
+        }
+    }
+    lagging
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::OutputConfig;
+
+    #[test]
+    fn publish_waits_for_acks_and_keeps_retired() {
+        let d = tempfile::tempdir().unwrap();
+        let mut out = Output::open(&OutputConfig {
+            dir: d.path().to_path_buf(),
+            require_tmpfs: false,
+            uid: None,
+            gid: None,
+            mode: 0o400,
+        })
+        .unwrap();
+        let live = Arc::new(LiveSet::new(shroud_redactor::SecretSet::empty()));
+        let mut p = Publisher::new(
+            Duration::from_secs(60),
+            4,
+            Duration::from_millis(200),
+            Some(live.clone()),
+        );
+        let g = p
+            .publish(
+                &mut out,
+                vec![(
+                    "db.password".into(),
+                    Zeroizing::new(b"first-value".to_vec()),
+                )],
+            )
+            .unwrap();
+        assert_eq!(g, 1);
+        assert!(p.wait_acks(&out, g).is_empty(), "no acks: no wait");
+        std::fs::write(out.meta("acks/exec1"), "1\n").unwrap();
+        p.retire(vec![(
+            "db.password".into(),
+            Zeroizing::new(b"first-value".to_vec()),
+        )]);
+        let g = p
+            .publish(
+                &mut out,
+                vec![(
+                    "db.password".into(),
+                    Zeroizing::new(b"second-value".to_vec()),
+                )],
+            )
+            .unwrap();
+        let t = Instant::now();
+        assert_eq!(p.wait_acks(&out, g), vec!["exec1".to_string()]);
+        assert!(t.elapsed() >= Duration::from_millis(200));
+        std::fs::write(out.meta("acks/exec1"), "2\n").unwrap();
+        assert!(p.wait_acks(&out, g).is_empty());
+        let vf = ValuesFile::parse(&std::fs::read(out.meta("values")).unwrap()).unwrap();
+        assert_eq!(vf.generation, 2);
+        assert_eq!(vf.values.len(), 2);
+        assert_eq!(live.swaps(), 2);
+        assert_eq!(
+            live.load()
+                .find_matches(b"x first-value second-value")
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn entry_names_are_valid() {
+        assert_eq!(entry_name("db", "pass word"), "db.pass_word");
+        assert!(valid_name(&entry_name("db", "ключ")));
+    }
+}

@@ -1,0 +1,107 @@
+//! Wiring the observability parts (metrics and health endpoints, audit trail) to
+//! the agent's events, from `[metrics] listen` and `[audit] path`. The agent
+//! itself only emits events; this module installs the sinks that listen.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use crate::audit::{Audit, AuditTarget};
+use crate::config::Config;
+use crate::error::usage;
+use crate::events::{self, Event, EventSink, Outcome};
+use crate::telemetry::{self, Health, Metrics};
+
+/// Flips the `/readyz` flags from events: ready after the first render, token
+/// valid after a login or renewal that worked.
+#[derive(Debug)]
+struct HealthSink(Arc<Health>);
+
+impl EventSink for HealthSink {
+    fn emit(&self, event: &Event<'_>) {
+        match event {
+            Event::Login { outcome, .. } | Event::TokenRenew { outcome } => {
+                if *outcome == Outcome::Ok {
+                    self.0.set_token_valid(true);
+                } else if matches!(outcome, Outcome::Denied(_)) {
+                    self.0.set_token_valid(false);
+                }
+            }
+            Event::Ready => self.0.set_rendered(true),
+            Event::Revoke {
+                secret: None,
+                outcome: Outcome::Ok,
+                ..
+            } => self.0.set_token_valid(false),
+            _ => {}
+        }
+    }
+}
+
+/// The installed sinks; keep alive for the life of the process.
+#[derive(Debug)]
+pub struct Observers {
+    audit: Option<Arc<Audit>>,
+    /// The metrics server's local address, when one is listening.
+    pub metrics_addr: Option<SocketAddr>,
+}
+
+impl Observers {
+    /// Closes the audit trail (fsync, logs its head hash).
+    pub fn finish(&self) {
+        if let Some(a) = &self.audit {
+            a.finish();
+        }
+    }
+}
+
+/// Installs metrics (and serves them when `[metrics] listen` is set) and the
+/// audit trail (when `[audit] path` is set).
+pub fn install(cfg: &Config) -> anyhow::Result<Observers> {
+    let mut observers = Observers {
+        audit: None,
+        metrics_addr: None,
+    };
+    if let Some(path) = &cfg.audit_path {
+        let audit = Audit::open(&AuditTarget::from_config(path)).map_err(|e| {
+            usage(anyhow::Error::new(e).context(format!("{}: [audit] path", cfg.origin)))
+        })?;
+        events::install(audit.clone());
+        observers.audit = Some(audit);
+    }
+    let Some(listen) = &cfg.metrics_listen else {
+        return Ok(observers);
+    };
+    let addr: SocketAddr = listen.parse().map_err(|_| {
+        usage(anyhow::anyhow!(
+            "{}: [metrics] listen: `{listen}` is not an address like 127.0.0.1:9102",
+            cfg.origin
+        ))
+    })?;
+    let metrics = Metrics::new().context("creating metrics")?;
+    events::install(metrics.clone());
+    let health = Arc::new(Health::default());
+    events::install(Arc::new(HealthSink(health.clone())));
+    // A one-thread runtime on its own thread: the agent's own loop is blocking
+    // and must not be delayed by scrapes, nor scrapes by a slow Vault.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .context("starting the metrics runtime")?;
+    let server = rt
+        .block_on(telemetry::Server::bind(addr))
+        .with_context(|| format!("[metrics] listen: cannot bind {addr}"))?;
+    observers.metrics_addr = server.local_addr().ok();
+    let registry = metrics.registry();
+    std::thread::Builder::new()
+        .name("metrics".into())
+        .spawn(move || {
+            if let Err(e) = rt.block_on(server.run(registry, health)) {
+                tracing::error!(error = %e, "metrics server stopped");
+            }
+        })
+        .context("starting the metrics thread")?;
+    Ok(observers)
+}

@@ -1,0 +1,224 @@
+//! Turning a secret's data into its file's bytes: one field raw, JSON, env lines,
+//! or a minijinja template. Errors name the secret and, for templates, the line.
+
+use minijinja::{Environment, UndefinedBehavior};
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+use crate::config::{Format, SecretSpec, TemplateSource};
+use crate::vault::api::SecretData;
+
+/// Why a secret could not be rendered. Never holds a value.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// `field` names a field the secret does not have.
+    #[error("secret `{secret}`: field `{field}` not found (fields: {available})")]
+    NoField {
+        /// Secret name.
+        secret: String,
+        /// The field asked for.
+        field: String,
+        /// Field names present.
+        available: String,
+    },
+    /// `raw` without `field` needs exactly one field.
+    #[error("secret `{secret}`: format raw needs `field` when the secret has {count} fields ({available})")]
+    Ambiguous {
+        /// Secret name.
+        secret: String,
+        /// Number of fields.
+        count: usize,
+        /// Field names present.
+        available: String,
+    },
+    /// The template did not compile or render.
+    #[error("secret `{secret}`: template {origin} line {line}: {message}")]
+    Template {
+        /// Secret name.
+        secret: String,
+        /// `inline` or the template file.
+        origin: String,
+        /// 1-based line, 0 when unknown.
+        line: usize,
+        /// What went wrong (minijinja's message, no values).
+        message: String,
+    },
+}
+
+fn template_error(secret: &str, t: &TemplateSource, e: &minijinja::Error) -> RenderError {
+    RenderError::Template {
+        secret: secret.to_string(),
+        origin: t.origin.clone(),
+        line: e.line().unwrap_or(0),
+        message: e
+            .detail()
+            .map(str::to_string)
+            .unwrap_or_else(|| e.kind().to_string()),
+    }
+}
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_keep_trailing_newline(true);
+    env
+}
+
+/// Compiles a template without rendering it (config validation).
+pub fn check_template(secret: &str, t: &TemplateSource) -> Result<(), RenderError> {
+    let env = environment();
+    env.template_from_str(&t.text)
+        .map(|_| ())
+        .map_err(|e| template_error(secret, t, &e))
+}
+
+fn names(data: &SecretData) -> String {
+    data.0.keys().cloned().collect::<Vec<_>>().join(", ")
+}
+
+fn scalar(v: &Value) -> Zeroizing<Vec<u8>> {
+    Zeroizing::new(match v {
+        Value::String(s) => s.as_bytes().to_vec(),
+        other => other.to_string().into_bytes(),
+    })
+}
+
+/// The file content for `spec` from `data`.
+pub fn render(spec: &SecretSpec, data: &SecretData) -> Result<Zeroizing<Vec<u8>>, RenderError> {
+    if let Some(field) = &spec.field {
+        return data
+            .0
+            .get(field)
+            .map(scalar)
+            .ok_or_else(|| RenderError::NoField {
+                secret: spec.name.clone(),
+                field: field.clone(),
+                available: names(data),
+            });
+    }
+    match &spec.format {
+        Format::Raw => {
+            if data.0.len() == 1 {
+                Ok(scalar(data.0.values().next().unwrap_or(&Value::Null)))
+            } else {
+                Err(RenderError::Ambiguous {
+                    secret: spec.name.clone(),
+                    count: data.0.len(),
+                    available: names(data),
+                })
+            }
+        }
+        Format::Json => {
+            let mut out = Zeroizing::new(serde_json::to_vec_pretty(&data.0).unwrap_or_default());
+            out.push(b'\n');
+            Ok(out)
+        }
+        Format::Env => {
+            let mut out = Zeroizing::new(Vec::new());
+            for (k, v) in &data.0 {
+                out.extend(env_key(k).bytes());
+                out.extend_from_slice(b"='");
+                for &b in scalar(v).iter() {
+                    if b == b'\'' {
+                        out.extend_from_slice(b"'\\''");
+                    } else {
+                        out.push(b);
+                    }
+                }
+                out.extend_from_slice(b"'\n");
+            }
+            Ok(out)
+        }
+        Format::Template(t) => {
+            let env = environment();
+            let tmpl = env
+                .template_from_str(&t.text)
+                .map_err(|e| template_error(&spec.name, t, &e))?;
+            let mut ctx = data.0.clone();
+            ctx.insert("data".to_string(), Value::Object(data.0.clone()));
+            let text = tmpl
+                .render(&ctx)
+                .map_err(|e| template_error(&spec.name, t, &e))?;
+            Ok(Zeroizing::new(text.into_bytes()))
+        }
+    }
+}
+
+/// `db-password` → `DB_PASSWORD`.
+fn env_key(k: &str) -> String {
+    k.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SecretKind;
+    use std::time::Duration;
+
+    fn spec(format: Format, field: Option<&str>) -> SecretSpec {
+        SecretSpec {
+            name: "db".into(),
+            path: "database/creds/app".into(),
+            kind: SecretKind::Dynamic,
+            field: field.map(str::to_string),
+            format,
+            refresh: Duration::from_secs(300),
+        }
+    }
+
+    fn data() -> SecretData {
+        let v: Value = serde_json::json!({"username": "u1", "password": "p'w"});
+        SecretData(v.as_object().unwrap().clone())
+    }
+
+    #[test]
+    fn formats() {
+        let d = data();
+        assert_eq!(
+            &render(&spec(Format::Raw, Some("password")), &d).unwrap()[..],
+            b"p'w"
+        );
+        assert!(render(&spec(Format::Raw, None), &d).is_err());
+        assert_eq!(
+            &render(&spec(Format::Env, None), &d).unwrap()[..],
+            b"PASSWORD='p'\\''w'\nUSERNAME='u1'\n"
+        );
+        let j: Value =
+            serde_json::from_slice(&render(&spec(Format::Json, None), &d).unwrap()).unwrap();
+        assert_eq!(j["username"], "u1");
+        let t = TemplateSource {
+            origin: "inline".into(),
+            text: "postgres://{{ username }}:{{ data.password }}@db\n".into(),
+        };
+        assert_eq!(
+            &render(&spec(Format::Template(t), None), &d).unwrap()[..],
+            b"postgres://u1:p'w@db\n"
+        );
+    }
+
+    #[test]
+    fn template_errors_name_secret_and_line() {
+        let t = TemplateSource {
+            origin: "inline".into(),
+            text: "ok\n{{ nope }}\n".into(),
+        };
+        let e = render(&spec(Format::Template(t), None), &data())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("secret `db`") && e.contains("line 2"), "{e}");
+        let bad = TemplateSource {
+            origin: "t.tmpl".into(),
+            text: "a\nb\n{% if %}".into(),
+        };
+        let e = check_template("db", &bad).unwrap_err().to_string();
+        assert!(e.contains("t.tmpl line 3"), "{e}");
+    }
+}

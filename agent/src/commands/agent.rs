@@ -1,0 +1,71 @@
+//! `shroud agent`: render and maintain the secrets until SIGTERM/SIGINT or the
+//! exec's exit marker, then wipe and revoke.
+
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tracing::info;
+
+use crate::agent::{Engine, Wake};
+use crate::cli::AgentArgs;
+use crate::events::{self, Event};
+use crate::live::LiveSet;
+
+pub fn run(args: AgentArgs) -> anyhow::Result<i32> {
+    let cfg = Arc::new(super::load_config(args.config.as_deref())?);
+    super::harden();
+    let observers = crate::agent::observe::install(&cfg)?;
+    let (tx, rx) = mpsc::channel();
+    crate::agent::wake::forward_signals(tx.clone())?;
+    // The agent's own log lines are masked with the values it publishes.
+    let live = Arc::new(LiveSet::new(shroud_redactor::SecretSet::empty()));
+    crate::logging::set_live(live.clone());
+    let mut engine = super::start_engine(cfg.clone(), Some(live), None)?;
+    let _watcher = match crate::agent::wake::watch_exit_marker(&engine.dir().join(".shroud"), tx) {
+        Ok(w) => w,
+        Err(e) => {
+            let dir = engine.dir().display().to_string();
+            engine.shutdown();
+            anyhow::bail!("cannot watch {dir}/.shroud for the exit marker: {e}");
+        }
+    };
+    let reason = engine.run(&rx);
+    if let Wake::Signal(sig) = reason {
+        wait_for_marker(&engine, &rx, &cfg, sig);
+    }
+    info!(reason = ?reason, "shutting down");
+    engine.shutdown();
+    events::emit(Event::Exit { code: 0 });
+    observers.finish();
+    Ok(0)
+}
+
+/// After SIGTERM, a workload that an exec is supervising may still be shutting
+/// down with its credentials: wait for its exit marker (bounded), unless no exec
+/// is listening or a second signal arrives.
+fn wait_for_marker(
+    engine: &Engine,
+    rx: &mpsc::Receiver<Wake>,
+    cfg: &crate::config::Config,
+    sig: i32,
+) {
+    let meta = engine.dir().join(".shroud");
+    let execs = std::fs::read_dir(meta.join("acks"))
+        .map(|d| {
+            d.flatten()
+                .any(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        })
+        .unwrap_or(false);
+    if !execs || meta.join("exited").exists() {
+        return;
+    }
+    info!(signal = sig, timeout = ?cfg.lifecycle.exit_marker_timeout, "waiting for the workload's exit marker");
+    let deadline = Instant::now() + cfg.lifecycle.exit_marker_timeout;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(Wake::ExitMarker | Wake::Signal(_)) | Err(_) => return,
+            Ok(Wake::ChildExited(_)) => {}
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! `shroud config validate F`: parse and check without contacting Vault.
+
+use std::path::Path;
+
+pub fn validate(file: &Path) -> anyhow::Result<i32> {
+    let cfg = super::load_config(Some(file))?;
+    println!(
+        "{}: ok ({} secret{}, auth {}, output {})",
+        cfg.origin,
+        cfg.secrets.len(),
+        if cfg.secrets.len() == 1 { "" } else { "s" },
+        cfg.auth.method.name(),
+        cfg.output.dir.display()
+    );
+    Ok(0)
+}

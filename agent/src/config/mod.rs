@@ -1,0 +1,424 @@
+//! The agent configuration: TOML from `--config F` or `SHROUD_CONFIG_TOML`, with
+//! `SHROUD_<SECTION>_<KEY>` overrides, validated into [`Config`] before anything
+//! else happens. Every error names the key and where the configuration came from.
+
+mod env;
+mod raw;
+mod validate;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use env::EnvError;
+pub use validate::validate;
+
+/// Environment variable holding the whole configuration as TOML text.
+pub const CONFIG_TOML_ENV: &str = "SHROUD_CONFIG_TOML";
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read configuration file {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Neither `--config` nor `SHROUD_CONFIG_TOML` was given.
+    #[error("no configuration: pass --config FILE or set {CONFIG_TOML_ENV}")]
+    Missing,
+    /// The TOML is malformed or has an unknown key or a value of the wrong type.
+    #[error("{origin}: {message}")]
+    Syntax {
+        /// The file or variable.
+        origin: String,
+        /// The parser's message (names the key and line; never a value).
+        message: String,
+    },
+    /// An environment override is malformed.
+    #[error("{origin}: {source}")]
+    Env {
+        /// The file or variable the rest came from.
+        origin: String,
+        /// What is wrong.
+        source: EnvError,
+    },
+    /// A key has a bad or missing value.
+    #[error("{origin}: {key}: {problem}")]
+    Invalid {
+        /// The file or variable.
+        origin: String,
+        /// The key, e.g. `[auth] role` or `[[secret]] #2 (db) path`.
+        key: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it came from (a file path or `SHROUD_CONFIG_TOML`), for messages.
+    pub origin: String,
+    /// `[vault]`.
+    pub vault: VaultConfig,
+    /// `[auth]`.
+    pub auth: AuthConfig,
+    /// `[output]`.
+    pub output: OutputConfig,
+    /// `[[secret]]`, in file order.
+    pub secrets: Vec<SecretSpec>,
+    /// `[redact]`.
+    pub redact: RedactConfig,
+    /// `[lifecycle]`.
+    pub lifecycle: LifecycleConfig,
+    /// `[metrics] listen`.
+    pub metrics_listen: Option<String>,
+    /// `[audit] path`.
+    pub audit_path: Option<String>,
+}
+
+/// `[vault]`.
+#[derive(Debug, Clone)]
+pub struct VaultConfig {
+    /// Base URL, without a trailing slash.
+    pub address: String,
+    /// PEM file of CA certificates to trust instead of the built-in roots.
+    pub ca_cert: Option<PathBuf>,
+    /// Name to verify the server certificate against (and send as SNI).
+    pub tls_server_name: Option<String>,
+    /// Vault Enterprise / OpenBao namespace.
+    pub namespace: Option<String>,
+    /// Per-request timeout.
+    pub timeout: Duration,
+}
+
+/// The auth methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// Kubernetes service-account JWT.
+    Kubernetes,
+    /// AppRole role_id + secret_id.
+    AppRole,
+    /// JWT/OIDC role + JWT.
+    Jwt,
+    /// A token from a file.
+    Token,
+}
+
+impl AuthMethod {
+    /// The name used in the config and in events.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthMethod::Kubernetes => "kubernetes",
+            AuthMethod::AppRole => "approle",
+            AuthMethod::Jwt => "jwt",
+            AuthMethod::Token => "token",
+        }
+    }
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// The method.
+    pub method: AuthMethod,
+    /// Where the method is mounted (`auth/<mount>/login`).
+    pub mount: String,
+    /// Role for kubernetes and jwt.
+    pub role: Option<String>,
+    /// JWT file for kubernetes and jwt.
+    pub jwt_path: PathBuf,
+    /// AppRole role_id file.
+    pub role_id_file: Option<PathBuf>,
+    /// AppRole secret_id file.
+    pub secret_id_file: Option<PathBuf>,
+    /// Token file for the token method.
+    pub token_file: Option<PathBuf>,
+}
+
+/// `[output]`.
+#[derive(Debug, Clone)]
+pub struct OutputConfig {
+    /// Directory the secrets are rendered into.
+    pub dir: PathBuf,
+    /// Refuse anything but tmpfs/ramfs.
+    pub require_tmpfs: bool,
+    /// Owner of the rendered files.
+    pub uid: Option<u32>,
+    /// Group of the rendered files.
+    pub gid: Option<u32>,
+    /// Permission bits of the rendered files.
+    pub mode: u32,
+}
+
+/// How a secret is read from Vault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretKind {
+    /// KV version 2: re-read every `refresh`, no lease.
+    Kv2,
+    /// A leased dynamic secret (database, AWS…): renewed and rotated.
+    Dynamic,
+    /// Any other read; leased when Vault returns a lease.
+    Generic,
+}
+
+/// How a secret's file is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Format {
+    /// One field's value as-is (`field`, or the only field).
+    Raw,
+    /// The data as a JSON object.
+    Json,
+    /// `KEY='value'` lines.
+    Env,
+    /// A minijinja template over the data.
+    Template(TemplateSource),
+}
+
+/// A template's text and where it came from (for error messages).
+#[derive(Clone, PartialEq, Eq)]
+pub struct TemplateSource {
+    /// `inline` or the template file path.
+    pub origin: String,
+    /// The template text (not secret: it refers to fields by name).
+    pub text: String,
+}
+
+impl fmt::Debug for TemplateSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TemplateSource")
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One `[[secret]]`.
+#[derive(Debug, Clone)]
+pub struct SecretSpec {
+    /// File name in the output directory.
+    pub name: String,
+    /// Vault logical path as configured.
+    pub path: String,
+    /// Kind.
+    pub kind: SecretKind,
+    /// Only this field, raw.
+    pub field: Option<String>,
+    /// Output format.
+    pub format: Format,
+    /// kv2 re-read interval.
+    pub refresh: Duration,
+}
+
+impl SecretSpec {
+    /// The API path to read (`secret/app` → `secret/data/app` for kv2).
+    pub fn read_path(&self) -> String {
+        let p = self.path.trim_matches('/');
+        if self.kind != SecretKind::Kv2 || p.contains("/data/") {
+            return p.to_string();
+        }
+        match p.split_once('/') {
+            Some((mount, rest)) => format!("{mount}/data/{rest}"),
+            None => format!("{p}/data"),
+        }
+    }
+}
+
+/// `[redact]`.
+#[derive(Debug, Clone)]
+pub struct RedactConfig {
+    /// Mask text.
+    pub mask: String,
+    /// Shorter values are not masked.
+    pub min_length: usize,
+    /// How long retired values stay in the redaction set.
+    pub retain: Duration,
+}
+
+/// What happens to the wrapped command when secrets change (exec's type).
+pub use crate::exec::OnRotate;
+
+/// `[lifecycle]`.
+#[derive(Debug, Clone)]
+pub struct LifecycleConfig {
+    /// Revoke leases and the token on exit.
+    pub revoke_on_exit: bool,
+    /// Rotation action (run mode; exec has its own flag).
+    pub on_rotate: OnRotate,
+    /// Fraction of a lease after which it is renewed.
+    pub renew_threshold: f64,
+    /// After SIGTERM, how long to wait for `.shroud/exited` (when an exec is listening).
+    pub exit_marker_timeout: Duration,
+    /// How long a publication waits for exec acknowledgements.
+    pub handshake_timeout: Duration,
+    /// How long start-up retries an unreachable Vault before giving up.
+    pub startup_timeout: Duration,
+    /// How long shutdown retries revocation when Vault is unreachable.
+    pub revoke_timeout: Duration,
+}
+
+/// Reads, overrides and validates the configuration: `path` when given, else
+/// `SHROUD_CONFIG_TOML`.
+pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+    let (origin, text) = match path {
+        Some(p) => (
+            p.display().to_string(),
+            std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                path: p.to_path_buf(),
+                source,
+            })?,
+        ),
+        None => match std::env::var(CONFIG_TOML_ENV) {
+            Ok(t) => (CONFIG_TOML_ENV.to_string(), t),
+            Err(_) => return Err(ConfigError::Missing),
+        },
+    };
+    parse(&origin, &text, std::env::vars())
+}
+
+/// Parses TOML text with the given environment.
+pub fn parse(
+    origin: &str,
+    text: &str,
+    vars: impl Iterator<Item = (String, String)>,
+) -> Result<Config, ConfigError> {
+    let syntax = |e: toml::de::Error| ConfigError::Syntax {
+        origin: origin.to_string(),
+        message: e.to_string().trim_end().replace('\n', " "),
+    };
+    let mut table: toml::Table = text.parse().map_err(syntax)?;
+    let used = env::apply(&mut table, vars).map_err(|source| ConfigError::Env {
+        origin: origin.to_string(),
+        source,
+    })?;
+    // Parsing the text itself keeps line numbers in the messages; the table is
+    // only needed when the environment changed something.
+    let raw: raw::RawConfig = if used.is_empty() {
+        toml::from_str(text).map_err(syntax)?
+    } else {
+        table.try_into().map_err(syntax)?
+    };
+    validate(origin, raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: &str = r#"
+[vault]
+address = "http://127.0.0.1:8200/"
+[auth]
+method = "kubernetes"
+role = "app"
+[output]
+dir = "/run/secrets"
+[[secret]]
+name = "api"
+path = "/secret/team/app/"
+kind = "kv2"
+"#;
+
+    fn parse_env(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        parse(
+            "test.toml",
+            text,
+            env.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+                .into_iter(),
+        )
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse_env(MIN, &[]).unwrap();
+        assert_eq!(c.vault.address, "http://127.0.0.1:8200");
+        assert_eq!(c.vault.timeout, Duration::from_secs(10));
+        assert_eq!(c.auth.mount, "kubernetes");
+        assert_eq!(
+            c.auth.jwt_path,
+            PathBuf::from("/var/run/secrets/kubernetes.io/serviceaccount/token")
+        );
+        assert!(c.output.require_tmpfs);
+        assert_eq!(c.output.mode, 0o400);
+        let s = &c.secrets[0];
+        assert_eq!(s.read_path(), "secret/data/team/app");
+        assert_eq!(s.format, Format::Raw);
+        assert_eq!(s.refresh, Duration::from_secs(300));
+        assert_eq!(c.redact.retain, Duration::from_secs(600));
+        assert!(c.lifecycle.revoke_on_exit);
+        assert_eq!(c.lifecycle.on_rotate, OnRotate::None);
+        assert_eq!(c.lifecycle.renew_threshold, 0.66);
+        assert_eq!(c.lifecycle.exit_marker_timeout, Duration::from_secs(30));
+        assert_eq!(c.lifecycle.handshake_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn kv2_paths() {
+        let mut c = parse_env(MIN, &[]).unwrap();
+        let s = &mut c.secrets[0];
+        s.path = "secret/data/x".into();
+        assert_eq!(s.read_path(), "secret/data/x");
+        s.path = "kv".into();
+        assert_eq!(s.read_path(), "kv/data");
+        s.kind = SecretKind::Dynamic;
+        s.path = "database/creds/app".into();
+        assert_eq!(s.read_path(), "database/creds/app");
+    }
+
+    #[test]
+    fn env_overrides_the_file() {
+        let c = parse_env(
+            MIN,
+            &[
+                ("SHROUD_AUTH_ROLE", "other"),
+                ("SHROUD_OUTPUT_REQUIRE_TMPFS", "false"),
+                ("SHROUD_LIFECYCLE_ON_ROTATE", "signal:HUP"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.auth.role.as_deref(), Some("other"));
+        assert!(!c.output.require_tmpfs);
+        assert_eq!(
+            c.lifecycle.on_rotate,
+            OnRotate::Signal(nix::sys::signal::Signal::SIGHUP)
+        );
+        let e = parse_env(MIN, &[("SHROUD_VAULT_ADRESS", "x")]).unwrap_err();
+        assert!(e.to_string().contains("adress"), "{e}");
+    }
+
+    #[test]
+    fn errors_name_file_and_key() {
+        let e = parse_env(
+            &MIN.replace("kind = \"kv2\"", "kind = \"kv2\"\nfeild = \"x\""),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("test.toml:") && e.contains("feild"), "{e}");
+        let e = parse_env(&MIN.replace("role = \"app\"\n", ""), &[])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "test.toml: [auth] role: is required");
+        let twice = format!("{MIN}[[secret]]\nname = \"api\"\npath = \"x\"\n");
+        let e = parse_env(&twice, &[]).unwrap_err().to_string();
+        assert!(
+            e.contains("#2 name") && e.contains("used by another"),
+            "{e}"
+        );
+        let e = parse_env(
+            &MIN.replace(
+                "kind = \"kv2\"",
+                "kind = \"kv2\"\nfield = \"a\"\nformat = \"json\"",
+            ),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("(api) field"), "{e}");
+    }
+}

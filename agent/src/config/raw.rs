@@ -1,0 +1,104 @@
+//! The configuration as written: TOML tables with every key optional, so that the
+//! validation step can name each missing or malformed key itself. Unknown keys are
+//! rejected by serde and named in its error.
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub vault: RawVault,
+    #[serde(default)]
+    pub auth: RawAuth,
+    #[serde(default)]
+    pub output: RawOutput,
+    #[serde(default)]
+    pub secret: Vec<RawSecret>,
+    #[serde(default)]
+    pub redact: RawRedact,
+    #[serde(default)]
+    pub lifecycle: RawLifecycle,
+    #[serde(default)]
+    pub metrics: RawMetrics,
+    #[serde(default)]
+    pub audit: RawAudit,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVault {
+    pub address: Option<String>,
+    pub ca_cert: Option<String>,
+    pub tls_server_name: Option<String>,
+    pub namespace: Option<String>,
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    pub method: Option<String>,
+    pub mount: Option<String>,
+    pub role: Option<String>,
+    pub jwt_path: Option<String>,
+    pub role_id_file: Option<String>,
+    pub secret_id_file: Option<String>,
+    pub token_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutput {
+    pub dir: Option<String>,
+    pub require_tmpfs: Option<bool>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub mode: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecret {
+    pub name: Option<String>,
+    pub path: Option<String>,
+    pub kind: Option<String>,
+    pub field: Option<String>,
+    pub format: Option<String>,
+    pub template: Option<String>,
+    pub template_file: Option<String>,
+    pub refresh: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedact {
+    pub mask: Option<String>,
+    pub min_length: Option<usize>,
+    pub retain: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLifecycle {
+    pub revoke_on_exit: Option<bool>,
+    pub on_rotate: Option<String>,
+    pub renew_threshold: Option<f64>,
+    pub exit_marker_timeout: Option<String>,
+    pub handshake_timeout: Option<String>,
+    pub startup_timeout: Option<String>,
+    pub revoke_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    pub path: Option<String>,
+}

@@ -1,0 +1,280 @@
+//! Raw TOML values → typed [`Config`], one named key at a time.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::raw::{RawConfig, RawSecret};
+use super::{
+    AuthConfig, AuthMethod, Config, ConfigError, Format, LifecycleConfig, OnRotate, OutputConfig,
+    RedactConfig, SecretKind, SecretSpec, TemplateSource, VaultConfig,
+};
+
+const DEFAULT_JWT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+struct Checker<'a> {
+    origin: &'a str,
+}
+
+impl Checker<'_> {
+    fn err(&self, key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            origin: self.origin.to_string(),
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+
+    fn duration(&self, key: &str, v: Option<&str>, default: &str) -> Result<Duration, ConfigError> {
+        let s = v.unwrap_or(default);
+        humantime::parse_duration(s)
+            .map_err(|e| self.err(key, format!("invalid duration `{s}`: {e}")))
+    }
+
+    fn required<'v>(&self, key: &str, v: &'v Option<String>) -> Result<&'v str, ConfigError> {
+        match v.as_deref() {
+            Some(s) if !s.trim().is_empty() => Ok(s),
+            _ => Err(self.err(key, "is required")),
+        }
+    }
+}
+
+/// Validates a parsed file.
+pub fn validate(origin: &str, raw: RawConfig) -> Result<Config, ConfigError> {
+    let c = Checker { origin };
+
+    let address = c.required("[vault] address", &raw.vault.address)?;
+    if !(address.starts_with("http://") || address.starts_with("https://")) {
+        return Err(c.err(
+            "[vault] address",
+            format!("`{address}` must start with http:// or https://"),
+        ));
+    }
+    let vault = VaultConfig {
+        address: address.trim_end_matches('/').to_string(),
+        ca_cert: raw.vault.ca_cert.map(PathBuf::from),
+        tls_server_name: raw.vault.tls_server_name,
+        namespace: raw.vault.namespace.filter(|s| !s.is_empty()),
+        timeout: c.duration("[vault] timeout", raw.vault.timeout.as_deref(), "10s")?,
+    };
+
+    let method = match c.required("[auth] method", &raw.auth.method)? {
+        "kubernetes" => AuthMethod::Kubernetes,
+        "approle" => AuthMethod::AppRole,
+        "jwt" => AuthMethod::Jwt,
+        "token" => AuthMethod::Token,
+        other => {
+            return Err(c.err(
+                "[auth] method",
+                format!("`{other}` is not one of kubernetes, approle, jwt, token"),
+            ))
+        }
+    };
+    let auth = AuthConfig {
+        method,
+        mount: raw
+            .auth
+            .mount
+            .map(|m| m.trim_matches('/').to_string())
+            .unwrap_or_else(|| method.name().to_string()),
+        role: raw.auth.role.clone(),
+        jwt_path: PathBuf::from(raw.auth.jwt_path.as_deref().unwrap_or(DEFAULT_JWT_PATH)),
+        role_id_file: raw.auth.role_id_file.clone().map(PathBuf::from),
+        secret_id_file: raw.auth.secret_id_file.clone().map(PathBuf::from),
+        token_file: raw.auth.token_file.clone().map(PathBuf::from),
+    };
+    match method {
+        AuthMethod::Kubernetes | AuthMethod::Jwt => {
+            c.required("[auth] role", &raw.auth.role)?;
+        }
+        AuthMethod::AppRole => {
+            c.required("[auth] role_id_file", &raw.auth.role_id_file)?;
+            c.required("[auth] secret_id_file", &raw.auth.secret_id_file)?;
+        }
+        AuthMethod::Token => {
+            c.required("[auth] token_file", &raw.auth.token_file)?;
+        }
+    }
+
+    let dir = c.required("[output] dir", &raw.output.dir)?;
+    let mode_text = raw.output.mode.as_deref().unwrap_or("0400");
+    let mode = u32::from_str_radix(mode_text.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| {
+            c.err(
+                "[output] mode",
+                format!("`{mode_text}` is not an octal permission like \"0400\""),
+            )
+        })?;
+    let output = OutputConfig {
+        dir: PathBuf::from(dir),
+        require_tmpfs: raw.output.require_tmpfs.unwrap_or(true),
+        uid: raw.output.uid,
+        gid: raw.output.gid,
+        mode,
+    };
+
+    if raw.secret.is_empty() {
+        return Err(c.err("[[secret]]", "at least one secret is required"));
+    }
+    let mut secrets = Vec::with_capacity(raw.secret.len());
+    for (i, s) in raw.secret.into_iter().enumerate() {
+        let spec = secret(&c, i + 1, s)?;
+        if secrets.iter().any(|o: &SecretSpec| o.name == spec.name) {
+            return Err(c.err(
+                format!("[[secret]] #{} name", i + 1),
+                format!("`{}` is used by another secret", spec.name),
+            ));
+        }
+        secrets.push(spec);
+    }
+
+    let redact = RedactConfig {
+        mask: raw.redact.mask.unwrap_or_else(|| "[REDACTED]".to_string()),
+        min_length: raw
+            .redact
+            .min_length
+            .unwrap_or(shroud_redactor::DEFAULT_MIN_LENGTH),
+        retain: c.duration("[redact] retain", raw.redact.retain.as_deref(), "10m")?,
+    };
+    if redact.min_length == 0 {
+        return Err(c.err("[redact] min_length", "must be at least 1"));
+    }
+
+    let l = raw.lifecycle;
+    let on_rotate_text = l.on_rotate.as_deref().unwrap_or("none");
+    let on_rotate: OnRotate =
+        on_rotate_text
+            .parse()
+            .map_err(|e: crate::exec::rotate::OnRotateError| {
+                c.err("[lifecycle] on_rotate", e.to_string())
+            })?;
+    let renew_threshold = l.renew_threshold.unwrap_or(0.66);
+    if !(renew_threshold > 0.0 && renew_threshold < 1.0) {
+        return Err(c.err(
+            "[lifecycle] renew_threshold",
+            "must be a fraction between 0 and 1 (exclusive)",
+        ));
+    }
+    let lifecycle = LifecycleConfig {
+        revoke_on_exit: l.revoke_on_exit.unwrap_or(true),
+        on_rotate,
+        renew_threshold,
+        exit_marker_timeout: c.duration(
+            "[lifecycle] exit_marker_timeout",
+            l.exit_marker_timeout.as_deref(),
+            "30s",
+        )?,
+        handshake_timeout: c.duration(
+            "[lifecycle] handshake_timeout",
+            l.handshake_timeout.as_deref(),
+            "5s",
+        )?,
+        startup_timeout: c.duration(
+            "[lifecycle] startup_timeout",
+            l.startup_timeout.as_deref(),
+            "30s",
+        )?,
+        revoke_timeout: c.duration(
+            "[lifecycle] revoke_timeout",
+            l.revoke_timeout.as_deref(),
+            "5s",
+        )?,
+    };
+
+    Ok(Config {
+        origin: origin.to_string(),
+        vault,
+        auth,
+        output,
+        secrets,
+        redact,
+        lifecycle,
+        metrics_listen: raw.metrics.listen,
+        audit_path: raw.audit.path,
+    })
+}
+
+fn secret(c: &Checker<'_>, n: usize, s: RawSecret) -> Result<SecretSpec, ConfigError> {
+    let name = c
+        .required(&format!("[[secret]] #{n} name"), &s.name)?
+        .to_string();
+    let key = |k: &str| format!("[[secret]] #{n} ({name}) {k}");
+    if !shroud_redactor::values_file::valid_name(&name) || name.starts_with('.') {
+        return Err(c.err(
+            key("name"),
+            "must match [A-Za-z0-9._-]+ and not start with a dot",
+        ));
+    }
+    let path = c
+        .required(&key("path"), &s.path)?
+        .trim_matches('/')
+        .to_string();
+    let kind = match s.kind.as_deref().unwrap_or("generic") {
+        "kv2" => SecretKind::Kv2,
+        "dynamic" => SecretKind::Dynamic,
+        "generic" => SecretKind::Generic,
+        other => {
+            return Err(c.err(
+                key("kind"),
+                format!("`{other}` is not one of kv2, dynamic, generic"),
+            ))
+        }
+    };
+    let template = match (s.template, s.template_file) {
+        (Some(_), Some(_)) => {
+            return Err(c.err(key("template"), "give template or template_file, not both"))
+        }
+        (Some(text), None) => Some(TemplateSource {
+            origin: "inline".to_string(),
+            text,
+        }),
+        (None, Some(file)) => Some(TemplateSource {
+            text: std::fs::read_to_string(&file)
+                .map_err(|e| c.err(key("template_file"), format!("cannot read {file}: {e}")))?,
+            origin: file,
+        }),
+        (None, None) => None,
+    };
+    let default_format = if template.is_some() {
+        "template"
+    } else {
+        "raw"
+    };
+    let format = match (s.format.as_deref().unwrap_or(default_format), template) {
+        ("template", Some(t)) => {
+            crate::agent::render::check_template(&name, &t)
+                .map_err(|e| c.err(key("template"), e.to_string()))?;
+            Format::Template(t)
+        }
+        ("template", None) => {
+            return Err(c.err(key("format"), "template needs template or template_file"))
+        }
+        (_, Some(_)) => {
+            return Err(c.err(key("template"), "is only used with format = \"template\""))
+        }
+        ("raw", None) => Format::Raw,
+        ("json", None) => Format::Json,
+        ("env", None) => Format::Env,
+        (other, None) => {
+            return Err(c.err(
+                key("format"),
+                format!("`{other}` is not one of raw, json, env, template"),
+            ))
+        }
+    };
+    if s.field.is_some() && format != Format::Raw {
+        return Err(c.err(
+            key("field"),
+            "writes one field raw; it cannot be combined with format",
+        ));
+    }
+    Ok(SecretSpec {
+        refresh: c.duration(&key("refresh"), s.refresh.as_deref(), "5m")?,
+        name,
+        path,
+        kind,
+        field: s.field,
+        format,
+    })
+}

@@ -1,0 +1,386 @@
+//! A small blocking Vault/OpenBao HTTP client (ureq + rustls): one JSON request per
+//! call, the token kept in a zeroizing buffer, every request timed and reported as
+//! an event. No connection pooling: an idle pooled connection would keep the last
+//! response, secrets included, in its read buffer for as long as it stays idle.
+
+use std::fmt;
+use std::io::Read as _;
+use std::net::{SocketAddr, ToSocketAddrs as _};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+use crate::config::VaultConfig;
+use crate::events::{self, Event, Outcome};
+
+/// Why a Vault request failed. Messages carry Vault's error strings and paths,
+/// never request or response bodies.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    /// No connection or no answer (Vault down, DNS, TLS, timeout).
+    #[error("Vault at {address} is unreachable ({operation} {path}): {detail}")]
+    Unreachable {
+        /// Base address.
+        address: String,
+        /// Operation name.
+        operation: String,
+        /// API path.
+        path: String,
+        /// The transport error.
+        detail: String,
+    },
+    /// 403: the token's policies do not allow this.
+    #[error("permission denied by Vault ({operation} {path}): {detail}")]
+    Denied {
+        /// Operation name.
+        operation: String,
+        /// API path.
+        path: String,
+        /// Vault's error strings.
+        detail: String,
+    },
+    /// 404: nothing at this path.
+    #[error("nothing found at Vault path {path} ({operation})")]
+    NotFound {
+        /// Operation name.
+        operation: String,
+        /// API path.
+        path: String,
+    },
+    /// Any other error status.
+    #[error("Vault answered {status} ({operation} {path}): {detail}")]
+    Status {
+        /// Operation name.
+        operation: String,
+        /// API path.
+        path: String,
+        /// HTTP status.
+        status: u16,
+        /// Vault's error strings.
+        detail: String,
+    },
+    /// The answer was not what the API documents.
+    #[error("unexpected answer from Vault ({operation} {path}): {detail}")]
+    BadResponse {
+        /// Operation name.
+        operation: String,
+        /// API path.
+        path: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The TLS settings could not be loaded.
+    #[error("TLS setup: {0}")]
+    Tls(String),
+    /// The TLS handshake failed (the server's certificate did not verify).
+    #[error("TLS with Vault at {0}")]
+    Handshake(String),
+}
+
+impl VaultError {
+    /// True when retrying later may help.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            VaultError::Unreachable { .. } => true,
+            VaultError::Status { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
+
+    /// The event outcome for this error.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            VaultError::Denied { .. } => Outcome::Denied(self.to_string()),
+            _ => Outcome::Error(self.to_string()),
+        }
+    }
+}
+
+/// A Vault token. `Debug` hides it.
+#[derive(Clone)]
+pub struct Token(pub Zeroizing<String>);
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(..)")
+    }
+}
+
+/// A JSON answer from Vault. Holds secrets: `Debug` hides the body, and the
+/// parsed value's strings are zeroed when freed by the zero-on-free allocator.
+pub struct Answer(pub Value);
+
+impl fmt::Debug for Answer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Answer(..)")
+    }
+}
+
+/// The client.
+pub struct VaultClient {
+    agent: ureq::Agent,
+    /// Base URL used for requests (host replaced by `tls_server_name` when set).
+    base: String,
+    /// The configured address, for messages.
+    address: String,
+    namespace: Option<String>,
+    token: Option<Token>,
+}
+
+impl fmt::Debug for VaultClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VaultClient")
+            .field("address", &self.address)
+            .field("has_token", &self.token.is_some())
+            .finish()
+    }
+}
+
+/// Sends requests for `tls_server_name` to the configured address's host, so the
+/// certificate is checked against the name while the connection goes to the address.
+struct SniResolver {
+    name: String,
+    target_host: String,
+}
+
+impl ureq::Resolver for SniResolver {
+    fn resolve(&self, netloc: &str) -> std::io::Result<Vec<SocketAddr>> {
+        let (host, port) = netloc.rsplit_once(':').unwrap_or((netloc, "443"));
+        let host = if host == self.name {
+            self.target_host.as_str()
+        } else {
+            host
+        };
+        format!("{host}:{port}")
+            .to_socket_addrs()
+            .map(|a| a.collect())
+    }
+}
+
+impl VaultClient {
+    /// Builds a client from `[vault]`.
+    pub fn new(cfg: &VaultConfig) -> Result<Self, VaultError> {
+        let mut builder = ureq::AgentBuilder::new()
+            .timeout(cfg.timeout)
+            .max_idle_connections(0)
+            .max_idle_connections_per_host(0)
+            .redirects(0);
+        if let Some(ca) = &cfg.ca_cert {
+            builder = builder.tls_config(Arc::new(tls_config(ca)?));
+        }
+        let mut base = cfg.address.clone();
+        if let Some(name) = &cfg.tls_server_name {
+            let (scheme, rest) = cfg.address.split_once("://").unwrap_or(("https", ""));
+            let (hostport, tail) = rest.split_once('/').unwrap_or((rest, ""));
+            let (host, port) = match hostport.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), format!(":{p}")),
+                None => (hostport.to_string(), String::new()),
+            };
+            base = format!(
+                "{scheme}://{name}{port}{}{tail}",
+                if tail.is_empty() { "" } else { "/" }
+            );
+            builder = builder.resolver(SniResolver {
+                name: name.clone(),
+                target_host: host,
+            });
+        }
+        Ok(VaultClient {
+            agent: builder.build(),
+            base,
+            address: cfg.address.clone(),
+            namespace: cfg.namespace.clone(),
+            token: None,
+        })
+    }
+
+    /// Uses `token` for the following requests.
+    pub fn set_token(&mut self, token: Option<Token>) {
+        self.token = token;
+    }
+
+    /// The token in use.
+    pub fn token(&self) -> Option<&Token> {
+        self.token.as_ref()
+    }
+
+    /// One request. `operation` names it in events and errors; `path` is the API
+    /// path after `/v1/`. Returns None for 204 No Content.
+    pub fn request(
+        &self,
+        operation: &str,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Option<Answer>, VaultError> {
+        let start = Instant::now();
+        let result = self.send(operation, method, path, body);
+        let outcome = match &result {
+            Ok(_) => Outcome::Ok,
+            Err(e) => e.outcome(),
+        };
+        events::emit(Event::VaultRequest {
+            operation,
+            duration: start.elapsed(),
+            outcome,
+        });
+        result
+    }
+
+    fn send(
+        &self,
+        operation: &str,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Option<Answer>, VaultError> {
+        let url = format!("{}/v1/{}", self.base, path.trim_start_matches('/'));
+        let mut req = self.agent.request(method, &url);
+        if let Some(t) = &self.token {
+            req = req.set("X-Vault-Token", &t.0);
+        }
+        if let Some(ns) = &self.namespace {
+            req = req.set("X-Vault-Namespace", ns);
+        }
+        let sent = match body {
+            Some(b) => {
+                let bytes = Zeroizing::new(serde_json::to_vec(b).unwrap_or_default());
+                req.set("Content-Type", "application/json")
+                    .send_bytes(&bytes)
+            }
+            None => req.call(),
+        };
+        let ctx = |detail: String| (operation.to_string(), path.to_string(), detail);
+        let response = match sent {
+            Ok(r) => r,
+            Err(ureq::Error::Status(status, r)) => {
+                let detail = error_strings(r);
+                let (operation, path, detail) = ctx(detail);
+                return Err(match status {
+                    403 => VaultError::Denied {
+                        operation,
+                        path,
+                        detail,
+                    },
+                    404 => VaultError::NotFound { operation, path },
+                    _ => VaultError::Status {
+                        operation,
+                        path,
+                        status,
+                        detail,
+                    },
+                });
+            }
+            Err(ureq::Error::Transport(t)) => {
+                // A certificate that does not verify will not verify on a retry.
+                if let Some(tls) = rustls_error(&t) {
+                    return Err(VaultError::Handshake(format!(
+                        "{} ({operation} {path}): {tls}",
+                        self.address
+                    )));
+                }
+                let (operation, path, detail) = ctx(t.to_string());
+                return Err(VaultError::Unreachable {
+                    address: self.address.clone(),
+                    operation,
+                    path,
+                    detail,
+                });
+            }
+        };
+        if response.status() == 204 {
+            return Ok(None);
+        }
+        let mut buf = Zeroizing::new(Vec::with_capacity(4096));
+        response
+            .into_reader()
+            .take(16 << 20)
+            .read_to_end(&mut buf)
+            .map_err(|e| {
+                let (operation, path, detail) = ctx(e.to_string());
+                VaultError::Unreachable {
+                    address: self.address.clone(),
+                    operation,
+                    path,
+                    detail,
+                }
+            })?;
+        if buf.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        let value: Value = serde_json::from_slice(&buf).map_err(|_| {
+            let (operation, path, detail) = ctx("the body is not JSON".to_string());
+            VaultError::BadResponse {
+                operation,
+                path,
+                detail,
+            }
+        })?;
+        Ok(Some(Answer(value)))
+    }
+}
+
+/// The rustls error under a transport error, if the TLS handshake failed.
+fn rustls_error(t: &ureq::Transport) -> Option<String> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(t);
+    while let Some(c) = cause {
+        if let Some(e) = c.downcast_ref::<rustls::Error>() {
+            return Some(e.to_string());
+        }
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            if let Some(e) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                return Some(e.to_string());
+            }
+        }
+        cause = c.source();
+    }
+    None
+}
+
+/// Vault's `{"errors": [...]}` joined; never anything else from the body.
+fn error_strings(r: ureq::Response) -> String {
+    let mut buf = Zeroizing::new(Vec::new());
+    let _ = r.into_reader().take(64 << 10).read_to_end(&mut buf);
+    let errors: Vec<String> = serde_json::from_slice::<Value>(&buf)
+        .ok()
+        .and_then(|v| v.get("errors").cloned())
+        .and_then(|e| serde_json::from_value(e).ok())
+        .unwrap_or_default();
+    if errors.is_empty() {
+        "no error message".to_string()
+    } else {
+        errors.join("; ")
+    }
+}
+
+fn tls_config(ca: &std::path::Path) -> Result<rustls::ClientConfig, VaultError> {
+    let pem = std::fs::read(ca).map_err(|e| {
+        VaultError::Tls(format!("cannot read [vault] ca_cert {}: {e}", ca.display()))
+    })?;
+    let mut roots = rustls::RootCertStore::empty();
+    let mut n = 0;
+    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        let cert = cert.map_err(|e| {
+            VaultError::Tls(format!("[vault] ca_cert {}: bad PEM: {e}", ca.display()))
+        })?;
+        roots.add(cert).map_err(|e| {
+            VaultError::Tls(format!(
+                "[vault] ca_cert {}: bad certificate: {e}",
+                ca.display()
+            ))
+        })?;
+        n += 1;
+    }
+    if n == 0 {
+        return Err(VaultError::Tls(format!(
+            "[vault] ca_cert {} holds no PEM certificate",
+            ca.display()
+        )));
+    }
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| VaultError::Tls(e.to_string()))
+        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+}

@@ -1,0 +1,7 @@
+//! Talking to Vault/OpenBao: the HTTP client, the endpoints, and login.
+
+pub mod api;
+pub mod auth;
+pub mod client;
+
+pub use client::{Token, VaultClient, VaultError};

@@ -1,0 +1,1057 @@
+//! `shroud agent` and `shroud run` against a real OpenBao dev server and a real
+//! PostgreSQL 15 cluster: rendering, masking, renewal, rotation before max TTL,
+//! outages, clean-up after every way the workload can end, auth methods, errors,
+//! and the process memory after a rotation.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use shroud_e2e::openbao::{OpenBao, SHROUD_POLICY};
+use shroud_e2e::postgres::Postgres;
+use shroud_e2e::*;
+
+/// The tests below measure timing (leases of a few seconds, one-second clean-up);
+/// running them one at a time keeps a 2-core machine from skewing that.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+const API_KEY: &str = "kv2-api-key-0f9e8d7c6b5a";
+
+struct World {
+    bao: OpenBao,
+    pg: Option<Postgres>,
+    out: Tmpfs,
+    work: tempfile::TempDir,
+}
+
+impl World {
+    /// OpenBao with kv2 `secret/app`, the shroud policy and AppRole; PostgreSQL
+    /// with the database engine when `db` is given (default_ttl, max_ttl).
+    fn new(db: Option<(&str, &str)>) -> World {
+        World::with(OpenBao::start(), db)
+    }
+
+    /// As [`World::new`] on the given server.
+    fn with(bao: OpenBao, db: Option<(&str, &str)>) -> World {
+        let work = tempfile::tempdir().unwrap();
+        bao.bao(&["kv", "put", "secret/app", &format!("api_key={API_KEY}")]);
+        bao.policy("shroud", SHROUD_POLICY, work.path());
+        let pg = db.map(|(ttl, max)| {
+            let pg = Postgres::start();
+            pg.configure_vault(&bao, ttl, max);
+            pg
+        });
+        World {
+            bao,
+            pg,
+            out: Tmpfs::new(),
+            work,
+        }
+    }
+
+    fn pg(&self) -> &Postgres {
+        self.pg.as_ref().unwrap()
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.work.path().join(name)
+    }
+
+    /// AppRole credentials files and the `[auth]` section using them.
+    fn approle_auth(&self) -> String {
+        self.approle_auth_ttl("1h", "2h")
+    }
+
+    /// As [`World::approle_auth`], with the login token's TTL and max TTL.
+    fn approle_auth_ttl(&self, ttl: &str, max_ttl: &str) -> String {
+        let (role_id, secret_id) = self.bao.approle("shroud", "shroud", ttl, max_ttl);
+        std::fs::write(self.path("role-id"), role_id).unwrap();
+        std::fs::write(self.path("secret-id"), secret_id).unwrap();
+        format!(
+            "[auth]\nmethod = \"approle\"\nrole_id_file = \"{}\"\nsecret_id_file = \"{}\"\n",
+            self.path("role-id").display(),
+            self.path("secret-id").display()
+        )
+    }
+
+    /// Writes a config with `auth`, the output tmpfs and `rest`; returns its path.
+    fn config(&self, auth: &str, rest: &str) -> PathBuf {
+        self.config_vault(&self.bao.addr, "", auth, rest)
+    }
+
+    /// As [`World::config`] with another address and more `[vault]` keys.
+    fn config_vault(&self, address: &str, vault: &str, auth: &str, rest: &str) -> PathBuf {
+        let p = self.path("shroud.toml");
+        std::fs::write(
+            &p,
+            format!(
+                "[vault]\naddress = \"{address}\"\ntimeout = \"1s\"\n{vault}\n{auth}\n[output]\ndir = \"{}\"\n{rest}",
+                self.out.path().display()
+            ),
+        )
+        .unwrap();
+        p
+    }
+
+    fn file(&self, name: &str) -> Option<String> {
+        std::fs::read_to_string(self.out.path().join(name)).ok()
+    }
+
+    /// Everything left in the output directory, `.shroud/acks` aside.
+    fn leftovers(&self) -> Vec<String> {
+        let mut left = Vec::new();
+        for e in walk(self.out.path()) {
+            let rel = e
+                .strip_prefix(self.out.path())
+                .unwrap()
+                .display()
+                .to_string();
+            if rel != ".shroud" && rel != ".shroud/acks" {
+                left.push(rel);
+            }
+        }
+        left
+    }
+
+    /// Asserts nothing of shroud's survives: files, leases, tokens, roles.
+    fn assert_clean(&self, users: &[String]) {
+        assert_eq!(self.leftovers(), Vec::<String>::new(), "files left behind");
+        assert_eq!(
+            self.bao.leases("database/creds/app/"),
+            Vec::<String>::new(),
+            "leases left"
+        );
+        assert_eq!(
+            self.bao.accessors().len(),
+            1,
+            "only the root token may remain"
+        );
+        if let Some(pg) = &self.pg {
+            for u in users {
+                assert!(!pg.role_exists(u), "PostgreSQL role {u} still exists");
+            }
+            assert_eq!(pg.vault_roles(), Vec::<String>::new(), "roles left");
+        }
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            out.push(p.clone());
+            if p.is_dir() {
+                out.extend(walk(&p));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `USERNAME='…'` / `PASSWORD='…'` from an env-format file.
+fn env_value(text: &str, key: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}='")))
+        .map(|v| v.trim_end_matches('\''))
+        .unwrap_or_else(|| panic!("{key} missing"))
+        .to_string()
+}
+
+fn until<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn now_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+fn spawn_agent(cfg: &Path, log: &Path) -> Child {
+    shroud()
+        .arg("agent")
+        .arg("--config")
+        .arg(cfg)
+        .env("SHROUD_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+fn sigterm(child: &Child) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+}
+
+const DB_SECRET: &str = "[[secret]]\nname = \"db.env\"\npath = \"database/creds/app\"\nkind = \"dynamic\"\nformat = \"env\"\n";
+const KV_SECRET: &str =
+    "[[secret]]\nname = \"api-key\"\npath = \"secret/app\"\nkind = \"kv2\"\nfield = \"api_key\"\n";
+
+#[test]
+fn run_masks_and_cleans_up_however_the_command_ends() {
+    let _s = serial();
+    let w = World::new(Some(("1m", "5m")));
+    let auth = w.approle_auth();
+    let cfg = w.config(&auth, &format!("{DB_SECRET}{KV_SECRET}"));
+    let port = w.pg().port;
+    // The app prints its credentials raw, in base64, inside JSON and in a URL,
+    // logs in with them, then ends in one of four ways.
+    let app = format!(
+        r#". "$SHROUD_SECRETS_DIR/db.env"
+echo "user=$USERNAME password=$PASSWORD"
+printf '%s' "$PASSWORD" | base64
+printf '{{"password":"%s","api":"%s"}}\n' "$PASSWORD" "$(cat "$SHROUD_SECRETS_DIR/api-key")"
+echo "postgresql://$USERNAME:$PASSWORD@127.0.0.1:{port}/postgres"
+PGPASSWORD="$PASSWORD" psql -X -At -h 127.0.0.1 -p {port} -U "$USERNAME" -d postgres -c 'select 1' >/dev/null && echo login-ok
+cp "$SHROUD_SECRETS_DIR/db.env" "{seen}"
+"#,
+        seen = w.path("seen.env").display()
+    );
+    let end_file = w.path("end");
+    let cases: [(&str, String, i32); 4] = [
+        (
+            "exit 0",
+            format!("date +%s%N > {0}; exit 0", end_file.display()),
+            0,
+        ),
+        (
+            "exit 7",
+            format!("date +%s%N > {0}; exit 7", end_file.display()),
+            7,
+        ),
+        (
+            "SIGKILL",
+            format!("date +%s%N > {0}; kill -KILL $$", end_file.display()),
+            137,
+        ),
+        (
+            "shroud SIGTERMed",
+            format!("touch {0}.started; exec sleep 60", end_file.display()),
+            143,
+        ),
+    ];
+    for (what, ending, code) in cases {
+        let _ = std::fs::remove_file(&end_file);
+        let _ = std::fs::remove_file(w.path("end.started"));
+        let mut child = shroud()
+            .arg("run")
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--")
+            .args(["sh", "-c", &format!("{app}{ending}")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if what == "shroud SIGTERMed" {
+            until(Duration::from_secs(20), "the command to start", || {
+                w.path("end.started").exists().then_some(())
+            });
+            std::fs::write(&end_file, now_ns().to_string()).unwrap();
+            sigterm(&child);
+        }
+        let status = wait_with_deadline(&mut child, Duration::from_secs(30));
+        let exited_at = now_ns();
+        let ended: u128 = std::fs::read_to_string(&end_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        use std::io::Read as _;
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .unwrap();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        assert_eq!(
+            status.code(),
+            Some(code),
+            "{what}: exit code; stderr: {stderr}"
+        );
+        let elapsed = Duration::from_nanos((exited_at - ended) as u64);
+        assert!(
+            elapsed < Duration::from_secs(1),
+            "{what}: shroud took {elapsed:?} to clean up"
+        );
+        let seen = std::fs::read_to_string(w.path("seen.env")).unwrap();
+        let (user, password) = (env_value(&seen, "USERNAME"), env_value(&seen, "PASSWORD"));
+        assert!(
+            stdout.contains("login-ok"),
+            "{what}: the credentials worked: {stdout}"
+        );
+        assert!(
+            !stdout.contains(&password),
+            "{what}: password leaked: {stdout}"
+        );
+        assert!(!stdout.contains(API_KEY), "{what}: api key leaked");
+        assert!(!stdout.contains(&user), "{what}: username leaked");
+        assert!(
+            stdout.matches("[REDACTED]").count() >= 6,
+            "{what}: {stdout}"
+        );
+        assert!(
+            !stderr.contains(&password),
+            "{what}: password in shroud's log"
+        );
+        w.assert_clean(&[user]);
+    }
+}
+
+#[test]
+fn dynamic_credentials_are_renewed_then_replaced_before_max_ttl() {
+    let _s = serial();
+    let w = World::new(Some(("2s", "6s")));
+    let auth = w.approle_auth();
+    let cfg = w.config(&auth, DB_SECRET);
+    let log = w.path("agent.log");
+    let mut agent = spawn_agent(&cfg, &log);
+    let pg = w.pg();
+    let mut users: Vec<String> = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(15) {
+        if let Some(text) = w.file("db.env") {
+            let user = env_value(&text, "USERNAME");
+            if users.last() != Some(&user) {
+                let pw = env_value(&text, "PASSWORD");
+                assert!(pg.can_login(&user, &pw), "new credentials {user} log in");
+                if let Some(old) = users.last() {
+                    let old = old.clone();
+                    until(Duration::from_secs(2), "the old role to be revoked", || {
+                        (!pg.role_exists(&old)).then_some(())
+                    });
+                }
+                users.push(user);
+            }
+        }
+        assert!(
+            agent.try_wait().unwrap().is_none(),
+            "agent died: {}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        users.len() >= 2,
+        "credentials were replaced: {users:?}\n{text}"
+    );
+    assert!(text.contains("lease renewed"), "{text}");
+    assert!(text.contains("max TTL"), "{text}");
+    sigterm(&agent);
+    let t = Instant::now();
+    let status = wait_with_deadline(&mut agent, Duration::from_secs(10));
+    assert!(status.success());
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    w.assert_clean(&users);
+}
+
+#[test]
+fn survives_a_vault_outage_and_removes_expired_credentials() {
+    let _s = serial();
+    let w = World::new(Some(("4s", "10m")));
+    let auth = w.approle_auth();
+    let cfg = w.config(&auth, DB_SECRET);
+    let log = w.path("agent.log");
+    let mut agent = spawn_agent(&cfg, &log);
+    let pg = w.pg();
+    let first = until(Duration::from_secs(20), "first render", || w.file("db.env"));
+    let (user, pw) = (env_value(&first, "USERNAME"), env_value(&first, "PASSWORD"));
+    w.bao.freeze();
+    // While Vault is down the last good credentials stay and keep working…
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(w.file("db.env").as_deref(), Some(first.as_str()));
+    assert!(pg.can_login(&user, &pw));
+    // …until their lease really runs out; then the file goes.
+    until(
+        Duration::from_secs(10),
+        "the expired file to be removed",
+        || w.file("db.env").is_none().then_some(()),
+    );
+    assert!(
+        agent.try_wait().unwrap().is_none(),
+        "agent must keep running"
+    );
+    w.bao.thaw();
+    let next = until(
+        Duration::from_secs(40),
+        "new credentials after the outage",
+        || {
+            w.file("db.env")
+                .filter(|t| env_value(t, "USERNAME") != user)
+        },
+    );
+    let (user2, pw2) = (env_value(&next, "USERNAME"), env_value(&next, "PASSWORD"));
+    assert!(pg.can_login(&user2, &pw2));
+    sigterm(&agent);
+    assert!(wait_with_deadline(&mut agent, Duration::from_secs(10)).success());
+    // The first lease expired inside Vault; Vault drops its role on its own schedule.
+    until(
+        Duration::from_secs(10),
+        "Vault to expire the first role",
+        || (!pg.role_exists(&user)).then_some(()),
+    );
+    w.assert_clean(&[user, user2]);
+}
+
+fn run_cat(w: &World, cfg: &Path) -> Finished {
+    run_with_input(
+        shroud().arg("run").arg("--config").arg(cfg).args([
+            "--",
+            "sh",
+            "-c",
+            "cat \"$SHROUD_SECRETS_DIR/api-key\"; echo",
+        ]),
+        b"",
+        Duration::from_secs(30),
+    )
+    .also(|f| {
+        let _ = w;
+        let _ = f;
+    })
+}
+
+trait Also: Sized {
+    fn also(self, f: impl FnOnce(&Self)) -> Self {
+        f(&self);
+        self
+    }
+}
+impl Also for Finished {}
+
+/// `sub`, `aud` and `iss` claims signed RS256 with `key`, via openssl.
+fn jwt(key: &Path, dir: &Path) -> String {
+    let script = format!(
+        r#"set -e
+b64() {{ openssl base64 -A | tr '+/' '-_' | tr -d '='; }}
+now=$(date +%s)
+h=$(printf '{{"alg":"RS256","typ":"JWT"}}' | b64)
+p=$(printf '{{"sub":"system:serviceaccount:default:app","aud":"shroud","iss":"shroud-test","iat":%s,"exp":%s}}' $now $((now+600)) | b64)
+s=$(printf '%s.%s' "$h" "$p" | openssl dgst -sha256 -sign {key} | b64)
+printf '%s.%s.%s' "$h" "$p" "$s""#,
+        key = key.display()
+    );
+    let out = Command::new("sh")
+        .args(["-c", &script])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn every_auth_method_logs_in_renders_and_revokes() {
+    let _s = serial();
+    require_tool("openssl", "apt-get install openssl");
+    let w = World::new(None);
+    // token: a child token with the shroud policy.
+    let token = w.bao.bao(&[
+        "token",
+        "create",
+        "-policy=shroud",
+        "-ttl=1h",
+        "-field=token",
+    ]);
+    std::fs::write(w.path("token"), token.trim()).unwrap();
+    // jwt and kubernetes: the JWT method with a locally generated RSA key; the
+    // kubernetes method is the same JWT method mounted at `kubernetes` (shroud's
+    // kubernetes login sends the service-account JWT and role exactly as
+    // OpenBao's kubernetes method expects; the token review is what is stood in for).
+    let key = w.path("key.pem");
+    let pubkey = w.path("pub.pem");
+    let st = Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(st.status.success());
+    let st = Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&pubkey)
+        .output()
+        .unwrap();
+    assert!(st.status.success());
+    for mount in ["jwt", "kubernetes"] {
+        w.bao
+            .bao(&["auth", "enable", &format!("-path={mount}"), "jwt"]);
+        w.bao.bao(&[
+            "write",
+            &format!("auth/{mount}/config"),
+            &format!("jwt_validation_pubkeys=@{}", pubkey.display()),
+            "bound_issuer=shroud-test",
+        ]);
+        w.bao.bao(&[
+            "write",
+            &format!("auth/{mount}/role/app"),
+            "role_type=jwt",
+            "user_claim=sub",
+            "bound_audiences=shroud",
+            "token_policies=shroud",
+            "token_ttl=1h",
+        ]);
+    }
+    std::fs::write(w.path("sa-token"), jwt(&key, w.work.path())).unwrap();
+    let jwt_auth = |method: &str| {
+        format!(
+            "[auth]\nmethod = \"{method}\"\nrole = \"app\"\njwt_path = \"{}\"\n",
+            w.path("sa-token").display()
+        )
+    };
+    let methods = [
+        (
+            "token",
+            format!(
+                "[auth]\nmethod = \"token\"\ntoken_file = \"{}\"\n",
+                w.path("token").display()
+            ),
+        ),
+        ("approle", w.approle_auth()),
+        ("jwt", jwt_auth("jwt")),
+        ("kubernetes", jwt_auth("kubernetes")),
+    ];
+    for (method, auth) in methods {
+        let cfg = w.config(&auth, KV_SECRET);
+        let done = run_cat(&w, &cfg);
+        assert!(done.status.success(), "{method}: {}", done.err());
+        assert_eq!(done.out(), "[REDACTED]\n", "{method}");
+        assert!(
+            done.err().contains(&format!("\"method\":\"{method}\"")),
+            "{method}: {}",
+            done.err()
+        );
+        w.assert_clean(&[]);
+    }
+    assert!(
+        !w.bao.token_valid(token.trim()),
+        "the token-method token was revoked"
+    );
+}
+
+#[test]
+fn vault_errors_are_named_and_nothing_is_left_behind() {
+    let _s = serial();
+    let w = World::new(None);
+    let auth = w.approle_auth();
+    let cases = [
+        (
+            "unknown path",
+            "secret/missing",
+            "kv2",
+            "nothing found at Vault path secret/data/missing",
+        ),
+        (
+            "denied",
+            "database/roles/app",
+            "generic",
+            "permission denied",
+        ),
+    ];
+    for (what, path, kind, expect) in cases {
+        let cfg = w.config(
+            &auth,
+            &format!("{KV_SECRET}[[secret]]\nname = \"x\"\npath = \"{path}\"\nkind = \"{kind}\"\n"),
+        );
+        let done = run_cat(&w, &cfg);
+        assert_eq!(done.status.code(), Some(1), "{what}: {}", done.err());
+        assert!(
+            done.err().contains(&format!("secret `x` ({path})")),
+            "{what}: {}",
+            done.err()
+        );
+        assert!(done.err().contains(expect), "{what}: {}", done.err());
+        w.assert_clean(&[]);
+    }
+    // A bad AppRole secret_id: the login error names the method.
+    std::fs::write(w.path("secret-id"), "00000000-0000-0000-0000-000000000000").unwrap();
+    let cfg = w.config(&auth, KV_SECRET);
+    let done = run_cat(&w, &cfg);
+    assert_eq!(done.status.code(), Some(1));
+    assert!(
+        done.err().contains("approle login failed"),
+        "{}",
+        done.err()
+    );
+}
+
+/// Every readable mapping of `pid` (as root, through /proc/PID/mem).
+fn process_memory_contains(pid: u32, needle: &[u8]) -> bool {
+    use std::os::unix::fs::FileExt as _;
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+    let mut buf = Vec::new();
+    for line in maps.lines() {
+        let mut parts = line.split_whitespace();
+        let range = parts.next().unwrap();
+        let perms = parts.next().unwrap();
+        if !perms.starts_with('r') || line.ends_with("[vvar]") || line.ends_with("[vsyscall]") {
+            continue;
+        }
+        let (a, b) = range.split_once('-').unwrap();
+        let (a, b) = (
+            u64::from_str_radix(a, 16).unwrap(),
+            u64::from_str_radix(b, 16).unwrap(),
+        );
+        buf.resize((b - a) as usize, 0);
+        if mem.read_exact_at(&mut buf, a).is_ok() && contains(&buf, needle) {
+            return true;
+        }
+    }
+    false
+}
+
+#[test]
+fn a_retired_value_is_gone_from_process_memory() {
+    let _s = serial();
+    let w = World::new(None);
+    let auth = w.approle_auth();
+    let old = "retired-value-7c1d2e3f4a5b6c7d";
+    let new = "current-value-0a9b8c7d6e5f4a3b";
+    w.bao
+        .bao(&["kv", "put", "secret/mem", &format!("token={old}")]);
+    let cfg = w.config(
+        &auth,
+        "[[secret]]\nname = \"mem\"\npath = \"secret/mem\"\nkind = \"kv2\"\nfield = \"token\"\nrefresh = \"300ms\"\n\
+         [redact]\nretain = \"1s\"\n",
+    );
+    let log = w.path("agent.log");
+    let mut agent = spawn_agent(&cfg, &log);
+    until(Duration::from_secs(20), "first render", || {
+        (w.file("mem").as_deref() == Some(old)).then_some(())
+    });
+    assert!(
+        process_memory_contains(agent.id(), old.as_bytes()),
+        "the reader finds live values"
+    );
+    w.bao
+        .bao(&["kv", "put", "secret/mem", &format!("token={new}")]);
+    until(Duration::from_secs(10), "rotation", || {
+        (w.file("mem").as_deref() == Some(new)).then_some(())
+    });
+    // Past the retention window the retired value leaves the redaction set too.
+    until(
+        Duration::from_secs(10),
+        "the retired value to leave the values file",
+        || {
+            let v = std::fs::read(w.out.path().join(".shroud/values")).ok()?;
+            (!contains(&v, base64(old.as_bytes()).as_bytes())).then_some(())
+        },
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        process_memory_contains(agent.id(), new.as_bytes()),
+        "sanity: the current value is found"
+    );
+    assert!(
+        !process_memory_contains(agent.id(), old.as_bytes()),
+        "the retired value survives in the agent's memory"
+    );
+    sigterm(&agent);
+    assert!(wait_with_deadline(&mut agent, Duration::from_secs(10)).success());
+    w.assert_clean(&[]);
+}
+
+fn base64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::new();
+    for c in data.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                s.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                s.push('=');
+            }
+        }
+    }
+    s
+}
+
+#[test]
+fn run_rotation_is_masked_before_the_command_sees_it_and_signals_it() {
+    let _s = serial();
+    let w = World::new(None);
+    let auth = w.approle_auth();
+    let (v1, v2) = ("first-kv2-value-5e6f7a8b", "second-kv2-value-1a2b3c4d");
+    w.bao
+        .bao(&["kv", "put", "secret/rot", &format!("token={v1}")]);
+    let cfg = w.config(
+        &auth,
+        "[[secret]]\nname = \"tok\"\npath = \"secret/rot\"\nkind = \"kv2\"\nfield = \"token\"\nrefresh = \"200ms\"\n\
+         [lifecycle]\non_rotate = \"signal:SIGHUP\"\n",
+    );
+    let started = w.path("started");
+    let app = format!(
+        "trap 'echo \"reloaded: $(cat \"$SHROUD_SECRETS_DIR/tok\")\"; touch {0}.hup' HUP\n\
+         echo \"start: $(cat \"$SHROUD_SECRETS_DIR/tok\")\"; touch {0}\n\
+         i=0; while [ ! -e {0}.hup ] && [ $i -lt 300 ]; do sleep 0.05; i=$((i+1)); done; echo done",
+        started.display()
+    );
+    let child = shroud()
+        .arg("run")
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--", "sh", "-c", &app])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    until(Duration::from_secs(20), "the command to start", || {
+        started.exists().then_some(())
+    });
+    w.bao
+        .bao(&["kv", "put", "secret/rot", &format!("token={v2}")]);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("start: [REDACTED]"), "{stdout}");
+    assert!(stdout.contains("reloaded: [REDACTED]"), "{stdout}");
+    assert!(!stdout.contains(v1) && !stdout.contains(v2), "{stdout}");
+    w.assert_clean(&[]);
+}
+
+#[test]
+fn agent_and_exec_hand_over_rotations_and_the_exit_marker_stops_the_agent() {
+    let _s = serial();
+    let w = World::new(None);
+    let auth = w.approle_auth();
+    let (v1, v2) = ("exec-first-value-9f8e7d6c", "exec-second-value-3c4d5e6f");
+    w.bao
+        .bao(&["kv", "put", "secret/rot", &format!("token={v1}")]);
+    let cfg = w.config(
+        &auth,
+        "[[secret]]\nname = \"tok\"\npath = \"secret/rot\"\nkind = \"kv2\"\nfield = \"token\"\nrefresh = \"200ms\"\n",
+    );
+    let log = w.path("agent.log");
+    let mut agent = spawn_agent(&cfg, &log);
+    let dir = w.out.path();
+    until(Duration::from_secs(20), "ready", || {
+        dir.join(".shroud/ready").exists().then_some(())
+    });
+    let started = w.path("started");
+    let app = format!(
+        "trap 'echo \"reloaded: $(cat \"$SHROUD_SECRETS_DIR/tok\")\"; touch {0}.hup' HUP\n\
+         echo \"start: $(cat \"$SHROUD_SECRETS_DIR/tok\")\"; touch {0}\n\
+         i=0; while [ ! -e {0}.hup ] && [ $i -lt 300 ]; do sleep 0.05; i=$((i+1)); done; echo done",
+        started.display()
+    );
+    let exec = shroud()
+        .args(["exec", "--secrets-dir"])
+        .arg(dir)
+        .args(["--on-rotate", "signal:SIGHUP", "--", "sh", "-c", &app])
+        .env("SHROUD_SECRETS_DIR", dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    until(Duration::from_secs(20), "the command to start", || {
+        started.exists().then_some(())
+    });
+    w.bao
+        .bao(&["kv", "put", "secret/rot", &format!("token={v2}")]);
+    let out = exec.wait_with_output().unwrap();
+    let exec_done = Instant::now();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("start: [REDACTED]"), "{stdout}");
+    assert!(stdout.contains("reloaded: [REDACTED]"), "{stdout}");
+    assert!(!stdout.contains(v1) && !stdout.contains(v2), "{stdout}");
+    // exec wrote .shroud/exited; the agent wipes, revokes and leaves on its own.
+    let status = wait_with_deadline(&mut agent, Duration::from_secs(10));
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    assert!(
+        exec_done.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        exec_done.elapsed()
+    );
+    let _ = std::fs::remove_file(dir.join(".shroud/exited"));
+    w.assert_clean(&[]);
+}
+
+#[test]
+fn token_at_max_ttl_means_a_new_login_and_new_leases() {
+    let _s = serial();
+    let w = World::new(Some(("1m", "5m")));
+    let auth = w.approle_auth_ttl("3s", "5s");
+    let cfg = w.config(&auth, DB_SECRET);
+    let log = w.path("agent.log");
+    let mut agent = spawn_agent(&cfg, &log);
+    let pg = w.pg();
+    let mut users: Vec<String> = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(12) {
+        if let Some(text) = w.file("db.env") {
+            let user = env_value(&text, "USERNAME");
+            if users.last() != Some(&user) {
+                assert!(
+                    pg.can_login(&user, &env_value(&text, "PASSWORD")),
+                    "{user} logs in"
+                );
+                users.push(user);
+            }
+        }
+        assert!(
+            agent.try_wait().unwrap().is_none(),
+            "agent died: {}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.matches("logged in to Vault").count() >= 2, "{text}");
+    // Leases die with the token that made them: each login brings new credentials.
+    assert!(users.len() >= 2, "{users:?}\n{text}");
+    sigterm(&agent);
+    assert!(wait_with_deadline(&mut agent, Duration::from_secs(10)).success());
+    until(Duration::from_secs(10), "expired tokens to be gone", || {
+        (w.bao.accessors().len() == 1).then_some(())
+    });
+    w.assert_clean(&users);
+}
+
+#[test]
+fn survives_a_vault_restart_without_restarting() {
+    let _s = serial();
+    let mut w = World::with(OpenBao::start_persistent(), Some(("6s", "10m")));
+    let auth = w.approle_auth();
+    let cfg = w.config(&auth, DB_SECRET);
+    let log = w.path("agent.log");
+    let mut agent = spawn_agent(&cfg, &log);
+    let first = until(Duration::from_secs(20), "first render", || w.file("db.env"));
+    let (user, pw) = (env_value(&first, "USERNAME"), env_value(&first, "PASSWORD"));
+    w.bao.stop();
+    std::thread::sleep(Duration::from_millis(1500));
+    // Vault is gone (connection refused): the credentials stay and keep working.
+    assert_eq!(w.file("db.env").as_deref(), Some(first.as_str()));
+    assert!(w.pg().can_login(&user, &pw));
+    let renewed_before = std::fs::read_to_string(&log)
+        .unwrap()
+        .matches("lease renewed")
+        .count();
+    w.bao.restart();
+    // Back (after unsealing): the agent goes on by itself, renewing the lease that
+    // survived the restart or, if Vault lost it, replacing the credentials.
+    let current = until(
+        Duration::from_secs(30),
+        "renewal or replacement after the restart",
+        || {
+            let text = std::fs::read_to_string(&log).ok()?;
+            let file = w.file("db.env")?;
+            let renewed = text.matches("lease renewed").count() > renewed_before;
+            (renewed || env_value(&file, "USERNAME") != user).then_some(file)
+        },
+    );
+    assert!(
+        agent.try_wait().unwrap().is_none(),
+        "agent must keep running"
+    );
+    let (user2, pw2) = (
+        env_value(&current, "USERNAME"),
+        env_value(&current, "PASSWORD"),
+    );
+    assert!(w.pg().can_login(&user2, &pw2));
+    sigterm(&agent);
+    assert!(wait_with_deadline(&mut agent, Duration::from_secs(10)).success());
+    w.assert_clean(&[user, user2]);
+}
+
+#[test]
+fn shutdown_with_vault_down_still_wipes_at_once_and_gives_up_revoking_in_time() {
+    let _s = serial();
+    let w = World::new(Some(("1m", "5m")));
+    let auth = w.approle_auth();
+    let cfg = w.config(
+        &auth,
+        &format!("{DB_SECRET}{KV_SECRET}[lifecycle]\nrevoke_timeout = \"2s\"\n"),
+    );
+    let log = w.path("agent.log");
+    let mut agent = spawn_agent(&cfg, &log);
+    until(Duration::from_secs(20), "first render", || w.file("db.env"));
+    w.bao.freeze();
+    let t = Instant::now();
+    sigterm(&agent);
+    until(Duration::from_secs(1), "the files to be wiped", || {
+        w.leftovers().is_empty().then_some(())
+    });
+    let status = wait_with_deadline(&mut agent, Duration::from_secs(15));
+    assert!(status.success());
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(6),
+        "{took:?}"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("cannot revoke"), "{text}");
+    assert!(text.contains("unreachable"), "{text}");
+    w.bao.thaw();
+}
+
+#[test]
+fn tls_with_ca_cert_and_server_name() {
+    let _s = serial();
+    let w = World::with(OpenBao::start_tls(), None);
+    let auth = w.approle_auth();
+    let ca = w.bao.ca_cert.clone().unwrap();
+    let ca_line = format!("ca_cert = \"{}\"\n", ca.display());
+    let by_ip = w.bao.addr.clone();
+    let by_name = by_ip.replace("127.0.0.1", "localhost");
+    let cases = [
+        ("CA, address by IP", by_ip.clone(), ca_line.clone(), true),
+        (
+            "CA, tls_server_name names a certificate SAN",
+            by_ip.clone(),
+            format!("{ca_line}tls_server_name = \"localhost\"\n"),
+            true,
+        ),
+        (
+            "tls_server_name not in the certificate",
+            by_ip.clone(),
+            format!("{ca_line}tls_server_name = \"wrong.example\"\n"),
+            false,
+        ),
+        (
+            "no CA: built-in roots do not know the dev CA",
+            by_name,
+            String::new(),
+            false,
+        ),
+    ];
+    for (what, address, vault, ok) in cases {
+        let cfg = w.config_vault(&address, &vault, &auth, KV_SECRET);
+        let done = run_cat(&w, &cfg);
+        if ok {
+            assert!(done.status.success(), "{what}: {}", done.err());
+            assert_eq!(done.out(), "[REDACTED]\n", "{what}");
+        } else {
+            // `wrong.example` does not resolve: getting as far as a certificate
+            // error shows the connection went to the address while the name was
+            // used to verify the certificate (whose 127.0.0.1 SAN would match).
+            assert_eq!(done.status.code(), Some(1), "{what}: {}", done.err());
+            assert!(
+                done.err().contains("TLS with Vault at"),
+                "{what}: {}",
+                done.err()
+            );
+            assert!(done.err().contains("certificate"), "{what}: {}", done.err());
+        }
+        w.assert_clean(&[]);
+    }
+}
+
+#[test]
+fn agent_sigtermed_waits_for_the_workloads_exit_marker() {
+    let _s = serial();
+    let w = World::new(None);
+    let auth = w.approle_auth();
+    let cfg = w.config(
+        &auth,
+        &format!("{KV_SECRET}[lifecycle]\nexit_marker_timeout = \"20s\"\n"),
+    );
+    let log = w.path("agent.log");
+    let mut agent = spawn_agent(&cfg, &log);
+    let dir = w.out.path();
+    until(Duration::from_secs(20), "ready", || {
+        dir.join(".shroud/ready").exists().then_some(())
+    });
+    let started = w.path("started");
+    let mut exec = shroud()
+        .args(["exec", "--secrets-dir"])
+        .arg(dir)
+        .args([
+            "--",
+            "sh",
+            "-c",
+            &format!("touch {}; exec sleep 60", started.display()),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    until(
+        Duration::from_secs(20),
+        "exec's ack and the command",
+        || {
+            let acks = std::fs::read_dir(dir.join(".shroud/acks")).ok()?.count();
+            (acks > 0 && started.exists()).then_some(())
+        },
+    );
+    // Pod termination: the sidecar is told first; the workload still runs and
+    // still needs its credentials.
+    sigterm(&agent);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        agent.try_wait().unwrap().is_none(),
+        "agent must wait for the exit marker"
+    );
+    assert!(
+        w.file("api-key").is_some(),
+        "files must stay while the workload runs"
+    );
+    sigterm(&exec);
+    let t = Instant::now();
+    assert_eq!(
+        wait_with_deadline(&mut exec, Duration::from_secs(10)).code(),
+        Some(143)
+    );
+    assert!(wait_with_deadline(&mut agent, Duration::from_secs(10)).success());
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    let _ = std::fs::remove_file(dir.join(".shroud/exited"));
+    w.assert_clean(&[]);
+}
