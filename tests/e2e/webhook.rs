@@ -663,8 +663,9 @@ fn metrics_count_injections_and_denials_by_namespace() {
     );
 }
 
-/// The patched container command really runs: the binary copied by `copy-self`,
-/// `shroud exec` waiting for the agent's ready marker (classic sidecar), the secret
+/// The patched pod's commands really run: `shroud-init`'s copy-self, the agent's
+/// readiness probe (failing before the first render, passing after), and the
+/// wrapped command: `shroud exec` waiting for the ready marker (classic sidecar), the secret
 /// read from the secrets directory and masked in the output, the exit code kept
 /// and the exit marker written.
 #[test]
@@ -685,26 +686,45 @@ fn patched_command_runs_under_shroud_exec() {
     let secrets = shroud_e2e::Tmpfs::new();
     let bin_dir = tempfile::tempdir().unwrap();
     let bin = bin_dir.path().join("shroud");
-    let out = shroud().arg("copy-self").arg(&bin).output().unwrap();
-    assert!(out.status.success(), "{out:?}");
+    let dir = secrets.path().to_str().unwrap();
+    // Every command of the patched pod runs with the image's `/shroud` and the pod's
+    // paths mapped to local ones.
+    let local = |cmd: &Value| -> Vec<String> {
+        strings(cmd)
+            .iter()
+            .map(|a| {
+                if a == "/shroud" {
+                    shroud_bin().to_str().unwrap().to_string()
+                } else {
+                    a.replace("/shroud/bin/shroud", bin.to_str().unwrap())
+                        .replace("/run/shroud/secrets", dir)
+                }
+            })
+            .collect()
+    };
+    let run = |argv: Vec<String>| {
+        shroud_e2e::run_with_input(
+            std::process::Command::new(&argv[0]).args(&argv[1..]),
+            b"",
+            Duration::from_secs(20),
+        )
+    };
+    let init = run(local(&patched["spec"]["initContainers"][0]["command"]));
+    assert!(init.status.success(), "shroud-init: {}", init.err());
+    let agent = container(&patched["spec"]["containers"], "shroud-agent");
+    let probe = local(&agent["readinessProbe"]["exec"]["command"]);
+    assert!(
+        !run(probe.clone()).status.success(),
+        "ready before the first render"
+    );
     let secret = "sk_live_4eC39HqLyjWDarjtT1zdp7dc";
     std::fs::write(secrets.path().join("stripe"), secret).unwrap();
     std::fs::create_dir_all(secrets.path().join(".shroud")).unwrap();
     std::fs::write(secrets.path().join(".shroud/ready"), "").unwrap();
-    let dir = secrets.path().to_str().unwrap();
-    let local: Vec<String> = command
-        .iter()
-        .map(|a| {
-            a.replace("/shroud/bin/shroud", bin.to_str().unwrap())
-                .replace("/run/shroud/secrets", dir)
-        })
-        .collect();
-    assert!(local.contains(&"--wait-ready".to_string()), "{local:?}");
-    let out = shroud_e2e::run_with_input(
-        std::process::Command::new(&local[0]).args(&local[1..]),
-        b"",
-        Duration::from_secs(20),
-    );
+    assert!(run(probe).status.success(), "probe fails after the render");
+    let wrapped = local(&json!(command));
+    assert!(wrapped.contains(&"--wait-ready".to_string()), "{wrapped:?}");
+    let out = run(wrapped);
     assert_eq!(out.status.code(), Some(3), "{}", out.err());
     assert!(!out.out().contains(secret), "secret leaked: {}", out.out());
     assert!(out.out().contains("key=[REDACTED]"), "{}", out.out());
