@@ -7,6 +7,7 @@
 //! its set with [`set_live`]; until then lines pass unchanged.
 
 use std::io::{self, IsTerminal as _, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
@@ -20,6 +21,17 @@ use crate::live::LiveSet;
 
 /// The secret set every log line is redacted with.
 static LIVE: ArcSwapOption<LiveSet> = ArcSwapOption::const_empty();
+
+/// Whether stderr's terminal is in raw mode (see [`set_raw_terminal`]).
+static RAW_TERMINAL: AtomicBool = AtomicBool::new(false);
+
+/// Tells the log writer that the terminal on stderr is (or no longer is) in raw
+/// mode. Raw mode turns off the terminal's `\n` → `\r\n` translation, so while
+/// it is on every line shroud writes ends in `\r\n` itself; otherwise the lines
+/// stair-step across the screen.
+pub fn set_raw_terminal(raw: bool) {
+    RAW_TERMINAL.store(raw, Ordering::Relaxed);
+}
 
 /// Makes `live` the set shroud's own output is redacted with, from the next line
 /// on. Pass the same [`LiveSet`] the streams use so rotations are picked up.
@@ -73,8 +85,30 @@ pub fn print_redacted(line: &str) {
     let mut bytes = Zeroizing::new(Vec::with_capacity(line.len() + 1));
     bytes.extend_from_slice(line.as_bytes());
     bytes.push(b'\n');
-    let out = redact(&bytes);
+    let out = line_endings(redact(&bytes));
     let _ = io::stderr().lock().write_all(&out);
+}
+
+/// `bytes` with `\n` turned into `\r\n` while the terminal is raw.
+fn line_endings(bytes: Zeroizing<Vec<u8>>) -> Zeroizing<Vec<u8>> {
+    if !RAW_TERMINAL.load(Ordering::Relaxed) {
+        return bytes;
+    }
+    crlf(&bytes)
+}
+
+/// Every `\n` not already preceded by `\r` becomes `\r\n`.
+fn crlf(bytes: &[u8]) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(Vec::with_capacity(bytes.len() + 8));
+    let mut prev = 0u8;
+    for &b in bytes {
+        if b == b'\n' && prev != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        prev = b;
+    }
+    out
 }
 
 /// `bytes` with every value of the live set masked (unchanged when none is set).
@@ -166,7 +200,7 @@ impl<W: Write> Drop for RedactingWriter<W> {
         if self.buf.is_empty() {
             return;
         }
-        let out = redact_with(self.live, &self.buf);
+        let out = line_endings(redact_with(self.live, &self.buf));
         let _ = self.inner.write_all(&out);
         let _ = self.inner.flush();
     }
@@ -247,6 +281,13 @@ mod tests {
             assert!(v.get("level").is_some());
         }
         assert!(out.contains(r#""password":"[REDACTED]""#), "{out}");
+    }
+
+    #[test]
+    fn raw_terminal_lines_end_in_crlf() {
+        assert_eq!(&crlf(b"one\ntwo\r\nthree\n")[..], b"one\r\ntwo\r\nthree\r\n");
+        assert_eq!(&crlf(b"\n\n")[..], b"\r\n\r\n");
+        assert_eq!(&crlf(b"no newline")[..], b"no newline");
     }
 
     #[test]

@@ -20,7 +20,12 @@ use crate::live::LiveSet;
 /// Default idle interval after which a held piece is released.
 pub const DEFAULT_IDLE: Duration = Duration::from_millis(50);
 
+/// The read buffer's size once a read has filled the first, smaller one.
 const READ_BUF: usize = 128 * 1024;
+/// The first read buffer: a stream that never carries much (or nothing, a
+/// command that exits at once) does not pay for faulting in, locking and wiping
+/// 128 KiB.
+const FIRST_READ_BUF: usize = 8 * 1024;
 /// How many reads a stopped pump still makes to drain what is already there.
 const MAX_READS_AFTER_STOP: usize = 64;
 
@@ -94,7 +99,7 @@ pub fn pump_until(
     grow_pipe(input);
     let mut swaps = live.swaps();
     let mut redactor = Redactor::new(live.load()).with_mask(config.mask.clone());
-    let mut buf = zeroize::Zeroizing::new(vec![0u8; READ_BUF]);
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; FIRST_READ_BUF]);
     let mut out = Vec::with_capacity(4096);
     let mut pieces = Vec::with_capacity(64);
     let idle = PollTimeout::try_from(config.idle).unwrap_or(PollTimeout::MAX);
@@ -158,6 +163,10 @@ pub fn pump_until(
         pieces.clear();
         if end == PumpEnd::OutputClosed {
             return Ok(PumpEnd::OutputClosed);
+        }
+        if n == buf.len() && buf.len() < READ_BUF {
+            // A busy stream: fewer, larger reads (the old buffer is wiped).
+            buf = zeroize::Zeroizing::new(vec![0u8; READ_BUF]);
         }
     }
 }

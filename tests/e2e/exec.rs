@@ -277,8 +277,14 @@ fn as_pid_1_reaps_orphans_and_exits_with_the_command() {
 
 /// Runs shroud under `script`, which gives it a real pseudo-terminal.
 fn under_pty(shroud_args: &str) -> (Child, Collected, JoinHandle<()>) {
+    under_pty_env(shroud_args, &[])
+}
+
+/// [`under_pty`] with extra environment variables for shroud.
+fn under_pty_env(shroud_args: &str, env: &[(&str, &str)]) -> (Child, Collected, JoinHandle<()>) {
     require_tool("script", "apt-get install bsdutils");
     let mut child = Command::new("script")
+        .envs(env.iter().copied())
         .args([
             "-qec",
             &format!("{} {shroud_args}", shroud_bin().display()),
@@ -319,6 +325,28 @@ fn tty_mode_gives_the_command_a_terminal_and_still_masks() {
     assert!(text.contains(&format!("got hello {MASK}")), "{text}");
     assert!(!text.contains(SECRET), "{text}");
     assert_eq!(status.code(), Some(6), "{text}");
+}
+
+#[test]
+fn own_log_lines_end_in_crlf_while_the_terminal_is_raw() {
+    // Debug logging writes "command started" and "command exited" while our
+    // terminal is raw, interleaved with the command's own (pty-translated) lines.
+    let (mut child, out, t) = under_pty_env(
+        "exec --tty auto -- sh -c 'echo one; echo two'",
+        &[("SHROUD_LOG", "debug"), ("SHROUD_LOG_FORMAT", "text")],
+    );
+    let status = wait_with_deadline(&mut child, LIMIT);
+    t.join().unwrap();
+    let text = out.text();
+    assert_eq!(status.code(), Some(0), "{text:?}");
+    assert!(text.contains("command started"), "{text:?}");
+    assert!(text.contains("command exited"), "{text:?}");
+    assert!(text.contains("one\r\ntwo\r\n"), "{text:?}");
+    let bare = text
+        .match_indices('\n')
+        .filter(|(i, _)| *i == 0 || text.as_bytes()[i - 1] != b'\r')
+        .count();
+    assert_eq!(bare, 0, "lines without \\r: {text:?}");
 }
 
 #[test]
@@ -471,6 +499,67 @@ fn wait_ready_holds_the_command_until_the_agent_is_ready() {
 }
 
 #[test]
+fn wait_ready_waits_for_a_missing_directory_to_appear() {
+    let base = tempfile::tempdir().unwrap();
+    // Two levels are missing: the nearest existing ancestor is watched, then the
+    // next one, then the directory itself.
+    let dir = base.path().join("volume/secrets");
+    let r = Running::start(&mut exec_sh(
+        &["--secrets-dir", dir.to_str().unwrap(), "--wait-ready"],
+        "echo started",
+    ));
+    r.err.wait_for("the wait", LIMIT, |t| {
+        t.contains("waiting for the secrets directory to appear")
+    });
+    std::fs::create_dir(base.path().join("volume")).unwrap();
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::create_dir(dir.join(".shroud")).unwrap();
+    assert_eq!(r.out.text(), "", "started before the ready marker");
+    std::fs::write(dir.join(".shroud/ready"), "").unwrap();
+    r.out.wait_count("started", 1, LIMIT);
+    let (code, _, err) = r.finish();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(dir.join(".shroud/exited").exists());
+
+    // Never appears: the ready timeout (exit 1), not a usage error.
+    let missing = base.path().join("never/secrets");
+    let done = run(&mut exec_sh(
+        &[
+            "--secrets-dir",
+            missing.to_str().unwrap(),
+            "--wait-ready",
+            "--ready-timeout",
+            "300ms",
+        ],
+        "echo started",
+    ));
+    assert_eq!(done.status.code(), Some(1), "{}", done.err());
+    assert!(done.err().contains(".shroud/ready"), "{}", done.err());
+    assert!(!done.out().contains("started"));
+
+    // A file in the way can never become the directory: a usage error.
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let done = run(&mut exec_sh(
+        &[
+            "--secrets-dir",
+            file.path().join("secrets").to_str().unwrap(),
+            "--wait-ready",
+        ],
+        "echo started",
+    ));
+    assert_eq!(done.status.code(), Some(64), "{}", done.err());
+    assert!(done.err().contains("not a directory"), "{}", done.err());
+
+    // Without --wait-ready a missing directory stays a usage error.
+    let done = run(&mut exec_sh(
+        &["--secrets-dir", missing.to_str().unwrap()],
+        "echo started",
+    ));
+    assert_eq!(done.status.code(), Some(64), "{}", done.err());
+    assert!(done.err().contains("--secrets-dir"), "{}", done.err());
+}
+
+#[test]
 fn exit_marker_holds_the_exit_code() {
     let fs = Tmpfs::new();
     let done = run(&mut exec_sh(
@@ -519,27 +608,63 @@ fn bad_input_is_a_usage_error() {
     assert!(done.err().contains("--secrets-dir"), "{}", done.err());
 }
 
+/// Counts every SIGINT delivery separately (a shell's trap would fold two that
+/// arrive close together into one): SIGINT is blocked and taken one at a time
+/// with `sigwaitinfo`, each printed with its number and sender; SIGTERM ends it.
+const SIGINT_COUNTER: &str = r#"
+import os, signal
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+print("ready ppid=%d" % os.getppid(), flush=True)
+n = 0
+while True:
+    info = signal.sigwaitinfo({signal.SIGINT, signal.SIGTERM})
+    if info.si_signo == signal.SIGTERM:
+        break
+    n += 1
+    sender = "kernel" if info.si_code == 0x80 else "pid-%d" % info.si_pid
+    print("INT %d from %s" % (n, sender), flush=True)
+print("total %d" % n, flush=True)
+"#;
+
 #[test]
 fn a_terminal_ctrl_c_reaches_the_command_exactly_once() {
+    require_tool("python3", "apt-get install python3");
     let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("ctrl-c.sh");
-    std::fs::write(
-        &script,
-        "trap 'echo got-INT; n=0' INT; echo ready\n\
-         while :; do sleep 0.05; if [ -n \"$n\" ]; then n=$((n+1)); [ $n -ge 10 ] && exit 0; fi; done\n",
-    )
-    .unwrap();
+    let script = dir.path().join("count-int.py");
+    std::fs::write(&script, SIGINT_COUNTER).unwrap();
     // auto: the command has its own terminal (ours is raw, the byte is passed on);
-    // never: it shares our terminal and process group (the kernel delivers it).
+    // never: it shares our terminal and process group (the kernel delivers it to
+    // shroud and the command, and shroud must not forward its copy).
     for tty in ["auto", "never"] {
         let (mut child, out, t) =
-            under_pty(&format!("exec --tty {tty} -- sh {}", script.display()));
+            under_pty(&format!("exec --tty {tty} -- python3 {}", script.display()));
         out.wait_count("ready", 1, LIMIT);
-        child.stdin.as_mut().unwrap().write_all(b"\x03").unwrap();
+        let shroud_pid: i32 = {
+            let text = out.text();
+            let at = text.find("ready ppid=").unwrap() + "ready ppid=".len();
+            text[at..].split_whitespace().next().unwrap().parse().unwrap()
+        };
+        // Three separate Ctrl-Cs, each sent once the previous one has arrived, so
+        // a duplicate would be a separate delivery and counted.
+        for k in 1..=3 {
+            child.stdin.as_mut().unwrap().write_all(b"\x03").unwrap();
+            child.stdin.as_mut().unwrap().flush().unwrap();
+            out.wait_count("INT ", k, LIMIT);
+        }
+        // shroud handles its signals in order: a forwarded copy of the last
+        // Ctrl-C would be sent before this SIGTERM is passed on, and is taken
+        // first (lower signal number).
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(shroud_pid), Signal::SIGTERM).unwrap();
         let status = wait_with_deadline(&mut child, LIMIT);
         t.join().unwrap();
         let text = out.text();
-        assert_eq!(text.matches("got-INT").count(), 1, "--tty {tty}: {text}");
+        assert_eq!(text.matches("INT ").count(), 3, "--tty {tty}: {text}");
+        assert_eq!(
+            text.matches("from kernel").count(),
+            3,
+            "--tty {tty}: {text}"
+        );
+        assert!(text.contains("total 3"), "--tty {tty}: {text}");
         assert_eq!(status.code(), Some(0), "--tty {tty}: {text}");
     }
 }

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use crate::cli::ExecArgs;
 use crate::error::usage;
 use crate::exec::handshake::Ack;
-use crate::exec::watch::{self, Reload, SecretsWatcher};
+use crate::exec::watch::{self, Reload, SecretsWatcher, WatchError};
 use crate::exec::{supervise, ExecOptions};
 use crate::live::LiveSet;
 use crate::pump::PumpConfig;
@@ -23,13 +23,21 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
         dir: r.secrets_dir.clone(),
     };
     if let Some(dir) = &sources.dir {
-        // Unreadable or missing: a usage error now, not a watch error later.
-        std::fs::read_dir(dir)
-            .with_context(|| format!("--secrets-dir {}: cannot read directory", dir.display()))
-            .map_err(usage)?;
+        // With --wait-ready the directory may appear later (exec and the agent
+        // started together); otherwise, or once it exists, unreadable or missing
+        // is a usage error now, not a watch error later.
         if args.wait_ready {
-            watch::wait_ready(dir, args.ready_timeout).context("--wait-ready")?;
+            if dir.exists() {
+                check_readable(dir)?;
+            }
+            if let Err(e) = watch::wait_ready(dir, args.ready_timeout) {
+                let bad_path = matches!(e, WatchError::NotADirectory { .. });
+                let e = anyhow::Error::from(e)
+                    .context(format!("--wait-ready --secrets-dir {}", dir.display()));
+                return Err(if bad_path { usage(e).into() } else { e });
+            }
         }
+        check_readable(dir)?;
     } else if args.wait_ready {
         return Err(usage(anyhow::anyhow!("--wait-ready needs --secrets-dir")).into());
     }
@@ -52,7 +60,7 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
     // shroud's own log lines are redacted with the same, live, set.
     crate::logging::set_live(Arc::clone(&live));
 
-    let _watcher = match watching {
+    let watcher = match watching {
         Some((dir, (mut watcher, pending))) => {
             let mut ack = Ack::new(&dir);
             if let Some(generation) = loaded.generation {
@@ -90,5 +98,14 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
         exit_marker: sources.dir.clone(),
         counters: Arc::default(),
     };
-    supervise(opts, live, Some(rotated_rx))
+    // Without a directory nothing ever rotates: no channel, no forwarding thread.
+    let rotations = watcher.is_some().then_some(rotated_rx);
+    supervise(opts, live, rotations)
+}
+
+fn check_readable(dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::read_dir(dir)
+        .with_context(|| format!("--secrets-dir {}: cannot read directory", dir.display()))
+        .map_err(usage)?;
+    Ok(())
 }

@@ -8,7 +8,7 @@
 //!
 //! # Library API (for `shroud run`)
 //!
-//! ```ignore
+//! ```text
 //! let live = Arc::new(LiveSet::new(initial_set));
 //! let (rotated, rotations) = std::sync::mpsc::channel::<Rotated>();
 //! // keep `rotated`; after swapping `live` and renaming the new files into place:

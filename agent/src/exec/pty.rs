@@ -85,9 +85,13 @@ pub fn foreground_group(master: BorrowedFd<'_>) -> Option<Pid> {
 #[derive(Debug)]
 pub struct RawMode {
     saved: Termios,
+    /// shroud's log lines go to a terminal too and are written with `\r\n`.
+    logs_crlf: bool,
 }
 
-/// Puts stdin's terminal in raw mode, when stdin is a terminal.
+/// Puts stdin's terminal in raw mode, when stdin is a terminal. While it is,
+/// shroud's own log lines on a terminal stderr end in `\r\n` (raw mode turns
+/// off the terminal's own translation).
 pub fn raw_stdin() -> Option<RawMode> {
     let stdin = io::stdin();
     if !stdin.is_terminal() {
@@ -96,13 +100,23 @@ pub fn raw_stdin() -> Option<RawMode> {
     let saved = termios::tcgetattr(stdin.as_fd()).ok()?;
     let mut raw = saved.clone();
     termios::cfmakeraw(&mut raw);
-    termios::tcsetattr(stdin.as_fd(), SetArg::TCSADRAIN, &raw).ok()?;
-    Some(RawMode { saved })
+    // Before the switch: a line caught in between gets a harmless extra `\r`
+    // rather than none.
+    let logs_crlf = io::stderr().is_terminal();
+    crate::logging::set_raw_terminal(logs_crlf);
+    if termios::tcsetattr(stdin.as_fd(), SetArg::TCSADRAIN, &raw).is_err() {
+        crate::logging::set_raw_terminal(false);
+        return None;
+    }
+    Some(RawMode { saved, logs_crlf })
 }
 
 impl Drop for RawMode {
     fn drop(&mut self) {
         let _ = termios::tcsetattr(io::stdin().as_fd(), SetArg::TCSADRAIN, &self.saved);
+        if self.logs_crlf {
+            crate::logging::set_raw_terminal(false);
+        }
     }
 }
 

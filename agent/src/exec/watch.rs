@@ -41,6 +41,12 @@ pub enum WatchError {
         /// What notify reported.
         source: notify::Error,
     },
+    /// A path on the way to the directory exists but is not a directory.
+    #[error("{path} is not a directory")]
+    NotADirectory {
+        /// The path.
+        path: PathBuf,
+    },
     /// `--wait-ready` gave up.
     #[error("{path} did not appear within {timeout:?} (is the shroud agent running and writing to this directory?)")]
     ReadyTimeout {
@@ -103,22 +109,46 @@ impl DirWatch {
     }
 }
 
-/// Waits until `<dir>/.shroud/ready` exists, at most `timeout`.
+/// Waits until `<dir>/.shroud/ready` exists, at most `timeout`. `dir` itself
+/// may not exist yet (exec and the agent started together): until it does, its
+/// nearest existing ancestor is watched instead.
 pub fn wait_ready(dir: &Path, timeout: Duration) -> Result<(), WatchError> {
-    let (tx, rx) = mpsc::channel();
-    let mut watch = DirWatch::new(dir, tx)?;
+    let (tx, rx) = mpsc::channel::<()>();
+    let mut watcher = notify::recommended_watcher(move |_event| {
+        let _ = tx.send(());
+    })
+    .map_err(|source| WatchError::Watch {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut watched: Vec<PathBuf> = Vec::new();
     let ready = dir.join(READY_FILE);
     let deadline = Instant::now() + timeout;
+    let mut announced = false;
     loop {
-        // Check after (re)arming the watches, so a marker written in between is
-        // seen either by the check or as an event.
-        watch.watch_meta();
+        if !announced && !dir.is_dir() {
+            tracing::info!(dir = %dir.display(), "waiting for the secrets directory to appear");
+            announced = true;
+        }
+        // Arm the watches for what exists now, then check: a directory or marker
+        // created in between is seen either by the check or as an event.
+        for path in ready_watch_targets(dir)? {
+            if watched.contains(&path) {
+                continue;
+            }
+            match watcher.watch(&path, RecursiveMode::NonRecursive) {
+                Ok(()) => watched.push(path),
+                // Removed again since we looked: the next pass looks again.
+                Err(e) if is_not_found(&e) => {}
+                Err(source) => return Err(WatchError::Watch { path, source }),
+            }
+        }
         if ready.exists() {
             return Ok(());
         }
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
-            Ok(_) => {}
+            Ok(()) => {}
             Err(RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
             Err(_) => {
                 return Err(WatchError::ReadyTimeout {
@@ -127,6 +157,46 @@ pub fn wait_ready(dir: &Path, timeout: Duration) -> Result<(), WatchError> {
                 })
             }
         }
+    }
+}
+
+fn is_not_found(e: &notify::Error) -> bool {
+    match &e.kind {
+        notify::ErrorKind::PathNotFound => true,
+        notify::ErrorKind::Io(io) => io.kind() == io::ErrorKind::NotFound,
+        _ => false,
+    }
+}
+
+/// The directories whose changes can bring `<dir>/.shroud/ready` into being:
+/// `dir` and `dir/.shroud` when they exist, else `dir`'s nearest existing
+/// ancestor (which must be a directory).
+fn ready_watch_targets(dir: &Path) -> Result<Vec<PathBuf>, WatchError> {
+    if dir.is_dir() {
+        let mut targets = vec![dir.to_path_buf()];
+        let meta = dir.join(META_DIR);
+        if meta.is_dir() {
+            targets.push(meta);
+        }
+        return Ok(targets);
+    }
+    let mut at = dir;
+    loop {
+        // `symlink_metadata` would stop at a dangling link; a link to a directory
+        // yet to be made is followed by its target appearing, which `exists` sees.
+        if at.exists() {
+            if at.is_dir() {
+                return Ok(vec![at.to_path_buf()]);
+            }
+            return Err(WatchError::NotADirectory {
+                path: at.to_path_buf(),
+            });
+        }
+        at = match at.parent() {
+            Some(p) if p.as_os_str().is_empty() => Path::new("."),
+            Some(p) => p,
+            None => Path::new("/"),
+        };
     }
 }
 
