@@ -65,5 +65,4 @@ mod tests {
         assert!(v[1..4096 + 2].iter().all(|&b| b == 0));
         assert_eq!(v[4096 + 2], 0xAA);
     }
-
 }
