@@ -285,7 +285,10 @@ mod tests {
 
     #[test]
     fn raw_terminal_lines_end_in_crlf() {
-        assert_eq!(&crlf(b"one\ntwo\r\nthree\n")[..], b"one\r\ntwo\r\nthree\r\n");
+        assert_eq!(
+            &crlf(b"one\ntwo\r\nthree\n")[..],
+            b"one\r\ntwo\r\nthree\r\n"
+        );
         assert_eq!(&crlf(b"\n\n")[..], b"\r\n\r\n");
         assert_eq!(&crlf(b"no newline")[..], b"no newline");
     }

@@ -327,4 +327,48 @@ mod tests {
         assert_eq!(out, b"x [REDACTED] y [REDACTED]");
         drop(input_w);
     }
+
+    /// A stream larger than the first read buffer: the buffer grows after a
+    /// full read, and secrets across the first buffer's end and across later
+    /// reads are masked; nothing is lost or reordered.
+    #[test]
+    fn a_busy_stream_through_the_growing_buffer_is_exact() {
+        const SECRET: &[u8] = b"correct-horse-battery";
+        let live = live(SECRET);
+        let mut input = vec![b'.'; FIRST_READ_BUF - 5];
+        input.extend_from_slice(SECRET);
+        for i in 0..20_000 {
+            input.extend_from_slice(format!("line {i} ").as_bytes());
+            if i % 97 == 0 {
+                input.extend_from_slice(SECRET);
+            }
+        }
+        let secret = String::from_utf8_lossy(SECRET).into_owned();
+        let expected = String::from_utf8_lossy(&input).replace(&secret, "[REDACTED]");
+        let (input_r, input_w) = nix::unistd::pipe().unwrap();
+        let (out_r, out_w) = nix::unistd::pipe().unwrap();
+        let writer = std::thread::spawn(move || {
+            let mut f = std::fs::File::from(input_w);
+            std::io::Write::write_all(&mut f, &input).unwrap();
+        });
+        let reader = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(&mut std::fs::File::from(out_r), &mut out).unwrap();
+            out
+        });
+        let end = pump_until(
+            input_r.as_fd(),
+            out_w.as_fd(),
+            &live,
+            &PumpConfig::default(),
+            &StreamCounters::default(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(end, PumpEnd::Eof);
+        drop(out_w);
+        writer.join().unwrap();
+        let out = reader.join().unwrap();
+        assert!(out == expected.as_bytes(), "output differs");
+    }
 }
