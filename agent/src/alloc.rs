@@ -37,7 +37,7 @@ unsafe impl GlobalAlloc for ZeroOnFree {
 /// `asm!` block that may read memory: the compiler must assume the zeros are
 /// looked at, so it cannot drop the stores as dead before the block is freed
 /// (the barrier BoringSSL's `OPENSSL_cleanse` uses). A byte-by-byte volatile loop
-/// does the same ~20 times slower, which showed in every start of `shroud exec`.
+/// does the same far slower, which showed in every start of `shroud exec`.
 ///
 /// # Safety
 ///
