@@ -501,25 +501,28 @@ fn wait_ready_holds_the_command_until_the_agent_is_ready() {
 #[test]
 fn wait_ready_waits_for_a_missing_directory_to_appear() {
     let base = tempfile::tempdir().unwrap();
-    // Two levels are missing: the nearest existing ancestor is watched, then the
-    // next one, then the directory itself.
-    let dir = base.path().join("volume/secrets");
-    let r = Running::start(&mut exec_sh(
-        &["--secrets-dir", dir.to_str().unwrap(), "--wait-ready"],
-        "echo started",
-    ));
-    r.err.wait_for("the wait", LIMIT, |t| {
-        t.contains("waiting for the secrets directory to appear")
-    });
-    std::fs::create_dir(base.path().join("volume")).unwrap();
-    std::fs::create_dir(&dir).unwrap();
-    std::fs::create_dir(dir.join(".shroud")).unwrap();
-    assert_eq!(r.out.text(), "", "started before the ready marker");
-    std::fs::write(dir.join(".shroud/ready"), "").unwrap();
-    r.out.wait_count("started", 1, LIMIT);
-    let (code, _, err) = r.finish();
-    assert_eq!(code, Some(0), "{err}");
-    assert!(dir.join(".shroud/exited").exists());
+    // Several levels are missing: the nearest existing ancestor is watched, then
+    // the next one, then the directory itself. They are created in one quick
+    // burst, as `mkdir -p` does, so a level made before its parent's watch is
+    // armed must be found by looking again, not by an event; a few rounds make
+    // that race likely to show.
+    for round in 0..5 {
+        let dir = base.path().join(format!("r{round}/volume/mount/secrets"));
+        let r = Running::start(&mut exec_sh(
+            &["--secrets-dir", dir.to_str().unwrap(), "--wait-ready"],
+            "echo started",
+        ));
+        r.err.wait_for("the wait", LIMIT, |t| {
+            t.contains("waiting for the secrets directory to appear")
+        });
+        std::fs::create_dir_all(dir.join(".shroud")).unwrap();
+        assert_eq!(r.out.text(), "", "started before the ready marker");
+        std::fs::write(dir.join(".shroud/ready"), "").unwrap();
+        r.out.wait_count("started", 1, LIMIT);
+        let (code, _, err) = r.finish();
+        assert_eq!(code, Some(0), "{err}");
+        assert!(dir.join(".shroud/exited").exists());
+    }
 
     // Never appears: the ready timeout (exit 1), not a usage error.
     let missing = base.path().join("never/secrets");

@@ -130,17 +130,26 @@ pub fn wait_ready(dir: &Path, timeout: Duration) -> Result<(), WatchError> {
             tracing::info!(dir = %dir.display(), "waiting for the secrets directory to appear");
             announced = true;
         }
-        // Arm the watches for what exists now, then check: a directory or marker
-        // created in between is seen either by the check or as an event.
-        for path in ready_watch_targets(dir)? {
-            if watched.contains(&path) {
-                continue;
+        // Arm the watches for what exists now, and look again until that stops
+        // changing: a level created before its parent's watch was armed is found
+        // by the second look, one created after is an event. Then check: a marker
+        // written in between is seen either by the check or as an event.
+        loop {
+            let mut changed = false;
+            for path in ready_watch_targets(dir)? {
+                if watched.contains(&path) {
+                    continue;
+                }
+                changed = true;
+                match watcher.watch(&path, RecursiveMode::NonRecursive) {
+                    Ok(()) => watched.push(path),
+                    // Removed again since we looked: look again.
+                    Err(e) if is_not_found(&e) => {}
+                    Err(source) => return Err(WatchError::Watch { path, source }),
+                }
             }
-            match watcher.watch(&path, RecursiveMode::NonRecursive) {
-                Ok(()) => watched.push(path),
-                // Removed again since we looked: the next pass looks again.
-                Err(e) if is_not_found(&e) => {}
-                Err(source) => return Err(WatchError::Watch { path, source }),
+            if !changed {
+                break;
             }
         }
         if ready.exists() {
