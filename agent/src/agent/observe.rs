@@ -11,7 +11,7 @@ use crate::audit::{Audit, AuditTarget};
 use crate::config::Config;
 use crate::error::usage;
 use crate::events::{self, Event, EventSink, Outcome};
-use crate::telemetry::{self, Health, Metrics};
+use crate::telemetry::{self, Health, Metrics, Stream};
 
 /// Flips the `/readyz` flags from events: ready after the first render, token
 /// valid after a login or renewal that worked.
@@ -43,11 +43,33 @@ impl EventSink for HealthSink {
 #[derive(Debug)]
 pub struct Observers {
     audit: Option<Arc<Audit>>,
+    metrics: Option<Arc<Metrics>>,
     /// The metrics server's local address, when one is listening.
     pub metrics_addr: Option<SocketAddr>,
 }
 
 impl Observers {
+    /// Exports the supervised command's output counters (run mode) as the
+    /// `shroud_stream_*` metrics; in tty mode everything is on `stdout`'s counters.
+    pub fn attach_output(&self, counters: &crate::exec::OutputCounters, tty: bool) {
+        if let Some(m) = &self.metrics {
+            let first = if tty { Stream::Tty } else { Stream::Stdout };
+            m.attach_stream(first, counters.stdout.clone());
+            if !tty {
+                m.attach_stream(Stream::Stderr, counters.stderr.clone());
+            }
+        }
+    }
+
+    /// The agent could not start: records the exit (with the code the process
+    /// will exit with) and closes the audit trail.
+    pub fn fail(&self, error: &anyhow::Error) {
+        events::emit(Event::Exit {
+            code: crate::error::exit_code(error),
+        });
+        self.finish();
+    }
+
     /// Closes the audit trail (fsync, logs its head hash).
     pub fn finish(&self) {
         if let Some(a) = &self.audit {
@@ -61,6 +83,7 @@ impl Observers {
 pub fn install(cfg: &Config) -> anyhow::Result<Observers> {
     let mut observers = Observers {
         audit: None,
+        metrics: None,
         metrics_addr: None,
     };
     if let Some(path) = &cfg.audit_path {
@@ -81,6 +104,7 @@ pub fn install(cfg: &Config) -> anyhow::Result<Observers> {
     })?;
     let metrics = Metrics::new().context("creating metrics")?;
     events::install(metrics.clone());
+    observers.metrics = Some(metrics.clone());
     let health = Arc::new(Health::default());
     events::install(Arc::new(HealthSink(health.clone())));
     // A one-thread runtime on its own thread: the agent's own loop is blocking
