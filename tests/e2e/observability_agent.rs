@@ -475,3 +475,323 @@ fn agent_metrics_and_probes_follow_renewal_rotation_and_revocation() {
         &secrets,
     );
 }
+
+#[test]
+fn run_session_audit_log_verifies_and_every_tampering_is_caught() {
+    let _s = serial();
+    let w = World::new("1m", "5m");
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let audit = w.path("audit.jsonl");
+    let cfg = w.config(&format!(
+        "{DB_SECRET}{KV_SECRET}\n[metrics]\nlisten = \"{addr}\"\n\n[audit]\npath = \"{}\"\n",
+        audit.display()
+    ));
+    let (seen, leases, go) = (w.path("seen.env"), w.path("leases.json"), w.path("go"));
+    // The command prints its credentials (masked by shroud), records the lease
+    // ids Vault holds for it, then waits until the test has scraped the metrics.
+    let app = format!(
+        r#". "$SHROUD_SECRETS_DIR/db.env"
+cp "$SHROUD_SECRETS_DIR/db.env" "{seen}"
+BAO_ADDR="{bao}" BAO_TOKEN="{root}" bao list -format=json sys/leases/lookup/database/creds/app/ > "{leases}"
+echo "user=$USERNAME password=$PASSWORD api=$(cat "$SHROUD_SECRETS_DIR/api-key")"
+while [ ! -e "{go}" ]; do sleep 0.05; done
+exit 3
+"#,
+        seen = seen.display(),
+        bao = w.bao.addr,
+        root = w.bao.root_token,
+        leases = leases.display(),
+        go = go.display(),
+    );
+    let mut child = shroud()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .args(["--", "sh", "-c", &app])
+        .env("SHROUD_LOG", "debug")
+        .env("SHROUD_POD_NAME", "app-7f9c")
+        .env("SHROUD_POD_NAMESPACE", "payments")
+        .env("SHROUD_SERVICE_ACCOUNT", "app")
+        .env_remove("VAULT_ADDR")
+        .env_remove("VAULT_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (stdout, out_t) = shroud_e2e::process::Collected::spawn(child.stdout.take().unwrap());
+    let (stderr, err_t) = shroud_e2e::process::Collected::spawn(child.stderr.take().unwrap());
+    // The workload's output passed the redactor: the stream counters are exported.
+    let text = await_metric(
+        addr,
+        "shroud_stream_masked_total",
+        &[("stream", "stdout")],
+        3.0,
+        Duration::from_secs(20),
+    );
+    assert!(
+        value(&text, "shroud_stream_bytes_total", &[("stream", "stdout")])
+            .is_some_and(|v| v > 20.0),
+        "{text}"
+    );
+    assert_eq!(get(addr, "/readyz").0, 200);
+    std::fs::write(&go, b"").unwrap();
+    let status = wait_with_deadline(&mut child, Duration::from_secs(30));
+    out_t.join().unwrap();
+    err_t.join().unwrap();
+    let (stdout, stderr) = (stdout.text(), stderr.text());
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    assert!(stdout.contains("password=[REDACTED]"), "{stdout}");
+    assert!(
+        stderr.contains("command started"),
+        "debug lines are on: {stderr}"
+    );
+    w.assert_nothing_alive();
+
+    let env = std::fs::read_to_string(&seen).unwrap();
+    let (user, password) = (env_value(&env, "USERNAME"), env_value(&env, "PASSWORD"));
+    let ids: Vec<String> =
+        serde_json::from_str::<Vec<String>>(&std::fs::read_to_string(&leases).unwrap())
+            .unwrap()
+            .into_iter()
+            .map(|id| format!("database/creds/app/{id}"))
+            .collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let mut secrets = w.credentials();
+    secrets.extend([user, password, ids[0].clone()]);
+    secrets.push("database/creds/app/".to_string());
+    assert_free_of("shroud's stdout", &stdout, &secrets);
+    assert_free_of("shroud's debug log", &stderr, &secrets);
+    let audit_text = std::fs::read_to_string(&audit).unwrap();
+    assert_free_of("the audit log", &audit_text, &secrets);
+
+    // The trail verifies and its head is the one logged at exit.
+    let lines: Vec<String> = audit_text.lines().map(str::to_string).collect();
+    let verify = run_with_input(
+        shroud().args(["audit", "verify"]).arg(&audit),
+        b"",
+        Duration::from_secs(10),
+    );
+    assert_eq!(verify.status.code(), Some(0), "{}", verify.err());
+    let head = logged_head(&stderr);
+    assert_eq!(
+        verify.out().trim(),
+        format!(
+            "{}: intact, {} records, head {head}",
+            audit.display(),
+            lines.len()
+        )
+    );
+
+    // Every kind of event of the session, with hashed lease ids and the identity.
+    let recs = records(&audit);
+    let kinds: Vec<&str> = recs.iter().map(|r| r["event"].as_str().unwrap()).collect();
+    for k in ["login", "fetch", "ready", "revoke", "wipe", "exit"] {
+        assert!(kinds.contains(&k), "no {k} event in {kinds:?}");
+    }
+    assert_eq!(kinds.first(), Some(&"login"));
+    assert_eq!(kinds.last(), Some(&"exit"));
+    let lease_hash = sha256_hex(&ids[0]);
+    let db_fetch = recs
+        .iter()
+        .find(|r| r["event"] == "fetch" && r["secret"] == "db.env")
+        .unwrap();
+    assert_eq!(db_fetch["path"], "database/creds/app");
+    assert_eq!(db_fetch["outcome"], "ok");
+    assert_eq!(db_fetch["lease_id_sha256"], lease_hash.as_str());
+    assert_eq!(db_fetch["workload"]["pod"], "app-7f9c");
+    assert_eq!(db_fetch["workload"]["namespace"], "payments");
+    assert_eq!(db_fetch["workload"]["service_account"], "app");
+    let kv_fetch = recs
+        .iter()
+        .find(|r| r["event"] == "fetch" && r["secret"] == "api-key")
+        .unwrap();
+    assert!(kv_fetch.get("lease_id_sha256").is_none(), "{kv_fetch}");
+    let lease_revoke = recs
+        .iter()
+        .find(|r| r["event"] == "revoke" && r["kind"] == "lease")
+        .unwrap();
+    assert_eq!(lease_revoke["secret"], "db.env");
+    assert_eq!(lease_revoke["lease_id_sha256"], lease_hash.as_str());
+    assert_eq!(lease_revoke["outcome"], "ok");
+    assert!(recs
+        .iter()
+        .any(|r| r["event"] == "revoke" && r["kind"] == "token" && r["outcome"] == "ok"));
+    let wipe = recs.iter().find(|r| r["event"] == "wipe").unwrap();
+    assert!(wipe["files"].as_u64().unwrap() >= 2, "{wipe}");
+    assert_eq!(recs.last().unwrap()["code"], 3);
+
+    // Tampering with the real log: each kind is reported at its line.
+    assert!(lines.len() >= 7, "{lines:#?}");
+    let dir = w.path("tampered");
+    std::fs::create_dir(&dir).unwrap();
+    let expect_broken = |name: &str, lines: &[String], line: usize, reason: &str| {
+        let p = dir.join(name);
+        std::fs::write(
+            &p,
+            lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+        )
+        .unwrap();
+        let f = run_with_input(
+            shroud().args(["audit", "verify"]).arg(&p),
+            b"",
+            Duration::from_secs(10),
+        );
+        assert_eq!(f.status.code(), Some(1), "{name}: {}", f.err());
+        let err = f.err();
+        assert!(
+            err.contains(&format!("line {line}: ")) && err.contains(reason),
+            "{name}: expected line {line} ({reason}): {err}"
+        );
+    };
+    let fetch_at = kinds.iter().position(|k| *k == "fetch").unwrap();
+    let mut edited = lines.clone();
+    edited[fetch_at] = edited[fetch_at].replace(r#""outcome":"ok""#, r#""outcome":"denied""#);
+    assert_ne!(edited[fetch_at], lines[fetch_at]);
+    expect_broken("edited", &edited, fetch_at + 1, "edited");
+
+    let mut deleted = lines.clone();
+    deleted.remove(2);
+    expect_broken("deleted", &deleted, 3, "seq is");
+
+    let mut reordered = lines.clone();
+    reordered.swap(3, 4);
+    expect_broken("reordered", &reordered, 4, "seq is");
+
+    let mut inserted = lines.clone();
+    inserted.insert(5, lines[1].clone());
+    expect_broken("inserted", &inserted, 6, "seq is");
+
+    // A removed tail leaves a valid chain: the logged head catches it.
+    let p = dir.join("truncated");
+    let kept: String = lines[..lines.len() - 1]
+        .iter()
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&p, kept).unwrap();
+    let f = run_with_input(
+        shroud()
+            .args(["audit", "verify"])
+            .arg(&p)
+            .args(["--expect-head", &head]),
+        b"",
+        Duration::from_secs(10),
+    );
+    assert_eq!(f.status.code(), Some(1), "{}", f.err());
+    assert!(f.err().contains("removed from the end"), "{}", f.err());
+}
+
+#[test]
+fn scan_with_config_reads_values_from_vault_and_leaves_nothing_alive() {
+    let _s = serial();
+    let w = World::new("1m", "5m");
+    // A generic read of the database role is leased: scan must revoke it.
+    let generic =
+        "[[secret]]\nname = \"db-generic\"\npath = \"database/creds/app\"\nformat = \"env\"\n";
+    let cfg = w.config(&format!("{KV_SECRET}{DB_SECRET}{generic}"));
+    let root = w.path("artifacts");
+    let (dirty, clean) = (root.join("dirty"), root.join("clean"));
+    std::fs::create_dir_all(dirty.join("bin")).unwrap();
+    std::fs::create_dir_all(&clean).unwrap();
+    std::fs::write(clean.join("README"), b"nothing secret here\n").unwrap();
+    std::fs::write(dirty.join("README"), b"nothing secret here\n").unwrap();
+    // A binary holding the kv2 value base64-encoded inside a larger blob.
+    let blob = format!("config:api_key={API_KEY};region=eu");
+    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &blob);
+    let mut bin: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 251) as u8 | 0x80).collect();
+    let at = bin.len();
+    bin.extend_from_slice(b64.as_bytes());
+    bin.extend((0..3000u32).map(|i| (i * 13 % 251) as u8 | 0x80));
+    let bin_path = dirty.join("bin/app");
+    std::fs::write(&bin_path, &bin).unwrap();
+
+    let scan = |path: &Path| {
+        let f = run_with_input(
+            shroud()
+                .args(["scan", "--config"])
+                .arg(&cfg)
+                .arg(path)
+                .env("SHROUD_LOG", "debug"),
+            b"",
+            Duration::from_secs(60),
+        );
+        // Nothing the scan obtained outlives it.
+        w.assert_nothing_alive();
+        let mut secrets = w.credentials();
+        secrets.push(b64[8..30].to_string());
+        assert_free_of("scan's stdout", &f.out(), &secrets);
+        assert_free_of("scan's stderr", &f.err(), &secrets);
+        f
+    };
+    let found = scan(&dirty);
+    assert_eq!(
+        found.status.code(),
+        Some(1),
+        "{}{}",
+        found.out(),
+        found.err()
+    );
+    let out = found.out();
+    let finding = out
+        .lines()
+        .find(|l| l.starts_with(&format!("{}:", bin_path.display())))
+        .unwrap_or_else(|| panic!("no finding in bin/app:\n{out}"));
+    let rest = finding
+        .strip_prefix(&format!("{}:", bin_path.display()))
+        .unwrap();
+    let (offset, what) = rest.split_once(": ").unwrap();
+    let offset: usize = offset.parse().unwrap();
+    assert!(
+        (at..at + b64.len()).contains(&offset),
+        "offset {offset}, blob at {at}"
+    );
+    assert_eq!(what, "api-key.api_key (base64)");
+    let findings = out
+        .lines()
+        .filter(|l| l.starts_with(dirty.to_str().unwrap()));
+    assert_eq!(findings.count(), 1, "{out}");
+    // The generic read came with a lease, revoked with the token before scanning.
+    assert!(
+        found.err().contains("leases and token revoked") && found.err().contains("\"leases\":1"),
+        "{}",
+        found.err()
+    );
+    assert!(
+        found.err().contains("`db.env` is dynamic"),
+        "{}",
+        found.err()
+    );
+
+    let passed = scan(&clean);
+    assert_eq!(
+        passed.status.code(),
+        Some(0),
+        "{}{}",
+        passed.out(),
+        passed.err()
+    );
+    assert!(passed.out().contains("0 occurrences"), "{}", passed.out());
+
+    // A config that cannot log in: nothing scanned, not "found", clear message.
+    std::fs::write(w.path("secret-id"), "not-a-secret-id").unwrap();
+    let denied = run_with_input(
+        shroud().args(["scan", "--config"]).arg(&cfg).arg(&clean),
+        b"",
+        Duration::from_secs(60),
+    );
+    assert_eq!(denied.status.code(), Some(2), "{}", denied.err());
+    assert!(
+        denied.err().contains("approle login failed"),
+        "{}",
+        denied.err()
+    );
+    let missing = run_with_input(
+        shroud()
+            .args(["scan", "--config"])
+            .arg(w.path("nope.toml"))
+            .arg(&clean),
+        b"",
+        Duration::from_secs(10),
+    );
+    assert_eq!(missing.status.code(), Some(64), "{}", missing.err());
+}
