@@ -35,12 +35,16 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
         ))
         .into());
     }
+    let values = sources.read().map_err(usage)?;
+    // Errors about the paths are printed masked with the values known so far
+    // (a path may hold one); Vault is only asked once the paths are known good.
+    let (files_only, _) = values.build(r.min_length, std::iter::empty());
+    crate::logging::set_live(Arc::new(LiveSet::new(files_only)));
     for p in &args.paths {
         fs::metadata(p).map_err(|e| {
             usage(anyhow::Error::new(e).context(format!("cannot scan {}", p.display())))
         })?;
     }
-    let values = sources.read().map_err(usage)?;
     let vault = match &args.config {
         Some(path) => super::scan_config::values(path)?,
         None => Default::default(),
