@@ -795,3 +795,115 @@ fn scan_with_config_reads_values_from_vault_and_leaves_nothing_alive() {
     );
     assert_eq!(missing.status.code(), Some(64), "{}", missing.err());
 }
+
+#[test]
+fn exec_serves_its_stream_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = secret_file(dir.path(), "token", b"exec-metrics-secret-4242\n");
+    let go = dir.path().join("go");
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut child = shroud()
+        .args(["exec", "--tty", "never", "--secret-file"])
+        .arg(&secret)
+        .args(["--metrics-listen", &addr.to_string(), "--", "sh", "-c"])
+        .arg(format!(
+            "echo exec-metrics-secret-4242; echo exec-metrics-secret-4242 >&2; \
+             while [ ! -e {} ]; do sleep 0.05; done",
+            go.display()
+        ))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let text = await_metric(
+        addr,
+        "shroud_stream_masked_total",
+        &[("stream", "stderr")],
+        1.0,
+        Duration::from_secs(20),
+    );
+    assert_eq!(
+        value(&text, "shroud_stream_masked_total", &[("stream", "stdout")]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "shroud_stream_bytes_total", &[("stream", "stdout")]),
+        Some(25.0)
+    );
+    assert_eq!(get(addr, "/readyz").0, 200);
+    assert_free_of("exec's scrape", &text, &["exec-metrics-secret-4242".into()]);
+    std::fs::write(&go, b"").unwrap();
+    let status = wait_with_deadline(&mut child, Duration::from_secs(20));
+    assert!(status.success());
+
+    let bad = run_with_input(
+        shroud().args(["exec", "--secret-file"]).arg(&secret).args([
+            "--metrics-listen",
+            "localhost",
+            "--",
+            "true",
+        ]),
+        b"",
+        Duration::from_secs(10),
+    );
+    assert_eq!(bad.status.code(), Some(64), "{}", bad.err());
+    assert!(bad.err().contains("--metrics-listen"), "{}", bad.err());
+}
+
+#[test]
+fn a_denied_read_is_audited_with_the_exit_of_a_failed_start() {
+    let _s = serial();
+    let w = World::new("1m", "5m");
+    let audit = w.path("audit.jsonl");
+    // The policy allows secret/data/*, not other/.
+    let denied = "[[secret]]\nname = \"other\"\npath = \"other/app\"\nkind = \"kv2\"\n";
+    let cfg = w.config(&format!(
+        "{DB_SECRET}{denied}\n[audit]\npath = \"{}\"\n",
+        audit.display()
+    ));
+    let f = run_with_input(
+        shroud().args(["agent", "--config"]).arg(&cfg),
+        b"",
+        Duration::from_secs(30),
+    );
+    assert_eq!(f.status.code(), Some(1), "{}", f.err());
+    assert!(f.err().contains("permission denied"), "{}", f.err());
+    w.assert_nothing_alive();
+    let recs = records(&audit);
+    let kinds: Vec<&str> = recs.iter().map(|r| r["event"].as_str().unwrap()).collect();
+    let denial = recs.iter().find(|r| r["event"] == "denial").unwrap();
+    assert_eq!(denial["secret"], "other");
+    assert_eq!(denial["path"], "other/app");
+    assert_eq!(denial["outcome"], "denied");
+    assert!(
+        denial["reason"]
+            .as_str()
+            .unwrap()
+            .contains("permission denied"),
+        "{denial}"
+    );
+    let fetch = recs
+        .iter()
+        .find(|r| r["event"] == "fetch" && r["secret"] == "other")
+        .unwrap();
+    assert_eq!(fetch["outcome"], "denied");
+    // What was obtained before the refusal is revoked, and the exit recorded.
+    assert!(recs
+        .iter()
+        .any(|r| r["event"] == "revoke" && r["kind"] == "lease" && r["outcome"] == "ok"));
+    assert_eq!(kinds.last(), Some(&"exit"), "{kinds:?}");
+    assert_eq!(recs.last().unwrap()["code"], 1);
+    let verify = run_with_input(
+        shroud().args(["audit", "verify"]).arg(&audit),
+        b"",
+        Duration::from_secs(10),
+    );
+    assert_eq!(verify.status.code(), Some(0), "{}", verify.err());
+    assert!(
+        verify.out().contains(&logged_head(&f.err())),
+        "{}",
+        verify.out()
+    );
+}

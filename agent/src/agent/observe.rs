@@ -107,6 +107,42 @@ pub fn install(cfg: &Config) -> anyhow::Result<Observers> {
     observers.metrics = Some(metrics.clone());
     let health = Arc::new(Health::default());
     events::install(Arc::new(HealthSink(health.clone())));
+    observers.metrics_addr = Some(
+        serve(addr, &metrics, health)
+            .with_context(|| format!("[metrics] listen: cannot bind {addr}"))?,
+    );
+    Ok(observers)
+}
+
+/// `shroud exec --metrics-listen`: serves the command's stream counters (and
+/// RSS). `/readyz` is 200 from the start: exec has loaded its secrets by then and
+/// holds no Vault token.
+pub fn serve_exec(
+    listen: &str,
+    counters: &crate::exec::OutputCounters,
+    tty: bool,
+) -> anyhow::Result<SocketAddr> {
+    let addr: SocketAddr = listen.parse().map_err(|_| {
+        usage(anyhow::anyhow!(
+            "--metrics-listen: `{listen}` is not an address like 127.0.0.1:9102"
+        ))
+    })?;
+    let metrics = Metrics::new().context("creating metrics")?;
+    let observers = Observers {
+        audit: None,
+        metrics: Some(metrics.clone()),
+        metrics_addr: None,
+    };
+    observers.attach_output(counters, tty);
+    let health = Arc::new(Health::default());
+    health.set_rendered(true);
+    health.set_token_valid(true);
+    serve(addr, &metrics, health)
+        .map_err(|e| usage(e.context(format!("--metrics-listen: cannot bind {addr}"))).into())
+}
+
+/// Binds `addr` and serves `metrics` and `health` on a thread of its own.
+fn serve(addr: SocketAddr, metrics: &Metrics, health: Arc<Health>) -> anyhow::Result<SocketAddr> {
     // A one-thread runtime on its own thread: the agent's own loop is blocking
     // and must not be delayed by scrapes, nor scrapes by a slow Vault.
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -114,10 +150,8 @@ pub fn install(cfg: &Config) -> anyhow::Result<Observers> {
         .enable_time()
         .build()
         .context("starting the metrics runtime")?;
-    let server = rt
-        .block_on(telemetry::Server::bind(addr))
-        .with_context(|| format!("[metrics] listen: cannot bind {addr}"))?;
-    observers.metrics_addr = server.local_addr().ok();
+    let server = rt.block_on(telemetry::Server::bind(addr))?;
+    let local = server.local_addr().unwrap_or(addr);
     let registry = metrics.registry();
     std::thread::Builder::new()
         .name("metrics".into())
@@ -127,5 +161,5 @@ pub fn install(cfg: &Config) -> anyhow::Result<Observers> {
             }
         })
         .context("starting the metrics thread")?;
-    Ok(observers)
+    Ok(local)
 }
