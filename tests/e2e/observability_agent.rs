@@ -453,6 +453,14 @@ fn agent_metrics_and_probes_follow_renewal_rotation_and_revocation() {
         revokes.iter().filter(|r| r["kind"] == "lease").count() >= 2,
         "{revokes:?}"
     );
+    for kind in ["renew", "rotate"] {
+        let r = recs
+            .iter()
+            .find(|r| r["event"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} record: {recs:?}"));
+        assert_eq!(r["secret"], "db.env");
+        assert_eq!(r["lease_id_sha256"].as_str().unwrap().len(), 64, "{r}");
+    }
     let last_revoke = revokes.last().unwrap();
     assert_eq!(last_revoke["kind"], "token");
     assert!(revokes.iter().all(|r| r["outcome"] == "ok"), "{revokes:?}");
@@ -467,7 +475,12 @@ fn agent_metrics_and_probes_follow_renewal_rotation_and_revocation() {
         "{}",
         verify.out()
     );
-    // The debug log of the whole run holds no value, lease id or token.
+    // The debug log of the whole run holds no value, lease id or token; the HTTP
+    // library did print the token header, masked.
+    assert!(
+        log_text.contains("X-Vault-Token: [REDACTED]"),
+        "the header dump was expected at debug level"
+    );
     assert_free_of("the agent's debug log", &log_text, &secrets);
     assert_free_of(
         "the audit log",
