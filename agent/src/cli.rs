@@ -119,6 +119,10 @@ pub struct ExecArgs {
     /// Give the command a pseudo-terminal: `auto` (when stdout is a terminal), `always`, `never`.
     #[arg(long, value_enum, default_value_t = TtyMode::Auto)]
     pub tty: TtyMode,
+    /// Serve `/metrics` (the command's output counters), `/healthz` and `/readyz`
+    /// on this address (e.g. 127.0.0.1:9103).
+    #[arg(long, value_name = "ADDR", env = "SHROUD_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,

@@ -21,7 +21,8 @@ pub fn run(args: AgentArgs) -> anyhow::Result<i32> {
     // The agent's own log lines are masked with the values it publishes.
     let live = Arc::new(LiveSet::new(shroud_redactor::SecretSet::empty()));
     crate::logging::set_live(live.clone());
-    let mut engine = super::start_engine(cfg.clone(), Some(live), None)?;
+    let mut engine =
+        super::start_engine(cfg.clone(), Some(live), None).inspect_err(|e| observers.fail(e))?;
     let _watcher = match crate::agent::wake::watch_exit_marker(&engine.dir().join(".shroud"), tx) {
         Ok(w) => w,
         Err(e) => {

@@ -9,6 +9,7 @@ mod probe;
 mod redact;
 mod run;
 mod scan;
+mod scan_config;
 mod webhook;
 
 use std::path::Path;
