@@ -261,8 +261,9 @@ pub struct LifecycleConfig {
 }
 
 /// Reads, overrides and validates the configuration: `path` when given, else
-/// `SHROUD_CONFIG_TOML`.
-pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+/// `SHROUD_CONFIG_TOML`; then the `SHROUD_<SECTION>_<KEY>` environment, then
+/// `flags` (pairs of the same form, from the command line).
+pub fn load(path: Option<&Path>, flags: Vec<(String, String)>) -> Result<Config, ConfigError> {
     let (origin, text) = match path {
         Some(p) => (
             p.display().to_string(),
@@ -276,7 +277,7 @@ pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
             Err(_) => return Err(ConfigError::Missing),
         },
     };
-    parse(&origin, &text, std::env::vars())
+    parse(&origin, &text, std::env::vars().chain(flags))
 }
 
 /// Parses TOML text with the given environment.
