@@ -22,3 +22,4 @@ pub mod scanner;
 pub mod secrets_source;
 pub mod telemetry;
 pub mod vault;
+pub mod webhook;

@@ -188,3 +188,4 @@ pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 pub mod process;
+pub mod webhook;

@@ -3,11 +3,13 @@
 mod agent;
 mod audit;
 mod config;
+mod copy_self;
 mod exec;
 mod probe;
 mod redact;
 mod run;
 mod scan;
+mod webhook;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -26,26 +28,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Exec(args) => exec::run(args),
         Command::Scan(args) => scan::run(args),
         Command::Audit(cmd) => audit::run(cmd),
-        other => Err(usage(anyhow::anyhow!(
-            "`{}` is not implemented in this build",
-            command_name(&other)
-        ))
-        .into()),
-    }
-}
-
-fn command_name(c: &Command) -> &'static str {
-    match c {
-        Command::Redact(_) => "redact",
-        Command::Exec(_) => "exec",
-        Command::Run(_) => "run",
-        Command::Agent(_) => "agent",
-        Command::Config(_) => "config",
-        Command::Probe(_) => "probe",
-        Command::Scan(_) => "scan",
-        Command::Audit(_) => "audit",
-        Command::Webhook(_) => "webhook",
-        Command::CopySelf { .. } => "copy-self",
+        Command::Webhook(args) => webhook::run(args),
+        Command::CopySelf { dest } => copy_self::run(dest),
     }
 }
 

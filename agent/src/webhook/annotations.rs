@@ -1,0 +1,663 @@
+//! Pod annotations → a validated [`Request`]. Every key under `shroud.dev/` must be
+//! known: a typo must be a denial, not a pod that silently starts without secrets.
+
+use std::collections::BTreeMap;
+
+use super::vault_compat;
+
+/// The annotation prefix.
+pub const PREFIX: &str = "shroud.dev/";
+/// Set on injected pods; a pod carrying it is never patched again.
+pub const STATUS: &str = "shroud.dev/status";
+/// The value of [`STATUS`] once injected.
+pub const INJECTED: &str = "injected";
+
+const INJECT: &str = "inject";
+const ROLE: &str = "role";
+const CONTAINERS: &str = "containers";
+const ON_ROTATE: &str = "on-rotate";
+const NATIVE_SIDECAR: &str = "native-sidecar";
+const SECRET: &str = "secret-";
+const COMMAND: &str = "command-";
+const SUFFIXES: &[&str] = &["-kind", "-field", "-format", "-template"];
+
+/// Why a pod's annotations are rejected. Every variant names the annotation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnnotationError {
+    /// A `shroud.dev/` key that shroud does not know.
+    #[error("unknown annotation `{key}` (known: inject, role, secret-<name>[-kind|-field|-format|-template], containers, command-<container>, on-rotate, native-sidecar, status)")]
+    Unknown {
+        /// The full annotation key.
+        key: String,
+    },
+    /// A known key with a value that is not acceptable.
+    #[error("annotation `{key}`: {reason}")]
+    Invalid {
+        /// The full annotation key.
+        key: String,
+        /// What is wrong and what is expected.
+        reason: String,
+    },
+    /// A key that must be present when injection is requested.
+    #[error("annotation `{key}` is required: {reason}")]
+    Missing {
+        /// The full annotation key.
+        key: String,
+        /// Why it is needed.
+        reason: String,
+    },
+}
+
+impl AnnotationError {
+    pub(crate) fn invalid(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        AnnotationError::Invalid {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// How the agent reads a secret.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretKind {
+    /// A KV version 2 secret (`<mount>/data/<path>`), re-read periodically.
+    Kv2,
+    /// A leased secret (database credentials, …), renewed and revoked.
+    Dynamic,
+    /// Any other read.
+    Generic,
+}
+
+/// How the agent renders a secret into its file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretFormat {
+    /// One field's value as is.
+    Raw,
+    /// The data as a JSON object.
+    Json,
+    /// `KEY=value` lines.
+    Env,
+    /// A minijinja template over the data.
+    Template,
+}
+
+/// One secret the pod asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretSpec {
+    /// File name in the secrets directory (the `<name>` of the annotation).
+    pub name: String,
+    /// The Vault path.
+    pub path: String,
+    /// The annotation the path came from (for error messages).
+    pub path_annotation: String,
+    /// How to read it.
+    pub kind: SecretKind,
+    /// Only this field.
+    pub field: Option<String>,
+    /// How to render it.
+    pub format: SecretFormat,
+    /// The template when `format` is `template`.
+    pub template: Option<String>,
+}
+
+/// Which annotation family asked for injection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// `shroud.dev/…`.
+    Shroud,
+    /// `vault.hashicorp.com/…` (compatibility mode).
+    VaultAgent,
+}
+
+/// A validated injection request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Injection {
+    /// Which annotations it came from.
+    pub origin: Origin,
+    /// The Vault role.
+    pub role: String,
+    /// The secrets, sorted by name.
+    pub secrets: Vec<SecretSpec>,
+    /// Containers to wrap; `None`: every container (not init containers).
+    pub containers: Option<Vec<String>>,
+    /// `command-<container>`: the command to wrap when the spec has none.
+    pub commands: BTreeMap<String, Vec<String>>,
+    /// `--on-rotate` for the wrapped commands.
+    pub on_rotate: Option<String>,
+    /// Native sidecar (`Some(true)`), classic (`Some(false)`), or the default.
+    pub native_sidecar: Option<bool>,
+    /// Notes for the user (unsupported compatibility annotations that were ignored).
+    pub warnings: Vec<String>,
+}
+
+/// What the annotations ask for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// No injection requested.
+    NotRequested,
+    /// Already injected (a reinvocation): change nothing.
+    AlreadyInjected,
+    /// Inject.
+    Inject(Box<Injection>),
+}
+
+/// Parses a pod's annotations. `vault_compat` enables the Vault Agent Injector
+/// annotations.
+pub fn parse(
+    annotations: &BTreeMap<String, String>,
+    vault_compat: bool,
+) -> Result<Decision, AnnotationError> {
+    let ours = shroud_keys(annotations)?;
+    if let Some(status) = ours.get("status") {
+        if *status == INJECTED {
+            return Ok(Decision::AlreadyInjected);
+        }
+        return Err(AnnotationError::invalid(
+            STATUS,
+            "is set by the webhook; the only value is `injected`",
+        ));
+    }
+    let shroud_on = match ours.get(INJECT).copied() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            return Err(AnnotationError::invalid(
+                key(INJECT),
+                "must be \"true\" or \"false\"",
+            ))
+        }
+    };
+    let vault_on = vault_compat && vault_compat::requested(annotations)?;
+    if vault_compat && vault_compat::already_injected(annotations) {
+        return Ok(Decision::AlreadyInjected);
+    }
+    match (shroud_on, vault_on) {
+        (false, false) => Ok(Decision::NotRequested),
+        (true, true) => Err(AnnotationError::invalid(
+            key(INJECT),
+            "both shroud.dev/inject and vault.hashicorp.com/agent-inject are set: keep one",
+        )),
+        (true, false) => parse_shroud(&ours).map(|i| Decision::Inject(Box::new(i))),
+        (false, true) => {
+            let mut inj = vault_compat::parse(annotations)?;
+            apply_common(&ours, &mut inj)?;
+            Ok(Decision::Inject(Box::new(inj)))
+        }
+    }
+}
+
+/// The `shroud.dev/` keys with the prefix removed; unknown keys are errors.
+fn shroud_keys(
+    annotations: &BTreeMap<String, String>,
+) -> Result<BTreeMap<&str, &str>, AnnotationError> {
+    let mut out = BTreeMap::new();
+    for (k, v) in annotations {
+        let Some(rest) = k.strip_prefix(PREFIX) else {
+            continue;
+        };
+        let known = matches!(
+            rest,
+            INJECT | ROLE | CONTAINERS | ON_ROTATE | NATIVE_SIDECAR | "status"
+        ) || rest.strip_prefix(SECRET).is_some_and(|n| !n.is_empty())
+            || rest.strip_prefix(COMMAND).is_some_and(|n| !n.is_empty());
+        if !known {
+            return Err(AnnotationError::Unknown { key: k.clone() });
+        }
+        out.insert(rest, v.as_str());
+    }
+    Ok(out)
+}
+
+fn key(rest: &str) -> String {
+    format!("{PREFIX}{rest}")
+}
+
+fn parse_shroud(ours: &BTreeMap<&str, &str>) -> Result<Injection, AnnotationError> {
+    let role = ours.get(ROLE).map(|r| r.trim()).unwrap_or_default();
+    if role.is_empty() {
+        return Err(AnnotationError::Missing {
+            key: key(ROLE),
+            reason: "the Vault role the pod's service account logs in as".into(),
+        });
+    }
+    let mut paths = BTreeMap::new();
+    let mut options: Vec<(&str, &str, &str)> = Vec::new();
+    for (k, v) in ours {
+        let Some(rest) = k.strip_prefix(SECRET) else {
+            continue;
+        };
+        match SUFFIXES.iter().find(|s| rest.ends_with(*s)) {
+            Some(suffix) => options.push((&rest[..rest.len() - suffix.len()], suffix, v)),
+            None => {
+                paths.insert(rest, *v);
+            }
+        }
+    }
+    let mut secrets = BTreeMap::new();
+    for (name, path) in paths {
+        let path_key = key(&format!("{SECRET}{name}"));
+        validate_secret_name(name, &path_key)?;
+        let path = validate_path(path, &path_key)?;
+        secrets.insert(
+            name,
+            SecretSpec {
+                name: name.to_string(),
+                kind: default_kind(&path),
+                path,
+                path_annotation: path_key,
+                field: None,
+                format: SecretFormat::Json,
+                template: None,
+            },
+        );
+    }
+    let mut explicit_format = BTreeMap::new();
+    for (name, suffix, value) in options {
+        let k = key(&format!("{SECRET}{name}{suffix}"));
+        let Some(spec) = secrets.get_mut(name) else {
+            return Err(AnnotationError::invalid(
+                k,
+                format!("there is no `{PREFIX}{SECRET}{name}` annotation giving the secret's path (secret names cannot end in -kind, -field, -format or -template)"),
+            ));
+        };
+        match suffix {
+            "-kind" => spec.kind = parse_kind(value, &k)?,
+            "-field" => {
+                if value.trim().is_empty() {
+                    return Err(AnnotationError::invalid(k, "must not be empty"));
+                }
+                spec.field = Some(value.trim().to_string());
+            }
+            "-format" => {
+                spec.format = parse_format(value, &k)?;
+                explicit_format.insert(name, ());
+            }
+            _ => spec.template = Some(value.to_string()),
+        }
+    }
+    for spec in secrets.values_mut() {
+        finish_format(spec, explicit_format.contains_key(spec.name.as_str()))?;
+    }
+    if secrets.is_empty() {
+        return Err(AnnotationError::Missing {
+            key: key(&format!("{SECRET}<name>")),
+            reason: "at least one secret, e.g. shroud.dev/secret-db: database/creds/app".into(),
+        });
+    }
+    let mut inj = Injection {
+        origin: Origin::Shroud,
+        role: role.to_string(),
+        secrets: secrets.into_values().collect(),
+        containers: None,
+        commands: BTreeMap::new(),
+        on_rotate: None,
+        native_sidecar: None,
+        warnings: Vec::new(),
+    };
+    apply_common(ours, &mut inj)?;
+    Ok(inj)
+}
+
+/// The annotations that also apply to Vault Agent compatibility pods.
+fn apply_common(ours: &BTreeMap<&str, &str>, inj: &mut Injection) -> Result<(), AnnotationError> {
+    if let Some(list) = ours.get(CONTAINERS) {
+        let names: Vec<String> = list
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if names.is_empty() {
+            return Err(AnnotationError::invalid(
+                key(CONTAINERS),
+                "must list at least one container name (comma-separated)",
+            ));
+        }
+        inj.containers = Some(names);
+    }
+    for (k, v) in ours {
+        if let Some(container) = k.strip_prefix(COMMAND) {
+            let words = parse_command(v).map_err(|r| AnnotationError::invalid(key(k), r))?;
+            inj.commands.insert(container.to_string(), words);
+        }
+    }
+    if let Some(v) = ours.get(ON_ROTATE) {
+        inj.on_rotate =
+            Some(parse_on_rotate(v).map_err(|r| AnnotationError::invalid(key(ON_ROTATE), r))?);
+    }
+    inj.native_sidecar = match ours.get(NATIVE_SIDECAR).copied() {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => {
+            return Err(AnnotationError::invalid(
+                key(NATIVE_SIDECAR),
+                "must be \"true\" or \"false\"",
+            ))
+        }
+    };
+    Ok(())
+}
+
+/// Fills the default format and checks that format and template agree.
+pub(crate) fn finish_format(spec: &mut SecretSpec, explicit: bool) -> Result<(), AnnotationError> {
+    let base = spec.path_annotation.clone();
+    if !explicit {
+        spec.format = match (&spec.template, &spec.field) {
+            (Some(_), _) => SecretFormat::Template,
+            (None, Some(_)) => SecretFormat::Raw,
+            (None, None) => SecretFormat::Json,
+        };
+    }
+    match (spec.format, &spec.template) {
+        (SecretFormat::Template, None) => Err(AnnotationError::Missing {
+            key: format!("{base}-template"),
+            reason: "format is `template`".into(),
+        }),
+        (f, Some(_)) if f != SecretFormat::Template => Err(AnnotationError::invalid(
+            format!("{base}-template"),
+            "a template needs format `template` (or no -format annotation)",
+        )),
+        (SecretFormat::Raw, _) if spec.field.is_none() => Err(AnnotationError::Missing {
+            key: format!("{base}-field"),
+            reason: "format `raw` writes one field's value".into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A secret name becomes a file name in the secrets directory.
+pub(crate) fn validate_secret_name(name: &str, k: &str) -> Result<(), AnnotationError> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(AnnotationError::invalid(
+            k,
+            "the secret name (the file name) must be 1-63 of [A-Za-z0-9._-] and not start with `.`",
+        ))
+    }
+}
+
+/// A Vault path: relative, no empty, `.` or `..` segments.
+pub(crate) fn validate_path(path: &str, k: &str) -> Result<String, AnnotationError> {
+    let p = path.trim();
+    let bad = p.is_empty()
+        || p.starts_with('/')
+        || p.split('/').any(|s| s.is_empty() || s == "." || s == "..")
+        || p.chars().any(|c| c.is_whitespace() || c.is_control());
+    if bad {
+        return Err(AnnotationError::invalid(
+            k,
+            "must be a Vault path such as `secret/data/team/app` (no leading `/`, no empty, `.` or `..` segments)",
+        ));
+    }
+    Ok(p.to_string())
+}
+
+/// `…/data/…` is KV v2, `…/creds/…` is leased, anything else is a plain read.
+pub(crate) fn default_kind(path: &str) -> SecretKind {
+    let mut segs = path.split('/').skip(1);
+    if segs.clone().next() == Some("data") {
+        SecretKind::Kv2
+    } else if segs.any(|s| s == "creds") {
+        SecretKind::Dynamic
+    } else {
+        SecretKind::Generic
+    }
+}
+
+fn parse_kind(v: &str, k: &str) -> Result<SecretKind, AnnotationError> {
+    match v.trim() {
+        "kv2" => Ok(SecretKind::Kv2),
+        "dynamic" => Ok(SecretKind::Dynamic),
+        "generic" => Ok(SecretKind::Generic),
+        _ => Err(AnnotationError::invalid(
+            k,
+            "must be one of kv2, dynamic, generic",
+        )),
+    }
+}
+
+fn parse_format(v: &str, k: &str) -> Result<SecretFormat, AnnotationError> {
+    match v.trim() {
+        "raw" => Ok(SecretFormat::Raw),
+        "json" => Ok(SecretFormat::Json),
+        "env" => Ok(SecretFormat::Env),
+        "template" => Ok(SecretFormat::Template),
+        _ => Err(AnnotationError::invalid(
+            k,
+            "must be one of raw, json, env, template",
+        )),
+    }
+}
+
+/// A command: a JSON array of strings, or words separated by whitespace.
+fn parse_command(v: &str) -> Result<Vec<String>, String> {
+    let v = v.trim();
+    let words: Vec<String> = if v.starts_with('[') {
+        serde_json::from_str(v).map_err(|_| {
+            "must be a JSON array of strings, e.g. [\"python\", \"app.py\"], or words separated by spaces".to_string()
+        })?
+    } else {
+        v.split_whitespace().map(str::to_string).collect()
+    };
+    if words.is_empty() || words[0].is_empty() {
+        return Err("must name the program to run".into());
+    }
+    Ok(words)
+}
+
+/// `none`, `restart`, or `signal:<NAME>`, checked with the parser `shroud exec`
+/// itself uses, so an accepted pod never fails at exec's flag parsing.
+fn parse_on_rotate(v: &str) -> Result<String, String> {
+    let v = v.trim();
+    crate::exec::rotate::parse_on_rotate(v)
+        .map(|_| v.to_string())
+        .map_err(|e| {
+            format!("{e}; expected `none`, `restart` or `signal:<NAME>` (e.g. signal:SIGHUP)")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ann(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn inject(pairs: &[(&str, &str)]) -> Injection {
+        match parse(&ann(pairs), false).unwrap() {
+            Decision::Inject(i) => *i,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn not_requested_without_inject() {
+        assert_eq!(
+            parse(&ann(&[("a", "b")]), false).unwrap(),
+            Decision::NotRequested
+        );
+        assert_eq!(
+            parse(&ann(&[("shroud.dev/inject", "false")]), false).unwrap(),
+            Decision::NotRequested
+        );
+    }
+
+    #[test]
+    fn full_request() {
+        let i = inject(&[
+            ("shroud.dev/inject", "true"),
+            ("shroud.dev/role", "app"),
+            ("shroud.dev/secret-db", "database/creds/team-app"),
+            ("shroud.dev/secret-api", "secret/data/team/api"),
+            ("shroud.dev/secret-api-field", "token"),
+            ("shroud.dev/secret-conf", "secret/data/team/conf"),
+            ("shroud.dev/secret-conf-template", "user={{ user }}"),
+            ("shroud.dev/containers", "app, worker"),
+            ("shroud.dev/command-app", "[\"python\", \"-m\", \"app\"]"),
+            ("shroud.dev/command-worker", "celery worker"),
+            ("shroud.dev/on-rotate", "signal:SIGHUP"),
+            ("shroud.dev/native-sidecar", "false"),
+        ]);
+        assert_eq!(i.role, "app");
+        let names: Vec<_> = i.secrets.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["api", "conf", "db"]);
+        assert_eq!(i.secrets[0].kind, SecretKind::Kv2);
+        assert_eq!(i.secrets[0].format, SecretFormat::Raw);
+        assert_eq!(i.secrets[1].format, SecretFormat::Template);
+        assert_eq!(i.secrets[2].kind, SecretKind::Dynamic);
+        assert_eq!(i.secrets[2].format, SecretFormat::Json);
+        assert_eq!(
+            i.containers.as_deref(),
+            Some(&["app".to_string(), "worker".to_string()][..])
+        );
+        assert_eq!(i.commands["app"], ["python", "-m", "app"]);
+        assert_eq!(i.commands["worker"], ["celery", "worker"]);
+        assert_eq!(i.on_rotate.as_deref(), Some("signal:SIGHUP"));
+        assert_eq!(i.native_sidecar, Some(false));
+    }
+
+    #[test]
+    fn unknown_key_is_named_even_without_inject() {
+        let e = parse(&ann(&[("shroud.dev/injet", "true")]), false).unwrap_err();
+        assert_eq!(
+            e,
+            AnnotationError::Unknown {
+                key: "shroud.dev/injet".into()
+            }
+        );
+        assert!(e.to_string().contains("`shroud.dev/injet`"));
+    }
+
+    #[test]
+    fn errors_name_the_annotation() {
+        let base = [("shroud.dev/inject", "true"), ("shroud.dev/role", "r")];
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("shroud.dev/secret-db", "/abs")], "shroud.dev/secret-db"),
+            (
+                &[("shroud.dev/secret-db", "a/../b")],
+                "shroud.dev/secret-db",
+            ),
+            (
+                &[
+                    ("shroud.dev/secret-db", "a/b"),
+                    ("shroud.dev/secret-db-kind", "kv3"),
+                ],
+                "shroud.dev/secret-db-kind",
+            ),
+            (
+                &[
+                    ("shroud.dev/secret-db", "a/b"),
+                    ("shroud.dev/secret-db-format", "yaml"),
+                ],
+                "shroud.dev/secret-db-format",
+            ),
+            (
+                &[
+                    ("shroud.dev/secret-db", "a/b"),
+                    ("shroud.dev/secret-db-format", "template"),
+                ],
+                "shroud.dev/secret-db-template",
+            ),
+            (
+                &[
+                    ("shroud.dev/secret-db", "a/b"),
+                    ("shroud.dev/secret-db-format", "raw"),
+                ],
+                "shroud.dev/secret-db-field",
+            ),
+            (
+                &[("shroud.dev/secret-db-field", "x")],
+                "shroud.dev/secret-db-field",
+            ),
+            (
+                &[("shroud.dev/secret-.hidden", "a/b")],
+                "shroud.dev/secret-.hidden",
+            ),
+            (
+                &[
+                    ("shroud.dev/secret-db", "a/b"),
+                    ("shroud.dev/on-rotate", "reboot"),
+                ],
+                "shroud.dev/on-rotate",
+            ),
+            (
+                &[
+                    ("shroud.dev/secret-db", "a/b"),
+                    ("shroud.dev/native-sidecar", "yes"),
+                ],
+                "shroud.dev/native-sidecar",
+            ),
+            (
+                &[
+                    ("shroud.dev/secret-db", "a/b"),
+                    ("shroud.dev/command-app", "[1]"),
+                ],
+                "shroud.dev/command-app",
+            ),
+            (
+                &[
+                    ("shroud.dev/secret-db", "a/b"),
+                    ("shroud.dev/containers", " , "),
+                ],
+                "shroud.dev/containers",
+            ),
+            (&[], "shroud.dev/secret-<name>"),
+        ];
+        for (extra, want) in cases {
+            let mut all: Vec<(&str, &str)> = base.to_vec();
+            all.extend_from_slice(extra);
+            let e = parse(&ann(&all), false).unwrap_err().to_string();
+            assert!(e.contains(&format!("`{want}`")), "{extra:?}: {e}");
+        }
+        let e = parse(
+            &ann(&[
+                ("shroud.dev/inject", "true"),
+                ("shroud.dev/secret-db", "a/b"),
+            ]),
+            false,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("`shroud.dev/role`"), "{e}");
+        let e = parse(&ann(&[("shroud.dev/inject", "yes")]), false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`shroud.dev/inject`"), "{e}");
+    }
+
+    #[test]
+    fn already_injected() {
+        assert_eq!(
+            parse(
+                &ann(&[
+                    ("shroud.dev/inject", "true"),
+                    ("shroud.dev/status", "injected")
+                ]),
+                false
+            )
+            .unwrap(),
+            Decision::AlreadyInjected
+        );
+    }
+
+    #[test]
+    fn kinds_by_path() {
+        assert_eq!(default_kind("secret/data/a/b"), SecretKind::Kv2);
+        assert_eq!(default_kind("database/creds/app"), SecretKind::Dynamic);
+        assert_eq!(default_kind("pki/issue/web"), SecretKind::Generic);
+        assert_eq!(default_kind("data/x"), SecretKind::Generic);
+    }
+}

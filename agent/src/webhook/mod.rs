@@ -1,0 +1,19 @@
+//! `shroud webhook`: the Kubernetes mutating admission webhook.
+//!
+//! - [`config`]: the configuration file and its policy section;
+//! - [`annotations`] and [`vault_compat`]: pod annotations → a validated request;
+//! - [`policy`]: the guardrails;
+//! - [`patch`] and [`agent_config`]: what an opted-in pod gets;
+//! - [`review`]: one AdmissionReview in, one out (no I/O);
+//! - [`server`], [`tls`], [`metrics`]: HTTPS, certificate reload, Prometheus.
+
+pub mod agent_config;
+pub mod annotations;
+pub mod config;
+pub mod metrics;
+pub mod patch;
+pub mod policy;
+pub mod review;
+pub mod server;
+pub mod tls;
+pub mod vault_compat;

@@ -1,0 +1,677 @@
+//! The JSON patch that injects shroud into a pod: two in-memory volumes, the
+//! copy-self init container, the agent (native or classic sidecar), and every
+//! wrapped container's command rewritten to run under `shroud exec`.
+
+use std::collections::BTreeSet;
+
+use json_patch::jsonptr::PointerBuf;
+use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation, ReplaceOperation};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, ExecAction, Pod, PodSpec, Probe,
+    ResourceRequirements, SeccompProfile, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use serde_json::Value;
+
+use super::agent_config::{self, FileOwner, SECRETS_DIR};
+use super::annotations::{Injection, Origin, INJECTED, STATUS};
+use super::config::WebhookConfig;
+use super::vault_compat;
+
+/// The in-memory volume holding the rendered secrets.
+pub const SECRETS_VOLUME: &str = "shroud-secrets";
+/// The in-memory volume holding the copied shroud binary.
+pub const BIN_VOLUME: &str = "shroud-bin";
+/// Where the binary volume is mounted.
+pub const BIN_DIR: &str = "/shroud/bin";
+/// The copied binary, run by wrapped containers.
+pub const BIN: &str = "/shroud/bin/shroud";
+/// The init container that copies the binary.
+pub const INIT_CONTAINER: &str = "shroud-init";
+/// The agent container.
+pub const AGENT_CONTAINER: &str = "shroud-agent";
+/// The environment variable carrying the agent's TOML configuration.
+pub const CONFIG_ENV: &str = "SHROUD_CONFIG_TOML";
+
+/// Why a pod cannot be injected as it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatchError {
+    /// The pod has no spec.
+    #[error("the pod has no spec")]
+    NoSpec,
+    /// A container to wrap has no command and no annotation giving it.
+    #[error("container `{container}` has no `command` in the pod spec, so shroud cannot know what to run: set `command` on the container, or annotate the pod with `{annotation}` holding the image's entrypoint, e.g. '[\"/app/server\", \"--port\", \"8080\"]' (its `args` are appended)")]
+    NoCommand {
+        /// The container.
+        container: String,
+        /// The annotation that would fix it.
+        annotation: String,
+    },
+    /// An annotation names a container the pod does not have.
+    #[error(
+        "annotation `{annotation}` names container `{container}`, which the pod does not have"
+    )]
+    UnknownContainer {
+        /// The annotation.
+        annotation: String,
+        /// The container name.
+        container: String,
+    },
+    /// An init container cannot be wrapped with a classic sidecar.
+    #[error("annotation `shroud.dev/containers` lists init container `{container}`, which can only get secrets from a native sidecar: remove `shroud.dev/native-sidecar: \"false\"` or the container from the list")]
+    InitNeedsNativeSidecar {
+        /// The init container.
+        container: String,
+    },
+    /// The pod already uses a name or path shroud needs.
+    #[error("{field} is already used by the pod: `{name}` is reserved for shroud")]
+    Conflict {
+        /// The field (e.g. `spec.volumes`).
+        field: String,
+        /// The conflicting name or path.
+        name: String,
+    },
+}
+
+/// The patch and notes for the user.
+#[derive(Debug)]
+pub struct Built {
+    /// The JSON patch.
+    pub patch: Patch,
+    /// Admission warnings.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Main(usize),
+    Init(usize),
+}
+
+/// Builds the patch for an opted-in pod.
+pub fn build(pod: &Pod, inj: &Injection, cfg: &WebhookConfig) -> Result<Built, PatchError> {
+    let spec = pod.spec.as_ref().ok_or(PatchError::NoSpec)?;
+    check_reserved(spec)?;
+    let native = inj.native_sidecar.unwrap_or(cfg.native_sidecar);
+    let targets = select_targets(spec, inj, native)?;
+    for name in inj.commands.keys() {
+        if find(spec, name).is_none() {
+            return Err(PatchError::UnknownContainer {
+                annotation: format!("shroud.dev/command-{name}"),
+                container: name.clone(),
+            });
+        }
+    }
+    let mut warnings = inj.warnings.clone();
+    let owner = file_owner(spec, &targets, cfg, &mut warnings);
+    if spec.automount_service_account_token == Some(false) && cfg.auth.jwt_path.is_none() {
+        warnings.push("the pod sets automountServiceAccountToken: false, so the shroud agent has no service-account token to log in to Vault with".into());
+    }
+
+    let mut ops = Vec::new();
+    for slot in &targets {
+        wrap(spec, *slot, inj, native, &mut ops, &mut warnings)?;
+    }
+    push_array(
+        &mut ops,
+        &["spec", "volumes"],
+        spec.volumes.as_ref().map(Vec::len),
+        volumes(cfg),
+        None,
+    );
+    let config_toml = agent_config::render(inj, cfg, owner);
+    let init = init_container(cfg);
+    let mut agent = agent_container(cfg, owner, config_toml, native);
+    // The ServiceAccount admission plugin mounted the token into the pod's own
+    // containers before webhooks run; containers added here get it only by copy.
+    if let Some(token) = service_account_mount(spec) {
+        agent.volume_mounts.get_or_insert_with(Vec::new).push(token);
+    } else if cfg.auth.jwt_path.is_none() && spec.automount_service_account_token != Some(false) {
+        warnings.push(format!("no container mounts the service-account token at {SA_TOKEN_DIR}, so the shroud agent has none to log in to Vault with"));
+    }
+    let init_len = spec.init_containers.as_ref().map(Vec::len);
+    let mut new_init = vec![to_value(&init)];
+    if native {
+        new_init.push(to_value(&agent));
+    }
+    // The copy must run before any other init container that might be wrapped,
+    // and the native agent before those so their secrets are ready.
+    push_array(
+        &mut ops,
+        &["spec", "initContainers"],
+        init_len,
+        new_init,
+        Some(0),
+    );
+    if !native {
+        push_array(
+            &mut ops,
+            &["spec", "containers"],
+            Some(spec.containers.len()),
+            vec![to_value(&agent)],
+            None,
+        );
+    }
+    let status_path = ["metadata", "annotations", STATUS];
+    if pod.metadata.annotations.is_some() {
+        ops.push(add(&status_path, Value::from(INJECTED)));
+    } else {
+        ops.push(add(
+            &["metadata", "annotations"],
+            serde_json::json!({ STATUS: INJECTED }),
+        ));
+    }
+    Ok(Built {
+        patch: Patch(ops),
+        warnings,
+    })
+}
+
+/// Where the kubelet mounts the pod's service-account token.
+pub const SA_TOKEN_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+fn service_account_mount(spec: &PodSpec) -> Option<VolumeMount> {
+    spec.containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .flat_map(|c| c.volume_mounts.iter().flatten())
+        .find(|m| m.mount_path == SA_TOKEN_DIR)
+        .map(|m| VolumeMount {
+            read_only: Some(true),
+            ..m.clone()
+        })
+}
+
+fn check_reserved(spec: &PodSpec) -> Result<(), PatchError> {
+    for v in spec.volumes.iter().flatten() {
+        if v.name == SECRETS_VOLUME || v.name == BIN_VOLUME {
+            return Err(PatchError::Conflict {
+                field: "spec.volumes".into(),
+                name: v.name.clone(),
+            });
+        }
+    }
+    for c in spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+    {
+        if c.name == INIT_CONTAINER || c.name == AGENT_CONTAINER {
+            return Err(PatchError::Conflict {
+                field: "container name".into(),
+                name: c.name.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn find(spec: &PodSpec, name: &str) -> Option<Slot> {
+    if let Some(i) = spec.containers.iter().position(|c| c.name == name) {
+        return Some(Slot::Main(i));
+    }
+    spec.init_containers
+        .iter()
+        .flatten()
+        .position(|c| c.name == name)
+        .map(Slot::Init)
+}
+
+fn container(spec: &PodSpec, slot: Slot) -> &Container {
+    match slot {
+        Slot::Main(i) => &spec.containers[i],
+        Slot::Init(i) => &spec.init_containers.as_ref().expect("slot from find")[i],
+    }
+}
+
+fn select_targets(spec: &PodSpec, inj: &Injection, native: bool) -> Result<Vec<Slot>, PatchError> {
+    let Some(names) = &inj.containers else {
+        return Ok((0..spec.containers.len()).map(Slot::Main).collect());
+    };
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for name in names {
+        let slot = find(spec, name).ok_or_else(|| PatchError::UnknownContainer {
+            annotation: "shroud.dev/containers".into(),
+            container: name.clone(),
+        })?;
+        if let Slot::Init(_) = slot {
+            if !native {
+                return Err(PatchError::InitNeedsNativeSidecar {
+                    container: name.clone(),
+                });
+            }
+        }
+        if seen.insert(name) {
+            out.push(slot);
+        }
+    }
+    Ok(out)
+}
+
+/// The agent runs as the workload's UID when all wrapped containers share a known
+/// non-root one, so files can be 0400; with an `fsGroup`, group-readable; otherwise
+/// readable by the containers that mount the volume, with a warning.
+fn file_owner(
+    spec: &PodSpec,
+    targets: &[Slot],
+    cfg: &WebhookConfig,
+    warnings: &mut Vec<String>,
+) -> FileOwner {
+    let pod_sc = spec.security_context.as_ref();
+    let uids: BTreeSet<Option<i64>> = targets
+        .iter()
+        .map(|s| {
+            container(spec, *s)
+                .security_context
+                .as_ref()
+                .and_then(|sc| sc.run_as_user)
+                .or_else(|| pod_sc.and_then(|p| p.run_as_user))
+        })
+        .collect();
+    let fs_group = pod_sc.and_then(|p| p.fs_group);
+    let gid = fs_group.unwrap_or(cfg.agent.run_as_group);
+    match uids.into_iter().collect::<Vec<_>>().as_slice() {
+        [Some(uid)] if *uid > 0 => FileOwner {
+            uid: *uid,
+            gid,
+            mode: 0o400,
+        },
+        _ if fs_group.is_some() => FileOwner {
+            uid: cfg.agent.run_as_user,
+            gid,
+            mode: 0o440,
+        },
+        _ => {
+            warnings.push("the wrapped containers' user is unknown or not shared and the pod has no fsGroup, so secret files are readable by every container that mounts them (0444); set runAsUser or fsGroup for 0400/0440".into());
+            FileOwner {
+                uid: cfg.agent.run_as_user,
+                gid,
+                mode: 0o444,
+            }
+        }
+    }
+}
+
+fn wrap(
+    spec: &PodSpec,
+    slot: Slot,
+    inj: &Injection,
+    native: bool,
+    ops: &mut Vec<PatchOperation>,
+    warnings: &mut Vec<String>,
+) -> Result<(), PatchError> {
+    let c = container(spec, slot);
+    let (list, index) = match slot {
+        Slot::Main(i) => ("containers", i),
+        Slot::Init(i) => ("initContainers", i),
+    };
+    let index = index.to_string();
+    let base = ["spec", list, index.as_str()];
+    let annotation = format!("shroud.dev/command-{}", c.name);
+    let original: Vec<String> = match (
+        c.command.as_ref().filter(|v| !v.is_empty()),
+        inj.commands.get(&c.name),
+    ) {
+        (Some(cmd), from_annotation) => {
+            if from_annotation.is_some() {
+                warnings.push(format!(
+                    "container `{}` has a command in its spec, so `{annotation}` was ignored",
+                    c.name
+                ));
+            }
+            cmd.clone()
+        }
+        (None, Some(cmd)) => cmd.clone(),
+        (None, None) => {
+            return Err(PatchError::NoCommand {
+                container: c.name.clone(),
+                annotation,
+            })
+        }
+    };
+    let mut command = vec![
+        BIN.to_string(),
+        "exec".into(),
+        "--secrets-dir".into(),
+        SECRETS_DIR.into(),
+    ];
+    if let Some(on_rotate) = &inj.on_rotate {
+        command.extend(["--on-rotate".to_string(), on_rotate.clone()]);
+    }
+    if !native {
+        command.push("--wait-ready".into());
+    }
+    command.push("--".into());
+    command.extend(original);
+    command.extend(c.args.iter().flatten().cloned());
+    let cmd_path = [base[0], base[1], base[2], "command"];
+    if c.command.is_some() {
+        ops.push(PatchOperation::Replace(ReplaceOperation {
+            path: ptr(&cmd_path),
+            value: Value::from(command),
+        }));
+    } else {
+        ops.push(add(&cmd_path, Value::from(command)));
+    }
+    if c.args.is_some() {
+        ops.push(PatchOperation::Remove(RemoveOperation {
+            path: ptr(&[base[0], base[1], base[2], "args"]),
+        }));
+    }
+    let mut mounts = vec![
+        mount(SECRETS_VOLUME, SECRETS_DIR, true, None),
+        // `shroud exec` writes its ack and exit marker under `.shroud/`; the
+        // rendered secrets stay read-only.
+        mount(
+            SECRETS_VOLUME,
+            &format!("{SECRETS_DIR}/.shroud"),
+            false,
+            Some(".shroud"),
+        ),
+        mount(BIN_VOLUME, BIN_DIR, true, None),
+    ];
+    if inj.origin == Origin::VaultAgent {
+        mounts.push(mount(SECRETS_VOLUME, vault_compat::SECRETS_DIR, true, None));
+    }
+    for existing in c.volume_mounts.iter().flatten() {
+        if mounts.iter().any(|m| m.mount_path == existing.mount_path) {
+            return Err(PatchError::Conflict {
+                field: format!("spec.{list}[{index}].volumeMounts (container `{}`)", c.name),
+                name: existing.mount_path.clone(),
+            });
+        }
+    }
+    push_array(
+        ops,
+        &[base[0], base[1], base[2], "volumeMounts"],
+        c.volume_mounts.as_ref().map(Vec::len),
+        mounts.iter().map(to_value).collect(),
+        None,
+    );
+    Ok(())
+}
+
+fn volumes(cfg: &WebhookConfig) -> Vec<Value> {
+    let memory = |limit: Option<&str>| Volume {
+        empty_dir: Some(EmptyDirVolumeSource {
+            medium: Some("Memory".into()),
+            size_limit: limit.map(|l| Quantity(l.to_string())),
+        }),
+        ..Volume::default()
+    };
+    vec![
+        to_value(&Volume {
+            name: SECRETS_VOLUME.into(),
+            ..memory(Some(&cfg.secrets_size_limit))
+        }),
+        to_value(&Volume {
+            name: BIN_VOLUME.into(),
+            ..memory(Some("64Mi"))
+        }),
+    ]
+}
+
+fn least_privilege(uid: i64, gid: i64, ipc_lock: bool) -> SecurityContext {
+    SecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(uid),
+        run_as_group: Some(gid),
+        read_only_root_filesystem: Some(true),
+        allow_privilege_escalation: Some(false),
+        privileged: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            add: ipc_lock.then(|| vec!["IPC_LOCK".into()]),
+        }),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            localhost_profile: None,
+        }),
+        ..SecurityContext::default()
+    }
+}
+
+fn resources(cfg: &WebhookConfig) -> ResourceRequirements {
+    let a = &cfg.agent;
+    let pair = |cpu: &str, mem: &str| {
+        Some(
+            [
+                ("cpu".to_string(), Quantity(cpu.into())),
+                ("memory".to_string(), Quantity(mem.into())),
+            ]
+            .into_iter()
+            .collect(),
+        )
+    };
+    ResourceRequirements {
+        requests: pair(&a.cpu_request, &a.memory_request),
+        limits: pair(&a.cpu_limit, &a.memory_limit),
+        ..ResourceRequirements::default()
+    }
+}
+
+fn init_container(cfg: &WebhookConfig) -> Container {
+    Container {
+        name: INIT_CONTAINER.into(),
+        image: Some(cfg.image.clone()),
+        image_pull_policy: Some(cfg.image_pull_policy.clone()),
+        command: Some(vec!["/shroud".into(), "copy-self".into(), BIN.into()]),
+        volume_mounts: Some(vec![mount(BIN_VOLUME, BIN_DIR, false, None)]),
+        security_context: Some(least_privilege(
+            cfg.agent.run_as_user,
+            cfg.agent.run_as_group,
+            false,
+        )),
+        resources: Some(resources(cfg)),
+        ..Container::default()
+    }
+}
+
+fn agent_container(
+    cfg: &WebhookConfig,
+    owner: FileOwner,
+    config_toml: String,
+    native: bool,
+) -> Container {
+    let ready = Probe {
+        exec: Some(ExecAction {
+            command: Some(vec![
+                "/shroud".into(),
+                "probe".into(),
+                "ready".into(),
+                "--dir".into(),
+                SECRETS_DIR.into(),
+            ]),
+        }),
+        period_seconds: Some(1),
+        timeout_seconds: Some(1),
+        failure_threshold: Some(if native {
+            cfg.agent.startup_timeout_seconds
+        } else {
+            1
+        }),
+        ..Probe::default()
+    };
+    let (startup_probe, readiness_probe) = if native {
+        (Some(ready), None)
+    } else {
+        (None, Some(ready))
+    };
+    Container {
+        name: AGENT_CONTAINER.into(),
+        image: Some(cfg.image.clone()),
+        image_pull_policy: Some(cfg.image_pull_policy.clone()),
+        command: Some(vec!["/shroud".into(), "agent".into()]),
+        env: Some(vec![EnvVar {
+            name: CONFIG_ENV.into(),
+            value: Some(config_toml),
+            value_from: None,
+        }]),
+        restart_policy: native.then(|| "Always".into()),
+        startup_probe,
+        readiness_probe,
+        volume_mounts: Some(vec![mount(SECRETS_VOLUME, SECRETS_DIR, false, None)]),
+        security_context: Some(least_privilege(owner.uid, owner.gid, true)),
+        resources: Some(resources(cfg)),
+        ..Container::default()
+    }
+}
+
+fn mount(volume: &str, path: &str, read_only: bool, sub_path: Option<&str>) -> VolumeMount {
+    VolumeMount {
+        name: volume.into(),
+        mount_path: path.into(),
+        read_only: read_only.then_some(true),
+        sub_path: sub_path.map(str::to_string),
+        ..VolumeMount::default()
+    }
+}
+
+/// Appends `items` to the array at `path` (or inserts them from `at`), creating
+/// the array when the pod has none.
+fn push_array(
+    ops: &mut Vec<PatchOperation>,
+    path: &[&str],
+    existing_len: Option<usize>,
+    items: Vec<Value>,
+    at: Option<usize>,
+) {
+    if existing_len.is_none() {
+        ops.push(add(path, Value::Array(items)));
+        return;
+    }
+    for (n, item) in items.into_iter().enumerate() {
+        let index = match at {
+            Some(i) => (i + n).to_string(),
+            None => "-".to_string(),
+        };
+        let mut p: Vec<&str> = path.to_vec();
+        p.push(&index);
+        ops.push(add(&p, item));
+    }
+}
+
+fn ptr(tokens: &[&str]) -> PointerBuf {
+    PointerBuf::from_tokens(tokens.iter().copied())
+}
+
+fn add(path: &[&str], value: Value) -> PatchOperation {
+    PatchOperation::Add(AddOperation {
+        path: ptr(path),
+        value,
+    })
+}
+
+fn to_value<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).expect("Kubernetes types serialize")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::webhook::annotations::{parse, Decision};
+
+    fn pod(v: serde_json::Value) -> Pod {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn injection(extra: &[(&str, &str)]) -> Injection {
+        let mut a: std::collections::BTreeMap<String, String> = [
+            ("shroud.dev/inject", "true"),
+            ("shroud.dev/role", "r"),
+            ("shroud.dev/secret-db", "secret/data/ns/db"),
+        ]
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        a.retain(|_, v| !v.is_empty());
+        match parse(&a, false).unwrap() {
+            Decision::Inject(i) => *i,
+            d => panic!("{d:?}"),
+        }
+    }
+
+    fn app(extra: serde_json::Value) -> serde_json::Value {
+        let mut c = serde_json::json!({"name": "app", "image": "i", "command": ["/app"]});
+        c.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        c
+    }
+
+    #[test]
+    fn reserved_names_and_paths_are_conflicts() {
+        let cfg = WebhookConfig::default();
+        let inj = injection(&[]);
+        let p = pod(
+            serde_json::json!({"spec": {"containers": [app(serde_json::json!({}))],
+            "volumes": [{"name": "shroud-bin", "emptyDir": {}}]}}),
+        );
+        let e = build(&p, &inj, &cfg).unwrap_err();
+        assert!(
+            matches!(e, PatchError::Conflict { ref name, .. } if name == "shroud-bin"),
+            "{e}"
+        );
+        let p = pod(
+            serde_json::json!({"spec": {"containers": [app(serde_json::json!({
+            "volumeMounts": [{"name": "x", "mountPath": "/shroud/bin"}]}))]}}),
+        );
+        let e = build(&p, &inj, &cfg).unwrap_err().to_string();
+        assert!(
+            e.contains("/shroud/bin") && e.contains("container `app`"),
+            "{e}"
+        );
+        let p = pod(
+            serde_json::json!({"spec": {"containers": [app(serde_json::json!({})),
+            {"name": "shroud-agent", "image": "i"}]}}),
+        );
+        assert!(build(&p, &inj, &cfg).is_err());
+    }
+
+    #[test]
+    fn container_selection_errors() {
+        let cfg = WebhookConfig::default();
+        let p = pod(serde_json::json!({"spec": {
+            "initContainers": [{"name": "init", "image": "i", "command": ["/init"]}],
+            "containers": [app(serde_json::json!({}))]}}));
+        let e = build(
+            &p,
+            &injection(&[("shroud.dev/containers", "app,ghost")]),
+            &cfg,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            PatchError::UnknownContainer {
+                annotation: "shroud.dev/containers".into(),
+                container: "ghost".into()
+            }
+        );
+        let e = build(
+            &p,
+            &injection(&[
+                ("shroud.dev/containers", "init"),
+                ("shroud.dev/native-sidecar", "false"),
+            ]),
+            &cfg,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            PatchError::InitNeedsNativeSidecar {
+                container: "init".into()
+            }
+        );
+        let e = build(&p, &injection(&[("shroud.dev/command-ghost", "/x")]), &cfg).unwrap_err();
+        assert!(e.to_string().contains("shroud.dev/command-ghost"), "{e}");
+        // A native sidecar can serve a listed init container.
+        build(
+            &p,
+            &injection(&[("shroud.dev/containers", "init, app")]),
+            &cfg,
+        )
+        .unwrap();
+    }
+}

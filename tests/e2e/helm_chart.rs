@@ -1,0 +1,203 @@
+//! The Helm chart: lint with the real Helm library, render every value set,
+//! validate the manifests against the Kubernetes schema (tests/helm/check_chart.py),
+//! then run the real `shroud webhook` with what the chart rendered: its
+//! genCA/genSignedCert certificate, trusted through the MutatingWebhookConfiguration's
+//! caBundle under the Service's DNS name, and its policy ConfigMap.
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+use shroud_e2e::webhook::{Client, WebhookProcess};
+use shroud_e2e::{require_tool, shroud_bin, workspace};
+
+fn render_chart() -> tempfile::TempDir {
+    let python = require_tool("python3", "apt-get install python3");
+    require_tool(
+        "kubernetes-validate",
+        "python3 -m pip install 'kubernetes-validate>=1.31'",
+    );
+    let out = tempfile::tempdir().unwrap();
+    let root = workspace();
+    let run = std::process::Command::new(python)
+        .arg(root.join("tests/helm/check_chart.py"))
+        .arg(root.join("helm/shroud"))
+        .arg(out.path())
+        .output()
+        .expect("running tests/helm/check_chart.py");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        run.status.success(),
+        "chart check failed (install prerequisites with scripts/test):\n{text}"
+    );
+    println!("{text}");
+    out
+}
+
+fn manifests(dir: &std::path::Path, set: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(dir.join(set).join("manifests.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn find<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind)
+        .unwrap_or_else(|| panic!("chart rendered no {kind}"))
+}
+
+fn b64(v: &Value) -> String {
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(v.as_str().expect("base64 string"))
+        .unwrap();
+    String::from_utf8(raw).unwrap()
+}
+
+fn der_of(pem: &str) -> rustls::pki_types::CertificateDer<'static> {
+    use rustls::pki_types::pem::PemObject as _;
+    rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).unwrap()
+}
+
+fn review(pod: Value) -> Vec<u8> {
+    let ns = pod["metadata"]["namespace"].clone();
+    serde_json::to_vec(&json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "b1c2", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": ns, "operation": "CREATE", "userInfo": {"username": "test"},
+            "object": pod
+        }
+    }))
+    .unwrap()
+}
+
+fn fixture(name: &str) -> Value {
+    let p = workspace().join("tests/fixtures/webhook").join(name);
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+/// Starts the webhook with a value set's rendered Secret and ConfigMap.
+fn serve_rendered(objects: &[Value]) -> (WebhookProcess, Client) {
+    let secret = find(objects, "Secret");
+    let cert = b64(&secret["data"]["tls.crt"]);
+    let key = b64(&secret["data"]["tls.key"]);
+    let config = find(objects, "ConfigMap")["data"]["webhook.toml"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mwc = find(objects, "MutatingWebhookConfiguration");
+    let hook = &mwc["webhooks"][0];
+    assert_eq!(hook["clientConfig"]["caBundle"], secret["data"]["ca.crt"]);
+    let svc = &hook["clientConfig"]["service"];
+    assert_eq!(svc["path"], "/mutate");
+    // The API server calls https://<service>.<namespace>.svc and verifies the
+    // certificate with the caBundle.
+    let dns = format!(
+        "{}.{}.svc",
+        svc["name"].as_str().unwrap(),
+        svc["namespace"].as_str().unwrap()
+    );
+    let ca = der_of(&b64(&hook["clientConfig"]["caBundle"]));
+    let make = |addr| Client::new(addr, std::slice::from_ref(&ca)).with_server_name(&dns);
+    let server = WebhookProcess::start_with(&shroud_bin(), &cert, &key, &config, make);
+    let client = Client::new(server.addr, std::slice::from_ref(&ca)).with_server_name(&dns);
+    (server, client)
+}
+
+#[test]
+fn chart_lints_renders_validates_and_its_output_runs() {
+    let out = render_chart();
+
+    let default = manifests(out.path(), "default");
+    let mwc = find(&default, "MutatingWebhookConfiguration");
+    let hook = &mwc["webhooks"][0];
+    assert_eq!(hook["failurePolicy"], "Fail");
+    assert_eq!(hook["timeoutSeconds"], 5);
+    assert_eq!(hook["sideEffects"], "None");
+    assert_eq!(hook["reinvocationPolicy"], "IfNeeded");
+    assert_eq!(
+        hook["objectSelector"]["matchExpressions"][0],
+        json!({"key": "shroud.dev/component", "operator": "NotIn", "values": ["webhook"]})
+    );
+    let deployment = find(&default, "Deployment");
+    let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    assert_eq!(
+        pod_labels["shroud.dev/component"], "webhook",
+        "own pods must be excluded"
+    );
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    assert!(deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"].is_object());
+    // The Deployment's command line parses: run it with the certificate paths
+    // pointing nowhere and expect the certificate error, not a usage error of clap.
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let command: Vec<String> = container["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .unwrap()
+                .replace("/etc/shroud/", "/nonexistent/shroud/")
+        })
+        .collect();
+    assert_eq!(command[0], "/shroud");
+    let run = std::process::Command::new(shroud_bin())
+        .args(&command[1..])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(64), "{err}");
+    assert!(
+        err.contains("/nonexistent/shroud/config/webhook.toml"),
+        "{err}"
+    );
+    let np = find(&default, "NetworkPolicy");
+    assert_eq!(np["spec"]["egress"], json!([]));
+
+    // The default install's certificate and config serve real admissions.
+    let (server, client) = serve_rendered(&default);
+    let answer = client.mutate(&review(fixture("deployment-pod.json")));
+    assert_eq!(answer.status, 200, "{}", server.log());
+    let response = &answer.json()["response"];
+    assert_eq!(response["allowed"], true, "{response:#}");
+    assert_eq!(response["patchType"], "JSONPatch");
+    let answer = client.mutate(&review(fixture("host-path-docker.json")));
+    assert_eq!(answer.json()["response"]["allowed"], false);
+    drop(server);
+
+    // The "full" value set: Vault Agent compatibility and per-namespace prefixes
+    // reach the webhook through the rendered ConfigMap.
+    let full = manifests(out.path(), "full");
+    let (_server, client) = serve_rendered(&full);
+    let answer = client.mutate(&review(fixture("vault-agent.json")));
+    let response = &answer.json()["response"];
+    assert_eq!(response["allowed"], true, "{response:#}");
+    assert!(response.get("patch").is_some());
+    let mut pod = fixture("secret-path-outside.json");
+    pod["metadata"]["annotations"]["shroud.dev/secret-theirs"] = json!("kv/data/shared/flags");
+    let answer = client.mutate(&review(pod));
+    assert_eq!(
+        answer.json()["response"]["allowed"],
+        true,
+        "per-namespace prefix allowed"
+    );
+
+    // cert-manager: no Helm-generated Secret, the CA is injected by cert-manager.
+    let cm = manifests(out.path(), "cert-manager");
+    assert!(cm.iter().all(|o| o["kind"] != "Secret"));
+    let mwc = find(&cm, "MutatingWebhookConfiguration");
+    assert_eq!(
+        mwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
+        "shroud-system/shroud-webhook"
+    );
+    assert!(mwc["webhooks"][0]["clientConfig"].get("caBundle").is_none());
+    let cert = cm
+        .iter()
+        .find(|o| o["kind"] == "Certificate" && o["metadata"]["name"] == "shroud-webhook")
+        .unwrap();
+    assert_eq!(cert["spec"]["secretName"], "shroud-webhook-tls");
+}
