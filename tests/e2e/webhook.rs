@@ -663,8 +663,9 @@ fn metrics_count_injections_and_denials_by_namespace() {
     );
 }
 
-/// The patched container command really runs: the binary copied by `copy-self`,
-/// `shroud exec` waiting for the agent's ready marker (classic sidecar), the secret
+/// The patched pod's commands really run: `shroud-init`'s copy-self, the agent's
+/// readiness probe (failing before the first render, passing after), and the
+/// wrapped command: `shroud exec` waiting for the ready marker (classic sidecar), the secret
 /// read from the secrets directory and masked in the output, the exit code kept
 /// and the exit marker written.
 #[test]
@@ -685,26 +686,45 @@ fn patched_command_runs_under_shroud_exec() {
     let secrets = shroud_e2e::Tmpfs::new();
     let bin_dir = tempfile::tempdir().unwrap();
     let bin = bin_dir.path().join("shroud");
-    let out = shroud().arg("copy-self").arg(&bin).output().unwrap();
-    assert!(out.status.success(), "{out:?}");
+    let dir = secrets.path().to_str().unwrap();
+    // Every command of the patched pod runs with the image's `/shroud` and the pod's
+    // paths mapped to local ones.
+    let local = |cmd: &Value| -> Vec<String> {
+        strings(cmd)
+            .iter()
+            .map(|a| {
+                if a == "/shroud" {
+                    shroud_bin().to_str().unwrap().to_string()
+                } else {
+                    a.replace("/shroud/bin/shroud", bin.to_str().unwrap())
+                        .replace("/run/shroud/secrets", dir)
+                }
+            })
+            .collect()
+    };
+    let run = |argv: Vec<String>| {
+        shroud_e2e::run_with_input(
+            std::process::Command::new(&argv[0]).args(&argv[1..]),
+            b"",
+            Duration::from_secs(20),
+        )
+    };
+    let init = run(local(&patched["spec"]["initContainers"][0]["command"]));
+    assert!(init.status.success(), "shroud-init: {}", init.err());
+    let agent = container(&patched["spec"]["containers"], "shroud-agent");
+    let probe = local(&agent["readinessProbe"]["exec"]["command"]);
+    assert!(
+        !run(probe.clone()).status.success(),
+        "ready before the first render"
+    );
     let secret = "sk_live_4eC39HqLyjWDarjtT1zdp7dc";
     std::fs::write(secrets.path().join("stripe"), secret).unwrap();
     std::fs::create_dir_all(secrets.path().join(".shroud")).unwrap();
     std::fs::write(secrets.path().join(".shroud/ready"), "").unwrap();
-    let dir = secrets.path().to_str().unwrap();
-    let local: Vec<String> = command
-        .iter()
-        .map(|a| {
-            a.replace("/shroud/bin/shroud", bin.to_str().unwrap())
-                .replace("/run/shroud/secrets", dir)
-        })
-        .collect();
-    assert!(local.contains(&"--wait-ready".to_string()), "{local:?}");
-    let out = shroud_e2e::run_with_input(
-        std::process::Command::new(&local[0]).args(&local[1..]),
-        b"",
-        Duration::from_secs(20),
-    );
+    assert!(run(probe).status.success(), "probe fails after the render");
+    let wrapped = local(&json!(command));
+    assert!(wrapped.contains(&"--wait-ready".to_string()), "{wrapped:?}");
+    let out = run(wrapped);
     assert_eq!(out.status.code(), Some(3), "{}", out.err());
     assert!(!out.out().contains(secret), "secret leaked: {}", out.out());
     assert!(out.out().contains("key=[REDACTED]"), "{}", out.out());
@@ -743,28 +763,82 @@ fn certificate_is_reloaded_when_the_files_change() {
     assert!(old_only.get("/healthz").is_err());
 
     // A broken file keeps the last good pair in service.
+    let metrics = Client::new(server.addr, std::slice::from_ref(&ca2.der));
+    let reloads = |result: &str| -> u64 {
+        let text = String::from_utf8(metrics.get("/metrics").unwrap().body).unwrap();
+        let key = format!("shroud_webhook_tls_reloads_total{{result=\"{result}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .map_or(0, |n| n.parse().unwrap())
+    };
+    assert!(reloads("ok") >= 1);
+    let errors_before = reloads("error");
     replace_file(
         &server.cert_path,
         "-----BEGIN CERTIFICATE-----\nnot base64\n",
     );
-    let metrics = Client::new(server.addr, std::slice::from_ref(&ca2.der));
     let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = String::from_utf8(metrics.get("/metrics").unwrap().body).unwrap();
-        if text.contains("shroud_webhook_tls_reloads_total{result=\"error\"}") {
-            assert!(
-                text.contains("shroud_webhook_tls_reloads_total{result=\"ok\"}"),
-                "{text}"
-            );
-            break;
-        }
+    while reloads("error") == errors_before {
         assert!(
             Instant::now() < deadline,
-            "broken certificate not noticed: {text}"
+            "broken certificate not noticed: {}",
+            server.log()
         );
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(served(&client).server_cert, leaf2.der);
+}
+
+/// API servers negotiate HTTP/2 when offered: admission works over h2 too.
+#[test]
+fn admission_over_http2() {
+    use http_body_util::{BodyExt as _, Full};
+    use hyper::body::Bytes;
+    let ca = TestCa::new("ca");
+    let leaf = ca.leaf();
+    let server = WebhookProcess::start(&shroud_bin(), &ca, &leaf, CONFIG);
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.der.clone()).unwrap();
+    let mut tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h2".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls));
+    let body = serde_json::to_vec(&admission_review(&fixture("job-pod.json"))).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (alpn, status, answer) = rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let stream = connector.connect(name, tcp).await.unwrap();
+        let alpn = stream.get_ref().1.alpn_protocol().map(|p| p.to_vec());
+        let (mut send, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(stream),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        let req = hyper::Request::post(format!("https://localhost:{}/mutate", server.addr.port()))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        let resp = send.send_request(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (alpn, status, bytes)
+    });
+    assert_eq!(alpn.as_deref(), Some(&b"h2"[..]));
+    assert_eq!(status, 200);
+    let review: Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(review["response"]["allowed"], true);
+    assert!(review["response"].get("patch").is_some());
 }
 
 #[test]

@@ -119,3 +119,51 @@ pub fn render(inj: &Injection, cfg: &WebhookConfig, owner: FileOwner) -> String 
     };
     toml::to_string(&doc).expect("the agent config is always serializable")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::webhook::annotations::{parse, Decision};
+
+    /// What the webhook writes is what the agent accepts: parsed and validated by
+    /// the agent's own configuration loader.
+    #[test]
+    fn rendered_config_is_valid_for_the_agent() {
+        let annotations = [
+            ("shroud.dev/inject", "true"),
+            ("shroud.dev/role", "shop-api"),
+            ("shroud.dev/secret-db", "database/creds/shop-api"),
+            ("shroud.dev/secret-key", "secret/data/shop/stripe"),
+            ("shroud.dev/secret-key-field", "api_key"),
+            ("shroud.dev/secret-env", "secret/data/shop/env"),
+            ("shroud.dev/secret-env-format", "env"),
+            ("shroud.dev/secret-url", "database/creds/shop-api"),
+            (
+                "shroud.dev/secret-url-template",
+                "postgres://{{ username }}:{{ password }}@db/shop",
+            ),
+            ("shroud.dev/secret-cert", "pki/issue/shop"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let Decision::Inject(inj) = parse(&annotations, false).unwrap() else {
+            panic!("not an injection")
+        };
+        let mut cfg = WebhookConfig::default();
+        cfg.vault.ca_cert = Some("/etc/ca.pem".into());
+        cfg.vault.timeout = Some("5s".into());
+        let owner = FileOwner {
+            uid: 1000,
+            gid: 2000,
+            mode: 0o440,
+        };
+        let text = render(&inj, &cfg, owner);
+        let parsed = crate::config::parse("SHROUD_CONFIG_TOML", &text, std::iter::empty())
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(parsed.secrets.len(), 5, "{text}");
+        let key = parsed.secrets.iter().find(|s| s.name == "key").unwrap();
+        assert_eq!(key.read_path(), "secret/data/shop/stripe");
+        assert_eq!(key.field.as_deref(), Some("api_key"));
+    }
+}
