@@ -20,6 +20,9 @@ use crate::live::LiveSet;
 /// Default idle interval after which a held piece is released.
 pub const DEFAULT_IDLE: Duration = Duration::from_millis(50);
 
+/// How often a stream with no input checks for a swapped secret set.
+const SWAP_CHECK_MS: u16 = 500;
+
 const READ_BUF: usize = 128 * 1024;
 /// How many reads a stopped pump still makes to drain what is already there.
 const MAX_READS_AFTER_STOP: usize = 64;
@@ -125,8 +128,18 @@ pub fn pump_until(
             Err(Errno::EINTR) => continue,
             Err(Errno::EAGAIN) if stopping => 0,
             Err(Errno::EAGAIN) => {
-                if wait_readable(input, stop, PollTimeout::NONE)? == Readiness::Stop {
-                    stopping = true;
+                match wait_readable(input, stop, PollTimeout::from(SWAP_CHECK_MS))? {
+                    Readiness::Stop => stopping = true,
+                    // A quiet stream must not keep a replaced set, and the retired
+                    // values in it, alive: pick up swaps while waiting too.
+                    Readiness::Timeout => {
+                        let current = live.swaps();
+                        if current != swaps {
+                            swaps = current;
+                            redactor.set_secrets(live.load());
+                        }
+                    }
+                    Readiness::Input => {}
                 }
                 continue;
             }
@@ -154,6 +167,9 @@ pub fn pump_until(
         redactor.write_pieces(&buf[..n], &mut out, &mut pieces);
         record(&redactor, counters);
         let end = write_pieces(output, &buf[..n], &out, &pieces)?;
+        // The bytes just copied may hold a secret; do not keep them around until
+        // a later read happens to overwrite them (a retired value must leave memory).
+        zeroize::Zeroize::zeroize(&mut buf[..n]);
         out.clear();
         pieces.clear();
         if end == PumpEnd::OutputClosed {

@@ -16,7 +16,7 @@ use crate::live::LiveSet;
 use crate::pump::PumpConfig;
 
 pub fn run(args: RunArgs) -> anyhow::Result<i32> {
-    let cfg = Arc::new(super::load_config(args.config.as_deref())?);
+    let cfg = Arc::new(super::load_config(args.config.as_deref(), &args.overrides)?);
     super::harden();
     let observers = crate::agent::observe::install(&cfg)?;
     let (tx, rx) = mpsc::channel();
