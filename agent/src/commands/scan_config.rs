@@ -14,7 +14,7 @@ const EXIT_VAULT: i32 = 2;
 
 /// Reads the values of the configuration at `path`.
 pub fn values(path: &Path) -> anyhow::Result<Snapshot> {
-    let cfg = super::load_config(Some(path))?;
+    let cfg = super::load_config(Some(path), &crate::cli::ConfigOverrides::default())?;
     super::harden();
     let snapshot = snapshot::read_values(&cfg).map_err(|e| -> anyhow::Error {
         let what = format!("{}: reading the secrets from Vault", cfg.origin);
