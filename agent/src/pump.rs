@@ -195,18 +195,8 @@ fn write_pieces(
                 Piece::Own(r) => IoSlice::new(&own[r.clone()]),
             })
             .collect();
-        let mut iov = &mut slices[..];
-        while !iov.is_empty() {
-            match nix::sys::uio::writev(fd, iov) {
-                Ok(n) => IoSlice::advance_slices(&mut iov, n),
-                Err(Errno::EINTR) => {}
-                Err(Errno::EAGAIN) => {
-                    let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
-                    let _ = poll(&mut fds, PollTimeout::NONE);
-                }
-                Err(Errno::EPIPE) => return Ok(PumpEnd::OutputClosed),
-                Err(e) => return Err(e.into()),
-            }
+        if write_all_vectored(fd, &mut slices)? == PumpEnd::OutputClosed {
+            return Ok(PumpEnd::OutputClosed);
         }
     }
     Ok(PumpEnd::Eof)
@@ -262,10 +252,18 @@ fn wait_readable(
 }
 
 /// Writes all of `data`, waiting when the output is non-blocking and full.
-pub fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<PumpEnd> {
-    while !data.is_empty() {
-        match nix::unistd::write(fd, data) {
-            Ok(n) => data = &data[n..],
+pub fn write_all(fd: BorrowedFd<'_>, data: &[u8]) -> io::Result<PumpEnd> {
+    write_all_vectored(fd, &mut [IoSlice::new(data)])
+}
+
+/// Writes every slice in order with `writev`, resuming after partial writes and
+/// waiting when a non-blocking output is full.
+fn write_all_vectored(fd: BorrowedFd<'_>, slices: &mut [IoSlice<'_>]) -> io::Result<PumpEnd> {
+    let mut iov = slices;
+    IoSlice::advance_slices(&mut iov, 0);
+    while !iov.is_empty() {
+        match nix::sys::uio::writev(fd, iov) {
+            Ok(n) => IoSlice::advance_slices(&mut iov, n),
             Err(Errno::EINTR) => {}
             Err(Errno::EAGAIN) => {
                 let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
