@@ -119,6 +119,10 @@ pub struct ExecArgs {
     /// Give the command a pseudo-terminal: `auto` (when stdout is a terminal), `always`, `never`.
     #[arg(long, value_enum, default_value_t = TtyMode::Auto)]
     pub tty: TtyMode,
+    /// Serve `/metrics` (the command's output counters), `/healthz` and `/readyz`
+    /// on this address (e.g. 127.0.0.1:9103).
+    #[arg(long, value_name = "ADDR", env = "SHROUD_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -142,6 +146,8 @@ pub struct RunArgs {
     /// the configuration itself.
     #[arg(long, short, value_name = "F", env = "SHROUD_CONFIG")]
     pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub overrides: ConfigOverrides,
     /// Give the command a pseudo-terminal: `auto`, `always`, `never`.
     #[arg(long, value_enum, default_value_t = TtyMode::Auto)]
     pub tty: TtyMode,
@@ -157,6 +163,65 @@ pub struct AgentArgs {
     /// the configuration itself.
     #[arg(long, short, value_name = "F", env = "SHROUD_CONFIG")]
     pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub overrides: ConfigOverrides,
+}
+
+/// Configuration keys given as flags; they win over the file and `SHROUD_*`.
+#[derive(Clone, Debug, Default, Args)]
+pub struct ConfigOverrides {
+    /// `[vault] address`.
+    #[arg(long, value_name = "URL")]
+    pub vault_address: Option<String>,
+    /// `[auth] method`: kubernetes, approle, jwt, token.
+    #[arg(long, value_name = "METHOD")]
+    pub auth_method: Option<String>,
+    /// `[auth] role`.
+    #[arg(long, value_name = "ROLE")]
+    pub auth_role: Option<String>,
+    /// `[output] dir`.
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<String>,
+    /// Any other key, as `SECTION.KEY=VALUE` (e.g. `lifecycle.revoke_on_exit=false`).
+    /// Repeatable.
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+impl ConfigOverrides {
+    /// The overrides as `SHROUD_<SECTION>_<KEY>` pairs, applied after the
+    /// environment so that flags win.
+    pub fn as_env(&self) -> Result<Vec<(String, String)>, String> {
+        let mut out = Vec::new();
+        let named = [
+            ("SHROUD_VAULT_ADDRESS", &self.vault_address),
+            ("SHROUD_AUTH_METHOD", &self.auth_method),
+            ("SHROUD_AUTH_ROLE", &self.auth_role),
+            ("SHROUD_OUTPUT_DIR", &self.output_dir),
+        ];
+        for (var, value) in named {
+            if let Some(v) = value {
+                out.push((var.to_string(), v.clone()));
+            }
+        }
+        for item in &self.set {
+            let (key, value) = item
+                .split_once('=')
+                .ok_or_else(|| format!("--set `{item}`: expected SECTION.KEY=VALUE"))?;
+            let (section, key) = key
+                .split_once('.')
+                .ok_or_else(|| format!("--set `{item}`: expected SECTION.KEY=VALUE"))?;
+            out.push((
+                format!(
+                    "SHROUD_{}_{}",
+                    section.to_ascii_uppercase(),
+                    key.to_ascii_uppercase()
+                ),
+                value.to_string(),
+            ));
+        }
+        Ok(out)
+    }
 }
 
 /// `shroud config …`.

@@ -8,10 +8,10 @@
 
 use std::io::{self, IsTerminal as _, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwapOption;
-use shroud_redactor::Redactor;
+use shroud_redactor::{Redactor, SecretSet, SecretSetBuilder};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use zeroize::Zeroizing;
@@ -37,6 +37,34 @@ pub fn set_raw_terminal(raw: bool) {
 /// on. Pass the same [`LiveSet`] the streams use so rotations are picked up.
 pub fn set_live(live: Arc<LiveSet>) {
     LIVE.store(Some(live));
+}
+
+/// shroud's own credentials (Vault tokens), masked in every log line on top of
+/// the live set: an HTTP library's debug output prints request headers.
+static CREDENTIALS: ArcSwapOption<SecretSet> = ArcSwapOption::const_empty();
+
+/// The last few credentials registered (a re-login replaces the token; a line
+/// about the old one may still be on its way).
+static RECENT: Mutex<Vec<Zeroizing<Vec<u8>>>> = Mutex::new(Vec::new());
+
+/// How many past credentials stay masked.
+const RECENT_CREDENTIALS: usize = 4;
+
+/// Masks `credential` (a Vault token) in shroud's own log lines from now on.
+/// It is not added to the workload's redaction set.
+pub fn add_credential(credential: &[u8]) {
+    let mut recent = RECENT.lock().unwrap_or_else(|e| e.into_inner());
+    if recent.iter().any(|c| c.as_slice() == credential) {
+        return;
+    }
+    recent.push(Zeroizing::new(credential.to_vec()));
+    let excess = recent.len().saturating_sub(RECENT_CREDENTIALS);
+    recent.drain(..excess);
+    let mut builder = SecretSetBuilder::new().min_length(8);
+    for c in recent.iter() {
+        builder.add("vault-token", c);
+    }
+    CREDENTIALS.store(Some(Arc::new(builder.build().0)));
 }
 
 /// Installs the global subscriber. `RUST_LOG`-style filtering via `SHROUD_LOG`
@@ -126,7 +154,16 @@ fn redact_with(live: &ArcSwapOption<LiveSet>, bytes: &[u8]) -> Zeroizing<Vec<u8>
         }
         None => out.extend_from_slice(bytes),
     }
-    out
+    match &*CREDENTIALS.load() {
+        Some(set) => {
+            let mut again = Zeroizing::new(Vec::with_capacity(out.len() + 16));
+            let mut r = Redactor::new(set.clone());
+            r.write(&out, &mut again);
+            r.finish(&mut again);
+            again
+        }
+        None => out,
+    }
 }
 
 /// A [`MakeWriter`] whose writers hold each event until it is complete, then write
@@ -208,10 +245,7 @@ impl<W: Write> Drop for RedactingWriter<W> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
     use base64::Engine as _;
-    use shroud_redactor::SecretSetBuilder;
 
     use super::*;
 
@@ -297,5 +331,17 @@ mod tests {
     fn without_a_live_set_lines_pass_unchanged() {
         static NONE: ArcSwapOption<LiveSet> = ArcSwapOption::const_empty();
         assert_eq!(&redact_with(&NONE, b"plain line\n")[..], b"plain line\n");
+    }
+
+    #[test]
+    fn vault_tokens_are_masked_without_a_live_set() {
+        static NONE: ArcSwapOption<LiveSet> = ArcSwapOption::const_empty();
+        let token = "s.LoggingTestToken0123456789";
+        add_credential(token.as_bytes());
+        let line = format!("writing prelude: X-Vault-Token: {token}\r\nAccept: */*\n");
+        let out = redact_with(&NONE, line.as_bytes());
+        let out = String::from_utf8_lossy(&out);
+        assert!(!out.contains(token), "{out}");
+        assert!(out.contains("X-Vault-Token: [REDACTED]"), "{out}");
     }
 }

@@ -20,6 +20,9 @@ use crate::live::LiveSet;
 /// Default idle interval after which a held piece is released.
 pub const DEFAULT_IDLE: Duration = Duration::from_millis(50);
 
+/// How often a stream with no input checks for a swapped secret set.
+const SWAP_CHECK_MS: u16 = 500;
+
 /// The read buffer's size once a read has filled the first, smaller one.
 const READ_BUF: usize = 128 * 1024;
 /// The first read buffer: a stream that never carries much (or nothing, a
@@ -130,8 +133,18 @@ pub fn pump_until(
             Err(Errno::EINTR) => continue,
             Err(Errno::EAGAIN) if stopping => 0,
             Err(Errno::EAGAIN) => {
-                if wait_readable(input, stop, PollTimeout::NONE)? == Readiness::Stop {
-                    stopping = true;
+                match wait_readable(input, stop, PollTimeout::from(SWAP_CHECK_MS))? {
+                    Readiness::Stop => stopping = true,
+                    // A quiet stream must not keep a replaced set, and the retired
+                    // values in it, alive: pick up swaps while waiting too.
+                    Readiness::Timeout => {
+                        let current = live.swaps();
+                        if current != swaps {
+                            swaps = current;
+                            redactor.set_secrets(live.load());
+                        }
+                    }
+                    Readiness::Input => {}
                 }
                 continue;
             }
@@ -159,6 +172,10 @@ pub fn pump_until(
         redactor.write_pieces(&buf[..n], &mut out, &mut pieces);
         record(&redactor, counters);
         let end = write_pieces(output, &buf[..n], &out, &pieces)?;
+        // The bytes just copied may hold a secret; do not keep them around until
+        // a later read happens to overwrite them (a retired value must leave memory).
+        // SAFETY: `buf` holds at least `n` bytes (the read returned `n`).
+        unsafe { crate::alloc::wipe(buf.as_mut_ptr(), n) };
         out.clear();
         pieces.clear();
         if end == PumpEnd::OutputClosed {
@@ -188,18 +205,8 @@ fn write_pieces(
                 Piece::Own(r) => IoSlice::new(&own[r.clone()]),
             })
             .collect();
-        let mut iov = &mut slices[..];
-        while !iov.is_empty() {
-            match nix::sys::uio::writev(fd, iov) {
-                Ok(n) => IoSlice::advance_slices(&mut iov, n),
-                Err(Errno::EINTR) => {}
-                Err(Errno::EAGAIN) => {
-                    let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
-                    let _ = poll(&mut fds, PollTimeout::NONE);
-                }
-                Err(Errno::EPIPE) => return Ok(PumpEnd::OutputClosed),
-                Err(e) => return Err(e.into()),
-            }
+        if write_all_vectored(fd, &mut slices)? == PumpEnd::OutputClosed {
+            return Ok(PumpEnd::OutputClosed);
         }
     }
     Ok(PumpEnd::Eof)
@@ -255,10 +262,18 @@ fn wait_readable(
 }
 
 /// Writes all of `data`, waiting when the output is non-blocking and full.
-pub fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<PumpEnd> {
-    while !data.is_empty() {
-        match nix::unistd::write(fd, data) {
-            Ok(n) => data = &data[n..],
+pub fn write_all(fd: BorrowedFd<'_>, data: &[u8]) -> io::Result<PumpEnd> {
+    write_all_vectored(fd, &mut [IoSlice::new(data)])
+}
+
+/// Writes every slice in order with `writev`, resuming after partial writes and
+/// waiting when a non-blocking output is full.
+fn write_all_vectored(fd: BorrowedFd<'_>, slices: &mut [IoSlice<'_>]) -> io::Result<PumpEnd> {
+    let mut iov = slices;
+    IoSlice::advance_slices(&mut iov, 0);
+    while !iov.is_empty() {
+        match nix::sys::uio::writev(fd, iov) {
+            Ok(n) => IoSlice::advance_slices(&mut iov, n),
             Err(Errno::EINTR) => {}
             Err(Errno::EAGAIN) => {
                 let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];

@@ -1055,3 +1055,100 @@ fn agent_sigtermed_waits_for_the_workloads_exit_marker() {
     let _ = std::fs::remove_file(dir.join(".shroud/exited"));
     w.assert_clean(&[]);
 }
+
+#[test]
+fn run_mode_retired_value_is_gone_from_process_memory() {
+    let _s = serial();
+    let w = World::new(None);
+    let auth = w.approle_auth();
+    let old = "run-retired-value-1f2e3d4c5b6a7980";
+    let new = "run-current-value-0918273645abcdef";
+    w.bao
+        .bao(&["kv", "put", "secret/mem", &format!("token={old}")]);
+    let cfg = w.config(
+        &auth,
+        "[[secret]]\nname = \"mem\"\npath = \"secret/mem\"\nkind = \"kv2\"\nfield = \"token\"\nrefresh = \"300ms\"\n\
+         [redact]\nretain = \"1s\"\n",
+    );
+    let stop = w.path("stop");
+    // The command prints the value (masked on the way out), then keeps writing.
+    let app = format!(
+        "echo \"value: $(cat \"$SHROUD_SECRETS_DIR/mem\")\"\n\
+         i=0; while [ ! -e {0} ] && [ $i -lt 600 ]; do echo tick; sleep 0.05; i=$((i+1)); done",
+        stop.display()
+    );
+    let mut child = shroud()
+        .arg("run")
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--tty", "never", "--", "sh", "-c", &app])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    until(Duration::from_secs(20), "first render", || {
+        (w.file("mem").as_deref() == Some(old)).then_some(())
+    });
+    w.bao
+        .bao(&["kv", "put", "secret/mem", &format!("token={new}")]);
+    until(Duration::from_secs(10), "rotation", || {
+        (w.file("mem").as_deref() == Some(new)).then_some(())
+    });
+    until(
+        Duration::from_secs(10),
+        "the retired value to leave the values file",
+        || {
+            let v = std::fs::read(w.out.path().join(".shroud/values")).ok()?;
+            (!contains(&v, base64(old.as_bytes()).as_bytes())).then_some(())
+        },
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        process_memory_contains(child.id(), new.as_bytes()),
+        "sanity: the current value is found"
+    );
+    let survived = process_memory_contains(child.id(), old.as_bytes());
+    if survived {
+        debug_where(child.id(), old.as_bytes());
+    }
+    std::fs::write(&stop, "").unwrap();
+    assert!(wait_with_deadline(&mut child, Duration::from_secs(20)).success());
+    assert!(
+        !survived,
+        "the retired value survives in shroud run's memory"
+    );
+    w.assert_clean(&[]);
+}
+
+fn debug_where(pid: u32, needle: &[u8]) {
+    use std::os::unix::fs::FileExt as _;
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+    for line in maps.lines() {
+        let mut parts = line.split_whitespace();
+        let range = parts.next().unwrap();
+        let perms = parts.next().unwrap();
+        if !perms.starts_with('r') || line.ends_with("[vvar]") || line.ends_with("[vsyscall]") {
+            continue;
+        }
+        let (a, b) = range.split_once('-').unwrap();
+        let (a, b) = (
+            u64::from_str_radix(a, 16).unwrap(),
+            u64::from_str_radix(b, 16).unwrap(),
+        );
+        let mut buf = vec![0u8; (b - a) as usize];
+        if mem.read_exact_at(&mut buf, a).is_err() {
+            continue;
+        }
+        for (i, w) in buf.windows(needle.len()).enumerate() {
+            if w == needle {
+                let lo = i.saturating_sub(160);
+                let hi = (i + needle.len() + 160).min(buf.len());
+                eprintln!(
+                    "FOUND in {line} at +{i:#x}: {:?}",
+                    String::from_utf8_lossy(&buf[lo..hi])
+                );
+            }
+        }
+    }
+}

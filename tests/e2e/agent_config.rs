@@ -252,3 +252,51 @@ fn probe_ready() {
     );
     assert!(done.status.success(), "{}", done.err());
 }
+
+#[test]
+fn flags_override_the_file_and_the_environment() {
+    let tmp = Tmpfs::new();
+    let cfg = tmp.path().join("shroud.toml");
+    std::fs::write(
+        &cfg,
+        GOOD.replace("/run/secrets", tmp.path().join("out").to_str().unwrap()),
+    )
+    .unwrap();
+    let disk = tempfile::tempdir_in(workspace()).unwrap();
+    // --output-dir wins over the file's tmpfs dir (and the env): refused as disk.
+    let done = run_with_input(
+        shroud()
+            .arg("agent")
+            .arg("--config")
+            .arg(&cfg)
+            .env("SHROUD_OUTPUT_DIR", tmp.path().join("env-out"))
+            .arg("--output-dir")
+            .arg(disk.path()),
+        b"",
+        Duration::from_secs(10),
+    );
+    assert_eq!(done.status.code(), Some(64), "{}", done.err());
+    assert!(
+        done.err()
+            .contains(&format!("{} is not on tmpfs", disk.path().display())),
+        "{}",
+        done.err()
+    );
+    for (set, expect) in [
+        ("lifecycle.bogus=1", "bogus"),
+        ("nodot=1", "SECTION.KEY=VALUE"),
+        ("auth.method=ldap", "[auth] method"),
+    ] {
+        let done = run_with_input(
+            shroud()
+                .arg("agent")
+                .arg("--config")
+                .arg(&cfg)
+                .args(["--set", set]),
+            b"",
+            Duration::from_secs(10),
+        );
+        assert_eq!(done.status.code(), Some(64), "{set}: {}", done.err());
+        assert!(done.err().contains(expect), "{set}: {}", done.err());
+    }
+}

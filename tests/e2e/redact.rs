@@ -178,3 +178,72 @@ fn short_values_are_reported_by_name_not_value() {
     assert!(done.err().contains("tiny-secret"), "{}", done.err());
     assert!(!done.err().contains("abc\""), "{}", done.err());
 }
+
+/// A line with no newline, far larger than any buffer, streams through in bounded
+/// memory: the engine holds back at most one pattern's length.
+#[test]
+fn a_huge_line_streams_in_bounded_memory() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let f = secret_file(dir.path(), "pw", SECRET);
+    let mut child = shroud()
+        .arg("redact")
+        .arg("--secret-file")
+        .arg(&f)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let counter = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        let mut total = 0usize;
+        let mut tail = Vec::new();
+        loop {
+            match stdout.read(&mut buf) {
+                Ok(0) | Err(_) => return (total, tail),
+                Ok(n) => {
+                    total += n;
+                    tail.extend_from_slice(&buf[..n]);
+                    let keep = tail.len().saturating_sub(64);
+                    tail.drain(..keep);
+                }
+            }
+        }
+    });
+    const TOTAL: usize = 1 << 30;
+    let block = vec![b'x'; 1 << 20];
+    let mut peak_kib = 0u64;
+    for i in 0..(TOTAL >> 20) {
+        stdin.write_all(&block).unwrap();
+        if i % 64 == 0 {
+            peak_kib = peak_kib.max(vm_hwm_kib(pid));
+        }
+    }
+    stdin.write_all(SECRET).unwrap();
+    peak_kib = peak_kib.max(vm_hwm_kib(pid));
+    drop(stdin);
+    let status = wait_with_deadline(&mut child, Duration::from_secs(120));
+    let (total, tail) = counter.join().unwrap();
+    assert!(status.success());
+    assert_eq!(total, TOTAL + b"[REDACTED]".len());
+    assert!(tail.ends_with(b"x[REDACTED]"));
+    assert!(peak_kib > 0, "could not read VmHWM");
+    assert!(
+        peak_kib < 32 * 1024,
+        "peak RSS {peak_kib} KiB for a 1 GiB line"
+    );
+}
+
+fn vm_hwm_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}

@@ -7,6 +7,7 @@ pub mod files;
 pub mod handshake;
 pub mod observe;
 pub mod render;
+pub mod snapshot;
 pub mod wake;
 
 pub use engine::{Engine, StartError, Wake};

@@ -13,7 +13,7 @@ use crate::events::{self, Event};
 use crate::live::LiveSet;
 
 pub fn run(args: AgentArgs) -> anyhow::Result<i32> {
-    let cfg = Arc::new(super::load_config(args.config.as_deref())?);
+    let cfg = Arc::new(super::load_config(args.config.as_deref(), &args.overrides)?);
     super::harden();
     let observers = crate::agent::observe::install(&cfg)?;
     let (tx, rx) = mpsc::channel();
@@ -21,7 +21,8 @@ pub fn run(args: AgentArgs) -> anyhow::Result<i32> {
     // The agent's own log lines are masked with the values it publishes.
     let live = Arc::new(LiveSet::new(shroud_redactor::SecretSet::empty()));
     crate::logging::set_live(live.clone());
-    let mut engine = super::start_engine(cfg.clone(), Some(live), None)?;
+    let mut engine =
+        super::start_engine(cfg.clone(), Some(live), None).inspect_err(|e| observers.fail(e))?;
     let _watcher = match crate::agent::wake::watch_exit_marker(&engine.dir().join(".shroud"), tx) {
         Ok(w) => w,
         Err(e) => {

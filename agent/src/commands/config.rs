@@ -3,7 +3,7 @@
 use std::path::Path;
 
 pub fn validate(file: &Path) -> anyhow::Result<i32> {
-    let cfg = super::load_config(Some(file))?;
+    let cfg = super::load_config(Some(file), &Default::default())?;
     println!(
         "{}: ok ({} secret{}, auth {}, output {})",
         cfg.origin,

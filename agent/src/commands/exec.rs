@@ -85,6 +85,12 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
         }
     };
 
+    let counters = Arc::new(crate::exec::OutputCounters::default());
+    if let Some(listen) = &args.metrics_listen {
+        let addr =
+            crate::agent::observe::serve_exec(listen, &counters, crate::exec::uses_pty(args.tty))?;
+        tracing::info!(%addr, "serving metrics");
+    }
     let opts = ExecOptions {
         command: args.command.iter().map(Into::into).collect(),
         tty: args.tty,
@@ -96,7 +102,7 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
         drain_timeout: args.drain_timeout,
         kill_grace: args.kill_grace,
         exit_marker: sources.dir.clone(),
-        counters: Arc::default(),
+        counters,
     };
     // Without a directory nothing ever rotates: no channel, no forwarding thread.
     let rotations = watcher.is_some().then_some(rotated_rx);

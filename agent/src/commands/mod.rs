@@ -9,6 +9,7 @@ mod probe;
 mod redact;
 mod run;
 mod scan;
+mod scan_config;
 mod webhook;
 
 use std::path::Path;
@@ -33,9 +34,14 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     }
 }
 
-/// Loads the agent configuration (`--config` or `SHROUD_CONFIG_TOML`); errors exit 64.
-fn load_config(path: Option<&Path>) -> anyhow::Result<crate::config::Config> {
-    crate::config::load(path).map_err(|e| usage(e).into())
+/// Loads the agent configuration (`--config` or `SHROUD_CONFIG_TOML`, then the
+/// environment, then flags); errors exit 64.
+fn load_config(
+    path: Option<&Path>,
+    flags: &crate::cli::ConfigOverrides,
+) -> anyhow::Result<crate::config::Config> {
+    let flags = flags.as_env().map_err(|e| usage(anyhow::anyhow!(e)))?;
+    crate::config::load(path, flags).map_err(|e| usage(e).into())
 }
 
 /// Memory hardening for the roles that hold secrets.

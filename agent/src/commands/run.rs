@@ -11,12 +11,12 @@ use tracing::{error, info};
 use crate::agent::Wake;
 use crate::cli::RunArgs;
 use crate::events::{self, Event};
-use crate::exec::{supervise, ExecOptions, Rotated};
+use crate::exec::{supervise, ExecOptions, OutputCounters, Rotated};
 use crate::live::LiveSet;
 use crate::pump::PumpConfig;
 
 pub fn run(args: RunArgs) -> anyhow::Result<i32> {
-    let cfg = Arc::new(super::load_config(args.config.as_deref())?);
+    let cfg = Arc::new(super::load_config(args.config.as_deref(), &args.overrides)?);
     super::harden();
     let observers = crate::agent::observe::install(&cfg)?;
     let (tx, rx) = mpsc::channel();
@@ -29,15 +29,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     let hook: crate::agent::engine::OnPublish = Box::new(move || {
         let _ = rotated_tx.send(Rotated { generation: None });
     });
-    let mut engine = super::start_engine(cfg.clone(), Some(live.clone()), Some(hook))?;
+    let mut engine = super::start_engine(cfg.clone(), Some(live.clone()), Some(hook))
+        .inspect_err(|e| observers.fail(e))?;
     if let Ok(Wake::Signal(sig)) = rx.try_recv() {
         info!(signal = sig, "stopped before the command started");
         engine.shutdown();
+        events::emit(Event::Exit { code: 128 + sig });
         observers.finish();
         return Ok(128 + sig);
     }
     // The supervisor has no environment option; set it before any child exists.
     std::env::set_var("SHROUD_SECRETS_DIR", engine.dir());
+    let counters = Arc::new(OutputCounters::default());
+    observers.attach_output(&counters, crate::exec::uses_pty(args.tty));
     let opts = ExecOptions {
         command: args.command.iter().map(Into::into).collect(),
         tty: args.tty,
@@ -49,7 +53,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         drain_timeout: Duration::from_secs(2),
         kill_grace: cfg.lifecycle.exit_marker_timeout,
         exit_marker: None,
-        counters: Arc::default(),
+        counters,
     };
     let spawned = std::thread::Builder::new()
         .name("supervise".into())

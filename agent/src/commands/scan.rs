@@ -1,4 +1,4 @@
-//! `shroud scan [--secrets-dir D | --secret-file F…] PATH…`: the CI gate that
+//! `shroud scan [--secrets-dir D | --secret-file F… | --config F] PATH…`: the CI gate that
 //! fails when files hold a known secret value or encoding.
 //!
 //! Exit 0: clean. Exit 1: at least one occurrence (each printed as
@@ -24,25 +24,36 @@ use crate::scanner::{scan_reader, CHUNK};
 use crate::secrets_source::Sources;
 
 pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
-    if args.config.is_some() {
-        return Err(usage(anyhow::anyhow!(
-            "`shroud scan --config` (values fetched from Vault) is not available in this build; \
-             use --secrets-dir or --secret-file"
-        ))
-        .into());
-    }
     let r = &args.redaction;
     let sources = Sources {
         files: r.secret_files.clone(),
         dir: r.secrets_dir.clone(),
     };
-    if sources.is_empty() {
+    if sources.is_empty() && args.config.is_none() {
         return Err(usage(anyhow::anyhow!(
-            "nothing to look for: give --secrets-dir or --secret-file"
+            "nothing to look for: give --secrets-dir, --secret-file or --config"
         ))
         .into());
     }
-    let (set, loaded) = sources.load(r.min_length).map_err(usage)?;
+    let values = sources.read().map_err(usage)?;
+    // Errors about the paths are printed masked with the values known so far
+    // (a path may hold one); Vault is only asked once the paths are known good.
+    let (files_only, _) = values.build(r.min_length, std::iter::empty());
+    crate::logging::set_live(Arc::new(LiveSet::new(files_only)));
+    for p in &args.paths {
+        fs::metadata(p).map_err(|e| {
+            usage(anyhow::Error::new(e).context(format!("cannot scan {}", p.display())))
+        })?;
+    }
+    let vault = match &args.config {
+        Some(path) => super::scan_config::values(path)?,
+        None => Default::default(),
+    };
+    let (set, loaded) = values.build(
+        r.min_length,
+        vault.values.iter().map(|(n, v)| (n.as_str(), v.as_slice())),
+    );
+    drop(vault);
     crate::report::warn_report(&loaded.report, r.min_length);
     if set.is_empty() {
         return Err(usage(anyhow::anyhow!(
@@ -53,11 +64,6 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
     }
     let live = Arc::new(LiveSet::new(set));
     crate::logging::set_live(live.clone());
-    for p in &args.paths {
-        fs::metadata(p).map_err(|e| {
-            usage(anyhow::Error::new(e).context(format!("cannot scan {}", p.display())))
-        })?;
-    }
 
     let mut scan = Scan {
         set: live.load(),

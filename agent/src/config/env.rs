@@ -4,7 +4,7 @@
 
 use toml::{Table, Value};
 
-/// Sections that environment variables may set (`[[secret]]` is a list and is
+/// Sections that environment variables (and `--set`) may set (`[[secret]]` is a list and is
 /// only set through the file or `SHROUD_CONFIG_TOML`).
 const SECTIONS: &[&str] = &[
     "vault",

@@ -261,8 +261,9 @@ pub struct LifecycleConfig {
 }
 
 /// Reads, overrides and validates the configuration: `path` when given, else
-/// `SHROUD_CONFIG_TOML`.
-pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+/// `SHROUD_CONFIG_TOML`; then the `SHROUD_<SECTION>_<KEY>` environment, then
+/// `flags` (pairs of the same form, from the command line).
+pub fn load(path: Option<&Path>, flags: Vec<(String, String)>) -> Result<Config, ConfigError> {
     let (origin, text) = match path {
         Some(p) => (
             p.display().to_string(),
@@ -276,7 +277,7 @@ pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
             Err(_) => return Err(ConfigError::Missing),
         },
     };
-    parse(&origin, &text, std::env::vars())
+    parse(&origin, &text, std::env::vars().chain(flags))
 }
 
 /// Parses TOML text with the given environment.
@@ -420,5 +421,59 @@ kind = "kv2"
         .unwrap_err()
         .to_string();
         assert!(e.contains("(api) field"), "{e}");
+    }
+
+    /// The webhook writes agent configurations into pods; they must pass this
+    /// validation (a contract test between the two).
+    #[test]
+    fn the_webhooks_agent_config_is_valid() {
+        use crate::webhook::agent_config::{render, FileOwner};
+        use crate::webhook::annotations::{
+            Injection, Origin, SecretFormat, SecretKind as K, SecretSpec as S,
+        };
+        let spec = |name: &str, kind, field: Option<&str>, format, template: Option<&str>| S {
+            name: name.into(),
+            path: "p/x".into(),
+            path_annotation: "a".into(),
+            kind,
+            field: field.map(Into::into),
+            format,
+            template: template.map(Into::into),
+        };
+        let inj = Injection {
+            origin: Origin::Shroud,
+            role: "app".into(),
+            secrets: vec![
+                spec("db.json", K::Dynamic, None, SecretFormat::Json, None),
+                spec("api", K::Kv2, Some("key"), SecretFormat::Raw, None),
+                spec("env", K::Generic, None, SecretFormat::Env, None),
+                spec(
+                    "dsn",
+                    K::Dynamic,
+                    None,
+                    SecretFormat::Template,
+                    Some("{{ username }}"),
+                ),
+            ],
+            containers: None,
+            commands: Default::default(),
+            on_rotate: None,
+            native_sidecar: None,
+            warnings: Vec::new(),
+        };
+        let text = render(
+            &inj,
+            &crate::webhook::config::WebhookConfig::default(),
+            FileOwner {
+                uid: 65532,
+                gid: 65532,
+                mode: 0o440,
+            },
+        );
+        let c = parse_env(&text, &[]).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(c.secrets.len(), 4);
+        assert_eq!(c.output.uid, Some(65532));
+        assert_eq!(c.output.mode, 0o440);
+        assert_eq!(c.auth.method, AuthMethod::Kubernetes);
     }
 }

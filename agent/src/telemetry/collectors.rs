@@ -100,6 +100,9 @@ const EXPIRY_HELP: &str =
 pub(super) struct LeaseExpiry {
     template: GaugeVec,
     deadlines: Mutex<BTreeMap<String, Instant>>,
+    /// The lease each secret's deadline belongs to (from its last fetch), so
+    /// that revoking a rotated-out lease keeps the new lease's series.
+    leases: Mutex<BTreeMap<String, String>>,
 }
 
 impl LeaseExpiry {
@@ -107,6 +110,7 @@ impl LeaseExpiry {
         Ok(LeaseExpiry {
             template: GaugeVec::new(Opts::new(EXPIRY_NAME, EXPIRY_HELP), &["secret"])?,
             deadlines: Mutex::new(BTreeMap::new()),
+            leases: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -118,8 +122,24 @@ impl LeaseExpiry {
             .insert(secret.to_string(), Instant::now() + left);
     }
 
-    /// The lease of `secret` is gone (revoked): drop its series.
-    pub(super) fn forget(&self, secret: &str) {
+    /// `secret` was fetched with lease `lease_id`: later deadlines are that lease's.
+    pub(super) fn fetched(&self, secret: &str, lease_id: &str) {
+        self.leases
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(secret.to_string(), lease_id.to_string());
+    }
+
+    /// A lease of `secret` was revoked: drop the series when it was the current
+    /// lease (or when the lease is unknown), not when a rotation revoked the
+    /// lease it replaced.
+    pub(super) fn forget(&self, secret: &str, lease_id: Option<&str>) {
+        let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        let current = leases.get(secret).map(String::as_str);
+        if lease_id.is_some() && current.is_some() && current != lease_id {
+            return;
+        }
+        leases.remove(secret);
         self.deadlines
             .lock()
             .unwrap_or_else(|e| e.into_inner())

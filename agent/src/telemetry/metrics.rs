@@ -192,11 +192,18 @@ impl EventSink for Metrics {
                     .inc();
             }
             Event::Fetch {
-                secret, outcome, ..
-            } => self
-                .fetches
-                .with_label_values(&[secret, outcome.label()])
-                .inc(),
+                secret,
+                outcome,
+                lease_id,
+                ..
+            } => {
+                self.fetches
+                    .with_label_values(&[secret, outcome.label()])
+                    .inc();
+                if let (Some(id), crate::events::Outcome::Ok) = (lease_id, outcome) {
+                    self.lease_expiry.fetched(secret, id);
+                }
+            }
             Event::Renew {
                 secret, outcome, ..
             } => self
@@ -205,15 +212,18 @@ impl EventSink for Metrics {
                 .inc(),
             Event::Rotate { secret, .. } => self.rotations.with_label_values(&[secret]).inc(),
             Event::Revoke {
-                secret, outcome, ..
+                secret,
+                outcome,
+                lease_id,
             } => {
                 let kind = if secret.is_some() { "lease" } else { "token" };
                 self.revocations
                     .with_label_values(&[kind, outcome.label()])
                     .inc();
                 if let (Some(secret), crate::events::Outcome::Ok) = (secret, outcome) {
-                    // A revoked lease no longer expires; drop its series.
-                    self.lease_expiry.forget(secret);
+                    // A revoked lease no longer expires; drop its series
+                    // unless a newer lease of the secret is current.
+                    self.lease_expiry.forget(secret, *lease_id);
                 }
             }
             Event::Wipe { duration, .. } => self.wipe_duration.observe(duration.as_secs_f64()),
@@ -315,6 +325,36 @@ mod tests {
         let text = m.render();
         assert!(text.contains("shroud_revocations_total{kind=\"lease\",result=\"ok\"} 1"));
         assert!(line(&text, "shroud_lease_expiry_seconds{").is_none());
+    }
+
+    #[test]
+    fn revoking_a_rotated_out_lease_keeps_the_new_leases_expiry() {
+        let m = Metrics::new().unwrap();
+        let fetch = |lease_id| Event::Fetch {
+            secret: "db",
+            path: "database/creds/app",
+            lease_id: Some(lease_id),
+            outcome: Outcome::Ok,
+        };
+        let revoke = |lease_id| Event::Revoke {
+            secret: Some("db"),
+            lease_id: Some(lease_id),
+            outcome: Outcome::Ok,
+        };
+        let ttl = Event::LeaseTtl {
+            secret: "db",
+            seconds: 30.0,
+        };
+        m.emit(&fetch("database/creds/app/old"));
+        m.emit(&ttl);
+        // Rotation: the new lease is fetched, then the old one revoked.
+        m.emit(&fetch("database/creds/app/new"));
+        m.emit(&ttl);
+        m.emit(&revoke("database/creds/app/old"));
+        assert!(line(&m.render(), "shroud_lease_expiry_seconds{secret=\"db\"} ").is_some());
+        // Shutdown: the current lease is revoked.
+        m.emit(&revoke("database/creds/app/new"));
+        assert!(line(&m.render(), "shroud_lease_expiry_seconds{").is_none());
     }
 
     #[test]

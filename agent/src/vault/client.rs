@@ -198,6 +198,10 @@ impl VaultClient {
 
     /// Uses `token` for the following requests.
     pub fn set_token(&mut self, token: Option<Token>) {
+        if let Some(t) = &token {
+            // HTTP libraries log request headers at debug level.
+            crate::logging::add_credential(t.0.as_bytes());
+        }
         self.token = token;
     }
 

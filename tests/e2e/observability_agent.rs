@@ -1,0 +1,922 @@
+//! Observability of a real `shroud agent` / `shroud run` against real OpenBao and
+//! PostgreSQL: `/metrics`, `/healthz`, `/readyz` scraped over HTTP while leases
+//! are renewed, rotated and revoked; the audit trail of a full `shroud run`
+//! session verified and tampered with; `shroud scan --config` reading the values
+//! from Vault and leaving nothing alive; no secret, lease id or token in any
+//! scrape, audit record or debug log line.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use shroud_e2e::http::get;
+use shroud_e2e::openbao::{OpenBao, SHROUD_POLICY};
+use shroud_e2e::postgres::Postgres;
+use shroud_e2e::*;
+
+/// Lease timing is measured in seconds: one test at a time on a 2-core machine.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+const API_KEY: &str = "kv2-obs-api-key-5e4d3c2b1a09";
+
+const DB_SECRET: &str = "[[secret]]\nname = \"db.env\"\npath = \"database/creds/app\"\nkind = \"dynamic\"\nformat = \"env\"\n";
+const KV_SECRET: &str =
+    "[[secret]]\nname = \"api-key\"\npath = \"secret/app\"\nkind = \"kv2\"\nfield = \"api_key\"\n";
+
+struct World {
+    bao: OpenBao,
+    pg: Postgres,
+    out: Tmpfs,
+    work: tempfile::TempDir,
+    role_id: String,
+    secret_id: String,
+}
+
+impl World {
+    /// OpenBao with kv2 `secret/app`, the database engine on a real PostgreSQL
+    /// (`ttl`, `max_ttl`), the shroud policy and AppRole.
+    fn new(ttl: &str, max_ttl: &str) -> World {
+        let bao = OpenBao::start();
+        let work = tempfile::tempdir().unwrap();
+        bao.bao(&["kv", "put", "secret/app", &format!("api_key={API_KEY}")]);
+        bao.policy("shroud", SHROUD_POLICY, work.path());
+        let pg = Postgres::start();
+        pg.configure_vault(&bao, ttl, max_ttl);
+        let (role_id, secret_id) = bao.approle("shroud", "shroud", "1h", "2h");
+        std::fs::write(work.path().join("role-id"), &role_id).unwrap();
+        std::fs::write(work.path().join("secret-id"), &secret_id).unwrap();
+        World {
+            bao,
+            pg,
+            out: Tmpfs::new(),
+            work,
+            role_id,
+            secret_id,
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.work.path().join(name)
+    }
+
+    /// A config with AppRole auth, the output tmpfs, and `rest`.
+    fn config(&self, rest: &str) -> PathBuf {
+        let p = self.path("shroud.toml");
+        std::fs::write(
+            &p,
+            format!(
+                "[vault]\naddress = \"{}\"\ntimeout = \"1s\"\n\n[auth]\nmethod = \"approle\"\nrole_id_file = \"{}\"\nsecret_id_file = \"{}\"\n\n[output]\ndir = \"{}\"\n\n{rest}",
+                self.bao.addr,
+                self.path("role-id").display(),
+                self.path("secret-id").display(),
+                self.out.path().display()
+            ),
+        )
+        .unwrap();
+        p
+    }
+
+    /// Nothing of shroud's is left in Vault or PostgreSQL.
+    fn assert_nothing_alive(&self) {
+        assert_eq!(
+            self.bao.leases("database/creds/app/"),
+            Vec::<String>::new(),
+            "leases left"
+        );
+        assert_eq!(
+            self.bao.accessors().len(),
+            1,
+            "only the root token may remain"
+        );
+        assert_eq!(self.pg.vault_roles(), Vec::<String>::new(), "roles left");
+    }
+
+    /// Strings that must never appear in a scrape, log or audit record.
+    fn credentials(&self) -> Vec<String> {
+        vec![
+            API_KEY.to_string(),
+            self.role_id.clone(),
+            self.secret_id.clone(),
+            self.bao.root_token.clone(),
+        ]
+    }
+}
+
+/// `USERNAME='…'` / `PASSWORD='…'` from an env-format file.
+fn env_value(text: &str, key: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}='")))
+        .map(|v| v.trim_end_matches('\''))
+        .unwrap_or_else(|| panic!("{key} missing in {text}"))
+        .to_string()
+}
+
+/// Polls `f` until it returns Some, failing after `limit`.
+fn until<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// One sample of a scrape: metric name, labels, value.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+/// Parses the Prometheus text format (enough of it for shroud's output).
+fn samples(text: &str) -> Vec<Sample> {
+    let mut out = Vec::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v.parse().unwrap_or(f64::NAN),
+        };
+        let (name, labels) = match series.split_once('{') {
+            Some((n, rest)) => {
+                let body = rest.strip_suffix('}').unwrap();
+                let labels = body
+                    .split("\",")
+                    .filter(|p| !p.is_empty())
+                    .map(|p| {
+                        let (k, v) = p.split_once("=\"").unwrap();
+                        (k.to_string(), v.trim_end_matches('"').to_string())
+                    })
+                    .collect();
+                (n.to_string(), labels)
+            }
+            None => (series.to_string(), BTreeMap::new()),
+        };
+        out.push(Sample {
+            name,
+            labels,
+            value,
+        });
+    }
+    out
+}
+
+/// The value of `name` whose labels include all of `labels`, summed over the
+/// other labels; None when no such series exists.
+fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let matching: Vec<f64> = samples(text)
+        .into_iter()
+        .filter(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|s| s.value)
+        .collect();
+    (!matching.is_empty()).then(|| matching.iter().sum())
+}
+
+fn scrape(addr: SocketAddr) -> String {
+    let (status, body) = get(addr, "/metrics");
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// Polls /metrics until `name{labels}` reaches at least `min`; returns the scrape.
+fn await_metric(
+    addr: SocketAddr,
+    name: &str,
+    labels: &[(&str, &str)],
+    min: f64,
+    limit: Duration,
+) -> String {
+    let mut last = String::new();
+    let deadline = Instant::now() + limit;
+    loop {
+        last = match std::panic::catch_unwind(|| scrape(addr)) {
+            Ok(t) => t,
+            Err(_) => last,
+        };
+        if value(&last, name, labels).is_some_and(|v| v >= min) {
+            return last;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "waited {limit:?} for {name}{labels:?} >= {min}; last scrape:\n{last}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// True when `text` holds something shaped like a Vault/OpenBao service token
+/// (`s.`, `hvs.`, `b.` … followed by a long random part).
+fn has_token_shape(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    for prefix in ["s.", "hvs.", "hvb.", "b."] {
+        for (i, _) in text.match_indices(prefix) {
+            let before_ok = i == 0 || !bytes[i - 1].is_ascii_alphanumeric();
+            let run = bytes[i + prefix.len()..]
+                .iter()
+                .take_while(|b| b.is_ascii_alphanumeric())
+                .count();
+            if before_ok && run >= 20 {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// Asserts none of `needles` (nor a token-shaped string) occurs in `text`.
+fn assert_free_of(what: &str, text: &str, needles: &[String]) {
+    for n in needles.iter().filter(|n| !n.is_empty()) {
+        assert!(!text.contains(n.as_str()), "{what} contains `{n}`:\n{text}");
+    }
+    assert!(!has_token_shape(text), "{what} contains a token:\n{text}");
+}
+
+/// The 64-hex head hash after `audit_head` in a log (text or JSON lines).
+fn logged_head(log: &str) -> String {
+    let at = log
+        .rfind("audit_head")
+        .unwrap_or_else(|| panic!("no audit_head logged:\n{log}"));
+    log[at..]
+        .split(|c: char| !c.is_ascii_hexdigit())
+        .find(|w| w.len() == 64)
+        .unwrap_or_else(|| panic!("no hash after audit_head:\n{log}"))
+        .to_string()
+}
+
+fn sha256_hex(data: &str) -> String {
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("sha256sum (coreutils)");
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(data.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+fn records(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn agent_metrics_and_probes_follow_renewal_rotation_and_revocation() {
+    let _s = serial();
+    let w = World::new("2s", "6s");
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let audit = w.path("audit.jsonl");
+    let cfg = w.config(&format!(
+        "{DB_SECRET}{KV_SECRET}\n[metrics]\nlisten = \"{addr}\"\n\n[audit]\npath = \"{}\"\n",
+        audit.display()
+    ));
+    let log = w.path("agent.log");
+    // Vault frozen: the agent cannot log in, so the first render cannot happen.
+    w.bao.freeze();
+    let mut agent = shroud()
+        .args(["agent", "--config"])
+        .arg(&cfg)
+        .env("SHROUD_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let (status, body) = until(Duration::from_secs(10), "the metrics server", || {
+        std::panic::catch_unwind(|| get(addr, "/readyz")).ok()
+    });
+    assert_eq!(
+        (status, body.as_str()),
+        (503, "not ready: secrets not rendered yet\n")
+    );
+    assert_eq!(get(addr, "/healthz"), (200, "ok\n".to_string()));
+    let early = scrape(addr);
+    assert_eq!(value(&early, "shroud_secret_fetches_total", &[]), None);
+    w.bao.thaw();
+    until(Duration::from_secs(20), "/readyz 200", || {
+        (get(addr, "/readyz").0 == 200).then_some(())
+    });
+    assert_eq!(get(addr, "/readyz"), (200, "ready\n".to_string()));
+
+    let text = scrape(addr);
+    assert!(
+        value(
+            &text,
+            "shroud_auth_attempts_total",
+            &[("method", "approle"), ("result", "ok")]
+        )
+        .is_some_and(|v| v >= 1.0),
+        "{text}"
+    );
+    for secret in ["db.env", "api-key"] {
+        assert!(
+            value(
+                &text,
+                "shroud_secret_fetches_total",
+                &[("secret", secret), ("result", "ok")]
+            )
+            .is_some_and(|v| v >= 1.0),
+            "{secret}: {text}"
+        );
+    }
+    let expiry = value(
+        &text,
+        "shroud_lease_expiry_seconds",
+        &[("secret", "db.env")],
+    )
+    .unwrap_or_else(|| panic!("no expiry gauge for db.env:\n{text}"));
+    assert!((0.0..=6.0).contains(&expiry), "expiry {expiry}");
+    // kv2 has no lease: no expiry series for it.
+    assert_eq!(
+        value(
+            &text,
+            "shroud_lease_expiry_seconds",
+            &[("secret", "api-key")]
+        ),
+        None
+    );
+    assert!(
+        value(
+            &text,
+            "shroud_vault_request_duration_seconds_count",
+            &[("operation", "read")]
+        )
+        .is_some_and(|v| v >= 2.0),
+        "{text}"
+    );
+    assert!(value(&text, "shroud_process_resident_memory_bytes", &[]).is_some_and(|v| v > 0.0));
+
+    let first = std::fs::read_to_string(w.out.path().join("db.env")).unwrap();
+    let (user1, pass1) = (env_value(&first, "USERNAME"), env_value(&first, "PASSWORD"));
+    let lease1 = w.bao.leases("database/creds/app/");
+    assert_eq!(lease1.len(), 1, "{lease1:?}");
+
+    // Renewal (TTL 2s), then rotation at the max TTL (6s), which revokes the old lease.
+    await_metric(
+        addr,
+        "shroud_lease_renewals_total",
+        &[("secret", "db.env"), ("result", "ok")],
+        1.0,
+        Duration::from_secs(10),
+    );
+    await_metric(
+        addr,
+        "shroud_rotations_total",
+        &[("secret", "db.env")],
+        1.0,
+        Duration::from_secs(15),
+    );
+    let text = await_metric(
+        addr,
+        "shroud_revocations_total",
+        &[("kind", "lease"), ("result", "ok")],
+        1.0,
+        Duration::from_secs(10),
+    );
+    assert!(
+        !w.pg.role_exists(&user1),
+        "the rotated-out role was dropped"
+    );
+    let second = std::fs::read_to_string(w.out.path().join("db.env")).unwrap();
+    let (user2, pass2) = (
+        env_value(&second, "USERNAME"),
+        env_value(&second, "PASSWORD"),
+    );
+    assert_ne!(user1, user2);
+    let expiry = value(
+        &text,
+        "shroud_lease_expiry_seconds",
+        &[("secret", "db.env")],
+    )
+    .unwrap();
+    assert!(expiry > 0.0, "the new lease's expiry: {expiry}");
+    // Labels: secret names and fixed words only.
+    for s in samples(&text) {
+        for (k, v) in &s.labels {
+            if k == "secret" {
+                assert!(["db.env", "api-key"].contains(&v.as_str()), "{s:?}");
+            }
+        }
+    }
+    let mut secrets = w.credentials();
+    secrets.extend([user1.clone(), pass1.clone(), user2.clone(), pass2.clone()]);
+    secrets.extend(lease1.iter().cloned());
+    secrets.extend(w.bao.leases("database/creds/app/"));
+    secrets.push("database/creds/app/".to_string());
+    assert_free_of("the scrape", &text, &secrets);
+
+    shroud_e2e::process::signal(&agent, nix::sys::signal::Signal::SIGTERM);
+    let status = wait_with_deadline(&mut agent, Duration::from_secs(15));
+    let log_text = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{log_text}");
+    w.assert_nothing_alive();
+
+    // Revocation at shutdown is in the audit trail (the process, and its
+    // endpoint, are gone): the leases and then the token, all ok.
+    let recs = records(&audit);
+    let revokes: Vec<_> = recs.iter().filter(|r| r["event"] == "revoke").collect();
+    assert!(
+        revokes.iter().filter(|r| r["kind"] == "lease").count() >= 2,
+        "{revokes:?}"
+    );
+    for kind in ["renew", "rotate"] {
+        let r = recs
+            .iter()
+            .find(|r| r["event"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} record: {recs:?}"));
+        assert_eq!(r["secret"], "db.env");
+        assert_eq!(r["lease_id_sha256"].as_str().unwrap().len(), 64, "{r}");
+    }
+    let last_revoke = revokes.last().unwrap();
+    assert_eq!(last_revoke["kind"], "token");
+    assert!(revokes.iter().all(|r| r["outcome"] == "ok"), "{revokes:?}");
+    let verify = run_with_input(
+        shroud().args(["audit", "verify"]).arg(&audit),
+        b"",
+        Duration::from_secs(10),
+    );
+    assert!(verify.status.success(), "{}", verify.err());
+    assert!(
+        verify.out().contains(&logged_head(&log_text)),
+        "{}",
+        verify.out()
+    );
+    // The debug log of the whole run holds no value, lease id or token; the HTTP
+    // library did print the token header, masked.
+    assert!(
+        log_text.contains("X-Vault-Token: [REDACTED]"),
+        "the header dump was expected at debug level"
+    );
+    assert_free_of("the agent's debug log", &log_text, &secrets);
+    assert_free_of(
+        "the audit log",
+        &std::fs::read_to_string(&audit).unwrap(),
+        &secrets,
+    );
+}
+
+#[test]
+fn run_session_audit_log_verifies_and_every_tampering_is_caught() {
+    let _s = serial();
+    let w = World::new("1m", "5m");
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let audit = w.path("audit.jsonl");
+    let cfg = w.config(&format!(
+        "{DB_SECRET}{KV_SECRET}\n[metrics]\nlisten = \"{addr}\"\n\n[audit]\npath = \"{}\"\n",
+        audit.display()
+    ));
+    let (seen, leases, go) = (w.path("seen.env"), w.path("leases.json"), w.path("go"));
+    // The command prints its credentials (masked by shroud), records the lease
+    // ids Vault holds for it, then waits until the test has scraped the metrics.
+    let app = format!(
+        r#". "$SHROUD_SECRETS_DIR/db.env"
+cp "$SHROUD_SECRETS_DIR/db.env" "{seen}"
+BAO_ADDR="{bao}" BAO_TOKEN="{root}" bao list -format=json sys/leases/lookup/database/creds/app/ > "{leases}"
+echo "user=$USERNAME password=$PASSWORD api=$(cat "$SHROUD_SECRETS_DIR/api-key")"
+while [ ! -e "{go}" ]; do sleep 0.05; done
+exit 3
+"#,
+        seen = seen.display(),
+        bao = w.bao.addr,
+        root = w.bao.root_token,
+        leases = leases.display(),
+        go = go.display(),
+    );
+    let mut child = shroud()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .args(["--", "sh", "-c", &app])
+        .env("SHROUD_LOG", "debug")
+        .env("SHROUD_POD_NAME", "app-7f9c")
+        .env("SHROUD_POD_NAMESPACE", "payments")
+        .env("SHROUD_SERVICE_ACCOUNT", "app")
+        .env_remove("VAULT_ADDR")
+        .env_remove("VAULT_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (stdout, out_t) = shroud_e2e::process::Collected::spawn(child.stdout.take().unwrap());
+    let (stderr, err_t) = shroud_e2e::process::Collected::spawn(child.stderr.take().unwrap());
+    // The workload's output passed the redactor: the stream counters are exported.
+    let text = await_metric(
+        addr,
+        "shroud_stream_masked_total",
+        &[("stream", "stdout")],
+        3.0,
+        Duration::from_secs(20),
+    );
+    assert!(
+        value(&text, "shroud_stream_bytes_total", &[("stream", "stdout")])
+            .is_some_and(|v| v > 20.0),
+        "{text}"
+    );
+    assert_eq!(get(addr, "/readyz").0, 200);
+    std::fs::write(&go, b"").unwrap();
+    let status = wait_with_deadline(&mut child, Duration::from_secs(30));
+    out_t.join().unwrap();
+    err_t.join().unwrap();
+    let (stdout, stderr) = (stdout.text(), stderr.text());
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    assert!(stdout.contains("password=[REDACTED]"), "{stdout}");
+    assert!(
+        stderr.contains("command started"),
+        "debug lines are on: {stderr}"
+    );
+    w.assert_nothing_alive();
+
+    let env = std::fs::read_to_string(&seen).unwrap();
+    let (user, password) = (env_value(&env, "USERNAME"), env_value(&env, "PASSWORD"));
+    let ids: Vec<String> =
+        serde_json::from_str::<Vec<String>>(&std::fs::read_to_string(&leases).unwrap())
+            .unwrap()
+            .into_iter()
+            .map(|id| format!("database/creds/app/{id}"))
+            .collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let mut secrets = w.credentials();
+    secrets.extend([user, password, ids[0].clone()]);
+    secrets.push("database/creds/app/".to_string());
+    assert_free_of("shroud's stdout", &stdout, &secrets);
+    assert_free_of("shroud's debug log", &stderr, &secrets);
+    let audit_text = std::fs::read_to_string(&audit).unwrap();
+    assert_free_of("the audit log", &audit_text, &secrets);
+
+    // The trail verifies and its head is the one logged at exit.
+    let lines: Vec<String> = audit_text.lines().map(str::to_string).collect();
+    let verify = run_with_input(
+        shroud().args(["audit", "verify"]).arg(&audit),
+        b"",
+        Duration::from_secs(10),
+    );
+    assert_eq!(verify.status.code(), Some(0), "{}", verify.err());
+    let head = logged_head(&stderr);
+    assert_eq!(
+        verify.out().trim(),
+        format!(
+            "{}: intact, {} records, head {head}",
+            audit.display(),
+            lines.len()
+        )
+    );
+
+    // Every kind of event of the session, with hashed lease ids and the identity.
+    let recs = records(&audit);
+    let kinds: Vec<&str> = recs.iter().map(|r| r["event"].as_str().unwrap()).collect();
+    for k in ["login", "fetch", "ready", "revoke", "wipe", "exit"] {
+        assert!(kinds.contains(&k), "no {k} event in {kinds:?}");
+    }
+    assert_eq!(kinds.first(), Some(&"login"));
+    assert_eq!(kinds.last(), Some(&"exit"));
+    let lease_hash = sha256_hex(&ids[0]);
+    let db_fetch = recs
+        .iter()
+        .find(|r| r["event"] == "fetch" && r["secret"] == "db.env")
+        .unwrap();
+    assert_eq!(db_fetch["path"], "database/creds/app");
+    assert_eq!(db_fetch["outcome"], "ok");
+    assert_eq!(db_fetch["lease_id_sha256"], lease_hash.as_str());
+    assert_eq!(db_fetch["workload"]["pod"], "app-7f9c");
+    assert_eq!(db_fetch["workload"]["namespace"], "payments");
+    assert_eq!(db_fetch["workload"]["service_account"], "app");
+    let kv_fetch = recs
+        .iter()
+        .find(|r| r["event"] == "fetch" && r["secret"] == "api-key")
+        .unwrap();
+    assert!(kv_fetch.get("lease_id_sha256").is_none(), "{kv_fetch}");
+    let lease_revoke = recs
+        .iter()
+        .find(|r| r["event"] == "revoke" && r["kind"] == "lease")
+        .unwrap();
+    assert_eq!(lease_revoke["secret"], "db.env");
+    assert_eq!(lease_revoke["lease_id_sha256"], lease_hash.as_str());
+    assert_eq!(lease_revoke["outcome"], "ok");
+    assert!(recs
+        .iter()
+        .any(|r| r["event"] == "revoke" && r["kind"] == "token" && r["outcome"] == "ok"));
+    let wipe = recs.iter().find(|r| r["event"] == "wipe").unwrap();
+    assert!(wipe["files"].as_u64().unwrap() >= 2, "{wipe}");
+    assert_eq!(recs.last().unwrap()["code"], 3);
+
+    // Tampering with the real log: each kind is reported at its line.
+    assert!(lines.len() >= 7, "{lines:#?}");
+    let dir = w.path("tampered");
+    std::fs::create_dir(&dir).unwrap();
+    let expect_broken = |name: &str, lines: &[String], line: usize, reason: &str| {
+        let p = dir.join(name);
+        std::fs::write(
+            &p,
+            lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+        )
+        .unwrap();
+        let f = run_with_input(
+            shroud().args(["audit", "verify"]).arg(&p),
+            b"",
+            Duration::from_secs(10),
+        );
+        assert_eq!(f.status.code(), Some(1), "{name}: {}", f.err());
+        let err = f.err();
+        assert!(
+            err.contains(&format!("line {line}: ")) && err.contains(reason),
+            "{name}: expected line {line} ({reason}): {err}"
+        );
+    };
+    let fetch_at = kinds.iter().position(|k| *k == "fetch").unwrap();
+    let mut edited = lines.clone();
+    edited[fetch_at] = edited[fetch_at].replace(r#""outcome":"ok""#, r#""outcome":"denied""#);
+    assert_ne!(edited[fetch_at], lines[fetch_at]);
+    expect_broken("edited", &edited, fetch_at + 1, "edited");
+
+    let mut deleted = lines.clone();
+    deleted.remove(2);
+    expect_broken("deleted", &deleted, 3, "seq is");
+
+    let mut reordered = lines.clone();
+    reordered.swap(3, 4);
+    expect_broken("reordered", &reordered, 4, "seq is");
+
+    let mut inserted = lines.clone();
+    inserted.insert(5, lines[1].clone());
+    expect_broken("inserted", &inserted, 6, "seq is");
+
+    // A removed tail leaves a valid chain: the logged head catches it.
+    let p = dir.join("truncated");
+    let kept: String = lines[..lines.len() - 1]
+        .iter()
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&p, kept).unwrap();
+    let f = run_with_input(
+        shroud()
+            .args(["audit", "verify"])
+            .arg(&p)
+            .args(["--expect-head", &head]),
+        b"",
+        Duration::from_secs(10),
+    );
+    assert_eq!(f.status.code(), Some(1), "{}", f.err());
+    assert!(f.err().contains("removed from the end"), "{}", f.err());
+}
+
+#[test]
+fn scan_with_config_reads_values_from_vault_and_leaves_nothing_alive() {
+    let _s = serial();
+    let w = World::new("1m", "5m");
+    // A generic read of the database role is leased: scan must revoke it.
+    let generic =
+        "[[secret]]\nname = \"db-generic\"\npath = \"database/creds/app\"\nformat = \"env\"\n";
+    let cfg = w.config(&format!("{KV_SECRET}{DB_SECRET}{generic}"));
+    let root = w.path("artifacts");
+    let (dirty, clean) = (root.join("dirty"), root.join("clean"));
+    std::fs::create_dir_all(dirty.join("bin")).unwrap();
+    std::fs::create_dir_all(&clean).unwrap();
+    std::fs::write(clean.join("README"), b"nothing secret here\n").unwrap();
+    std::fs::write(dirty.join("README"), b"nothing secret here\n").unwrap();
+    // A binary holding the kv2 value base64-encoded inside a larger blob.
+    let blob = format!("config:api_key={API_KEY};region=eu");
+    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &blob);
+    let mut bin: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 251) as u8 | 0x80).collect();
+    let at = bin.len();
+    bin.extend_from_slice(b64.as_bytes());
+    bin.extend((0..3000u32).map(|i| (i * 13 % 251) as u8 | 0x80));
+    let bin_path = dirty.join("bin/app");
+    std::fs::write(&bin_path, &bin).unwrap();
+
+    let scan = |path: &Path| {
+        let f = run_with_input(
+            shroud()
+                .args(["scan", "--config"])
+                .arg(&cfg)
+                .arg(path)
+                .env("SHROUD_LOG", "debug"),
+            b"",
+            Duration::from_secs(60),
+        );
+        // Nothing the scan obtained outlives it.
+        w.assert_nothing_alive();
+        let mut secrets = w.credentials();
+        secrets.push(b64[8..30].to_string());
+        assert_free_of("scan's stdout", &f.out(), &secrets);
+        assert_free_of("scan's stderr", &f.err(), &secrets);
+        f
+    };
+    let found = scan(&dirty);
+    assert_eq!(
+        found.status.code(),
+        Some(1),
+        "{}{}",
+        found.out(),
+        found.err()
+    );
+    let out = found.out();
+    let finding = out
+        .lines()
+        .find(|l| l.starts_with(&format!("{}:", bin_path.display())))
+        .unwrap_or_else(|| panic!("no finding in bin/app:\n{out}"));
+    let rest = finding
+        .strip_prefix(&format!("{}:", bin_path.display()))
+        .unwrap();
+    let (offset, what) = rest.split_once(": ").unwrap();
+    let offset: usize = offset.parse().unwrap();
+    assert!(
+        (at..at + b64.len()).contains(&offset),
+        "offset {offset}, blob at {at}"
+    );
+    assert_eq!(what, "api-key.api_key (base64)");
+    let findings = out
+        .lines()
+        .filter(|l| l.starts_with(dirty.to_str().unwrap()));
+    assert_eq!(findings.count(), 1, "{out}");
+    // The generic read came with a lease, revoked with the token before scanning.
+    assert!(
+        found.err().contains("leases and token revoked") && found.err().contains("\"leases\":1"),
+        "{}",
+        found.err()
+    );
+    assert!(
+        found.err().contains("`db.env` is dynamic"),
+        "{}",
+        found.err()
+    );
+
+    let passed = scan(&clean);
+    assert_eq!(
+        passed.status.code(),
+        Some(0),
+        "{}{}",
+        passed.out(),
+        passed.err()
+    );
+    assert!(passed.out().contains("0 occurrences"), "{}", passed.out());
+
+    // A config that cannot log in: nothing scanned, not "found", clear message.
+    std::fs::write(w.path("secret-id"), "not-a-secret-id").unwrap();
+    let denied = run_with_input(
+        shroud().args(["scan", "--config"]).arg(&cfg).arg(&clean),
+        b"",
+        Duration::from_secs(60),
+    );
+    assert_eq!(denied.status.code(), Some(2), "{}", denied.err());
+    assert!(
+        denied.err().contains("approle login failed"),
+        "{}",
+        denied.err()
+    );
+    let missing = run_with_input(
+        shroud()
+            .args(["scan", "--config"])
+            .arg(w.path("nope.toml"))
+            .arg(&clean),
+        b"",
+        Duration::from_secs(10),
+    );
+    assert_eq!(missing.status.code(), Some(64), "{}", missing.err());
+}
+
+#[test]
+fn exec_serves_its_stream_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = secret_file(dir.path(), "token", b"exec-metrics-secret-4242\n");
+    let go = dir.path().join("go");
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut child = shroud()
+        .args(["exec", "--tty", "never", "--secret-file"])
+        .arg(&secret)
+        .args(["--metrics-listen", &addr.to_string(), "--", "sh", "-c"])
+        .arg(format!(
+            "echo exec-metrics-secret-4242; echo exec-metrics-secret-4242 >&2; \
+             while [ ! -e {} ]; do sleep 0.05; done",
+            go.display()
+        ))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let text = await_metric(
+        addr,
+        "shroud_stream_masked_total",
+        &[("stream", "stderr")],
+        1.0,
+        Duration::from_secs(20),
+    );
+    assert_eq!(
+        value(&text, "shroud_stream_masked_total", &[("stream", "stdout")]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "shroud_stream_bytes_total", &[("stream", "stdout")]),
+        Some(25.0)
+    );
+    assert_eq!(get(addr, "/readyz").0, 200);
+    assert_free_of("exec's scrape", &text, &["exec-metrics-secret-4242".into()]);
+    std::fs::write(&go, b"").unwrap();
+    let status = wait_with_deadline(&mut child, Duration::from_secs(20));
+    assert!(status.success());
+
+    let bad = run_with_input(
+        shroud().args(["exec", "--secret-file"]).arg(&secret).args([
+            "--metrics-listen",
+            "localhost",
+            "--",
+            "true",
+        ]),
+        b"",
+        Duration::from_secs(10),
+    );
+    assert_eq!(bad.status.code(), Some(64), "{}", bad.err());
+    assert!(bad.err().contains("--metrics-listen"), "{}", bad.err());
+}
+
+#[test]
+fn a_denied_read_is_audited_with_the_exit_of_a_failed_start() {
+    let _s = serial();
+    let w = World::new("1m", "5m");
+    let audit = w.path("audit.jsonl");
+    // The policy allows secret/data/*, not other/.
+    let denied = "[[secret]]\nname = \"other\"\npath = \"other/app\"\nkind = \"kv2\"\n";
+    let cfg = w.config(&format!(
+        "{DB_SECRET}{denied}\n[audit]\npath = \"{}\"\n",
+        audit.display()
+    ));
+    let f = run_with_input(
+        shroud().args(["agent", "--config"]).arg(&cfg),
+        b"",
+        Duration::from_secs(30),
+    );
+    assert_eq!(f.status.code(), Some(1), "{}", f.err());
+    assert!(f.err().contains("permission denied"), "{}", f.err());
+    w.assert_nothing_alive();
+    let recs = records(&audit);
+    let kinds: Vec<&str> = recs.iter().map(|r| r["event"].as_str().unwrap()).collect();
+    let denial = recs.iter().find(|r| r["event"] == "denial").unwrap();
+    assert_eq!(denial["secret"], "other");
+    assert_eq!(denial["path"], "other/app");
+    assert_eq!(denial["outcome"], "denied");
+    assert!(
+        denial["reason"]
+            .as_str()
+            .unwrap()
+            .contains("permission denied"),
+        "{denial}"
+    );
+    let fetch = recs
+        .iter()
+        .find(|r| r["event"] == "fetch" && r["secret"] == "other")
+        .unwrap();
+    assert_eq!(fetch["outcome"], "denied");
+    // What was obtained before the refusal is revoked, and the exit recorded.
+    assert!(recs
+        .iter()
+        .any(|r| r["event"] == "revoke" && r["kind"] == "lease" && r["outcome"] == "ok"));
+    assert_eq!(kinds.last(), Some(&"exit"), "{kinds:?}");
+    assert_eq!(recs.last().unwrap()["code"], 1);
+    let verify = run_with_input(
+        shroud().args(["audit", "verify"]).arg(&audit),
+        b"",
+        Duration::from_secs(10),
+    );
+    assert_eq!(verify.status.code(), Some(0), "{}", verify.err());
+    assert!(
+        verify.out().contains(&logged_head(&f.err())),
+        "{}",
+        verify.out()
+    );
+}
