@@ -191,8 +191,9 @@ fn ready_watch_targets(dir: &Path) -> Result<Vec<PathBuf>, WatchError> {
     }
     let mut at = dir;
     loop {
-        // `symlink_metadata` would stop at a dangling link; a link to a directory
-        // yet to be made is followed by its target appearing, which `exists` sees.
+        // `exists` follows symlinks: a dangling link counts as missing and its
+        // parent is watched (its target appearing elsewhere is only noticed at
+        // the next event there; exec does not chase link targets).
         if at.exists() {
             if at.is_dir() {
                 return Ok(vec![at.to_path_buf()]);
