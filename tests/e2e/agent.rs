@@ -821,7 +821,33 @@ fn agent_and_exec_hand_over_rotations_and_the_exit_marker_stops_the_agent() {
         "{:?}",
         exec_done.elapsed()
     );
-    let _ = std::fs::remove_file(dir.join(".shroud/exited"));
+    // A restarted agent (a native sidecar is restarted while the pod lives) must
+    // not take the old exit marker for a new one: it renders and keeps rotating.
+    assert!(dir.join(".shroud/exited").exists());
+    let log2 = w.path("agent2.log");
+    let mut again = spawn_agent(&cfg, &log2);
+    until(Duration::from_secs(20), "ready after a restart", || {
+        dir.join(".shroud/ready").exists().then_some(())
+    });
+    let v3 = "exec-third-value-0a1b2c3d";
+    w.bao
+        .bao(&["kv", "put", "secret/rot", &format!("token={v3}")]);
+    until(
+        Duration::from_secs(20),
+        "the restarted agent to rotate",
+        || (std::fs::read_to_string(dir.join("tok")).ok()? == v3).then_some(()),
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(again.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = wait_with_deadline(&mut again, Duration::from_secs(10));
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&log2).unwrap()
+    );
     w.assert_clean(&[]);
 }
 

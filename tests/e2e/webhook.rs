@@ -227,7 +227,7 @@ mod toml_like {
     }
 }
 
-fn assert_wrapped(c: &Value, expect_tail: &[&str], wait_ready: bool, on_rotate: Option<&str>) {
+fn assert_wrapped(c: &Value, expect_tail: &[&str], on_rotate: Option<&str>) {
     let mut want = vec![
         "/shroud/bin/shroud",
         "exec",
@@ -237,9 +237,8 @@ fn assert_wrapped(c: &Value, expect_tail: &[&str], wait_ready: bool, on_rotate: 
     if let Some(r) = on_rotate {
         want.extend(["--on-rotate", r]);
     }
-    if wait_ready {
-        want.push("--wait-ready");
-    }
+    // Always: a restarted app container must wait for the re-rendered secrets.
+    want.push("--wait-ready");
     want.push("--");
     want.extend_from_slice(expect_tail);
     assert_eq!(strings(&c["command"]), want, "{c:#}");
@@ -350,7 +349,6 @@ fn deployment_pod_gets_native_sidecar_and_wrapped_command() {
     assert_wrapped(
         api,
         &["/app/server", "--port", "8080"],
-        false,
         Some("signal:SIGHUP"),
     );
     // The pod's own volumes and mounts are untouched.
@@ -399,7 +397,6 @@ fn job_pod_completes_with_native_sidecar() {
     assert_wrapped(
         container(&spec["containers"], "report"),
         &["python", "-m", "report", "--since", "24h"],
-        false,
         None,
     );
 }
@@ -418,13 +415,11 @@ fn several_containers_and_init_containers() {
     assert_wrapped(
         container(&spec["initContainers"], "migrate"),
         &["/usr/local/bin/migrate", "up"],
-        false,
         None,
     );
     assert_wrapped(
         container(&spec["containers"], "worker"),
         &["/usr/local/bin/worker", "--queue", "orders", "--verbose"],
-        false,
         None,
     );
     for untouched in ["wait-for-mq", "log-shipper"] {
@@ -474,7 +469,7 @@ fn existing_volumes_and_mounts_with_classic_sidecar() {
     );
     assert_agent_least_privilege(agent);
     let nginx = container(&spec["containers"], "nginx");
-    assert_wrapped(nginx, &["nginx", "-g", "daemon off;"], true, None);
+    assert_wrapped(nginx, &["nginx", "-g", "daemon off;"], None);
     let mounts: Vec<_> = nginx["volumeMounts"]
         .as_array()
         .unwrap()
@@ -515,7 +510,6 @@ fn no_command_is_denied_unless_annotated() {
             "serve",
             "--verbose",
         ],
-        false,
         None,
     );
 }
@@ -556,7 +550,7 @@ fn vault_agent_annotations_are_understood() {
         toml.0
     );
     let billing = container(&spec["containers"], "billing");
-    assert_wrapped(billing, &["/billing"], false, None);
+    assert_wrapped(billing, &["/billing"], None);
     // Files also appear where Vault Agent put them.
     assert!(billing["volumeMounts"]
         .as_array()

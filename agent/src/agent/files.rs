@@ -101,8 +101,11 @@ impl Output {
             mode: cfg.mode,
             written: BTreeSet::new(),
         };
-        // A stale ready marker from an earlier agent would lie to probes.
+        // A stale ready marker from an earlier agent would lie to probes, and a
+        // stale exit marker would make a restarted agent (a native sidecar is
+        // restarted when it exits while the pod lives) shut down at once.
         let _ = fs::remove_file(out.meta("ready"));
+        let _ = fs::remove_file(out.meta("exited"));
         Ok(out)
     }
 

@@ -110,7 +110,7 @@ pub fn build(pod: &Pod, inj: &Injection, cfg: &WebhookConfig) -> Result<Built, P
 
     let mut ops = Vec::new();
     for slot in &targets {
-        wrap(spec, *slot, inj, native, &mut ops, &mut warnings)?;
+        wrap(spec, *slot, inj, &mut ops, &mut warnings)?;
     }
     push_array(
         &mut ops,
@@ -297,7 +297,6 @@ fn wrap(
     spec: &PodSpec,
     slot: Slot,
     inj: &Injection,
-    native: bool,
     ops: &mut Vec<PatchOperation>,
     warnings: &mut Vec<String>,
 ) -> Result<(), PatchError> {
@@ -339,9 +338,11 @@ fn wrap(
     if let Some(on_rotate) = &inj.on_rotate {
         command.extend(["--on-rotate".to_string(), on_rotate.clone()]);
     }
-    if !native {
-        command.push("--wait-ready".into());
-    }
+    // Always wait for `.shroud/ready`: with a native sidecar the kubelet's startup
+    // probe gates only the pod's first start; when the app container restarts
+    // while the agent re-renders (it revokes and exits on the exit marker and is
+    // restarted too), the app must not start before its secrets are back.
+    command.push("--wait-ready".into());
     command.push("--".into());
     command.extend(original);
     command.extend(c.args.iter().flatten().cloned());
