@@ -46,7 +46,7 @@ on_rotate = "signal:SIGHUP"
 renew_threshold = 0.5
 
 [metrics]
-listen = "127.0.0.1:9102"
+listen = "127.0.0.1:0"
 
 [audit]
 path = "stderr"
