@@ -341,7 +341,9 @@ fn own_log_lines_end_in_crlf_while_the_terminal_is_raw() {
     assert_eq!(status.code(), Some(0), "{text:?}");
     assert!(text.contains("command started"), "{text:?}");
     assert!(text.contains("command exited"), "{text:?}");
-    assert!(text.contains("one\r\ntwo\r\n"), "{text:?}");
+    // Our log lines may land between the command's lines (two writers, one tty).
+    assert!(text.contains("one\r\n"), "{text:?}");
+    assert!(text.contains("two\r\n"), "{text:?}");
     let bare = text
         .match_indices('\n')
         .filter(|(i, _)| *i == 0 || text.as_bytes()[i - 1] != b'\r')
