@@ -155,29 +155,6 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// `USERNAME='…'` / `PASSWORD='…'` from an env-format file.
-fn env_value(text: &str, key: &str) -> String {
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}='")))
-        .map(|v| v.trim_end_matches('\''))
-        .unwrap_or_else(|| panic!("{key} missing"))
-        .to_string()
-}
-
-fn until<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn now_ns() -> u128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

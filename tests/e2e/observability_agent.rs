@@ -109,30 +109,6 @@ impl World {
     }
 }
 
-/// `USERNAME='…'` / `PASSWORD='…'` from an env-format file.
-fn env_value(text: &str, key: &str) -> String {
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}='")))
-        .map(|v| v.trim_end_matches('\''))
-        .unwrap_or_else(|| panic!("{key} missing in {text}"))
-        .to_string()
-}
-
-/// Polls `f` until it returns Some, failing after `limit`.
-fn until<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
 /// One sample of a scrape: metric name, labels, value.
 #[derive(Debug)]
 struct Sample {

@@ -189,3 +189,27 @@ pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 pub mod process;
 pub mod webhook;
+
+/// Polls `f` until it returns Some, failing after `limit` with `what` named.
+pub fn until<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `KEY='…'` from an env-format file (the value is not echoed on failure).
+pub fn env_value(text: &str, key: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}='")))
+        .map(|v| v.trim_end_matches('\''))
+        .unwrap_or_else(|| panic!("{key} missing"))
+        .to_string()
+}
