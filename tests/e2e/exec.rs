@@ -283,11 +283,15 @@ fn under_pty(shroud_args: &str) -> (Child, Collected, JoinHandle<()>) {
 /// [`under_pty`] with extra environment variables for shroud.
 fn under_pty_env(shroud_args: &str, env: &[(&str, &str)]) -> (Child, Collected, JoinHandle<()>) {
     require_tool("script", "apt-get install bsdutils");
+    // `exec`: without it a shell that does not replace itself with its last
+    // command (dash, when SHELL is unset) stays in the terminal's foreground group
+    // and dies of a Ctrl-C meant for shroud, and script reports its status.
     let mut child = Command::new("script")
         .envs(env.iter().copied())
+        .env("SHELL", "/bin/sh")
         .args([
             "-qec",
-            &format!("{} {shroud_args}", shroud_bin().display()),
+            &format!("exec {} {shroud_args}", shroud_bin().display()),
             "/dev/null",
         ])
         .stdin(Stdio::piped())
@@ -370,6 +374,19 @@ fn secrets_dir() -> Tmpfs {
     fs
 }
 
+/// The agent's side of the handshake: publish the new value (and retire the old),
+/// await exec's ack, and only then render the file. Replacing the file first would
+/// let the workload print the new value before exec has heard of it.
+fn rotate_like_the_agent(dir: &Path) {
+    publish_values(
+        dir,
+        2,
+        &[("token", NEW.as_bytes()), ("token.retired", OLD.as_bytes())],
+    );
+    wait_until("ack of generation 2", LIMIT, || acks(dir) == vec![2]);
+    replace_file(&dir.join("token"), NEW.as_bytes());
+}
+
 /// The workload: prints the current token and its length in a loop.
 fn token_printer(dir: &Path) -> String {
     format!(
@@ -389,14 +406,7 @@ fn rotation_swaps_the_set_acknowledges_and_masks_old_and_new() {
     r.out.wait_count(&format!("len={}", OLD.len()), 3, LIMIT);
     assert_eq!(acks(dir), vec![1], "initial generation acknowledged");
 
-    // The agent's side of the handshake: publish, await the ack, then render.
-    publish_values(
-        dir,
-        2,
-        &[("token", NEW.as_bytes()), ("token.retired", OLD.as_bytes())],
-    );
-    wait_until("ack of generation 2", LIMIT, || acks(dir) == vec![2]);
-    replace_file(&dir.join("token"), NEW.as_bytes());
+    rotate_like_the_agent(dir);
     r.out.wait_count(&format!("len={}", NEW.len()), 5, LIMIT);
 
     r.signal(Signal::SIGTERM);
@@ -430,7 +440,7 @@ fn on_rotate_signal_is_delivered_after_a_change() {
     ));
     r.out.wait_count("token=", 2, LIMIT);
     assert!(!r.out.text().contains("got HUP"));
-    replace_file(&dir.join("token"), NEW.as_bytes());
+    rotate_like_the_agent(dir);
     r.out.wait_count("got HUP", 1, LIMIT);
     r.signal(Signal::SIGTERM);
     let (code, out, _) = r.finish();
@@ -453,7 +463,7 @@ fn on_rotate_restart_starts_the_command_again() {
         &script,
     ));
     r.out.wait_count("start ", 1, LIMIT);
-    replace_file(&dir.join("token"), NEW.as_bytes());
+    rotate_like_the_agent(dir);
     r.out.wait_count("start ", 2, LIMIT);
     r.out.wait_count(&format!("len={}", NEW.len()), 1, LIMIT);
     r.signal(Signal::SIGTERM);
