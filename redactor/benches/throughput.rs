@@ -283,7 +283,19 @@ fn main() {
         println!("(set SHROUD_BIN to a release build of shroud for the pipe figures; scripts/bench does)");
     }
 
-    for n in [10usize, 1_000, 10_000] {
+    // SHROUD_BENCH_SECRETS=10,1000 picks the set sizes (for profiling one of them).
+    let sizes: Vec<usize> = match std::env::var("SHROUD_BENCH_SECRETS") {
+        Ok(list) => list
+            .split(',')
+            .map(|n| {
+                n.trim()
+                    .parse()
+                    .expect("SHROUD_BENCH_SECRETS: comma-separated counts")
+            })
+            .collect(),
+        Err(_) => vec![10, 1_000, 10_000],
+    };
+    for n in sizes {
         let values = secrets(n, &mut rng);
         let t = Instant::now();
         let set = build(&values);
