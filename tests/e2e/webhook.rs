@@ -239,6 +239,8 @@ fn assert_wrapped(c: &Value, expect_tail: &[&str], on_rotate: Option<&str>) {
     }
     // Always: a restarted app container must wait for the re-rendered secrets.
     want.push("--wait-ready");
+    // As long as the startup probe's budget (agent.startup_timeout_seconds).
+    want.extend(["--ready-timeout", "120s"]);
     want.push("--");
     want.extend_from_slice(expect_tail);
     assert_eq!(strings(&c["command"]), want, "{c:#}");

@@ -110,7 +110,7 @@ pub fn build(pod: &Pod, inj: &Injection, cfg: &WebhookConfig) -> Result<Built, P
 
     let mut ops = Vec::new();
     for slot in &targets {
-        wrap(spec, *slot, inj, &mut ops, &mut warnings)?;
+        wrap(spec, *slot, inj, cfg, &mut ops, &mut warnings)?;
     }
     push_array(
         &mut ops,
@@ -297,6 +297,7 @@ fn wrap(
     spec: &PodSpec,
     slot: Slot,
     inj: &Injection,
+    cfg: &WebhookConfig,
     ops: &mut Vec<PatchOperation>,
     warnings: &mut Vec<String>,
 ) -> Result<(), PatchError> {
@@ -342,7 +343,12 @@ fn wrap(
     // probe gates only the pod's first start; when the app container restarts
     // while the agent re-renders (it revokes and exits on the exit marker and is
     // restarted too), the app must not start before its secrets are back.
+    // As long as the agent's startup budget: a classic sidecar has no startup
+    // probe, so exec's own wait is all that keeps the app from starting early,
+    // and giving up sooner than the agent would only restart the container.
     command.push("--wait-ready".into());
+    command.push("--ready-timeout".into());
+    command.push(format!("{}s", cfg.agent.startup_timeout_seconds));
     command.push("--".into());
     command.extend(original);
     command.extend(c.args.iter().flatten().cloned());
