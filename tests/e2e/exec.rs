@@ -449,6 +449,32 @@ fn on_rotate_signal_is_delivered_after_a_change() {
 }
 
 #[test]
+fn an_idle_exec_uses_no_cpu_before_or_after_a_rotation() {
+    // The watch thread once reacted to the open and read events of its own
+    // directory listing and file reads, and spun a whole core for as long as the
+    // command ran.
+    let fs = secrets_dir();
+    let dir = fs.path();
+    let r = Running::start(&mut exec_sh(
+        &["--secrets-dir", dir.to_str().unwrap()],
+        "echo ready; exec sleep 60",
+    ));
+    r.out.wait_count("ready", 1, LIMIT);
+    let pid = r.child.id();
+    let idle = cpu_used_during(pid, Duration::from_secs(1));
+    rotate_like_the_agent(dir);
+    let after_rotation = cpu_used_during(pid, Duration::from_secs(1));
+    r.signal(Signal::SIGTERM);
+    let (code, _, err) = r.finish();
+    assert_eq!(code, Some(143), "{err}");
+    assert!(idle < 0.1, "{idle} s of CPU in 1 s idle");
+    assert!(
+        after_rotation < 0.1,
+        "{after_rotation} s of CPU in the second after a rotation"
+    );
+}
+
+#[test]
 fn on_rotate_restart_starts_the_command_again() {
     let fs = secrets_dir();
     let dir = fs.path();

@@ -133,3 +133,23 @@ pub fn acks(dir: &Path) -> Vec<u64> {
         .filter_map(|s| s.strip_suffix('\n').and_then(|s| s.parse().ok()))
         .collect()
 }
+
+/// CPU time (user + system, all threads) a live process has used so far, from
+/// `/proc/PID/stat` (fields 14 and 15, in clock ticks of 10 ms).
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The command name (field 2) may hold spaces; the fields after it are plain.
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after.split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
+/// CPU time `pid` uses during `window` of wall time. The window is the
+/// measurement itself (a busy loop shows as about `window` seconds), not a wait
+/// for an event.
+pub fn cpu_used_during(pid: u32, window: Duration) -> f64 {
+    let before = cpu_seconds(pid);
+    std::thread::sleep(window);
+    cpu_seconds(pid) - before
+}

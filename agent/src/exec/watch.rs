@@ -75,8 +75,10 @@ impl DirWatch {
             path: dir.to_path_buf(),
             source,
         };
-        let mut watcher = notify::recommended_watcher(move |_event| {
-            let _ = tx.send(Msg::Changed);
+        let mut watcher = notify::recommended_watcher(move |event| {
+            if is_change(&event) {
+                let _ = tx.send(Msg::Changed);
+            }
         })
         .map_err(err)?;
         watcher
@@ -114,8 +116,10 @@ impl DirWatch {
 /// nearest existing ancestor is watched instead.
 pub fn wait_ready(dir: &Path, timeout: Duration) -> Result<(), WatchError> {
     let (tx, rx) = mpsc::channel::<()>();
-    let mut watcher = notify::recommended_watcher(move |_event| {
-        let _ = tx.send(());
+    let mut watcher = notify::recommended_watcher(move |event| {
+        if is_change(&event) {
+            let _ = tx.send(());
+        }
     })
     .map_err(|source| WatchError::Watch {
         path: dir.to_path_buf(),
@@ -166,6 +170,24 @@ pub fn wait_ready(dir: &Path, timeout: Duration) -> Result<(), WatchError> {
                 })
             }
         }
+    }
+}
+
+/// Whether an event can mean the directory's contents changed. inotify also
+/// reports opens and reads (notify watches `IN_OPEN`), and our own response to an
+/// event, listing the directory and reading its files, is opens and reads: acting
+/// on those kept the watch thread in a loop that used a whole core. A close after
+/// writing still counts (the end of an in-place rewrite); errors count too (a
+/// lost event must lead to a look, not to nothing).
+fn is_change(event: &notify::Result<notify::Event>) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind};
+    match event {
+        Ok(e) => match e.kind {
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+            EventKind::Access(_) => false,
+            _ => true,
+        },
+        Err(_) => true,
     }
 }
 
