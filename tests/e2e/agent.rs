@@ -806,6 +806,11 @@ fn agent_and_exec_hand_over_rotations_and_the_exit_marker_stops_the_agent() {
     until(Duration::from_secs(20), "ready after a restart", || {
         dir.join(".shroud/ready").exists().then_some(())
     });
+    // Between rotations the agent only wakes for its timers (here a kv re-read
+    // every 200 ms, a few ms each in a debug build); a watch reacting to its own
+    // file activity would show as a whole core.
+    let idle = shroud_e2e::process::cpu_used_during(again.id(), Duration::from_secs(1));
+    assert!(idle < 0.25, "{idle} s of CPU in 1 s between rotations");
     let v3 = "exec-third-value-0a1b2c3d";
     w.bao
         .bao(&["kv", "put", "secret/rot", &format!("token={v3}")]);
