@@ -424,6 +424,32 @@ fn scan_finds_a_secret_across_a_chunk_boundary_of_a_large_file() {
 }
 
 #[test]
+fn scan_that_cannot_read_a_file_is_incomplete_not_clean() {
+    // Root reads any file, so an unreadable one is made by the kernel instead:
+    // /proc/self/mem fails with EIO at offset 0. A gate must not pass a tree it
+    // could not read all of, and a secret found elsewhere still wins (exit 1).
+    let root = tempfile::tempdir().unwrap();
+    let secrets = secrets_dir(root.path());
+    let secret_file = secrets.join("db_password");
+    let clean = root.path().join("clean.txt");
+    std::fs::write(&clean, "nothing here\n").unwrap();
+    let scan = |paths: &[&Path]| {
+        let mut args = vec!["scan", "--secret-file", secret_file.to_str().unwrap()];
+        args.extend(paths.iter().map(|p| p.to_str().unwrap()));
+        run_shroud(&args)
+    };
+    let mem = Path::new("/proc/self/mem");
+    let f = scan(&[&clean, mem]);
+    assert_eq!(code(&f), 2, "{}", f.err());
+    assert!(f.out().contains("1 unreadable"), "{}", f.out());
+    assert!(f.err().contains("/proc/self/mem"), "{}", f.err());
+    assert_eq!(code(&scan(&[&clean])), 0);
+    let leaked = root.path().join("leaked.txt");
+    std::fs::write(&leaked, SECRET).unwrap();
+    assert_eq!(code(&scan(&[&leaked, mem])), 1);
+}
+
+#[test]
 fn scan_bad_input_is_a_usage_error_and_errors_are_redacted() {
     let root = tempfile::tempdir().unwrap();
     let secrets = secrets_dir(root.path());
