@@ -125,6 +125,20 @@ fn secrets_never_reach_the_command_environment_or_arguments() {
     );
 }
 
+#[test]
+fn the_command_starts_with_core_dumps_off() {
+    // A shell raises both limits first (the tests run as root), so a 0 seen by
+    // the command was set by shroud, not inherited from the test harness.
+    let script = format!(
+        "ulimit -Hc unlimited && ulimit -Sc unlimited && exec {} exec -- \
+         sh -c 'echo soft=$(ulimit -Sc) hard=$(ulimit -Hc)'",
+        shroud_bin().display()
+    );
+    let done = run(Command::new("sh").args(["-c", &script]));
+    assert!(done.status.success(), "{}", done.err());
+    assert_eq!(done.out().trim(), "soft=0 hard=0", "{}", done.err());
+}
+
 const TRAPS: &str = r#"
 for s in INT HUP QUIT USR1 USR2 WINCH; do trap "echo got $s" $s; done
 trap 'echo got TERM; exit 3' TERM
