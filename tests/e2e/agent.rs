@@ -834,6 +834,71 @@ fn agent_and_exec_hand_over_rotations_and_the_exit_marker_stops_the_agent() {
 }
 
 #[test]
+fn an_exec_killed_outright_holds_back_no_rotation_and_no_shutdown() {
+    // SIGKILL (an OOM kill of the app container): exec cannot remove its ack
+    // file, but the kernel drops the lock exec holds on it, so the agent knows.
+    let _s = serial();
+    let w = World::new(None);
+    let auth = w.approle_auth();
+    let values = [
+        "killed-exec-first-1a2b3c",
+        "killed-exec-second-4d5e6f",
+        "killed-exec-third-7a8b9c",
+    ];
+    w.bao
+        .bao(&["kv", "put", "secret/k", &format!("token={}", values[0])]);
+    let cfg = w.config(
+        &auth,
+        "[[secret]]\nname = \"tok\"\npath = \"secret/k\"\nkind = \"kv2\"\nfield = \"token\"\nrefresh = \"200ms\"\n\
+         [lifecycle]\nhandshake_timeout = \"2s\"\nexit_marker_timeout = \"30s\"\n",
+    );
+    let log = w.path("agent.log");
+    let mut agent = spawn_agent(&cfg, &log);
+    let dir = w.out.path();
+    until(Duration::from_secs(20), "ready", || {
+        dir.join(".shroud/ready").exists().then_some(())
+    });
+    let mut exec = shroud()
+        .args(["exec", "--secrets-dir"])
+        .arg(dir)
+        .args(["--", "sleep", "60"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    until(Duration::from_secs(20), "exec's ack", || {
+        (!shroud_e2e::process::acks(dir).is_empty()).then_some(())
+    });
+    exec.kill().unwrap();
+    exec.wait().unwrap();
+    assert_eq!(
+        shroud_e2e::process::acks(dir).len(),
+        1,
+        "the dead exec's ack is left behind"
+    );
+    for v in &values[1..] {
+        w.bao.bao(&["kv", "put", "secret/k", &format!("token={v}")]);
+        until(Duration::from_secs(20), "the rotation", || {
+            (w.file("tok")? == *v).then_some(())
+        });
+    }
+    // SIGTERM: no workload is left to wait for (30 s here), so the agent wipes,
+    // revokes and leaves at once.
+    sigterm(&agent);
+    let status = wait_with_deadline(&mut agent, Duration::from_secs(10));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{text}");
+    assert!(
+        !text.contains("did not acknowledge"),
+        "a rotation waited for the dead exec:\n{text}"
+    );
+    assert!(
+        !text.contains("waiting for the workload's exit marker"),
+        "the shutdown waited for the dead exec:\n{text}"
+    );
+    w.assert_clean(&[]);
+}
+
+#[test]
 fn token_at_max_ttl_means_a_new_login_and_new_leases() {
     let _s = serial();
     let w = World::new(Some(("1m", "5m")));

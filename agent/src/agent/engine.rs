@@ -665,6 +665,8 @@ impl Engine {
     pub fn shutdown(mut self) {
         let start = Instant::now();
         let files = self.out.wipe_all();
+        // Acks are exec's files, but one killed outright cannot remove its own.
+        super::handshake::remove_stale_acks(&self.out.meta("acks"));
         events::emit(Event::Wipe {
             files,
             duration: start.elapsed(),

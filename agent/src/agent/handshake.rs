@@ -12,6 +12,7 @@ use shroud_redactor::SecretSetBuilder;
 use zeroize::Zeroizing;
 
 use super::files::{FilesError, Output};
+use crate::exec::handshake::ack_is_stale;
 use crate::live::LiveSet;
 use crate::secrets_source::VALUES_FILE;
 
@@ -126,8 +127,8 @@ impl Publisher {
         Ok(self.generation)
     }
 
-    /// Waits until every ack file reports at least `generation`, or the timeout.
-    /// Returns the ids that did not acknowledge in time.
+    /// Waits until every live exec's ack file reports at least `generation`, or
+    /// the timeout. Returns the ids that did not acknowledge in time.
     pub fn wait_acks(&self, out: &Output, generation: u64) -> Vec<String> {
         let dir = out.meta("acks");
         let deadline = Instant::now() + self.timeout;
@@ -144,25 +145,44 @@ impl Publisher {
     }
 }
 
-/// Ack files (not dot-files: those are exec's temp files) whose generation is
-/// below `generation`.
-fn lagging_acks(dir: &Path, generation: u64) -> Vec<String> {
+/// Ids of the live execs' ack files: not dot-files (exec's temp files), and not
+/// left by an exec killed outright (SIGKILL, OOM), which could not remove its file
+/// and no longer holds its lock (see `exec::handshake`). Waiting for one of those
+/// would hold every rotation, and the agent's shutdown, for the full timeout.
+pub fn live_acks(dir: &Path) -> Vec<(String, std::path::PathBuf)> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    let mut lagging = Vec::new();
+    entries
+        .flatten()
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .filter(|(name, path)| !name.starts_with('.') && !ack_is_stale(path))
+        .collect()
+}
+
+/// Removes the ack files of execs that are gone (see [`live_acks`]).
+pub fn remove_stale_acks(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
-            continue;
+        if !e.file_name().to_string_lossy().starts_with('.') && ack_is_stale(&e.path()) {
+            let _ = std::fs::remove_file(e.path());
         }
-        let acked = std::fs::read_to_string(e.path())
+    }
+}
+
+/// Live acks whose generation is below `generation`.
+fn lagging_acks(dir: &Path, generation: u64) -> Vec<String> {
+    let mut lagging = Vec::new();
+    for (name, path) in live_acks(dir) {
+        let acked = std::fs::read_to_string(&path)
             .ok()
             .and_then(|s| s.trim().parse::<u64>().ok());
         match acked {
             Some(g) if g >= generation => {}
             // Removed since listing: that exec has exited.
-            None if !e.path().exists() => {}
+            None if !path.exists() => {}
             _ => lagging.push(name),
         }
     }
@@ -203,7 +223,15 @@ mod tests {
             .unwrap();
         assert_eq!(g, 1);
         assert!(p.wait_acks(&out, g).is_empty(), "no acks: no wait");
-        std::fs::write(out.meta("acks/exec1"), "1\n").unwrap();
+        // An exec's ack, written (and locked) as exec writes it.
+        let mut exec1 = crate::exec::handshake::Ack::new(d.path());
+        exec1.write(1).unwrap();
+        let exec1_id = exec1
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         p.retire(vec![(
             "db.password".into(),
             Zeroizing::new(b"first-value".to_vec()),
@@ -218,9 +246,9 @@ mod tests {
             )
             .unwrap();
         let t = Instant::now();
-        assert_eq!(p.wait_acks(&out, g), vec!["exec1".to_string()]);
+        assert_eq!(p.wait_acks(&out, g), vec![exec1_id]);
         assert!(t.elapsed() >= Duration::from_millis(200));
-        std::fs::write(out.meta("acks/exec1"), "2\n").unwrap();
+        exec1.write(2).unwrap();
         assert!(p.wait_acks(&out, g).is_empty());
         let vf = ValuesFile::parse(&std::fs::read(out.meta("values")).unwrap()).unwrap();
         assert_eq!(vf.generation, 2);
@@ -232,6 +260,55 @@ mod tests {
                 .len(),
             2
         );
+    }
+
+    #[test]
+    fn an_ack_left_by_a_killed_exec_is_not_waited_for() {
+        let d = tempfile::tempdir().unwrap();
+        let mut out = Output::open(&OutputConfig {
+            dir: d.path().to_path_buf(),
+            require_tmpfs: false,
+            uid: None,
+            gid: None,
+            mode: 0o400,
+        })
+        .unwrap();
+        let timeout = Duration::from_millis(300);
+        let mut p = Publisher::new(Duration::from_secs(60), 4, timeout, None);
+        let value = || vec![("s.v".to_string(), Zeroizing::new(b"a-value".to_vec()))];
+        let g = p.publish(&mut out, value()).unwrap();
+        // A live exec (its ack locked, as exec writes it) and the unlocked file a
+        // SIGKILLed one left behind, both at generation 1.
+        let mut live = crate::exec::handshake::Ack::new(d.path());
+        live.write(g).unwrap();
+        std::fs::write(out.meta("acks/0123456789abcdef"), format!("{g}\n")).unwrap();
+        let live_id = live
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert_eq!(
+            live_acks(&out.meta("acks"))
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect::<Vec<_>>(),
+            vec![live_id.clone()]
+        );
+        // The live one is waited for, the dead one is not.
+        let g = p.publish(&mut out, value()).unwrap();
+        let t = Instant::now();
+        assert_eq!(p.wait_acks(&out, g), vec![live_id]);
+        assert!(t.elapsed() >= timeout);
+        live.write(g).unwrap();
+        let g2 = p.publish(&mut out, value()).unwrap();
+        live.write(g2).unwrap();
+        let t = Instant::now();
+        assert!(p.wait_acks(&out, g2).is_empty());
+        assert!(t.elapsed() < timeout, "{:?}", t.elapsed());
+        remove_stale_acks(&out.meta("acks"));
+        assert!(!out.meta("acks/0123456789abcdef").exists());
+        assert!(live.path().exists());
     }
 
     #[test]

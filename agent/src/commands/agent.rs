@@ -52,12 +52,9 @@ fn wait_for_marker(
     sig: i32,
 ) {
     let meta = engine.dir().join(".shroud");
-    let execs = std::fs::read_dir(meta.join("acks"))
-        .map(|d| {
-            d.flatten()
-                .any(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        })
-        .unwrap_or(false);
+    // An exec killed outright leaves its ack file behind, unlocked: no workload
+    // is left to wait for there.
+    let execs = !crate::agent::handshake::live_acks(&meta.join("acks")).is_empty();
     if !execs || meta.join("exited").exists() {
         return;
     }

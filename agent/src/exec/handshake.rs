@@ -1,13 +1,17 @@
 //! exec's side of the files it shares with the agent (docs/ARCHITECTURE.md,
 //! "Rotation handshake"): its acknowledgement `.shroud/acks/<id>` and the exit
 //! marker `.shroud/exited`. Both are written to a temporary name and renamed, so
-//! the agent never reads a partial file.
+//! the agent never reads a partial file. The ack file in place is always locked
+//! (`flock`, exclusive) by its exec, which is how the agent tells a live exec from
+//! the file of one that was killed outright (SIGKILL, OOM) and could not remove it:
+//! the kernel drops the lock with the process.
 
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write as _};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
+use nix::fcntl::{Flock, FlockArg};
 use rand::Rng as _;
 
 use crate::secrets_source::META_DIR;
@@ -22,6 +26,16 @@ pub const READY_FILE: &str = ".shroud/ready";
 /// Writes `content` to `path` through a temporary file in the same directory
 /// (O_EXCL|O_NOFOLLOW, mode 0644) and a rename.
 pub fn write_atomically(path: &Path, content: &[u8]) -> io::Result<()> {
+    write_atomically_then(path, content, Ok).map(drop)
+}
+
+/// [`write_atomically`], calling `prepare` on the written temporary file before it
+/// is renamed into place; returns the open file.
+fn write_atomically_then(
+    path: &Path,
+    content: &[u8],
+    prepare: impl FnOnce(File) -> io::Result<File>,
+) -> io::Result<File> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let tmp = dir.join(format!(
@@ -36,7 +50,9 @@ pub fn write_atomically(path: &Path, content: &[u8]) -> io::Result<()> {
             .custom_flags(libc::O_NOFOLLOW)
             .open(&tmp)?;
         f.write_all(content)?;
-        fs::rename(&tmp, path)
+        let f = prepare(f)?;
+        fs::rename(&tmp, path)?;
+        Ok(f)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -44,11 +60,13 @@ pub fn write_atomically(path: &Path, content: &[u8]) -> io::Result<()> {
     result
 }
 
-/// This process's acknowledgement file; removed on drop.
+/// This process's acknowledgement file, locked while this value lives; removed
+/// on drop (before the lock is released, so the agent never sees it unlocked).
 #[derive(Debug)]
 pub struct Ack {
     path: PathBuf,
     written: Option<u64>,
+    lock: Option<Flock<File>>,
 }
 
 impl Ack {
@@ -58,6 +76,7 @@ impl Ack {
         Ack {
             path: dir.join(ACKS_DIR).join(id),
             written: None,
+            lock: None,
         }
     }
 
@@ -74,7 +93,25 @@ impl Ack {
         if let Some(acks) = self.path.parent() {
             fs::create_dir_all(acks)?;
         }
-        write_atomically(&self.path, format!("{generation}\n").as_bytes())?;
+        // Locked before the rename, so the file at the ack path is never
+        // unlocked while this exec lives; the previous file's lock goes with it.
+        let mut lock = None;
+        // Best effort: on a filesystem without flock the agent cannot take the
+        // probe lock either, and keeps treating the file as a live exec's.
+        write_atomically_then(&self.path, format!("{generation}\n").as_bytes(), |f| {
+            match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+                Ok(locked) => {
+                    let file = locked.try_clone()?;
+                    lock = Some(locked);
+                    Ok(file)
+                }
+                Err((f, e)) => {
+                    tracing::debug!(error = %e, "cannot lock the ack file");
+                    Ok(f)
+                }
+            }
+        })?;
+        self.lock = lock;
         self.written = Some(generation);
         Ok(())
     }
@@ -86,6 +123,16 @@ impl Drop for Ack {
             let _ = fs::remove_file(&self.path);
         }
     }
+}
+
+/// Whether the ack file at `path` was left by an exec that is gone: nobody holds
+/// its lock (the probe takes a shared lock and drops it at once). Any doubt (the
+/// file cannot be opened, the filesystem has no flock) counts as alive.
+pub fn ack_is_stale(path: &Path) -> bool {
+    let Ok(f) = File::open(path) else {
+        return false;
+    };
+    Flock::lock(f, FlockArg::LockSharedNonblock).is_ok()
 }
 
 /// Writes `<dir>/.shroud/exited` holding `code` (decimal and a newline).
@@ -108,8 +155,12 @@ mod tests {
         ack.write(4).unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), "4\n");
         assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
+        assert!(!ack_is_stale(&path), "locked after each replacement");
         drop(ack);
         assert!(!path.exists());
+        // A file nobody locks: what a killed exec leaves behind.
+        fs::write(&path, "4\n").unwrap();
+        assert!(ack_is_stale(&path));
     }
 
     #[test]
