@@ -3,7 +3,7 @@
 //! next generation, swap the in-process [`LiveSet`] (run mode), then wait until
 //! every exec's `.shroud/acks/<id>` reports that generation.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -145,29 +145,34 @@ impl Publisher {
     }
 }
 
-/// Ids of the live execs' ack files: not dot-files (exec's temp files), and not
-/// left by an exec killed outright (SIGKILL, OOM), which could not remove its file
-/// and no longer holds its lock (see `exec::handshake`). Waiting for one of those
-/// would hold every rotation, and the agent's shutdown, for the full timeout.
-pub fn live_acks(dir: &Path) -> Vec<(String, std::path::PathBuf)> {
+/// Ack files (id and path); dot-files are exec's temporary files.
+fn ack_files(dir: &Path) -> Vec<(String, PathBuf)> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
     entries
         .flatten()
         .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
-        .filter(|(name, path)| !name.starts_with('.') && !ack_is_stale(path))
+        .filter(|(name, _)| !name.starts_with('.'))
+        .collect()
+}
+
+/// The live execs' ack files: not those left by an exec killed outright
+/// (SIGKILL, OOM), which could not remove its file and no longer holds its lock
+/// (see `exec::handshake`). Waiting for one of those would hold every rotation,
+/// and the agent's shutdown, for the full timeout.
+pub fn live_acks(dir: &Path) -> Vec<(String, PathBuf)> {
+    ack_files(dir)
+        .into_iter()
+        .filter(|(_, path)| !ack_is_stale(path))
         .collect()
 }
 
 /// Removes the ack files of execs that are gone (see [`live_acks`]).
 pub fn remove_stale_acks(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        if !e.file_name().to_string_lossy().starts_with('.') && ack_is_stale(&e.path()) {
-            let _ = std::fs::remove_file(e.path());
+    for (_, path) in ack_files(dir) {
+        if ack_is_stale(&path) {
+            let _ = std::fs::remove_file(path);
         }
     }
 }
@@ -193,18 +198,36 @@ fn lagging_acks(dir: &Path, generation: u64) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::config::OutputConfig;
+    use crate::exec::handshake::Ack;
 
-    #[test]
-    fn publish_waits_for_acks_and_keeps_retired() {
-        let d = tempfile::tempdir().unwrap();
-        let mut out = Output::open(&OutputConfig {
-            dir: d.path().to_path_buf(),
+    fn output(dir: &Path) -> Output {
+        Output::open(&OutputConfig {
+            dir: dir.to_path_buf(),
             require_tmpfs: false,
             uid: None,
             gid: None,
             mode: 0o400,
         })
-        .unwrap();
+        .unwrap()
+    }
+
+    /// An exec's ack as exec writes it (locked), and its id.
+    fn exec_ack(dir: &Path, generation: u64) -> (Ack, String) {
+        let mut ack = Ack::new(dir);
+        ack.write(generation).unwrap();
+        let id = ack
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        (ack, id)
+    }
+
+    #[test]
+    fn publish_waits_for_acks_and_keeps_retired() {
+        let d = tempfile::tempdir().unwrap();
+        let mut out = output(d.path());
         let live = Arc::new(LiveSet::new(shroud_redactor::SecretSet::empty()));
         let mut p = Publisher::new(
             Duration::from_secs(60),
@@ -223,15 +246,7 @@ mod tests {
             .unwrap();
         assert_eq!(g, 1);
         assert!(p.wait_acks(&out, g).is_empty(), "no acks: no wait");
-        // An exec's ack, written (and locked) as exec writes it.
-        let mut exec1 = crate::exec::handshake::Ack::new(d.path());
-        exec1.write(1).unwrap();
-        let exec1_id = exec1
-            .path()
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
+        let (mut exec1, exec1_id) = exec_ack(d.path(), 1);
         p.retire(vec![(
             "db.password".into(),
             Zeroizing::new(b"first-value".to_vec()),
@@ -265,29 +280,15 @@ mod tests {
     #[test]
     fn an_ack_left_by_a_killed_exec_is_not_waited_for() {
         let d = tempfile::tempdir().unwrap();
-        let mut out = Output::open(&OutputConfig {
-            dir: d.path().to_path_buf(),
-            require_tmpfs: false,
-            uid: None,
-            gid: None,
-            mode: 0o400,
-        })
-        .unwrap();
+        let mut out = output(d.path());
         let timeout = Duration::from_millis(300);
         let mut p = Publisher::new(Duration::from_secs(60), 4, timeout, None);
         let value = || vec![("s.v".to_string(), Zeroizing::new(b"a-value".to_vec()))];
         let g = p.publish(&mut out, value()).unwrap();
         // A live exec (its ack locked, as exec writes it) and the unlocked file a
         // SIGKILLed one left behind, both at generation 1.
-        let mut live = crate::exec::handshake::Ack::new(d.path());
-        live.write(g).unwrap();
+        let (mut live, live_id) = exec_ack(d.path(), g);
         std::fs::write(out.meta("acks/0123456789abcdef"), format!("{g}\n")).unwrap();
-        let live_id = live
-            .path()
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
         assert_eq!(
             live_acks(&out.meta("acks"))
                 .into_iter()

@@ -26,16 +26,16 @@ pub const READY_FILE: &str = ".shroud/ready";
 /// Writes `content` to `path` through a temporary file in the same directory
 /// (O_EXCL|O_NOFOLLOW, mode 0644) and a rename.
 pub fn write_atomically(path: &Path, content: &[u8]) -> io::Result<()> {
-    write_atomically_then(path, content, Ok).map(drop)
+    write_atomically_then(path, content, drop)
 }
 
-/// [`write_atomically`], calling `prepare` on the written temporary file before it
-/// is renamed into place; returns the open file.
-fn write_atomically_then(
+/// [`write_atomically`], handing the written temporary file to `prepare` before
+/// it is renamed into place; returns what `prepare` made of it.
+fn write_atomically_then<T>(
     path: &Path,
     content: &[u8],
-    prepare: impl FnOnce(File) -> io::Result<File>,
-) -> io::Result<File> {
+    prepare: impl FnOnce(File) -> T,
+) -> io::Result<T> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let tmp = dir.join(format!(
@@ -50,9 +50,9 @@ fn write_atomically_then(
             .custom_flags(libc::O_NOFOLLOW)
             .open(&tmp)?;
         f.write_all(content)?;
-        let f = prepare(f)?;
+        let prepared = prepare(f);
         fs::rename(&tmp, path)?;
-        Ok(f)
+        Ok(prepared)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -95,23 +95,13 @@ impl Ack {
         }
         // Locked before the rename, so the file at the ack path is never
         // unlocked while this exec lives; the previous file's lock goes with it.
-        let mut lock = None;
         // Best effort: on a filesystem without flock the agent cannot take the
         // probe lock either, and keeps treating the file as a live exec's.
-        write_atomically_then(&self.path, format!("{generation}\n").as_bytes(), |f| {
-            match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
-                Ok(locked) => {
-                    let file = locked.try_clone()?;
-                    lock = Some(locked);
-                    Ok(file)
-                }
-                Err((f, e)) => {
-                    tracing::debug!(error = %e, "cannot lock the ack file");
-                    Ok(f)
-                }
-            }
+        self.lock = write_atomically_then(&self.path, format!("{generation}\n").as_bytes(), |f| {
+            Flock::lock(f, FlockArg::LockExclusiveNonblock)
+                .inspect_err(|(_, e)| tracing::debug!(error = %e, "cannot lock the ack file"))
+                .ok()
         })?;
-        self.lock = lock;
         self.written = Some(generation);
         Ok(())
     }
