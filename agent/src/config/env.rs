@@ -10,6 +10,7 @@ const SECTIONS: &[&str] = &[
     "vault",
     "auth",
     "output",
+    "state",
     "redact",
     "lifecycle",
     "metrics",

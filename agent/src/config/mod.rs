@@ -69,6 +69,9 @@ pub struct Config {
     pub auth: AuthConfig,
     /// `[output]`.
     pub output: OutputConfig,
+    /// `[state]`: where the agent keeps what it needs to adopt its leases after
+    /// a restart; None when the section is absent (no adoption).
+    pub state: Option<StateConfig>,
     /// `[[secret]]`, in file order.
     pub secrets: Vec<SecretSpec>,
     /// `[redact]`.
@@ -153,6 +156,16 @@ pub struct OutputConfig {
     pub gid: Option<u32>,
     /// Permission bits of the rendered files.
     pub mode: u32,
+}
+
+/// `[state]`.
+#[derive(Debug, Clone)]
+pub struct StateConfig {
+    /// Directory private to the agent (0700); never the output directory or
+    /// inside it, since the workload can read that one.
+    pub dir: PathBuf,
+    /// Refuse anything but tmpfs/ramfs: the state holds the token and values.
+    pub require_tmpfs: bool,
 }
 
 /// How a secret is read from Vault.
@@ -421,6 +434,41 @@ kind = "kv2"
         .unwrap_err()
         .to_string();
         assert!(e.contains("(api) field"), "{e}");
+    }
+
+    #[test]
+    fn state_dir_is_the_agents_own() {
+        assert!(parse_env(MIN, &[]).unwrap().state.is_none());
+        let with = |dir: &str| format!("{MIN}[state]\ndir = \"{dir}\"\n");
+        let c = parse_env(&with("/run/shroud-state"), &[]).unwrap();
+        let st = c.state.unwrap();
+        assert_eq!(st.dir, PathBuf::from("/run/shroud-state"));
+        assert!(st.require_tmpfs);
+        for bad in [
+            "/run/secrets",
+            "/run/secrets/",
+            "/run/secrets/.state",
+            "/run/x/../secrets/s",
+            "/run",
+        ] {
+            let e = parse_env(&with(bad), &[]).unwrap_err().to_string();
+            assert!(e.starts_with("test.toml: [state] dir: "), "{bad}: {e}");
+        }
+        let e = parse_env(&with("state"), &[]).unwrap_err().to_string();
+        assert!(e.contains("absolute"), "{e}");
+        let e = parse_env(&format!("{MIN}[state]\nrequire_tmpfs = false\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "test.toml: [state] dir: is required");
+        let c = parse_env(
+            MIN,
+            &[
+                ("SHROUD_STATE_DIR", "/run/st"),
+                ("SHROUD_STATE_REQUIRE_TMPFS", "false"),
+            ],
+        )
+        .unwrap();
+        assert!(!c.state.unwrap().require_tmpfs);
     }
 
     /// The webhook writes agent configurations into pods; they must pass this

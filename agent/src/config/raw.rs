@@ -14,6 +14,7 @@ pub struct RawConfig {
     pub auth: RawAuth,
     #[serde(default)]
     pub output: RawOutput,
+    pub state: Option<RawState>,
     #[serde(default)]
     pub secret: Vec<RawSecret>,
     #[serde(default)]
@@ -56,6 +57,13 @@ pub struct RawOutput {
     pub uid: Option<u32>,
     pub gid: Option<u32>,
     pub mode: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawState {
+    pub dir: Option<String>,
+    pub require_tmpfs: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,12 +1,12 @@
 //! Raw TOML values → typed [`Config`], one named key at a time.
 
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use super::raw::{RawConfig, RawSecret};
 use super::{
     AuthConfig, AuthMethod, Config, ConfigError, Format, LifecycleConfig, OnRotate, OutputConfig,
-    RedactConfig, SecretKind, SecretSpec, TemplateSource, VaultConfig,
+    RedactConfig, SecretKind, SecretSpec, StateConfig, TemplateSource, VaultConfig,
 };
 
 const DEFAULT_JWT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
@@ -114,6 +114,11 @@ pub fn validate(origin: &str, raw: RawConfig) -> Result<Config, ConfigError> {
         mode,
     };
 
+    let state = match raw.state {
+        Some(st) => Some(state(&c, st, &output)?),
+        None => None,
+    };
+
     if raw.secret.is_empty() {
         return Err(c.err("[[secret]]", "at least one secret is required"));
     }
@@ -187,12 +192,64 @@ pub fn validate(origin: &str, raw: RawConfig) -> Result<Config, ConfigError> {
         vault,
         auth,
         output,
+        state,
         secrets,
         redact,
         lifecycle,
         metrics_listen: raw.metrics.listen,
         audit_path: raw.audit.path,
     })
+}
+
+fn state(
+    c: &Checker<'_>,
+    raw: super::raw::RawState,
+    output: &OutputConfig,
+) -> Result<StateConfig, ConfigError> {
+    let dir = PathBuf::from(c.required("[state] dir", &raw.dir)?);
+    if !dir.is_absolute() {
+        return Err(c.err("[state] dir", "must be an absolute path"));
+    }
+    let (state_dir, out_dir) = (lexical(&dir), lexical(&output.dir));
+    // The workload reads the output directory; the state holds the token.
+    if state_dir.starts_with(&out_dir) {
+        return Err(c.err(
+            "[state] dir",
+            format!(
+                "{} is the [output] dir or inside it, which the workload can read; give the agent a directory of its own",
+                dir.display()
+            ),
+        ));
+    }
+    if out_dir.starts_with(&state_dir) {
+        return Err(c.err(
+            "[state] dir",
+            format!(
+                "{} contains the [output] dir; give the agent a directory of its own",
+                dir.display()
+            ),
+        ));
+    }
+    Ok(StateConfig {
+        dir,
+        require_tmpfs: raw.require_tmpfs.unwrap_or(true),
+    })
+}
+
+/// `path` with `.` and `..` resolved lexically (symlinks are the operator's own
+/// business; the directories may not exist yet at validation time).
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn secret(c: &Checker<'_>, n: usize, s: RawSecret) -> Result<SecretSpec, ConfigError> {
