@@ -200,7 +200,7 @@ impl Output {
 /// Overwrites the file's current length with zeros, in place (not following a
 /// symlink someone swapped in). On tmpfs this overwrites the very pages readers
 /// map; there is no journal or block remapping to defeat it.
-fn zero_fill(path: &Path) -> bool {
+pub(crate) fn zero_fill(path: &Path) -> bool {
     let open = || {
         OpenOptions::new()
             .write(true)

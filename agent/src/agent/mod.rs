@@ -8,6 +8,7 @@ pub mod handshake;
 pub mod observe;
 pub mod render;
 pub mod snapshot;
+pub mod state;
 pub mod wake;
 
 pub use engine::{Engine, StartError, Wake};

@@ -1,0 +1,503 @@
+//! The agent's private state directory (`[state] dir`): what a restarted agent
+//! needs to adopt its predecessor's token and leases instead of logging in and
+//! fetching again (see "Restarts" in docs/agent.md).
+//!
+//! One JSON file, written to a temporary name (`O_EXCL|O_NOFOLLOW`, 0600) and
+//! renamed, so a crash at any point leaves the old state or the new one. It is
+//! read back validated: a file that is damaged, of another format or version,
+//! for another Vault, or not owned by this user is reported and ignored (the
+//! agent starts fresh), never a crash loop. The directory is locked (`flock`)
+//! while an agent uses it, so two agents never share one state.
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read as _, Write as _};
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use zeroize::Zeroizing;
+
+use super::files::{check_tmpfs, zero_fill, FilesError};
+use crate::config::StateConfig;
+
+/// The state file's name in the state directory.
+pub const STATE_FILE: &str = "agent-state.json";
+/// What the file says it is.
+const FORMAT: &str = "shroud-agent-state";
+/// The layout version this build reads and writes.
+const VERSION: u32 = 1;
+/// A state file is a token and a few leases; anything bigger is not ours.
+const MAX_SIZE: u64 = 16 << 20;
+
+/// Why the state directory or file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The directory is on a disk-backed filesystem.
+    #[error("[state] dir {dir} is not on tmpfs or ramfs (filesystem magic {magic:#x}); the Vault token would reach a disk. Mount a tmpfs (an in-memory emptyDir) there or set require_tmpfs = false")]
+    NotTmpfs {
+        /// The directory.
+        dir: PathBuf,
+        /// statfs f_type.
+        magic: i64,
+    },
+    /// Another running agent holds the directory's lock.
+    #[error("[state] dir {dir} is in use by another running agent; each agent needs a state directory of its own")]
+    Busy {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// A filesystem operation failed.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The file exists but cannot be adopted (the message never quotes its content).
+    #[error("state file {path} {problem}")]
+    Unusable {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+impl StateError {
+    /// True for errors caused by the configuration (exit 64).
+    pub fn is_config(&self) -> bool {
+        matches!(self, StateError::NotTmpfs { .. } | StateError::Busy { .. })
+    }
+}
+
+fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StateError + 'a {
+    move |source| StateError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The token the agent is logged in with.
+#[derive(Serialize, Deserialize)]
+pub struct SavedToken {
+    /// The token itself.
+    pub token: String,
+    /// Its accessor (checked against lookup-self on adoption).
+    pub accessor: String,
+    /// The TTL it was issued with, in seconds: a renewal shorter than this hit
+    /// the max TTL.
+    pub first_ttl: u64,
+}
+
+/// A secret's lease.
+#[derive(Serialize, Deserialize)]
+pub struct SavedLease {
+    /// Lease id.
+    pub id: String,
+    /// The TTL it was issued with, in seconds (the renewal increment).
+    pub first_ttl: u64,
+}
+
+/// A published secret: its values and lease.
+#[derive(Serialize, Deserialize)]
+pub struct SavedSecret {
+    /// The `[[secret]]` name.
+    pub name: String,
+    /// Its Vault path when it was read (a changed path is not adopted).
+    pub path: String,
+    /// The fields as Vault returned them (the files are rendered from these).
+    pub data: Map<String, Value>,
+    /// The lease, when the secret is leased.
+    pub lease: Option<SavedLease>,
+}
+
+/// Everything a restarted agent adopts.
+#[derive(Serialize, Deserialize)]
+pub struct Saved {
+    /// The token; None before the first login.
+    pub token: Option<SavedToken>,
+    /// The `.shroud/values` generation last published.
+    pub generation: u64,
+    /// Every secret published so far.
+    pub secrets: Vec<SavedSecret>,
+    /// Leases replaced by a rotation and not yet revoked: a successor revokes them.
+    pub revoke: Vec<String>,
+}
+
+impl fmt::Debug for Saved {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Saved")
+            .field("token", &self.token.is_some())
+            .field("generation", &self.generation)
+            .field(
+                "secrets",
+                &self.secrets.iter().map(|s| &s.name).collect::<Vec<_>>(),
+            )
+            .field("revoke", &self.revoke.len())
+            .finish()
+    }
+}
+
+impl fmt::Debug for SavedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SavedToken")
+            .field("first_ttl", &self.first_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for SavedLease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SavedLease")
+            .field("first_ttl", &self.first_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for SavedSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SavedSecret")
+            .field("name", &self.name)
+            .field("fields", &self.data.keys().collect::<Vec<_>>())
+            .field("lease", &self.lease)
+            .finish()
+    }
+}
+
+/// The file: what it is, for which Vault, and the state.
+#[derive(Serialize, Deserialize)]
+struct Envelope<T> {
+    format: String,
+    version: u32,
+    vault: String,
+    state: T,
+}
+
+/// The open, locked state directory.
+pub struct StateDir {
+    dir: PathBuf,
+    vault: String,
+    /// Held for the agent's lifetime; the kernel drops it when the process dies.
+    _lock: Flock<File>,
+}
+
+impl fmt::Debug for StateDir {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StateDir")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StateDir {
+    /// Creates the directory (0700), checks it is memory-backed and locks it.
+    /// `vault` (the server address) is recorded in the file: state for another
+    /// server is not adopted.
+    pub fn open(cfg: &StateConfig, vault: &str) -> Result<Self, StateError> {
+        let dir = cfg.dir.clone();
+        fs::create_dir_all(&dir).map_err(io_err("cannot create", &dir))?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
+            .map_err(io_err("cannot chmod", &dir))?;
+        if cfg.require_tmpfs {
+            check_tmpfs(&dir).map_err(|e| match e {
+                FilesError::NotTmpfs { dir, magic } => StateError::NotTmpfs { dir, magic },
+                FilesError::Io { what, path, source } => StateError::Io { what, path, source },
+            })?;
+        }
+        let handle = File::open(&dir).map_err(io_err("cannot open", &dir))?;
+        let lock = Flock::lock(handle, FlockArg::LockExclusiveNonblock)
+            .map_err(|_| StateError::Busy { dir: dir.clone() })?;
+        Ok(StateDir {
+            dir,
+            vault: vault.to_string(),
+            _lock: lock,
+        })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn file(&self) -> PathBuf {
+        self.dir.join(STATE_FILE)
+    }
+
+    fn unusable(&self, problem: impl Into<String>) -> StateError {
+        StateError::Unusable {
+            path: self.file(),
+            problem: problem.into(),
+        }
+    }
+
+    /// The saved state; None when there is none (a first start, or the last
+    /// agent shut down cleanly).
+    pub fn load(&self) -> Result<Option<Saved>, StateError> {
+        let path = self.file();
+        let mut f = match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.unusable(format!("cannot be opened: {e}"))),
+        };
+        let meta = f.metadata().map_err(io_err("cannot stat", &path))?;
+        let euid = nix::unistd::geteuid().as_raw();
+        if meta.uid() != euid {
+            return Err(self.unusable(format!(
+                "belongs to uid {}, not to this agent (uid {euid})",
+                meta.uid()
+            )));
+        }
+        if !meta.is_file() || meta.len() > MAX_SIZE {
+            return Err(self.unusable("is not a state file (not a regular file, or too big)"));
+        }
+        let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len() as usize));
+        f.read_to_end(&mut bytes)
+            .map_err(io_err("cannot read", &path))?;
+        self.parse(&bytes).map(Some)
+    }
+
+    fn parse(&self, bytes: &[u8]) -> Result<Saved, StateError> {
+        // Only the envelope first: another format or version is named as such,
+        // not as damage.
+        #[derive(Deserialize)]
+        struct Head {
+            format: String,
+            version: u32,
+            vault: String,
+        }
+        let head: Head = serde_json::from_slice(bytes).map_err(|e| self.damaged(&e))?;
+        if head.format != FORMAT {
+            return Err(self.unusable(format!(
+                "is not a shroud agent state (format `{}`)",
+                head.format
+            )));
+        }
+        if head.version != VERSION {
+            return Err(self.unusable(format!(
+                "has layout version {}; this agent reads version {VERSION}",
+                head.version
+            )));
+        }
+        if head.vault != self.vault {
+            return Err(self.unusable(format!(
+                "is for Vault at {}, not {}",
+                head.vault, self.vault
+            )));
+        }
+        let env: Envelope<Saved> = serde_json::from_slice(bytes).map_err(|e| self.damaged(&e))?;
+        Ok(env.state)
+    }
+
+    /// serde's messages can quote the offending value (a token, a password):
+    /// only the kind and position are reported.
+    fn damaged(&self, e: &serde_json::Error) -> StateError {
+        self.unusable(format!(
+            "is damaged ({:?} error at line {} column {})",
+            e.classify(),
+            e.line(),
+            e.column()
+        ))
+    }
+
+    /// Replaces the state file atomically.
+    pub fn save(&self, state: &Saved) -> Result<(), StateError> {
+        let env = Envelope {
+            format: FORMAT.to_string(),
+            version: VERSION,
+            vault: self.vault.clone(),
+            state,
+        };
+        let bytes = Zeroizing::new(serde_json::to_vec(&env).map_err(|e| {
+            self.unusable(format!("cannot be serialised ({:?} error)", e.classify()))
+        })?);
+        let tmp = self
+            .dir
+            .join(format!(".{STATE_FILE}.tmp-{:016x}", rand::random::<u64>()));
+        let written = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut f| f.write_all(&bytes));
+        if let Err(e) = written {
+            zero_fill(&tmp);
+            let _ = fs::remove_file(&tmp);
+            return Err(io_err("cannot write", &tmp)(e));
+        }
+        fs::rename(&tmp, self.file()).map_err(io_err("cannot rename", &tmp))
+    }
+
+    /// Overwrites the state file (and any temporary left by a crash) with zeros
+    /// and removes it: the directory is left empty. Returns false when something
+    /// could not be removed (logged).
+    pub fn wipe(&self) -> bool {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return false;
+        };
+        let mut ok = true;
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name != STATE_FILE && !name.starts_with(&format!(".{STATE_FILE}.tmp-")) {
+                continue;
+            }
+            let path = e.path();
+            ok &= zero_fill(&path);
+            if let Err(e) = fs::remove_file(&path) {
+                tracing::error!(path = %path.display(), error = %e, "cannot remove the state file");
+                ok = false;
+            }
+        }
+        ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(dir: &Path) -> StateConfig {
+        StateConfig {
+            dir: dir.join("state"),
+            require_tmpfs: false,
+        }
+    }
+
+    fn sample() -> Saved {
+        let mut data = Map::new();
+        data.insert("password".into(), Value::String("pw-0123456789".into()));
+        Saved {
+            token: Some(SavedToken {
+                token: "s.token-abcdef".into(),
+                accessor: "acc-1".into(),
+                first_ttl: 3600,
+            }),
+            generation: 7,
+            secrets: vec![SavedSecret {
+                name: "db".into(),
+                path: "database/creds/app".into(),
+                data,
+                lease: Some(SavedLease {
+                    id: "database/creds/app/xyz".into(),
+                    first_ttl: 60,
+                }),
+            }],
+            revoke: vec!["database/creds/app/old".into()],
+        }
+    }
+
+    #[test]
+    fn saves_loads_and_wipes() {
+        let d = tempfile::tempdir().unwrap();
+        let st = StateDir::open(&cfg(d.path()), "http://v").unwrap();
+        let mode = fs::metadata(st.dir()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        assert!(st.load().unwrap().is_none(), "no file: fresh start");
+        st.save(&sample()).unwrap();
+        let file = st.dir().join(STATE_FILE);
+        assert_eq!(
+            fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let back = st.load().unwrap().unwrap();
+        assert_eq!(back.generation, 7);
+        assert_eq!(back.token.as_ref().unwrap().token, "s.token-abcdef");
+        assert_eq!(back.secrets[0].lease.as_ref().unwrap().first_ttl, 60);
+        assert_eq!(back.revoke, vec!["database/creds/app/old".to_string()]);
+        let debug = format!("{back:?}");
+        assert!(
+            !debug.contains("token-abcdef") && !debug.contains("pw-0123"),
+            "{debug}"
+        );
+        // A temporary left by a crash mid-write goes too.
+        fs::write(st.dir().join(format!(".{STATE_FILE}.tmp-1")), b"x").unwrap();
+        assert!(st.wipe());
+        assert_eq!(fs::read_dir(st.dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_second_agent_cannot_share_the_directory() {
+        let d = tempfile::tempdir().unwrap();
+        let first = StateDir::open(&cfg(d.path()), "http://v").unwrap();
+        let e = StateDir::open(&cfg(d.path()), "http://v").unwrap_err();
+        assert!(matches!(e, StateError::Busy { .. }), "{e}");
+        assert!(e.is_config());
+        drop(first);
+        StateDir::open(&cfg(d.path()), "http://v").unwrap();
+    }
+
+    #[test]
+    fn damaged_or_foreign_files_are_named_without_their_content() {
+        let d = tempfile::tempdir().unwrap();
+        let st = StateDir::open(&cfg(d.path()), "http://v").unwrap();
+        let file = st.dir().join(STATE_FILE);
+        let load_err = |bytes: &[u8]| {
+            fs::write(&file, bytes).unwrap();
+            st.load().unwrap_err().to_string()
+        };
+        let e = load_err(b"{\"format\": \"shroud-agent-state\", \"vers");
+        assert!(e.contains("is damaged (Eof error"), "{e}");
+        st.save(&sample()).unwrap();
+        let good = fs::read_to_string(&file).unwrap();
+        // A wrong type carrying a secret: serde would quote it.
+        let e = load_err(
+            good.replace("\"generation\":7", "\"generation\":\"pw-0123456789\"")
+                .as_bytes(),
+        );
+        assert!(e.contains("is damaged (Data error"), "{e}");
+        assert!(!e.contains("pw-0123456789"), "{e}");
+        let e = load_err(good.replace("\"version\":1", "\"version\":99").as_bytes());
+        assert!(e.contains("layout version 99"), "{e}");
+        let e = load_err(good.replace(FORMAT, "something-else").as_bytes());
+        assert!(e.contains("not a shroud agent state"), "{e}");
+        let other = StateDir {
+            dir: st.dir().to_path_buf(),
+            vault: "http://elsewhere".into(),
+            _lock: Flock::lock(
+                File::open(d.path()).unwrap(),
+                FlockArg::LockExclusiveNonblock,
+            )
+            .unwrap(),
+        };
+        fs::write(&file, good.as_bytes()).unwrap();
+        let e = other.load().unwrap_err().to_string();
+        assert!(
+            e.contains("is for Vault at http://v, not http://elsewhere"),
+            "{e}"
+        );
+        fs::remove_file(&file).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", &file).unwrap();
+        let e = st.load().unwrap_err().to_string();
+        assert!(e.contains("cannot be opened"), "{e}");
+    }
+
+    #[test]
+    fn disk_dir_is_refused_unless_opted_out() {
+        // The build directory is on disk, never tmpfs in CI.
+        let c = StateConfig {
+            dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("target-state-test"),
+            require_tmpfs: true,
+        };
+        if check_tmpfs(Path::new(env!("CARGO_MANIFEST_DIR"))).is_ok() {
+            panic!("the crate directory is on tmpfs; this test needs a disk-backed one");
+        }
+        let e = StateDir::open(&c, "http://v").unwrap_err();
+        let _ = fs::remove_dir(&c.dir);
+        assert!(
+            matches!(e, StateError::NotTmpfs { .. }) && e.is_config(),
+            "{e}"
+        );
+        assert!(e.to_string().starts_with("[state] dir "), "{e}");
+    }
+}
