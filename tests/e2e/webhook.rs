@@ -284,6 +284,15 @@ fn assert_agent_least_privilege(agent: &Value) {
     assert_eq!(m["name"], "shroud-secrets");
     assert_eq!(m["mountPath"], "/run/shroud/secrets");
     assert!(m.get("readOnly").is_none());
+    // The agent's own state (token, leases) in a volume only it mounts.
+    let st = &agent["volumeMounts"][1];
+    assert_eq!(st["name"], "shroud-state");
+    assert_eq!(st["mountPath"], "/run/shroud/state");
+    let toml = agent["env"][0]["value"].as_str().unwrap();
+    assert!(
+        toml.contains("[state]\ndir = \"/run/shroud/state\""),
+        "{toml}"
+    );
 }
 
 fn assert_volumes(spec: &Value) {
@@ -293,6 +302,22 @@ fn assert_volumes(spec: &Value) {
     assert_eq!(secrets["emptyDir"]["sizeLimit"], "8Mi");
     let bin = vols.iter().find(|v| v["name"] == "shroud-bin").unwrap();
     assert_eq!(bin["emptyDir"]["medium"], "Memory");
+    let state = vols.iter().find(|v| v["name"] == "shroud-state").unwrap();
+    assert_eq!(state["emptyDir"]["medium"], "Memory");
+    // Nobody but the agent mounts the state.
+    for c in spec["containers"]
+        .as_array()
+        .into_iter()
+        .chain(spec["initContainers"].as_array())
+        .flatten()
+    {
+        let mounts_state = c["volumeMounts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|m| m["name"] == "shroud-state");
+        assert_eq!(mounts_state, c["name"] == "shroud-agent", "{c:#}");
+    }
 }
 
 fn assert_init(spec: &Value) {
@@ -455,7 +480,14 @@ fn existing_volumes_and_mounts_with_classic_sidecar() {
     let spec = &patched["spec"];
     assert_eq!(
         names(&spec["volumes"]),
-        ["config", "cache", "logs", "shroud-secrets", "shroud-bin"]
+        [
+            "config",
+            "cache",
+            "logs",
+            "shroud-secrets",
+            "shroud-state",
+            "shroud-bin"
+        ]
     );
     assert_volumes(spec);
     // Classic sidecar: only the copy is an init container; the agent runs beside

@@ -8,6 +8,9 @@ use super::config::WebhookConfig;
 
 /// The secrets directory inside the pod.
 pub const SECRETS_DIR: &str = "/run/shroud/secrets";
+/// The agent's private state directory (its own in-memory volume, mounted only
+/// in the sidecar): a restarted agent adopts its token and leases from there.
+pub const STATE_DIR: &str = "/run/shroud/state";
 /// The service-account token the agent logs in with by default.
 pub const SA_TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
@@ -16,6 +19,7 @@ struct AgentToml<'a> {
     vault: Vault<'a>,
     auth: Auth<'a>,
     output: Output,
+    state: State,
     secret: Vec<Secret<'a>>,
     lifecycle: Lifecycle,
 }
@@ -48,6 +52,11 @@ struct Output {
     uid: i64,
     gid: i64,
     mode: String,
+}
+
+#[derive(Serialize)]
+struct State {
+    dir: &'static str,
 }
 
 #[derive(Serialize)]
@@ -101,6 +110,7 @@ pub fn render(inj: &Injection, cfg: &WebhookConfig, owner: FileOwner) -> String 
             gid: owner.gid,
             mode: format!("{:04o}", owner.mode),
         },
+        state: State { dir: STATE_DIR },
         secret: inj
             .secrets
             .iter()

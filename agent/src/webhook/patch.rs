@@ -13,13 +13,16 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde_json::Value;
 
-use super::agent_config::{self, FileOwner, SECRETS_DIR};
+use super::agent_config::{self, FileOwner, SECRETS_DIR, STATE_DIR};
 use super::annotations::{Injection, Origin, INJECTED, STATUS};
 use super::config::WebhookConfig;
 use super::vault_compat;
 
 /// The in-memory volume holding the rendered secrets.
 pub const SECRETS_VOLUME: &str = "shroud-secrets";
+/// The in-memory volume holding the agent's state (token, leases), mounted only
+/// in the agent: the workload cannot read it.
+pub const STATE_VOLUME: &str = "shroud-state";
 /// The in-memory volume holding the copied shroud binary.
 pub const BIN_VOLUME: &str = "shroud-bin";
 /// Where the binary volume is mounted.
@@ -184,7 +187,7 @@ fn service_account_mount(spec: &PodSpec) -> Option<VolumeMount> {
 
 fn check_reserved(spec: &PodSpec) -> Result<(), PatchError> {
     for v in spec.volumes.iter().flatten() {
-        if v.name == SECRETS_VOLUME || v.name == BIN_VOLUME {
+        if [SECRETS_VOLUME, STATE_VOLUME, BIN_VOLUME].contains(&v.name.as_str()) {
             return Err(PatchError::Conflict {
                 field: "spec.volumes".into(),
                 name: v.name.clone(),
@@ -413,6 +416,10 @@ fn volumes(cfg: &WebhookConfig) -> Vec<Value> {
             ..memory(Some(&cfg.secrets_size_limit))
         }),
         to_value(&Volume {
+            name: STATE_VOLUME.into(),
+            ..memory(Some("4Mi"))
+        }),
+        to_value(&Volume {
             name: BIN_VOLUME.into(),
             ..memory(Some("64Mi"))
         }),
@@ -518,7 +525,10 @@ fn agent_container(
         restart_policy: native.then(|| "Always".into()),
         startup_probe,
         readiness_probe,
-        volume_mounts: Some(vec![mount(SECRETS_VOLUME, SECRETS_DIR, false, None)]),
+        volume_mounts: Some(vec![
+            mount(SECRETS_VOLUME, SECRETS_DIR, false, None),
+            mount(STATE_VOLUME, STATE_DIR, false, None),
+        ]),
         security_context: Some(least_privilege(owner.uid, owner.gid, true)),
         resources: Some(resources(cfg)),
         ..Container::default()
