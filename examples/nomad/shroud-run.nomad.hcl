@@ -67,6 +67,12 @@ job "report-shroud-run" {
           dir = "{{ env "NOMAD_SECRETS_DIR" }}/shroud"
           require_tmpfs = true
 
+          [state]
+          # The agent's token and leases, on the same tmpfs (it lives as long as
+          # the allocation): when Nomad restarts the task, `shroud run` adopts
+          # them instead of taking a second credential.
+          dir = "{{ env "NOMAD_SECRETS_DIR" }}/shroud-state"
+
           [[secret]]
           name = "db"
           path = "database/creds/report"

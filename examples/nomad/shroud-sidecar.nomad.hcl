@@ -59,6 +59,12 @@ job "api-shroud-sidecar" {
           require_tmpfs = true
           mode = "0440"
 
+          [state]
+          # The agent's own token and leases, beside (not inside) the directory
+          # the app mounts: when Nomad restarts this task (OOM kill, crash), the
+          # new agent adopts them instead of taking a second credential.
+          dir = "{{ env "NOMAD_SECRETS_DIR" }}/shroud-state"
+
           [[secret]]
           name = "db"
           path = "database/creds/api"

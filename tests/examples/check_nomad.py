@@ -102,6 +102,12 @@ def check_shroud_task(task, where, secrets_dir):
               f"{where}: output.dir {out} is not in the task's secrets dir (Nomad's tmpfs)")
         check(cfg["output"].get("require_tmpfs", True) is True, f"{where}: require_tmpfs must stay on")
         check(cfg.get("lifecycle", {}).get("revoke_on_exit", True) is True, f"{where}: revoke_on_exit off")
+        state = cfg.get("state", {}).get("dir")
+        check(state, f"{where}: no [state] dir: a restarted task would log in again and take new credentials")
+        check(state.startswith(secrets_dir + "/"),
+              f"{where}: state.dir {state} is not in the task's secrets dir (Nomad's tmpfs)")
+        check(not (state + "/").startswith(out.rstrip("/") + "/") and not (out + "/").startswith(state + "/"),
+              f"{where}: state.dir {state} overlaps output.dir {out}: the app would see the agent's token")
     if words[0] in ("run", "exec"):
         check(after, f"{where}: shroud {words[0]} without a command after --")
     return words, flags, cfg
@@ -152,6 +158,9 @@ def check_sidecar_job(job, where, secrets_dir):
         mounts = [v.split(":") for v in unquote(config.get("volumes", []))]
         check([want, d] in [m[:2] for m in mounts],
               f"{where} task {mname}: expected the sidecar's secrets dir mounted as {want}:{d}, got {mounts}")
+        state = f"../{sname}/secrets/" + cfg["state"]["dir"][len(secrets_dir):].strip("/")
+        check(not any((state + "/").startswith(m[0].rstrip("/") + "/") for m in mounts),
+              f"{where} task {mname}: mounts the agent's state dir {state}")
         rotate = cfg.get("lifecycle", {}).get("on_rotate")
         if rotate:
             check(flags.get("--on-rotate") == rotate,
@@ -227,6 +236,9 @@ def run_like_nomad(task, where):
         except Failed:
             revoked = True
         check(revoked, f"{where}: the Vault token outlived the task")
+        state_dir = Path(secrets_dir, "shroud-state")
+        check(state_dir.is_dir() and not any(state_dir.iterdir()),
+              f"{where}: the state dir is missing or not empty after the task")
         # Files, not directories: an empty .shroud/ may stay behind.
         left = [str(p.relative_to(out_dir)) for p in Path(out_dir).rglob("*") if not p.is_dir()] \
             if Path(out_dir).exists() else []
@@ -301,6 +313,9 @@ def run_sidecar_like_nomad(side, main, where):
         check(r.returncode == 5, f"{where}: shroud exec exited {r.returncode}, the app 5: {output[-1500:]}")
         check("[REDACTED]" in output, f"{where}: nothing masked: {output[-1500:]}")
         check(not pg.role_exists(user), f"{where}: the database role outlived the app")
+        state_dir = Path(secrets_dir, "shroud-state")
+        check(state_dir.is_dir() and not any(state_dir.iterdir()),
+              f"{where}: the agent's state dir is missing or not empty after the app ended")
         # The exit marker (an exit status, not a secret) is exec's, written last.
         left = [str(p.relative_to(host_dir)) for p in host_dir.rglob("*")
                 if not p.is_dir() and p.name != "exited"] if host_dir.exists() else []

@@ -159,6 +159,9 @@ def run_stack(variant):
             "SHROUD_BIN": str(static),
             "SHROUD_IMAGE": SHROUD_IMAGE,
         }
+        # The agent's [state] dir: a fresh host tmpfs directory per run.
+        state_dir = Path(tempfile.mkdtemp(prefix="shroud-example-state-", dir="/dev/shm"))
+        env["SHROUD_STATE_DIR"] = str(state_dir)
         compose_file = EXAMPLE / ("compose.yaml" if variant == "sidecar" else "compose.run.yaml")
         stack = Stack(compose_file, env)
         stack.down()  # a leftover from an interrupted run
@@ -196,6 +199,8 @@ def run_stack(variant):
         if variant == "sidecar":
             state, code = states.get("agent", (None, None))
             check(code == 0, f"the agent should exit 0 after revoking, it ended {state} {code}{detail}")
+            left = list(state_dir.iterdir())
+            check(not left, f"the agent left its state behind: {left}{detail}")
         # Revoked: the role OpenBao created is dropped (the lease TTL is 1h, the dev
         # server never revokes on shutdown: only shroud's revocation drops it).
         check(not pg.role_exists(user), f"the database role is still there after the stack is down{detail}")
@@ -206,6 +211,7 @@ def run_stack(variant):
             f"{elapsed:.1f}s")
         if variant == "sidecar":
             agent_exits_on_its_own(stack, pg, len(roles))
+        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def wait_for(what, cond, limit, detail=lambda: ""):

@@ -378,6 +378,7 @@ path "secret/data/*" { capabilities = ["read"] }
 path "database/creds/*" { capabilities = ["read"] }
 path "sys/leases/renew" { capabilities = ["update"] }
 path "sys/leases/revoke" { capabilities = ["update"] }
+path "sys/leases/lookup" { capabilities = ["update"] }
 "#;
 
 impl Drop for OpenBao {

@@ -11,3 +11,7 @@ path "sys/leases/renew" {
 path "sys/leases/revoke" {
   capabilities = ["update"]
 }
+# Look its leases up when a restarted agent adopts them ([state]).
+path "sys/leases/lookup" {
+  capabilities = ["update"]
+}
