@@ -14,6 +14,7 @@ use super::backoff::{renew_after, Backoff};
 use super::files::{FilesError, Output};
 use super::handshake::{entry_name, Publisher};
 use super::render::{render, RenderError};
+use super::state::{StateDir, StateError};
 use crate::config::{Config, SecretKind, SecretSpec};
 use crate::events::{self, Event, Outcome};
 use crate::live::LiveSet;
@@ -57,6 +58,17 @@ pub enum StartError {
     /// A secret could not be rendered.
     #[error(transparent)]
     Render(#[from] RenderError),
+    /// The state directory is unusable (not tmpfs, in use by another agent).
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// Vault stayed unreachable while the previous agent's state was adopted.
+    #[error("cannot adopt {what} of the previous agent: {source}")]
+    Adopt {
+        /// What was being looked up.
+        what: &'static str,
+        /// The error.
+        source: VaultError,
+    },
 }
 
 impl StartError {
@@ -68,7 +80,7 @@ impl StartError {
                 | StartError::Render(_)
                 | StartError::Client(_)
                 | StartError::Auth(AuthError::Credential { .. } | AuthError::Empty { .. })
-        )
+        ) || matches!(self, StartError::State(e) if e.is_config())
     }
 }
 
@@ -102,6 +114,8 @@ struct SecretState {
 }
 
 struct TokenState {
+    /// Kept in the state file: an adopting agent checks it against lookup-self.
+    accessor: Option<String>,
     next: Option<Instant>,
     /// Renew-self (true) or log in again (false) when `next` comes.
     renew: bool,
@@ -121,6 +135,10 @@ pub struct Engine {
     out: Output,
     publisher: Publisher,
     on_publish: Option<OnPublish>,
+    /// `[state]`: what a restarted agent adopts.
+    state: Option<StateDir>,
+    /// Replaced leases not yet revoked (saved, so a successor revokes them).
+    revoking: Vec<String>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -137,14 +155,24 @@ fn lease_id(c: &Option<Current>) -> Option<&str> {
         .map(|l| l.id.as_str())
 }
 
+mod adopt;
+
 impl Engine {
     /// Opens the output, logs in, fetches and publishes every secret, writes
-    /// `.shroud/ready`. On failure everything obtained so far is revoked and wiped.
+    /// `.shroud/ready`; or, with `[state]` left by a previous agent, adopts its
+    /// token and leases (see `adopt`). On failure everything obtained so far is
+    /// revoked and wiped.
     pub fn start(
         cfg: Arc<Config>,
         live: Option<Arc<LiveSet>>,
         on_publish: Option<OnPublish>,
     ) -> Result<Engine, StartError> {
+        // The state first: when another agent holds it, nothing of its output
+        // (ready marker included) may be touched.
+        let state = match &cfg.state {
+            Some(st) => Some(StateDir::open(st, &cfg.vault.address)?),
+            None => None,
+        };
         let out = Output::open(&cfg.output)?;
         let client = VaultClient::new(&cfg.vault).map_err(StartError::Client)?;
         let now = Instant::now();
@@ -167,6 +195,7 @@ impl Engine {
                 })
                 .collect(),
             token: TokenState {
+                accessor: None,
                 next: None,
                 renew: false,
                 first_ttl: Duration::ZERO,
@@ -176,9 +205,14 @@ impl Engine {
             client,
             out,
             on_publish,
+            state,
+            revoking: Vec::new(),
         };
-        match engine.first_render() {
+        match engine.adopt_or_render() {
             Ok(()) => Ok(engine),
+            // Vault unreachable while adopting: the predecessor's token, leases
+            // and files stay as they are for the next attempt to adopt.
+            Err(e @ StartError::Adopt { .. }) => Err(e),
             Err(e) => {
                 engine.shutdown();
                 Err(e)
@@ -186,12 +220,12 @@ impl Engine {
         }
     }
 
-    fn first_render(&mut self) -> Result<(), StartError> {
-        let deadline = Instant::now() + self.cfg.lifecycle.startup_timeout;
+    /// Logs in, retrying an unreachable Vault until `deadline`.
+    fn login_until(&mut self, deadline: Instant) -> Result<(), StartError> {
         let mut backoff = Backoff::default();
         loop {
             match self.login() {
-                Ok(()) => break,
+                Ok(()) => return Ok(()),
                 Err(e) if e.is_transient() && Instant::now() < deadline => {
                     let d = backoff.next_delay();
                     warn!(error = %e, retry_in = ?d, "login failed; retrying");
@@ -200,7 +234,22 @@ impl Engine {
                 Err(e) => return Err(e.into()),
             }
         }
-        for i in 0..self.secrets.len() {
+    }
+
+    fn first_render(&mut self) -> Result<(), StartError> {
+        let deadline = Instant::now() + self.cfg.lifecycle.startup_timeout;
+        self.login_until(deadline)?;
+        self.publisher.take_over(&self.out, false);
+        let all = (0..self.secrets.len()).collect::<Vec<_>>();
+        self.fetch_all(&all, deadline)?;
+        self.publish_files(&all)?;
+        self.ready()
+    }
+
+    /// First fetch of secrets `which`, retrying an unreachable Vault until
+    /// `deadline`; each is saved to the state as soon as it is held.
+    fn fetch_all(&mut self, which: &[usize], deadline: Instant) -> Result<(), StartError> {
+        for &i in which {
             let mut backoff = Backoff::default();
             let read = loop {
                 match self.fetch(i) {
@@ -222,11 +271,18 @@ impl Engine {
             };
             let rendered = render(&self.secrets[i].spec, &read.data)?;
             self.install(i, read, rendered);
+            self.save_state();
         }
-        let staged = self
-            .secrets
+        Ok(())
+    }
+
+    /// The handshake for the files of secrets `which`: every current value in
+    /// a new generation first, then the files.
+    fn publish_files(&mut self, which: &[usize]) -> Result<(), StartError> {
+        let staged = which
             .iter()
-            .map(|s| {
+            .map(|&i| {
+                let s = &self.secrets[i];
                 (
                     s.spec.name.clone(),
                     s.current.as_ref().map(|c| c.rendered.clone()),
@@ -247,6 +303,12 @@ impl Engine {
         for f in files {
             self.out.commit(f)?;
         }
+        self.save_state();
+        Ok(())
+    }
+
+    /// Writes `.shroud/ready`.
+    fn ready(&mut self) -> Result<(), StartError> {
         self.out.write(Path::new(".shroud/ready"), b"")?;
         events::emit(Event::Ready);
         info!(
@@ -261,6 +323,7 @@ impl Engine {
         let info = auth::login(&self.cfg.auth, &mut self.client)?;
         let now = Instant::now();
         self.token.first_ttl = info.ttl;
+        self.token.accessor = info.accessor;
         self.token.backoff.reset();
         if info.ttl.is_zero() {
             self.token.next = None;
@@ -269,6 +332,7 @@ impl Engine {
             self.token.renew = info.renewable;
         }
         info!(method = self.cfg.auth.method.name(), ttl = ?info.ttl, "logged in to Vault");
+        self.save_state();
         Ok(())
     }
 
@@ -583,6 +647,11 @@ impl Engine {
         let name = self.secrets[i].spec.name.clone();
         let new_lease = read.lease.as_ref().map(|l| l.id.clone());
         let old = self.install(i, read, rendered.clone());
+        // Saved before anything else: a crash from here on leaves a successor
+        // the new lease to adopt and the old one to revoke.
+        let old_lease = old.as_ref().and_then(|o| o.lease.as_ref()).map(|l| l.id.clone());
+        self.revoking.extend(old_lease.clone());
+        self.save_state();
         if let Err(e) = self.publish_one(&name, old.as_ref(), &rendered) {
             error!(secret = %name, error = %e, "cannot publish new values");
         }
@@ -593,10 +662,11 @@ impl Engine {
             lease_id: new_lease.as_deref(),
         });
         info!(secret = %name, "new values published");
-        if let Some(old) = old {
-            if let Some(l) = &old.lease {
-                self.revoke_lease(i, &l.id, Instant::now());
-            }
+        drop(old);
+        if let Some(id) = old_lease {
+            self.revoke_lease(i, &id, Instant::now());
+            self.revoking.retain(|r| *r != id);
+            self.save_state();
         }
     }
 
@@ -681,6 +751,10 @@ impl Engine {
                 }
             }
             self.revoke_token(deadline);
+        }
+        // The workload is over: nothing is left for a successor to adopt.
+        if let Some(state) = &self.state {
+            state.wipe();
         }
         // Dropping the state frees (and the allocator zeroes) every value.
         for s in &mut self.secrets {

@@ -166,6 +166,25 @@ impl Output {
         self.commit(staged)
     }
 
+    /// Takes charge of a file a previous agent wrote (a restart adopting its
+    /// state): it is wiped at shutdown like the agent's own. Returns its content
+    /// (None when it is missing, not a regular file, or unreadable).
+    pub fn adopt(&mut self, name: &Path) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+        let path = self.dir.join(name);
+        let mut f = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+            .ok()?;
+        if !f.metadata().ok()?.is_file() {
+            return None;
+        }
+        self.written.insert(path);
+        let mut bytes = zeroize::Zeroizing::new(Vec::new());
+        std::io::Read::read_to_end(&mut f, &mut bytes).ok()?;
+        Some(bytes)
+    }
+
     /// Overwrites one file with zeros and removes it. Errors are logged: wiping
     /// goes on with the other files.
     pub fn wipe(&mut self, path: &Path) -> bool {

@@ -119,12 +119,69 @@ impl Publisher {
             file.values.push((r.name.clone(), r.value.clone()));
         }
         out.write(Path::new(VALUES_FILE), &file.to_bytes())?;
+        self.swap_live(&file);
+        Ok(self.generation)
+    }
+
+    fn swap_live(&self, file: &ValuesFile) {
         if let Some(live) = &self.live {
             let mut builder = SecretSetBuilder::new().min_length(self.min_length);
             file.add_to(&mut builder);
             live.store(builder.build().0);
         }
-        Ok(self.generation)
+    }
+
+    /// The generation last published.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Takes over the `.shroud/values` a previous agent left (a restart): its
+    /// generation, so the next publication is newer than anything an exec has
+    /// acknowledged, and its values as retired ones, masked for a full window
+    /// from now. `adopting`: the previous agent's current values are still
+    /// current (they are published again by the caller), so only its retired
+    /// ones are taken; otherwise every value is retired.
+    pub fn take_over(&mut self, out: &Output, adopting: bool) {
+        let Ok(bytes) = std::fs::read(out.meta("values")).map(Zeroizing::new) else {
+            return;
+        };
+        let Ok(file) = ValuesFile::parse(&bytes) else {
+            tracing::warn!(
+                "the previous agent's .shroud/values is unreadable; starting a new redaction set"
+            );
+            return;
+        };
+        self.generation = self.generation.max(file.generation);
+        let until = Instant::now() + self.retain;
+        for (name, value) in file.values {
+            let retired = name.ends_with(".retired");
+            if adopting && !retired {
+                continue;
+            }
+            self.retired.push(Retired {
+                until,
+                name: if retired {
+                    name
+                } else {
+                    format!("{name}.retired")
+                },
+                value,
+            });
+        }
+    }
+
+    /// Loads `current` plus the retired values into the in-process set without
+    /// a new generation: an adopting agent whose files are all in place.
+    pub fn restore_live(&self, current: Vec<(String, Zeroizing<Vec<u8>>)>) {
+        let mut file = ValuesFile {
+            generation: self.generation,
+            values: current,
+        };
+        for r in &self.retired {
+            file.values.push((r.name.clone(), r.value.clone()));
+        }
+        self.swap_live(&file);
     }
 
     /// Waits until every live exec's ack file reports at least `generation`, or
@@ -310,6 +367,54 @@ mod tests {
         remove_stale_acks(&out.meta("acks"));
         assert!(!out.meta("acks/0123456789abcdef").exists());
         assert!(live.path().exists());
+    }
+
+    #[test]
+    fn a_restarted_agent_takes_over_generation_and_retired_values() {
+        let d = tempfile::tempdir().unwrap();
+        let mut out = output(d.path());
+        let mut first = Publisher::new(Duration::from_secs(60), 4, Duration::ZERO, None);
+        first.retire(vec![(
+            "db.pw".into(),
+            Zeroizing::new(b"old-value".to_vec()),
+        )]);
+        first
+            .publish(
+                &mut out,
+                vec![("db.pw".into(), Zeroizing::new(b"cur-value".to_vec()))],
+            )
+            .unwrap();
+        first
+            .publish(
+                &mut out,
+                vec![("db.pw".into(), Zeroizing::new(b"cur-value".to_vec()))],
+            )
+            .unwrap();
+        let live = Arc::new(LiveSet::new(shroud_redactor::SecretSet::empty()));
+        let adopting = || {
+            Publisher::new(
+                Duration::from_secs(60),
+                4,
+                Duration::ZERO,
+                Some(live.clone()),
+            )
+        };
+        // Adopting: the generation goes on, only retired values are taken.
+        let mut p = adopting();
+        p.take_over(&out, true);
+        assert_eq!(p.generation(), 2);
+        assert_eq!(p.retired.len(), 1);
+        p.restore_live(vec![(
+            "db.pw".into(),
+            Zeroizing::new(b"cur-value".to_vec()),
+        )]);
+        assert_eq!(live.load().find_matches(b"old-value cur-value").len(), 2);
+        // Starting fresh: every value of the predecessor stays masked, retired.
+        let mut p = adopting();
+        p.take_over(&out, false);
+        assert_eq!(p.retired.len(), 2);
+        assert!(p.retired.iter().all(|r| r.name.ends_with(".retired")));
+        assert_eq!(p.publish(&mut out, Vec::new()).unwrap(), 3);
     }
 
     #[test]

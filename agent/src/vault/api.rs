@@ -19,6 +19,8 @@ pub struct TokenInfo {
     pub ttl: Duration,
     /// Whether renew-self may extend it.
     pub renewable: bool,
+    /// The token's accessor (login and lookup answers carry it).
+    pub accessor: Option<String>,
 }
 
 /// A lease on a secret.
@@ -109,6 +111,13 @@ fn secs(v: &Value, key: &str) -> Duration {
     Duration::from_secs(v.get(key).and_then(Value::as_u64).unwrap_or(0))
 }
 
+fn accessor(v: &Value) -> Option<String> {
+    v.get("accessor")
+        .and_then(Value::as_str)
+        .filter(|a| !a.is_empty())
+        .map(str::to_string)
+}
+
 fn token_from_auth(v: &Value, operation: &str, path: &str) -> Result<TokenInfo, VaultError> {
     let auth = v
         .get("auth")
@@ -125,6 +134,7 @@ fn token_from_auth(v: &Value, operation: &str, path: &str) -> Result<TokenInfo, 
             .get("renewable")
             .and_then(Value::as_bool)
             .unwrap_or(false),
+        accessor: accessor(auth),
     })
 }
 
@@ -157,6 +167,7 @@ pub fn lookup_self(c: &VaultClient) -> Result<TokenInfo, VaultError> {
             .get("renewable")
             .and_then(Value::as_bool)
             .unwrap_or(false),
+        accessor: accessor(data),
     })
 }
 
@@ -253,6 +264,33 @@ pub fn renew_lease(
             .to_string(),
         duration: secs(&v, "lease_duration"),
         renewable: v.get("renewable").and_then(Value::as_bool).unwrap_or(false),
+    })
+}
+
+/// `sys/leases/lookup`: the lease's remaining TTL (a lease that is gone,
+/// expired or revoked, is an error).
+pub fn lookup_lease(c: &VaultClient, id: &str) -> Result<LeaseInfo, VaultError> {
+    let path = "sys/leases/lookup";
+    let v = answer(
+        c.request(
+            "lease_lookup",
+            "PUT",
+            path,
+            Some(&json!({ "lease_id": id })),
+        )?,
+        "lease_lookup",
+        path,
+    )?;
+    let data = v
+        .get("data")
+        .ok_or_else(|| bad("lease_lookup", path, "no `data` in the answer"))?;
+    Ok(LeaseInfo {
+        id: id.to_string(),
+        duration: secs(data, "ttl"),
+        renewable: data
+            .get("renewable")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
     })
 }
 

@@ -1,0 +1,300 @@
+//! Adopting a previous agent's token and leases from `[state]` (a restart after a
+//! crash, an OOM kill, a supervisor's restart policy). What is still alive is
+//! kept as it is: no login, no new lease, the files and the generation
+//! untouched. What is not (token expired or revoked, lease gone) is replaced
+//! through the normal rotation handshake, and what the predecessor was
+//! replacing, or no longer needs, is revoked.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use tracing::{error, info, warn};
+use zeroize::Zeroizing;
+
+use super::{Current, Due, Engine, StartError};
+use crate::agent::backoff::{renew_after, Backoff};
+use crate::agent::handshake::entry_name;
+use crate::agent::render::render;
+use crate::agent::state::{Saved, SavedLease, SavedSecret, SavedToken};
+use crate::events::{self, Event, Outcome};
+use crate::vault::api::{self, LeaseInfo, SecretData};
+use crate::vault::{Token, VaultError};
+
+/// Retries `f` while Vault is unreachable, until `deadline`.
+fn retry<T>(
+    deadline: Instant,
+    what: &str,
+    mut f: impl FnMut() -> Result<T, VaultError>,
+) -> Result<T, VaultError> {
+    let mut backoff = Backoff::default();
+    loop {
+        match f() {
+            Err(e) if e.is_transient() && Instant::now() < deadline => {
+                let d = backoff.next_delay();
+                warn!(error = %e, retry_in = ?d, "{what} failed; retrying");
+                std::thread::sleep(d);
+            }
+            r => return r,
+        }
+    }
+}
+
+/// What became of a saved secret's lease.
+enum Lease {
+    /// Unleased (kv2): nothing to look up.
+    None,
+    /// Alive: adopted with its remaining TTL.
+    Alive(LeaseInfo),
+    /// Gone (expired, revoked, or its token is): replaced by a rotation.
+    Dead,
+}
+
+impl Engine {
+    /// Adopts the saved state when there is one, else renders from scratch. A
+    /// state file that cannot be used is logged and removed: a fresh start, never
+    /// a crash loop.
+    pub(super) fn adopt_or_render(&mut self) -> Result<(), StartError> {
+        let saved = match self.state.as_ref().map(|s| s.load()) {
+            None | Some(Ok(None)) => None,
+            Some(Ok(Some(saved))) => Some(saved),
+            Some(Err(e)) => {
+                warn!(error = %e, "cannot adopt the previous agent's state; starting fresh");
+                if let Some(s) = &self.state {
+                    s.wipe();
+                }
+                None
+            }
+        };
+        match saved {
+            Some(saved) => self.adopt(saved),
+            None => self.first_render(),
+        }
+    }
+
+    fn adopt(&mut self, saved: Saved) -> Result<(), StartError> {
+        let deadline = Instant::now() + self.cfg.lifecycle.startup_timeout;
+        let token_adopted = match &saved.token {
+            Some(t) => self.adopt_token(t, deadline)?,
+            None => false,
+        };
+        if !token_adopted {
+            self.login_until(deadline)?;
+        }
+        self.publisher.take_over(&self.out, true);
+        self.drop_unconfigured(&saved, token_adopted);
+
+        let now = Instant::now();
+        let threshold = self.cfg.lifecycle.renew_threshold;
+        // No saved values: fetched as at a first start.
+        let mut fetch = Vec::new();
+        // Values adopted but the file is missing or differs (a crash between
+        // saving new values and renaming the file): written from the saved values.
+        let mut write = Vec::new();
+        let (mut kept, mut replaced) = (0, 0);
+        for i in 0..self.secrets.len() {
+            let spec = self.secrets[i].spec.clone();
+            let Some(ss) = saved
+                .secrets
+                .iter()
+                .find(|ss| ss.name == spec.name && ss.path == spec.path)
+            else {
+                fetch.push(i);
+                continue;
+            };
+            let data = SecretData(ss.data.clone());
+            let rendered = render(&spec, &data)?;
+            let lease = match (&ss.lease, token_adopted) {
+                (None, _) => Lease::None,
+                (Some(l), true) => self.lookup_lease(&spec.name, l, deadline)?,
+                (Some(_), false) => Lease::Dead,
+            };
+            let on_disk = self.out.adopt(Path::new(&spec.name));
+            let in_place = on_disk.as_deref().map(Vec::as_slice) == Some(&rendered[..]);
+            let first_ttl = Duration::from_secs(ss.lease.as_ref().map_or(0, |l| l.first_ttl));
+            let s = &mut self.secrets[i];
+            let (next, due, lease, expires) = match lease {
+                Lease::Alive(info) => {
+                    kept += 1;
+                    let due = if info.renewable {
+                        Due::Renew
+                    } else {
+                        Due::Rotate
+                    };
+                    let expires = Some(now + info.duration);
+                    (now + renew_after(info.duration, threshold), due, Some(info), expires)
+                }
+                Lease::None => (now + spec.refresh, Due::Refresh, None, None),
+                Lease::Dead => {
+                    replaced += 1;
+                    (now, Due::Rotate, None, None)
+                }
+            };
+            if !in_place && !matches!(due, Due::Rotate if lease.is_none()) {
+                write.push(i);
+            }
+            s.next = next;
+            s.due = due;
+            s.current = Some(Current {
+                data,
+                lease,
+                first_ttl,
+                expires,
+                rendered,
+            });
+        }
+        self.fetch_all(&fetch, deadline)?;
+        write.extend(fetch);
+        if write.is_empty() {
+            // Every file is in place: the generation stays, the execs' sets too.
+            self.out.adopt(Path::new(".shroud/values"));
+            self.publisher.restore_live(self.current_values());
+            self.save_state();
+        } else {
+            self.publish_files(&write)?;
+        }
+        info!(
+            leases_kept = kept,
+            leases_to_replace = replaced,
+            token = if token_adopted { "adopted" } else { "new login" },
+            generation = self.publisher.generation(),
+            "adopted the previous agent's state"
+        );
+        self.ready()
+    }
+
+    /// Looks the saved token up; true when it is still valid and now ours.
+    fn adopt_token(&mut self, t: &SavedToken, deadline: Instant) -> Result<bool, StartError> {
+        self.client
+            .set_token(Some(Token(Zeroizing::new(t.token.clone()))));
+        let client = &self.client;
+        let result = retry(deadline, "token lookup", || api::lookup_self(client));
+        let info = match result {
+            Ok(info) if info.accessor.as_deref().is_none_or(|a| a == t.accessor) => info,
+            Err(e) if e.is_transient() => {
+                return Err(StartError::Adopt {
+                    what: "the token",
+                    source: e,
+                })
+            }
+            Ok(_) | Err(_) => {
+                warn!("the previous agent's token is no longer valid (expired or revoked); logging in again and replacing its leases");
+                self.client.set_token(None);
+                return Ok(false);
+            }
+        };
+        let now = Instant::now();
+        self.token.accessor = info.accessor;
+        self.token.first_ttl = Duration::from_secs(t.first_ttl);
+        self.token.renew = info.renewable;
+        self.token.next = (!info.ttl.is_zero())
+            .then(|| now + renew_after(info.ttl, self.cfg.lifecycle.renew_threshold));
+        info!(ttl = ?info.ttl, "adopted the previous agent's Vault token");
+        Ok(true)
+    }
+
+    /// Looks a saved lease up. A policy without `sys/leases/lookup` gets a
+    /// renewal instead, which proves the lease alive just as well.
+    fn lookup_lease(
+        &self,
+        name: &str,
+        l: &SavedLease,
+        deadline: Instant,
+    ) -> Result<Lease, StartError> {
+        let c = &self.client;
+        let mut result = retry(deadline, "lease lookup", || api::lookup_lease(c, &l.id));
+        if matches!(result, Err(VaultError::Denied { .. })) {
+            let increment = Duration::from_secs(l.first_ttl);
+            result = retry(deadline, "lease renewal", || {
+                api::renew_lease(c, &l.id, increment)
+            });
+        }
+        match result {
+            Ok(info) if !info.duration.is_zero() => Ok(Lease::Alive(info)),
+            Err(e) if e.is_transient() => Err(StartError::Adopt {
+                what: "a lease",
+                source: e,
+            }),
+            Ok(_) | Err(_) => {
+                warn!(secret = %name, "the previous agent's lease is gone; replacing the credentials");
+                Ok(Lease::Dead)
+            }
+        }
+    }
+
+    /// Revokes what the predecessor was replacing and the leases of secrets no
+    /// longer configured (their files are wiped, their values stay masked for
+    /// the retention window). Without the predecessor's token its leases are
+    /// gone with it: nothing is left to revoke.
+    fn drop_unconfigured(&mut self, saved: &Saved, token_adopted: bool) {
+        let configured = |ss: &SavedSecret| {
+            self.secrets
+                .iter()
+                .any(|s| s.spec.name == ss.name && s.spec.path == ss.path)
+        };
+        let mut revoke = saved.revoke.clone();
+        let mut retire = Vec::new();
+        for ss in saved.secrets.iter().filter(|ss| !configured(ss)) {
+            revoke.extend(ss.lease.as_ref().map(|l| l.id.clone()));
+            for (field, value) in SecretData(ss.data.clone()).leaves() {
+                retire.push((entry_name(&ss.name, &field), value));
+            }
+            if !self.secrets.iter().any(|s| s.spec.name == ss.name) {
+                self.out.wipe_name(&ss.name);
+            }
+        }
+        self.publisher.retire(retire);
+        if !token_adopted {
+            return;
+        }
+        for id in revoke {
+            let result = api::revoke_lease(&self.client, &id);
+            events::emit(Event::Revoke {
+                secret: None,
+                lease_id: Some(&id),
+                outcome: match &result {
+                    Ok(()) => Outcome::Ok,
+                    Err(e) => e.outcome(),
+                },
+            });
+            if let Err(e) = result {
+                error!(error = %e, "cannot revoke a lease the previous agent was replacing");
+            }
+        }
+    }
+
+    /// Writes what a successor needs to adopt (no-op without `[state]`).
+    /// Failing to is logged: the agent works on, a restart would start fresh.
+    pub(super) fn save_state(&self) {
+        let Some(state) = &self.state else {
+            return;
+        };
+        let saved = Saved {
+            token: self.client.token().map(|t| SavedToken {
+                token: t.0.to_string(),
+                accessor: self.token.accessor.clone().unwrap_or_default(),
+                first_ttl: self.token.first_ttl.as_secs(),
+            }),
+            generation: self.publisher.generation(),
+            secrets: self
+                .secrets
+                .iter()
+                .filter_map(|s| {
+                    let c = s.current.as_ref()?;
+                    Some(SavedSecret {
+                        name: s.spec.name.clone(),
+                        path: s.spec.path.clone(),
+                        data: c.data.0.clone(),
+                        lease: c.lease.as_ref().map(|l| SavedLease {
+                            id: l.id.clone(),
+                            first_ttl: c.first_ttl.as_secs(),
+                        }),
+                    })
+                })
+                .collect(),
+            revoke: self.revoking.clone(),
+        };
+        if let Err(e) = state.save(&saved) {
+            error!(error = %e, "cannot save the agent's state; a restart would log in again");
+        }
+    }
+}
