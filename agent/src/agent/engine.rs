@@ -649,7 +649,10 @@ impl Engine {
         let old = self.install(i, read, rendered.clone());
         // Saved before anything else: a crash from here on leaves a successor
         // the new lease to adopt and the old one to revoke.
-        let old_lease = old.as_ref().and_then(|o| o.lease.as_ref()).map(|l| l.id.clone());
+        let old_lease = old
+            .as_ref()
+            .and_then(|o| o.lease.as_ref())
+            .map(|l| l.id.clone());
         self.revoking.extend(old_lease.clone());
         self.save_state();
         if let Err(e) = self.publish_one(&name, old.as_ref(), &rendered) {

@@ -121,7 +121,12 @@ impl Engine {
                         Due::Rotate
                     };
                     let expires = Some(now + info.duration);
-                    (now + renew_after(info.duration, threshold), due, Some(info), expires)
+                    (
+                        now + renew_after(info.duration, threshold),
+                        due,
+                        Some(info),
+                        expires,
+                    )
                 }
                 Lease::None => (now + spec.refresh, Due::Refresh, None, None),
                 Lease::Dead => {
@@ -155,7 +160,11 @@ impl Engine {
         info!(
             leases_kept = kept,
             leases_to_replace = replaced,
-            token = if token_adopted { "adopted" } else { "new login" },
+            token = if token_adopted {
+                "adopted"
+            } else {
+                "new login"
+            },
             generation = self.publisher.generation(),
             "adopted the previous agent's state"
         );

@@ -1,0 +1,347 @@
+//! The agent survives its own crashes: a restarted `shroud agent` with the same
+//! `[state]` adopts its predecessor's token and leases (no login, no new lease, no
+//! rotation), replaces through a normal rotation what can no longer be adopted,
+//! and still leaves nothing behind at shutdown. Real OpenBao, PostgreSQL 15,
+//! AppRole, tmpfs and signals.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use shroud_e2e::openbao::{OpenBao, SHROUD_POLICY};
+use shroud_e2e::postgres::Postgres;
+use shroud_e2e::process::signal;
+use shroud_e2e::*;
+use shroud_redactor::values_file::ValuesFile;
+
+/// One OpenBao and PostgreSQL per test, on a 2-core machine: one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const LEASES: &str = "database/creds/app/";
+const STATE_FILE: &str = "agent-state.json";
+
+struct World {
+    bao: OpenBao,
+    pg: Postgres,
+    out: Tmpfs,
+    state: Tmpfs,
+    _work: tempfile::TempDir,
+    config: PathBuf,
+    log: PathBuf,
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+/// A running agent; SIGKILLed if the test fails with it still running.
+struct Agent(Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl World {
+    /// OpenBao with the database engine on a private PostgreSQL, AppRole (token
+    /// TTL 1h) and an agent config with `[state]` on its own tmpfs.
+    fn new() -> World {
+        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let bao = OpenBao::start();
+        let work = tempfile::tempdir().unwrap();
+        bao.policy("shroud", SHROUD_POLICY, work.path());
+        let pg = Postgres::start();
+        pg.configure_vault(&bao, "1h", "2h");
+        let (role_id, secret_id) = bao.approle("shroud", "shroud", "1h", "2h");
+        let role_file = secret_file(work.path(), "role-id", role_id.as_bytes());
+        let secret_id_file = secret_file(work.path(), "secret-id", secret_id.as_bytes());
+        let out = Tmpfs::new();
+        let state = Tmpfs::new();
+        let config = work.path().join("shroud.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[vault]\naddress = \"{}\"\ntimeout = \"2s\"\n\
+                 [auth]\nmethod = \"approle\"\nrole_id_file = \"{}\"\nsecret_id_file = \"{}\"\n\
+                 [output]\ndir = \"{}\"\n\
+                 [state]\ndir = \"{}\"\n\
+                 [lifecycle]\nhandshake_timeout = \"1s\"\n\
+                 [[secret]]\nname = \"db\"\npath = \"database/creds/app\"\nkind = \"dynamic\"\nformat = \"json\"\n",
+                bao.addr,
+                role_file.display(),
+                secret_id_file.display(),
+                out.path().display(),
+                state.path().display(),
+            ),
+        )
+        .unwrap();
+        let log = work.path().join("agent.log");
+        World {
+            bao,
+            pg,
+            out,
+            state,
+            _work: work,
+            config,
+            log,
+            _serial: serial,
+        }
+    }
+
+    /// Starts an agent (its log appended to `self.log`) and waits until it has
+    /// rendered or adopted: the `n`-th "secrets rendered" line of the log.
+    fn start_agent(&self, n: usize) -> Agent {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = shroud()
+            .arg("agent")
+            .arg("--config")
+            .arg(&self.config)
+            .env("SHROUD_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut agent = Agent(child);
+        until(Duration::from_secs(30), "the agent to render", || {
+            if let Some(status) = agent.0.try_wait().unwrap() {
+                panic!("the agent exited {status}: {}", self.log_text());
+            }
+            (self.log_text().matches("secrets rendered").count() >= n).then_some(())
+        });
+        assert!(self.out.path().join(".shroud/ready").exists());
+        agent
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL, as the OOM killer does.
+    fn kill(&self, mut agent: Agent) {
+        signal(&agent.0, Signal::SIGKILL);
+        agent.0.wait().unwrap();
+    }
+
+    /// SIGTERM; the agent must exit 0.
+    fn stop(&self, mut agent: Agent) {
+        signal(&agent.0, Signal::SIGTERM);
+        let status = wait_with_deadline(&mut agent.0, Duration::from_secs(20));
+        assert!(status.success(), "agent: {status}: {}", self.log_text());
+    }
+
+    /// (username, password) from the rendered file.
+    fn credential(&self) -> (String, String) {
+        let text = std::fs::read_to_string(self.out.path().join("db")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        (
+            v["username"].as_str().unwrap().to_string(),
+            v["password"].as_str().unwrap().to_string(),
+        )
+    }
+
+    fn values(&self) -> ValuesFile {
+        ValuesFile::parse(&std::fs::read(self.out.path().join(".shroud/values")).unwrap()).unwrap()
+    }
+
+    /// Tokens (accessors), leases and database roles that exist now.
+    fn vault_footprint(&self) -> (Vec<String>, Vec<String>, Vec<String>) {
+        let mut accessors = self.bao.accessors();
+        accessors.sort();
+        let mut leases = self.bao.leases(LEASES);
+        leases.sort();
+        (accessors, leases, self.pg.vault_roles())
+    }
+
+    fn state_files(&self) -> Vec<String> {
+        std::fs::read_dir(self.state.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    /// Files left in the output directory (directories aside).
+    fn output_files(&self) -> Vec<PathBuf> {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else {
+                    out.push(p);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        walk(self.out.path(), &mut files);
+        files
+    }
+
+    /// Nothing survives: no lease, no token but root's, no database role, no
+    /// file, an empty state directory; no credential in the log.
+    fn assert_nothing_left(&self, secrets: &[&(String, String)]) {
+        let (accessors, leases, roles) = self.vault_footprint();
+        assert_eq!(leases, Vec::<String>::new(), "leases left");
+        assert_eq!(accessors.len(), 1, "only the root token may remain");
+        assert_eq!(roles, Vec::<String>::new(), "database roles left");
+        assert_eq!(self.output_files(), Vec::<PathBuf>::new(), "files left");
+        assert_eq!(self.state_files(), Vec::<String>::new(), "state left");
+        let log = self.log_text();
+        for (user, password) in secrets {
+            assert!(
+                !log.contains(password.as_str()),
+                "a password reached the log"
+            );
+            assert!(!log.contains(user.as_str()), "a username reached the log");
+        }
+    }
+}
+
+#[test]
+fn sigkill_and_restart_adopts_token_and_lease_then_sigterm_leaves_nothing() {
+    let w = World::new();
+    let first = w.start_agent(1);
+    let cred = w.credential();
+    let generation = w.values().generation;
+    let footprint = w.vault_footprint();
+    assert_eq!(
+        (footprint.0.len(), footprint.1.len(), footprint.2.len()),
+        (2, 1, 1)
+    );
+    assert_eq!(w.state_files(), vec![STATE_FILE.to_string()]);
+    let state_mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(w.state.path()).unwrap().permissions(),
+    );
+    assert_eq!(state_mode & 0o777, 0o700);
+
+    w.kill(first);
+    let second = w.start_agent(2);
+    let log = w.log_text();
+    assert!(
+        log.contains("adopted the previous agent's Vault token"),
+        "{log}"
+    );
+    assert!(log.contains("adopted the previous agent's state"), "{log}");
+    assert_eq!(log.matches("logged in to Vault").count(), 1, "{log}");
+    // Same credential in the file, same generation (the app was not rotated),
+    // the same one token, lease and database role.
+    assert_eq!(w.credential(), cred);
+    assert_eq!(w.values().generation, generation);
+    assert_eq!(w.vault_footprint(), footprint);
+    assert!(w.pg.can_login(&cred.0, &cred.1));
+
+    w.stop(second);
+    w.assert_nothing_left(&[&cred]);
+}
+
+#[test]
+fn five_quick_restarts_add_no_token_and_no_lease() {
+    let w = World::new();
+    let mut agent = w.start_agent(1);
+    let cred = w.credential();
+    let footprint = w.vault_footprint();
+    for n in 2..=6 {
+        w.kill(agent);
+        agent = w.start_agent(n);
+    }
+    assert_eq!(w.log_text().matches("logged in to Vault").count(), 1);
+    assert_eq!(w.vault_footprint(), footprint, "tokens, leases, roles");
+    assert_eq!(w.credential(), cred);
+    w.stop(agent);
+    w.assert_nothing_left(&[&cred]);
+}
+
+#[test]
+fn a_token_revoked_while_the_agent_was_down_is_replaced_by_a_rotation() {
+    let w = World::new();
+    let first = w.start_agent(1);
+    let old = w.credential();
+    let generation = w.values().generation;
+    let (accessors, _, _) = w.vault_footprint();
+    w.kill(first);
+    // Behind the agent's back: its token (and with it its lease and role) goes.
+    let root_accessor = w
+        .bao
+        .bao(&["token", "lookup", "-format=json"])
+        .split("\"accessor\": \"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    let agent_accessor = accessors.iter().find(|a| **a != root_accessor).unwrap();
+    w.bao.bao(&["token", "revoke", "-accessor", agent_accessor]);
+    until(Duration::from_secs(10), "the role to be dropped", || {
+        (!w.pg.role_exists(&old.0)).then_some(())
+    });
+
+    let second = w.start_agent(2);
+    until(
+        Duration::from_secs(30),
+        "new credentials in the file",
+        || (w.credential() != old).then_some(()),
+    );
+    let new = w.credential();
+    let log = w.log_text();
+    assert!(log.contains("token is no longer valid"), "{log}");
+    assert!(w.pg.can_login(&new.0, &new.1));
+    // A normal rotation: a newer generation carrying the old values as retired.
+    let values = w.values();
+    assert!(values.generation > generation);
+    assert!(values
+        .values
+        .iter()
+        .any(|(name, v)| name == "db.password.retired" && v.as_slice() == old.1.as_bytes()));
+    let (accessors, leases, roles) = w.vault_footprint();
+    assert_eq!(
+        (accessors.len(), leases.len(), roles),
+        (2, 1, vec![new.0.clone()])
+    );
+
+    w.stop(second);
+    w.assert_nothing_left(&[&old, &new]);
+}
+
+#[test]
+fn a_damaged_state_file_is_logged_and_the_agent_starts_clean() {
+    let w = World::new();
+    let first = w.start_agent(1);
+    let old = w.credential();
+    let (_, old_leases, _) = w.vault_footprint();
+    w.kill(first);
+    std::fs::write(
+        w.state.path().join(STATE_FILE),
+        b"{\"format\":\"shroud-agent-state\",\"version\":1,\"vau",
+    )
+    .unwrap();
+
+    let second = w.start_agent(2);
+    let log = w.log_text();
+    assert!(
+        log.contains("cannot adopt the previous agent's state; starting fresh")
+            && log.contains(&format!(
+                "state file {}/{STATE_FILE} is damaged",
+                w.state.path().display()
+            )),
+        "{log}"
+    );
+    let new = w.credential();
+    assert_ne!(new, old);
+    assert!(w.pg.can_login(&new.0, &new.1));
+    // The fresh start saved its own state in place of the damaged one.
+    let saved = std::fs::read_to_string(w.state.path().join(STATE_FILE)).unwrap();
+    assert!(saved.starts_with("{\"format\":\"shroud-agent-state\""));
+
+    w.stop(second);
+    // What the fresh agent took is gone; the predecessor's lease, unknown to it,
+    // runs out at its TTL.
+    let (accessors, leases, _) = w.vault_footprint();
+    assert_eq!(leases, old_leases);
+    assert_eq!(accessors.len(), 2, "root and the predecessor's token");
+    assert!(!w.pg.role_exists(&new.0));
+    assert_eq!(w.state_files(), Vec::<String>::new());
+    assert_eq!(w.output_files(), Vec::<PathBuf>::new());
+}
