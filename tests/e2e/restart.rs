@@ -345,3 +345,66 @@ fn a_damaged_state_file_is_logged_and_the_agent_starts_clean() {
     assert_eq!(w.state_files(), Vec::<String>::new());
     assert_eq!(w.output_files(), Vec::<PathBuf>::new());
 }
+
+#[test]
+fn shroud_run_restarted_by_its_supervisor_adopts_too() {
+    let w = World::new();
+    let work = w.log.parent().unwrap().to_path_buf();
+    let run = |command: &str| {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&w.log)
+            .unwrap();
+        shroud()
+            .arg("run")
+            .arg("--config")
+            .arg(&w.config)
+            .args(["--", "sh", "-c", command])
+            .env("SHROUD_LOG", "info")
+            .env("WORK", &work)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    };
+    // The first run's command records its pid and the credential it sees, then waits.
+    let first = Agent(run(
+        "echo $$ > \"$WORK/pid\"; cp \"$SHROUD_SECRETS_DIR/db\" \"$WORK/seen-1\"; exec sleep 60",
+    ));
+    let seen = work.join("seen-1");
+    until(Duration::from_secs(30), "the first command to run", || {
+        seen.exists().then_some(())
+    });
+    let footprint = w.vault_footprint();
+    w.kill(first);
+    // The supervisor's restart: the orphaned command goes, a new run starts.
+    let pid: i32 = std::fs::read_to_string(work.join("pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+    let mut second = Agent(run("cp \"$SHROUD_SECRETS_DIR/db\" \"$WORK/seen-2\""));
+    let status = wait_with_deadline(&mut second.0, Duration::from_secs(30));
+    assert!(status.success(), "{status}: {}", w.log_text());
+    let log = w.log_text();
+    assert!(log.contains("adopted the previous agent's state"), "{log}");
+    assert_eq!(log.matches("logged in to Vault").count(), 1, "{log}");
+    let (first_cred, second_cred) = (
+        std::fs::read(work.join("seen-1")).unwrap(),
+        std::fs::read(work.join("seen-2")).unwrap(),
+    );
+    assert_eq!(
+        first_cred, second_cred,
+        "the command got the same credential"
+    );
+    assert_eq!((footprint.0.len(), footprint.1.len()), (2, 1));
+    let v: serde_json::Value = serde_json::from_slice(&first_cred).unwrap();
+    let cred = (
+        v["username"].as_str().unwrap().to_string(),
+        v["password"].as_str().unwrap().to_string(),
+    );
+    w.assert_nothing_left(&[&cred]);
+}
