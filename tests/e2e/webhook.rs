@@ -290,7 +290,7 @@ fn assert_agent_least_privilege(agent: &Value) {
     assert_eq!(st["mountPath"], "/run/shroud/state");
     let toml = agent["env"][0]["value"].as_str().unwrap();
     assert!(
-        toml.contains("[state]\ndir = \"/run/shroud/state\""),
+        toml.contains("[state]\ndir = \"/run/shroud/state/agent\""),
         "{toml}"
     );
 }

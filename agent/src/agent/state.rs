@@ -43,6 +43,16 @@ pub enum StateError {
         /// statfs f_type.
         magic: i64,
     },
+    /// The directory belongs to another user, so it cannot be made private.
+    #[error("[state] dir {dir} belongs to uid {owner}, not to this agent (uid {uid}), so it cannot be made private (0700); point [state] dir at a directory of the agent's own, e.g. a subdirectory it creates")]
+    NotPrivate {
+        /// The directory.
+        dir: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// The agent's uid.
+        uid: u32,
+    },
     /// Another running agent holds the directory's lock.
     #[error("[state] dir {dir} is in use by another running agent; each agent needs a state directory of its own")]
     Busy {
@@ -72,7 +82,10 @@ pub enum StateError {
 impl StateError {
     /// True for errors caused by the configuration (exit 64).
     pub fn is_config(&self) -> bool {
-        matches!(self, StateError::NotTmpfs { .. } | StateError::Busy { .. })
+        matches!(
+            self,
+            StateError::NotTmpfs { .. } | StateError::NotPrivate { .. } | StateError::Busy { .. }
+        )
     }
 }
 
@@ -203,6 +216,17 @@ impl StateDir {
     pub fn open(cfg: &StateConfig, vault: &str) -> Result<Self, StateError> {
         let dir = cfg.dir.clone();
         fs::create_dir_all(&dir).map_err(io_err("cannot create", &dir))?;
+        let owner = fs::metadata(&dir)
+            .map_err(io_err("cannot stat", &dir))?
+            .uid();
+        let uid = nix::unistd::geteuid();
+        if owner != uid.as_raw() && !uid.is_root() {
+            return Err(StateError::NotPrivate {
+                dir,
+                owner,
+                uid: uid.as_raw(),
+            });
+        }
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
             .map_err(io_err("cannot chmod", &dir))?;
         if cfg.require_tmpfs {

@@ -8,9 +8,12 @@ use super::config::WebhookConfig;
 
 /// The secrets directory inside the pod.
 pub const SECRETS_DIR: &str = "/run/shroud/secrets";
-/// The agent's private state directory (its own in-memory volume, mounted only
-/// in the sidecar): a restarted agent adopts its token and leases from there.
-pub const STATE_DIR: &str = "/run/shroud/state";
+/// Where the agent's own in-memory volume is mounted (in the sidecar only).
+pub const STATE_MOUNT: &str = "/run/shroud/state";
+/// The agent's private state directory: a restarted agent adopts its token and
+/// leases from there. A subdirectory the agent creates, so that it owns it and
+/// can make it 0700 (an emptyDir's root belongs to root, mode 0777).
+pub const STATE_DIR: &str = "/run/shroud/state/agent";
 /// The service-account token the agent logs in with by default.
 pub const SA_TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 

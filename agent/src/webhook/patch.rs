@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde_json::Value;
 
-use super::agent_config::{self, FileOwner, SECRETS_DIR, STATE_DIR};
+use super::agent_config::{self, FileOwner, SECRETS_DIR, STATE_MOUNT};
 use super::annotations::{Injection, Origin, INJECTED, STATUS};
 use super::config::WebhookConfig;
 use super::vault_compat;
@@ -527,7 +527,7 @@ fn agent_container(
         readiness_probe,
         volume_mounts: Some(vec![
             mount(SECRETS_VOLUME, SECRETS_DIR, false, None),
-            mount(STATE_VOLUME, STATE_DIR, false, None),
+            mount(STATE_VOLUME, STATE_MOUNT, false, None),
         ]),
         security_context: Some(least_privilege(owner.uid, owner.gid, true)),
         resources: Some(resources(cfg)),
