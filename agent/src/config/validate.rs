@@ -212,21 +212,13 @@ fn state(
     }
     let (state_dir, out_dir) = (lexical(&dir), lexical(&output.dir));
     // The workload reads the output directory; the state holds the token.
-    if state_dir.starts_with(&out_dir) {
+    if state_dir.starts_with(&out_dir) || out_dir.starts_with(&state_dir) {
         return Err(c.err(
             "[state] dir",
             format!(
-                "{} is the [output] dir or inside it, which the workload can read; give the agent a directory of its own",
-                dir.display()
-            ),
-        ));
-    }
-    if out_dir.starts_with(&state_dir) {
-        return Err(c.err(
-            "[state] dir",
-            format!(
-                "{} contains the [output] dir; give the agent a directory of its own",
-                dir.display()
+                "{} overlaps the [output] dir {}, which the workload can read; give the agent a directory of its own",
+                dir.display(),
+                output.dir.display()
             ),
         ));
     }
