@@ -136,6 +136,11 @@ impl Publisher {
         self.generation
     }
 
+    /// Goes on from `generation` (a restarted agent's saved one) if that is newer.
+    pub fn continue_from(&mut self, generation: u64) {
+        self.generation = self.generation.max(generation);
+    }
+
     /// Takes over the `.shroud/values` a previous agent left (a restart): its
     /// generation, so the next publication is newer than anything an exec has
     /// acknowledged, and its values as retired ones, masked for a full window

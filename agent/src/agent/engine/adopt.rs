@@ -80,6 +80,7 @@ impl Engine {
         if !token_adopted {
             self.login_until(deadline)?;
         }
+        self.publisher.continue_from(saved.generation);
         self.publisher.take_over(&self.out, true);
         self.drop_unconfigured(&saved, token_adopted);
 
