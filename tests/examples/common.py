@@ -181,6 +181,7 @@ CONFIG_KEYS = {
     "vault": {"address", "ca_cert", "tls_server_name", "namespace", "timeout"},
     "auth": {"method", "mount", "role", "jwt_path", "role_id_file", "secret_id_file", "token_file"},
     "output": {"dir", "require_tmpfs", "uid", "gid", "mode"},
+    "state": {"dir", "require_tmpfs"},
     "secret": {"name", "path", "kind", "field", "format", "template", "template_file"},
     "redact": {"mask", "min_length", "retain"},
     "lifecycle": {"revoke_on_exit", "on_rotate", "renew_threshold", "exit_marker_timeout",
