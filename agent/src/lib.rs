@@ -10,6 +10,7 @@ pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod contract;
 pub mod error;
 pub mod events;
 pub mod exec;

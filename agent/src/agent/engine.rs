@@ -15,6 +15,7 @@ use super::files::{FilesError, Output};
 use super::handshake::{entry_name, Publisher};
 use super::render::{render, RenderError};
 use crate::config::{Config, SecretKind, SecretSpec};
+use crate::contract::{self, READY_FILE};
 use crate::events::{self, Event, Outcome};
 use crate::live::LiveSet;
 use crate::vault::api::{self, LeaseInfo, SecretData};
@@ -247,7 +248,7 @@ impl Engine {
         for f in files {
             self.out.commit(f)?;
         }
-        self.out.write(Path::new(".shroud/ready"), b"")?;
+        self.out.write(Path::new(READY_FILE), b"")?;
         events::emit(Event::Ready);
         info!(
             secrets = self.secrets.len(),
@@ -666,7 +667,7 @@ impl Engine {
         let start = Instant::now();
         let files = self.out.wipe_all();
         // Acks are exec's files, but one killed outright cannot remove its own.
-        super::handshake::remove_stale_acks(&self.out.meta("acks"));
+        contract::remove_stale_acks(self.out.dir());
         events::emit(Event::Wipe {
             files,
             duration: start.elapsed(),

@@ -10,6 +10,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use super::engine::Wake;
+use crate::contract::{self, META_DIR};
 
 /// Sends `Wake::Signal` for every SIGTERM and SIGINT from now on.
 pub fn forward_signals(tx: Sender<Wake>) -> std::io::Result<()> {
@@ -26,22 +27,21 @@ pub fn forward_signals(tx: Sender<Wake>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Watches for `<meta>/exited`; keep the returned watcher alive. Sends
-/// `Wake::ExitMarker` once it exists (also when it already does).
+/// Watches `<dir>/.shroud` for the exit marker; keep the returned watcher alive.
+/// Sends `Wake::ExitMarker` once it exists (also when it already does).
 pub fn watch_exit_marker(
-    meta: &Path,
+    dir: &Path,
     tx: Sender<Wake>,
 ) -> notify::Result<notify::RecommendedWatcher> {
-    let marker: PathBuf = meta.join("exited");
-    let check = marker.clone();
+    let check: PathBuf = dir.to_path_buf();
     let tx2 = tx.clone();
     let mut watcher = notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
-        if check.exists() {
+        if contract::has_exited(&check) {
             let _ = tx2.send(Wake::ExitMarker);
         }
     })?;
-    watcher.watch(meta, RecursiveMode::NonRecursive)?;
-    if marker.exists() {
+    watcher.watch(&dir.join(META_DIR), RecursiveMode::NonRecursive)?;
+    if contract::has_exited(dir) {
         let _ = tx.send(Wake::ExitMarker);
     }
     Ok(watcher)

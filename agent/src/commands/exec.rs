@@ -6,8 +6,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use crate::cli::ExecArgs;
+use crate::contract::Ack;
 use crate::error::usage;
-use crate::exec::handshake::Ack;
 use crate::exec::watch::{self, Reload, SecretsWatcher, WatchError};
 use crate::exec::{supervise, ExecOptions};
 use crate::live::LiveSet;

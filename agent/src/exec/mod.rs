@@ -32,7 +32,6 @@
 //!   exec` runs a [`watch::SecretsWatcher`] that swaps the set, writes the ack and
 //!   sends [`Rotated`] into the same channel.
 
-pub mod handshake;
 pub mod output;
 pub mod pty;
 pub mod reaper;

@@ -15,7 +15,8 @@ use super::output::{Outputs, PumpDone};
 use super::reaper::{self, reap_all};
 use super::signals::{self, SignalInfo};
 use super::spawn::{spawn, ChildIo, SpawnError};
-use super::{handshake, pty, ExecOptions, OnRotate, Rotated};
+use super::{pty, ExecOptions, OnRotate, Rotated};
+use crate::contract;
 use crate::error::{exit_code, Exit};
 use crate::live::LiveSet;
 
@@ -70,7 +71,7 @@ pub fn supervise(
         Err(e) => exit_code(e),
     };
     if let Some(dir) = &opts.exit_marker {
-        if let Err(e) = handshake::write_exit_marker(dir, code) {
+        if let Err(e) = contract::write_exit_marker(dir, code) {
             warn!(dir = %dir.display(), error = %e, "cannot write the exit marker");
         }
     }
