@@ -106,11 +106,6 @@ impl Output {
         &self.dir
     }
 
-    /// A path inside `.shroud/`.
-    pub fn meta(&self, name: &str) -> PathBuf {
-        self.dir.join(META_DIR).join(name)
-    }
-
     /// Writes `bytes` to a new temporary file next to `dest` (a file name in the
     /// output directory, or a path inside it), with the configured owner and mode.
     pub fn stage(&mut self, dest: &Path, bytes: &[u8]) -> Result<Staged, FilesError> {

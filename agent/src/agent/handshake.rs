@@ -146,7 +146,7 @@ impl Publisher {
 mod tests {
     use super::*;
     use crate::config::OutputConfig;
-    use crate::contract::{live_acks, remove_stale_acks, Ack};
+    use crate::contract::{live_acks, remove_stale_acks, Ack, ACKS_DIR};
 
     fn output(dir: &Path) -> Output {
         Output::open(&OutputConfig {
@@ -213,7 +213,7 @@ mod tests {
         assert!(t.elapsed() >= Duration::from_millis(200));
         exec1.write(2).unwrap();
         assert!(p.wait_acks(&out, g).is_empty());
-        let vf = ValuesFile::parse(&std::fs::read(out.meta("values")).unwrap()).unwrap();
+        let vf = ValuesFile::parse(&std::fs::read(out.dir().join(VALUES_FILE)).unwrap()).unwrap();
         assert_eq!(vf.generation, 2);
         assert_eq!(vf.values.len(), 2);
         assert_eq!(live.swaps(), 2);
@@ -236,7 +236,7 @@ mod tests {
         // A live exec (its ack locked, as exec writes it) and the unlocked file a
         // SIGKILLed one left behind, both at generation 1.
         let (mut live, live_id) = exec_ack(d.path(), g);
-        std::fs::write(out.meta("acks/0123456789abcdef"), format!("{g}\n")).unwrap();
+        std::fs::write(out.dir().join(ACKS_DIR).join("0123456789abcdef"), format!("{g}\n")).unwrap();
         assert_eq!(
             live_acks(out.dir())
                 .into_iter()
@@ -256,7 +256,7 @@ mod tests {
         assert!(p.wait_acks(&out, g2).is_empty());
         assert!(t.elapsed() < timeout, "{:?}", t.elapsed());
         remove_stale_acks(out.dir());
-        assert!(!out.meta("acks/0123456789abcdef").exists());
+        assert!(!out.dir().join(ACKS_DIR).join("0123456789abcdef").exists());
         assert!(live.path().exists());
     }
 
