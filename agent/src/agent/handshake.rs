@@ -236,7 +236,11 @@ mod tests {
         // A live exec (its ack locked, as exec writes it) and the unlocked file a
         // SIGKILLed one left behind, both at generation 1.
         let (mut live, live_id) = exec_ack(d.path(), g);
-        std::fs::write(out.dir().join(ACKS_DIR).join("0123456789abcdef"), format!("{g}\n")).unwrap();
+        std::fs::write(
+            out.dir().join(ACKS_DIR).join("0123456789abcdef"),
+            format!("{g}\n"),
+        )
+        .unwrap();
         assert_eq!(
             live_acks(out.dir())
                 .into_iter()
