@@ -38,22 +38,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         observers.finish();
         return Ok(128 + sig);
     }
-    // The supervisor has no environment option; set it before any child exists.
-    std::env::set_var("SHROUD_SECRETS_DIR", engine.dir());
     let counters = Arc::new(OutputCounters::default());
     observers.attach_output(&counters, crate::exec::uses_pty(args.tty));
     let opts = ExecOptions {
-        command: args.command.iter().map(Into::into).collect(),
+        env: vec![("SHROUD_SECRETS_DIR".into(), engine.dir().into())],
         tty: args.tty,
         pump: PumpConfig {
             mask: cfg.redact.mask.as_bytes().to_vec(),
             ..PumpConfig::default()
         },
         on_rotate: cfg.lifecycle.on_rotate,
-        drain_timeout: Duration::from_secs(2),
         kill_grace: cfg.lifecycle.exit_marker_timeout,
-        exit_marker: None,
         counters,
+        ..ExecOptions::new(args.command.iter().map(Into::into).collect())
     };
     let spawned = std::thread::Builder::new()
         .name("supervise".into())

@@ -66,6 +66,10 @@ pub struct Rotated {
 pub struct ExecOptions {
     /// Program and arguments; must not be empty.
     pub command: Vec<OsString>,
+    /// Variables added to the command's environment (shroud's own is inherited);
+    /// never secret values. Set here, not with `std::env::set_var`, which is
+    /// unsound while other threads may read the environment.
+    pub env: Vec<(OsString, OsString)>,
     /// When the command gets a pseudo-terminal.
     pub tty: TtyMode,
     /// Mask and idle interval for both streams.
@@ -99,6 +103,7 @@ impl ExecOptions {
     pub fn new(command: Vec<OsString>) -> ExecOptions {
         ExecOptions {
             command,
+            env: Vec::new(),
             tty: TtyMode::Auto,
             pump: PumpConfig::default(),
             on_rotate: OnRotate::None,

@@ -147,7 +147,7 @@ impl<'a> Supervisor<'a> {
             ChildIo::Pipes { own_group, .. } => own_group,
             ChildIo::Pty { .. } => true,
         };
-        let pid = spawn(&self.opts.command, io)?;
+        let pid = spawn(&self.opts.command, &self.opts.env, io)?;
         debug!(pid = pid.as_raw(), "command started");
         self.child = Some(Child { pid, own_group });
         Ok(())
