@@ -21,6 +21,7 @@ pub mod pump;
 pub mod report;
 pub mod scanner;
 pub mod secrets_source;
+pub mod signals;
 pub mod telemetry;
 pub mod vault;
 pub mod webhook;

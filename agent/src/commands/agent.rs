@@ -18,7 +18,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<i32> {
     super::harden();
     let observers = crate::agent::observe::install(&cfg)?;
     let (tx, rx) = mpsc::channel();
-    crate::agent::wake::forward_signals(tx.clone())?;
+    let _signals = crate::agent::wake::forward_signals(tx.clone())?;
     // The agent's own log lines are masked with the values it publishes.
     let live = Arc::new(LiveSet::new(shroud_redactor::SecretSet::empty()));
     crate::logging::set_live(live.clone());

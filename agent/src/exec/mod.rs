@@ -36,7 +36,6 @@ pub mod output;
 pub mod pty;
 pub mod reaper;
 pub mod rotate;
-pub mod signals;
 pub mod spawn;
 mod supervisor;
 pub mod watch;
