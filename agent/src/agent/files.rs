@@ -267,30 +267,77 @@ mod tests {
         assert_eq!(out.wipe_all(), 1);
     }
 
-    #[test]
-    fn stage_refuses_symlink_in_the_way() {
-        let d = tempfile::tempdir().unwrap();
-        let target = d.path().join("target");
-        fs::write(&target, b"x").unwrap();
-        let cfg = OutputConfig {
-            dir: d.path().join("out"),
+    fn output(dir: &Path) -> Output {
+        Output::open(&OutputConfig {
+            dir: dir.to_path_buf(),
             require_tmpfs: false,
             uid: None,
             gid: None,
             mode: 0o400,
-        };
-        let _out = Output::open(&cfg).unwrap();
-        std::os::unix::fs::symlink(&target, cfg.dir.join("s")).unwrap();
-        assert!(!zero_fill(&cfg.dir.join("s")));
-        assert_eq!(fs::read(&target).unwrap(), b"x");
+        })
+        .unwrap()
     }
 
     #[test]
-    fn disk_dir_is_not_tmpfs() {
-        // The crate directory is on the build disk, never tmpfs in CI.
-        let e = check_tmpfs(Path::new(env!("CARGO_MANIFEST_DIR")));
-        if let Err(e) = e {
-            assert!(e.to_string().contains("not on tmpfs"));
-        }
+    fn stage_replaces_a_symlink_in_the_way_and_never_writes_through_it() {
+        let d = tempfile::tempdir().unwrap();
+        let target = d.path().join("target");
+        fs::write(&target, b"x").unwrap();
+        let dir = d.path().join("out");
+        let mut out = output(&dir);
+        std::os::unix::fs::symlink(&target, dir.join("s")).unwrap();
+        out.write(Path::new("s"), b"secret").unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"x", "written through the link");
+        let m = fs::symlink_metadata(dir.join("s")).unwrap();
+        assert!(m.file_type().is_file(), "the link itself was replaced");
+        assert_eq!(fs::read(dir.join("s")).unwrap(), b"secret");
+    }
+
+    #[test]
+    fn wipe_refuses_to_follow_a_symlink() {
+        let d = tempfile::tempdir().unwrap();
+        let target = d.path().join("target");
+        fs::write(&target, b"x").unwrap();
+        let dir = d.path().join("out");
+        let _out = output(&dir);
+        std::os::unix::fs::symlink(&target, dir.join("s")).unwrap();
+        assert!(!zero_fill(&dir.join("s")));
+        assert_eq!(fs::read(&target).unwrap(), b"x");
+    }
+
+    /// The filesystem type of `path` according to /proc/self/mounts (the longest
+    /// mount point containing it): a source independent of statfs.
+    fn mount_type(path: &Path) -> String {
+        let path = fs::canonicalize(path).unwrap();
+        let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
+        mounts
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                Some((PathBuf::from(f.get(1)?), f.get(2)?.to_string()))
+            })
+            .filter(|(mp, _)| path.starts_with(mp))
+            .max_by_key(|(mp, _)| mp.as_os_str().len())
+            .map(|(_, t)| t)
+            .unwrap()
+    }
+
+    #[test]
+    fn tmpfs_check_agrees_with_the_mount_table() {
+        let shm = Path::new("/dev/shm");
+        assert_eq!(
+            mount_type(shm),
+            "tmpfs",
+            "this test needs /dev/shm on tmpfs"
+        );
+        check_tmpfs(shm).unwrap();
+        let disk = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let fstype = mount_type(disk);
+        assert!(
+            !matches!(fstype.as_str(), "tmpfs" | "ramfs"),
+            "this test needs the source tree on a disk filesystem, not {fstype}"
+        );
+        let e = check_tmpfs(disk).unwrap_err();
+        assert!(e.to_string().contains("not on tmpfs"), "{e}");
     }
 }
