@@ -11,32 +11,18 @@ use std::time::{Duration, Instant};
 use tracing::{error, info, warn};
 use zeroize::Zeroizing;
 
-use super::{Current, Due, Engine, StartError};
-use crate::agent::backoff::{renew_after, Backoff};
-use crate::agent::handshake::entry_name;
+use super::{lease_grant, leaves, token_grant, Current, Engine, StartError};
 use crate::agent::render::render;
+use crate::agent::retry::retry;
 use crate::agent::state::{Saved, SavedLease, SavedSecret, SavedToken};
+use crate::contract::VALUES_FILE;
 use crate::events::{self, Event, Outcome};
 use crate::vault::api::{self, LeaseInfo, SecretData};
 use crate::vault::{Token, VaultError};
 
-/// Retries `f` while Vault is unreachable, until `deadline`.
-fn retry<T>(
-    deadline: Instant,
-    what: &str,
-    mut f: impl FnMut() -> Result<T, VaultError>,
-) -> Result<T, VaultError> {
-    let mut backoff = Backoff::default();
-    loop {
-        match f() {
-            Err(e) if e.is_transient() && Instant::now() < deadline => {
-                let d = backoff.next_delay();
-                warn!(error = %e, retry_in = ?d, "{what} failed; retrying");
-                std::thread::sleep(d);
-            }
-            r => return r,
-        }
-    }
+/// Logs a retry of `what` while Vault is unreachable.
+fn log_retry(what: &'static str) -> impl FnMut(&VaultError, Duration) {
+    move |e, d| warn!(error = %e, retry_in = ?d, "{what} failed; retrying")
 }
 
 /// What became of a saved secret's lease.
@@ -84,8 +70,6 @@ impl Engine {
         self.publisher.take_over(&self.out, true);
         self.drop_unconfigured(&saved, token_adopted);
 
-        let now = Instant::now();
-        let threshold = self.cfg.lifecycle.renew_threshold;
         // No saved values: fetched as at a first start.
         let mut fetch = Vec::new();
         // Values adopted but the file is missing or differs (a crash between
@@ -112,39 +96,38 @@ impl Engine {
             let on_disk = self.out.adopt(Path::new(&spec.name));
             let in_place = on_disk.as_deref().map(Vec::as_slice) == Some(&rendered[..]);
             let first_ttl = Duration::from_secs(ss.lease.as_ref().map_or(0, |l| l.first_ttl));
-            let s = &mut self.secrets[i];
-            let (next, due, lease, expires) = match lease {
+            let now = Instant::now();
+            let lease = match lease {
                 Lease::Alive(info) => {
                     kept += 1;
-                    let due = if info.renewable {
-                        Due::Renew
-                    } else {
-                        Due::Rotate
-                    };
-                    let expires = Some(now + info.duration);
-                    (
-                        now + renew_after(info.duration, threshold),
-                        due,
-                        Some(info),
-                        expires,
-                    )
+                    let grant = lease_grant(&info);
+                    self.schedule
+                        .adopted(i, Some(grant), first_ttl, spec.refresh, now);
+                    Some(info)
                 }
-                Lease::None => (now + spec.refresh, Due::Refresh, None, None),
+                Lease::None => {
+                    self.schedule.adopted(i, None, first_ttl, spec.refresh, now);
+                    None
+                }
                 Lease::Dead => {
+                    // Replaced by the loop's first step, through the normal
+                    // rotation handshake (the file is written then).
                     replaced += 1;
-                    (now, Due::Rotate, None, None)
+                    self.schedule.replace_now(i, now);
+                    self.secrets[i].current = Some(Current {
+                        data,
+                        lease: None,
+                        rendered,
+                    });
+                    continue;
                 }
             };
-            if !in_place && !matches!(due, Due::Rotate if lease.is_none()) {
+            if !in_place {
                 write.push(i);
             }
-            s.next = next;
-            s.due = due;
-            s.current = Some(Current {
+            self.secrets[i].current = Some(Current {
                 data,
                 lease,
-                first_ttl,
-                expires,
                 rendered,
             });
         }
@@ -152,7 +135,7 @@ impl Engine {
         write.extend(fetch);
         if write.is_empty() {
             // Every file is in place: the generation stays, the execs' sets too.
-            self.out.adopt(Path::new(".shroud/values"));
+            self.out.adopt(Path::new(VALUES_FILE));
             self.publisher.restore_live(self.current_values());
             self.save_state();
         } else {
@@ -177,7 +160,11 @@ impl Engine {
         self.client
             .set_token(Some(Token(Zeroizing::new(t.token.clone()))));
         let client = &self.client;
-        let result = retry(deadline, "token lookup", || api::lookup_self(client));
+        let result = retry(
+            deadline,
+            || api::lookup_self(client),
+            log_retry("token lookup"),
+        );
         let info = match result {
             Ok(info) if info.accessor.as_deref().is_none_or(|a| a == t.accessor) => info,
             Err(e) if e.is_transient() => {
@@ -192,12 +179,12 @@ impl Engine {
                 return Ok(false);
             }
         };
-        let now = Instant::now();
-        self.token.accessor = info.accessor;
-        self.token.first_ttl = Duration::from_secs(t.first_ttl);
-        self.token.renew = info.renewable;
-        self.token.next = (!info.ttl.is_zero())
-            .then(|| now + renew_after(info.ttl, self.cfg.lifecycle.renew_threshold));
+        self.schedule.token_adopted(
+            token_grant(&info),
+            Duration::from_secs(t.first_ttl),
+            Instant::now(),
+        );
+        self.accessor = info.accessor;
         info!(ttl = ?info.ttl, "adopted the previous agent's Vault token");
         Ok(true)
     }
@@ -211,12 +198,18 @@ impl Engine {
         deadline: Instant,
     ) -> Result<Lease, StartError> {
         let c = &self.client;
-        let mut result = retry(deadline, "lease lookup", || api::lookup_lease(c, &l.id));
+        let mut result = retry(
+            deadline,
+            || api::lookup_lease(c, &l.id),
+            log_retry("lease lookup"),
+        );
         if matches!(result, Err(VaultError::Denied { .. })) {
             let increment = Duration::from_secs(l.first_ttl);
-            result = retry(deadline, "lease renewal", || {
-                api::renew_lease(c, &l.id, increment)
-            });
+            result = retry(
+                deadline,
+                || api::renew_lease(c, &l.id, increment),
+                log_retry("lease renewal"),
+            );
         }
         match result {
             Ok(info) if !info.duration.is_zero() => Ok(Lease::Alive(info)),
@@ -245,9 +238,7 @@ impl Engine {
         let mut retire = Vec::new();
         for ss in saved.secrets.iter().filter(|ss| !configured(ss)) {
             revoke.extend(ss.lease.as_ref().map(|l| l.id.clone()));
-            for (field, value) in SecretData(ss.data.clone()).leaves() {
-                retire.push((entry_name(&ss.name, &field), value));
-            }
+            retire.extend(leaves(&ss.name, &SecretData(ss.data.clone())));
             if !self.secrets.iter().any(|s| s.spec.name == ss.name) {
                 self.out.wipe_name(&ss.name);
             }
@@ -281,14 +272,15 @@ impl Engine {
         let saved = Saved {
             token: self.client.token().map(|t| SavedToken {
                 token: t.0.to_string(),
-                accessor: self.token.accessor.clone().unwrap_or_default(),
-                first_ttl: self.token.first_ttl.as_secs(),
+                accessor: self.accessor.clone().unwrap_or_default(),
+                first_ttl: self.schedule.token_first_ttl().as_secs(),
             }),
             generation: self.publisher.generation(),
             secrets: self
                 .secrets
                 .iter()
-                .filter_map(|s| {
+                .zip(&self.schedule.secrets)
+                .filter_map(|(s, timer)| {
                     let c = s.current.as_ref()?;
                     Some(SavedSecret {
                         name: s.spec.name.clone(),
@@ -296,7 +288,7 @@ impl Engine {
                         data: c.data.0.clone(),
                         lease: c.lease.as_ref().map(|l| SavedLease {
                             id: l.id.clone(),
-                            first_ttl: c.first_ttl.as_secs(),
+                            first_ttl: timer.first_ttl.as_secs(),
                         }),
                     })
                 })
