@@ -333,7 +333,23 @@ def report(n, s, b):
         print(f"  {sec:2d}-{sec + 1:<2d}s {a}   {c}")
 
 
+INOTIFY = Path("/proc/sys/fs/inotify/max_user_instances")
+
+
+def raise_inotify_limit():
+    """Each shroud agent watches its output dir with one inotify instance, and
+    the kernel allows 128 per uid by default (on a Kubernetes node that is per
+    uid across every pod): raised for the run, restored after. Returns the old value."""
+    old = int(INOTIFY.read_text())
+    want = max(SIZES) + 256
+    if old < want:
+        INOTIFY.write_text(str(want))
+        say(f"fs.inotify.max_user_instances {old} -> {want} for this run")
+    return old
+
+
 def main():
+    old_inotify = raise_inotify_limit()
     work = Path(tempfile.mkdtemp(prefix="shroud-fleet-"))
     os.chmod(work, 0o755)
     out = work / "out"
@@ -358,6 +374,8 @@ def main():
             bao.stop()
         pg.stop()
         subprocess.run(["umount", "-l", str(out)])
+        if int(INOTIFY.read_text()) != old_inotify:
+            INOTIFY.write_text(str(old_inotify))
         if not os.environ.get("KEEP"):
             subprocess.run(["rm", "-rf", str(work)])
 
