@@ -3,7 +3,7 @@
 //! else happens. Every error names the key and where the configuration came from.
 
 mod env;
-mod raw;
+pub mod raw;
 mod validate;
 
 use std::fmt;
