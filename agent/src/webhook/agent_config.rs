@@ -92,7 +92,7 @@ fn variant_name(tag: impl Serialize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::webhook::annotations::{parse, Decision};
+    use crate::webhook::decision::{parse, Decision};
 
     /// An injection with every kind and format, and the webhook's defaults
     /// plus a CA and a timeout.
@@ -164,5 +164,58 @@ mod tests {
             assert!(!text.contains(absent), "`{absent}` written:\n{text}");
         }
         assert!(text.contains("kind = \"kv2\"") && text.contains("format = \"template\""));
+    }
+
+    /// The webhook writes agent configurations into pods; they must pass this
+    /// validation (a contract test between the two).
+    #[test]
+    fn the_webhooks_agent_config_is_valid() {
+        use crate::config::AuthMethod;
+        use crate::webhook::annotations::{Origin, SecretFormat, SecretKind as K, SecretSpec as S};
+        let spec = |name: &str, kind, field: Option<&str>, format, template: Option<&str>| S {
+            name: name.into(),
+            path: "p/x".into(),
+            path_annotation: "a".into(),
+            kind,
+            field: field.map(Into::into),
+            format,
+            template: template.map(Into::into),
+        };
+        let inj = Injection {
+            origin: Origin::Shroud,
+            role: "app".into(),
+            secrets: vec![
+                spec("db.json", K::Dynamic, None, SecretFormat::Json, None),
+                spec("api", K::Kv2, Some("key"), SecretFormat::Raw, None),
+                spec("env", K::Generic, None, SecretFormat::Env, None),
+                spec(
+                    "dsn",
+                    K::Dynamic,
+                    None,
+                    SecretFormat::Template,
+                    Some("{{ username }}"),
+                ),
+            ],
+            containers: None,
+            commands: Default::default(),
+            on_rotate: None,
+            native_sidecar: None,
+            warnings: Vec::new(),
+        };
+        let text = render(
+            &inj,
+            &crate::webhook::config::WebhookConfig::default(),
+            FileOwner {
+                uid: 65532,
+                gid: 65532,
+                mode: 0o440,
+            },
+        );
+        let c = crate::config::parse("test.toml", &text, std::iter::empty())
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(c.secrets.len(), 4);
+        assert_eq!(c.output.uid, Some(65532));
+        assert_eq!(c.output.mode, 0o440);
+        assert_eq!(c.auth.method, AuthMethod::Kubernetes);
     }
 }
