@@ -66,7 +66,7 @@ mod tests {
 
     #[test]
     fn wipe_slice_zeroes_exactly_the_slice() {
-        let mut v = vec![0xAAu8; 64];
+        let mut v = [0xAAu8; 64];
         wipe_slice(&mut v[1..63]);
         assert_eq!(v[0], 0xAA);
         assert!(v[1..63].iter().all(|&b| b == 0));
