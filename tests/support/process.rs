@@ -113,6 +113,7 @@ pub fn publish_values(dir: &Path, generation: u64, values: &[(&str, &[u8])]) {
     std::fs::create_dir_all(dir.join(".shroud")).unwrap();
     let file = ValuesFile {
         generation,
+        retain: None,
         values: values
             .iter()
             .map(|(n, v)| (n.to_string(), Zeroizing::new(v.to_vec())))

@@ -113,6 +113,7 @@ impl Publisher {
         self.generation += 1;
         let mut file = ValuesFile {
             generation: self.generation,
+            retain: Some(self.retain),
             values: current,
         };
         for r in &self.retired {

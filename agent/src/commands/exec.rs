@@ -101,6 +101,7 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
         on_rotate: args.on_rotate,
         drain_timeout: args.drain_timeout,
         kill_grace: args.kill_grace,
+        kill_after_grace: false,
         exit_marker: sources.dir.clone(),
         counters,
     };

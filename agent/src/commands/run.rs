@@ -52,6 +52,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         on_rotate: cfg.lifecycle.on_rotate,
         drain_timeout: Duration::from_secs(2),
         kill_grace: cfg.lifecycle.exit_marker_timeout,
+        kill_after_grace: true,
         exit_marker: None,
         counters,
     };

@@ -78,6 +78,11 @@ pub struct ExecOptions {
     /// How long after a forwarded SIGTERM/SIGINT a second one escalates to
     /// SIGKILL; also how long a restart waits before SIGKILL.
     pub kill_grace: Duration,
+    /// Send SIGKILL once `kill_grace` has passed after the first forwarded
+    /// SIGTERM/SIGINT, without waiting for a second one (`shroud run`: nothing
+    /// else will, and the wipe and revocation must still fit the grace the
+    /// container runtime gives).
+    pub kill_after_grace: bool,
     /// Write `<dir>/.shroud/exited` with the exit code at the end.
     pub exit_marker: Option<PathBuf>,
     /// Byte and mask counters of the two streams (for metrics).
@@ -105,6 +110,7 @@ impl ExecOptions {
             on_rotate: OnRotate::None,
             drain_timeout: Duration::from_secs(2),
             kill_grace: Duration::from_secs(10),
+            kill_after_grace: false,
             exit_marker: None,
             counters: Arc::default(),
         }
