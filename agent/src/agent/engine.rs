@@ -30,6 +30,9 @@ pub enum Wake {
     ExitMarker,
     /// The wrapped command ended (run mode) with this exit code.
     ChildExited(i32),
+    /// Run mode: a SIGTERM/SIGINT was forwarded to the command at this time;
+    /// the shutdown deadline starts to run.
+    Stopping(Instant),
 }
 
 /// Why the agent could not start.
@@ -121,6 +124,8 @@ pub struct Engine {
     out: Output,
     publisher: Publisher,
     on_publish: Option<OnPublish>,
+    /// When everything must be over (set once a stop was asked for).
+    stop_deadline: Option<Instant>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -129,6 +134,14 @@ impl std::fmt::Debug for Engine {
             .field("secrets", &self.secrets.len())
             .finish_non_exhaustive()
     }
+}
+
+/// A secret's values as redaction-set entries.
+fn leaf_entries(name: &str, data: &SecretData) -> Vec<(String, Zeroizing<Vec<u8>>)> {
+    data.leaves()
+        .into_iter()
+        .map(|(field, value)| (entry_name(name, &field), value))
+        .collect()
 }
 
 fn lease_id(c: &Option<Current>) -> Option<&str> {
@@ -176,6 +189,7 @@ impl Engine {
             client,
             out,
             on_publish,
+            stop_deadline: None,
         };
         match engine.first_render() {
             Ok(()) => Ok(engine),
@@ -234,8 +248,8 @@ impl Engine {
             })
             .collect::<Vec<_>>();
         let generation = {
-            let values = self.current_values();
-            self.publisher.publish(&mut self.out, values)
+            let values = self.current_values(None);
+            self.publisher.publish(&mut self.out, values, &[])
         }?;
         let mut files = Vec::new();
         for (name, bytes) in staged {
@@ -342,13 +356,20 @@ impl Engine {
         })
     }
 
-    fn current_values(&self) -> Vec<(String, Zeroizing<Vec<u8>>)> {
+    /// Every current value as redaction-set entries; with `candidate`, secret
+    /// `i`'s values are those of the read being published instead.
+    fn current_values(
+        &self,
+        candidate: Option<(usize, &SecretData)>,
+    ) -> Vec<(String, Zeroizing<Vec<u8>>)> {
         let mut v = Vec::new();
-        for s in &self.secrets {
-            if let Some(c) = &s.current {
-                for (field, value) in c.data.leaves() {
-                    v.push((entry_name(&s.spec.name, &field), value));
-                }
+        for (i, s) in self.secrets.iter().enumerate() {
+            let data = match candidate {
+                Some((c, data)) if c == i => Some(data),
+                _ => s.current.as_ref().map(|c| &c.data),
+            };
+            if let Some(data) = data {
+                v.extend(leaf_entries(&s.spec.name, data));
             }
         }
         v
@@ -372,8 +393,8 @@ impl Engine {
             self.expire(now);
             if self.publisher.prune(now) {
                 if let Err(e) = {
-                    let values = self.current_values();
-                    self.publisher.publish(&mut self.out, values)
+                    let values = self.current_values(None);
+                    self.publisher.publish(&mut self.out, values, &[])
                 } {
                     error!(error = %e, "cannot update the redaction set");
                 }
@@ -422,13 +443,7 @@ impl Engine {
                 warn!(secret = %name, "lease expired before it could be renewed or replaced; removing the file");
                 self.out.wipe_name(&name);
                 if let Some(old) = self.secrets[i].current.take() {
-                    let leaves = old
-                        .data
-                        .leaves()
-                        .into_iter()
-                        .map(|(f, v)| (entry_name(&name, &f), v))
-                        .collect();
-                    self.publisher.retire(leaves);
+                    self.publisher.retire(leaf_entries(&name, &old.data));
                 }
                 events::emit(Event::LeaseTtl {
                     secret: &name,
@@ -492,6 +507,46 @@ impl Engine {
         }
     }
 
+    /// After a refusal that may mean Vault no longer knows the token (a restart
+    /// that lost its state, an operator's revocation): looks the token up, and
+    /// when it is gone logs in again at once and makes every secret due for a
+    /// new read, published as a rotation. True when the token was gone (the
+    /// caller's own retry is then replaced by that).
+    fn token_lost(&mut self, e: &VaultError) -> bool {
+        if !e.may_be_token_loss() {
+            return false;
+        }
+        match api::lookup_self(&self.client) {
+            Ok(_) => return false,
+            Err(lookup) if !lookup.may_be_token_loss() => return false,
+            Err(_) => {}
+        }
+        warn!(error = %e, "Vault no longer knows shroud's token; logging in again");
+        self.relogin();
+        true
+    }
+
+    /// A new login now; on success every secret is fetched again (leases die
+    /// with the token that created them) and every backoff starts over.
+    fn relogin(&mut self) {
+        match self.login() {
+            Ok(()) => {
+                let now = Instant::now();
+                for s in &mut self.secrets {
+                    s.due = Due::Rotate;
+                    s.next = now;
+                    s.backoff.reset();
+                }
+            }
+            Err(e) => {
+                let d = self.token.backoff.next_delay();
+                warn!(error = %e, retry_in = ?d, "login failed; retrying");
+                self.token.renew = false;
+                self.token.next = Some(Instant::now() + d);
+            }
+        }
+    }
+
     fn retry(&mut self, i: usize, what: &str, e: &VaultError) {
         let s = &mut self.secrets[i];
         let d = s.backoff.next_delay();
@@ -550,7 +605,9 @@ impl Engine {
                 }
             }
             Err(e) if e.is_transient() => self.retry(i, "lease renewal", &e),
+            Err(e) if self.token_lost(&e) => {}
             Err(e) => {
+                let spec = &self.secrets[i].spec;
                 warn!(secret = %spec.name, error = %e, "lease cannot be renewed; fetching new credentials");
                 let s = &mut self.secrets[i];
                 s.due = Due::Rotate;
@@ -562,6 +619,7 @@ impl Engine {
     fn refetch(&mut self, i: usize) {
         let read = match self.fetch(i) {
             Ok(r) => r,
+            Err(e) if !e.is_transient() && self.token_lost(&e) => return,
             Err(e) => return self.retry(i, "fetch", &e),
         };
         let rendered = match render(&self.secrets[i].spec, &read.data) {
@@ -582,9 +640,17 @@ impl Engine {
         }
         let name = self.secrets[i].spec.name.clone();
         let new_lease = read.lease.as_ref().map(|l| l.id.clone());
-        let old = self.install(i, read, rendered.clone());
-        if let Err(e) = self.publish_one(&name, old.as_ref(), &rendered) {
-            error!(secret = %name, error = %e, "cannot publish new values");
+        if let Err(e) = self.publish_one(i, &read.data, &rendered) {
+            self.publication_failed(i, &e, new_lease.as_deref());
+            return;
+        }
+        events::emit(Event::Publish {
+            secret: Some(&name),
+            outcome: Outcome::Ok,
+        });
+        let old = self.install(i, read, rendered);
+        if let Some(old) = &old {
+            self.publisher.retire(leaf_entries(&name, &old.data));
         }
         let spec = &self.secrets[i].spec;
         events::emit(Event::Rotate {
@@ -600,27 +666,44 @@ impl Engine {
         }
     }
 
-    /// The handshake for one secret: values (new + retired old) first, then the file.
+    /// A rotation that failed before its file was in place: the previous values
+    /// stay current (their lease is kept), the unused new lease is revoked, and
+    /// the rotation is tried again, with backoff, from a new read.
+    fn publication_failed(&mut self, i: usize, e: &FilesError, new_lease: Option<&str>) {
+        let name = self.secrets[i].spec.name.clone();
+        events::emit(Event::Publish {
+            secret: Some(&name),
+            outcome: Outcome::Error(e.to_string()),
+        });
+        let d = self.secrets[i].backoff.next_delay();
+        error!(secret = %name, error = %e, retry_in = ?d, "publication failed before the new file was in place; the previous values stay current");
+        if let Some(id) = new_lease {
+            self.revoke_lease(i, id, Instant::now());
+        }
+        self.secrets[i].next = Instant::now() + d;
+    }
+
+    /// The handshake for one secret's new values (`data`, rendered as
+    /// `rendered`): values file with them current and the old ones retired,
+    /// staged file, acks, rename. Nothing of the engine's state changes here:
+    /// the caller installs the new values only once this worked.
     fn publish_one(
         &mut self,
-        name: &str,
-        old: Option<&Current>,
+        i: usize,
+        data: &SecretData,
         rendered: &[u8],
     ) -> Result<(), FilesError> {
-        if let Some(old) = old {
-            let leaves = old
-                .data
-                .leaves()
-                .into_iter()
-                .map(|(f, v)| (entry_name(name, &f), v))
-                .collect();
-            self.publisher.retire(leaves);
-        }
+        let name = self.secrets[i].spec.name.clone();
+        let retiring = self.secrets[i]
+            .current
+            .as_ref()
+            .map(|c| leaf_entries(&name, &c.data))
+            .unwrap_or_default();
         let generation = {
-            let values = self.current_values();
-            self.publisher.publish(&mut self.out, values)
+            let values = self.current_values(Some((i, data)));
+            self.publisher.publish(&mut self.out, values, &retiring)
         }?;
-        let staged = self.out.stage(Path::new(name), rendered)?;
+        let staged = self.out.stage(Path::new(&name), rendered)?;
         self.await_acks(generation);
         self.out.commit(staged)?;
         if let Some(hook) = &mut self.on_publish {
@@ -659,9 +742,20 @@ impl Engine {
         }
     }
 
+    /// A stop was asked for: from now on every Vault call gets at most the time
+    /// left until `deadline` (the end of the grace plus `revoke_timeout`), and
+    /// the revocation at [`Engine::shutdown`] ends by then too.
+    pub fn stop_by(&mut self, deadline: Instant) {
+        self.stop_deadline = Some(deadline);
+        self.client.set_deadline(Some(deadline));
+    }
+
     /// Wipes every file, then revokes every lease and the token (when
     /// `revoke_on_exit`). Files go first: they must not outlive the process even
     /// when Vault is unreachable and revocation has to wait for its deadline.
+    /// The revocation is one deadline, `revoke_timeout` from now (or the one
+    /// [`Engine::stop_by`] set, when earlier): every request's timeout is what
+    /// is left of it, however many leases there are.
     pub fn shutdown(mut self) {
         let start = Instant::now();
         let files = self.out.wipe_all();
@@ -673,7 +767,9 @@ impl Engine {
         });
         info!(files, "files wiped");
         if self.cfg.lifecycle.revoke_on_exit && self.client.token().is_some() {
-            let deadline = Instant::now() + self.cfg.lifecycle.revoke_timeout;
+            let own = Instant::now() + self.cfg.lifecycle.revoke_timeout;
+            let deadline = self.stop_deadline.map_or(own, |d| d.min(own));
+            self.client.set_deadline(Some(deadline));
             for i in 0..self.secrets.len() {
                 let id = lease_id(&self.secrets[i].current).map(str::to_string);
                 if let Some(id) = id {

@@ -102,6 +102,7 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
         drain_timeout: args.drain_timeout,
         kill_grace: args.kill_grace,
         kill_after_grace: false,
+        stop_notice: None,
         exit_marker: sources.dir.clone(),
         counters,
     };

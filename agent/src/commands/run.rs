@@ -40,6 +40,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     }
     // The supervisor has no environment option; set it before any child exists.
     std::env::set_var("SHROUD_SECRETS_DIR", engine.dir());
+    let (stop_tx, stop_rx) = mpsc::channel();
+    let wake = tx.clone();
+    let notice = std::thread::Builder::new()
+        .name("stop-notice".into())
+        .spawn(move || {
+            for at in stop_rx {
+                let _ = wake.send(Wake::Stopping(at));
+            }
+        });
+    if let Err(e) = notice {
+        engine.shutdown();
+        return Err(anyhow::Error::new(e).context("starting the stop-notice thread"));
+    }
     let counters = Arc::new(OutputCounters::default());
     observers.attach_output(&counters, crate::exec::uses_pty(args.tty));
     let opts = ExecOptions {
@@ -53,6 +66,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         drain_timeout: Duration::from_secs(2),
         kill_grace: cfg.lifecycle.exit_marker_timeout,
         kill_after_grace: true,
+        stop_notice: Some(stop_tx),
         exit_marker: None,
         counters,
     };
@@ -86,6 +100,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
                     nix::sys::signal::Signal::try_from(sig)
                         .unwrap_or(nix::sys::signal::Signal::SIGTERM),
                 );
+            }
+            Wake::Stopping(at) => {
+                let l = &cfg.lifecycle;
+                engine.stop_by(at + l.exit_marker_timeout + l.revoke_timeout);
             }
             Wake::ExitMarker => {}
         }

@@ -284,6 +284,9 @@ impl<'a> Supervisor<'a> {
                 Some(_) => {}
                 None => {
                     self.first_stop = Some(Instant::now());
+                    if let Some(notice) = &self.opts.stop_notice {
+                        let _ = notice.send(Instant::now());
+                    }
                     if self.opts.kill_after_grace {
                         self.kill_at = Some(Instant::now() + self.opts.kill_grace);
                     }
