@@ -11,7 +11,7 @@ use tracing::{error, info, warn};
 use zeroize::Zeroizing;
 
 use super::backoff::{renew_after, Backoff};
-use super::files::{FilesError, Output};
+use super::files::{DirState, FilesError, Output};
 use super::handshake::{entry_name, Publisher};
 use super::render::{render, RenderError};
 use crate::config::{Config, SecretKind, SecretSpec};
@@ -75,6 +75,10 @@ impl StartError {
     }
 }
 
+/// How often the output directory is checked between publications (a deleted
+/// one is created again, a replaced one reported).
+const DIR_CHECK: Duration = Duration::from_secs(1);
+
 /// What is due next for a secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Due {
@@ -126,6 +130,10 @@ pub struct Engine {
     on_publish: Option<OnPublish>,
     /// When everything must be over (set once a stop was asked for).
     stop_deadline: Option<Instant>,
+    /// When the output directory was last checked.
+    dir_checked: Instant,
+    /// The output directory was found replaced (logged once per episode).
+    dir_fault: bool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -190,6 +198,8 @@ impl Engine {
             out,
             on_publish,
             stop_deadline: None,
+            dir_checked: now,
+            dir_fault: false,
         };
         match engine.first_render() {
             Ok(()) => Ok(engine),
@@ -237,31 +247,7 @@ impl Engine {
             let rendered = render(&self.secrets[i].spec, &read.data)?;
             self.install(i, read, rendered);
         }
-        let staged = self
-            .secrets
-            .iter()
-            .map(|s| {
-                (
-                    s.spec.name.clone(),
-                    s.current.as_ref().map(|c| c.rendered.clone()),
-                )
-            })
-            .collect::<Vec<_>>();
-        let generation = {
-            let values = self.current_values(None);
-            self.publisher.publish(&mut self.out, values, &[])
-        }?;
-        let mut files = Vec::new();
-        for (name, bytes) in staged {
-            if let Some(bytes) = bytes {
-                files.push(self.out.stage(Path::new(&name), &bytes)?);
-            }
-        }
-        self.await_acks(generation);
-        for f in files {
-            self.out.commit(f)?;
-        }
-        self.out.write(Path::new(".shroud/ready"), b"")?;
+        self.publish_all()?;
         events::emit(Event::Ready);
         info!(
             secrets = self.secrets.len(),
@@ -269,6 +255,64 @@ impl Engine {
             "secrets rendered"
         );
         Ok(())
+    }
+
+    /// Publishes every current value and file, then the ready marker (the
+    /// first render, and a directory created again).
+    fn publish_all(&mut self) -> Result<(), FilesError> {
+        let staged = self
+            .secrets
+            .iter()
+            .filter_map(|s| Some((s.spec.name.clone(), s.current.as_ref()?.rendered.clone())))
+            .collect::<Vec<_>>();
+        let generation = {
+            let values = self.current_values(None);
+            self.publisher.publish(&mut self.out, values, &[])
+        }?;
+        let mut files = Vec::new();
+        for (name, bytes) in staged {
+            files.push(self.out.stage(Path::new(&name), &bytes)?);
+        }
+        self.await_acks(generation);
+        for f in files {
+            self.out.commit(f)?;
+        }
+        self.out.write(Path::new(".shroud/ready"), b"")
+    }
+
+    /// Before a publication, and at least every [`DIR_CHECK`]: the output
+    /// directory is still the one held open ([`Output::check`]). A deleted one
+    /// has been created again: everything is published there again.
+    fn check_output(&mut self) -> Result<(), FilesError> {
+        self.dir_checked = Instant::now();
+        let result = match self.out.check(&self.cfg.output) {
+            Ok(DirState::Same) => Ok(()),
+            Ok(DirState::Recreated) => {
+                warn!(dir = %self.out.dir().display(), "the output directory was deleted; created it again and publishing every secret there again");
+                self.publish_all()
+            }
+            Err(e) => Err(e),
+        };
+        match (&result, self.dir_fault) {
+            (Ok(()), true) => {
+                self.dir_fault = false;
+                info!(dir = %self.out.dir().display(), "the output directory is usable again");
+                events::emit(Event::Publish {
+                    secret: None,
+                    outcome: Outcome::Ok,
+                });
+            }
+            (Err(e), false) => {
+                self.dir_fault = true;
+                error!(error = %e, "the output directory cannot be published to");
+                events::emit(Event::Publish {
+                    secret: None,
+                    outcome: Outcome::Error(e.to_string()),
+                });
+            }
+            _ => {}
+        }
+        result
     }
 
     fn login(&mut self) -> Result<(), AuthError> {
@@ -391,7 +435,11 @@ impl Engine {
         loop {
             let now = Instant::now();
             self.expire(now);
-            if self.publisher.prune(now) {
+            if now >= self.dir_checked + DIR_CHECK {
+                // Logged and counted inside; publications retry by themselves.
+                let _ = self.check_output();
+            }
+            if self.publisher.prune(now) && self.check_output().is_ok() {
                 if let Err(e) = {
                     let values = self.current_values(None);
                     self.publisher.publish(&mut self.out, values, &[])
@@ -414,6 +462,7 @@ impl Engine {
                 .iter()
                 .map(|s| s.next)
                 .chain(self.token.next)
+                .chain(Some(self.dir_checked + DIR_CHECK))
                 .chain(self.publisher.next_expiry())
                 .chain(
                     self.secrets
@@ -699,6 +748,7 @@ impl Engine {
             .as_ref()
             .map(|c| leaf_entries(&name, &c.data))
             .unwrap_or_default();
+        self.check_output()?;
         let generation = {
             let values = self.current_values(Some((i, data)));
             self.publisher.publish(&mut self.out, values, &retiring)
