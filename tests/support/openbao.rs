@@ -31,6 +31,15 @@ pub struct OpenBao {
     _dir: tempfile::TempDir,
 }
 
+/// `path` opened for appending (a server's log across restarts).
+fn append(path: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap()
+}
+
 /// GETs `url_path` on 127.0.0.1:`port`; the HTTP status, or None when unreachable.
 pub fn http_status(port: u16, url_path: &str) -> Option<u16> {
     let mut s = TcpStream::connect_timeout(
@@ -177,20 +186,8 @@ impl OpenBao {
                 &format!("-dev-root-token-id={ROOT_TOKEN}"),
                 &format!("-dev-listen-address=127.0.0.1:{port}"),
             ])
-            .stdout(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(log)
-                    .unwrap(),
-            )
-            .stderr(Stdio::from(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(dir.join("bao.err"))
-                    .unwrap(),
-            ))
+            .stdout(append(log))
+            .stderr(append(&dir.join("bao.err")))
             .spawn()
             .expect("starting bao server -dev")
     }
@@ -199,7 +196,10 @@ impl OpenBao {
     /// lease, mount and policy is gone (a dev or DR server's restart), and it
     /// answers again as soon as this returns.
     pub fn restart_empty(&mut self) {
-        assert!(self.persistent.is_none() && self.ca_cert.is_none(), "a plain dev server");
+        assert!(
+            self.persistent.is_none() && self.ca_cert.is_none(),
+            "a plain dev server"
+        );
         self.stop();
         self.child = Self::spawn_dev(self.port, &self.log, self._dir.path());
         self.await_health(Duration::from_secs(30));
@@ -209,13 +209,7 @@ impl OpenBao {
         Command::new("bao")
             .args(["server", "-config"])
             .arg(config)
-            .stdout(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(log)
-                    .unwrap(),
-            )
+            .stdout(append(log))
             .stderr(Stdio::null())
             .spawn()
             .expect("starting bao server")
@@ -367,14 +361,7 @@ impl OpenBao {
         token_ttl: &str,
         token_max_ttl: &str,
     ) -> (String, String) {
-        let _ = self.bao_as(&self.root_token, &["auth", "enable", "approle"]);
-        self.bao(&[
-            "write",
-            &format!("auth/approle/role/{role}"),
-            &format!("token_policies={policy}"),
-            &format!("token_ttl={token_ttl}"),
-            &format!("token_max_ttl={token_max_ttl}"),
-        ]);
+        self.approle_role(role, policy, token_ttl, token_max_ttl);
         let role_id = self
             .bao(&[
                 "read",
@@ -397,6 +384,18 @@ impl OpenBao {
 }
 
 impl OpenBao {
+    /// Enables AppRole (when it is not) and writes `role`.
+    fn approle_role(&self, role: &str, policy: &str, token_ttl: &str, token_max_ttl: &str) {
+        let _ = self.bao_as(&self.root_token, &["auth", "enable", "approle"]);
+        self.bao(&[
+            "write",
+            &format!("auth/approle/role/{role}"),
+            &format!("token_policies={policy}"),
+            &format!("token_ttl={token_ttl}"),
+            &format!("token_max_ttl={token_max_ttl}"),
+        ]);
+    }
+
     /// Enables AppRole (when it is not) and creates `role` with the given
     /// role_id and secret_id: the same credentials as before a restart that
     /// lost the server's state.
@@ -409,14 +408,7 @@ impl OpenBao {
         role_id: &str,
         secret_id: &str,
     ) {
-        let _ = self.bao_as(&self.root_token, &["auth", "enable", "approle"]);
-        self.bao(&[
-            "write",
-            &format!("auth/approle/role/{role}"),
-            &format!("token_policies={policy}"),
-            &format!("token_ttl={token_ttl}"),
-            &format!("token_max_ttl={token_max_ttl}"),
-        ]);
+        self.approle_role(role, policy, token_ttl, token_max_ttl);
         self.bao(&[
             "write",
             &format!("auth/approle/role/{role}/role-id"),

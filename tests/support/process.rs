@@ -163,7 +163,10 @@ pub fn under_pty(shroud_args: &str) -> (Child, Collected, JoinHandle<()>) {
 }
 
 /// [`under_pty`] with extra environment variables for shroud.
-pub fn under_pty_env(shroud_args: &str, env: &[(&str, &str)]) -> (Child, Collected, JoinHandle<()>) {
+pub fn under_pty_env(
+    shroud_args: &str,
+    env: &[(&str, &str)],
+) -> (Child, Collected, JoinHandle<()>) {
     require_tool("script", "apt-get install bsdutils");
     // `exec`: without it a shell that does not replace itself with its last
     // command (dash, when SHELL is unset) stays in the terminal's foreground group

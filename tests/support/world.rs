@@ -113,7 +113,14 @@ impl World {
         self.write_config(&self.bao.addr, "", auth, dir, rest)
     }
 
-    fn write_config(&self, address: &str, vault: &str, auth: &str, dir: &Path, rest: &str) -> PathBuf {
+    fn write_config(
+        &self,
+        address: &str,
+        vault: &str,
+        auth: &str,
+        dir: &Path,
+        rest: &str,
+    ) -> PathBuf {
         let p = self.path("shroud.toml");
         std::fs::write(
             &p,
@@ -211,7 +218,6 @@ pub const DB_SECRET: &str = "[[secret]]\nname = \"db.env\"\npath = \"database/cr
 /// The kv2 API key rendered as `api-key`.
 pub const KV_SECRET: &str =
     "[[secret]]\nname = \"api-key\"\npath = \"secret/app\"\nkind = \"kv2\"\nfield = \"api_key\"\n";
-
 
 impl World {
     /// After the server lost its state ([`OpenBao::restart_empty`]): the same

@@ -384,16 +384,21 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt as _;
 
-    #[test]
-    fn stage_commit_wipe() {
-        let d = tempfile::tempdir().unwrap();
-        let cfg = OutputConfig {
-            dir: d.path().join("out"),
+    /// `dir` without the tmpfs check, mode 0400.
+    fn plain(dir: PathBuf) -> OutputConfig {
+        OutputConfig {
+            dir,
             require_tmpfs: false,
             uid: None,
             gid: None,
             mode: 0o400,
-        };
+        }
+    }
+
+    #[test]
+    fn stage_commit_wipe() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = plain(d.path().join("out"));
         let mut out = Output::open(&cfg).unwrap();
         let st = out.stage(Path::new("a"), b"value-1").unwrap();
         assert!(!cfg.dir.join("a").exists());
@@ -437,13 +442,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let target = d.path().join("target");
         fs::write(&target, b"x").unwrap();
-        let cfg = OutputConfig {
-            dir: d.path().join("out"),
-            require_tmpfs: false,
-            uid: None,
-            gid: None,
-            mode: 0o400,
-        };
+        let cfg = plain(d.path().join("out"));
         let out = Output::open(&cfg).unwrap();
         std::os::unix::fs::symlink(&target, cfg.dir.join("s")).unwrap();
         assert!(!zero_fill(&out.fd, Path::new("s")));
@@ -453,13 +452,7 @@ mod tests {
     #[test]
     fn writes_go_through_the_descriptor_and_a_replaced_path_is_refused() {
         let d = tempfile::tempdir().unwrap();
-        let cfg = OutputConfig {
-            dir: d.path().join("out"),
-            require_tmpfs: false,
-            uid: None,
-            gid: None,
-            mode: 0o400,
-        };
+        let cfg = plain(d.path().join("out"));
         let mut out = Output::open(&cfg).unwrap();
         out.write(Path::new("a"), b"one").unwrap();
         // Moved aside, a symlink to elsewhere in its place.
@@ -469,7 +462,10 @@ mod tests {
         fs::rename(&cfg.dir, &aside).unwrap();
         std::os::unix::fs::symlink(&elsewhere, &cfg.dir).unwrap();
         let e = out.check(&cfg).unwrap_err();
-        assert!(e.to_string().contains("was replaced (now a symlink)"), "{e}");
+        assert!(
+            e.to_string().contains("was replaced (now a symlink)"),
+            "{e}"
+        );
         out.write(Path::new("b"), b"two").unwrap();
         assert!(aside.join("b").exists());
         assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
@@ -479,7 +475,10 @@ mod tests {
         fs::remove_file(&cfg.dir).unwrap();
         out.write(Path::new("c"), b"three").unwrap();
         assert_eq!(out.check(&cfg).unwrap(), DirState::Recreated);
-        assert!(!aside.join("c").exists(), "wiped through the old descriptor");
+        assert!(
+            !aside.join("c").exists(),
+            "wiped through the old descriptor"
+        );
         out.write(Path::new("c"), b"three").unwrap();
         assert_eq!(fs::read(cfg.dir.join("c")).unwrap(), b"three");
         assert!(cfg.dir.join(".shroud/acks").is_dir());
