@@ -21,7 +21,7 @@ use nix::sys::stat::{fchmodat, fstat, mkdirat, FchmodatFlags, Mode};
 use nix::unistd::{unlinkat, UnlinkatFlags};
 
 use crate::config::OutputConfig;
-use crate::secrets_source::META_DIR;
+use crate::contract::{ACKS_DIR, EXITED_FILE, META_DIR, READY_FILE};
 
 /// Why the output directory or a file in it could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -70,8 +70,14 @@ fn errno_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(Errno) -> Fi
 const TMPFS_MAGIC: i64 = 0x0102_1994;
 const RAMFS_MAGIC: i64 = 0x8584_58f6;
 
+/// Ok when `dir` is on tmpfs or ramfs; Err carries the filesystem magic.
+pub fn check_tmpfs(dir: &Path) -> Result<(), FilesError> {
+    let f = File::open(dir).map_err(io_err("cannot open", dir))?;
+    check_tmpfs_fd(&OwnedFd::from(f), dir)
+}
+
 /// Ok when the filesystem `fd` is on is tmpfs or ramfs; Err carries the magic.
-fn check_tmpfs(fd: &OwnedFd, dir: &Path) -> Result<(), FilesError> {
+fn check_tmpfs_fd(fd: &OwnedFd, dir: &Path) -> Result<(), FilesError> {
     let st = nix::sys::statfs::fstatfs(fd).map_err(errno_err("statfs", dir))?;
     #[allow(clippy::unnecessary_cast)] // f_type's width differs between libcs
     let magic = st.filesystem_type().0 as i64;
@@ -132,9 +138,9 @@ fn open_dir(cfg: &OutputConfig) -> Result<(OwnedFd, (u64, u64)), FilesError> {
     // SAFETY: open(2) just returned this descriptor and nothing else owns it.
     let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
     if cfg.require_tmpfs {
-        check_tmpfs(&fd, dir)?;
+        check_tmpfs_fd(&fd, dir)?;
     }
-    for sub in [META_DIR, ".shroud/acks"] {
+    for sub in [META_DIR, ACKS_DIR] {
         match mkdirat(Some(fd.as_raw_fd()), sub, Mode::from_bits_truncate(0o755)) {
             Ok(()) | Err(Errno::EEXIST) => {}
             Err(e) => return Err(errno_err("cannot create", &dir.join(sub))(e)),
@@ -144,7 +150,7 @@ fn open_dir(cfg: &OutputConfig) -> Result<(OwnedFd, (u64, u64)), FilesError> {
     // bit keeps them from removing each other's.
     fchmodat(
         Some(fd.as_raw_fd()),
-        ".shroud/acks",
+        ACKS_DIR,
         Mode::from_bits_truncate(0o1777),
         FchmodatFlags::NoFollowSymlink,
     )
@@ -153,7 +159,7 @@ fn open_dir(cfg: &OutputConfig) -> Result<(OwnedFd, (u64, u64)), FilesError> {
         if e == Errno::EOPNOTSUPP || e == Errno::ENOTSUP {
             fchmodat(
                 Some(fd.as_raw_fd()),
-                ".shroud/acks",
+                ACKS_DIR,
                 Mode::from_bits_truncate(0o1777),
                 FchmodatFlags::FollowSymlink,
             )
@@ -161,7 +167,7 @@ fn open_dir(cfg: &OutputConfig) -> Result<(OwnedFd, (u64, u64)), FilesError> {
             Err(e)
         }
     })
-    .map_err(errno_err("cannot chmod", &dir.join(".shroud/acks")))?;
+    .map_err(errno_err("cannot chmod", &dir.join(ACKS_DIR)))?;
     let st = fstat(fd.as_raw_fd()).map_err(errno_err("cannot stat", dir))?;
     #[allow(clippy::unnecessary_cast)] // st_dev/st_ino widths differ between libcs
     let id = (st.st_dev as u64, st.st_ino as u64);
@@ -186,19 +192,14 @@ impl Output {
         // A stale ready marker from an earlier agent would lie to probes, and a
         // stale exit marker would make a restarted agent (a native sidecar is
         // restarted when it exits while the pod lives) shut down at once.
-        let _ = out.unlink(Path::new(".shroud/ready"));
-        let _ = out.unlink(Path::new(".shroud/exited"));
+        let _ = out.unlink(Path::new(READY_FILE));
+        let _ = out.unlink(Path::new(EXITED_FILE));
         Ok(out)
     }
 
     /// The output directory's configured path.
     pub fn dir(&self) -> &Path {
         &self.dir
-    }
-
-    /// A path inside `.shroud/` (for readers: acks, the exit marker).
-    pub fn meta(&self, name: &str) -> PathBuf {
-        self.dir.join(META_DIR).join(name)
     }
 
     /// Before a publication: the filesystem is still memory-backed, and the
@@ -209,7 +210,7 @@ impl Output {
     /// else is at the path, [`FilesError::Replaced`].
     pub fn check(&mut self, cfg: &OutputConfig) -> Result<DirState, FilesError> {
         if self.require_tmpfs {
-            check_tmpfs(&self.fd, &self.dir)?;
+            check_tmpfs_fd(&self.fd, &self.dir)?;
         }
         match fs::symlink_metadata(&self.dir) {
             Ok(m) if m.is_dir() && (m.dev(), m.ino()) == self.id => Ok(DirState::Same),
@@ -384,21 +385,16 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt as _;
 
-    /// `dir` without the tmpfs check, mode 0400.
-    fn plain(dir: PathBuf) -> OutputConfig {
-        OutputConfig {
-            dir,
+    #[test]
+    fn stage_commit_wipe() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = OutputConfig {
+            dir: d.path().join("out"),
             require_tmpfs: false,
             uid: None,
             gid: None,
             mode: 0o400,
-        }
-    }
-
-    #[test]
-    fn stage_commit_wipe() {
-        let d = tempfile::tempdir().unwrap();
-        let cfg = plain(d.path().join("out"));
+        };
         let mut out = Output::open(&cfg).unwrap();
         let st = out.stage(Path::new("a"), b"value-1").unwrap();
         assert!(!cfg.dir.join("a").exists());
@@ -437,16 +433,83 @@ mod tests {
         assert_eq!(out.wipe_all(), 1);
     }
 
+    fn output(dir: &Path) -> Output {
+        Output::open(&plain(dir.to_path_buf())).unwrap()
+    }
+
     #[test]
-    fn stage_refuses_symlink_in_the_way() {
+    fn stage_replaces_a_symlink_in_the_way_and_never_writes_through_it() {
         let d = tempfile::tempdir().unwrap();
         let target = d.path().join("target");
         fs::write(&target, b"x").unwrap();
-        let cfg = plain(d.path().join("out"));
-        let out = Output::open(&cfg).unwrap();
-        std::os::unix::fs::symlink(&target, cfg.dir.join("s")).unwrap();
+        let dir = d.path().join("out");
+        let mut out = output(&dir);
+        std::os::unix::fs::symlink(&target, dir.join("s")).unwrap();
+        out.write(Path::new("s"), b"secret").unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"x", "written through the link");
+        let m = fs::symlink_metadata(dir.join("s")).unwrap();
+        assert!(m.file_type().is_file(), "the link itself was replaced");
+        assert_eq!(fs::read(dir.join("s")).unwrap(), b"secret");
+    }
+
+    #[test]
+    fn wipe_refuses_to_follow_a_symlink() {
+        let d = tempfile::tempdir().unwrap();
+        let target = d.path().join("target");
+        fs::write(&target, b"x").unwrap();
+        let dir = d.path().join("out");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink(&target, dir.join("s")).unwrap();
+        let out = output(&dir);
         assert!(!zero_fill(&out.fd, Path::new("s")));
         assert_eq!(fs::read(&target).unwrap(), b"x");
+    }
+
+    /// The filesystem type of `path` according to /proc/self/mounts (the longest
+    /// mount point containing it): a source independent of statfs.
+    fn mount_type(path: &Path) -> String {
+        let path = fs::canonicalize(path).unwrap();
+        let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
+        mounts
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                Some((PathBuf::from(f.get(1)?), f.get(2)?.to_string()))
+            })
+            .filter(|(mp, _)| path.starts_with(mp))
+            .max_by_key(|(mp, _)| mp.as_os_str().len())
+            .map(|(_, t)| t)
+            .unwrap()
+    }
+
+    #[test]
+    fn tmpfs_check_agrees_with_the_mount_table() {
+        let shm = Path::new("/dev/shm");
+        assert_eq!(
+            mount_type(shm),
+            "tmpfs",
+            "this test needs /dev/shm on tmpfs"
+        );
+        check_tmpfs(shm).unwrap();
+        let disk = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let fstype = mount_type(disk);
+        assert!(
+            !matches!(fstype.as_str(), "tmpfs" | "ramfs"),
+            "this test needs the source tree on a disk filesystem, not {fstype}"
+        );
+        let e = check_tmpfs(disk).unwrap_err();
+        assert!(e.to_string().contains("not on tmpfs"), "{e}");
+    }
+
+    /// `dir` without the tmpfs check, mode 0400.
+    fn plain(dir: PathBuf) -> OutputConfig {
+        OutputConfig {
+            dir,
+            require_tmpfs: false,
+            uid: None,
+            gid: None,
+            mode: 0o400,
+        }
     }
 
     #[test]
@@ -483,16 +546,5 @@ mod tests {
         assert_eq!(fs::read(cfg.dir.join("c")).unwrap(), b"three");
         assert!(cfg.dir.join(".shroud/acks").is_dir());
         assert_eq!(out.check(&cfg).unwrap(), DirState::Same);
-    }
-
-    #[test]
-    fn disk_dir_is_not_tmpfs() {
-        // The crate directory is on the build disk, never tmpfs in CI.
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let fd = OwnedFd::from(File::open(dir).unwrap());
-        let e = check_tmpfs(&fd, dir);
-        if let Err(e) = e {
-            assert!(e.to_string().contains("not on tmpfs"));
-        }
     }
 }
