@@ -538,6 +538,22 @@ mod tests {
     }
 
     #[test]
+    fn a_relogin_fetches_every_secret_now_with_fresh_backoff() {
+        let now = Instant::now();
+        let mut s = sched(2, 1.0, now);
+        s.fetched(0, lease(60, true), S(300), now);
+        s.fetched(1, None, S(300), now);
+        s.secret_failed(0, now);
+        s.secret_failed(0, now);
+        let later = now + S(5);
+        s.refetch_all_now(later);
+        for t in &s.secrets {
+            assert_eq!((t.due, t.next), (Due::Rotate, later));
+        }
+        assert_eq!(s.secret_failed(0, later), BACKOFF_BASE);
+    }
+
+    #[test]
     fn token_renewed_short_leads_to_a_new_login() {
         let now = Instant::now();
         let mut s = sched(0, 1.0, now);
