@@ -323,10 +323,20 @@ fn a_rotation_into_a_full_tmpfs_keeps_the_old_credential_until_the_new_one_is_in
     let app = DbApp::start(w.pg().port, w.out.path().join("db.env"));
     fill(w.out.path());
     let full = Instant::now();
-    await_log(
-        &log,
-        "publication failed before the new file was in place",
-        LIMIT,
+    // The rotation fails; without the transaction the app would lose its
+    // database here (the old lease revoked under the file that names it).
+    until(LIMIT, "the failed publication (or the app failing)", || {
+        (log_of(&log).contains("publication failed before the new file was in place")
+            || app.failures() > 0)
+            .then_some(())
+    });
+    // Logins right after the failure are the measurement: half a second of them.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        app.failures(),
+        0,
+        "the app lost its database: {}",
+        log_of(&log)
     );
     println!(
         "first failed publication {:.2}s after the tmpfs filled",

@@ -124,6 +124,11 @@ impl DbApp {
         self.record.lock().unwrap().logins
     }
 
+    /// Failed logins so far.
+    pub fn failures(&self) -> usize {
+        self.record.lock().unwrap().failures
+    }
+
     /// Ends the app; an outage still open counts until now.
     pub fn stop(mut self) -> AppReport {
         self.stop.store(true, Ordering::Release);
