@@ -157,9 +157,10 @@ fn run_kills_a_command_that_ignores_sigterm_after_the_grace() {
 
 // 5. Shutdown is one deadline -------------------------------------------------
 
-/// Three leases and a 5 s `[vault] timeout`, Vault frozen: stop → exit must fit
-/// `revoke_timeout` (agent, no exec listening) or `exit_marker_timeout +
-/// revoke_timeout` (run, a command that ignores SIGTERM).
+/// The shutdown tests' config: three database leases, a 1 s grace, a 2 s
+/// `revoke_timeout`, AppRole. With a 5 s `[vault] timeout` and Vault frozen,
+/// stop → exit must still fit `revoke_timeout` (agent, no exec listening) or
+/// `exit_marker_timeout + revoke_timeout` (run, a command that ignores SIGTERM).
 fn three_leases(w: &World) -> String {
     let mut s = String::new();
     for name in ["db1.env", "db2.env", "db3.env"] {
