@@ -197,8 +197,9 @@ struct Envelope<T> {
 pub struct StateDir {
     dir: PathBuf,
     vault: String,
-    /// Held for the agent's lifetime; the kernel drops it when the process dies.
-    _lock: Flock<File>,
+    /// The directory, locked for the agent's lifetime (the kernel drops the
+    /// lock when the process dies); files are wiped relative to it.
+    lock: Flock<File>,
 }
 
 impl fmt::Debug for StateDir {
@@ -233,6 +234,11 @@ impl StateDir {
             check_tmpfs(&dir).map_err(|e| match e {
                 FilesError::NotTmpfs { dir, magic } => StateError::NotTmpfs { dir, magic },
                 FilesError::Io { what, path, source } => StateError::Io { what, path, source },
+                other => StateError::Io {
+                    what: "cannot check",
+                    path: dir.clone(),
+                    source: io::Error::other(other.to_string()),
+                },
             })?;
         }
         let handle = File::open(&dir).map_err(io_err("cannot open", &dir))?;
@@ -241,7 +247,7 @@ impl StateDir {
         Ok(StateDir {
             dir,
             vault: vault.to_string(),
-            _lock: lock,
+            lock,
         })
     }
 
@@ -345,9 +351,8 @@ impl StateDir {
         let bytes = Zeroizing::new(serde_json::to_vec(&env).map_err(|e| {
             self.unusable(format!("cannot be serialised ({:?} error)", e.classify()))
         })?);
-        let tmp = self
-            .dir
-            .join(format!(".{STATE_FILE}.tmp-{:016x}", rand::random::<u64>()));
+        let tmp_name = format!(".{STATE_FILE}.tmp-{:016x}", rand::random::<u64>());
+        let tmp = self.dir.join(&tmp_name);
         let written = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -356,7 +361,7 @@ impl StateDir {
             .open(&tmp)
             .and_then(|mut f| f.write_all(&bytes));
         if let Err(e) = written {
-            zero_fill(&tmp);
+            zero_fill(&*self.lock, Path::new(&tmp_name));
             let _ = fs::remove_file(&tmp);
             return Err(io_err("cannot write", &tmp)(e));
         }
@@ -377,7 +382,7 @@ impl StateDir {
                 continue;
             }
             let path = e.path();
-            ok &= zero_fill(&path);
+            ok &= zero_fill(&*self.lock, Path::new(&name));
             if let Err(e) = fs::remove_file(&path) {
                 tracing::error!(path = %path.display(), error = %e, "cannot remove the state file");
                 ok = false;
@@ -488,7 +493,7 @@ mod tests {
         let other = StateDir {
             dir: st.dir().to_path_buf(),
             vault: "http://elsewhere".into(),
-            _lock: Flock::lock(
+            lock: Flock::lock(
                 File::open(d.path()).unwrap(),
                 FlockArg::LockExclusiveNonblock,
             )

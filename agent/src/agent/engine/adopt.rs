@@ -12,10 +12,11 @@ use tracing::{error, info, warn};
 use zeroize::Zeroizing;
 
 use super::{lease_grant, leaves, token_grant, Current, Engine, StartError};
+use crate::agent::publish::publish;
 use crate::agent::render::render;
 use crate::agent::retry::retry;
 use crate::agent::state::{Saved, SavedLease, SavedSecret, SavedToken};
-use crate::contract::VALUES_FILE;
+use crate::contract::{READY_FILE, VALUES_FILE};
 use crate::events::{self, Event, Outcome};
 use crate::vault::api::{self, LeaseInfo, SecretData};
 use crate::vault::{Token, VaultError};
@@ -136,11 +137,12 @@ impl Engine {
         if write.is_empty() {
             // Every file is in place: the generation stays, the execs' sets too.
             self.out.adopt(Path::new(VALUES_FILE));
-            self.publisher.restore_live(self.current_values());
-            self.save_state();
+            self.publisher.restore_live(self.current_values(None));
         } else {
             self.publish_files(&write)?;
         }
+        self.out.write(Path::new(READY_FILE), b"")?;
+        self.save_state();
         info!(
             leases_kept = kept,
             leases_to_replace = replaced,
@@ -152,7 +154,27 @@ impl Engine {
             generation = self.publisher.generation(),
             "adopted the previous agent's state"
         );
-        self.ready()
+        self.ready();
+        Ok(())
+    }
+
+    /// The publication of secrets `which` (files missing or not as saved, or
+    /// fetched anew): every current value in a new generation, then the files.
+    fn publish_files(&mut self, which: &[usize]) -> Result<(), StartError> {
+        let rendered: Vec<(String, Zeroizing<Vec<u8>>)> = which
+            .iter()
+            .filter_map(|&i| {
+                let s = &self.secrets[i];
+                Some((s.spec.name.clone(), s.current.as_ref()?.rendered.clone()))
+            })
+            .collect();
+        let files: Vec<(&str, &[u8])> = rendered
+            .iter()
+            .map(|(name, bytes)| (name.as_str(), bytes.as_slice()))
+            .collect();
+        let values = self.current_values(None);
+        publish(&mut self.out, &mut self.publisher, values, &[], &files)?;
+        Ok(())
     }
 
     /// Looks the saved token up; true when it is still valid and now ours.
