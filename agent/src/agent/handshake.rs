@@ -351,12 +351,14 @@ mod tests {
             .publish(
                 &mut out,
                 vec![("db.pw".into(), Zeroizing::new(b"cur-value".to_vec()))],
+                &[],
             )
             .unwrap();
         first
             .publish(
                 &mut out,
                 vec![("db.pw".into(), Zeroizing::new(b"cur-value".to_vec()))],
+                &[],
             )
             .unwrap();
         let live = Arc::new(LiveSet::new(shroud_redactor::SecretSet::empty()));
@@ -383,7 +385,7 @@ mod tests {
         p.take_over(&out, false);
         assert_eq!(p.retired.len(), 2);
         assert!(p.retired.iter().all(|r| r.name.ends_with(".retired")));
-        assert_eq!(p.publish(&mut out, Vec::new()).unwrap(), 3);
+        assert_eq!(p.publish(&mut out, Vec::new(), &[]).unwrap(), 3);
     }
 
     #[test]
