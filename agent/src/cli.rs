@@ -253,9 +253,40 @@ pub struct ScanArgs {
     /// Take the secret values from an agent configuration (fetches them from Vault).
     #[arg(long, value_name = "F")]
     pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub limits: ArchiveLimitArgs,
     /// Files and directories to scan.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+}
+
+/// Bounds on looking inside archives (archive bombs). Hitting one makes the
+/// scan incomplete (exit 2), naming the file.
+#[derive(Clone, Copy, Debug, Args)]
+pub struct ArchiveLimitArgs {
+    /// Archives and compressed streams nested inside one another.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub max_depth: u32,
+    /// Bytes decompressed inside one file, all streams together (suffixes K, M, G, T: powers of 1024).
+    #[arg(long, value_name = "SIZE", default_value = "4G", value_parser = parse_size)]
+    pub max_bytes: u64,
+    /// How many times its size a compressed stream may expand (checked after its first MiB).
+    #[arg(long, value_name = "N", default_value_t = 250, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_ratio: u64,
+    /// Tar and zip entries inside one file, all archives together.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub max_entries: u64,
+}
+
+impl From<ArchiveLimitArgs> for crate::archive::Limits {
+    fn from(a: ArchiveLimitArgs) -> Self {
+        crate::archive::Limits {
+            max_depth: a.max_depth,
+            max_bytes: a.max_bytes,
+            max_ratio: a.max_ratio,
+            max_entries: a.max_entries,
+        }
+    }
 }
 
 /// `shroud audit …`.
@@ -292,6 +323,30 @@ pub struct WebhookArgs {
 /// Parses `50ms`, `2s`, `1m30s`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("invalid duration `{s}`: {e}"))
+}
+
+/// Parses a byte count: `1048576`, `512K`, `64M`, `4G`, `1T` (powers of 1024).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (digits, shift) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(format!("`{s}`: the suffix must be K, M, G or T")),
+            };
+            (&t[..i], shift)
+        }
+        _ => (t, 0),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("`{s}` is not a size in bytes (e.g. 4G, 512M, 1048576)"))
 }
 
 fn parse_min_length(s: &str) -> Result<usize, String> {

@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod alloc;
+pub mod archive;
 pub mod audit;
 pub mod cli;
 pub mod commands;

@@ -1,26 +1,31 @@
 //! `shroud scan [--secrets-dir D | --secret-file F… | --config F] PATH…`: the CI gate that
 //! fails when files hold a known secret value or encoding.
 //!
+//! Archives and compressed streams are looked into ([`crate::archive`]); an
+//! occurrence inside one is named `FILE!MEMBER[!MEMBER…]`.
+//!
 //! Exit 0: clean. Exit 1: at least one occurrence (each printed as
 //! `PATH:OFFSET: SECRET (ENCODING)`, never the value). Exit 2: no occurrence,
-//! but some files could not be read. Exit 64: bad arguments or paths.
+//! but some files could not be read or hit an archive limit. Exit 64: bad
+//! arguments or paths.
 //! Symlinks to directories inside the tree are not followed (no loops); symlinks
 //! to files are scanned; fifos, sockets and devices are skipped.
 
 use std::collections::HashSet;
 use std::fs::{self, File};
-use std::io::{self, Write as _};
+use std::io::{self, Read, Write as _};
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use shroud_redactor::SecretSet;
 
+use crate::archive::{Limits, Stop, Walker};
 use crate::cli::ScanArgs;
 use crate::error::{usage, Exit};
 use crate::live::LiveSet;
 use crate::logging::{print_redacted, redact};
-use crate::scanner::{scan_reader, CHUNK};
+use crate::scanner::{scan_reader, Finding, CHUNK};
 use crate::secrets_source::Sources;
 
 pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
@@ -68,19 +73,21 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
     let mut scan = Scan {
         set: live.load(),
         sources: source_ids(&sources),
+        limits: args.limits.into(),
         stdout: io::stdout().lock(),
         files: 0,
         bytes: 0,
         findings: 0,
         files_with_findings: 0,
         errors: 0,
+        incomplete: 0,
     };
     for p in &args.paths {
         scan.path(p, true);
     }
     let summary = format!(
-        "scanned {} files ({} bytes): {} occurrences of known secrets in {} files, {} unreadable",
-        scan.files, scan.bytes, scan.findings, scan.files_with_findings, scan.errors
+        "scanned {} files ({} bytes): {} occurrences of known secrets in {} files, {} unreadable, {} incomplete",
+        scan.files, scan.bytes, scan.findings, scan.files_with_findings, scan.errors, scan.incomplete
     );
     scan.line(&summary);
     let _ = scan.stdout.flush();
@@ -94,12 +101,12 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
         }
         .into());
     }
-    if scan.errors > 0 {
+    if scan.errors > 0 || scan.incomplete > 0 {
         return Err(Exit {
             code: 2,
             message: format!(
-                "{} files could not be read; the scan is incomplete",
-                scan.errors
+                "{} files could not be read and {} hit an archive limit; the scan is incomplete",
+                scan.errors, scan.incomplete
             ),
         }
         .into());
@@ -128,12 +135,14 @@ fn source_ids(sources: &Sources) -> HashSet<(u64, u64)> {
 struct Scan<'a> {
     set: Arc<SecretSet>,
     sources: HashSet<(u64, u64)>,
+    limits: Limits,
     stdout: io::StdoutLock<'a>,
     files: u64,
     bytes: u64,
     findings: u64,
     files_with_findings: u64,
     errors: u64,
+    incomplete: u64,
 }
 
 impl Scan<'_> {
@@ -207,32 +216,50 @@ impl Scan<'_> {
             Err(e) => return self.error(path, &e),
         };
         self.files += 1;
-        // Small files get a small buffer: a tree of many small files must not cost
-        // a megabyte of zeroing each.
-        let size = f.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
-        let chunk = usize::try_from(size.saturating_add(1))
-            .unwrap_or(CHUNK)
-            .clamp(4096, CHUNK);
         let set = self.set.clone();
-        let mut found = Vec::new();
-        let result = scan_reader(&set, f, chunk, |finding| found.push(finding));
+        let mut found: Vec<(String, Finding)> = Vec::new();
+        let mut bytes = 0u64;
+        let result = Walker::new(
+            self.limits,
+            |name: &str, input: &mut dyn Read, size: Option<u64>| {
+                let n = scan_reader(&set, input, chunk_for(size), |finding| {
+                    found.push((name.to_string(), finding))
+                })?;
+                bytes += n;
+                Ok(n)
+            },
+        )
+        .file(&path.display().to_string(), f);
+        self.bytes += bytes;
         if !found.is_empty() {
             self.files_with_findings += 1;
             self.findings += found.len() as u64;
         }
-        for f in &found {
-            let msg = format!(
-                "{}:{}: {} ({})",
-                path.display(),
-                f.offset,
-                f.secret,
-                f.encoding
-            );
+        for (name, f) in &found {
+            let msg = format!("{name}:{}: {} ({})", f.offset, f.secret, f.encoding);
             self.line(&msg);
         }
         match result {
-            Ok(n) => self.bytes += n,
-            Err(e) => self.error(path, &e),
+            Ok(()) => {}
+            Err(stop @ Stop::Limit { .. }) => {
+                self.incomplete += 1;
+                let _ = self.stdout.flush();
+                print_redacted(&format!("shroud: scan: {stop}"));
+            }
+            Err(stop) => {
+                self.errors += 1;
+                let _ = self.stdout.flush();
+                print_redacted(&format!("shroud: scan: cannot read {stop}"));
+            }
         }
     }
+}
+
+/// Small files get a small buffer: a tree of many small files must not cost a
+/// megabyte of zeroing each.
+fn chunk_for(size: Option<u64>) -> usize {
+    let size = size.unwrap_or(u64::MAX);
+    usize::try_from(size.saturating_add(1))
+        .unwrap_or(CHUNK)
+        .clamp(4096, CHUNK)
 }
