@@ -89,7 +89,13 @@ fn checksum_ok(block: &[u8]) -> bool {
     let sum: u32 = block[..SNIFF_LEN]
         .iter()
         .enumerate()
-        .map(|(i, b)| if (148..156).contains(&i) { 32 } else { u32::from(*b) })
+        .map(|(i, b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(*b)
+            }
+        })
         .sum();
     sum == stored
 }

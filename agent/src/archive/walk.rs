@@ -138,7 +138,8 @@ where
         let meter = |r| Metered::new(r, budget, Consumed::Counter(consumed));
         match format {
             Format::Gzip => {
-                let mut r = meter(Box::new(flate2::read::MultiGzDecoder::new(counted)) as Box<dyn Read>);
+                let mut r =
+                    meter(Box::new(flate2::read::MultiGzDecoder::new(counted)) as Box<dyn Read>);
                 self.stream(name, &mut r, depth, None)
             }
             Format::Bzip2 => {
@@ -146,12 +147,14 @@ where
                 self.stream(name, &mut r, depth, None)
             }
             Format::Xz => {
-                let mut r = meter(Box::new(liblzma::read::XzDecoder::new_multi_decoder(counted)));
+                let mut r = meter(Box::new(liblzma::read::XzDecoder::new_multi_decoder(
+                    counted,
+                )));
                 self.stream(name, &mut r, depth, None)
             }
             Format::Zstd => {
-                let d = zstd::stream::read::Decoder::new(counted)
-                    .map_err(|e| self.failed(name, e))?;
+                let d =
+                    zstd::stream::read::Decoder::new(counted).map_err(|e| self.failed(name, e))?;
                 let mut r = meter(Box::new(d));
                 self.stream(name, &mut r, depth, None)
             }
