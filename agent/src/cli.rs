@@ -48,6 +48,8 @@ pub enum Command {
     Probe(ProbeCommand),
     /// Fail when files contain a known secret value or encoding (a CI gate).
     Scan(ScanArgs),
+    /// Check that artifacts are the ones a clean scan signed into a ledger.
+    Verify(VerifyArgs),
     /// Audit trail tools.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -255,6 +257,13 @@ pub struct ScanArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub limits: ArchiveLimitArgs,
+    /// After a clean scan, sign each file's SHA-256 with this transit key
+    /// (`NAME` or `MOUNT/NAME`) into `--ledger`; needs `--config` for Vault.
+    #[arg(long, value_name = "KEY", requires_all = ["ledger", "config"])]
+    pub sign: Option<String>,
+    /// The ledger (hash-chained JSON lines) that `--sign` appends to.
+    #[arg(long, value_name = "L", requires = "sign")]
+    pub ledger: Option<PathBuf>,
     /// Files and directories to scan.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
@@ -287,6 +296,24 @@ impl From<ArchiveLimitArgs> for crate::archive::Limits {
             max_entries: a.max_entries,
         }
     }
+}
+
+/// `shroud verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// An agent configuration: its `[vault]` and `[auth]` are used to verify the
+    /// signatures with transit.
+    #[arg(long, value_name = "F")]
+    pub config: PathBuf,
+    /// The ledger written by `shroud scan --sign`.
+    #[arg(long, value_name = "L")]
+    pub ledger: PathBuf,
+    /// Accept only signatures by this transit key (`NAME` or `MOUNT/NAME`).
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+    /// The artifacts (files, or directories walked like `scan` does).
+    #[arg(required = true, value_name = "ARTIFACT")]
+    pub artifacts: Vec<PathBuf>,
 }
 
 /// `shroud audit …`.

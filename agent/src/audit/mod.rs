@@ -15,6 +15,7 @@
 //! # let _ = head;
 //! ```
 
+pub(crate) mod chain;
 mod record;
 mod sink;
 pub mod verify;

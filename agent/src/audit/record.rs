@@ -110,8 +110,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// `,"hash":"` + 64 hex digits + `"}`.
 pub(crate) const HASH_SUFFIX_LEN: usize = 9 + 64 + 2;
 
-/// The record as one line, without the newline.
-pub(crate) fn seal(record: &Record<'_>) -> String {
+/// The record as one line, without the newline. `record` serializes to a JSON
+/// object whose members end with `prev` (audit records, ledger records).
+pub(crate) fn seal(record: &impl Serialize) -> String {
     let body = serde_json::to_string(record).expect("a record always serializes");
     let hash = sha256_hex(body.as_bytes());
     let mut line = body;

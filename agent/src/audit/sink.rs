@@ -1,14 +1,12 @@
 //! The audit [`EventSink`]: appends one sealed line per security event.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufReader, Write};
-use std::os::unix::fs::OpenOptionsExt as _;
+use std::fs::File;
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use super::record::{seal, sha256_hex, Record, Workload, GENESIS};
-use super::verify::{verify, VerifyError};
 use crate::events::{Event, EventSink, Outcome};
 
 /// Where records go.
@@ -115,28 +113,7 @@ impl Audit {
         let (out, seq, prev) = match target {
             AuditTarget::Stderr => (Output::Stderr, 0, GENESIS.to_string()),
             AuditTarget::File(path) => {
-                let open_err = |source| AuditError::Open {
-                    path: path.clone(),
-                    source,
-                };
-                let file = OpenOptions::new()
-                    .read(true)
-                    .append(true)
-                    .create(true)
-                    .mode(0o600)
-                    .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                    .open(path)
-                    .map_err(open_err)?;
-                let summary = match verify(BufReader::new(&file)) {
-                    Ok(s) => s,
-                    Err(VerifyError::Read(e)) => return Err(open_err(e)),
-                    Err(VerifyError::Broken(broken)) => {
-                        return Err(AuditError::Broken {
-                            path: path.clone(),
-                            broken,
-                        })
-                    }
-                };
+                let (file, summary) = super::chain::open_append(path)?;
                 (Output::File(file), summary.records, summary.head)
             }
         };

@@ -7,15 +7,16 @@
 //! Exit 0: clean. Exit 1: at least one occurrence (each printed as
 //! `PATH:OFFSET: SECRET (ENCODING)`, never the value). Exit 2: no occurrence,
 //! but some files could not be read or hit an archive limit. Exit 64: bad
-//! arguments or paths.
-//! Symlinks to directories inside the tree are not followed (no loops); symlinks
-//! to files are scanned; fifos, sockets and devices are skipped.
+//! arguments or paths. The trees are walked by [`crate::tree`].
+//!
+//! With `--sign KEY --ledger L` (and `--config F`), a clean scan is followed by
+//! signing each file's SHA-256 into the ledger ([`super::sign`]).
 
 use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, Read, Write as _};
 use std::os::unix::fs::MetadataExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use shroud_redactor::SecretSet;
@@ -27,6 +28,7 @@ use crate::live::LiveSet;
 use crate::logging::{print_redacted, redact};
 use crate::scanner::{scan_reader, Finding, CHUNK};
 use crate::secrets_source::Sources;
+use crate::tree::{walk, Visit};
 
 pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
     let r = &args.redaction;
@@ -50,6 +52,12 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
             usage(anyhow::Error::new(e).context(format!("cannot scan {}", p.display())))
         })?;
     }
+    let signing = match (&args.sign, &args.ledger, &args.config) {
+        (Some(key), Some(ledger), Some(config)) => {
+            Some(super::sign::Signing::prepare(config, key, ledger)?)
+        }
+        _ => None,
+    };
     let vault = match &args.config {
         Some(path) => super::scan_config::values(path)?,
         None => Default::default(),
@@ -72,8 +80,8 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
 
     let mut scan = Scan {
         set: live.load(),
-        sources: source_ids(&sources),
         limits: args.limits.into(),
+        digests: signing.as_ref().map(|_| Vec::new()),
         stdout: io::stdout().lock(),
         files: 0,
         bytes: 0,
@@ -82,8 +90,12 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
         errors: 0,
         incomplete: 0,
     };
+    let skip = source_ids(&sources);
     for p in &args.paths {
-        scan.path(p, true);
+        walk(p, &skip, &mut |visit| match visit {
+            Visit::File(path) => scan.file(path),
+            Visit::Error(path, e) => scan.error(path, &e),
+        });
     }
     let summary = format!(
         "scanned {} files ({} bytes): {} occurrences of known secrets in {} files, {} unreadable, {} incomplete",
@@ -111,6 +123,11 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
         }
         .into());
     }
+    let digests = scan.digests.take();
+    drop(scan);
+    if let (Some(signing), Some(digests)) = (signing, digests) {
+        signing.sign_all(&digests)?;
+    }
     Ok(0)
 }
 
@@ -134,8 +151,9 @@ fn source_ids(sources: &Sources) -> HashSet<(u64, u64)> {
 
 struct Scan<'a> {
     set: Arc<SecretSet>,
-    sources: HashSet<(u64, u64)>,
     limits: Limits,
+    /// (path, SHA-256) of each file, when signing.
+    digests: Option<Vec<(String, String)>>,
     stdout: io::StdoutLock<'a>,
     files: u64,
     bytes: u64,
@@ -162,60 +180,19 @@ impl Scan<'_> {
         ));
     }
 
-    /// `root` paths were named by the user: a symlink to a directory is followed.
-    fn path(&mut self, path: &Path, root: bool) {
-        let meta = if root {
-            fs::metadata(path)
-        } else {
-            fs::symlink_metadata(path)
-        };
-        let meta = match meta {
-            Ok(m) => m,
-            Err(e) => return self.error(path, &e),
-        };
-        if self.sources.contains(&(meta.dev(), meta.ino())) {
-            return;
-        }
-        let ft = meta.file_type();
-        if ft.is_dir() {
-            self.dir(path);
-        } else if ft.is_symlink() {
-            // Files behind symlinks ship in artifacts; directories would risk loops.
-            match fs::metadata(path) {
-                Ok(m) if m.is_file() && !self.sources.contains(&(m.dev(), m.ino())) => {
-                    self.file(path)
-                }
-                _ => {}
-            }
-        } else if ft.is_file() {
-            self.file(path);
-        }
-    }
-
-    fn dir(&mut self, dir: &Path) {
-        let entries = match fs::read_dir(dir) {
-            Ok(e) => e,
-            Err(e) => return self.error(dir, &e),
-        };
-        let mut paths: Vec<PathBuf> = Vec::new();
-        for entry in entries {
-            match entry {
-                Ok(e) => paths.push(e.path()),
-                Err(e) => return self.error(dir, &e),
-            }
-        }
-        paths.sort();
-        for p in paths {
-            self.path(&p, false);
-        }
-    }
-
     fn file(&mut self, path: &Path) {
-        let f = match File::open(path) {
+        let mut f = match File::open(path) {
             Ok(f) => f,
             Err(e) => return self.error(path, &e),
         };
         self.files += 1;
+        if let Some(digests) = &mut self.digests {
+            use std::io::Seek as _;
+            match crate::ledger::sha256_of(&mut f).and_then(|d| f.rewind().map(|_| d)) {
+                Ok(d) => digests.push((path.display().to_string(), d)),
+                Err(e) => return self.error(path, &e),
+            }
+        }
         let set = self.set.clone();
         let mut found: Vec<(String, Finding)> = Vec::new();
         let mut bytes = 0u64;

@@ -1,0 +1,365 @@
+//! The artifact gate against a real OpenBao transit engine: `shroud scan --sign`
+//! signs a clean tree into a ledger, `shroud verify` accepts it, and a changed
+//! artifact, a forged record, a removed record and a broken chain each fail.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use shroud_e2e::openbao::OpenBao;
+use shroud_e2e::*;
+
+const API_KEY: &str = "sig-e2e-api-key-7d41c0ffee";
+
+/// OpenBao with transit key `ci-artifacts`, a kv2 value, and an AppRole whose
+/// policy may read it, sign and verify with the key, and nothing else.
+struct World {
+    bao: OpenBao,
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    fn new() -> World {
+        let bao = OpenBao::start();
+        let dir = tempfile::tempdir().unwrap();
+        bao.bao(&["secrets", "enable", "transit"]);
+        bao.bao(&[
+            "write",
+            "-f",
+            "transit/keys/ci-artifacts",
+            "type=ecdsa-p256",
+        ]);
+        bao.bao(&["write", "-f", "transit/keys/other", "type=ecdsa-p256"]);
+        bao.bao(&["kv", "put", "secret/ci/api", &format!("api_key={API_KEY}")]);
+        bao.policy(
+            "ci",
+            r#"
+path "secret/data/ci/*" { capabilities = ["read"] }
+path "transit/sign/ci-artifacts" { capabilities = ["update"] }
+path "transit/verify/ci-artifacts" { capabilities = ["update"] }
+path "transit/verify/other" { capabilities = ["update"] }
+"#,
+            dir.path(),
+        );
+        let (role_id, secret_id) = bao.approle("ci", "ci", "5m", "10m");
+        std::fs::write(dir.path().join("role-id"), role_id).unwrap();
+        std::fs::write(dir.path().join("secret-id"), secret_id).unwrap();
+        std::fs::create_dir(dir.path().join("out")).unwrap();
+        let w = World { bao, dir };
+        std::fs::write(
+            w.path("shroud.toml"),
+            format!(
+                "[vault]\naddress = \"{}\"\ntimeout = \"5s\"\n\n[auth]\nmethod = \"approle\"\nrole_id_file = \"{}\"\nsecret_id_file = \"{}\"\n\n[output]\ndir = \"{}\"\n\n[[secret]]\nname = \"api\"\npath = \"secret/data/ci/api\"\nkind = \"kv2\"\n",
+                w.bao.addr,
+                w.path("role-id").display(),
+                w.path("secret-id").display(),
+                w.path("out").display(),
+            ),
+        )
+        .unwrap();
+        w
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn shroud(&self, args: &[&str]) -> Finished {
+        let f = run_with_input(
+            shroud().current_dir(self.dir.path()).args(args),
+            b"",
+            Duration::from_secs(60),
+        );
+        // Every login of scan and verify is revoked before they exit.
+        assert_eq!(
+            self.bao.accessors().len(),
+            1,
+            "a token outlived `shroud {args:?}`"
+        );
+        assert!(
+            !f.out().contains(API_KEY) && !f.err().contains(API_KEY),
+            "value printed"
+        );
+        f
+    }
+
+    fn verify(&self, extra: &[&str], artifacts: &[&str]) -> Finished {
+        let mut args = vec![
+            "verify",
+            "--config",
+            "shroud.toml",
+            "--ledger",
+            "ledger.jsonl",
+        ];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(artifacts);
+        self.shroud(&args)
+    }
+}
+
+fn code(f: &Finished) -> i32 {
+    f.status.code().expect("exited normally")
+}
+
+fn write(p: &Path, text: &str) {
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+fn lines(p: &Path) -> Vec<String> {
+    std::fs::read_to_string(p)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn write_lines(p: &Path, lines: &[String]) {
+    std::fs::write(
+        p,
+        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn signed_artifacts_verify_and_every_tampering_fails() {
+    let w = World::new();
+    write(&w.path("dist/app.bin"), "the application\n");
+    write(&w.path("dist/lib/util.so"), "a library\n");
+    write(&w.path("dist/README"), "read me\n");
+    let sign = |paths: &[&str]| {
+        let mut args = vec![
+            "scan",
+            "--config",
+            "shroud.toml",
+            "--sign",
+            "ci-artifacts",
+            "--ledger",
+            "ledger.jsonl",
+        ];
+        args.extend_from_slice(paths);
+        w.shroud(&args)
+    };
+
+    // A leaking tree is not signed: the gate fails first.
+    write(&w.path("leaky/config.txt"), &format!("key={API_KEY}\n"));
+    let leaky = sign(&["leaky"]);
+    assert_eq!(code(&leaky), 1, "{}{}", leaky.out(), leaky.err());
+    assert!(
+        !w.path("ledger.jsonl").exists()
+            || std::fs::read_to_string(w.path("ledger.jsonl"))
+                .unwrap()
+                .is_empty(),
+        "a leaking artifact was signed"
+    );
+
+    let signed = sign(&["dist"]);
+    assert_eq!(code(&signed), 0, "{}{}", signed.out(), signed.err());
+    for a in ["dist/README", "dist/app.bin", "dist/lib/util.so"] {
+        assert!(
+            signed.out().contains(&format!("signed {a} sha256:")),
+            "{}",
+            signed.out()
+        );
+    }
+    let ledger = w.path("ledger.jsonl");
+    let records = lines(&ledger);
+    assert_eq!(records.len(), 3);
+    let first: serde_json::Value = serde_json::from_str(&records[0]).unwrap();
+    assert_eq!(first["event"], "artifact");
+    assert_eq!(first["artifact"], "dist/README");
+    assert_eq!(first["key"], "transit/ci-artifacts");
+    assert_eq!(first["key_version"], 1);
+    assert!(first["signature"]
+        .as_str()
+        .unwrap()
+        .starts_with("vault:v1:"));
+    assert_eq!(first["identity"]["method"], "approle");
+    assert_eq!(first["seq"], 0);
+    // The ledger is the audit trail's chain format: `audit verify` accepts it.
+    let chain = w.shroud(&["audit", "verify", "ledger.jsonl"]);
+    assert_eq!(code(&chain), 0, "{}", chain.err());
+
+    let ok = w.verify(&["--key", "ci-artifacts"], &["dist"]);
+    assert_eq!(code(&ok), 0, "{}{}", ok.out(), ok.err());
+    assert_eq!(
+        ok.out().lines().filter(|l| l.starts_with("ok ")).count(),
+        3,
+        "{}",
+        ok.out()
+    );
+    assert!(
+        ok.out().contains("ok dist/app.bin: sha256:"),
+        "{}",
+        ok.out()
+    );
+
+    // 1. A changed artifact.
+    write(&w.path("dist/app.bin"), "the application, patched\n");
+    let changed = w.verify(&[], &["dist/app.bin", "dist/README"]);
+    assert_eq!(code(&changed), 1, "{}{}", changed.out(), changed.err());
+    assert!(
+        changed
+            .out()
+            .contains("FAIL dist/app.bin: no ledger record for its content"),
+        "{}",
+        changed.out()
+    );
+    assert!(
+        changed.out().contains("ok dist/README"),
+        "{}",
+        changed.out()
+    );
+    write(&w.path("dist/app.bin"), "the application\n");
+
+    // 2. A forged record: the patched binary's digest put into a record whose
+    // chain is re-sealed correctly, so only the signature can tell.
+    let forged_path = w.path("forged.jsonl");
+    std::fs::copy(&ledger, &forged_path).unwrap();
+    write(&w.path("evil/app.bin"), "the application, backdoored\n");
+    let evil_digest = sha256_hex(&std::fs::read(w.path("evil/app.bin")).unwrap());
+    let mut forged: Vec<String> = lines(&forged_path);
+    let mut v: serde_json::Value = serde_json::from_str(&forged[1]).unwrap();
+    v["sha256"] = evil_digest.into();
+    forged[1] = reseal(v);
+    reseal_from(&mut forged, 2);
+    write_lines(&forged_path, &forged);
+    let chain = w.shroud(&["audit", "verify", "forged.jsonl"]);
+    assert_eq!(
+        code(&chain),
+        0,
+        "the forger re-sealed the chain: {}",
+        chain.err()
+    );
+    let f = w.shroud(&[
+        "verify",
+        "--config",
+        "shroud.toml",
+        "--ledger",
+        "forged.jsonl",
+        "evil/app.bin",
+    ]);
+    assert_eq!(code(&f), 1, "{}{}", f.out(), f.err());
+    assert!(
+        f.out().contains("the signature does not verify with transit/ci-artifacts: the record was forged or altered"),
+        "{}",
+        f.out()
+    );
+    // A record signed by another key (which the verifier may also use) is
+    // refused when the key is pinned.
+    let other = w.shroud(&[
+        "verify",
+        "--config",
+        "shroud.toml",
+        "--ledger",
+        "forged.jsonl",
+        "--key",
+        "other",
+        "dist/README",
+    ]);
+    assert_eq!(code(&other), 1, "{}{}", other.out(), other.err());
+    assert!(
+        other.out().contains("not by the required key"),
+        "{}",
+        other.out()
+    );
+
+    // 3. A removed record: the chain breaks; re-sealed, the artifact has no record.
+    let mut removed = lines(&ledger);
+    removed.remove(1);
+    let removed_path = w.path("removed.jsonl");
+    write_lines(&removed_path, &removed);
+    let f = w.shroud(&[
+        "verify",
+        "--config",
+        "shroud.toml",
+        "--ledger",
+        "removed.jsonl",
+        "dist/README",
+    ]);
+    assert_eq!(code(&f), 1, "{}{}", f.out(), f.err());
+    assert!(
+        f.out().contains(
+            "FAIL dist/README: ledger removed.jsonl is broken at line 2: seq is 2, expected 1"
+        ),
+        "{}",
+        f.out()
+    );
+    reseal_from(&mut removed, 1);
+    write_lines(&removed_path, &removed);
+    let f = w.shroud(&[
+        "verify",
+        "--config",
+        "shroud.toml",
+        "--ledger",
+        "removed.jsonl",
+        "dist",
+    ]);
+    assert_eq!(code(&f), 1, "{}{}", f.out(), f.err());
+    assert!(
+        f.out().contains("FAIL dist/app.bin: no ledger record"),
+        "{}",
+        f.out()
+    );
+
+    // 4. A broken chain: one byte of a record edited.
+    let mut broken = lines(&ledger);
+    broken[0] = broken[0].replace("dist/README", "dist/READMF");
+    let broken_path = w.path("broken.jsonl");
+    write_lines(&broken_path, &broken);
+    let f = w.shroud(&[
+        "verify",
+        "--config",
+        "shroud.toml",
+        "--ledger",
+        "broken.jsonl",
+        "dist/app.bin",
+    ]);
+    assert_eq!(code(&f), 1, "{}{}", f.out(), f.err());
+    assert!(
+        f.out()
+            .contains("is broken at line 1: the record's content does not match its hash"),
+        "{}",
+        f.out()
+    );
+
+    // Signing again appends to the same chain, which still verifies.
+    let again = sign(&["dist/app.bin"]);
+    assert_eq!(code(&again), 0, "{}{}", again.out(), again.err());
+    assert_eq!(lines(&ledger).len(), 4);
+    let ok = w.verify(&[], &["dist"]);
+    assert_eq!(code(&ok), 0, "{}{}", ok.out(), ok.err());
+
+    // Bad input.
+    let bad = w.shroud(&["scan", "--sign", "ci-artifacts", "dist"]);
+    assert_eq!(code(&bad), 64, "{}", bad.err());
+    let bad = w.verify(&[], &["nope"]);
+    assert_eq!(code(&bad), 64, "{}", bad.err());
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest as _, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The line for `v` as the chain writes it: `hash` over the rest.
+fn reseal(mut v: serde_json::Value) -> String {
+    v.as_object_mut().unwrap().remove("hash");
+    let body = serde_json::to_string(&v).unwrap();
+    let hash = sha256_hex(body.as_bytes());
+    format!("{},\"hash\":\"{hash}\"}}", &body[..body.len() - 1])
+}
+
+/// Re-links and re-seals records from `from` on, as a forger who can write
+/// the whole file would.
+fn reseal_from(lines: &mut [String], from: usize) {
+    for i in from..lines.len() {
+        let mut v: serde_json::Value = serde_json::from_str(&lines[i]).unwrap();
+        v["seq"] = (i as u64).into();
+        v["prev"] = sha256_hex(lines[i - 1].as_bytes()).into();
+        lines[i] = reseal(v);
+    }
+}
