@@ -327,6 +327,11 @@ pub enum AuditCommand {
         /// detects records removed from the end.
         #[arg(long, value_name = "SHA256")]
         expect_head: Option<String>,
+        /// The agent configuration with `[audit] sign_key`: check the chain's
+        /// signatures with Vault (a rewritten file, or one cut short after its
+        /// last signature, fails).
+        #[arg(long, value_name = "F")]
+        config: Option<PathBuf>,
     },
 }
 

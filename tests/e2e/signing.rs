@@ -29,6 +29,7 @@ impl World {
             "type=ecdsa-p256",
         ]);
         bao.bao(&["write", "-f", "transit/keys/other", "type=ecdsa-p256"]);
+        bao.bao(&["write", "-f", "transit/keys/audit", "type=ed25519"]);
         bao.bao(&["kv", "put", "secret/ci/api", &format!("api_key={API_KEY}")]);
         bao.policy(
             "ci",
@@ -37,6 +38,8 @@ path "secret/data/ci/*" { capabilities = ["read"] }
 path "transit/sign/ci-artifacts" { capabilities = ["update"] }
 path "transit/verify/ci-artifacts" { capabilities = ["update"] }
 path "transit/verify/other" { capabilities = ["update"] }
+path "transit/sign/audit" { capabilities = ["update"] }
+path "transit/verify/audit" { capabilities = ["update"] }
 "#,
             dir.path(),
         );
@@ -57,6 +60,13 @@ path "transit/verify/other" { capabilities = ["update"] }
         )
         .unwrap();
         w
+    }
+
+    /// The same configuration with `extra` appended, written to `name`.
+    fn config_with(&self, name: &str, extra: &str) -> String {
+        let base = std::fs::read_to_string(self.path("shroud.toml")).unwrap();
+        std::fs::write(self.path(name), format!("{base}\n{extra}")).unwrap();
+        name.to_string()
     }
 
     fn path(&self, rel: &str) -> PathBuf {
@@ -361,5 +371,164 @@ fn reseal_from(lines: &mut [String], from: usize) {
         v["seq"] = (i as u64).into();
         v["prev"] = sha256_hex(lines[i - 1].as_bytes()).into();
         lines[i] = reseal(v);
+    }
+}
+
+#[test]
+fn a_signed_audit_chain_catches_a_rewritten_and_a_truncated_file() {
+    let w = World::new();
+    let cfg = w.config_with("audited.toml", "[output]\nrequire_tmpfs = false\n");
+    // [output] is already in the base file: rewrite it with the option inside.
+    let text = std::fs::read_to_string(w.path(&cfg))
+        .unwrap()
+        .replace("\n\n[output]\nrequire_tmpfs = false\n", "\n")
+        .replace("[output]\n", "[output]\nrequire_tmpfs = false\n");
+    std::fs::write(
+        w.path(&cfg),
+        format!("{text}\n[audit]\npath = \"audit.jsonl\"\nsign_key = \"audit\"\nsign_every = 2\n"),
+    )
+    .unwrap();
+    let run = w.shroud(&["run", "--config", &cfg, "--tty", "never", "--", "true"]);
+    assert_eq!(code(&run), 0, "{}{}", run.out(), run.err());
+    let log = w.path("audit.jsonl");
+    let records = lines(&log);
+    let events: Vec<String> = records
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["event"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let sigs: Vec<usize> = (0..events.len())
+        .filter(|i| events[*i] == "chain_signature")
+        .collect();
+    assert!(
+        sigs.len() >= 2,
+        "periodic and final signatures expected: {events:?}"
+    );
+    assert_eq!(
+        *sigs.last().unwrap(),
+        records.len() - 1,
+        "the file ends with the final signature: {events:?}"
+    );
+    let last: serde_json::Value = serde_json::from_str(records.last().unwrap()).unwrap();
+    assert_eq!(last["final"], true);
+    assert_eq!(last["key"], "transit/audit");
+    assert!(last["signature"].as_str().unwrap().starts_with("vault:v1:"));
+    let first_sig: serde_json::Value = serde_json::from_str(&records[sigs[0]]).unwrap();
+    assert_eq!(first_sig["final"], false);
+
+    let verify = |file: &str| w.shroud(&["audit", "verify", "--config", &cfg, file]);
+    let ok = verify("audit.jsonl");
+    assert_eq!(code(&ok), 0, "{}{}", ok.out(), ok.err());
+    assert!(
+        ok.out()
+            .contains("chain signatures by transit/audit verified, the last one final"),
+        "{}",
+        ok.out()
+    );
+    let unchecked = w.shroud(&["audit", "verify", "audit.jsonl"]);
+    assert_eq!(code(&unchecked), 0, "{}", unchecked.err());
+    assert!(
+        unchecked
+            .out()
+            .contains("chain signatures not checked (give --config)"),
+        "{}",
+        unchecked.out()
+    );
+
+    // Rewritten: a record changed and the whole chain after it re-sealed, the
+    // signatures' heads updated too. The chain is intact; the signatures are not.
+    let mut rewritten = records.clone();
+    let target = events
+        .iter()
+        .position(|e| e == "fetch")
+        .expect("a fetch record");
+    rewritten[target] = rewritten[target].replace("\"secret\":\"api\"", "\"secret\":\"apx\"");
+    let mut v: serde_json::Value = serde_json::from_str(&rewritten[target]).unwrap();
+    v["seq"] = (target as u64).into();
+    rewritten[target] = reseal(v);
+    for i in target + 1..rewritten.len() {
+        let mut v: serde_json::Value = serde_json::from_str(&rewritten[i]).unwrap();
+        if v["event"] == "chain_signature" {
+            let n = v["records"].as_u64().unwrap() as usize;
+            v["head"] = sha256_hex(rewritten[n - 1].as_bytes()).into();
+        }
+        v["prev"] = sha256_hex(rewritten[i - 1].as_bytes()).into();
+        rewritten[i] = reseal(v);
+    }
+    write_lines(&w.path("rewritten.jsonl"), &rewritten);
+    let chain_only = w.shroud(&["audit", "verify", "rewritten.jsonl"]);
+    assert_eq!(
+        code(&chain_only),
+        0,
+        "the forger's chain is intact: {}",
+        chain_only.err()
+    );
+    let f = verify("rewritten.jsonl");
+    assert_eq!(code(&f), 1, "{}{}", f.out(), f.err());
+    assert!(
+        f.err()
+            .contains("does not verify with transit/audit: the file was rewritten"),
+        "{}",
+        f.err()
+    );
+
+    // Rewritten from scratch without signatures.
+    let scratch: Vec<String> = rewritten
+        .iter()
+        .filter(|l| !l.contains("\"chain_signature\""))
+        .cloned()
+        .collect();
+    let mut scratch = scratch;
+    for i in 0..scratch.len() {
+        let mut v: serde_json::Value = serde_json::from_str(&scratch[i]).unwrap();
+        v["seq"] = (i as u64).into();
+        v["prev"] = if i == 0 {
+            "0".repeat(64)
+        } else {
+            sha256_hex(scratch[i - 1].as_bytes())
+        }
+        .into();
+        scratch[i] = reseal(v);
+    }
+    write_lines(&w.path("scratch.jsonl"), &scratch);
+    let f = verify("scratch.jsonl");
+    assert_eq!(code(&f), 1, "{}{}", f.out(), f.err());
+    assert!(
+        f.err()
+            .contains("no chain signature: the file was rewritten from scratch"),
+        "{}",
+        f.err()
+    );
+
+    // Truncated: the final signature cut off, and cut right after a periodic one.
+    let end = (0..records.len() - 1)
+        .rev()
+        .find(|i| events[*i] != "chain_signature")
+        .unwrap();
+    assert!(sigs[0] < end, "{events:?}");
+    write_lines(&w.path("cut.jsonl"), &records[..=end]);
+    let f = verify("cut.jsonl");
+    assert_eq!(code(&f), 1, "{}{}", f.out(), f.err());
+    assert!(
+        f.err().contains("after the last chain signature"),
+        "{}",
+        f.err()
+    );
+    write_lines(&w.path("cut2.jsonl"), &records[..=sigs[0]]);
+    let f = verify("cut2.jsonl");
+    assert_eq!(code(&f), 1, "{}{}", f.out(), f.err());
+    assert!(
+        f.err().contains("is not the final one written at exit"),
+        "{}",
+        f.err()
+    );
+    // Without --config both still pass the chain check: only the signatures tell.
+    for file in ["cut.jsonl", "cut2.jsonl"] {
+        let f = w.shroud(&["audit", "verify", file]);
+        assert_eq!(code(&f), 0, "{file}: {}", f.err());
     }
 }

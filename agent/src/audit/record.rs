@@ -75,6 +75,24 @@ pub(crate) struct Record<'a> {
     pub outcome: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// `chain_signature`: how many records the signature covers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub records: Option<u64>,
+    /// `chain_signature`: the hash of the last record covered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head: Option<String>,
+    /// `chain_signature`: whether it is the one written at exit.
+    #[serde(rename = "final", skip_serializing_if = "Option::is_none")]
+    pub is_final: Option<bool>,
+    /// `chain_signature`: the transit key, `MOUNT/NAME`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// `chain_signature`: the key version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_version: Option<u64>,
+    /// `chain_signature`: `vault:vN:…` over [`super::anchor::head_message`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
     pub workload: &'a Workload,
     pub prev: &'a str,
 }
@@ -96,6 +114,12 @@ impl<'a> Record<'a> {
             code: None,
             outcome: "ok",
             reason: None,
+            records: None,
+            head: None,
+            is_final: None,
+            key: None,
+            key_version: None,
+            signature: None,
             workload: w,
             prev: GENESIS,
         }

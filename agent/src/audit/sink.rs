@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use super::anchor::{head_message, Anchor, AnchorSlot, HeadSigner, Ticker};
 use super::record::{seal, sha256_hex, Record, Workload, GENESIS};
 use crate::events::{Event, EventSink, Outcome};
 
@@ -63,6 +64,8 @@ pub struct Head {
 pub struct Audit {
     chain: Mutex<Chain>,
     workload: Workload,
+    anchor: AnchorSlot,
+    ticker: Mutex<Option<Ticker>>,
 }
 
 struct Chain {
@@ -70,6 +73,8 @@ struct Chain {
     seq: u64,
     prev: String,
     write_failed: bool,
+    /// Records written since the last chain signature.
+    unsigned: u64,
 }
 
 enum Output {
@@ -123,8 +128,11 @@ impl Audit {
                 seq,
                 prev,
                 write_failed: false,
+                unsigned: 0,
             }),
             workload,
+            anchor: Mutex::new(None),
+            ticker: Mutex::new(None),
         }))
     }
 
@@ -137,8 +145,11 @@ impl Audit {
                 seq: 0,
                 prev: GENESIS.to_string(),
                 write_failed: false,
+                unsigned: 0,
             }),
             workload,
+            anchor: Mutex::new(None),
+            ticker: Mutex::new(None),
         });
         (audit, buf)
     }
@@ -155,6 +166,17 @@ impl Audit {
     /// Flushes the file to disk and logs the head hash (keep it to detect a
     /// removed tail: `shroud audit verify --expect-head`). Call once at exit.
     pub fn finish(&self) -> Head {
+        if let Some(mut t) = self.ticker.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            t.stop();
+        }
+        {
+            let mut slot = self.anchor.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(anchor) = slot.as_mut() {
+                self.sign_with(anchor, true);
+                anchor.signer.close();
+            }
+            *slot = None;
+        }
         let head = {
             let c = self.chain.lock().unwrap_or_else(|e| e.into_inner());
             if let Output::File(f) = &c.out {
@@ -193,7 +215,100 @@ impl Audit {
         c.out.write_line(line.as_bytes())?;
         c.seq += 1;
         c.prev = hash;
+        c.unsigned += 1;
+        let unsigned = c.unsigned;
+        drop(c);
+        // Busy: another thread is signing, or this is the signer's own login
+        // event; the records are covered by the next signature.
+        if let Ok(mut slot) = self.anchor.try_lock() {
+            if let Some(anchor) = slot.as_mut() {
+                if unsigned >= anchor.every {
+                    self.sign_with(anchor, false);
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// Signs the chain head with `signer` every `every` records, every
+    /// `interval` when records are waiting, and at [`Audit::finish`].
+    pub fn enable_signing(
+        self: &Arc<Self>,
+        signer: Box<dyn HeadSigner>,
+        every: u64,
+        interval: std::time::Duration,
+    ) {
+        *self.anchor.lock().unwrap_or_else(|e| e.into_inner()) = Some(Anchor { signer, every });
+        *self.ticker.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(Ticker::start(self, interval));
+    }
+
+    /// The interval thread's turn: signs when records are waiting.
+    pub(crate) fn sign_if_unsigned(&self) {
+        let waiting = self
+            .chain
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .unsigned
+            > 0;
+        if !waiting {
+            return;
+        }
+        if let Ok(mut slot) = self.anchor.try_lock() {
+            if let Some(anchor) = slot.as_mut() {
+                self.sign_with(anchor, false);
+            }
+        }
+    }
+
+    /// Signs the head and appends the `chain_signature` record. The chain lock
+    /// is not held while Vault is asked (the signer's login is itself an audited
+    /// event); if records arrived meanwhile the head is signed again, so that
+    /// the final signature covers everything.
+    fn sign_with(&self, anchor: &mut Anchor, is_final: bool) {
+        for _ in 0..3 {
+            let (records, head) = {
+                let c = self.chain.lock().unwrap_or_else(|e| e.into_inner());
+                (c.seq, c.prev.clone())
+            };
+            let signed = match anchor.signer.sign(&head_message(records, &head, is_final)) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "audit log: cannot sign the chain head");
+                    self.chain
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .unsigned = 0;
+                    return;
+                }
+            };
+            let mut c = self.chain.lock().unwrap_or_else(|e| e.into_inner());
+            if c.seq != records {
+                continue;
+            }
+            let mut r = Record::base("chain_signature", &self.workload);
+            r.seq = c.seq;
+            r.time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+            r.records = Some(records);
+            r.head = Some(head.clone());
+            r.is_final = Some(is_final);
+            r.key = Some(signed.key);
+            r.key_version = Some(signed.key_version);
+            r.signature = Some(signed.signature);
+            r.prev = &head;
+            let mut line = seal(&r);
+            let hash = sha256_hex(line.as_bytes());
+            line.push('\n');
+            if let Err(e) = c.out.write_line(line.as_bytes()) {
+                tracing::error!(error = %e, "audit log: cannot write the chain signature");
+                return;
+            }
+            c.seq += 1;
+            c.prev = hash;
+            c.unsigned = 0;
+            return;
+        }
+        tracing::warn!("audit log: records kept arriving while the head was signed; the next signature covers them");
     }
 }
 

@@ -79,6 +79,19 @@ pub struct Config {
     pub metrics_listen: Option<String>,
     /// `[audit] path`.
     pub audit_path: Option<String>,
+    /// `[audit] sign_key`, `sign_every`, `sign_interval`.
+    pub audit_signing: Option<AuditSigning>,
+}
+
+/// Signing the audit chain's head with a transit key (`[audit] sign_key`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditSigning {
+    /// `[audit] sign_key`.
+    pub key: crate::vault::transit::TransitKey,
+    /// `[audit] sign_every`: sign after this many unsigned records.
+    pub every: u64,
+    /// `[audit] sign_interval`: sign unsigned records at least this often.
+    pub interval: Duration,
 }
 
 /// `[vault]`.

@@ -101,4 +101,7 @@ pub struct RawMetrics {
 #[serde(deny_unknown_fields)]
 pub struct RawAudit {
     pub path: Option<String>,
+    pub sign_key: Option<String>,
+    pub sign_every: Option<u64>,
+    pub sign_interval: Option<String>,
 }

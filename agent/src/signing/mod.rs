@@ -3,6 +3,8 @@
 //! closed. Used by `shroud scan --sign`, `shroud verify`, the audit trail's
 //! signed chain head and `shroud audit verify --config`.
 
+mod head;
 mod session;
 
+pub use head::HeadSession;
 pub use session::{Session, SignError};
