@@ -411,10 +411,13 @@ fn clean_reason(why: &str, lease_id: Option<&str>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Cursor;
+    use std::io::{BufReader, Cursor};
+    use std::sync::Weak;
     use std::time::Duration;
 
     use super::*;
+    use crate::audit::anchor::SignedHead;
+    use crate::audit::verify;
 
     fn workload() -> Workload {
         Workload {
@@ -499,5 +502,68 @@ mod tests {
         std::fs::write(&path, text.replacen("\"exit\"", "\"exxt\"", 1)).unwrap();
         let err = Audit::open_as(&target, workload()).unwrap_err().to_string();
         assert!(err.contains("broken at line 6"), "{err}");
+    }
+
+    /// Signs by hashing, and logs in (an audited event) on its first use, as
+    /// the transit signer does.
+    struct FakeSigner {
+        audit: Weak<Audit>,
+        logged_in: bool,
+        closed: Arc<Mutex<bool>>,
+    }
+
+    impl HeadSigner for FakeSigner {
+        fn sign(&mut self, message: &[u8]) -> Result<SignedHead, String> {
+            if !std::mem::replace(&mut self.logged_in, true) {
+                if let Some(a) = self.audit.upgrade() {
+                    a.emit(&Event::Login {
+                        method: "approle",
+                        outcome: Outcome::Ok,
+                    });
+                }
+            }
+            Ok(SignedHead {
+                key: "transit/audit".into(),
+                key_version: 1,
+                signature: format!("fake:{}", sha256_hex(message)),
+            })
+        }
+        fn close(&mut self) {
+            *self.closed.lock().unwrap() = true;
+        }
+    }
+
+    #[test]
+    fn signing_every_n_records_and_at_finish_covers_the_whole_chain() {
+        let (audit, buf) = Audit::in_memory(workload());
+        let closed = Arc::new(Mutex::new(false));
+        audit.enable_signing(
+            Box::new(FakeSigner {
+                audit: Arc::downgrade(&audit),
+                logged_in: false,
+                closed: closed.clone(),
+            }),
+            3,
+            Duration::from_secs(3600),
+        );
+        session(&audit);
+        audit.finish();
+        assert!(*closed.lock().unwrap(), "the signer's session is closed at finish");
+        let bytes = buf.lock().unwrap().clone();
+        let s = verify(Cursor::new(&bytes)).unwrap();
+        assert!(s.signatures.len() >= 2, "{:?}", s.signatures);
+        let last = s.signatures.last().unwrap();
+        assert!(last.is_final);
+        assert_eq!(last.line, s.records, "the final signature is the last line");
+        assert_eq!(last.records, s.records - 1, "it covers everything before it");
+        for sig in &s.signatures {
+            let want = format!(
+                "fake:{}",
+                sha256_hex(&super::head_message(sig.records, &sig.head, sig.is_final))
+            );
+            assert_eq!(sig.signature, want);
+        }
+        let text = String::from_utf8(bytes).unwrap();
+        assert_eq!(text.matches("\"event\":\"login\"").count(), 2, "{text}");
     }
 }
