@@ -32,8 +32,8 @@ impl AuditTarget {
 /// Why the audit trail could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
-    /// The file could not be opened or read.
-    #[error("cannot open audit log {path}")]
+    /// The file (an audit log or a ledger) could not be opened or read.
+    #[error("cannot open {path}")]
     Open {
         /// The file.
         path: PathBuf,
@@ -41,7 +41,7 @@ pub enum AuditError {
         source: io::Error,
     },
     /// The existing file's chain is broken; shroud will not extend it.
-    #[error("existing audit log {path} is broken at {broken}; move it aside and check it with `shroud audit verify`")]
+    #[error("existing chain {path} is broken at {broken}; move it aside and check it with `shroud audit verify`")]
     Broken {
         /// The file.
         path: PathBuf,

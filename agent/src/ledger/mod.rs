@@ -27,8 +27,15 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// Opens (creating) the ledger at `path`; refuses one whose chain is broken.
+    /// Opens (creating it and its directory) the ledger at `path`; refuses one
+    /// whose chain is broken.
     pub fn open(path: &Path) -> Result<Ledger, AuditError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| AuditError::Open {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
         let (file, summary) = crate::audit::chain::open_append(path)?;
         Ok(Ledger {
             file,
