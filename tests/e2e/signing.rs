@@ -92,14 +92,8 @@ path "transit/verify/audit" { capabilities = ["update"] }
         f
     }
 
-    fn verify(&self, extra: &[&str], artifacts: &[&str]) -> Finished {
-        let mut args = vec![
-            "verify",
-            "--config",
-            "shroud.toml",
-            "--ledger",
-            "ledger.jsonl",
-        ];
+    fn verify(&self, ledger: &str, extra: &[&str], artifacts: &[&str]) -> Finished {
+        let mut args = vec!["verify", "--config", "shroud.toml", "--ledger", ledger];
         args.extend_from_slice(extra);
         args.extend_from_slice(artifacts);
         self.shroud(&args)
@@ -108,6 +102,12 @@ path "transit/verify/audit" { capabilities = ["update"] }
 
 fn code(f: &Finished) -> i32 {
     f.status.code().expect("exited normally")
+}
+
+/// Asserts that `f` exited 1 with `want` in its output lines.
+fn fails_with(f: &Finished, want: &str) {
+    assert_eq!(code(f), 1, "{}{}", f.out(), f.err());
+    assert!(f.out().contains(want), "{want:?} not in:\n{}", f.out());
 }
 
 fn write(p: &Path, text: &str) {
@@ -190,7 +190,7 @@ fn signed_artifacts_verify_and_every_tampering_fails() {
     let chain = w.shroud(&["audit", "verify", "ledger.jsonl"]);
     assert_eq!(code(&chain), 0, "{}", chain.err());
 
-    let ok = w.verify(&["--key", "ci-artifacts"], &["dist"]);
+    let ok = w.verify("ledger.jsonl", &["--key", "ci-artifacts"], &["dist"]);
     assert_eq!(code(&ok), 0, "{}{}", ok.out(), ok.err());
     assert_eq!(
         ok.out().lines().filter(|l| l.starts_with("ok ")).count(),
@@ -206,14 +206,9 @@ fn signed_artifacts_verify_and_every_tampering_fails() {
 
     // 1. A changed artifact.
     write(&w.path("dist/app.bin"), "the application, patched\n");
-    let changed = w.verify(&[], &["dist/app.bin", "dist/README"]);
-    assert_eq!(code(&changed), 1, "{}{}", changed.out(), changed.err());
-    assert!(
-        changed
-            .out()
-            .contains("FAIL dist/app.bin: no ledger record for its content"),
-        "{}",
-        changed.out()
+    fails_with(
+        &w.verify("ledger.jsonl", &[], &["dist/app.bin", "dist/README"]),
+        "FAIL dist/app.bin: no ledger record for its content",
     );
     assert!(
         changed.out().contains("ok dist/README"),
@@ -241,37 +236,15 @@ fn signed_artifacts_verify_and_every_tampering_fails() {
         "the forger re-sealed the chain: {}",
         chain.err()
     );
-    let f = w.shroud(&[
-        "verify",
-        "--config",
-        "shroud.toml",
-        "--ledger",
-        "forged.jsonl",
-        "evil/app.bin",
-    ]);
-    assert_eq!(code(&f), 1, "{}{}", f.out(), f.err());
-    assert!(
-        f.out().contains("the signature does not verify with transit/ci-artifacts: the record was forged or altered"),
-        "{}",
-        f.out()
+    fails_with(
+        &w.verify("forged.jsonl", &[], &["evil/app.bin"]),
+        "the signature does not verify with transit/ci-artifacts: the record was forged or altered",
     );
     // A record signed by another key (which the verifier may also use) is
     // refused when the key is pinned.
-    let other = w.shroud(&[
-        "verify",
-        "--config",
-        "shroud.toml",
-        "--ledger",
-        "forged.jsonl",
-        "--key",
-        "other",
-        "dist/README",
-    ]);
-    assert_eq!(code(&other), 1, "{}{}", other.out(), other.err());
-    assert!(
-        other.out().contains("not by the required key"),
-        "{}",
-        other.out()
+    fails_with(
+        &w.verify("forged.jsonl", &["--key", "other"], &["dist/README"]),
+        "not by the required key",
     );
 
     // 3. A removed record: the chain breaks; re-sealed, the artifact has no record.
@@ -279,37 +252,15 @@ fn signed_artifacts_verify_and_every_tampering_fails() {
     removed.remove(1);
     let removed_path = w.path("removed.jsonl");
     write_lines(&removed_path, &removed);
-    let f = w.shroud(&[
-        "verify",
-        "--config",
-        "shroud.toml",
-        "--ledger",
-        "removed.jsonl",
-        "dist/README",
-    ]);
-    assert_eq!(code(&f), 1, "{}{}", f.out(), f.err());
-    assert!(
-        f.out().contains(
-            "FAIL dist/README: ledger removed.jsonl is broken at line 2: seq is 2, expected 1"
-        ),
-        "{}",
-        f.out()
+    fails_with(
+        &w.verify("removed.jsonl", &[], &["dist/README"]),
+        "FAIL dist/README: ledger removed.jsonl is broken at line 2: seq is 2, expected 1",
     );
     reseal_from(&mut removed, 1);
     write_lines(&removed_path, &removed);
-    let f = w.shroud(&[
-        "verify",
-        "--config",
-        "shroud.toml",
-        "--ledger",
-        "removed.jsonl",
-        "dist",
-    ]);
-    assert_eq!(code(&f), 1, "{}{}", f.out(), f.err());
-    assert!(
-        f.out().contains("FAIL dist/app.bin: no ledger record"),
-        "{}",
-        f.out()
+    fails_with(
+        &w.verify("removed.jsonl", &[], &["dist"]),
+        "FAIL dist/app.bin: no ledger record",
     );
 
     // 4. A broken chain: one byte of a record edited.
@@ -317,33 +268,22 @@ fn signed_artifacts_verify_and_every_tampering_fails() {
     broken[0] = broken[0].replace("dist/README", "dist/READMF");
     let broken_path = w.path("broken.jsonl");
     write_lines(&broken_path, &broken);
-    let f = w.shroud(&[
-        "verify",
-        "--config",
-        "shroud.toml",
-        "--ledger",
-        "broken.jsonl",
-        "dist/app.bin",
-    ]);
-    assert_eq!(code(&f), 1, "{}{}", f.out(), f.err());
-    assert!(
-        f.out()
-            .contains("is broken at line 1: the record's content does not match its hash"),
-        "{}",
-        f.out()
+    fails_with(
+        &w.verify("broken.jsonl", &[], &["dist/app.bin"]),
+        "is broken at line 1: the record's content does not match its hash",
     );
 
     // Signing again appends to the same chain, which still verifies.
     let again = sign(&["dist/app.bin"]);
     assert_eq!(code(&again), 0, "{}{}", again.out(), again.err());
     assert_eq!(lines(&ledger).len(), 4);
-    let ok = w.verify(&[], &["dist"]);
+    let ok = w.verify("ledger.jsonl", &[], &["dist"]);
     assert_eq!(code(&ok), 0, "{}{}", ok.out(), ok.err());
 
     // Bad input.
     let bad = w.shroud(&["scan", "--sign", "ci-artifacts", "dist"]);
     assert_eq!(code(&bad), 64, "{}", bad.err());
-    let bad = w.verify(&[], &["nope"]);
+    let bad = w.verify("ledger.jsonl", &[], &["nope"]);
     assert_eq!(code(&bad), 64, "{}", bad.err());
 }
 

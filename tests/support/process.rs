@@ -172,6 +172,8 @@ pub fn run_measured(cmd: &mut std::process::Command, limit: Duration) -> Measure
     let out = tempfile::tempfile().unwrap();
     let err = tempfile::tempfile().unwrap();
     let start = std::time::Instant::now();
+    // Reaped below with wait4 (for its rusage), not through `Child`.
+    #[allow(clippy::zombie_processes)]
     let child = cmd
         .stdin(Stdio::null())
         .stdout(out.try_clone().unwrap())

@@ -548,14 +548,21 @@ mod tests {
         );
         session(&audit);
         audit.finish();
-        assert!(*closed.lock().unwrap(), "the signer's session is closed at finish");
+        assert!(
+            *closed.lock().unwrap(),
+            "the signer's session is closed at finish"
+        );
         let bytes = buf.lock().unwrap().clone();
         let s = verify(Cursor::new(&bytes)).unwrap();
         assert!(s.signatures.len() >= 2, "{:?}", s.signatures);
         let last = s.signatures.last().unwrap();
         assert!(last.is_final);
         assert_eq!(last.line, s.records, "the final signature is the last line");
-        assert_eq!(last.records, s.records - 1, "it covers everything before it");
+        assert_eq!(
+            last.records,
+            s.records - 1,
+            "it covers everything before it"
+        );
         for sig in &s.signatures {
             let want = format!(
                 "fake:{}",
