@@ -372,6 +372,51 @@ kind = "kv2"
     }
 
     #[test]
+    fn audit_signing_keys_are_checked_and_named() {
+        assert_eq!(parse_env(MIN, &[]).unwrap().audit_signing, None);
+        let signed = format!(
+            "{MIN}[audit]\npath = \"/var/log/a.jsonl\"\nsign_key = \"ops/transit/audit\"\n"
+        );
+        let a = parse_env(&signed, &[("SHROUD_AUDIT_SIGN_EVERY", "7")])
+            .unwrap()
+            .audit_signing
+            .unwrap();
+        assert_eq!(
+            (a.key.mount.as_str(), a.key.name.as_str()),
+            ("ops/transit", "audit")
+        );
+        assert_eq!((a.every, a.interval), (7, Duration::from_secs(60)));
+        for (extra, key) in [
+            ("[audit]\nsign_key = \"k\"\n", "[audit] sign_key"),
+            (
+                "[audit]\npath = \"stderr\"\nsign_key = \"k\"\n",
+                "[audit] sign_key",
+            ),
+            (
+                "[audit]\npath = \"a\"\nsign_key = \"a b\"\n",
+                "[audit] sign_key",
+            ),
+            (
+                "[audit]\npath = \"a\"\nsign_every = 3\n",
+                "[audit] sign_every",
+            ),
+            (
+                "[audit]\npath = \"a\"\nsign_key = \"k\"\nsign_every = 0\n",
+                "[audit] sign_every",
+            ),
+            (
+                "[audit]\npath = \"a\"\nsign_key = \"k\"\nsign_interval = \"0s\"\n",
+                "[audit] sign_interval",
+            ),
+        ] {
+            let e = parse_env(&format!("{MIN}{extra}"), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{extra}: {e}");
+        }
+    }
+
+    #[test]
     fn kv2_paths() {
         let mut c = parse_env(MIN, &[]).unwrap();
         let s = &mut c.secrets[0];
