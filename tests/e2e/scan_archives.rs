@@ -300,7 +300,7 @@ with zipfile.ZipFile("../dist/bomb.zip", "w", zipfile.ZIP_DEFLATED, compressleve
         assert_eq!(code(f), 2, "{bomb}: {}{}", f.out(), f.err());
         assert!(
             f.err().contains(&format!(
-                "shroud: scan: {member}: incomplete: a compressed stream expanded more than 250 times (--max-ratio)"
+                "shroud: scan: {member}: incomplete: compressed data expanded more than 250 times (--max-ratio)"
             )),
             "{bomb}: {}",
             f.err()

@@ -20,7 +20,9 @@ pub struct Limits {
     /// Bytes produced by decompression, summed over every compressed stream and
     /// compressed zip entry inside one file.
     pub max_bytes: u64,
-    /// Decompressed bytes per compressed byte, per stream (after the first MiB).
+    /// Decompressed bytes per compressed byte (after the first MiB): per stream,
+    /// and for everything decompressed in a file against the file's size (which
+    /// stops a bomb nested in a bomb at its first layer's size).
     pub max_ratio: u64,
     /// Tar and zip entries, summed over every archive inside one file.
     pub max_entries: u64,
@@ -46,8 +48,8 @@ pub enum LimitHit {
     /// More than `max_bytes` decompressed.
     #[error("more than {0} bytes decompressed (--max-bytes)")]
     Bytes(u64),
-    /// A stream expanded more than `max_ratio` times.
-    #[error("a compressed stream expanded more than {0} times (--max-ratio)")]
+    /// A stream, or the file, expanded more than `max_ratio` times.
+    #[error("compressed data expanded more than {0} times (--max-ratio)")]
     Ratio(u64),
     /// More than `max_entries` entries.
     #[error("more than {0} archive entries (--max-entries)")]
@@ -58,15 +60,18 @@ pub enum LimitHit {
 #[derive(Debug)]
 pub(crate) struct Budget {
     limits: Limits,
+    /// The top-level file's size, when known.
+    file_size: Option<u64>,
     bytes: Cell<u64>,
     entries: Cell<u64>,
     hit: Cell<Option<LimitHit>>,
 }
 
 impl Budget {
-    pub(crate) fn new(limits: Limits) -> Rc<Budget> {
+    pub(crate) fn new(limits: Limits, file_size: Option<u64>) -> Rc<Budget> {
         Rc::new(Budget {
             limits,
+            file_size,
             bytes: Cell::new(0),
             entries: Cell::new(0),
             hit: Cell::new(None),
@@ -109,8 +114,10 @@ impl Budget {
         if total > self.limits.max_bytes {
             return Err(self.trip(LimitHit::Bytes(self.limits.max_bytes)));
         }
-        if stream_out > RATIO_GRACE && stream_out > stream_in.saturating_mul(self.limits.max_ratio)
-        {
+        let over = |out: u64, input: u64| {
+            out > RATIO_GRACE && out > input.saturating_mul(self.limits.max_ratio)
+        };
+        if over(stream_out, stream_in) || self.file_size.is_some_and(|f| over(total, f)) {
             return Err(self.trip(LimitHit::Ratio(self.limits.max_ratio)));
         }
         Ok(())
@@ -204,10 +211,13 @@ mod tests {
 
     #[test]
     fn ratio_counts_after_the_grace_and_trips_once() {
-        let budget = Budget::new(Limits {
-            max_ratio: 10,
-            ..Limits::default()
-        });
+        let budget = Budget::new(
+            Limits {
+                max_ratio: 10,
+                ..Limits::default()
+            },
+            None,
+        );
         // 1 MiB from 1 byte is within the grace.
         let mut ok = Metered::new(
             io::repeat(0).take(RATIO_GRACE),
@@ -227,28 +237,51 @@ mod tests {
 
     #[test]
     fn bytes_entries_and_depth_are_bounded() {
-        let budget = Budget::new(Limits {
-            max_bytes: 1000,
-            max_entries: 2,
-            max_depth: 3,
-            max_ratio: 1_000_000,
-        });
+        let budget = Budget::new(
+            Limits {
+                max_bytes: 1000,
+                max_entries: 2,
+                max_depth: 3,
+                max_ratio: 1_000_000,
+            },
+            None,
+        );
         assert!(budget.descend(2).is_ok());
         assert_eq!(budget.descend(3), Err(LimitHit::Depth(3)));
-        let budget = Budget::new(Limits {
-            max_bytes: 1000,
-            max_entries: 2,
-            ..Limits::default()
-        });
+        let budget = Budget::new(
+            Limits {
+                max_bytes: 1000,
+                max_entries: 2,
+                ..Limits::default()
+            },
+            None,
+        );
         assert!(budget.entry().is_ok() && budget.entry().is_ok());
         assert_eq!(budget.entry(), Err(LimitHit::Entries(2)));
-        let budget = Budget::new(Limits {
-            max_bytes: 1000,
-            ..Limits::default()
-        });
+        let budget = Budget::new(
+            Limits {
+                max_bytes: 1000,
+                ..Limits::default()
+            },
+            None,
+        );
         let (src, count) = Counted::new(io::repeat(1).take(5000));
         let mut m = Metered::new(src, budget.clone(), Consumed::Counter(count));
         assert!(drain(&mut m).is_err());
         assert_eq!(budget.hit(), Some(LimitHit::Bytes(1000)));
+    }
+
+    #[test]
+    fn the_whole_file_is_held_to_the_ratio_too() {
+        // Each stream expands 100x (under 250), but the file of 10 KiB has
+        // produced far more than 250 times its size.
+        let budget = Budget::new(Limits::default(), Some(10 << 10));
+        let mut outer = Metered::new(
+            io::repeat(0).take(8 << 20),
+            budget.clone(),
+            Consumed::Fixed(80 << 10),
+        );
+        assert!(drain(&mut outer).is_err());
+        assert_eq!(budget.hit(), Some(LimitHit::Ratio(250)));
     }
 }

@@ -66,18 +66,18 @@ where
         Walker {
             limits,
             leaf,
-            budget: Budget::new(limits),
+            budget: Budget::new(limits, None),
         }
     }
 
     /// Walks the file `name`, already open as `file`, with a fresh budget.
     pub fn file(&mut self, name: &str, mut file: File) -> Result<(), Stop> {
-        self.budget = Budget::new(self.limits);
+        let size = file.metadata().map(|m| m.len()).ok();
+        self.budget = Budget::new(self.limits, size);
         let unreadable = |e: io::Error| Stop::Unreadable {
             at: name.to_string(),
             error: e.to_string(),
         };
-        let size = file.metadata().map(|m| m.len()).ok();
         let mut head = zeroize::Zeroizing::new(vec![0u8; SNIFF_LEN]);
         let n = read_full(&mut file, &mut head).map_err(unreadable)?;
         file.rewind().map_err(unreadable)?;
