@@ -133,39 +133,23 @@ where
         }
         self.descend(name, depth)?;
         let depth = depth + 1;
-        let (counted, consumed) = Counted::new(input);
-        let budget = self.budget.clone();
-        let meter = |r| Metered::new(r, budget, Consumed::Counter(consumed));
-        match format {
-            Format::Gzip => {
-                let mut r =
-                    meter(Box::new(flate2::read::MultiGzDecoder::new(counted)) as Box<dyn Read>);
-                self.stream(name, &mut r, depth, None)
-            }
-            Format::Bzip2 => {
-                let mut r = meter(Box::new(bzip2::read::MultiBzDecoder::new(counted)));
-                self.stream(name, &mut r, depth, None)
-            }
-            Format::Xz => {
-                let mut r = meter(Box::new(liblzma::read::XzDecoder::new_multi_decoder(
-                    counted,
-                )));
-                self.stream(name, &mut r, depth, None)
-            }
-            Format::Zstd => {
-                let d =
-                    zstd::stream::read::Decoder::new(counted).map_err(|e| self.failed(name, e))?;
-                let mut r = meter(Box::new(d));
-                self.stream(name, &mut r, depth, None)
-            }
-            Format::Tar => self.tar(name, counted, depth),
+        let (mut counted, consumed) = Counted::new(input);
+        let decoded: Box<dyn Read + '_> = match format {
+            Format::Gzip => Box::new(flate2::read::MultiGzDecoder::new(counted)),
+            Format::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(counted)),
+            Format::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(counted)),
+            Format::Zstd => Box::new(
+                zstd::stream::read::Decoder::new(counted).map_err(|e| self.failed(name, e))?,
+            ),
+            Format::Tar => return self.tar(name, counted, depth),
             Format::Zip => {
-                let mut counted = counted;
                 let file = spool(&mut counted).map_err(|e| self.failed(name, e))?;
-                self.zip(name, file, depth)
+                return self.zip(name, file, depth);
             }
             Format::Plain => unreachable!("handled above"),
-        }
+        };
+        let mut r = Metered::new(decoded, self.budget.clone(), Consumed::Counter(consumed));
+        self.stream(name, &mut r, depth, None)
     }
 
     fn descend(&self, name: &str, depth: u32) -> Result<(), Stop> {
