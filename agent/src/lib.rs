@@ -26,6 +26,7 @@ pub mod secrets_source;
 pub mod signals;
 pub mod signing;
 pub mod telemetry;
+pub mod template;
 pub mod tree;
 pub mod vault;
 pub mod webhook;
