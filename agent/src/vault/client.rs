@@ -71,6 +71,9 @@ pub enum VaultError {
         /// What was wrong.
         detail: String,
     },
+    /// The path cannot be sent as it is (an empty, `.` or `..` segment).
+    #[error("{0} ({1})")]
+    BadPath(super::path::BadPath, String),
     /// The TLS settings could not be loaded.
     #[error("TLS setup: {0}")]
     Tls(String),
@@ -240,7 +243,8 @@ impl VaultClient {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Option<Answer>, VaultError> {
-        let url = format!("{}/v1/{}", self.base, path.trim_start_matches('/'));
+        let encoded = super::path::encode(path).map_err(|e| VaultError::BadPath(e, operation.to_string()))?;
+        let url = format!("{}/v1/{encoded}", self.base);
         let mut req = self.agent.request(method, &url);
         if let Some(t) = &self.token {
             req = req.set("X-Vault-Token", &t.0);

@@ -3,5 +3,6 @@
 pub mod api;
 pub mod auth;
 pub mod client;
+pub mod path;
 
 pub use client::{Token, VaultClient, VaultError};
