@@ -10,6 +10,7 @@
 pub mod agent_config;
 pub mod annotations;
 pub mod config;
+pub mod limits;
 pub mod metrics;
 pub mod patch;
 pub mod policy;
