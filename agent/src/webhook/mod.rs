@@ -9,12 +9,16 @@
 
 pub mod agent_config;
 pub mod annotations;
+pub mod changes;
 pub mod config;
+pub mod idle;
 pub mod limits;
 pub mod metrics;
+pub mod ownership;
 pub mod patch;
 pub mod policy;
 pub mod review;
 pub mod server;
+pub mod templates;
 pub mod tls;
 pub mod vault_compat;
