@@ -148,19 +148,14 @@ pub fn check_injected(pod: &Pod, namespace: &str, cfg: &WebhookConfig) -> Result
         Err(e) => return Err(deny("metadata.annotations", e.to_string())),
     };
     policy::check_secret_paths(&inj, namespace, &cfg.policy)?;
-    if spec.host_pid == Some(true) || spec.share_process_namespace == Some(true) {
-        return Err(deny(
-            "spec.hostPID / spec.shareProcessNamespace",
-            "an injected pod cannot share process namespaces: other processes would read the secrets through /proc/<pid>/root",
-        ));
-    }
-    check_volumes(spec, cfg)?;
+    check_process_sharing(spec)?;
     let native = inj.native_sidecar.unwrap_or(cfg.native_sidecar);
     let targets = patch::select_targets(spec, &inj, native)
         .map_err(|e| deny("metadata.annotations", e.to_string()))?;
     let agent = patch::expected_agent(spec, &targets, &inj, cfg, namespace, &mut Vec::new());
     let init = patch::init_container(cfg);
     check_shroud_containers(spec, &targets, &init, &agent, native)?;
+    check_volumes(spec, cfg)?;
     let target_names: Vec<&str> = targets
         .iter()
         .map(|s| patch::container(spec, *s).name.as_str())
@@ -178,6 +173,23 @@ pub fn check_injected(pod: &Pod, namespace: &str, cfg: &WebhookConfig) -> Result
             check_wrapped(&field, &c, &prefix, &ours, &inj, cfg)?;
         } else {
             check_plain_container(&field, &c, cfg)?;
+        }
+    }
+    Ok(())
+}
+
+/// Shared process namespaces let every container read the wrapped processes'
+/// files through `/proc/<pid>/root`, secrets included.
+pub fn check_process_sharing(spec: &PodSpec) -> Result<(), Violation> {
+    for (field, shared) in [
+        ("spec.hostPID", spec.host_pid),
+        ("spec.shareProcessNamespace", spec.share_process_namespace),
+    ] {
+        if shared == Some(true) {
+            return Err(deny(
+                field,
+                "an injected pod cannot share its process namespace: other processes would read the secrets through /proc/<pid>/root",
+            ));
         }
     }
     Ok(())

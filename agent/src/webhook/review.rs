@@ -245,6 +245,9 @@ fn mutate(req: &AdmissionRequest<Pod>, namespace: &str, cfg: &WebhookConfig) -> 
     if let Err(v) = ownership::check_plain(pod, cfg) {
         return v.into();
     }
+    if let Some(Err(v)) = pod.spec.as_ref().map(ownership::check_process_sharing) {
+        return v.into();
+    }
     if let Err(v) = policy::check_secret_paths(&injection, namespace, &cfg.policy) {
         return v.into();
     }
