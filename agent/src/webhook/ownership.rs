@@ -59,8 +59,9 @@ fn repository(image: &str) -> &str {
     }
 }
 
-/// Whether the pod carries or claims any part of an injection.
-pub fn claims_injection(pod: &Pod, cfg: &WebhookConfig) -> bool {
+/// Whether the pod carries or claims an injection (status, volumes or containers
+/// of shroud's); a container merely running shroud is judged by [`check_plain`].
+pub fn claims_injection(pod: &Pod) -> bool {
     let claimed = pod
         .metadata
         .annotations
@@ -75,9 +76,9 @@ pub fn claims_injection(pod: &Pod, cfg: &WebhookConfig) -> bool {
             .iter()
             .flatten()
             .any(|v| v.name == SECRETS_VOLUME || v.name == BIN_VOLUME)
-        || all_containers(spec).iter().any(|(_, c)| {
-            c.name == INIT_CONTAINER || c.name == AGENT_CONTAINER || is_shroud(c, cfg)
-        })
+        || all_containers(spec)
+            .iter()
+            .any(|(_, c)| c.name == INIT_CONTAINER || c.name == AGENT_CONTAINER)
 }
 
 /// Runs the shroud image, carries an agent configuration, or runs the copied binary.

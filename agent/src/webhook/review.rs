@@ -263,7 +263,7 @@ fn mutate(req: &AdmissionRequest<Pod>, namespace: &str, cfg: &WebhookConfig) -> 
 /// A pod this webhook will not patch: re-derived when it carries shroud's parts,
 /// otherwise it may not use them.
 fn check_existing(pod: &Pod, namespace: &str, cfg: &WebhookConfig) -> Result<(), Violation> {
-    if ownership::claims_injection(pod, cfg) {
+    if ownership::claims_injection(pod) {
         ownership::check_injected(pod, namespace, cfg)
     } else {
         ownership::check_plain(pod, cfg)
@@ -287,7 +287,7 @@ fn validate(req: &AdmissionRequest<Pod>, namespace: &str, cfg: &WebhookConfig) -
 
 fn validate_create(pod: &Pod, namespace: &str, cfg: &WebhookConfig) -> Result<(), Violation> {
     policy::check_host_paths(pod, namespace, &cfg.policy)?;
-    if ownership::claims_injection(pod, cfg) {
+    if ownership::claims_injection(pod) {
         return ownership::check_injected(pod, namespace, cfg);
     }
     ownership::check_plain(pod, cfg)?;
