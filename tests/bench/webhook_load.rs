@@ -276,8 +276,10 @@ const CHART_MEMORY_LIMIT_KIB: u64 = 128 * 1024;
 fn adversarial(server: &WebhookProcess, ca: &TestCa) {
     let client = Client::new(server.addr, std::slice::from_ref(&ca.der));
     let containers: Vec<Value> = (0..20_000)
-        .map(|i| json!({"name": format!("c{i}"), "image": "busybox", "command": ["/bin/true"],
-            "volumeMounts": [{"name": "shroud-secrets", "mountPath": "/s"}]}))
+        .map(|i| {
+            json!({"name": format!("c{i}"), "image": "busybox", "command": ["/bin/true"],
+            "volumeMounts": [{"name": "shroud-secrets", "mountPath": "/s"}]})
+        })
         .collect();
     let pod = json!({"apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "wide", "namespace": "shop", "annotations": {
@@ -306,7 +308,10 @@ fn adversarial(server: &WebhookProcess, ca: &TestCa) {
         assert_eq!(a.status, 200);
         let r = a.json();
         assert_eq!(r["response"]["allowed"], false, "the wide pod was admitted");
-        assert!(r["response"]["status"]["message"].as_str().unwrap().contains("20000 containers"));
+        assert!(r["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("20000 containers"));
         wide_times.push(d);
         base_times.push(time(&normal).0);
         let t = Instant::now();
@@ -326,8 +331,15 @@ fn adversarial(server: &WebhookProcess, ca: &TestCa) {
         rss / 1024,
         CHART_MEMORY_LIMIT_KIB / 1024
     );
-    assert!(wide_times[19] < Duration::from_secs(1), "a wide pod took {:?}", wide_times[19]);
-    assert!(rss < CHART_MEMORY_LIMIT_KIB, "peak RSS {rss} KiB over the chart's limit");
+    assert!(
+        wide_times[19] < Duration::from_secs(1),
+        "a wide pod took {:?}",
+        wide_times[19]
+    );
+    assert!(
+        rss < CHART_MEMORY_LIMIT_KIB,
+        "peak RSS {rss} KiB over the chart's limit"
+    );
     // The stalled clients are dropped by the handshake/header timeout (5 s default).
     let t = Instant::now();
     for mut s in stalled {
@@ -335,5 +347,8 @@ fn adversarial(server: &WebhookProcess, ca: &TestCa) {
         let mut buf = [0u8; 64];
         while matches!(std::io::Read::read(&mut s, &mut buf), Ok(n) if n > 0) {}
     }
-    println!("50 stalled clients dropped after {:?} (server.header_timeout 5s)", t.elapsed());
+    println!(
+        "50 stalled clients dropped after {:?} (server.header_timeout 5s)",
+        t.elapsed()
+    );
 }

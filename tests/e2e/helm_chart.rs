@@ -129,17 +129,28 @@ fn chart_lints_renders_validates_and_its_output_runs() {
     // Own pods are excluded by namespace, never by a label a pod author can set.
     let own_namespace = json!({"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [mwc_namespace(&default)]});
     assert!(hook.get("objectSelector").is_none(), "{hook:#}");
-    let exprs = hook["namespaceSelector"]["matchExpressions"].as_array().unwrap();
+    let exprs = hook["namespaceSelector"]["matchExpressions"]
+        .as_array()
+        .unwrap();
     assert!(exprs.contains(&own_namespace), "{exprs:#?}");
     // The validating webhook: the final pod, on create, update and ephemeral containers.
     let vwc = find(&default, "ValidatingWebhookConfiguration");
     let v = &vwc["webhooks"][0];
     assert_eq!(v["clientConfig"]["service"]["path"], "/validate");
-    assert_eq!(v["clientConfig"]["caBundle"], hook["clientConfig"]["caBundle"]);
+    assert_eq!(
+        v["clientConfig"]["caBundle"],
+        hook["clientConfig"]["caBundle"]
+    );
     assert_eq!(v["rules"][0]["operations"], json!(["CREATE", "UPDATE"]));
-    assert_eq!(v["rules"][0]["resources"], json!(["pods", "pods/ephemeralcontainers"]));
+    assert_eq!(
+        v["rules"][0]["resources"],
+        json!(["pods", "pods/ephemeralcontainers"])
+    );
     assert!(v.get("objectSelector").is_none());
-    assert!(v["namespaceSelector"]["matchExpressions"].as_array().unwrap().contains(&own_namespace));
+    assert!(v["namespaceSelector"]["matchExpressions"]
+        .as_array()
+        .unwrap()
+        .contains(&own_namespace));
     let deployment = find(&default, "Deployment");
     assert_eq!(deployment["spec"]["replicas"], 2);
     assert!(deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"].is_object());

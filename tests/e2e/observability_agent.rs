@@ -799,20 +799,46 @@ fn unlocked_memory_is_reported() {
     let go = dir.path().join("go");
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let mut child = Command::new(setpriv)
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ])
         .arg("prlimit")
         .arg("--memlock=65536:65536")
         .arg(shroud_bin())
-        .args(["exec", "--tty", "never", "--log-format", "text", "--secret-file"])
+        .args([
+            "exec",
+            "--tty",
+            "never",
+            "--log-format",
+            "text",
+            "--secret-file",
+        ])
         .arg(&secret)
         .args(["--metrics-listen", &addr.to_string(), "--", "sh", "-c"])
-        .arg(format!("while [ ! -e {} ]; do sleep 0.05; done", go.display()))
+        .arg(format!(
+            "while [ ! -e {} ]; do sleep 0.05; done",
+            go.display()
+        ))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let text = await_metric(addr, "shroud_memory_locked", &[], 0.0, Duration::from_secs(20));
-    assert_eq!(value(&text, "shroud_memory_locked", &[]), Some(0.0), "{text}");
+    let text = await_metric(
+        addr,
+        "shroud_memory_locked",
+        &[],
+        0.0,
+        Duration::from_secs(20),
+    );
+    assert_eq!(
+        value(&text, "shroud_memory_locked", &[]),
+        Some(0.0),
+        "{text}"
+    );
     std::fs::write(&go, b"").unwrap();
     let status = wait_with_deadline(&mut child, Duration::from_secs(20));
     let mut err = String::new();

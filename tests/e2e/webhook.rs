@@ -497,10 +497,7 @@ fn vault_agent_annotations_are_understood() {
 fn guardrail_host_paths_with_node_credentials() {
     let h = Harness::start();
     let message = h.deny(&fixture("host-path-docker.json"));
-    assert!(
-        message.contains("policy `host-path`"),
-        "{message}"
-    );
+    assert!(message.contains("policy `host-path`"), "{message}");
     assert!(
         message.contains("spec.volumes[1].hostPath.path (volume `sock`)"),
         "{message}"
@@ -510,7 +507,10 @@ fn guardrail_host_paths_with_node_credentials() {
         message.contains("spec.volumes[0].hostPath.path"),
         "{message}"
     );
-    assert!(message.contains("/var/lib/../lib/kubelet/pki/"), "{message}");
+    assert!(
+        message.contains("/var/lib/../lib/kubelet/pki/"),
+        "{message}"
+    );
     assert!(message.contains("without `..` segments"), "{message}");
     // Exempt namespace (kube-system by default).
     let mut pod = fixture("host-path-docker.json");

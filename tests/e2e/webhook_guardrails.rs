@@ -70,7 +70,10 @@ impl Hook {
         assert!(r.get("patch").is_none());
         assert_eq!(r["status"]["code"], 403);
         let message = r["status"]["message"].as_str().unwrap().to_string();
-        assert!(message.contains(&format!("`{rule}`")) || rule.is_empty(), "{message}");
+        assert!(
+            message.contains(&format!("`{rule}`")) || rule.is_empty(),
+            "{message}"
+        );
         message
     }
 
@@ -166,14 +169,20 @@ fn host_paths_are_denied_unless_allowed() {
     ] {
         let pod = host_path_pod(path);
         let m = h.denied(&pod, "host-path");
-        assert!(m.contains("spec.volumes[0].hostPath.path (volume `h`)"), "{m}");
+        assert!(
+            m.contains("spec.volumes[0].hostPath.path (volume `h`)"),
+            "{m}"
+        );
         assert!(m.contains(path), "{m}");
         assert!(h.rejected(&admission_review(&pod)).contains("host-path"));
     }
     // The allow list admits what is at or under it.
     for ok in ["/var/log/apps", "/var/log/apps/web"] {
         let pod = host_path_pod(ok);
-        assert_eq!(h.answer("/mutate", &admission_review(&pod))["allowed"], true);
+        assert_eq!(
+            h.answer("/mutate", &admission_review(&pod))["allowed"],
+            true
+        );
         h.validated(&admission_review(&pod));
     }
     // The exempt namespace.
@@ -187,11 +196,19 @@ fn host_paths_are_denied_unless_allowed() {
 #[test]
 fn deny_list_mode_catches_listed_paths_only() {
     let h = Hook::start("[policy.host_paths]\nmode = \"deny-list\"\n");
-    for path in ["/proc/1/root", "/var/lib/etcd/member", "/var/log/pods/x", "/run/podman"] {
+    for path in [
+        "/proc/1/root",
+        "/var/lib/etcd/member",
+        "/var/log/pods/x",
+        "/run/podman",
+    ] {
         h.denied(&host_path_pod(path), "host-path");
     }
     let pod = host_path_pod("/data/link-to-anything");
-    assert_eq!(h.answer("/mutate", &admission_review(&pod))["allowed"], true);
+    assert_eq!(
+        h.answer("/mutate", &admission_review(&pod))["allowed"],
+        true
+    );
 }
 
 /// Secret paths: encoded dots and backslashes, empty and dot segments, and a
@@ -212,7 +229,10 @@ fn secret_paths_are_checked_as_vault_will_read_them() {
         "secret/data/shop/\u{2215}..\u{2215}billing",
     ] {
         let m = h.denied(&app_pod(json!({"shroud.dev/secret-db": path})), "");
-        assert!(m.contains("annotation `shroud.dev/secret-db`"), "{path}: {m}");
+        assert!(
+            m.contains("annotation `shroud.dev/secret-db`"),
+            "{path}: {m}"
+        );
     }
     // `shop` may not claim the roles of `shop-admin`.
     let m = h.denied(
@@ -220,7 +240,9 @@ fn secret_paths_are_checked_as_vault_will_read_them() {
         "secret-path-prefix",
     );
     assert!(m.contains("`database/creds/shop_`"), "{m}");
-    h.injected(&app_pod(json!({"shroud.dev/secret-db": "database/creds/shop_api"})));
+    h.injected(&app_pod(
+        json!({"shroud.dev/secret-db": "database/creds/shop_api"}),
+    ));
 }
 
 /// A prefix whose `{namespace}` ends where a namespace name could go on is a
@@ -249,7 +271,10 @@ fn prefix_without_a_boundary_is_a_usage_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(64));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("policy.secret_paths.allowed_prefixes"), "{err}");
+    assert!(
+        err.contains("policy.secret_paths.allowed_prefixes"),
+        "{err}"
+    );
 }
 
 /// Containers that are not wrapped cannot reach shroud's volumes by name, and
@@ -284,7 +309,10 @@ fn shroud_volumes_and_paths_belong_to_shroud() {
                 p["spec"]["containers"][0]["volumeMounts"].as_array_mut().unwrap().push(
                     json!({"name": "evil", "mountPath": "/shroud/bin/shroud", "subPath": "fake"}),
                 );
-                p["spec"]["volumes"].as_array_mut().unwrap().push(json!({"name": "evil", "emptyDir": {}}));
+                p["spec"]["volumes"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"name": "evil", "emptyDir": {}}));
             }),
             "/shroud/bin/shroud (at or under /shroud)",
         ),
@@ -294,7 +322,10 @@ fn shroud_volumes_and_paths_belong_to_shroud() {
                     .as_array_mut()
                     .unwrap()
                     .push(json!({"name": "evil", "mountPath": "/run/shroud/"}));
-                p["spec"]["volumes"].as_array_mut().unwrap().push(json!({"name": "evil", "emptyDir": {}}));
+                p["spec"]["volumes"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"name": "evil", "emptyDir": {}}));
             }),
             "at or under /run/shroud",
         ),
@@ -353,15 +384,17 @@ fn validate_sees_the_final_pod() {
         (
             tamper(&|p| {
                 let env = &mut p["spec"]["initContainers"][idx]["env"][0]["value"];
-                *env = json!(env.as_str().unwrap().replace("secret/data/shop/db", "secret/data/billing/db"));
+                *env = json!(env
+                    .as_str()
+                    .unwrap()
+                    .replace("secret/data/shop/db", "secret/data/billing/db"));
             }),
             "spec.initContainers[1].env (container `shroud-agent`)",
         ),
         (
-            tamper(&|p| {
-                p["spec"]["initContainers"][idx]["lifecycle"] =
-                    json!({"postStart": {"exec": {"command": ["/bin/sh", "-c", "cat /run/shroud/secrets/*"]}}})
-            }),
+            tamper(
+                &|p| p["spec"]["initContainers"][idx]["lifecycle"] = json!({"postStart": {"exec": {"command": ["/bin/sh", "-c", "cat /run/shroud/secrets/*"]}}}),
+            ),
             "lifecycle",
         ),
         (
@@ -376,9 +409,15 @@ fn validate_sees_the_final_pod() {
         ),
         (
             tamper(&|p| {
-                p["spec"]["volumes"].as_array_mut().unwrap().iter_mut()
+                p["spec"]["volumes"]
+                    .as_array_mut()
+                    .unwrap()
+                    .iter_mut()
                     .filter(|v| v["name"] == "shroud-secrets")
-                    .for_each(|v| *v = json!({"name": "shroud-secrets", "hostPath": {"path": "/var/log/apps"}}));
+                    .for_each(|v| {
+                        *v =
+                            json!({"name": "shroud-secrets", "hostPath": {"path": "/var/log/apps"}})
+                    });
             }),
             "spec.volumes",
         ),
@@ -404,16 +443,24 @@ fn claims_and_spellings_do_not_opt_out() {
     forged["metadata"]["annotations"]["shroud.dev/secret-db"] = json!("secret/data/billing/db");
     let m = h.denied(&forged, "secret-path-prefix");
     assert!(m.contains("secret/data/billing/db"), "{m}");
-    assert!(h.rejected(&admission_review(&forged)).contains("secret-path-prefix"));
+    assert!(h
+        .rejected(&admission_review(&forged))
+        .contains("secret-path-prefix"));
     // Claimed, nothing injected.
     let mut claimed = app_pod(json!({}));
     claimed["metadata"]["annotations"]["shroud.dev/status"] = json!("injected");
-    assert!(h.denied(&claimed, "shroud-ownership").contains("`shroud-init` is missing"));
+    assert!(h
+        .denied(&claimed, "shroud-ownership")
+        .contains("`shroud-init` is missing"));
     // Requested, never mutated (the mutating webhook was skipped).
     let m = h.rejected(&admission_review(&app_pod(json!({}))));
     assert!(m.contains("was not injected"), "{m}");
     // Case variants of the prefix.
-    for key in ["Shroud.dev/inject", "SHROUD.DEV/status", "shroud.Dev/secret-x"] {
+    for key in [
+        "Shroud.dev/inject",
+        "SHROUD.DEV/status",
+        "shroud.Dev/secret-x",
+    ] {
         let mut pod = plain_pod(json!([]), json!([{"name": "c", "image": "busybox"}]));
         pod["metadata"]["annotations"] = json!({ key: "true" });
         let m = h.denied(&pod, "");
@@ -443,8 +490,14 @@ fn updates_and_ephemeral_containers() {
         review_of("UPDATE", &new, Some(&pod), sub)
     };
     // Allowed: a label, the app's image, a debug container that targets nothing.
-    h.validated(&update(&|p| p["metadata"]["labels"] = json!({"x": "y"}), None));
-    h.validated(&update(&|p| p["spec"]["containers"][0]["image"] = json!("registry.example/app:2"), None));
+    h.validated(&update(
+        &|p| p["metadata"]["labels"] = json!({"x": "y"}),
+        None,
+    ));
+    h.validated(&update(
+        &|p| p["spec"]["containers"][0]["image"] = json!("registry.example/app:2"),
+        None,
+    ));
     h.validated(&update(
         &|p| p["spec"]["ephemeralContainers"] = json!([{"name": "dbg", "image": "busybox"}]),
         Some("ephemeralcontainers"),
@@ -453,8 +506,12 @@ fn updates_and_ephemeral_containers() {
         (
             update(
                 &|p| {
-                    let i = p["spec"]["initContainers"].as_array().unwrap().iter()
-                        .position(|c| c["name"] == "shroud-agent").unwrap();
+                    let i = p["spec"]["initContainers"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .position(|c| c["name"] == "shroud-agent")
+                        .unwrap();
                     p["spec"]["initContainers"][i]["image"] = json!("evil/agent:1");
                 },
                 None,
@@ -462,27 +519,41 @@ fn updates_and_ephemeral_containers() {
             "cannot change after the pod is created",
         ),
         (
-            update(&|p| p["metadata"]["annotations"]["shroud.dev/secret-db"] = json!("secret/data/shop/other"), None),
+            update(
+                &|p| {
+                    p["metadata"]["annotations"]["shroud.dev/secret-db"] =
+                        json!("secret/data/shop/other")
+                },
+                None,
+            ),
             "annotations cannot change",
         ),
         (
             update(
-                &|p| p["spec"]["ephemeralContainers"] = json!([{"name": "dbg", "image": "busybox",
-                    "volumeMounts": [{"name": "shroud-secrets", "mountPath": "/s"}]}]),
+                &|p| {
+                    p["spec"]["ephemeralContainers"] = json!([{"name": "dbg", "image": "busybox",
+                    "volumeMounts": [{"name": "shroud-secrets", "mountPath": "/s"}]}])
+                },
                 Some("ephemeralcontainers"),
             ),
             "spec.ephemeralContainers[0].volumeMounts (container `dbg`)",
         ),
         (
             update(
-                &|p| p["spec"]["ephemeralContainers"] = json!([{"name": "dbg", "image": "busybox", "targetContainerName": "app"}]),
+                &|p| {
+                    p["spec"]["ephemeralContainers"] =
+                        json!([{"name": "dbg", "image": "busybox", "targetContainerName": "app"}])
+                },
                 Some("ephemeralcontainers"),
             ),
             "targetContainerName",
         ),
         (
             update(
-                &|p| p["spec"]["ephemeralContainers"] = json!([{"name": "dbg", "image": "registry.example/shroud:0.1.0"}]),
+                &|p| {
+                    p["spec"]["ephemeralContainers"] =
+                        json!([{"name": "dbg", "image": "registry.example/shroud:0.1.0"}])
+                },
                 Some("ephemeralcontainers"),
             ),
             "is not a container this webhook added",
@@ -502,9 +573,14 @@ fn broken_templates_are_denied_at_admission() {
         &app_pod(json!({"shroud.dev/secret-db-template": "user={{ username "})),
         "template",
     );
-    assert!(m.contains("metadata.annotations[\"shroud.dev/secret-db-template\"]"), "{m}");
+    assert!(
+        m.contains("metadata.annotations[\"shroud.dev/secret-db-template\"]"),
+        "{m}"
+    );
     assert!(m.contains("line 1"), "{m}");
-    h.injected(&app_pod(json!({"shroud.dev/secret-db-template": "user={{ username }}"})));
+    h.injected(&app_pod(
+        json!({"shroud.dev/secret-db-template": "user={{ username }}"}),
+    ));
 }
 
 /// Namespaces listed as restricted get an agent without IPC_LOCK that passes
@@ -540,7 +616,10 @@ fn container_cap_and_bounded_labels() {
         .collect();
     let pod = plain_pod(json!([]), json!(many));
     let m = h.denied(&pod, "");
-    assert!(m.contains("41 containers") && m.contains("server.max_containers"), "{m}");
+    assert!(
+        m.contains("41 containers") && m.contains("server.max_containers"),
+        "{m}"
+    );
     for ns in ["a", "b", "c", "d", "e", "NOT_A_NAMESPACE"] {
         let mut p = plain_pod(json!([]), json!(many));
         p["metadata"]["namespace"] = json!(ns);
@@ -555,7 +634,10 @@ fn container_cap_and_bounded_labels() {
         "namespace=\"other\",rule=\"container-limit\"} 3",
         "namespace=\"invalid\",rule=\"container-limit\"} 1",
     ] {
-        assert!(labels.iter().any(|l| l.contains(want)), "{want} not in {labels:#?}");
+        assert!(
+            labels.iter().any(|l| l.contains(want)),
+            "{want} not in {labels:#?}"
+        );
     }
     assert_eq!(labels.len(), 5, "{labels:#?}");
 }
@@ -569,7 +651,8 @@ fn tls_stream(h: &Hook) -> rustls::StreamOwned<rustls::ClientConnection, TcpStre
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let conn = rustls::ClientConnection::new(Arc::new(cfg), "localhost".try_into().unwrap()).unwrap();
+    let conn =
+        rustls::ClientConnection::new(Arc::new(cfg), "localhost".try_into().unwrap()).unwrap();
     let tcp = TcpStream::connect(h.server.addr).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     rustls::StreamOwned::new(conn, tcp)
@@ -594,11 +677,13 @@ fn stalled_clients_are_dropped() {
     let h = Hook::start(CONFIG);
     // Half a header (1 s header timeout).
     let mut a = tls_stream(&h);
-    a.write_all(b"POST /mutate HTTP/1.1\r\nhost: x\r\n").unwrap();
+    a.write_all(b"POST /mutate HTTP/1.1\r\nhost: x\r\n")
+        .unwrap();
     a.flush().unwrap();
     // Headers and half of the announced body (1 s body timeout).
     let mut b = tls_stream(&h);
-    b.write_all(b"POST /mutate HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n{\"apiVersion\"").unwrap();
+    b.write_all(b"POST /mutate HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n{\"apiVersion\"")
+        .unwrap();
     b.flush().unwrap();
     // Nothing at all after the handshake (2 s idle timeout).
     let mut c = tls_stream(&h);

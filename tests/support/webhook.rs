@@ -439,9 +439,9 @@ pub fn review_of(
 pub fn patch_bytes(patch: &serde_json::Value) -> Vec<u8> {
     use base64::Engine as _;
     match patch {
-        serde_json::Value::String(s) => base64::engine::general_purpose::STANDARD
-            .decode(s)
-            .unwrap(),
+        serde_json::Value::String(s) => {
+            base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+        }
         other => panic!("the patch is not a base64 string: {other}"),
     }
 }

@@ -243,7 +243,8 @@ impl VaultClient {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Option<Answer>, VaultError> {
-        let encoded = super::path::encode(path).map_err(|e| VaultError::BadPath(e, operation.to_string()))?;
+        let encoded =
+            super::path::encode(path).map_err(|e| VaultError::BadPath(e, operation.to_string()))?;
         let url = format!("{}/v1/{encoded}", self.base);
         let mut req = self.agent.request(method, &url);
         if let Some(t) = &self.token {

@@ -45,7 +45,10 @@ mod tests {
 
     #[test]
     fn segments_are_encoded_one_by_one() {
-        assert_eq!(encode("secret/data/shop/db").unwrap(), "secret/data/shop/db");
+        assert_eq!(
+            encode("secret/data/shop/db").unwrap(),
+            "secret/data/shop/db"
+        );
         assert_eq!(encode("/auth/k8s/login").unwrap(), "auth/k8s/login");
         assert_eq!(
             encode("secret/data/shop/%2e%2e/other").unwrap(),
@@ -67,7 +70,11 @@ mod tests {
     /// survives `url`'s normalisation (dot segments, backslashes) unchanged.
     #[test]
     fn the_url_parser_keeps_the_segments() {
-        for p in ["secret/data/shop/%2e%2e/x", "secret/data/shop/.%2E/x", "a\\..\\b/c"] {
+        for p in [
+            "secret/data/shop/%2e%2e/x",
+            "secret/data/shop/.%2E/x",
+            "a\\..\\b/c",
+        ] {
             let enc = encode(p).unwrap();
             let url = format!("http://127.0.0.1:8200/v1/{enc}");
             let parsed = ureq::get(&url).request_url().unwrap();

@@ -197,7 +197,9 @@ fn shroud_keys(
         let Some(rest) = k.strip_prefix(PREFIX) else {
             // The API server validates keys lowercased, so `Shroud.dev/inject` is a
             // valid key that must not be mistaken for someone else's.
-            if k.get(..PREFIX.len()).is_some_and(|p| p.eq_ignore_ascii_case(PREFIX)) {
+            if k.get(..PREFIX.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(PREFIX))
+            {
                 return Err(AnnotationError::invalid(
                     k.clone(),
                     format!("annotation keys of shroud are spelled `{PREFIX}` in lower case"),
@@ -400,9 +402,9 @@ pub(crate) fn validate_path(path: &str, k: &str) -> Result<String, AnnotationErr
     let p = path.trim();
     let bad = p.is_empty()
         || p.split('/').any(|s| s.is_empty() || s == "." || s == "..")
-        || !p.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"._~@:+=,-/".contains(&b)
-        });
+        || !p
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._~@:+=,-/".contains(&b));
     if bad {
         return Err(AnnotationError::invalid(
             k,

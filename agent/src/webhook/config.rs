@@ -427,7 +427,8 @@ fn check_prefix(p: &str) -> Result<(), &'static str> {
     }
     for (at, _) in p.match_indices(NAMESPACE_PLACEHOLDER) {
         let next = p[at + NAMESPACE_PLACEHOLDER.len()..].chars().next();
-        if !next.is_some_and(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')) {
+        let in_name = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+        if !matches!(next, Some(c) if !in_name(c)) {
             return Err("`{namespace}` must be followed by a character a namespace name cannot contain (`/`, `_` or `.`), or one namespace could claim another's paths (`team` and `team-b`)");
         }
     }
@@ -501,12 +502,24 @@ mod tests {
 
     #[test]
     fn namespace_prefixes_end_at_a_boundary() {
-        for bad in ["database/creds/{namespace}-", "secret/data/{namespace}", "kv/{namespace}x/"] {
+        for bad in [
+            "database/creds/{namespace}-",
+            "secret/data/{namespace}",
+            "kv/{namespace}x/",
+        ] {
             let text = format!("[policy.secret_paths]\nallowed_prefixes = [\"{bad}\"]\n");
             let e = WebhookConfig::parse(&text, "f").unwrap_err().to_string();
-            assert!(e.contains("policy.secret_paths.allowed_prefixes") && e.contains("boundary") || e.contains("cannot contain"), "{e}");
+            assert!(
+                e.contains("policy.secret_paths.allowed_prefixes") && e.contains("boundary")
+                    || e.contains("cannot contain"),
+                "{e}"
+            );
         }
-        for ok in ["database/creds/{namespace}_", "secret/data/{namespace}/", "pki/issue/{namespace}.web"] {
+        for ok in [
+            "database/creds/{namespace}_",
+            "secret/data/{namespace}/",
+            "pki/issue/{namespace}.web",
+        ] {
             let text = format!("[policy.secret_paths]\nallowed_prefixes = [\"{ok}\"]\n");
             WebhookConfig::parse(&text, "f").unwrap();
         }

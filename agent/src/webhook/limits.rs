@@ -15,8 +15,7 @@ const ENVELOPE: usize = 1024 * 1024;
 
 /// The largest AdmissionReview the API server sends for a valid pod: an UPDATE
 /// (object and oldObject) of a pod whose 3 MiB of JSON is all escaped characters.
-pub const DEFAULT_MAX_BODY: usize =
-    2 * API_SERVER_MAX_REQUEST * GO_JSON_WORST_ESCAPE + ENVELOPE;
+pub const DEFAULT_MAX_BODY: usize = 2 * API_SERVER_MAX_REQUEST * GO_JSON_WORST_ESCAPE + ENVELOPE;
 
 /// `[server]` of the webhook configuration.
 #[derive(Clone, Debug, Deserialize)]
@@ -67,7 +66,10 @@ impl ServerLimits {
         let zero = [
             ("server.max_containers", self.max_containers == 0),
             ("server.max_body_bytes", self.max_body_bytes == 0),
-            ("server.max_concurrent_reviews", self.max_concurrent_reviews == 0),
+            (
+                "server.max_concurrent_reviews",
+                self.max_concurrent_reviews == 0,
+            ),
             ("server.max_http2_streams", self.max_http2_streams == 0),
             ("server.header_timeout", self.header_timeout.is_zero()),
             ("server.body_timeout", self.body_timeout.is_zero()),
@@ -88,6 +90,7 @@ impl ServerLimits {
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
-    humantime::parse_duration(&s)
-        .map_err(|e| serde::de::Error::custom(format!("`{s}` is not a duration such as `10s`: {e}")))
+    humantime::parse_duration(&s).map_err(|e| {
+        serde::de::Error::custom(format!("`{s}` is not a duration such as `10s`: {e}"))
+    })
 }

@@ -16,8 +16,8 @@ use serde_json::{json, Value};
 
 use super::annotations::{self, Decision, Injection, INJECTED, PREFIX, STATUS};
 use super::config::WebhookConfig;
-use super::patch::{self, Slot, AGENT_CONTAINER, BIN, BIN_VOLUME, CONFIG_ENV, INIT_CONTAINER};
 use super::patch::SECRETS_VOLUME;
+use super::patch::{self, Slot, AGENT_CONTAINER, BIN, BIN_VOLUME, CONFIG_ENV, INIT_CONTAINER};
 use super::policy::{self, Violation};
 
 /// Rule name: shroud's volumes, containers and paths used by something else.
@@ -101,7 +101,10 @@ fn check_plain_container(field: &str, c: &Container, cfg: &WebhookConfig) -> Res
     {
         return Err(deny(
             format!("{field}.volumeMounts (container `{}`)", c.name),
-            format!("volume `{}` belongs to shroud: only wrapped containers get it, from the webhook", m.name),
+            format!(
+                "volume `{}` belongs to shroud: only wrapped containers get it, from the webhook",
+                m.name
+            ),
         ));
     }
     if is_shroud(c, cfg) {
@@ -171,7 +174,7 @@ pub fn check_injected(pod: &Pod, namespace: &str, cfg: &WebhookConfig) -> Result
             check_ephemeral(spec, &field, &c, &target_names)?;
         }
         if target_names.contains(&c.name.as_str()) && !field.starts_with("spec.ephemeral") {
-            check_wrapped(&field, &c, &prefix, &ours, &inj, cfg)?;
+            check_wrapped(&field, &c, &prefix, &ours, &inj)?;
         } else {
             check_plain_container(&field, &c, cfg)?;
         }
@@ -230,22 +233,44 @@ fn check_shroud_containers(
     native: bool,
 ) -> Result<(), Violation> {
     let inits = spec.init_containers.as_ref();
-    let init_at = position(inits, INIT_CONTAINER)
-        .ok_or_else(|| deny("spec.initContainers", format!("`{INIT_CONTAINER}` is missing")))?;
-    compare(&format!("spec.initContainers[{init_at}]"), init, &inits.expect("found")[init_at])?;
+    let init_at = position(inits, INIT_CONTAINER).ok_or_else(|| {
+        deny(
+            "spec.initContainers",
+            format!("`{INIT_CONTAINER}` is missing"),
+        )
+    })?;
+    compare(
+        &format!("spec.initContainers[{init_at}]"),
+        init,
+        &inits.expect("found")[init_at],
+    )?;
     let (agent_field, actual_agent, agent_at) = if native {
         let at = position(inits, AGENT_CONTAINER).ok_or_else(|| {
-            deny("spec.initContainers", format!("`{AGENT_CONTAINER}` (native sidecar) is missing"))
+            deny(
+                "spec.initContainers",
+                format!("`{AGENT_CONTAINER}` (native sidecar) is missing"),
+            )
         })?;
-        (format!("spec.initContainers[{at}]"), &inits.expect("found")[at], at)
+        (
+            format!("spec.initContainers[{at}]"),
+            &inits.expect("found")[at],
+            at,
+        )
     } else {
         let at = position(Some(&spec.containers), AGENT_CONTAINER)
             .ok_or_else(|| deny("spec.containers", format!("`{AGENT_CONTAINER}` is missing")))?;
-        (format!("spec.containers[{at}]"), &spec.containers[at], usize::MAX)
+        (
+            format!("spec.containers[{at}]"),
+            &spec.containers[at],
+            usize::MAX,
+        )
     };
     compare(&agent_field, agent, actual_agent)?;
     if native && agent_at < init_at {
-        return Err(deny("spec.initContainers", format!("`{INIT_CONTAINER}` must run before `{AGENT_CONTAINER}`")));
+        return Err(deny(
+            "spec.initContainers",
+            format!("`{INIT_CONTAINER}` must run before `{AGENT_CONTAINER}`"),
+        ));
     }
     for slot in targets {
         if let Slot::Init(i) = slot {
@@ -258,7 +283,12 @@ fn check_shroud_containers(
         }
     }
     // Two of a name would let the kubelet-visible one differ from the checked one.
-    let count = |n: &str| all_containers(spec).iter().filter(|(_, c)| c.name == n).count();
+    let count = |n: &str| {
+        all_containers(spec)
+            .iter()
+            .filter(|(_, c)| c.name == n)
+            .count()
+    };
     if count(INIT_CONTAINER) != 1 || count(AGENT_CONTAINER) != 1 {
         return Err(deny("spec", "shroud's containers appear more than once"));
     }
@@ -291,9 +321,15 @@ fn projection(c: &Container) -> BTreeMap<&'static str, Value> {
         ("image", json!(c.image)),
         ("command", json!(argv(c))),
         ("env", json!(c.env)),
-        ("envFrom", json!(c.env_from.as_ref().filter(|v| !v.is_empty()))),
+        (
+            "envFrom",
+            json!(c.env_from.as_ref().filter(|v| !v.is_empty())),
+        ),
         ("volumeMounts", json!(mounts)),
-        ("volumeDevices", json!(c.volume_devices.as_ref().filter(|v| !v.is_empty()))),
+        (
+            "volumeDevices",
+            json!(c.volume_devices.as_ref().filter(|v| !v.is_empty())),
+        ),
         ("securityContext", json!(c.security_context)),
         ("lifecycle", json!(c.lifecycle)),
         ("startupProbe", probe(&c.startup_probe)),
@@ -333,13 +369,15 @@ fn check_wrapped(
     prefix: &[String],
     ours: &[VolumeMount],
     inj: &Injection,
-    cfg: &WebhookConfig,
 ) -> Result<(), Violation> {
     let name = &c.name;
     if !argv(c).starts_with(prefix) {
         return Err(deny(
             format!("{field}.command (container `{name}`)"),
-            format!("a wrapped container runs `{}` with the flags this webhook sets", prefix.join(" ")),
+            format!(
+                "a wrapped container runs `{}` with the flags this webhook sets",
+                prefix.join(" ")
+            ),
         ));
     }
     let mut expected: Vec<Value> = ours.iter().map(mount_key).collect();
@@ -351,7 +389,10 @@ fn check_wrapped(
         } else if let Some(root) = patch::reserved_path(&m.mount_path, inj) {
             return Err(deny(
                 format!("{field}.volumeMounts (container `{name}`)"),
-                format!("`{}` is at or under {root}, which belongs to shroud", m.mount_path),
+                format!(
+                    "`{}` is at or under {root}, which belongs to shroud",
+                    m.mount_path
+                ),
             ));
         }
     }
@@ -359,7 +400,10 @@ fn check_wrapped(
         if let Some(root) = patch::reserved_path(&d.device_path, inj) {
             return Err(deny(
                 format!("{field}.volumeDevices (container `{name}`)"),
-                format!("`{}` is at or under {root}, which belongs to shroud", d.device_path),
+                format!(
+                    "`{}` is at or under {root}, which belongs to shroud",
+                    d.device_path
+                ),
             ));
         }
     }
@@ -372,15 +416,22 @@ fn check_wrapped(
         ));
     }
     if c.env.iter().flatten().any(|e| e.name == CONFIG_ENV) {
-        return Err(deny(format!("{field}.env (container `{name}`)"), format!("`{CONFIG_ENV}` is the agent's")));
+        return Err(deny(
+            format!("{field}.env (container `{name}`)"),
+            format!("`{CONFIG_ENV}` is the agent's"),
+        ));
     }
-    let _ = cfg;
     Ok(())
 }
 
 /// An ephemeral container shares the target's process namespace: through
 /// `/proc/<pid>/root` it reads whatever the target can.
-pub(crate) fn check_ephemeral(spec: &PodSpec, field: &str, c: &Container, targets: &[&str]) -> Result<(), Violation> {
+pub(crate) fn check_ephemeral(
+    spec: &PodSpec,
+    field: &str,
+    c: &Container,
+    targets: &[&str],
+) -> Result<(), Violation> {
     let i: usize = field
         .trim_start_matches("spec.ephemeralContainers[")
         .trim_end_matches(']')

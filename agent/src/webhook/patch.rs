@@ -188,7 +188,11 @@ pub(crate) fn expected_agent(
     let owner = file_owner(spec, targets, cfg, warnings);
     let config_toml = agent_config::render(inj, cfg, owner);
     let ipc_lock = !(cfg.agent.restricted_everywhere
-        || cfg.agent.restricted_namespaces.iter().any(|n| n == namespace));
+        || cfg
+            .agent
+            .restricted_namespaces
+            .iter()
+            .any(|n| n == namespace));
     let mut agent = agent_container(cfg, owner, config_toml, native, ipc_lock);
     // The ServiceAccount admission plugin mounted the token into the pod's own
     // containers before webhooks run; containers added here get it only by copy.
@@ -295,10 +299,12 @@ pub(crate) fn select_targets(
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     for name in names {
-        let slot = index.find(name).ok_or_else(|| PatchError::UnknownContainer {
-            annotation: "shroud.dev/containers".into(),
-            container: name.clone(),
-        })?;
+        let slot = index
+            .find(name)
+            .ok_or_else(|| PatchError::UnknownContainer {
+                annotation: "shroud.dev/containers".into(),
+                container: name.clone(),
+            })?;
         if let Slot::Init(_) = slot {
             if !native {
                 return Err(PatchError::InitNeedsNativeSidecar {
@@ -770,7 +776,13 @@ mod tests {
                 container: "init".into()
             }
         );
-        let e = build(&p, &injection(&[("shroud.dev/command-ghost", "/x")]), &cfg, "ns").unwrap_err();
+        let e = build(
+            &p,
+            &injection(&[("shroud.dev/command-ghost", "/x")]),
+            &cfg,
+            "ns",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("shroud.dev/command-ghost"), "{e}");
         // A native sidecar can serve a listed init container.
         build(

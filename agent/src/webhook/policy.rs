@@ -177,7 +177,10 @@ mod tests {
         ] {
             let v = check_host_paths(&pod_with_host_path(bad), "apps", &policy).unwrap_err();
             assert_eq!(v.rule, RULE_HOST_PATH);
-            assert!(v.to_string().contains("spec.volumes[1].hostPath.path"), "{v}");
+            assert!(
+                v.to_string().contains("spec.volumes[1].hostPath.path"),
+                "{v}"
+            );
         }
         for ok in ["/data/shared", "/data/shared/x", "/data//shared/./y/"] {
             check_host_paths(&pod_with_host_path(ok), "apps", &policy).unwrap();

@@ -148,7 +148,12 @@ pub fn review(
                 "shroud: the pod has {n} containers (containers, initContainers and ephemeralContainers together); this webhook admits at most {} (server.max_containers)",
                 cfg.server.max_containers
             );
-            return Ok(finish(&r.uid, &ns, Verdict::Deny(RULE_CONTAINER_LIMIT, message), metrics));
+            return Ok(finish(
+                &r.uid,
+                &ns,
+                Verdict::Deny(RULE_CONTAINER_LIMIT, message),
+                metrics,
+            ));
         }
     }
     let review: AdmissionReview<Pod> = serde_json::from_slice(body).map_err(|e| {
@@ -207,7 +212,10 @@ fn finish(uid: &str, namespace: &str, verdict: Verdict, metrics: &Metrics) -> Ve
         }
         Outcome::Skipped => metrics.requests.with_label_values(&["skipped"]).inc(),
         Outcome::Denied { rule } => {
-            metrics.denials.with_label_values(&[ns.as_str(), rule]).inc();
+            metrics
+                .denials
+                .with_label_values(&[ns.as_str(), rule])
+                .inc();
             metrics.requests.with_label_values(&["denied"]).inc();
         }
     }
@@ -297,7 +305,9 @@ fn validate_create(pod: &Pod, namespace: &str, cfg: &WebhookConfig) -> Result<()
         Ok(Decision::Inject(_)) => Err(Violation {
             rule: RULE_INJECTION,
             field: "metadata.annotations".into(),
-            reason: "the pod asks for shroud but was not injected (was the mutating webhook skipped?)".into(),
+            reason:
+                "the pod asks for shroud but was not injected (was the mutating webhook skipped?)"
+                    .into(),
         }),
         Ok(_) => Ok(()),
         Err(e) => Err(Violation {

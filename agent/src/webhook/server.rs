@@ -85,7 +85,8 @@ pub async fn serve(
             let limits = &app.config.server;
             let activity = Activity::default();
             let tcp = Tracked::new(tcp, activity.clone());
-            let tls = match tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await {
+            let tls = match tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await
+            {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -179,12 +180,20 @@ async fn admit(req: Request<Incoming>, app: &App, endpoint: Endpoint) -> Respons
     if declared > limits.max_body_bytes {
         return invalid(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is larger than {} bytes (server.max_body_bytes)\n", limits.max_body_bytes),
+            format!(
+                "the body is larger than {} bytes (server.max_body_bytes)\n",
+                limits.max_body_bytes
+            ),
         );
     }
     // The budget is reserved before a byte is read, for as long as the body lives.
     let want = u32::try_from(declared.max(1)).unwrap_or(u32::MAX);
-    let budget = match tokio::time::timeout(limits.body_timeout, app.bytes.clone().acquire_many_owned(want)).await {
+    let budget = match tokio::time::timeout(
+        limits.body_timeout,
+        app.bytes.clone().acquire_many_owned(want),
+    )
+    .await
+    {
         Ok(Ok(permit)) => permit,
         _ => {
             return invalid(
@@ -205,7 +214,10 @@ async fn admit(req: Request<Incoming>, app: &App, endpoint: Endpoint) -> Respons
         Err(_) => {
             return invalid(
                 StatusCode::REQUEST_TIMEOUT,
-                format!("the body did not arrive within {:?} (server.body_timeout)\n", limits.body_timeout),
+                format!(
+                    "the body did not arrive within {:?} (server.body_timeout)\n",
+                    limits.body_timeout
+                ),
             )
         }
     };
