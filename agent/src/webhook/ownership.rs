@@ -199,19 +199,28 @@ pub fn check_process_sharing(spec: &PodSpec) -> Result<(), Violation> {
     Ok(())
 }
 
+/// The volumes must be the in-memory ones this webhook adds. Their `sizeLimit` is
+/// not compared: the API server may rewrite a quantity in canonical form
+/// (`0.5Gi` → `512Mi`), and it decides no access.
 fn check_volumes(spec: &PodSpec, cfg: &WebhookConfig) -> Result<(), Violation> {
-    let expected = patch::volumes(cfg);
+    let without_size = |mut v: Value| {
+        if let Some(e) = v.get_mut("emptyDir").and_then(Value::as_object_mut) {
+            e.remove("sizeLimit");
+        }
+        v
+    };
+    let sorted = |mut v: Vec<Value>| {
+        v.sort_by_key(|x| x.to_string());
+        v
+    };
+    let expected: Vec<Value> = patch::volumes(cfg).into_iter().map(without_size).collect();
     let actual: Vec<Value> = spec
         .volumes
         .iter()
         .flatten()
         .filter(|v| v.name == SECRETS_VOLUME || v.name == BIN_VOLUME)
-        .map(|v| serde_json::to_value(v).unwrap_or_default())
+        .map(|v| without_size(serde_json::to_value(v).unwrap_or_default()))
         .collect();
-    let sorted = |mut v: Vec<Value>| {
-        v.sort_by_key(|x| x.to_string());
-        v
-    };
     if sorted(actual) != sorted(expected) {
         return Err(deny(
             "spec.volumes",
