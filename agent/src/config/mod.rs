@@ -3,15 +3,16 @@
 //! else happens. Every error names the key and where the configuration came from.
 
 mod env;
-mod raw;
+pub mod raw;
 mod validate;
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use env::EnvError;
 pub use validate::validate;
+
+pub use crate::template::TemplateSource;
 
 /// Environment variable holding the whole configuration as TOML text.
 pub const CONFIG_TOML_ENV: &str = "SHROUD_CONFIG_TOML";
@@ -79,6 +80,19 @@ pub struct Config {
     pub metrics_listen: Option<String>,
     /// `[audit] path`.
     pub audit_path: Option<String>,
+    /// `[audit] sign_key`, `sign_every`, `sign_interval`.
+    pub audit_signing: Option<AuditSigning>,
+}
+
+/// Signing the audit chain's head with a transit key (`[audit] sign_key`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditSigning {
+    /// `[audit] sign_key`.
+    pub key: crate::vault::transit::TransitKey,
+    /// `[audit] sign_every`: sign after this many unsigned records.
+    pub every: u64,
+    /// `[audit] sign_interval`: sign unsigned records at least this often.
+    pub interval: Duration,
 }
 
 /// `[vault]`.
@@ -177,23 +191,6 @@ pub enum Format {
     Env,
     /// A minijinja template over the data.
     Template(TemplateSource),
-}
-
-/// A template's text and where it came from (for error messages).
-#[derive(Clone, PartialEq, Eq)]
-pub struct TemplateSource {
-    /// `inline` or the template file path.
-    pub origin: String,
-    /// The template text (not secret: it refers to fields by name).
-    pub text: String,
-}
-
-impl fmt::Debug for TemplateSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TemplateSource")
-            .field("origin", &self.origin)
-            .finish_non_exhaustive()
-    }
 }
 
 /// One `[[secret]]`.
@@ -359,6 +356,51 @@ kind = "kv2"
     }
 
     #[test]
+    fn audit_signing_keys_are_checked_and_named() {
+        assert_eq!(parse_env(MIN, &[]).unwrap().audit_signing, None);
+        let signed = format!(
+            "{MIN}[audit]\npath = \"/var/log/a.jsonl\"\nsign_key = \"ops/transit/audit\"\n"
+        );
+        let a = parse_env(&signed, &[("SHROUD_AUDIT_SIGN_EVERY", "7")])
+            .unwrap()
+            .audit_signing
+            .unwrap();
+        assert_eq!(
+            (a.key.mount.as_str(), a.key.name.as_str()),
+            ("ops/transit", "audit")
+        );
+        assert_eq!((a.every, a.interval), (7, Duration::from_secs(60)));
+        for (extra, key) in [
+            ("[audit]\nsign_key = \"k\"\n", "[audit] sign_key"),
+            (
+                "[audit]\npath = \"stderr\"\nsign_key = \"k\"\n",
+                "[audit] sign_key",
+            ),
+            (
+                "[audit]\npath = \"a\"\nsign_key = \"a b\"\n",
+                "[audit] sign_key",
+            ),
+            (
+                "[audit]\npath = \"a\"\nsign_every = 3\n",
+                "[audit] sign_every",
+            ),
+            (
+                "[audit]\npath = \"a\"\nsign_key = \"k\"\nsign_every = 0\n",
+                "[audit] sign_every",
+            ),
+            (
+                "[audit]\npath = \"a\"\nsign_key = \"k\"\nsign_interval = \"0s\"\n",
+                "[audit] sign_interval",
+            ),
+        ] {
+            let e = parse_env(&format!("{MIN}{extra}"), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{extra}: {e}");
+        }
+    }
+
+    #[test]
     fn kv2_paths() {
         let mut c = parse_env(MIN, &[]).unwrap();
         let s = &mut c.secrets[0];
@@ -421,59 +463,5 @@ kind = "kv2"
         .unwrap_err()
         .to_string();
         assert!(e.contains("(api) field"), "{e}");
-    }
-
-    /// The webhook writes agent configurations into pods; they must pass this
-    /// validation (a contract test between the two).
-    #[test]
-    fn the_webhooks_agent_config_is_valid() {
-        use crate::webhook::agent_config::{render, FileOwner};
-        use crate::webhook::annotations::{
-            Injection, Origin, SecretFormat, SecretKind as K, SecretSpec as S,
-        };
-        let spec = |name: &str, kind, field: Option<&str>, format, template: Option<&str>| S {
-            name: name.into(),
-            path: "p/x".into(),
-            path_annotation: "a".into(),
-            kind,
-            field: field.map(Into::into),
-            format,
-            template: template.map(Into::into),
-        };
-        let inj = Injection {
-            origin: Origin::Shroud,
-            role: "app".into(),
-            secrets: vec![
-                spec("db.json", K::Dynamic, None, SecretFormat::Json, None),
-                spec("api", K::Kv2, Some("key"), SecretFormat::Raw, None),
-                spec("env", K::Generic, None, SecretFormat::Env, None),
-                spec(
-                    "dsn",
-                    K::Dynamic,
-                    None,
-                    SecretFormat::Template,
-                    Some("{{ username }}"),
-                ),
-            ],
-            containers: None,
-            commands: Default::default(),
-            on_rotate: None,
-            native_sidecar: None,
-            warnings: Vec::new(),
-        };
-        let text = render(
-            &inj,
-            &crate::webhook::config::WebhookConfig::default(),
-            FileOwner {
-                uid: 65532,
-                gid: 65532,
-                mode: 0o440,
-            },
-        );
-        let c = parse_env(&text, &[]).unwrap_or_else(|e| panic!("{e}\n{text}"));
-        assert_eq!(c.secrets.len(), 4);
-        assert_eq!(c.output.uid, Some(65532));
-        assert_eq!(c.output.mode, 0o440);
-        assert_eq!(c.auth.method, AuthMethod::Kubernetes);
     }
 }

@@ -1,8 +1,8 @@
 //! `shroud webhook`: the Kubernetes mutating admission webhook.
 //!
 //! - [`config`]: the configuration file and its policy section;
-//! - [`annotations`] and [`vault_compat`]: pod annotations → a validated request;
-//! - [`policy`]: the guardrails;
+//! - [`decision`], [`annotations`] and [`vault_compat`]: pod annotations → a validated request;
+//! - [`policy`], [`ownership`], [`changes`], [`templates`]: the guardrails;
 //! - [`patch`] and [`agent_config`]: what an opted-in pod gets;
 //! - [`review`]: one AdmissionReview in, one out (no I/O);
 //! - [`server`], [`tls`], [`metrics`]: HTTPS, certificate reload, Prometheus.
@@ -11,6 +11,7 @@ pub mod agent_config;
 pub mod annotations;
 pub mod changes;
 pub mod config;
+pub mod decision;
 pub mod idle;
 pub mod limits;
 pub mod metrics;

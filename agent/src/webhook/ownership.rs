@@ -14,8 +14,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, Probe, VolumeMount};
 use serde_json::{json, Value};
 
-use super::annotations::{self, Decision, Injection, INJECTED, PREFIX, STATUS};
+use super::annotations::{Injection, INJECTED, PREFIX, STATUS};
 use super::config::WebhookConfig;
+use super::decision::{self, Decision};
 use super::patch::SECRETS_VOLUME;
 use super::patch::{self, Slot, AGENT_CONTAINER, BIN, BIN_VOLUME, CONFIG_ENV, INIT_CONTAINER};
 use super::policy::{self, Violation};
@@ -141,7 +142,7 @@ pub fn check_injected(pod: &Pod, namespace: &str, cfg: &WebhookConfig) -> Result
             "the pod carries shroud's containers or volumes but was not injected by this webhook",
         ));
     }
-    let inj = match annotations::parse(&ann, cfg.compat.vault_agent) {
+    let inj = match decision::parse(&ann, cfg.compat.vault_agent) {
         Ok(Decision::Inject(i)) => i,
         Ok(_) => {
             return Err(deny(

@@ -11,8 +11,8 @@ use kube_core::admission::{AdmissionRequest, AdmissionReview, Operation};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
-use super::annotations::{self, Decision};
 use super::config::WebhookConfig;
+use super::decision::{self, Decision};
 use super::metrics::Metrics;
 use super::ownership;
 use super::patch::{self, Built};
@@ -240,7 +240,7 @@ fn mutate(req: &AdmissionRequest<Pod>, namespace: &str, cfg: &WebhookConfig) -> 
     }
     let empty = Default::default();
     let annotations = pod.metadata.annotations.as_ref().unwrap_or(&empty);
-    let injection = match annotations::parse(annotations, cfg.compat.vault_agent) {
+    let injection = match decision::parse(annotations, cfg.compat.vault_agent) {
         Ok(Decision::Inject(i)) => i,
         Ok(Decision::NotRequested | Decision::AlreadyInjected) => {
             return match check_existing(pod, namespace, cfg) {
@@ -301,7 +301,7 @@ fn validate_create(pod: &Pod, namespace: &str, cfg: &WebhookConfig) -> Result<()
     ownership::check_plain(pod, cfg)?;
     let empty = Default::default();
     let annotations = pod.metadata.annotations.as_ref().unwrap_or(&empty);
-    match annotations::parse(annotations, cfg.compat.vault_agent) {
+    match decision::parse(annotations, cfg.compat.vault_agent) {
         Ok(Decision::Inject(_)) => Err(Violation {
             rule: RULE_INJECTION,
             field: "metadata.annotations".into(),

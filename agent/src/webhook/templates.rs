@@ -15,11 +15,11 @@ pub const RULE_TEMPLATE: &str = "template";
 pub fn check(inj: &Injection, cfg: &WebhookConfig) -> Result<(), Violation> {
     for s in &inj.secrets {
         let Some(text) = &s.template else { continue };
-        let source = crate::config::TemplateSource {
+        let source = crate::template::TemplateSource {
             origin: "inline".into(),
             text: text.clone(),
         };
-        if let Err(e) = crate::agent::render::check_template(&s.name, &source) {
+        if let Err(e) = source.check(&s.name) {
             return Err(Violation {
                 rule: RULE_TEMPLATE,
                 field: format!(
