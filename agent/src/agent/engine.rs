@@ -67,7 +67,11 @@ impl StartError {
             StartError::Files(FilesError::NotTmpfs { .. })
                 | StartError::Render(_)
                 | StartError::Client(_)
-                | StartError::Auth(AuthError::Credential { .. } | AuthError::Empty { .. })
+                | StartError::Auth(
+                    AuthError::Credential { .. }
+                        | AuthError::Empty { .. }
+                        | AuthError::Identity { .. }
+                )
         )
     }
 }

@@ -1,11 +1,12 @@
 //! The output directory: tmpfs check, atomic writes (temp file created with
-//! O_CREAT|O_EXCL|O_NOFOLLOW, then renamed), ownership and mode, and wiping
-//! (overwrite with zeros, then unlink) of every file shroud wrote.
+//! O_CREAT|O_EXCL|O_NOFOLLOW, then renamed; a directory of files built under a
+//! temp name, then exchanged with the old one in one `renameat2`), ownership and
+//! mode, and wiping (overwrite with zeros, then unlink) of everything shroud wrote.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write as _};
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use crate::config::OutputConfig;
@@ -68,6 +69,14 @@ pub struct Staged {
     dest: PathBuf,
 }
 
+/// A directory of files built under a temporary name, waiting to replace
+/// `<dir>/<name>` as one unit.
+#[derive(Debug)]
+pub struct StagedDir {
+    tmp: PathBuf,
+    dest: PathBuf,
+}
+
 /// The output directory and the record of every file shroud put in it.
 #[derive(Debug)]
 pub struct Output {
@@ -76,6 +85,15 @@ pub struct Output {
     gid: Option<u32>,
     mode: u32,
     written: BTreeSet<PathBuf>,
+    /// Directories shroud made (staged or in place), removed after their files.
+    dirs: BTreeSet<PathBuf>,
+}
+
+/// A directory's mode for files of `mode`: searchable where readable, and
+/// writable by its owner (who could chmod it anyway) so that it can be renamed
+/// and emptied without root.
+fn dir_mode(mode: u32) -> u32 {
+    mode | ((mode & 0o444) >> 2) | 0o200
 }
 
 impl Output {
@@ -100,6 +118,7 @@ impl Output {
             gid: cfg.gid,
             mode: cfg.mode,
             written: BTreeSet::new(),
+            dirs: BTreeSet::new(),
         };
         // A stale ready marker from an earlier agent would lie to probes, and a
         // stale exit marker would make a restarted agent (a native sidecar is
@@ -129,14 +148,21 @@ impl Output {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let tmp = parent.join(format!(".{base}.tmp-{:016x}", rand::random::<u64>()));
+        self.create_file(&tmp, bytes)?;
+        Ok(Staged { tmp, dest })
+    }
+
+    /// Creates `path` (which must not exist; a symlink is not followed) with
+    /// `bytes`, the configured owner and mode. A partly written file is wiped.
+    fn create_file(&mut self, path: &Path, bytes: &[u8]) -> Result<(), FilesError> {
         let mut f = OpenOptions::new()
             .write(true)
             .create_new(true)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .mode(0o600)
-            .open(&tmp)
-            .map_err(io_err("cannot create", &tmp))?;
-        self.written.insert(tmp.clone());
+            .open(path)
+            .map_err(io_err("cannot create", path))?;
+        self.written.insert(path.to_path_buf());
         let result = (|| {
             f.write_all(bytes)?;
             if self.uid.is_some() || self.gid.is_some() {
@@ -146,10 +172,114 @@ impl Output {
         })();
         if let Err(e) = result {
             drop(f);
-            self.wipe(&tmp);
-            return Err(io_err("cannot write", &tmp)(e));
+            self.wipe(path);
+            return Err(io_err("cannot write", path)(e));
         }
-        Ok(Staged { tmp, dest })
+        Ok(())
+    }
+
+    /// Builds a new directory holding `files` (name, bytes) under a temporary
+    /// name next to `<dir>/<name>`; [`Output::commit_dir`] puts it in place.
+    pub fn stage_dir(
+        &mut self,
+        name: &str,
+        files: &[(&str, &[u8])],
+    ) -> Result<StagedDir, FilesError> {
+        let tmp = self
+            .dir
+            .join(format!(".{name}.tmp-{:016x}", rand::random::<u64>()));
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&tmp)
+            .map_err(io_err("cannot create", &tmp))?;
+        self.dirs.insert(tmp.clone());
+        let result = (|| {
+            for (file, bytes) in files {
+                self.create_file(&tmp.join(file), bytes)?;
+            }
+            if self.uid.is_some() || self.gid.is_some() {
+                std::os::unix::fs::chown(&tmp, self.uid, self.gid)
+                    .map_err(io_err("cannot chown", &tmp))?;
+            }
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(dir_mode(self.mode)))
+                .map_err(io_err("cannot chmod", &tmp))
+        })();
+        if let Err(e) = result {
+            self.wipe_dir(&tmp);
+            return Err(e);
+        }
+        Ok(StagedDir {
+            dest: self.dir.join(name),
+            tmp,
+        })
+    }
+
+    /// Puts a staged directory in place: a plain rename the first time, then an
+    /// atomic exchange with the directory in place (`renameat2(RENAME_EXCHANGE)`),
+    /// so a reader resolving `<dir>/<name>` finds either the old set of files or
+    /// the new one, never a mix and never nothing. The old one is then wiped.
+    pub fn commit_dir(&mut self, staged: StagedDir) -> Result<(), FilesError> {
+        let StagedDir { tmp, dest } = staged;
+        let exists = fs::symlink_metadata(&dest).is_ok();
+        let renamed = if exists {
+            nix::fcntl::renameat2(
+                None,
+                tmp.as_path(),
+                None,
+                dest.as_path(),
+                nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+            )
+            .map_err(io::Error::from)
+        } else {
+            fs::rename(&tmp, &dest)
+        };
+        renamed.map_err(io_err("cannot rename", &dest))?;
+        let moved: Vec<PathBuf> = self
+            .written
+            .iter()
+            .filter(|p| p.parent() == Some(tmp.as_path()))
+            .cloned()
+            .collect();
+        for p in moved {
+            self.written.remove(&p);
+            if let Some(file) = p.file_name() {
+                self.written.insert(dest.join(file));
+            }
+        }
+        self.dirs.insert(dest);
+        if exists {
+            // `tmp` now names the old directory (or file).
+            self.wipe_dir(&tmp);
+        } else {
+            self.dirs.remove(&tmp);
+        }
+        Ok(())
+    }
+
+    /// Wipes every file in `path` and removes it; a plain file is wiped as such.
+    fn wipe_dir(&mut self, path: &Path) -> bool {
+        self.dirs.remove(path);
+        match fs::symlink_metadata(path) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return self.wipe(path),
+            Err(_) => return true,
+        }
+        // Emptying needs write permission on the directory (not root).
+        let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o700));
+        let mut ok = true;
+        if let Ok(entries) = fs::read_dir(path) {
+            for e in entries.filter_map(Result::ok) {
+                ok &= self.wipe(&e.path());
+            }
+        }
+        match fs::remove_dir(path) {
+            Ok(()) => ok,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => ok,
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "cannot remove directory");
+                false
+            }
+        }
     }
 
     /// Renames a staged file into place.
@@ -181,17 +311,25 @@ impl Output {
         }
     }
 
-    /// Wipes a file by its name in the output directory.
+    /// Wipes a file (or a directory of files) by its name in the output directory.
     pub fn wipe_name(&mut self, name: &str) -> bool {
         let p = self.dir.join(name);
+        if self.dirs.contains(&p) {
+            return self.wipe_dir(&p);
+        }
         self.wipe(&p)
     }
 
-    /// Wipes every file shroud wrote. Returns how many.
+    /// Wipes every file shroud wrote, then removes its directories. Returns how
+    /// many files.
     pub fn wipe_all(&mut self) -> usize {
         let all: Vec<PathBuf> = self.written.iter().cloned().collect();
         for p in &all {
             self.wipe(p);
+        }
+        let dirs: Vec<PathBuf> = self.dirs.iter().cloned().collect();
+        for d in dirs.iter().rev() {
+            self.wipe_dir(d);
         }
         all.len()
     }
@@ -287,6 +425,52 @@ mod tests {
         let m = fs::metadata(cfg.dir.join("f")).unwrap();
         assert_eq!((m.uid(), m.gid(), m.mode() & 0o777), (65534, 65534, 0o440));
         assert_eq!(out.wipe_all(), 1);
+    }
+
+    #[test]
+    fn a_directory_is_replaced_as_one_unit_and_wiped() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = OutputConfig {
+            dir: d.path().join("out"),
+            require_tmpfs: false,
+            uid: None,
+            gid: None,
+            mode: 0o440,
+        };
+        let mut out = Output::open(&cfg).unwrap();
+        let tls = cfg.dir.join("tls");
+        let st = out
+            .stage_dir("tls", &[("tls.crt", b"crt-1"), ("tls.key", b"key-1")])
+            .unwrap();
+        assert!(!tls.exists());
+        out.commit_dir(st).unwrap();
+        assert_eq!(fs::read(tls.join("tls.key")).unwrap(), b"key-1");
+        assert_eq!(
+            fs::metadata(&tls).unwrap().permissions().mode() & 0o777,
+            0o750
+        );
+        // A reader holding the old directory sees the old pair until it is wiped,
+        // never the new key beside the old certificate.
+        let old = fs::File::open(&tls).unwrap();
+        let old_ino = std::os::unix::fs::MetadataExt::ino(&old.metadata().unwrap());
+        let st = out
+            .stage_dir("tls", &[("tls.crt", b"crt-2"), ("tls.key", b"key-2")])
+            .unwrap();
+        out.commit_dir(st).unwrap();
+        assert_eq!(fs::read(tls.join("tls.crt")).unwrap(), b"crt-2");
+        assert_eq!(fs::read(tls.join("tls.key")).unwrap(), b"key-2");
+        assert_ne!(
+            std::os::unix::fs::MetadataExt::ino(&fs::metadata(&tls).unwrap()),
+            old_ino
+        );
+        let left: Vec<_> = fs::read_dir(&cfg.dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left.len(), 2, "old directory not removed: {left:?}");
+        assert_eq!(out.wipe_all(), 2);
+        assert!(!tls.exists());
     }
 
     #[test]

@@ -171,6 +171,8 @@ mod tests {
             field: field.map(str::to_string),
             format,
             refresh: Duration::from_secs(300),
+            params: None,
+            reissue_at: 2.0 / 3.0,
         }
     }
 

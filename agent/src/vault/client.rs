@@ -12,6 +12,7 @@ use std::time::Instant;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
+use super::tls::{self, Identity};
 use crate::config::VaultConfig;
 use crate::events::{self, Event, Outcome};
 
@@ -121,6 +122,8 @@ impl fmt::Debug for Answer {
 /// The client.
 pub struct VaultClient {
     agent: ureq::Agent,
+    /// The settings it was built from, for a client with a login identity.
+    cfg: VaultConfig,
     /// Base URL used for requests (host replaced by `tls_server_name` when set).
     base: String,
     /// The configured address, for messages.
@@ -162,13 +165,25 @@ impl ureq::Resolver for SniResolver {
 impl VaultClient {
     /// Builds a client from `[vault]`.
     pub fn new(cfg: &VaultConfig) -> Result<Self, VaultError> {
+        Self::build(cfg, None)
+    }
+
+    /// A client with the same settings that presents `identity` as its TLS client
+    /// certificate (cert login); it holds no token.
+    pub fn with_identity(&self, identity: &Identity) -> Result<Self, VaultError> {
+        Self::build(&self.cfg, Some(identity))
+    }
+
+    fn build(cfg: &VaultConfig, identity: Option<&Identity>) -> Result<Self, VaultError> {
         let mut builder = ureq::AgentBuilder::new()
             .timeout(cfg.timeout)
             .max_idle_connections(0)
             .max_idle_connections_per_host(0)
             .redirects(0);
-        if let Some(ca) = &cfg.ca_cert {
-            builder = builder.tls_config(Arc::new(tls_config(ca)?));
+        if let Some(tls) =
+            tls::client_config(cfg.ca_cert.as_deref(), identity).map_err(VaultError::Tls)?
+        {
+            builder = builder.tls_config(Arc::new(tls));
         }
         let mut base = cfg.address.clone();
         if let Some(name) = &cfg.tls_server_name {
@@ -189,6 +204,7 @@ impl VaultClient {
         }
         Ok(VaultClient {
             agent: builder.build(),
+            cfg: cfg.clone(),
             base,
             address: cfg.address.clone(),
             namespace: cfg.namespace.clone(),
@@ -357,34 +373,4 @@ fn error_strings(r: ureq::Response) -> String {
     } else {
         errors.join("; ")
     }
-}
-
-fn tls_config(ca: &std::path::Path) -> Result<rustls::ClientConfig, VaultError> {
-    let pem = std::fs::read(ca).map_err(|e| {
-        VaultError::Tls(format!("cannot read [vault] ca_cert {}: {e}", ca.display()))
-    })?;
-    let mut roots = rustls::RootCertStore::empty();
-    let mut n = 0;
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        let cert = cert.map_err(|e| {
-            VaultError::Tls(format!("[vault] ca_cert {}: bad PEM: {e}", ca.display()))
-        })?;
-        roots.add(cert).map_err(|e| {
-            VaultError::Tls(format!(
-                "[vault] ca_cert {}: bad certificate: {e}",
-                ca.display()
-            ))
-        })?;
-        n += 1;
-    }
-    if n == 0 {
-        return Err(VaultError::Tls(format!(
-            "[vault] ca_cert {} holds no PEM certificate",
-            ca.display()
-        )));
-    }
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| VaultError::Tls(e.to_string()))
-        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
 }
