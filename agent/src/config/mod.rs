@@ -475,6 +475,7 @@ kind = "kv2"
             field: field.map(Into::into),
             format,
             template: template.map(Into::into),
+            params: Default::default(),
         };
         let inj = Injection {
             origin: Origin::Shroud,

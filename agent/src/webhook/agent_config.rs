@@ -1,6 +1,8 @@
 //! The injected agent's configuration (TOML, passed in `SHROUD_CONFIG_TOML`). It
 //! holds addresses, the role and paths; never a secret.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use super::annotations::{Injection, SecretFormat, SecretKind};
@@ -57,9 +59,13 @@ struct Secret<'a> {
     kind: SecretKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
-    format: SecretFormat,
+    /// None for pki: a certificate is a directory of fixed files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    format: Option<SecretFormat>,
     #[serde(skip_serializing_if = "Option::is_none")]
     template: Option<&'a str>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    params: &'a BTreeMap<String, String>,
 }
 
 #[derive(Serialize)]
@@ -109,8 +115,9 @@ pub fn render(inj: &Injection, cfg: &WebhookConfig, owner: FileOwner) -> String 
                 path: &s.path,
                 kind: s.kind,
                 field: s.field.as_deref(),
-                format: s.format,
+                format: (s.kind != SecretKind::Pki).then_some(s.format),
                 template: s.template.as_deref(),
+                params: &s.params,
             })
             .collect(),
         lifecycle: Lifecycle {
@@ -143,6 +150,11 @@ mod tests {
                 "postgres://{{ username }}:{{ password }}@db/shop",
             ),
             ("shroud.dev/secret-cert", "pki/issue/shop"),
+            ("shroud.dev/secret-cert-kind", "pki"),
+            ("shroud.dev/secret-cert-param-common_name", "api.shop.svc"),
+            ("shroud.dev/secret-cert-param-ttl", "1h"),
+            ("shroud.dev/secret-sts", "aws/sts/shop"),
+            ("shroud.dev/secret-sts-param-ttl", "15m"),
         ]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -161,7 +173,13 @@ mod tests {
         let text = render(&inj, &cfg, owner);
         let parsed = crate::config::parse("SHROUD_CONFIG_TOML", &text, std::iter::empty())
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
-        assert_eq!(parsed.secrets.len(), 5, "{text}");
+        assert_eq!(parsed.secrets.len(), 6, "{text}");
+        let cert = parsed.secrets.iter().find(|s| s.name == "cert").unwrap();
+        assert_eq!(cert.kind, crate::config::SecretKind::Pki);
+        let params = cert.params.as_ref().unwrap();
+        assert_eq!(params.str("common_name"), Some("api.shop.svc"));
+        let sts = parsed.secrets.iter().find(|s| s.name == "sts").unwrap();
+        assert_eq!(sts.params.as_ref().unwrap().str("ttl"), Some("15m"));
         let key = parsed.secrets.iter().find(|s| s.name == "key").unwrap();
         assert_eq!(key.read_path(), "secret/data/shop/stripe");
         assert_eq!(key.field.as_deref(), Some("api_key"));
