@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{error, info, warn};
 use zeroize::Zeroizing;
@@ -13,12 +13,13 @@ use zeroize::Zeroizing;
 use super::backoff::{renew_after, Backoff};
 use super::files::{FilesError, Output};
 use super::handshake::{entry_name, Publisher};
-use super::render::{render, RenderError};
+use super::render::{masked_values, render, RenderError, Rendered};
 use crate::config::{Config, SecretKind, SecretSpec};
 use crate::events::{self, Event, Outcome};
 use crate::live::LiveSet;
 use crate::vault::api::{self, LeaseInfo, SecretData};
 use crate::vault::auth::{self, AuthError};
+use crate::vault::pki;
 use crate::vault::{VaultClient, VaultError};
 
 /// What woke the engine up: a reason to stop.
@@ -94,7 +95,15 @@ struct Current {
     /// The lease's first TTL: a renewal shorter than this hit the max TTL.
     first_ttl: Duration,
     expires: Option<Instant>,
-    rendered: Zeroizing<Vec<u8>>,
+    rendered: Rendered,
+}
+
+/// A certificate this agent issued, revoked at exit while still valid.
+struct IssuedCert {
+    secret: usize,
+    mount: String,
+    serial: String,
+    not_after: SystemTime,
 }
 
 struct SecretState {
@@ -125,6 +134,7 @@ pub struct Engine {
     out: Output,
     publisher: Publisher,
     on_publish: Option<OnPublish>,
+    issued: Vec<IssuedCert>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -180,6 +190,7 @@ impl Engine {
             client,
             out,
             on_publish,
+            issued: Vec::new(),
         };
         match engine.first_render() {
             Ok(()) => Ok(engine),
@@ -243,8 +254,8 @@ impl Engine {
         }?;
         let mut files = Vec::new();
         for (name, bytes) in staged {
-            if let Some(bytes) = bytes {
-                files.push(self.out.stage(Path::new(&name), &bytes)?);
+            if let Some(rendered) = bytes {
+                files.push(self.out.stage_rendered(&name, &rendered)?);
             }
         }
         self.await_acks(generation);
@@ -278,11 +289,12 @@ impl Engine {
 
     fn fetch(&mut self, i: usize) -> Result<api::SecretRead, VaultError> {
         let spec = &self.secrets[i].spec;
-        let result = api::read(
-            &self.client,
-            &spec.read_path(),
-            spec.kind == SecretKind::Kv2,
-        );
+        let path = spec.read_path();
+        let result = match (&spec.params, spec.kind) {
+            (Some(params), SecretKind::Pki) => pki::issue(&self.client, &path, &params.body()),
+            (Some(params), _) => api::write(&self.client, &path, &params.body()),
+            (None, kind) => api::read(&self.client, &path, kind == SecretKind::Kv2),
+        };
         let outcome = match &result {
             Ok(_) => Outcome::Ok,
             Err(e) => e.outcome(),
@@ -317,22 +329,42 @@ impl Engine {
 
     /// Makes `read` the current value of secret `i` and schedules what is next.
     /// Returns the previous value, if any.
-    fn install(
-        &mut self,
-        i: usize,
-        read: api::SecretRead,
-        rendered: Zeroizing<Vec<u8>>,
-    ) -> Option<Current> {
+    fn install(&mut self, i: usize, read: api::SecretRead, rendered: Rendered) -> Option<Current> {
         let threshold = self.cfg.lifecycle.renew_threshold;
         let now = Instant::now();
         let s = &mut self.secrets[i];
         s.backoff.reset();
-        let (next, due, expires) = match &read.lease {
-            Some(l) if !l.duration.is_zero() => (
+        let cert = (s.spec.kind == SecretKind::Pki)
+            .then(|| pki::expiration(&read))
+            .flatten();
+        let (next, due, expires) = match (&read.lease, cert) {
+            (Some(l), _) if !l.duration.is_zero() => (
                 now + renew_after(l.duration, threshold),
                 if l.renewable { Due::Renew } else { Due::Rotate },
                 Some(now + l.duration),
             ),
+            // A certificate is re-issued at `reissue_at` of its validity; the
+            // role's max TTL already caps `expiration`.
+            (None, Some(not_after)) => {
+                let left = not_after
+                    .duration_since(SystemTime::now())
+                    .unwrap_or_default();
+                if let Some(serial) = pki::serial(&read) {
+                    let now = SystemTime::now();
+                    self.issued.retain(|c| c.not_after > now);
+                    self.issued.push(IssuedCert {
+                        secret: i,
+                        mount: pki::mount_of(&s.spec.path).to_string(),
+                        serial: serial.to_string(),
+                        not_after,
+                    });
+                }
+                (
+                    now + renew_after(left, s.spec.reissue_at),
+                    Due::Rotate,
+                    Some(now + left),
+                )
+            }
             _ => (now + s.spec.refresh, Due::Refresh, None),
         };
         s.next = next;
@@ -350,7 +382,7 @@ impl Engine {
         let mut v = Vec::new();
         for s in &self.secrets {
             if let Some(c) = &s.current {
-                for (field, value) in c.data.leaves() {
+                for (field, value) in masked_values(&s.spec, &c.data) {
                     v.push((entry_name(&s.spec.name, &field), value));
                 }
             }
@@ -426,9 +458,7 @@ impl Engine {
                 warn!(secret = %name, "lease expired before it could be renewed or replaced; removing the file");
                 self.out.wipe_name(&name);
                 if let Some(old) = self.secrets[i].current.take() {
-                    let leaves = old
-                        .data
-                        .leaves()
+                    let leaves = masked_values(&self.secrets[i].spec, &old.data)
                         .into_iter()
                         .map(|(f, v)| (entry_name(&name, &f), v))
                         .collect();
@@ -587,7 +617,7 @@ impl Engine {
         let name = self.secrets[i].spec.name.clone();
         let new_lease = read.lease.as_ref().map(|l| l.id.clone());
         let old = self.install(i, read, rendered.clone());
-        if let Err(e) = self.publish_one(&name, old.as_ref(), &rendered) {
+        if let Err(e) = self.publish_one(i, old.as_ref(), &rendered) {
             error!(secret = %name, error = %e, "cannot publish new values");
         }
         let spec = &self.secrets[i].spec;
@@ -607,14 +637,14 @@ impl Engine {
     /// The handshake for one secret: values (new + retired old) first, then the file.
     fn publish_one(
         &mut self,
-        name: &str,
+        i: usize,
         old: Option<&Current>,
-        rendered: &[u8],
+        rendered: &Rendered,
     ) -> Result<(), FilesError> {
+        let name = self.secrets[i].spec.name.clone();
+        let name = name.as_str();
         if let Some(old) = old {
-            let leaves = old
-                .data
-                .leaves()
+            let leaves = masked_values(&self.secrets[i].spec, &old.data)
                 .into_iter()
                 .map(|(f, v)| (entry_name(name, &f), v))
                 .collect();
@@ -624,7 +654,7 @@ impl Engine {
             let values = self.current_values();
             self.publisher.publish(&mut self.out, values)
         }?;
-        let staged = self.out.stage(Path::new(name), rendered)?;
+        let staged = self.out.stage_rendered(name, rendered)?;
         self.await_acks(generation);
         self.out.commit(staged)?;
         if let Some(hook) = &mut self.on_publish {
@@ -684,6 +714,9 @@ impl Engine {
                     self.revoke_lease(i, &id, deadline);
                 }
             }
+            if self.cfg.lifecycle.revoke_certificates {
+                self.revoke_certificates(deadline);
+            }
             self.revoke_token(deadline);
         }
         // Dropping the state frees (and the allocator zeroes) every value.
@@ -691,6 +724,45 @@ impl Engine {
             s.current = None;
         }
         self.client.set_token(None);
+    }
+
+    /// Revokes every certificate this agent issued that has not expired yet
+    /// (an expired one is worthless, and Vault may have tidied it away).
+    fn revoke_certificates(&mut self, deadline: Instant) {
+        let now = SystemTime::now();
+        for cert in std::mem::take(&mut self.issued) {
+            if cert.not_after <= now {
+                continue;
+            }
+            let mut backoff = Backoff::default();
+            let result = loop {
+                let result = pki::revoke(&self.client, &cert.mount, &cert.serial);
+                match &result {
+                    Err(e) if e.is_transient() && Instant::now() < deadline => {
+                        let d = backoff
+                            .next_delay()
+                            .min(deadline.saturating_duration_since(Instant::now()));
+                        std::thread::sleep(d);
+                    }
+                    _ => break result,
+                }
+            };
+            let secret = &self.secrets[cert.secret].spec.name;
+            events::emit(Event::Revoke {
+                secret: Some(secret),
+                lease_id: None,
+                outcome: match &result {
+                    Ok(()) => Outcome::Ok,
+                    Err(e) => e.outcome(),
+                },
+            });
+            match result {
+                Ok(()) => info!(secret = %secret, serial = %cert.serial, "certificate revoked"),
+                Err(e) => {
+                    error!(secret = %secret, serial = %cert.serial, error = %e, "cannot revoke certificate")
+                }
+            }
+        }
     }
 
     fn revoke_token(&self, deadline: Instant) {

@@ -9,6 +9,7 @@ use std::io::{self, Write as _};
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
+use super::render::Rendered;
 use crate::config::OutputConfig;
 use crate::secrets_source::META_DIR;
 
@@ -62,19 +63,13 @@ pub fn check_tmpfs(dir: &Path) -> Result<(), FilesError> {
     }
 }
 
-/// A file written under a temporary name, waiting to be renamed into place.
+/// A file, or a directory of files, written under a temporary name, waiting to
+/// be renamed into place.
 #[derive(Debug)]
 pub struct Staged {
     tmp: PathBuf,
     dest: PathBuf,
-}
-
-/// A directory of files built under a temporary name, waiting to replace
-/// `<dir>/<name>` as one unit.
-#[derive(Debug)]
-pub struct StagedDir {
-    tmp: PathBuf,
-    dest: PathBuf,
+    dir: bool,
 }
 
 /// The output directory and the record of every file shroud put in it.
@@ -149,7 +144,11 @@ impl Output {
             .unwrap_or_default();
         let tmp = parent.join(format!(".{base}.tmp-{:016x}", rand::random::<u64>()));
         self.create_file(&tmp, bytes)?;
-        Ok(Staged { tmp, dest })
+        Ok(Staged {
+            tmp,
+            dest,
+            dir: false,
+        })
     }
 
     /// Creates `path` (which must not exist; a symlink is not followed) with
@@ -180,11 +179,7 @@ impl Output {
 
     /// Builds a new directory holding `files` (name, bytes) under a temporary
     /// name next to `<dir>/<name>`; [`Output::commit_dir`] puts it in place.
-    pub fn stage_dir(
-        &mut self,
-        name: &str,
-        files: &[(&str, &[u8])],
-    ) -> Result<StagedDir, FilesError> {
+    pub fn stage_dir(&mut self, name: &str, files: &[(&str, &[u8])]) -> Result<Staged, FilesError> {
         let tmp = self
             .dir
             .join(format!(".{name}.tmp-{:016x}", rand::random::<u64>()));
@@ -208,18 +203,30 @@ impl Output {
             self.wipe_dir(&tmp);
             return Err(e);
         }
-        Ok(StagedDir {
+        Ok(Staged {
             dest: self.dir.join(name),
             tmp,
+            dir: true,
         })
+    }
+
+    /// Stages what a secret rendered to, under its name.
+    pub fn stage_rendered(&mut self, name: &str, r: &Rendered) -> Result<Staged, FilesError> {
+        match r {
+            Rendered::File(bytes) => self.stage(Path::new(name), bytes),
+            Rendered::Dir(files) => {
+                let files: Vec<(&str, &[u8])> =
+                    files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+                self.stage_dir(name, &files)
+            }
+        }
     }
 
     /// Puts a staged directory in place: a plain rename the first time, then an
     /// atomic exchange with the directory in place (`renameat2(RENAME_EXCHANGE)`),
     /// so a reader resolving `<dir>/<name>` finds either the old set of files or
     /// the new one, never a mix and never nothing. The old one is then wiped.
-    pub fn commit_dir(&mut self, staged: StagedDir) -> Result<(), FilesError> {
-        let StagedDir { tmp, dest } = staged;
+    fn commit_dir(&mut self, tmp: PathBuf, dest: PathBuf) -> Result<(), FilesError> {
         let exists = fs::symlink_metadata(&dest).is_ok();
         let renamed = if exists {
             nix::fcntl::renameat2(
@@ -282,8 +289,11 @@ impl Output {
         }
     }
 
-    /// Renames a staged file into place.
+    /// Renames a staged file (or directory) into place.
     pub fn commit(&mut self, staged: Staged) -> Result<(), FilesError> {
+        if staged.dir {
+            return self.commit_dir(staged.tmp, staged.dest);
+        }
         fs::rename(&staged.tmp, &staged.dest).map_err(io_err("cannot rename", &staged.dest))?;
         self.written.remove(&staged.tmp);
         self.written.insert(staged.dest);
@@ -443,7 +453,7 @@ mod tests {
             .stage_dir("tls", &[("tls.crt", b"crt-1"), ("tls.key", b"key-1")])
             .unwrap();
         assert!(!tls.exists());
-        out.commit_dir(st).unwrap();
+        out.commit(st).unwrap();
         assert_eq!(fs::read(tls.join("tls.key")).unwrap(), b"key-1");
         assert_eq!(
             fs::metadata(&tls).unwrap().permissions().mode() & 0o777,
@@ -456,7 +466,7 @@ mod tests {
         let st = out
             .stage_dir("tls", &[("tls.crt", b"crt-2"), ("tls.key", b"key-2")])
             .unwrap();
-        out.commit_dir(st).unwrap();
+        out.commit(st).unwrap();
         assert_eq!(fs::read(tls.join("tls.crt")).unwrap(), b"crt-2");
         assert_eq!(fs::read(tls.join("tls.key")).unwrap(), b"key-2");
         assert_ne!(

@@ -2,6 +2,7 @@
 //! rotation handshake, backoff, wake-up sources).
 
 pub mod backoff;
+pub mod certs;
 pub mod engine;
 pub mod files;
 pub mod handshake;
