@@ -45,12 +45,12 @@ fn chain<'a>(secret: &str, data: &'a SecretData) -> Result<Vec<&'a str>, RenderE
     Ok(vec![pem(secret, data, "issuing_ca")?])
 }
 
+/// Files of a directory output: (file name, content).
+pub type DirFiles = Vec<(&'static str, Zeroizing<Vec<u8>>)>;
+
 /// `tls.crt` (leaf + chain), `tls.key`, `ca.crt` (the last certificate of the
 /// chain: the root when Vault knows it, else the issuing CA).
-pub fn files(
-    secret: &str,
-    data: &SecretData,
-) -> Result<Vec<(&'static str, Zeroizing<Vec<u8>>)>, RenderError> {
+pub fn files(secret: &str, data: &SecretData) -> Result<DirFiles, RenderError> {
     let leaf = pem(secret, data, "certificate")?;
     let key = pem(secret, data, "private_key")?;
     let chain = chain(secret, data)?;

@@ -97,7 +97,7 @@ pub enum Rendered {
     /// One file, `<dir>/<name>`.
     File(Zeroizing<Vec<u8>>),
     /// A directory of files, `<dir>/<name>/<file>`, replaced as one unit.
-    Dir(Vec<(&'static str, Zeroizing<Vec<u8>>)>),
+    Dir(super::certs::DirFiles),
 }
 
 impl std::fmt::Debug for Rendered {

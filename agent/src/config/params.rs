@@ -188,7 +188,7 @@ mod tests {
         assert_eq!(body["alt_names"], "b.example,c.example");
         assert_eq!(body["ttl"], 30);
         assert_eq!(body["exclude_cn_from_sans"], true);
-        assert_eq!(format!("{p:?}").contains("a.example"), false);
+        assert!(!format!("{p:?}").contains("a.example"));
     }
 
     #[test]
