@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -134,8 +134,14 @@ fn check_issuance(work: &Path, n: usize, i: &Issuance) -> String {
 }
 
 /// Reads `<dir>/tls/{tls.crt,tls.key,ca.crt}` through one directory descriptor
-/// (one instant's view of the name) in a loop until `stop`.
-fn poll_certificates(dir: PathBuf, work: PathBuf, stop: Arc<AtomicBool>) -> Observed {
+/// (one instant's view of the name) in a loop until `stop`; `count` follows the
+/// number of distinct issuances seen.
+fn poll_certificates(
+    dir: PathBuf,
+    work: PathBuf,
+    stop: Arc<AtomicBool>,
+    count: Arc<AtomicUsize>,
+) -> Observed {
     let mut seen = Observed::default();
     while !stop.load(Ordering::Relaxed) {
         let Ok(d) = std::fs::File::open(dir.join("tls")) else {
@@ -174,49 +180,84 @@ fn poll_certificates(dir: PathBuf, work: PathBuf, stop: Arc<AtomicBool>) -> Obse
             }
             let serial = check_issuance(&work, seen.issuances.len(), &i);
             seen.issuances.push((now, i, serial));
+            count.store(seen.issuances.len(), Ordering::Relaxed);
         }
         std::thread::yield_now();
     }
     seen
 }
 
-#[test]
-fn a_certificate_is_swapped_whole_reissued_before_expiry_masked_and_revoked() {
-    let _s = serial();
-    require_tool("openssl", "apt-get install openssl");
-    let bao = OpenBao::start();
-    let work = tempfile::tempdir().unwrap();
-    let out = Tmpfs::new();
-    bao.pki_role("web", "example.test", "12s");
-    bao.policy(
-        "pki",
-        &format!("{SHROUD_POLICY}{WRITE_POLICY}"),
-        work.path(),
-    );
-    let token = token_file(&bao, "pki", work.path());
-    let cfg = work.path().join("shroud.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[vault]\naddress = \"{}\"\n[auth]\nmethod = \"token\"\ntoken_file = \"{}\"\n\
-             [output]\ndir = \"{}\"\n\
-             [[secret]]\nname = \"tls\"\npath = \"pki/issue/web\"\nkind = \"pki\"\n\
-             params = {{ common_name = \"app.example.test\", alt_names = [\"www.example.test\"] }}\n\
-             [lifecycle]\non_rotate = \"signal:SIGHUP\"\n",
-            bao.addr,
-            token.display(),
-            out.path().display()
-        ),
-    )
-    .unwrap();
-    let (started, hup, stop) = (
-        work.path().join("started"),
-        work.path().join("hup"),
-        work.path().join("stop"),
-    );
-    // The app prints its key (to be masked) and the serial it serves, again
-    // when told to reload.
-    let app = format!(
+/// OpenBao with a PKI role `web` of 12 s max TTL, a token allowed to issue and
+/// revoke, a tmpfs output, and a config with one `kind = "pki"` secret `tls`.
+struct PkiWorld {
+    bao: OpenBao,
+    work: tempfile::TempDir,
+    out: Tmpfs,
+    cfg: PathBuf,
+}
+
+impl PkiWorld {
+    fn new(lifecycle: &str) -> PkiWorld {
+        require_tool("openssl", "apt-get install openssl");
+        let bao = OpenBao::start();
+        let work = tempfile::tempdir().unwrap();
+        let out = Tmpfs::new();
+        bao.pki_role("web", "example.test", "12s");
+        bao.policy(
+            "pki",
+            &format!("{SHROUD_POLICY}{WRITE_POLICY}"),
+            work.path(),
+        );
+        let token = token_file(&bao, "pki", work.path());
+        let cfg = work.path().join("shroud.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[vault]\naddress = \"{}\"\n[auth]\nmethod = \"token\"\ntoken_file = \"{}\"\n\
+                 [output]\ndir = \"{}\"\n\
+                 [[secret]]\nname = \"tls\"\npath = \"pki/issue/web\"\nkind = \"pki\"\n\
+                 params = {{ common_name = \"app.example.test\", alt_names = [\"www.example.test\"] }}\n\
+                 [lifecycle]\n{lifecycle}",
+                bao.addr,
+                token.display(),
+                out.path().display()
+            ),
+        )
+        .unwrap();
+        PkiWorld {
+            bao,
+            work,
+            out,
+            cfg,
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.work.path().join(name)
+    }
+
+    /// At exit: nothing left on the tmpfs, `serials` revoked, the token gone.
+    fn assert_clean(&self, serials: &[&str]) {
+        assert_eq!(leftovers(self.out.path()), Vec::<String>::new());
+        for s in serials {
+            assert!(
+                self.bao.revocation_time(s).is_some(),
+                "certificate {s} not revoked"
+            );
+        }
+        assert_eq!(
+            self.bao.accessors().len(),
+            1,
+            "only the root token may remain"
+        );
+    }
+}
+
+/// An app that prints the serial it serves and its key (to be masked), touches
+/// `started`, on SIGHUP prints the serial again and touches `hup`, and when
+/// `stop` exists prints the key again and ends.
+fn tls_app(started: &Path, hup: &Path, stop: &Path) -> String {
+    format!(
         "d=\"$SHROUD_SECRETS_DIR/tls\"\n\
          trap 'echo \"reloaded $(openssl x509 -in \"$d/tls.crt\" -noout -serial)\"; touch {hup}' HUP\n\
          echo \"start $(openssl x509 -in \"$d/tls.crt\" -noout -serial)\"\n\
@@ -227,38 +268,63 @@ fn a_certificate_is_swapped_whole_reissued_before_expiry_masked_and_revoked() {
         hup = hup.display(),
         started = started.display(),
         stop = stop.display()
+    )
+}
+
+/// The serials the app printed at start and at its reload.
+fn printed_serials(stdout: &str) -> (String, String) {
+    let after = |prefix: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` line in:\n{stdout}"))
+            .to_string()
+    };
+    (after("start serial="), after("reloaded serial="))
+}
+
+/// No line of `keys` in the app's output or shroud's log; the key printed
+/// twice, masked twice.
+fn assert_keys_masked(stdout: &str, stderr: &str, keys: &[&str]) {
+    assert!(!stdout.contains("PRIVATE KEY"), "{stdout}");
+    for key in keys {
+        for line in key.lines().filter(|l| !l.starts_with("-----")) {
+            assert!(!stdout.contains(line), "key line leaked: {stdout}");
+            assert!(!stderr.contains(line), "key line in shroud's log: {stderr}");
+        }
+    }
+    assert_eq!(stdout.matches("[REDACTED]").count(), 2, "{stdout}");
+}
+
+#[test]
+fn a_certificate_is_swapped_whole_reissued_before_expiry_masked_and_revoked() {
+    let _s = serial();
+    let w = PkiWorld::new("on_rotate = \"signal:SIGHUP\"\n");
+    let (out, work, cfg) = (&w.out, &w.work, &w.cfg);
+    let (started, hup, stop) = (
+        work.path().join("started"),
+        work.path().join("hup"),
+        work.path().join("stop"),
     );
-    let child = shroud()
-        .arg("run")
-        .arg("--config")
-        .arg(&cfg)
-        .args(["--", "sh", "-c", &app])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    until(Duration::from_secs(20), "the app to start", || {
-        started.exists().then_some(())
-    });
+    let app = tls_app(&started, &hup, &stop);
+    let child = spawn_started(&mut run_script(&cfg, &app), &started);
     let halt = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicUsize::new(0));
     let reader = {
-        let (dir, work, halt) = (
-            out.path().to_path_buf(),
-            work.path().to_path_buf(),
-            halt.clone(),
-        );
-        std::thread::spawn(move || poll_certificates(dir, work, halt))
+        let (dir, work) = (out.path().to_path_buf(), work.path().to_path_buf());
+        let (halt, count) = (halt.clone(), count.clone());
+        std::thread::spawn(move || poll_certificates(dir, work, halt, count))
     };
     until(
         Duration::from_secs(20),
         "the re-issue and the app's reload",
         || hup.exists().then_some(()),
     );
-    // Keep reading a moment after the reload, then let the app end.
-    let after = Instant::now();
-    until(Duration::from_secs(2), "a moment", || {
-        (after.elapsed() > Duration::from_millis(300)).then_some(())
-    });
+    until(
+        Duration::from_secs(5),
+        "the reader to see the re-issue",
+        || (count.load(Ordering::Relaxed) >= 2).then_some(()),
+    );
     halt.store(true, Ordering::Relaxed);
     let seen = reader.join().unwrap();
     std::fs::write(&stop, "").unwrap();
@@ -292,30 +358,68 @@ fn a_certificate_is_swapped_whole_reissued_before_expiry_masked_and_revoked() {
         gap > Duration::from_secs(6) && gap < Duration::from_secs(10),
         "re-issued after {gap:?}"
     );
-    assert!(stdout.contains(&format!("start serial={s1}")), "{stdout}");
-    assert!(
-        stdout.contains(&format!("reloaded serial={s2}")),
-        "{stdout}"
-    );
-    // The key printed at start and at the end: masked, not one line of it left.
-    assert!(!stdout.contains("PRIVATE KEY"), "{stdout}");
-    for key in [&first.key, &second.key] {
-        for line in key.lines().filter(|l| !l.starts_with("-----")) {
-            assert!(!stdout.contains(line), "key line leaked: {stdout}");
-            assert!(!stderr.contains(line), "key line in shroud's log: {stderr}");
-        }
-    }
-    assert_eq!(stdout.matches("[REDACTED]").count(), 2, "{stdout}");
+    assert_eq!(printed_serials(&stdout), (s1.clone(), s2.clone()));
+    assert_keys_masked(&stdout, &stderr, &[&first.key, &second.key]);
+    w.assert_clean(&[s1, s2]);
+}
 
-    // At exit: nothing left on the tmpfs, both certificates revoked, token gone.
-    assert_eq!(leftovers(out.path()), Vec::<String>::new());
-    for s in [s1, s2] {
-        assert!(
-            bao.revocation_time(s).is_some(),
-            "certificate {s} not revoked"
-        );
-    }
-    assert_eq!(bao.accessors().len(), 1, "only the root token may remain");
+#[test]
+fn agent_and_exec_hand_over_a_reissued_certificate_and_its_reload() {
+    let _s = serial();
+    let w = PkiWorld::new("");
+    let dir = w.out.path();
+    let log = w.path("agent.log");
+    let mut agent = shroud()
+        .arg("agent")
+        .arg("--config")
+        .arg(&w.cfg)
+        .env("SHROUD_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    until(Duration::from_secs(20), "ready", || {
+        dir.join(".shroud/ready").exists().then_some(())
+    });
+    let (started, hup, stop) = (w.path("started"), w.path("hup"), w.path("stop"));
+    let exec = spawn_started(
+        shroud()
+            .args(["exec", "--secrets-dir"])
+            .arg(dir)
+            .args(["--on-rotate", "signal:SIGHUP", "--", "sh", "-c"])
+            .arg(tls_app(&started, &hup, &stop))
+            .env("SHROUD_SECRETS_DIR", dir),
+        &started,
+    );
+    let first_key = std::fs::read_to_string(dir.join("tls/tls.key")).unwrap();
+    // The re-issued directory reaches exec through `.shroud/values` and its ack;
+    // the swap of the directory is what exec's watch reports as a rotation.
+    until(
+        Duration::from_secs(20),
+        "the re-issue and the app's reload",
+        || hup.exists().then_some(()),
+    );
+    let second_key = std::fs::read_to_string(dir.join("tls/tls.key")).unwrap();
+    assert_ne!(first_key, second_key);
+    std::fs::write(&stop, "").unwrap();
+    let done = exec.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{stdout}\n{stderr}");
+    // exec's exit marker stops the agent, which wipes and revokes.
+    let status = wait_with_deadline(&mut agent, Duration::from_secs(10));
+    let agent_log = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{agent_log}");
+    let (s1, s2) = printed_serials(&stdout);
+    assert_ne!(s1, s2);
+    assert_keys_masked(
+        &stdout,
+        &format!("{stderr}{agent_log}"),
+        &[&first_key, &second_key],
+    );
+    // The exit marker is exec's file, left for whoever restarts the agent.
+    std::fs::remove_file(dir.join(".shroud/exited")).unwrap();
+    w.assert_clean(&[&s1, &s2]);
 }
 
 #[test]

@@ -389,16 +389,20 @@ fn zero_fill(path: &Path) -> bool {
 mod tests {
     use super::*;
 
+    fn config(dir: &Path, owner: Option<u32>, mode: u32) -> OutputConfig {
+        OutputConfig {
+            dir: dir.join("out"),
+            require_tmpfs: false,
+            uid: owner,
+            gid: owner,
+            mode,
+        }
+    }
+
     #[test]
     fn stage_commit_wipe() {
         let d = tempfile::tempdir().unwrap();
-        let cfg = OutputConfig {
-            dir: d.path().join("out"),
-            require_tmpfs: false,
-            uid: None,
-            gid: None,
-            mode: 0o400,
-        };
+        let cfg = config(d.path(), None, 0o400);
         let mut out = Output::open(&cfg).unwrap();
         let st = out.stage(Path::new("a"), b"value-1").unwrap();
         assert!(!cfg.dir.join("a").exists());
@@ -423,13 +427,7 @@ mod tests {
         }
         use std::os::unix::fs::MetadataExt as _;
         let d = tempfile::tempdir().unwrap();
-        let cfg = OutputConfig {
-            dir: d.path().join("out"),
-            require_tmpfs: false,
-            uid: Some(65534),
-            gid: Some(65534),
-            mode: 0o440,
-        };
+        let cfg = config(d.path(), Some(65534), 0o440);
         let mut out = Output::open(&cfg).unwrap();
         out.write(Path::new("f"), b"v").unwrap();
         let m = fs::metadata(cfg.dir.join("f")).unwrap();
@@ -440,13 +438,7 @@ mod tests {
     #[test]
     fn a_directory_is_replaced_as_one_unit_and_wiped() {
         let d = tempfile::tempdir().unwrap();
-        let cfg = OutputConfig {
-            dir: d.path().join("out"),
-            require_tmpfs: false,
-            uid: None,
-            gid: None,
-            mode: 0o440,
-        };
+        let cfg = config(d.path(), None, 0o440);
         let mut out = Output::open(&cfg).unwrap();
         let tls = cfg.dir.join("tls");
         let st = out
@@ -488,13 +480,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let target = d.path().join("target");
         fs::write(&target, b"x").unwrap();
-        let cfg = OutputConfig {
-            dir: d.path().join("out"),
-            require_tmpfs: false,
-            uid: None,
-            gid: None,
-            mode: 0o400,
-        };
+        let cfg = config(d.path(), None, 0o400);
         let _out = Output::open(&cfg).unwrap();
         std::os::unix::fs::symlink(&target, cfg.dir.join("s")).unwrap();
         assert!(!zero_fill(&cfg.dir.join("s")));
