@@ -307,7 +307,7 @@ fn a_certificate_is_swapped_whole_reissued_before_expiry_masked_and_revoked() {
         work.path().join("stop"),
     );
     let app = tls_app(&started, &hup, &stop);
-    let child = spawn_started(&mut run_script(&cfg, &app), &started);
+    let child = spawn_started(&mut run_script(cfg, &app), &started);
     let halt = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicUsize::new(0));
     let reader = {

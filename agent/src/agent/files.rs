@@ -1,7 +1,8 @@
-//! The output directory: tmpfs check, atomic writes (temp file created with
-//! O_CREAT|O_EXCL|O_NOFOLLOW, then renamed; a directory of files built under a
-//! temp name, then exchanged with the old one in one `renameat2`), ownership and
-//! mode, and wiping (overwrite with zeros, then unlink) of everything shroud wrote.
+//! The output directory: tmpfs check, atomic writes (`contract::atomic`: temp
+//! file created with O_CREAT|O_EXCL|O_NOFOLLOW, then renamed; a directory of
+//! files built under a temp name, then exchanged with the old one in one
+//! `renameat2`), ownership and mode, and wiping (overwrite with zeros, then
+//! unlink) of everything shroud wrote.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::render::Rendered;
 use crate::config::OutputConfig;
-use crate::secrets_source::META_DIR;
+use crate::contract::{self, ACKS_DIR, META_DIR};
 
 /// Why the output directory or a file in it could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -63,13 +64,24 @@ pub fn check_tmpfs(dir: &Path) -> Result<(), FilesError> {
     }
 }
 
-/// A file, or a directory of files, written under a temporary name, waiting to
-/// be renamed into place.
+/// A file written under a temporary name, waiting to be renamed into place.
+pub use contract::Staged;
+
+/// A directory of files built under a temporary name, waiting to replace
+/// `<dir>/<name>` as one unit.
 #[derive(Debug)]
-pub struct Staged {
+pub struct StagedDir {
     tmp: PathBuf,
     dest: PathBuf,
-    dir: bool,
+}
+
+/// What a secret was staged as: one file, or a directory of files.
+#[derive(Debug)]
+pub enum StagedOutput {
+    /// `<dir>/<name>`.
+    File(Staged),
+    /// `<dir>/<name>/`.
+    Dir(StagedDir),
 }
 
 /// The output directory and the record of every file shroud put in it.
@@ -101,7 +113,7 @@ impl Output {
         }
         let meta = cfg.dir.join(META_DIR);
         fs::create_dir_all(&meta).map_err(io_err("cannot create", &meta))?;
-        let acks = meta.join("acks");
+        let acks = cfg.dir.join(ACKS_DIR);
         fs::create_dir_all(&acks).map_err(io_err("cannot create", &acks))?;
         // Execs in other containers (other uids) drop their acks here; the sticky
         // bit keeps them from removing each other's.
@@ -115,11 +127,7 @@ impl Output {
             written: BTreeSet::new(),
             dirs: BTreeSet::new(),
         };
-        // A stale ready marker from an earlier agent would lie to probes, and a
-        // stale exit marker would make a restarted agent (a native sidecar is
-        // restarted when it exits while the pod lives) shut down at once.
-        let _ = fs::remove_file(out.meta("ready"));
-        let _ = fs::remove_file(out.meta("exited"));
+        contract::clear_markers(&out.dir);
         Ok(out)
     }
 
@@ -128,58 +136,36 @@ impl Output {
         &self.dir
     }
 
-    /// A path inside `.shroud/`.
-    pub fn meta(&self, name: &str) -> PathBuf {
-        self.dir.join(META_DIR).join(name)
-    }
-
     /// Writes `bytes` to a new temporary file next to `dest` (a file name in the
     /// output directory, or a path inside it), with the configured owner and mode.
     pub fn stage(&mut self, dest: &Path, bytes: &[u8]) -> Result<Staged, FilesError> {
         let dest = self.dir.join(dest);
-        let parent = dest.parent().unwrap_or(&self.dir).to_path_buf();
-        let base = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = parent.join(format!(".{base}.tmp-{:016x}", rand::random::<u64>()));
-        self.create_file(&tmp, bytes)?;
-        Ok(Staged {
-            tmp,
-            dest,
-            dir: false,
-        })
-    }
-
-    /// Creates `path` (which must not exist; a symlink is not followed) with
-    /// `bytes`, the configured owner and mode. A partly written file is wiped.
-    fn create_file(&mut self, path: &Path, bytes: &[u8]) -> Result<(), FilesError> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .mode(0o600)
-            .open(path)
-            .map_err(io_err("cannot create", path))?;
-        self.written.insert(path.to_path_buf());
+        let staged = Staged::create(&dest, 0o600).map_err(io_err("cannot create", &dest))?;
+        let tmp = staged.tmp().to_path_buf();
+        self.written.insert(tmp.clone());
         let result = (|| {
+            let mut f = staged.file();
             f.write_all(bytes)?;
             if self.uid.is_some() || self.gid.is_some() {
-                std::os::unix::fs::fchown(&f, self.uid, self.gid)?;
+                std::os::unix::fs::fchown(f, self.uid, self.gid)?;
             }
             f.set_permissions(fs::Permissions::from_mode(self.mode))
         })();
         if let Err(e) = result {
-            drop(f);
-            self.wipe(path);
-            return Err(io_err("cannot write", path)(e));
+            drop(staged);
+            self.wipe(&tmp);
+            return Err(io_err("cannot write", &tmp)(e));
         }
-        Ok(())
+        Ok(staged)
     }
 
     /// Builds a new directory holding `files` (name, bytes) under a temporary
-    /// name next to `<dir>/<name>`; [`Output::commit_dir`] puts it in place.
-    pub fn stage_dir(&mut self, name: &str, files: &[(&str, &[u8])]) -> Result<Staged, FilesError> {
+    /// name next to `<dir>/<name>`; [`Output::commit_output`] puts it in place.
+    pub fn stage_dir(
+        &mut self,
+        name: &str,
+        files: &[(&str, &[u8])],
+    ) -> Result<StagedDir, FilesError> {
         let tmp = self
             .dir
             .join(format!(".{name}.tmp-{:016x}", rand::random::<u64>()));
@@ -189,8 +175,10 @@ impl Output {
             .map_err(io_err("cannot create", &tmp))?;
         self.dirs.insert(tmp.clone());
         let result = (|| {
+            // The directory is private until it is swapped in: files written
+            // in it are complete before anyone can reach them.
             for (file, bytes) in files {
-                self.create_file(&tmp.join(file), bytes)?;
+                self.write(&tmp.join(file), bytes)?;
             }
             if self.uid.is_some() || self.gid.is_some() {
                 std::os::unix::fs::chown(&tmp, self.uid, self.gid)
@@ -203,22 +191,29 @@ impl Output {
             self.wipe_dir(&tmp);
             return Err(e);
         }
-        Ok(Staged {
+        Ok(StagedDir {
             dest: self.dir.join(name),
             tmp,
-            dir: true,
         })
     }
 
     /// Stages what a secret rendered to, under its name.
-    pub fn stage_rendered(&mut self, name: &str, r: &Rendered) -> Result<Staged, FilesError> {
+    pub fn stage_rendered(&mut self, name: &str, r: &Rendered) -> Result<StagedOutput, FilesError> {
         match r {
-            Rendered::File(bytes) => self.stage(Path::new(name), bytes),
+            Rendered::File(bytes) => self.stage(Path::new(name), bytes).map(StagedOutput::File),
             Rendered::Dir(files) => {
                 let files: Vec<(&str, &[u8])> =
                     files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
-                self.stage_dir(name, &files)
+                self.stage_dir(name, &files).map(StagedOutput::Dir)
             }
+        }
+    }
+
+    /// Puts a staged file or directory in place.
+    pub fn commit_output(&mut self, staged: StagedOutput) -> Result<(), FilesError> {
+        match staged {
+            StagedOutput::File(f) => self.commit(f),
+            StagedOutput::Dir(d) => self.commit_dir(d),
         }
     }
 
@@ -226,7 +221,8 @@ impl Output {
     /// atomic exchange with the directory in place (`renameat2(RENAME_EXCHANGE)`),
     /// so a reader resolving `<dir>/<name>` finds either the old set of files or
     /// the new one, never a mix and never nothing. The old one is then wiped.
-    fn commit_dir(&mut self, tmp: PathBuf, dest: PathBuf) -> Result<(), FilesError> {
+    fn commit_dir(&mut self, staged: StagedDir) -> Result<(), FilesError> {
+        let StagedDir { tmp, dest } = staged;
         let exists = fs::symlink_metadata(&dest).is_ok();
         let renamed = if exists {
             nix::fcntl::renameat2(
@@ -289,14 +285,12 @@ impl Output {
         }
     }
 
-    /// Renames a staged file (or directory) into place.
+    /// Renames a staged file into place.
     pub fn commit(&mut self, staged: Staged) -> Result<(), FilesError> {
-        if staged.dir {
-            return self.commit_dir(staged.tmp, staged.dest);
-        }
-        fs::rename(&staged.tmp, &staged.dest).map_err(io_err("cannot rename", &staged.dest))?;
-        self.written.remove(&staged.tmp);
-        self.written.insert(staged.dest);
+        let (tmp, dest) = (staged.tmp().to_path_buf(), staged.dest().to_path_buf());
+        staged.commit().map_err(io_err("cannot rename", &dest))?;
+        self.written.remove(&tmp);
+        self.written.insert(dest);
         Ok(())
     }
 
@@ -389,20 +383,16 @@ fn zero_fill(path: &Path) -> bool {
 mod tests {
     use super::*;
 
-    fn config(dir: &Path, owner: Option<u32>, mode: u32) -> OutputConfig {
-        OutputConfig {
-            dir: dir.join("out"),
-            require_tmpfs: false,
-            uid: owner,
-            gid: owner,
-            mode,
-        }
-    }
-
     #[test]
     fn stage_commit_wipe() {
         let d = tempfile::tempdir().unwrap();
-        let cfg = config(d.path(), None, 0o400);
+        let cfg = OutputConfig {
+            dir: d.path().join("out"),
+            require_tmpfs: false,
+            uid: None,
+            gid: None,
+            mode: 0o400,
+        };
         let mut out = Output::open(&cfg).unwrap();
         let st = out.stage(Path::new("a"), b"value-1").unwrap();
         assert!(!cfg.dir.join("a").exists());
@@ -427,7 +417,13 @@ mod tests {
         }
         use std::os::unix::fs::MetadataExt as _;
         let d = tempfile::tempdir().unwrap();
-        let cfg = config(d.path(), Some(65534), 0o440);
+        let cfg = OutputConfig {
+            dir: d.path().join("out"),
+            require_tmpfs: false,
+            uid: Some(65534),
+            gid: Some(65534),
+            mode: 0o440,
+        };
         let mut out = Output::open(&cfg).unwrap();
         out.write(Path::new("f"), b"v").unwrap();
         let m = fs::metadata(cfg.dir.join("f")).unwrap();
@@ -438,34 +434,39 @@ mod tests {
     #[test]
     fn a_directory_is_replaced_as_one_unit_and_wiped() {
         let d = tempfile::tempdir().unwrap();
-        let cfg = config(d.path(), None, 0o440);
-        let mut out = Output::open(&cfg).unwrap();
-        let tls = cfg.dir.join("tls");
+        let dir = d.path().join("out");
+        let mut out = Output::open(&OutputConfig {
+            dir: dir.clone(),
+            require_tmpfs: false,
+            uid: None,
+            gid: None,
+            mode: 0o440,
+        })
+        .unwrap();
+        let tls = dir.join("tls");
         let st = out
             .stage_dir("tls", &[("tls.crt", b"crt-1"), ("tls.key", b"key-1")])
             .unwrap();
         assert!(!tls.exists());
-        out.commit(st).unwrap();
+        out.commit_output(StagedOutput::Dir(st)).unwrap();
         assert_eq!(fs::read(tls.join("tls.key")).unwrap(), b"key-1");
         assert_eq!(
             fs::metadata(&tls).unwrap().permissions().mode() & 0o777,
             0o750
         );
-        // A reader holding the old directory sees the old pair until it is wiped,
-        // never the new key beside the old certificate.
-        let old = fs::File::open(&tls).unwrap();
-        let old_ino = std::os::unix::fs::MetadataExt::ino(&old.metadata().unwrap());
+        let old_ino = std::os::unix::fs::MetadataExt::ino(&fs::metadata(&tls).unwrap());
         let st = out
             .stage_dir("tls", &[("tls.crt", b"crt-2"), ("tls.key", b"key-2")])
             .unwrap();
-        out.commit(st).unwrap();
+        out.commit_output(StagedOutput::Dir(st)).unwrap();
         assert_eq!(fs::read(tls.join("tls.crt")).unwrap(), b"crt-2");
         assert_eq!(fs::read(tls.join("tls.key")).unwrap(), b"key-2");
         assert_ne!(
             std::os::unix::fs::MetadataExt::ino(&fs::metadata(&tls).unwrap()),
-            old_ino
+            old_ino,
+            "replaced by another directory, not rewritten in place"
         );
-        let left: Vec<_> = fs::read_dir(&cfg.dir)
+        let left: Vec<_> = fs::read_dir(&dir)
             .unwrap()
             .filter_map(Result::ok)
             .map(|e| e.file_name())
@@ -475,24 +476,77 @@ mod tests {
         assert!(!tls.exists());
     }
 
-    #[test]
-    fn stage_refuses_symlink_in_the_way() {
-        let d = tempfile::tempdir().unwrap();
-        let target = d.path().join("target");
-        fs::write(&target, b"x").unwrap();
-        let cfg = config(d.path(), None, 0o400);
-        let _out = Output::open(&cfg).unwrap();
-        std::os::unix::fs::symlink(&target, cfg.dir.join("s")).unwrap();
-        assert!(!zero_fill(&cfg.dir.join("s")));
-        assert_eq!(fs::read(&target).unwrap(), b"x");
+    fn output(dir: &Path) -> Output {
+        Output::open(&OutputConfig {
+            dir: dir.to_path_buf(),
+            require_tmpfs: false,
+            uid: None,
+            gid: None,
+            mode: 0o400,
+        })
+        .unwrap()
     }
 
     #[test]
-    fn disk_dir_is_not_tmpfs() {
-        // The crate directory is on the build disk, never tmpfs in CI.
-        let e = check_tmpfs(Path::new(env!("CARGO_MANIFEST_DIR")));
-        if let Err(e) = e {
-            assert!(e.to_string().contains("not on tmpfs"));
-        }
+    fn stage_replaces_a_symlink_in_the_way_and_never_writes_through_it() {
+        let d = tempfile::tempdir().unwrap();
+        let target = d.path().join("target");
+        fs::write(&target, b"x").unwrap();
+        let dir = d.path().join("out");
+        let mut out = output(&dir);
+        std::os::unix::fs::symlink(&target, dir.join("s")).unwrap();
+        out.write(Path::new("s"), b"secret").unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"x", "written through the link");
+        let m = fs::symlink_metadata(dir.join("s")).unwrap();
+        assert!(m.file_type().is_file(), "the link itself was replaced");
+        assert_eq!(fs::read(dir.join("s")).unwrap(), b"secret");
+    }
+
+    #[test]
+    fn wipe_refuses_to_follow_a_symlink() {
+        let d = tempfile::tempdir().unwrap();
+        let target = d.path().join("target");
+        fs::write(&target, b"x").unwrap();
+        let dir = d.path().join("out");
+        let _out = output(&dir);
+        std::os::unix::fs::symlink(&target, dir.join("s")).unwrap();
+        assert!(!zero_fill(&dir.join("s")));
+        assert_eq!(fs::read(&target).unwrap(), b"x");
+    }
+
+    /// The filesystem type of `path` according to /proc/self/mounts (the longest
+    /// mount point containing it): a source independent of statfs.
+    fn mount_type(path: &Path) -> String {
+        let path = fs::canonicalize(path).unwrap();
+        let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
+        mounts
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                Some((PathBuf::from(f.get(1)?), f.get(2)?.to_string()))
+            })
+            .filter(|(mp, _)| path.starts_with(mp))
+            .max_by_key(|(mp, _)| mp.as_os_str().len())
+            .map(|(_, t)| t)
+            .unwrap()
+    }
+
+    #[test]
+    fn tmpfs_check_agrees_with_the_mount_table() {
+        let shm = Path::new("/dev/shm");
+        assert_eq!(
+            mount_type(shm),
+            "tmpfs",
+            "this test needs /dev/shm on tmpfs"
+        );
+        check_tmpfs(shm).unwrap();
+        let disk = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let fstype = mount_type(disk);
+        assert!(
+            !matches!(fstype.as_str(), "tmpfs" | "ramfs"),
+            "this test needs the source tree on a disk filesystem, not {fstype}"
+        );
+        let e = check_tmpfs(disk).unwrap_err();
+        assert!(e.to_string().contains("not on tmpfs"), "{e}");
     }
 }
