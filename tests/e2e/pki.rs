@@ -423,6 +423,34 @@ fn agent_and_exec_hand_over_a_reissued_certificate_and_its_reload() {
 }
 
 #[test]
+fn revoke_certificates_false_leaves_the_certificate_valid_but_wipes_it() {
+    let _s = serial();
+    let w = PkiWorld::new("revoke_certificates = false\n");
+    let serial_file = w.path("serial");
+    let done = run_with_input(
+        &mut run_script(
+            &w.cfg,
+            &format!(
+                "openssl x509 -in \"$SHROUD_SECRETS_DIR/tls/tls.crt\" -noout -serial > {}",
+                serial_file.display()
+            ),
+        ),
+        b"",
+        Duration::from_secs(30),
+    );
+    assert!(done.status.success(), "{}", done.err());
+    let serial = std::fs::read_to_string(&serial_file).unwrap();
+    let serial = serial.trim().trim_start_matches("serial=");
+    assert_eq!(
+        w.bao.revocation_time(serial),
+        None,
+        "revoked despite the setting"
+    );
+    assert_eq!(leftovers(w.out.path()), Vec::<String>::new());
+    assert_eq!(w.bao.accessors().len(), 1, "only the root token may remain");
+}
+
+#[test]
 fn ssh_signing_is_a_write_with_params_and_params_file() {
     let _s = serial();
     require_tool("ssh-keygen", "apt-get install openssh-client");
