@@ -188,7 +188,8 @@ fn poll_certificates(
 }
 
 /// OpenBao with a PKI role `web` of 12 s max TTL, a token allowed to issue and
-/// revoke, a tmpfs output, and a config with one `kind = "pki"` secret `tls`.
+/// revoke, a tmpfs output, and a config with one `kind = "pki"` secret `tls`;
+/// `tail` follows the `[lifecycle]` header (its keys, then other sections).
 struct PkiWorld {
     bao: OpenBao,
     work: tempfile::TempDir,
@@ -197,7 +198,7 @@ struct PkiWorld {
 }
 
 impl PkiWorld {
-    fn new(lifecycle: &str) -> PkiWorld {
+    fn new(tail: &str) -> PkiWorld {
         require_tool("openssl", "apt-get install openssl");
         let bao = OpenBao::start();
         let work = tempfile::tempdir().unwrap();
@@ -217,7 +218,7 @@ impl PkiWorld {
                  [output]\ndir = \"{}\"\n\
                  [[secret]]\nname = \"tls\"\npath = \"pki/issue/web\"\nkind = \"pki\"\n\
                  params = {{ common_name = \"app.example.test\", alt_names = [\"www.example.test\"] }}\n\
-                 [lifecycle]\n{lifecycle}",
+                 [lifecycle]\n{tail}",
                 bao.addr,
                 token.display(),
                 out.path().display()
@@ -366,7 +367,8 @@ fn a_certificate_is_swapped_whole_reissued_before_expiry_masked_and_revoked() {
 #[test]
 fn agent_and_exec_hand_over_a_reissued_certificate_and_its_reload() {
     let _s = serial();
-    let w = PkiWorld::new("");
+    let port = free_port();
+    let w = PkiWorld::new(&format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"));
     let dir = w.out.path();
     let log = w.path("agent.log");
     let mut agent = shroud()
@@ -392,6 +394,15 @@ fn agent_and_exec_hand_over_a_reissued_certificate_and_its_reload() {
         &started,
     );
     let first_key = std::fs::read_to_string(dir.join("tls/tls.key")).unwrap();
+    // The expiry gauge follows the certificate: within its 12 s.
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let (status, metrics) = shroud_e2e::http::get(addr, "/metrics");
+    assert_eq!(status, 200);
+    let left = shroud_e2e::http::sample(&metrics, "shroud_lease_expiry_seconds{secret=\"tls\"}");
+    assert!(
+        left.is_some_and(|s| s > 0.0 && s <= 12.0),
+        "{left:?}\n{metrics}"
+    );
     // The re-issued directory reaches exec through `.shroud/values` and its ack;
     // the swap of the directory is what exec's watch reports as a rotation.
     until(

@@ -307,6 +307,11 @@ impl Engine {
             let validity = not_after.duration_since(now).unwrap_or_default();
             self.schedule
                 .issued(i, validity, spec.reissue_at, Instant::now());
+            // The expiry gauge follows the certificate as it follows a lease.
+            events::emit(Event::LeaseTtl {
+                secret: &spec.name,
+                seconds: validity.as_secs_f64(),
+            });
             if let Some(serial) = pki::serial(&read) {
                 self.issued.retain(|c| c.not_after > now);
                 self.issued.push(IssuedCert {
