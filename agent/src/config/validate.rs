@@ -260,13 +260,15 @@ fn secret(c: &Checker<'_>, n: usize, s: RawSecret) -> Result<SecretSpec, ConfigE
         }
         SecretKind::Pki => {
             check_pki(c, &key, &path, params.as_ref())?;
-            if s.field.is_some()
-                || s.format.is_some()
-                || s.template.is_some()
-                || s.template_file.is_some()
-            {
+            let fixed = [
+                ("field", s.field.is_some()),
+                ("format", s.format.is_some()),
+                ("template", s.template.is_some()),
+                ("template_file", s.template_file.is_some()),
+            ];
+            if let Some((k, _)) = fixed.iter().find(|(_, set)| *set) {
                 return Err(c.err(
-                    key("format"),
+                    key(k),
                     "a pki secret is written as a directory (tls.crt, tls.key, ca.crt); field, format and templates do not apply",
                 ));
             }
