@@ -109,7 +109,7 @@ pub fn validate(origin: &str, raw: RawConfig) -> Result<Config, ConfigError> {
                     "method = \"cert\" logs in with a TLS client certificate: use https://",
                 ));
             }
-            crate::vault::tls::Identity::load(Path::new(cert), Path::new(key))
+            crate::pem::Identity::load(Path::new(cert), Path::new(key))
                 .map_err(|e| c.err(format!("[auth] {}", e.key()), e.to_string()))?;
         }
     }
@@ -300,7 +300,7 @@ fn secret(c: &Checker<'_>, n: usize, s: RawSecret) -> Result<SecretSpec, ConfigE
     };
     let format = match (s.format.as_deref().unwrap_or(default_format), template) {
         ("template", Some(t)) => {
-            crate::agent::render::check_template(&name, &t)
+            t.check(&name)
                 .map_err(|e| c.err(key("template"), e.to_string()))?;
             Format::Template(t)
         }

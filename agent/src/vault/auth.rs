@@ -9,9 +9,9 @@ use zeroize::Zeroizing;
 
 use super::api::{self, TokenInfo};
 use super::client::{Token, VaultClient, VaultError};
-use super::tls::{Identity, TlsFileError};
 use crate::config::{AuthConfig, AuthMethod};
 use crate::events::{self, Event, Outcome};
+use crate::pem::{Identity, TlsFileError};
 
 /// Why a login failed.
 #[derive(Debug, thiserror::Error)]

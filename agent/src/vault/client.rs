@@ -12,9 +12,9 @@ use std::time::Instant;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use super::tls::{self, Identity};
 use crate::config::VaultConfig;
 use crate::events::{self, Event, Outcome};
+use crate::pem::{self, Identity};
 
 /// Why a Vault request failed. Messages carry Vault's error strings and paths,
 /// never request or response bodies.
@@ -181,7 +181,7 @@ impl VaultClient {
             .max_idle_connections_per_host(0)
             .redirects(0);
         if let Some(tls) =
-            tls::client_config(cfg.ca_cert.as_deref(), identity).map_err(VaultError::Tls)?
+            pem::client_config(cfg.ca_cert.as_deref(), identity).map_err(VaultError::Tls)?
         {
             builder = builder.tls_config(Arc::new(tls));
         }

@@ -4,6 +4,5 @@ pub mod api;
 pub mod auth;
 pub mod client;
 pub mod pki;
-pub mod tls;
 
 pub use client::{Token, VaultClient, VaultError};

@@ -1,6 +1,7 @@
-//! TLS material for talking to Vault: the CA certificates to trust (`[vault]
-//! ca_cert`) and the client certificate and key of `[auth] method = "cert"`.
-//! PEM is parsed with rustls' own `pki-types` reader.
+//! PEM files → rustls: the CA certificates to trust (`[vault] ca_cert`) and the
+//! client certificate and key of `[auth] method = "cert"`, parsed with rustls' own
+//! `pki-types` reader, and the client configurations built from them. Shared by
+//! configuration checks and the Vault client, and knows neither.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
