@@ -29,6 +29,7 @@ impl EventSink for HealthSink {
                 }
             }
             Event::Ready => self.0.set_rendered(true),
+            Event::Publish { outcome, .. } => self.0.set_publish_failed(*outcome != Outcome::Ok),
             Event::Revoke {
                 secret: None,
                 outcome: Outcome::Ok,

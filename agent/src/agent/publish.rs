@@ -11,17 +11,20 @@ use super::files::{FilesError, Output};
 use super::handshake::Publisher;
 use super::render::Rendered;
 
-/// Publishes `values` (every current value; the publisher adds the retired
-/// ones), then puts `files` (name in the output directory, what it rendered
-/// to: a file, or a directory swapped in whole) in place once the execs have
-/// the values. Returns the generation published.
+/// Publishes `values` (every current value, new ones included; the publisher
+/// adds the retired ones and `retiring`, the values being replaced), then puts
+/// `files` (name in the output directory, what it rendered to: a file, or a
+/// directory swapped in whole) in place once the execs have the values. Returns
+/// the generation published. Nothing here makes a value current: on an error
+/// the caller keeps the previous values (the rotation transaction, docs/agent.md).
 pub fn publish(
     out: &mut Output,
     publisher: &mut Publisher,
     values: Vec<(String, Zeroizing<Vec<u8>>)>,
+    retiring: &[(String, Zeroizing<Vec<u8>>)],
     files: &[(&str, &Rendered)],
 ) -> Result<u64, FilesError> {
-    let generation = publisher.publish(out, values)?;
+    let generation = publisher.publish(out, values, retiring)?;
     let mut staged = Vec::with_capacity(files.len());
     for (name, rendered) in files {
         staged.push(out.stage_rendered(name, rendered)?);
@@ -81,6 +84,7 @@ mod tests {
             &mut out,
             &mut publisher,
             vec![("db.password".into(), Zeroizing::new(b"new-value".to_vec()))],
+            &[],
             &[("db", &Rendered::File(Zeroizing::new(b"new-value".to_vec())))],
         )
         .unwrap();

@@ -302,7 +302,7 @@ fn describe<'a>(event: &Event<'a>, workload: &'a Workload) -> Option<Record<'a>>
         }
         Event::Exit { code } => r.code = Some(*code),
         Event::Ready => {}
-        Event::LeaseTtl { .. } | Event::VaultRequest { .. } => return None,
+        Event::LeaseTtl { .. } | Event::VaultRequest { .. } | Event::Publish { .. } => return None,
     }
     Some(r)
 }
