@@ -583,18 +583,7 @@ fn run_rotation_is_masked_before_the_command_sees_it_and_signals_it() {
          i=0; while [ ! -e {0}.hup ] && [ $i -lt 300 ]; do sleep 0.05; i=$((i+1)); done; echo done",
         started.display()
     );
-    let child = shroud()
-        .arg("run")
-        .arg("--config")
-        .arg(&cfg)
-        .args(["--", "sh", "-c", &app])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    until(Duration::from_secs(20), "the command to start", || {
-        started.exists().then_some(())
-    });
+    let child = spawn_started(&mut run_script(&cfg, &app), &started);
     w.bao
         .bao(&["kv", "put", "secret/rot", &format!("token={v2}")]);
     let out = child.wait_with_output().unwrap();
@@ -635,18 +624,14 @@ fn agent_and_exec_hand_over_rotations_and_the_exit_marker_stops_the_agent() {
          i=0; while [ ! -e {0}.hup ] && [ $i -lt 300 ]; do sleep 0.05; i=$((i+1)); done; echo done",
         started.display()
     );
-    let exec = shroud()
-        .args(["exec", "--secrets-dir"])
-        .arg(dir)
-        .args(["--on-rotate", "signal:SIGHUP", "--", "sh", "-c", &app])
-        .env("SHROUD_SECRETS_DIR", dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    until(Duration::from_secs(20), "the command to start", || {
-        started.exists().then_some(())
-    });
+    let exec = spawn_started(
+        shroud()
+            .args(["exec", "--secrets-dir"])
+            .arg(dir)
+            .args(["--on-rotate", "signal:SIGHUP", "--", "sh", "-c", &app])
+            .env("SHROUD_SECRETS_DIR", dir),
+        &started,
+    );
     w.bao
         .bao(&["kv", "put", "secret/rot", &format!("token={v2}")]);
     let out = exec.wait_with_output().unwrap();

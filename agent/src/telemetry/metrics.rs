@@ -231,7 +231,7 @@ impl EventSink for Metrics {
                 outcome,
                 lease_id,
             } => {
-                let kind = if secret.is_some() { "lease" } else { "token" };
+                let kind = crate::events::revoked_kind(*secret, *lease_id);
                 self.revocations
                     .with_label_values(&[kind, outcome.label()])
                     .inc();

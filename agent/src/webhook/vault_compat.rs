@@ -67,6 +67,7 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<Injection, Annota
                     field: None,
                     format: SecretFormat::Json,
                     template: None,
+                    params: BTreeMap::new(),
                 },
             );
         } else if k.starts_with(PREFIX)
