@@ -11,9 +11,11 @@ use std::time::{Duration, Instant};
 use tracing::{error, info, warn};
 use zeroize::Zeroizing;
 
-use super::{lease_grant, leaves, token_grant, Current, Engine, StartError};
+use super::{lease_grant, token_grant, Current, Engine, StartError};
+use crate::agent::handshake::entry_name;
 use crate::agent::publish::publish;
 use crate::agent::render::render;
+use crate::agent::render::Rendered;
 use crate::agent::retry::retry;
 use crate::agent::state::{Saved, SavedLease, SavedSecret, SavedToken};
 use crate::contract::{READY_FILE, VALUES_FILE};
@@ -95,7 +97,11 @@ impl Engine {
                 (Some(_), false) => Lease::Dead,
             };
             let on_disk = self.out.adopt(Path::new(&spec.name));
-            let in_place = on_disk.as_deref().map(Vec::as_slice) == Some(&rendered[..]);
+            let in_place = match (&rendered, on_disk.as_deref()) {
+                (Rendered::File(bytes), Some(disk)) => disk.as_slice() == bytes.as_slice(),
+                // A directory of files (certificates) is published again.
+                _ => false,
+            };
             let first_ttl = Duration::from_secs(ss.lease.as_ref().map_or(0, |l| l.first_ttl));
             let now = Instant::now();
             let lease = match lease {
@@ -161,16 +167,16 @@ impl Engine {
     /// The publication of secrets `which` (files missing or not as saved, or
     /// fetched anew): every current value in a new generation, then the files.
     fn publish_files(&mut self, which: &[usize]) -> Result<(), StartError> {
-        let rendered: Vec<(String, Zeroizing<Vec<u8>>)> = which
+        let rendered: Vec<(String, Rendered)> = which
             .iter()
             .filter_map(|&i| {
                 let s = &self.secrets[i];
                 Some((s.spec.name.clone(), s.current.as_ref()?.rendered.clone()))
             })
             .collect();
-        let files: Vec<(&str, &[u8])> = rendered
+        let files: Vec<(&str, &Rendered)> = rendered
             .iter()
-            .map(|(name, bytes)| (name.as_str(), bytes.as_slice()))
+            .map(|(name, r)| (name.as_str(), r))
             .collect();
         let values = self.current_values(None);
         publish(&mut self.out, &mut self.publisher, values, &[], &files)?;
@@ -260,7 +266,9 @@ impl Engine {
         let mut retire = Vec::new();
         for ss in saved.secrets.iter().filter(|ss| !configured(ss)) {
             revoke.extend(ss.lease.as_ref().map(|l| l.id.clone()));
-            retire.extend(leaves(&ss.name, &SecretData(ss.data.clone())));
+            for (field, value) in SecretData(ss.data.clone()).leaves() {
+                retire.push((entry_name(&ss.name, &field), value));
+            }
             if !self.secrets.iter().any(|s| s.spec.name == ss.name) {
                 self.out.wipe_name(&ss.name);
             }
