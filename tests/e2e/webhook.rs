@@ -88,7 +88,7 @@ impl Harness {
         validate(&patched);
         // A reinvocation of the webhook on its own output changes nothing.
         let again = self.send(&patched);
-        assert_eq!(again["allowed"], true);
+        assert_eq!(again["allowed"], true, "{again:#}");
         assert!(
             again.get("patch").is_none(),
             "reinvocation patched again: {again:#}"

@@ -17,8 +17,8 @@ use serde_json::{json, Value};
 use super::annotations::{Injection, INJECTED, PREFIX, STATUS};
 use super::config::WebhookConfig;
 use super::decision::{self, Decision};
-use super::patch::SECRETS_VOLUME;
 use super::patch::{self, Slot, AGENT_CONTAINER, BIN, BIN_VOLUME, CONFIG_ENV, INIT_CONTAINER};
+use super::patch::{SECRETS_VOLUME, STATE_VOLUME};
 use super::policy::{self, Violation};
 
 /// Rule name: shroud's volumes, containers and paths used by something else.
@@ -76,10 +76,15 @@ pub fn claims_injection(pod: &Pod) -> bool {
             .volumes
             .iter()
             .flatten()
-            .any(|v| v.name == SECRETS_VOLUME || v.name == BIN_VOLUME)
+            .any(|v| is_shroud_volume(&v.name))
         || all_containers(spec)
             .iter()
             .any(|(_, c)| c.name == INIT_CONTAINER || c.name == AGENT_CONTAINER)
+}
+
+/// One of the volumes this webhook adds.
+fn is_shroud_volume(name: &str) -> bool {
+    [SECRETS_VOLUME, STATE_VOLUME, BIN_VOLUME].contains(&name)
 }
 
 /// Runs the shroud image, carries an agent configuration, or runs the copied binary.
@@ -98,7 +103,7 @@ fn check_plain_container(field: &str, c: &Container, cfg: &WebhookConfig) -> Res
         .volume_mounts
         .iter()
         .flatten()
-        .find(|m| m.name == SECRETS_VOLUME || m.name == BIN_VOLUME)
+        .find(|m| is_shroud_volume(&m.name))
     {
         return Err(deny(
             format!("{field}.volumeMounts (container `{}`)", c.name),
@@ -219,13 +224,13 @@ fn check_volumes(spec: &PodSpec, cfg: &WebhookConfig) -> Result<(), Violation> {
         .volumes
         .iter()
         .flatten()
-        .filter(|v| v.name == SECRETS_VOLUME || v.name == BIN_VOLUME)
+        .filter(|v| is_shroud_volume(&v.name))
         .map(|v| without_size(serde_json::to_value(v).unwrap_or_default()))
         .collect();
     if sorted(actual) != sorted(expected) {
         return Err(deny(
             "spec.volumes",
-            format!("volumes `{SECRETS_VOLUME}` and `{BIN_VOLUME}` are not the in-memory volumes this webhook adds"),
+            format!("volumes `{SECRETS_VOLUME}`, `{STATE_VOLUME}` and `{BIN_VOLUME}` are not the in-memory volumes this webhook adds"),
         ));
     }
     Ok(())
@@ -393,7 +398,7 @@ fn check_wrapped(
     let mut expected: Vec<Value> = ours.iter().map(mount_key).collect();
     let mut actual = Vec::new();
     for m in c.volume_mounts.iter().flatten() {
-        let shroud_volume = m.name == SECRETS_VOLUME || m.name == BIN_VOLUME;
+        let shroud_volume = is_shroud_volume(&m.name);
         if shroud_volume {
             actual.push(mount_key(m));
         } else if let Some(root) = patch::reserved_path(&m.mount_path, inj) {
