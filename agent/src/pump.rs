@@ -34,6 +34,8 @@ pub struct PumpConfig {
     pub mask: Vec<u8>,
     /// Quiet time after which held bytes are released.
     pub idle: Duration,
+    /// Never release held bytes at an idle flush (only when resolved or at end).
+    pub strict: bool,
 }
 
 impl Default for PumpConfig {
@@ -41,6 +43,7 @@ impl Default for PumpConfig {
         PumpConfig {
             mask: shroud_redactor::DEFAULT_MASK.to_vec(),
             idle: DEFAULT_IDLE,
+            strict: false,
         }
     }
 }
@@ -96,13 +99,17 @@ pub fn pump_until(
     let mut reads_after_stop = 0usize;
     grow_pipe(input);
     let mut swaps = live.swaps();
-    let mut redactor = Redactor::new(live.load()).with_mask(config.mask.clone());
+    let mut redactor = Redactor::new(live.load())
+        .with_mask(config.mask.clone())
+        .strict(config.strict);
     let mut buf = ReadBuf(vec![0u8; READ_BUF]);
     let mut out = Vec::with_capacity(4096);
     let mut pieces = Vec::with_capacity(64);
     let idle = PollTimeout::try_from(config.idle).unwrap_or(PollTimeout::MAX);
     loop {
-        if redactor.pending() > 0 && !stopping {
+        // A flush keeps the released piece as context but leaves nothing pending,
+        // so this waits once per pause; strict mode never flushes.
+        if redactor.pending() > 0 && !stopping && !config.strict {
             match wait_readable(input, stop, idle) {
                 Ok(Readiness::Stop) => stopping = true,
                 Ok(Readiness::Timeout) => {

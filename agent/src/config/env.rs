@@ -17,7 +17,7 @@ const SECTIONS: &[&str] = &[
 ];
 
 const INTEGER_KEYS: &[&str] = &["uid", "gid", "min_length"];
-const BOOL_KEYS: &[&str] = &["require_tmpfs", "revoke_on_exit"];
+const BOOL_KEYS: &[&str] = &["require_tmpfs", "revoke_on_exit", "strict"];
 const FLOAT_KEYS: &[&str] = &["renew_threshold"];
 
 /// Why an environment override could not be applied.

@@ -236,6 +236,8 @@ pub struct RedactConfig {
     pub min_length: usize,
     /// How long retired values stay in the redaction set.
     pub retain: Duration,
+    /// Never release a possible start of a secret at an idle flush.
+    pub strict: bool,
 }
 
 /// What happens to the wrapped command when secrets change (exec's type).
