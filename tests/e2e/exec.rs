@@ -289,34 +289,6 @@ fn as_pid_1_reaps_orphans_and_exits_with_the_command() {
     assert!(start.elapsed() < Duration::from_secs(15));
 }
 
-/// Runs shroud under `script`, which gives it a real pseudo-terminal.
-fn under_pty(shroud_args: &str) -> (Child, Collected, JoinHandle<()>) {
-    under_pty_env(shroud_args, &[])
-}
-
-/// [`under_pty`] with extra environment variables for shroud.
-fn under_pty_env(shroud_args: &str, env: &[(&str, &str)]) -> (Child, Collected, JoinHandle<()>) {
-    require_tool("script", "apt-get install bsdutils");
-    // `exec`: without it a shell that does not replace itself with its last
-    // command (dash, when SHELL is unset) stays in the terminal's foreground group
-    // and dies of a Ctrl-C meant for shroud, and script reports its status.
-    let mut child = Command::new("script")
-        .envs(env.iter().copied())
-        .env("SHELL", "/bin/sh")
-        .args([
-            "-qec",
-            &format!("exec {} {shroud_args}", shroud_bin().display()),
-            "/dev/null",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let (out, t) = Collected::spawn(child.stdout.take().unwrap());
-    (child, out, t)
-}
-
 #[test]
 fn tty_mode_gives_the_command_a_terminal_and_still_masks() {
     let dir = tempfile::tempdir().unwrap();

@@ -4,12 +4,14 @@
 
 use std::io::Read;
 use std::path::Path;
-use std::process::Child;
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use shroud_redactor::values_file::ValuesFile;
+
+use crate::{require_tool, shroud_bin};
 use zeroize::Zeroizing;
 
 /// The bytes so far and whether the stream has ended.
@@ -152,4 +154,35 @@ pub fn cpu_used_during(pid: u32, window: Duration) -> f64 {
     let before = cpu_seconds(pid);
     std::thread::sleep(window);
     cpu_seconds(pid) - before
+}
+
+/// Runs shroud under `script`, which gives it a real pseudo-terminal.
+pub fn under_pty(shroud_args: &str) -> (Child, Collected, JoinHandle<()>) {
+    under_pty_env(shroud_args, &[])
+}
+
+/// [`under_pty`] with extra environment variables for shroud.
+pub fn under_pty_env(
+    shroud_args: &str,
+    env: &[(&str, &str)],
+) -> (Child, Collected, JoinHandle<()>) {
+    require_tool("script", "apt-get install bsdutils");
+    // `exec`: without it a shell that does not replace itself with its last
+    // command (dash, when SHELL is unset) stays in the terminal's foreground group
+    // and dies of a Ctrl-C meant for shroud, and script reports its status.
+    let mut child = Command::new("script")
+        .envs(env.iter().copied())
+        .env("SHELL", "/bin/sh")
+        .args([
+            "-qec",
+            &format!("exec {} {shroud_args}", shroud_bin().display()),
+            "/dev/null",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let (out, t) = Collected::spawn(child.stdout.take().unwrap());
+    (child, out, t)
 }

@@ -35,7 +35,8 @@ const BASE: Style = Style {
 /// Jackson: the same with upper-case hex for control characters.
 /// Go `encoding/json` (HTML escaping on by default), since Go 1.22 and before.
 /// Gson (HTML-safe by default). Python `json.dumps` (`ensure_ascii=True`).
-/// PHP `json_encode`, default and with `JSON_UNESCAPED_UNICODE`.
+/// PHP `json_encode`, default and with `JSON_UNESCAPED_UNICODE` (U+2028 and
+/// U+2029 stay escaped unless `JSON_UNESCAPED_LINE_TERMINATORS` is given too).
 /// .NET `System.Text.Json` (`JavaScriptEncoder.Default`).
 const STYLES: &[Style] = &[
     BASE,
@@ -71,6 +72,7 @@ const STYLES: &[Style] = &[
     },
     Style {
         slash: true,
+        line_separators: true,
         ..BASE
     },
     Style {

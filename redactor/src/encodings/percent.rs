@@ -14,7 +14,8 @@ const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'\'')
     .remove(b'(')
     .remove(b')');
-/// RFC 3986 unreserved only (Go `url.PathEscape`, Rust `urlencoding`, curl).
+/// RFC 3986 unreserved only (Ruby `ERB::Util.url_encode`, PHP `rawurlencode`,
+/// Rust `urlencoding`, curl).
 const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'_')
@@ -22,6 +23,20 @@ const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~');
 /// Python `urllib.parse.quote` keeps `/` by default.
 const PY_QUOTE: &AsciiSet = &UNRESERVED.remove(b'/');
+/// Go `url.PathEscape` keeps the sub-delimiters a path segment allows.
+const GO_PATH: &AsciiSet = &UNRESERVED
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b':')
+    .remove(b';')
+    .remove(b'=')
+    .remove(b'@');
+/// PHP `urlencode` keeps only `-_.`.
+const PHP_FORM: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.');
+/// .NET `HttpUtility.UrlEncode` keeps `-_.!*()`.
+const DOTNET_FORM: &AsciiSet = &PHP_FORM.remove(b'!').remove(b'*').remove(b'(').remove(b')');
 /// Java `URLEncoder` keeps `-_.*` and encodes `~`.
 const JAVA_FORM: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
@@ -29,17 +44,21 @@ const JAVA_FORM: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'*');
 
-/// Every distinct percent-encoding of `value`: the sets above, plus the form
-/// encodings (space as `+`: Go `url.QueryEscape`, Python `quote_plus`, Java
-/// `URLEncoder`), each with upper- and lower-case hex.
+/// Every distinct percent-encoding of `value`: the sets above, the form encodings
+/// (space as `+`: Go `url.QueryEscape`, Python `quote_plus`, Ruby `CGI.escape`,
+/// Java `URLEncoder`, PHP `urlencode`, .NET `HttpUtility.UrlEncode`), each with
+/// upper- and lower-case hex.
 pub(crate) fn forms(value: &[u8]) -> Vec<Vec<u8>> {
     let mut out: Vec<Vec<u8>> = Vec::new();
-    let sets: [(&AsciiSet, bool); 5] = [
+    let sets: [(&AsciiSet, bool); 8] = [
         (URI_COMPONENT, false),
         (UNRESERVED, false),
         (PY_QUOTE, false),
+        (GO_PATH, false),
         (UNRESERVED, true),
         (JAVA_FORM, true),
+        (PHP_FORM, true),
+        (DOTNET_FORM, true),
     ];
     for (set, plus) in sets {
         let mut upper: String = percent_encode(value, set).collect();
@@ -90,6 +109,9 @@ mod tests {
         assert!(has(v, "a%20b/c~d%2Ae%C3%BC"), "Python quote");
         assert!(has(v, "a+b%2Fc~d%2Ae%C3%BC"), "Go QueryEscape");
         assert!(has(v, "a+b%2Fc%7Ed*e%C3%BC"), "Java URLEncoder");
+        assert!(has(v, "a+b%2Fc%7Ed%2Ae%C3%BC"), "PHP urlencode");
+        assert!(has(v, "a+b%2fc%7ed*e%c3%bc"), ".NET HttpUtility");
+        assert!(has(b"a&b=c/d", "a&b=c%2Fd"), "Go PathEscape");
     }
 
     #[test]
