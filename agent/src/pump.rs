@@ -3,7 +3,9 @@
 //!
 //! Bytes are written out as soon as the engine releases them; when the engine holds
 //! a possible start of a secret and nothing arrives for the idle interval, the held
-//! piece is released by the engine's rule. A set swapped into the [`LiveSet`] is
+//! piece is released by the engine's rule (masked from the minimum length on) and
+//! kept as context, so a secret that continues after the pause is still masked. In
+//! strict mode nothing is released at a pause. A set swapped into the [`LiveSet`] is
 //! picked up after every read, before the bytes just read are examined.
 
 use std::io::{self, IoSlice};
