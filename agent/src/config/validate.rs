@@ -201,7 +201,7 @@ fn secret(c: &Checker<'_>, n: usize, s: RawSecret) -> Result<SecretSpec, ConfigE
         .required(&format!("[[secret]] #{n} name"), &s.name)?
         .to_string();
     let key = |k: &str| format!("[[secret]] #{n} ({name}) {k}");
-    if !shroud_redactor::values_file::valid_name(&name) || name.starts_with('.') {
+    if !crate::contract::valid_name(&name) || name.starts_with('.') {
         return Err(c.err(
             key("name"),
             "must match [A-Za-z0-9._-]+ and not start with a dot",

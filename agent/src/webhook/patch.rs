@@ -17,6 +17,7 @@ use super::agent_config::{self, FileOwner, SECRETS_DIR};
 use super::annotations::{Injection, Origin, INJECTED, STATUS};
 use super::config::WebhookConfig;
 use super::vault_compat;
+use crate::contract::META_DIR;
 
 /// The in-memory volume holding the rendered secrets.
 pub const SECRETS_VOLUME: &str = "shroud-secrets";
@@ -372,9 +373,9 @@ fn wrap(
         // rendered secrets stay read-only.
         mount(
             SECRETS_VOLUME,
-            &format!("{SECRETS_DIR}/.shroud"),
+            &format!("{SECRETS_DIR}/{META_DIR}"),
             false,
-            Some(".shroud"),
+            Some(META_DIR),
         ),
         mount(BIN_VOLUME, BIN_DIR, true, None),
     ];
