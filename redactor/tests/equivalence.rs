@@ -107,6 +107,18 @@ fn stream(
     (out, flushes)
 }
 
+/// The set, an input assembled from `pieces`, and the set's patterns.
+fn case(
+    secrets: &[Vec<u8>],
+    min: usize,
+    pieces: &[Piece],
+) -> (Arc<SecretSet>, Vec<u8>, Vec<Vec<u8>>) {
+    let set = build(secrets, min);
+    let input = assemble(&set, pieces);
+    let patterns = set.patterns_for_reference();
+    (set, input, patterns)
+}
+
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
 }
@@ -165,9 +177,7 @@ proptest! {
         pieces in pieces_strategy(),
         cuts in proptest::collection::vec(prop_oneof![1usize..4, 1usize..64, 1usize..65536], 1..16),
     ) {
-        let set = build(&secrets, min);
-        let input = assemble(&set, &pieces);
-        let patterns = set.patterns_for_reference();
+        let (set, input, patterns) = case(&secrets, min, &pieces);
         let cuts: Vec<(usize, bool)> = cuts.into_iter().map(|c| (c, false)).collect();
         let (out, _) = stream(set, false, &input, &cuts);
         let expected = redact_all(&patterns, &input, DEFAULT_MASK, min);
@@ -186,9 +196,7 @@ proptest! {
         pieces in pieces_strategy(),
         cuts in cuts_strategy(),
     ) {
-        let set = build(&secrets, min);
-        let input = assemble(&set, &pieces);
-        let patterns = set.patterns_for_reference();
+        let (set, input, patterns) = case(&secrets, min, &pieces);
         let (out, flushes) = stream(set, false, &input, &cuts);
         let masked = masked_bytes(&patterns, &input, &flushes, min);
         prop_assert_eq!(out, render(&input, &masked, DEFAULT_MASK));
@@ -205,9 +213,7 @@ proptest! {
         pieces in pieces_strategy(),
         cuts in cuts_strategy(),
     ) {
-        let set = build(&secrets, min);
-        let input = assemble(&set, &pieces);
-        let patterns = set.patterns_for_reference();
+        let (set, input, patterns) = case(&secrets, min, &pieces);
         let (out, _) = stream(set, true, &input, &cuts);
         prop_assert_eq!(out, redact_all(&patterns, &input, DEFAULT_MASK, min));
     }
