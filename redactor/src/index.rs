@@ -76,24 +76,32 @@ fn load(buf: &[u8], i: usize, w: usize, mask: u64) -> u64 {
     }
 }
 
-/// Where a window key's two bits are: the word at the hash's top `bits_log - 6`
-/// bits, and in it the bits at the next two 6-bit fields.
+/// Bitmaps up to this size (L1) have one bit per key; larger ones two.
+const L1_LOG: u32 = BITS_IN_L1.trailing_zeros();
+
+/// Where a window key's bits are: the word at the hash's top `bits_log - 6` bits,
+/// and in it the bit at the next 6-bit field, and for a bitmap larger than L1 also
+/// the bit at the field after that.
 #[inline(always)]
 fn slots(key: u64, bits_log: u32) -> (usize, u64) {
     let h = key.wrapping_mul(HASH_MUL);
     let word = (h >> (64 - bits_log)) as usize >> 6;
-    let two = (1u64 << ((h >> (64 - bits_log)) & 63)) | (1u64 << ((h >> (58 - bits_log)) & 63));
-    (word, two)
+    let mut bits = 1u64 << ((h >> (64 - bits_log)) & 63);
+    if bits_log > L1_LOG {
+        bits |= 1u64 << ((h >> (58 - bits_log)) & 63);
+    }
+    (word, bits)
 }
 
-/// Two bits per window key in one 64-bit word (a blocked Bloom filter): a lookup
-/// is still one load, and the false-hit rate is that of a single bit in a bitmap
-/// several times larger, which is what keeps large sets in L2.
+/// One bit per window key while the bitmap fits in L1; beyond, two bits per key
+/// in one 64-bit word (a blocked Bloom filter): a lookup is still one load, and
+/// the false-hit rate is that of one bit in a bitmap several times larger, which
+/// is what keeps large sets in L2.
 fn bitmap(entries: &[Entry], bits_log: u32) -> Vec<u64> {
     let mut bits = vec![0u64; 1 << (bits_log - 6)];
     for e in entries {
-        let (word, two) = slots(e.key, bits_log);
-        bits[word] |= two;
+        let (word, set) = slots(e.key, bits_log);
+        bits[word] |= set;
     }
     bits
 }
@@ -133,20 +141,24 @@ impl WindowIndex {
         }
         // The bitmap's fill is the false-hit rate of a sampled lookup, and a false
         // hit costs a probe and, worse, a mispredicted branch; its size is cache
-        // misses. 128 bits per entry while that fits in L1 (32 KiB); beyond that
-        // 20, two bits per key in one word: with 10,000 secrets (600,000 window
+        // misses. 128 bits per entry (one per key) while that fits in L1 (32 KiB),
+        // where testing a second bit cost 25-35% with 10 secrets; beyond that 20,
+        // two bits per key in one word: with 10,000 secrets (600,000 window
         // keys) that is a 2 MiB bitmap with about 0.5% false hits, where one bit
         // per key at 64 bits per entry took 8 MiB for about 1%. Measured side by side
         // in one process on a loaded 2-core machine (so only the ratios mean
         // anything): 0.9-1.8x (typically 1.3x) the throughput of the 8 MiB bitmap
         // with 10,000 secrets and 1.2-2.5x with 1,000; 12 bits per entry (1 MiB) lost more
         // to probes than it gained in cache misses, 40 (4 MiB) gained nothing.
-        let sparse = (entries.len() * 128).next_power_of_two().min(BITS_IN_L1);
-        let bits_log = sparse
-            .max(entries.len() * DENSE_BITS_PER_ENTRY)
-            .next_power_of_two()
-            .trailing_zeros()
-            .clamp(MIN_BITS_LOG, MAX_BITS_LOG);
+        let bits_log = if entries.len() * 128 <= BITS_IN_L1 {
+            (entries.len() * 128).next_power_of_two()
+        } else {
+            (entries.len() * DENSE_BITS_PER_ENTRY)
+                .next_power_of_two()
+                .max(2 * BITS_IN_L1)
+        }
+        .trailing_zeros()
+        .clamp(MIN_BITS_LOG, MAX_BITS_LOG);
         let bucket_log = entries
             .len()
             .next_power_of_two()
@@ -230,7 +242,13 @@ impl WindowIndex {
             a.copy_from_slice(&window[..8]);
             let h = (u64::from_le_bytes(a) & key_mask).wrapping_mul(HASH_MUL);
             let word = bits[(h >> (64 - LOG + 6)) as usize];
-            (word >> ((h >> (64 - LOG)) & 63)) & (word >> ((h >> (58 - LOG)) & 63))
+            let first = word >> ((h >> (64 - LOG)) & 63);
+            // A constant per instantiation: the L1 sizes pay for one bit only.
+            if LOG > L1_LOG {
+                first & (word >> ((h >> (58 - LOG)) & 63))
+            } else {
+                first
+            }
         };
         let mut i = 0;
         while i + round <= buf.len() {
@@ -250,8 +268,8 @@ impl WindowIndex {
 
     #[inline(always)]
     fn bit(&self, key: u64) -> u64 {
-        let (word, two) = slots(key, self.bits_log);
-        u64::from(self.bits[word] & two == two)
+        let (word, set) = slots(key, self.bits_log);
+        u64::from(self.bits[word] & set == set)
     }
 
     #[inline(never)]
