@@ -23,5 +23,6 @@ pub mod scanner;
 pub mod secrets_source;
 pub mod signals;
 pub mod telemetry;
+pub mod template;
 pub mod vault;
 pub mod webhook;

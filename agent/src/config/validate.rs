@@ -244,7 +244,7 @@ fn secret(c: &Checker<'_>, n: usize, s: RawSecret) -> Result<SecretSpec, ConfigE
     };
     let format = match (s.format.as_deref().unwrap_or(default_format), template) {
         ("template", Some(t)) => {
-            crate::agent::render::check_template(&name, &t)
+            t.check(&name)
                 .map_err(|e| c.err(key("template"), e.to_string()))?;
             Format::Template(t)
         }

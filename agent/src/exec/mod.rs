@@ -49,7 +49,6 @@ pub use output::OutputCounters;
 pub use rotate::OnRotate;
 pub use supervisor::supervise;
 
-use crate::cli::TtyMode;
 use crate::pump::PumpConfig;
 
 /// A new redaction set is in force (and, with an agent, the new files are in
@@ -58,6 +57,17 @@ use crate::pump::PumpConfig;
 pub struct Rotated {
     /// The values-file generation now loaded, when there is one.
     pub generation: Option<u64>,
+}
+
+/// When the child gets a pseudo-terminal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TtyMode {
+    /// When shroud's stdout is a terminal.
+    Auto,
+    /// Always.
+    Always,
+    /// Never: separate pipes for stdout and stderr.
+    Never,
 }
 
 /// How to supervise the command.

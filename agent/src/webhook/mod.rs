@@ -1,7 +1,7 @@
 //! `shroud webhook`: the Kubernetes mutating admission webhook.
 //!
 //! - [`config`]: the configuration file and its policy section;
-//! - [`annotations`] and [`vault_compat`]: pod annotations → a validated request;
+//! - [`decision`], [`annotations`] and [`vault_compat`]: pod annotations → a validated request;
 //! - [`policy`]: the guardrails;
 //! - [`patch`] and [`agent_config`]: what an opted-in pod gets;
 //! - [`review`]: one AdmissionReview in, one out (no I/O);
@@ -10,6 +10,7 @@
 pub mod agent_config;
 pub mod annotations;
 pub mod config;
+pub mod decision;
 pub mod metrics;
 pub mod patch;
 pub mod policy;

@@ -578,7 +578,7 @@ fn to_value<T: serde::Serialize>(v: &T) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::webhook::annotations::{parse, Decision};
+    use crate::webhook::decision::{parse, Decision};
 
     fn pod(v: serde_json::Value) -> Pod {
         serde_json::from_value(v).unwrap()
