@@ -178,8 +178,7 @@ pub fn pump_until(
         let end = write_pieces(output, &buf.0[..n], &out, &pieces)?;
         // The bytes just copied may hold a secret; do not keep them around until
         // a later read happens to overwrite them (a retired value must leave memory).
-        // SAFETY: `buf` holds at least `n` bytes (the read returned `n`).
-        unsafe { crate::alloc::wipe(buf.0.as_mut_ptr(), n) };
+        crate::alloc::wipe_slice(&mut buf.0[..n]);
         out.clear();
         pieces.clear();
         if end == PumpEnd::OutputClosed {
@@ -195,8 +194,7 @@ struct ReadBuf(Vec<u8>);
 
 impl Drop for ReadBuf {
     fn drop(&mut self) {
-        // SAFETY: the vector owns `len` initialised, writable bytes.
-        unsafe { crate::alloc::wipe(self.0.as_mut_ptr(), self.0.len()) };
+        crate::alloc::wipe_slice(&mut self.0);
     }
 }
 
