@@ -426,6 +426,48 @@ fn vault_errors_are_named_and_nothing_is_left_behind() {
     );
 }
 
+/// Each path segment reaches Vault as the text that was configured: `%2e%2e` and
+/// `\..\` are not turned into `..` on the way (they would read `secret/app`),
+/// and a segment with a space or `%` is read from its own key.
+#[test]
+fn path_segments_reach_vault_as_written() {
+    let _s = serial();
+    let w = World::new(None);
+    let auth = w.approle_auth();
+    w.bao.bao(&[
+        "kv",
+        "put",
+        "secret/shop/odd name%",
+        "api_key=odd-key-4f2a9c",
+    ]);
+    let cfg = w.config(
+        &auth,
+        "[[secret]]\nname = \"api-key\"\npath = \"secret/data/shop/odd name%\"\nkind = \"kv2\"\nfield = \"api_key\"\n",
+    );
+    let done = run_cat(&w, &cfg);
+    assert_eq!(done.status.code(), Some(0), "{}", done.err());
+    assert_eq!(done.out().trim(), "[REDACTED]", "{}", done.err());
+    for path in [
+        "secret/data/shop/%2e%2e/app",
+        "secret/data/shop/.%2E/app",
+        "secret/data/shop\\..\\app",
+    ] {
+        let cfg = w.config(
+            &auth,
+            &format!("[[secret]]\nname = \"api-key\"\npath = '{path}'\nkind = \"kv2\"\nfield = \"api_key\"\n"),
+        );
+        let done = run_cat(&w, &cfg);
+        assert_eq!(done.status.code(), Some(1), "{path}: {}", done.err());
+        assert!(
+            done.err().contains("nothing found at Vault path"),
+            "{path}: {}",
+            done.err()
+        );
+        assert!(!done.out().contains(API_KEY) && !done.err().contains(API_KEY));
+        w.assert_clean(&[]);
+    }
+}
+
 /// Every readable mapping of `pid` (as root, through /proc/PID/mem).
 fn process_memory_contains(pid: u32, needle: &[u8]) -> bool {
     use std::os::unix::fs::FileExt as _;

@@ -33,7 +33,7 @@ pub fn run(args: WebhookArgs) -> anyhow::Result<i32> {
         }
     })?;
     let tls_config = Arc::new(tls::server_config(cert));
-    let app = Arc::new(App { config, metrics });
+    let app = Arc::new(App::new(config, metrics));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("shroud-webhook")

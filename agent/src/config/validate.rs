@@ -254,6 +254,10 @@ fn secret(c: &Checker<'_>, n: usize, s: RawSecret) -> Result<SecretSpec, ConfigE
         .required(&key("path"), &s.path)?
         .trim_matches('/')
         .to_string();
+    // Sent segment by segment (vault::path), so a dot segment cannot be expressed.
+    if crate::vault::path::encode(&path).is_err() {
+        return Err(c.err(key("path"), "must not have empty, `.` or `..` segments"));
+    }
     let kind = match s.kind.as_deref().unwrap_or("generic") {
         "kv2" => SecretKind::Kv2,
         "dynamic" => SecretKind::Dynamic,

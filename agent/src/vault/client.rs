@@ -73,6 +73,9 @@ pub enum VaultError {
         /// What was wrong.
         detail: String,
     },
+    /// The path cannot be sent as it is (an empty, `.` or `..` segment).
+    #[error("{0} ({1})")]
+    BadPath(super::path::BadPath, String),
     /// The TLS settings could not be loaded.
     #[error("TLS setup: {0}")]
     Tls(String),
@@ -269,7 +272,9 @@ impl VaultClient {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Option<Answer>, VaultError> {
-        let url = format!("{}/v1/{}", self.base, path.trim_start_matches('/'));
+        let encoded =
+            super::path::encode(path).map_err(|e| VaultError::BadPath(e, operation.to_string()))?;
+        let url = format!("{}/v1/{encoded}", self.base);
         let mut req = self.agent.request(method, &url);
         if let Some(deadline) = self.deadline {
             let left = deadline.saturating_duration_since(Instant::now());

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod auth;
 pub mod client;
+pub mod path;
 pub mod transit;
 
 pub use client::{Token, VaultClient, VaultError};

@@ -137,6 +137,16 @@ pub(crate) fn shroud_keys(
     let mut out = BTreeMap::new();
     for (k, v) in annotations {
         let Some(rest) = k.strip_prefix(PREFIX) else {
+            // The API server validates keys lowercased, so `Shroud.dev/inject` is a
+            // valid key that must not be mistaken for someone else's.
+            if k.get(..PREFIX.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(PREFIX))
+            {
+                return Err(AnnotationError::invalid(
+                    k.clone(),
+                    format!("annotation keys of shroud are spelled `{PREFIX}` in lower case"),
+                ));
+            }
             continue;
         };
         let known = matches!(
@@ -330,17 +340,20 @@ pub(crate) fn validate_secret_name(name: &str, k: &str) -> Result<(), Annotation
     }
 }
 
-/// A Vault path: relative, no empty, `.` or `..` segments.
+/// A Vault path: relative, segments of `[A-Za-z0-9._~@:+=,-]` that are not empty,
+/// `.` or `..`. No `%` or `\`: what is checked here is, segment for segment,
+/// what Vault receives (the agent percent-encodes each segment).
 pub(crate) fn validate_path(path: &str, k: &str) -> Result<String, AnnotationError> {
     let p = path.trim();
     let bad = p.is_empty()
-        || p.starts_with('/')
         || p.split('/').any(|s| s.is_empty() || s == "." || s == "..")
-        || p.chars().any(|c| c.is_whitespace() || c.is_control());
+        || !p
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._~@:+=,-/".contains(&b));
     if bad {
         return Err(AnnotationError::invalid(
             k,
-            "must be a Vault path such as `secret/data/team/app` (no leading `/`, no empty, `.` or `..` segments)",
+            "must be a Vault path such as `secret/data/team/app`: segments of [A-Za-z0-9._~@:+=,-] separated by single `/`, no leading `/`, no `.` or `..` segments",
         ));
     }
     Ok(p.to_string())
@@ -492,6 +505,16 @@ mod tests {
         let base = [("shroud.dev/inject", "true"), ("shroud.dev/role", "r")];
         let cases: &[(&[(&str, &str)], &str)] = &[
             (&[("shroud.dev/secret-db", "/abs")], "shroud.dev/secret-db"),
+            (
+                &[("shroud.dev/secret-db", "secret/data/ns/%2e%2e/other/db")],
+                "shroud.dev/secret-db",
+            ),
+            (
+                &[("shroud.dev/secret-db", "secret/data/ns/..\\other\\db")],
+                "shroud.dev/secret-db",
+            ),
+            (&[("Shroud.dev/inject", "false")], "Shroud.dev/inject"),
+            (&[("SHROUD.DEV/secret-x", "a/b")], "SHROUD.DEV/secret-x"),
             (
                 &[("shroud.dev/secret-db", "a/../b")],
                 "shroud.dev/secret-db",

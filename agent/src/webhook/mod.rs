@@ -2,19 +2,24 @@
 //!
 //! - [`config`]: the configuration file and its policy section;
 //! - [`decision`], [`annotations`] and [`vault_compat`]: pod annotations → a validated request;
-//! - [`policy`]: the guardrails;
+//! - [`policy`], [`ownership`], [`changes`], [`templates`]: the guardrails;
 //! - [`patch`] and [`agent_config`]: what an opted-in pod gets;
 //! - [`review`]: one AdmissionReview in, one out (no I/O);
 //! - [`server`], [`tls`], [`metrics`]: HTTPS, certificate reload, Prometheus.
 
 pub mod agent_config;
 pub mod annotations;
+pub mod changes;
 pub mod config;
 pub mod decision;
+pub mod idle;
+pub mod limits;
 pub mod metrics;
+pub mod ownership;
 pub mod patch;
 pub mod policy;
 pub mod review;
 pub mod server;
+pub mod templates;
 pub mod tls;
 pub mod vault_compat;

@@ -83,20 +83,29 @@ pub struct Built {
     pub warnings: Vec<String>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Slot {
+/// A container of the pod: index in `containers` or `initContainers`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Slot {
+    /// `spec.containers[i]`.
     Main(usize),
+    /// `spec.initContainers[i]`.
     Init(usize),
 }
 
-/// Builds the patch for an opted-in pod.
-pub fn build(pod: &Pod, inj: &Injection, cfg: &WebhookConfig) -> Result<Built, PatchError> {
+/// Builds the patch for an opted-in pod in `namespace`.
+pub fn build(
+    pod: &Pod,
+    inj: &Injection,
+    cfg: &WebhookConfig,
+    namespace: &str,
+) -> Result<Built, PatchError> {
     let spec = pod.spec.as_ref().ok_or(PatchError::NoSpec)?;
     check_reserved(spec)?;
     let native = inj.native_sidecar.unwrap_or(cfg.native_sidecar);
     let targets = select_targets(spec, inj, native)?;
+    let index = ContainerIndex::new(spec);
     for name in inj.commands.keys() {
-        if find(spec, name).is_none() {
+        if index.find(name).is_none() {
             return Err(PatchError::UnknownContainer {
                 annotation: format!("shroud.dev/command-{name}"),
                 container: name.clone(),
@@ -104,7 +113,6 @@ pub fn build(pod: &Pod, inj: &Injection, cfg: &WebhookConfig) -> Result<Built, P
         }
     }
     let mut warnings = inj.warnings.clone();
-    let owner = file_owner(spec, &targets, cfg, &mut warnings);
     if spec.automount_service_account_token == Some(false) && cfg.auth.jwt_path.is_none() {
         warnings.push("the pod sets automountServiceAccountToken: false, so the shroud agent has no service-account token to log in to Vault with".into());
     }
@@ -120,14 +128,12 @@ pub fn build(pod: &Pod, inj: &Injection, cfg: &WebhookConfig) -> Result<Built, P
         volumes(cfg),
         None,
     );
-    let config_toml = agent_config::render(inj, cfg, owner);
     let init = init_container(cfg);
-    let mut agent = agent_container(cfg, owner, config_toml, native);
-    // The ServiceAccount admission plugin mounted the token into the pod's own
-    // containers before webhooks run; containers added here get it only by copy.
-    if let Some(token) = service_account_mount(spec) {
-        agent.volume_mounts.get_or_insert_with(Vec::new).push(token);
-    } else if cfg.auth.jwt_path.is_none() && spec.automount_service_account_token != Some(false) {
+    let agent = expected_agent(spec, &targets, inj, cfg, namespace, &mut warnings);
+    if service_account_mount(spec).is_none()
+        && cfg.auth.jwt_path.is_none()
+        && spec.automount_service_account_token != Some(false)
+    {
         warnings.push(format!("no container mounts the service-account token at {SA_TOKEN_DIR}, so the shroud agent has none to log in to Vault with"));
     }
     let init_len = spec.init_containers.as_ref().map(Vec::len);
@@ -168,6 +174,35 @@ pub fn build(pod: &Pod, inj: &Injection, cfg: &WebhookConfig) -> Result<Built, P
     })
 }
 
+/// The agent container this webhook gives a pod whose containers to wrap are
+/// `targets`: its file owner, its configuration, and (restricted namespaces) no
+/// `IPC_LOCK`. Used to build the patch and to re-derive an injected pod.
+pub(crate) fn expected_agent(
+    spec: &PodSpec,
+    targets: &[Slot],
+    inj: &Injection,
+    cfg: &WebhookConfig,
+    namespace: &str,
+    warnings: &mut Vec<String>,
+) -> Container {
+    let native = inj.native_sidecar.unwrap_or(cfg.native_sidecar);
+    let owner = file_owner(spec, targets, cfg, warnings);
+    let config_toml = agent_config::render(inj, cfg, owner);
+    let ipc_lock = !(cfg.agent.restricted_everywhere
+        || cfg
+            .agent
+            .restricted_namespaces
+            .iter()
+            .any(|n| n == namespace));
+    let mut agent = agent_container(cfg, owner, config_toml, native, ipc_lock);
+    // The ServiceAccount admission plugin mounted the token into the pod's own
+    // containers before webhooks run; containers added here get it only by copy.
+    if let Some(token) = service_account_mount(spec) {
+        agent.volume_mounts.get_or_insert_with(Vec::new).push(token);
+    }
+    agent
+}
+
 /// Where the kubelet mounts the pod's service-account token.
 pub const SA_TOKEN_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
@@ -175,6 +210,7 @@ fn service_account_mount(spec: &PodSpec) -> Option<VolumeMount> {
     spec.containers
         .iter()
         .chain(spec.init_containers.iter().flatten())
+        .filter(|c| c.name != AGENT_CONTAINER && c.name != INIT_CONTAINER)
         .flat_map(|c| c.volume_mounts.iter().flatten())
         .find(|m| m.mount_path == SA_TOKEN_DIR)
         .map(|m| VolumeMount {
@@ -204,38 +240,72 @@ fn check_reserved(spec: &PodSpec) -> Result<(), PatchError> {
             });
         }
     }
+    // A container may name a volume the webhook is about to add: it would read
+    // the secrets unmasked, or replace the binary wrapped containers run.
+    for (field, c) in super::ownership::all_containers(spec) {
+        for m in c.volume_mounts.iter().flatten() {
+            if m.name == SECRETS_VOLUME || m.name == BIN_VOLUME {
+                return Err(PatchError::Conflict {
+                    field: format!("{field}.volumeMounts (container `{}`)", c.name),
+                    name: m.name.clone(),
+                });
+            }
+        }
+    }
     Ok(())
 }
 
-fn find(spec: &PodSpec, name: &str) -> Option<Slot> {
-    if let Some(i) = spec.containers.iter().position(|c| c.name == name) {
-        return Some(Slot::Main(i));
+/// Containers by name, so selecting many is linear.
+struct ContainerIndex<'a>(std::collections::HashMap<&'a str, Slot>);
+
+impl<'a> ContainerIndex<'a> {
+    fn new(spec: &'a PodSpec) -> Self {
+        let mut map = std::collections::HashMap::new();
+        for (i, c) in spec.init_containers.iter().flatten().enumerate() {
+            map.insert(c.name.as_str(), Slot::Init(i));
+        }
+        // Main containers win a name clash, as before.
+        for (i, c) in spec.containers.iter().enumerate() {
+            map.insert(c.name.as_str(), Slot::Main(i));
+        }
+        ContainerIndex(map)
     }
-    spec.init_containers
-        .iter()
-        .flatten()
-        .position(|c| c.name == name)
-        .map(Slot::Init)
+
+    fn find(&self, name: &str) -> Option<Slot> {
+        self.0.get(name).copied()
+    }
 }
 
-fn container(spec: &PodSpec, slot: Slot) -> &Container {
+pub(crate) fn container(spec: &PodSpec, slot: Slot) -> &Container {
     match slot {
         Slot::Main(i) => &spec.containers[i],
         Slot::Init(i) => &spec.init_containers.as_ref().expect("slot from find")[i],
     }
 }
 
-fn select_targets(spec: &PodSpec, inj: &Injection, native: bool) -> Result<Vec<Slot>, PatchError> {
+/// The containers to wrap: those named by `shroud.dev/containers`, or every main
+/// container (except a classic agent, when re-deriving an injected pod).
+pub(crate) fn select_targets(
+    spec: &PodSpec,
+    inj: &Injection,
+    native: bool,
+) -> Result<Vec<Slot>, PatchError> {
     let Some(names) = &inj.containers else {
-        return Ok((0..spec.containers.len()).map(Slot::Main).collect());
+        return Ok((0..spec.containers.len())
+            .filter(|&i| spec.containers[i].name != AGENT_CONTAINER)
+            .map(Slot::Main)
+            .collect());
     };
+    let index = ContainerIndex::new(spec);
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     for name in names {
-        let slot = find(spec, name).ok_or_else(|| PatchError::UnknownContainer {
-            annotation: "shroud.dev/containers".into(),
-            container: name.clone(),
-        })?;
+        let slot = index
+            .find(name)
+            .ok_or_else(|| PatchError::UnknownContainer {
+                annotation: "shroud.dev/containers".into(),
+                container: name.clone(),
+            })?;
         if let Slot::Init(_) = slot {
             if !native {
                 return Err(PatchError::InitNeedsNativeSidecar {
@@ -331,6 +401,47 @@ fn wrap(
             })
         }
     };
+    let mut command = exec_prefix(inj, cfg);
+    command.extend(original);
+    command.extend(c.args.iter().flatten().cloned());
+    let cmd_path = [base[0], base[1], base[2], "command"];
+    if c.command.is_some() {
+        ops.push(PatchOperation::Replace(ReplaceOperation {
+            path: ptr(&cmd_path),
+            value: Value::from(command),
+        }));
+    } else {
+        ops.push(add(&cmd_path, Value::from(command)));
+    }
+    if c.args.is_some() {
+        ops.push(PatchOperation::Remove(RemoveOperation {
+            path: ptr(&[base[0], base[1], base[2], "args"]),
+        }));
+    }
+    let field = || format!("spec.{list}[{index}].volumeMounts (container `{}`)", c.name);
+    let ours = wrapped_mounts(inj);
+    let mut all: Vec<VolumeMount> = Vec::new();
+    for existing in c.volume_mounts.iter().flatten() {
+        if let Some(path) = reserved_path(&existing.mount_path, inj) {
+            return Err(PatchError::Conflict {
+                field: field(),
+                name: format!("{} (at or under {path})", existing.mount_path),
+            });
+        }
+        all.push(existing.clone());
+    }
+    all.extend(ours);
+    // One op for the whole list: its size does not grow with the mounts.
+    ops.push(add(
+        &[base[0], base[1], base[2], "volumeMounts"],
+        Value::Array(all.iter().map(to_value).collect()),
+    ));
+    Ok(())
+}
+
+/// `shroud exec` and its flags, up to and including `--`: what every wrapped
+/// container's command starts with.
+pub(crate) fn exec_prefix(inj: &Injection, cfg: &WebhookConfig) -> Vec<String> {
     let mut command = vec![
         BIN.to_string(),
         "exec".into(),
@@ -351,22 +462,11 @@ fn wrap(
     command.push("--ready-timeout".into());
     command.push(format!("{}s", cfg.agent.startup_timeout_seconds));
     command.push("--".into());
-    command.extend(original);
-    command.extend(c.args.iter().flatten().cloned());
-    let cmd_path = [base[0], base[1], base[2], "command"];
-    if c.command.is_some() {
-        ops.push(PatchOperation::Replace(ReplaceOperation {
-            path: ptr(&cmd_path),
-            value: Value::from(command),
-        }));
-    } else {
-        ops.push(add(&cmd_path, Value::from(command)));
-    }
-    if c.args.is_some() {
-        ops.push(PatchOperation::Remove(RemoveOperation {
-            path: ptr(&[base[0], base[1], base[2], "args"]),
-        }));
-    }
+    command
+}
+
+/// The mounts a wrapped container gets.
+pub(crate) fn wrapped_mounts(inj: &Injection) -> Vec<VolumeMount> {
     let mut mounts = vec![
         mount(SECRETS_VOLUME, SECRETS_DIR, true, None),
         // `shroud exec` writes its ack and exit marker under `.shroud/`; the
@@ -382,25 +482,27 @@ fn wrap(
     if inj.origin == Origin::VaultAgent {
         mounts.push(mount(SECRETS_VOLUME, vault_compat::SECRETS_DIR, true, None));
     }
-    for existing in c.volume_mounts.iter().flatten() {
-        if mounts.iter().any(|m| m.mount_path == existing.mount_path) {
-            return Err(PatchError::Conflict {
-                field: format!("spec.{list}[{index}].volumeMounts (container `{}`)", c.name),
-                name: existing.mount_path.clone(),
-            });
-        }
-    }
-    push_array(
-        ops,
-        &[base[0], base[1], base[2], "volumeMounts"],
-        c.volume_mounts.as_ref().map(Vec::len),
-        mounts.iter().map(to_value).collect(),
-        None,
-    );
-    Ok(())
+    mounts
 }
 
-fn volumes(cfg: &WebhookConfig) -> Vec<Value> {
+/// The directories shroud mounts into a wrapped container. A mount of the pod's
+/// own at or under one would shadow shroud's binary or secrets (the runtime
+/// mounts deeper paths last).
+pub(crate) fn reserved_path(mount_path: &str, inj: &Injection) -> Option<&'static str> {
+    let compat = (inj.origin == Origin::VaultAgent).then_some(vault_compat::SECRETS_DIR);
+    let path = mount_path.trim_end_matches('/');
+    [SHROUD_ROOT, RUN_ROOT]
+        .into_iter()
+        .chain(compat)
+        .find(|r| path == *r || path.starts_with(&format!("{r}/")))
+}
+
+/// Parent of the binary's directory.
+pub const SHROUD_ROOT: &str = "/shroud";
+/// Parent of the secrets directory.
+pub const RUN_ROOT: &str = "/run/shroud";
+
+pub(crate) fn volumes(cfg: &WebhookConfig) -> Vec<Value> {
     let memory = |limit: Option<&str>| Volume {
         empty_dir: Some(EmptyDirVolumeSource {
             medium: Some("Memory".into()),
@@ -459,7 +561,7 @@ fn resources(cfg: &WebhookConfig) -> ResourceRequirements {
     }
 }
 
-fn init_container(cfg: &WebhookConfig) -> Container {
+pub(crate) fn init_container(cfg: &WebhookConfig) -> Container {
     Container {
         name: INIT_CONTAINER.into(),
         image: Some(cfg.image.clone()),
@@ -481,6 +583,7 @@ fn agent_container(
     owner: FileOwner,
     config_toml: String,
     native: bool,
+    ipc_lock: bool,
 ) -> Container {
     let ready = Probe {
         exec: Some(ExecAction {
@@ -520,7 +623,7 @@ fn agent_container(
         startup_probe,
         readiness_probe,
         volume_mounts: Some(vec![mount(SECRETS_VOLUME, SECRETS_DIR, false, None)]),
-        security_context: Some(least_privilege(owner.uid, owner.gid, true)),
+        security_context: Some(least_privilege(owner.uid, owner.gid, ipc_lock)),
         resources: Some(resources(cfg)),
         ..Container::default()
     }
@@ -617,7 +720,7 @@ mod tests {
             serde_json::json!({"spec": {"containers": [app(serde_json::json!({}))],
             "volumes": [{"name": "shroud-bin", "emptyDir": {}}]}}),
         );
-        let e = build(&p, &inj, &cfg).unwrap_err();
+        let e = build(&p, &inj, &cfg, "ns").unwrap_err();
         assert!(
             matches!(e, PatchError::Conflict { ref name, .. } if name == "shroud-bin"),
             "{e}"
@@ -626,7 +729,7 @@ mod tests {
             serde_json::json!({"spec": {"containers": [app(serde_json::json!({
             "volumeMounts": [{"name": "x", "mountPath": "/shroud/bin"}]}))]}}),
         );
-        let e = build(&p, &inj, &cfg).unwrap_err().to_string();
+        let e = build(&p, &inj, &cfg, "ns").unwrap_err().to_string();
         assert!(
             e.contains("/shroud/bin") && e.contains("container `app`"),
             "{e}"
@@ -635,7 +738,7 @@ mod tests {
             serde_json::json!({"spec": {"containers": [app(serde_json::json!({})),
             {"name": "shroud-agent", "image": "i"}]}}),
         );
-        assert!(build(&p, &inj, &cfg).is_err());
+        assert!(build(&p, &inj, &cfg, "ns").is_err());
     }
 
     #[test]
@@ -648,6 +751,7 @@ mod tests {
             &p,
             &injection(&[("shroud.dev/containers", "app,ghost")]),
             &cfg,
+            "ns",
         )
         .unwrap_err();
         assert_eq!(
@@ -664,6 +768,7 @@ mod tests {
                 ("shroud.dev/native-sidecar", "false"),
             ]),
             &cfg,
+            "ns",
         )
         .unwrap_err();
         assert_eq!(
@@ -672,13 +777,20 @@ mod tests {
                 container: "init".into()
             }
         );
-        let e = build(&p, &injection(&[("shroud.dev/command-ghost", "/x")]), &cfg).unwrap_err();
+        let e = build(
+            &p,
+            &injection(&[("shroud.dev/command-ghost", "/x")]),
+            &cfg,
+            "ns",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("shroud.dev/command-ghost"), "{e}");
         // A native sidecar can serve a listed init container.
         build(
             &p,
             &injection(&[("shroud.dev/containers", "init, app")]),
             &cfg,
+            "ns",
         )
         .unwrap();
     }
