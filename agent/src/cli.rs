@@ -75,6 +75,10 @@ pub struct RedactionArgs {
     /// Release a held possible start of a secret after this much quiet.
     #[arg(long, value_name = "DURATION", default_value = "50ms", value_parser = parse_duration)]
     pub idle: Duration,
+    /// Never release a held possible start of a secret after a pause: wait until the
+    /// following bytes (or the end of the stream) resolve it.
+    #[arg(long, env = "SHROUD_REDACT_STRICT")]
+    pub strict: bool,
 }
 
 /// `shroud redact`.

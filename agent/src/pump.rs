@@ -3,7 +3,9 @@
 //!
 //! Bytes are written out as soon as the engine releases them; when the engine holds
 //! a possible start of a secret and nothing arrives for the idle interval, the held
-//! piece is released by the engine's rule. A set swapped into the [`LiveSet`] is
+//! piece is released by the engine's rule (masked from the minimum length on) and
+//! kept as context, so a secret that continues after the pause is still masked. In
+//! strict mode nothing is released at a pause. A set swapped into the [`LiveSet`] is
 //! picked up after every read, before the bytes just read are examined.
 
 use std::io::{self, IoSlice};
@@ -34,6 +36,8 @@ pub struct PumpConfig {
     pub mask: Vec<u8>,
     /// Quiet time after which held bytes are released.
     pub idle: Duration,
+    /// Never release held bytes at an idle flush (only when resolved or at end).
+    pub strict: bool,
 }
 
 impl Default for PumpConfig {
@@ -41,6 +45,7 @@ impl Default for PumpConfig {
         PumpConfig {
             mask: shroud_redactor::DEFAULT_MASK.to_vec(),
             idle: DEFAULT_IDLE,
+            strict: false,
         }
     }
 }
@@ -96,13 +101,17 @@ pub fn pump_until(
     let mut reads_after_stop = 0usize;
     grow_pipe(input);
     let mut swaps = live.swaps();
-    let mut redactor = Redactor::new(live.load()).with_mask(config.mask.clone());
+    let mut redactor = Redactor::new(live.load())
+        .with_mask(config.mask.clone())
+        .strict(config.strict);
     let mut buf = ReadBuf(vec![0u8; READ_BUF]);
     let mut out = Vec::with_capacity(4096);
     let mut pieces = Vec::with_capacity(64);
     let idle = PollTimeout::try_from(config.idle).unwrap_or(PollTimeout::MAX);
     loop {
-        if redactor.pending() > 0 && !stopping {
+        // A flush keeps the released piece as context but leaves nothing pending,
+        // so this waits once per pause; strict mode never flushes.
+        if redactor.pending() > 0 && !stopping && !config.strict {
             match wait_readable(input, stop, idle) {
                 Ok(Readiness::Stop) => stopping = true,
                 Ok(Readiness::Timeout) => {
@@ -169,8 +178,7 @@ pub fn pump_until(
         let end = write_pieces(output, &buf.0[..n], &out, &pieces)?;
         // The bytes just copied may hold a secret; do not keep them around until
         // a later read happens to overwrite them (a retired value must leave memory).
-        // SAFETY: `buf` holds at least `n` bytes (the read returned `n`).
-        unsafe { crate::alloc::wipe(buf.0.as_mut_ptr(), n) };
+        crate::alloc::wipe_slice(&mut buf.0[..n]);
         out.clear();
         pieces.clear();
         if end == PumpEnd::OutputClosed {
@@ -186,8 +194,7 @@ struct ReadBuf(Vec<u8>);
 
 impl Drop for ReadBuf {
     fn drop(&mut self) {
-        // SAFETY: the vector owns `len` initialised, writable bytes.
-        unsafe { crate::alloc::wipe(self.0.as_mut_ptr(), self.0.len()) };
+        crate::alloc::wipe_slice(&mut self.0);
     }
 }
 

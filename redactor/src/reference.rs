@@ -1,41 +1,101 @@
-//! The simple implementation every fast path is checked against: a naive scan over
-//! the whole input with the same semantics as the streaming [`crate::Redactor`]
-//! followed by `finish`. Quadratic; for tests, fuzzing and benchmarks only.
+//! The simple implementation every fast path is checked against: a naive,
+//! quadratic statement of what the streaming [`crate::Redactor`] must output, for
+//! tests, fuzzing and benchmarks only.
+//!
+//! The model decides, for every byte of the stream, whether it is shown or masked;
+//! each maximal run of masked bytes is written as one mask.
+//!
+//! - A byte covered by an occurrence of any pattern is masked (the union of
+//!   overlapping and adjacent occurrences).
+//! - At an idle flush after byte `f`, let `h` be the earliest position such that
+//!   `input[h..f]` is a proper prefix of a pattern (the held piece). Its bytes not
+//!   decided by an earlier flush are decided now: all masked when `f - h` is at
+//!   least `min_length`; otherwise each is masked if an occurrence complete by `f`
+//!   covers it, and shown if not, even if a later occurrence covers it. End of
+//!   stream is a flush at the end.
+//! - Every other byte is masked exactly when an occurrence covers it.
+//!
+//! In strict mode flushes do nothing, so the output is that of the whole stream
+//! buffered: pass no flush positions.
 
-/// Replaces every leftmost-longest occurrence of any of `patterns` in `input` with
-/// `mask`. A trailing piece that is a proper prefix of a pattern is masked when it is
-/// at least `min_length` bytes long and kept otherwise, as at the end of a stream.
-pub fn redact_all(patterns: &[Vec<u8>], input: &[u8], mask: &[u8], min_length: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(input.len());
-    let mut p = 0;
-    while p < input.len() {
-        let rest = &input[p..];
-        if patterns
-            .iter()
-            .any(|pat| pat.len() > rest.len() && pat.starts_with(rest))
-        {
-            if rest.len() >= min_length {
-                out.extend_from_slice(mask);
-            } else {
-                out.extend_from_slice(rest);
+/// Whether each byte of `input` is masked, for idle flushes after each byte
+/// position in `flushes` (ascending; the end of the stream is always one).
+pub fn masked_bytes(
+    patterns: &[Vec<u8>],
+    input: &[u8],
+    flushes: &[usize],
+    min_length: usize,
+) -> Vec<bool> {
+    let n = input.len();
+    let covered_by = |f: usize| {
+        let mut covered = vec![false; f];
+        for s in 0..f {
+            for p in patterns {
+                if !p.is_empty() && input[s..f].starts_with(p) {
+                    covered[s..s + p.len()].iter_mut().for_each(|c| *c = true);
+                }
             }
-            return out;
         }
-        let longest = patterns
-            .iter()
-            .filter(|pat| rest.starts_with(pat))
-            .map(|pat| pat.len())
-            .max();
-        match longest {
-            Some(len) => {
-                out.extend_from_slice(mask);
-                p += len;
-            }
-            None => {
-                out.push(input[p]);
-                p += 1;
+        covered
+    };
+    let held_from = |f: usize| {
+        (0..f)
+            .find(|&h| {
+                let piece = &input[h..f];
+                patterns
+                    .iter()
+                    .any(|p| p.len() > piece.len() && p.starts_with(piece))
+            })
+            .unwrap_or(f)
+    };
+    let mut decided: Vec<Option<bool>> = vec![None; n];
+    for &f in flushes.iter().chain(std::iter::once(&n)) {
+        let f = f.min(n);
+        let h = held_from(f);
+        let covered = covered_by(f);
+        for i in h..f {
+            if decided[i].is_none() {
+                decided[i] = Some(f - h >= min_length || covered[i]);
             }
         }
     }
+    let covered = covered_by(n);
+    decided
+        .iter()
+        .zip(covered)
+        .map(|(d, c)| d.unwrap_or(c))
+        .collect()
+}
+
+/// `input` with each run of masked bytes replaced by one `mask`.
+pub fn render(input: &[u8], masked: &[bool], mask: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    for (i, &b) in input.iter().enumerate() {
+        if !masked[i] {
+            out.push(b);
+        } else if i == 0 || !masked[i - 1] {
+            out.extend_from_slice(mask);
+        }
+    }
     out
+}
+
+/// The output for `input` with idle flushes after each position in `flushes`.
+pub fn redact_flushed(
+    patterns: &[Vec<u8>],
+    input: &[u8],
+    flushes: &[usize],
+    mask: &[u8],
+    min_length: usize,
+) -> Vec<u8> {
+    render(
+        input,
+        &masked_bytes(patterns, input, flushes, min_length),
+        mask,
+    )
+}
+
+/// The output for the whole of `input` at once (no idle flush before the end).
+pub fn redact_all(patterns: &[Vec<u8>], input: &[u8], mask: &[u8], min_length: usize) -> Vec<u8> {
+    redact_flushed(patterns, input, &[], mask, min_length)
 }

@@ -1,13 +1,24 @@
-//! The streaming matcher: leftmost-longest replacement over a byte stream that
-//! arrives in arbitrary pieces, holding back only a trailing proper prefix of some
-//! pattern.
+//! The streaming matcher: masks the union of all occurrences of any pattern in a
+//! byte stream that arrives in arbitrary pieces and with arbitrary pauses, holding
+//! back only a trailing proper prefix of some pattern.
+//!
+//! Output model (see [`crate::reference`]): every byte covered by an occurrence of a
+//! pattern is masked, and each maximal run of masked bytes (overlapping or adjacent
+//! occurrences) is written as one mask.
 //!
 //! Invariant: after every [`Redactor::write`], the held bytes are the suffix of the
 //! stream starting at the earliest position whose remainder is a proper prefix of a
-//! pattern, and every byte before it has been written out, masked or verbatim,
-//! exactly as a replacement over the whole stream would have it. A match that starts
-//! before that position cannot change with more input: a longer match at the same
-//! start, or an earlier start, would make an earlier position a proper prefix.
+//! pattern, and every byte before it has been written out exactly as the model over
+//! the whole stream has it. Whether such a byte is covered cannot change with more
+//! input: an occurrence covering it that is not yet complete would start at or
+//! before it, and its start would then be an earlier proper-prefix position.
+//!
+//! An idle flush ([`Redactor::flush`]) releases the held piece but keeps it as
+//! context: occurrences that continue it are still found, and their bytes after
+//! the flush are masked. At the flush the piece is masked when it is at least the
+//! minimum length, and otherwise written verbatim (except bytes already known to be
+//! covered), so at most `min_length - 1` bytes of the start of an occurrence are
+//! ever visible, whatever the pauses. In strict mode a flush releases nothing.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -25,15 +36,32 @@ pub const DEFAULT_MASK: &[u8] = b"[REDACTED]";
 pub struct Stats {
     /// Bytes given to [`Redactor::write`].
     pub bytes_in: u64,
-    /// Matches replaced by the mask, including masked held pieces.
+    /// Masks written (one per run of covered bytes, including masked held pieces).
     pub masked: u64,
+}
+
+/// What a scan leaves for the next one.
+struct Scanned {
+    /// Where the held suffix starts.
+    hold: usize,
+    /// How far past `hold` bytes are covered by occurrences that start before it.
+    cover: usize,
 }
 
 /// Redacts one byte stream. Cheap to create; one per stream.
 pub struct Redactor {
     set: Arc<SecretSet>,
     mask: Vec<u8>,
+    strict: bool,
+    /// The held suffix of the stream; its first `emitted` bytes were already
+    /// written by a flush and are kept only as matching context.
     held: Zeroizing<Vec<u8>>,
+    emitted: usize,
+    /// The first `cover` bytes of `held` are known to be masked.
+    cover: usize,
+    /// The last byte written out was masked: a covered byte next to it continues
+    /// the same mask.
+    in_run: bool,
     scratch: Zeroizing<Vec<u8>>,
     matches: Vec<Match>,
     stats: Stats,
@@ -45,6 +73,7 @@ impl std::fmt::Debug for Redactor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Redactor")
             .field("set", &self.set)
+            .field("strict", &self.strict)
             .field("held_bytes", &self.held.len())
             .field("stats", &self.stats)
             .finish()
@@ -57,7 +86,11 @@ impl Redactor {
         Redactor {
             set,
             mask: DEFAULT_MASK.to_vec(),
+            strict: false,
             held: Zeroizing::new(Vec::new()),
+            emitted: 0,
+            cover: 0,
+            in_run: false,
             scratch: Zeroizing::new(Vec::new()),
             matches: Vec::new(),
             stats: Stats::default(),
@@ -69,6 +102,13 @@ impl Redactor {
     /// Replaces the mask written for each match.
     pub fn with_mask(mut self, mask: impl Into<Vec<u8>>) -> Self {
         self.mask = mask.into();
+        self
+    }
+
+    /// Strict mode: [`Redactor::flush`] releases nothing, so a held possible start
+    /// of a secret waits until the following bytes resolve it or the stream ends.
+    pub fn strict(mut self, strict: bool) -> Self {
+        self.strict = strict;
         self
     }
 
@@ -84,9 +124,10 @@ impl Redactor {
         self.set = set;
     }
 
-    /// Bytes currently held back (a possible start of a secret).
+    /// Bytes held back and not yet written (a possible start of a secret). Zero
+    /// after a flush, though the flushed bytes are kept as matching context.
     pub fn pending(&self) -> usize {
-        self.held.len()
+        self.held.len() - self.emitted
     }
 
     /// Counters so far.
@@ -120,15 +161,19 @@ impl Redactor {
         self.stats.bytes_in += input.len() as u64;
         let mut sink = Sink { own, pieces };
         if self.set.is_empty() {
-            sink.own(&self.held);
-            self.held.zeroize();
+            self.release(&mut sink, false);
+            self.drop_held();
+            if !input.is_empty() {
+                self.in_run = false;
+            }
             sink.input(0..input.len());
             return;
         }
         let maxlen = self.set.max_pattern_len();
         if self.held.is_empty() {
-            let h = self.scan(input, Some(0), &mut sink);
-            self.held.extend_from_slice(&input[h..]);
+            let s = self.scan(input, Some(0), 0, 0, &mut sink);
+            self.cover = s.cover;
+            self.held.extend_from_slice(&input[s.hold..]);
         } else if input.len() >= maxlen {
             // Resolve the junction on a small copy: with `maxlen` new bytes after
             // it, no proper prefix can start inside the held piece, so the scan
@@ -137,85 +182,168 @@ impl Redactor {
             scratch.clear();
             scratch.extend_from_slice(&self.held);
             scratch.extend_from_slice(&input[..maxlen]);
-            let h = self.scan(&scratch, None, &mut sink);
-            let consumed = h - self.held.len();
+            let first = self.scan(&scratch, None, self.emitted, self.cover, &mut sink);
+            let consumed = first.hold - self.held.len();
             scratch.zeroize();
             self.scratch = scratch;
-            self.held.zeroize();
-            let h = consumed + self.scan(&input[consumed..], Some(consumed), &mut sink);
-            self.held.extend_from_slice(&input[h..]);
+            self.drop_held();
+            let rest = &input[consumed..];
+            let s = self.scan(rest, Some(consumed), 0, first.cover, &mut sink);
+            self.cover = s.cover;
+            self.held.extend_from_slice(&rest[s.hold..]);
         } else {
             let mut scratch = std::mem::take(&mut self.scratch);
             scratch.clear();
             scratch.extend_from_slice(&self.held);
             scratch.extend_from_slice(input);
-            let h = self.scan(&scratch, None, &mut sink);
-            self.held.zeroize();
-            self.held.extend_from_slice(&scratch[h..]);
+            let s = self.scan(&scratch, None, self.emitted, self.cover, &mut sink);
+            let emitted = self.emitted.saturating_sub(s.hold);
+            self.drop_held();
+            self.emitted = emitted;
+            self.cover = s.cover;
+            self.held.extend_from_slice(&scratch[s.hold..]);
             scratch.zeroize();
             self.scratch = scratch;
         }
     }
 
-    /// Releases the held piece: masked when it is at least the minimum length (it
-    /// may be the start of a secret), verbatim otherwise. Call when no more bytes
-    /// arrived for the idle interval.
+    /// Releases the held piece unless in strict mode: masked when it is at least
+    /// the minimum length (it may be the start of a secret), verbatim otherwise.
+    /// The piece stays as context, so a secret it starts is masked from here on
+    /// when the following bytes complete it. Call when no more bytes arrived for
+    /// the idle interval.
     pub fn flush(&mut self, out: &mut Vec<u8>) {
-        if self.held.is_empty() {
+        if !self.strict {
+            self.release_into(out);
+        }
+    }
+
+    /// End of stream: the held piece is released by the rule of
+    /// [`Redactor::flush`], in strict mode too, and forgotten.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        self.release_into(out);
+        self.drop_held();
+        self.in_run = false;
+    }
+
+    fn release_into(&mut self, out: &mut Vec<u8>) {
+        let mut own = std::mem::take(&mut self.own);
+        let mut pieces = std::mem::take(&mut self.pieces);
+        self.release(&mut Sink::new(&mut own, &mut pieces), true);
+        out.extend_from_slice(&own);
+        own.clear();
+        pieces.clear();
+        self.own = own;
+        self.pieces = pieces;
+    }
+
+    /// Writes the unwritten part of the held piece by the flush rule; with
+    /// `keep`, the piece stays as context.
+    fn release(&mut self, sink: &mut Sink<'_>, keep: bool) {
+        let len = self.held.len();
+        if len == self.emitted {
             return;
         }
-        if self.held.len() >= self.set.min_length() {
-            out.extend_from_slice(&self.mask);
-            self.stats.masked += 1;
+        if len >= self.set.min_length() {
+            self.open_mask(sink);
+            self.cover = len;
         } else {
-            out.extend_from_slice(&self.held);
+            if self.cover > self.emitted {
+                self.open_mask(sink);
+            }
+            let from = self.emitted.max(self.cover);
+            if from < len {
+                sink.own(&self.held[from..]);
+                self.in_run = false;
+            }
         }
+        self.emitted = len;
+        if !keep {
+            self.drop_held();
+        }
+    }
+
+    fn open_mask(&mut self, sink: &mut Sink<'_>) {
+        if !self.in_run {
+            sink.own(&self.mask);
+            self.stats.masked += 1;
+            self.in_run = true;
+        }
+    }
+
+    fn drop_held(&mut self) {
         self.held.zeroize();
+        self.emitted = 0;
+        self.cover = 0;
     }
 
-    /// End of stream: the same rule as [`Redactor::flush`].
-    pub fn finish(&mut self, out: &mut Vec<u8>) {
-        self.flush(out);
-    }
-
-    /// Writes `buf` up to the earliest proper-prefix position, with matches masked,
-    /// and returns that position. `base` is where `buf` starts in the caller's input,
-    /// or None when `buf` is our own scratch copy.
-    fn scan(&mut self, buf: &[u8], base: Option<usize>, sink: &mut Sink<'_>) -> usize {
+    /// Writes `buf[skip..]` up to the earliest proper-prefix position, masking each
+    /// run of covered bytes once, and returns that position and how far coverage
+    /// from earlier occurrences reaches past it. The first `cover` bytes of `buf`
+    /// are covered already; the first `skip` were written before. `base` is where
+    /// `buf` starts in the caller's input, or None when `buf` is our own copy.
+    fn scan(
+        &mut self,
+        buf: &[u8],
+        base: Option<usize>,
+        skip: usize,
+        cover: usize,
+        sink: &mut Sink<'_>,
+    ) -> Scanned {
         let set = &*self.set;
         let n = buf.len();
         let tail_from = n.saturating_sub(set.max_pattern_len().saturating_sub(1));
-        let earliest = |from: usize| {
-            (from.max(tail_from)..n)
-                .find(|&p| set.is_proper_prefix(&buf[p..]))
-                .unwrap_or(n)
-        };
-        let mut hold = earliest(0);
+        let hold = (tail_from..n)
+            .find(|&p| set.is_proper_prefix(&buf[p..]))
+            .unwrap_or(n);
         self.matches.clear();
         set.index.find_all(set, buf, &mut self.matches);
         if self.matches.len() > 1 {
-            // Leftmost first; at one start, longest first.
-            self.matches
-                .sort_unstable_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+            self.matches.sort_unstable_by_key(|m| m.start);
         }
-        let mut cur = 0;
-        for m in &self.matches {
-            if m.start < cur {
-                continue;
+        let mut pos = skip;
+        let mut in_run = self.in_run;
+        // The current run of covered bytes, [run_start, run_end).
+        let (mut run_start, mut run_end) = (0, cover);
+        let mut masks = 0;
+        let mut emit_run = |a: usize, b: usize, pos: &mut usize, in_run: &mut bool| {
+            let (a, b) = (a.max(*pos), b.min(hold));
+            if a >= b {
+                return;
             }
+            if a > *pos {
+                sink.verbatim(buf, base, *pos..a);
+                *in_run = false;
+            }
+            if !*in_run {
+                sink.own(&self.mask);
+                masks += 1;
+                *in_run = true;
+            }
+            *pos = b;
+        };
+        for m in &self.matches {
             if m.start >= hold {
                 break;
             }
-            sink.verbatim(buf, base, cur..m.start);
-            sink.own(&self.mask);
-            self.stats.masked += 1;
-            cur = m.end;
-            if cur > hold {
-                hold = earliest(cur);
+            if m.start <= run_end {
+                run_end = run_end.max(m.end);
+            } else {
+                emit_run(run_start, run_end, &mut pos, &mut in_run);
+                (run_start, run_end) = (m.start, m.end);
             }
         }
-        sink.verbatim(buf, base, cur..hold);
-        hold
+        emit_run(run_start, run_end, &mut pos, &mut in_run);
+        if hold > pos {
+            sink.verbatim(buf, base, pos..hold);
+            in_run = false;
+        }
+        self.in_run = in_run;
+        self.stats.masked += masks;
+        Scanned {
+            hold,
+            cover: run_end.saturating_sub(hold),
+        }
     }
 }
 
@@ -233,7 +361,11 @@ struct Sink<'a> {
     pieces: &'a mut Vec<Piece>,
 }
 
-impl Sink<'_> {
+impl<'a> Sink<'a> {
+    fn new(own: &'a mut Vec<u8>, pieces: &'a mut Vec<Piece>) -> Self {
+        Sink { own, pieces }
+    }
+
     fn input(&mut self, r: Range<usize>) {
         if r.is_empty() {
             return;
@@ -302,7 +434,7 @@ mod tests {
     }
 
     #[test]
-    fn leftmost_longest_for_prefix_secrets() {
+    fn prefix_secrets_are_masked_in_full() {
         let s = set(&[b"abcdef", b"abcdefghij"], 6);
         assert_eq!(run(s.clone(), &[b"x abcdefghij y"]), b"x [REDACTED] y");
         assert_eq!(run(s, &[b"x abcdefgh", b"ij y"]), b"x [REDACTED] y");
@@ -322,6 +454,38 @@ mod tests {
         r.write(b"abcdefg", &mut out);
         r.flush(&mut out);
         assert_eq!(out, b"[REDACTED]");
+    }
+
+    /// The case: a pause longer than the idle interval inside a value.
+    #[test]
+    fn a_pause_inside_a_value_shows_at_most_a_short_start() {
+        let s = set(&[b"Sup3rS3cretValue-4711xyz"], 6);
+        let mut r = Redactor::new(s.clone());
+        let mut out = Vec::new();
+        r.write(b"token=Sup", &mut out);
+        r.flush(&mut out);
+        assert_eq!(out, b"token=Sup", "a short start shows at the flush");
+        assert_eq!(r.pending(), 0);
+        r.write(b"3rS3cretValue-4711xyz\n", &mut out);
+        r.finish(&mut out);
+        assert_eq!(out, b"token=Sup[REDACTED]\n");
+
+        let mut r = Redactor::new(s.clone());
+        let mut out = Vec::new();
+        r.write(b"token=Sup3rS", &mut out);
+        r.flush(&mut out);
+        r.write(b"3cretValue-4711xyz\n", &mut out);
+        r.finish(&mut out);
+        assert_eq!(out, b"token=[REDACTED]\n", "same as the buffered run");
+
+        let mut r = Redactor::new(s).strict(true);
+        let mut out = Vec::new();
+        r.write(b"token=Sup", &mut out);
+        r.flush(&mut out);
+        assert_eq!(out, b"token=", "strict mode holds the start");
+        r.write(b"3rS3cretValue-4711xyz\n", &mut out);
+        r.finish(&mut out);
+        assert_eq!(out, b"token=[REDACTED]\n");
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! The streaming engine against the reference implementation, for random secret
 //! sets (with overlapping and prefix secrets), random inputs holding them in every
-//! encoding, random chunk sizes and random idle flushes.
+//! encoding, random chunk sizes and idle flushes at random points (the pauses of a
+//! real stream), in normal and strict mode.
 
 use std::sync::Arc;
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
-use shroud_redactor::reference::redact_all;
+use shroud_redactor::reference::{masked_bytes, redact_all, render};
 use shroud_redactor::{Redactor, SecretSet, SecretSetBuilder, DEFAULT_MASK};
 
 const ALPHABET: &[u8] = b"abcd01\"\\/&<> \n\xff\x00=+";
@@ -79,11 +80,16 @@ fn assemble(set: &SecretSet, pieces: &[Piece]) -> Vec<u8> {
 }
 
 /// Feeds `input` in chunks, flushing where `cuts` says; returns the output and the
-/// segments the flushes cut the input into.
-fn stream(set: Arc<SecretSet>, input: &[u8], cuts: &[(usize, bool)]) -> (Vec<u8>, Vec<Vec<u8>>) {
-    let mut r = Redactor::new(set);
+/// positions after which the flushes happened.
+fn stream(
+    set: Arc<SecretSet>,
+    strict: bool,
+    input: &[u8],
+    cuts: &[(usize, bool)],
+) -> (Vec<u8>, Vec<usize>) {
+    let mut r = Redactor::new(set).strict(strict);
     let mut out = Vec::new();
-    let mut segments = vec![Vec::new()];
+    let mut flushes = Vec::new();
     let mut pos = 0;
     for &(len, flush) in cuts.iter().cycle() {
         if pos >= input.len() {
@@ -91,18 +97,26 @@ fn stream(set: Arc<SecretSet>, input: &[u8], cuts: &[(usize, bool)]) -> (Vec<u8>
         }
         let end = (pos + len.max(1)).min(input.len());
         r.write(&input[pos..end], &mut out);
-        segments
-            .last_mut()
-            .unwrap()
-            .extend_from_slice(&input[pos..end]);
         pos = end;
         if flush {
             r.flush(&mut out);
-            segments.push(Vec::new());
+            flushes.push(pos);
         }
     }
     r.finish(&mut out);
-    (out, segments)
+    (out, flushes)
+}
+
+/// The set, an input assembled from `pieces`, and the set's patterns.
+fn case(
+    secrets: &[Vec<u8>],
+    min: usize,
+    pieces: &[Piece],
+) -> (Arc<SecretSet>, Vec<u8>, Vec<Vec<u8>>) {
+    let set = build(secrets, min);
+    let input = assemble(&set, pieces);
+    let patterns = set.patterns_for_reference();
+    (set, input, patterns)
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -122,6 +136,37 @@ fn only_next_to_mask(out: &[u8], p: &[u8]) -> bool {
         })
 }
 
+/// The bound on visible bytes: of every occurrence of a pattern in `input`, only
+/// bytes among its first `min - 1` may be shown.
+fn shown_only_at_starts(
+    patterns: &[Vec<u8>],
+    input: &[u8],
+    masked: &[bool],
+    min: usize,
+) -> Result<(), String> {
+    for p in patterns {
+        for s in 0..input.len().saturating_sub(p.len() - 1) {
+            if !input[s..].starts_with(p) {
+                continue;
+            }
+            if let Some(i) = (s + min - 1..s + p.len()).find(|&i| !masked[i]) {
+                return Err(format!("byte {} of an occurrence at {s} is shown", i - s));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn cuts_strategy() -> impl Strategy<Value = Vec<(usize, bool)>> {
+    proptest::collection::vec(
+        (
+            prop_oneof![1usize..4, 1usize..40, 1usize..65536],
+            proptest::bool::weighted(0.3),
+        ),
+        1..16,
+    )
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
@@ -132,11 +177,9 @@ proptest! {
         pieces in pieces_strategy(),
         cuts in proptest::collection::vec(prop_oneof![1usize..4, 1usize..64, 1usize..65536], 1..16),
     ) {
-        let set = build(&secrets, min);
-        let input = assemble(&set, &pieces);
-        let patterns = set.patterns_for_reference();
+        let (set, input, patterns) = case(&secrets, min, &pieces);
         let cuts: Vec<(usize, bool)> = cuts.into_iter().map(|c| (c, false)).collect();
-        let (out, _) = stream(set, &input, &cuts);
+        let (out, _) = stream(set, false, &input, &cuts);
         let expected = redact_all(&patterns, &input, DEFAULT_MASK, min);
         prop_assert_eq!(&out, &expected);
         for p in &patterns {
@@ -144,22 +187,35 @@ proptest! {
         }
     }
 
+    /// Idle flushes at random points: the output is the reference's for the same
+    /// flush points, and of any occurrence at most `min - 1` leading bytes show.
     #[test]
-    fn idle_flushes_cut_the_stream_into_independent_segments(
+    fn idle_flushes_anywhere_show_at_most_min_minus_one_bytes(
         secrets in secret_strategy(),
         min in 1usize..8,
         pieces in pieces_strategy(),
-        cuts in proptest::collection::vec((1usize..40, proptest::bool::weighted(0.3)), 1..16),
+        cuts in cuts_strategy(),
     ) {
-        let set = build(&secrets, min);
-        let input = assemble(&set, &pieces);
-        let patterns = set.patterns_for_reference();
-        let (out, segments) = stream(set, &input, &cuts);
-        let expected: Vec<u8> = segments
-            .iter()
-            .flat_map(|s| redact_all(&patterns, s, DEFAULT_MASK, min))
-            .collect();
-        prop_assert_eq!(out, expected);
+        let (set, input, patterns) = case(&secrets, min, &pieces);
+        let (out, flushes) = stream(set, false, &input, &cuts);
+        let masked = masked_bytes(&patterns, &input, &flushes, min);
+        prop_assert_eq!(out, render(&input, &masked, DEFAULT_MASK));
+        if let Err(e) = shown_only_at_starts(&patterns, &input, &masked, min) {
+            prop_assert!(false, "{}", e);
+        }
+    }
+
+    /// Strict mode: flushes change nothing; the output is the buffered run's.
+    #[test]
+    fn strict_mode_ignores_idle_flushes(
+        secrets in secret_strategy(),
+        min in 1usize..8,
+        pieces in pieces_strategy(),
+        cuts in cuts_strategy(),
+    ) {
+        let (set, input, patterns) = case(&secrets, min, &pieces);
+        let (out, _) = stream(set, true, &input, &cuts);
+        prop_assert_eq!(out, redact_all(&patterns, &input, DEFAULT_MASK, min));
     }
 
     #[test]
@@ -181,6 +237,19 @@ proptest! {
         r.write(&input[split..], &mut out);
         r.finish(&mut out);
         prop_assert!(!contains(&out, &shared));
+    }
+}
+
+/// The issue's cases: overlapping and adjacent occurrences are one mask.
+#[test]
+fn overlapping_and_adjacent_occurrences_are_masked_as_their_union() {
+    let set = build(&[b"bbbbbbCCCCCC".to_vec(), b"CCCCCCdddddd".to_vec()], 6);
+    for chunk in [1, 5, 100] {
+        let cuts = [(chunk, false)];
+        let (out, _) = stream(set.clone(), false, b"x bbbbbbCCCCCCdddddd y", &cuts);
+        assert_eq!(out, b"x [REDACTED] y", "chunk {chunk}");
+        let (out, _) = stream(set.clone(), false, b"x bbbbbbCCCCCCCCCCCCdddddd y", &cuts);
+        assert_eq!(out, b"x [REDACTED] y", "adjacent, chunk {chunk}");
     }
 }
 

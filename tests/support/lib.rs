@@ -7,6 +7,7 @@
 pub mod app;
 pub mod http;
 pub mod openbao;
+pub mod paced;
 pub mod postgres;
 
 use std::io::Read as _;

@@ -96,6 +96,7 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
         pump: PumpConfig {
             mask: r.mask.as_bytes().to_vec(),
             idle: r.idle,
+            strict: r.strict,
         },
         on_rotate: args.on_rotate,
         drain_timeout: args.drain_timeout,

@@ -23,6 +23,7 @@ pub fn run(args: RedactArgs) -> anyhow::Result<i32> {
     let config = PumpConfig {
         mask: r.mask.as_bytes().to_vec(),
         idle: r.idle,
+        strict: r.strict,
     };
     let stdin = io::stdin();
     let stdout = io::stdout();

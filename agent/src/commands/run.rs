@@ -61,6 +61,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         tty: args.tty,
         pump: PumpConfig {
             mask: cfg.redact.mask.as_bytes().to_vec(),
+            strict: cfg.redact.strict,
             ..PumpConfig::default()
         },
         on_rotate: cfg.lifecycle.on_rotate,

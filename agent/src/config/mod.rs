@@ -275,6 +275,8 @@ pub struct RedactConfig {
     pub min_length: usize,
     /// How long retired values stay in the redaction set.
     pub retain: Duration,
+    /// Never release a possible start of a secret at an idle flush.
+    pub strict: bool,
 }
 
 /// What happens to the wrapped command when secrets change (exec's type).
@@ -397,6 +399,7 @@ kind = "kv2"
         assert_eq!(s.format, Format::Raw);
         assert_eq!(s.refresh, Duration::from_secs(300));
         assert_eq!(c.redact.retain, Duration::from_secs(600));
+        assert!(!c.redact.strict);
         assert!(c.lifecycle.revoke_on_exit);
         assert_eq!(c.lifecycle.on_rotate, OnRotate::None);
         assert_eq!(c.lifecycle.renew_threshold, 0.66);
@@ -470,10 +473,12 @@ kind = "kv2"
                 ("SHROUD_AUTH_ROLE", "other"),
                 ("SHROUD_OUTPUT_REQUIRE_TMPFS", "false"),
                 ("SHROUD_LIFECYCLE_ON_ROTATE", "signal:HUP"),
+                ("SHROUD_REDACT_STRICT", "true"),
             ],
         )
         .unwrap();
         assert_eq!(c.auth.role.as_deref(), Some("other"));
+        assert!(c.redact.strict);
         assert!(!c.output.require_tmpfs);
         assert_eq!(
             c.lifecycle.on_rotate,

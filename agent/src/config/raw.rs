@@ -97,6 +97,7 @@ pub struct RawRedact {
     pub mask: Option<String>,
     pub min_length: Option<usize>,
     pub retain: Option<String>,
+    pub strict: Option<bool>,
 }
 
 #[derive(Debug, Default, PartialEq, Deserialize, Serialize)]

@@ -160,6 +160,7 @@ pub fn validate(origin: &str, raw: RawConfig) -> Result<Config, ConfigError> {
             .min_length
             .unwrap_or(shroud_redactor::DEFAULT_MIN_LENGTH),
         retain: c.duration("[redact] retain", raw.redact.retain.as_deref(), "10m")?,
+        strict: raw.redact.strict.unwrap_or(false),
     };
     if redact.min_length == 0 {
         return Err(c.err("[redact] min_length", "must be at least 1"));

@@ -6,7 +6,9 @@
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use base64::Engine as _;
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+mod json;
+mod percent;
 
 /// Which form of a secret a pattern is; reported by scanners, never the bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -15,10 +17,13 @@ pub enum Encoding {
     Raw,
     /// One trimmed line of a multi-line value.
     Line,
-    /// The value escaped as the inside of a JSON string.
+    /// The value escaped as the inside of a JSON string, in the default style of
+    /// one of the common encoders.
     Json,
-    /// The value percent-encoded as in a URL.
+    /// The value percent-encoded as in a URL, in upper- or lower-case hex.
     Url,
+    /// The hex digits of the value's bytes, lower or upper case.
+    Hex,
     /// Standard base64 of the value preceded by `offset` bytes (0, 1 or 2).
     Base64 {
         /// How many bytes precede the value in the encoded blob.
@@ -41,6 +46,7 @@ impl Encoding {
             Encoding::Line => "line",
             Encoding::Json => "json",
             Encoding::Url => "url",
+            Encoding::Hex => "hex",
             Encoding::Base64 { .. } => "base64",
             Encoding::Base64Url { .. } => "base64url",
             Encoding::Html => "html",
@@ -48,25 +54,10 @@ impl Encoding {
     }
 }
 
-/// `encodeURIComponent` leaves `-_.!~*'()` alone; strict encoders leave only `-_.~`.
-const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'!')
-    .remove(b'~')
-    .remove(b'*')
-    .remove(b'\'')
-    .remove(b'(')
-    .remove(b')');
-const URI_STRICT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
-
 /// Every form of `value` that should be masked, with its encoding. May contain
-/// duplicates and short strings; the caller filters them.
+/// duplicates (a form equal to the value, as every escaping of plain text is)
+/// and short strings; the caller drops both, so forms cost nothing unless they
+/// differ.
 pub fn variants(value: &[u8]) -> Vec<(Vec<u8>, Encoding)> {
     let mut out = vec![(value.to_vec(), Encoding::Raw)];
     if value.contains(&b'\n') {
@@ -75,21 +66,16 @@ pub fn variants(value: &[u8]) -> Vec<(Vec<u8>, Encoding)> {
         }
     }
     if let Ok(text) = std::str::from_utf8(value) {
-        if let Ok(quoted) = serde_json::to_string(text) {
-            out.push((
-                quoted.as_bytes()[1..quoted.len() - 1].to_vec(),
-                Encoding::Json,
-            ));
-        }
-        for set in [URI_COMPONENT, URI_STRICT] {
-            let encoded = utf8_percent_encode(text, set).to_string();
-            out.push((encoded.as_bytes().to_vec(), Encoding::Url));
-        }
-    } else {
-        // Non-UTF-8 bytes are still percent-encoded byte by byte by most URL libraries.
-        let encoded = percent_encoding::percent_encode(value, URI_STRICT).to_string();
-        out.push((encoded.into_bytes(), Encoding::Url));
+        out.extend(json::forms(text).into_iter().map(|f| (f, Encoding::Json)));
     }
+    out.extend(
+        percent::forms(value)
+            .into_iter()
+            .map(|f| (f, Encoding::Url)),
+    );
+    let lower: String = value.iter().map(|b| format!("{b:02x}")).collect();
+    out.push((lower.to_ascii_uppercase().into_bytes(), Encoding::Hex));
+    out.push((lower.into_bytes(), Encoding::Hex));
     for (engine, url_safe) in [(&STANDARD, false), (&URL_SAFE, true)] {
         let full = engine.encode(value);
         let enc = if url_safe {

@@ -1,0 +1,253 @@
+//! Redaction under field conditions, through `shroud redact`, `shroud exec` over
+//! pipes and `shroud exec` under a real terminal: values whose bytes arrive around
+//! a real pause (a shell sleeping between two writes) and values as the standard
+//! encoders of Python, Node, PHP, Ruby and Rust really print them.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use shroud_e2e::paced::*;
+use shroud_e2e::*;
+
+const MASK: &[u8] = b"[REDACTED]";
+const MIN_LENGTH: usize = 6;
+/// Well over the default idle interval (50 ms), so the held piece is flushed.
+const PAUSE: Duration = Duration::from_millis(250);
+
+fn flags(files: &[&Path], extra: &[&str]) -> Vec<String> {
+    let mut f: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    for p in files {
+        f.push("--secret-file".into());
+        f.push(p.display().to_string());
+    }
+    f
+}
+
+fn write_script(dir: &Path, lines: &[PausedLine]) -> std::path::PathBuf {
+    let script = dir.join("paced.sh");
+    std::fs::write(&script, paced_script(lines, PAUSE)).unwrap();
+    script
+}
+
+fn cat(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
+/// The issue's case, cut at many points: whatever the timing, a line is either
+/// what the buffered run shows or, when the pause flushed a piece shorter than the
+/// minimum length, that piece followed by the mask; never more of the value.
+#[test]
+fn a_pause_inside_a_value_shows_at_most_a_short_start() {
+    const VALUE: &[u8] = b"Sup3rS3cretValue-4711xyz";
+    let cuts = [0, 1, 2, 3, 5, 6, 7, 12, 20, VALUE.len()];
+    let dir = tempfile::tempdir().unwrap();
+    let f = secret_file(dir.path(), "token", VALUE);
+    let lines: Vec<PausedLine> = cuts
+        .iter()
+        .map(|&at| PausedLine::split(b"token=", VALUE, at))
+        .collect();
+    let script = write_script(dir.path(), &lines);
+    for via in ALL_VIAS {
+        let out = run_paced(via, &flags(&[&f], &[]), &script);
+        assert_eq!(out.len(), cuts.len(), "{via:?}: {out:?}");
+        let mut short_starts_shown = 0;
+        for (line, &at) in out.iter().zip(&cuts) {
+            let buffered = cat(&[b"token=", MASK]);
+            let flushed = cat(&[b"token=", &VALUE[..at], MASK]);
+            let text = String::from_utf8_lossy(line);
+            if at < MIN_LENGTH && *line == flushed && at > 0 {
+                short_starts_shown += 1;
+            } else {
+                assert_eq!(*line, buffered, "{via:?}, cut at {at}: {text}");
+            }
+        }
+        // The pauses did flush: a run where no flush happened proves nothing.
+        assert!(
+            short_starts_shown > 0,
+            "{via:?}: no pause flushed a held piece: {out:?}"
+        );
+    }
+}
+
+/// Strict mode never releases a possible start of a secret at a pause: every
+/// line is exactly what the buffered run shows.
+#[test]
+fn strict_mode_shows_nothing_of_a_paused_value() {
+    const VALUE: &[u8] = b"Sup3rS3cretValue-4711xyz";
+    let dir = tempfile::tempdir().unwrap();
+    let f = secret_file(dir.path(), "token", VALUE);
+    let lines: Vec<PausedLine> = [1, 3, 5, 9]
+        .iter()
+        .map(|&at| PausedLine::split(b"token=", VALUE, at))
+        .collect();
+    let script = write_script(dir.path(), &lines);
+    for via in ALL_VIAS {
+        let out = run_paced(via, &flags(&[&f], &["--strict"]), &script);
+        let expected = vec![cat(&[b"token=", MASK]); lines.len()];
+        assert_eq!(out, expected, "{via:?}");
+    }
+}
+
+/// Overlapping and adjacent occurrences of two secrets are one mask, also when a
+/// pause falls inside them.
+#[test]
+fn overlapping_and_adjacent_values_are_masked_as_their_union() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = secret_file(dir.path(), "a", b"bbbbbbCCCCCC");
+    let b = secret_file(dir.path(), "b", b"CCCCCCdddddd");
+    let overlap: &[u8] = b"bbbbbbCCCCCCdddddd";
+    let adjacent: &[u8] = b"bbbbbbCCCCCCCCCCCCdddddd";
+    let lines = [
+        PausedLine::split(b"x ", overlap, 9),
+        PausedLine::split(b"x ", adjacent, 14),
+    ];
+    let script = write_script(dir.path(), &lines);
+    for via in ALL_VIAS {
+        let out = run_paced(via, &flags(&[&a, &b], &[]), &script);
+        assert_eq!(out, vec![cat(&[b"x ", MASK]); 2], "{via:?}");
+    }
+}
+
+/// A value holding every character some encoder escapes: HTML-sensitive ASCII,
+/// `/`, quotes, a 2-byte and a 4-byte (surrogate pair) character, U+2028, `+`,
+/// backtick, space, a tab, a control character and DEL.
+const SECRET: &str = "Pa<s>&w=o'r\"d/\u{fc}\u{1F600}\u{2028}+`~* x\t\u{1f}\u{7f}9Z";
+
+/// What encoders whose toolchains are not on these machines print for [`SECRET`],
+/// written out by their rules (sources in docs/redact.md).
+const FIXTURES: &[(&str, &str)] = &[
+    (
+        "Go encoding/json",
+        "Pa\\u003cs\\u003e\\u0026w=o'r\\\"d/\u{fc}\u{1F600}\\u2028+`~* x\\t\\u001f\u{7f}9Z",
+    ),
+    (
+        "Jackson",
+        "Pa<s>&w=o'r\\\"d/\u{fc}\u{1F600}\u{2028}+`~* x\\t\\u001F\u{7f}9Z",
+    ),
+    (
+        "Gson",
+        "Pa\\u003cs\\u003e\\u0026w\\u003do\\u0027r\\\"d/\u{fc}\u{1F600}\\u2028+`~* x\\t\\u001f\u{7f}9Z",
+    ),
+    (
+        ".NET System.Text.Json",
+        "Pa\\u003Cs\\u003E\\u0026w=o\\u0027r\\u0022d/\\u00FC\\uD83D\\uDE00\\u2028\\u002B\\u0060~* x\\t\\u001F\\u007F9Z",
+    ),
+    ("Go %X / xxd -u", "UPPER_HEX"),
+];
+
+/// Runs an encoder program that prints one encoded form per line.
+fn forms_from(program: &str, args: &[&str]) -> Vec<Vec<u8>> {
+    let done = run_with_input(
+        Command::new(require_tool(program, "scripts/test --prereqs")).args(args),
+        b"",
+        Duration::from_secs(30),
+    );
+    assert!(done.status.success(), "{program}: {}", done.err());
+    done.stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+const PYTHON: &str = r#"
+import json, sys, urllib.parse
+v = open(sys.argv[1], encoding="utf-8").read()
+b = v.encode()
+for form in [json.dumps(v)[1:-1], urllib.parse.quote(v), urllib.parse.quote_plus(v), b.hex()]:
+    sys.stdout.write(form + "\n")
+"#;
+
+const NODE: &str = r#"
+const v = require("fs").readFileSync(process.argv[2], "utf8");
+const forms = [JSON.stringify(v).slice(1, -1), encodeURIComponent(v), Buffer.from(v, "utf8").toString("hex")];
+process.stdout.write(forms.join("\n") + "\n");
+"#;
+
+const PHP: &str = r#"
+$v = file_get_contents($argv[1]);
+foreach ([substr(json_encode($v), 1, -1), substr(json_encode($v, JSON_UNESCAPED_UNICODE), 1, -1),
+          rawurlencode($v), urlencode($v), bin2hex($v)] as $form) { echo $form, "\n"; }
+"#;
+
+const RUBY: &str = r#"
+require "json"; require "erb"; require "cgi"
+v = File.read(ARGV[0], encoding: "UTF-8")
+[JSON.generate(v)[1..-2], v.to_json[1..-2], ERB::Util.url_encode(v), CGI.escape(v), v.unpack1("H*")].each { |f| puts f }
+"#;
+
+/// Every encoder's default output of the secret, as `(encoder, form)`.
+fn encoded_forms(dir: &Path, secret_file: &Path) -> Vec<(String, Vec<u8>)> {
+    let file = secret_file.to_str().unwrap();
+    let mut all = Vec::new();
+    let mut add = |who: &str, forms: Vec<Vec<u8>>| {
+        assert!(!forms.is_empty(), "{who} printed nothing");
+        for (i, f) in forms.into_iter().enumerate() {
+            all.push((format!("{who} #{i}"), f));
+        }
+    };
+    let py = dir.join("enc.py");
+    std::fs::write(&py, PYTHON).unwrap();
+    add(
+        "python3",
+        forms_from("python3", &[py.to_str().unwrap(), file]),
+    );
+    let js = dir.join("enc.js");
+    std::fs::write(&js, NODE).unwrap();
+    add("node", forms_from("node", &[js.to_str().unwrap(), file]));
+    let php = dir.join("enc.php");
+    std::fs::write(&php, format!("<?php\n{PHP}")).unwrap();
+    add("php", forms_from("php", &[php.to_str().unwrap(), file]));
+    let rb = dir.join("enc.rb");
+    std::fs::write(&rb, RUBY).unwrap();
+    add("ruby", forms_from("ruby", &[rb.to_str().unwrap(), file]));
+    let serde = serde_json::to_string(SECRET).unwrap();
+    add(
+        "serde_json",
+        vec![serde.as_bytes()[1..serde.len() - 1].to_vec()],
+    );
+    for (who, form) in FIXTURES {
+        let form = if *form == "UPPER_HEX" {
+            SECRET.bytes().map(|b| format!("{b:02X}")).collect()
+        } else {
+            form.to_string()
+        };
+        add(who, vec![form.into_bytes()]);
+    }
+    all
+}
+
+/// Each encoder's default output of a value, printed with a pause in its middle,
+/// comes out as one mask through every path into shroud.
+#[test]
+fn every_encoders_default_output_is_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = secret_file(dir.path(), "pw", SECRET.as_bytes());
+    let forms = encoded_forms(dir.path(), &f);
+    // The forms really differ: a check that passes on one form proves little.
+    let mut distinct: Vec<&Vec<u8>> = forms.iter().map(|(_, f)| f).collect();
+    distinct.sort();
+    distinct.dedup();
+    assert!(
+        distinct.len() >= 10,
+        "only {} distinct forms",
+        distinct.len()
+    );
+    let lines: Vec<PausedLine> = forms
+        .iter()
+        .map(|(_, form)| PausedLine::split(b"value=", form, form.len() / 2))
+        .collect();
+    let script = write_script(dir.path(), &lines);
+    for via in ALL_VIAS {
+        let out = run_paced(via, &flags(&[&f], &[]), &script);
+        assert_eq!(out.len(), forms.len(), "{via:?}");
+        for ((who, _), line) in forms.iter().zip(&out) {
+            assert!(
+                *line == cat(&[b"value=", MASK]),
+                "{via:?}, {who}: {}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+}
