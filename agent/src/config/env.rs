@@ -20,7 +20,12 @@ const SECTIONS: &[&str] = &[
 ];
 
 const INTEGER_KEYS: &[&str] = &["uid", "gid", "min_length", "sign_every"];
-const BOOL_KEYS: &[&str] = &["require_tmpfs", "revoke_on_exit", "revoke_certificates", "strict"];
+const BOOL_KEYS: &[&str] = &[
+    "require_tmpfs",
+    "revoke_on_exit",
+    "revoke_certificates",
+    "strict",
+];
 const FLOAT_KEYS: &[&str] = &["renew_threshold"];
 
 /// The Vault/OpenBao tool variables shroud honours: (variable suffix, section,
