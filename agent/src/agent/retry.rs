@@ -1,10 +1,12 @@
 //! The one retry loop for calls that must get through before a deadline
 //! (first login and fetches, revocation): retry transient failures with the
-//! schedule's backoff, never sleeping past the deadline.
+//! schedule's backoff, never sleeping past the deadline. The caller is blocked
+//! on the call (nothing published yet, or a shutdown waiting), so the delays
+//! stop doubling at the urgent cap, [`BACKOFF_URGENT_MAX`].
 
 use std::time::{Duration, Instant};
 
-use super::schedule::{Backoff, RandomJitter};
+use super::schedule::{Backoff, RandomJitter, BACKOFF_URGENT_MAX};
 use crate::vault::auth::AuthError;
 use crate::vault::VaultError;
 
@@ -40,7 +42,7 @@ pub fn retry<T, E: Transient>(
             Err(e) if e.is_transient() && Instant::now() < deadline => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 let d = backoff
-                    .next_delay(&mut RandomJitter)
+                    .next_delay(BACKOFF_URGENT_MAX, &mut RandomJitter)
                     .min(left)
                     .max(Duration::from_millis(1));
                 on_retry(&e, d);

@@ -12,8 +12,11 @@
 //!   replacement (a new lease) before it runs out, never another renewal;
 //! - a lease without TTL (kv2, static secrets) is re-read every `refresh`;
 //! - a lease past its expiry is dead: it is replaced at once;
-//! - failures back off from 250 ms doubling to 30 s, each delay drawn from
-//!   [d/2, d], reset by the next success;
+//! - failures back off from 250 ms doubling, each delay drawn from [d/2, d],
+//!   reset by the next success; the doubling stops at 30 s, or at 4 s when
+//!   what is retried has lapsed or would lapse before a 30 s retry (a lease or
+//!   certificate near or past its end, a token near or past its end, a secret
+//!   never fetched) — see [`backoff_cap`];
 //! - with nothing scheduled the engine still wakes hourly.
 
 use std::time::{Duration, Instant};
@@ -22,8 +25,16 @@ use rand::Rng as _;
 
 /// The first retry delay.
 pub const BACKOFF_BASE: Duration = Duration::from_millis(250);
-/// The longest retry delay.
+/// The longest retry delay while nothing is at stake: gentle on a Vault that
+/// is down.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// The longest retry delay when what is retried has lapsed, or would lapse
+/// before a retry [`BACKOFF_MAX`] away. It bounds how long a dead credential
+/// outlives an outage: every such agent retries within 4 s of Vault's return.
+/// The price while Vault is down: each lapsed item retries once per [2 s, 4 s]
+/// (mean 3 s), so N agents with one each send N/3 requests/s on average, at
+/// most N/2 (600 agents: 200/s, connections refused in an outage).
+pub const BACKOFF_URGENT_MAX: Duration = Duration::from_secs(4);
 /// How long the engine sleeps when nothing is scheduled.
 pub const IDLE: Duration = Duration::from_secs(3600);
 /// Stand-in for "never" when a TTL is too large to add to the clock.
@@ -51,19 +62,31 @@ fn after(now: Instant, d: Duration) -> Instant {
         .unwrap_or_else(|| now.checked_add(FAR).unwrap_or(now))
 }
 
-/// Retry delays: [`BACKOFF_BASE`] doubling up to [`BACKOFF_MAX`], each drawn
-/// from [d/2, d] so that many agents restarted together do not hit Vault in step.
+/// The cap on the retry delay for something that lapses at `lapses` (None:
+/// never): [`BACKOFF_URGENT_MAX`] when it has lapsed by the time a retry at
+/// [`BACKOFF_MAX`] would come (a credential must not stay dead for 30 s after
+/// Vault is back), else [`BACKOFF_MAX`].
+pub fn backoff_cap(lapses: Option<Instant>, now: Instant) -> Duration {
+    match lapses {
+        Some(l) if l <= after(now, BACKOFF_MAX) => BACKOFF_URGENT_MAX,
+        _ => BACKOFF_MAX,
+    }
+}
+
+/// Retry delays: [`BACKOFF_BASE`] doubling up to a cap ([`backoff_cap`]), each
+/// drawn from [d/2, d] so that many agents restarted together do not hit Vault
+/// in step.
 #[derive(Debug, Default, Clone)]
 pub struct Backoff {
     attempt: u32,
 }
 
 impl Backoff {
-    /// The delay before the next retry.
-    pub fn next_delay(&mut self, jitter: &mut dyn Jitter) -> Duration {
+    /// The delay before the next retry, doubling up to `cap`.
+    pub fn next_delay(&mut self, cap: Duration, jitter: &mut dyn Jitter) -> Duration {
         let exp = BACKOFF_BASE
             .saturating_mul(1u32 << self.attempt.min(16))
-            .min(BACKOFF_MAX);
+            .min(cap);
         self.attempt = self.attempt.saturating_add(1);
         exp.mul_f64(0.5 + 0.5 * jitter.draw().clamp(0.0, 1.0))
     }
@@ -111,6 +134,10 @@ pub struct SecretTimer {
     pub expires: Option<Instant>,
     /// The current lease's first TTL: what each renewal asks for.
     pub first_ttl: Duration,
+    /// When the value held lapses (its lease's or certificate's end, kept past
+    /// [`Schedule::expire`]; `now` for a secret never fetched), or None when
+    /// it does not: what decides how urgently a failure is retried.
+    lapses: Option<Instant>,
     backoff: Backoff,
 }
 
@@ -122,6 +149,9 @@ pub struct TokenTimer {
     /// Renew-self (true) or log in again (false) when `next` comes.
     pub renew: bool,
     first_ttl: Duration,
+    /// When the token lapses (None: never, or no TTL): see
+    /// [`SecretTimer::lapses`].
+    lapses: Option<Instant>,
     backoff: Backoff,
 }
 
@@ -160,13 +190,18 @@ impl Schedule {
     /// `secrets` timers, each due for a first fetch at `now`; no token yet.
     pub fn new(secrets: usize, threshold: f64, now: Instant, jitter: Box<dyn Jitter>) -> Self {
         Schedule {
-            token: TokenTimer::default(),
+            // No token yet: a login is as urgent as a lapsed token's.
+            token: TokenTimer {
+                lapses: Some(now),
+                ..TokenTimer::default()
+            },
             secrets: (0..secrets)
                 .map(|_| SecretTimer {
                     next: now,
                     due: Due::Rotate,
                     expires: None,
                     first_ttl: Duration::ZERO,
+                    lapses: Some(now),
                     backoff: Backoff::default(),
                 })
                 .collect(),
@@ -182,7 +217,9 @@ impl Schedule {
         t.backoff.reset();
         if grant.ttl.is_zero() {
             t.next = None;
+            t.lapses = None;
         } else {
+            t.lapses = Some(after(now, grant.ttl));
             t.next = Some(after(
                 now,
                 renew_after(grant.ttl, self.threshold, &mut *self.jitter),
@@ -210,6 +247,7 @@ impl Schedule {
         let t = &mut self.token;
         t.backoff.reset();
         t.renew = grant.renewable && grant.ttl >= t.first_ttl;
+        t.lapses = Some(after(now, grant.ttl));
         t.next = Some(after(
             now,
             renew_after(grant.ttl, self.threshold, &mut *self.jitter),
@@ -218,15 +256,20 @@ impl Schedule {
 
     /// A token renewal or login failed transiently; returns the retry delay.
     pub fn token_failed(&mut self, now: Instant) -> Duration {
-        let d = self.token.backoff.next_delay(&mut *self.jitter);
-        self.token.next = Some(after(now, d));
+        let t = &mut self.token;
+        let d = t
+            .backoff
+            .next_delay(backoff_cap(t.lapses, now), &mut *self.jitter);
+        t.next = Some(after(now, d));
         d
     }
 
-    /// The token cannot be renewed: log in again at once.
+    /// The token cannot be renewed (refused, or Vault no longer knows it):
+    /// log in again at once; it counts as lapsed.
     pub fn relogin_now(&mut self, now: Instant) {
         self.token.renew = false;
         self.token.next = Some(now);
+        self.token.lapses = Some(now);
     }
 
     /// Secret `i` was fetched: a lease with a TTL is renewed (or, when not
@@ -248,6 +291,7 @@ impl Schedule {
                 s.expires = None;
             }
         }
+        s.lapses = s.expires;
     }
 
     /// Secret `i`'s lease was adopted from a previous agent (a restart): it has
@@ -277,6 +321,7 @@ impl Schedule {
         s.next = after(now, renew_after(validity, reissue_at, &mut *self.jitter));
         s.due = Due::Rotate;
         s.expires = Some(after(now, validity));
+        s.lapses = s.expires;
     }
 
     /// Secret `i` was re-read and had not changed: read again after `refresh`.
@@ -295,6 +340,7 @@ impl Schedule {
         // Vault grants exactly the increment unless the max TTL cuts it.
         let capped = !grant.renewable || grant.ttl < s.first_ttl;
         s.expires = Some(after(now, grant.ttl));
+        s.lapses = s.expires;
         s.next = after(
             now,
             renew_after(grant.ttl, self.threshold, &mut *self.jitter),
@@ -309,7 +355,9 @@ impl Schedule {
     /// retry delay.
     pub fn secret_failed(&mut self, i: usize, now: Instant) -> Duration {
         let s = &mut self.secrets[i];
-        let d = s.backoff.next_delay(&mut *self.jitter);
+        let d = s
+            .backoff
+            .next_delay(backoff_cap(s.lapses, now), &mut *self.jitter);
         s.next = after(now, d);
         d
     }
@@ -339,7 +387,7 @@ impl Schedule {
     }
 
     /// Secrets whose lease has run out by `now`; their expiry is cleared and
-    /// they are due for replacement at once.
+    /// they are due for replacement at once (retried as lapsed: urgently).
     pub fn expire(&mut self, now: Instant) -> Vec<usize> {
         let expired: Vec<usize> = (0..self.secrets.len())
             .filter(|&i| self.secrets[i].expires.is_some_and(|e| e <= now))
@@ -405,26 +453,261 @@ mod tests {
         let mut expected = BACKOFF_BASE;
         for _ in 0..12 {
             let (l, h) = (
-                low.next_delay(&mut Fixed(0.0)),
-                high.next_delay(&mut Fixed(1.0)),
+                low.next_delay(BACKOFF_MAX, &mut Fixed(0.0)),
+                high.next_delay(BACKOFF_MAX, &mut Fixed(1.0)),
             );
             assert_eq!(h, expected, "the top of the range doubles");
             assert_eq!(l, expected / 2, "the bottom is half of it");
             expected = (expected * 2).min(BACKOFF_MAX);
         }
-        assert_eq!(high.next_delay(&mut Fixed(1.0)), BACKOFF_MAX);
+        assert_eq!(high.next_delay(BACKOFF_MAX, &mut Fixed(1.0)), BACKOFF_MAX);
         // Far past the cap the shift is bounded: no overflow, still capped.
         for _ in 0..100 {
-            assert!(high.next_delay(&mut RandomJitter) <= BACKOFF_MAX);
+            assert!(high.next_delay(BACKOFF_MAX, &mut RandomJitter) <= BACKOFF_MAX);
         }
         high.reset();
-        assert_eq!(high.next_delay(&mut Fixed(1.0)), BACKOFF_BASE);
+        assert_eq!(high.next_delay(BACKOFF_MAX, &mut Fixed(1.0)), BACKOFF_BASE);
         // Out-of-range draws cannot escape [d/2, d].
-        assert_eq!(Backoff::default().next_delay(&mut Fixed(7.0)), BACKOFF_BASE);
         assert_eq!(
-            Backoff::default().next_delay(&mut Fixed(-1.0)),
+            Backoff::default().next_delay(BACKOFF_MAX, &mut Fixed(7.0)),
+            BACKOFF_BASE
+        );
+        assert_eq!(
+            Backoff::default().next_delay(BACKOFF_MAX, &mut Fixed(-1.0)),
             BACKOFF_BASE / 2
         );
+    }
+
+    #[test]
+    fn the_urgent_cap_bounds_the_doubling_the_same_way() {
+        let (mut low, mut high) = (Backoff::default(), Backoff::default());
+        let tops: Vec<Duration> = (0..8)
+            .map(|_| high.next_delay(BACKOFF_URGENT_MAX, &mut Fixed(1.0)))
+            .collect();
+        let ms = Duration::from_millis;
+        assert_eq!(
+            tops,
+            [250, 500, 1000, 2000, 4000, 4000, 4000, 4000].map(ms),
+            "doubles from the base and stops at the urgent cap"
+        );
+        for _ in 0..8 {
+            low.next_delay(BACKOFF_URGENT_MAX, &mut Fixed(0.0));
+        }
+        assert_eq!(
+            low.next_delay(BACKOFF_URGENT_MAX, &mut Fixed(0.0)),
+            BACKOFF_URGENT_MAX / 2
+        );
+        // A backoff grown under the relaxed cap drops to the urgent one at once.
+        let mut grown = Backoff::default();
+        for _ in 0..20 {
+            grown.next_delay(BACKOFF_MAX, &mut Fixed(1.0));
+        }
+        assert_eq!(grown.next_delay(BACKOFF_MAX, &mut Fixed(1.0)), BACKOFF_MAX);
+        assert_eq!(
+            grown.next_delay(BACKOFF_URGENT_MAX, &mut Fixed(1.0)),
+            BACKOFF_URGENT_MAX
+        );
+        assert!(BACKOFF_URGENT_MAX < BACKOFF_MAX);
+    }
+
+    /// Draws 0, 1/4, 1/2, 3/4, 1, then again.
+    struct Steps(u32);
+    impl Jitter for Steps {
+        fn draw(&mut self) -> f64 {
+            self.0 += 1;
+            f64::from((self.0 - 1) % 5) / 4.0
+        }
+    }
+
+    #[test]
+    fn capped_delays_are_spread_over_half_to_all_of_the_cap() {
+        for cap in [BACKOFF_URGENT_MAX, BACKOFF_MAX] {
+            let mut b = Backoff::default();
+            for _ in 0..20 {
+                b.next_delay(cap, &mut Fixed(1.0));
+            }
+            let mut steps = Steps(0);
+            let drawn: Vec<Duration> = (0..5).map(|_| b.next_delay(cap, &mut steps)).collect();
+            let expected: Vec<Duration> = [0.5, 0.625, 0.75, 0.875, 1.0]
+                .iter()
+                .map(|f| cap.mul_f64(*f))
+                .collect();
+            assert_eq!(
+                drawn, expected,
+                "cap {cap:?}: [cap/2, cap], linear in the draw"
+            );
+            for _ in 0..200 {
+                let d = b.next_delay(cap, &mut RandomJitter);
+                assert!(d >= cap / 2 && d <= cap, "cap {cap:?}: {d:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_cap_is_urgent_from_the_point_a_full_cap_retry_would_come_too_late() {
+        let start = Instant::now();
+        let now = start + S(100);
+        assert_eq!(backoff_cap(None, now), BACKOFF_MAX, "never lapses");
+        assert_eq!(
+            backoff_cap(Some(now + BACKOFF_MAX + Duration::from_millis(1)), now),
+            BACKOFF_MAX,
+            "a 30 s retry still comes before the end"
+        );
+        // A retry landing exactly at the end finds it dead (expire: e <= now).
+        assert_eq!(
+            backoff_cap(Some(now + BACKOFF_MAX), now),
+            BACKOFF_URGENT_MAX
+        );
+        assert_eq!(backoff_cap(Some(now + S(1)), now), BACKOFF_URGENT_MAX);
+        assert_eq!(backoff_cap(Some(now), now), BACKOFF_URGENT_MAX);
+        assert_eq!(backoff_cap(Some(start), now), BACKOFF_URGENT_MAX, "lapsed");
+        assert_eq!(
+            backoff_cap(Some(now + S(3600 * 24 * 365)), now),
+            BACKOFF_MAX
+        );
+    }
+
+    /// Fails secret `i` (or the token, for None) until its delay stops
+    /// growing; returns that delay.
+    fn saturated(s: &mut Schedule, i: Option<usize>, now: Instant) -> Duration {
+        let mut last = Duration::ZERO;
+        for _ in 0..20 {
+            last = match i {
+                Some(i) => s.secret_failed(i, now),
+                None => s.token_failed(now),
+            };
+        }
+        last
+    }
+
+    #[test]
+    fn a_lease_renewal_is_retried_urgently_once_its_lease_is_within_the_cap() {
+        let now = Instant::now();
+        let mut s = sched(1, 1.0, now);
+        s.fetched(0, lease(120, true), S(300), now);
+        assert_eq!(
+            saturated(&mut s, Some(0), now),
+            BACKOFF_MAX,
+            "90 s to spare"
+        );
+        let switch = now + S(120) - BACKOFF_MAX;
+        assert_eq!(
+            s.secret_failed(0, switch - Duration::from_millis(1)),
+            BACKOFF_MAX
+        );
+        assert_eq!(s.secret_failed(0, switch), BACKOFF_URGENT_MAX);
+        assert_eq!(s.secrets[0].next, switch + BACKOFF_URGENT_MAX);
+        // Dead and wiped, it is still retried urgently until replaced.
+        assert_eq!(s.expire(now + S(120)), vec![0]);
+        assert_eq!(
+            s.secret_failed(0, now + S(125)),
+            BACKOFF_URGENT_MAX,
+            "lapsed"
+        );
+        // Replaced: a fresh backoff and a relaxed cap again.
+        let later = now + S(130);
+        s.fetched(0, lease(120, true), S(300), later);
+        assert_eq!(s.secret_failed(0, later), BACKOFF_BASE);
+        assert_eq!(saturated(&mut s, Some(0), later), BACKOFF_MAX);
+        // A renewal that brought the end within the cap makes it urgent too.
+        s.renewed(
+            0,
+            Grant {
+                ttl: S(20),
+                renewable: true,
+            },
+            later,
+        );
+        assert_eq!(saturated(&mut s, Some(0), later), BACKOFF_URGENT_MAX);
+    }
+
+    #[test]
+    fn what_is_never_fetched_or_near_its_end_is_urgent_and_an_unleased_refresh_is_not() {
+        let now = Instant::now();
+        let mut s = sched(3, 1.0, now);
+        assert_eq!(
+            saturated(&mut s, Some(0), now),
+            BACKOFF_URGENT_MAX,
+            "nothing held yet"
+        );
+        s.fetched(1, None, S(300), now);
+        assert_eq!(
+            saturated(&mut s, Some(1), now),
+            BACKOFF_MAX,
+            "a kv2 value does not lapse"
+        );
+        s.issued(2, S(20), 2.0 / 3.0, now);
+        assert_eq!(
+            saturated(&mut s, Some(2), now),
+            BACKOFF_URGENT_MAX,
+            "a certificate 20 s from its end"
+        );
+        s.issued(2, S(3600), 2.0 / 3.0, now);
+        assert_eq!(saturated(&mut s, Some(2), now), BACKOFF_MAX);
+        // An adopted lease counts from what is left of it.
+        s.adopted(1, lease(10, true), S(60), S(300), now);
+        assert_eq!(saturated(&mut s, Some(1), now), BACKOFF_URGENT_MAX);
+    }
+
+    #[test]
+    fn a_token_is_retried_urgently_near_or_past_its_end() {
+        let now = Instant::now();
+        let mut s = sched(0, 1.0, now);
+        assert_eq!(
+            saturated(&mut s, None, now),
+            BACKOFF_URGENT_MAX,
+            "no token yet"
+        );
+        let hour = Grant {
+            ttl: S(3600),
+            renewable: true,
+        };
+        s.logged_in(hour, now);
+        assert_eq!(saturated(&mut s, None, now), BACKOFF_MAX);
+        let switch = now + S(3600) - BACKOFF_MAX;
+        assert_eq!(
+            s.token_failed(switch - Duration::from_millis(1)),
+            BACKOFF_MAX
+        );
+        assert_eq!(s.token_failed(switch), BACKOFF_URGENT_MAX);
+        s.token_renewed(hour, now);
+        assert_eq!(saturated(&mut s, None, now), BACKOFF_MAX);
+        s.token_renewed(
+            Grant {
+                ttl: S(25),
+                renewable: true,
+            },
+            now,
+        );
+        assert_eq!(
+            saturated(&mut s, None, now),
+            BACKOFF_URGENT_MAX,
+            "max TTL near"
+        );
+        s.logged_in(hour, now);
+        s.relogin_now(now);
+        assert_eq!(
+            saturated(&mut s, None, now),
+            BACKOFF_URGENT_MAX,
+            "refused: gone"
+        );
+        s.logged_in(
+            Grant {
+                ttl: Duration::ZERO,
+                renewable: false,
+            },
+            now,
+        );
+        assert_eq!(saturated(&mut s, None, now), BACKOFF_MAX, "never lapses");
+        s.token_adopted(
+            Grant {
+                ttl: S(10),
+                renewable: true,
+            },
+            S(3600),
+            now,
+        );
+        assert_eq!(saturated(&mut s, None, now), BACKOFF_URGENT_MAX);
     }
 
     #[test]
