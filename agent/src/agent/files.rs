@@ -26,6 +26,14 @@ use super::render::Rendered;
 use crate::config::OutputConfig;
 use crate::contract::{ACKS_DIR, EXITED_FILE, META_DIR, READY_FILE};
 
+/// Takes ownership of a descriptor that `open`/`openat` just returned (nix 0.29
+/// hands out raw descriptors): the one place this module needs `unsafe`.
+fn owned(raw: std::os::fd::RawFd) -> OwnedFd {
+    // SAFETY: every caller passes the descriptor open(2)/openat(2) returned a
+    // moment before; nothing else holds or closes it, so it gets one owner.
+    unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) }
+}
+
 /// Why the output directory or a file in it could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum FilesError {
@@ -165,8 +173,7 @@ fn open_dir(cfg: &OutputConfig) -> Result<(OwnedFd, (u64, u64)), FilesError> {
         Mode::empty(),
     )
     .map_err(errno_err("cannot open", dir))?;
-    // SAFETY: open(2) just returned this descriptor and nothing else owns it.
-    let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+    let fd = owned(raw);
     if cfg.require_tmpfs {
         check_tmpfs_fd(&fd, dir)?;
     }
@@ -283,8 +290,7 @@ impl Output {
             Mode::from_bits_truncate(0o600),
         )
         .map_err(errno_err("cannot create", &shown))?;
-        // SAFETY: openat(2) just returned this descriptor and nothing else owns it.
-        let mut f = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+        let mut f = File::from(owned(raw));
         self.written.insert(tmp.clone());
         let result = (|| {
             f.write_all(bytes)?;
@@ -455,8 +461,7 @@ impl Output {
             OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
             Mode::empty(),
         ) {
-            // SAFETY: openat(2) just returned this descriptor and nothing else owns it.
-            let d = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+            let d = owned(raw);
             let names: Vec<_> = fs::read_dir(format!("/proc/self/fd/{}", d.as_raw_fd()))
                 .map(|it| it.filter_map(Result::ok).map(|e| e.file_name()).collect())
                 .unwrap_or_default();
@@ -491,8 +496,7 @@ impl Output {
             Mode::empty(),
         )
         .ok()?;
-        // SAFETY: openat(2) just returned this descriptor and nothing else owns it.
-        let mut f = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+        let mut f = File::from(owned(raw));
         if !f.metadata().ok()?.is_file() {
             return None;
         }
@@ -573,8 +577,7 @@ pub(crate) fn zero_fill(dir: &impl AsRawFd, rel: &Path) -> bool {
         }
         Err(_) => return false,
     };
-    // SAFETY: openat(2) just returned this descriptor and nothing else owns it.
-    let f = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+    let f = File::from(owned(raw));
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     let zeros = vec![0u8; 64 * 1024];
     let mut left = len;
