@@ -7,6 +7,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use super::registry::config::RegistryConfig;
+
 /// Errors reading the configuration file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -60,6 +62,8 @@ pub struct WebhookConfig {
     pub compat: CompatConfig,
     /// Guardrails.
     pub policy: PolicyConfig,
+    /// Reading image entrypoints from registries.
+    pub registry: RegistryConfig,
 }
 
 impl Default for WebhookConfig {
@@ -74,6 +78,7 @@ impl Default for WebhookConfig {
             agent: AgentContainerConfig::default(),
             compat: CompatConfig::default(),
             policy: PolicyConfig::default(),
+            registry: RegistryConfig::default(),
         }
     }
 }
@@ -335,6 +340,9 @@ impl WebhookConfig {
         }
         if self.agent.startup_timeout_seconds <= 0 {
             return Err(invalid("agent.startup_timeout_seconds", "must be > 0"));
+        }
+        if let Err((key, reason)) = self.registry.validate() {
+            return Err(invalid(&key, &reason));
         }
         for (i, p) in self.policy.host_paths.denied.iter().enumerate() {
             if !p.starts_with('/') {

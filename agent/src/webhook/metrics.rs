@@ -92,6 +92,11 @@ impl Metrics {
         }
     }
 
+    /// The registry the metrics live in, for other parts to register theirs.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> Vec<u8> {
         let mut out = Vec::new();

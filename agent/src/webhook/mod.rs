@@ -13,6 +13,7 @@ pub mod config;
 pub mod metrics;
 pub mod patch;
 pub mod policy;
+pub mod registry;
 pub mod review;
 pub mod server;
 pub mod tls;

@@ -16,6 +16,8 @@ use serde_json::Value;
 use super::agent_config::{self, FileOwner, SECRETS_DIR};
 use super::annotations::{Injection, Origin, INJECTED, STATUS};
 use super::config::WebhookConfig;
+use super::registry::error::LookupError;
+use super::registry::{platform, Lookup, Resolved};
 use super::vault_compat;
 
 /// The in-memory volume holding the rendered secrets.
@@ -30,6 +32,8 @@ pub const BIN: &str = "/shroud/bin/shroud";
 pub const INIT_CONTAINER: &str = "shroud-init";
 /// The agent container.
 pub const AGENT_CONTAINER: &str = "shroud-agent";
+/// The annotation `kubectl logs/exec` read to pick a container.
+pub const DEFAULT_CONTAINER: &str = "kubectl.kubernetes.io/default-container";
 /// The environment variable carrying the agent's TOML configuration.
 pub const CONFIG_ENV: &str = "SHROUD_CONFIG_TOML";
 
@@ -44,6 +48,26 @@ pub enum PatchError {
     NoCommand {
         /// The container.
         container: String,
+        /// The annotation that would fix it.
+        annotation: String,
+    },
+    /// The image's command could not be read from its registry.
+    #[error("container `{container}` has no `command`, and its image's entrypoint could not be read: {error}; fix the registry access, or annotate the pod with `{annotation}` holding the command to run")]
+    Image {
+        /// The container.
+        container: String,
+        /// The annotation that would work around it.
+        annotation: String,
+        /// Why the lookup failed.
+        error: LookupError,
+    },
+    /// The image has neither ENTRYPOINT nor CMD and the container no `args`.
+    #[error("container `{container}` has no `command` or `args`, and its image `{image}` has neither ENTRYPOINT nor CMD: set `command`, or annotate the pod with `{annotation}`")]
+    ImageHasNoCommand {
+        /// The container.
+        container: String,
+        /// The image.
+        image: String,
         /// The annotation that would fix it.
         annotation: String,
     },
@@ -88,8 +112,45 @@ enum Slot {
     Init(usize),
 }
 
-/// Builds the patch for an opted-in pod.
-pub fn build(pod: &Pod, inj: &Injection, cfg: &WebhookConfig) -> Result<Built, PatchError> {
+/// The containers to wrap whose command must come from their image: no
+/// `command` in the spec and no `shroud.dev/command-<container>` annotation.
+pub fn image_lookups(pod: &Pod, inj: &Injection, cfg: &WebhookConfig) -> Vec<Lookup> {
+    let Some(spec) = pod.spec.as_ref() else {
+        return Vec::new();
+    };
+    let native = inj.native_sidecar.unwrap_or(cfg.native_sidecar);
+    let Ok(targets) = select_targets(spec, inj, native) else {
+        return Vec::new();
+    };
+    let default = cfg
+        .registry
+        .default_platform
+        .parse()
+        .expect("validated with the configuration");
+    let wanted = platform::wanted(spec, &default);
+    targets
+        .iter()
+        .map(|slot| container(spec, *slot))
+        .filter(|c| c.command.as_ref().is_none_or(|v| v.is_empty()))
+        .filter(|c| !inj.commands.contains_key(&c.name))
+        .filter_map(|c| {
+            Some(Lookup {
+                container: c.name.clone(),
+                image: c.image.clone()?,
+                wanted: wanted.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Builds the patch for an opted-in pod; `images` holds the commands read from
+/// registries for the containers [`image_lookups`] named.
+pub fn build(
+    pod: &Pod,
+    inj: &Injection,
+    cfg: &WebhookConfig,
+    images: &Resolved,
+) -> Result<Built, PatchError> {
     let spec = pod.spec.as_ref().ok_or(PatchError::NoSpec)?;
     check_reserved(spec)?;
     let native = inj.native_sidecar.unwrap_or(cfg.native_sidecar);
@@ -110,7 +171,7 @@ pub fn build(pod: &Pod, inj: &Injection, cfg: &WebhookConfig) -> Result<Built, P
 
     let mut ops = Vec::new();
     for slot in &targets {
-        wrap(spec, *slot, inj, cfg, &mut ops, &mut warnings)?;
+        wrap(spec, *slot, inj, cfg, images, &mut ops, &mut warnings)?;
     }
     push_array(
         &mut ops,
@@ -152,14 +213,27 @@ pub fn build(pod: &Pod, inj: &Injection, cfg: &WebhookConfig) -> Result<Built, P
             None,
         );
     }
-    let status_path = ["metadata", "annotations", STATUS];
+    let mut annotations = serde_json::Map::new();
+    annotations.insert(STATUS.into(), Value::from(INJECTED));
+    // `kubectl logs/exec` should land in the workload, not in the sidecar.
+    let first_app = targets.iter().find_map(|s| match s {
+        Slot::Main(i) => Some(spec.containers[*i].name.clone()),
+        Slot::Init(_) => None,
+    });
+    let user_chose = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(DEFAULT_CONTAINER));
+    if let (Some(name), false) = (first_app, user_chose) {
+        annotations.insert(DEFAULT_CONTAINER.into(), Value::from(name));
+    }
     if pod.metadata.annotations.is_some() {
-        ops.push(add(&status_path, Value::from(INJECTED)));
+        for (k, v) in annotations {
+            ops.push(add(&["metadata", "annotations", &k], v));
+        }
     } else {
-        ops.push(add(
-            &["metadata", "annotations"],
-            serde_json::json!({ STATUS: INJECTED }),
-        ));
+        ops.push(add(&["metadata", "annotations"], Value::Object(annotations)));
     }
     Ok(Built {
         patch: Patch(ops),
@@ -298,6 +372,7 @@ fn wrap(
     slot: Slot,
     inj: &Injection,
     cfg: &WebhookConfig,
+    images: &Resolved,
     ops: &mut Vec<PatchOperation>,
     warnings: &mut Vec<String>,
 ) -> Result<(), PatchError> {
@@ -309,7 +384,8 @@ fn wrap(
     let index = index.to_string();
     let base = ["spec", list, index.as_str()];
     let annotation = format!("shroud.dev/command-{}", c.name);
-    let original: Vec<String> = match (
+    let args = c.args.as_deref().unwrap_or_default();
+    let line: Vec<String> = match (
         c.command.as_ref().filter(|v| !v.is_empty()),
         inj.commands.get(&c.name),
     ) {
@@ -320,15 +396,31 @@ fn wrap(
                     c.name
                 ));
             }
-            cmd.clone()
+            [cmd.as_slice(), args].concat()
         }
-        (None, Some(cmd)) => cmd.clone(),
-        (None, None) => {
-            return Err(PatchError::NoCommand {
-                container: c.name.clone(),
-                annotation,
-            })
-        }
+        (None, Some(cmd)) => [cmd.as_slice(), args].concat(),
+        (None, None) => match images.get(&c.name) {
+            Some(Ok(image)) => image.command_line(Some(args)).ok_or_else(|| {
+                PatchError::ImageHasNoCommand {
+                    container: c.name.clone(),
+                    image: c.image.clone().unwrap_or_default(),
+                    annotation: annotation.clone(),
+                }
+            })?,
+            Some(Err(error)) => {
+                return Err(PatchError::Image {
+                    container: c.name.clone(),
+                    annotation,
+                    error: error.clone(),
+                })
+            }
+            None => {
+                return Err(PatchError::NoCommand {
+                    container: c.name.clone(),
+                    annotation,
+                })
+            }
+        },
     };
     let mut command = vec![
         BIN.to_string(),
@@ -350,8 +442,7 @@ fn wrap(
     command.push("--ready-timeout".into());
     command.push(format!("{}s", cfg.agent.startup_timeout_seconds));
     command.push("--".into());
-    command.extend(original);
-    command.extend(c.args.iter().flatten().cloned());
+    command.extend(line);
     let cmd_path = [base[0], base[1], base[2], "command"];
     if c.command.is_some() {
         ops.push(PatchOperation::Replace(ReplaceOperation {
@@ -616,7 +707,7 @@ mod tests {
             serde_json::json!({"spec": {"containers": [app(serde_json::json!({}))],
             "volumes": [{"name": "shroud-bin", "emptyDir": {}}]}}),
         );
-        let e = build(&p, &inj, &cfg).unwrap_err();
+        let e = build(&p, &inj, &cfg, &Resolved::new()).unwrap_err();
         assert!(
             matches!(e, PatchError::Conflict { ref name, .. } if name == "shroud-bin"),
             "{e}"
@@ -625,7 +716,7 @@ mod tests {
             serde_json::json!({"spec": {"containers": [app(serde_json::json!({
             "volumeMounts": [{"name": "x", "mountPath": "/shroud/bin"}]}))]}}),
         );
-        let e = build(&p, &inj, &cfg).unwrap_err().to_string();
+        let e = build(&p, &inj, &cfg, &Resolved::new()).unwrap_err().to_string();
         assert!(
             e.contains("/shroud/bin") && e.contains("container `app`"),
             "{e}"
@@ -634,7 +725,7 @@ mod tests {
             serde_json::json!({"spec": {"containers": [app(serde_json::json!({})),
             {"name": "shroud-agent", "image": "i"}]}}),
         );
-        assert!(build(&p, &inj, &cfg).is_err());
+        assert!(build(&p, &inj, &cfg, &Resolved::new()).is_err());
     }
 
     #[test]
@@ -647,6 +738,7 @@ mod tests {
             &p,
             &injection(&[("shroud.dev/containers", "app,ghost")]),
             &cfg,
+            &Resolved::new(),
         )
         .unwrap_err();
         assert_eq!(
@@ -663,6 +755,7 @@ mod tests {
                 ("shroud.dev/native-sidecar", "false"),
             ]),
             &cfg,
+            &Resolved::new(),
         )
         .unwrap_err();
         assert_eq!(
@@ -671,13 +764,14 @@ mod tests {
                 container: "init".into()
             }
         );
-        let e = build(&p, &injection(&[("shroud.dev/command-ghost", "/x")]), &cfg).unwrap_err();
+        let e = build(&p, &injection(&[("shroud.dev/command-ghost", "/x")]), &cfg, &Resolved::new()).unwrap_err();
         assert!(e.to_string().contains("shroud.dev/command-ghost"), "{e}");
         // A native sidecar can serve a listed init container.
         build(
             &p,
             &injection(&[("shroud.dev/containers", "init, app")]),
             &cfg,
+            &Resolved::new(),
         )
         .unwrap();
     }

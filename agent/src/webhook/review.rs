@@ -8,13 +8,17 @@ use kube_core::{DynamicObject, Status};
 use super::annotations::{self, Decision};
 use super::config::WebhookConfig;
 use super::metrics::Metrics;
-use super::patch;
+use super::patch::{self, PatchError};
 use super::policy;
+use super::registry::config::OnFailure;
+use super::registry::{Lookup, Resolved};
 
 /// Rule name for annotation errors.
 pub const RULE_ANNOTATIONS: &str = "annotations";
 /// Rule name for pods that cannot be patched (no command, name conflicts).
 pub const RULE_INJECTION: &str = "injection";
+/// Rule name for pods whose image's command could not be read from its registry.
+pub const RULE_IMAGE: &str = "image";
 
 /// The request body is not an AdmissionReview (answered with HTTP 400).
 #[derive(Debug, thiserror::Error)]
@@ -35,22 +39,55 @@ pub enum Outcome {
     },
 }
 
-/// Answers one AdmissionReview request body.
+/// Answers one AdmissionReview request body, with no image looked up in a
+/// registry (a container without `command` needs its annotation).
 pub fn review(
     body: &[u8],
     cfg: &WebhookConfig,
     metrics: &Metrics,
 ) -> Result<AdmissionReview<DynamicObject>, BadRequest> {
+    Ok(answer(&parse(body)?, cfg, metrics, &Resolved::new()))
+}
+
+/// Parses an AdmissionReview request body.
+pub fn parse(body: &[u8]) -> Result<AdmissionRequest<Pod>, BadRequest> {
     let review: AdmissionReview<Pod> = serde_json::from_slice(body).map_err(|e| {
         BadRequest(format!(
             "the body is not an admission.k8s.io/v1 AdmissionReview of a Pod: {e}"
         ))
     })?;
-    let req: AdmissionRequest<Pod> = review
+    review
         .try_into()
-        .map_err(|_| BadRequest("the AdmissionReview has no `request`".into()))?;
+        .map_err(|_| BadRequest("the AdmissionReview has no `request`".into()))
+}
+
+/// The images whose command the answer to `req` needs from a registry: empty
+/// unless the pod is created, opts in, and wraps a container without `command`.
+pub fn image_lookups(req: &AdmissionRequest<Pod>, cfg: &WebhookConfig) -> Vec<Lookup> {
+    let Some(pod) = req
+        .object
+        .as_ref()
+        .filter(|_| req.operation == Operation::Create && cfg.registry.enabled)
+    else {
+        return Vec::new();
+    };
+    let empty = Default::default();
+    let annotations = pod.metadata.annotations.as_ref().unwrap_or(&empty);
+    match annotations::parse(annotations, cfg.compat.vault_agent) {
+        Ok(Decision::Inject(inj)) => patch::image_lookups(pod, &inj, cfg),
+        _ => Vec::new(),
+    }
+}
+
+/// Answers a parsed request, with the registry answers for [`image_lookups`].
+pub fn answer(
+    req: &AdmissionRequest<Pod>,
+    cfg: &WebhookConfig,
+    metrics: &Metrics,
+    images: &Resolved,
+) -> AdmissionReview<DynamicObject> {
     let namespace = req.namespace.clone().unwrap_or_default();
-    let (response, outcome) = decide(&req, &namespace, cfg);
+    let (response, outcome) = decide(req, &namespace, cfg, images);
     match &outcome {
         Outcome::Injected => {
             metrics
@@ -69,15 +106,16 @@ pub fn review(
         }
     }
     if let Outcome::Denied { rule } = &outcome {
-        tracing::info!(namespace, pod = %pod_name(&req), rule, "denied");
+        tracing::info!(namespace, pod = %pod_name(req), rule, "denied");
     }
-    Ok(response.into_review())
+    response.into_review()
 }
 
 fn decide(
     req: &AdmissionRequest<Pod>,
     namespace: &str,
     cfg: &WebhookConfig,
+    images: &Resolved,
 ) -> (AdmissionResponse, Outcome) {
     let allow = AdmissionResponse::from(req);
     let Some(pod) = req
@@ -106,8 +144,16 @@ fn decide(
     if let Err(v) = policy::check_secret_paths(&injection, namespace, &cfg.policy) {
         return deny(v.rule, v.to_string());
     }
-    let built = match patch::build(pod, &injection, cfg) {
+    let built = match patch::build(pod, &injection, cfg, images) {
         Ok(b) => b,
+        Err(e @ PatchError::Image { .. }) if cfg.registry.on_failure == OnFailure::Admit => {
+            let mut r = allow;
+            r.warnings = Some(vec![format!(
+                "shroud: the pod was admitted WITHOUT secrets injection (registry.on_failure = \"admit\"): {e}"
+            )]);
+            return (r, Outcome::Skipped);
+        }
+        Err(e @ PatchError::Image { .. }) => return deny(RULE_IMAGE, format!("shroud: {e}")),
         Err(e) => return deny(RULE_INJECTION, format!("shroud: {e}")),
     };
     let mut response = match allow.with_patch(built.patch) {

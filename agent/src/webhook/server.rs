@@ -15,6 +15,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::config::WebhookConfig;
 use super::metrics::Metrics;
+use super::registry::{Resolved, Resolver};
 use super::review;
 
 /// Largest AdmissionReview accepted (the API server's own request limit is 3 MiB).
@@ -30,6 +31,8 @@ pub struct App {
     pub config: WebhookConfig,
     /// Metrics.
     pub metrics: Metrics,
+    /// Image entrypoints from registries.
+    pub resolver: Resolver,
 }
 
 /// Accepts connections until `shutdown` resolves, then lets open connections
@@ -131,7 +134,19 @@ async fn mutate(req: Request<Incoming>, app: &App) -> Response<Full<Bytes>> {
             );
         }
     };
-    match review::review(&body, &app.config, &app.metrics) {
+    let answer = match review::parse(&body) {
+        Ok(req) => {
+            let lookups = review::image_lookups(&req, &app.config);
+            let images = if lookups.is_empty() {
+                Resolved::new()
+            } else {
+                app.resolver.resolve(lookups).await
+            };
+            Ok(review::answer(&req, &app.config, &app.metrics, &images))
+        }
+        Err(e) => Err(e),
+    };
+    match answer {
         Ok(answer) => match serde_json::to_vec(&answer) {
             Ok(json) => Response::builder()
                 .header("content-type", "application/json")
