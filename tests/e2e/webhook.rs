@@ -7,8 +7,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use shroud_e2e::webhook::{replace_file, Answer, Client, TestCa, WebhookProcess};
-use shroud_e2e::{require_tool, shroud, shroud_bin, workspace};
+use shroud_e2e::webhook::{
+    admission_review, apply, replace_file, validate, Answer, Client, TestCa, WebhookProcess,
+};
+use shroud_e2e::{shroud, shroud_bin, workspace};
 
 const CONFIG: &str = r#"
 image = "shroud:test"
@@ -25,39 +27,16 @@ vault_agent = true
 
 [policy.secret_paths]
 allowed_prefixes = ["secret/data/{namespace}/", "database/creds/{namespace}-"]
-"#;
 
-/// The Kubernetes version the patched pods are validated against.
-const K8S_VERSION: &str = "1.33.0";
+# Entrypoints from registries: tests/e2e/webhook_registry.rs (a local registry).
+[registry]
+enabled = false
+"#;
 
 fn fixture(name: &str) -> Value {
     let path = workspace().join("tests/fixtures/webhook").join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
-}
-
-/// An AdmissionReview as the API server sends it for a pod CREATE.
-fn admission_review(pod: &Value) -> Value {
-    let namespace = pod["metadata"]["namespace"].as_str().unwrap_or("default");
-    json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "requestKind": {"group": "", "version": "v1", "kind": "Pod"},
-            "requestResource": {"group": "", "version": "v1", "resource": "pods"},
-            "name": pod["metadata"]["name"].as_str().unwrap_or(""),
-            "namespace": namespace,
-            "operation": "CREATE",
-            "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller", "uid": "1d9c6b1a-0000-4000-8000-000000000001", "groups": ["system:serviceaccounts", "system:authenticated"]},
-            "object": pod,
-            "oldObject": null,
-            "dryRun": false,
-            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"}
-        }
-    })
 }
 
 struct Harness {
@@ -125,61 +104,6 @@ impl Harness {
         assert_eq!(response["status"]["code"], 403);
         response["status"]["message"].as_str().unwrap().to_string()
     }
-}
-
-/// The patch bytes: the API server decodes Go `[]byte` from a base64 string or
-/// from an array of numbers (kube-core's `Vec<u8>` serialization); accept both.
-fn patch_bytes(patch: &Value) -> Vec<u8> {
-    use base64::Engine as _;
-    match patch {
-        Value::String(s) => base64::engine::general_purpose::STANDARD.decode(s).unwrap(),
-        Value::Array(a) => a
-            .iter()
-            .map(|b| u8::try_from(b.as_u64().unwrap()).unwrap())
-            .collect(),
-        other => panic!("unexpected patch encoding: {other}"),
-    }
-}
-
-fn apply(pod: &Value, response: &Value) -> Value {
-    let raw = patch_bytes(&response["patch"]);
-    let patch: json_patch::Patch = serde_json::from_slice(&raw).unwrap();
-    let mut doc = pod.clone();
-    json_patch::patch(&mut doc, &patch)
-        .unwrap_or_else(|e| panic!("patch does not apply: {e}\n{patch:#?}"));
-    doc
-}
-
-/// Validates a pod against the Kubernetes OpenAPI schema (strict: unknown fields
-/// fail) with kubernetes-validate.
-fn validate(pod: &Value) {
-    let tool = require_tool(
-        "kubernetes-validate",
-        "python3 -m pip install 'kubernetes-validate>=1.31'",
-    );
-    // Admission sees generateName pods before the name is generated; the
-    // validator needs one, so do what the API server does.
-    let mut pod = pod.clone();
-    if pod["metadata"].get("name").is_none() {
-        let generated = format!("{}x7k2p", pod["metadata"]["generateName"].as_str().unwrap());
-        pod["metadata"]["name"] = json!(generated);
-    }
-    let pod = &pod;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("pod.json");
-    std::fs::write(&file, serde_json::to_vec_pretty(pod).unwrap()).unwrap();
-    let out = std::process::Command::new(tool)
-        .args(["--strict", "--kubernetes-version", K8S_VERSION])
-        .arg(&file)
-        .output()
-        .expect("running kubernetes-validate");
-    assert!(
-        out.status.success(),
-        "patched pod does not validate against Kubernetes {K8S_VERSION}:\n{}{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        serde_json::to_string_pretty(pod).unwrap()
-    );
 }
 
 fn container<'a>(list: &'a Value, name: &str) -> &'a Value {

@@ -188,6 +188,7 @@ pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 pub mod process;
+pub mod registry;
 pub mod webhook;
 
 /// Polls `f` until it returns Some, failing after `limit` with `what` named.

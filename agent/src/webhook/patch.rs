@@ -44,7 +44,7 @@ pub enum PatchError {
     #[error("the pod has no spec")]
     NoSpec,
     /// A container to wrap has no command and no annotation giving it.
-    #[error("container `{container}` has no `command` in the pod spec, so shroud cannot know what to run: set `command` on the container, or annotate the pod with `{annotation}` holding the image's entrypoint, e.g. '[\"/app/server\", \"--port\", \"8080\"]' (its `args` are appended)")]
+    #[error("container `{container}` has no `command` in the pod spec and reading image entrypoints from registries is off (`registry.enabled = false`), so shroud cannot know what to run: set `command` on the container, or annotate the pod with `{annotation}` holding the image's entrypoint, e.g. '[\"/app/server\", \"--port\", \"8080\"]' (its `args` are appended)")]
     NoCommand {
         /// The container.
         container: String,

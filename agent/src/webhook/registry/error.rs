@@ -75,8 +75,13 @@ pub enum LookupError {
         platforms: String,
     },
     /// The whole lookup took longer than `registry.timeout`.
-    #[error("reading the image configuration took longer than {0:?} (registry.timeout)")]
-    Timeout(Duration),
+    #[error("reading the configuration of image `{image}` took longer than {after:?} (registry.timeout)")]
+    Timeout {
+        /// The image.
+        image: String,
+        /// The configured bound.
+        after: Duration,
+    },
     /// The configured Docker config JSON cannot be used.
     #[error("{0}")]
     Credentials(String),
@@ -99,7 +104,7 @@ impl LookupError {
             LookupError::Status { .. } => "status",
             LookupError::Invalid { .. } => "invalid",
             LookupError::NoPlatform { .. } | LookupError::PlatformsDisagree { .. } => "platform",
-            LookupError::Timeout(_) => "timeout",
+            LookupError::Timeout { .. } => "timeout",
         }
     }
 }

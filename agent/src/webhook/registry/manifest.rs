@@ -18,7 +18,7 @@ pub fn parse_manifest(doc: &Document) -> Result<Content, String> {
         .or(doc.content_type.as_deref())
         .unwrap_or("");
     if value.get("schemaVersion").and_then(|v| v.as_u64()) == Some(1)
-        || media_type.contains("manifest.v1+")
+        || media_type.starts_with("application/vnd.docker.distribution.manifest.v1+")
     {
         return Err("Docker schema 1 manifests are not supported (push the image again with a current client)".into());
     }
@@ -94,6 +94,11 @@ mod tests {
         );
         let v1 = doc(serde_json::json!({"schemaVersion": 1, "name": "x"}));
         assert!(parse_manifest(&v1).unwrap_err().contains("schema 1"));
+        let oci = doc(serde_json::json!({"schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 2, "digest": D},
+            "layers": []}));
+        assert_eq!(parse_manifest(&oci).unwrap(), Content::Image { config: D.into() });
     }
 
     #[test]

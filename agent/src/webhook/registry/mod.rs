@@ -109,7 +109,10 @@ impl Resolver {
         if misses.is_empty() {
             return out;
         }
-        let names: Vec<String> = misses.iter().map(|(c, _, _)| c.clone()).collect();
+        let names: Vec<(String, String)> = misses
+            .iter()
+            .map(|(c, img, _)| (c.clone(), img.to_string()))
+            .collect();
         let worker = self.inner.clone();
         let task = tokio::task::spawn_blocking(move || {
             misses
@@ -126,14 +129,17 @@ impl Resolver {
             Ok(Ok(results)) => results,
             Ok(Err(join)) => names
                 .into_iter()
-                .map(|c| {
+                .map(|(c, image)| {
                     let reason = format!("the lookup failed: {join}");
-                    (c, Err(LookupError::Invalid { image: String::new(), reason }))
+                    (c, Err(LookupError::Invalid { image, reason }))
                 })
                 .collect(),
             Err(_) => names
                 .into_iter()
-                .map(|c| (c, Err(LookupError::Timeout(inner.timeout))))
+                .map(|(c, image)| {
+                    let after = inner.timeout;
+                    (c, Err(LookupError::Timeout { image, after }))
+                })
                 .collect(),
         };
         for (container, r) in results {
