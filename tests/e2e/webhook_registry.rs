@@ -123,11 +123,25 @@ fn docker_v2_image_without_command_runs_its_entrypoint_and_cmd() {
         Some(&["/docker-entrypoint.sh"]),
         Some(&["nginx", "-g", "daemon off;"]),
     );
-    let hook = Webhook::start(&[&reg.host], "");
+    // With metrics endpoints for a PodMonitor.
+    let hook = Webhook::start(&[&reg.host], "\n[pod_metrics]\nagent_port = 9102\nexec_port = 9103\n");
     let image = format!("{}/shop/web:1.27", reg.host);
 
     let patched = hook.inject(&pod(&image));
     assert_eq!(wrapped(&patched), ["/docker-entrypoint.sh", "nginx", "-g", "daemon off;"]);
+    assert_eq!(patched["metadata"]["labels"]["shroud.dev/injected"], "true");
+    let web = &patched["spec"]["containers"][0];
+    assert!(web["command"].to_string().contains(r#""--metrics-listen","0.0.0.0:9103""#), "{web:#}");
+    assert_eq!(web["ports"][1], json!({"name": "shroud-exec-0", "containerPort": 9103, "protocol": "TCP"}));
+    let agent = patched["spec"]["initContainers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "shroud-agent")
+        .unwrap();
+    assert_eq!(agent["ports"][0]["name"], "shroud-metrics");
+    let config = agent["env"][0]["value"].as_str().unwrap();
+    assert!(config.contains("listen = \"0.0.0.0:9102\""), "{config}");
     // `kubectl logs/exec` land in the workload, not in the sidecar.
     assert_eq!(
         patched["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"],

@@ -18,6 +18,13 @@ struct AgentToml<'a> {
     output: Output,
     secret: Vec<Secret<'a>>,
     lifecycle: Lifecycle,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metrics: Option<Metrics>,
+}
+
+#[derive(Serialize)]
+struct Metrics {
+    listen: String,
 }
 
 #[derive(Serialize)]
@@ -116,6 +123,10 @@ pub fn render(inj: &Injection, cfg: &WebhookConfig, owner: FileOwner) -> String 
         lifecycle: Lifecycle {
             revoke_on_exit: cfg.agent.revoke_on_exit,
         },
+        // On the pod's address: a PodMonitor scrapes it from outside the pod.
+        metrics: (cfg.pod_metrics.agent_port != 0).then(|| Metrics {
+            listen: format!("0.0.0.0:{}", cfg.pod_metrics.agent_port),
+        }),
     };
     toml::to_string(&doc).expect("the agent config is always serializable")
 }
@@ -153,6 +164,7 @@ mod tests {
         let mut cfg = WebhookConfig::default();
         cfg.vault.ca_cert = Some("/etc/ca.pem".into());
         cfg.vault.timeout = Some("5s".into());
+        cfg.pod_metrics.agent_port = 9102;
         let owner = FileOwner {
             uid: 1000,
             gid: 2000,
@@ -162,6 +174,7 @@ mod tests {
         let parsed = crate::config::parse("SHROUD_CONFIG_TOML", &text, std::iter::empty())
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(parsed.secrets.len(), 5, "{text}");
+        assert_eq!(parsed.metrics_listen.as_deref(), Some("0.0.0.0:9102"));
         let key = parsed.secrets.iter().find(|s| s.name == "key").unwrap();
         assert_eq!(key.read_path(), "secret/data/shop/stripe");
         assert_eq!(key.field.as_deref(), Some("api_key"));

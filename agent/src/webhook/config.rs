@@ -64,6 +64,20 @@ pub struct WebhookConfig {
     pub policy: PolicyConfig,
     /// Reading image entrypoints from registries.
     pub registry: RegistryConfig,
+    /// Metrics endpoints of the injected agent and execs.
+    pub pod_metrics: PodMetricsConfig,
+}
+
+/// `[pod_metrics]`: ports on which injected pods serve shroud's metrics, for a
+/// PodMonitor (0: not served).
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PodMetricsConfig {
+    /// The agent's `/metrics` (container port `shroud-metrics`).
+    pub agent_port: u16,
+    /// The first wrapped container's exec `/metrics` (`shroud-exec-0`); the
+    /// next wrapped containers use the following ports.
+    pub exec_port: u16,
 }
 
 impl Default for WebhookConfig {
@@ -79,6 +93,7 @@ impl Default for WebhookConfig {
             compat: CompatConfig::default(),
             policy: PolicyConfig::default(),
             registry: RegistryConfig::default(),
+            pod_metrics: PodMetricsConfig::default(),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation, ReplaceOperation};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EmptyDirVolumeSource, EnvVar, ExecAction, Pod, PodSpec, Probe,
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, ExecAction, Pod, PodSpec, Probe,
     ResourceRequirements, SeccompProfile, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -34,6 +34,10 @@ pub const INIT_CONTAINER: &str = "shroud-init";
 pub const AGENT_CONTAINER: &str = "shroud-agent";
 /// The annotation `kubectl logs/exec` read to pick a container.
 pub const DEFAULT_CONTAINER: &str = "kubectl.kubernetes.io/default-container";
+/// The label PodMonitors select injected pods by.
+pub const INJECTED_LABEL: &str = "shroud.dev/injected";
+/// The agent's metrics port name.
+pub const AGENT_METRICS_PORT: &str = "shroud-metrics";
 /// The environment variable carrying the agent's TOML configuration.
 pub const CONFIG_ENV: &str = "SHROUD_CONFIG_TOML";
 
@@ -170,8 +174,9 @@ pub fn build(
     }
 
     let mut ops = Vec::new();
-    for slot in &targets {
-        wrap(spec, *slot, inj, cfg, images, &mut ops, &mut warnings)?;
+    for (n, slot) in targets.iter().enumerate() {
+        let exec_port = exec_metrics_port(cfg, n, &mut warnings);
+        wrap(spec, *slot, inj, cfg, images, exec_port, &mut ops, &mut warnings)?;
     }
     push_array(
         &mut ops,
@@ -227,6 +232,14 @@ pub fn build(
         .is_some_and(|a| a.contains_key(DEFAULT_CONTAINER));
     if let (Some(name), false) = (first_app, user_chose) {
         annotations.insert(DEFAULT_CONTAINER.into(), Value::from(name));
+    }
+    if pod.metadata.labels.is_some() {
+        ops.push(add(&["metadata", "labels", INJECTED_LABEL], Value::from("true")));
+    } else {
+        ops.push(add(
+            &["metadata", "labels"],
+            serde_json::json!({ INJECTED_LABEL: "true" }),
+        ));
     }
     if pod.metadata.annotations.is_some() {
         for (k, v) in annotations {
@@ -373,6 +386,7 @@ fn wrap(
     inj: &Injection,
     cfg: &WebhookConfig,
     images: &Resolved,
+    metrics_port: Option<(String, i32)>,
     ops: &mut Vec<PatchOperation>,
     warnings: &mut Vec<String>,
 ) -> Result<(), PatchError> {
@@ -438,6 +452,10 @@ fn wrap(
     // As long as the agent's startup budget: a classic sidecar has no startup
     // probe, so exec's own wait is all that keeps the app from starting early,
     // and giving up sooner than the agent would only restart the container.
+    if let Some((_, port)) = &metrics_port {
+        command.push("--metrics-listen".into());
+        command.push(format!("0.0.0.0:{port}"));
+    }
     command.push("--wait-ready".into());
     command.push("--ready-timeout".into());
     command.push(format!("{}s", cfg.agent.startup_timeout_seconds));
@@ -487,6 +505,32 @@ fn wrap(
         mounts.iter().map(to_value).collect(),
         None,
     );
+    if let Some((name, port)) = metrics_port {
+        let taken = c
+            .ports
+            .iter()
+            .flatten()
+            .any(|p| p.container_port == port || p.name.as_deref() == Some(name.as_str()));
+        if taken {
+            return Err(PatchError::Conflict {
+                field: format!("spec.{list}[{index}].ports (container `{}`)", c.name),
+                name: format!("{name} ({port})"),
+            });
+        }
+        let port = ContainerPort {
+            name: Some(name),
+            container_port: port,
+            protocol: Some("TCP".into()),
+            ..ContainerPort::default()
+        };
+        push_array(
+            ops,
+            &[base[0], base[1], base[2], "ports"],
+            c.ports.as_ref().map(Vec::len),
+            vec![to_value(&port)],
+            None,
+        );
+    }
     Ok(())
 }
 
@@ -562,7 +606,34 @@ fn init_container(cfg: &WebhookConfig) -> Container {
             false,
         )),
         resources: Some(resources(cfg)),
+        ports: (cfg.pod_metrics.agent_port != 0).then(|| {
+            vec![ContainerPort {
+                name: Some(AGENT_METRICS_PORT.into()),
+                container_port: i32::from(cfg.pod_metrics.agent_port),
+                protocol: Some("TCP".into()),
+                ..ContainerPort::default()
+            }]
+        }),
         ..Container::default()
+    }
+}
+
+/// The name and port of the `n`th wrapped container's exec metrics, if served.
+fn exec_metrics_port(
+    cfg: &WebhookConfig,
+    n: usize,
+    warnings: &mut Vec<String>,
+) -> Option<(String, i32)> {
+    let first = i32::from(cfg.pod_metrics.exec_port);
+    if first == 0 {
+        return None;
+    }
+    match i32::try_from(n).ok().and_then(|n| first.checked_add(n)) {
+        Some(port) if port <= 65535 && n < 100 => Some((format!("shroud-exec-{n}"), port)),
+        _ => {
+            warnings.push(format!("wrapped container #{n} serves no exec metrics: no port left after pod_metrics.exec_port"));
+            None
+        }
     }
 }
 
