@@ -606,14 +606,6 @@ fn init_container(cfg: &WebhookConfig) -> Container {
             false,
         )),
         resources: Some(resources(cfg)),
-        ports: (cfg.pod_metrics.agent_port != 0).then(|| {
-            vec![ContainerPort {
-                name: Some(AGENT_METRICS_PORT.into()),
-                container_port: i32::from(cfg.pod_metrics.agent_port),
-                protocol: Some("TCP".into()),
-                ..ContainerPort::default()
-            }]
-        }),
         ..Container::default()
     }
 }
@@ -683,6 +675,14 @@ fn agent_container(
         volume_mounts: Some(vec![mount(SECRETS_VOLUME, SECRETS_DIR, false, None)]),
         security_context: Some(least_privilege(owner.uid, owner.gid, true)),
         resources: Some(resources(cfg)),
+        ports: (cfg.pod_metrics.agent_port != 0).then(|| {
+            vec![ContainerPort {
+                name: Some(AGENT_METRICS_PORT.into()),
+                container_port: i32::from(cfg.pod_metrics.agent_port),
+                protocol: Some("TCP".into()),
+                ..ContainerPort::default()
+            }]
+        }),
         ..Container::default()
     }
 }
