@@ -1010,7 +1010,10 @@ fn chart_alert_rules_and_dashboard_fit_the_real_agents_metrics() {
     // monotonic, so the last scrape holds every series.
     for (name, labels) in [
         ("shroud_stream_masked_total", &[("stream", "stdout")][..]),
-        ("shroud_lease_renewals_total", &[("secret", "db.env"), ("result", "ok")]),
+        (
+            "shroud_lease_renewals_total",
+            &[("secret", "db.env"), ("result", "ok")],
+        ),
         ("shroud_rotations_total", &[("secret", "db.env")]),
         ("shroud_revocations_total", &[("kind", "lease")]),
     ] {
@@ -1018,16 +1021,25 @@ fn chart_alert_rules_and_dashboard_fit_the_real_agents_metrics() {
     }
     let scraped = scrape(addr);
     std::fs::write(&go, b"").unwrap();
-    assert_eq!(wait_with_deadline(&mut child, Duration::from_secs(30)).code(), Some(0));
+    assert_eq!(
+        wait_with_deadline(&mut child, Duration::from_secs(30)).code(),
+        Some(0)
+    );
     let real = families(&scraped);
     let exported = samples(&scraped);
 
     let objects = render_chart(&serde_json::json!({"metrics": {
         "prometheusRule": {"enabled": true, "leaseExpiryThresholdSeconds": 60},
         "podMonitor": {"enabled": true}, "dashboard": {"enabled": true}}}));
-    let rule = objects.iter().find(|o| o["kind"] == "PrometheusRule").expect("a PrometheusRule");
+    let rule = objects
+        .iter()
+        .find(|o| o["kind"] == "PrometheusRule")
+        .expect("a PrometheusRule");
     let groups = rule["spec"]["groups"].as_array().unwrap();
-    let agents = groups.iter().find(|g| g["name"] == "shroud-agents").expect("the agents' group");
+    let agents = groups
+        .iter()
+        .find(|g| g["name"] == "shroud-agents")
+        .expect("the agents' group");
     let dashboard = objects
         .iter()
         .find(|o| o["kind"] == "ConfigMap" && o["metadata"]["labels"]["grafana_dashboard"] == "1")
@@ -1057,28 +1069,59 @@ fn chart_alert_rules_and_dashboard_fit_the_real_agents_metrics() {
         for name in metric_names(q) {
             let family = ["_bucket", "_sum", "_count"]
                 .iter()
-                .find_map(|s| name.strip_suffix(s).filter(|f| real.get(*f).is_some_and(|t| t == "histogram")))
+                .find_map(|s| {
+                    name.strip_suffix(s)
+                        .filter(|f| real.get(*f).is_some_and(|t| t == "histogram"))
+                })
                 .unwrap_or(&name);
-            assert!(real.contains_key(family), "`{name}` in `{q}` is not exported by the agent; it exports {:?}", real.keys());
+            assert!(
+                real.contains_key(family),
+                "`{name}` in `{q}` is not exported by the agent; it exports {:?}",
+                real.keys()
+            );
         }
     }
 
     // promtool: the rules load …
     let dir = tempfile::tempdir().unwrap();
     let rules_file = dir.path().join("rules.json");
-    std::fs::write(&rules_file, serde_json::json!({"groups": groups}).to_string()).unwrap();
-    let check = Command::new(&promtool).args(["check", "rules"]).arg(&rules_file).output().unwrap();
-    assert!(check.status.success(), "promtool check rules:\n{}{}", String::from_utf8_lossy(&check.stdout), String::from_utf8_lossy(&check.stderr));
+    std::fs::write(
+        &rules_file,
+        serde_json::json!({"groups": groups}).to_string(),
+    )
+    .unwrap();
+    let check = Command::new(&promtool)
+        .args(["check", "rules"])
+        .arg(&rules_file)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "promtool check rules:\n{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
 
     // … and fire exactly when they should, on the real series.
     let one = |name: &str, labels: &[(&str, &str)]| -> &Sample {
         exported
             .iter()
-            .find(|s| s.name == name && labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v)))
+            .find(|s| {
+                s.name == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+            })
             .unwrap_or_else(|| panic!("the agent exports no {name}{labels:?}:\n{scraped}"))
     };
-    let renewals = one("shroud_lease_renewals_total", &[("secret", "db.env"), ("result", "ok")]);
-    let fetches = one("shroud_secret_fetches_total", &[("secret", "db.env"), ("result", "ok")]);
+    let renewals = one(
+        "shroud_lease_renewals_total",
+        &[("secret", "db.env"), ("result", "ok")],
+    );
+    let fetches = one(
+        "shroud_secret_fetches_total",
+        &[("secret", "db.env"), ("result", "ok")],
+    );
     let logins = one("shroud_auth_attempts_total", &[("result", "ok")]);
     let expiry = one("shroud_lease_expiry_seconds", &[("secret", "db.env")]);
     let denials = one("shroud_denials_total", &[]);
@@ -1105,7 +1148,12 @@ fn chart_alert_rules_and_dashboard_fit_the_real_agents_metrics() {
         series(masked, &[], "web", rising(masked)),
     ];
     let rules = agents["rules"].as_array().unwrap();
-    let rule = |name: &str| rules.iter().find(|r| r["alert"] == name).unwrap_or_else(|| panic!("no alert {name}"));
+    let rule = |name: &str| {
+        rules
+            .iter()
+            .find(|r| r["alert"] == name)
+            .unwrap_or_else(|| panic!("no alert {name}"))
+    };
     let pod = [("namespace", "shop"), ("pod", "web-7d4b9c-x7k2p")];
     let with = |extra: &[(&'static str, &'static str)]| -> Vec<(&'static str, &'static str)> {
         pod.iter().chain(extra).copied().collect()
@@ -1140,7 +1188,11 @@ fn chart_alert_rules_and_dashboard_fit_the_real_agents_metrics() {
     });
     let tests_file = dir.path().join("tests.json");
     std::fs::write(&tests_file, serde_json::to_string_pretty(&tests).unwrap()).unwrap();
-    let run = Command::new(&promtool).args(["test", "rules"]).arg(&tests_file).output().unwrap();
+    let run = Command::new(&promtool)
+        .args(["test", "rules"])
+        .arg(&tests_file)
+        .output()
+        .unwrap();
     assert!(
         run.status.success(),
         "promtool test rules:\n{}{}\n{}",

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use shroud_e2e::http::sample;
 use shroud_e2e::registry::{docker_config, Registry};
-use shroud_e2e::webhook::{admission_review, apply, validate, Client, TestCa, WebhookProcess};
 use shroud_e2e::shroud_bin;
+use shroud_e2e::webhook::{admission_review, apply, validate, Client, TestCa, WebhookProcess};
 
 const BASE: &str = r#"
 image = "shroud:test"
@@ -49,14 +49,24 @@ impl Webhook {
         let answer = self
             .client
             .mutate(&serde_json::to_vec(&admission_review(pod)).unwrap());
-        assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+        assert_eq!(
+            answer.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&answer.body)
+        );
         answer.json()["response"].clone()
     }
 
     /// Expects the pod injected; returns the patched, schema-validated pod.
     fn inject(&self, pod: &Value) -> Value {
         let response = self.send(pod);
-        assert_eq!(response["allowed"], true, "{response:#}\n{}", self.server.log());
+        assert_eq!(
+            response["allowed"],
+            true,
+            "{response:#}\n{}",
+            self.server.log()
+        );
         let patched = apply(pod, &response);
         validate(&patched);
         patched
@@ -95,7 +105,10 @@ fn wrapped(patched: &Value) -> Vec<String> {
         .iter()
         .find(|c| c["name"] == "web")
         .unwrap();
-    assert!(c.get("args").is_none(), "args must be folded into the command: {c:#}");
+    assert!(
+        c.get("args").is_none(),
+        "args must be folded into the command: {c:#}"
+    );
     let cmd: Vec<String> = c["command"]
         .as_array()
         .unwrap()
@@ -103,7 +116,10 @@ fn wrapped(patched: &Value) -> Vec<String> {
         .map(|s| s.as_str().unwrap().to_string())
         .collect();
     assert_eq!(cmd[..2], ["/shroud/bin/shroud", "exec"], "{cmd:?}");
-    let dashdash = cmd.iter().position(|a| a == "--").expect("`--` in the command");
+    let dashdash = cmd
+        .iter()
+        .position(|a| a == "--")
+        .expect("`--` in the command");
     cmd[dashdash + 1..].to_vec()
 }
 
@@ -124,15 +140,29 @@ fn docker_v2_image_without_command_runs_its_entrypoint_and_cmd() {
         Some(&["nginx", "-g", "daemon off;"]),
     );
     // With metrics endpoints for a PodMonitor.
-    let hook = Webhook::start(&[&reg.host], "\n[pod_metrics]\nagent_port = 9102\nexec_port = 9103\n");
+    let hook = Webhook::start(
+        &[&reg.host],
+        "\n[pod_metrics]\nagent_port = 9102\nexec_port = 9103\n",
+    );
     let image = format!("{}/shop/web:1.27", reg.host);
 
     let patched = hook.inject(&pod(&image));
-    assert_eq!(wrapped(&patched), ["/docker-entrypoint.sh", "nginx", "-g", "daemon off;"]);
+    assert_eq!(
+        wrapped(&patched),
+        ["/docker-entrypoint.sh", "nginx", "-g", "daemon off;"]
+    );
     assert_eq!(patched["metadata"]["labels"]["shroud.dev/injected"], "true");
     let web = &patched["spec"]["containers"][0];
-    assert!(web["command"].to_string().contains(r#""--metrics-listen","0.0.0.0:9103""#), "{web:#}");
-    assert_eq!(web["ports"][1], json!({"name": "shroud-exec-0", "containerPort": 9103, "protocol": "TCP"}));
+    assert!(
+        web["command"]
+            .to_string()
+            .contains(r#""--metrics-listen","0.0.0.0:9103""#),
+        "{web:#}"
+    );
+    assert_eq!(
+        web["ports"][1],
+        json!({"name": "shroud-exec-0", "containerPort": 9103, "protocol": "TCP"})
+    );
     let agent = patched["spec"]["initContainers"]
         .as_array()
         .unwrap()
@@ -149,7 +179,10 @@ fn docker_v2_image_without_command_runs_its_entrypoint_and_cmd() {
     );
     // Args replace CMD and follow ENTRYPOINT.
     let patched = hook.inject(&with_args(pod(&image), &["nginx-debug", "-T"]));
-    assert_eq!(wrapped(&patched), ["/docker-entrypoint.sh", "nginx-debug", "-T"]);
+    assert_eq!(
+        wrapped(&patched),
+        ["/docker-entrypoint.sh", "nginx-debug", "-T"]
+    );
 
     // The annotation still wins (and needs no registry: this image does not exist).
     let mut p = pod(&format!("{}/shop/absent:1", reg.host));
@@ -168,14 +201,31 @@ fn docker_v2_image_without_command_runs_its_entrypoint_and_cmd() {
 #[test]
 fn oci_image_with_empty_entrypoint_and_args_without_cmd() {
     let reg = Registry::plain();
-    reg.push_image("shop/api", "v2", true, "amd64", None, Some(&["/bin/server", "--port", "8080"]));
-    reg.push_image("shop/tool", "v1", true, "amd64", Some(&["/usr/bin/tool"]), None);
+    reg.push_image(
+        "shop/api",
+        "v2",
+        true,
+        "amd64",
+        None,
+        Some(&["/bin/server", "--port", "8080"]),
+    );
+    reg.push_image(
+        "shop/tool",
+        "v1",
+        true,
+        "amd64",
+        Some(&["/usr/bin/tool"]),
+        None,
+    );
     reg.push_image("shop/empty", "v1", true, "amd64", None, None);
     let hook = Webhook::start(&[&reg.host], "");
     let api = format!("{}/shop/api:v2", reg.host);
 
     // Empty ENTRYPOINT: CMD is the command line …
-    assert_eq!(wrapped(&hook.inject(&pod(&api))), ["/bin/server", "--port", "8080"]);
+    assert_eq!(
+        wrapped(&hook.inject(&pod(&api))),
+        ["/bin/server", "--port", "8080"]
+    );
     // … and args replace it entirely.
     assert_eq!(
         wrapped(&hook.inject(&with_args(pod(&api), &["/bin/server", "--port", "9090"]))),
@@ -192,7 +242,9 @@ fn oci_image_with_empty_entrypoint_and_args_without_cmd() {
     let empty = format!("{}/shop/empty:v1", reg.host);
     let msg = hook.deny(&pod(&empty));
     assert!(
-        msg.contains(&empty) && msg.contains("neither ENTRYPOINT nor CMD") && msg.contains("shroud.dev/command-web"),
+        msg.contains(&empty)
+            && msg.contains("neither ENTRYPOINT nor CMD")
+            && msg.contains("shroud.dev/command-web"),
         "{msg}"
     );
 }
@@ -200,13 +252,51 @@ fn oci_image_with_empty_entrypoint_and_args_without_cmd() {
 #[test]
 fn multi_platform_index_follows_the_pods_platform() {
     let reg = Registry::plain();
-    let amd = reg.push_image("shop/multi", "amd64", true, "amd64", Some(&["/app-amd64"]), None);
-    let arm = reg.push_image("shop/multi", "arm64", true, "arm64", Some(&["/app-arm64"]), None);
-    let index = reg.push_index("shop/multi", "1.0", true, &[("amd64", &amd), ("arm64", &arm)]);
+    let amd = reg.push_image(
+        "shop/multi",
+        "amd64",
+        true,
+        "amd64",
+        Some(&["/app-amd64"]),
+        None,
+    );
+    let arm = reg.push_image(
+        "shop/multi",
+        "arm64",
+        true,
+        "arm64",
+        Some(&["/app-arm64"]),
+        None,
+    );
+    let index = reg.push_index(
+        "shop/multi",
+        "1.0",
+        true,
+        &[("amd64", &amd), ("arm64", &arm)],
+    );
     // The same as a Docker manifest list, over Docker v2 manifests.
-    let damd = reg.push_image("shop/dmulti", "amd64", false, "amd64", Some(&["/d-amd64"]), None);
-    let darm = reg.push_image("shop/dmulti", "arm64", false, "arm64", Some(&["/d-arm64"]), None);
-    reg.push_index("shop/dmulti", "1.0", false, &[("amd64", &damd), ("arm64", &darm)]);
+    let damd = reg.push_image(
+        "shop/dmulti",
+        "amd64",
+        false,
+        "amd64",
+        Some(&["/d-amd64"]),
+        None,
+    );
+    let darm = reg.push_image(
+        "shop/dmulti",
+        "arm64",
+        false,
+        "arm64",
+        Some(&["/d-arm64"]),
+        None,
+    );
+    reg.push_index(
+        "shop/dmulti",
+        "1.0",
+        false,
+        &[("amd64", &damd), ("arm64", &darm)],
+    );
     let hook = Webhook::start(&[&reg.host], "");
     let image = format!("{}/shop/multi:1.0", reg.host);
 
@@ -232,14 +322,19 @@ fn multi_platform_index_follows_the_pods_platform() {
             {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64", "arm64"]}]}]}}});
     let msg = hook.deny(&p);
     assert!(
-        msg.contains("linux/amd64, linux/arm64") && msg.contains("shroud.dev/command-web") && msg.contains(&image),
+        msg.contains("linux/amd64, linux/arm64")
+            && msg.contains("shroud.dev/command-web")
+            && msg.contains(&image),
         "{msg}"
     );
     // A platform the index does not have.
     let mut p = pod(&image);
     p["spec"]["nodeSelector"] = json!({"kubernetes.io/arch": "s390x"});
     let msg = hook.deny(&p);
-    assert!(msg.contains("no linux/s390x variant") && msg.contains("linux/arm64"), "{msg}");
+    assert!(
+        msg.contains("no linux/s390x variant") && msg.contains("linux/arm64"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -247,7 +342,14 @@ fn basic_auth_over_tls_with_credentials_from_a_docker_config() {
     let ca = TestCa::new("registry-ca");
     let password = "pull-Secret-7f3a9c";
     let reg = Registry::tls_basic_auth(&ca, "puller", password);
-    reg.push_image("private/app", "3", false, "amd64", Some(&["/app"]), Some(&["serve"]));
+    reg.push_image(
+        "private/app",
+        "3",
+        false,
+        "amd64",
+        Some(&["/app"]),
+        Some(&["serve"]),
+    );
     let files = tempfile::tempdir().unwrap();
     let ca_file = files.path().join("ca.crt");
     std::fs::write(&ca_file, &ca.pem).unwrap();
@@ -265,15 +367,23 @@ fn basic_auth_over_tls_with_credentials_from_a_docker_config() {
     let anonymous = Webhook::start(&[], &format!("ca_bundle = {ca_file:?}\n"));
     let msg = anonymous.deny(&pod(&image));
     assert!(
-        msg.contains(&image) && msg.contains("refused access") && msg.contains("registry.docker_config"),
+        msg.contains(&image)
+            && msg.contains("refused access")
+            && msg.contains("registry.docker_config"),
         "{msg}"
     );
     // Without the CA bundle the registry's certificate is not trusted.
     let untrusting = Webhook::start(&[], &format!("docker_config = {creds:?}\n"));
     let msg = untrusting.deny(&pod(&image));
-    assert!(msg.contains("unreachable") && msg.contains(&reg.host), "{msg}");
+    assert!(
+        msg.contains("unreachable") && msg.contains(&reg.host),
+        "{msg}"
+    );
     for w in [&hook, &anonymous, &untrusting] {
-        assert!(!w.server.log().contains(password), "password in the webhook log");
+        assert!(
+            !w.server.log().contains(password),
+            "password in the webhook log"
+        );
         assert!(!w.metrics().contains(password));
     }
 }
@@ -284,10 +394,27 @@ fn missing_image_and_unreachable_registry_are_denied_and_counted() {
     let hook = Webhook::start(&[&reg.host], "");
     let missing = format!("{}/shop/missing:1", reg.host);
     let msg = hook.deny(&pod(&missing));
-    assert!(msg.contains(&missing) && msg.contains("was not found"), "{msg}");
+    assert!(
+        msg.contains(&missing) && msg.contains("was not found"),
+        "{msg}"
+    );
     let m = hook.metrics();
-    assert_eq!(sample(&m, r#"shroud_webhook_registry_failures_total{reason="not_found"}"#), Some(1.0), "{m}");
-    assert_eq!(sample(&m, r#"shroud_webhook_denials_total{namespace="shop",rule="image"}"#), Some(1.0), "{m}");
+    assert_eq!(
+        sample(
+            &m,
+            r#"shroud_webhook_registry_failures_total{reason="not_found"}"#
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        sample(
+            &m,
+            r#"shroud_webhook_denials_total{namespace="shop",rule="image"}"#
+        ),
+        Some(1.0),
+        "{m}"
+    );
 
     // The operator may choose to admit such pods (uninjected, with a warning).
     let lenient = Webhook::start(&[&reg.host], "on_failure = \"admit\"\n");
@@ -295,14 +422,27 @@ fn missing_image_and_unreachable_registry_are_denied_and_counted() {
     assert_eq!(response["allowed"], true, "{response:#}");
     assert!(response.get("patch").is_none(), "{response:#}");
     let warning = response["warnings"][0].as_str().unwrap();
-    assert!(warning.contains("WITHOUT secrets injection") && warning.contains(&missing), "{warning}");
+    assert!(
+        warning.contains("WITHOUT secrets injection") && warning.contains(&missing),
+        "{warning}"
+    );
 
     reg.stop();
     let down = format!("{}/shop/other:1", reg.host);
     let msg = hook.deny(&pod(&down));
-    assert!(msg.contains("unreachable") && msg.contains(&reg.host), "{msg}");
+    assert!(
+        msg.contains("unreachable") && msg.contains(&reg.host),
+        "{msg}"
+    );
     let m = hook.metrics();
-    assert_eq!(sample(&m, r#"shroud_webhook_registry_failures_total{reason="unreachable"}"#), Some(1.0), "{m}");
+    assert_eq!(
+        sample(
+            &m,
+            r#"shroud_webhook_registry_failures_total{reason="unreachable"}"#
+        ),
+        Some(1.0),
+        "{m}"
+    );
 }
 
 #[test]
@@ -318,8 +458,16 @@ fn a_registry_that_never_answers_is_bounded_by_the_timeout() {
     assert!(took < Duration::from_secs(3), "the admission took {took:?}");
     assert!(msg.contains(&image), "{msg}");
     let m = hook.metrics();
-    let timeouts = sample(&m, r#"shroud_webhook_registry_failures_total{reason="timeout"}"#)
-        .or_else(|| sample(&m, r#"shroud_webhook_registry_failures_total{reason="unreachable"}"#));
+    let timeouts = sample(
+        &m,
+        r#"shroud_webhook_registry_failures_total{reason="timeout"}"#,
+    )
+    .or_else(|| {
+        sample(
+            &m,
+            r#"shroud_webhook_registry_failures_total{reason="unreachable"}"#,
+        )
+    });
     assert_eq!(timeouts, Some(1.0), "{m}");
 }
 
@@ -341,8 +489,22 @@ fn repeated_admissions_are_served_from_the_cache() {
         assert_eq!(wrapped(&hook.inject(&pod(&by_tag))), ["/web"]);
     }
     let m = hook.metrics();
-    assert_eq!(sample(&m, r#"shroud_webhook_registry_lookups_total{result="fetched"}"#), Some(1.0), "{m}");
-    assert_eq!(sample(&m, r#"shroud_webhook_registry_lookups_total{result="cached"}"#), Some(4.0), "{m}");
+    assert_eq!(
+        sample(
+            &m,
+            r#"shroud_webhook_registry_lookups_total{result="fetched"}"#
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        sample(
+            &m,
+            r#"shroud_webhook_registry_lookups_total{result="cached"}"#
+        ),
+        Some(4.0),
+        "{m}"
+    );
     // Past the TTL the tag is asked again; content by digest never expires.
     let msg = short_ttl.deny(&pod(&by_tag));
     assert!(msg.contains("unreachable"), "{msg}");

@@ -113,16 +113,20 @@ impl Registry {
             auth,
             dir,
         };
-        crate::until(Duration::from_secs(20), "docker-registry to answer /v2/", || {
-            if let Some(status) = r.child.try_wait().unwrap() {
-                panic!("docker-registry exited with {status}: {}", r.log());
-            }
-            match r.request("GET", "/v2/").call() {
-                Ok(_) => Some(()),
-                Err(ureq::Error::Status(401, _)) if r.auth.is_some() => Some(()),
-                Err(_) => None,
-            }
-        });
+        crate::until(
+            Duration::from_secs(20),
+            "docker-registry to answer /v2/",
+            || {
+                if let Some(status) = r.child.try_wait().unwrap() {
+                    panic!("docker-registry exited with {status}: {}", r.log());
+                }
+                match r.request("GET", "/v2/").call() {
+                    Ok(_) => Some(()),
+                    Err(ureq::Error::Status(401, _)) if r.auth.is_some() => Some(()),
+                    Err(_) => None,
+                }
+            },
+        );
         r
     }
 
@@ -167,16 +171,27 @@ impl Registry {
     }
 
     /// Puts a manifest under `reference` (a tag) and returns its digest.
-    pub fn push_manifest(&self, repo: &str, reference: &str, media_type: &str, manifest: &serde_json::Value) -> Pushed {
+    pub fn push_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        manifest: &serde_json::Value,
+    ) -> Pushed {
         let bytes = serde_json::to_vec(manifest).unwrap();
         self.request("PUT", &format!("/v2/{repo}/manifests/{reference}"))
             .set("Content-Type", media_type)
             .send_bytes(&bytes)
             .unwrap_or_else(|e| match e {
-                ureq::Error::Status(c, r) => panic!("PUT manifest {repo}:{reference}: HTTP {c}: {}", r.into_string().unwrap_or_default()),
+                ureq::Error::Status(c, r) => panic!(
+                    "PUT manifest {repo}:{reference}: HTTP {c}: {}",
+                    r.into_string().unwrap_or_default()
+                ),
                 e => panic!("PUT manifest {repo}:{reference}: {e}"),
             });
-        Pushed { digest: digest(&bytes) }
+        Pushed {
+            digest: digest(&bytes),
+        }
     }
 
     /// Pushes a one-layer image whose configuration has `entrypoint` and `cmd`
@@ -201,9 +216,17 @@ impl Registry {
         let config_bytes = serde_json::to_vec(&config).unwrap();
         let config_digest = self.push_blob(repo, &config_bytes);
         let (media, config_media, layer_media) = if oci {
-            (OCI_MANIFEST, "application/vnd.oci.image.config.v1+json", "application/vnd.oci.image.layer.v1.tar+gzip")
+            (
+                OCI_MANIFEST,
+                "application/vnd.oci.image.config.v1+json",
+                "application/vnd.oci.image.layer.v1.tar+gzip",
+            )
         } else {
-            (DOCKER_MANIFEST, "application/vnd.docker.container.image.v1+json", "application/vnd.docker.image.rootfs.diff.tar.gzip")
+            (
+                DOCKER_MANIFEST,
+                "application/vnd.docker.container.image.v1+json",
+                "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            )
         };
         let manifest = serde_json::json!({
             "schemaVersion": 2, "mediaType": media,
@@ -215,8 +238,18 @@ impl Registry {
 
     /// Pushes an index (`oci`) or Docker manifest list over already pushed
     /// manifests, each `(arch, pushed)`, plus an attestation entry without platform.
-    pub fn push_index(&self, repo: &str, tag: &str, oci: bool, entries: &[(&str, &Pushed)]) -> Pushed {
-        let (media, child) = if oci { (OCI_INDEX, OCI_MANIFEST) } else { (DOCKER_LIST, DOCKER_MANIFEST) };
+    pub fn push_index(
+        &self,
+        repo: &str,
+        tag: &str,
+        oci: bool,
+        entries: &[(&str, &Pushed)],
+    ) -> Pushed {
+        let (media, child) = if oci {
+            (OCI_INDEX, OCI_MANIFEST)
+        } else {
+            (DOCKER_LIST, DOCKER_MANIFEST)
+        };
         let manifests: Vec<serde_json::Value> = entries
             .iter()
             .map(|(arch, p)| {
@@ -232,7 +265,8 @@ impl Registry {
                     "platform": {"architecture": arch, "os": "linux"}})
             })
             .collect();
-        let index = serde_json::json!({"schemaVersion": 2, "mediaType": media, "manifests": manifests});
+        let index =
+            serde_json::json!({"schemaVersion": 2, "mediaType": media, "manifests": manifests});
         self.push_manifest(repo, tag, media, &index)
     }
 }
@@ -255,7 +289,11 @@ fn htpasswd_file(path: &Path, user: &str, password: &str) {
         .args(["-nbB", user, password])
         .output()
         .expect("running htpasswd");
-    assert!(out.status.success(), "htpasswd failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "htpasswd failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::write(path, out.stdout).unwrap();
 }
 

@@ -403,7 +403,9 @@ pub fn admission_review(pod: &serde_json::Value) -> serde_json::Value {
 pub fn patch_bytes(patch: &serde_json::Value) -> Vec<u8> {
     use base64::Engine as _;
     match patch {
-        serde_json::Value::String(s) => base64::engine::general_purpose::STANDARD.decode(s).unwrap(),
+        serde_json::Value::String(s) => {
+            base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+        }
         serde_json::Value::Array(a) => a
             .iter()
             .map(|b| u8::try_from(b.as_u64().unwrap()).unwrap())
@@ -453,4 +455,3 @@ pub fn validate(pod: &serde_json::Value) {
         serde_json::to_string_pretty(pod).unwrap()
     );
 }
-

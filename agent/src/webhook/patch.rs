@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation, ReplaceOperation};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, ExecAction, Pod, PodSpec, Probe,
-    ResourceRequirements, SeccompProfile, SecurityContext, Volume, VolumeMount,
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, ExecAction, Pod, PodSpec,
+    Probe, ResourceRequirements, SeccompProfile, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde_json::Value;
@@ -176,7 +176,16 @@ pub fn build(
     let mut ops = Vec::new();
     for (n, slot) in targets.iter().enumerate() {
         let exec_port = exec_metrics_port(cfg, n, &mut warnings);
-        wrap(spec, *slot, inj, cfg, images, exec_port, &mut ops, &mut warnings)?;
+        wrap(
+            spec,
+            *slot,
+            inj,
+            cfg,
+            images,
+            exec_port,
+            &mut ops,
+            &mut warnings,
+        )?;
     }
     push_array(
         &mut ops,
@@ -234,7 +243,10 @@ pub fn build(
         annotations.insert(DEFAULT_CONTAINER.into(), Value::from(name));
     }
     if pod.metadata.labels.is_some() {
-        ops.push(add(&["metadata", "labels", INJECTED_LABEL], Value::from("true")));
+        ops.push(add(
+            &["metadata", "labels", INJECTED_LABEL],
+            Value::from("true"),
+        ));
     } else {
         ops.push(add(
             &["metadata", "labels"],
@@ -246,7 +258,10 @@ pub fn build(
             ops.push(add(&["metadata", "annotations", &k], v));
         }
     } else {
-        ops.push(add(&["metadata", "annotations"], Value::Object(annotations)));
+        ops.push(add(
+            &["metadata", "annotations"],
+            Value::Object(annotations),
+        ));
     }
     Ok(Built {
         patch: Patch(ops),
@@ -414,13 +429,15 @@ fn wrap(
         }
         (None, Some(cmd)) => [cmd.as_slice(), args].concat(),
         (None, None) => match images.get(&c.name) {
-            Some(Ok(image)) => image.command_line(Some(args)).ok_or_else(|| {
-                PatchError::ImageHasNoCommand {
-                    container: c.name.clone(),
-                    image: c.image.clone().unwrap_or_default(),
-                    annotation: annotation.clone(),
-                }
-            })?,
+            Some(Ok(image)) => {
+                image
+                    .command_line(Some(args))
+                    .ok_or_else(|| PatchError::ImageHasNoCommand {
+                        container: c.name.clone(),
+                        image: c.image.clone().unwrap_or_default(),
+                        annotation: annotation.clone(),
+                    })?
+            }
             Some(Err(error)) => {
                 return Err(PatchError::Image {
                     container: c.name.clone(),
@@ -787,7 +804,9 @@ mod tests {
             serde_json::json!({"spec": {"containers": [app(serde_json::json!({
             "volumeMounts": [{"name": "x", "mountPath": "/shroud/bin"}]}))]}}),
         );
-        let e = build(&p, &inj, &cfg, &Resolved::new()).unwrap_err().to_string();
+        let e = build(&p, &inj, &cfg, &Resolved::new())
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("/shroud/bin") && e.contains("container `app`"),
             "{e}"
@@ -835,7 +854,13 @@ mod tests {
                 container: "init".into()
             }
         );
-        let e = build(&p, &injection(&[("shroud.dev/command-ghost", "/x")]), &cfg, &Resolved::new()).unwrap_err();
+        let e = build(
+            &p,
+            &injection(&[("shroud.dev/command-ghost", "/x")]),
+            &cfg,
+            &Resolved::new(),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("shroud.dev/command-ghost"), "{e}");
         // A native sidecar can serve a listed init container.
         build(

@@ -91,7 +91,10 @@ mod tests {
         let c = Cache::new(2, Duration::from_secs(60));
         let t0 = Instant::now();
         c.put_tag("r/a", "v1", "sha256:1", t0);
-        assert_eq!(c.tag("r/a", "v1", t0 + Duration::from_secs(59)).as_deref(), Some("sha256:1"));
+        assert_eq!(
+            c.tag("r/a", "v1", t0 + Duration::from_secs(59)).as_deref(),
+            Some("sha256:1")
+        );
         assert_eq!(c.tag("r/a", "v1", t0 + Duration::from_secs(60)), None);
         for d in ["1", "2", "3"] {
             c.put_content("r/a", d, Content::Image { config: d.into() });

@@ -75,7 +75,9 @@ mod tests {
 
     #[test]
     fn docker_hub_bearer() {
-        let c = parse(r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/nginx:pull""#);
+        let c = parse(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/nginx:pull""#,
+        );
         assert_eq!(
             c,
             Some(Challenge::Bearer {
@@ -97,7 +99,10 @@ mod tests {
                 scope: Some("repository:a/b:pull,push".into()),
             })
         );
-        assert_eq!(parse(r#"Basic realm="Registry Realm""#), Some(Challenge::Basic));
+        assert_eq!(
+            parse(r#"Basic realm="Registry Realm""#),
+            Some(Challenge::Basic)
+        );
         assert_eq!(parse("Negotiate"), None);
         assert_eq!(parse(r#"Bearer service="x""#), None);
     }

@@ -195,7 +195,11 @@ impl Session<'_> {
             let resp = match req.call() {
                 Ok(r) => r,
                 Err(ureq::Error::Status(code, r)) => match code {
-                    401 => return Ok(Answer::Challenge(r.header("www-authenticate").map(str::to_string))),
+                    401 => {
+                        return Ok(Answer::Challenge(
+                            r.header("www-authenticate").map(str::to_string),
+                        ))
+                    }
                     403 => return Err(self.unauthorized("HTTP 403 Forbidden".into())),
                     404 => {
                         return Err(LookupError::NotFound {
@@ -257,14 +261,15 @@ impl Session<'_> {
                     req = req.set("Authorization", &c.basic());
                 }
                 let resp = req.call().map_err(|e| match e {
-                    ureq::Error::Status(code, _) => self.unauthorized(format!(
-                        "its token service {realm} answered HTTP {code}"
-                    )),
+                    ureq::Error::Status(code, _) => {
+                        self.unauthorized(format!("its token service {realm} answered HTTP {code}"))
+                    }
                     ureq::Error::Transport(t) => {
                         self.unreachable(format!("token service {realm}: {t}"))
                     }
                 })?;
-                let body = Zeroizing::new(read_limited(resp, MAX_TOKEN).map_err(|e| self.invalid(e))?);
+                let body =
+                    Zeroizing::new(read_limited(resp, MAX_TOKEN).map_err(|e| self.invalid(e))?);
                 #[derive(serde::Deserialize)]
                 struct Token {
                     #[serde(default, deserialize_with = "creds::secret")]
@@ -282,7 +287,10 @@ impl Session<'_> {
             }
             None => Err(self.unauthorized(format!(
                 "it asks for an authentication scheme shroud does not speak ({})",
-                header.map_or("no WWW-Authenticate header", |h| h.split(' ').next().unwrap_or(h))
+                header.map_or("no WWW-Authenticate header", |h| h
+                    .split(' ')
+                    .next()
+                    .unwrap_or(h))
             ))),
         }
     }
@@ -365,7 +373,10 @@ mod tests {
         let u = "https://r.example:5000/v2/a/blobs/sha256:1";
         assert_eq!(origin(u), "https://r.example:5000");
         assert_eq!(resolve_location(u, "/x/y"), "https://r.example:5000/x/y");
-        assert_eq!(resolve_location(u, "https://s3.example/b?sig=1"), "https://s3.example/b?sig=1");
+        assert_eq!(
+            resolve_location(u, "https://s3.example/b?sig=1"),
+            "https://s3.example/b?sig=1"
+        );
         assert!(same_host(u, "https://R.example:5000/v2/a"));
         assert!(!same_host(u, "https://s3.example/b"));
         assert!(!same_host(u, "http://r.example:5000/v2/a"));

@@ -54,12 +54,24 @@ mod tests {
             Some(v(&["/ep", "-x"]))
         );
         // Empty ENTRYPOINT: CMD is the command, args replace it.
-        assert_eq!(img(&[], &["/bin/sh", "-c", "x"]).command_line(None), Some(v(&["/bin/sh", "-c", "x"])));
-        assert_eq!(img(&[], &["/c"]).command_line(Some(&args)), Some(v(&["-x"])));
+        assert_eq!(
+            img(&[], &["/bin/sh", "-c", "x"]).command_line(None),
+            Some(v(&["/bin/sh", "-c", "x"]))
+        );
+        assert_eq!(
+            img(&[], &["/c"]).command_line(Some(&args)),
+            Some(v(&["-x"]))
+        );
         // Args without CMD.
-        assert_eq!(img(&["/ep"], &[]).command_line(Some(&args)), Some(v(&["/ep", "-x"])));
+        assert_eq!(
+            img(&["/ep"], &[]).command_line(Some(&args)),
+            Some(v(&["/ep", "-x"]))
+        );
         // `args: []` is no args.
-        assert_eq!(img(&["/ep"], &["c"]).command_line(Some(&[])), Some(v(&["/ep", "c"])));
+        assert_eq!(
+            img(&["/ep"], &["c"]).command_line(Some(&[])),
+            Some(v(&["/ep", "c"]))
+        );
         // Nothing at all.
         assert_eq!(img(&[], &[]).command_line(None), None);
     }

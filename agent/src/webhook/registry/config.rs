@@ -76,7 +76,10 @@ impl RegistryConfig {
             return bad("cache_size", "must be > 0");
         }
         if self.default_platform.parse::<Platform>().is_err() {
-            return bad("default_platform", "must be `os/arch` or `os/arch/variant`, e.g. `linux/amd64`");
+            return bad(
+                "default_platform",
+                "must be `os/arch` or `os/arch/variant`, e.g. `linux/amd64`",
+            );
         }
         for host in &self.plain_http {
             if !is_loopback_host(host) {
@@ -98,7 +101,8 @@ mod duration {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let s = String::deserialize(d)?;
-        humantime::parse_duration(&s)
-            .map_err(|e| serde::de::Error::custom(format!("`{s}` is not a duration like `4s`: {e}")))
+        humantime::parse_duration(&s).map_err(|e| {
+            serde::de::Error::custom(format!("`{s}` is not a duration like `4s`: {e}"))
+        })
     }
 }

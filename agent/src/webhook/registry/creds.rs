@@ -116,10 +116,11 @@ pub fn lookup(path: &Path, registry: &str) -> Result<Option<Credentials>, CredsE
             password: password.clone(),
         }));
     }
-    let auth = entry
-        .auth
-        .as_ref()
-        .ok_or_else(|| format(format!("`auths.{key}` has neither `auth` nor `username`/`password`")))?;
+    let auth = entry.auth.as_ref().ok_or_else(|| {
+        format(format!(
+            "`auths.{key}` has neither `auth` nor `username`/`password`"
+        ))
+    })?;
     let decoded = Zeroizing::new(
         base64::engine::general_purpose::STANDARD
             .decode(auth.trim())
@@ -127,9 +128,11 @@ pub fn lookup(path: &Path, registry: &str) -> Result<Option<Credentials>, CredsE
     );
     let text = std::str::from_utf8(&decoded)
         .map_err(|_| format(format!("`auths.{key}.auth` is not UTF-8")))?;
-    let (user, pass) = text
-        .split_once(':')
-        .ok_or_else(|| format(format!("`auths.{key}.auth` is not base64 of `user:password`")))?;
+    let (user, pass) = text.split_once(':').ok_or_else(|| {
+        format(format!(
+            "`auths.{key}.auth` is not base64 of `user:password`"
+        ))
+    })?;
     Ok(Some(Credentials {
         username: user.to_string(),
         password: Zeroizing::new(pass.to_string()),
@@ -167,7 +170,10 @@ mod tests {
             "127.0.0.1:5000": {{"username": "bob", "password": "pw"}}}}}}"#
         ));
         let c = lookup(f.path(), "docker.io").unwrap().unwrap();
-        assert_eq!((c.username.as_str(), c.password.as_str()), ("alice", "s3cr:et"));
+        assert_eq!(
+            (c.username.as_str(), c.password.as_str()),
+            ("alice", "s3cr:et")
+        );
         let c = lookup(f.path(), "127.0.0.1:5000").unwrap().unwrap();
         assert_eq!(c.username, "bob");
         assert!(!format!("{c:?}").contains("pw"));
@@ -178,7 +184,10 @@ mod tests {
     fn errors_name_the_file_not_the_content() {
         let f = file(r#"{"auths": {"r": {"auth": "hunter2-not-base64!"}}}"#);
         let e = lookup(f.path(), "r").unwrap_err().to_string();
-        assert!(e.contains(&f.path().display().to_string()) && e.contains("auths.r.auth"), "{e}");
+        assert!(
+            e.contains(&f.path().display().to_string()) && e.contains("auths.r.auth"),
+            "{e}"
+        );
         assert!(!e.contains("hunter2"), "{e}");
         let f = file(r#"{"auths": {"r": {"auth": "hunter2"#);
         let e = lookup(f.path(), "r").unwrap_err().to_string();

@@ -10,8 +10,8 @@ use super::platform::Platform;
 
 /// Parses a manifest or index; the error says what is wrong.
 pub fn parse_manifest(doc: &Document) -> Result<Content, String> {
-    let value: serde_json::Value = serde_json::from_slice(&doc.bytes)
-        .map_err(|e| format!("the manifest is not JSON: {e}"))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&doc.bytes).map_err(|e| format!("the manifest is not JSON: {e}"))?;
     let media_type = value
         .get("mediaType")
         .and_then(|m| m.as_str())
@@ -42,8 +42,8 @@ pub fn parse_manifest(doc: &Document) -> Result<Content, String> {
             .collect();
         return Ok(Content::Index(entries));
     }
-    let manifest: ImageManifest = serde_json::from_value(value)
-        .map_err(|e| format!("the manifest does not parse: {e}"))?;
+    let manifest: ImageManifest =
+        serde_json::from_value(value).map_err(|e| format!("the manifest does not parse: {e}"))?;
     Ok(Content::Image {
         config: manifest.config().digest().to_string(),
     })
@@ -80,7 +80,10 @@ mod tests {
             "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
             "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 2, "digest": D},
             "layers": []}));
-        assert_eq!(parse_manifest(&m).unwrap(), Content::Image { config: D.into() });
+        assert_eq!(
+            parse_manifest(&m).unwrap(),
+            Content::Image { config: D.into() }
+        );
         let l = doc(serde_json::json!({"schemaVersion": 2,
             "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
             "manifests": [
@@ -98,7 +101,10 @@ mod tests {
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 2, "digest": D},
             "layers": []}));
-        assert_eq!(parse_manifest(&oci).unwrap(), Content::Image { config: D.into() });
+        assert_eq!(
+            parse_manifest(&oci).unwrap(),
+            Content::Image { config: D.into() }
+        );
     }
 
     #[test]

@@ -119,8 +119,14 @@ impl Resolver {
                 .into_iter()
                 .map(|(container, img, wanted)| {
                     let mut session = worker.client.session(&img);
-                    let r = resolve(&worker.cache, Some(&mut session), &img, &wanted, Instant::now())
-                        .map(|c| c.expect("a lookup with the network always answers"));
+                    let r = resolve(
+                        &worker.cache,
+                        Some(&mut session),
+                        &img,
+                        &wanted,
+                        Instant::now(),
+                    )
+                    .map(|c| c.expect("a lookup with the network always answers"));
                     (container, r)
                 })
                 .collect::<Vec<_>>()
@@ -205,11 +211,14 @@ fn resolve(
                 let Some((platform, digest)) = pick(&entries, want) else {
                     continue;
                 };
-                let Some(content) = manifest_content(cache, net.as_deref_mut(), img, digest)? else {
+                let Some(content) = manifest_content(cache, net.as_deref_mut(), img, digest)?
+                else {
                     return Ok(None);
                 };
                 let Content::Image { config } = content else {
-                    return Err(invalid(format!("the index entry for {platform} is not an image manifest")));
+                    return Err(invalid(format!(
+                        "the index entry for {platform} is not an image manifest"
+                    )));
                 };
                 let Some(cmd) = image_command(cache, net.as_deref_mut(), img, &config)? else {
                     return Ok(None);
@@ -231,7 +240,9 @@ fn resolve(
             }
             Ok(Some(first.clone()))
         }
-        Content::Config(_) => Err(invalid(format!("{top} is an image configuration, not a manifest"))),
+        Content::Config(_) => Err(invalid(format!(
+            "{top} is an image configuration, not a manifest"
+        ))),
     }
 }
 
@@ -261,7 +272,10 @@ fn manifest_content(
         reason,
     };
     if digest.starts_with("sha256:") && doc.digest != digest {
-        return Err(invalid(format!("manifest {digest} has content with digest {}", doc.digest)));
+        return Err(invalid(format!(
+            "manifest {digest} has content with digest {}",
+            doc.digest
+        )));
     }
     let content = manifest::parse_manifest(&doc).map_err(invalid)?;
     cache.put_content(&repo, digest, content.clone());

@@ -91,7 +91,11 @@ pub fn wanted(spec: &PodSpec, default: &Platform) -> Wanted {
     let oses = oses.unwrap_or_else(|| BTreeSet::from([default.os.clone()]));
     let platforms = oses
         .iter()
-        .flat_map(|os| arches.iter().map(move |arch| Platform::new(os, arch, variant)))
+        .flat_map(|os| {
+            arches
+                .iter()
+                .map(move |arch| Platform::new(os, arch, variant))
+        })
         .collect();
     Wanted {
         platforms,
@@ -142,7 +146,10 @@ mod tests {
 
     #[test]
     fn default_when_the_pod_does_not_say() {
-        let w = wanted(&spec(serde_json::json!({"containers": []})), &linux("amd64"));
+        let w = wanted(
+            &spec(serde_json::json!({"containers": []})),
+            &linux("amd64"),
+        );
         assert_eq!(w.platforms, vec![linux("amd64")]);
         assert!(!w.from_pod);
     }
@@ -150,26 +157,34 @@ mod tests {
     #[test]
     fn node_selector_and_affinity() {
         let w = wanted(
-            &spec(serde_json::json!({"containers": [], "nodeSelector": {"kubernetes.io/arch": "arm64"}})),
+            &spec(
+                serde_json::json!({"containers": [], "nodeSelector": {"kubernetes.io/arch": "arm64"}}),
+            ),
             &linux("amd64"),
         );
         assert_eq!(w.platforms, vec![linux("arm64")]);
         assert!(w.from_pod);
-        let term = |values: serde_json::Value| {
-            serde_json::json!({"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": values}]})
-        };
+        let term = |values: serde_json::Value| serde_json::json!({"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": values}]});
         let aff = |terms: Vec<serde_json::Value>| {
-            spec(serde_json::json!({"containers": [], "affinity": {"nodeAffinity": {
-                "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}}}))
+            spec(
+                serde_json::json!({"containers": [], "affinity": {"nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}}}),
+            )
         };
         let w = wanted(
-            &aff(vec![term(serde_json::json!(["arm64"])), term(serde_json::json!(["amd64"]))]),
+            &aff(vec![
+                term(serde_json::json!(["arm64"])),
+                term(serde_json::json!(["amd64"])),
+            ]),
             &linux("amd64"),
         );
         assert_eq!(w.platforms, vec![linux("amd64"), linux("arm64")]);
         // A term without the label leaves the arch open: the default applies.
         let w = wanted(
-            &aff(vec![term(serde_json::json!(["arm64"])), serde_json::json!({"matchExpressions": []})]),
+            &aff(vec![
+                term(serde_json::json!(["arm64"])),
+                serde_json::json!({"matchExpressions": []}),
+            ]),
             &linux("amd64"),
         );
         assert_eq!(w.platforms, vec![linux("amd64")]);

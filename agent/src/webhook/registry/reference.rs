@@ -39,10 +39,12 @@ pub struct BadReference {
 impl ImageRef {
     /// Parses and expands a container's `image`.
     pub fn parse(image: &str) -> Result<ImageRef, BadReference> {
-        let r: Reference = image.parse().map_err(|e: oci_spec::distribution::ParseError| BadReference {
-            image: image.to_string(),
-            reason: e.to_string(),
-        })?;
+        let r: Reference = image
+            .parse()
+            .map_err(|e: oci_spec::distribution::ParseError| BadReference {
+                image: image.to_string(),
+                reason: e.to_string(),
+            })?;
         let digest = r.digest().map(str::to_string);
         Ok(ImageRef {
             original: image.to_string(),
@@ -129,7 +131,13 @@ mod tests {
 
     #[test]
     fn loopback_hosts() {
-        for h in ["127.0.0.1:5000", "localhost:80", "127.1.2.3", "[::1]:5000", "localhost"] {
+        for h in [
+            "127.0.0.1:5000",
+            "localhost:80",
+            "127.1.2.3",
+            "[::1]:5000",
+            "localhost",
+        ] {
             assert!(is_loopback_host(h), "{h}");
         }
         for h in ["10.0.0.1:5000", "registry.local:5000", "[::2]:1", "ghcr.io"] {
