@@ -915,6 +915,21 @@ fn render_chart(values: &serde_json::Value) -> Vec<serde_json::Value> {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// Runs `promtool <verb> rules FILE`, failing with its output and `context`.
+fn run_promtool(tool: &Path, verb: &str, file: &Path, context: &str) {
+    let out = Command::new(tool)
+        .args([verb, "rules"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool {verb} rules:\n{}{}\n{context}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `# TYPE` lines of a scrape: metric family → type.
 fn families(text: &str) -> BTreeMap<String, String> {
     text.lines()
@@ -1090,17 +1105,7 @@ fn chart_alert_rules_and_dashboard_fit_the_real_agents_metrics() {
         serde_json::json!({"groups": groups}).to_string(),
     )
     .unwrap();
-    let check = Command::new(&promtool)
-        .args(["check", "rules"])
-        .arg(&rules_file)
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "promtool check rules:\n{}{}",
-        String::from_utf8_lossy(&check.stdout),
-        String::from_utf8_lossy(&check.stderr)
-    );
+    run_promtool(&promtool, "check", &rules_file, "");
 
     // … and fire exactly when they should, on the real series.
     let one = |name: &str, labels: &[(&str, &str)]| -> &Sample {
@@ -1188,16 +1193,10 @@ fn chart_alert_rules_and_dashboard_fit_the_real_agents_metrics() {
     });
     let tests_file = dir.path().join("tests.json");
     std::fs::write(&tests_file, serde_json::to_string_pretty(&tests).unwrap()).unwrap();
-    let run = Command::new(&promtool)
-        .args(["test", "rules"])
-        .arg(&tests_file)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "promtool test rules:\n{}{}\n{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr),
-        serde_json::to_string_pretty(&tests).unwrap()
+    run_promtool(
+        &promtool,
+        "test",
+        &tests_file,
+        &serde_json::to_string_pretty(&tests).unwrap(),
     );
 }

@@ -437,6 +437,37 @@ mod tests {
     }
 
     #[test]
+    fn registry_values_are_checked() {
+        let cfg = WebhookConfig::parse(
+            "[registry]\ntimeout = \"2s\"\nplain_http = [\"127.0.0.1:5000\"]\non_failure = \"admit\"\n",
+            "f",
+        )
+        .unwrap();
+        assert_eq!(cfg.registry.timeout, std::time::Duration::from_secs(2));
+        for (text, key) in [
+            (
+                "plain_http = [\"registry.example:80\"]",
+                "`registry.plain_http`",
+            ),
+            ("timeout = \"40s\"", "`registry.timeout`"),
+            (
+                "default_platform = \"amd64\"",
+                "`registry.default_platform`",
+            ),
+            ("cache_size = 0", "`registry.cache_size`"),
+        ] {
+            let e = WebhookConfig::parse(&format!("[registry]\n{text}\n"), "f")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
+        let e = WebhookConfig::parse("[registry]\ntimeout = \"soon\"\n", "f")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("timeout") && e.contains("soon"), "{e}");
+    }
+
+    #[test]
     fn prefixes_expand_namespace() {
         let mut p = SecretPathPolicy::default();
         p.namespaces

@@ -63,7 +63,7 @@ pub enum PatchError {
         /// The annotation that would work around it.
         annotation: String,
         /// Why the lookup failed.
-        error: LookupError,
+        error: Box<LookupError>,
     },
     /// The image has neither ENTRYPOINT nor CMD and the container no `args`.
     #[error("container `{container}` has no `command` or `args`, and its image `{image}` has neither ENTRYPOINT nor CMD: set `command`, or annotate the pod with `{annotation}`")]
@@ -174,18 +174,10 @@ pub fn build(
     }
 
     let mut ops = Vec::new();
+    let sources = Sources { inj, cfg, images };
     for (n, slot) in targets.iter().enumerate() {
         let exec_port = exec_metrics_port(cfg, n, &mut warnings);
-        wrap(
-            spec,
-            *slot,
-            inj,
-            cfg,
-            images,
-            exec_port,
-            &mut ops,
-            &mut warnings,
-        )?;
+        wrap(spec, *slot, &sources, exec_port, &mut ops, &mut warnings)?;
     }
     push_array(
         &mut ops,
@@ -395,16 +387,22 @@ fn file_owner(
     }
 }
 
+/// Where a wrapped command line comes from: annotations, configuration, registries.
+struct Sources<'a> {
+    inj: &'a Injection,
+    cfg: &'a WebhookConfig,
+    images: &'a Resolved,
+}
+
 fn wrap(
     spec: &PodSpec,
     slot: Slot,
-    inj: &Injection,
-    cfg: &WebhookConfig,
-    images: &Resolved,
+    sources: &Sources<'_>,
     metrics_port: Option<(String, i32)>,
     ops: &mut Vec<PatchOperation>,
     warnings: &mut Vec<String>,
 ) -> Result<(), PatchError> {
+    let Sources { inj, cfg, images } = *sources;
     let c = container(spec, slot);
     let (list, index) = match slot {
         Slot::Main(i) => ("containers", i),
@@ -442,7 +440,7 @@ fn wrap(
                 return Err(PatchError::Image {
                     container: c.name.clone(),
                     annotation,
-                    error: error.clone(),
+                    error: Box::new(error.clone()),
                 })
             }
             None => {

@@ -50,7 +50,7 @@ impl Default for RegistryConfig {
     fn default() -> Self {
         RegistryConfig {
             enabled: true,
-            timeout: Duration::from_secs(4),
+            timeout: Duration::from_secs(3),
             docker_config: None,
             ca_bundle: None,
             plain_http: Vec::new(),
