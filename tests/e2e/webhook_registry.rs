@@ -454,21 +454,26 @@ fn a_registry_that_never_answers_is_bounded_by_the_timeout() {
     let image = format!("{host}/slow/app:1");
     let started = Instant::now();
     let msg = hook.deny(&pod(&image));
+    // Answered, by the resolver's own bound (a generous wall-clock limit: the
+    // machine may be loaded; the API server would wait `timeoutSeconds`).
     let took = started.elapsed();
-    assert!(took < Duration::from_secs(3), "the admission took {took:?}");
-    assert!(msg.contains(&image), "{msg}");
+    assert!(
+        took < Duration::from_secs(30),
+        "the admission took {took:?}"
+    );
+    assert!(
+        msg.contains(&image) && msg.contains("took longer than 700ms (registry.timeout)"),
+        "{msg}"
+    );
     let m = hook.metrics();
-    let timeouts = sample(
-        &m,
-        r#"shroud_webhook_registry_failures_total{reason="timeout"}"#,
-    )
-    .or_else(|| {
+    assert_eq!(
         sample(
             &m,
-            r#"shroud_webhook_registry_failures_total{reason="unreachable"}"#,
-        )
-    });
-    assert_eq!(timeouts, Some(1.0), "{m}");
+            r#"shroud_webhook_registry_failures_total{reason="timeout"}"#
+        ),
+        Some(1.0),
+        "{m}"
+    );
 }
 
 #[test]

@@ -91,7 +91,9 @@ impl Client {
         .with_no_client_auth();
         let agent = ureq::AgentBuilder::new()
             .tls_config(Arc::new(tls))
-            .timeout(cfg.timeout)
+            // A little past the overall bound, so the resolver's timeout is the
+            // one that answers, and the blocking thread ends soon after.
+            .timeout(cfg.timeout + Duration::from_secs(1))
             .timeout_connect(cfg.timeout.min(Duration::from_secs(2)))
             .redirects(0)
             .user_agent(concat!("shroud-webhook/", env!("CARGO_PKG_VERSION")))
