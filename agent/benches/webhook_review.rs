@@ -47,8 +47,8 @@ fn main() {
     let t = Instant::now();
     let mut patch = None;
     for _ in 0..n {
-        let shroud_agent::webhook::annotations::Decision::Inject(inj) =
-            shroud_agent::webhook::annotations::parse(&ann, false).unwrap()
+        let shroud_agent::webhook::decision::Decision::Inject(inj) =
+            shroud_agent::webhook::decision::parse(&ann, false).unwrap()
         else {
             panic!()
         };

@@ -52,9 +52,27 @@ pub unsafe fn wipe(ptr: *mut u8, len: usize) {
     unsafe { std::arch::asm!("/* {0} */", in(reg) ptr, options(nostack, preserves_flags)) };
 }
 
+/// [`wipe`] for a slice: the same single `memset` and barrier, without `unsafe`
+/// at the call site.
+#[inline]
+pub fn wipe_slice(buf: &mut [u8]) {
+    // SAFETY: a `&mut [u8]` is valid for writes of its whole length.
+    unsafe { wipe(buf.as_mut_ptr(), buf.len()) };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wipe_slice_zeroes_exactly_the_slice() {
+        let mut v = [0xAAu8; 64];
+        wipe_slice(&mut v[1..63]);
+        assert_eq!(v[0], 0xAA);
+        assert!(v[1..63].iter().all(|&b| b == 0));
+        assert_eq!(v[63], 0xAA);
+        wipe_slice(&mut []);
+    }
 
     #[test]
     fn wipe_zeroes_exactly_the_block() {

@@ -4,7 +4,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
+
+// Each lives with what it configures; re-exported because the flags name them.
+pub use crate::exec::TtyMode;
+pub use crate::logging::LogFormat;
 
 /// shroud: a secrets sidecar for ephemeral workloads.
 #[derive(Debug, Parser)]
@@ -16,17 +20,6 @@ pub struct Cli {
     /// The role to run.
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// How shroud's own log lines are written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable on a terminal, JSON otherwise.
-    Auto,
-    /// Human-readable.
-    Text,
-    /// One JSON object per line.
-    Json,
 }
 
 /// The roles.
@@ -126,17 +119,6 @@ pub struct ExecArgs {
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
-}
-
-/// When the child gets a pseudo-terminal.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum TtyMode {
-    /// When shroud's stdout is a terminal.
-    Auto,
-    /// Always.
-    Always,
-    /// Never: separate pipes for stdout and stderr.
-    Never,
 }
 
 /// `shroud run`.

@@ -16,8 +16,18 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use zeroize::Zeroizing;
 
-use crate::cli::LogFormat;
 use crate::live::LiveSet;
+
+/// How shroud's own log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable on a terminal, JSON otherwise.
+    Auto,
+    /// Human-readable.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
 
 /// The secret set every log line is redacted with.
 static LIVE: ArcSwapOption<LiveSet> = ArcSwapOption::const_empty();

@@ -6,14 +6,10 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use shroud_redactor::values_file::{ValuesFile, ValuesFileError};
 use shroud_redactor::{BuildReport, SecretSet, SecretSetBuilder};
 use zeroize::Zeroizing;
 
-/// The agent's files inside a secrets directory.
-pub const META_DIR: &str = ".shroud";
-/// Path of the redaction set inside a secrets directory.
-pub const VALUES_FILE: &str = ".shroud/values";
+use crate::contract::{ValuesFile, ValuesFileError, VALUES_FILE};
 
 /// Why secret values could not be loaded. Names the file, never its content.
 #[derive(Debug, thiserror::Error)]
@@ -213,6 +209,7 @@ fn add_dir(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::contract::META_DIR;
 
     #[test]
     fn reads_dir_files_and_values_skipping_dotfiles() {

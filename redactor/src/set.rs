@@ -142,7 +142,6 @@ pub struct SecretSet {
     names: Vec<String>,
     min_length: usize,
     max_len: usize,
-    min_len: usize,
     /// `first_bytes[b]` is true when some pattern starts with byte `b`.
     first_bytes: [bool; 256],
     /// Bitmap over a hash of the first four bytes of every pattern longer than four.
@@ -203,7 +202,6 @@ impl SecretSet {
             names,
             min_length,
             max_len,
-            min_len,
             first_bytes,
             first_four,
             index,
@@ -228,11 +226,6 @@ impl SecretSet {
     /// Length of the longest pattern (0 when empty).
     pub fn max_pattern_len(&self) -> usize {
         self.max_len
-    }
-
-    /// Length of the shortest pattern (0 when empty).
-    pub fn min_pattern_len(&self) -> usize {
-        self.min_len
     }
 
     /// The name of the secret with this index.

@@ -1,23 +1,27 @@
-//! The lease engine: log in, fetch and publish every secret, then keep the token
-//! and leases alive (renew, rotate before max TTL, re-read kv2), retrying with
-//! backoff while Vault is unreachable, until told to stop; then wipe and revoke.
+//! The lease engine's effects: log in, fetch and publish every secret, then apply
+//! the [`Schedule`] (what is due when) with Vault calls and [`publish`] until told
+//! to stop; then wipe and revoke. Deadline arithmetic lives in `schedule`, the
+//! publication sequence in `publish`, retry loops in `retry`.
 
 use std::path::Path;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tracing::{error, info, warn};
 use zeroize::Zeroizing;
 
-use super::backoff::{renew_after, Backoff};
 use super::files::{FilesError, Output};
 use super::handshake::{entry_name, Publisher};
+use super::publish::publish;
 use super::render::{render, RenderError};
+use super::retry::retry;
+use super::schedule::{Due, Grant, RandomJitter, Schedule, Step};
 use crate::config::{Config, SecretKind, SecretSpec};
+use crate::contract::{self, READY_FILE};
 use crate::events::{self, Event, Outcome};
 use crate::live::LiveSet;
-use crate::vault::api::{self, LeaseInfo, SecretData};
+use crate::vault::api::{self, LeaseInfo, SecretData, TokenInfo};
 use crate::vault::auth::{self, AuthError};
 use crate::vault::{VaultClient, VaultError};
 
@@ -72,41 +76,25 @@ impl StartError {
     }
 }
 
-/// What is due next for a secret.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Due {
-    /// Renew the lease.
-    Renew,
-    /// Fetch new credentials and publish them.
-    Rotate,
-    /// Re-read and publish when changed (kv2, unleased).
-    Refresh,
-}
-
 /// What is published for a secret now.
 struct Current {
     data: SecretData,
     lease: Option<LeaseInfo>,
-    /// The lease's first TTL: a renewal shorter than this hit the max TTL.
-    first_ttl: Duration,
-    expires: Option<Instant>,
     rendered: Zeroizing<Vec<u8>>,
 }
 
-struct SecretState {
+struct Secret {
     spec: SecretSpec,
     current: Option<Current>,
-    next: Instant,
-    due: Due,
-    backoff: Backoff,
 }
 
-struct TokenState {
-    next: Option<Instant>,
-    /// Renew-self (true) or log in again (false) when `next` comes.
-    renew: bool,
-    first_ttl: Duration,
-    backoff: Backoff,
+impl Secret {
+    fn lease_id(&self) -> Option<&str> {
+        self.current
+            .as_ref()
+            .and_then(|c| c.lease.as_ref())
+            .map(|l| l.id.as_str())
+    }
 }
 
 /// Called after new files are in place (rotation hook for run mode).
@@ -116,8 +104,9 @@ pub type OnPublish = Box<dyn FnMut() + Send>;
 pub struct Engine {
     cfg: Arc<Config>,
     client: VaultClient,
-    token: TokenState,
-    secrets: Vec<SecretState>,
+    /// One timer per entry of `secrets`, same order.
+    schedule: Schedule,
+    secrets: Vec<Secret>,
     out: Output,
     publisher: Publisher,
     on_publish: Option<OnPublish>,
@@ -131,10 +120,26 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-fn lease_id(c: &Option<Current>) -> Option<&str> {
-    c.as_ref()
-        .and_then(|c| c.lease.as_ref())
-        .map(|l| l.id.as_str())
+fn lease_grant(l: &LeaseInfo) -> Grant {
+    Grant {
+        ttl: l.duration,
+        renewable: l.renewable,
+    }
+}
+
+fn token_grant(t: &TokenInfo) -> Grant {
+    Grant {
+        ttl: t.ttl,
+        renewable: t.renewable,
+    }
+}
+
+/// `secret`'s leaf values under their redaction-set names.
+fn leaves(secret: &str, data: &SecretData) -> Vec<(String, Zeroizing<Vec<u8>>)> {
+    data.leaves()
+        .into_iter()
+        .map(|(f, v)| (entry_name(secret, &f), v))
+        .collect()
 }
 
 impl Engine {
@@ -147,7 +152,6 @@ impl Engine {
     ) -> Result<Engine, StartError> {
         let out = Output::open(&cfg.output)?;
         let client = VaultClient::new(&cfg.vault).map_err(StartError::Client)?;
-        let now = Instant::now();
         let mut engine = Engine {
             publisher: Publisher::new(
                 cfg.redact.retain,
@@ -155,23 +159,20 @@ impl Engine {
                 cfg.lifecycle.handshake_timeout,
                 live,
             ),
+            schedule: Schedule::new(
+                cfg.secrets.len(),
+                cfg.lifecycle.renew_threshold,
+                Instant::now(),
+                Box::new(RandomJitter),
+            ),
             secrets: cfg
                 .secrets
                 .iter()
-                .map(|spec| SecretState {
+                .map(|spec| Secret {
                     spec: spec.clone(),
                     current: None,
-                    next: now,
-                    due: Due::Rotate,
-                    backoff: Backoff::default(),
                 })
                 .collect(),
-            token: TokenState {
-                next: None,
-                renew: false,
-                first_ttl: Duration::ZERO,
-                backoff: Backoff::default(),
-            },
             cfg,
             client,
             out,
@@ -188,66 +189,41 @@ impl Engine {
 
     fn first_render(&mut self) -> Result<(), StartError> {
         let deadline = Instant::now() + self.cfg.lifecycle.startup_timeout;
-        let mut backoff = Backoff::default();
-        loop {
-            match self.login() {
-                Ok(()) => break,
-                Err(e) if e.is_transient() && Instant::now() < deadline => {
-                    let d = backoff.next_delay();
-                    warn!(error = %e, retry_in = ?d, "login failed; retrying");
-                    std::thread::sleep(d);
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        retry(
+            deadline,
+            || self.login(),
+            |e, d| warn!(error = %e, retry_in = ?d, "login failed; retrying"),
+        )?;
         for i in 0..self.secrets.len() {
-            let mut backoff = Backoff::default();
-            let read = loop {
-                match self.fetch(i) {
-                    Ok(r) => break r,
-                    Err(e) if e.is_transient() && Instant::now() < deadline => {
-                        let d = backoff.next_delay();
-                        warn!(secret = %self.secrets[i].spec.name, error = %e, retry_in = ?d, "fetch failed; retrying");
-                        std::thread::sleep(d);
-                    }
-                    Err(source) => {
-                        let spec = &self.secrets[i].spec;
-                        return Err(StartError::Fetch {
-                            secret: spec.name.clone(),
-                            path: spec.path.clone(),
-                            source: Box::new(source),
-                        });
-                    }
+            let name = self.secrets[i].spec.name.clone();
+            let read = retry(
+                deadline,
+                || self.fetch(i),
+                |e, d| warn!(secret = %name, error = %e, retry_in = ?d, "fetch failed; retrying"),
+            )
+            .map_err(|source| {
+                let spec = &self.secrets[i].spec;
+                StartError::Fetch {
+                    secret: spec.name.clone(),
+                    path: spec.path.clone(),
+                    source: Box::new(source),
                 }
-            };
+            })?;
             let rendered = render(&self.secrets[i].spec, &read.data)?;
             self.install(i, read, rendered);
         }
-        let staged = self
+        let rendered: Vec<(String, Zeroizing<Vec<u8>>)> = self
             .secrets
             .iter()
-            .map(|s| {
-                (
-                    s.spec.name.clone(),
-                    s.current.as_ref().map(|c| c.rendered.clone()),
-                )
-            })
-            .collect::<Vec<_>>();
-        let generation = {
-            let values = self.current_values();
-            self.publisher.publish(&mut self.out, values)
-        }?;
-        let mut files = Vec::new();
-        for (name, bytes) in staged {
-            if let Some(bytes) = bytes {
-                files.push(self.out.stage(Path::new(&name), &bytes)?);
-            }
-        }
-        self.await_acks(generation);
-        for f in files {
-            self.out.commit(f)?;
-        }
-        self.out.write(Path::new(".shroud/ready"), b"")?;
+            .filter_map(|s| Some((s.spec.name.clone(), s.current.as_ref()?.rendered.clone())))
+            .collect();
+        let files: Vec<(&str, &[u8])> = rendered
+            .iter()
+            .map(|(name, bytes)| (name.as_str(), bytes.as_slice()))
+            .collect();
+        let values = self.current_values();
+        publish(&mut self.out, &mut self.publisher, values, &files)?;
+        self.out.write(Path::new(READY_FILE), b"")?;
         events::emit(Event::Ready);
         info!(
             secrets = self.secrets.len(),
@@ -259,20 +235,12 @@ impl Engine {
 
     fn login(&mut self) -> Result<(), AuthError> {
         let info = auth::login(&self.cfg.auth, &mut self.client)?;
-        let now = Instant::now();
-        self.token.first_ttl = info.ttl;
-        self.token.backoff.reset();
-        if info.ttl.is_zero() {
-            self.token.next = None;
-        } else {
-            self.token.next = Some(now + renew_after(info.ttl, self.cfg.lifecycle.renew_threshold));
-            self.token.renew = info.renewable;
-        }
+        self.schedule.logged_in(token_grant(&info), Instant::now());
         info!(method = self.cfg.auth.method.name(), ttl = ?info.ttl, "logged in to Vault");
         Ok(())
     }
 
-    fn fetch(&mut self, i: usize) -> Result<api::SecretRead, VaultError> {
+    fn fetch(&self, i: usize) -> Result<api::SecretRead, VaultError> {
         let spec = &self.secrets[i].spec;
         let result = api::read(
             &self.client,
@@ -319,50 +287,26 @@ impl Engine {
         read: api::SecretRead,
         rendered: Zeroizing<Vec<u8>>,
     ) -> Option<Current> {
-        let threshold = self.cfg.lifecycle.renew_threshold;
-        let now = Instant::now();
-        let s = &mut self.secrets[i];
-        s.backoff.reset();
-        let (next, due, expires) = match &read.lease {
-            Some(l) if !l.duration.is_zero() => (
-                now + renew_after(l.duration, threshold),
-                if l.renewable { Due::Renew } else { Due::Rotate },
-                Some(now + l.duration),
-            ),
-            _ => (now + s.spec.refresh, Due::Refresh, None),
-        };
-        s.next = next;
-        s.due = due;
-        s.current.replace(Current {
-            first_ttl: read.lease.as_ref().map(|l| l.duration).unwrap_or_default(),
+        let refresh = self.secrets[i].spec.refresh;
+        self.schedule.fetched(
+            i,
+            read.lease.as_ref().map(lease_grant),
+            refresh,
+            Instant::now(),
+        );
+        self.secrets[i].current.replace(Current {
             data: read.data,
             lease: read.lease,
-            expires,
             rendered,
         })
     }
 
     fn current_values(&self) -> Vec<(String, Zeroizing<Vec<u8>>)> {
-        let mut v = Vec::new();
-        for s in &self.secrets {
-            if let Some(c) = &s.current {
-                for (field, value) in c.data.leaves() {
-                    v.push((entry_name(&s.spec.name, &field), value));
-                }
-            }
-        }
-        v
-    }
-
-    fn await_acks(&self, generation: u64) {
-        let lagging = self.publisher.wait_acks(&self.out, generation);
-        if !lagging.is_empty() {
-            warn!(
-                generation,
-                execs = ?lagging,
-                "exec did not acknowledge the new redaction set in time; publishing anyway"
-            );
-        }
+        self.secrets
+            .iter()
+            .filter_map(|s| Some(leaves(&s.spec.name, &s.current.as_ref()?.data)))
+            .flatten()
+            .collect()
     }
 
     /// Runs until a stop reason arrives on `wake`; returns it.
@@ -371,42 +315,23 @@ impl Engine {
             let now = Instant::now();
             self.expire(now);
             if self.publisher.prune(now) {
-                if let Err(e) = {
-                    let values = self.current_values();
-                    self.publisher.publish(&mut self.out, values)
-                } {
+                let values = self.current_values();
+                if let Err(e) = self.publisher.publish(&mut self.out, values) {
                     error!(error = %e, "cannot update the redaction set");
                 }
             }
-            if let Some(at) = self.token.next {
-                if at <= now {
-                    self.token_due();
-                    continue;
+            match self.schedule.next(now, self.publisher.next_expiry()) {
+                Step::Token => self.token_due(),
+                Step::Secret(i) => self.secret_due(i),
+                Step::Sleep(until) => {
+                    match wake.recv_timeout(until.saturating_duration_since(now)) {
+                        Ok(w) => return w,
+                        Err(RecvTimeoutError::Timeout) => {}
+                        // Every sender gone: nothing can stop us any more but a
+                        // signal handled elsewhere; treat as a stop rather than spin.
+                        Err(RecvTimeoutError::Disconnected) => return Wake::Signal(libc::SIGTERM),
+                    }
                 }
-            }
-            if let Some(i) = (0..self.secrets.len()).find(|&i| self.secrets[i].next <= now) {
-                self.secret_due(i);
-                continue;
-            }
-            let next = self
-                .secrets
-                .iter()
-                .map(|s| s.next)
-                .chain(self.token.next)
-                .chain(self.publisher.next_expiry())
-                .chain(
-                    self.secrets
-                        .iter()
-                        .filter_map(|s| s.current.as_ref()?.expires),
-                )
-                .min()
-                .unwrap_or(now + Duration::from_secs(3600));
-            match wake.recv_timeout(next.saturating_duration_since(now)) {
-                Ok(w) => return w,
-                Err(RecvTimeoutError::Timeout) => {}
-                // Every sender gone: nothing can stop us any more but a signal
-                // handled elsewhere; treat as a stop rather than spin.
-                Err(RecvTimeoutError::Disconnected) => return Wake::Signal(libc::SIGTERM),
             }
         }
     }
@@ -414,35 +339,22 @@ impl Engine {
     /// Removes files whose lease has run out (Vault unreachable all along): a
     /// dead credential is not left behind.
     fn expire(&mut self, now: Instant) {
-        for i in 0..self.secrets.len() {
-            let expired =
-                matches!(&self.secrets[i].current, Some(c) if c.expires.is_some_and(|e| e <= now));
-            if expired {
-                let name = self.secrets[i].spec.name.clone();
-                warn!(secret = %name, "lease expired before it could be renewed or replaced; removing the file");
-                self.out.wipe_name(&name);
-                if let Some(old) = self.secrets[i].current.take() {
-                    let leaves = old
-                        .data
-                        .leaves()
-                        .into_iter()
-                        .map(|(f, v)| (entry_name(&name, &f), v))
-                        .collect();
-                    self.publisher.retire(leaves);
-                }
-                events::emit(Event::LeaseTtl {
-                    secret: &name,
-                    seconds: 0.0,
-                });
-                let s = &mut self.secrets[i];
-                s.due = Due::Rotate;
-                s.next = now;
+        for i in self.schedule.expire(now) {
+            let name = self.secrets[i].spec.name.clone();
+            warn!(secret = %name, "lease expired before it could be renewed or replaced; removing the file");
+            self.out.wipe_name(&name);
+            if let Some(old) = self.secrets[i].current.take() {
+                self.publisher.retire(leaves(&name, &old.data));
             }
+            events::emit(Event::LeaseTtl {
+                secret: &name,
+                seconds: 0.0,
+            });
         }
     }
 
     fn token_due(&mut self) {
-        if self.token.renew {
+        if self.schedule.token.renew {
             let result = api::renew_self(&self.client);
             events::emit(Event::TokenRenew {
                 outcome: match &result {
@@ -450,24 +362,17 @@ impl Engine {
                     Err(e) => e.outcome(),
                 },
             });
-            let threshold = self.cfg.lifecycle.renew_threshold;
             match result {
-                Ok(info) => {
-                    self.token.backoff.reset();
-                    // Shorter than the first TTL: capped by the max TTL, so the
-                    // next step is a new login before it runs out.
-                    self.token.renew = info.renewable && info.ttl >= self.token.first_ttl;
-                    self.token.next = Some(Instant::now() + renew_after(info.ttl, threshold));
-                }
+                Ok(info) => self
+                    .schedule
+                    .token_renewed(token_grant(&info), Instant::now()),
                 Err(e) if e.is_transient() => {
-                    let d = self.token.backoff.next_delay();
+                    let d = self.schedule.token_failed(Instant::now());
                     warn!(error = %e, retry_in = ?d, "token renewal failed; retrying");
-                    self.token.next = Some(Instant::now() + d);
                 }
                 Err(e) => {
                     warn!(error = %e, "token cannot be renewed; logging in again");
-                    self.token.renew = false;
-                    self.token.next = Some(Instant::now());
+                    self.schedule.relogin_now(Instant::now());
                 }
             }
             return;
@@ -477,30 +382,26 @@ impl Engine {
                 // Leases die with the token that created them: replace them all
                 // under the new token.
                 let now = Instant::now();
-                for s in &mut self.secrets {
-                    if lease_id(&s.current).is_some() {
-                        s.due = Due::Rotate;
-                        s.next = now;
+                for i in 0..self.secrets.len() {
+                    if self.secrets[i].lease_id().is_some() {
+                        self.schedule.replace_now(i, now);
                     }
                 }
             }
             Err(e) => {
-                let d = self.token.backoff.next_delay();
+                let d = self.schedule.token_failed(Instant::now());
                 warn!(error = %e, retry_in = ?d, "login failed; retrying");
-                self.token.next = Some(Instant::now() + d);
             }
         }
     }
 
-    fn retry(&mut self, i: usize, what: &str, e: &VaultError) {
-        let s = &mut self.secrets[i];
-        let d = s.backoff.next_delay();
-        warn!(secret = %s.spec.name, error = %e, retry_in = ?d, "{what} failed; retrying");
-        s.next = Instant::now() + d;
+    fn retry_later(&mut self, i: usize, what: &str, e: &VaultError) {
+        let d = self.schedule.secret_failed(i, Instant::now());
+        warn!(secret = %self.secrets[i].spec.name, error = %e, retry_in = ?d, "{what} failed; retrying");
     }
 
     fn secret_due(&mut self, i: usize) {
-        match self.secrets[i].due {
+        match self.schedule.secrets[i].due {
             Due::Renew => self.renew(i),
             Due::Rotate | Due::Refresh => self.refetch(i),
         }
@@ -508,14 +409,14 @@ impl Engine {
 
     fn renew(&mut self, i: usize) {
         let Some(cur) = &self.secrets[i].current else {
-            self.secrets[i].due = Due::Rotate;
+            self.schedule.set_due(i, Due::Rotate);
             return;
         };
         let Some(lease) = &cur.lease else {
-            self.secrets[i].due = Due::Refresh;
+            self.schedule.set_due(i, Due::Refresh);
             return;
         };
-        let increment = cur.first_ttl;
+        let increment = self.schedule.secrets[i].first_ttl;
         let result = api::renew_lease(&self.client, &lease.id, increment);
         let spec = &self.secrets[i].spec;
         events::emit(Event::Renew {
@@ -533,28 +434,18 @@ impl Engine {
                     secret: &spec.name,
                     seconds: renewed.duration.as_secs_f64(),
                 });
-                let threshold = self.cfg.lifecycle.renew_threshold;
-                let now = Instant::now();
-                let s = &mut self.secrets[i];
-                s.backoff.reset();
-                // Vault grants exactly the increment unless the max TTL cuts it.
-                let capped = !renewed.renewable || renewed.duration < increment;
-                if let Some(c) = &mut s.current {
-                    c.expires = Some(now + renewed.duration);
-                }
-                s.next = now + renew_after(renewed.duration, threshold);
-                info!(secret = %s.spec.name, ttl = ?renewed.duration, "lease renewed");
-                if capped {
-                    info!(secret = %s.spec.name, ttl = ?renewed.duration, "lease reached its max TTL; replacing it before it expires");
-                    s.due = Due::Rotate;
+                info!(secret = %spec.name, ttl = ?renewed.duration, "lease renewed");
+                if self
+                    .schedule
+                    .renewed(i, lease_grant(&renewed), Instant::now())
+                {
+                    info!(secret = %self.secrets[i].spec.name, ttl = ?renewed.duration, "lease reached its max TTL; replacing it before it expires");
                 }
             }
-            Err(e) if e.is_transient() => self.retry(i, "lease renewal", &e),
+            Err(e) if e.is_transient() => self.retry_later(i, "lease renewal", &e),
             Err(e) => {
                 warn!(secret = %spec.name, error = %e, "lease cannot be renewed; fetching new credentials");
-                let s = &mut self.secrets[i];
-                s.due = Due::Rotate;
-                s.next = Instant::now();
+                self.schedule.replace_now(i, Instant::now());
             }
         }
     }
@@ -562,22 +453,20 @@ impl Engine {
     fn refetch(&mut self, i: usize) {
         let read = match self.fetch(i) {
             Ok(r) => r,
-            Err(e) => return self.retry(i, "fetch", &e),
+            Err(e) => return self.retry_later(i, "fetch", &e),
         };
         let rendered = match render(&self.secrets[i].spec, &read.data) {
             Ok(r) => r,
             Err(e) => {
                 error!(error = %e, "cannot render new values; keeping the old ones");
-                let s = &mut self.secrets[i];
-                s.next = Instant::now() + s.backoff.next_delay();
+                self.schedule.secret_failed(i, Instant::now());
                 return;
             }
         };
         let unchanged = matches!(&self.secrets[i].current, Some(c) if c.lease.is_none() && read.lease.is_none() && c.rendered == rendered);
         if unchanged {
-            let s = &mut self.secrets[i];
-            s.backoff.reset();
-            s.next = Instant::now() + s.spec.refresh;
+            let refresh = self.secrets[i].spec.refresh;
+            self.schedule.unchanged(i, refresh, Instant::now());
             return;
         }
         let name = self.secrets[i].spec.name.clone();
@@ -593,14 +482,13 @@ impl Engine {
             lease_id: new_lease.as_deref(),
         });
         info!(secret = %name, "new values published");
-        if let Some(old) = old {
-            if let Some(l) = &old.lease {
-                self.revoke_lease(i, &l.id, Instant::now());
-            }
+        if let Some(l) = old.as_ref().and_then(|old| old.lease.as_ref()) {
+            self.revoke_lease(i, &l.id, Instant::now());
         }
     }
 
-    /// The handshake for one secret: values (new + retired old) first, then the file.
+    /// The handshake for one secret: the old values retired, the new ones
+    /// published, then the file.
     fn publish_one(
         &mut self,
         name: &str,
@@ -608,21 +496,15 @@ impl Engine {
         rendered: &[u8],
     ) -> Result<(), FilesError> {
         if let Some(old) = old {
-            let leaves = old
-                .data
-                .leaves()
-                .into_iter()
-                .map(|(f, v)| (entry_name(name, &f), v))
-                .collect();
-            self.publisher.retire(leaves);
+            self.publisher.retire(leaves(name, &old.data));
         }
-        let generation = {
-            let values = self.current_values();
-            self.publisher.publish(&mut self.out, values)
-        }?;
-        let staged = self.out.stage(Path::new(name), rendered)?;
-        self.await_acks(generation);
-        self.out.commit(staged)?;
+        let values = self.current_values();
+        publish(
+            &mut self.out,
+            &mut self.publisher,
+            values,
+            &[(name, rendered)],
+        )?;
         if let Some(hook) = &mut self.on_publish {
             hook();
         }
@@ -630,32 +512,19 @@ impl Engine {
     }
 
     /// Revokes one lease, retrying transient failures until `deadline`.
-    fn revoke_lease(&self, i: usize, id: &str, deadline: Instant) -> bool {
-        let mut backoff = Backoff::default();
-        loop {
-            let result = api::revoke_lease(&self.client, id);
-            let done = match &result {
-                Ok(()) => true,
-                Err(e) => !e.is_transient() || Instant::now() >= deadline,
-            };
-            if done {
-                events::emit(Event::Revoke {
-                    secret: Some(&self.secrets[i].spec.name),
-                    lease_id: Some(id),
-                    outcome: match &result {
-                        Ok(()) => Outcome::Ok,
-                        Err(e) => e.outcome(),
-                    },
-                });
-                if let Err(e) = &result {
-                    error!(secret = %self.secrets[i].spec.name, error = %e, "cannot revoke lease");
-                }
-                return result.is_ok();
-            }
-            let d = backoff
-                .next_delay()
-                .min(deadline.saturating_duration_since(Instant::now()));
-            std::thread::sleep(d);
+    fn revoke_lease(&self, i: usize, id: &str, deadline: Instant) {
+        let result = retry(deadline, || api::revoke_lease(&self.client, id), |_, _| {});
+        let name = &self.secrets[i].spec.name;
+        events::emit(Event::Revoke {
+            secret: Some(name),
+            lease_id: Some(id),
+            outcome: match &result {
+                Ok(()) => Outcome::Ok,
+                Err(e) => e.outcome(),
+            },
+        });
+        if let Err(e) = &result {
+            error!(secret = %name, error = %e, "cannot revoke lease");
         }
     }
 
@@ -666,7 +535,7 @@ impl Engine {
         let start = Instant::now();
         let files = self.out.wipe_all();
         // Acks are exec's files, but one killed outright cannot remove its own.
-        super::handshake::remove_stale_acks(&self.out.meta("acks"));
+        contract::remove_stale_acks(self.out.dir());
         events::emit(Event::Wipe {
             files,
             duration: start.elapsed(),
@@ -675,8 +544,7 @@ impl Engine {
         if self.cfg.lifecycle.revoke_on_exit && self.client.token().is_some() {
             let deadline = Instant::now() + self.cfg.lifecycle.revoke_timeout;
             for i in 0..self.secrets.len() {
-                let id = lease_id(&self.secrets[i].current).map(str::to_string);
-                if let Some(id) = id {
+                if let Some(id) = self.secrets[i].lease_id().map(str::to_string) {
                     self.revoke_lease(i, &id, deadline);
                 }
             }
@@ -690,32 +558,18 @@ impl Engine {
     }
 
     fn revoke_token(&self, deadline: Instant) {
-        let mut backoff = Backoff::default();
-        loop {
-            let result = api::revoke_self(&self.client);
-            let done = match &result {
-                Ok(()) => true,
-                Err(e) => !e.is_transient() || Instant::now() >= deadline,
-            };
-            if done {
-                events::emit(Event::Revoke {
-                    secret: None,
-                    lease_id: None,
-                    outcome: match &result {
-                        Ok(()) => Outcome::Ok,
-                        Err(e) => e.outcome(),
-                    },
-                });
-                match result {
-                    Ok(()) => info!("leases and token revoked"),
-                    Err(e) => error!(error = %e, "cannot revoke the Vault token"),
-                }
-                return;
-            }
-            let d = backoff
-                .next_delay()
-                .min(deadline.saturating_duration_since(Instant::now()));
-            std::thread::sleep(d);
+        let result = retry(deadline, || api::revoke_self(&self.client), |_, _| {});
+        events::emit(Event::Revoke {
+            secret: None,
+            lease_id: None,
+            outcome: match &result {
+                Ok(()) => Outcome::Ok,
+                Err(e) => e.outcome(),
+            },
+        });
+        match result {
+            Ok(()) => info!("leases and token revoked"),
+            Err(e) => error!(error = %e, "cannot revoke the Vault token"),
         }
     }
 

@@ -1,6 +1,6 @@
-//! The output directory: tmpfs check, atomic writes (temp file created with
-//! O_CREAT|O_EXCL|O_NOFOLLOW, then renamed), ownership and mode, and wiping
-//! (overwrite with zeros, then unlink) of every file shroud wrote.
+//! The output directory: tmpfs check, atomic writes (`contract::atomic`: temp
+//! file created with O_CREAT|O_EXCL|O_NOFOLLOW, then renamed), ownership and
+//! mode, and wiping (overwrite with zeros, then unlink) of every file shroud wrote.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
@@ -9,7 +9,7 @@ use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use crate::config::OutputConfig;
-use crate::secrets_source::META_DIR;
+use crate::contract::{self, ACKS_DIR, META_DIR};
 
 /// Why the output directory or a file in it could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -62,11 +62,7 @@ pub fn check_tmpfs(dir: &Path) -> Result<(), FilesError> {
 }
 
 /// A file written under a temporary name, waiting to be renamed into place.
-#[derive(Debug)]
-pub struct Staged {
-    tmp: PathBuf,
-    dest: PathBuf,
-}
+pub use contract::Staged;
 
 /// The output directory and the record of every file shroud put in it.
 #[derive(Debug)]
@@ -88,7 +84,7 @@ impl Output {
         }
         let meta = cfg.dir.join(META_DIR);
         fs::create_dir_all(&meta).map_err(io_err("cannot create", &meta))?;
-        let acks = meta.join("acks");
+        let acks = cfg.dir.join(ACKS_DIR);
         fs::create_dir_all(&acks).map_err(io_err("cannot create", &acks))?;
         // Execs in other containers (other uids) drop their acks here; the sticky
         // bit keeps them from removing each other's.
@@ -101,11 +97,7 @@ impl Output {
             mode: cfg.mode,
             written: BTreeSet::new(),
         };
-        // A stale ready marker from an earlier agent would lie to probes, and a
-        // stale exit marker would make a restarted agent (a native sidecar is
-        // restarted when it exits while the pod lives) shut down at once.
-        let _ = fs::remove_file(out.meta("ready"));
-        let _ = fs::remove_file(out.meta("exited"));
+        contract::clear_markers(&out.dir);
         Ok(out)
     }
 
@@ -114,49 +106,35 @@ impl Output {
         &self.dir
     }
 
-    /// A path inside `.shroud/`.
-    pub fn meta(&self, name: &str) -> PathBuf {
-        self.dir.join(META_DIR).join(name)
-    }
-
     /// Writes `bytes` to a new temporary file next to `dest` (a file name in the
     /// output directory, or a path inside it), with the configured owner and mode.
     pub fn stage(&mut self, dest: &Path, bytes: &[u8]) -> Result<Staged, FilesError> {
         let dest = self.dir.join(dest);
-        let parent = dest.parent().unwrap_or(&self.dir).to_path_buf();
-        let base = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = parent.join(format!(".{base}.tmp-{:016x}", rand::random::<u64>()));
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io_err("cannot create", &tmp))?;
+        let staged = Staged::create(&dest, 0o600).map_err(io_err("cannot create", &dest))?;
+        let tmp = staged.tmp().to_path_buf();
         self.written.insert(tmp.clone());
         let result = (|| {
+            let mut f = staged.file();
             f.write_all(bytes)?;
             if self.uid.is_some() || self.gid.is_some() {
-                std::os::unix::fs::fchown(&f, self.uid, self.gid)?;
+                std::os::unix::fs::fchown(f, self.uid, self.gid)?;
             }
             f.set_permissions(fs::Permissions::from_mode(self.mode))
         })();
         if let Err(e) = result {
-            drop(f);
+            drop(staged);
             self.wipe(&tmp);
             return Err(io_err("cannot write", &tmp)(e));
         }
-        Ok(Staged { tmp, dest })
+        Ok(staged)
     }
 
     /// Renames a staged file into place.
     pub fn commit(&mut self, staged: Staged) -> Result<(), FilesError> {
-        fs::rename(&staged.tmp, &staged.dest).map_err(io_err("cannot rename", &staged.dest))?;
-        self.written.remove(&staged.tmp);
-        self.written.insert(staged.dest);
+        let (tmp, dest) = (staged.tmp().to_path_buf(), staged.dest().to_path_buf());
+        staged.commit().map_err(io_err("cannot rename", &dest))?;
+        self.written.remove(&tmp);
+        self.written.insert(dest);
         Ok(())
     }
 
@@ -289,30 +267,77 @@ mod tests {
         assert_eq!(out.wipe_all(), 1);
     }
 
-    #[test]
-    fn stage_refuses_symlink_in_the_way() {
-        let d = tempfile::tempdir().unwrap();
-        let target = d.path().join("target");
-        fs::write(&target, b"x").unwrap();
-        let cfg = OutputConfig {
-            dir: d.path().join("out"),
+    fn output(dir: &Path) -> Output {
+        Output::open(&OutputConfig {
+            dir: dir.to_path_buf(),
             require_tmpfs: false,
             uid: None,
             gid: None,
             mode: 0o400,
-        };
-        let _out = Output::open(&cfg).unwrap();
-        std::os::unix::fs::symlink(&target, cfg.dir.join("s")).unwrap();
-        assert!(!zero_fill(&cfg.dir.join("s")));
-        assert_eq!(fs::read(&target).unwrap(), b"x");
+        })
+        .unwrap()
     }
 
     #[test]
-    fn disk_dir_is_not_tmpfs() {
-        // The crate directory is on the build disk, never tmpfs in CI.
-        let e = check_tmpfs(Path::new(env!("CARGO_MANIFEST_DIR")));
-        if let Err(e) = e {
-            assert!(e.to_string().contains("not on tmpfs"));
-        }
+    fn stage_replaces_a_symlink_in_the_way_and_never_writes_through_it() {
+        let d = tempfile::tempdir().unwrap();
+        let target = d.path().join("target");
+        fs::write(&target, b"x").unwrap();
+        let dir = d.path().join("out");
+        let mut out = output(&dir);
+        std::os::unix::fs::symlink(&target, dir.join("s")).unwrap();
+        out.write(Path::new("s"), b"secret").unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"x", "written through the link");
+        let m = fs::symlink_metadata(dir.join("s")).unwrap();
+        assert!(m.file_type().is_file(), "the link itself was replaced");
+        assert_eq!(fs::read(dir.join("s")).unwrap(), b"secret");
+    }
+
+    #[test]
+    fn wipe_refuses_to_follow_a_symlink() {
+        let d = tempfile::tempdir().unwrap();
+        let target = d.path().join("target");
+        fs::write(&target, b"x").unwrap();
+        let dir = d.path().join("out");
+        let _out = output(&dir);
+        std::os::unix::fs::symlink(&target, dir.join("s")).unwrap();
+        assert!(!zero_fill(&dir.join("s")));
+        assert_eq!(fs::read(&target).unwrap(), b"x");
+    }
+
+    /// The filesystem type of `path` according to /proc/self/mounts (the longest
+    /// mount point containing it): a source independent of statfs.
+    fn mount_type(path: &Path) -> String {
+        let path = fs::canonicalize(path).unwrap();
+        let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
+        mounts
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                Some((PathBuf::from(f.get(1)?), f.get(2)?.to_string()))
+            })
+            .filter(|(mp, _)| path.starts_with(mp))
+            .max_by_key(|(mp, _)| mp.as_os_str().len())
+            .map(|(_, t)| t)
+            .unwrap()
+    }
+
+    #[test]
+    fn tmpfs_check_agrees_with_the_mount_table() {
+        let shm = Path::new("/dev/shm");
+        assert_eq!(
+            mount_type(shm),
+            "tmpfs",
+            "this test needs /dev/shm on tmpfs"
+        );
+        check_tmpfs(shm).unwrap();
+        let disk = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let fstype = mount_type(disk);
+        assert!(
+            !matches!(fstype.as_str(), "tmpfs" | "ramfs"),
+            "this test needs the source tree on a disk filesystem, not {fstype}"
+        );
+        let e = check_tmpfs(disk).unwrap_err();
+        assert!(e.to_string().contains("not on tmpfs"), "{e}");
     }
 }

@@ -3,18 +3,16 @@
 //! next generation, swap the in-process [`LiveSet`] (run mode), then wait until
 //! every exec's `.shroud/acks/<id>` reports that generation.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shroud_redactor::values_file::{valid_name, ValuesFile};
 use shroud_redactor::SecretSetBuilder;
 use zeroize::Zeroizing;
 
 use super::files::{FilesError, Output};
-use crate::exec::handshake::ack_is_stale;
+use crate::contract::{lagging_acks, valid_name, ValuesFile, VALUES_FILE};
 use crate::live::LiveSet;
-use crate::secrets_source::VALUES_FILE;
 
 /// A value that was replaced and stays masked until `until`.
 struct Retired {
@@ -130,10 +128,9 @@ impl Publisher {
     /// Waits until every live exec's ack file reports at least `generation`, or
     /// the timeout. Returns the ids that did not acknowledge in time.
     pub fn wait_acks(&self, out: &Output, generation: u64) -> Vec<String> {
-        let dir = out.meta("acks");
         let deadline = Instant::now() + self.timeout;
         loop {
-            let lagging = lagging_acks(&dir, generation);
+            let lagging = lagging_acks(out.dir(), generation);
             if lagging.is_empty() || Instant::now() >= deadline {
                 return lagging;
             }
@@ -145,60 +142,11 @@ impl Publisher {
     }
 }
 
-/// Ack files (id and path); dot-files are exec's temporary files.
-fn ack_files(dir: &Path) -> Vec<(String, PathBuf)> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
-        .filter(|(name, _)| !name.starts_with('.'))
-        .collect()
-}
-
-/// The live execs' ack files: not those left by an exec killed outright
-/// (SIGKILL, OOM), which could not remove its file and no longer holds its lock
-/// (see `exec::handshake`). Waiting for one of those would hold every rotation,
-/// and the agent's shutdown, for the full timeout.
-pub fn live_acks(dir: &Path) -> Vec<(String, PathBuf)> {
-    ack_files(dir)
-        .into_iter()
-        .filter(|(_, path)| !ack_is_stale(path))
-        .collect()
-}
-
-/// Removes the ack files of execs that are gone (see [`live_acks`]).
-pub fn remove_stale_acks(dir: &Path) {
-    for (_, path) in ack_files(dir) {
-        if ack_is_stale(&path) {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
-/// Live acks whose generation is below `generation`.
-fn lagging_acks(dir: &Path, generation: u64) -> Vec<String> {
-    let mut lagging = Vec::new();
-    for (name, path) in live_acks(dir) {
-        let acked = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|s| s.trim().parse::<u64>().ok());
-        match acked {
-            Some(g) if g >= generation => {}
-            // Removed since listing: that exec has exited.
-            None if !path.exists() => {}
-            _ => lagging.push(name),
-        }
-    }
-    lagging
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::OutputConfig;
-    use crate::exec::handshake::Ack;
+    use crate::contract::{live_acks, remove_stale_acks, Ack, ACKS_DIR};
 
     fn output(dir: &Path) -> Output {
         Output::open(&OutputConfig {
@@ -265,7 +213,7 @@ mod tests {
         assert!(t.elapsed() >= Duration::from_millis(200));
         exec1.write(2).unwrap();
         assert!(p.wait_acks(&out, g).is_empty());
-        let vf = ValuesFile::parse(&std::fs::read(out.meta("values")).unwrap()).unwrap();
+        let vf = ValuesFile::parse(&std::fs::read(out.dir().join(VALUES_FILE)).unwrap()).unwrap();
         assert_eq!(vf.generation, 2);
         assert_eq!(vf.values.len(), 2);
         assert_eq!(live.swaps(), 2);
@@ -288,9 +236,13 @@ mod tests {
         // A live exec (its ack locked, as exec writes it) and the unlocked file a
         // SIGKILLed one left behind, both at generation 1.
         let (mut live, live_id) = exec_ack(d.path(), g);
-        std::fs::write(out.meta("acks/0123456789abcdef"), format!("{g}\n")).unwrap();
+        std::fs::write(
+            out.dir().join(ACKS_DIR).join("0123456789abcdef"),
+            format!("{g}\n"),
+        )
+        .unwrap();
         assert_eq!(
-            live_acks(&out.meta("acks"))
+            live_acks(out.dir())
                 .into_iter()
                 .map(|(id, _)| id)
                 .collect::<Vec<_>>(),
@@ -307,8 +259,8 @@ mod tests {
         let t = Instant::now();
         assert!(p.wait_acks(&out, g2).is_empty());
         assert!(t.elapsed() < timeout, "{:?}", t.elapsed());
-        remove_stale_acks(&out.meta("acks"));
-        assert!(!out.meta("acks/0123456789abcdef").exists());
+        remove_stale_acks(out.dir());
+        assert!(!out.dir().join(ACKS_DIR).join("0123456789abcdef").exists());
         assert!(live.path().exists());
     }
 

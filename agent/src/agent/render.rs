@@ -1,11 +1,11 @@
 //! Turning a secret's data into its file's bytes: one field raw, JSON, env lines,
 //! or a minijinja template. Errors name the secret and, for templates, the line.
 
-use minijinja::{Environment, UndefinedBehavior};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use crate::config::{Format, SecretSpec, TemplateSource};
+use crate::config::{Format, SecretSpec};
+use crate::template::TemplateError;
 use crate::vault::api::SecretData;
 
 /// Why a secret could not be rendered. Never holds a value.
@@ -32,44 +32,8 @@ pub enum RenderError {
         available: String,
     },
     /// The template did not compile or render.
-    #[error("secret `{secret}`: template {origin} line {line}: {message}")]
-    Template {
-        /// Secret name.
-        secret: String,
-        /// `inline` or the template file.
-        origin: String,
-        /// 1-based line, 0 when unknown.
-        line: usize,
-        /// What went wrong (minijinja's message, no values).
-        message: String,
-    },
-}
-
-fn template_error(secret: &str, t: &TemplateSource, e: &minijinja::Error) -> RenderError {
-    RenderError::Template {
-        secret: secret.to_string(),
-        origin: t.origin.clone(),
-        line: e.line().unwrap_or(0),
-        message: e
-            .detail()
-            .map(str::to_string)
-            .unwrap_or_else(|| e.kind().to_string()),
-    }
-}
-
-fn environment() -> Environment<'static> {
-    let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.set_keep_trailing_newline(true);
-    env
-}
-
-/// Compiles a template without rendering it (config validation).
-pub fn check_template(secret: &str, t: &TemplateSource) -> Result<(), RenderError> {
-    let env = environment();
-    env.template_from_str(&t.text)
-        .map(|_| ())
-        .map_err(|e| template_error(secret, t, &e))
+    #[error(transparent)]
+    Template(#[from] TemplateError),
 }
 
 fn names(data: &SecretData) -> String {
@@ -130,15 +94,9 @@ pub fn render(spec: &SecretSpec, data: &SecretData) -> Result<Zeroizing<Vec<u8>>
             Ok(out)
         }
         Format::Template(t) => {
-            let env = environment();
-            let tmpl = env
-                .template_from_str(&t.text)
-                .map_err(|e| template_error(&spec.name, t, &e))?;
             let mut ctx = data.0.clone();
             ctx.insert("data".to_string(), Value::Object(data.0.clone()));
-            let text = tmpl
-                .render(&ctx)
-                .map_err(|e| template_error(&spec.name, t, &e))?;
+            let text = t.render(&spec.name, &ctx)?;
             Ok(Zeroizing::new(text.into_bytes()))
         }
     }
@@ -160,7 +118,7 @@ fn env_key(k: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::SecretKind;
+    use crate::config::{SecretKind, TemplateSource};
     use std::time::Duration;
 
     fn spec(format: Format, field: Option<&str>) -> SecretSpec {
@@ -214,11 +172,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("secret `db`") && e.contains("line 2"), "{e}");
-        let bad = TemplateSource {
-            origin: "t.tmpl".into(),
-            text: "a\nb\n{% if %}".into(),
-        };
-        let e = check_template("db", &bad).unwrap_err().to_string();
-        assert!(e.contains("t.tmpl line 3"), "{e}");
     }
 }

@@ -8,13 +8,13 @@
 //! create (and then revoke) credentials for nothing. A `generic` secret that comes
 //! back with a lease is read and its lease revoked.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tracing::{info, warn};
 use zeroize::Zeroizing;
 
-use super::backoff::Backoff;
 use super::handshake::entry_name;
+use super::retry::retry;
 use crate::config::{AuthMethod, Config, SecretKind};
 use crate::vault::api;
 use crate::vault::auth::{self, AuthError};
@@ -146,7 +146,7 @@ fn revoke(
     let deadline = Instant::now() + cfg.lifecycle.revoke_timeout;
     let mut first = None;
     for (secret, id) in leases {
-        if let Err(e) = retry(deadline, || api::revoke_lease(client, id)) {
+        if let Err(e) = retry(deadline, || api::revoke_lease(client, id), |_, _| {}) {
             warn!(secret = %secret, error = %e, "cannot revoke the lease");
             first.get_or_insert(SnapshotError::Revoke {
                 what: format!("the lease of secret `{secret}`"),
@@ -156,7 +156,7 @@ fn revoke(
     }
     // A token given by the operator is theirs to keep; a token from a login is ours.
     if cfg.auth.method != AuthMethod::Token {
-        if let Err(e) = retry(deadline, || api::revoke_self(client)) {
+        if let Err(e) = retry(deadline, || api::revoke_self(client), |_, _| {}) {
             warn!(error = %e, "cannot revoke the Vault token");
             first.get_or_insert(SnapshotError::Revoke {
                 what: "the Vault token".to_string(),
@@ -168,20 +168,4 @@ fn revoke(
         info!(leases = leases.len(), "leases and token revoked");
     }
     first.map_or(Ok(()), Err)
-}
-
-fn retry(
-    deadline: Instant,
-    mut f: impl FnMut() -> Result<(), VaultError>,
-) -> Result<(), VaultError> {
-    let mut backoff = Backoff::default();
-    loop {
-        match f() {
-            Err(e) if e.is_transient() && Instant::now() < deadline => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                std::thread::sleep(backoff.next_delay().min(left).max(Duration::from_millis(1)));
-            }
-            other => return other,
-        }
-    }
 }

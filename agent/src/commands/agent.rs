@@ -9,6 +9,7 @@ use tracing::info;
 
 use crate::agent::{Engine, Wake};
 use crate::cli::AgentArgs;
+use crate::contract;
 use crate::events::{self, Event};
 use crate::live::LiveSet;
 
@@ -17,13 +18,13 @@ pub fn run(args: AgentArgs) -> anyhow::Result<i32> {
     super::harden();
     let observers = crate::agent::observe::install(&cfg)?;
     let (tx, rx) = mpsc::channel();
-    crate::agent::wake::forward_signals(tx.clone())?;
+    let _signals = crate::agent::wake::forward_signals(tx.clone())?;
     // The agent's own log lines are masked with the values it publishes.
     let live = Arc::new(LiveSet::new(shroud_redactor::SecretSet::empty()));
     crate::logging::set_live(live.clone());
     let mut engine =
         super::start_engine(cfg.clone(), Some(live), None).inspect_err(|e| observers.fail(e))?;
-    let _watcher = match crate::agent::wake::watch_exit_marker(&engine.dir().join(".shroud"), tx) {
+    let _watcher = match crate::agent::wake::watch_exit_marker(engine.dir(), tx) {
         Ok(w) => w,
         Err(e) => {
             let dir = engine.dir().display().to_string();
@@ -51,11 +52,11 @@ fn wait_for_marker(
     cfg: &crate::config::Config,
     sig: i32,
 ) {
-    let meta = engine.dir().join(".shroud");
+    let dir = engine.dir();
     // An exec killed outright leaves its ack file behind, unlocked: no workload
     // is left to wait for there.
-    let execs = !crate::agent::handshake::live_acks(&meta.join("acks")).is_empty();
-    if !execs || meta.join("exited").exists() {
+    let execs = !contract::live_acks(dir).is_empty();
+    if !execs || contract::has_exited(dir) {
         return;
     }
     info!(signal = sig, timeout = ?cfg.lifecycle.exit_marker_timeout, "waiting for the workload's exit marker");

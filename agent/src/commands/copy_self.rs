@@ -1,14 +1,15 @@
 //! `shroud copy-self DEST`: copies this binary to DEST, mode 0755, atomically (a
-//! temporary file in DEST's directory renamed over DEST). The init container of a
+//! `contract::Staged` temporary file in DEST's directory renamed over DEST). The init container of a
 //! `FROM scratch` image has no `cp`, so shroud copies itself.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
+use crate::contract::Staged;
 use crate::error::usage;
 
 /// Where the running binary is.
@@ -34,30 +35,23 @@ pub fn copy_self(src: &Path, dest: &Path) -> anyhow::Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let file_name = dest
-        .file_name()
+    dest.file_name()
         .with_context(|| format!("copy-self: {} has no file name", dest.display()))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(file_name);
-    tmp_name.push(format!(".tmp-{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
+    let mut tmp = None;
     let result = (|| -> io::Result<()> {
         let mut input = File::open(src)?;
-        let mut out = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o700)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&tmp)?;
+        let staged = Staged::create(dest, 0o700)?;
+        tmp = Some(staged.tmp().to_path_buf());
+        let mut out = staged.file();
         io::copy(&mut input, &mut out)?;
         // The umask must not decide the mode: set it explicitly.
         out.set_permissions(fs::Permissions::from_mode(0o755))?;
         out.sync_all()?;
-        fs::rename(&tmp, dest)?;
+        staged.commit()?;
         File::open(&dir)?.sync_all()
     })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+    if let (Err(_), Some(tmp)) = (&result, &tmp) {
+        let _ = fs::remove_file(tmp);
     }
     result.with_context(|| format!("copy-self: copying {} to {}", src.display(), dest.display()))
 }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use crate::cli::ExecArgs;
+use crate::contract::Ack;
 use crate::error::usage;
-use crate::exec::handshake::Ack;
 use crate::exec::watch::{self, Reload, SecretsWatcher, WatchError};
 use crate::exec::{supervise, ExecOptions};
 use crate::live::LiveSet;
@@ -92,7 +92,6 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
         tracing::info!(%addr, "serving metrics");
     }
     let opts = ExecOptions {
-        command: args.command.iter().map(Into::into).collect(),
         tty: args.tty,
         pump: PumpConfig {
             mask: r.mask.as_bytes().to_vec(),
@@ -103,6 +102,7 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
         kill_grace: args.kill_grace,
         exit_marker: sources.dir.clone(),
         counters,
+        ..ExecOptions::new(args.command.iter().map(Into::into).collect())
     };
     // Without a directory nothing ever rotates: no channel, no forwarding thread.
     let rotations = watcher.is_some().then_some(rotated_rx);

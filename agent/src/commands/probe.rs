@@ -2,16 +2,19 @@
 
 use std::path::Path;
 
+use crate::contract::{self, READY_FILE};
 use crate::error::Exit;
 
 pub fn ready(dir: &Path) -> anyhow::Result<i32> {
-    let marker = dir.join(crate::secrets_source::META_DIR).join("ready");
-    if marker.exists() {
+    if contract::is_ready(dir) {
         Ok(0)
     } else {
         Err(Exit {
             code: 1,
-            message: format!("not ready: {} does not exist yet", marker.display()),
+            message: format!(
+                "not ready: {} does not exist yet",
+                dir.join(READY_FILE).display()
+            ),
         }
         .into())
     }

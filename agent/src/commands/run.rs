@@ -4,7 +4,6 @@
 
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tracing::{error, info};
 
@@ -22,7 +21,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     let (tx, rx) = mpsc::channel();
     // Until the supervisor takes over SIGTERM/SIGINT (it owns them while the
     // command runs), a signal must still lead to a clean shutdown.
-    crate::agent::wake::forward_signals(tx.clone())?;
+    let _signals = crate::agent::wake::forward_signals(tx.clone())?;
     let live = Arc::new(LiveSet::new(shroud_redactor::SecretSet::empty()));
     crate::logging::set_live(live.clone());
     let (rotated_tx, rotated_rx) = mpsc::channel();
@@ -31,6 +30,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     });
     let mut engine = super::start_engine(cfg.clone(), Some(live.clone()), Some(hook))
         .inspect_err(|e| observers.fail(e))?;
+    // Hand the signals over to the supervisor: from here they wait for it, so
+    // one that arrives while it starts reaches the command. One that came
+    // before is a stop.
+    crate::signals::hold();
     if let Ok(Wake::Signal(sig)) = rx.try_recv() {
         info!(signal = sig, "stopped before the command started");
         engine.shutdown();
@@ -38,22 +41,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         observers.finish();
         return Ok(128 + sig);
     }
-    // The supervisor has no environment option; set it before any child exists.
-    std::env::set_var("SHROUD_SECRETS_DIR", engine.dir());
     let counters = Arc::new(OutputCounters::default());
     observers.attach_output(&counters, crate::exec::uses_pty(args.tty));
     let opts = ExecOptions {
-        command: args.command.iter().map(Into::into).collect(),
+        env: vec![("SHROUD_SECRETS_DIR".into(), engine.dir().into())],
         tty: args.tty,
         pump: PumpConfig {
             mask: cfg.redact.mask.as_bytes().to_vec(),
             ..PumpConfig::default()
         },
         on_rotate: cfg.lifecycle.on_rotate,
-        drain_timeout: Duration::from_secs(2),
         kill_grace: cfg.lifecycle.exit_marker_timeout,
-        exit_marker: None,
         counters,
+        ..ExecOptions::new(args.command.iter().map(Into::into).collect())
     };
     let spawned = std::thread::Builder::new()
         .name("supervise".into())
@@ -77,16 +77,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     let code = loop {
         match engine.run(&rx) {
             Wake::ChildExited(code) => break code,
-            Wake::Signal(sig) => {
-                // Caught by our handler in the moment before the supervisor
-                // installed its own: hand it on once the supervisor owns it.
-                std::thread::sleep(Duration::from_millis(20));
-                let _ = nix::sys::signal::raise(
-                    nix::sys::signal::Signal::try_from(sig)
-                        .unwrap_or(nix::sys::signal::Signal::SIGTERM),
-                );
-            }
-            Wake::ExitMarker => {}
+            // Signals go to the supervisor since the handover above; run mode
+            // has no exit marker to watch.
+            Wake::Signal(_) | Wake::ExitMarker => {}
         }
     };
     let _ = supervisor.join();

@@ -3,15 +3,16 @@
 //! else happens. Every error names the key and where the configuration came from.
 
 mod env;
-mod raw;
+pub mod raw;
 mod validate;
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use env::EnvError;
 pub use validate::validate;
+
+pub use crate::template::TemplateSource;
 
 /// Environment variable holding the whole configuration as TOML text.
 pub const CONFIG_TOML_ENV: &str = "SHROUD_CONFIG_TOML";
@@ -177,23 +178,6 @@ pub enum Format {
     Env,
     /// A minijinja template over the data.
     Template(TemplateSource),
-}
-
-/// A template's text and where it came from (for error messages).
-#[derive(Clone, PartialEq, Eq)]
-pub struct TemplateSource {
-    /// `inline` or the template file path.
-    pub origin: String,
-    /// The template text (not secret: it refers to fields by name).
-    pub text: String,
-}
-
-impl fmt::Debug for TemplateSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TemplateSource")
-            .field("origin", &self.origin)
-            .finish_non_exhaustive()
-    }
 }
 
 /// One `[[secret]]`.
@@ -421,59 +405,5 @@ kind = "kv2"
         .unwrap_err()
         .to_string();
         assert!(e.contains("(api) field"), "{e}");
-    }
-
-    /// The webhook writes agent configurations into pods; they must pass this
-    /// validation (a contract test between the two).
-    #[test]
-    fn the_webhooks_agent_config_is_valid() {
-        use crate::webhook::agent_config::{render, FileOwner};
-        use crate::webhook::annotations::{
-            Injection, Origin, SecretFormat, SecretKind as K, SecretSpec as S,
-        };
-        let spec = |name: &str, kind, field: Option<&str>, format, template: Option<&str>| S {
-            name: name.into(),
-            path: "p/x".into(),
-            path_annotation: "a".into(),
-            kind,
-            field: field.map(Into::into),
-            format,
-            template: template.map(Into::into),
-        };
-        let inj = Injection {
-            origin: Origin::Shroud,
-            role: "app".into(),
-            secrets: vec![
-                spec("db.json", K::Dynamic, None, SecretFormat::Json, None),
-                spec("api", K::Kv2, Some("key"), SecretFormat::Raw, None),
-                spec("env", K::Generic, None, SecretFormat::Env, None),
-                spec(
-                    "dsn",
-                    K::Dynamic,
-                    None,
-                    SecretFormat::Template,
-                    Some("{{ username }}"),
-                ),
-            ],
-            containers: None,
-            commands: Default::default(),
-            on_rotate: None,
-            native_sidecar: None,
-            warnings: Vec::new(),
-        };
-        let text = render(
-            &inj,
-            &crate::webhook::config::WebhookConfig::default(),
-            FileOwner {
-                uid: 65532,
-                gid: 65532,
-                mode: 0o440,
-            },
-        );
-        let c = parse_env(&text, &[]).unwrap_or_else(|e| panic!("{e}\n{text}"));
-        assert_eq!(c.secrets.len(), 4);
-        assert_eq!(c.output.uid, Some(65532));
-        assert_eq!(c.output.mode, 0o440);
-        assert_eq!(c.auth.method, AuthMethod::Kubernetes);
     }
 }

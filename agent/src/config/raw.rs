@@ -1,32 +1,37 @@
 //! The configuration as written: TOML tables with every key optional, so that the
 //! validation step can name each missing or malformed key itself. Unknown keys are
 //! rejected by serde and named in its error.
+//!
+//! The same types serialize: the webhook builds a [`RawConfig`] for each injected
+//! agent, so the two cannot drift apart. TOML leaves out a `None` field by itself,
+//! and a table that is all defaults is skipped, so the output holds only what was
+//! set.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The whole file.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub vault: RawVault,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub auth: RawAuth,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub output: RawOutput,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secret: Vec<RawSecret>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub redact: RawRedact,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub lifecycle: RawLifecycle,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub metrics: RawMetrics,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub audit: RawAudit,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawVault {
     pub address: Option<String>,
@@ -36,7 +41,7 @@ pub struct RawVault {
     pub timeout: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAuth {
     pub method: Option<String>,
@@ -48,7 +53,7 @@ pub struct RawAuth {
     pub token_file: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawOutput {
     pub dir: Option<String>,
@@ -58,7 +63,7 @@ pub struct RawOutput {
     pub mode: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSecret {
     pub name: Option<String>,
@@ -71,7 +76,7 @@ pub struct RawSecret {
     pub refresh: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRedact {
     pub mask: Option<String>,
@@ -79,7 +84,7 @@ pub struct RawRedact {
     pub retain: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLifecycle {
     pub revoke_on_exit: Option<bool>,
@@ -91,14 +96,19 @@ pub struct RawLifecycle {
     pub revoke_timeout: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawMetrics {
     pub listen: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAudit {
     pub path: Option<String>,
+}
+
+/// Whether a table holds nothing but defaults (and so need not be written).
+fn is_default<T: Default + PartialEq>(table: &T) -> bool {
+    *table == T::default()
 }

@@ -200,7 +200,7 @@ fn secret(c: &Checker<'_>, n: usize, s: RawSecret) -> Result<SecretSpec, ConfigE
         .required(&format!("[[secret]] #{n} name"), &s.name)?
         .to_string();
     let key = |k: &str| format!("[[secret]] #{n} ({name}) {k}");
-    if !shroud_redactor::values_file::valid_name(&name) || name.starts_with('.') {
+    if !crate::contract::valid_name(&name) || name.starts_with('.') {
         return Err(c.err(
             key("name"),
             "must match [A-Za-z0-9._-]+ and not start with a dot",
@@ -243,7 +243,7 @@ fn secret(c: &Checker<'_>, n: usize, s: RawSecret) -> Result<SecretSpec, ConfigE
     };
     let format = match (s.format.as_deref().unwrap_or(default_format), template) {
         ("template", Some(t)) => {
-            crate::agent::render::check_template(&name, &t)
+            t.check(&name)
                 .map_err(|e| c.err(key("template"), e.to_string()))?;
             Format::Template(t)
         }

@@ -32,12 +32,10 @@
 //!   exec` runs a [`watch::SecretsWatcher`] that swaps the set, writes the ack and
 //!   sends [`Rotated`] into the same channel.
 
-pub mod handshake;
 pub mod output;
 pub mod pty;
 pub mod reaper;
 pub mod rotate;
-pub mod signals;
 pub mod spawn;
 mod supervisor;
 pub mod watch;
@@ -51,7 +49,6 @@ pub use output::OutputCounters;
 pub use rotate::OnRotate;
 pub use supervisor::supervise;
 
-use crate::cli::TtyMode;
 use crate::pump::PumpConfig;
 
 /// A new redaction set is in force (and, with an agent, the new files are in
@@ -62,11 +59,26 @@ pub struct Rotated {
     pub generation: Option<u64>,
 }
 
+/// When the child gets a pseudo-terminal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TtyMode {
+    /// When shroud's stdout is a terminal.
+    Auto,
+    /// Always.
+    Always,
+    /// Never: separate pipes for stdout and stderr.
+    Never,
+}
+
 /// How to supervise the command.
 #[derive(Debug, Clone)]
 pub struct ExecOptions {
     /// Program and arguments; must not be empty.
     pub command: Vec<OsString>,
+    /// Variables added to the command's environment (shroud's own is inherited);
+    /// never secret values. Set here, not with `std::env::set_var`, which is
+    /// unsound while other threads may read the environment.
+    pub env: Vec<(OsString, OsString)>,
     /// When the command gets a pseudo-terminal.
     pub tty: TtyMode,
     /// Mask and idle interval for both streams.
@@ -100,6 +112,7 @@ impl ExecOptions {
     pub fn new(command: Vec<OsString>) -> ExecOptions {
         ExecOptions {
             command,
+            env: Vec::new(),
             tty: TtyMode::Auto,
             pump: PumpConfig::default(),
             on_rotate: OnRotate::None,

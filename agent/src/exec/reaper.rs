@@ -39,9 +39,7 @@ pub fn exit_code(status: &WaitStatus) -> Option<i32> {
 /// Makes orphaned descendants re-parent to this process instead of PID 1, so they
 /// are reaped here even when shroud is not PID 1.
 pub fn become_subreaper() {
-    // SAFETY: PR_SET_CHILD_SUBREAPER takes one integer argument and touches no memory.
-    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    if rc != 0 {
-        tracing::debug!(error = %Errno::last(), "PR_SET_CHILD_SUBREAPER failed");
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        tracing::debug!(error = %e, "PR_SET_CHILD_SUBREAPER failed");
     }
 }

@@ -70,15 +70,19 @@ pub enum ChildIo<'a> {
     },
 }
 
-/// Starts `argv` and returns its pid. The caller owns reaping it (see
+/// Starts `argv` with `env` added to the inherited environment and returns its pid. The caller owns reaping it (see
 /// [`super::reaper`]): the `std::process::Child` is dropped unwaited on purpose.
-pub fn spawn(argv: &[OsString], io: ChildIo<'_>) -> Result<Pid, SpawnError> {
+pub fn spawn(
+    argv: &[OsString],
+    env: &[(OsString, OsString)],
+    io: ChildIo<'_>,
+) -> Result<Pid, SpawnError> {
     let name = argv
         .first()
         .map(|a| a.to_string_lossy().into_owned())
         .unwrap_or_default();
     let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..]);
+    cmd.args(&argv[1..]).envs(env.iter().map(|(k, v)| (k, v)));
     let clone = |fd: &OwnedFd| fd.try_clone().map(Stdio::from);
     let wrap = |source: io::Error| SpawnError::Other {
         command: name.clone(),

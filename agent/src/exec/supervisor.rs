@@ -13,11 +13,12 @@ use tracing::{debug, info, warn};
 
 use super::output::{Outputs, PumpDone};
 use super::reaper::{self, reap_all};
-use super::signals::{self, SignalInfo};
 use super::spawn::{spawn, ChildIo, SpawnError};
-use super::{handshake, pty, ExecOptions, OnRotate, Rotated};
+use super::{pty, ExecOptions, OnRotate, Rotated};
+use crate::contract;
 use crate::error::{exit_code, Exit};
 use crate::live::LiveSet;
+use crate::signals::{self, SignalInfo, FORWARDED};
 
 /// Quiet time after a rotation before `--on-rotate` acts, so that the agent's
 /// renames of several files cause one signal or restart, not several.
@@ -40,9 +41,13 @@ pub fn supervise(
     }
     let (tx, rx) = mpsc::channel();
     let signal_tx = tx.clone();
-    let _signals = signals::catch(Box::new(move |info| {
-        let _ = signal_tx.send(Event::Signal(info));
-    }))?;
+    let caught: Vec<Signal> = FORWARDED.into_iter().chain([Signal::SIGCHLD]).collect();
+    let _signals = signals::subscribe(
+        &caught,
+        Box::new(move |info| {
+            let _ = signal_tx.send(Event::Signal(info));
+        }),
+    )?;
     if let Some(rotations) = rotations {
         forward_rotations(rotations, tx.clone())?;
     }
@@ -70,7 +75,7 @@ pub fn supervise(
         Err(e) => exit_code(e),
     };
     if let Some(dir) = &opts.exit_marker {
-        if let Err(e) = handshake::write_exit_marker(dir, code) {
+        if let Err(e) = contract::write_exit_marker(dir, code) {
             warn!(dir = %dir.display(), error = %e, "cannot write the exit marker");
         }
     }
@@ -146,7 +151,7 @@ impl<'a> Supervisor<'a> {
             ChildIo::Pipes { own_group, .. } => own_group,
             ChildIo::Pty { .. } => true,
         };
-        let pid = spawn(&self.opts.command, io)?;
+        let pid = spawn(&self.opts.command, &self.opts.env, io)?;
         debug!(pid = pid.as_raw(), "command started");
         self.child = Some(Child { pid, own_group });
         Ok(())

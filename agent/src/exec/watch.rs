@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
 use zeroize::Zeroizing;
 
-use super::handshake::{Ack, READY_FILE};
 use super::Rotated;
+use crate::contract::{Ack, META_DIR, READY_FILE, VALUES_FILE};
 use crate::live::LiveSet;
-use crate::secrets_source::{Sources, Values, META_DIR, VALUES_FILE};
+use crate::secrets_source::{Sources, Values};
 
 /// How long a value that disappeared from the sources stays masked here. The
 /// agent keeps retired values in `.shroud/values` for its own retention window;

@@ -3,6 +3,8 @@
 //! an event. No connection pooling: an idle pooled connection would keep the last
 //! response, secrets included, in its read buffer for as long as it stays idle.
 
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::CertificateDer;
 use std::fmt;
 use std::io::Read as _;
 use std::net::{SocketAddr, ToSocketAddrs as _};
@@ -365,7 +367,7 @@ fn tls_config(ca: &std::path::Path) -> Result<rustls::ClientConfig, VaultError> 
     })?;
     let mut roots = rustls::RootCertStore::empty();
     let mut n = 0;
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+    for cert in CertificateDer::pem_slice_iter(&pem) {
         let cert = cert.map_err(|e| {
             VaultError::Tls(format!("[vault] ca_cert {}: bad PEM: {e}", ca.display()))
         })?;

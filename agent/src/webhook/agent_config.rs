@@ -3,76 +3,16 @@
 
 use serde::Serialize;
 
-use super::annotations::{Injection, SecretFormat, SecretKind};
+use super::annotations::Injection;
 use super::config::WebhookConfig;
+use crate::config::raw::{
+    RawAuth, RawConfig, RawLifecycle, RawMetrics, RawOutput, RawSecret, RawVault,
+};
 
 /// The secrets directory inside the pod.
 pub const SECRETS_DIR: &str = "/run/shroud/secrets";
 /// The service-account token the agent logs in with by default.
 pub const SA_TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
-
-#[derive(Serialize)]
-struct AgentToml<'a> {
-    vault: Vault<'a>,
-    auth: Auth<'a>,
-    output: Output,
-    secret: Vec<Secret<'a>>,
-    lifecycle: Lifecycle,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    metrics: Option<Metrics>,
-}
-
-#[derive(Serialize)]
-struct Metrics {
-    listen: String,
-}
-
-#[derive(Serialize)]
-struct Vault<'a> {
-    address: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ca_cert: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tls_server_name: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    namespace: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    timeout: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-struct Auth<'a> {
-    method: &'a str,
-    mount: &'a str,
-    role: &'a str,
-    jwt_path: &'a str,
-}
-
-#[derive(Serialize)]
-struct Output {
-    dir: &'static str,
-    require_tmpfs: bool,
-    uid: i64,
-    gid: i64,
-    mode: String,
-}
-
-#[derive(Serialize)]
-struct Secret<'a> {
-    name: &'a str,
-    path: &'a str,
-    kind: SecretKind,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
-    format: SecretFormat,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    template: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-struct Lifecycle {
-    revoke_on_exit: bool,
-}
 
 /// Who owns the rendered files and how they may be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,61 +25,85 @@ pub struct FileOwner {
     pub mode: u32,
 }
 
-/// Renders the agent's TOML configuration.
+/// Renders the agent's TOML configuration, in the agent's own schema
+/// ([`RawConfig`]): a key the agent does not know cannot be written.
 pub fn render(inj: &Injection, cfg: &WebhookConfig, owner: FileOwner) -> String {
-    let doc = AgentToml {
-        vault: Vault {
-            address: &cfg.vault.address,
-            ca_cert: cfg.vault.ca_cert.as_deref(),
-            tls_server_name: cfg.vault.tls_server_name.as_deref(),
-            namespace: cfg.vault.namespace.as_deref(),
-            timeout: cfg.vault.timeout.as_deref(),
+    toml::to_string(&build(inj, cfg, owner)).expect("the agent config is always serializable")
+}
+
+/// The agent's configuration for one injection.
+fn build(inj: &Injection, cfg: &WebhookConfig, owner: FileOwner) -> RawConfig {
+    RawConfig {
+        vault: RawVault {
+            address: Some(cfg.vault.address.clone()),
+            ca_cert: cfg.vault.ca_cert.clone(),
+            tls_server_name: cfg.vault.tls_server_name.clone(),
+            namespace: cfg.vault.namespace.clone(),
+            timeout: cfg.vault.timeout.clone(),
         },
-        auth: Auth {
-            method: &cfg.auth.method,
-            mount: &cfg.auth.mount,
-            role: &inj.role,
-            jwt_path: cfg.auth.jwt_path.as_deref().unwrap_or(SA_TOKEN_PATH),
+        auth: RawAuth {
+            method: Some(cfg.auth.method.clone()),
+            mount: Some(cfg.auth.mount.clone()),
+            role: Some(inj.role.clone()),
+            jwt_path: Some(
+                cfg.auth
+                    .jwt_path
+                    .clone()
+                    .unwrap_or_else(|| SA_TOKEN_PATH.into()),
+            ),
+            ..RawAuth::default()
         },
-        output: Output {
-            dir: SECRETS_DIR,
-            require_tmpfs: true,
-            uid: owner.uid,
-            gid: owner.gid,
-            mode: format!("{:04o}", owner.mode),
+        output: RawOutput {
+            dir: Some(SECRETS_DIR.into()),
+            require_tmpfs: Some(true),
+            // Kubernetes admits only UIDs and GIDs in 0..2^31; the agent runs as
+            // this owner, so leaving an impossible one out changes nothing.
+            uid: u32::try_from(owner.uid).ok(),
+            gid: u32::try_from(owner.gid).ok(),
+            mode: Some(format!("{:04o}", owner.mode)),
         },
         secret: inj
             .secrets
             .iter()
-            .map(|s| Secret {
-                name: &s.name,
-                path: &s.path,
-                kind: s.kind,
-                field: s.field.as_deref(),
-                format: s.format,
-                template: s.template.as_deref(),
+            .map(|s| RawSecret {
+                name: Some(s.name.clone()),
+                path: Some(s.path.clone()),
+                kind: Some(variant_name(s.kind)),
+                field: s.field.clone(),
+                format: Some(variant_name(s.format)),
+                template: s.template.clone(),
+                ..RawSecret::default()
             })
             .collect(),
-        lifecycle: Lifecycle {
-            revoke_on_exit: cfg.agent.revoke_on_exit,
+        lifecycle: RawLifecycle {
+            revoke_on_exit: Some(cfg.agent.revoke_on_exit),
+            ..RawLifecycle::default()
         },
         // On the pod's address: a PodMonitor scrapes it from outside the pod.
-        metrics: (cfg.pod_metrics.agent_port != 0).then(|| Metrics {
-            listen: format!("0.0.0.0:{}", cfg.pod_metrics.agent_port),
-        }),
-    };
-    toml::to_string(&doc).expect("the agent config is always serializable")
+        metrics: RawMetrics {
+            listen: (cfg.pod_metrics.agent_port != 0)
+                .then(|| format!("0.0.0.0:{}", cfg.pod_metrics.agent_port)),
+        },
+        ..RawConfig::default()
+    }
+}
+
+/// The name serde gives an annotation's kind or format: the agent's spelling.
+fn variant_name(tag: impl Serialize) -> String {
+    match toml::Value::try_from(tag) {
+        Ok(toml::Value::String(name)) => name,
+        other => unreachable!("a unit variant serializes as a string, not {other:?}"),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::webhook::annotations::{parse, Decision};
+    use crate::webhook::decision::{parse, Decision};
 
-    /// What the webhook writes is what the agent accepts: parsed and validated by
-    /// the agent's own configuration loader.
-    #[test]
-    fn rendered_config_is_valid_for_the_agent() {
+    /// An injection with every kind and format, and the webhook's defaults
+    /// plus a CA and a timeout.
+    fn shop_api() -> (Injection, WebhookConfig, FileOwner) {
         let annotations = [
             ("shroud.dev/inject", "true"),
             ("shroud.dev/role", "shop-api"),
@@ -164,19 +128,114 @@ mod tests {
         let mut cfg = WebhookConfig::default();
         cfg.vault.ca_cert = Some("/etc/ca.pem".into());
         cfg.vault.timeout = Some("5s".into());
-        cfg.pod_metrics.agent_port = 9102;
         let owner = FileOwner {
             uid: 1000,
             gid: 2000,
             mode: 0o440,
         };
+        (*inj, cfg, owner)
+    }
+
+    /// What the webhook writes is what the agent accepts: parsed and validated by
+    /// the agent's own configuration loader.
+    #[test]
+    fn rendered_config_is_valid_for_the_agent() {
+        let (inj, cfg, owner) = shop_api();
         let text = render(&inj, &cfg, owner);
         let parsed = crate::config::parse("SHROUD_CONFIG_TOML", &text, std::iter::empty())
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(parsed.secrets.len(), 5, "{text}");
-        assert_eq!(parsed.metrics_listen.as_deref(), Some("0.0.0.0:9102"));
         let key = parsed.secrets.iter().find(|s| s.name == "key").unwrap();
         assert_eq!(key.read_path(), "secret/data/shop/stripe");
         assert_eq!(key.field.as_deref(), Some("api_key"));
+        assert_eq!(parsed.output.uid, Some(1000));
+        assert_eq!(parsed.output.gid, Some(2000));
+        assert_eq!(parsed.output.mode, 0o440);
+        assert_eq!(parsed.metrics_listen, None);
+    }
+
+    /// With `[pod_metrics] agent_port`, the agent serves `/metrics` on the pod's
+    /// address for the chart's PodMonitor.
+    #[test]
+    fn pod_metrics_port_becomes_the_agents_listen_address() {
+        let (inj, mut cfg, owner) = shop_api();
+        cfg.pod_metrics.agent_port = 9102;
+        let text = render(&inj, &cfg, owner);
+        let parsed = crate::config::parse("SHROUD_CONFIG_TOML", &text, std::iter::empty())
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(parsed.metrics_listen.as_deref(), Some("0.0.0.0:9102"));
+    }
+
+    /// The text reads back as the very document that was built (nothing set is
+    /// lost in serialization), and tables the webhook leaves alone are not written.
+    #[test]
+    fn rendered_config_round_trips_and_holds_only_what_was_set() {
+        let (inj, cfg, owner) = shop_api();
+        let text = render(&inj, &cfg, owner);
+        let read: RawConfig = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(read, build(&inj, &cfg, owner), "{text}");
+        for absent in [
+            "[redact]",
+            "[metrics]",
+            "[audit]",
+            "role_id_file",
+            "refresh",
+        ] {
+            assert!(!text.contains(absent), "`{absent}` written:\n{text}");
+        }
+        assert!(text.contains("kind = \"kv2\"") && text.contains("format = \"template\""));
+    }
+
+    /// The webhook writes agent configurations into pods; they must pass this
+    /// validation (a contract test between the two).
+    #[test]
+    fn the_webhooks_agent_config_is_valid() {
+        use crate::config::AuthMethod;
+        use crate::webhook::annotations::{Origin, SecretFormat, SecretKind as K, SecretSpec as S};
+        let spec = |name: &str, kind, field: Option<&str>, format, template: Option<&str>| S {
+            name: name.into(),
+            path: "p/x".into(),
+            path_annotation: "a".into(),
+            kind,
+            field: field.map(Into::into),
+            format,
+            template: template.map(Into::into),
+        };
+        let inj = Injection {
+            origin: Origin::Shroud,
+            role: "app".into(),
+            secrets: vec![
+                spec("db.json", K::Dynamic, None, SecretFormat::Json, None),
+                spec("api", K::Kv2, Some("key"), SecretFormat::Raw, None),
+                spec("env", K::Generic, None, SecretFormat::Env, None),
+                spec(
+                    "dsn",
+                    K::Dynamic,
+                    None,
+                    SecretFormat::Template,
+                    Some("{{ username }}"),
+                ),
+            ],
+            containers: None,
+            commands: Default::default(),
+            on_rotate: None,
+            native_sidecar: None,
+            warnings: Vec::new(),
+        };
+        let text = render(
+            &inj,
+            &crate::webhook::config::WebhookConfig::default(),
+            FileOwner {
+                uid: 65532,
+                gid: 65532,
+                mode: 0o440,
+            },
+        );
+        let c = crate::config::parse("test.toml", &text, std::iter::empty())
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(c.secrets.len(), 4);
+        assert_eq!(c.output.uid, Some(65532));
+        assert_eq!(c.output.mode, 0o440);
+        assert_eq!(c.auth.method, AuthMethod::Kubernetes);
     }
 }

@@ -1,9 +1,7 @@
-//! Pod annotations → a validated [`Request`]. Every key under `shroud.dev/` must be
+//! `shroud.dev/` pod annotations → a validated [`Injection`]. Every key under `shroud.dev/` must be
 //! known: a typo must be a denial, not a pod that silently starts without secrets.
 
 use std::collections::BTreeMap;
-
-use super::vault_compat;
 
 /// The annotation prefix.
 pub const PREFIX: &str = "shroud.dev/";
@@ -12,7 +10,7 @@ pub const STATUS: &str = "shroud.dev/status";
 /// The value of [`STATUS`] once injected.
 pub const INJECTED: &str = "injected";
 
-const INJECT: &str = "inject";
+pub(crate) const INJECT: &str = "inject";
 const ROLE: &str = "role";
 const CONTAINERS: &str = "containers";
 const ON_ROTATE: &str = "on-rotate";
@@ -132,64 +130,8 @@ pub struct Injection {
     pub warnings: Vec<String>,
 }
 
-/// What the annotations ask for.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Decision {
-    /// No injection requested.
-    NotRequested,
-    /// Already injected (a reinvocation): change nothing.
-    AlreadyInjected,
-    /// Inject.
-    Inject(Box<Injection>),
-}
-
-/// Parses a pod's annotations. `vault_compat` enables the Vault Agent Injector
-/// annotations.
-pub fn parse(
-    annotations: &BTreeMap<String, String>,
-    vault_compat: bool,
-) -> Result<Decision, AnnotationError> {
-    let ours = shroud_keys(annotations)?;
-    if let Some(status) = ours.get("status") {
-        if *status == INJECTED {
-            return Ok(Decision::AlreadyInjected);
-        }
-        return Err(AnnotationError::invalid(
-            STATUS,
-            "is set by the webhook; the only value is `injected`",
-        ));
-    }
-    let shroud_on = match ours.get(INJECT).copied() {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(_) => {
-            return Err(AnnotationError::invalid(
-                key(INJECT),
-                "must be \"true\" or \"false\"",
-            ))
-        }
-    };
-    let vault_on = vault_compat && vault_compat::requested(annotations)?;
-    if vault_compat && vault_compat::already_injected(annotations) {
-        return Ok(Decision::AlreadyInjected);
-    }
-    match (shroud_on, vault_on) {
-        (false, false) => Ok(Decision::NotRequested),
-        (true, true) => Err(AnnotationError::invalid(
-            key(INJECT),
-            "both shroud.dev/inject and vault.hashicorp.com/agent-inject are set: keep one",
-        )),
-        (true, false) => parse_shroud(&ours).map(|i| Decision::Inject(Box::new(i))),
-        (false, true) => {
-            let mut inj = vault_compat::parse(annotations)?;
-            apply_common(&ours, &mut inj)?;
-            Ok(Decision::Inject(Box::new(inj)))
-        }
-    }
-}
-
 /// The `shroud.dev/` keys with the prefix removed; unknown keys are errors.
-fn shroud_keys(
+pub(crate) fn shroud_keys(
     annotations: &BTreeMap<String, String>,
 ) -> Result<BTreeMap<&str, &str>, AnnotationError> {
     let mut out = BTreeMap::new();
@@ -210,11 +152,11 @@ fn shroud_keys(
     Ok(out)
 }
 
-fn key(rest: &str) -> String {
+pub(crate) fn key(rest: &str) -> String {
     format!("{PREFIX}{rest}")
 }
 
-fn parse_shroud(ours: &BTreeMap<&str, &str>) -> Result<Injection, AnnotationError> {
+pub(crate) fn parse_shroud(ours: &BTreeMap<&str, &str>) -> Result<Injection, AnnotationError> {
     let role = ours.get(ROLE).map(|r| r.trim()).unwrap_or_default();
     if role.is_empty() {
         return Err(AnnotationError::Missing {
@@ -301,7 +243,10 @@ fn parse_shroud(ours: &BTreeMap<&str, &str>) -> Result<Injection, AnnotationErro
 }
 
 /// The annotations that also apply to Vault Agent compatibility pods.
-fn apply_common(ours: &BTreeMap<&str, &str>, inj: &mut Injection) -> Result<(), AnnotationError> {
+pub(crate) fn apply_common(
+    ours: &BTreeMap<&str, &str>,
+    inj: &mut Injection,
+) -> Result<(), AnnotationError> {
     if let Some(list) = ours.get(CONTAINERS) {
         let names: Vec<String> = list
             .split(',')
@@ -468,6 +413,7 @@ fn parse_on_rotate(v: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::webhook::decision::{parse, Decision};
 
     fn ann(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs

@@ -1,15 +1,18 @@
 //! `shroud webhook`: the Kubernetes mutating admission webhook.
 //!
 //! - [`config`]: the configuration file and its policy section;
-//! - [`annotations`] and [`vault_compat`]: pod annotations → a validated request;
+//! - [`decision`], [`annotations`] and [`vault_compat`]: pod annotations → a validated request;
 //! - [`policy`]: the guardrails;
 //! - [`patch`] and [`agent_config`]: what an opted-in pod gets;
+//! - [`registry`]: image ENTRYPOINT/CMD from OCI registries, for containers
+//!   without `command`;
 //! - [`review`]: one AdmissionReview in, one out (no I/O);
 //! - [`server`], [`tls`], [`metrics`]: HTTPS, certificate reload, Prometheus.
 
 pub mod agent_config;
 pub mod annotations;
 pub mod config;
+pub mod decision;
 pub mod metrics;
 pub mod patch;
 pub mod policy;

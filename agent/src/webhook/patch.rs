@@ -19,6 +19,7 @@ use super::config::WebhookConfig;
 use super::registry::error::LookupError;
 use super::registry::{platform, Lookup, Resolved};
 use super::vault_compat;
+use crate::contract::META_DIR;
 
 /// The in-memory volume holding the rendered secrets.
 pub const SECRETS_VOLUME: &str = "shroud-secrets";
@@ -496,9 +497,9 @@ fn wrap(
         // rendered secrets stay read-only.
         mount(
             SECRETS_VOLUME,
-            &format!("{SECRETS_DIR}/.shroud"),
+            &format!("{SECRETS_DIR}/{META_DIR}"),
             false,
-            Some(".shroud"),
+            Some(META_DIR),
         ),
         mount(BIN_VOLUME, BIN_DIR, true, None),
     ];
@@ -754,7 +755,7 @@ fn to_value<T: serde::Serialize>(v: &T) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::webhook::annotations::{parse, Decision};
+    use crate::webhook::decision::{parse, Decision};
 
     fn pod(v: serde_json::Value) -> Pod {
         serde_json::from_value(v).unwrap()

@@ -5,8 +5,8 @@ use k8s_openapi::api::core::v1::Pod;
 use kube_core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use kube_core::{DynamicObject, Status};
 
-use super::annotations::{self, Decision};
 use super::config::WebhookConfig;
+use super::decision::{self, Decision};
 use super::metrics::Metrics;
 use super::patch::{self, PatchError};
 use super::policy;
@@ -73,7 +73,7 @@ pub fn image_lookups(req: &AdmissionRequest<Pod>, cfg: &WebhookConfig) -> Vec<Lo
     };
     let empty = Default::default();
     let annotations = pod.metadata.annotations.as_ref().unwrap_or(&empty);
-    match annotations::parse(annotations, cfg.compat.vault_agent) {
+    match decision::parse(annotations, cfg.compat.vault_agent) {
         Ok(Decision::Inject(inj)) => patch::image_lookups(pod, &inj, cfg),
         _ => Vec::new(),
     }
@@ -136,7 +136,7 @@ fn decide(
     }
     let empty = Default::default();
     let annotations = pod.metadata.annotations.as_ref().unwrap_or(&empty);
-    let injection = match annotations::parse(annotations, cfg.compat.vault_agent) {
+    let injection = match decision::parse(annotations, cfg.compat.vault_agent) {
         Ok(Decision::Inject(i)) => i,
         Ok(Decision::NotRequested | Decision::AlreadyInjected) => return (allow, Outcome::Skipped),
         Err(e) => return deny(RULE_ANNOTATIONS, format!("shroud: {e}")),

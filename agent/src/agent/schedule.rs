@@ -1,0 +1,637 @@
+//! The lease schedule, pure: given what Vault granted (token and lease TTLs,
+//! renewability), the clock and a jitter source, what is due next and when —
+//! token renewal or re-login, lease renewal, replacement before the max TTL,
+//! kv2 refresh, expiry, and backoff after failures. No I/O and no clock reads:
+//! the engine passes `now` in and applies the answer with Vault and the files.
+//!
+//! The rules:
+//! - act on a TTL at `threshold` of it, less up to 10% jitter, so agents started
+//!   together spread out ([`renew_after`]);
+//! - a renewal is asked for the lease's first TTL; one granted shorter, or not
+//!   renewable any more, has reached its max TTL, so the next step is a
+//!   replacement (a new lease) before it runs out, never another renewal;
+//! - a lease without TTL (kv2, static secrets) is re-read every `refresh`;
+//! - a lease past its expiry is dead: it is replaced at once;
+//! - failures back off from 250 ms doubling to 30 s, each delay drawn from
+//!   [d/2, d], reset by the next success;
+//! - with nothing scheduled the engine still wakes hourly.
+
+use std::time::{Duration, Instant};
+
+use rand::Rng as _;
+
+/// The first retry delay.
+pub const BACKOFF_BASE: Duration = Duration::from_millis(250);
+/// The longest retry delay.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// How long the engine sleeps when nothing is scheduled.
+pub const IDLE: Duration = Duration::from_secs(3600);
+/// Stand-in for "never" when a TTL is too large to add to the clock.
+const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// A source of jitter: uniform draws in [0, 1].
+pub trait Jitter: Send {
+    /// The next draw.
+    fn draw(&mut self) -> f64;
+}
+
+/// Jitter from the thread-local random generator.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RandomJitter;
+
+impl Jitter for RandomJitter {
+    fn draw(&mut self) -> f64 {
+        rand::thread_rng().gen_range(0.0..=1.0)
+    }
+}
+
+/// `now + d`, saturating at a far-off instant instead of overflowing the clock.
+fn after(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .unwrap_or_else(|| now.checked_add(FAR).unwrap_or(now))
+}
+
+/// Retry delays: [`BACKOFF_BASE`] doubling up to [`BACKOFF_MAX`], each drawn
+/// from [d/2, d] so that many agents restarted together do not hit Vault in step.
+#[derive(Debug, Default, Clone)]
+pub struct Backoff {
+    attempt: u32,
+}
+
+impl Backoff {
+    /// The delay before the next retry.
+    pub fn next_delay(&mut self, jitter: &mut dyn Jitter) -> Duration {
+        let exp = BACKOFF_BASE
+            .saturating_mul(1u32 << self.attempt.min(16))
+            .min(BACKOFF_MAX);
+        self.attempt = self.attempt.saturating_add(1);
+        exp.mul_f64(0.5 + 0.5 * jitter.draw().clamp(0.0, 1.0))
+    }
+
+    /// After a success.
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
+
+/// When to act on a TTL: `threshold` of it, less up to 10% jitter.
+pub fn renew_after(ttl: Duration, threshold: f64, jitter: &mut dyn Jitter) -> Duration {
+    let factor = threshold * (0.9 + 0.1 * jitter.draw().clamp(0.0, 1.0));
+    Duration::try_from_secs_f64(ttl.as_secs_f64() * factor).unwrap_or(Duration::MAX)
+}
+
+/// What Vault granted: a TTL and whether it may be renewed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    /// The TTL (lease_duration, or the token's ttl).
+    pub ttl: Duration,
+    /// Whether it may be renewed.
+    pub renewable: bool,
+}
+
+/// What is due next for a secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    /// Renew the lease.
+    Renew,
+    /// Fetch new credentials and publish them.
+    Rotate,
+    /// Re-read and publish when changed (kv2, unleased).
+    Refresh,
+}
+
+/// One secret's place in the schedule.
+#[derive(Debug, Clone)]
+pub struct SecretTimer {
+    /// When `due` is due.
+    pub next: Instant,
+    /// What to do then.
+    pub due: Due,
+    /// When the current lease runs out, if it has one.
+    pub expires: Option<Instant>,
+    /// The current lease's first TTL: what each renewal asks for.
+    pub first_ttl: Duration,
+    backoff: Backoff,
+}
+
+/// The token's place in the schedule.
+#[derive(Debug, Clone, Default)]
+pub struct TokenTimer {
+    /// When to act, if ever (a token without TTL never expires).
+    pub next: Option<Instant>,
+    /// Renew-self (true) or log in again (false) when `next` comes.
+    pub renew: bool,
+    first_ttl: Duration,
+    backoff: Backoff,
+}
+
+/// What the engine should do now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Renew the token or log in again ([`TokenTimer::renew`]).
+    Token,
+    /// Act on secret `i` ([`SecretTimer::due`]).
+    Secret(usize),
+    /// Nothing is due before this instant.
+    Sleep(Instant),
+}
+
+/// The token's and every secret's timers, the renewal threshold and the jitter.
+pub struct Schedule {
+    /// The token's timer.
+    pub token: TokenTimer,
+    /// One timer per configured secret, in configuration order.
+    pub secrets: Vec<SecretTimer>,
+    threshold: f64,
+    jitter: Box<dyn Jitter>,
+}
+
+impl std::fmt::Debug for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Schedule")
+            .field("token", &self.token)
+            .field("secrets", &self.secrets)
+            .field("threshold", &self.threshold)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Schedule {
+    /// `secrets` timers, each due for a first fetch at `now`; no token yet.
+    pub fn new(secrets: usize, threshold: f64, now: Instant, jitter: Box<dyn Jitter>) -> Self {
+        Schedule {
+            token: TokenTimer::default(),
+            secrets: (0..secrets)
+                .map(|_| SecretTimer {
+                    next: now,
+                    due: Due::Rotate,
+                    expires: None,
+                    first_ttl: Duration::ZERO,
+                    backoff: Backoff::default(),
+                })
+                .collect(),
+            threshold,
+            jitter,
+        }
+    }
+
+    /// Logged in with a token of `grant`.
+    pub fn logged_in(&mut self, grant: Grant, now: Instant) {
+        let t = &mut self.token;
+        t.first_ttl = grant.ttl;
+        t.backoff.reset();
+        if grant.ttl.is_zero() {
+            t.next = None;
+        } else {
+            t.next = Some(after(
+                now,
+                renew_after(grant.ttl, self.threshold, &mut *self.jitter),
+            ));
+            t.renew = grant.renewable;
+        }
+    }
+
+    /// The token was renewed to `grant`. Shorter than the first TTL: capped by
+    /// the max TTL, so the next step is a new login before it runs out.
+    pub fn token_renewed(&mut self, grant: Grant, now: Instant) {
+        let t = &mut self.token;
+        t.backoff.reset();
+        t.renew = grant.renewable && grant.ttl >= t.first_ttl;
+        t.next = Some(after(
+            now,
+            renew_after(grant.ttl, self.threshold, &mut *self.jitter),
+        ));
+    }
+
+    /// A token renewal or login failed transiently; returns the retry delay.
+    pub fn token_failed(&mut self, now: Instant) -> Duration {
+        let d = self.token.backoff.next_delay(&mut *self.jitter);
+        self.token.next = Some(after(now, d));
+        d
+    }
+
+    /// The token cannot be renewed: log in again at once.
+    pub fn relogin_now(&mut self, now: Instant) {
+        self.token.renew = false;
+        self.token.next = Some(now);
+    }
+
+    /// Secret `i` was fetched: a lease with a TTL is renewed (or, when not
+    /// renewable, replaced) at the threshold; anything else is re-read after
+    /// `refresh`.
+    pub fn fetched(&mut self, i: usize, lease: Option<Grant>, refresh: Duration, now: Instant) {
+        let s = &mut self.secrets[i];
+        s.backoff.reset();
+        s.first_ttl = lease.map(|l| l.ttl).unwrap_or_default();
+        match lease {
+            Some(l) if !l.ttl.is_zero() => {
+                s.next = after(now, renew_after(l.ttl, self.threshold, &mut *self.jitter));
+                s.due = if l.renewable { Due::Renew } else { Due::Rotate };
+                s.expires = Some(after(now, l.ttl));
+            }
+            _ => {
+                s.next = after(now, refresh);
+                s.due = Due::Refresh;
+                s.expires = None;
+            }
+        }
+    }
+
+    /// Secret `i` was re-read and had not changed: read again after `refresh`.
+    pub fn unchanged(&mut self, i: usize, refresh: Duration, now: Instant) {
+        let s = &mut self.secrets[i];
+        s.backoff.reset();
+        s.next = after(now, refresh);
+    }
+
+    /// Secret `i`'s lease was renewed to `grant`. Returns true when it reached
+    /// its max TTL (granted shorter than asked, or no longer renewable): it is
+    /// then replaced at the next renewal point instead of renewed.
+    pub fn renewed(&mut self, i: usize, grant: Grant, now: Instant) -> bool {
+        let s = &mut self.secrets[i];
+        s.backoff.reset();
+        // Vault grants exactly the increment unless the max TTL cuts it.
+        let capped = !grant.renewable || grant.ttl < s.first_ttl;
+        s.expires = Some(after(now, grant.ttl));
+        s.next = after(
+            now,
+            renew_after(grant.ttl, self.threshold, &mut *self.jitter),
+        );
+        if capped {
+            s.due = Due::Rotate;
+        }
+        capped
+    }
+
+    /// An action on secret `i` failed in a way that may pass; returns the
+    /// retry delay.
+    pub fn secret_failed(&mut self, i: usize, now: Instant) -> Duration {
+        let s = &mut self.secrets[i];
+        let d = s.backoff.next_delay(&mut *self.jitter);
+        s.next = after(now, d);
+        d
+    }
+
+    /// Secret `i` must be replaced now (lease not renewable, expired, or gone
+    /// with an old token).
+    pub fn replace_now(&mut self, i: usize, now: Instant) {
+        let s = &mut self.secrets[i];
+        s.due = Due::Rotate;
+        s.next = now;
+    }
+
+    /// Secret `i` has nothing to renew: what is due becomes `due`, still at
+    /// its current time.
+    pub fn set_due(&mut self, i: usize, due: Due) {
+        self.secrets[i].due = due;
+    }
+
+    /// Secrets whose lease has run out by `now`; their expiry is cleared and
+    /// they are due for replacement at once.
+    pub fn expire(&mut self, now: Instant) -> Vec<usize> {
+        let expired: Vec<usize> = (0..self.secrets.len())
+            .filter(|&i| self.secrets[i].expires.is_some_and(|e| e <= now))
+            .collect();
+        for &i in &expired {
+            self.secrets[i].expires = None;
+            self.replace_now(i, now);
+        }
+        expired
+    }
+
+    /// What to do at `now`: the token first, then the first secret due, else
+    /// sleep until the earliest deadline (`other`, e.g. a retired value's end,
+    /// counts too), at most [`IDLE`].
+    pub fn next(&self, now: Instant, other: Option<Instant>) -> Step {
+        if self.token.next.is_some_and(|t| t <= now) {
+            return Step::Token;
+        }
+        if let Some(i) = self.secrets.iter().position(|s| s.next <= now) {
+            return Step::Secret(i);
+        }
+        let until = self
+            .secrets
+            .iter()
+            .map(|s| s.next)
+            .chain(self.secrets.iter().filter_map(|s| s.expires))
+            .chain(self.token.next)
+            .chain(other)
+            .min()
+            .unwrap_or(after(now, IDLE));
+        Step::Sleep(until)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The same draw every time.
+    struct Fixed(f64);
+    impl Jitter for Fixed {
+        fn draw(&mut self) -> f64 {
+            self.0
+        }
+    }
+
+    const S: fn(u64) -> Duration = Duration::from_secs;
+
+    fn sched(n: usize, jitter: f64, now: Instant) -> Schedule {
+        Schedule::new(n, 0.5, now, Box::new(Fixed(jitter)))
+    }
+
+    fn lease(ttl: u64, renewable: bool) -> Option<Grant> {
+        Some(Grant {
+            ttl: S(ttl),
+            renewable,
+        })
+    }
+
+    #[test]
+    fn backoff_doubles_within_jitter_bounds_and_caps() {
+        let (mut low, mut high) = (Backoff::default(), Backoff::default());
+        let mut expected = BACKOFF_BASE;
+        for _ in 0..12 {
+            let (l, h) = (
+                low.next_delay(&mut Fixed(0.0)),
+                high.next_delay(&mut Fixed(1.0)),
+            );
+            assert_eq!(h, expected, "the top of the range doubles");
+            assert_eq!(l, expected / 2, "the bottom is half of it");
+            expected = (expected * 2).min(BACKOFF_MAX);
+        }
+        assert_eq!(high.next_delay(&mut Fixed(1.0)), BACKOFF_MAX);
+        // Far past the cap the shift is bounded: no overflow, still capped.
+        for _ in 0..100 {
+            assert!(high.next_delay(&mut RandomJitter) <= BACKOFF_MAX);
+        }
+        high.reset();
+        assert_eq!(high.next_delay(&mut Fixed(1.0)), BACKOFF_BASE);
+        // Out-of-range draws cannot escape [d/2, d].
+        assert_eq!(Backoff::default().next_delay(&mut Fixed(7.0)), BACKOFF_BASE);
+        assert_eq!(
+            Backoff::default().next_delay(&mut Fixed(-1.0)),
+            BACKOFF_BASE / 2
+        );
+    }
+
+    #[test]
+    fn renewal_point_is_the_threshold_less_up_to_ten_percent() {
+        assert_eq!(renew_after(S(100), 0.5, &mut Fixed(1.0)), S(50));
+        assert_eq!(renew_after(S(100), 0.5, &mut Fixed(0.0)), S(45));
+        let r = renew_after(S(30), 0.66, &mut RandomJitter);
+        assert!(r <= Duration::from_secs_f64(19.8) && r >= Duration::from_secs_f64(17.82));
+    }
+
+    #[test]
+    fn renewable_lease_is_renewed_at_the_threshold_and_expires_at_its_ttl() {
+        let now = Instant::now();
+        let mut s = sched(1, 1.0, now);
+        assert_eq!(
+            s.next(now, None),
+            Step::Secret(0),
+            "first fetch is due at once"
+        );
+        s.fetched(0, lease(60, true), S(300), now);
+        let t = &s.secrets[0];
+        assert_eq!(
+            (t.due, t.next, t.expires),
+            (Due::Renew, now + S(30), Some(now + S(60)))
+        );
+        assert_eq!(s.next(now, None), Step::Sleep(now + S(30)));
+        // Granted in full: renew again, the expiry moves.
+        let later = now + S(30);
+        assert!(!s.renewed(
+            0,
+            Grant {
+                ttl: S(60),
+                renewable: true
+            },
+            later
+        ));
+        let t = &s.secrets[0];
+        assert_eq!(
+            (t.due, t.next, t.expires),
+            (Due::Renew, later + S(30), Some(later + S(60)))
+        );
+    }
+
+    #[test]
+    fn renewal_shorter_than_asked_replaces_the_lease_before_it_expires() {
+        let now = Instant::now();
+        let mut s = sched(1, 1.0, now);
+        s.fetched(0, lease(60, true), S(300), now);
+        let later = now + S(30);
+        // The max TTL cut the renewal to 20 s (of the 60 asked).
+        assert!(s.renewed(
+            0,
+            Grant {
+                ttl: S(20),
+                renewable: true
+            },
+            later
+        ));
+        let t = s.secrets[0].clone();
+        assert_eq!(t.due, Due::Rotate);
+        assert_eq!(t.expires, Some(later + S(20)));
+        assert_eq!(t.next, later + S(10));
+        assert!(
+            t.next < t.expires.unwrap(),
+            "replaced before the old one dies"
+        );
+        // The increment asked stays the first TTL, not the shortened one.
+        assert_eq!(t.first_ttl, S(60));
+    }
+
+    #[test]
+    fn renewal_that_is_no_longer_renewable_is_capped() {
+        let now = Instant::now();
+        let mut s = sched(1, 1.0, now);
+        s.fetched(0, lease(60, true), S(300), now);
+        assert!(s.renewed(
+            0,
+            Grant {
+                ttl: S(60),
+                renewable: false
+            },
+            now
+        ));
+        assert_eq!(s.secrets[0].due, Due::Rotate);
+    }
+
+    #[test]
+    fn non_renewable_lease_is_replaced_at_the_threshold() {
+        let now = Instant::now();
+        let mut s = sched(1, 0.0, now);
+        s.fetched(0, lease(100, false), S(300), now);
+        let t = &s.secrets[0];
+        assert_eq!(
+            (t.due, t.next, t.expires),
+            (Due::Rotate, now + S(45), Some(now + S(100)))
+        );
+    }
+
+    #[test]
+    fn unleased_and_zero_ttl_secrets_are_refreshed() {
+        let now = Instant::now();
+        let mut s = sched(2, 1.0, now);
+        s.fetched(0, None, S(300), now);
+        s.fetched(1, lease(0, true), S(120), now);
+        assert_eq!(
+            (s.secrets[0].due, s.secrets[0].next),
+            (Due::Refresh, now + S(300))
+        );
+        assert_eq!(
+            (s.secrets[1].due, s.secrets[1].expires),
+            (Due::Refresh, None)
+        );
+        s.unchanged(1, S(120), now + S(120));
+        assert_eq!(s.secrets[1].next, now + S(240));
+        assert_eq!(s.next(now, None), Step::Sleep(now + S(240)));
+    }
+
+    #[test]
+    fn a_lease_past_its_expiry_is_replaced_at_once() {
+        let now = Instant::now();
+        let mut s = sched(2, 1.0, now);
+        s.fetched(0, lease(10, true), S(300), now);
+        s.fetched(1, lease(100, true), S(300), now);
+        assert!(s.expire(now + S(9)).is_empty());
+        // Exactly at the expiry instant the lease is dead.
+        let at = now + S(10);
+        assert_eq!(s.expire(at), vec![0]);
+        let t = &s.secrets[0];
+        assert_eq!((t.due, t.next, t.expires), (Due::Rotate, at, None));
+        assert_eq!(s.next(at, None), Step::Secret(0));
+        assert!(s.expire(at).is_empty(), "expired once");
+    }
+
+    #[test]
+    fn failures_back_off_and_success_resets() {
+        let now = Instant::now();
+        let mut s = sched(1, 1.0, now);
+        assert_eq!(s.secret_failed(0, now), BACKOFF_BASE);
+        assert_eq!(s.secret_failed(0, now), BACKOFF_BASE * 2);
+        assert_eq!(s.secrets[0].next, now + BACKOFF_BASE * 2);
+        s.fetched(0, lease(60, true), S(300), now);
+        assert_eq!(s.secret_failed(0, now), BACKOFF_BASE);
+        assert_eq!(s.token_failed(now), BACKOFF_BASE);
+        assert_eq!(s.token_failed(now), BACKOFF_BASE * 2);
+        s.logged_in(
+            Grant {
+                ttl: S(60),
+                renewable: true,
+            },
+            now,
+        );
+        assert_eq!(s.token_failed(now), BACKOFF_BASE);
+    }
+
+    #[test]
+    fn token_renewed_short_leads_to_a_new_login() {
+        let now = Instant::now();
+        let mut s = sched(0, 1.0, now);
+        s.logged_in(
+            Grant {
+                ttl: S(3600),
+                renewable: true,
+            },
+            now,
+        );
+        assert_eq!((s.token.next, s.token.renew), (Some(now + S(1800)), true));
+        s.token_renewed(
+            Grant {
+                ttl: S(3600),
+                renewable: true,
+            },
+            now,
+        );
+        assert!(s.token.renew);
+        s.token_renewed(
+            Grant {
+                ttl: S(600),
+                renewable: true,
+            },
+            now,
+        );
+        assert!(!s.token.renew, "capped by its max TTL");
+        assert_eq!(s.token.next, Some(now + S(300)));
+        s.relogin_now(now);
+        assert_eq!(s.next(now, None), Step::Token);
+    }
+
+    #[test]
+    fn token_without_ttl_is_never_scheduled() {
+        let now = Instant::now();
+        let mut s = sched(0, 1.0, now);
+        s.logged_in(
+            Grant {
+                ttl: Duration::ZERO,
+                renewable: false,
+            },
+            now,
+        );
+        assert_eq!(s.token.next, None);
+        assert_eq!(s.next(now, None), Step::Sleep(now + IDLE), "idle wake-up");
+    }
+
+    #[test]
+    fn next_prefers_the_token_then_the_first_due_secret_then_the_earliest_deadline() {
+        let now = Instant::now();
+        let mut s = sched(3, 1.0, now);
+        s.logged_in(
+            Grant {
+                ttl: S(100),
+                renewable: true,
+            },
+            now,
+        );
+        for i in 0..3 {
+            s.fetched(i, lease(100 + 10 * i as u64, true), S(300), now);
+        }
+        // Deadline equal to now is due.
+        assert_eq!(s.next(now + S(50), None), Step::Token);
+        s.token_renewed(
+            Grant {
+                ttl: S(100),
+                renewable: true,
+            },
+            now + S(50),
+        );
+        assert_eq!(s.next(now + S(55), None), Step::Secret(0));
+        assert_eq!(s.next(now + S(49), None), Step::Sleep(now + S(50)));
+        // Another deadline (a retired value's end) earlier than all of them.
+        assert_eq!(s.next(now, Some(now + S(1))), Step::Sleep(now + S(1)));
+    }
+
+    #[test]
+    fn an_expiry_before_the_renewal_point_wakes_the_engine() {
+        let now = Instant::now();
+        let mut s = sched(1, 1.0, now);
+        s.fetched(0, lease(60, true), S(300), now);
+        // Renewal failing for a while: the retry lands after the expiry.
+        s.secrets[0].next = now + S(90);
+        assert_eq!(s.next(now, None), Step::Sleep(now + S(60)));
+    }
+
+    #[test]
+    fn huge_ttls_do_not_overflow_the_clock() {
+        let now = Instant::now();
+        let mut s = sched(1, 1.0, now);
+        s.fetched(0, lease(u64::MAX, true), S(300), now);
+        assert!(s.secrets[0].next > now + S(3600 * 24 * 365));
+        assert!(s.secrets[0].expires.unwrap() > now);
+        s.logged_in(
+            Grant {
+                ttl: Duration::MAX,
+                renewable: true,
+            },
+            now,
+        );
+        assert_eq!(
+            renew_after(Duration::MAX, 1.0, &mut Fixed(1.0)),
+            Duration::MAX
+        );
+        assert!(s.token.next.unwrap() > now);
+    }
+}

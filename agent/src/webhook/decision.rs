@@ -1,0 +1,68 @@
+//! Which annotation family asks for what: `shroud.dev/` ([`annotations`]) or,
+//! when enabled, the Vault Agent Injector's ([`vault_compat`]), never both. Both
+//! parsers share the injection model in [`annotations`]; this module is the only
+//! one that knows both, so neither depends on the other's parsing.
+
+use std::collections::BTreeMap;
+
+use super::annotations::{
+    self, apply_common, parse_shroud, shroud_keys, AnnotationError, Injection, INJECT, INJECTED,
+    STATUS,
+};
+use super::vault_compat;
+
+/// What the annotations ask for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// No injection requested.
+    NotRequested,
+    /// Already injected (a reinvocation): change nothing.
+    AlreadyInjected,
+    /// Inject.
+    Inject(Box<Injection>),
+}
+
+/// Parses a pod's annotations. `vault_on_allowed` enables the Vault Agent Injector
+/// annotations.
+pub fn parse(
+    annotations: &BTreeMap<String, String>,
+    vault_on_allowed: bool,
+) -> Result<Decision, AnnotationError> {
+    let ours = shroud_keys(annotations)?;
+    if let Some(status) = ours.get("status") {
+        if *status == INJECTED {
+            return Ok(Decision::AlreadyInjected);
+        }
+        return Err(AnnotationError::invalid(
+            STATUS,
+            "is set by the webhook; the only value is `injected`",
+        ));
+    }
+    let shroud_on = match ours.get(INJECT).copied() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            return Err(AnnotationError::invalid(
+                annotations::key(INJECT),
+                "must be \"true\" or \"false\"",
+            ))
+        }
+    };
+    let vault_on = vault_on_allowed && vault_compat::requested(annotations)?;
+    if vault_on_allowed && vault_compat::already_injected(annotations) {
+        return Ok(Decision::AlreadyInjected);
+    }
+    match (shroud_on, vault_on) {
+        (false, false) => Ok(Decision::NotRequested),
+        (true, true) => Err(AnnotationError::invalid(
+            annotations::key(INJECT),
+            "both shroud.dev/inject and vault.hashicorp.com/agent-inject are set: keep one",
+        )),
+        (true, false) => parse_shroud(&ours).map(|i| Decision::Inject(Box::new(i))),
+        (false, true) => {
+            let mut inj = vault_compat::parse(annotations)?;
+            apply_common(&ours, &mut inj)?;
+            Ok(Decision::Inject(Box::new(inj)))
+        }
+    }
+}
