@@ -41,6 +41,8 @@ pub enum Command {
     Probe(ProbeCommand),
     /// Fail when files contain a known secret value or encoding (a CI gate).
     Scan(ScanArgs),
+    /// Check that artifacts are the ones a clean scan signed into a ledger.
+    Verify(VerifyArgs),
     /// Audit trail tools.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -235,9 +237,65 @@ pub struct ScanArgs {
     /// Take the secret values from an agent configuration (fetches them from Vault).
     #[arg(long, value_name = "F")]
     pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub limits: ArchiveLimitArgs,
+    /// After a clean scan, sign each file's SHA-256 with this transit key
+    /// (`NAME` or `MOUNT/NAME`) into `--ledger`; needs `--config` for Vault.
+    #[arg(long, value_name = "KEY", requires_all = ["ledger", "config"])]
+    pub sign: Option<String>,
+    /// The ledger (hash-chained JSON lines) that `--sign` appends to.
+    #[arg(long, value_name = "L", requires = "sign")]
+    pub ledger: Option<PathBuf>,
     /// Files and directories to scan.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+}
+
+/// Bounds on looking inside archives (archive bombs). Hitting one makes the
+/// scan incomplete (exit 2), naming the file.
+#[derive(Clone, Copy, Debug, Args)]
+pub struct ArchiveLimitArgs {
+    /// Archives and compressed streams nested inside one another.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub max_depth: u32,
+    /// Bytes decompressed inside one file, all streams together (suffixes K, M, G, T: powers of 1024).
+    #[arg(long, value_name = "SIZE", default_value = "4G", value_parser = parse_size)]
+    pub max_bytes: u64,
+    /// How many times its size a compressed stream may expand (checked after its first MiB).
+    #[arg(long, value_name = "N", default_value_t = 250, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_ratio: u64,
+    /// Tar and zip entries inside one file, all archives together.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub max_entries: u64,
+}
+
+impl From<ArchiveLimitArgs> for crate::archive::Limits {
+    fn from(a: ArchiveLimitArgs) -> Self {
+        crate::archive::Limits {
+            max_depth: a.max_depth,
+            max_bytes: a.max_bytes,
+            max_ratio: a.max_ratio,
+            max_entries: a.max_entries,
+        }
+    }
+}
+
+/// `shroud verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// An agent configuration: its `[vault]` and `[auth]` are used to verify the
+    /// signatures with transit.
+    #[arg(long, value_name = "F")]
+    pub config: PathBuf,
+    /// The ledger written by `shroud scan --sign`.
+    #[arg(long, value_name = "L")]
+    pub ledger: PathBuf,
+    /// Accept only signatures by this transit key (`NAME` or `MOUNT/NAME`).
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+    /// The artifacts (files, or directories walked like `scan` does).
+    #[arg(required = true, value_name = "ARTIFACT")]
+    pub artifacts: Vec<PathBuf>,
 }
 
 /// `shroud audit …`.
@@ -251,6 +309,11 @@ pub enum AuditCommand {
         /// detects records removed from the end.
         #[arg(long, value_name = "SHA256")]
         expect_head: Option<String>,
+        /// The agent configuration with `[audit] sign_key`: check the chain's
+        /// signatures with Vault (a rewritten file, or one cut short after its
+        /// last signature, fails).
+        #[arg(long, value_name = "F")]
+        config: Option<PathBuf>,
     },
 }
 
@@ -274,6 +337,30 @@ pub struct WebhookArgs {
 /// Parses `50ms`, `2s`, `1m30s`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("invalid duration `{s}`: {e}"))
+}
+
+/// Parses a byte count: `1048576`, `512K`, `64M`, `4G`, `1T` (powers of 1024).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (digits, shift) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(format!("`{s}`: the suffix must be K, M, G or T")),
+            };
+            (&t[..i], shift)
+        }
+        _ => (t, 0),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("`{s}` is not a size in bytes (e.g. 4G, 512M, 1048576)"))
 }
 
 fn parse_min_length(s: &str) -> Result<usize, String> {

@@ -118,6 +118,14 @@ pub enum Event<'a> {
         /// Result.
         outcome: Outcome,
     },
+    /// A publication (new values into `.shroud/values` and the files renamed
+    /// into place) ended; a failure leaves the previous values current.
+    Publish {
+        /// The secret being rotated; None for a whole-set publication.
+        secret: Option<&'a str>,
+        /// Result.
+        outcome: Outcome,
+    },
     /// The first complete render is done.
     Ready,
     /// The workload (or shroud) is exiting with this code.
@@ -141,6 +149,7 @@ impl Event<'_> {
             Event::Denial { .. } => "denial",
             Event::LeaseTtl { .. } => "lease_ttl",
             Event::VaultRequest { .. } => "vault_request",
+            Event::Publish { .. } => "publish",
             Event::Ready => "ready",
             Event::Exit { .. } => "exit",
         }

@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod alloc;
+pub mod archive;
 pub mod audit;
 pub mod cli;
 pub mod commands;
@@ -15,6 +16,7 @@ pub mod error;
 pub mod events;
 pub mod exec;
 pub mod harden;
+pub mod ledger;
 pub mod live;
 pub mod logging;
 pub mod pump;
@@ -22,7 +24,9 @@ pub mod report;
 pub mod scanner;
 pub mod secrets_source;
 pub mod signals;
+pub mod signing;
 pub mod telemetry;
 pub mod template;
+pub mod tree;
 pub mod vault;
 pub mod webhook;

@@ -76,7 +76,7 @@ impl Sources {
             values.values.push((display_name(path), value));
         }
         if let Some(dir) = &self.dir {
-            values.generation = add_dir(dir, &mut values.values)?;
+            (values.generation, values.retain) = add_dir(dir, &mut values.values)?;
         }
         Ok(values)
     }
@@ -88,6 +88,8 @@ impl Sources {
 pub struct Values {
     /// The values file's generation, when the directory had one.
     pub generation: Option<u64>,
+    /// The agent's retention window, when the values file carries it.
+    pub retain: Option<std::time::Duration>,
     /// (name, value) pairs in source order.
     pub values: Vec<(String, Zeroizing<Vec<u8>>)>,
 }
@@ -156,11 +158,12 @@ pub fn read_value(path: &Path) -> Result<Zeroizing<Vec<u8>>, SourceError> {
 
 /// Adds every regular file directly in `dir` (following symlinks, as Kubernetes
 /// mounts are symlinks into `..data`; skipping dot-entries, which are Kubernetes'
-/// and shroud's own bookkeeping) and the values file. Returns its generation.
+/// and shroud's own bookkeeping) and the values file. Returns its generation and
+/// retention window.
 fn add_dir(
     dir: &Path,
     values: &mut Vec<(String, Zeroizing<Vec<u8>>)>,
-) -> Result<Option<u64>, SourceError> {
+) -> Result<(Option<u64>, Option<std::time::Duration>), SourceError> {
     let meta = fs::metadata(dir).map_err(read_err(dir))?;
     if !meta.is_dir() {
         return Err(SourceError::NotADirectory {
@@ -193,15 +196,15 @@ fn add_dir(
     match fs::read(&values_path) {
         Ok(bytes) => {
             let bytes = Zeroizing::new(bytes);
-            let file = ValuesFile::parse(&bytes).map_err(|source| SourceError::Values {
+            let mut file = ValuesFile::parse(&bytes).map_err(|source| SourceError::Values {
                 path: values_path.clone(),
                 source,
             })?;
-            let generation = file.generation;
-            values.extend(file.values);
-            Ok(Some(generation))
+            let (generation, retain) = (file.generation, file.retain);
+            values.extend(std::mem::take(&mut file.values));
+            Ok((Some(generation), retain))
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok((None, None)),
         Err(e) => Err(read_err(&values_path)(e)),
     }
 }
@@ -219,6 +222,7 @@ mod tests {
         fs::create_dir(dir.path().join(META_DIR)).unwrap();
         let vf = ValuesFile {
             generation: 3,
+            retain: None,
             values: vec![("api".into(), Zeroizing::new(b"token-two".to_vec()))],
         };
         fs::write(dir.path().join(VALUES_FILE), vf.to_bytes().as_slice()).unwrap();

@@ -202,6 +202,7 @@ fn write_values(dir: &Path, values: &[Vec<u8>]) {
     std::fs::create_dir_all(dir.join(".shroud")).unwrap();
     let f = ValuesFile {
         generation: 1,
+        retain: None,
         values: values
             .iter()
             .enumerate()

@@ -4,17 +4,22 @@
 //! ```text
 //! shroud-values 1
 //! generation 42
+//! retain-ms 600000
 //! secret db-password c2VjcmV0LXZhbHVl
 //! secret db-password.retired b2xkLXZhbHVl
 //! ```
 //!
 //! The first line names the format and its version. `generation` increases with
-//! every publication; exec acknowledges it (see docs/ARCHITECTURE.md). Each
+//! every publication; exec acknowledges it (see docs/ARCHITECTURE.md). An
+//! optional `retain-ms N` line (after `generation`) carries the agent's `[redact]
+//! retain` in milliseconds: how long a reader keeps masking a value after it left
+//! the set. Files without it (written before it existed) still parse. Each
 //! `secret` line holds a name (`[A-Za-z0-9._-]+`, shown in reports) and the value in
 //! standard base64 with padding, so values may hold any bytes. Lines end with `\n`;
 //! any other line is an error, so a truncated or foreign file is never half-used.
 
 use std::fmt;
+use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -33,8 +38,8 @@ pub enum ValuesFileError {
     /// The file is not complete: no `generation` line.
     #[error("missing `generation` line")]
     MissingGeneration,
-    /// A line is neither `generation N` nor `secret NAME BASE64`.
-    #[error("line {line}: expected `generation N` or `secret NAME BASE64`")]
+    /// A line is neither `generation N`, `retain-ms N` nor `secret NAME BASE64`.
+    #[error("line {line}: expected `generation N`, `retain-ms N` or `secret NAME BASE64`")]
     BadLine {
         /// 1-based line number.
         line: usize,
@@ -58,6 +63,9 @@ pub enum ValuesFileError {
 pub struct ValuesFile {
     /// Increases with every publication.
     pub generation: u64,
+    /// How long readers keep masking a value that left the set (the agent's
+    /// `[redact] retain`); `None` in files that do not say.
+    pub retain: Option<Duration>,
     /// (name, value) pairs.
     pub values: Vec<(String, Zeroizing<Vec<u8>>)>,
 }
@@ -66,6 +74,7 @@ impl fmt::Debug for ValuesFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ValuesFile")
             .field("generation", &self.generation)
+            .field("retain", &self.retain)
             .field(
                 "names",
                 &self.values.iter().map(|v| &v.0).collect::<Vec<_>>(),
@@ -102,6 +111,12 @@ impl ValuesFile {
                             .map_err(|_| ValuesFileError::BadLine { line: line_no })?,
                     );
                 }
+                (Some("retain-ms"), Some(n), None, None) => {
+                    let ms = n
+                        .parse()
+                        .map_err(|_| ValuesFileError::BadLine { line: line_no })?;
+                    out.retain = Some(Duration::from_millis(ms));
+                }
                 (Some("secret"), Some(name), Some(b64), None) => {
                     if !valid_name(name) {
                         return Err(ValuesFileError::BadName { line: line_no });
@@ -127,6 +142,9 @@ impl ValuesFile {
         out.extend_from_slice(HEADER.as_bytes());
         out.push(b'\n');
         out.extend_from_slice(format!("generation {}\n", self.generation).as_bytes());
+        if let Some(retain) = self.retain {
+            out.extend_from_slice(format!("retain-ms {}\n", retain.as_millis()).as_bytes());
+        }
         for (name, value) in &self.values {
             let name: String = if valid_name(name) {
                 name.clone()
@@ -173,6 +191,7 @@ mod tests {
     fn round_trips_arbitrary_bytes() {
         let f = ValuesFile {
             generation: 7,
+            retain: Some(Duration::from_millis(2500)),
             values: vec![
                 ("a".into(), Zeroizing::new(b"\x00\xff\n secret".to_vec())),
                 ("b.retired".into(), Zeroizing::new(b"x".to_vec())),
@@ -180,9 +199,20 @@ mod tests {
         };
         let parsed = ValuesFile::parse(&f.to_bytes()).unwrap();
         assert_eq!(parsed.generation, 7);
+        assert_eq!(parsed.retain, Some(Duration::from_millis(2500)));
         assert_eq!(parsed.values.len(), 2);
         assert_eq!(parsed.values[0].1.as_slice(), b"\x00\xff\n secret");
         assert!(!format!("{parsed:?}").contains("secret\""));
+    }
+
+    #[test]
+    fn a_file_without_retention_still_parses() {
+        let f = ValuesFile::parse(b"shroud-values 1\ngeneration 3\nsecret a eA==\n").unwrap();
+        assert_eq!((f.generation, f.retain, f.values.len()), (3, None, 1));
+        assert_eq!(
+            ValuesFile::parse(b"shroud-values 1\ngeneration 3\nretain-ms soon\n").unwrap_err(),
+            ValuesFileError::BadLine { line: 3 }
+        );
     }
 
     #[test]

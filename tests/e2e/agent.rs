@@ -3,157 +3,13 @@
 //! outages, clean-up after every way the workload can end, auth methods, errors,
 //! and the process memory after a rotation.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use shroud_e2e::openbao::{OpenBao, SHROUD_POLICY};
-use shroud_e2e::postgres::Postgres;
+use shroud_e2e::openbao::OpenBao;
+use shroud_e2e::world::*;
 use shroud_e2e::*;
-
-/// The tests below measure timing (leases of a few seconds, one-second clean-up);
-/// running them one at a time keeps a 2-core machine from skewing that.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-const API_KEY: &str = "kv2-api-key-0f9e8d7c6b5a";
-
-struct World {
-    bao: OpenBao,
-    pg: Option<Postgres>,
-    out: Tmpfs,
-    work: tempfile::TempDir,
-}
-
-impl World {
-    /// OpenBao with kv2 `secret/app`, the shroud policy and AppRole; PostgreSQL
-    /// with the database engine when `db` is given (default_ttl, max_ttl).
-    fn new(db: Option<(&str, &str)>) -> World {
-        World::with(OpenBao::start(), db)
-    }
-
-    /// As [`World::new`] on the given server.
-    fn with(bao: OpenBao, db: Option<(&str, &str)>) -> World {
-        let work = tempfile::tempdir().unwrap();
-        bao.bao(&["kv", "put", "secret/app", &format!("api_key={API_KEY}")]);
-        bao.policy("shroud", SHROUD_POLICY, work.path());
-        let pg = db.map(|(ttl, max)| {
-            let pg = Postgres::start();
-            pg.configure_vault(&bao, ttl, max);
-            pg
-        });
-        World {
-            bao,
-            pg,
-            out: Tmpfs::new(),
-            work,
-        }
-    }
-
-    fn pg(&self) -> &Postgres {
-        self.pg.as_ref().unwrap()
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.work.path().join(name)
-    }
-
-    /// AppRole credentials files and the `[auth]` section using them.
-    fn approle_auth(&self) -> String {
-        self.approle_auth_ttl("1h", "2h")
-    }
-
-    /// As [`World::approle_auth`], with the login token's TTL and max TTL.
-    fn approle_auth_ttl(&self, ttl: &str, max_ttl: &str) -> String {
-        let (role_id, secret_id) = self.bao.approle("shroud", "shroud", ttl, max_ttl);
-        std::fs::write(self.path("role-id"), role_id).unwrap();
-        std::fs::write(self.path("secret-id"), secret_id).unwrap();
-        format!(
-            "[auth]\nmethod = \"approle\"\nrole_id_file = \"{}\"\nsecret_id_file = \"{}\"\n",
-            self.path("role-id").display(),
-            self.path("secret-id").display()
-        )
-    }
-
-    /// Writes a config with `auth`, the output tmpfs and `rest`; returns its path.
-    fn config(&self, auth: &str, rest: &str) -> PathBuf {
-        self.config_vault(&self.bao.addr, "", auth, rest)
-    }
-
-    /// As [`World::config`] with another address and more `[vault]` keys.
-    fn config_vault(&self, address: &str, vault: &str, auth: &str, rest: &str) -> PathBuf {
-        let p = self.path("shroud.toml");
-        std::fs::write(
-            &p,
-            format!(
-                "[vault]\naddress = \"{address}\"\ntimeout = \"1s\"\n{vault}\n{auth}\n[output]\ndir = \"{}\"\n{rest}",
-                self.out.path().display()
-            ),
-        )
-        .unwrap();
-        p
-    }
-
-    fn file(&self, name: &str) -> Option<String> {
-        std::fs::read_to_string(self.out.path().join(name)).ok()
-    }
-
-    /// Everything left in the output directory, `.shroud/acks` aside.
-    fn leftovers(&self) -> Vec<String> {
-        let mut left = Vec::new();
-        for e in walk(self.out.path()) {
-            let rel = e
-                .strip_prefix(self.out.path())
-                .unwrap()
-                .display()
-                .to_string();
-            if rel != ".shroud" && rel != ".shroud/acks" {
-                left.push(rel);
-            }
-        }
-        left
-    }
-
-    /// Asserts nothing of shroud's survives: files, leases, tokens, roles.
-    fn assert_clean(&self, users: &[String]) {
-        assert_eq!(self.leftovers(), Vec::<String>::new(), "files left behind");
-        assert_eq!(
-            self.bao.leases("database/creds/app/"),
-            Vec::<String>::new(),
-            "leases left"
-        );
-        assert_eq!(
-            self.bao.accessors().len(),
-            1,
-            "only the root token may remain"
-        );
-        if let Some(pg) = &self.pg {
-            for u in users {
-                assert!(!pg.role_exists(u), "PostgreSQL role {u} still exists");
-            }
-            assert_eq!(pg.vault_roles(), Vec::<String>::new(), "roles left");
-        }
-    }
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            out.push(p.clone());
-            if p.is_dir() {
-                out.extend(walk(&p));
-            }
-        }
-    }
-    out.sort();
-    out
-}
 
 fn now_ns() -> u128 {
     SystemTime::now()
@@ -161,30 +17,6 @@ fn now_ns() -> u128 {
         .unwrap()
         .as_nanos()
 }
-
-fn spawn_agent(cfg: &Path, log: &Path) -> Child {
-    shroud()
-        .arg("agent")
-        .arg("--config")
-        .arg(cfg)
-        .env("SHROUD_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap()
-}
-
-fn sigterm(child: &Child) {
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-}
-
-const DB_SECRET: &str = "[[secret]]\nname = \"db.env\"\npath = \"database/creds/app\"\nkind = \"dynamic\"\nformat = \"env\"\n";
-const KV_SECRET: &str =
-    "[[secret]]\nname = \"api-key\"\npath = \"secret/app\"\nkind = \"kv2\"\nfield = \"api_key\"\n";
 
 #[test]
 fn run_masks_and_cleans_up_however_the_command_ends() {

@@ -9,10 +9,13 @@ the GitLab CI file with PyYAML, finds every shroud command line in their scripts
   is a tmpfs path,
 - the artifact is gated by `shroud scan --secrets-dir <output dir>` inside the
   run (so it sees the exact per-job values),
+- what passed is signed by `shroud scan --config F --sign KEY --ledger L`, and a
+  later job runs `shroud verify --config F --key KEY --ledger L` on it,
 - SHROUD_<SECTION>_<KEY> variables name real configuration keys,
 
 then runs that scan command line against a tiny fixture: a leaked credential (in
-base64) must fail the gate with exit 1, a clean artifact must pass."""
+base64) must fail the gate with exit 1, a clean artifact must pass; and runs the
+build, sign and verify steps for real against OpenBao (JWT auth, transit)."""
 
 import base64
 import shlex
@@ -102,7 +105,7 @@ def check_file(path, kind, yaml):
     scripts, env = scripts_github(doc) if kind == "github" else scripts_gitlab(doc)
     check_env(env, where)
     all_text = "\n".join(t for _, t in scripts)
-    runs, scans = [], []
+    runs, scans, signs, verifies = [], [], [], []
     for step, text in scripts:
         for argv, nested in shroud_commands(text):
             words, flags, after = check_shroud_argv(argv, f"{where} {step}")
@@ -110,6 +113,10 @@ def check_file(path, kind, yaml):
                 runs.append((step, flags, after))
             if words == ["scan"]:
                 scans.append((step, argv, flags, nested))
+                if "--sign" in flags:
+                    signs.append((text, flags))
+            if words == ["verify"]:
+                verifies.append((text, flags))
     check(len(runs) == 1, f"{where}: expected one `shroud run` step, found {len(runs)}")
     step, flags, after = runs[0]
     check(after, f"{where} {step}: shroud run without a command")
@@ -131,8 +138,23 @@ def check_file(path, kind, yaml):
                   f"{where}: the job needs `id_tokens` for the OIDC token")
     gates = [s for s in scans if s[3] and s[2].get("--secrets-dir") == out]
     check(gates, f"{where}: no `shroud scan --secrets-dir {out}` inside the shroud run step")
+    check(len(signs) == 1, f"{where}: expected one `shroud scan --sign` step, found {len(signs)}")
+    check(len(verifies) == 1, f"{where}: expected one `shroud verify` step, found {len(verifies)}")
+    sign_text, sign_flags = signs[0]
+    verify_text, verify_flags = verifies[0]
+    for what, flags in (("scan --sign", sign_flags), ("verify", verify_flags)):
+        check(flags.get("--config") == flags_cfg(runs[0][1]), f"{where}: `shroud {what}` uses another --config")
+        check(flags.get("--ledger"), f"{where}: `shroud {what}` without --ledger")
+    check(sign_flags["--ledger"] == verify_flags["--ledger"], f"{where}: sign and verify use different ledgers")
+    check(verify_flags.get("--key") == sign_flags["--sign"],
+          f"{where}: verify does not pin the signing key with --key {sign_flags['--sign']}")
     run_text = next(t for st, t in scripts if st == step)
-    return (gates[0][1], out), (run_text, env, cfg)
+    signing = (sign_text, verify_text, sign_flags["--sign"], sign_flags["--ledger"])
+    return (gates[0][1], out), (run_text, env, cfg, signing)
+
+
+def flags_cfg(run_flags):
+    return run_flags.get("--config")
 
 
 def run_gate(scan_argv, out_dir):
@@ -188,7 +210,7 @@ exit 0
 """
 
 
-def run_step_for_real(name, step_cmd, env_from_yaml, cfg):
+def run_step_for_real(name, step_cmd, env_from_yaml, cfg, signing):
     """Runs the workflow's build step for real: an OpenBao with JWT auth trusting a
     test key, a signed OIDC-style token in a tmpfs file, a real PostgreSQL, and a
     stand-in `make`. A clean build passes and leaves nothing; a build that writes
@@ -215,9 +237,14 @@ def run_step_for_real(name, step_cmd, env_from_yaml, cfg):
             kv = next(s_ for s_ in cfg["secret"] if s_["kind"] == "kv2")
             registry_token = "rt-" + pysecrets.token_urlsafe(20)
             bao.api("POST", kv["path"], {"data": {kv["field"]: registry_token}})
+            sign_text, verify_text, key, ledger = signing
+            bao.api("POST", "sys/mounts/transit", {"type": "transit"})
+            bao.api("POST", f"transit/keys/{key}", {"type": "ecdsa-p256"})
             bao.api("POST", f"sys/policies/acl/{role}", {"policy": "\n".join(
                 f'path "{s_["path"]}" {{ capabilities = ["read"] }}' for s_ in cfg["secret"])
-                + '\npath "sys/leases/revoke" { capabilities = ["update"] }\n'})
+                + '\npath "sys/leases/revoke" { capabilities = ["update"] }\n'
+                + f'path "transit/sign/{key}" {{ capabilities = ["update"] }}\n'
+                + f'path "transit/verify/{key}" {{ capabilities = ["update"] }}\n'})
             subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
                             "-out", str(work / "key.pem")], check=True, capture_output=True)
             pub = subprocess.run(["openssl", "pkey", "-in", str(work / "key.pem"), "-pubout"],
@@ -238,7 +265,7 @@ def run_step_for_real(name, step_cmd, env_from_yaml, cfg):
             my_jwt, my_out = shm / "jwt" / "token", shm / "out"
             cmd = step_cmd.replace(jwt_file, str(my_jwt)).replace(out_dir, str(my_out))
 
-            def run_step(leak):
+            def run_step(leak, command=None):
                 # A fresh OIDC token per run, as each CI job gets.
                 now = int(time.time())
                 my_jwt.parent.mkdir(mode=0o700, exist_ok=True)
@@ -249,8 +276,12 @@ def run_step_for_real(name, step_cmd, env_from_yaml, cfg):
                        "SHROUD_VAULT_ADDRESS": bao.addr, "SHROUD_AUTH_JWT_PATH": str(my_jwt),
                        "SHROUD_OUTPUT_DIR": str(my_out), "PATH": f"{work / 'bin'}:{os.environ['PATH']}",
                        "LEAK": "1" if leak else "0"}
-                shutil.rmtree(work / "dist", ignore_errors=True)
-                return subprocess.run(["bash", "-c", cmd], cwd=work, env=env, capture_output=True,
+                if command is None:
+                    shutil.rmtree(work / "dist", ignore_errors=True)
+                else:
+                    env.pop("LEAK")
+                text = cmd if command is None else command.replace(jwt_file, str(my_jwt))
+                return subprocess.run(["bash", "-c", text], cwd=work, env=env, capture_output=True,
                                       text=True, timeout=120)
 
             clean = run_step(leak=False)
@@ -267,6 +298,25 @@ def run_step_for_real(name, step_cmd, env_from_yaml, cfg):
             left = [str(p_) for p_ in my_out.rglob("*") if not p_.is_dir()] if my_out.exists() else []
             check(not left, f"files left in the output dir after the step: {left}")
 
+            # The signing step, then the deploy job's verification, as written.
+            signed = run_step(False, sign_text)
+            out = signed.stdout + signed.stderr
+            assert_no_secret(out, {"registry token": registry_token}, "the signing step's log")
+            check(signed.returncode == 0, f"the signing step failed ({signed.returncode}): {out[-2000:]}")
+            check("signed dist/app.txt sha256:" in signed.stdout, f"dist/app.txt was not signed: {out[-2000:]}")
+            check((work / ledger).is_file(), f"no ledger at {ledger}")
+            verified = run_step(False, verify_text)
+            out = verified.stdout + verified.stderr
+            check(verified.returncode == 0, f"the verify step failed ({verified.returncode}): {out[-2000:]}")
+            (work / "dist" / "app.txt").write_text("the build output, tampered with\n")
+            tampered = run_step(False, verify_text)
+            out = tampered.stdout + tampered.stderr
+            check(tampered.returncode == 1 and "FAIL dist/app.txt" in tampered.stdout,
+                  f"verify passed a changed artifact ({tampered.returncode}): {out[-2000:]}")
+            check(len(bao.api("LIST", "auth/token/accessors")["data"]["keys"]) == 1,
+                  "a Vault token outlived the signing or verify step")
+            (work / ledger).unlink()
+
             leaky = run_step(leak=True)
             out = leaky.stdout + leaky.stderr
             user2, password2 = pg.created_roles()[-1]
@@ -278,7 +328,8 @@ def run_step_for_real(name, step_cmd, env_from_yaml, cfg):
             check(not pg.role_exists(user2), "the leaking job's database role outlived the step")
         finally:
             shutil.rmtree(shm, ignore_errors=True)
-    log(f"{name}: the build step ran: log masked, credential revoked, a leaking artifact failed the gate")
+    log(f"{name}: the build step ran: log masked, credential revoked, a leaking artifact failed the gate; "
+        "the clean artifact was signed into the ledger, verified, and a changed one refused")
 
 
 def main():

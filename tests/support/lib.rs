@@ -4,6 +4,7 @@
 //! Prerequisites that are missing make a test fail with a message that says how to
 //! get them (`scripts/test` installs and builds everything); nothing is skipped.
 
+pub mod app;
 pub mod http;
 pub mod openbao;
 pub mod postgres;
@@ -190,6 +191,7 @@ pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
 pub mod process;
 pub mod registry;
 pub mod webhook;
+pub mod world;
 
 /// Polls `f` until it returns Some, failing after `limit` with `what` named.
 pub fn until<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {

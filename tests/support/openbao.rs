@@ -31,6 +31,15 @@ pub struct OpenBao {
     _dir: tempfile::TempDir,
 }
 
+/// `path` opened for appending (a server's log across restarts).
+fn append(path: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap()
+}
+
 /// GETs `url_path` on 127.0.0.1:`port`; the HTTP status, or None when unreachable.
 pub fn http_status(port: u16, url_path: &str) -> Option<u16> {
     let mut s = TcpStream::connect_timeout(
@@ -57,19 +66,7 @@ impl OpenBao {
         let port = free_port();
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("bao.log");
-        let child = Command::new("bao")
-            .args([
-                "server",
-                "-dev",
-                &format!("-dev-root-token-id={ROOT_TOKEN}"),
-                &format!("-dev-listen-address=127.0.0.1:{port}"),
-            ])
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::from(
-                std::fs::File::create(dir.path().join("bao.err")).unwrap(),
-            ))
-            .spawn()
-            .expect("starting bao server -dev");
+        let child = Self::spawn_dev(port, &log, dir.path());
         let bao = OpenBao {
             child,
             addr: format!("http://127.0.0.1:{port}"),
@@ -181,17 +178,38 @@ impl OpenBao {
         bao
     }
 
+    fn spawn_dev(port: u16, log: &Path, dir: &Path) -> Child {
+        Command::new("bao")
+            .args([
+                "server",
+                "-dev",
+                &format!("-dev-root-token-id={ROOT_TOKEN}"),
+                &format!("-dev-listen-address=127.0.0.1:{port}"),
+            ])
+            .stdout(append(log))
+            .stderr(append(&dir.join("bao.err")))
+            .spawn()
+            .expect("starting bao server -dev")
+    }
+
+    /// Kills a dev server and starts a new one on the same port: every token,
+    /// lease, mount and policy is gone (a dev or DR server's restart), and it
+    /// answers again as soon as this returns.
+    pub fn restart_empty(&mut self) {
+        assert!(
+            self.persistent.is_none() && self.ca_cert.is_none(),
+            "a plain dev server"
+        );
+        self.stop();
+        self.child = Self::spawn_dev(self.port, &self.log, self._dir.path());
+        self.await_health(Duration::from_secs(30));
+    }
+
     fn spawn_server(config: &Path, log: &Path) -> Child {
         Command::new("bao")
             .args(["server", "-config"])
             .arg(config)
-            .stdout(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(log)
-                    .unwrap(),
-            )
+            .stdout(append(log))
             .stderr(Stdio::null())
             .spawn()
             .expect("starting bao server")
@@ -343,14 +361,7 @@ impl OpenBao {
         token_ttl: &str,
         token_max_ttl: &str,
     ) -> (String, String) {
-        let _ = self.bao_as(&self.root_token, &["auth", "enable", "approle"]);
-        self.bao(&[
-            "write",
-            &format!("auth/approle/role/{role}"),
-            &format!("token_policies={policy}"),
-            &format!("token_ttl={token_ttl}"),
-            &format!("token_max_ttl={token_max_ttl}"),
-        ]);
+        self.approle_role(role, policy, token_ttl, token_max_ttl);
         let role_id = self
             .bao(&[
                 "read",
@@ -369,6 +380,45 @@ impl OpenBao {
             .trim()
             .to_string();
         (role_id, secret_id)
+    }
+}
+
+impl OpenBao {
+    /// Enables AppRole (when it is not) and writes `role`.
+    fn approle_role(&self, role: &str, policy: &str, token_ttl: &str, token_max_ttl: &str) {
+        let _ = self.bao_as(&self.root_token, &["auth", "enable", "approle"]);
+        self.bao(&[
+            "write",
+            &format!("auth/approle/role/{role}"),
+            &format!("token_policies={policy}"),
+            &format!("token_ttl={token_ttl}"),
+            &format!("token_max_ttl={token_max_ttl}"),
+        ]);
+    }
+
+    /// Enables AppRole (when it is not) and creates `role` with the given
+    /// role_id and secret_id: the same credentials as before a restart that
+    /// lost the server's state.
+    pub fn approle_restore(
+        &self,
+        role: &str,
+        policy: &str,
+        token_ttl: &str,
+        token_max_ttl: &str,
+        role_id: &str,
+        secret_id: &str,
+    ) {
+        self.approle_role(role, policy, token_ttl, token_max_ttl);
+        self.bao(&[
+            "write",
+            &format!("auth/approle/role/{role}/role-id"),
+            &format!("role_id={role_id}"),
+        ]);
+        self.bao(&[
+            "write",
+            &format!("auth/approle/role/{role}/custom-secret-id"),
+            &format!("secret_id={secret_id}"),
+        ]);
     }
 }
 

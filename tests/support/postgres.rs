@@ -112,26 +112,7 @@ impl Postgres {
 
     /// True when `user`/`password` can log in over TCP (password checked).
     pub fn can_login(&self, user: &str, password: &str) -> bool {
-        Command::new("psql")
-            .args([
-                "-X",
-                "-At",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                user,
-                "-d",
-                "postgres",
-                "-c",
-                "select 1",
-            ])
-            .env("PGPASSWORD", password)
-            .env("PGCONNECT_TIMEOUT", "5")
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
+        can_login_at(self.port, user, password)
     }
 
     /// True when a role of that name exists.
@@ -175,6 +156,31 @@ impl Postgres {
             &format!("max_ttl={max_ttl}"),
         ]);
     }
+}
+
+/// True when `user`/`password` can log in to the cluster on 127.0.0.1:`port`
+/// over TCP (password checked); usable from a thread without the [`Postgres`].
+pub fn can_login_at(port: u16, user: &str, password: &str) -> bool {
+    Command::new("psql")
+        .args([
+            "-X",
+            "-At",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            user,
+            "-d",
+            "postgres",
+            "-c",
+            "select 1",
+        ])
+        .env("PGPASSWORD", password)
+        .env("PGCONNECT_TIMEOUT", "5")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 impl Drop for Postgres {

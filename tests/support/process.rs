@@ -4,13 +4,15 @@
 
 use std::io::Read;
 use std::path::Path;
-use std::process::Child;
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use shroud_redactor::values_file::ValuesFile;
 use zeroize::Zeroizing;
+
+use crate::{require_tool, shroud_bin};
 
 /// The bytes so far and whether the stream has ended.
 type Progress = Mutex<(Vec<u8>, bool)>;
@@ -113,6 +115,7 @@ pub fn publish_values(dir: &Path, generation: u64, values: &[(&str, &[u8])]) {
     std::fs::create_dir_all(dir.join(".shroud")).unwrap();
     let file = ValuesFile {
         generation,
+        retain: None,
         values: values
             .iter()
             .map(|(n, v)| (n.to_string(), Zeroizing::new(v.to_vec())))
@@ -152,4 +155,100 @@ pub fn cpu_used_during(pid: u32, window: Duration) -> f64 {
     let before = cpu_seconds(pid);
     std::thread::sleep(window);
     cpu_seconds(pid) - before
+}
+
+/// A finished process with its wall time and peak resident memory.
+#[derive(Debug)]
+pub struct Measured {
+    /// Status and output.
+    pub finished: crate::Finished,
+    /// From spawn to exit.
+    pub elapsed: Duration,
+    /// The child's peak RSS in KiB (`ru_maxrss` from `wait4`).
+    pub peak_rss_kib: u64,
+}
+
+/// Runs `cmd` to completion (stdin empty, output collected) and measures it with
+/// `wait4`; kills it and fails after `limit`.
+pub fn run_measured(cmd: &mut std::process::Command, limit: Duration) -> Measured {
+    use std::process::Stdio;
+    let out = tempfile::tempfile().unwrap();
+    let err = tempfile::tempfile().unwrap();
+    let start = std::time::Instant::now();
+    // Reaped below with wait4 (for its rusage), not through `Child`.
+    #[allow(clippy::zombie_processes)]
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(err.try_clone().unwrap())
+        .spawn()
+        .expect("spawning process");
+    let pid = child.id() as libc::pid_t;
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if done_rx.recv_timeout(limit).is_err() {
+            // SAFETY: kill(2) on our own unreaped child's pid, which cannot be reused before wait4.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            return true;
+        }
+        false
+    });
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointers to locals; pid is our child, reaped only here.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid, "wait4: {}", std::io::Error::last_os_error());
+    let elapsed = start.elapsed();
+    let _ = done_tx.send(());
+    let killed = watchdog.join().unwrap();
+    assert!(!killed, "process did not exit within {limit:?}");
+    let read = |mut f: std::fs::File| {
+        use std::io::Seek as _;
+        f.rewind().unwrap();
+        let mut v = Vec::new();
+        f.read_to_end(&mut v).unwrap();
+        v
+    };
+    use std::os::unix::process::ExitStatusExt as _;
+    Measured {
+        finished: crate::Finished {
+            status: std::process::ExitStatus::from_raw(status),
+            stdout: read(out),
+            stderr: read(err),
+        },
+        elapsed,
+        peak_rss_kib: usage.ru_maxrss as u64,
+    }
+}
+
+/// Runs shroud under `script`, which gives it a real pseudo-terminal.
+pub fn under_pty(shroud_args: &str) -> (Child, Collected, JoinHandle<()>) {
+    under_pty_env(shroud_args, &[])
+}
+
+/// [`under_pty`] with extra environment variables for shroud.
+pub fn under_pty_env(
+    shroud_args: &str,
+    env: &[(&str, &str)],
+) -> (Child, Collected, JoinHandle<()>) {
+    require_tool("script", "apt-get install bsdutils");
+    // `exec`: without it a shell that does not replace itself with its last
+    // command (dash, when SHELL is unset) stays in the terminal's foreground group
+    // and dies of a Ctrl-C meant for shroud, and script reports its status.
+    let mut child = Command::new("script")
+        .envs(env.iter().copied())
+        .env("SHELL", "/bin/sh")
+        .args([
+            "-qec",
+            &format!("exec {} {shroud_args}", shroud_bin().display()),
+            "/dev/null",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let (out, t) = Collected::spawn(child.stdout.take().unwrap());
+    (child, out, t)
 }

@@ -6,12 +6,12 @@
 use std::path::Path;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::{error, info, warn};
 use zeroize::Zeroizing;
 
-use super::files::{FilesError, Output};
+use super::files::{DirState, FilesError, Output};
 use super::handshake::{entry_name, Publisher};
 use super::publish::publish;
 use super::render::{render, RenderError};
@@ -34,7 +34,14 @@ pub enum Wake {
     ExitMarker,
     /// The wrapped command ended (run mode) with this exit code.
     ChildExited(i32),
+    /// Run mode: a SIGTERM/SIGINT was forwarded to the command at this time;
+    /// the shutdown deadline starts to run.
+    Stopping(Instant),
 }
+
+/// How often the output directory is checked between publications (a deleted
+/// one is created again, a replaced one reported).
+const DIR_CHECK: Duration = Duration::from_secs(1);
 
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +117,12 @@ pub struct Engine {
     out: Output,
     publisher: Publisher,
     on_publish: Option<OnPublish>,
+    /// When everything must be over (set once a stop was asked for).
+    stop_deadline: Option<Instant>,
+    /// When the output directory was last checked.
+    dir_checked: Instant,
+    /// The output directory was found unusable (logged once per episode).
+    dir_fault: bool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -177,6 +190,9 @@ impl Engine {
             client,
             out,
             on_publish,
+            stop_deadline: None,
+            dir_checked: Instant::now(),
+            dir_fault: false,
         };
         match engine.first_render() {
             Ok(()) => Ok(engine),
@@ -212,6 +228,19 @@ impl Engine {
             let rendered = render(&self.secrets[i].spec, &read.data)?;
             self.install(i, read, rendered);
         }
+        self.publish_all()?;
+        events::emit(Event::Ready);
+        info!(
+            secrets = self.secrets.len(),
+            dir = %self.out.dir().display(),
+            "secrets rendered"
+        );
+        Ok(())
+    }
+
+    /// Publishes every current value and file, then the ready marker (the
+    /// first render, and a directory created again).
+    fn publish_all(&mut self) -> Result<(), FilesError> {
         let rendered: Vec<(String, Zeroizing<Vec<u8>>)> = self
             .secrets
             .iter()
@@ -221,16 +250,44 @@ impl Engine {
             .iter()
             .map(|(name, bytes)| (name.as_str(), bytes.as_slice()))
             .collect();
-        let values = self.current_values();
-        publish(&mut self.out, &mut self.publisher, values, &files)?;
-        self.out.write(Path::new(READY_FILE), b"")?;
-        events::emit(Event::Ready);
-        info!(
-            secrets = self.secrets.len(),
-            dir = %self.out.dir().display(),
-            "secrets rendered"
-        );
-        Ok(())
+        let values = self.current_values(None);
+        publish(&mut self.out, &mut self.publisher, values, &[], &files)?;
+        self.out.write(Path::new(READY_FILE), b"")
+    }
+
+    /// Before a publication, and at least every [`DIR_CHECK`]: the output
+    /// directory is still the one held open ([`Output::check`]). A deleted one
+    /// has been created again: everything is published there again.
+    fn check_output(&mut self) -> Result<(), FilesError> {
+        self.dir_checked = Instant::now();
+        let result = match self.out.check(&self.cfg.output) {
+            Ok(DirState::Same) => Ok(()),
+            Ok(DirState::Recreated) => {
+                warn!(dir = %self.out.dir().display(), "the output directory was deleted; created it again and publishing every secret there again");
+                self.publish_all()
+            }
+            Err(e) => Err(e),
+        };
+        match (&result, self.dir_fault) {
+            (Ok(()), true) => {
+                self.dir_fault = false;
+                info!(dir = %self.out.dir().display(), "the output directory is usable again");
+                events::emit(Event::Publish {
+                    secret: None,
+                    outcome: Outcome::Ok,
+                });
+            }
+            (Err(e), false) => {
+                self.dir_fault = true;
+                error!(error = %e, "the output directory cannot be published to");
+                events::emit(Event::Publish {
+                    secret: None,
+                    outcome: Outcome::Error(e.to_string()),
+                });
+            }
+            _ => {}
+        }
+        result
     }
 
     fn login(&mut self) -> Result<(), AuthError> {
@@ -301,10 +358,22 @@ impl Engine {
         })
     }
 
-    fn current_values(&self) -> Vec<(String, Zeroizing<Vec<u8>>)> {
+    /// Every current value as redaction-set entries; with `candidate`, secret
+    /// `i`'s values are those of the read being published instead.
+    fn current_values(
+        &self,
+        candidate: Option<(usize, &SecretData)>,
+    ) -> Vec<(String, Zeroizing<Vec<u8>>)> {
         self.secrets
             .iter()
-            .filter_map(|s| Some(leaves(&s.spec.name, &s.current.as_ref()?.data)))
+            .enumerate()
+            .filter_map(|(i, s)| {
+                let data = match candidate {
+                    Some((c, data)) if c == i => data,
+                    _ => &s.current.as_ref()?.data,
+                };
+                Some(leaves(&s.spec.name, data))
+            })
             .flatten()
             .collect()
     }
@@ -314,13 +383,24 @@ impl Engine {
         loop {
             let now = Instant::now();
             self.expire(now);
-            if self.publisher.prune(now) {
-                let values = self.current_values();
-                if let Err(e) = self.publisher.publish(&mut self.out, values) {
+            if now >= self.dir_checked + DIR_CHECK {
+                // Logged and counted inside; publications retry by themselves.
+                let _ = self.check_output();
+            }
+            if self.publisher.prune(now) && self.check_output().is_ok() {
+                let values = self.current_values(None);
+                if let Err(e) = self.publisher.publish(&mut self.out, values, &[]) {
                     error!(error = %e, "cannot update the redaction set");
                 }
             }
-            match self.schedule.next(now, self.publisher.next_expiry()) {
+            let other = [
+                self.publisher.next_expiry(),
+                Some(self.dir_checked + DIR_CHECK),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            match self.schedule.next(now, other) {
                 Step::Token => self.token_due(),
                 Step::Secret(i) => self.secret_due(i),
                 Step::Sleep(until) => {
@@ -395,6 +475,33 @@ impl Engine {
         }
     }
 
+    /// After a refusal that may mean Vault no longer knows the token (a restart
+    /// that lost its state, an operator's revocation): looks the token up, and
+    /// when it is gone logs in again at once and makes every secret due for a
+    /// new read, published as a rotation. True when the token was gone (the
+    /// caller's own retry is then replaced by that).
+    fn token_lost(&mut self, e: &VaultError) -> bool {
+        if !e.may_be_token_loss() {
+            return false;
+        }
+        match api::lookup_self(&self.client) {
+            Ok(_) => return false,
+            Err(lookup) if !lookup.may_be_token_loss() => return false,
+            Err(_) => {}
+        }
+        warn!(error = %e, "Vault no longer knows shroud's token; logging in again");
+        match self.login() {
+            Ok(()) => self.schedule.refetch_all_now(Instant::now()),
+            Err(e) => {
+                // The next token step is a login, after the backoff.
+                self.schedule.relogin_now(Instant::now());
+                let d = self.schedule.token_failed(Instant::now());
+                warn!(error = %e, retry_in = ?d, "login failed; retrying");
+            }
+        }
+        true
+    }
+
     fn retry_later(&mut self, i: usize, what: &str, e: &VaultError) {
         let d = self.schedule.secret_failed(i, Instant::now());
         warn!(secret = %self.secrets[i].spec.name, error = %e, retry_in = ?d, "{what} failed; retrying");
@@ -443,7 +550,9 @@ impl Engine {
                 }
             }
             Err(e) if e.is_transient() => self.retry_later(i, "lease renewal", &e),
+            Err(e) if self.token_lost(&e) => {}
             Err(e) => {
+                let spec = &self.secrets[i].spec;
                 warn!(secret = %spec.name, error = %e, "lease cannot be renewed; fetching new credentials");
                 self.schedule.replace_now(i, Instant::now());
             }
@@ -453,6 +562,7 @@ impl Engine {
     fn refetch(&mut self, i: usize) {
         let read = match self.fetch(i) {
             Ok(r) => r,
+            Err(e) if !e.is_transient() && self.token_lost(&e) => return,
             Err(e) => return self.retry_later(i, "fetch", &e),
         };
         let rendered = match render(&self.secrets[i].spec, &read.data) {
@@ -471,9 +581,17 @@ impl Engine {
         }
         let name = self.secrets[i].spec.name.clone();
         let new_lease = read.lease.as_ref().map(|l| l.id.clone());
-        let old = self.install(i, read, rendered.clone());
-        if let Err(e) = self.publish_one(&name, old.as_ref(), &rendered) {
-            error!(secret = %name, error = %e, "cannot publish new values");
+        if let Err(e) = self.publish_one(i, &read.data, &rendered) {
+            self.publication_failed(i, &e, new_lease.as_deref());
+            return;
+        }
+        events::emit(Event::Publish {
+            secret: Some(&name),
+            outcome: Outcome::Ok,
+        });
+        let old = self.install(i, read, rendered);
+        if let Some(old) = &old {
+            self.publisher.retire(leaves(&name, &old.data));
         }
         let spec = &self.secrets[i].spec;
         events::emit(Event::Rotate {
@@ -487,23 +605,47 @@ impl Engine {
         }
     }
 
-    /// The handshake for one secret: the old values retired, the new ones
-    /// published, then the file.
+    /// A rotation that failed before its file was in place: the previous values
+    /// stay current (their lease is kept), the unused new lease is revoked, and
+    /// the rotation is tried again, with backoff, from a new read.
+    fn publication_failed(&mut self, i: usize, e: &FilesError, new_lease: Option<&str>) {
+        let name = self.secrets[i].spec.name.clone();
+        events::emit(Event::Publish {
+            secret: Some(&name),
+            outcome: Outcome::Error(e.to_string()),
+        });
+        let d = self.schedule.secret_failed(i, Instant::now());
+        error!(secret = %name, error = %e, retry_in = ?d, "publication failed before the new file was in place; the previous values stay current");
+        if let Some(id) = new_lease {
+            self.revoke_lease(i, id, Instant::now());
+        }
+    }
+
+    /// The handshake for secret `i`'s new values (`data`, rendered as
+    /// `rendered`): the directory checked, the values file with them current
+    /// and the old ones retiring, the file staged, acks, rename. Nothing of
+    /// the engine's state changes here: the caller installs the new values only
+    /// once this worked.
     fn publish_one(
         &mut self,
-        name: &str,
-        old: Option<&Current>,
+        i: usize,
+        data: &SecretData,
         rendered: &[u8],
     ) -> Result<(), FilesError> {
-        if let Some(old) = old {
-            self.publisher.retire(leaves(name, &old.data));
-        }
-        let values = self.current_values();
+        self.check_output()?;
+        let name = self.secrets[i].spec.name.clone();
+        let retiring = self.secrets[i]
+            .current
+            .as_ref()
+            .map(|c| leaves(&name, &c.data))
+            .unwrap_or_default();
+        let values = self.current_values(Some((i, data)));
         publish(
             &mut self.out,
             &mut self.publisher,
             values,
-            &[(name, rendered)],
+            &retiring,
+            &[(&name, rendered)],
         )?;
         if let Some(hook) = &mut self.on_publish {
             hook();
@@ -528,9 +670,20 @@ impl Engine {
         }
     }
 
+    /// A stop was asked for: from now on every Vault call gets at most the time
+    /// left until `deadline` (the end of the grace plus `revoke_timeout`), and
+    /// the revocation at [`Engine::shutdown`] ends by then too.
+    pub fn stop_by(&mut self, deadline: Instant) {
+        self.stop_deadline = Some(deadline);
+        self.client.set_deadline(Some(deadline));
+    }
+
     /// Wipes every file, then revokes every lease and the token (when
     /// `revoke_on_exit`). Files go first: they must not outlive the process even
     /// when Vault is unreachable and revocation has to wait for its deadline.
+    /// The revocation is one deadline, `revoke_timeout` from now (or the one
+    /// [`Engine::stop_by`] set, when earlier): every request's timeout is what
+    /// is left of it, however many leases there are.
     pub fn shutdown(mut self) {
         let start = Instant::now();
         let files = self.out.wipe_all();
@@ -542,7 +695,9 @@ impl Engine {
         });
         info!(files, "files wiped");
         if self.cfg.lifecycle.revoke_on_exit && self.client.token().is_some() {
-            let deadline = Instant::now() + self.cfg.lifecycle.revoke_timeout;
+            let own = Instant::now() + self.cfg.lifecycle.revoke_timeout;
+            let deadline = self.stop_deadline.map_or(own, |d| d.min(own));
+            self.client.set_deadline(Some(deadline));
             for i in 0..self.secrets.len() {
                 if let Some(id) = self.secrets[i].lease_id().map(str::to_string) {
                     self.revoke_lease(i, &id, deadline);

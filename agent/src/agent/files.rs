@@ -1,15 +1,27 @@
-//! The output directory: tmpfs check, atomic writes (`contract::atomic`: temp
-//! file created with O_CREAT|O_EXCL|O_NOFOLLOW, then renamed), ownership and
-//! mode, and wiping (overwrite with zeros, then unlink) of every file shroud wrote.
+//! The output directory, held as a descriptor: opened once with
+//! `O_DIRECTORY|O_NOFOLLOW`, and every create, rename, wipe and unlink done
+//! relative to it (`openat`, `renameat`, `unlinkat`), so a directory moved
+//! aside or replaced by a symlink never redirects a secret elsewhere. Before
+//! each publication [`Output::check`] re-reads the filesystem type (`fstatfs`)
+//! and compares the configured path with the descriptor: a deleted directory is
+//! created again, a replaced one refuses every write. Files are written to a
+//! temp name (`O_CREAT|O_EXCL|O_NOFOLLOW`) and renamed; wiping overwrites with
+//! zeros, then unlinks, every file shroud wrote, through the descriptor.
 
 use std::collections::BTreeSet;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write as _};
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::os::fd::{AsRawFd as _, OwnedFd};
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
+use nix::fcntl::{openat, renameat, OFlag};
+use nix::sys::stat::{fchmodat, fstat, mkdirat, FchmodatFlags, Mode};
+use nix::unistd::{unlinkat, UnlinkatFlags};
+
 use crate::config::OutputConfig;
-use crate::contract::{self, ACKS_DIR, META_DIR};
+use crate::contract::{ACKS_DIR, EXITED_FILE, META_DIR, READY_FILE};
 
 /// Why the output directory or a file in it could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +33,15 @@ pub enum FilesError {
         dir: PathBuf,
         /// statfs f_type.
         magic: i64,
+    },
+    /// The configured path no longer leads to the directory shroud holds open
+    /// (replaced by a symlink or another directory).
+    #[error("[output] dir {dir} was replaced ({now}); nothing is published there until the original directory is back, and its files stay where the agent opened them")]
+    Replaced {
+        /// The directory.
+        dir: PathBuf,
+        /// What is at the path now.
+        now: &'static str,
     },
     /// A filesystem operation failed.
     #[error("{what} {path}: {source}")]
@@ -42,13 +63,22 @@ fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> F
     }
 }
 
+fn errno_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(Errno) -> FilesError + 'a {
+    move |e| io_err(what, path)(io::Error::from(e))
+}
+
 const TMPFS_MAGIC: i64 = 0x0102_1994;
 const RAMFS_MAGIC: i64 = 0x8584_58f6;
 
-/// True when `dir` is on tmpfs or ramfs; Err carries the filesystem magic.
+/// Ok when `dir` is on tmpfs or ramfs; Err carries the filesystem magic.
 pub fn check_tmpfs(dir: &Path) -> Result<(), FilesError> {
-    let st =
-        nix::sys::statfs::statfs(dir).map_err(|e| io_err("statfs", dir)(io::Error::from(e)))?;
+    let f = File::open(dir).map_err(io_err("cannot open", dir))?;
+    check_tmpfs_fd(&OwnedFd::from(f), dir)
+}
+
+/// Ok when the filesystem `fd` is on is tmpfs or ramfs; Err carries the magic.
+fn check_tmpfs_fd(fd: &OwnedFd, dir: &Path) -> Result<(), FilesError> {
+    let st = nix::sys::statfs::fstatfs(fd).map_err(errno_err("statfs", dir))?;
     #[allow(clippy::unnecessary_cast)] // f_type's width differs between libcs
     let magic = st.filesystem_type().0 as i64;
     if magic == TMPFS_MAGIC || magic == RAMFS_MAGIC {
@@ -62,79 +92,197 @@ pub fn check_tmpfs(dir: &Path) -> Result<(), FilesError> {
 }
 
 /// A file written under a temporary name, waiting to be renamed into place.
-pub use contract::Staged;
+/// Both names are relative to the output directory.
+#[derive(Debug)]
+pub struct Staged {
+    tmp: PathBuf,
+    dest: PathBuf,
+}
+
+/// What [`Output::check`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirState {
+    /// The path still leads to the directory held open.
+    Same,
+    /// The directory was gone and has been created again, empty: everything
+    /// must be published again.
+    Recreated,
+}
 
 /// The output directory and the record of every file shroud put in it.
 #[derive(Debug)]
 pub struct Output {
     dir: PathBuf,
+    fd: OwnedFd,
+    /// (st_dev, st_ino) of the directory held open.
+    id: (u64, u64),
+    require_tmpfs: bool,
     uid: Option<u32>,
     gid: Option<u32>,
     mode: u32,
+    /// Relative to the directory.
     written: BTreeSet<PathBuf>,
 }
 
-impl Output {
-    /// Creates the directory (and `.shroud/`, `.shroud/acks/`) and checks it is
-    /// memory-backed.
-    pub fn open(cfg: &OutputConfig) -> Result<Self, FilesError> {
-        fs::create_dir_all(&cfg.dir).map_err(io_err("cannot create", &cfg.dir))?;
-        if cfg.require_tmpfs {
-            check_tmpfs(&cfg.dir)?;
+/// Opens `dir` (creating it) as a directory descriptor and makes `.shroud/`
+/// and `.shroud/acks/` in it.
+fn open_dir(cfg: &OutputConfig) -> Result<(OwnedFd, (u64, u64)), FilesError> {
+    let dir = &cfg.dir;
+    fs::create_dir_all(dir).map_err(io_err("cannot create", dir))?;
+    let raw = nix::fcntl::open(
+        dir,
+        OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(errno_err("cannot open", dir))?;
+    // SAFETY: open(2) just returned this descriptor and nothing else owns it.
+    let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+    if cfg.require_tmpfs {
+        check_tmpfs_fd(&fd, dir)?;
+    }
+    for sub in [META_DIR, ACKS_DIR] {
+        match mkdirat(Some(fd.as_raw_fd()), sub, Mode::from_bits_truncate(0o755)) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(errno_err("cannot create", &dir.join(sub))(e)),
         }
-        let meta = cfg.dir.join(META_DIR);
-        fs::create_dir_all(&meta).map_err(io_err("cannot create", &meta))?;
-        let acks = cfg.dir.join(ACKS_DIR);
-        fs::create_dir_all(&acks).map_err(io_err("cannot create", &acks))?;
-        // Execs in other containers (other uids) drop their acks here; the sticky
-        // bit keeps them from removing each other's.
-        fs::set_permissions(&acks, fs::Permissions::from_mode(0o1777))
-            .map_err(io_err("cannot chmod", &acks))?;
+    }
+    // Execs in other containers (other uids) drop their acks here; the sticky
+    // bit keeps them from removing each other's.
+    fchmodat(
+        Some(fd.as_raw_fd()),
+        ACKS_DIR,
+        Mode::from_bits_truncate(0o1777),
+        FchmodatFlags::NoFollowSymlink,
+    )
+    .or_else(|e| {
+        // Linux has no lchmod: a plain chmod of what is a directory we just made.
+        if e == Errno::EOPNOTSUPP || e == Errno::ENOTSUP {
+            fchmodat(
+                Some(fd.as_raw_fd()),
+                ACKS_DIR,
+                Mode::from_bits_truncate(0o1777),
+                FchmodatFlags::FollowSymlink,
+            )
+        } else {
+            Err(e)
+        }
+    })
+    .map_err(errno_err("cannot chmod", &dir.join(ACKS_DIR)))?;
+    let st = fstat(fd.as_raw_fd()).map_err(errno_err("cannot stat", dir))?;
+    #[allow(clippy::unnecessary_cast)] // st_dev/st_ino widths differ between libcs
+    let id = (st.st_dev as u64, st.st_ino as u64);
+    Ok((fd, id))
+}
+
+impl Output {
+    /// Creates the directory (and `.shroud/`, `.shroud/acks/`), holds it open
+    /// and checks it is memory-backed.
+    pub fn open(cfg: &OutputConfig) -> Result<Self, FilesError> {
+        let (fd, id) = open_dir(cfg)?;
         let out = Output {
             dir: cfg.dir.clone(),
+            fd,
+            id,
+            require_tmpfs: cfg.require_tmpfs,
             uid: cfg.uid,
             gid: cfg.gid,
             mode: cfg.mode,
             written: BTreeSet::new(),
         };
-        contract::clear_markers(&out.dir);
+        // A stale ready marker from an earlier agent would lie to probes, and a
+        // stale exit marker would make a restarted agent (a native sidecar is
+        // restarted when it exits while the pod lives) shut down at once.
+        let _ = out.unlink(Path::new(READY_FILE));
+        let _ = out.unlink(Path::new(EXITED_FILE));
         Ok(out)
     }
 
-    /// The output directory.
+    /// The output directory's configured path.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Before a publication: the filesystem is still memory-backed, and the
+    /// configured path still leads to the directory held open. When the path
+    /// is gone (deleted, or moved away), what shroud wrote there is wiped
+    /// through the old descriptor and the directory is created again
+    /// ([`DirState::Recreated`]: publish everything again). When something
+    /// else is at the path, [`FilesError::Replaced`].
+    pub fn check(&mut self, cfg: &OutputConfig) -> Result<DirState, FilesError> {
+        if self.require_tmpfs {
+            check_tmpfs_fd(&self.fd, &self.dir)?;
+        }
+        match fs::symlink_metadata(&self.dir) {
+            Ok(m) if m.is_dir() && (m.dev(), m.ino()) == self.id => Ok(DirState::Same),
+            Ok(m) => Err(FilesError::Replaced {
+                dir: self.dir.clone(),
+                now: if m.file_type().is_symlink() {
+                    "now a symlink"
+                } else if m.is_dir() {
+                    "now another directory"
+                } else {
+                    "now not a directory"
+                },
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.wipe_all();
+                let (fd, id) = open_dir(cfg)?;
+                self.fd = fd;
+                self.id = id;
+                Ok(DirState::Recreated)
+            }
+            Err(e) => Err(io_err("cannot stat", &self.dir)(e)),
+        }
     }
 
     /// Writes `bytes` to a new temporary file next to `dest` (a file name in the
     /// output directory, or a path inside it), with the configured owner and mode.
     pub fn stage(&mut self, dest: &Path, bytes: &[u8]) -> Result<Staged, FilesError> {
-        let dest = self.dir.join(dest);
-        let staged = Staged::create(&dest, 0o600).map_err(io_err("cannot create", &dest))?;
-        let tmp = staged.tmp().to_path_buf();
+        let parent = dest.parent().unwrap_or(Path::new(""));
+        let base = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = parent.join(format!(".{base}.tmp-{:016x}", rand::random::<u64>()));
+        let shown = self.dir.join(&tmp);
+        let raw = openat(
+            Some(self.fd.as_raw_fd()),
+            &tmp,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(errno_err("cannot create", &shown))?;
+        // SAFETY: openat(2) just returned this descriptor and nothing else owns it.
+        let mut f = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(raw) };
         self.written.insert(tmp.clone());
         let result = (|| {
-            let mut f = staged.file();
             f.write_all(bytes)?;
             if self.uid.is_some() || self.gid.is_some() {
-                std::os::unix::fs::fchown(f, self.uid, self.gid)?;
+                std::os::unix::fs::fchown(&f, self.uid, self.gid)?;
             }
+            use std::os::unix::fs::PermissionsExt as _;
             f.set_permissions(fs::Permissions::from_mode(self.mode))
         })();
         if let Err(e) = result {
-            drop(staged);
+            drop(f);
             self.wipe(&tmp);
-            return Err(io_err("cannot write", &tmp)(e));
+            return Err(io_err("cannot write", &shown)(e));
         }
-        Ok(staged)
+        Ok(Staged {
+            tmp,
+            dest: dest.to_path_buf(),
+        })
     }
 
     /// Renames a staged file into place.
     pub fn commit(&mut self, staged: Staged) -> Result<(), FilesError> {
-        let (tmp, dest) = (staged.tmp().to_path_buf(), staged.dest().to_path_buf());
-        staged.commit().map_err(io_err("cannot rename", &dest))?;
-        self.written.remove(&tmp);
-        self.written.insert(dest);
+        let fd = Some(self.fd.as_raw_fd());
+        if let Err(e) = renameat(fd, &staged.tmp, fd, &staged.dest) {
+            self.wipe(&staged.tmp);
+            return Err(errno_err("cannot rename", &self.dir.join(&staged.dest))(e));
+        }
+        self.written.remove(&staged.tmp);
+        self.written.insert(staged.dest);
         Ok(())
     }
 
@@ -144,16 +292,22 @@ impl Output {
         self.commit(staged)
     }
 
-    /// Overwrites one file with zeros and removes it. Errors are logged: wiping
-    /// goes on with the other files.
-    pub fn wipe(&mut self, path: &Path) -> bool {
-        self.written.remove(path);
-        let ok = zero_fill(path);
-        match fs::remove_file(path) {
+    fn unlink(&self, rel: &Path) -> Result<(), Errno> {
+        match unlinkat(Some(self.fd.as_raw_fd()), rel, UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Overwrites one file (relative to the directory) with zeros and removes
+    /// it. Errors are logged: wiping goes on with the other files.
+    pub fn wipe(&mut self, rel: &Path) -> bool {
+        self.written.remove(rel);
+        let ok = zero_fill(&self.fd, rel);
+        match self.unlink(rel) {
             Ok(()) => ok,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => ok,
             Err(e) => {
-                tracing::error!(path = %path.display(), error = %e, "cannot remove file");
+                tracing::error!(path = %self.dir.join(rel).display(), error = %e, "cannot remove file");
                 false
             }
         }
@@ -161,11 +315,11 @@ impl Output {
 
     /// Wipes a file by its name in the output directory.
     pub fn wipe_name(&mut self, name: &str) -> bool {
-        let p = self.dir.join(name);
-        self.wipe(&p)
+        self.wipe(Path::new(name))
     }
 
-    /// Wipes every file shroud wrote. Returns how many.
+    /// Wipes every file shroud wrote, wherever the directory now is. Returns
+    /// how many.
     pub fn wipe_all(&mut self) -> usize {
         let all: Vec<PathBuf> = self.written.iter().cloned().collect();
         for p in &all {
@@ -178,28 +332,39 @@ impl Output {
 /// Overwrites the file's current length with zeros, in place (not following a
 /// symlink someone swapped in). On tmpfs this overwrites the very pages readers
 /// map; there is no journal or block remapping to defeat it.
-fn zero_fill(path: &Path) -> bool {
+fn zero_fill(dir: &OwnedFd, rel: &Path) -> bool {
     let open = || {
-        OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)
+        openat(
+            Some(dir.as_raw_fd()),
+            rel,
+            OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
     };
-    let f: File = match open() {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return true,
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+    let raw = match open() {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return true,
+        Err(Errno::EACCES) => {
             // Mode 0400 and not root: make it writable for the owner first.
-            if fs::set_permissions(path, fs::Permissions::from_mode(0o600)).is_err() {
+            if fchmodat(
+                Some(dir.as_raw_fd()),
+                rel,
+                Mode::from_bits_truncate(0o600),
+                FchmodatFlags::FollowSymlink,
+            )
+            .is_err()
+            {
                 return false;
             }
             match open() {
-                Ok(f) => f,
+                Ok(fd) => fd,
                 Err(_) => return false,
             }
         }
         Err(_) => return false,
     };
+    // SAFETY: openat(2) just returned this descriptor and nothing else owns it.
+    let f = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(raw) };
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     let zeros = vec![0u8; 64 * 1024];
     let mut left = len;
@@ -218,6 +383,7 @@ fn zero_fill(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
 
     #[test]
     fn stage_commit_wipe() {
@@ -268,14 +434,7 @@ mod tests {
     }
 
     fn output(dir: &Path) -> Output {
-        Output::open(&OutputConfig {
-            dir: dir.to_path_buf(),
-            require_tmpfs: false,
-            uid: None,
-            gid: None,
-            mode: 0o400,
-        })
-        .unwrap()
+        Output::open(&plain(dir.to_path_buf())).unwrap()
     }
 
     #[test]
@@ -299,9 +458,10 @@ mod tests {
         let target = d.path().join("target");
         fs::write(&target, b"x").unwrap();
         let dir = d.path().join("out");
-        let _out = output(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
         std::os::unix::fs::symlink(&target, dir.join("s")).unwrap();
-        assert!(!zero_fill(&dir.join("s")));
+        let out = output(&dir);
+        assert!(!zero_fill(&out.fd, Path::new("s")));
         assert_eq!(fs::read(&target).unwrap(), b"x");
     }
 
@@ -339,5 +499,52 @@ mod tests {
         );
         let e = check_tmpfs(disk).unwrap_err();
         assert!(e.to_string().contains("not on tmpfs"), "{e}");
+    }
+
+    /// `dir` without the tmpfs check, mode 0400.
+    fn plain(dir: PathBuf) -> OutputConfig {
+        OutputConfig {
+            dir,
+            require_tmpfs: false,
+            uid: None,
+            gid: None,
+            mode: 0o400,
+        }
+    }
+
+    #[test]
+    fn writes_go_through_the_descriptor_and_a_replaced_path_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = plain(d.path().join("out"));
+        let mut out = Output::open(&cfg).unwrap();
+        out.write(Path::new("a"), b"one").unwrap();
+        // Moved aside, a symlink to elsewhere in its place.
+        let aside = d.path().join("aside");
+        let elsewhere = d.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        fs::rename(&cfg.dir, &aside).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &cfg.dir).unwrap();
+        let e = out.check(&cfg).unwrap_err();
+        assert!(
+            e.to_string().contains("was replaced (now a symlink)"),
+            "{e}"
+        );
+        out.write(Path::new("b"), b"two").unwrap();
+        assert!(aside.join("b").exists());
+        assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
+        assert_eq!(out.wipe_all(), 2);
+        assert!(!aside.join("a").exists() && !aside.join("b").exists());
+        // Gone altogether: created again.
+        fs::remove_file(&cfg.dir).unwrap();
+        out.write(Path::new("c"), b"three").unwrap();
+        assert_eq!(out.check(&cfg).unwrap(), DirState::Recreated);
+        assert!(
+            !aside.join("c").exists(),
+            "wiped through the old descriptor"
+        );
+        out.write(Path::new("c"), b"three").unwrap();
+        assert_eq!(fs::read(cfg.dir.join("c")).unwrap(), b"three");
+        assert!(cfg.dir.join(".shroud/acks").is_dir());
+        assert_eq!(out.check(&cfg).unwrap(), DirState::Same);
     }
 }

@@ -100,23 +100,32 @@ impl Publisher {
         self.retired.len() != before
     }
 
-    /// Writes generation N+1 with `current` plus the retired values and swaps the
-    /// in-process set. Returns N+1.
+    /// Writes generation N+1 with `current`, the retired values and `retiring`
+    /// (values about to be replaced, masked as retired ones) and swaps the
+    /// in-process set. Returns N+1. On failure nothing changes here: the
+    /// generation stays N and `retiring` is not kept (the caller retires the
+    /// values with [`Publisher::retire`] once the replacement is in place).
     pub fn publish(
         &mut self,
         out: &mut Output,
         current: Vec<(String, Zeroizing<Vec<u8>>)>,
+        retiring: &[(String, Zeroizing<Vec<u8>>)],
     ) -> Result<u64, FilesError> {
         self.prune(Instant::now());
-        self.generation += 1;
+        let generation = self.generation + 1;
         let mut file = ValuesFile {
-            generation: self.generation,
+            generation,
+            retain: Some(self.retain),
             values: current,
         };
         for r in &self.retired {
             file.values.push((r.name.clone(), r.value.clone()));
         }
+        for (name, value) in retiring {
+            file.values.push((format!("{name}.retired"), value.clone()));
+        }
         out.write(Path::new(VALUES_FILE), &file.to_bytes())?;
+        self.generation = generation;
         if let Some(live) = &self.live {
             let mut builder = SecretSetBuilder::new().min_length(self.min_length);
             file.add_to(&mut builder);
@@ -190,6 +199,7 @@ mod tests {
                     "db.password".into(),
                     Zeroizing::new(b"first-value".to_vec()),
                 )],
+                &[],
             )
             .unwrap();
         assert_eq!(g, 1);
@@ -206,6 +216,7 @@ mod tests {
                     "db.password".into(),
                     Zeroizing::new(b"second-value".to_vec()),
                 )],
+                &[],
             )
             .unwrap();
         let t = Instant::now();
@@ -232,7 +243,7 @@ mod tests {
         let timeout = Duration::from_millis(300);
         let mut p = Publisher::new(Duration::from_secs(60), 4, timeout, None);
         let value = || vec![("s.v".to_string(), Zeroizing::new(b"a-value".to_vec()))];
-        let g = p.publish(&mut out, value()).unwrap();
+        let g = p.publish(&mut out, value(), &[]).unwrap();
         // A live exec (its ack locked, as exec writes it) and the unlocked file a
         // SIGKILLed one left behind, both at generation 1.
         let (mut live, live_id) = exec_ack(d.path(), g);
@@ -249,12 +260,12 @@ mod tests {
             vec![live_id.clone()]
         );
         // The live one is waited for, the dead one is not.
-        let g = p.publish(&mut out, value()).unwrap();
+        let g = p.publish(&mut out, value(), &[]).unwrap();
         let t = Instant::now();
         assert_eq!(p.wait_acks(&out, g), vec![live_id]);
         assert!(t.elapsed() >= timeout);
         live.write(g).unwrap();
-        let g2 = p.publish(&mut out, value()).unwrap();
+        let g2 = p.publish(&mut out, value(), &[]).unwrap();
         live.write(g2).unwrap();
         let t = Instant::now();
         assert!(p.wait_acks(&out, g2).is_empty());

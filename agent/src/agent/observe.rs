@@ -1,5 +1,5 @@
-//! Wiring the observability parts (metrics and health endpoints, audit trail) to
-//! the agent's events, from `[metrics] listen` and `[audit] path`. The agent
+//! Wiring the observability parts (metrics and health endpoints, audit trail and
+//! its signer) to the agent's events, from `[metrics] listen` and `[audit]`. The agent
 //! itself only emits events; this module installs the sinks that listen.
 
 use std::net::SocketAddr;
@@ -29,6 +29,7 @@ impl EventSink for HealthSink {
                 }
             }
             Event::Ready => self.0.set_rendered(true),
+            Event::Publish { outcome, .. } => self.0.set_publish_failed(*outcome != Outcome::Ok),
             Event::Revoke {
                 secret: None,
                 outcome: Outcome::Ok,
@@ -90,6 +91,15 @@ pub fn install(cfg: &Config) -> anyhow::Result<Observers> {
         let audit = Audit::open(&AuditTarget::from_config(path)).map_err(|e| {
             usage(anyhow::Error::new(e).context(format!("{}: [audit] path", cfg.origin)))
         })?;
+        if let Some(signing) = &cfg.audit_signing {
+            let signer =
+                crate::signing::HeadSession::new(cfg, signing.key.clone()).map_err(|e| {
+                    usage(
+                        anyhow::Error::new(e).context(format!("{}: [audit] sign_key", cfg.origin)),
+                    )
+                })?;
+            audit.enable_signing(Box::new(signer), signing.every, signing.interval);
+        }
         events::install(audit.clone());
         observers.audit = Some(audit);
     }

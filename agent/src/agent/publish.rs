@@ -12,16 +12,20 @@ use zeroize::Zeroizing;
 use super::files::{FilesError, Output};
 use super::handshake::Publisher;
 
-/// Publishes `values` (every current value; the publisher adds the retired
-/// ones), then puts `files` (name in the output directory, rendered bytes) in
-/// place once the execs have the values. Returns the generation published.
+/// Publishes `values` (every current value, new ones included; the publisher
+/// adds the retired ones and `retiring`, the values being replaced), then puts
+/// `files` (name in the output directory, rendered bytes) in place once the
+/// execs have the values. Returns the generation published. Nothing here makes
+/// a value current: on an error the caller keeps the previous values (the
+/// rotation transaction, docs/agent.md).
 pub fn publish(
     out: &mut Output,
     publisher: &mut Publisher,
     values: Vec<(String, Zeroizing<Vec<u8>>)>,
+    retiring: &[(String, Zeroizing<Vec<u8>>)],
     files: &[(&str, &[u8])],
 ) -> Result<u64, FilesError> {
-    let generation = publisher.publish(out, values)?;
+    let generation = publisher.publish(out, values, retiring)?;
     let mut staged = Vec::with_capacity(files.len());
     for (name, bytes) in files {
         staged.push(out.stage(Path::new(name), bytes)?);
@@ -81,6 +85,7 @@ mod tests {
             &mut out,
             &mut publisher,
             vec![("db.password".into(), Zeroizing::new(b"new-value".to_vec()))],
+            &[],
             &[("db", b"new-value")],
         )
         .unwrap();

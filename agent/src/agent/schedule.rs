@@ -280,6 +280,16 @@ impl Schedule {
         s.next = now;
     }
 
+    /// A new login after Vault lost the token: every secret is fetched again
+    /// now, its backoff started over.
+    pub fn refetch_all_now(&mut self, now: Instant) {
+        for s in &mut self.secrets {
+            s.due = Due::Rotate;
+            s.next = now;
+            s.backoff.reset();
+        }
+    }
+
     /// Secret `i` has nothing to renew: what is due becomes `due`, still at
     /// its current time.
     pub fn set_due(&mut self, i: usize, due: Due) {
@@ -525,6 +535,22 @@ mod tests {
             now,
         );
         assert_eq!(s.token_failed(now), BACKOFF_BASE);
+    }
+
+    #[test]
+    fn a_relogin_fetches_every_secret_now_with_fresh_backoff() {
+        let now = Instant::now();
+        let mut s = sched(2, 1.0, now);
+        s.fetched(0, lease(60, true), S(300), now);
+        s.fetched(1, None, S(300), now);
+        s.secret_failed(0, now);
+        s.secret_failed(0, now);
+        let later = now + S(5);
+        s.refetch_all_now(later);
+        for t in &s.secrets {
+            assert_eq!((t.due, t.next), (Due::Rotate, later));
+        }
+        assert_eq!(s.secret_failed(0, later), BACKOFF_BASE);
     }
 
     #[test]

@@ -138,7 +138,7 @@ pub fn read_values(cfg: &Config) -> Result<Snapshot, SnapshotError> {
 /// Revokes `leases` and (unless the operator gave the token) the token, retrying
 /// transient failures until `[lifecycle] revoke_timeout`. Returns the first
 /// failure after trying everything.
-fn revoke(
+pub(crate) fn revoke(
     cfg: &Config,
     client: &VaultClient,
     leases: &[(String, String)],

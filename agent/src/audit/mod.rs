@@ -15,10 +15,13 @@
 //! # let _ = head;
 //! ```
 
+pub mod anchor;
+pub(crate) mod chain;
 mod record;
 mod sink;
 pub mod verify;
 
+pub use anchor::{head_message, HeadSigner, SignedHead};
 pub use record::{Workload, GENESIS};
 pub use sink::{Audit, AuditError, AuditTarget, Head};
-pub use verify::{verify, Broken, VerifyError};
+pub use verify::{verify, Broken, ChainSignature, Summary, VerifyError};

@@ -75,6 +75,24 @@ pub(crate) struct Record<'a> {
     pub outcome: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// `chain_signature`: how many records the signature covers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub records: Option<u64>,
+    /// `chain_signature`: the hash of the last record covered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head: Option<String>,
+    /// `chain_signature`: whether it is the one written at exit.
+    #[serde(rename = "final", skip_serializing_if = "Option::is_none")]
+    pub is_final: Option<bool>,
+    /// `chain_signature`: the transit key, `MOUNT/NAME`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// `chain_signature`: the key version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_version: Option<u64>,
+    /// `chain_signature`: `vault:vN:…` over [`super::anchor::head_message`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
     pub workload: &'a Workload,
     pub prev: &'a str,
 }
@@ -96,6 +114,12 @@ impl<'a> Record<'a> {
             code: None,
             outcome: "ok",
             reason: None,
+            records: None,
+            head: None,
+            is_final: None,
+            key: None,
+            key_version: None,
+            signature: None,
             workload: w,
             prev: GENESIS,
         }
@@ -110,8 +134,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// `,"hash":"` + 64 hex digits + `"}`.
 pub(crate) const HASH_SUFFIX_LEN: usize = 9 + 64 + 2;
 
-/// The record as one line, without the newline.
-pub(crate) fn seal(record: &Record<'_>) -> String {
+/// The record as one line, without the newline. `record` serializes to a JSON
+/// object whose members end with `prev` (audit records, ledger records).
+pub(crate) fn seal(record: &impl Serialize) -> String {
     let body = serde_json::to_string(record).expect("a record always serializes");
     let hash = sha256_hex(body.as_bytes());
     let mut line = body;

@@ -1,14 +1,13 @@
 //! The audit [`EventSink`]: appends one sealed line per security event.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufReader, Write};
-use std::os::unix::fs::OpenOptionsExt as _;
+use std::fs::File;
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use super::anchor::{head_message, Anchor, AnchorSlot, HeadSigner, Ticker};
 use super::record::{seal, sha256_hex, Record, Workload, GENESIS};
-use super::verify::{verify, VerifyError};
 use crate::events::{Event, EventSink, Outcome};
 
 /// Where records go.
@@ -33,8 +32,8 @@ impl AuditTarget {
 /// Why the audit trail could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
-    /// The file could not be opened or read.
-    #[error("cannot open audit log {path}")]
+    /// The file (an audit log or a ledger) could not be opened or read.
+    #[error("cannot open {path}")]
     Open {
         /// The file.
         path: PathBuf,
@@ -42,7 +41,7 @@ pub enum AuditError {
         source: io::Error,
     },
     /// The existing file's chain is broken; shroud will not extend it.
-    #[error("existing audit log {path} is broken at {broken}; move it aside and check it with `shroud audit verify`")]
+    #[error("existing chain {path} is broken at {broken}; move it aside and check it with `shroud audit verify`")]
     Broken {
         /// The file.
         path: PathBuf,
@@ -65,6 +64,8 @@ pub struct Head {
 pub struct Audit {
     chain: Mutex<Chain>,
     workload: Workload,
+    anchor: AnchorSlot,
+    ticker: Mutex<Option<Ticker>>,
 }
 
 struct Chain {
@@ -72,6 +73,8 @@ struct Chain {
     seq: u64,
     prev: String,
     write_failed: bool,
+    /// Records written since the last chain signature.
+    unsigned: u64,
 }
 
 enum Output {
@@ -115,28 +118,7 @@ impl Audit {
         let (out, seq, prev) = match target {
             AuditTarget::Stderr => (Output::Stderr, 0, GENESIS.to_string()),
             AuditTarget::File(path) => {
-                let open_err = |source| AuditError::Open {
-                    path: path.clone(),
-                    source,
-                };
-                let file = OpenOptions::new()
-                    .read(true)
-                    .append(true)
-                    .create(true)
-                    .mode(0o600)
-                    .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                    .open(path)
-                    .map_err(open_err)?;
-                let summary = match verify(BufReader::new(&file)) {
-                    Ok(s) => s,
-                    Err(VerifyError::Read(e)) => return Err(open_err(e)),
-                    Err(VerifyError::Broken(broken)) => {
-                        return Err(AuditError::Broken {
-                            path: path.clone(),
-                            broken,
-                        })
-                    }
-                };
+                let (file, summary) = super::chain::open_append(path)?;
                 (Output::File(file), summary.records, summary.head)
             }
         };
@@ -146,8 +128,11 @@ impl Audit {
                 seq,
                 prev,
                 write_failed: false,
+                unsigned: 0,
             }),
             workload,
+            anchor: Mutex::new(None),
+            ticker: Mutex::new(None),
         }))
     }
 
@@ -160,8 +145,11 @@ impl Audit {
                 seq: 0,
                 prev: GENESIS.to_string(),
                 write_failed: false,
+                unsigned: 0,
             }),
             workload,
+            anchor: Mutex::new(None),
+            ticker: Mutex::new(None),
         });
         (audit, buf)
     }
@@ -178,6 +166,17 @@ impl Audit {
     /// Flushes the file to disk and logs the head hash (keep it to detect a
     /// removed tail: `shroud audit verify --expect-head`). Call once at exit.
     pub fn finish(&self) -> Head {
+        if let Some(mut t) = self.ticker.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            t.stop();
+        }
+        {
+            let mut slot = self.anchor.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(anchor) = slot.as_mut() {
+                self.sign_with(anchor, true);
+                anchor.signer.close();
+            }
+            *slot = None;
+        }
         let head = {
             let c = self.chain.lock().unwrap_or_else(|e| e.into_inner());
             if let Output::File(f) = &c.out {
@@ -216,7 +215,100 @@ impl Audit {
         c.out.write_line(line.as_bytes())?;
         c.seq += 1;
         c.prev = hash;
+        c.unsigned += 1;
+        let unsigned = c.unsigned;
+        drop(c);
+        // Busy: another thread is signing, or this is the signer's own login
+        // event; the records are covered by the next signature.
+        if let Ok(mut slot) = self.anchor.try_lock() {
+            if let Some(anchor) = slot.as_mut() {
+                if unsigned >= anchor.every {
+                    self.sign_with(anchor, false);
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// Signs the chain head with `signer` every `every` records, every
+    /// `interval` when records are waiting, and at [`Audit::finish`].
+    pub fn enable_signing(
+        self: &Arc<Self>,
+        signer: Box<dyn HeadSigner>,
+        every: u64,
+        interval: std::time::Duration,
+    ) {
+        *self.anchor.lock().unwrap_or_else(|e| e.into_inner()) = Some(Anchor { signer, every });
+        *self.ticker.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(Ticker::start(self, interval));
+    }
+
+    /// The interval thread's turn: signs when records are waiting.
+    pub(crate) fn sign_if_unsigned(&self) {
+        let waiting = self
+            .chain
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .unsigned
+            > 0;
+        if !waiting {
+            return;
+        }
+        if let Ok(mut slot) = self.anchor.try_lock() {
+            if let Some(anchor) = slot.as_mut() {
+                self.sign_with(anchor, false);
+            }
+        }
+    }
+
+    /// Signs the head and appends the `chain_signature` record. The chain lock
+    /// is not held while Vault is asked (the signer's login is itself an audited
+    /// event); if records arrived meanwhile the head is signed again, so that
+    /// the final signature covers everything.
+    fn sign_with(&self, anchor: &mut Anchor, is_final: bool) {
+        for _ in 0..3 {
+            let (records, head) = {
+                let c = self.chain.lock().unwrap_or_else(|e| e.into_inner());
+                (c.seq, c.prev.clone())
+            };
+            let signed = match anchor.signer.sign(&head_message(records, &head, is_final)) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "audit log: cannot sign the chain head");
+                    self.chain
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .unsigned = 0;
+                    return;
+                }
+            };
+            let mut c = self.chain.lock().unwrap_or_else(|e| e.into_inner());
+            if c.seq != records {
+                continue;
+            }
+            let mut r = Record::base("chain_signature", &self.workload);
+            r.seq = c.seq;
+            r.time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+            r.records = Some(records);
+            r.head = Some(head.clone());
+            r.is_final = Some(is_final);
+            r.key = Some(signed.key);
+            r.key_version = Some(signed.key_version);
+            r.signature = Some(signed.signature);
+            r.prev = &head;
+            let mut line = seal(&r);
+            let hash = sha256_hex(line.as_bytes());
+            line.push('\n');
+            if let Err(e) = c.out.write_line(line.as_bytes()) {
+                tracing::error!(error = %e, "audit log: cannot write the chain signature");
+                return;
+            }
+            c.seq += 1;
+            c.prev = hash;
+            c.unsigned = 0;
+            return;
+        }
+        tracing::warn!("audit log: records kept arriving while the head was signed; the next signature covers them");
     }
 }
 
@@ -302,7 +394,7 @@ fn describe<'a>(event: &Event<'a>, workload: &'a Workload) -> Option<Record<'a>>
         }
         Event::Exit { code } => r.code = Some(*code),
         Event::Ready => {}
-        Event::LeaseTtl { .. } | Event::VaultRequest { .. } => return None,
+        Event::LeaseTtl { .. } | Event::VaultRequest { .. } | Event::Publish { .. } => return None,
     }
     Some(r)
 }
@@ -319,10 +411,13 @@ fn clean_reason(why: &str, lease_id: Option<&str>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Cursor;
+    use std::io::{BufReader, Cursor};
+    use std::sync::Weak;
     use std::time::Duration;
 
     use super::*;
+    use crate::audit::anchor::SignedHead;
+    use crate::audit::verify;
 
     fn workload() -> Workload {
         Workload {
@@ -407,5 +502,75 @@ mod tests {
         std::fs::write(&path, text.replacen("\"exit\"", "\"exxt\"", 1)).unwrap();
         let err = Audit::open_as(&target, workload()).unwrap_err().to_string();
         assert!(err.contains("broken at line 6"), "{err}");
+    }
+
+    /// Signs by hashing, and logs in (an audited event) on its first use, as
+    /// the transit signer does.
+    struct FakeSigner {
+        audit: Weak<Audit>,
+        logged_in: bool,
+        closed: Arc<Mutex<bool>>,
+    }
+
+    impl HeadSigner for FakeSigner {
+        fn sign(&mut self, message: &[u8]) -> Result<SignedHead, String> {
+            if !std::mem::replace(&mut self.logged_in, true) {
+                if let Some(a) = self.audit.upgrade() {
+                    a.emit(&Event::Login {
+                        method: "approle",
+                        outcome: Outcome::Ok,
+                    });
+                }
+            }
+            Ok(SignedHead {
+                key: "transit/audit".into(),
+                key_version: 1,
+                signature: format!("fake:{}", sha256_hex(message)),
+            })
+        }
+        fn close(&mut self) {
+            *self.closed.lock().unwrap() = true;
+        }
+    }
+
+    #[test]
+    fn signing_every_n_records_and_at_finish_covers_the_whole_chain() {
+        let (audit, buf) = Audit::in_memory(workload());
+        let closed = Arc::new(Mutex::new(false));
+        audit.enable_signing(
+            Box::new(FakeSigner {
+                audit: Arc::downgrade(&audit),
+                logged_in: false,
+                closed: closed.clone(),
+            }),
+            3,
+            Duration::from_secs(3600),
+        );
+        session(&audit);
+        audit.finish();
+        assert!(
+            *closed.lock().unwrap(),
+            "the signer's session is closed at finish"
+        );
+        let bytes = buf.lock().unwrap().clone();
+        let s = verify(Cursor::new(&bytes)).unwrap();
+        assert!(s.signatures.len() >= 2, "{:?}", s.signatures);
+        let last = s.signatures.last().unwrap();
+        assert!(last.is_final);
+        assert_eq!(last.line, s.records, "the final signature is the last line");
+        assert_eq!(
+            last.records,
+            s.records - 1,
+            "it covers everything before it"
+        );
+        for sig in &s.signatures {
+            let want = format!(
+                "fake:{}",
+                sha256_hex(&super::head_message(sig.records, &sig.head, sig.is_final))
+            );
+            assert_eq!(sig.signature, want);
+        }
+        let text = String::from_utf8(bytes).unwrap();
+        assert_eq!(text.matches("\"event\":\"login\"").count(), 2, "{text}");
     }
 }

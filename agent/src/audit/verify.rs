@@ -12,6 +12,26 @@ pub struct Summary {
     /// SHA-256 of the last line ([`GENESIS`] for an empty log): compare with the
     /// head logged at exit to detect a removed tail.
     pub head: String,
+    /// The `chain_signature` records, in order (their heads already checked
+    /// against the chain; their signatures are for Vault to check).
+    pub signatures: Vec<ChainSignature>,
+}
+
+/// A `chain_signature` record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainSignature {
+    /// Its 1-based line.
+    pub line: u64,
+    /// Records covered (the first `records` lines).
+    pub records: u64,
+    /// Hash of line `records` (the head signed).
+    pub head: String,
+    /// Written at exit.
+    pub is_final: bool,
+    /// `MOUNT/NAME`.
+    pub key: String,
+    /// `vault:vN:…`.
+    pub signature: String,
 }
 
 /// The first record that breaks the chain.
@@ -42,6 +62,9 @@ pub fn verify(mut input: impl BufRead) -> Result<Summary, VerifyError> {
     let mut prev = GENESIS.to_string();
     let mut line_no = 0u64;
     let mut buf = Vec::new();
+    // Every line's hash, for checking the head a signature names.
+    let mut hashes: Vec<[u8; 32]> = Vec::new();
+    let mut signatures = Vec::new();
     loop {
         buf.clear();
         let n = input
@@ -51,6 +74,7 @@ pub fn verify(mut input: impl BufRead) -> Result<Summary, VerifyError> {
             return Ok(Summary {
                 records: line_no,
                 head: prev,
+                signatures,
             });
         }
         line_no += 1;
@@ -100,8 +124,60 @@ pub fn verify(mut input: impl BufRead) -> Result<Summary, VerifyError> {
             }
             None => return broken("no \"prev\" member".into()),
         }
+        if value.get("event").and_then(|e| e.as_str()) == Some("chain_signature") {
+            match chain_signature(&value, line_no, &hashes) {
+                Ok(sig) => signatures.push(sig),
+                Err(reason) => return broken(reason),
+            }
+        }
         prev = sha256_hex(line);
+        let mut raw = [0u8; 32];
+        if hex::decode_to_slice(&prev, &mut raw).is_ok() {
+            hashes.push(raw);
+        }
     }
+}
+
+/// Reads a `chain_signature` record and checks that the head it names is the
+/// hash of line `records`.
+fn chain_signature(
+    v: &serde_json::Value,
+    line: u64,
+    hashes: &[[u8; 32]],
+) -> Result<ChainSignature, String> {
+    let text = |k: &str| {
+        v.get(k)
+            .and_then(|x| x.as_str())
+            .map(str::to_string)
+            .ok_or_else(|| format!("chain signature without \"{k}\""))
+    };
+    let records = v
+        .get("records")
+        .and_then(|x| x.as_u64())
+        .ok_or("chain signature without \"records\"")?;
+    let head = text("head")?;
+    let want = match records {
+        0 => GENESIS.to_string(),
+        n if n < line => hex::encode(hashes[n as usize - 1]),
+        n => {
+            return Err(format!(
+                "chain signature covers {n} records, more than precede it"
+            ))
+        }
+    };
+    if head != want {
+        return Err(format!(
+            "the chain signature's head is not the hash of line {records}: the records it covers were changed"
+        ));
+    }
+    Ok(ChainSignature {
+        line,
+        records,
+        head,
+        is_final: v.get("final").and_then(|x| x.as_bool()).unwrap_or(false),
+        key: text("key")?,
+        signature: text("signature")?,
+    })
 }
 
 #[cfg(test)]

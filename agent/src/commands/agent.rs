@@ -34,6 +34,10 @@ pub fn run(args: AgentArgs) -> anyhow::Result<i32> {
     };
     let reason = engine.run(&rx);
     if let Wake::Signal(sig) = reason {
+        // One deadline from the signal: the wait for the workload, then the
+        // revocation, whatever Vault does meanwhile.
+        let l = &cfg.lifecycle;
+        engine.stop_by(Instant::now() + l.exit_marker_timeout + l.revoke_timeout);
         wait_for_marker(&engine, &rx, &cfg, sig);
     }
     info!(reason = ?reason, "shutting down");
@@ -64,7 +68,7 @@ fn wait_for_marker(
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
         match rx.recv_timeout(left) {
             Ok(Wake::ExitMarker | Wake::Signal(_)) | Err(_) => return,
-            Ok(Wake::ChildExited(_)) => {}
+            Ok(Wake::ChildExited(_) | Wake::Stopping(_)) => {}
         }
     }
 }

@@ -10,6 +10,8 @@ mod redact;
 mod run;
 mod scan;
 mod scan_config;
+mod sign;
+mod verify;
 mod webhook;
 
 use std::path::Path;
@@ -28,6 +30,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Probe(ProbeCommand::Ready { dir }) => probe::ready(&dir),
         Command::Exec(args) => exec::run(args),
         Command::Scan(args) => scan::run(args),
+        Command::Verify(args) => verify::run(args),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Webhook(args) => webhook::run(args),
         Command::CopySelf { dest } => copy_self::run(dest),

@@ -41,6 +41,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         observers.finish();
         return Ok(128 + sig);
     }
+    let (stop_tx, stop_rx) = mpsc::channel();
+    let wake = tx.clone();
+    let notice = std::thread::Builder::new()
+        .name("stop-notice".into())
+        .spawn(move || {
+            for at in stop_rx {
+                let _ = wake.send(Wake::Stopping(at));
+            }
+        });
+    if let Err(e) = notice {
+        engine.shutdown();
+        return Err(anyhow::Error::new(e).context("starting the stop-notice thread"));
+    }
     let counters = Arc::new(OutputCounters::default());
     observers.attach_output(&counters, crate::exec::uses_pty(args.tty));
     let opts = ExecOptions {
@@ -52,6 +65,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         },
         on_rotate: cfg.lifecycle.on_rotate,
         kill_grace: cfg.lifecycle.exit_marker_timeout,
+        kill_after_grace: true,
+        stop_notice: Some(stop_tx),
         counters,
         ..ExecOptions::new(args.command.iter().map(Into::into).collect())
     };
@@ -77,6 +92,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     let code = loop {
         match engine.run(&rx) {
             Wake::ChildExited(code) => break code,
+            Wake::Stopping(at) => {
+                let l = &cfg.lifecycle;
+                engine.stop_by(at + l.exit_marker_timeout + l.revoke_timeout);
+            }
             // Signals go to the supervisor since the handover above; run mode
             // has no exit marker to watch.
             Wake::Signal(_) | Wake::ExitMarker => {}

@@ -1,27 +1,34 @@
 //! `shroud scan [--secrets-dir D | --secret-file F… | --config F] PATH…`: the CI gate that
 //! fails when files hold a known secret value or encoding.
 //!
+//! Archives and compressed streams are looked into ([`crate::archive`]); an
+//! occurrence inside one is named `FILE!MEMBER[!MEMBER…]`.
+//!
 //! Exit 0: clean. Exit 1: at least one occurrence (each printed as
 //! `PATH:OFFSET: SECRET (ENCODING)`, never the value). Exit 2: no occurrence,
-//! but some files could not be read. Exit 64: bad arguments or paths.
-//! Symlinks to directories inside the tree are not followed (no loops); symlinks
-//! to files are scanned; fifos, sockets and devices are skipped.
+//! but some files could not be read or hit an archive limit. Exit 64: bad
+//! arguments or paths. The trees are walked by [`crate::tree`].
+//!
+//! With `--sign KEY --ledger L` (and `--config F`), a clean scan is followed by
+//! signing each file's SHA-256 into the ledger ([`super::sign`]).
 
 use std::collections::HashSet;
 use std::fs::{self, File};
-use std::io::{self, Write as _};
+use std::io::{self, Read, Write as _};
 use std::os::unix::fs::MetadataExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use shroud_redactor::SecretSet;
 
+use crate::archive::{Limits, Stop, Walker};
 use crate::cli::ScanArgs;
 use crate::error::{usage, Exit};
 use crate::live::LiveSet;
 use crate::logging::{print_redacted, redact};
-use crate::scanner::{scan_reader, CHUNK};
+use crate::scanner::{scan_reader, Finding, CHUNK};
 use crate::secrets_source::Sources;
+use crate::tree::{walk, Visit};
 
 pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
     let r = &args.redaction;
@@ -45,6 +52,12 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
             usage(anyhow::Error::new(e).context(format!("cannot scan {}", p.display())))
         })?;
     }
+    let signing = match (&args.sign, &args.ledger, &args.config) {
+        (Some(key), Some(ledger), Some(config)) => {
+            Some(super::sign::Signing::prepare(config, key, ledger)?)
+        }
+        _ => None,
+    };
     let vault = match &args.config {
         Some(path) => super::scan_config::values(path)?,
         None => Default::default(),
@@ -67,20 +80,26 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
 
     let mut scan = Scan {
         set: live.load(),
-        sources: source_ids(&sources),
+        limits: args.limits.into(),
+        digests: signing.as_ref().map(|_| Vec::new()),
         stdout: io::stdout().lock(),
         files: 0,
         bytes: 0,
         findings: 0,
         files_with_findings: 0,
         errors: 0,
+        incomplete: 0,
     };
+    let skip = source_ids(&sources);
     for p in &args.paths {
-        scan.path(p, true);
+        walk(p, &skip, &mut |visit| match visit {
+            Visit::File(path) => scan.file(path),
+            Visit::Error(path, e) => scan.error(path, &e),
+        });
     }
     let summary = format!(
-        "scanned {} files ({} bytes): {} occurrences of known secrets in {} files, {} unreadable",
-        scan.files, scan.bytes, scan.findings, scan.files_with_findings, scan.errors
+        "scanned {} files ({} bytes): {} occurrences of known secrets in {} files, {} unreadable, {} incomplete",
+        scan.files, scan.bytes, scan.findings, scan.files_with_findings, scan.errors, scan.incomplete
     );
     scan.line(&summary);
     let _ = scan.stdout.flush();
@@ -94,15 +113,20 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
         }
         .into());
     }
-    if scan.errors > 0 {
+    if scan.errors > 0 || scan.incomplete > 0 {
         return Err(Exit {
             code: 2,
             message: format!(
-                "{} files could not be read; the scan is incomplete",
-                scan.errors
+                "{} files could not be read and {} hit an archive limit; the scan is incomplete",
+                scan.errors, scan.incomplete
             ),
         }
         .into());
+    }
+    let digests = scan.digests.take();
+    drop(scan);
+    if let (Some(signing), Some(digests)) = (signing, digests) {
+        signing.sign_all(&digests)?;
     }
     Ok(0)
 }
@@ -127,13 +151,16 @@ fn source_ids(sources: &Sources) -> HashSet<(u64, u64)> {
 
 struct Scan<'a> {
     set: Arc<SecretSet>,
-    sources: HashSet<(u64, u64)>,
+    limits: Limits,
+    /// (path, SHA-256) of each file, when signing.
+    digests: Option<Vec<(String, String)>>,
     stdout: io::StdoutLock<'a>,
     files: u64,
     bytes: u64,
     findings: u64,
     files_with_findings: u64,
     errors: u64,
+    incomplete: u64,
 }
 
 impl Scan<'_> {
@@ -153,86 +180,63 @@ impl Scan<'_> {
         ));
     }
 
-    /// `root` paths were named by the user: a symlink to a directory is followed.
-    fn path(&mut self, path: &Path, root: bool) {
-        let meta = if root {
-            fs::metadata(path)
-        } else {
-            fs::symlink_metadata(path)
-        };
-        let meta = match meta {
-            Ok(m) => m,
-            Err(e) => return self.error(path, &e),
-        };
-        if self.sources.contains(&(meta.dev(), meta.ino())) {
-            return;
-        }
-        let ft = meta.file_type();
-        if ft.is_dir() {
-            self.dir(path);
-        } else if ft.is_symlink() {
-            // Files behind symlinks ship in artifacts; directories would risk loops.
-            match fs::metadata(path) {
-                Ok(m) if m.is_file() && !self.sources.contains(&(m.dev(), m.ino())) => {
-                    self.file(path)
-                }
-                _ => {}
-            }
-        } else if ft.is_file() {
-            self.file(path);
-        }
-    }
-
-    fn dir(&mut self, dir: &Path) {
-        let entries = match fs::read_dir(dir) {
-            Ok(e) => e,
-            Err(e) => return self.error(dir, &e),
-        };
-        let mut paths: Vec<PathBuf> = Vec::new();
-        for entry in entries {
-            match entry {
-                Ok(e) => paths.push(e.path()),
-                Err(e) => return self.error(dir, &e),
-            }
-        }
-        paths.sort();
-        for p in paths {
-            self.path(&p, false);
-        }
-    }
-
     fn file(&mut self, path: &Path) {
-        let f = match File::open(path) {
+        let mut f = match File::open(path) {
             Ok(f) => f,
             Err(e) => return self.error(path, &e),
         };
         self.files += 1;
-        // Small files get a small buffer: a tree of many small files must not cost
-        // a megabyte of zeroing each.
-        let size = f.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
-        let chunk = usize::try_from(size.saturating_add(1))
-            .unwrap_or(CHUNK)
-            .clamp(4096, CHUNK);
+        if let Some(digests) = &mut self.digests {
+            use std::io::Seek as _;
+            match crate::ledger::sha256_of(&mut f).and_then(|d| f.rewind().map(|_| d)) {
+                Ok(d) => digests.push((path.display().to_string(), d)),
+                Err(e) => return self.error(path, &e),
+            }
+        }
         let set = self.set.clone();
-        let mut found = Vec::new();
-        let result = scan_reader(&set, f, chunk, |finding| found.push(finding));
+        let mut found: Vec<(String, Finding)> = Vec::new();
+        let mut bytes = 0u64;
+        let result = Walker::new(
+            self.limits,
+            |name: &str, input: &mut dyn Read, size: Option<u64>| {
+                let n = scan_reader(&set, input, chunk_for(size), |finding| {
+                    found.push((name.to_string(), finding))
+                })?;
+                bytes += n;
+                Ok(n)
+            },
+        )
+        .file(&path.display().to_string(), f);
+        self.bytes += bytes;
         if !found.is_empty() {
             self.files_with_findings += 1;
             self.findings += found.len() as u64;
         }
-        for f in &found {
-            let msg = format!(
-                "{}:{}: {} ({})",
-                path.display(),
-                f.offset,
-                f.secret,
-                f.encoding
-            );
+        for (name, f) in &found {
+            let msg = format!("{name}:{}: {} ({})", f.offset, f.secret, f.encoding);
             self.line(&msg);
         }
         match result {
-            Ok(n) => self.bytes += n,
-            Err(e) => self.error(path, &e),
+            Ok(()) => {}
+            Err(stop @ Stop::Limit { .. }) => {
+                self.incomplete += 1;
+                let _ = self.stdout.flush();
+                print_redacted(&format!("shroud: scan: {stop}"));
+            }
+            Err(stop) => {
+                self.errors += 1;
+                let _ = self.stdout.flush();
+                print_redacted(&format!("shroud: scan: cannot read {stop}"));
+            }
         }
     }
+}
+
+/// Small files get a small buffer: a tree of many small files must not cost a
+/// megabyte of zeroing each.
+fn chunk_for(size: Option<u64>) -> usize {
+    let size = size.unwrap_or(u64::MAX);
+    usize::try_from(size.saturating_add(1))
+        .unwrap_or(CHUNK)
+        .clamp(4096, CHUNK)
 }

@@ -16,7 +16,7 @@ const SECTIONS: &[&str] = &[
     "audit",
 ];
 
-const INTEGER_KEYS: &[&str] = &["uid", "gid", "min_length"];
+const INTEGER_KEYS: &[&str] = &["uid", "gid", "min_length", "sign_every"];
 const BOOL_KEYS: &[&str] = &["require_tmpfs", "revoke_on_exit"];
 const FLOAT_KEYS: &[&str] = &["renew_threshold"];
 

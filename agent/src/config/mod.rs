@@ -80,6 +80,19 @@ pub struct Config {
     pub metrics_listen: Option<String>,
     /// `[audit] path`.
     pub audit_path: Option<String>,
+    /// `[audit] sign_key`, `sign_every`, `sign_interval`.
+    pub audit_signing: Option<AuditSigning>,
+}
+
+/// Signing the audit chain's head with a transit key (`[audit] sign_key`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditSigning {
+    /// `[audit] sign_key`.
+    pub key: crate::vault::transit::TransitKey,
+    /// `[audit] sign_every`: sign after this many unsigned records.
+    pub every: u64,
+    /// `[audit] sign_interval`: sign unsigned records at least this often.
+    pub interval: Duration,
 }
 
 /// `[vault]`.
@@ -340,6 +353,51 @@ kind = "kv2"
         assert_eq!(c.lifecycle.renew_threshold, 0.66);
         assert_eq!(c.lifecycle.exit_marker_timeout, Duration::from_secs(30));
         assert_eq!(c.lifecycle.handshake_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn audit_signing_keys_are_checked_and_named() {
+        assert_eq!(parse_env(MIN, &[]).unwrap().audit_signing, None);
+        let signed = format!(
+            "{MIN}[audit]\npath = \"/var/log/a.jsonl\"\nsign_key = \"ops/transit/audit\"\n"
+        );
+        let a = parse_env(&signed, &[("SHROUD_AUDIT_SIGN_EVERY", "7")])
+            .unwrap()
+            .audit_signing
+            .unwrap();
+        assert_eq!(
+            (a.key.mount.as_str(), a.key.name.as_str()),
+            ("ops/transit", "audit")
+        );
+        assert_eq!((a.every, a.interval), (7, Duration::from_secs(60)));
+        for (extra, key) in [
+            ("[audit]\nsign_key = \"k\"\n", "[audit] sign_key"),
+            (
+                "[audit]\npath = \"stderr\"\nsign_key = \"k\"\n",
+                "[audit] sign_key",
+            ),
+            (
+                "[audit]\npath = \"a\"\nsign_key = \"a b\"\n",
+                "[audit] sign_key",
+            ),
+            (
+                "[audit]\npath = \"a\"\nsign_every = 3\n",
+                "[audit] sign_every",
+            ),
+            (
+                "[audit]\npath = \"a\"\nsign_key = \"k\"\nsign_every = 0\n",
+                "[audit] sign_every",
+            ),
+            (
+                "[audit]\npath = \"a\"\nsign_key = \"k\"\nsign_interval = \"0s\"\n",
+                "[audit] sign_interval",
+            ),
+        ] {
+            let e = parse_env(&format!("{MIN}{extra}"), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{extra}: {e}");
+        }
     }
 
     #[test]

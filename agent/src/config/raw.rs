@@ -106,6 +106,9 @@ pub struct RawMetrics {
 #[serde(deny_unknown_fields)]
 pub struct RawAudit {
     pub path: Option<String>,
+    pub sign_key: Option<String>,
+    pub sign_every: Option<u64>,
+    pub sign_interval: Option<String>,
 }
 
 /// Whether a table holds nothing but defaults (and so need not be written).

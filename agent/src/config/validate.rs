@@ -191,8 +191,51 @@ pub fn validate(origin: &str, raw: RawConfig) -> Result<Config, ConfigError> {
         redact,
         lifecycle,
         metrics_listen: raw.metrics.listen,
+        audit_signing: audit_signing(&c, &raw.audit)?,
         audit_path: raw.audit.path,
     })
+}
+
+fn audit_signing(
+    c: &Checker<'_>,
+    a: &super::raw::RawAudit,
+) -> Result<Option<super::AuditSigning>, ConfigError> {
+    let Some(key) = &a.sign_key else {
+        for (set, key) in [
+            (a.sign_every.is_some(), "[audit] sign_every"),
+            (a.sign_interval.is_some(), "[audit] sign_interval"),
+        ] {
+            if set {
+                return Err(c.err(key, "needs [audit] sign_key"));
+            }
+        }
+        return Ok(None);
+    };
+    let key =
+        crate::vault::transit::TransitKey::parse(key).map_err(|e| c.err("[audit] sign_key", e))?;
+    match a.path.as_deref() {
+        Some("stderr" | "-") => {
+            return Err(c.err(
+                "[audit] sign_key",
+                "needs [audit] path to be a file: a chain on stderr restarts each run",
+            ))
+        }
+        None => return Err(c.err("[audit] sign_key", "needs [audit] path")),
+        Some(_) => {}
+    }
+    let every = a.sign_every.unwrap_or(100);
+    if every == 0 {
+        return Err(c.err("[audit] sign_every", "must be at least 1"));
+    }
+    let interval = c.duration("[audit] sign_interval", a.sign_interval.as_deref(), "60s")?;
+    if interval.is_zero() {
+        return Err(c.err("[audit] sign_interval", "must be longer than 0s"));
+    }
+    Ok(Some(super::AuditSigning {
+        key,
+        every,
+        interval,
+    }))
 }
 
 fn secret(c: &Checker<'_>, n: usize, s: RawSecret) -> Result<SecretSpec, ConfigError> {

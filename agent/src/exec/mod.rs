@@ -43,7 +43,7 @@ pub mod watch;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use output::OutputCounters;
 pub use rotate::OnRotate;
@@ -90,6 +90,14 @@ pub struct ExecOptions {
     /// How long after a forwarded SIGTERM/SIGINT a second one escalates to
     /// SIGKILL; also how long a restart waits before SIGKILL.
     pub kill_grace: Duration,
+    /// Send SIGKILL once `kill_grace` has passed after the first forwarded
+    /// SIGTERM/SIGINT, without waiting for a second one (`shroud run`: nothing
+    /// else will, and the wipe and revocation must still fit the grace the
+    /// container runtime gives).
+    pub kill_after_grace: bool,
+    /// Told the time of the first forwarded SIGTERM/SIGINT (`shroud run`: the
+    /// agent's shutdown deadline starts then).
+    pub stop_notice: Option<std::sync::mpsc::Sender<Instant>>,
     /// Write `<dir>/.shroud/exited` with the exit code at the end.
     pub exit_marker: Option<PathBuf>,
     /// Byte and mask counters of the two streams (for metrics).
@@ -118,6 +126,8 @@ impl ExecOptions {
             on_rotate: OnRotate::None,
             drain_timeout: Duration::from_secs(2),
             kill_grace: Duration::from_secs(10),
+            kill_after_grace: false,
+            stop_notice: None,
             exit_marker: None,
             counters: Arc::default(),
         }

@@ -69,6 +69,7 @@ enum Writers {
     Pty {
         slave: OwnedFd,
         master: Arc<OwnedFd>,
+        stdin_on_pty: bool,
     },
 }
 
@@ -133,16 +134,17 @@ impl Outputs {
         })
     }
 
-    /// A pseudo-terminal, its pump (to stdout) and the stdin copier.
+    /// A pseudo-terminal, its pump (to stdout) and, when our stdin is a
+    /// terminal, the stdin copier (otherwise the command reads our stdin itself).
     pub fn pty(
         live: &Arc<LiveSet>,
         config: &PumpConfig,
         counters: &Arc<OutputCounters>,
         done: &Sender<PumpDone>,
     ) -> io::Result<Outputs> {
-        use std::io::IsTerminal as _;
         let stop = Stop::new()?;
-        let Pty { master, slave } = pty::open(io::stdin().is_terminal())?;
+        let stdin_on_pty = pty::stdin_on_pty();
+        let Pty { master, slave } = pty::open(stdin_on_pty)?;
         let master = Arc::new(master);
         let pumps = vec![start_pump(
             Stream::Stdout,
@@ -153,9 +155,15 @@ impl Outputs {
             &stop,
             done,
         )?];
-        pty::spawn_stdin_copier(Arc::clone(&master), stop.handle())?;
+        if stdin_on_pty {
+            pty::spawn_stdin_copier(Arc::clone(&master), stop.handle())?;
+        }
         Ok(Outputs {
-            writers: Some(Writers::Pty { slave, master }),
+            writers: Some(Writers::Pty {
+                slave,
+                master,
+                stdin_on_pty,
+            }),
             pumps,
             stop,
         })
@@ -173,7 +181,14 @@ impl Outputs {
                 stderr,
                 own_group: *own_group,
             }),
-            Writers::Pty { slave, .. } => Some(ChildIo::Pty { slave }),
+            Writers::Pty {
+                slave,
+                stdin_on_pty,
+                ..
+            } => Some(ChildIo::Pty {
+                slave,
+                stdin_on_pty: *stdin_on_pty,
+            }),
         }
     }
 

@@ -1,7 +1,7 @@
 //! The pseudo-terminal given to the command when shroud's own stdout is a
-//! terminal: opening it with our window size, keeping the size in step, putting
-//! our terminal in raw mode (so keys, Ctrl-C included, reach the command's
-//! terminal unchanged) and copying our stdin to it.
+//! terminal: opening it with our window size, keeping the size in step, and,
+//! when our stdin is a terminal too, putting it in raw mode (so keys, Ctrl-C
+//! included, reach the command's terminal unchanged) and copying it to the pty.
 
 use std::io::{self, IsTerminal as _};
 use std::os::fd::{AsFd as _, AsRawFd as _, BorrowedFd, OwnedFd};
@@ -10,7 +10,7 @@ use std::sync::Arc;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::pty::{openpty, Winsize};
-use nix::sys::termios::{self, LocalFlags, SetArg, Termios};
+use nix::sys::termios::{self, OutputFlags, SetArg, Termios};
 use nix::unistd::Pid;
 
 /// Both sides of a new pseudo-terminal.
@@ -23,10 +23,11 @@ pub struct Pty {
     pub slave: OwnedFd,
 }
 
-/// Opens a pty sized like our terminal. With `echo` off the terminal does not
-/// echo input back (used when our stdin is not a terminal, so piped input does
-/// not show up in the output).
-pub fn open(echo: bool) -> io::Result<Pty> {
+/// Opens a pty sized like our terminal. `stdin_on_pty` says whether our stdin (a
+/// terminal, then put in raw mode) is copied to it. When it is not, our terminal
+/// keeps its own `\n` → `\r\n` translation, so the pty's is switched off (or
+/// every line would end in `\r\r\n`).
+pub fn open(stdin_on_pty: bool) -> io::Result<Pty> {
     let size = our_window_size();
     let pair = openpty(size.as_ref(), None)?;
     for fd in [&pair.master, &pair.slave] {
@@ -36,15 +37,23 @@ pub fn open(echo: bool) -> io::Result<Pty> {
         pair.master.as_raw_fd(),
         FcntlArg::F_SETFL(OFlag::O_NONBLOCK),
     )?;
-    if !echo {
+    if !stdin_on_pty {
         let mut t = termios::tcgetattr(&pair.slave)?;
-        t.local_flags.remove(LocalFlags::ECHO);
+        t.output_flags.remove(OutputFlags::ONLCR);
         termios::tcsetattr(&pair.slave, SetArg::TCSANOW, &t)?;
     }
     Ok(Pty {
         master: pair.master,
         slave: pair.slave,
     })
+}
+
+/// Whether our stdin goes through the pty: only when it is a terminal itself. A
+/// file or pipe read through a terminal's line discipline would be changed (long
+/// lines cut, control bytes turned into signals, a last line without `\n` never
+/// delivered), so the command reads it directly instead.
+pub fn stdin_on_pty() -> bool {
+    io::stdin().is_terminal()
 }
 
 /// The window size of whichever of our stdout or stdin is a terminal.
@@ -120,11 +129,9 @@ impl Drop for RawMode {
     }
 }
 
-/// Copies our stdin to the pty master until stdin ends or `stop` becomes
-/// readable. When stdin is not a terminal and ends, the terminal's end-of-file
-/// character is sent so a reading command sees the end too.
+/// Copies our stdin (a terminal in raw mode) to the pty master until stdin ends
+/// or `stop` becomes readable.
 pub fn spawn_stdin_copier(master: Arc<OwnedFd>, stop: Arc<OwnedFd>) -> io::Result<()> {
-    let stdin_is_tty = io::stdin().is_terminal();
     std::thread::Builder::new()
         .name("shroud-stdin".into())
         .spawn(move || {
@@ -145,12 +152,7 @@ pub fn spawn_stdin_copier(master: Arc<OwnedFd>, stop: Arc<OwnedFd>) -> io::Resul
                     return;
                 }
                 match nix::unistd::read(input.as_raw_fd(), &mut buf) {
-                    Ok(0) => {
-                        if !stdin_is_tty {
-                            let _ = crate::pump::write_all(master.as_fd(), &[0x04]);
-                        }
-                        return;
-                    }
+                    Ok(0) => return,
                     Ok(n) => {
                         if crate::pump::write_all(master.as_fd(), &buf[..n]).is_err() {
                             return;

@@ -62,11 +62,14 @@ pub enum ChildIo<'a> {
         /// background group would be stopped by SIGTTIN when it reads.
         own_group: bool,
     },
-    /// stdin, stdout and stderr on this pty slave, which becomes the controlling
-    /// terminal of a new session led by the command.
+    /// stdout and stderr (and stdin, when `stdin_on_pty`) on this pty slave,
+    /// which becomes the controlling terminal of a new session led by the command.
     Pty {
         /// The slave side.
         slave: &'a OwnedFd,
+        /// stdin on the pty too; otherwise the command inherits shroud's stdin
+        /// (a file or pipe, which a terminal's line discipline would alter).
+        stdin_on_pty: bool,
     },
 }
 
@@ -101,8 +104,16 @@ pub fn spawn(
                 cmd.process_group(0);
             }
         }
-        ChildIo::Pty { slave } => {
-            cmd.stdin(clone(slave).map_err(wrap)?)
+        ChildIo::Pty {
+            slave,
+            stdin_on_pty,
+        } => {
+            let stdin = if stdin_on_pty {
+                clone(slave).map_err(wrap)?
+            } else {
+                Stdio::inherit()
+            };
+            cmd.stdin(stdin)
                 .stdout(clone(slave).map_err(wrap)?)
                 .stderr(clone(slave).map_err(wrap)?);
             // SAFETY: runs in the forked child before exec and only makes the
@@ -110,8 +121,8 @@ pub fn spawn(
             unsafe {
                 cmd.pre_exec(|| {
                     nix::unistd::setsid()?;
-                    // stdin is the slave by now (std dup2s stdio before pre_exec).
-                    if libc::ioctl(io::stdin().as_raw_fd(), libc::TIOCSCTTY, 0) != 0 {
+                    // stdout is the slave by now (std dup2s stdio before pre_exec).
+                    if libc::ioctl(io::stdout().as_raw_fd(), libc::TIOCSCTTY, 0) != 0 {
                         return Err(io::Error::last_os_error());
                     }
                     Ok(())

@@ -197,7 +197,7 @@ impl<'a> Supervisor<'a> {
                 debug!(pid = pid.as_raw(), "reaped an orphan");
                 continue;
             }
-            let Some(code) = reaper::exit_code(&status) else {
+            let Some(code) = status.exit_code() else {
                 continue;
             };
             if self.restarting {
@@ -218,7 +218,7 @@ impl<'a> Supervisor<'a> {
         let now = Instant::now();
         if self.kill_at.is_some_and(|t| t <= now) {
             self.kill_at = None;
-            warn!("command did not stop within the kill grace; sending SIGKILL");
+            warn!(grace = ?self.opts.kill_grace, "command did not stop within the kill grace; sending SIGKILL");
             self.send(self.kill_target(), Signal::SIGKILL);
         }
         if self.rotate_at.is_some_and(|t| t <= now) {
@@ -272,9 +272,12 @@ impl<'a> Supervisor<'a> {
         );
         self.send(target, signal);
         if matches!(signal, Signal::SIGTERM | Signal::SIGINT) {
-            // A stop asked for from outside wins over a restart in progress.
+            // A stop asked for from outside wins over a restart in progress
+            // (its SIGKILL timer included, unless the stop has one of its own).
             self.restarting = false;
-            self.kill_at = None;
+            if self.first_stop.is_none() {
+                self.kill_at = None;
+            }
             match self.first_stop {
                 Some(t) if t.elapsed() >= self.opts.kill_grace => {
                     warn!(
@@ -284,7 +287,15 @@ impl<'a> Supervisor<'a> {
                     self.send(self.kill_target(), Signal::SIGKILL);
                 }
                 Some(_) => {}
-                None => self.first_stop = Some(Instant::now()),
+                None => {
+                    self.first_stop = Some(Instant::now());
+                    if let Some(notice) = &self.opts.stop_notice {
+                        let _ = notice.send(Instant::now());
+                    }
+                    if self.opts.kill_after_grace {
+                        self.kill_at = Some(Instant::now() + self.opts.kill_grace);
+                    }
+                }
             }
         }
     }

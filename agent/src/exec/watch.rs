@@ -24,10 +24,10 @@ use crate::contract::{Ack, META_DIR, READY_FILE, VALUES_FILE};
 use crate::live::LiveSet;
 use crate::secrets_source::{Sources, Values};
 
-/// How long a value that disappeared from the sources stays masked here. The
-/// agent keeps retired values in `.shroud/values` for its own retention window;
-/// this covers directories without an agent (a plain Kubernetes Secret volume),
-/// where a workload may still print a value it read before the rotation.
+/// How long a value that disappeared from the sources stays masked here when
+/// the values file does not carry the agent's window (`retain-ms`): directories
+/// without an agent (a plain Kubernetes Secret volume), where a workload may
+/// still print a value it read before the rotation, and agents that predate it.
 pub const RETAIN_SEEN: Duration = Duration::from_secs(600);
 
 /// Why watching failed.
@@ -415,11 +415,16 @@ fn reload_loop(pending: PendingWatch, mut reload: Reload, rotations: Sender<Rota
                 continue;
             }
         };
-        let until = Instant::now() + RETAIN_SEEN;
+        let agent_retains = new.retain.is_some();
+        let until = Instant::now() + new.retain.unwrap_or(RETAIN_SEEN);
         let old = std::mem::replace(&mut reload.current, new);
         let is_current = |v: &[u8]| reload.current.values.iter().any(|(_, c)| c.as_slice() == v);
         retained.retain(|r| r.until > Instant::now() && !is_current(&r.value));
         for (name, value) in old.values {
+            // The agent kept it (as `NAME.retired`) for its whole window already.
+            if agent_retains && name.ends_with(".retired") {
+                continue;
+            }
             if !is_current(&value) && !retained.iter().any(|r| r.value == value) {
                 retained.push(Retained {
                     name: format!("{name}.seen"),

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub struct Health {
     rendered: AtomicBool,
     token_valid: AtomicBool,
+    /// The last publication failed: the workload's files are stale.
+    publish_failed: AtomicBool,
 }
 
 impl Health {
@@ -21,9 +23,16 @@ impl Health {
         self.token_valid.store(valid, Ordering::Release);
     }
 
-    /// True when the first render is done and the token is valid.
+    /// Whether the last publication failed (set on failure, cleared by the
+    /// next one that works).
+    pub fn set_publish_failed(&self, failed: bool) {
+        self.publish_failed.store(failed, Ordering::Release);
+    }
+
+    /// True when the first render is done, the token is valid and the last
+    /// publication worked.
     pub fn is_ready(&self) -> bool {
-        self.rendered.load(Ordering::Acquire) && self.token_valid.load(Ordering::Acquire)
+        self.not_ready_reason().is_none()
     }
 
     /// Why the agent is not ready, for the `/readyz` body; None when it is.
@@ -31,10 +40,12 @@ impl Health {
         match (
             self.rendered.load(Ordering::Acquire),
             self.token_valid.load(Ordering::Acquire),
+            self.publish_failed.load(Ordering::Acquire),
         ) {
-            (true, true) => None,
-            (false, _) => Some("secrets not rendered yet"),
-            (true, false) => Some("vault token not valid"),
+            (true, true, false) => None,
+            (false, _, _) => Some("secrets not rendered yet"),
+            (true, false, _) => Some("vault token not valid"),
+            (true, true, true) => Some("the last publication failed; the files are stale"),
         }
     }
 }
@@ -51,6 +62,9 @@ mod tests {
         assert_eq!(h.not_ready_reason(), Some("secrets not rendered yet"));
         h.set_rendered(true);
         assert!(h.is_ready());
+        h.set_publish_failed(true);
+        assert!(!h.is_ready());
+        h.set_publish_failed(false);
         h.set_token_valid(false);
         assert_eq!(h.not_ready_reason(), Some("vault token not valid"));
     }

@@ -52,6 +52,7 @@ pub struct Metrics {
     fetches: IntCounterVec,
     lease_renewals: IntCounterVec,
     rotations: IntCounterVec,
+    publication_failures: IntCounter,
     revocations: IntCounterVec,
     denials: IntCounter,
     lease_expiry: Arc<LeaseExpiry>,
@@ -104,6 +105,10 @@ impl Metrics {
                 "New values of a secret published to the workload.",
                 &["secret"],
             )?,
+            publication_failures: IntCounter::new(
+                "shroud_publication_failures_total",
+                "Publications that failed before the new files were in place (tmpfs full, output directory replaced); the previous values stayed current.",
+            )?,
             revocations: counter(
                 "shroud_revocations_total",
                 "Revocations by kind (lease, token) and result.",
@@ -138,6 +143,7 @@ impl Metrics {
         r.register(Box::new(m.fetches.clone()))?;
         r.register(Box::new(m.lease_renewals.clone()))?;
         r.register(Box::new(m.rotations.clone()))?;
+        r.register(Box::new(m.publication_failures.clone()))?;
         r.register(Box::new(m.revocations.clone()))?;
         r.register(Box::new(m.denials.clone()))?;
         r.register(Box::new(Shared(m.lease_expiry.clone())))?;
@@ -239,6 +245,11 @@ impl EventSink for Metrics {
                 .vault_latency
                 .with_label_values(&[operation])
                 .observe(duration.as_secs_f64()),
+            Event::Publish { outcome, .. } => {
+                if *outcome != crate::events::Outcome::Ok {
+                    self.publication_failures.inc();
+                }
+            }
             Event::Ready | Event::Exit { .. } => {}
         }
     }

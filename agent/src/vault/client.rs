@@ -9,7 +9,7 @@ use std::fmt;
 use std::io::Read as _;
 use std::net::{SocketAddr, ToSocketAddrs as _};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use zeroize::Zeroizing;
@@ -91,6 +91,20 @@ impl VaultError {
         }
     }
 
+    /// True when the token itself may be what Vault rejected: 403, or an
+    /// "invalid token" / "bad token" answer. Whether the token is really gone is
+    /// for a lookup to tell (a 403 is also a policy's answer).
+    pub fn may_be_token_loss(&self) -> bool {
+        match self {
+            VaultError::Denied { .. } => true,
+            VaultError::Status { detail, .. } | VaultError::BadResponse { detail, .. } => {
+                let d = detail.to_ascii_lowercase();
+                d.contains("invalid token") || d.contains("bad token")
+            }
+            _ => false,
+        }
+    }
+
     /// The event outcome for this error.
     pub fn outcome(&self) -> Outcome {
         match self {
@@ -129,6 +143,10 @@ pub struct VaultClient {
     address: String,
     namespace: Option<String>,
     token: Option<Token>,
+    /// Every request ends by then (shutdown): its timeout is what is left.
+    deadline: Option<Instant>,
+    /// `[vault] timeout`.
+    timeout: Duration,
 }
 
 impl fmt::Debug for VaultClient {
@@ -195,6 +213,8 @@ impl VaultClient {
             address: cfg.address.clone(),
             namespace: cfg.namespace.clone(),
             token: None,
+            deadline: None,
+            timeout: cfg.timeout,
         })
     }
 
@@ -205,6 +225,13 @@ impl VaultClient {
             crate::logging::add_credential(t.0.as_bytes());
         }
         self.token = token;
+    }
+
+    /// From now on every request gets at most the time left until `deadline`
+    /// as its timeout, and none is sent once it has passed (shutdown: the whole
+    /// revocation fits `revoke_timeout` however many calls it makes).
+    pub fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.deadline = deadline;
     }
 
     /// The token in use.
@@ -244,6 +271,18 @@ impl VaultClient {
     ) -> Result<Option<Answer>, VaultError> {
         let url = format!("{}/v1/{}", self.base, path.trim_start_matches('/'));
         let mut req = self.agent.request(method, &url);
+        if let Some(deadline) = self.deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(VaultError::Unreachable {
+                    address: self.address.clone(),
+                    operation: operation.to_string(),
+                    path: path.to_string(),
+                    detail: "the shutdown deadline has passed".to_string(),
+                });
+            }
+            req = req.timeout(left.min(self.timeout));
+        }
         if let Some(t) = &self.token {
             req = req.set("X-Vault-Token", &t.0);
         }

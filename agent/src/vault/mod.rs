@@ -1,7 +1,9 @@
-//! Talking to Vault/OpenBao: the HTTP client, the endpoints, and login.
+//! Talking to Vault/OpenBao: the HTTP client, the endpoints, login, and the
+//! transit engine (signing artifacts and the audit chain).
 
 pub mod api;
 pub mod auth;
 pub mod client;
+pub mod transit;
 
 pub use client::{Token, VaultClient, VaultError};
