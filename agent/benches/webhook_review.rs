@@ -24,13 +24,13 @@ fn main() {
     let metrics = Metrics::new();
     let n = 20_000;
     for _ in 0..1000 {
-        let _ = review::review(&body, &cfg, &metrics).unwrap();
+        let _ = review::review(&body, review::Endpoint::Mutate, &cfg, &metrics).unwrap();
     }
     let t = Instant::now();
     let mut out_len = 0;
     for _ in 0..n {
-        let r = review::review(&body, &cfg, &metrics).unwrap();
-        out_len = serde_json::to_vec(&r).unwrap().len();
+        let r = review::review(&body, review::Endpoint::Mutate, &cfg, &metrics).unwrap();
+        out_len = r.len();
     }
     let full = t.elapsed() / n;
     let t = Instant::now();
@@ -53,7 +53,7 @@ fn main() {
             panic!()
         };
         patch = Some(
-            shroud_agent::webhook::patch::build(&pod, &inj, &cfg, &Default::default())
+            shroud_agent::webhook::patch::build(&pod, &inj, &cfg, "shop", &Default::default())
                 .unwrap()
                 .patch,
         );
@@ -65,10 +65,10 @@ fn main() {
         std::hint::black_box(serde_json::to_vec(&patch).unwrap());
     }
     let ser_patch = t.elapsed() / n;
-    let r = review::review(&body, &cfg, &metrics).unwrap();
+    let r = review::review(&body, review::Endpoint::Mutate, &cfg, &metrics).unwrap();
     let t = Instant::now();
     for _ in 0..n {
-        std::hint::black_box(serde_json::to_vec(&r).unwrap());
+        std::hint::black_box(r.clone());
     }
     let ser_resp = t.elapsed() / n;
     println!("annotations+patch build {build:?}, patch to JSON {ser_patch:?}, response to JSON {ser_resp:?}");

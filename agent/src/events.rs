@@ -81,7 +81,7 @@ pub enum Event<'a> {
     Revoke {
         /// Secret name; None for the Vault token.
         secret: Option<&'a str>,
-        /// Lease id.
+        /// Lease id; None for the token and for a certificate (pki/revoke).
         lease_id: Option<&'a str>,
         /// Result.
         outcome: Outcome,
@@ -174,5 +174,15 @@ pub fn emit(event: Event<'_>) {
     let sinks = SINKS.read().unwrap_or_else(|e| e.into_inner());
     for s in sinks.iter() {
         s.emit(&event);
+    }
+}
+
+/// What a `Revoke` event revoked: `token`, `lease` or `certificate` (a secret
+/// without a lease: a pki certificate revoked by serial).
+pub fn revoked_kind(secret: Option<&str>, lease_id: Option<&str>) -> &'static str {
+    match (secret, lease_id) {
+        (None, _) => "token",
+        (Some(_), Some(_)) => "lease",
+        (Some(_), None) => "certificate",
     }
 }

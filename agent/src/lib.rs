@@ -19,6 +19,7 @@ pub mod harden;
 pub mod ledger;
 pub mod live;
 pub mod logging;
+pub mod pem;
 pub mod pump;
 pub mod report;
 pub mod scanner;

@@ -273,6 +273,7 @@ fn main() {
         .get("/metrics")
         .unwrap();
     println!("{}", server_p99(&String::from_utf8_lossy(&metrics.body)));
+    adversarial(&server, &ca);
     drop(server);
 
     // Entrypoints from a registry, answered from the cache after the first.
@@ -313,4 +314,90 @@ fn main() {
         .filter(|l| l.starts_with("shroud_webhook_registry_lookups_total"))
         .collect();
     println!("{}; {}", server_p99(&text), lookups.join(", "));
+}
+
+/// The chart's memory limit for the webhook (helm/shroud/values.yaml).
+const CHART_MEMORY_LIMIT_KIB: u64 = 128 * 1024;
+
+/// A 20,000-container pod against the default cap, with stalled clients holding
+/// connections, and `/healthz` asked throughout; the opted-in pod's latency on
+/// fresh connections is the baseline.
+fn adversarial(server: &WebhookProcess, ca: &TestCa) {
+    let client = Client::new(server.addr, std::slice::from_ref(&ca.der));
+    let containers: Vec<Value> = (0..20_000)
+        .map(|i| {
+            json!({"name": format!("c{i}"), "image": "busybox", "command": ["/bin/true"],
+            "volumeMounts": [{"name": "shroud-secrets", "mountPath": "/s"}]})
+        })
+        .collect();
+    let wide_pod = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "wide", "namespace": "shop", "annotations": {
+            "shroud.dev/inject": "true", "shroud.dev/role": "r", "shroud.dev/secret-db": "secret/data/shop/db"}},
+        "spec": {"containers": containers}});
+    let wide = serde_json::to_vec(&shroud_e2e::webhook::admission_review(&wide_pod)).unwrap();
+    let normal = review_body(pod());
+    // Stalled clients: half a header each, held open.
+    let stalled: Vec<std::net::TcpStream> = (0..50)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+            std::io::Write::write_all(&mut s, &[0x16, 0x03, 0x01]).unwrap();
+            s
+        })
+        .collect();
+    let time = |body: &[u8]| {
+        let t = Instant::now();
+        let a = client.request("POST", "/mutate", body).unwrap();
+        (t.elapsed(), a)
+    };
+    let mut wide_times = Vec::new();
+    let mut base_times = Vec::new();
+    let mut health = Vec::new();
+    for _ in 0..20 {
+        let (d, a) = time(&wide);
+        assert_eq!(a.status, 200);
+        let r = a.json();
+        assert_eq!(r["response"]["allowed"], false, "the wide pod was admitted");
+        assert!(r["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("20000 containers"));
+        wide_times.push(d);
+        base_times.push(time(&normal).0);
+        let t = Instant::now();
+        assert_eq!(client.get("/healthz").unwrap().status, 200);
+        health.push(t.elapsed());
+    }
+    wide_times.sort();
+    base_times.sort();
+    health.sort();
+    let rss = server.peak_rss_kib();
+    println!(
+        "20,000-container pod ({} bytes): denied in p50 {:?}, max {:?} (baseline opted-in pod on a fresh connection: p50 {:?}); /healthz p50 {:?}, max {:?} with {} stalled clients",
+        wide.len(), wide_times[10], wide_times[19], base_times[10], health[10], health[19], stalled.len()
+    );
+    println!(
+        "webhook peak RSS over the whole run: {} MiB (chart limit {} MiB)",
+        rss / 1024,
+        CHART_MEMORY_LIMIT_KIB / 1024
+    );
+    assert!(
+        wide_times[19] < Duration::from_secs(1),
+        "a wide pod took {:?}",
+        wide_times[19]
+    );
+    assert!(
+        rss < CHART_MEMORY_LIMIT_KIB,
+        "peak RSS {rss} KiB over the chart's limit"
+    );
+    // The stalled clients are dropped by the handshake/header timeout (5 s default).
+    let t = Instant::now();
+    for mut s in stalled {
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut buf = [0u8; 64];
+        while matches!(std::io::Read::read(&mut s, &mut buf), Ok(n) if n > 0) {}
+    }
+    println!(
+        "50 stalled clients dropped after {:?} (server.header_timeout 5s)",
+        t.elapsed()
+    );
 }

@@ -426,6 +426,48 @@ fn vault_errors_are_named_and_nothing_is_left_behind() {
     );
 }
 
+/// Each path segment reaches Vault as the text that was configured: `%2e%2e` and
+/// `\..\` are not turned into `..` on the way (they would read `secret/app`),
+/// and a segment with a space or `%` is read from its own key.
+#[test]
+fn path_segments_reach_vault_as_written() {
+    let _s = serial();
+    let w = World::new(None);
+    let auth = w.approle_auth();
+    w.bao.bao(&[
+        "kv",
+        "put",
+        "secret/shop/odd name%",
+        "api_key=odd-key-4f2a9c",
+    ]);
+    let cfg = w.config(
+        &auth,
+        "[[secret]]\nname = \"api-key\"\npath = \"secret/data/shop/odd name%\"\nkind = \"kv2\"\nfield = \"api_key\"\n",
+    );
+    let done = run_cat(&w, &cfg);
+    assert_eq!(done.status.code(), Some(0), "{}", done.err());
+    assert_eq!(done.out().trim(), "[REDACTED]", "{}", done.err());
+    for path in [
+        "secret/data/shop/%2e%2e/app",
+        "secret/data/shop/.%2E/app",
+        "secret/data/shop\\..\\app",
+    ] {
+        let cfg = w.config(
+            &auth,
+            &format!("[[secret]]\nname = \"api-key\"\npath = '{path}'\nkind = \"kv2\"\nfield = \"api_key\"\n"),
+        );
+        let done = run_cat(&w, &cfg);
+        assert_eq!(done.status.code(), Some(1), "{path}: {}", done.err());
+        assert!(
+            done.err().contains("nothing found at Vault path"),
+            "{path}: {}",
+            done.err()
+        );
+        assert!(!done.out().contains(API_KEY) && !done.err().contains(API_KEY));
+        w.assert_clean(&[]);
+    }
+}
+
 /// Every readable mapping of `pid` (as root, through /proc/PID/mem).
 fn process_memory_contains(pid: u32, needle: &[u8]) -> bool {
     use std::os::unix::fs::FileExt as _;
@@ -541,18 +583,7 @@ fn run_rotation_is_masked_before_the_command_sees_it_and_signals_it() {
          i=0; while [ ! -e {0}.hup ] && [ $i -lt 300 ]; do sleep 0.05; i=$((i+1)); done; echo done",
         started.display()
     );
-    let child = shroud()
-        .arg("run")
-        .arg("--config")
-        .arg(&cfg)
-        .args(["--", "sh", "-c", &app])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    until(Duration::from_secs(20), "the command to start", || {
-        started.exists().then_some(())
-    });
+    let child = spawn_started(&mut run_script(&cfg, &app), &started);
     w.bao
         .bao(&["kv", "put", "secret/rot", &format!("token={v2}")]);
     let out = child.wait_with_output().unwrap();
@@ -593,18 +624,14 @@ fn agent_and_exec_hand_over_rotations_and_the_exit_marker_stops_the_agent() {
          i=0; while [ ! -e {0}.hup ] && [ $i -lt 300 ]; do sleep 0.05; i=$((i+1)); done; echo done",
         started.display()
     );
-    let exec = shroud()
-        .args(["exec", "--secrets-dir"])
-        .arg(dir)
-        .args(["--on-rotate", "signal:SIGHUP", "--", "sh", "-c", &app])
-        .env("SHROUD_SECRETS_DIR", dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    until(Duration::from_secs(20), "the command to start", || {
-        started.exists().then_some(())
-    });
+    let exec = spawn_started(
+        shroud()
+            .args(["exec", "--secrets-dir"])
+            .arg(dir)
+            .args(["--on-rotate", "signal:SIGHUP", "--", "sh", "-c", &app])
+            .env("SHROUD_SECRETS_DIR", dir),
+        &started,
+    );
     w.bao
         .bao(&["kv", "put", "secret/rot", &format!("token={v2}")]);
     let out = exec.wait_with_output().unwrap();

@@ -126,6 +126,13 @@ fn serve_rendered(objects: &[Value]) -> (WebhookProcess, Client, tempfile::TempD
     (server, client, mounts)
 }
 
+/// The release namespace, from the webhook's Service reference.
+fn mwc_namespace(objects: &[Value]) -> Value {
+    find(objects, "MutatingWebhookConfiguration")["webhooks"][0]["clientConfig"]["service"]
+        ["namespace"]
+        .clone()
+}
+
 #[test]
 fn chart_lints_renders_validates_and_its_output_runs() {
     let out = render_chart();
@@ -137,16 +144,32 @@ fn chart_lints_renders_validates_and_its_output_runs() {
     assert_eq!(hook["timeoutSeconds"], 5);
     assert_eq!(hook["sideEffects"], "None");
     assert_eq!(hook["reinvocationPolicy"], "IfNeeded");
+    // Own pods are excluded by namespace, never by a label a pod author can set.
+    let own_namespace = json!({"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [mwc_namespace(&default)]});
+    assert!(hook.get("objectSelector").is_none(), "{hook:#}");
+    let exprs = hook["namespaceSelector"]["matchExpressions"]
+        .as_array()
+        .unwrap();
+    assert!(exprs.contains(&own_namespace), "{exprs:#?}");
+    // The validating webhook: the final pod, on create, update and ephemeral containers.
+    let vwc = find(&default, "ValidatingWebhookConfiguration");
+    let v = &vwc["webhooks"][0];
+    assert_eq!(v["clientConfig"]["service"]["path"], "/validate");
     assert_eq!(
-        hook["objectSelector"]["matchExpressions"][0],
-        json!({"key": "shroud.dev/component", "operator": "NotIn", "values": ["webhook"]})
+        v["clientConfig"]["caBundle"],
+        hook["clientConfig"]["caBundle"]
     );
+    assert_eq!(v["rules"][0]["operations"], json!(["CREATE", "UPDATE"]));
+    assert_eq!(
+        v["rules"][0]["resources"],
+        json!(["pods", "pods/ephemeralcontainers"])
+    );
+    assert!(v.get("objectSelector").is_none());
+    assert!(v["namespaceSelector"]["matchExpressions"]
+        .as_array()
+        .unwrap()
+        .contains(&own_namespace));
     let deployment = find(&default, "Deployment");
-    let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
-    assert_eq!(
-        pod_labels["shroud.dev/component"], "webhook",
-        "own pods must be excluded"
-    );
     assert_eq!(deployment["spec"]["replicas"], 2);
     assert!(deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"].is_object());
     // The Deployment's command line parses: run it with the certificate paths
@@ -189,6 +212,8 @@ fn chart_lints_renders_validates_and_its_output_runs() {
     assert_eq!(response["allowed"], true, "{response:#}");
     assert_eq!(response["patchType"], "JSONPatch");
     let answer = client.mutate(&review(fixture("host-path-docker.json")));
+    assert_eq!(answer.json()["response"]["allowed"], false);
+    let answer = client.validate(&review(fixture("host-path-docker.json")));
     assert_eq!(answer.json()["response"]["allowed"], false);
     drop(server);
 

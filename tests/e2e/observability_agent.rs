@@ -785,6 +785,69 @@ fn scan_with_config_reads_values_from_vault_and_leaves_nothing_alive() {
     assert_eq!(missing.status.code(), Some(64), "{}", missing.err());
 }
 
+/// Without IPC_LOCK and with a limited RLIMIT_MEMLOCK (Pod Security
+/// "restricted"), shroud runs, says in a log line that its memory is not locked
+/// and with what limit, and reports `shroud_memory_locked 0`.
+#[test]
+fn unlocked_memory_is_reported() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let setpriv = shroud_e2e::require_tool("setpriv", "apt-get install util-linux");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let secret = secret_file(dir.path(), "token", b"unlocked-memory-secret-77\n");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let go = dir.path().join("go");
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut child = Command::new(setpriv)
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ])
+        .arg("prlimit")
+        .arg("--memlock=65536:65536")
+        .arg(shroud_bin())
+        .args([
+            "exec",
+            "--tty",
+            "never",
+            "--log-format",
+            "text",
+            "--secret-file",
+        ])
+        .arg(&secret)
+        .args(["--metrics-listen", &addr.to_string(), "--", "sh", "-c"])
+        .arg(format!(
+            "while [ ! -e {} ]; do sleep 0.05; done",
+            go.display()
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let text = await_metric(
+        addr,
+        "shroud_memory_locked",
+        &[],
+        0.0,
+        Duration::from_secs(20),
+    );
+    assert_eq!(
+        value(&text, "shroud_memory_locked", &[]),
+        Some(0.0),
+        "{text}"
+    );
+    std::fs::write(&go, b"").unwrap();
+    let status = wait_with_deadline(&mut child, Duration::from_secs(20));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{err}");
+    assert!(err.contains("memory not locked"), "{err}");
+    assert!(err.contains("memlock_limit_bytes=65536"), "{err}");
+}
+
 #[test]
 fn exec_serves_its_stream_counters() {
     let dir = tempfile::tempdir().unwrap();

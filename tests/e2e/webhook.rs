@@ -26,7 +26,10 @@ memory_limit = "48Mi"
 vault_agent = true
 
 [policy.secret_paths]
-allowed_prefixes = ["secret/data/{namespace}/", "database/creds/{namespace}-"]
+allowed_prefixes = ["secret/data/{namespace}/", "database/creds/{namespace}_"]
+
+[policy.host_paths]
+allowed = ["/var/log/web"]
 
 # Entrypoints from registries: tests/e2e/webhook_registry.rs (a local registry).
 [registry]
@@ -293,7 +296,7 @@ fn deployment_pod_gets_native_sidecar_and_wrapped_command() {
         "uid = 1000",
         "mode = \"0400\"",
         "name = \"db\"",
-        "path = \"database/creds/shop-api\"",
+        "path = \"database/creds/shop_api\"",
         "kind = \"dynamic\"",
         "name = \"stripe\"",
         "kind = \"kv2\"",
@@ -443,11 +446,16 @@ fn no_command_is_denied_unless_annotated() {
 #[test]
 fn already_injected_pod_is_left_alone() {
     let h = Harness::start();
-    let mut pod = fixture("deployment-pod.json");
-    pod["metadata"]["annotations"]["shroud.dev/status"] = json!("injected");
-    let response = h.send(&pod);
+    // The webhook's own output is re-derived and allowed unchanged.
+    let (patched, _) = h.inject(&fixture("deployment-pod.json"));
+    let response = h.send(&patched);
     assert_eq!(response["allowed"], true);
     assert!(response.get("patch").is_none());
+    // A pod that only claims it is not.
+    let mut pod = fixture("deployment-pod.json");
+    pod["metadata"]["annotations"]["shroud.dev/status"] = json!("injected");
+    let message = h.deny(&pod);
+    assert!(message.contains("`shroud-init` is missing"), "{message}");
     // Pods that did not ask are allowed unchanged.
     let mut plain = fixture("deployment-pod.json");
     plain["metadata"]["annotations"] = json!({"team": "shop"});
@@ -493,10 +501,7 @@ fn vault_agent_annotations_are_understood() {
 fn guardrail_host_paths_with_node_credentials() {
     let h = Harness::start();
     let message = h.deny(&fixture("host-path-docker.json"));
-    assert!(
-        message.contains("policy `host-path-node-credentials`"),
-        "{message}"
-    );
+    assert!(message.contains("policy `host-path`"), "{message}");
     assert!(
         message.contains("spec.volumes[1].hostPath.path (volume `sock`)"),
         "{message}"
@@ -506,7 +511,11 @@ fn guardrail_host_paths_with_node_credentials() {
         message.contains("spec.volumes[0].hostPath.path"),
         "{message}"
     );
-    assert!(message.contains("/var/lib/kubelet"), "{message}");
+    assert!(
+        message.contains("/var/lib/../lib/kubelet/pki/"),
+        "{message}"
+    );
+    assert!(message.contains("without `..` segments"), "{message}");
     // Exempt namespace (kube-system by default).
     let mut pod = fixture("host-path-docker.json");
     pod["metadata"]["namespace"] = json!("kube-system");
@@ -568,7 +577,7 @@ fn metrics_count_injections_and_denials_by_namespace() {
     let text = String::from_utf8(h.client.get("/metrics").unwrap().body).unwrap();
     for line in [
         "shroud_webhook_injections_total{namespace=\"shop\"} 1",
-        "shroud_webhook_denials_total{namespace=\"ci\",rule=\"host-path-node-credentials\"} 1",
+        "shroud_webhook_denials_total{namespace=\"ci\",rule=\"host-path\"} 1",
         "shroud_webhook_denials_total{namespace=\"shop\",rule=\"annotations\"} 1",
         "shroud_webhook_requests_total{result=\"invalid\"} 1",
     ] {

@@ -32,7 +32,7 @@ K8S_VERSION = "1.33.0"
 KNOWN = {"inject", "role", "containers", "on-rotate", "native-sidecar", "status"}
 SECRET_SUFFIXES = ("-kind", "-field", "-format", "-template")
 # The chart's default secret-path policy (helm/shroud/values.yaml).
-ALLOWED_PREFIXES = ["secret/data/{namespace}/", "database/creds/{namespace}-"]
+ALLOWED_PREFIXES = ["secret/data/{namespace}/", "database/creds/{namespace}_"]
 # Like the chart's defaults.
 WEBHOOK_CONFIG = """
 image = "registry.example.com/shroud:0.1.0"
@@ -42,7 +42,7 @@ secrets_size_limit = "16Mi"
 address = "https://vault.vault.svc:8200"
 
 [policy.secret_paths]
-allowed_prefixes = ["secret/data/{namespace}/", "database/creds/{namespace}-"]
+allowed_prefixes = ["secret/data/{namespace}/", "database/creds/{namespace}_"]
 """
 
 

@@ -208,6 +208,30 @@ pub fn until<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -
     }
 }
 
+/// `shroud run --config cfg -- sh -c script`.
+pub fn run_script(cfg: &Path, script: &str) -> Command {
+    let mut cmd = shroud();
+    cmd.arg("run")
+        .arg("--config")
+        .arg(cfg)
+        .args(["--", "sh", "-c", script]);
+    cmd
+}
+
+/// Spawns `cmd` with piped stdout and stderr and waits until `started` exists
+/// (the command touches it once it is running).
+pub fn spawn_started(cmd: &mut Command, started: &Path) -> Child {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    until(Duration::from_secs(20), "the command to start", || {
+        started.exists().then_some(())
+    });
+    child
+}
+
 /// `KEY='…'` from an env-format file (the value is not echoed on failure).
 pub fn env_value(text: &str, key: &str) -> String {
     text.lines()

@@ -384,6 +384,48 @@ impl OpenBao {
 }
 
 impl OpenBao {
+    /// Enables the PKI engine at `pki/` with a self-signed root CA and a role
+    /// `role` issuing EC certificates for `domain` and its subdomains, with
+    /// `max_ttl` as the role's maximum TTL.
+    pub fn pki_role(&self, role: &str, domain: &str, max_ttl: &str) {
+        self.bao(&["secrets", "enable", "pki"]);
+        self.bao(&["secrets", "tune", "-max-lease-ttl=87600h", "pki"]);
+        self.bao(&[
+            "write",
+            "pki/root/generate/internal",
+            "common_name=shroud-test-root",
+            "ttl=8760h",
+            "key_type=ec",
+        ]);
+        self.bao(&[
+            "write",
+            &format!("pki/roles/{role}"),
+            &format!("allowed_domains={domain}"),
+            "allow_subdomains=true",
+            "key_type=ec",
+            &format!("max_ttl={max_ttl}"),
+        ]);
+    }
+
+    /// When the PKI certificate `serial` (hex, with or without colons, any
+    /// case) was revoked, in Unix seconds; None while it is not revoked.
+    pub fn revocation_time(&self, serial: &str) -> Option<u64> {
+        let hex: String = serial
+            .chars()
+            .filter(char::is_ascii_hexdigit)
+            .collect::<String>()
+            .to_ascii_lowercase();
+        let colons = hex
+            .as_bytes()
+            .chunks(2)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join(":");
+        let out = self.bao(&["read", "-format=json", &format!("pki/cert/{colons}")]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["data"]["revocation_time"].as_u64().filter(|t| *t > 0)
+    }
+
     /// Enables AppRole (when it is not) and writes `role`.
     fn approle_role(&self, role: &str, policy: &str, token_ttl: &str, token_max_ttl: &str) {
         let _ = self.bao_as(&self.root_token, &["auth", "enable", "approle"]);

@@ -178,6 +178,21 @@ impl WebhookProcess {
         crate::wait_with_deadline(&mut self.child, limit)
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its peak resident set size (`VmHWM`), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/<pid>/status")
+    }
+
     /// Its stderr so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
@@ -369,52 +384,69 @@ impl Client {
         self.request("POST", "/mutate", body)
             .expect("POST /mutate over TLS")
     }
+
+    /// `POST /validate` with `body`.
+    pub fn validate(&self, body: &[u8]) -> Answer {
+        self.request("POST", "/validate", body)
+            .expect("POST /validate over TLS")
+    }
 }
 
-/// The Kubernetes version the patched pods are validated against.
+/// The Kubernetes version patched pods are validated against.
 pub const K8S_VERSION: &str = "1.33.0";
 
 /// An AdmissionReview as the API server sends it for a pod CREATE.
 pub fn admission_review(pod: &serde_json::Value) -> serde_json::Value {
+    review_of("CREATE", pod, None, None)
+}
+
+/// An AdmissionReview for `operation` of `pod` (UPDATE: with `old`), optionally
+/// of a subresource such as `ephemeralcontainers`.
+pub fn review_of(
+    operation: &str,
+    pod: &serde_json::Value,
+    old: Option<&serde_json::Value>,
+    sub_resource: Option<&str>,
+) -> serde_json::Value {
     let namespace = pod["metadata"]["namespace"].as_str().unwrap_or("default");
+    let mut request = serde_json::json!({
+        "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+        "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"},
+        "requestKind": {"group": "", "version": "v1", "kind": "Pod"},
+        "requestResource": {"group": "", "version": "v1", "resource": "pods"},
+        "name": pod["metadata"]["name"].as_str().unwrap_or(""),
+        "namespace": namespace,
+        "operation": operation,
+        "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller", "uid": "1d9c6b1a-0000-4000-8000-000000000001", "groups": ["system:serviceaccounts", "system:authenticated"]},
+        "object": pod,
+        "oldObject": old,
+        "dryRun": false,
+        "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"}
+    });
+    if let Some(sub) = sub_resource {
+        request["subResource"] = serde_json::json!(sub);
+        request["requestSubResource"] = serde_json::json!(sub);
+    }
     serde_json::json!({
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
-        "request": {
-            "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "requestKind": {"group": "", "version": "v1", "kind": "Pod"},
-            "requestResource": {"group": "", "version": "v1", "resource": "pods"},
-            "name": pod["metadata"]["name"].as_str().unwrap_or(""),
-            "namespace": namespace,
-            "operation": "CREATE",
-            "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller", "uid": "1d9c6b1a-0000-4000-8000-000000000001", "groups": ["system:serviceaccounts", "system:authenticated"]},
-            "object": pod,
-            "oldObject": null,
-            "dryRun": false,
-            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"}
-        }
+        "request": request,
     })
 }
 
-/// The patch bytes: the API server decodes Go `[]byte` from a base64 string or
-/// from an array of numbers (kube-core's `Vec<u8>` serialization); accept both.
+/// The patch bytes: the API server decodes Go `[]byte` from a base64 string.
 pub fn patch_bytes(patch: &serde_json::Value) -> Vec<u8> {
     use base64::Engine as _;
     match patch {
         serde_json::Value::String(s) => {
             base64::engine::general_purpose::STANDARD.decode(s).unwrap()
         }
-        serde_json::Value::Array(a) => a
-            .iter()
-            .map(|b| u8::try_from(b.as_u64().unwrap()).unwrap())
-            .collect(),
-        other => panic!("unexpected patch encoding: {other}"),
+        other => panic!("the patch is not a base64 string: {other}"),
     }
 }
 
-/// Applies the response's JSON patch to `pod`.
+/// `pod` with the response's patch applied.
 pub fn apply(pod: &serde_json::Value, response: &serde_json::Value) -> serde_json::Value {
     let raw = patch_bytes(&response["patch"]);
     let patch: json_patch::Patch = serde_json::from_slice(&raw).unwrap();
@@ -438,10 +470,9 @@ pub fn validate(pod: &serde_json::Value) {
         let generated = format!("{}x7k2p", pod["metadata"]["generateName"].as_str().unwrap());
         pod["metadata"]["name"] = serde_json::json!(generated);
     }
-    let pod = &pod;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("pod.json");
-    std::fs::write(&file, serde_json::to_vec_pretty(pod).unwrap()).unwrap();
+    std::fs::write(&file, serde_json::to_vec_pretty(&pod).unwrap()).unwrap();
     let out = std::process::Command::new(tool)
         .args(["--strict", "--kubernetes-version", K8S_VERSION])
         .arg(&file)
@@ -452,6 +483,6 @@ pub fn validate(pod: &serde_json::Value) {
         "patched pod does not validate against Kubernetes {K8S_VERSION}:\n{}{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
-        serde_json::to_string_pretty(pod).unwrap()
+        serde_json::to_string_pretty(&pod).unwrap()
     );
 }

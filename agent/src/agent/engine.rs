@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{error, info, warn};
 use zeroize::Zeroizing;
@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 use super::files::{DirState, FilesError, Output};
 use super::handshake::{entry_name, Publisher};
 use super::publish::publish;
-use super::render::{render, RenderError};
+use super::render::{masked_values, render, RenderError, Rendered};
 use super::retry::retry;
 use super::schedule::{Due, Grant, RandomJitter, Schedule, Step};
 use crate::config::{Config, SecretKind, SecretSpec};
@@ -23,6 +23,7 @@ use crate::events::{self, Event, Outcome};
 use crate::live::LiveSet;
 use crate::vault::api::{self, LeaseInfo, SecretData, TokenInfo};
 use crate::vault::auth::{self, AuthError};
+use crate::vault::pki;
 use crate::vault::{VaultClient, VaultError};
 
 /// What woke the engine up: a reason to stop.
@@ -78,7 +79,11 @@ impl StartError {
             StartError::Files(FilesError::NotTmpfs { .. })
                 | StartError::Render(_)
                 | StartError::Client(_)
-                | StartError::Auth(AuthError::Credential { .. } | AuthError::Empty { .. })
+                | StartError::Auth(
+                    AuthError::Credential { .. }
+                        | AuthError::Empty { .. }
+                        | AuthError::Identity { .. }
+                )
         )
     }
 }
@@ -87,7 +92,15 @@ impl StartError {
 struct Current {
     data: SecretData,
     lease: Option<LeaseInfo>,
-    rendered: Zeroizing<Vec<u8>>,
+    rendered: Rendered,
+}
+
+/// A certificate this agent issued, revoked at exit while still valid.
+struct IssuedCert {
+    secret: usize,
+    mount: String,
+    serial: String,
+    not_after: SystemTime,
 }
 
 struct Secret {
@@ -123,6 +136,8 @@ pub struct Engine {
     dir_checked: Instant,
     /// The output directory was found unusable (logged once per episode).
     dir_fault: bool,
+    /// Certificates issued by this agent (pki), for revocation at exit.
+    issued: Vec<IssuedCert>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -147,11 +162,11 @@ fn token_grant(t: &TokenInfo) -> Grant {
     }
 }
 
-/// `secret`'s leaf values under their redaction-set names.
-fn leaves(secret: &str, data: &SecretData) -> Vec<(String, Zeroizing<Vec<u8>>)> {
-    data.leaves()
+/// The values of `spec`'s `data` to mask, under their redaction-set names.
+fn masked(spec: &SecretSpec, data: &SecretData) -> Vec<(String, Zeroizing<Vec<u8>>)> {
+    masked_values(spec, data)
         .into_iter()
-        .map(|(f, v)| (entry_name(secret, &f), v))
+        .map(|(f, v)| (entry_name(&spec.name, &f), v))
         .collect()
 }
 
@@ -193,6 +208,7 @@ impl Engine {
             stop_deadline: None,
             dir_checked: Instant::now(),
             dir_fault: false,
+            issued: Vec::new(),
         };
         match engine.first_render() {
             Ok(()) => Ok(engine),
@@ -241,14 +257,14 @@ impl Engine {
     /// Publishes every current value and file, then the ready marker (the
     /// first render, and a directory created again).
     fn publish_all(&mut self) -> Result<(), FilesError> {
-        let rendered: Vec<(String, Zeroizing<Vec<u8>>)> = self
+        let rendered: Vec<(String, Rendered)> = self
             .secrets
             .iter()
             .filter_map(|s| Some((s.spec.name.clone(), s.current.as_ref()?.rendered.clone())))
             .collect();
-        let files: Vec<(&str, &[u8])> = rendered
+        let files: Vec<(&str, &Rendered)> = rendered
             .iter()
-            .map(|(name, bytes)| (name.as_str(), bytes.as_slice()))
+            .map(|(name, r)| (name.as_str(), r))
             .collect();
         let values = self.current_values(None);
         publish(&mut self.out, &mut self.publisher, values, &[], &files)?;
@@ -299,11 +315,12 @@ impl Engine {
 
     fn fetch(&self, i: usize) -> Result<api::SecretRead, VaultError> {
         let spec = &self.secrets[i].spec;
-        let result = api::read(
-            &self.client,
-            &spec.read_path(),
-            spec.kind == SecretKind::Kv2,
-        );
+        let path = spec.read_path();
+        let result = match (&spec.params, spec.kind) {
+            (Some(params), SecretKind::Pki) => pki::issue(&self.client, &path, &params.body()),
+            (Some(params), _) => api::write(&self.client, &path, &params.body()),
+            (None, kind) => api::read(&self.client, &path, kind == SecretKind::Kv2),
+        };
         let outcome = match &result {
             Ok(_) => Outcome::Ok,
             Err(e) => e.outcome(),
@@ -338,19 +355,39 @@ impl Engine {
 
     /// Makes `read` the current value of secret `i` and schedules what is next.
     /// Returns the previous value, if any.
-    fn install(
-        &mut self,
-        i: usize,
-        read: api::SecretRead,
-        rendered: Zeroizing<Vec<u8>>,
-    ) -> Option<Current> {
-        let refresh = self.secrets[i].spec.refresh;
-        self.schedule.fetched(
-            i,
-            read.lease.as_ref().map(lease_grant),
-            refresh,
-            Instant::now(),
-        );
+    fn install(&mut self, i: usize, read: api::SecretRead, rendered: Rendered) -> Option<Current> {
+        let spec = &self.secrets[i].spec;
+        let certificate = (spec.kind == SecretKind::Pki && read.lease.is_none())
+            .then(|| pki::expiration(&read))
+            .flatten();
+        if let Some(not_after) = certificate {
+            let now = SystemTime::now();
+            let validity = not_after.duration_since(now).unwrap_or_default();
+            self.schedule
+                .issued(i, validity, spec.reissue_at, Instant::now());
+            // The expiry gauge follows the certificate as it follows a lease.
+            events::emit(Event::LeaseTtl {
+                secret: &spec.name,
+                seconds: validity.as_secs_f64(),
+            });
+            if let Some(serial) = pki::serial(&read) {
+                self.issued.retain(|c| c.not_after > now);
+                self.issued.push(IssuedCert {
+                    secret: i,
+                    mount: pki::mount_of(&spec.path).to_string(),
+                    serial: serial.to_string(),
+                    not_after,
+                });
+            }
+        } else {
+            let refresh = spec.refresh;
+            self.schedule.fetched(
+                i,
+                read.lease.as_ref().map(lease_grant),
+                refresh,
+                Instant::now(),
+            );
+        }
         self.secrets[i].current.replace(Current {
             data: read.data,
             lease: read.lease,
@@ -372,7 +409,7 @@ impl Engine {
                     Some((c, data)) if c == i => data,
                     _ => &s.current.as_ref()?.data,
                 };
-                Some(leaves(&s.spec.name, data))
+                Some(masked(&s.spec, data))
             })
             .flatten()
             .collect()
@@ -424,7 +461,8 @@ impl Engine {
             warn!(secret = %name, "lease expired before it could be renewed or replaced; removing the file");
             self.out.wipe_name(&name);
             if let Some(old) = self.secrets[i].current.take() {
-                self.publisher.retire(leaves(&name, &old.data));
+                self.publisher
+                    .retire(masked(&self.secrets[i].spec, &old.data));
             }
             events::emit(Event::LeaseTtl {
                 secret: &name,
@@ -591,7 +629,8 @@ impl Engine {
         });
         let old = self.install(i, read, rendered);
         if let Some(old) = &old {
-            self.publisher.retire(leaves(&name, &old.data));
+            self.publisher
+                .retire(masked(&self.secrets[i].spec, &old.data));
         }
         let spec = &self.secrets[i].spec;
         events::emit(Event::Rotate {
@@ -630,14 +669,14 @@ impl Engine {
         &mut self,
         i: usize,
         data: &SecretData,
-        rendered: &[u8],
+        rendered: &Rendered,
     ) -> Result<(), FilesError> {
         self.check_output()?;
         let name = self.secrets[i].spec.name.clone();
         let retiring = self.secrets[i]
             .current
             .as_ref()
-            .map(|c| leaves(&name, &c.data))
+            .map(|c| masked(&self.secrets[i].spec, &c.data))
             .unwrap_or_default();
         let values = self.current_values(Some((i, data)));
         publish(
@@ -703,6 +742,9 @@ impl Engine {
                     self.revoke_lease(i, &id, deadline);
                 }
             }
+            if self.cfg.lifecycle.revoke_certificates {
+                self.revoke_certificates(deadline);
+            }
             self.revoke_token(deadline);
         }
         // Dropping the state frees (and the allocator zeroes) every value.
@@ -710,6 +752,37 @@ impl Engine {
             s.current = None;
         }
         self.client.set_token(None);
+    }
+
+    /// Revokes every certificate this agent issued that has not expired yet
+    /// (an expired one is worthless, and Vault may have tidied it away).
+    fn revoke_certificates(&mut self, deadline: Instant) {
+        let now = SystemTime::now();
+        for cert in std::mem::take(&mut self.issued) {
+            if cert.not_after <= now {
+                continue;
+            }
+            let result = retry(
+                deadline,
+                || pki::revoke(&self.client, &cert.mount, &cert.serial),
+                |_, _| {},
+            );
+            let secret = &self.secrets[cert.secret].spec.name;
+            events::emit(Event::Revoke {
+                secret: Some(secret),
+                lease_id: None,
+                outcome: match &result {
+                    Ok(()) => Outcome::Ok,
+                    Err(e) => e.outcome(),
+                },
+            });
+            match result {
+                Ok(()) => info!(secret = %secret, serial = %cert.serial, "certificate revoked"),
+                Err(e) => {
+                    error!(secret = %secret, serial = %cert.serial, error = %e, "cannot revoke certificate")
+                }
+            }
+        }
     }
 
     fn revoke_token(&self, deadline: Instant) {

@@ -5,8 +5,10 @@
 //! each publication [`Output::check`] re-reads the filesystem type (`fstatfs`)
 //! and compares the configured path with the descriptor: a deleted directory is
 //! created again, a replaced one refuses every write. Files are written to a
-//! temp name (`O_CREAT|O_EXCL|O_NOFOLLOW`) and renamed; wiping overwrites with
-//! zeros, then unlinks, every file shroud wrote, through the descriptor.
+//! temp name (`O_CREAT|O_EXCL|O_NOFOLLOW`) and renamed; a directory of files
+//! (a pki certificate) is built under a temp name and exchanged with the one in
+//! place in one `renameat2`. Wiping overwrites with zeros, then unlinks, every
+//! file and directory shroud wrote, through the descriptor.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
@@ -16,10 +18,11 @@ use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{openat, renameat, OFlag};
+use nix::fcntl::{openat, renameat, renameat2, AtFlags, OFlag, RenameFlags};
 use nix::sys::stat::{fchmodat, fstat, mkdirat, FchmodatFlags, Mode};
 use nix::unistd::{unlinkat, UnlinkatFlags};
 
+use super::render::Rendered;
 use crate::config::OutputConfig;
 use crate::contract::{ACKS_DIR, EXITED_FILE, META_DIR, READY_FILE};
 
@@ -99,6 +102,30 @@ pub struct Staged {
     dest: PathBuf,
 }
 
+/// A directory of files built under a temporary name, waiting to replace
+/// `<dir>/<name>` as one unit. Both names are relative to the output directory.
+#[derive(Debug)]
+pub struct StagedDir {
+    tmp: PathBuf,
+    dest: PathBuf,
+}
+
+/// What a secret was staged as: one file, or a directory of files.
+#[derive(Debug)]
+pub enum StagedOutput {
+    /// `<dir>/<name>`.
+    File(Staged),
+    /// `<dir>/<name>/`.
+    Dir(StagedDir),
+}
+
+/// A directory's mode for files of `mode`: searchable where readable, and
+/// writable by its owner (who could chmod it anyway) so that it can be renamed
+/// and emptied without root.
+fn dir_mode(mode: u32) -> u32 {
+    mode | ((mode & 0o444) >> 2) | 0o200
+}
+
 /// What [`Output::check`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DirState {
@@ -122,6 +149,9 @@ pub struct Output {
     mode: u32,
     /// Relative to the directory.
     written: BTreeSet<PathBuf>,
+    /// Directories shroud made (staged or in place), relative; removed after
+    /// their files.
+    dirs: BTreeSet<PathBuf>,
 }
 
 /// Opens `dir` (creating it) as a directory descriptor and makes `.shroud/`
@@ -188,6 +218,7 @@ impl Output {
             gid: cfg.gid,
             mode: cfg.mode,
             written: BTreeSet::new(),
+            dirs: BTreeSet::new(),
         };
         // A stale ready marker from an earlier agent would lie to probes, and a
         // stale exit marker would make a restarted agent (a native sidecar is
@@ -292,6 +323,156 @@ impl Output {
         self.commit(staged)
     }
 
+    /// Builds a new directory holding `files` (name, bytes) under a temporary
+    /// name next to `<dir>/<name>`; [`Output::commit_output`] puts it in place.
+    pub fn stage_dir(
+        &mut self,
+        name: &str,
+        files: &[(&str, &[u8])],
+    ) -> Result<StagedDir, FilesError> {
+        let tmp = PathBuf::from(format!(".{name}.tmp-{:016x}", rand::random::<u64>()));
+        let shown = self.dir.join(&tmp);
+        let fd = Some(self.fd.as_raw_fd());
+        mkdirat(fd, &tmp, Mode::from_bits_truncate(0o700))
+            .map_err(errno_err("cannot create", &shown))?;
+        self.dirs.insert(tmp.clone());
+        let result = (|| {
+            // The directory is private until it is swapped in: files written
+            // in it are complete before anyone can reach them.
+            for (file, bytes) in files {
+                self.write(&tmp.join(file), bytes)?;
+            }
+            if self.uid.is_some() || self.gid.is_some() {
+                nix::unistd::fchownat(
+                    fd,
+                    &tmp,
+                    self.uid.map(nix::unistd::Uid::from_raw),
+                    self.gid.map(nix::unistd::Gid::from_raw),
+                    AtFlags::AT_SYMLINK_NOFOLLOW,
+                )
+                .map_err(errno_err("cannot chown", &shown))?;
+            }
+            fchmodat(
+                fd,
+                &tmp,
+                Mode::from_bits_truncate(dir_mode(self.mode)),
+                FchmodatFlags::FollowSymlink,
+            )
+            .map_err(errno_err("cannot chmod", &shown))
+        })();
+        if let Err(e) = result {
+            self.wipe_dir(&tmp);
+            return Err(e);
+        }
+        Ok(StagedDir {
+            tmp,
+            dest: PathBuf::from(name),
+        })
+    }
+
+    /// Stages what a secret rendered to, under its name.
+    pub fn stage_rendered(&mut self, name: &str, r: &Rendered) -> Result<StagedOutput, FilesError> {
+        match r {
+            Rendered::File(bytes) => self.stage(Path::new(name), bytes).map(StagedOutput::File),
+            Rendered::Dir(files) => {
+                let files: Vec<(&str, &[u8])> =
+                    files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+                self.stage_dir(name, &files).map(StagedOutput::Dir)
+            }
+        }
+    }
+
+    /// Puts a staged file or directory in place.
+    pub fn commit_output(&mut self, staged: StagedOutput) -> Result<(), FilesError> {
+        match staged {
+            StagedOutput::File(f) => self.commit(f),
+            StagedOutput::Dir(d) => self.commit_dir(d),
+        }
+    }
+
+    /// Puts a staged directory in place: a plain rename the first time, then an
+    /// atomic exchange with the directory in place (`renameat2(RENAME_EXCHANGE)`),
+    /// so a reader resolving `<dir>/<name>` finds either the old set of files or
+    /// the new one, never a mix and never nothing. The old one is then wiped.
+    fn commit_dir(&mut self, staged: StagedDir) -> Result<(), FilesError> {
+        let StagedDir { tmp, dest } = staged;
+        let fd = Some(self.fd.as_raw_fd());
+        let exists = nix::sys::stat::fstatat(fd, &dest, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok();
+        let renamed = if exists {
+            renameat2(fd, &tmp, fd, &dest, RenameFlags::RENAME_EXCHANGE)
+        } else {
+            renameat(fd, &tmp, fd, &dest)
+        };
+        if let Err(e) = renamed {
+            self.wipe_dir(&tmp);
+            return Err(errno_err("cannot rename", &self.dir.join(&dest))(e));
+        }
+        let moved: Vec<PathBuf> = self
+            .written
+            .iter()
+            .filter(|p| p.parent() == Some(tmp.as_path()))
+            .cloned()
+            .collect();
+        for p in moved {
+            self.written.remove(&p);
+            if let Some(file) = p.file_name() {
+                self.written.insert(dest.join(file));
+            }
+        }
+        self.dirs.insert(dest);
+        if exists {
+            // `tmp` now names the old directory (or file).
+            self.wipe_dir(&tmp);
+        } else {
+            self.dirs.remove(&tmp);
+        }
+        Ok(())
+    }
+
+    /// Wipes every file in directory `rel` and removes it; a plain file is
+    /// wiped as such.
+    fn wipe_dir(&mut self, rel: &Path) -> bool {
+        self.dirs.remove(rel);
+        let fd = Some(self.fd.as_raw_fd());
+        match nix::sys::stat::fstatat(fd, rel, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => {}
+            Ok(_) => return self.wipe(rel),
+            Err(_) => return true,
+        }
+        // Emptying needs write permission on the directory (not root).
+        let _ = fchmodat(
+            fd,
+            rel,
+            Mode::from_bits_truncate(0o700),
+            FchmodatFlags::FollowSymlink,
+        );
+        let mut ok = true;
+        // Listed through a descriptor of the directory itself, opened relative
+        // to the output directory's (nix's `dir` feature is not built).
+        if let Ok(raw) = openat(
+            fd,
+            rel,
+            OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            // SAFETY: openat(2) just returned this descriptor and nothing else owns it.
+            let d = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+            let names: Vec<_> = fs::read_dir(format!("/proc/self/fd/{}", d.as_raw_fd()))
+                .map(|it| it.filter_map(Result::ok).map(|e| e.file_name()).collect())
+                .unwrap_or_default();
+            for n in names {
+                ok &= self.wipe(&rel.join(n));
+            }
+        }
+        match unlinkat(fd, rel, UnlinkatFlags::RemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => ok,
+            Err(e) => {
+                tracing::error!(path = %self.dir.join(rel).display(), error = %e, "cannot remove directory");
+                false
+            }
+        }
+    }
+
     fn unlink(&self, rel: &Path) -> Result<(), Errno> {
         match unlinkat(Some(self.fd.as_raw_fd()), rel, UnlinkatFlags::NoRemoveDir) {
             Ok(()) | Err(Errno::ENOENT) => Ok(()),
@@ -313,17 +494,24 @@ impl Output {
         }
     }
 
-    /// Wipes a file by its name in the output directory.
+    /// Wipes a file (or a directory of files) by its name in the output directory.
     pub fn wipe_name(&mut self, name: &str) -> bool {
+        if self.dirs.contains(Path::new(name)) {
+            return self.wipe_dir(Path::new(name));
+        }
         self.wipe(Path::new(name))
     }
 
-    /// Wipes every file shroud wrote, wherever the directory now is. Returns
-    /// how many.
+    /// Wipes every file shroud wrote, then removes its directories, wherever
+    /// the output directory now is. Returns how many files.
     pub fn wipe_all(&mut self) -> usize {
         let all: Vec<PathBuf> = self.written.iter().cloned().collect();
         for p in &all {
             self.wipe(p);
+        }
+        let dirs: Vec<PathBuf> = self.dirs.iter().cloned().collect();
+        for d in dirs.iter().rev() {
+            self.wipe_dir(d);
         }
         all.len()
     }
@@ -431,6 +619,52 @@ mod tests {
         let m = fs::metadata(cfg.dir.join("f")).unwrap();
         assert_eq!((m.uid(), m.gid(), m.mode() & 0o777), (65534, 65534, 0o440));
         assert_eq!(out.wipe_all(), 1);
+    }
+
+    #[test]
+    fn a_directory_is_replaced_as_one_unit_and_wiped() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("out");
+        let mut out = Output::open(&OutputConfig {
+            dir: dir.clone(),
+            require_tmpfs: false,
+            uid: None,
+            gid: None,
+            mode: 0o440,
+        })
+        .unwrap();
+        let tls = dir.join("tls");
+        let st = out
+            .stage_dir("tls", &[("tls.crt", b"crt-1"), ("tls.key", b"key-1")])
+            .unwrap();
+        assert!(!tls.exists());
+        out.commit_output(StagedOutput::Dir(st)).unwrap();
+        assert_eq!(fs::read(tls.join("tls.key")).unwrap(), b"key-1");
+        assert_eq!(
+            fs::metadata(&tls).unwrap().permissions().mode() & 0o777,
+            0o750
+        );
+        let old_ino = fs::metadata(&tls).unwrap().ino();
+        let st = out
+            .stage_dir("tls", &[("tls.crt", b"crt-2"), ("tls.key", b"key-2")])
+            .unwrap();
+        out.commit_output(StagedOutput::Dir(st)).unwrap();
+        assert_eq!(fs::read(tls.join("tls.crt")).unwrap(), b"crt-2");
+        assert_eq!(fs::read(tls.join("tls.key")).unwrap(), b"key-2");
+        assert_ne!(
+            fs::metadata(&tls).unwrap().ino(),
+            old_ino,
+            "replaced by another directory, not rewritten in place"
+        );
+        let left: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left.len(), 2, "old directory not removed: {left:?}");
+        assert_eq!(out.wipe_all(), 2);
+        assert!(!tls.exists());
     }
 
     fn output(dir: &Path) -> Output {

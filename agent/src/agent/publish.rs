@@ -4,31 +4,30 @@
 //! N+1 (bounded), then rename the files into place. A workload can therefore
 //! never read a value its exec does not mask yet.
 
-use std::path::Path;
-
 use tracing::warn;
 use zeroize::Zeroizing;
 
 use super::files::{FilesError, Output};
 use super::handshake::Publisher;
+use super::render::Rendered;
 
 /// Publishes `values` (every current value, new ones included; the publisher
 /// adds the retired ones and `retiring`, the values being replaced), then puts
-/// `files` (name in the output directory, rendered bytes) in place once the
-/// execs have the values. Returns the generation published. Nothing here makes
-/// a value current: on an error the caller keeps the previous values (the
-/// rotation transaction, docs/agent.md).
+/// `files` (name in the output directory, what it rendered to: a file, or a
+/// directory swapped in whole) in place once the execs have the values. Returns
+/// the generation published. Nothing here makes a value current: on an error
+/// the caller keeps the previous values (the rotation transaction, docs/agent.md).
 pub fn publish(
     out: &mut Output,
     publisher: &mut Publisher,
     values: Vec<(String, Zeroizing<Vec<u8>>)>,
     retiring: &[(String, Zeroizing<Vec<u8>>)],
-    files: &[(&str, &[u8])],
+    files: &[(&str, &Rendered)],
 ) -> Result<u64, FilesError> {
     let generation = publisher.publish(out, values, retiring)?;
     let mut staged = Vec::with_capacity(files.len());
-    for (name, bytes) in files {
-        staged.push(out.stage(Path::new(name), bytes)?);
+    for (name, rendered) in files {
+        staged.push(out.stage_rendered(name, rendered)?);
     }
     let lagging = publisher.wait_acks(out, generation);
     if !lagging.is_empty() {
@@ -39,7 +38,7 @@ pub fn publish(
         );
     }
     for f in staged {
-        out.commit(f)?;
+        out.commit_output(f)?;
     }
     Ok(generation)
 }
@@ -86,7 +85,7 @@ mod tests {
             &mut publisher,
             vec![("db.password".into(), Zeroizing::new(b"new-value".to_vec()))],
             &[],
-            &[("db", b"new-value")],
+            &[("db", &Rendered::File(Zeroizing::new(b"new-value".to_vec())))],
         )
         .unwrap();
         assert!(

@@ -4,7 +4,7 @@
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use crate::config::{Format, SecretSpec};
+use crate::config::{Format, SecretKind, SecretSpec};
 use crate::template::TemplateError;
 use crate::vault::api::SecretData;
 
@@ -31,6 +31,14 @@ pub enum RenderError {
         /// Field names present.
         available: String,
     },
+    /// A certificate answer lacks a PEM field.
+    #[error("secret `{secret}`: {problem}")]
+    Pki {
+        /// Secret name.
+        secret: String,
+        /// What is missing.
+        problem: String,
+    },
     /// The template did not compile or render.
     #[error(transparent)]
     Template(#[from] TemplateError),
@@ -47,8 +55,46 @@ fn scalar(v: &Value) -> Zeroizing<Vec<u8>> {
     })
 }
 
+/// What a secret becomes in the output directory.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Rendered {
+    /// One file, `<dir>/<name>`.
+    File(Zeroizing<Vec<u8>>),
+    /// A directory of files, `<dir>/<name>/<file>`, replaced as one unit.
+    Dir(super::certs::DirFiles),
+}
+
+impl std::fmt::Debug for Rendered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rendered::File(b) => write!(f, "File({} bytes)", b.len()),
+            Rendered::Dir(files) => f
+                .debug_list()
+                .entries(files.iter().map(|(n, _)| n))
+                .finish(),
+        }
+    }
+}
+
+/// What `spec` renders to from `data`: a directory for pki, else one file.
+pub fn render(spec: &SecretSpec, data: &SecretData) -> Result<Rendered, RenderError> {
+    if spec.kind == SecretKind::Pki {
+        return super::certs::files(&spec.name, data).map(Rendered::Dir);
+    }
+    render_file(spec, data).map(Rendered::File)
+}
+
+/// The values of `data` to mask, by field name: every leaf, or for a
+/// certificate its key and PEM blocks.
+pub fn masked_values(spec: &SecretSpec, data: &SecretData) -> Vec<(String, Zeroizing<Vec<u8>>)> {
+    if spec.kind == SecretKind::Pki {
+        return super::certs::masked(data);
+    }
+    data.leaves()
+}
+
 /// The file content for `spec` from `data`.
-pub fn render(spec: &SecretSpec, data: &SecretData) -> Result<Zeroizing<Vec<u8>>, RenderError> {
+fn render_file(spec: &SecretSpec, data: &SecretData) -> Result<Zeroizing<Vec<u8>>, RenderError> {
     if let Some(field) = &spec.field {
         return data
             .0
@@ -118,7 +164,7 @@ fn env_key(k: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{SecretKind, TemplateSource};
+    use crate::config::TemplateSource;
     use std::time::Duration;
 
     fn spec(format: Format, field: Option<&str>) -> SecretSpec {
@@ -129,6 +175,8 @@ mod tests {
             field: field.map(str::to_string),
             format,
             refresh: Duration::from_secs(300),
+            params: None,
+            reissue_at: 2.0 / 3.0,
         }
     }
 
@@ -141,23 +189,23 @@ mod tests {
     fn formats() {
         let d = data();
         assert_eq!(
-            &render(&spec(Format::Raw, Some("password")), &d).unwrap()[..],
+            &render_file(&spec(Format::Raw, Some("password")), &d).unwrap()[..],
             b"p'w"
         );
-        assert!(render(&spec(Format::Raw, None), &d).is_err());
+        assert!(render_file(&spec(Format::Raw, None), &d).is_err());
         assert_eq!(
-            &render(&spec(Format::Env, None), &d).unwrap()[..],
+            &render_file(&spec(Format::Env, None), &d).unwrap()[..],
             b"PASSWORD='p'\\''w'\nUSERNAME='u1'\n"
         );
         let j: Value =
-            serde_json::from_slice(&render(&spec(Format::Json, None), &d).unwrap()).unwrap();
+            serde_json::from_slice(&render_file(&spec(Format::Json, None), &d).unwrap()).unwrap();
         assert_eq!(j["username"], "u1");
         let t = TemplateSource {
             origin: "inline".into(),
             text: "postgres://{{ username }}:{{ data.password }}@db\n".into(),
         };
         assert_eq!(
-            &render(&spec(Format::Template(t), None), &d).unwrap()[..],
+            &render_file(&spec(Format::Template(t), None), &d).unwrap()[..],
             b"postgres://u1:p'w@db\n"
         );
     }
@@ -168,7 +216,7 @@ mod tests {
             origin: "inline".into(),
             text: "ok\n{{ nope }}\n".into(),
         };
-        let e = render(&spec(Format::Template(t), None), &data())
+        let e = render_file(&spec(Format::Template(t), None), &data())
             .unwrap_err()
             .to_string();
         assert!(e.contains("secret `db`") && e.contains("line 2"), "{e}");

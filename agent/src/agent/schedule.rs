@@ -237,6 +237,18 @@ impl Schedule {
         }
     }
 
+    /// Secret `i` is a certificate valid for `validity` from `now` (the role's
+    /// max TTL already caps it): re-issued at `reissue_at` of it, less up to 10%
+    /// jitter, and dead at its end.
+    pub fn issued(&mut self, i: usize, validity: Duration, reissue_at: f64, now: Instant) {
+        let s = &mut self.secrets[i];
+        s.backoff.reset();
+        s.first_ttl = Duration::ZERO;
+        s.next = after(now, renew_after(validity, reissue_at, &mut *self.jitter));
+        s.due = Due::Rotate;
+        s.expires = Some(after(now, validity));
+    }
+
     /// Secret `i` was re-read and had not changed: read again after `refresh`.
     pub fn unchanged(&mut self, i: usize, refresh: Duration, now: Instant) {
         let s = &mut self.secrets[i];
@@ -391,6 +403,31 @@ mod tests {
         assert_eq!(renew_after(S(100), 0.5, &mut Fixed(0.0)), S(45));
         let r = renew_after(S(30), 0.66, &mut RandomJitter);
         assert!(r <= Duration::from_secs_f64(19.8) && r >= Duration::from_secs_f64(17.82));
+    }
+
+    #[test]
+    fn a_certificate_is_reissued_at_its_fraction_of_validity_before_it_expires() {
+        let now = Instant::now();
+        let mut s = sched(1, 1.0, now);
+        // The threshold (0.5) is for leases; a certificate has its own fraction.
+        s.issued(0, S(12), 2.0 / 3.0, now);
+        let t = &s.secrets[0];
+        assert_eq!(
+            (t.due, t.next, t.expires),
+            (Due::Rotate, now + S(8), Some(now + S(12)))
+        );
+        let mut s = sched(1, 0.0, now);
+        s.issued(0, S(12), 2.0 / 3.0, now);
+        assert_eq!(s.secrets[0].next, now + Duration::from_millis(7200));
+        assert_eq!(
+            s.next(now + S(7), None),
+            Step::Sleep(now + Duration::from_millis(7200))
+        );
+        assert_eq!(
+            s.expire(now + S(12)),
+            vec![0],
+            "dead at the end of its validity"
+        );
     }
 
     #[test]

@@ -5,8 +5,10 @@
 //!
 //! `kind = "dynamic"` secrets are not read: every read of a dynamic secret creates
 //! new credentials, which cannot occur in any artifact, so reading them would only
-//! create (and then revoke) credentials for nothing. A `generic` secret that comes
-//! back with a lease is read and its lease revoked.
+//! create (and then revoke) credentials for nothing. The same holds for `pki`
+//! certificates and every secret with `params` (a write: each one issues or signs
+//! something new). A `generic` secret that comes back with a lease is read and
+//! its lease revoked.
 
 use std::time::Instant;
 
@@ -66,7 +68,7 @@ impl SnapshotError {
 pub struct Snapshot {
     /// (name, value) pairs in configuration order.
     pub values: Vec<(String, Zeroizing<Vec<u8>>)>,
-    /// Names of the dynamic secrets that were not read.
+    /// Names of the secrets that were not read (dynamic, pki, writes).
     pub skipped: Vec<String>,
 }
 
@@ -93,7 +95,10 @@ pub fn read_values(cfg: &Config) -> Result<Snapshot, SnapshotError> {
         .secrets
         .iter()
         .filter(|s| {
-            let dynamic = s.kind == SecretKind::Dynamic;
+            // Writes (certificates, signatures) are not repeatable reads either:
+            // each one issues something new.
+            let dynamic =
+                s.kind == SecretKind::Dynamic || s.kind == SecretKind::Pki || s.params.is_some();
             if dynamic {
                 snapshot.skipped.push(s.name.clone());
             }

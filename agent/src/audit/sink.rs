@@ -373,7 +373,7 @@ fn describe<'a>(event: &Event<'a>, workload: &'a Workload) -> Option<Record<'a>>
             lease_id,
             outcome,
         } => {
-            r.kind = Some(if secret.is_some() { "lease" } else { "token" });
+            r.kind = Some(crate::events::revoked_kind(*secret, *lease_id));
             r.secret = *secret;
             r.lease_id_sha256 = lease_hash(lease_id);
             set_outcome(&mut r, outcome, *lease_id);

@@ -30,8 +30,8 @@ pub fn values(path: &Path) -> anyhow::Result<Snapshot> {
     })?;
     for name in &snapshot.skipped {
         print_redacted(&format!(
-            "shroud: scan: secret `{name}` is dynamic: each read creates new credentials, \
-             which no artifact can hold, so it is not read (scan the running agent's \
+            "shroud: scan: secret `{name}` is dynamic (kind dynamic or pki, or params): each \
+             request creates new credentials, which no artifact can hold, so it is not read (scan the running agent's \
              directory with --secrets-dir to include the credentials in use)"
         ));
     }

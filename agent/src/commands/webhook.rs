@@ -38,17 +38,14 @@ pub fn run(args: WebhookArgs) -> anyhow::Result<i32> {
     let resolver = Resolver::new(
         &config.registry,
         RegistryMetrics::register(metrics.registry()),
+        config.server.max_concurrent_reviews,
     )
     .map_err(usage)?;
     if let Some(path) = &config.registry.docker_config {
         // Fail at start, not at the first pod: the file must exist and parse.
         creds::lookup(path, "").map_err(usage)?;
     }
-    let app = Arc::new(App {
-        config,
-        metrics,
-        resolver,
-    });
+    let app = Arc::new(App::new(config, metrics, resolver));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("shroud-webhook")

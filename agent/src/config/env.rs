@@ -1,6 +1,8 @@
-//! `SHROUD_<SECTION>_<KEY>` environment overrides, applied to the parsed TOML
-//! table before it is checked, so that a bad value or unknown key from the
-//! environment is reported the same way as one from the file.
+//! The environment's part of the configuration, applied to the parsed TOML table
+//! before it is checked (so a bad value from the environment is reported the same
+//! way as one from the file): the `VAULT_*` / `BAO_*` conventions of the Vault
+//! and OpenBao tools as defaults beneath the file, and `SHROUD_<SECTION>_<KEY>`
+//! overrides above it.
 
 use toml::{Table, Value};
 
@@ -17,8 +19,48 @@ const SECTIONS: &[&str] = &[
 ];
 
 const INTEGER_KEYS: &[&str] = &["uid", "gid", "min_length", "sign_every"];
-const BOOL_KEYS: &[&str] = &["require_tmpfs", "revoke_on_exit"];
+const BOOL_KEYS: &[&str] = &["require_tmpfs", "revoke_on_exit", "revoke_certificates"];
 const FLOAT_KEYS: &[&str] = &["renew_threshold"];
+
+/// The Vault/OpenBao tool variables shroud honours: (variable suffix, section,
+/// key). `BAO_<suffix>` wins over `VAULT_<suffix>`, as in OpenBao's own tools.
+const CONVENTIONS: &[(&str, &str, &str)] = &[
+    ("ADDR", "vault", "address"),
+    ("CACERT", "vault", "ca_cert"),
+    ("NAMESPACE", "vault", "namespace"),
+    ("TLS_SERVER_NAME", "vault", "tls_server_name"),
+    ("CLIENT_CERT", "auth", "client_cert"),
+    ("CLIENT_KEY", "auth", "client_key"),
+];
+
+/// Sets each key of [`CONVENTIONS`] that `table` lacks from `BAO_*`, else
+/// `VAULT_*`. Returns the names of the variables used.
+pub fn apply_conventions(table: &mut Table, vars: &[(String, String)]) -> Vec<String> {
+    let lookup = |name: String| {
+        vars.iter()
+            .find(|(k, v)| *k == name && !v.is_empty())
+            .map(|(k, v)| (k.clone(), v.clone()))
+    };
+    let mut used = Vec::new();
+    for (suffix, section, key) in CONVENTIONS {
+        let Some((var, value)) =
+            lookup(format!("BAO_{suffix}")).or_else(|| lookup(format!("VAULT_{suffix}")))
+        else {
+            continue;
+        };
+        let entry = table
+            .entry(section.to_string())
+            .or_insert_with(|| Value::Table(Table::new()));
+        // A non-table section is left for the type check to report.
+        if let Value::Table(t) = entry {
+            if !t.contains_key(*key) {
+                t.insert(key.to_string(), Value::String(value));
+                used.push(var);
+            }
+        }
+    }
+    used
+}
 
 /// Why an environment override could not be applied.
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +170,25 @@ mod tests {
         );
         assert_eq!(t["output"]["uid"].as_integer(), Some(1000));
         assert_eq!(t["output"]["require_tmpfs"].as_bool(), Some(false));
+    }
+
+    #[test]
+    fn conventions_fill_only_what_the_file_leaves_out() {
+        let mut t: Table = "[vault]\naddress = \"https://file:8200\"".parse().unwrap();
+        let env: Vec<(String, String)> = vars(&[
+            ("VAULT_ADDR", "https://env:8200"),
+            ("VAULT_NAMESPACE", "vault-ns"),
+            ("BAO_NAMESPACE", "bao-ns"),
+            ("VAULT_CLIENT_CERT", "/c.pem"),
+            ("VAULT_CACERT", ""),
+        ])
+        .collect();
+        let used = apply_conventions(&mut t, &env);
+        assert_eq!(t["vault"]["address"].as_str(), Some("https://file:8200"));
+        assert_eq!(t["vault"]["namespace"].as_str(), Some("bao-ns"));
+        assert_eq!(t["auth"]["client_cert"].as_str(), Some("/c.pem"));
+        assert!(t["vault"].get("ca_cert").is_none());
+        assert_eq!(used, ["BAO_NAMESPACE", "VAULT_CLIENT_CERT"]);
     }
 
     #[test]

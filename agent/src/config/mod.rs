@@ -3,6 +3,7 @@
 //! else happens. Every error names the key and where the configuration came from.
 
 mod env;
+mod params;
 pub mod raw;
 mod validate;
 
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use env::EnvError;
+pub use params::Params;
 pub use validate::validate;
 
 pub use crate::template::TemplateSource;
@@ -121,6 +123,8 @@ pub enum AuthMethod {
     Jwt,
     /// A token from a file.
     Token,
+    /// A TLS client certificate (`auth/cert`).
+    Cert,
 }
 
 impl AuthMethod {
@@ -131,6 +135,7 @@ impl AuthMethod {
             AuthMethod::AppRole => "approle",
             AuthMethod::Jwt => "jwt",
             AuthMethod::Token => "token",
+            AuthMethod::Cert => "cert",
         }
     }
 }
@@ -152,6 +157,12 @@ pub struct AuthConfig {
     pub secret_id_file: Option<PathBuf>,
     /// Token file for the token method.
     pub token_file: Option<PathBuf>,
+    /// PEM certificate (chain) for the cert method; re-read at each login.
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key for the cert method; re-read at each login.
+    pub client_key: Option<PathBuf>,
+    /// The cert method's role (`name`); Vault tries every role when absent.
+    pub cert_role: Option<String>,
 }
 
 /// `[output]`.
@@ -176,8 +187,22 @@ pub enum SecretKind {
     Kv2,
     /// A leased dynamic secret (database, AWS…): renewed and rotated.
     Dynamic,
-    /// Any other read; leased when Vault returns a lease.
+    /// Any other read (a write when it has `params`); leased when Vault returns a lease.
     Generic,
+    /// A certificate from `pki/issue/<role>`, rendered as a directory.
+    Pki,
+}
+
+impl SecretKind {
+    /// The name used in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            SecretKind::Kv2 => "kv2",
+            SecretKind::Dynamic => "dynamic",
+            SecretKind::Generic => "generic",
+            SecretKind::Pki => "pki",
+        }
+    }
 }
 
 /// How a secret's file is written.
@@ -208,6 +233,10 @@ pub struct SecretSpec {
     pub format: Format,
     /// kv2 re-read interval.
     pub refresh: Duration,
+    /// Request parameters (`params` and `params_file`): the read becomes a write.
+    pub params: Option<Params>,
+    /// pki: fraction of the certificate's validity after which it is re-issued.
+    pub reissue_at: f64,
 }
 
 impl SecretSpec {
@@ -255,11 +284,14 @@ pub struct LifecycleConfig {
     pub startup_timeout: Duration,
     /// How long shutdown retries revocation when Vault is unreachable.
     pub revoke_timeout: Duration,
+    /// Revoke the certificates this agent issued (pki) at exit (with `revoke_on_exit`).
+    pub revoke_certificates: bool,
 }
 
-/// Reads, overrides and validates the configuration: `path` when given, else
-/// `SHROUD_CONFIG_TOML`; then the `SHROUD_<SECTION>_<KEY>` environment, then
-/// `flags` (pairs of the same form, from the command line).
+/// Reads, overrides and validates the configuration: `VAULT_*`/`BAO_*` defaults
+/// beneath `path` when given, else `SHROUD_CONFIG_TOML`; then the
+/// `SHROUD_<SECTION>_<KEY>` environment, then `flags` (pairs of the same form,
+/// from the command line).
 pub fn load(path: Option<&Path>, flags: Vec<(String, String)>) -> Result<Config, ConfigError> {
     let (origin, text) = match path {
         Some(p) => (
@@ -288,10 +320,14 @@ pub fn parse(
         message: e.to_string().trim_end().replace('\n', " "),
     };
     let mut table: toml::Table = text.parse().map_err(syntax)?;
-    let used = env::apply(&mut table, vars).map_err(|source| ConfigError::Env {
-        origin: origin.to_string(),
-        source,
-    })?;
+    let vars: Vec<(String, String)> = vars.collect();
+    let mut used = env::apply_conventions(&mut table, &vars);
+    used.extend(
+        env::apply(&mut table, vars.into_iter()).map_err(|source| ConfigError::Env {
+            origin: origin.to_string(),
+            source,
+        })?,
+    );
     // Parsing the text itself keeps line numbers in the messages; the table is
     // only needed when the environment changed something.
     let raw: raw::RawConfig = if used.is_empty() {

@@ -51,6 +51,9 @@ pub struct RawAuth {
     pub role_id_file: Option<String>,
     pub secret_id_file: Option<String>,
     pub token_file: Option<String>,
+    pub client_cert: Option<String>,
+    pub client_key: Option<String>,
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Default, PartialEq, Deserialize, Serialize)]
@@ -74,6 +77,9 @@ pub struct RawSecret {
     pub template: Option<String>,
     pub template_file: Option<String>,
     pub refresh: Option<String>,
+    pub params: Option<toml::Table>,
+    pub params_file: Option<std::collections::BTreeMap<String, String>>,
+    pub reissue_at: Option<f64>,
 }
 
 #[derive(Debug, Default, PartialEq, Deserialize, Serialize)]
@@ -94,6 +100,7 @@ pub struct RawLifecycle {
     pub handshake_timeout: Option<String>,
     pub startup_timeout: Option<String>,
     pub revoke_timeout: Option<String>,
+    pub revoke_certificates: Option<bool>,
 }
 
 #[derive(Debug, Default, PartialEq, Deserialize, Serialize)]

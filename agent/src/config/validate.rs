@@ -1,13 +1,16 @@
 //! Raw TOML values → typed [`Config`], one named key at a time.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::raw::{RawConfig, RawSecret};
 use super::{
     AuthConfig, AuthMethod, Config, ConfigError, Format, LifecycleConfig, OnRotate, OutputConfig,
-    RedactConfig, SecretKind, SecretSpec, TemplateSource, VaultConfig,
+    Params, RedactConfig, SecretKind, SecretSpec, TemplateSource, VaultConfig,
 };
+
+/// Re-issue a certificate after two thirds of its validity.
+const DEFAULT_REISSUE_AT: f64 = 2.0 / 3.0;
 
 const DEFAULT_JWT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
@@ -62,10 +65,11 @@ pub fn validate(origin: &str, raw: RawConfig) -> Result<Config, ConfigError> {
         "approle" => AuthMethod::AppRole,
         "jwt" => AuthMethod::Jwt,
         "token" => AuthMethod::Token,
+        "cert" => AuthMethod::Cert,
         other => {
             return Err(c.err(
                 "[auth] method",
-                format!("`{other}` is not one of kubernetes, approle, jwt, token"),
+                format!("`{other}` is not one of kubernetes, approle, jwt, token, cert"),
             ))
         }
     };
@@ -81,6 +85,9 @@ pub fn validate(origin: &str, raw: RawConfig) -> Result<Config, ConfigError> {
         role_id_file: raw.auth.role_id_file.clone().map(PathBuf::from),
         secret_id_file: raw.auth.secret_id_file.clone().map(PathBuf::from),
         token_file: raw.auth.token_file.clone().map(PathBuf::from),
+        client_cert: raw.auth.client_cert.clone().map(PathBuf::from),
+        client_key: raw.auth.client_key.clone().map(PathBuf::from),
+        cert_role: raw.auth.name.clone().filter(|n| !n.is_empty()),
     };
     match method {
         AuthMethod::Kubernetes | AuthMethod::Jwt => {
@@ -92,6 +99,18 @@ pub fn validate(origin: &str, raw: RawConfig) -> Result<Config, ConfigError> {
         }
         AuthMethod::Token => {
             c.required("[auth] token_file", &raw.auth.token_file)?;
+        }
+        AuthMethod::Cert => {
+            let cert = c.required("[auth] client_cert", &raw.auth.client_cert)?;
+            let key = c.required("[auth] client_key", &raw.auth.client_key)?;
+            if !address.starts_with("https://") {
+                return Err(c.err(
+                    "[vault] address",
+                    "method = \"cert\" logs in with a TLS client certificate: use https://",
+                ));
+            }
+            crate::pem::Identity::load(Path::new(cert), Path::new(key))
+                .map_err(|e| c.err(format!("[auth] {}", e.key()), e.to_string()))?;
         }
     }
 
@@ -180,6 +199,7 @@ pub fn validate(origin: &str, raw: RawConfig) -> Result<Config, ConfigError> {
             l.revoke_timeout.as_deref(),
             "5s",
         )?,
+        revoke_certificates: l.revoke_certificates.unwrap_or(true),
     };
 
     Ok(Config {
@@ -253,17 +273,58 @@ fn secret(c: &Checker<'_>, n: usize, s: RawSecret) -> Result<SecretSpec, ConfigE
         .required(&key("path"), &s.path)?
         .trim_matches('/')
         .to_string();
+    // Sent segment by segment (vault::path), so a dot segment cannot be expressed.
+    if crate::vault::path::encode(&path).is_err() {
+        return Err(c.err(key("path"), "must not have empty, `.` or `..` segments"));
+    }
     let kind = match s.kind.as_deref().unwrap_or("generic") {
         "kv2" => SecretKind::Kv2,
         "dynamic" => SecretKind::Dynamic,
         "generic" => SecretKind::Generic,
+        "pki" => SecretKind::Pki,
         other => {
             return Err(c.err(
                 key("kind"),
-                format!("`{other}` is not one of kv2, dynamic, generic"),
+                format!("`{other}` is not one of kv2, dynamic, generic, pki"),
             ))
         }
     };
+    let params =
+        Params::load(s.params, s.params_file).map_err(|e| c.err(key(&e.key), e.problem))?;
+    let reissue_at = s.reissue_at.unwrap_or(DEFAULT_REISSUE_AT);
+    if !(reissue_at > 0.0 && reissue_at < 1.0) {
+        return Err(c.err(
+            key("reissue_at"),
+            "must be a fraction between 0 and 1 (exclusive)",
+        ));
+    }
+    match kind {
+        SecretKind::Kv2 if params.is_some() => {
+            return Err(c.err(
+                key("params"),
+                "turns the read into a write; kv2 secrets are only read",
+            ))
+        }
+        SecretKind::Pki => {
+            check_pki(c, &key, &path, params.as_ref())?;
+            let fixed = [
+                ("field", s.field.is_some()),
+                ("format", s.format.is_some()),
+                ("template", s.template.is_some()),
+                ("template_file", s.template_file.is_some()),
+            ];
+            if let Some((k, _)) = fixed.iter().find(|(_, set)| *set) {
+                return Err(c.err(
+                    key(k),
+                    "a pki secret is written as a directory (tls.crt, tls.key, ca.crt); field, format and templates do not apply",
+                ));
+            }
+        }
+        _ if s.reissue_at.is_some() => {
+            return Err(c.err(key("reissue_at"), "is only used with kind = \"pki\""))
+        }
+        _ => {}
+    }
     let template = match (s.template, s.template_file) {
         (Some(_), Some(_)) => {
             return Err(c.err(key("template"), "give template or template_file, not both"))
@@ -319,5 +380,43 @@ fn secret(c: &Checker<'_>, n: usize, s: RawSecret) -> Result<SecretSpec, ConfigE
         kind,
         field: s.field,
         format,
+        params,
+        reissue_at,
     })
+}
+
+/// `<mount>/issue/<role>` with a `common_name`, answered in PEM.
+fn check_pki(
+    c: &Checker<'_>,
+    key: &dyn Fn(&str) -> String,
+    path: &str,
+    params: Option<&Params>,
+) -> Result<(), ConfigError> {
+    let segments: Vec<&str> = path.split('/').collect();
+    let n = segments.len();
+    if n < 3 || segments[n - 2] != "issue" || segments.iter().any(|s| s.is_empty()) {
+        return Err(c.err(
+            key("path"),
+            format!("`{path}` is not a PKI issue path like \"pki/issue/<role>\""),
+        ));
+    }
+    let Some(params) = params else {
+        return Err(c.err(key("params"), "a pki secret needs params.common_name"));
+    };
+    if params
+        .str("common_name")
+        .is_none_or(|cn| cn.trim().is_empty())
+    {
+        return Err(c.err(
+            key("params.common_name"),
+            "is required (a string) for kind = \"pki\"",
+        ));
+    }
+    if params.has("format") && params.str("format") != Some("pem") {
+        return Err(c.err(
+            key("params.format"),
+            "shroud writes PEM files; leave it out or set \"pem\"",
+        ));
+    }
+    Ok(())
 }

@@ -246,7 +246,8 @@ pub struct Fingerprint {
 
 fn stamp(name: OsString, path: &Path) -> Option<FileStamp> {
     let m = std::fs::metadata(path).ok()?;
-    m.is_file().then(|| {
+    // A directory is a pki secret, replaced as a whole (new inode) on re-issue.
+    (m.is_file() || m.is_dir()).then(|| {
         (
             name,
             m.dev(),

@@ -155,6 +155,15 @@ impl Metrics {
             "Resident set size of the shroud process (from /proc/self/statm at scrape time).",
             Box::new(|| super::rss::resident_bytes().map_or(f64::NAN, |b| b as f64)),
         )?))?;
+        r.register(Box::new(PullingGauge::new(
+            "shroud_memory_locked",
+            "1 when all of shroud's memory is locked (mlockall), 0 when it is not (no IPC_LOCK and a limited RLIMIT_MEMLOCK, e.g. Pod Security restricted).",
+            Box::new(|| match crate::harden::memory_locked() {
+                Some(true) => 1.0,
+                Some(false) => 0.0,
+                None => f64::NAN,
+            }),
+        )?))?;
         Ok(Arc::new(m))
     }
 
@@ -222,7 +231,7 @@ impl EventSink for Metrics {
                 outcome,
                 lease_id,
             } => {
-                let kind = if secret.is_some() { "lease" } else { "token" };
+                let kind = crate::events::revoked_kind(*secret, *lease_id);
                 self.revocations
                     .with_label_values(&[kind, outcome.label()])
                     .inc();

@@ -1,6 +1,6 @@
 //! The Vault endpoints shroud uses, as typed calls on [`VaultClient`]: login,
-//! token lookup/renew/revoke-self, secret reads (KV v2 and leased), and
-//! `sys/leases/renew` / `sys/leases/revoke`.
+//! token lookup/renew/revoke-self, secret reads (KV v2 and leased), writes with
+//! parameters, and `sys/leases/renew` / `sys/leases/revoke`.
 
 use std::fmt;
 use std::time::Duration;
@@ -92,7 +92,7 @@ pub struct SecretRead {
     pub version: Option<u64>,
 }
 
-fn bad(operation: &str, path: &str, detail: &str) -> VaultError {
+pub(super) fn bad(operation: &str, path: &str, detail: &str) -> VaultError {
     VaultError::BadResponse {
         operation: operation.to_string(),
         path: path.to_string(),
@@ -100,7 +100,7 @@ fn bad(operation: &str, path: &str, detail: &str) -> VaultError {
     }
 }
 
-fn answer(a: Option<Answer>, operation: &str, path: &str) -> Result<Value, VaultError> {
+pub(super) fn answer(a: Option<Answer>, operation: &str, path: &str) -> Result<Value, VaultError> {
     a.map(|a| a.0)
         .ok_or_else(|| bad(operation, path, "empty answer"))
 }
@@ -186,7 +186,22 @@ pub fn revoke_self(c: &VaultClient) -> Result<(), VaultError> {
 
 /// Reads a secret. `kv2` unwraps KV v2's `data.data` and `data.metadata.version`.
 pub fn read(c: &VaultClient, path: &str, kv2: bool) -> Result<SecretRead, VaultError> {
-    let mut v = answer(c.request("read", "GET", path, None)?, "read", path)?;
+    let v = answer(c.request("read", "GET", path, None)?, "read", path)?;
+    secret_from(v, "read", path, kv2)
+}
+
+/// Writes `params` to `path` and takes the answer as a secret (`pki/issue`,
+/// `ssh/sign`, `transit/decrypt`, `aws/sts`…), leased when Vault says so.
+pub fn write(c: &VaultClient, path: &str, params: &Value) -> Result<SecretRead, VaultError> {
+    let v = answer(
+        c.request("write", "POST", path, Some(params))?,
+        "write",
+        path,
+    )?;
+    secret_from(v, "write", path, false)
+}
+
+fn secret_from(mut v: Value, op: &str, path: &str, kv2: bool) -> Result<SecretRead, VaultError> {
     let lease_id = v
         .get("lease_id")
         .and_then(Value::as_str)
@@ -199,7 +214,7 @@ pub fn read(c: &VaultClient, path: &str, kv2: bool) -> Result<SecretRead, VaultE
     });
     let mut data = match v.get_mut("data").map(Value::take) {
         Some(Value::Object(m)) => m,
-        _ => return Err(bad("read", path, "no `data` object in the answer")),
+        _ => return Err(bad(op, path, "no `data` object in the answer")),
     };
     let mut version = None;
     if kv2 {
@@ -210,10 +225,10 @@ pub fn read(c: &VaultClient, path: &str, kv2: bool) -> Result<SecretRead, VaultE
         data = match data.remove("data") {
             Some(Value::Object(m)) => m,
             // A deleted or destroyed version answers with `data: null`.
-            Some(Value::Null) => return Err(bad("read", path, "the KV v2 secret is deleted")),
+            Some(Value::Null) => return Err(bad(op, path, "the KV v2 secret is deleted")),
             _ => {
                 return Err(bad(
-                    "read",
+                    op,
                     path,
                     "not a KV v2 answer (no data.data); is kind right?",
                 ))

@@ -11,6 +11,7 @@ use super::api::{self, TokenInfo};
 use super::client::{Token, VaultClient, VaultError};
 use crate::config::{AuthConfig, AuthMethod};
 use crate::events::{self, Event, Outcome};
+use crate::pem::{Identity, TlsFileError};
 
 /// Why a login failed.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +33,12 @@ pub enum AuthError {
         key: &'static str,
         /// The file.
         path: String,
+    },
+    /// The client certificate or key (cert method) is unusable.
+    #[error("[auth] {}: {source}", source.key())]
+    Identity {
+        /// What is wrong with the files.
+        source: TlsFileError,
     },
     /// Vault refused or failed the login.
     #[error("{method} login failed: {source}")]
@@ -112,6 +119,23 @@ fn login_inner(cfg: &AuthConfig, client: &mut VaultClient) -> Result<TokenInfo, 
                 cfg.secret_id_file.as_deref().unwrap_or(Path::new("")),
             )?;
             json!({ "role_id": role_id.as_str(), "secret_id": secret_id.as_str() })
+        }
+        AuthMethod::Cert => {
+            // Read at every login: the certificate is rotated on disk by
+            // whatever issues the machine identity.
+            let identity = Identity::load(
+                cfg.client_cert.as_deref().unwrap_or(Path::new("")),
+                cfg.client_key.as_deref().unwrap_or(Path::new("")),
+            )
+            .map_err(|source| AuthError::Identity { source })?;
+            let tls_client = client.with_identity(&identity).map_err(vault)?;
+            let body = match &cfg.cert_role {
+                Some(name) => json!({ "name": name }),
+                None => json!({}),
+            };
+            let info = api::login(&tls_client, &cfg.mount, &body).map_err(vault)?;
+            client.set_token(info.token.clone());
+            return Ok(info);
         }
         AuthMethod::Kubernetes | AuthMethod::Jwt => {
             let jwt = read_credential("jwt_path", &cfg.jwt_path)?;

@@ -3,8 +3,6 @@
 //! an event. No connection pooling: an idle pooled connection would keep the last
 //! response, secrets included, in its read buffer for as long as it stays idle.
 
-use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::CertificateDer;
 use std::fmt;
 use std::io::Read as _;
 use std::net::{SocketAddr, ToSocketAddrs as _};
@@ -16,6 +14,7 @@ use zeroize::Zeroizing;
 
 use crate::config::VaultConfig;
 use crate::events::{self, Event, Outcome};
+use crate::pem::{self, Identity};
 
 /// Why a Vault request failed. Messages carry Vault's error strings and paths,
 /// never request or response bodies.
@@ -73,6 +72,9 @@ pub enum VaultError {
         /// What was wrong.
         detail: String,
     },
+    /// The path cannot be sent as it is (an empty, `.` or `..` segment).
+    #[error("{0} ({1})")]
+    BadPath(super::path::BadPath, String),
     /// The TLS settings could not be loaded.
     #[error("TLS setup: {0}")]
     Tls(String),
@@ -137,6 +139,8 @@ impl fmt::Debug for Answer {
 /// The client.
 pub struct VaultClient {
     agent: ureq::Agent,
+    /// The settings it was built from, for a client with a login identity.
+    cfg: VaultConfig,
     /// Base URL used for requests (host replaced by `tls_server_name` when set).
     base: String,
     /// The configured address, for messages.
@@ -182,13 +186,25 @@ impl ureq::Resolver for SniResolver {
 impl VaultClient {
     /// Builds a client from `[vault]`.
     pub fn new(cfg: &VaultConfig) -> Result<Self, VaultError> {
+        Self::build(cfg, None)
+    }
+
+    /// A client with the same settings that presents `identity` as its TLS client
+    /// certificate (cert login); it holds no token.
+    pub fn with_identity(&self, identity: &Identity) -> Result<Self, VaultError> {
+        Self::build(&self.cfg, Some(identity))
+    }
+
+    fn build(cfg: &VaultConfig, identity: Option<&Identity>) -> Result<Self, VaultError> {
         let mut builder = ureq::AgentBuilder::new()
             .timeout(cfg.timeout)
             .max_idle_connections(0)
             .max_idle_connections_per_host(0)
             .redirects(0);
-        if let Some(ca) = &cfg.ca_cert {
-            builder = builder.tls_config(Arc::new(tls_config(ca)?));
+        if let Some(tls) =
+            pem::client_config(cfg.ca_cert.as_deref(), identity).map_err(VaultError::Tls)?
+        {
+            builder = builder.tls_config(Arc::new(tls));
         }
         let mut base = cfg.address.clone();
         if let Some(name) = &cfg.tls_server_name {
@@ -209,6 +225,7 @@ impl VaultClient {
         }
         Ok(VaultClient {
             agent: builder.build(),
+            cfg: cfg.clone(),
             base,
             address: cfg.address.clone(),
             namespace: cfg.namespace.clone(),
@@ -269,7 +286,9 @@ impl VaultClient {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Option<Answer>, VaultError> {
-        let url = format!("{}/v1/{}", self.base, path.trim_start_matches('/'));
+        let encoded =
+            super::path::encode(path).map_err(|e| VaultError::BadPath(e, operation.to_string()))?;
+        let url = format!("{}/v1/{encoded}", self.base);
         let mut req = self.agent.request(method, &url);
         if let Some(deadline) = self.deadline {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -398,34 +417,4 @@ fn error_strings(r: ureq::Response) -> String {
     } else {
         errors.join("; ")
     }
-}
-
-fn tls_config(ca: &std::path::Path) -> Result<rustls::ClientConfig, VaultError> {
-    let pem = std::fs::read(ca).map_err(|e| {
-        VaultError::Tls(format!("cannot read [vault] ca_cert {}: {e}", ca.display()))
-    })?;
-    let mut roots = rustls::RootCertStore::empty();
-    let mut n = 0;
-    for cert in CertificateDer::pem_slice_iter(&pem) {
-        let cert = cert.map_err(|e| {
-            VaultError::Tls(format!("[vault] ca_cert {}: bad PEM: {e}", ca.display()))
-        })?;
-        roots.add(cert).map_err(|e| {
-            VaultError::Tls(format!(
-                "[vault] ca_cert {}: bad certificate: {e}",
-                ca.display()
-            ))
-        })?;
-        n += 1;
-    }
-    if n == 0 {
-        return Err(VaultError::Tls(format!(
-            "[vault] ca_cert {} holds no PEM certificate",
-            ca.display()
-        )));
-    }
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| VaultError::Tls(e.to_string()))
-        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
 }

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::annotations::Injection;
+use super::annotations::{Injection, SecretKind};
 use super::config::WebhookConfig;
 use crate::config::raw::{
     RawAuth, RawConfig, RawLifecycle, RawMetrics, RawOutput, RawSecret, RawVault,
@@ -70,8 +70,15 @@ fn build(inj: &Injection, cfg: &WebhookConfig, owner: FileOwner) -> RawConfig {
                 path: Some(s.path.clone()),
                 kind: Some(variant_name(s.kind)),
                 field: s.field.clone(),
-                format: Some(variant_name(s.format)),
+                // A certificate is a directory of fixed files: no format.
+                format: (s.kind != SecretKind::Pki).then(|| variant_name(s.format)),
                 template: s.template.clone(),
+                params: (!s.params.is_empty()).then(|| {
+                    s.params
+                        .iter()
+                        .map(|(k, v)| (k.clone(), toml::Value::String(v.clone())))
+                        .collect()
+                }),
                 ..RawSecret::default()
             })
             .collect(),
@@ -118,6 +125,11 @@ mod tests {
                 "postgres://{{ username }}:{{ password }}@db/shop",
             ),
             ("shroud.dev/secret-cert", "pki/issue/shop"),
+            ("shroud.dev/secret-cert-kind", "pki"),
+            ("shroud.dev/secret-cert-param-common_name", "api.shop.svc"),
+            ("shroud.dev/secret-cert-param-ttl", "1h"),
+            ("shroud.dev/secret-sts", "aws/sts/shop"),
+            ("shroud.dev/secret-sts-param-ttl", "15m"),
         ]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -144,7 +156,13 @@ mod tests {
         let text = render(&inj, &cfg, owner);
         let parsed = crate::config::parse("SHROUD_CONFIG_TOML", &text, std::iter::empty())
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
-        assert_eq!(parsed.secrets.len(), 5, "{text}");
+        assert_eq!(parsed.secrets.len(), 6, "{text}");
+        let cert = parsed.secrets.iter().find(|s| s.name == "cert").unwrap();
+        assert_eq!(cert.kind, crate::config::SecretKind::Pki);
+        let params = cert.params.as_ref().unwrap();
+        assert_eq!(params.str("common_name"), Some("api.shop.svc"));
+        let sts = parsed.secrets.iter().find(|s| s.name == "sts").unwrap();
+        assert_eq!(sts.params.as_ref().unwrap().str("ttl"), Some("15m"));
         let key = parsed.secrets.iter().find(|s| s.name == "key").unwrap();
         assert_eq!(key.read_path(), "secret/data/shop/stripe");
         assert_eq!(key.field.as_deref(), Some("api_key"));
@@ -200,6 +218,7 @@ mod tests {
             field: field.map(Into::into),
             format,
             template: template.map(Into::into),
+            params: Default::default(),
         };
         let inj = Injection {
             origin: Origin::Shroud,

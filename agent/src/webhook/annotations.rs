@@ -18,12 +18,14 @@ const NATIVE_SIDECAR: &str = "native-sidecar";
 const SECRET: &str = "secret-";
 const COMMAND: &str = "command-";
 const SUFFIXES: &[&str] = &["-kind", "-field", "-format", "-template"];
+/// `secret-<name>-param-<key>`: one request parameter (the read becomes a write).
+const PARAM: &str = "-param-";
 
 /// Why a pod's annotations are rejected. Every variant names the annotation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AnnotationError {
     /// A `shroud.dev/` key that shroud does not know.
-    #[error("unknown annotation `{key}` (known: inject, role, secret-<name>[-kind|-field|-format|-template], containers, command-<container>, on-rotate, native-sidecar, status)")]
+    #[error("unknown annotation `{key}` (known: inject, role, secret-<name>[-kind|-field|-format|-template|-param-<key>], containers, command-<container>, on-rotate, native-sidecar, status)")]
     Unknown {
         /// The full annotation key.
         key: String,
@@ -63,8 +65,10 @@ pub enum SecretKind {
     Kv2,
     /// A leased secret (database credentials, …), renewed and revoked.
     Dynamic,
-    /// Any other read.
+    /// Any other read (a write with parameters).
     Generic,
+    /// A certificate from `<mount>/issue/<role>`, written as a directory.
+    Pki,
 }
 
 /// How the agent renders a secret into its file.
@@ -98,6 +102,8 @@ pub struct SecretSpec {
     pub format: SecretFormat,
     /// The template when `format` is `template`.
     pub template: Option<String>,
+    /// Request parameters (`-param-<key>`), which turn the read into a write.
+    pub params: BTreeMap<String, String>,
 }
 
 /// Which annotation family asked for injection.
@@ -137,6 +143,16 @@ pub(crate) fn shroud_keys(
     let mut out = BTreeMap::new();
     for (k, v) in annotations {
         let Some(rest) = k.strip_prefix(PREFIX) else {
+            // The API server validates keys lowercased, so `Shroud.dev/inject` is a
+            // valid key that must not be mistaken for someone else's.
+            if k.get(..PREFIX.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(PREFIX))
+            {
+                return Err(AnnotationError::invalid(
+                    k.clone(),
+                    format!("annotation keys of shroud are spelled `{PREFIX}` in lower case"),
+                ));
+            }
             continue;
         };
         let known = matches!(
@@ -166,10 +182,15 @@ pub(crate) fn parse_shroud(ours: &BTreeMap<&str, &str>) -> Result<Injection, Ann
     }
     let mut paths = BTreeMap::new();
     let mut options: Vec<(&str, &str, &str)> = Vec::new();
+    let mut params: Vec<(&str, &str, &str)> = Vec::new();
     for (k, v) in ours {
         let Some(rest) = k.strip_prefix(SECRET) else {
             continue;
         };
+        if let Some((name, param)) = rest.split_once(PARAM) {
+            params.push((name, param, v));
+            continue;
+        }
         match SUFFIXES.iter().find(|s| rest.ends_with(*s)) {
             Some(suffix) => options.push((&rest[..rest.len() - suffix.len()], suffix, v)),
             None => {
@@ -192,6 +213,7 @@ pub(crate) fn parse_shroud(ours: &BTreeMap<&str, &str>) -> Result<Injection, Ann
                 field: None,
                 format: SecretFormat::Json,
                 template: None,
+                params: BTreeMap::new(),
             },
         );
     }
@@ -201,7 +223,7 @@ pub(crate) fn parse_shroud(ours: &BTreeMap<&str, &str>) -> Result<Injection, Ann
         let Some(spec) = secrets.get_mut(name) else {
             return Err(AnnotationError::invalid(
                 k,
-                format!("there is no `{PREFIX}{SECRET}{name}` annotation giving the secret's path (secret names cannot end in -kind, -field, -format or -template)"),
+                format!("there is no `{PREFIX}{SECRET}{name}` annotation giving the secret's path (secret names cannot end in -kind, -field, -format or -template, nor contain -param-)"),
             ));
         };
         match suffix {
@@ -219,8 +241,47 @@ pub(crate) fn parse_shroud(ours: &BTreeMap<&str, &str>) -> Result<Injection, Ann
             _ => spec.template = Some(value.to_string()),
         }
     }
+    for (name, param, value) in params {
+        let k = key(&format!("{SECRET}{name}{PARAM}{param}"));
+        let Some(spec) = secrets.get_mut(name) else {
+            return Err(AnnotationError::invalid(
+                k,
+                format!("there is no `{PREFIX}{SECRET}{name}` annotation giving the secret's path"),
+            ));
+        };
+        let valid = !param.is_empty()
+            && param
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
+        if !valid {
+            return Err(AnnotationError::invalid(
+                k,
+                "a parameter name is letters, digits, `_` and `-`",
+            ));
+        }
+        spec.params.insert(param.to_string(), value.to_string());
+    }
     for spec in secrets.values_mut() {
-        finish_format(spec, explicit_format.contains_key(spec.name.as_str()))?;
+        let explicit = explicit_format.contains_key(spec.name.as_str());
+        if spec.kind == SecretKind::Pki {
+            finish_pki(spec, explicit)?;
+        } else {
+            finish_format(spec, explicit)?;
+        }
+        if spec.kind == SecretKind::Kv2 && !spec.params.is_empty() {
+            return Err(AnnotationError::invalid(
+                format!(
+                    "{}{PARAM}{}",
+                    spec.path_annotation,
+                    spec.params
+                        .keys()
+                        .next()
+                        .map(String::as_str)
+                        .unwrap_or_default()
+                ),
+                "parameters turn the read into a write; kv2 secrets are only read",
+            ));
+        }
     }
     if secrets.is_empty() {
         return Err(AnnotationError::Missing {
@@ -312,6 +373,41 @@ pub(crate) fn finish_format(spec: &mut SecretSpec, explicit: bool) -> Result<(),
     }
 }
 
+/// A certificate is a directory of fixed files: no field, format or template,
+/// and a `common_name` to issue it for.
+fn finish_pki(spec: &SecretSpec, explicit_format: bool) -> Result<(), AnnotationError> {
+    let base = &spec.path_annotation;
+    let fixed = [
+        (spec.field.is_some(), "-field"),
+        (explicit_format, "-format"),
+        (spec.template.is_some(), "-template"),
+    ];
+    if let Some((_, suffix)) = fixed.iter().find(|(set, _)| *set) {
+        return Err(AnnotationError::invalid(
+            format!("{base}{suffix}"),
+            "a pki secret is written as a directory (tls.crt, tls.key, ca.crt); leave it out",
+        ));
+    }
+    if spec
+        .params
+        .get("common_name")
+        .is_none_or(|cn| cn.trim().is_empty())
+    {
+        return Err(AnnotationError::Missing {
+            key: format!("{base}{PARAM}common_name"),
+            reason: "a pki secret is a certificate issued for this name".into(),
+        });
+    }
+    let segs: Vec<&str> = spec.path.split('/').collect();
+    if segs.len() < 3 || segs[segs.len() - 2] != "issue" {
+        return Err(AnnotationError::invalid(
+            base.clone(),
+            "a pki secret's path is `<mount>/issue/<role>`",
+        ));
+    }
+    Ok(())
+}
+
 /// A secret name becomes a file name in the secrets directory.
 pub(crate) fn validate_secret_name(name: &str, k: &str) -> Result<(), AnnotationError> {
     let ok = !name.is_empty()
@@ -330,17 +426,20 @@ pub(crate) fn validate_secret_name(name: &str, k: &str) -> Result<(), Annotation
     }
 }
 
-/// A Vault path: relative, no empty, `.` or `..` segments.
+/// A Vault path: relative, segments of `[A-Za-z0-9._~@:+=,-]` that are not empty,
+/// `.` or `..`. No `%` or `\`: what is checked here is, segment for segment,
+/// what Vault receives (the agent percent-encodes each segment).
 pub(crate) fn validate_path(path: &str, k: &str) -> Result<String, AnnotationError> {
     let p = path.trim();
     let bad = p.is_empty()
-        || p.starts_with('/')
         || p.split('/').any(|s| s.is_empty() || s == "." || s == "..")
-        || p.chars().any(|c| c.is_whitespace() || c.is_control());
+        || !p
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._~@:+=,-/".contains(&b));
     if bad {
         return Err(AnnotationError::invalid(
             k,
-            "must be a Vault path such as `secret/data/team/app` (no leading `/`, no empty, `.` or `..` segments)",
+            "must be a Vault path such as `secret/data/team/app`: segments of [A-Za-z0-9._~@:+=,-] separated by single `/`, no leading `/`, no `.` or `..` segments",
         ));
     }
     Ok(p.to_string())
@@ -363,9 +462,10 @@ fn parse_kind(v: &str, k: &str) -> Result<SecretKind, AnnotationError> {
         "kv2" => Ok(SecretKind::Kv2),
         "dynamic" => Ok(SecretKind::Dynamic),
         "generic" => Ok(SecretKind::Generic),
+        "pki" => Ok(SecretKind::Pki),
         _ => Err(AnnotationError::invalid(
             k,
-            "must be one of kv2, dynamic, generic",
+            "must be one of kv2, dynamic, generic, pki",
         )),
     }
 }
@@ -427,6 +527,64 @@ mod tests {
             Decision::Inject(i) => *i,
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn pki_kind_and_params() {
+        let base = [
+            ("shroud.dev/inject", "true"),
+            ("shroud.dev/role", "app"),
+            ("shroud.dev/secret-tls", "pki/issue/web"),
+            ("shroud.dev/secret-tls-kind", "pki"),
+            ("shroud.dev/secret-tls-param-common_name", "web.example"),
+            (
+                "shroud.dev/secret-tls-param-alt_names",
+                "a.example,b.example",
+            ),
+            ("shroud.dev/secret-ssh", "ssh/sign/app"),
+            ("shroud.dev/secret-ssh-param-public_key", "ssh-ed25519 AAAA"),
+        ];
+        let i = inject(&base);
+        let ssh = &i.secrets[0];
+        assert_eq!((ssh.name.as_str(), ssh.kind), ("ssh", SecretKind::Generic));
+        assert_eq!(ssh.params["public_key"], "ssh-ed25519 AAAA");
+        let tls = &i.secrets[1];
+        assert_eq!(tls.kind, SecretKind::Pki);
+        assert_eq!(tls.params.len(), 2);
+
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = base.to_vec();
+            pairs.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+            pairs.extend_from_slice(extra);
+            parse(&ann(&pairs), false).unwrap_err()
+        };
+        let e = with(&[("shroud.dev/secret-tls-param-common_name", " ")]);
+        assert!(
+            matches!(&e, AnnotationError::Missing { key, .. } if key == "shroud.dev/secret-tls-param-common_name"),
+            "{e}"
+        );
+        let e = with(&[("shroud.dev/secret-tls-format", "json")]);
+        assert!(
+            matches!(&e, AnnotationError::Invalid { key, .. } if key == "shroud.dev/secret-tls-format"),
+            "{e}"
+        );
+        let e = with(&[("shroud.dev/secret-tls", "pki/sign/web")]);
+        assert!(
+            matches!(&e, AnnotationError::Invalid { key, .. } if key == "shroud.dev/secret-tls"),
+            "{e}"
+        );
+        let e = with(&[("shroud.dev/secret-nope-param-ttl", "1h")]);
+        assert!(e.to_string().contains("secret-nope-param-ttl"), "{e}");
+        let e = with(&[("shroud.dev/secret-tls-param-a.b", "1")]);
+        assert!(e.to_string().contains("parameter name"), "{e}");
+        let e = with(&[
+            ("shroud.dev/secret-kv", "secret/data/x"),
+            ("shroud.dev/secret-kv-param-version", "2"),
+        ]);
+        assert!(
+            e.to_string().contains("secret-kv-param-version") && e.to_string().contains("kv2"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -492,6 +650,16 @@ mod tests {
         let base = [("shroud.dev/inject", "true"), ("shroud.dev/role", "r")];
         let cases: &[(&[(&str, &str)], &str)] = &[
             (&[("shroud.dev/secret-db", "/abs")], "shroud.dev/secret-db"),
+            (
+                &[("shroud.dev/secret-db", "secret/data/ns/%2e%2e/other/db")],
+                "shroud.dev/secret-db",
+            ),
+            (
+                &[("shroud.dev/secret-db", "secret/data/ns/..\\other\\db")],
+                "shroud.dev/secret-db",
+            ),
+            (&[("Shroud.dev/inject", "false")], "Shroud.dev/inject"),
+            (&[("SHROUD.DEV/secret-x", "a/b")], "SHROUD.DEV/secret-x"),
             (
                 &[("shroud.dev/secret-db", "a/../b")],
                 "shroud.dev/secret-db",

@@ -8,6 +8,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::registry::config::RegistryConfig;
+use super::limits::ServerLimits;
 
 /// Errors reading the configuration file.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +67,8 @@ pub struct WebhookConfig {
     pub registry: RegistryConfig,
     /// Metrics endpoints of the injected agent and execs.
     pub pod_metrics: PodMetricsConfig,
+    /// Bounds on what a request may cost.
+    pub server: ServerLimits,
 }
 
 /// `[pod_metrics]`: ports on which injected pods serve shroud's metrics, for a
@@ -94,6 +97,7 @@ impl Default for WebhookConfig {
             policy: PolicyConfig::default(),
             registry: RegistryConfig::default(),
             pod_metrics: PodMetricsConfig::default(),
+            server: ServerLimits::default(),
         }
     }
 }
@@ -169,6 +173,11 @@ pub struct AgentContainerConfig {
     pub startup_timeout_seconds: i32,
     /// Revoke leases and the token when the workload exits.
     pub revoke_on_exit: bool,
+    /// Namespaces enforcing Pod Security "restricted": the agent gets no
+    /// `IPC_LOCK` there (it locks what RLIMIT_MEMLOCK allows and says so).
+    pub restricted_namespaces: Vec<String>,
+    /// Never add `IPC_LOCK` (every namespace treated as restricted).
+    pub restricted_everywhere: bool,
 }
 
 impl Default for AgentContainerConfig {
@@ -182,6 +191,8 @@ impl Default for AgentContainerConfig {
             memory_limit: "64Mi".into(),
             startup_timeout_seconds: 120,
             revoke_on_exit: true,
+            restricted_namespaces: Vec::new(),
+            restricted_everywhere: false,
         }
     }
 }
@@ -204,43 +215,83 @@ pub struct PolicyConfig {
     pub secret_paths: SecretPathPolicy,
 }
 
-/// Host paths that expose node credentials.
+/// How hostPath volumes are judged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostPathMode {
+    /// Only paths at or under an `allowed` entry (Pod Security "baseline" denies
+    /// every hostPath; this is that plus explicit exceptions).
+    AllowList,
+    /// Everything except paths at, under or above a `denied` entry. Advisory:
+    /// symlinks and `/proc/<pid>/root` reach any file through a path not listed.
+    DenyList,
+}
+
+/// hostPath volumes.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HostPathPolicy {
     /// Whether the rule is applied.
     pub enabled: bool,
+    /// `allow-list` (default) or `deny-list`.
+    pub mode: HostPathMode,
     /// Namespaces the rule does not apply to.
     pub exempt_namespaces: Vec<String>,
-    /// Denied paths: a hostPath volume at, under, or above any of them is denied.
+    /// allow-list mode: a hostPath volume at or under one of these is admitted.
+    pub allowed: Vec<String>,
+    /// deny-list mode: a hostPath volume at, under, or above any of them is denied.
     pub denied: Vec<String>,
 }
 
-/// The host paths denied by default: container runtime sockets, the kubelet's and
-/// Kubernetes' configuration and credentials.
+/// The host paths denied in deny-list mode: magic links into other processes'
+/// roots, container runtime sockets and state, the kubelet's and Kubernetes'
+/// configuration and credentials, etcd's data, CNI configuration, pod logs.
 pub const DEFAULT_DENIED_HOST_PATHS: &[&str] = &[
+    "/proc",
+    "/sys",
+    "/dev",
     "/var/run/docker.sock",
     "/run/docker.sock",
+    "/var/run/docker",
+    "/run/docker",
     "/var/run/containerd",
     "/run/containerd",
     "/var/run/crio",
     "/run/crio",
     "/var/run/cri-dockerd.sock",
+    "/run/cri-dockerd.sock",
+    "/var/run/podman",
+    "/run/podman",
+    "/run/k3s",
+    "/run/flannel",
     "/var/lib/kubelet",
     "/etc/kubernetes",
+    "/var/lib/etcd",
     "/var/lib/rancher",
     "/etc/rancher",
     "/var/lib/docker",
     "/var/lib/containerd",
-    "/root/.kube",
-    "/root/.docker",
+    "/var/lib/containers",
+    "/etc/containerd",
+    "/etc/crio",
+    "/etc/cni",
+    "/opt/cni",
+    "/var/lib/cni",
+    "/var/log/pods",
+    "/var/log/containers",
+    "/root",
+    "/home",
+    "/etc/ssh",
+    "/etc/shadow",
 ];
 
 impl Default for HostPathPolicy {
     fn default() -> Self {
         HostPathPolicy {
             enabled: true,
+            mode: HostPathMode::AllowList,
             exempt_namespaces: vec!["kube-system".into()],
+            allowed: Vec::new(),
             denied: DEFAULT_DENIED_HOST_PATHS
                 .iter()
                 .map(|s| s.to_string())
@@ -267,7 +318,7 @@ impl Default for SecretPathPolicy {
             enabled: true,
             allowed_prefixes: vec![
                 "secret/data/{namespace}/".into(),
-                "database/creds/{namespace}-".into(),
+                "database/creds/{namespace}_".into(),
             ],
             namespaces: BTreeMap::new(),
         }
@@ -280,7 +331,7 @@ impl SecretPathPolicy {
         self.allowed_prefixes
             .iter()
             .chain(self.namespaces.get(namespace).into_iter().flatten())
-            .map(|p| p.replace("{namespace}", namespace))
+            .map(|p| p.replace(NAMESPACE_PLACEHOLDER, namespace))
             .collect()
     }
 }
@@ -359,31 +410,55 @@ impl WebhookConfig {
         if let Err((key, reason)) = self.registry.validate() {
             return Err(invalid(&key, &reason));
         }
-        for (i, p) in self.policy.host_paths.denied.iter().enumerate() {
-            if !p.starts_with('/') {
-                return Err(invalid(
-                    &format!("policy.host_paths.denied[{i}]"),
-                    "must be an absolute path",
-                ));
+        let hp = &self.policy.host_paths;
+        for (list, paths) in [("denied", &hp.denied), ("allowed", &hp.allowed)] {
+            for (i, p) in paths.iter().enumerate() {
+                if !p.starts_with('/') || p.split('/').any(|s| s == "..") {
+                    return Err(invalid(
+                        &format!("policy.host_paths.{list}[{i}]"),
+                        "must be an absolute path without `..`",
+                    ));
+                }
             }
         }
-        for p in self.policy.secret_paths.allowed_prefixes.iter().chain(
-            self.policy
-                .secret_paths
-                .namespaces
-                .values()
-                .flat_map(|v| v.iter()),
-        ) {
-            if p.is_empty() || p.starts_with('/') {
-                return Err(invalid(
-                    "policy.secret_paths",
-                    "prefixes must be non-empty Vault paths without a leading `/`",
-                ));
-            }
+        let sp = &self.policy.secret_paths;
+        let all = sp
+            .allowed_prefixes
+            .iter()
+            .map(|p| ("policy.secret_paths.allowed_prefixes".to_string(), p))
+            .chain(sp.namespaces.iter().flat_map(|(ns, v)| {
+                v.iter()
+                    .map(move |p| (format!("policy.secret_paths.namespaces.{ns}"), p))
+            }));
+        for (key, p) in all {
+            check_prefix(p).map_err(|reason| invalid(&key, &format!("`{p}`: {reason}")))?;
+        }
+        if let Err((key, reason)) = self.server.check() {
+            return Err(invalid(key, reason));
         }
         Ok(())
     }
 }
+
+/// A secret path prefix: non-empty, relative, and `{namespace}` followed by a
+/// character a namespace name cannot contain, so `team` cannot claim `team-b`'s
+/// paths.
+fn check_prefix(p: &str) -> Result<(), &'static str> {
+    if p.is_empty() || p.starts_with('/') {
+        return Err("prefixes must be non-empty Vault paths without a leading `/`");
+    }
+    for (at, _) in p.match_indices(NAMESPACE_PLACEHOLDER) {
+        let next = p[at + NAMESPACE_PLACEHOLDER.len()..].chars().next();
+        let in_name = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+        if !matches!(next, Some(c) if !in_name(c)) {
+            return Err("`{namespace}` must be followed by a character a namespace name cannot contain (`/`, `_` or `.`), or one namespace could claim another's paths (`team` and `team-b`)");
+        }
+    }
+    Ok(())
+}
+
+/// Replaced by the pod's namespace in secret path prefixes.
+pub const NAMESPACE_PLACEHOLDER: &str = "{namespace}";
 
 /// A Kubernetes resource quantity: a decimal number with an optional suffix.
 pub fn is_quantity(s: &str) -> bool {
@@ -476,6 +551,46 @@ mod tests {
         assert!(got.contains(&"secret/data/pay/".to_string()));
         assert!(got.contains(&"kv/data/shared/pay/".to_string()));
         assert!(!p.prefixes_for("other").iter().any(|x| x.contains("shared")));
+    }
+
+    #[test]
+    fn namespace_prefixes_end_at_a_boundary() {
+        for bad in [
+            "database/creds/{namespace}-",
+            "secret/data/{namespace}",
+            "kv/{namespace}x/",
+        ] {
+            let text = format!("[policy.secret_paths]\nallowed_prefixes = [\"{bad}\"]\n");
+            let e = WebhookConfig::parse(&text, "f").unwrap_err().to_string();
+            assert!(
+                e.contains("policy.secret_paths.allowed_prefixes") && e.contains("boundary")
+                    || e.contains("cannot contain"),
+                "{e}"
+            );
+        }
+        for ok in [
+            "database/creds/{namespace}_",
+            "secret/data/{namespace}/",
+            "pki/issue/{namespace}.web",
+        ] {
+            let text = format!("[policy.secret_paths]\nallowed_prefixes = [\"{ok}\"]\n");
+            WebhookConfig::parse(&text, "f").unwrap();
+        }
+    }
+
+    #[test]
+    fn server_limits() {
+        let cfg = WebhookConfig::parse("[server]\nbody_timeout = \"2s\"\n", "f").unwrap();
+        assert_eq!(cfg.server.body_timeout, std::time::Duration::from_secs(2));
+        assert_eq!(cfg.server.max_containers, 300);
+        let e = WebhookConfig::parse("[server]\nidle_timeout = \"soon\"\n", "f")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("idle_timeout") || e.contains("soon"), "{e}");
+        let e = WebhookConfig::parse("[server]\nmax_containers = 0\n", "f")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`server.max_containers`"), "{e}");
     }
 
     #[test]

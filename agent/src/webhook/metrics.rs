@@ -1,5 +1,11 @@
 //! The webhook's Prometheus metrics. Labels are namespaces and rule names only:
-//! never a pod's annotation values or anything read from Vault.
+//! never a pod's annotation values or anything read from Vault. Namespaces come
+//! from the request, so they are bounded: a name that is not a namespace name is
+//! `invalid`, and past `server.max_metric_namespaces` distinct ones, `other`.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use prometheus::{
     Encoder as _, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
@@ -19,7 +25,14 @@ pub struct Metrics {
     pub latency: HistogramVec,
     /// Certificate reloads, by result (`ok`, `error`).
     pub tls_reloads: IntCounterVec,
+    namespaces: Arc<Mutex<HashSet<String>>>,
+    namespace_cap: Arc<AtomicUsize>,
 }
+
+/// The label for namespaces past the cap.
+pub const OTHER_NAMESPACE: &str = "other";
+/// The label for a namespace field that is not a namespace name.
+pub const INVALID_NAMESPACE: &str = "invalid";
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -89,12 +102,41 @@ impl Metrics {
             requests,
             latency,
             tls_reloads,
+            namespaces: Arc::default(),
+            namespace_cap: Arc::new(AtomicUsize::new(500)),
         }
     }
 
     /// The registry the metrics live in, for other parts to register theirs.
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// Sets how many distinct namespaces get their own label.
+    pub fn set_namespace_cap(&self, cap: usize) {
+        self.namespace_cap.store(cap, Ordering::Relaxed);
+    }
+
+    /// The label value for `namespace`: itself while the set of labels is under
+    /// its cap, `other` after, `invalid` when it is not a DNS label.
+    pub fn namespace_label(&self, namespace: &str) -> String {
+        let valid = !namespace.is_empty()
+            && namespace.len() <= 63
+            && namespace
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !valid {
+            return INVALID_NAMESPACE.into();
+        }
+        let mut seen = self.namespaces.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.contains(namespace) {
+            return namespace.into();
+        }
+        if seen.len() < self.namespace_cap.load(Ordering::Relaxed) {
+            seen.insert(namespace.to_string());
+            return namespace.into();
+        }
+        OTHER_NAMESPACE.into()
     }
 
     /// The Prometheus text exposition.

@@ -2,7 +2,7 @@
 //!
 //! - [`config`]: the configuration file and its policy section;
 //! - [`decision`], [`annotations`] and [`vault_compat`]: pod annotations → a validated request;
-//! - [`policy`]: the guardrails;
+//! - [`policy`], [`ownership`], [`changes`], [`templates`]: the guardrails;
 //! - [`patch`] and [`agent_config`]: what an opted-in pod gets;
 //! - [`registry`]: image ENTRYPOINT/CMD from OCI registries, for containers
 //!   without `command`;
@@ -11,13 +11,18 @@
 
 pub mod agent_config;
 pub mod annotations;
+pub mod changes;
 pub mod config;
 pub mod decision;
+pub mod idle;
+pub mod limits;
 pub mod metrics;
+pub mod ownership;
 pub mod patch;
 pub mod policy;
 pub mod registry;
 pub mod review;
 pub mod server;
+pub mod templates;
 pub mod tls;
 pub mod vault_compat;

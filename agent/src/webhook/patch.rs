@@ -111,9 +111,12 @@ pub struct Built {
     pub warnings: Vec<String>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Slot {
+/// A container of the pod: index in `containers` or `initContainers`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Slot {
+    /// `spec.containers[i]`.
     Main(usize),
+    /// `spec.initContainers[i]`.
     Init(usize),
 }
 
@@ -148,20 +151,22 @@ pub fn image_lookups(pod: &Pod, inj: &Injection, cfg: &WebhookConfig) -> Vec<Loo
         .collect()
 }
 
-/// Builds the patch for an opted-in pod; `images` holds the commands read from
-/// registries for the containers [`image_lookups`] named.
+/// Builds the patch for an opted-in pod in `namespace`; `images` holds the
+/// commands read from registries for the containers [`image_lookups`] named.
 pub fn build(
     pod: &Pod,
     inj: &Injection,
     cfg: &WebhookConfig,
+    namespace: &str,
     images: &Resolved,
 ) -> Result<Built, PatchError> {
     let spec = pod.spec.as_ref().ok_or(PatchError::NoSpec)?;
     check_reserved(spec)?;
     let native = inj.native_sidecar.unwrap_or(cfg.native_sidecar);
     let targets = select_targets(spec, inj, native)?;
+    let index = ContainerIndex::new(spec);
     for name in inj.commands.keys() {
-        if find(spec, name).is_none() {
+        if index.find(name).is_none() {
             return Err(PatchError::UnknownContainer {
                 annotation: format!("shroud.dev/command-{name}"),
                 container: name.clone(),
@@ -169,7 +174,6 @@ pub fn build(
         }
     }
     let mut warnings = inj.warnings.clone();
-    let owner = file_owner(spec, &targets, cfg, &mut warnings);
     if spec.automount_service_account_token == Some(false) && cfg.auth.jwt_path.is_none() {
         warnings.push("the pod sets automountServiceAccountToken: false, so the shroud agent has no service-account token to log in to Vault with".into());
     }
@@ -187,14 +191,12 @@ pub fn build(
         volumes(cfg),
         None,
     );
-    let config_toml = agent_config::render(inj, cfg, owner);
     let init = init_container(cfg);
-    let mut agent = agent_container(cfg, owner, config_toml, native);
-    // The ServiceAccount admission plugin mounted the token into the pod's own
-    // containers before webhooks run; containers added here get it only by copy.
-    if let Some(token) = service_account_mount(spec) {
-        agent.volume_mounts.get_or_insert_with(Vec::new).push(token);
-    } else if cfg.auth.jwt_path.is_none() && spec.automount_service_account_token != Some(false) {
+    let agent = expected_agent(spec, &targets, inj, cfg, namespace, &mut warnings);
+    if service_account_mount(spec).is_none()
+        && cfg.auth.jwt_path.is_none()
+        && spec.automount_service_account_token != Some(false)
+    {
         warnings.push(format!("no container mounts the service-account token at {SA_TOKEN_DIR}, so the shroud agent has none to log in to Vault with"));
     }
     let init_len = spec.init_containers.as_ref().map(Vec::len);
@@ -262,6 +264,35 @@ pub fn build(
     })
 }
 
+/// The agent container this webhook gives a pod whose containers to wrap are
+/// `targets`: its file owner, its configuration, and (restricted namespaces) no
+/// `IPC_LOCK`. Used to build the patch and to re-derive an injected pod.
+pub(crate) fn expected_agent(
+    spec: &PodSpec,
+    targets: &[Slot],
+    inj: &Injection,
+    cfg: &WebhookConfig,
+    namespace: &str,
+    warnings: &mut Vec<String>,
+) -> Container {
+    let native = inj.native_sidecar.unwrap_or(cfg.native_sidecar);
+    let owner = file_owner(spec, targets, cfg, warnings);
+    let config_toml = agent_config::render(inj, cfg, owner);
+    let ipc_lock = !(cfg.agent.restricted_everywhere
+        || cfg
+            .agent
+            .restricted_namespaces
+            .iter()
+            .any(|n| n == namespace));
+    let mut agent = agent_container(cfg, owner, config_toml, native, ipc_lock);
+    // The ServiceAccount admission plugin mounted the token into the pod's own
+    // containers before webhooks run; containers added here get it only by copy.
+    if let Some(token) = service_account_mount(spec) {
+        agent.volume_mounts.get_or_insert_with(Vec::new).push(token);
+    }
+    agent
+}
+
 /// Where the kubelet mounts the pod's service-account token.
 pub const SA_TOKEN_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
@@ -269,6 +300,7 @@ fn service_account_mount(spec: &PodSpec) -> Option<VolumeMount> {
     spec.containers
         .iter()
         .chain(spec.init_containers.iter().flatten())
+        .filter(|c| c.name != AGENT_CONTAINER && c.name != INIT_CONTAINER)
         .flat_map(|c| c.volume_mounts.iter().flatten())
         .find(|m| m.mount_path == SA_TOKEN_DIR)
         .map(|m| VolumeMount {
@@ -298,38 +330,72 @@ fn check_reserved(spec: &PodSpec) -> Result<(), PatchError> {
             });
         }
     }
+    // A container may name a volume the webhook is about to add: it would read
+    // the secrets unmasked, or replace the binary wrapped containers run.
+    for (field, c) in super::ownership::all_containers(spec) {
+        for m in c.volume_mounts.iter().flatten() {
+            if m.name == SECRETS_VOLUME || m.name == BIN_VOLUME {
+                return Err(PatchError::Conflict {
+                    field: format!("{field}.volumeMounts (container `{}`)", c.name),
+                    name: m.name.clone(),
+                });
+            }
+        }
+    }
     Ok(())
 }
 
-fn find(spec: &PodSpec, name: &str) -> Option<Slot> {
-    if let Some(i) = spec.containers.iter().position(|c| c.name == name) {
-        return Some(Slot::Main(i));
+/// Containers by name, so selecting many is linear.
+struct ContainerIndex<'a>(std::collections::HashMap<&'a str, Slot>);
+
+impl<'a> ContainerIndex<'a> {
+    fn new(spec: &'a PodSpec) -> Self {
+        let mut map = std::collections::HashMap::new();
+        for (i, c) in spec.init_containers.iter().flatten().enumerate() {
+            map.insert(c.name.as_str(), Slot::Init(i));
+        }
+        // Main containers win a name clash, as before.
+        for (i, c) in spec.containers.iter().enumerate() {
+            map.insert(c.name.as_str(), Slot::Main(i));
+        }
+        ContainerIndex(map)
     }
-    spec.init_containers
-        .iter()
-        .flatten()
-        .position(|c| c.name == name)
-        .map(Slot::Init)
+
+    fn find(&self, name: &str) -> Option<Slot> {
+        self.0.get(name).copied()
+    }
 }
 
-fn container(spec: &PodSpec, slot: Slot) -> &Container {
+pub(crate) fn container(spec: &PodSpec, slot: Slot) -> &Container {
     match slot {
         Slot::Main(i) => &spec.containers[i],
         Slot::Init(i) => &spec.init_containers.as_ref().expect("slot from find")[i],
     }
 }
 
-fn select_targets(spec: &PodSpec, inj: &Injection, native: bool) -> Result<Vec<Slot>, PatchError> {
+/// The containers to wrap: those named by `shroud.dev/containers`, or every main
+/// container (except a classic agent, when re-deriving an injected pod).
+pub(crate) fn select_targets(
+    spec: &PodSpec,
+    inj: &Injection,
+    native: bool,
+) -> Result<Vec<Slot>, PatchError> {
     let Some(names) = &inj.containers else {
-        return Ok((0..spec.containers.len()).map(Slot::Main).collect());
+        return Ok((0..spec.containers.len())
+            .filter(|&i| spec.containers[i].name != AGENT_CONTAINER)
+            .map(Slot::Main)
+            .collect());
     };
+    let index = ContainerIndex::new(spec);
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     for name in names {
-        let slot = find(spec, name).ok_or_else(|| PatchError::UnknownContainer {
-            annotation: "shroud.dev/containers".into(),
-            container: name.clone(),
-        })?;
+        let slot = index
+            .find(name)
+            .ok_or_else(|| PatchError::UnknownContainer {
+                annotation: "shroud.dev/containers".into(),
+                container: name.clone(),
+            })?;
         if let Slot::Init(_) = slot {
             if !native {
                 return Err(PatchError::InitNeedsNativeSidecar {
@@ -452,30 +518,7 @@ fn wrap(
             }
         },
     };
-    let mut command = vec![
-        BIN.to_string(),
-        "exec".into(),
-        "--secrets-dir".into(),
-        SECRETS_DIR.into(),
-    ];
-    if let Some(on_rotate) = &inj.on_rotate {
-        command.extend(["--on-rotate".to_string(), on_rotate.clone()]);
-    }
-    // Always wait for `.shroud/ready`: with a native sidecar the kubelet's startup
-    // probe gates only the pod's first start; when the app container restarts
-    // while the agent re-renders (it revokes and exits on the exit marker and is
-    // restarted too), the app must not start before its secrets are back.
-    // As long as the agent's startup budget: a classic sidecar has no startup
-    // probe, so exec's own wait is all that keeps the app from starting early,
-    // and giving up sooner than the agent would only restart the container.
-    if let Some((_, port)) = &metrics_port {
-        command.push("--metrics-listen".into());
-        command.push(format!("0.0.0.0:{port}"));
-    }
-    command.push("--wait-ready".into());
-    command.push("--ready-timeout".into());
-    command.push(format!("{}s", cfg.agent.startup_timeout_seconds));
-    command.push("--".into());
+    let mut command = exec_prefix(inj, cfg, metrics_port.as_ref().map(|(_, p)| *p));
     command.extend(line);
     let cmd_path = [base[0], base[1], base[2], "command"];
     if c.command.is_some() {
@@ -491,36 +534,24 @@ fn wrap(
             path: ptr(&[base[0], base[1], base[2], "args"]),
         }));
     }
-    let mut mounts = vec![
-        mount(SECRETS_VOLUME, SECRETS_DIR, true, None),
-        // `shroud exec` writes its ack and exit marker under `.shroud/`; the
-        // rendered secrets stay read-only.
-        mount(
-            SECRETS_VOLUME,
-            &format!("{SECRETS_DIR}/{META_DIR}"),
-            false,
-            Some(META_DIR),
-        ),
-        mount(BIN_VOLUME, BIN_DIR, true, None),
-    ];
-    if inj.origin == Origin::VaultAgent {
-        mounts.push(mount(SECRETS_VOLUME, vault_compat::SECRETS_DIR, true, None));
-    }
+    let field = || format!("spec.{list}[{index}].volumeMounts (container `{}`)", c.name);
+    let ours = wrapped_mounts(inj);
+    let mut all: Vec<VolumeMount> = Vec::new();
     for existing in c.volume_mounts.iter().flatten() {
-        if mounts.iter().any(|m| m.mount_path == existing.mount_path) {
+        if let Some(path) = reserved_path(&existing.mount_path, inj) {
             return Err(PatchError::Conflict {
-                field: format!("spec.{list}[{index}].volumeMounts (container `{}`)", c.name),
-                name: existing.mount_path.clone(),
+                field: field(),
+                name: format!("{} (at or under {path})", existing.mount_path),
             });
         }
+        all.push(existing.clone());
     }
-    push_array(
-        ops,
+    all.extend(ours);
+    // One op for the whole list: its size does not grow with the mounts.
+    ops.push(add(
         &[base[0], base[1], base[2], "volumeMounts"],
-        c.volume_mounts.as_ref().map(Vec::len),
-        mounts.iter().map(to_value).collect(),
-        None,
-    );
+        Value::Array(all.iter().map(to_value).collect()),
+    ));
     if let Some((name, port)) = metrics_port {
         let taken = c
             .ports
@@ -550,7 +581,79 @@ fn wrap(
     Ok(())
 }
 
-fn volumes(cfg: &WebhookConfig) -> Vec<Value> {
+/// `shroud exec` and its flags, up to and including `--`: what a wrapped
+/// container's command starts with (`metrics_port`: its exec `/metrics`, see
+/// [`exec_metrics_port`]).
+pub(crate) fn exec_prefix(
+    inj: &Injection,
+    cfg: &WebhookConfig,
+    metrics_port: Option<i32>,
+) -> Vec<String> {
+    let mut command = vec![
+        BIN.to_string(),
+        "exec".into(),
+        "--secrets-dir".into(),
+        SECRETS_DIR.into(),
+    ];
+    if let Some(on_rotate) = &inj.on_rotate {
+        command.extend(["--on-rotate".to_string(), on_rotate.clone()]);
+    }
+    // Always wait for `.shroud/ready`: with a native sidecar the kubelet's startup
+    // probe gates only the pod's first start; when the app container restarts
+    // while the agent re-renders (it revokes and exits on the exit marker and is
+    // restarted too), the app must not start before its secrets are back.
+    // As long as the agent's startup budget: a classic sidecar has no startup
+    // probe, so exec's own wait is all that keeps the app from starting early,
+    // and giving up sooner than the agent would only restart the container.
+    if let Some(port) = metrics_port {
+        command.push("--metrics-listen".into());
+        command.push(format!("0.0.0.0:{port}"));
+    }
+    command.push("--wait-ready".into());
+    command.push("--ready-timeout".into());
+    command.push(format!("{}s", cfg.agent.startup_timeout_seconds));
+    command.push("--".into());
+    command
+}
+
+/// The mounts a wrapped container gets.
+pub(crate) fn wrapped_mounts(inj: &Injection) -> Vec<VolumeMount> {
+    let mut mounts = vec![
+        mount(SECRETS_VOLUME, SECRETS_DIR, true, None),
+        // `shroud exec` writes its ack and exit marker under `.shroud/`; the
+        // rendered secrets stay read-only.
+        mount(
+            SECRETS_VOLUME,
+            &format!("{SECRETS_DIR}/{META_DIR}"),
+            false,
+            Some(META_DIR),
+        ),
+        mount(BIN_VOLUME, BIN_DIR, true, None),
+    ];
+    if inj.origin == Origin::VaultAgent {
+        mounts.push(mount(SECRETS_VOLUME, vault_compat::SECRETS_DIR, true, None));
+    }
+    mounts
+}
+
+/// The directories shroud mounts into a wrapped container. A mount of the pod's
+/// own at or under one would shadow shroud's binary or secrets (the runtime
+/// mounts deeper paths last).
+pub(crate) fn reserved_path(mount_path: &str, inj: &Injection) -> Option<&'static str> {
+    let compat = (inj.origin == Origin::VaultAgent).then_some(vault_compat::SECRETS_DIR);
+    let path = mount_path.trim_end_matches('/');
+    [SHROUD_ROOT, RUN_ROOT]
+        .into_iter()
+        .chain(compat)
+        .find(|r| path == *r || path.starts_with(&format!("{r}/")))
+}
+
+/// Parent of the binary's directory.
+pub const SHROUD_ROOT: &str = "/shroud";
+/// Parent of the secrets directory.
+pub const RUN_ROOT: &str = "/run/shroud";
+
+pub(crate) fn volumes(cfg: &WebhookConfig) -> Vec<Value> {
     let memory = |limit: Option<&str>| Volume {
         empty_dir: Some(EmptyDirVolumeSource {
             medium: Some("Memory".into()),
@@ -609,7 +712,7 @@ fn resources(cfg: &WebhookConfig) -> ResourceRequirements {
     }
 }
 
-fn init_container(cfg: &WebhookConfig) -> Container {
+pub(crate) fn init_container(cfg: &WebhookConfig) -> Container {
     Container {
         name: INIT_CONTAINER.into(),
         image: Some(cfg.image.clone()),
@@ -627,7 +730,7 @@ fn init_container(cfg: &WebhookConfig) -> Container {
 }
 
 /// The name and port of the `n`th wrapped container's exec metrics, if served.
-fn exec_metrics_port(
+pub(crate) fn exec_metrics_port(
     cfg: &WebhookConfig,
     n: usize,
     warnings: &mut Vec<String>,
@@ -650,6 +753,7 @@ fn agent_container(
     owner: FileOwner,
     config_toml: String,
     native: bool,
+    ipc_lock: bool,
 ) -> Container {
     let ready = Probe {
         exec: Some(ExecAction {
@@ -689,7 +793,7 @@ fn agent_container(
         startup_probe,
         readiness_probe,
         volume_mounts: Some(vec![mount(SECRETS_VOLUME, SECRETS_DIR, false, None)]),
-        security_context: Some(least_privilege(owner.uid, owner.gid, true)),
+        security_context: Some(least_privilege(owner.uid, owner.gid, ipc_lock)),
         resources: Some(resources(cfg)),
         ports: (cfg.pod_metrics.agent_port != 0).then(|| {
             vec![ContainerPort {
@@ -794,7 +898,7 @@ mod tests {
             serde_json::json!({"spec": {"containers": [app(serde_json::json!({}))],
             "volumes": [{"name": "shroud-bin", "emptyDir": {}}]}}),
         );
-        let e = build(&p, &inj, &cfg, &Resolved::new()).unwrap_err();
+        let e = build(&p, &inj, &cfg, "ns", &Resolved::new()).unwrap_err();
         assert!(
             matches!(e, PatchError::Conflict { ref name, .. } if name == "shroud-bin"),
             "{e}"
@@ -803,9 +907,7 @@ mod tests {
             serde_json::json!({"spec": {"containers": [app(serde_json::json!({
             "volumeMounts": [{"name": "x", "mountPath": "/shroud/bin"}]}))]}}),
         );
-        let e = build(&p, &inj, &cfg, &Resolved::new())
-            .unwrap_err()
-            .to_string();
+        let e = build(&p, &inj, &cfg, "ns", &Resolved::new()).unwrap_err().to_string();
         assert!(
             e.contains("/shroud/bin") && e.contains("container `app`"),
             "{e}"
@@ -814,7 +916,7 @@ mod tests {
             serde_json::json!({"spec": {"containers": [app(serde_json::json!({})),
             {"name": "shroud-agent", "image": "i"}]}}),
         );
-        assert!(build(&p, &inj, &cfg, &Resolved::new()).is_err());
+        assert!(build(&p, &inj, &cfg, "ns", &Resolved::new()).is_err());
     }
 
     #[test]
@@ -827,6 +929,7 @@ mod tests {
             &p,
             &injection(&[("shroud.dev/containers", "app,ghost")]),
             &cfg,
+            "ns",
             &Resolved::new(),
         )
         .unwrap_err();
@@ -844,6 +947,7 @@ mod tests {
                 ("shroud.dev/native-sidecar", "false"),
             ]),
             &cfg,
+            "ns",
             &Resolved::new(),
         )
         .unwrap_err();
@@ -857,6 +961,7 @@ mod tests {
             &p,
             &injection(&[("shroud.dev/command-ghost", "/x")]),
             &cfg,
+            "ns",
             &Resolved::new(),
         )
         .unwrap_err();
@@ -866,6 +971,7 @@ mod tests {
             &p,
             &injection(&[("shroud.dev/containers", "init, app")]),
             &cfg,
+            "ns",
             &Resolved::new(),
         )
         .unwrap();

@@ -1,16 +1,16 @@
-//! Guardrails from the webhook configuration: host paths that expose node
-//! credentials (every pod in the selected namespaces) and the Vault paths a
-//! namespace may read (opted-in pods). Each violation names the rule and field.
+//! Guardrails from the webhook configuration: hostPath volumes (every pod in the
+//! selected namespaces) and the Vault paths a namespace may read (opted-in pods).
+//! Each violation names the rule and field.
 
 use std::path::{Component, Path, PathBuf};
 
 use k8s_openapi::api::core::v1::Pod;
 
 use super::annotations::Injection;
-use super::config::PolicyConfig;
+use super::config::{HostPathMode, PolicyConfig};
 
-/// Rule name: host paths exposing node credentials.
-pub const RULE_HOST_PATH: &str = "host-path-node-credentials";
+/// Rule name: hostPath volumes.
+pub const RULE_HOST_PATH: &str = "host-path";
 /// Rule name: Vault paths outside the namespace's prefixes.
 pub const RULE_SECRET_PATH: &str = "secret-path-prefix";
 
@@ -26,8 +26,10 @@ pub struct Violation {
     pub reason: String,
 }
 
-/// Denies hostPath volumes at, under, or above a denied path (mounting `/var`
-/// exposes `/var/lib/kubelet` just as well).
+/// In allow-list mode, admits hostPath volumes only at or under an allowed path;
+/// in deny-list mode, denies them at, under, or above a denied path (mounting
+/// `/var` exposes `/var/lib/kubelet` just as well). A path with a `..` segment is
+/// denied in both: the node resolves it through symlinks, not as text.
 pub fn check_host_paths(
     pod: &Pod,
     namespace: &str,
@@ -40,23 +42,54 @@ pub fn check_host_paths(
     let volumes = pod.spec.as_ref().and_then(|s| s.volumes.as_ref());
     for (i, v) in volumes.into_iter().flatten().enumerate() {
         let Some(host) = &v.host_path else { continue };
+        let deny = |reason: String| Violation {
+            rule: RULE_HOST_PATH,
+            field: format!("spec.volumes[{i}].hostPath.path (volume `{}`)", v.name),
+            reason,
+        };
+        if !host.path.starts_with('/') || host.path.split('/').any(|s| s == "..") {
+            return Err(deny(format!(
+                "`{}` is not an absolute path without `..` segments",
+                host.path
+            )));
+        }
         let path = normalize(&host.path);
-        for denied in &rule.denied {
-            let denied = normalize(denied);
-            if path.starts_with(&denied) || denied.starts_with(&path) {
-                return Err(Violation {
-                    rule: RULE_HOST_PATH,
-                    field: format!("spec.volumes[{i}].hostPath.path (volume `{}`)", v.name),
-                    reason: format!(
-                        "`{}` exposes node credentials at `{}`",
+        match rule.mode {
+            HostPathMode::AllowList => {
+                if !rule.allowed.iter().any(|a| path.starts_with(normalize(a))) {
+                    return Err(deny(format!(
+                        "`{}` is not at or under a host path allowed by the webhook's policy.host_paths.allowed ({})",
                         host.path,
-                        denied.display()
-                    ),
-                });
+                        listed(&rule.allowed)
+                    )));
+                }
+            }
+            HostPathMode::DenyList => {
+                for denied in &rule.denied {
+                    let denied = normalize(denied);
+                    if path.starts_with(&denied) || denied.starts_with(&path) {
+                        return Err(deny(format!(
+                            "`{}` exposes the node at `{}`",
+                            host.path,
+                            denied.display()
+                        )));
+                    }
+                }
             }
         }
     }
     Ok(())
+}
+
+fn listed(items: &[String]) -> String {
+    if items.is_empty() {
+        return "none".into();
+    }
+    items
+        .iter()
+        .map(|p| format!("`{p}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Denies secrets whose Vault path is outside the prefixes allowed for the namespace.
@@ -78,11 +111,7 @@ pub fn check_secret_paths(
                 reason: format!(
                     "`{}` is outside the paths allowed in namespace `{namespace}` ({})",
                     s.path,
-                    allowed
-                        .iter()
-                        .map(|p| format!("`{p}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    listed(&allowed)
                 ),
             });
         }
@@ -134,8 +163,34 @@ mod tests {
     }
 
     #[test]
-    fn host_paths() {
-        let policy = PolicyConfig::default();
+    fn host_paths_allow_list() {
+        let mut policy = PolicyConfig::default();
+        policy.host_paths.allowed = vec!["/data/shared".into()];
+        for bad in [
+            "/proc/1/root/run/containerd/containerd.sock",
+            "/proc/self/root",
+            "/data",
+            "/data/shared/../../var/lib/kubelet",
+            "/data/sharedx",
+            "relative",
+            "/",
+        ] {
+            let v = check_host_paths(&pod_with_host_path(bad), "apps", &policy).unwrap_err();
+            assert_eq!(v.rule, RULE_HOST_PATH);
+            assert!(
+                v.to_string().contains("spec.volumes[1].hostPath.path"),
+                "{v}"
+            );
+        }
+        for ok in ["/data/shared", "/data/shared/x", "/data//shared/./y/"] {
+            check_host_paths(&pod_with_host_path(ok), "apps", &policy).unwrap();
+        }
+    }
+
+    #[test]
+    fn host_paths_deny_list() {
+        let mut policy = PolicyConfig::default();
+        policy.host_paths.mode = HostPathMode::DenyList;
         for bad in [
             "/var/run/docker.sock",
             "/var/lib/kubelet/pki",
@@ -143,6 +198,11 @@ mod tests {
             "/",
             "/etc/kubernetes/",
             "/tmp/../etc/kubernetes",
+            "/proc/1/root",
+            "/run/podman/podman.sock",
+            "/var/lib/etcd",
+            "/etc/cni/net.d",
+            "/var/log/pods",
         ] {
             let v = check_host_paths(&pod_with_host_path(bad), "apps", &policy).unwrap_err();
             assert_eq!(v.rule, RULE_HOST_PATH);

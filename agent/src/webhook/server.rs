@@ -1,5 +1,18 @@
-//! HTTPS server: `POST /mutate`, `GET /healthz`, `GET /metrics`. HTTP/2 and
-//! HTTP/1.1 over rustls; nothing is served in clear text.
+//! HTTPS server: `POST /mutate`, `POST /validate`, `GET /healthz`, `GET /metrics`.
+//! HTTP/2 and HTTP/1.1 over rustls; nothing is served in clear text.
+//!
+//! Every cost is bounded by `[server]` ([`ServerLimits`]): headers, bodies and
+//! idle connections are timed out, HTTP/2 streams per connection are capped,
+//! bodies held in memory share one byte budget, and reviews run on blocking
+//! threads a few at a time, so the async workers keep answering `/healthz`.
+//!
+//! A mutation that needs image commands from registries gives its review permit
+//! back while it waits for them: the lookup is I/O, bounded by
+//! `registry.timeout` and by the resolver's own cap on registry work in flight
+//! (`server.max_concurrent_reviews` lookups at once). It keeps its share of the
+//! byte budget, so requests parked on a registry are bounded by
+//! `server.max_in_flight_bytes` too, and it has at most `server.max_containers`
+//! images to look up.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -9,18 +22,16 @@ use std::time::{Duration, Instant};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 use super::config::WebhookConfig;
+use super::idle::{Activity, Tracked};
 use super::metrics::Metrics;
-use super::registry::{Resolved, Resolver};
-use super::review;
-
-/// Largest AdmissionReview accepted (the API server's own request limit is 3 MiB).
-pub const MAX_BODY: usize = 3 * 1024 * 1024;
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+use super::registry::Resolver;
+use super::review::{self, Endpoint, Prepared};
 /// How long open connections may finish their requests after shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -28,11 +39,30 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct App {
     /// Configuration and policy.
-    pub config: WebhookConfig,
+    pub config: Arc<WebhookConfig>,
     /// Metrics.
     pub metrics: Metrics,
     /// Image entrypoints from registries.
     pub resolver: Resolver,
+    /// One permit per review computed at once.
+    reviews: Arc<Semaphore>,
+    /// One permit per request body byte held in memory.
+    bytes: Arc<Semaphore>,
+}
+
+impl App {
+    /// The shared state for `config`.
+    pub fn new(config: WebhookConfig, metrics: Metrics, resolver: Resolver) -> App {
+        let limits = &config.server;
+        metrics.set_namespace_cap(limits.max_metric_namespaces);
+        App {
+            reviews: Arc::new(Semaphore::new(limits.max_concurrent_reviews)),
+            bytes: Arc::new(Semaphore::new(limits.max_in_flight_bytes)),
+            config: Arc::new(config),
+            metrics,
+            resolver,
+        }
+    }
 }
 
 /// Accepts connections until `shutdown` resolves, then lets open connections
@@ -64,7 +94,11 @@ pub async fn serve(
         let app = app.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+            let limits = &app.config.server;
+            let activity = Activity::default();
+            let tcp = Tracked::new(tcp, activity.clone());
+            let tls = match tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await
+            {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -75,14 +109,34 @@ pub async fn serve(
                     return;
                 }
             };
+            let idle = limits.idle_timeout;
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
+                .max_buf_size(64 * 1024);
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .max_concurrent_streams(limits.max_http2_streams)
+                .max_header_list_size(64 * 1024)
+                .initial_stream_window_size(256 * 1024)
+                .initial_connection_window_size(1024 * 1024)
+                .max_pending_accept_reset_streams(Some(limits.max_http2_streams as usize));
             let service = hyper::service::service_fn(move |req| {
                 let app = app.clone();
                 async move { Ok::<_, Infallible>(handle(req, &app).await) }
             });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             let conn = builder.serve_connection(TokioIo::new(tls), service);
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            tokio::select! {
+                r = watcher.watch(conn.into_owned()) => if let Err(e) = r {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                },
+                // Dropping the connection closes it; requests on it have been
+                // answered or are stalled (a review in progress is I/O-silent for
+                // far less than the idle timeout).
+                () = activity.idle_for(idle) => tracing::debug!(%peer, "idle connection closed"),
             }
         });
     }
@@ -98,22 +152,23 @@ async fn handle(req: Request<Incoming>, app: &App) -> Response<Full<Bytes>> {
     let started = Instant::now();
     let path = req.uri().path().to_string();
     let response = match (req.method(), path.as_str()) {
-        (&Method::POST, "/mutate") => mutate(req, app).await,
+        (&Method::POST, "/mutate") => admit(req, app, Endpoint::Mutate).await,
+        (&Method::POST, "/validate") => admit(req, app, Endpoint::Validate).await,
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/metrics") => Response::builder()
             .header("content-type", "text/plain; version=0.0.4")
             .body(Full::new(Bytes::from(app.metrics.render())))
             .expect("static response"),
-        (_, "/mutate" | "/healthz" | "/metrics") => {
+        (_, "/mutate" | "/validate" | "/healthz" | "/metrics") => {
             text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
         }
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found: use POST /mutate, GET /healthz or GET /metrics\n",
+            "not found: use POST /mutate, POST /validate, GET /healthz or GET /metrics\n",
         ),
     };
     let label = match path.as_str() {
-        "/mutate" | "/healthz" | "/metrics" => path.as_str(),
+        "/mutate" | "/validate" | "/healthz" | "/metrics" => path.as_str(),
         _ => "other",
     };
     app.metrics
@@ -123,44 +178,102 @@ async fn handle(req: Request<Incoming>, app: &App) -> Response<Full<Bytes>> {
     response
 }
 
-async fn mutate(req: Request<Incoming>, app: &App) -> Response<Full<Bytes>> {
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
-            app.metrics.requests.with_label_values(&["invalid"]).inc();
-            return text(
-                StatusCode::BAD_REQUEST,
-                &format!("cannot read the request body: {e}\n"),
-            );
+/// Reads the body within the byte budget and the body timeout, then reviews it
+/// on a blocking thread (at most `max_concurrent_reviews` at once).
+async fn admit(req: Request<Incoming>, app: &App, endpoint: Endpoint) -> Response<Full<Bytes>> {
+    let limits = &app.config.server;
+    let invalid = |status, message: String| {
+        app.metrics.requests.with_label_values(&["invalid"]).inc();
+        text(status, &message)
+    };
+    let declared = hyper::body::Body::size_hint(req.body())
+        .exact()
+        .map_or(limits.max_body_bytes, |n| n as usize);
+    if declared > limits.max_body_bytes {
+        return invalid(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the body is larger than {} bytes (server.max_body_bytes)\n",
+                limits.max_body_bytes
+            ),
+        );
+    }
+    // The budget is reserved before a byte is read, for as long as the body lives.
+    let want = u32::try_from(declared.max(1)).unwrap_or(u32::MAX);
+    let budget = match tokio::time::timeout(
+        limits.body_timeout,
+        app.bytes.clone().acquire_many_owned(want),
+    )
+    .await
+    {
+        Ok(Ok(permit)) => permit,
+        _ => {
+            return invalid(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many request bytes in flight; retry\n".into(),
+            )
         }
     };
-    let answer = match review::parse(&body) {
-        Ok(req) => {
-            let lookups = review::image_lookups(&req, &app.config);
-            let images = if lookups.is_empty() {
-                Resolved::new()
-            } else {
-                app.resolver.resolve(lookups).await
-            };
-            Ok(review::answer(&req, &app.config, &app.metrics, &images))
+    let read = Limited::new(req.into_body(), limits.max_body_bytes).collect();
+    let body = match tokio::time::timeout(limits.body_timeout, read).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) => {
+            return invalid(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the request body: {e}\n"),
+            )
         }
+        Err(_) => {
+            return invalid(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the body did not arrive within {:?} (server.body_timeout)\n",
+                    limits.body_timeout
+                ),
+            )
+        }
+    };
+    let Ok(turn) = app.reviews.clone().acquire_owned().await else {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
+    };
+    let config = app.config.clone();
+    let metrics = app.metrics.clone();
+    let prepared = tokio::task::spawn_blocking(move || {
+        let _turn = turn;
+        review::prepare(&body, endpoint, &config, &metrics)
+    })
+    .await;
+    let answer = match prepared {
+        Ok(Ok(Prepared::Lookups { req, lookups })) => {
+            let images = app.resolver.resolve(lookups).await;
+            let Ok(turn) = app.reviews.clone().acquire_owned().await else {
+                return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
+            };
+            let config = app.config.clone();
+            let metrics = app.metrics.clone();
+            tokio::task::spawn_blocking(move || {
+                let _turn = turn;
+                let _budget = budget;
+                Ok::<_, review::BadRequest>(review::answer(
+                    &req, endpoint, &config, &metrics, &images,
+                ))
+            })
+            .await
+        }
+        Ok(Ok(Prepared::Done(json))) => Ok(Ok(json)),
+        Ok(Err(e)) => Ok(Err(e)),
         Err(e) => Err(e),
     };
     match answer {
-        Ok(answer) => match serde_json::to_vec(&answer) {
-            Ok(json) => Response::builder()
-                .header("content-type", "application/json")
-                .body(Full::new(Bytes::from(json)))
-                .expect("static response"),
-            Err(e) => text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("cannot encode the response: {e}\n"),
-            ),
-        },
-        Err(e) => {
-            app.metrics.requests.with_label_values(&["invalid"]).inc();
-            text(StatusCode::BAD_REQUEST, &format!("{e}\n"))
-        }
+        Ok(Ok(json)) => Response::builder()
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(json)))
+            .expect("static response"),
+        Ok(Err(e)) => invalid(StatusCode::BAD_REQUEST, format!("{e}\n")),
+        Err(e) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("the review failed: {e}\n"),
+        ),
     }
 }
 

@@ -15,7 +15,8 @@ use super::annotations::{
 /// The Vault Agent Injector's annotation prefix.
 pub const PREFIX: &str = "vault.hashicorp.com/";
 const INJECT: &str = "vault.hashicorp.com/agent-inject";
-const STATUS: &str = "vault.hashicorp.com/agent-inject-status";
+/// Set by the Vault Agent Injector on pods it injected.
+pub const STATUS: &str = "vault.hashicorp.com/agent-inject-status";
 const ROLE: &str = "vault.hashicorp.com/role";
 const SECRET: &str = "vault.hashicorp.com/agent-inject-secret-";
 const TEMPLATE: &str = "vault.hashicorp.com/agent-inject-template-";
@@ -66,6 +67,7 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<Injection, Annota
                     field: None,
                     format: SecretFormat::Json,
                     template: None,
+                    params: BTreeMap::new(),
                 },
             );
         } else if k.starts_with(PREFIX)

@@ -1,5 +1,5 @@
 # Policy for the nightly-report Job (Kubernetes auth role `nightly-report`).
-path "database/creds/reports-nightly" {
+path "database/creds/reports_nightly" {
   capabilities = ["read"]
 }
 path "secret/data/reports/s3" {

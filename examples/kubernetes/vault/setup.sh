@@ -31,9 +31,9 @@ $bao write auth/kubernetes/role/nightly-report \
 # The secrets the annotations name.
 $bao secrets enable database 2>/dev/null || true
 $bao write database/config/shop plugin_name=postgresql-database-plugin \
-  allowed_roles="shop-api,reports-nightly" connection_url="$PG_ADMIN_URL" \
+  allowed_roles="shop_api,reports_nightly" connection_url="$PG_ADMIN_URL" \
   username="$PG_ADMIN_USER" password="$PG_ADMIN_PASSWORD"
-for role in shop-api reports-nightly; do
+for role in shop_api reports_nightly; do  # database roles: <namespace>_<name> (the webhook's prefix)
   $bao write "database/roles/$role" db_name=shop default_ttl=1h max_ttl=24h \
     creation_statements="CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';" \
     revocation_statements="DROP ROLE IF EXISTS \"{{name}}\";"

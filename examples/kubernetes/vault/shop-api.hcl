@@ -1,7 +1,7 @@
 # Policy for the shop-api pods (Kubernetes auth role `shop-api`).
 
 # One PostgreSQL role per lease; shroud renews it while the pod runs.
-path "database/creds/shop-api" {
+path "database/creds/shop_api" {
   capabilities = ["read"]
 }
 

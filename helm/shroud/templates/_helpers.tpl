@@ -25,8 +25,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 
-{{/* Selector labels; `shroud.dev/component: webhook` also keeps the webhook's own
-pods out of its objectSelector. */}}
+{{/* Selector labels. */}}
 {{- define "shroud.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "shroud.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
@@ -55,3 +54,14 @@ shroud.dev/component: webhook
 {{- $svc := include "shroud.fullname" . -}}
 {{- list $svc (printf "%s.%s" $svc .Release.Namespace) (printf "%s.%s.svc" $svc .Release.Namespace) (printf "%s.%s.svc.cluster.local" $svc .Release.Namespace) | toJson -}}
 {{- end -}}
+
+{{/* The namespaces both webhooks see: the configured selector, never the release's
+own namespace (the webhook's pods must start when no replica is up; a label
+would be an opt-out any pod author could use). */}}
+{{- define "shroud.namespaceSelector" -}}
+{{- $sel := deepCopy (default dict .Values.webhook.namespaceSelector) -}}
+{{- $exprs := concat (default list $sel.matchExpressions) (list (dict "key" "kubernetes.io/metadata.name" "operator" "NotIn" "values" (list .Release.Namespace))) -}}
+{{- $_ := set $sel "matchExpressions" $exprs -}}
+namespaceSelector:
+  {{- toYaml $sel | nindent 2 }}
+{{- end }}

@@ -12,7 +12,10 @@
 //!
 //! The resolver answers from the cache without leaving the async runtime; only
 //! misses go to a blocking thread, and the whole miss path is bounded by
-//! `registry.timeout`.
+//! `registry.timeout`. At most `max_in_flight` admissions' misses are worked on
+//! at once (the webhook passes `server.max_concurrent_reviews`): a blocking
+//! lookup that outlives its timeout keeps its permit until it ends, so a slow
+//! or dead registry cannot pile up blocking threads.
 
 pub mod cache;
 pub mod challenge;
@@ -29,6 +32,8 @@ pub mod reference;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
 
 use cache::{Cache, Content};
 use client::{Client, ClientError, Session};
@@ -65,17 +70,25 @@ struct Inner {
     cache: Cache,
     timeout: Duration,
     metrics: RegistryMetrics,
+    /// One permit per admission whose misses are being fetched.
+    in_flight: Arc<Semaphore>,
 }
 
 impl Resolver {
-    /// A resolver for `cfg`, counting into `metrics`.
-    pub fn new(cfg: &RegistryConfig, metrics: RegistryMetrics) -> Result<Resolver, ClientError> {
+    /// A resolver for `cfg`, counting into `metrics`, fetching the misses of at
+    /// most `max_in_flight` admissions at once.
+    pub fn new(
+        cfg: &RegistryConfig,
+        metrics: RegistryMetrics,
+        max_in_flight: usize,
+    ) -> Result<Resolver, ClientError> {
         Ok(Resolver {
             inner: Arc::new(Inner {
                 client: Client::new(cfg)?,
                 cache: Cache::new(cfg.cache_size, cfg.tag_ttl),
                 timeout: cfg.timeout,
                 metrics,
+                in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
             }),
         })
     }
@@ -114,33 +127,41 @@ impl Resolver {
             .map(|(c, img, _)| (c.clone(), img.to_string()))
             .collect();
         let worker = self.inner.clone();
-        let task = tokio::task::spawn_blocking(move || {
-            misses
-                .into_iter()
-                .map(|(container, img, wanted)| {
-                    let mut session = worker.client.session(&img);
-                    let r = resolve(
-                        &worker.cache,
-                        Some(&mut session),
-                        &img,
-                        &wanted,
-                        Instant::now(),
-                    )
-                    .map(|c| c.expect("a lookup with the network always answers"));
-                    (container, r)
-                })
-                .collect::<Vec<_>>()
-        });
-        let results = match tokio::time::timeout(inner.timeout, task).await {
-            Ok(Ok(results)) => results,
-            Ok(Err(join)) => names
+        let deadline = tokio::time::Instant::now() + inner.timeout;
+        let task = async move {
+            // Waiting for a turn counts against the same timeout; the permit
+            // stays with the blocking work until it really ends.
+            let permit = worker.in_flight.clone().acquire_owned().await.ok()?;
+            let work = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                misses
+                    .into_iter()
+                    .map(|(container, img, wanted)| {
+                        let mut session = worker.client.session(&img);
+                        let r = resolve(
+                            &worker.cache,
+                            Some(&mut session),
+                            &img,
+                            &wanted,
+                            Instant::now(),
+                        )
+                        .map(|c| c.expect("a lookup with the network always answers"));
+                        (container, r)
+                    })
+                    .collect::<Vec<_>>()
+            });
+            Some(work.await)
+        };
+        let results = match tokio::time::timeout_at(deadline, task).await {
+            Ok(Some(Ok(results))) => results,
+            Ok(Some(Err(join))) => names
                 .into_iter()
                 .map(|(c, image)| {
                     let reason = format!("the lookup failed: {join}");
                     (c, Err(LookupError::Invalid { image, reason }))
                 })
                 .collect(),
-            Err(_) => names
+            Ok(None) | Err(_) => names
                 .into_iter()
                 .map(|(c, image)| {
                     let after = inner.timeout;
