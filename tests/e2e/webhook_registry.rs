@@ -58,7 +58,22 @@ impl Webhook {
         answer.json()["response"].clone()
     }
 
-    /// Expects the pod injected; returns the patched, schema-validated pod.
+    /// `POST /validate` of `pod` (CREATE, the final pod): the response.
+    fn validate_final(&self, pod: &Value) -> Value {
+        let answer = self
+            .client
+            .validate(&serde_json::to_vec(&admission_review(pod)).unwrap());
+        assert_eq!(
+            answer.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        answer.json()["response"].clone()
+    }
+
+    /// Expects the pod injected; returns the patched, schema-validated pod,
+    /// which the validating webhook re-derives and admits (no registry asked).
     fn inject(&self, pod: &Value) -> Value {
         let response = self.send(pod);
         assert_eq!(
@@ -69,6 +84,11 @@ impl Webhook {
         );
         let patched = apply(pod, &response);
         validate(&patched);
+        let checked = self.validate_final(&patched);
+        assert_eq!(
+            checked["allowed"], true,
+            "/validate refuses the patched pod: {checked:#}"
+        );
         patched
     }
 
@@ -176,6 +196,21 @@ fn docker_v2_image_without_command_runs_its_entrypoint_and_cmd() {
     assert_eq!(
         patched["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"],
         "web"
+    );
+    // Re-derivation holds the exec flags, metrics port included, to what the
+    // webhook sets.
+    let mut tampered = patched.clone();
+    let cmd = tampered["spec"]["containers"][0]["command"].to_string();
+    tampered["spec"]["containers"][0]["command"] =
+        serde_json::from_str(&cmd.replace("0.0.0.0:9103", "0.0.0.0:9999")).unwrap();
+    let checked = hook.validate_final(&tampered);
+    assert_eq!(checked["allowed"], false, "{checked:#}");
+    assert!(
+        checked["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("command (container `web`)"),
+        "{checked:#}"
     );
     // Args replace CMD and follow ENTRYPOINT.
     let patched = hook.inject(&with_args(pod(&image), &["nginx-debug", "-T"]));
@@ -425,6 +460,18 @@ fn missing_image_and_unreachable_registry_are_denied_and_counted() {
     assert!(
         warning.contains("WITHOUT secrets injection") && warning.contains(&missing),
         "{warning}"
+    );
+    // The validating webhook lets that pod through only when admitting is chosen.
+    let checked = lenient.validate_final(&pod(&missing));
+    assert_eq!(checked["allowed"], true, "{checked:#}");
+    let checked = hook.validate_final(&pod(&missing));
+    assert_eq!(checked["allowed"], false, "{checked:#}");
+    assert!(
+        checked["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("was not injected"),
+        "{checked:#}"
     );
 
     reg.stop();

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::registry::config::RegistryConfig;
 use super::limits::ServerLimits;
+use super::registry::config::RegistryConfig;
 
 /// Errors reading the configuration file.
 #[derive(Debug, thiserror::Error)]

@@ -907,7 +907,9 @@ mod tests {
             serde_json::json!({"spec": {"containers": [app(serde_json::json!({
             "volumeMounts": [{"name": "x", "mountPath": "/shroud/bin"}]}))]}}),
         );
-        let e = build(&p, &inj, &cfg, "ns", &Resolved::new()).unwrap_err().to_string();
+        let e = build(&p, &inj, &cfg, "ns", &Resolved::new())
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("/shroud/bin") && e.contains("container `app`"),
             "{e}"

@@ -19,11 +19,11 @@ use kube_core::admission::{AdmissionRequest, AdmissionReview, Operation};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
+use super::annotations::Injection;
 use super::config::WebhookConfig;
 use super::decision::{self, Decision};
 use super::metrics::Metrics;
 use super::ownership;
-use super::annotations::Injection;
 use super::patch::{self, Built, PatchError};
 use super::policy::{self, Violation};
 use super::registry::config::OnFailure;
