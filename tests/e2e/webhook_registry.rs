@@ -45,10 +45,10 @@ impl Webhook {
         }
     }
 
-    fn send(&self, pod: &Value) -> Value {
-        let answer = self
-            .client
-            .mutate(&serde_json::to_vec(&admission_review(pod)).unwrap());
+    /// `POST path` (`/mutate` or `/validate`) of a CREATE of `pod`: the response.
+    fn review(&self, path: &str, pod: &Value) -> Value {
+        let body = serde_json::to_vec(&admission_review(pod)).unwrap();
+        let answer = self.client.request("POST", path, &body).unwrap();
         assert_eq!(
             answer.status,
             200,
@@ -58,18 +58,13 @@ impl Webhook {
         answer.json()["response"].clone()
     }
 
-    /// `POST /validate` of `pod` (CREATE, the final pod): the response.
+    fn send(&self, pod: &Value) -> Value {
+        self.review("/mutate", pod)
+    }
+
+    /// The validating webhook's answer for `pod` as the final pod.
     fn validate_final(&self, pod: &Value) -> Value {
-        let answer = self
-            .client
-            .validate(&serde_json::to_vec(&admission_review(pod)).unwrap());
-        assert_eq!(
-            answer.status,
-            200,
-            "{}",
-            String::from_utf8_lossy(&answer.body)
-        );
-        answer.json()["response"].clone()
+        self.review("/validate", pod)
     }
 
     /// Expects the pod injected; returns the patched, schema-validated pod,
