@@ -506,6 +506,54 @@ impl Output {
         Some(bytes)
     }
 
+    /// Takes charge of a directory of files a previous agent wrote (a pki
+    /// certificate), as [`Output::adopt`] does for a file. Returns its files
+    /// (name, content), or None when `name` is not a directory (a symlink is
+    /// not followed) or cannot be read.
+    pub fn adopt_dir(&mut self, name: &str) -> Option<Vec<(String, zeroize::Zeroizing<Vec<u8>>)>> {
+        let fd = Some(self.fd.as_raw_fd());
+        let st = nix::sys::stat::fstatat(fd, name, AtFlags::AT_SYMLINK_NOFOLLOW).ok()?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+            return None;
+        }
+        self.dirs.insert(PathBuf::from(name));
+        let d = owned(
+            openat(
+                fd,
+                name,
+                OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .ok()?,
+        );
+        let names: Vec<String> = fs::read_dir(format!("/proc/self/fd/{}", d.as_raw_fd()))
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        let mut files = Vec::with_capacity(names.len());
+        for n in names {
+            let rel = Path::new(name).join(&n);
+            // Registered before reading: whatever is there is wiped at shutdown.
+            self.written.insert(rel);
+            let raw = openat(
+                Some(d.as_raw_fd()),
+                n.as_str(),
+                OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .ok()?;
+            let mut f = File::from(owned(raw));
+            if !f.metadata().ok()?.is_file() {
+                return None;
+            }
+            let mut bytes = zeroize::Zeroizing::new(Vec::new());
+            std::io::Read::read_to_end(&mut f, &mut bytes).ok()?;
+            files.push((n, bytes));
+        }
+        Some(files)
+    }
+
     /// Overwrites one file (relative to the directory) with zeros and removes
     /// it. Errors are logged: wiping goes on with the other files.
     pub fn wipe(&mut self, rel: &Path) -> bool {
@@ -689,6 +737,35 @@ mod tests {
             .collect();
         assert_eq!(left.len(), 2, "old directory not removed: {left:?}");
         assert_eq!(out.wipe_all(), 2);
+        assert!(!tls.exists());
+    }
+
+    #[test]
+    fn a_successor_adopts_a_directory_as_it_is_and_wipes_it_at_the_end() {
+        let d = tempfile::tempdir().unwrap();
+        let tls = d.path().join("tls");
+        {
+            let mut first = output(d.path());
+            let st = first
+                .stage_dir("tls", &[("tls.crt", b"crt-1"), ("tls.key", b"key-1")])
+                .unwrap();
+            first.commit_output(StagedOutput::Dir(st)).unwrap();
+            // Killed: nothing wiped.
+        }
+        let ino = fs::metadata(&tls).unwrap().ino();
+        let mut second = output(d.path());
+        let mut files = second.adopt_dir("tls").unwrap();
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        let files: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.as_slice()))
+            .collect();
+        assert_eq!(files, [("tls.crt", &b"crt-1"[..]), ("tls.key", b"key-1")]);
+        assert_eq!(fs::metadata(&tls).unwrap().ino(), ino, "left in place");
+        std::os::unix::fs::symlink(&tls, d.path().join("link")).unwrap();
+        assert!(second.adopt_dir("link").is_none(), "a symlink is not followed");
+        assert!(second.adopt_dir("missing").is_none());
+        assert_eq!(second.wipe_all(), 2);
         assert!(!tls.exists());
     }
 
