@@ -763,7 +763,10 @@ mod tests {
         assert_eq!(files, [("tls.crt", &b"crt-1"[..]), ("tls.key", b"key-1")]);
         assert_eq!(fs::metadata(&tls).unwrap().ino(), ino, "left in place");
         std::os::unix::fs::symlink(&tls, d.path().join("link")).unwrap();
-        assert!(second.adopt_dir("link").is_none(), "a symlink is not followed");
+        assert!(
+            second.adopt_dir("link").is_none(),
+            "a symlink is not followed"
+        );
         assert!(second.adopt_dir("missing").is_none());
         assert_eq!(second.wipe_all(), 2);
         assert!(!tls.exists());
