@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use shroud_e2e::openbao::{OpenBao, SHROUD_POLICY};
+use shroud_e2e::world::spawn_agent;
 use shroud_e2e::*;
 
 /// Certificates of a few seconds are timed; one test at a time keeps a 2-core
@@ -381,15 +382,7 @@ fn agent_and_exec_hand_over_a_reissued_certificate_and_its_reload() {
     let w = PkiWorld::new(&format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"));
     let dir = w.out.path();
     let log = w.path("agent.log");
-    let mut agent = shroud()
-        .arg("agent")
-        .arg("--config")
-        .arg(&w.cfg)
-        .env("SHROUD_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut agent = spawn_agent(&w.cfg, &log);
     until(Duration::from_secs(20), "ready", || {
         dir.join(".shroud/ready").exists().then_some(())
     });
@@ -467,29 +460,16 @@ fn a_restarted_agent_keeps_a_still_valid_certificate_and_revokes_it_at_exit() {
         "60s",
         &format!("[state]\ndir = \"{}\"\n", state.path().display()),
     );
-    let log = w.path("agent.log");
-    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
-    // An agent (log appended), once its `n`-th "secrets rendered" is logged.
+    let log_text =
+        |n: usize| std::fs::read_to_string(w.path(&format!("agent-{n}.log"))).unwrap_or_default();
+    // Agent `n` (its log `agent-<n>.log`), once it has rendered or adopted.
     let start = |n: usize| {
-        let stderr = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        let mut agent = shroud()
-            .arg("agent")
-            .arg("--config")
-            .arg(&w.cfg)
-            .env("SHROUD_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .unwrap();
+        let mut agent = spawn_agent(&w.cfg, &w.path(&format!("agent-{n}.log")));
         until(Duration::from_secs(30), "the agent to render", || {
             if let Some(status) = agent.try_wait().unwrap() {
-                panic!("the agent exited {status}: {}", log_text());
+                panic!("the agent exited {status}: {}", log_text(n));
             }
-            (log_text().matches("secrets rendered").count() >= n).then_some(())
+            log_text(n).contains("secrets rendered").then_some(())
         });
         agent
     };
@@ -511,7 +491,7 @@ fn a_restarted_agent_keeps_a_still_valid_certificate_and_revokes_it_at_exit() {
     first.wait().unwrap();
 
     let mut second = start(2);
-    let text = log_text();
+    let text = log_text(2);
     assert!(
         text.contains("kept the previous agent's certificate")
             && text.contains("adopted the previous agent's state"),
@@ -530,7 +510,7 @@ fn a_restarted_agent_keeps_a_still_valid_certificate_and_revokes_it_at_exit() {
 
     shroud_e2e::process::signal(&second, Signal::SIGTERM);
     let status = wait_with_deadline(&mut second, Duration::from_secs(20));
-    assert!(status.success(), "{status}: {}", log_text());
+    assert!(status.success(), "{status}: {}", log_text(2));
     assert!(
         !tls.exists(),
         "the certificate directory outlived the agent"
@@ -539,7 +519,7 @@ fn a_restarted_agent_keeps_a_still_valid_certificate_and_revokes_it_at_exit() {
     w.assert_clean(&[&serial]);
     assert_eq!(w.issued(), issued);
     assert_eq!(std::fs::read_dir(state.path()).unwrap().count(), 0);
-    let text = log_text();
+    let text = log_text(1) + &log_text(2);
     for line in String::from_utf8_lossy(&key)
         .lines()
         .filter(|l| !l.starts_with("-----"))

@@ -489,20 +489,8 @@ impl Output {
     /// state): it is wiped at shutdown like the agent's own. Returns its content
     /// (None when it is missing, not a regular file, or unreadable).
     pub fn adopt(&mut self, rel: &Path) -> Option<zeroize::Zeroizing<Vec<u8>>> {
-        let raw = openat(
-            Some(self.fd.as_raw_fd()),
-            rel,
-            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .ok()?;
-        let mut f = File::from(owned(raw));
-        if !f.metadata().ok()?.is_file() {
-            return None;
-        }
+        let bytes = read_regular(&self.fd, rel)?;
         self.written.insert(rel.to_path_buf());
-        let mut bytes = zeroize::Zeroizing::new(Vec::new());
-        std::io::Read::read_to_end(&mut f, &mut bytes).ok()?;
         Some(bytes)
     }
 
@@ -536,19 +524,7 @@ impl Output {
             let rel = Path::new(name).join(&n);
             // Registered before reading: whatever is there is wiped at shutdown.
             self.written.insert(rel);
-            let raw = openat(
-                Some(d.as_raw_fd()),
-                n.as_str(),
-                OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
-            .ok()?;
-            let mut f = File::from(owned(raw));
-            if !f.metadata().ok()?.is_file() {
-                return None;
-            }
-            let mut bytes = zeroize::Zeroizing::new(Vec::new());
-            std::io::Read::read_to_end(&mut f, &mut bytes).ok()?;
+            let bytes = read_regular(&d, Path::new(&n))?;
             files.push((n, bytes));
         }
         Some(files)
@@ -589,6 +565,25 @@ impl Output {
         }
         all.len()
     }
+}
+
+/// The content of regular file `rel` in directory `dir` (a symlink is not
+/// followed); None when it is missing, not a regular file, or unreadable.
+fn read_regular(dir: &impl AsRawFd, rel: &Path) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+    let raw = openat(
+        Some(dir.as_raw_fd()),
+        rel,
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let mut f = File::from(owned(raw));
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut bytes = zeroize::Zeroizing::new(Vec::new());
+    std::io::Read::read_to_end(&mut f, &mut bytes).ok()?;
+    Some(bytes)
 }
 
 /// Overwrites the file's current length with zeros, in place (not following a
