@@ -113,6 +113,9 @@ struct IssuedCert {
     secret: usize,
     mount: String,
     serial: String,
+    /// When the agent received it: the start of the validity its re-issue
+    /// point is a fraction of.
+    issued_at: SystemTime,
     not_after: SystemTime,
 }
 
@@ -442,6 +445,7 @@ impl Engine {
                     secret: i,
                     mount: pki::mount_of(&spec.path).to_string(),
                     serial: serial.to_string(),
+                    issued_at: now,
                     not_after,
                 });
             }
