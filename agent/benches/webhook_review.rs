@@ -53,7 +53,7 @@ fn main() {
             panic!()
         };
         patch = Some(
-            shroud_agent::webhook::patch::build(&pod, &inj, &cfg, "shop")
+            shroud_agent::webhook::patch::build(&pod, &inj, &cfg, "shop", &Default::default())
                 .unwrap()
                 .patch,
         );

@@ -9,6 +9,11 @@
 //! - open loop: the same 200 connections at a fixed total rate; latency is measured
 //!   from each request's scheduled time (no coordinated omission).
 //!
+//! - registry: the same pod without `command`, its image in a local registry
+//!   (Debian's `docker-registry`): after the first admission the entrypoint comes
+//!   from the webhook's cache, so this measures cached admissions (target: p99
+//!   under 5 ms) beside the baseline above, in the same run.
+//!
 //! Environment: SHROUD_BIN (default $CARGO_TARGET_DIR/release/shroud),
 //! BENCH_CONCURRENCY (200), BENCH_REQUESTS (closed loop, 20000), BENCH_RATES (open
 //! loop total requests/s, comma-separated, "500,1000,2000"), BENCH_SECONDS (open
@@ -20,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use hyper::body::Bytes;
 use serde_json::{json, Value};
+use shroud_e2e::registry::Registry;
 use shroud_e2e::webhook::{connector, Client, Conn, TestCa, WebhookProcess};
 use shroud_e2e::workspace;
 
@@ -49,9 +55,12 @@ fn release_bin() -> std::path::PathBuf {
     bin
 }
 
-fn body() -> Bytes {
+fn pod() -> Value {
     let path = workspace().join("tests/fixtures/webhook/deployment-pod.json");
-    let pod: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn review_body(pod: Value) -> Bytes {
     Bytes::from(
         serde_json::to_vec(&json!({
             "apiVersion": "admission.k8s.io/v1",
@@ -234,7 +243,7 @@ fn main() {
         .build()
         .unwrap();
     let tls = connector(std::slice::from_ref(&ca.der));
-    let body = body();
+    let body = review_body(pod());
     println!(
         "shroud webhook load benchmark: {concurrency} concurrent TLS connections to {}, {} byte AdmissionReview (opted-in Deployment pod)",
         server.addr,
@@ -265,6 +274,46 @@ fn main() {
         .unwrap();
     println!("{}", server_p99(&String::from_utf8_lossy(&metrics.body)));
     adversarial(&server, &ca);
+    drop(server);
+
+    // Entrypoints from a registry, answered from the cache after the first.
+    let registry = Registry::plain();
+    registry.push_image(
+        "shop/api",
+        "1.4.2",
+        true,
+        "amd64",
+        Some(&["/app/server"]),
+        Some(&["--port", "8080"]),
+    );
+    let config = format!(
+        "image = \"shroud:bench\"\n[registry]\nplain_http = [{:?}]\n",
+        registry.host
+    );
+    let server = WebhookProcess::start(&release_bin(), &ca, &leaf, &config);
+    let mut no_command = pod();
+    let app = &mut no_command["spec"]["containers"][0];
+    app.as_object_mut().unwrap().remove("command");
+    app["image"] = json!(format!("{}/shop/api:1.4.2", registry.host));
+    let body = review_body(no_command);
+    rt.block_on(async {
+        let conns = open_all(server.addr, &tls, concurrency).await;
+        let (conns, _) = closed_loop(conns, concurrency * 5, body.clone()).await; // warm-up: one fetch
+        let rate = env("BENCH_REGISTRY_RATE", 1000);
+        let stats = open_loop(conns, rate, seconds, body.clone()).await;
+        stats.print(&format!(
+            "registry entrypoint, cached (open loop, {rate} req/s over {concurrency} connections)"
+        ));
+    });
+    let metrics = Client::new(server.addr, std::slice::from_ref(&ca.der))
+        .get("/metrics")
+        .unwrap();
+    let text = String::from_utf8_lossy(&metrics.body);
+    let lookups: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("shroud_webhook_registry_lookups_total"))
+        .collect();
+    println!("{}; {}", server_p99(&text), lookups.join(", "));
 }
 
 /// The chart's memory limit for the webhook (helm/shroud/values.yaml).
@@ -281,12 +330,12 @@ fn adversarial(server: &WebhookProcess, ca: &TestCa) {
             "volumeMounts": [{"name": "shroud-secrets", "mountPath": "/s"}]})
         })
         .collect();
-    let pod = json!({"apiVersion": "v1", "kind": "Pod",
+    let wide_pod = json!({"apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "wide", "namespace": "shop", "annotations": {
             "shroud.dev/inject": "true", "shroud.dev/role": "r", "shroud.dev/secret-db": "secret/data/shop/db"}},
         "spec": {"containers": containers}});
-    let wide = serde_json::to_vec(&shroud_e2e::webhook::admission_review(&pod)).unwrap();
-    let normal = body();
+    let wide = serde_json::to_vec(&shroud_e2e::webhook::admission_review(&wide_pod)).unwrap();
+    let normal = review_body(pod());
     // Stalled clients: half a header each, held open.
     let stalled: Vec<std::net::TcpStream> = (0..50)
         .map(|_| {

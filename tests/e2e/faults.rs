@@ -500,11 +500,21 @@ fn a_deleted_output_directory_is_created_again_and_republished() {
     let _s = serial();
     let w = World::new(None);
     let dir = w.out.path().join("secrets");
-    let (mut agent, _log) = kv_agent(&w, &dir, "");
+    let (mut agent, log) = kv_agent(&w, &dir, "");
     std::fs::remove_dir_all(&dir).unwrap();
-    until(LIMIT, "the directory and its file back", || {
-        (std::fs::read_to_string(dir.join("tok")).ok()? == "first-token-value-1111").then_some(())
+    let back = std::panic::catch_unwind(|| {
+        until(LIMIT, "the directory and its file back", || {
+            (std::fs::read_to_string(dir.join("tok")).ok()? == "first-token-value-1111")
+                .then_some(())
+        })
     });
+    if back.is_err() {
+        let _ = agent.kill();
+        panic!(
+            "the directory did not come back; agent log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
     assert!(dir.join(".shroud/values").exists());
     sigterm(&agent);
     assert!(wait_with_deadline(&mut agent, LIMIT).success());

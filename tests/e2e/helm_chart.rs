@@ -80,15 +80,33 @@ fn fixture(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
 
-/// Starts the webhook with a value set's rendered Secret and ConfigMap.
-fn serve_rendered(objects: &[Value]) -> (WebhookProcess, Client) {
+/// Starts the webhook with a value set's rendered Secret and ConfigMap; the
+/// registry credentials and CA the Deployment would mount are files in the
+/// returned directory (an empty Docker config, the webhook's own CA).
+fn serve_rendered(objects: &[Value]) -> (WebhookProcess, Client, tempfile::TempDir) {
     let secret = find(objects, "Secret");
     let cert = b64(&secret["data"]["tls.crt"]);
     let key = b64(&secret["data"]["tls.key"]);
+    let mounts = tempfile::tempdir().unwrap();
     let config = find(objects, "ConfigMap")["data"]["webhook.toml"]
         .as_str()
         .unwrap()
-        .to_string();
+        .replace("/etc/shroud/registry", &mounts.path().display().to_string());
+    for line in config.lines() {
+        if let Some(path) = line
+            .strip_prefix("docker_config = \"")
+            .or_else(|| line.strip_prefix("ca_bundle = \""))
+        {
+            let path = std::path::Path::new(path.trim_end_matches('"'));
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            let content = if line.starts_with("docker_config") {
+                r#"{"auths": {}}"#.to_string()
+            } else {
+                b64(&secret["data"]["ca.crt"])
+            };
+            std::fs::write(path, content).unwrap();
+        }
+    }
     let mwc = find(objects, "MutatingWebhookConfiguration");
     let hook = &mwc["webhooks"][0];
     assert_eq!(hook["clientConfig"]["caBundle"], secret["data"]["ca.crt"]);
@@ -105,7 +123,7 @@ fn serve_rendered(objects: &[Value]) -> (WebhookProcess, Client) {
     let make = |addr| Client::new(addr, std::slice::from_ref(&ca)).with_server_name(&dns);
     let server = WebhookProcess::start_with(&shroud_bin(), &cert, &key, &config, make);
     let client = Client::new(server.addr, std::slice::from_ref(&ca)).with_server_name(&dns);
-    (server, client)
+    (server, client, mounts)
 }
 
 /// The release namespace, from the webhook's Service reference.
@@ -178,11 +196,16 @@ fn chart_lints_renders_validates_and_its_output_runs() {
         err.contains("/nonexistent/shroud/config/webhook.toml"),
         "{err}"
     );
+    // Egress: DNS and HTTPS only, for the registry lookups.
     let np = find(&default, "NetworkPolicy");
-    assert_eq!(np["spec"]["egress"], json!([]));
+    assert_eq!(
+        np["spec"]["egress"],
+        json!([{"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
+               {"ports": [{"port": 443, "protocol": "TCP"}]}])
+    );
 
     // The default install's certificate and config serve real admissions.
-    let (server, client) = serve_rendered(&default);
+    let (server, client, _mounts) = serve_rendered(&default);
     let answer = client.mutate(&review(fixture("deployment-pod.json")));
     assert_eq!(answer.status, 200, "{}", server.log());
     let response = &answer.json()["response"];
@@ -197,7 +220,7 @@ fn chart_lints_renders_validates_and_its_output_runs() {
     // The "full" value set: Vault Agent compatibility and per-namespace prefixes
     // reach the webhook through the rendered ConfigMap.
     let full = manifests(out.path(), "full");
-    let (_server, client) = serve_rendered(&full);
+    let (_server, client, _mounts) = serve_rendered(&full);
     let answer = client.mutate(&review(fixture("vault-agent.json")));
     let response = &answer.json()["response"];
     assert_eq!(response["allowed"], true, "{response:#}");

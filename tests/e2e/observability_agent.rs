@@ -959,3 +959,307 @@ fn a_denied_read_is_audited_with_the_exit_of_a_failed_start() {
         verify.out()
     );
 }
+
+/// Renders the Helm chart with `values` (tests/helm/render.py, Helm's engine).
+fn render_chart(values: &serde_json::Value) -> Vec<serde_json::Value> {
+    let python = require_tool("python3", "apt-get install python3");
+    let root = workspace();
+    let out = Command::new(python)
+        .arg(root.join("tests/helm/render.py"))
+        .arg(root.join("helm/shroud"))
+        .arg(values.to_string())
+        .output()
+        .expect("running tests/helm/render.py");
+    assert!(
+        out.status.success(),
+        "rendering the chart failed (scripts/test installs helm-python-sdk):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Runs `promtool <verb> rules FILE`, failing with its output and `context`.
+fn run_promtool(tool: &Path, verb: &str, file: &Path, context: &str) {
+    let out = Command::new(tool)
+        .args([verb, "rules"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool {verb} rules:\n{}{}\n{context}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `# TYPE` lines of a scrape: metric family → type.
+fn families(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(n, t)| (n.to_string(), t.to_string()))
+        .collect()
+}
+
+/// Every `shroud_…` metric name in a PromQL expression, histogram suffixes kept.
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = expr;
+    while let Some(i) = rest.find("shroud_") {
+        let tail = &rest[i..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        names.push(tail[..end].to_string());
+        rest = &tail[end..];
+    }
+    names
+}
+
+/// A promtool input series: the real sample's name and labels, plus the target
+/// labels the chart's PodMonitor adds, with `values` in promtool's notation.
+fn series(s: &Sample, set: &[(&str, &str)], container: &str, values: String) -> serde_json::Value {
+    let mut labels = s.labels.clone();
+    for (k, v) in set {
+        labels.insert(k.to_string(), v.to_string());
+    }
+    labels.insert("namespace".into(), "shop".into());
+    labels.insert("pod".into(), "web-7d4b9c-x7k2p".into());
+    labels.insert("workload".into(), "web-7d4b9c".into());
+    labels.insert("container".into(), container.into());
+    let body: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    serde_json::json!({"series": format!("{}{{{}}}", s.name, body.join(", ")), "values": values})
+}
+
+/// The alert as promtool should report it: the rule's labels, the `by` labels,
+/// and its annotations with `$labels.x` filled in.
+fn expected_alert(rule: &serde_json::Value, by: &[(&str, &str)]) -> serde_json::Value {
+    let mut labels = serde_json::Map::new();
+    for (k, v) in rule["labels"].as_object().unwrap() {
+        labels.insert(k.clone(), v.clone());
+    }
+    for (k, v) in by {
+        labels.insert(k.to_string(), serde_json::json!(v));
+    }
+    let mut annotations = serde_json::Map::new();
+    for (k, v) in rule["annotations"].as_object().unwrap() {
+        let mut text = v.as_str().unwrap().to_string();
+        for (name, value) in by {
+            text = text.replace(&format!("{{{{ $labels.{name} }}}}"), value);
+        }
+        annotations.insert(k.clone(), serde_json::json!(text));
+    }
+    serde_json::json!({"exp_labels": labels, "exp_annotations": annotations})
+}
+
+/// The chart's agent alert rules and Grafana dashboard against what a real
+/// `shroud run` exports (OpenBao, PostgreSQL, a 2 s lease rotated at its 6 s max
+/// TTL, a workload printing its password): every metric they name is one the
+/// agent serves; the rules pass `promtool check rules`, and `promtool test rules`
+/// with input series carrying the scraped series' names and labels: quiet when
+/// healthy, each alert firing on its failure.
+#[test]
+fn chart_alert_rules_and_dashboard_fit_the_real_agents_metrics() {
+    let promtool = require_tool("promtool", "apt-get install prometheus");
+    let _s = serial();
+    let w = World::new("2s", "6s");
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let cfg = w.config(&format!(
+        "{DB_SECRET}{KV_SECRET}\n[metrics]\nlisten = \"{addr}\"\n"
+    ));
+    let go = w.path("go");
+    let app = format!(
+        r#". "$SHROUD_SECRETS_DIR/db.env"; echo "password=$PASSWORD"; while [ ! -e "{}" ]; do sleep 0.05; done"#,
+        go.display()
+    );
+    let mut child = shroud()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .args(["--", "sh", "-c", &app])
+        .env_remove("VAULT_ADDR")
+        .env_remove("VAULT_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until every kind of event has happened once: the counters are
+    // monotonic, so the last scrape holds every series.
+    for (name, labels) in [
+        ("shroud_stream_masked_total", &[("stream", "stdout")][..]),
+        (
+            "shroud_lease_renewals_total",
+            &[("secret", "db.env"), ("result", "ok")],
+        ),
+        ("shroud_rotations_total", &[("secret", "db.env")]),
+        ("shroud_revocations_total", &[("kind", "lease")]),
+    ] {
+        await_metric(addr, name, labels, 1.0, Duration::from_secs(30));
+    }
+    let scraped = scrape(addr);
+    std::fs::write(&go, b"").unwrap();
+    assert_eq!(
+        wait_with_deadline(&mut child, Duration::from_secs(30)).code(),
+        Some(0)
+    );
+    let real = families(&scraped);
+    let exported = samples(&scraped);
+
+    let objects = render_chart(&serde_json::json!({"metrics": {
+        "prometheusRule": {"enabled": true, "leaseExpiryThresholdSeconds": 60},
+        "podMonitor": {"enabled": true}, "dashboard": {"enabled": true}}}));
+    let rule = objects
+        .iter()
+        .find(|o| o["kind"] == "PrometheusRule")
+        .expect("a PrometheusRule");
+    let groups = rule["spec"]["groups"].as_array().unwrap();
+    let agents = groups
+        .iter()
+        .find(|g| g["name"] == "shroud-agents")
+        .expect("the agents' group");
+    let dashboard = objects
+        .iter()
+        .find(|o| o["kind"] == "ConfigMap" && o["metadata"]["labels"]["grafana_dashboard"] == "1")
+        .expect("the dashboard ConfigMap with label grafana_dashboard: \"1\"");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(dashboard["data"]["shroud.json"].as_str().unwrap()).unwrap();
+
+    // Every metric the agents' rules and the dashboard query is one the agent serves.
+    let mut queries: Vec<String> = agents["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["expr"].as_str().unwrap().to_string())
+        .collect();
+    for p in dashboard["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().unwrap() {
+            queries.push(t["expr"].as_str().unwrap().to_string());
+        }
+    }
+    for v in dashboard["templating"]["list"].as_array().unwrap() {
+        if let Some(q) = v["query"]["query"].as_str() {
+            queries.push(q.to_string());
+        }
+    }
+    assert!(queries.len() >= 15, "{queries:?}");
+    for q in &queries {
+        for name in metric_names(q) {
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| {
+                    name.strip_suffix(s)
+                        .filter(|f| real.get(*f).is_some_and(|t| t == "histogram"))
+                })
+                .unwrap_or(&name);
+            assert!(
+                real.contains_key(family),
+                "`{name}` in `{q}` is not exported by the agent; it exports {:?}",
+                real.keys()
+            );
+        }
+    }
+
+    // promtool: the rules load …
+    let dir = tempfile::tempdir().unwrap();
+    let rules_file = dir.path().join("rules.json");
+    std::fs::write(
+        &rules_file,
+        serde_json::json!({"groups": groups}).to_string(),
+    )
+    .unwrap();
+    run_promtool(&promtool, "check", &rules_file, "");
+
+    // … and fire exactly when they should, on the real series.
+    let one = |name: &str, labels: &[(&str, &str)]| -> &Sample {
+        exported
+            .iter()
+            .find(|s| {
+                s.name == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+            })
+            .unwrap_or_else(|| panic!("the agent exports no {name}{labels:?}:\n{scraped}"))
+    };
+    let renewals = one(
+        "shroud_lease_renewals_total",
+        &[("secret", "db.env"), ("result", "ok")],
+    );
+    let fetches = one(
+        "shroud_secret_fetches_total",
+        &[("secret", "db.env"), ("result", "ok")],
+    );
+    let logins = one("shroud_auth_attempts_total", &[("result", "ok")]);
+    let expiry = one("shroud_lease_expiry_seconds", &[("secret", "db.env")]);
+    let denials = one("shroud_denials_total", &[]);
+    let masked = one("shroud_stream_masked_total", &[("stream", "stdout")]);
+    let flat = |s: &Sample| format!("{}+0x30", s.value);
+    let rising = |s: &Sample| format!("{}+1x30", s.value);
+    let agent = "shroud-agent";
+    let healthy = vec![
+        series(renewals, &[], agent, flat(renewals)),
+        series(fetches, &[], agent, flat(fetches)),
+        series(logins, &[], agent, flat(logins)),
+        // Renewed in time: back up to the TTL before it gets low.
+        series(expiry, &[], agent, "300 250 200 150 300 250 200 150 300 250 200 150 300 250 200 150 300 250 200 150 300 250 200 150 300 250 200 150 300 250 200".into()),
+        series(denials, &[], agent, flat(denials)),
+        series(masked, &[], "web", flat(masked)),
+    ];
+    let failing = vec![
+        series(renewals, &[], agent, flat(renewals)),
+        series(renewals, &[("result", "error")], agent, "0+1x30".into()),
+        series(fetches, &[("result", "error")], agent, "0+1x30".into()),
+        series(logins, &[], agent, rising(logins)),
+        series(expiry, &[], agent, "1800-70x30".into()),
+        series(denials, &[], agent, rising(denials)),
+        series(masked, &[], "web", rising(masked)),
+    ];
+    let rules = agents["rules"].as_array().unwrap();
+    let rule = |name: &str| {
+        rules
+            .iter()
+            .find(|r| r["alert"] == name)
+            .unwrap_or_else(|| panic!("no alert {name}"))
+    };
+    let pod = [("namespace", "shop"), ("pod", "web-7d4b9c-x7k2p")];
+    let with = |extra: &[(&'static str, &'static str)]| -> Vec<(&'static str, &'static str)> {
+        pod.iter().chain(extra).copied().collect()
+    };
+    let fires: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        ("ShroudLeaseRenewalsFailing", with(&[("secret", "db.env")])),
+        ("ShroudLeaseCloseToExpiry", with(&[("secret", "db.env")])),
+        ("ShroudVaultDenials", with(&[])),
+        ("ShroudRotationsFailing", with(&[("secret", "db.env")])),
+        ("ShroudUnexpectedLogins", with(&[])),
+        ("ShroudSecretInOutput", with(&[("container", "web")])),
+    ];
+    assert_eq!(fires.len(), rules.len(), "every agent alert is tested");
+    let quiet: Vec<serde_json::Value> = fires
+        .iter()
+        .map(|(name, _)| serde_json::json!({"eval_time": "30m", "alertname": name, "exp_alerts": []}))
+        .collect();
+    let loud: Vec<serde_json::Value> = fires
+        .iter()
+        .map(|(name, by)| {
+            serde_json::json!({"eval_time": "30m", "alertname": name,
+                "exp_alerts": [expected_alert(rule(name), by)]})
+        })
+        .collect();
+    let tests = serde_json::json!({
+        "rule_files": ["rules.json"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {"name": "healthy agent", "interval": "1m", "input_series": healthy, "alert_rule_test": quiet},
+            {"name": "failing agent", "interval": "1m", "input_series": failing, "alert_rule_test": loud},
+        ]
+    });
+    let tests_file = dir.path().join("tests.json");
+    std::fs::write(&tests_file, serde_json::to_string_pretty(&tests).unwrap()).unwrap();
+    run_promtool(
+        &promtool,
+        "test",
+        &tests_file,
+        &serde_json::to_string_pretty(&tests).unwrap(),
+    );
+}

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use shroud_e2e::openbao::{OpenBao, SHROUD_POLICY};
+use shroud_e2e::world::spawn_agent;
 use shroud_e2e::*;
 
 /// Certificates of a few seconds are timed; one test at a time keeps a 2-core
@@ -199,11 +200,16 @@ struct PkiWorld {
 
 impl PkiWorld {
     fn new(tail: &str) -> PkiWorld {
+        PkiWorld::with_max_ttl("12s", tail)
+    }
+
+    /// As [`PkiWorld::new`], with role `web`'s max TTL `max_ttl`.
+    fn with_max_ttl(max_ttl: &str, tail: &str) -> PkiWorld {
         require_tool("openssl", "apt-get install openssl");
         let bao = OpenBao::start();
         let work = tempfile::tempdir().unwrap();
         let out = Tmpfs::new();
-        bao.pki_role("web", "example.test", "12s");
+        bao.pki_role("web", "example.test", max_ttl);
         bao.policy(
             "pki",
             &format!("{SHROUD_POLICY}{WRITE_POLICY}"),
@@ -235,6 +241,11 @@ impl PkiWorld {
 
     fn path(&self, name: &str) -> PathBuf {
         self.work.path().join(name)
+    }
+
+    /// Serials of every certificate the PKI mount has issued (its CA's too).
+    fn issued(&self) -> Vec<String> {
+        serde_json::from_str(&self.bao.bao(&["list", "-format=json", "pki/certs"])).unwrap()
     }
 
     /// At exit: nothing left on the tmpfs, `serials` revoked, the token gone.
@@ -371,15 +382,7 @@ fn agent_and_exec_hand_over_a_reissued_certificate_and_its_reload() {
     let w = PkiWorld::new(&format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"));
     let dir = w.out.path();
     let log = w.path("agent.log");
-    let mut agent = shroud()
-        .arg("agent")
-        .arg("--config")
-        .arg(&w.cfg)
-        .env("SHROUD_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut agent = spawn_agent(&w.cfg, &log);
     until(Duration::from_secs(20), "ready", || {
         dir.join(".shroud/ready").exists().then_some(())
     });
@@ -431,6 +434,98 @@ fn agent_and_exec_hand_over_a_reissued_certificate_and_its_reload() {
     // The exit marker is exec's file, left for whoever restarts the agent.
     std::fs::remove_file(dir.join(".shroud/exited")).unwrap();
     w.assert_clean(&[&s1, &s2]);
+}
+
+/// The serial of the certificate in `<dir>/tls.crt`, as openssl prints it.
+fn serial_in(dir: &Path) -> String {
+    tool(
+        dir,
+        "openssl",
+        &["x509", "-in", "tls.crt", "-noout", "-serial"],
+    )
+    .trim()
+    .trim_start_matches("serial=")
+    .to_string()
+}
+
+#[test]
+fn a_restarted_agent_keeps_a_still_valid_certificate_and_revokes_it_at_exit() {
+    use nix::sys::signal::Signal;
+    use std::os::unix::fs::MetadataExt as _;
+
+    let _s = serial();
+    let state = Tmpfs::new();
+    // 60 s: re-issue falls due 36 to 40 s after issue, long after this test.
+    let w = PkiWorld::with_max_ttl(
+        "60s",
+        &format!("[state]\ndir = \"{}\"\n", state.path().display()),
+    );
+    let log_text =
+        |n: usize| std::fs::read_to_string(w.path(&format!("agent-{n}.log"))).unwrap_or_default();
+    // Agent `n` (its log `agent-<n>.log`), once it has rendered or adopted.
+    let start = |n: usize| {
+        let mut agent = spawn_agent(&w.cfg, &w.path(&format!("agent-{n}.log")));
+        until(Duration::from_secs(30), "the agent to render", || {
+            if let Some(status) = agent.try_wait().unwrap() {
+                panic!("the agent exited {status}: {}", log_text(n));
+            }
+            log_text(n).contains("secrets rendered").then_some(())
+        });
+        agent
+    };
+    let tls = w.out.path().join("tls");
+    let mut first = start(1);
+    let (serial, key, ino) = (
+        serial_in(&tls),
+        std::fs::read(tls.join("tls.key")).unwrap(),
+        std::fs::metadata(&tls).unwrap().ino(),
+    );
+    let issued = w.issued();
+    assert!(
+        issued
+            .iter()
+            .any(|s| s.replace(':', "").eq_ignore_ascii_case(&serial)),
+        "{serial} not in {issued:?}"
+    );
+    shroud_e2e::process::signal(&first, Signal::SIGKILL);
+    first.wait().unwrap();
+
+    let mut second = start(2);
+    let text = log_text(2);
+    assert!(
+        text.contains("kept the previous agent's certificate")
+            && text.contains("adopted the previous agent's state"),
+        "{text}"
+    );
+    // The same certificate and key, in the same directory, and nothing issued.
+    assert_eq!(serial_in(&tls), serial);
+    assert_eq!(std::fs::read(tls.join("tls.key")).unwrap(), key);
+    assert_eq!(
+        std::fs::metadata(&tls).unwrap().ino(),
+        ino,
+        "the directory was replaced"
+    );
+    assert_eq!(w.issued(), issued, "a certificate was issued on restart");
+    assert!(w.bao.revocation_time(&serial).is_none());
+
+    shroud_e2e::process::signal(&second, Signal::SIGTERM);
+    let status = wait_with_deadline(&mut second, Duration::from_secs(20));
+    assert!(status.success(), "{status}: {}", log_text(2));
+    assert!(
+        !tls.exists(),
+        "the certificate directory outlived the agent"
+    );
+    // The adopted serial was revoked as the agent's own; the state is gone.
+    w.assert_clean(&[&serial]);
+    assert_eq!(w.issued(), issued);
+    assert_eq!(std::fs::read_dir(state.path()).unwrap().count(), 0);
+    let text = log_text(1) + &log_text(2);
+    for line in String::from_utf8_lossy(&key)
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+    {
+        assert!(!text.contains(line), "key line in the log");
+    }
 }
 
 #[test]

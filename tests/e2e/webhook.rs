@@ -30,6 +30,10 @@ allowed_prefixes = ["secret/data/{namespace}/", "database/creds/{namespace}_"]
 
 [policy.host_paths]
 allowed = ["/var/log/web"]
+
+# Entrypoints from registries: tests/e2e/webhook_registry.rs (a local registry).
+[registry]
+enabled = false
 "#;
 
 fn fixture(name: &str) -> Value {

@@ -39,16 +39,27 @@ VALUE_SETS = {
         "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "infra", "effect": "NoSchedule"}],
         "nodeSelector": {"kubernetes.io/os": "linux"},
         "networkPolicy": {"enabled": True, "ingressFrom": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]},
-        "webhook": {"failurePolicy": "Ignore", "timeoutSeconds": 3,
-                    "objectSelectorExpressions": [{"key": "shroud.dev/skip", "operator": "DoesNotExist"}]},
+        "webhook": {"failurePolicy": "Ignore", "timeoutSeconds": 5,
+                    "objectSelector": {"matchLabels": {"shroud.dev/enabled": "true"},
+                                       "matchExpressions": [{"key": "tier", "operator": "In", "values": ["web", "api"]}]},
+                    "objectSelectorExpressions": [{"key": "shroud.dev/skip", "operator": "DoesNotExist"}],
+                    "namespaceSelector": {"matchLabels": {"shroud.dev/injection": "enabled"}},
+                    "matchConditions": [{"name": "not-node-critical",
+                                         "expression": "!has(object.spec.priorityClassName) || object.spec.priorityClassName != 'system-node-critical'"}]},
         "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}},
-                    "prometheusRule": {"enabled": True}},
+                    "prometheusRule": {"enabled": True, "leaseExpiryThresholdSeconds": 120},
+                    "podMonitor": {"enabled": True, "labels": {"release": "prom"}},
+                    "dashboard": {"enabled": True, "namespace": "monitoring",
+                                  "annotations": {"grafana_folder": "Security"}}},
         "config": {
             "image": "registry.example/shroud:0.1.0",
             "nativeSidecar": False,
             "vault": {"address": "https://openbao.openbao.svc:8200", "caCert": "/run/shroud/ca/ca.crt",
                       "namespace": "team-a"},
             "compat": {"vaultAgent": True},
+            "registry": {"timeoutSeconds": 4, "tagTtl": "5m", "cacheSize": 256, "defaultPlatform": "linux/arm64",
+                         "onFailure": "admit", "pullSecret": "registry-pull",
+                         "caBundle": {"configMap": "registry-ca", "key": "ca.pem"}},
             "policy": {
                 "hostPaths": {"exemptNamespaces": ["kube-system", "logging"],
                               "denied": ["/var/run/docker.sock", "/var/lib/kubelet", "/etc/kubernetes"]},
@@ -73,6 +84,10 @@ BAD_VALUES = [
     {"config": {"secretsSizeLimit": "lots"}},
     {"config": {"policy": {"hostPaths": {"denied": ["relative"]}}}},
     {"unknownTopLevel": True},
+    {"config": {"registry": {"onFailure": "maybe"}}},
+    {"config": {"registry": {"timeoutSeconds": 5}}},  # not under webhook.timeoutSeconds (5)
+    {"webhook": {"matchConditions": [{"name": "x"}]}},
+    {"metrics": {"podMonitor": {"agentPort": 0}}},
 ]
 
 CRD_KINDS = {
@@ -80,6 +95,7 @@ CRD_KINDS = {
     ("cert-manager.io/v1", "Certificate"),
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
     ("monitoring.coreos.com/v1", "PrometheusRule"),
+    ("monitoring.coreos.com/v1", "PodMonitor"),
 }
 
 

@@ -113,6 +113,9 @@ struct IssuedCert {
     secret: usize,
     mount: String,
     serial: String,
+    /// When the agent received it: the start of the validity its re-issue
+    /// point is a fraction of.
+    issued_at: SystemTime,
     not_after: SystemTime,
 }
 
@@ -147,6 +150,10 @@ pub struct Engine {
     stop_deadline: Option<Instant>,
     /// When the output directory was last checked.
     dir_checked: Instant,
+    /// `shroud agent`: also look for the exit marker at each directory check,
+    /// so a marker is seen even when the watch could not be placed or is on a
+    /// directory that was deleted and created again.
+    poll_exit_marker: bool,
     /// The output directory was found unusable (logged once per episode).
     dir_fault: bool,
     /// `[state]`: what a restarted agent adopts.
@@ -237,6 +244,7 @@ impl Engine {
             on_publish,
             stop_deadline: None,
             dir_checked: Instant::now(),
+            poll_exit_marker: false,
             dir_fault: false,
             state,
             accessor: None,
@@ -437,6 +445,7 @@ impl Engine {
                     secret: i,
                     mount: pki::mount_of(&spec.path).to_string(),
                     serial: serial.to_string(),
+                    issued_at: now,
                     not_after,
                 });
             }
@@ -484,6 +493,9 @@ impl Engine {
             if now >= self.dir_checked + DIR_CHECK {
                 // Logged and counted inside; publications retry by themselves.
                 let _ = self.check_output();
+                if self.poll_exit_marker && contract::has_exited(self.out.dir()) {
+                    return Wake::ExitMarker;
+                }
             }
             if self.publisher.prune(now) && self.check_output().is_ok() {
                 let values = self.current_values(None);
@@ -885,5 +897,12 @@ impl Engine {
     /// The output directory.
     pub fn dir(&self) -> &Path {
         self.out.dir()
+    }
+
+    /// Also returns [`Wake::ExitMarker`] from [`Engine::run`] when the marker is
+    /// found at a periodic directory check (at most [`DIR_CHECK`] late): the
+    /// backstop for the inotify watch.
+    pub fn poll_exit_marker(&mut self) {
+        self.poll_exit_marker = true;
     }
 }

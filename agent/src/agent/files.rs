@@ -26,6 +26,14 @@ use super::render::Rendered;
 use crate::config::OutputConfig;
 use crate::contract::{ACKS_DIR, EXITED_FILE, META_DIR, READY_FILE};
 
+/// Takes ownership of a descriptor that `open`/`openat` just returned (nix 0.29
+/// hands out raw descriptors): the one place this module needs `unsafe`.
+fn owned(raw: std::os::fd::RawFd) -> OwnedFd {
+    // SAFETY: every caller passes the descriptor open(2)/openat(2) returned a
+    // moment before; nothing else holds or closes it, so it gets one owner.
+    unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) }
+}
+
 /// Why the output directory or a file in it could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum FilesError {
@@ -165,8 +173,7 @@ fn open_dir(cfg: &OutputConfig) -> Result<(OwnedFd, (u64, u64)), FilesError> {
         Mode::empty(),
     )
     .map_err(errno_err("cannot open", dir))?;
-    // SAFETY: open(2) just returned this descriptor and nothing else owns it.
-    let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+    let fd = owned(raw);
     if cfg.require_tmpfs {
         check_tmpfs_fd(&fd, dir)?;
     }
@@ -283,8 +290,7 @@ impl Output {
             Mode::from_bits_truncate(0o600),
         )
         .map_err(errno_err("cannot create", &shown))?;
-        // SAFETY: openat(2) just returned this descriptor and nothing else owns it.
-        let mut f = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+        let mut f = File::from(owned(raw));
         self.written.insert(tmp.clone());
         let result = (|| {
             f.write_all(bytes)?;
@@ -455,8 +461,7 @@ impl Output {
             OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
             Mode::empty(),
         ) {
-            // SAFETY: openat(2) just returned this descriptor and nothing else owns it.
-            let d = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+            let d = owned(raw);
             let names: Vec<_> = fs::read_dir(format!("/proc/self/fd/{}", d.as_raw_fd()))
                 .map(|it| it.filter_map(Result::ok).map(|e| e.file_name()).collect())
                 .unwrap_or_default();
@@ -484,22 +489,45 @@ impl Output {
     /// state): it is wiped at shutdown like the agent's own. Returns its content
     /// (None when it is missing, not a regular file, or unreadable).
     pub fn adopt(&mut self, rel: &Path) -> Option<zeroize::Zeroizing<Vec<u8>>> {
-        let raw = openat(
-            Some(self.fd.as_raw_fd()),
-            rel,
-            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .ok()?;
-        // SAFETY: openat(2) just returned this descriptor and nothing else owns it.
-        let mut f = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(raw) };
-        if !f.metadata().ok()?.is_file() {
+        let bytes = read_regular(&self.fd, rel)?;
+        self.written.insert(rel.to_path_buf());
+        Some(bytes)
+    }
+
+    /// Takes charge of a directory of files a previous agent wrote (a pki
+    /// certificate), as [`Output::adopt`] does for a file. Returns its files
+    /// (name, content), or None when `name` is not a directory (a symlink is
+    /// not followed) or cannot be read.
+    pub fn adopt_dir(&mut self, name: &str) -> Option<Vec<(String, zeroize::Zeroizing<Vec<u8>>)>> {
+        let fd = Some(self.fd.as_raw_fd());
+        let st = nix::sys::stat::fstatat(fd, name, AtFlags::AT_SYMLINK_NOFOLLOW).ok()?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
             return None;
         }
-        self.written.insert(rel.to_path_buf());
-        let mut bytes = zeroize::Zeroizing::new(Vec::new());
-        std::io::Read::read_to_end(&mut f, &mut bytes).ok()?;
-        Some(bytes)
+        self.dirs.insert(PathBuf::from(name));
+        let d = owned(
+            openat(
+                fd,
+                name,
+                OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .ok()?,
+        );
+        let names: Vec<String> = fs::read_dir(format!("/proc/self/fd/{}", d.as_raw_fd()))
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        let mut files = Vec::with_capacity(names.len());
+        for n in names {
+            let rel = Path::new(name).join(&n);
+            // Registered before reading: whatever is there is wiped at shutdown.
+            self.written.insert(rel);
+            let bytes = read_regular(&d, Path::new(&n))?;
+            files.push((n, bytes));
+        }
+        Some(files)
     }
 
     /// Overwrites one file (relative to the directory) with zeros and removes
@@ -539,6 +567,25 @@ impl Output {
     }
 }
 
+/// The content of regular file `rel` in directory `dir` (a symlink is not
+/// followed); None when it is missing, not a regular file, or unreadable.
+fn read_regular(dir: &impl AsRawFd, rel: &Path) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+    let raw = openat(
+        Some(dir.as_raw_fd()),
+        rel,
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let mut f = File::from(owned(raw));
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut bytes = zeroize::Zeroizing::new(Vec::new());
+    std::io::Read::read_to_end(&mut f, &mut bytes).ok()?;
+    Some(bytes)
+}
+
 /// Overwrites the file's current length with zeros, in place (not following a
 /// symlink someone swapped in). On tmpfs this overwrites the very pages readers
 /// map; there is no journal or block remapping to defeat it.
@@ -573,8 +620,7 @@ pub(crate) fn zero_fill(dir: &impl AsRawFd, rel: &Path) -> bool {
         }
         Err(_) => return false,
     };
-    // SAFETY: openat(2) just returned this descriptor and nothing else owns it.
-    let f = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+    let f = File::from(owned(raw));
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     let zeros = vec![0u8; 64 * 1024];
     let mut left = len;
@@ -686,6 +732,38 @@ mod tests {
             .collect();
         assert_eq!(left.len(), 2, "old directory not removed: {left:?}");
         assert_eq!(out.wipe_all(), 2);
+        assert!(!tls.exists());
+    }
+
+    #[test]
+    fn a_successor_adopts_a_directory_as_it_is_and_wipes_it_at_the_end() {
+        let d = tempfile::tempdir().unwrap();
+        let tls = d.path().join("tls");
+        {
+            let mut first = output(d.path());
+            let st = first
+                .stage_dir("tls", &[("tls.crt", b"crt-1"), ("tls.key", b"key-1")])
+                .unwrap();
+            first.commit_output(StagedOutput::Dir(st)).unwrap();
+            // Killed: nothing wiped.
+        }
+        let ino = fs::metadata(&tls).unwrap().ino();
+        let mut second = output(d.path());
+        let mut files = second.adopt_dir("tls").unwrap();
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        let files: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.as_slice()))
+            .collect();
+        assert_eq!(files, [("tls.crt", &b"crt-1"[..]), ("tls.key", b"key-1")]);
+        assert_eq!(fs::metadata(&tls).unwrap().ino(), ino, "left in place");
+        std::os::unix::fs::symlink(&tls, d.path().join("link")).unwrap();
+        assert!(
+            second.adopt_dir("link").is_none(),
+            "a symlink is not followed"
+        );
+        assert!(second.adopt_dir("missing").is_none());
+        assert_eq!(second.wipe_all(), 2);
         assert!(!tls.exists());
     }
 

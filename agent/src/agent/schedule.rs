@@ -315,12 +315,28 @@ impl Schedule {
     /// max TTL already caps it): re-issued at `reissue_at` of it, less up to 10%
     /// jitter, and dead at its end.
     pub fn issued(&mut self, i: usize, validity: Duration, reissue_at: f64, now: Instant) {
+        self.issued_earlier(i, validity, Duration::ZERO, reissue_at, now);
+    }
+
+    /// Secret `i` is a certificate issued `elapsed` ago for `validity` (an
+    /// adopted one, after a restart): re-issued at the same `reissue_at` point
+    /// of that validity as if the agent had never stopped (at once when the
+    /// point has passed), and dead at its end.
+    pub fn issued_earlier(
+        &mut self,
+        i: usize,
+        validity: Duration,
+        elapsed: Duration,
+        reissue_at: f64,
+        now: Instant,
+    ) {
         let s = &mut self.secrets[i];
         s.backoff.reset();
         s.first_ttl = Duration::ZERO;
-        s.next = after(now, renew_after(validity, reissue_at, &mut *self.jitter));
+        let point = renew_after(validity, reissue_at, &mut *self.jitter);
+        s.next = after(now, point.saturating_sub(elapsed));
         s.due = Due::Rotate;
-        s.expires = Some(after(now, validity));
+        s.expires = Some(after(now, validity.saturating_sub(elapsed)));
         s.lapses = s.expires;
     }
 
@@ -740,6 +756,33 @@ mod tests {
             s.expire(now + S(12)),
             vec![0],
             "dead at the end of its validity"
+        );
+    }
+
+    #[test]
+    fn an_adopted_certificate_keeps_the_reissue_point_of_its_original_validity() {
+        let now = Instant::now();
+        let mut s = sched(1, 1.0, now);
+        // Issued 5 s ago for 12 s: re-issued at 8 s of it, 3 s from now; dead in 7.
+        s.issued_earlier(0, S(12), S(5), 2.0 / 3.0, now);
+        let t = &s.secrets[0];
+        assert_eq!(
+            (t.due, t.next, t.expires),
+            (Due::Rotate, now + S(3), Some(now + S(7)))
+        );
+        // Past its point (issued 10 s ago) but still valid: re-issued at once.
+        s.issued_earlier(0, S(12), S(10), 2.0 / 3.0, now);
+        assert_eq!(s.secrets[0].next, now);
+        assert_eq!(s.secrets[0].expires, Some(now + S(2)));
+        assert_eq!(s.next(now, None), Step::Secret(0));
+        // Nothing elapsed: the same as a fresh issuance.
+        let mut fresh = sched(1, 0.0, now);
+        fresh.issued(0, S(12), 2.0 / 3.0, now);
+        let mut adopted = sched(1, 0.0, now);
+        adopted.issued_earlier(0, S(12), Duration::ZERO, 2.0 / 3.0, now);
+        assert_eq!(
+            (fresh.secrets[0].next, fresh.secrets[0].expires),
+            (adopted.secrets[0].next, adopted.secrets[0].expires)
         );
     }
 

@@ -131,6 +131,24 @@ pub struct SavedSecret {
     pub lease: Option<SavedLease>,
 }
 
+/// A certificate issued by this agent or a predecessor (`kind = "pki"`): kept
+/// by a successor while valid, and revoked at shutdown. Its key and PEM blocks
+/// (the masked values) are in its secret's `data`, like any secret's values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedCertificate {
+    /// The `[[secret]]` name.
+    pub secret: String,
+    /// The PKI mount it was issued from (`<mount>/revoke` revokes it).
+    pub mount: String,
+    /// Its serial number (public).
+    pub serial: String,
+    /// When the agent received it, Unix milliseconds: the start of the
+    /// validity its re-issue point is a fraction of.
+    pub issued_at_ms: u64,
+    /// When it stops being valid, Unix seconds (`expiration`).
+    pub not_after: u64,
+}
+
 /// Everything a restarted agent adopts.
 #[derive(Serialize, Deserialize)]
 pub struct Saved {
@@ -142,6 +160,10 @@ pub struct Saved {
     pub secrets: Vec<SavedSecret>,
     /// Leases replaced by a rotation and not yet revoked: a successor revokes them.
     pub revoke: Vec<String>,
+    /// Certificates issued and not yet expired (current or replaced): a
+    /// successor keeps the current ones and revokes them all at shutdown.
+    #[serde(default)]
+    pub certificates: Vec<SavedCertificate>,
 }
 
 impl fmt::Debug for Saved {
@@ -154,6 +176,7 @@ impl fmt::Debug for Saved {
                 &self.secrets.iter().map(|s| &s.name).collect::<Vec<_>>(),
             )
             .field("revoke", &self.revoke.len())
+            .field("certificates", &self.certificates)
             .finish()
     }
 }
@@ -423,6 +446,7 @@ mod tests {
                 }),
             }],
             revoke: vec!["database/creds/app/old".into()],
+            certificates: Vec::new(),
         }
     }
 
@@ -453,6 +477,56 @@ mod tests {
         fs::write(st.dir().join(format!(".{STATE_FILE}.tmp-1")), b"x").unwrap();
         assert!(st.wipe());
         assert_eq!(fs::read_dir(st.dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_certificate_is_kept_with_its_masked_values_and_never_shown() {
+        let d = tempfile::tempdir().unwrap();
+        let st = StateDir::open(&cfg(d.path()), "http://v").unwrap();
+        let key = "-----BEGIN EC PRIVATE KEY-----\nKEY-abcdef123456\n-----END EC PRIVATE KEY-----";
+        let leaf = "-----BEGIN CERTIFICATE-----\nLEAF-abcdef123456\n-----END CERTIFICATE-----";
+        let mut state = sample();
+        let data = serde_json::json!({
+            "private_key": key,
+            "certificate": leaf,
+            "serial_number": "1a:2b:3c",
+            "expiration": 1_900_000_000u64,
+        });
+        state.secrets.push(SavedSecret {
+            name: "tls".into(),
+            path: "pki/issue/web".into(),
+            data: data.as_object().unwrap().clone(),
+            lease: None,
+        });
+        let cert = SavedCertificate {
+            secret: "tls".into(),
+            mount: "pki".into(),
+            serial: "1a:2b:3c".into(),
+            issued_at_ms: 1_899_999_988_000,
+            not_after: 1_900_000_000,
+        };
+        state.certificates.push(cert.clone());
+        st.save(&state).unwrap();
+        let back = st.load().unwrap().unwrap();
+        assert_eq!(back.certificates, vec![cert]);
+        // The masked values (key and leaf PEM) come back whole: the successor's
+        // redaction set is complete.
+        let tls = &back.secrets[1];
+        assert_eq!(tls.data["private_key"], key);
+        assert_eq!(tls.data["certificate"], leaf);
+        let debug = format!("{back:?}");
+        assert!(debug.contains("1a:2b:3c"), "the serial is public: {debug}");
+        assert!(
+            !debug.contains("KEY-abcdef") && !debug.contains("LEAF-abcdef"),
+            "{debug}"
+        );
+        // A state written before certificates were recorded still loads.
+        let file = st.dir().join(STATE_FILE);
+        let text = fs::read_to_string(&file).unwrap();
+        let start = text.find(",\"certificates\"").unwrap();
+        let older = format!("{}}}}}", &text[..start]);
+        fs::write(&file, older).unwrap();
+        assert!(st.load().unwrap().unwrap().certificates.is_empty());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::agent::{Engine, Wake};
 use crate::cli::AgentArgs;
@@ -24,12 +24,15 @@ pub fn run(args: AgentArgs) -> anyhow::Result<i32> {
     crate::logging::set_live(live.clone());
     let mut engine =
         super::start_engine(cfg.clone(), Some(live), None).inspect_err(|e| observers.fail(e))?;
+    engine.poll_exit_marker();
+    // The watch is the fast path; the engine's once-a-second directory check is
+    // the backstop (the directory may be deleted between the first render and
+    // here, or later, and is then created again without this watch).
     let _watcher = match crate::agent::wake::watch_exit_marker(engine.dir(), tx) {
-        Ok(w) => w,
+        Ok(w) => Some(w),
         Err(e) => {
-            let dir = engine.dir().display().to_string();
-            engine.shutdown();
-            anyhow::bail!("cannot watch {dir}/.shroud for the exit marker: {e}");
+            warn!(dir = %engine.dir().display(), error = %e, "cannot watch the directory for the exit marker; checking for it every second instead");
+            None
         }
     };
     let reason = engine.run(&rx);

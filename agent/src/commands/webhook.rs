@@ -9,6 +9,8 @@ use crate::cli::WebhookArgs;
 use crate::error::usage;
 use crate::webhook::config::WebhookConfig;
 use crate::webhook::metrics::Metrics;
+use crate::webhook::registry::metrics::RegistryMetrics;
+use crate::webhook::registry::{creds, Resolver};
 use crate::webhook::server::{self, App};
 use crate::webhook::tls::{self, ReloadingCert};
 
@@ -33,7 +35,17 @@ pub fn run(args: WebhookArgs) -> anyhow::Result<i32> {
         }
     })?;
     let tls_config = Arc::new(tls::server_config(cert));
-    let app = Arc::new(App::new(config, metrics));
+    let resolver = Resolver::new(
+        &config.registry,
+        RegistryMetrics::register(metrics.registry()),
+        config.server.max_concurrent_reviews,
+    )
+    .map_err(usage)?;
+    if let Some(path) = &config.registry.docker_config {
+        // Fail at start, not at the first pod: the file must exist and parse.
+        creds::lookup(path, "").map_err(usage)?;
+    }
+    let app = Arc::new(App::new(config, metrics, resolver));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("shroud-webhook")

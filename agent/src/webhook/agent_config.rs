@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::annotations::{Injection, SecretKind};
 use super::config::WebhookConfig;
 use crate::config::raw::{
-    RawAuth, RawConfig, RawLifecycle, RawOutput, RawSecret, RawState, RawVault,
+    RawAuth, RawConfig, RawLifecycle, RawMetrics, RawOutput, RawSecret, RawState, RawVault,
 };
 
 /// The secrets directory inside the pod.
@@ -96,6 +96,11 @@ fn build(inj: &Injection, cfg: &WebhookConfig, owner: FileOwner) -> RawConfig {
             revoke_on_exit: Some(cfg.agent.revoke_on_exit),
             ..RawLifecycle::default()
         },
+        // On the pod's address: a PodMonitor scrapes it from outside the pod.
+        metrics: RawMetrics {
+            listen: (cfg.pod_metrics.agent_port != 0)
+                .then(|| format!("0.0.0.0:{}", cfg.pod_metrics.agent_port)),
+        },
         ..RawConfig::default()
     }
 }
@@ -174,6 +179,19 @@ mod tests {
         assert_eq!(parsed.output.uid, Some(1000));
         assert_eq!(parsed.output.gid, Some(2000));
         assert_eq!(parsed.output.mode, 0o440);
+        assert_eq!(parsed.metrics_listen, None);
+    }
+
+    /// With `[pod_metrics] agent_port`, the agent serves `/metrics` on the pod's
+    /// address for the chart's PodMonitor.
+    #[test]
+    fn pod_metrics_port_becomes_the_agents_listen_address() {
+        let (inj, mut cfg, owner) = shop_api();
+        cfg.pod_metrics.agent_port = 9102;
+        let text = render(&inj, &cfg, owner);
+        let parsed = crate::config::parse("SHROUD_CONFIG_TOML", &text, std::iter::empty())
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(parsed.metrics_listen.as_deref(), Some("0.0.0.0:9102"));
     }
 
     /// The text reads back as the very document that was built (nothing set is

@@ -8,6 +8,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::limits::ServerLimits;
+use super::registry::config::RegistryConfig;
 
 /// Errors reading the configuration file.
 #[derive(Debug, thiserror::Error)]
@@ -62,8 +63,24 @@ pub struct WebhookConfig {
     pub compat: CompatConfig,
     /// Guardrails.
     pub policy: PolicyConfig,
+    /// Reading image entrypoints from registries.
+    pub registry: RegistryConfig,
+    /// Metrics endpoints of the injected agent and execs.
+    pub pod_metrics: PodMetricsConfig,
     /// Bounds on what a request may cost.
     pub server: ServerLimits,
+}
+
+/// `[pod_metrics]`: ports on which injected pods serve shroud's metrics, for a
+/// PodMonitor (0: not served).
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PodMetricsConfig {
+    /// The agent's `/metrics` (container port `shroud-metrics`).
+    pub agent_port: u16,
+    /// The first wrapped container's exec `/metrics` (`shroud-exec-0`); the
+    /// next wrapped containers use the following ports.
+    pub exec_port: u16,
 }
 
 impl Default for WebhookConfig {
@@ -78,6 +95,8 @@ impl Default for WebhookConfig {
             agent: AgentContainerConfig::default(),
             compat: CompatConfig::default(),
             policy: PolicyConfig::default(),
+            registry: RegistryConfig::default(),
+            pod_metrics: PodMetricsConfig::default(),
             server: ServerLimits::default(),
         }
     }
@@ -388,6 +407,9 @@ impl WebhookConfig {
         if self.agent.startup_timeout_seconds <= 0 {
             return Err(invalid("agent.startup_timeout_seconds", "must be > 0"));
         }
+        if let Err((key, reason)) = self.registry.validate() {
+            return Err(invalid(&key, &reason));
+        }
         let hp = &self.policy.host_paths;
         for (list, paths) in [("denied", &hp.denied), ("allowed", &hp.allowed)] {
             for (i, p) in paths.iter().enumerate() {
@@ -487,6 +509,37 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("`agent.run_as_user`"), "{e}");
+    }
+
+    #[test]
+    fn registry_values_are_checked() {
+        let cfg = WebhookConfig::parse(
+            "[registry]\ntimeout = \"2s\"\nplain_http = [\"127.0.0.1:5000\"]\non_failure = \"admit\"\n",
+            "f",
+        )
+        .unwrap();
+        assert_eq!(cfg.registry.timeout, std::time::Duration::from_secs(2));
+        for (text, key) in [
+            (
+                "plain_http = [\"registry.example:80\"]",
+                "`registry.plain_http`",
+            ),
+            ("timeout = \"40s\"", "`registry.timeout`"),
+            (
+                "default_platform = \"amd64\"",
+                "`registry.default_platform`",
+            ),
+            ("cache_size = 0", "`registry.cache_size`"),
+        ] {
+            let e = WebhookConfig::parse(&format!("[registry]\n{text}\n"), "f")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
+        let e = WebhookConfig::parse("[registry]\ntimeout = \"soon\"\n", "f")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("timeout") && e.contains("soon"), "{e}");
     }
 
     #[test]

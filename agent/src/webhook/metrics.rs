@@ -107,6 +107,11 @@ impl Metrics {
         }
     }
 
+    /// The registry the metrics live in, for other parts to register theirs.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// Sets how many distinct namespaces get their own label.
     pub fn set_namespace_cap(&self, cap: usize) {
         self.namespace_cap.store(cap, Ordering::Relaxed);

@@ -4,6 +4,8 @@
 //! - [`decision`], [`annotations`] and [`vault_compat`]: pod annotations → a validated request;
 //! - [`policy`], [`ownership`], [`changes`], [`templates`]: the guardrails;
 //! - [`patch`] and [`agent_config`]: what an opted-in pod gets;
+//! - [`registry`]: image ENTRYPOINT/CMD from OCI registries, for containers
+//!   without `command`;
 //! - [`review`]: one AdmissionReview in, one out (no I/O);
 //! - [`server`], [`tls`], [`metrics`]: HTTPS, certificate reload, Prometheus.
 
@@ -18,6 +20,7 @@ pub mod metrics;
 pub mod ownership;
 pub mod patch;
 pub mod policy;
+pub mod registry;
 pub mod review;
 pub mod server;
 pub mod templates;

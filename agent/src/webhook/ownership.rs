@@ -170,7 +170,15 @@ pub fn check_injected(pod: &Pod, namespace: &str, cfg: &WebhookConfig) -> Result
         .iter()
         .map(|s| patch::container(spec, *s).name.as_str())
         .collect();
-    let prefix = patch::exec_prefix(&inj, cfg);
+    // Each wrapped container's own prefix (its exec metrics port is its rank).
+    // What follows `--` is the workload's command, from the pod, an annotation or
+    // its image's registry: it grants nothing, so it is not re-derived.
+    let prefixes: Vec<Vec<String>> = (0..targets.len())
+        .map(|n| {
+            let port = patch::exec_metrics_port(cfg, n, &mut Vec::new());
+            patch::exec_prefix(&inj, cfg, port.map(|(_, p)| p))
+        })
+        .collect();
     let ours = patch::wrapped_mounts(&inj);
     for (field, c) in all_containers(spec) {
         if c.name == INIT_CONTAINER || c.name == AGENT_CONTAINER {
@@ -179,8 +187,9 @@ pub fn check_injected(pod: &Pod, namespace: &str, cfg: &WebhookConfig) -> Result
         if field.starts_with("spec.ephemeralContainers") {
             check_ephemeral(spec, &field, &c, &target_names)?;
         }
-        if target_names.contains(&c.name.as_str()) && !field.starts_with("spec.ephemeral") {
-            check_wrapped(&field, &c, &prefix, &ours, &inj)?;
+        let target = target_names.iter().position(|n| *n == c.name.as_str());
+        if let (Some(n), false) = (target, field.starts_with("spec.ephemeral")) {
+            check_wrapped(&field, &c, &prefixes[n], &ours, &inj)?;
         } else {
             check_plain_container(&field, &c, cfg)?;
         }

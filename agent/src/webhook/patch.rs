@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation, ReplaceOperation};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EmptyDirVolumeSource, EnvVar, ExecAction, Pod, PodSpec, Probe,
-    ResourceRequirements, SeccompProfile, SecurityContext, Volume, VolumeMount,
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, ExecAction, Pod, PodSpec,
+    Probe, ResourceRequirements, SeccompProfile, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde_json::Value;
@@ -16,6 +16,8 @@ use serde_json::Value;
 use super::agent_config::{self, FileOwner, SECRETS_DIR, STATE_MOUNT};
 use super::annotations::{Injection, Origin, INJECTED, STATUS};
 use super::config::WebhookConfig;
+use super::registry::error::LookupError;
+use super::registry::{platform, Lookup, Resolved};
 use super::vault_compat;
 use crate::contract::META_DIR;
 
@@ -34,6 +36,12 @@ pub const BIN: &str = "/shroud/bin/shroud";
 pub const INIT_CONTAINER: &str = "shroud-init";
 /// The agent container.
 pub const AGENT_CONTAINER: &str = "shroud-agent";
+/// The annotation `kubectl logs/exec` read to pick a container.
+pub const DEFAULT_CONTAINER: &str = "kubectl.kubernetes.io/default-container";
+/// The label PodMonitors select injected pods by.
+pub const INJECTED_LABEL: &str = "shroud.dev/injected";
+/// The agent's metrics port name.
+pub const AGENT_METRICS_PORT: &str = "shroud-metrics";
 /// The environment variable carrying the agent's TOML configuration.
 pub const CONFIG_ENV: &str = "SHROUD_CONFIG_TOML";
 
@@ -44,10 +52,30 @@ pub enum PatchError {
     #[error("the pod has no spec")]
     NoSpec,
     /// A container to wrap has no command and no annotation giving it.
-    #[error("container `{container}` has no `command` in the pod spec, so shroud cannot know what to run: set `command` on the container, or annotate the pod with `{annotation}` holding the image's entrypoint, e.g. '[\"/app/server\", \"--port\", \"8080\"]' (its `args` are appended)")]
+    #[error("container `{container}` has no `command` in the pod spec and reading image entrypoints from registries is off (`registry.enabled = false`), so shroud cannot know what to run: set `command` on the container, or annotate the pod with `{annotation}` holding the image's entrypoint, e.g. '[\"/app/server\", \"--port\", \"8080\"]' (its `args` are appended)")]
     NoCommand {
         /// The container.
         container: String,
+        /// The annotation that would fix it.
+        annotation: String,
+    },
+    /// The image's command could not be read from its registry.
+    #[error("container `{container}` has no `command`, and its image's entrypoint could not be read: {error}; fix the registry access, or annotate the pod with `{annotation}` holding the command to run")]
+    Image {
+        /// The container.
+        container: String,
+        /// The annotation that would work around it.
+        annotation: String,
+        /// Why the lookup failed.
+        error: Box<LookupError>,
+    },
+    /// The image has neither ENTRYPOINT nor CMD and the container no `args`.
+    #[error("container `{container}` has no `command` or `args`, and its image `{image}` has neither ENTRYPOINT nor CMD: set `command`, or annotate the pod with `{annotation}`")]
+    ImageHasNoCommand {
+        /// The container.
+        container: String,
+        /// The image.
+        image: String,
         /// The annotation that would fix it.
         annotation: String,
     },
@@ -95,12 +123,45 @@ pub(crate) enum Slot {
     Init(usize),
 }
 
-/// Builds the patch for an opted-in pod in `namespace`.
+/// The containers to wrap whose command must come from their image: no
+/// `command` in the spec and no `shroud.dev/command-<container>` annotation.
+pub fn image_lookups(pod: &Pod, inj: &Injection, cfg: &WebhookConfig) -> Vec<Lookup> {
+    let Some(spec) = pod.spec.as_ref() else {
+        return Vec::new();
+    };
+    let native = inj.native_sidecar.unwrap_or(cfg.native_sidecar);
+    let Ok(targets) = select_targets(spec, inj, native) else {
+        return Vec::new();
+    };
+    let default = cfg
+        .registry
+        .default_platform
+        .parse()
+        .expect("validated with the configuration");
+    let wanted = platform::wanted(spec, &default);
+    targets
+        .iter()
+        .map(|slot| container(spec, *slot))
+        .filter(|c| c.command.as_ref().is_none_or(|v| v.is_empty()))
+        .filter(|c| !inj.commands.contains_key(&c.name))
+        .filter_map(|c| {
+            Some(Lookup {
+                container: c.name.clone(),
+                image: c.image.clone()?,
+                wanted: wanted.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Builds the patch for an opted-in pod in `namespace`; `images` holds the
+/// commands read from registries for the containers [`image_lookups`] named.
 pub fn build(
     pod: &Pod,
     inj: &Injection,
     cfg: &WebhookConfig,
     namespace: &str,
+    images: &Resolved,
 ) -> Result<Built, PatchError> {
     let spec = pod.spec.as_ref().ok_or(PatchError::NoSpec)?;
     check_reserved(spec)?;
@@ -121,8 +182,10 @@ pub fn build(
     }
 
     let mut ops = Vec::new();
-    for slot in &targets {
-        wrap(spec, *slot, inj, cfg, &mut ops, &mut warnings)?;
+    let sources = Sources { inj, cfg, images };
+    for (n, slot) in targets.iter().enumerate() {
+        let exec_port = exec_metrics_port(cfg, n, &mut warnings);
+        wrap(spec, *slot, &sources, exec_port, &mut ops, &mut warnings)?;
     }
     push_array(
         &mut ops,
@@ -162,13 +225,40 @@ pub fn build(
             None,
         );
     }
-    let status_path = ["metadata", "annotations", STATUS];
+    let mut annotations = serde_json::Map::new();
+    annotations.insert(STATUS.into(), Value::from(INJECTED));
+    // `kubectl logs/exec` should land in the workload, not in the sidecar.
+    let first_app = targets.iter().find_map(|s| match s {
+        Slot::Main(i) => Some(spec.containers[*i].name.clone()),
+        Slot::Init(_) => None,
+    });
+    let user_chose = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(DEFAULT_CONTAINER));
+    if let (Some(name), false) = (first_app, user_chose) {
+        annotations.insert(DEFAULT_CONTAINER.into(), Value::from(name));
+    }
+    if pod.metadata.labels.is_some() {
+        ops.push(add(
+            &["metadata", "labels", INJECTED_LABEL],
+            Value::from("true"),
+        ));
+    } else {
+        ops.push(add(
+            &["metadata", "labels"],
+            serde_json::json!({ INJECTED_LABEL: "true" }),
+        ));
+    }
     if pod.metadata.annotations.is_some() {
-        ops.push(add(&status_path, Value::from(INJECTED)));
+        for (k, v) in annotations {
+            ops.push(add(&["metadata", "annotations", &k], v));
+        }
     } else {
         ops.push(add(
             &["metadata", "annotations"],
-            serde_json::json!({ STATUS: INJECTED }),
+            Value::Object(annotations),
         ));
     }
     Ok(Built {
@@ -367,14 +457,22 @@ fn file_owner(
     }
 }
 
+/// Where a wrapped command line comes from: annotations, configuration, registries.
+struct Sources<'a> {
+    inj: &'a Injection,
+    cfg: &'a WebhookConfig,
+    images: &'a Resolved,
+}
+
 fn wrap(
     spec: &PodSpec,
     slot: Slot,
-    inj: &Injection,
-    cfg: &WebhookConfig,
+    sources: &Sources<'_>,
+    metrics_port: Option<(String, i32)>,
     ops: &mut Vec<PatchOperation>,
     warnings: &mut Vec<String>,
 ) -> Result<(), PatchError> {
+    let Sources { inj, cfg, images } = *sources;
     let c = container(spec, slot);
     let (list, index) = match slot {
         Slot::Main(i) => ("containers", i),
@@ -383,7 +481,8 @@ fn wrap(
     let index = index.to_string();
     let base = ["spec", list, index.as_str()];
     let annotation = format!("shroud.dev/command-{}", c.name);
-    let original: Vec<String> = match (
+    let args = c.args.as_deref().unwrap_or_default();
+    let line: Vec<String> = match (
         c.command.as_ref().filter(|v| !v.is_empty()),
         inj.commands.get(&c.name),
     ) {
@@ -394,19 +493,36 @@ fn wrap(
                     c.name
                 ));
             }
-            cmd.clone()
+            [cmd.as_slice(), args].concat()
         }
-        (None, Some(cmd)) => cmd.clone(),
-        (None, None) => {
-            return Err(PatchError::NoCommand {
-                container: c.name.clone(),
-                annotation,
-            })
-        }
+        (None, Some(cmd)) => [cmd.as_slice(), args].concat(),
+        (None, None) => match images.get(&c.name) {
+            Some(Ok(image)) => {
+                image
+                    .command_line(Some(args))
+                    .ok_or_else(|| PatchError::ImageHasNoCommand {
+                        container: c.name.clone(),
+                        image: c.image.clone().unwrap_or_default(),
+                        annotation: annotation.clone(),
+                    })?
+            }
+            Some(Err(error)) => {
+                return Err(PatchError::Image {
+                    container: c.name.clone(),
+                    annotation,
+                    error: Box::new(error.clone()),
+                })
+            }
+            None => {
+                return Err(PatchError::NoCommand {
+                    container: c.name.clone(),
+                    annotation,
+                })
+            }
+        },
     };
-    let mut command = exec_prefix(inj, cfg);
-    command.extend(original);
-    command.extend(c.args.iter().flatten().cloned());
+    let mut command = exec_prefix(inj, cfg, metrics_port.as_ref().map(|(_, p)| *p));
+    command.extend(line);
     let cmd_path = [base[0], base[1], base[2], "command"];
     if c.command.is_some() {
         ops.push(PatchOperation::Replace(ReplaceOperation {
@@ -439,12 +555,43 @@ fn wrap(
         &[base[0], base[1], base[2], "volumeMounts"],
         Value::Array(all.iter().map(to_value).collect()),
     ));
+    if let Some((name, port)) = metrics_port {
+        let taken = c
+            .ports
+            .iter()
+            .flatten()
+            .any(|p| p.container_port == port || p.name.as_deref() == Some(name.as_str()));
+        if taken {
+            return Err(PatchError::Conflict {
+                field: format!("spec.{list}[{index}].ports (container `{}`)", c.name),
+                name: format!("{name} ({port})"),
+            });
+        }
+        let port = ContainerPort {
+            name: Some(name),
+            container_port: port,
+            protocol: Some("TCP".into()),
+            ..ContainerPort::default()
+        };
+        push_array(
+            ops,
+            &[base[0], base[1], base[2], "ports"],
+            c.ports.as_ref().map(Vec::len),
+            vec![to_value(&port)],
+            None,
+        );
+    }
     Ok(())
 }
 
-/// `shroud exec` and its flags, up to and including `--`: what every wrapped
-/// container's command starts with.
-pub(crate) fn exec_prefix(inj: &Injection, cfg: &WebhookConfig) -> Vec<String> {
+/// `shroud exec` and its flags, up to and including `--`: what a wrapped
+/// container's command starts with (`metrics_port`: its exec `/metrics`, see
+/// [`exec_metrics_port`]).
+pub(crate) fn exec_prefix(
+    inj: &Injection,
+    cfg: &WebhookConfig,
+    metrics_port: Option<i32>,
+) -> Vec<String> {
     let mut command = vec![
         BIN.to_string(),
         "exec".into(),
@@ -461,6 +608,10 @@ pub(crate) fn exec_prefix(inj: &Injection, cfg: &WebhookConfig) -> Vec<String> {
     // As long as the agent's startup budget: a classic sidecar has no startup
     // probe, so exec's own wait is all that keeps the app from starting early,
     // and giving up sooner than the agent would only restart the container.
+    if let Some(port) = metrics_port {
+        command.push("--metrics-listen".into());
+        command.push(format!("0.0.0.0:{port}"));
+    }
     command.push("--wait-ready".into());
     command.push("--ready-timeout".into());
     command.push(format!("{}s", cfg.agent.startup_timeout_seconds));
@@ -585,6 +736,25 @@ pub(crate) fn init_container(cfg: &WebhookConfig) -> Container {
     }
 }
 
+/// The name and port of the `n`th wrapped container's exec metrics, if served.
+pub(crate) fn exec_metrics_port(
+    cfg: &WebhookConfig,
+    n: usize,
+    warnings: &mut Vec<String>,
+) -> Option<(String, i32)> {
+    let first = i32::from(cfg.pod_metrics.exec_port);
+    if first == 0 {
+        return None;
+    }
+    match i32::try_from(n).ok().and_then(|n| first.checked_add(n)) {
+        Some(port) if port <= 65535 && n < 100 => Some((format!("shroud-exec-{n}"), port)),
+        _ => {
+            warnings.push(format!("wrapped container #{n} serves no exec metrics: no port left after pod_metrics.exec_port"));
+            None
+        }
+    }
+}
+
 fn agent_container(
     cfg: &WebhookConfig,
     owner: FileOwner,
@@ -635,6 +805,14 @@ fn agent_container(
         ]),
         security_context: Some(least_privilege(owner.uid, owner.gid, ipc_lock)),
         resources: Some(resources(cfg)),
+        ports: (cfg.pod_metrics.agent_port != 0).then(|| {
+            vec![ContainerPort {
+                name: Some(AGENT_METRICS_PORT.into()),
+                container_port: i32::from(cfg.pod_metrics.agent_port),
+                protocol: Some("TCP".into()),
+                ..ContainerPort::default()
+            }]
+        }),
         ..Container::default()
     }
 }
@@ -730,7 +908,7 @@ mod tests {
             serde_json::json!({"spec": {"containers": [app(serde_json::json!({}))],
             "volumes": [{"name": "shroud-bin", "emptyDir": {}}]}}),
         );
-        let e = build(&p, &inj, &cfg, "ns").unwrap_err();
+        let e = build(&p, &inj, &cfg, "ns", &Resolved::new()).unwrap_err();
         assert!(
             matches!(e, PatchError::Conflict { ref name, .. } if name == "shroud-bin"),
             "{e}"
@@ -739,7 +917,9 @@ mod tests {
             serde_json::json!({"spec": {"containers": [app(serde_json::json!({
             "volumeMounts": [{"name": "x", "mountPath": "/shroud/bin"}]}))]}}),
         );
-        let e = build(&p, &inj, &cfg, "ns").unwrap_err().to_string();
+        let e = build(&p, &inj, &cfg, "ns", &Resolved::new())
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("/shroud/bin") && e.contains("container `app`"),
             "{e}"
@@ -748,7 +928,7 @@ mod tests {
             serde_json::json!({"spec": {"containers": [app(serde_json::json!({})),
             {"name": "shroud-agent", "image": "i"}]}}),
         );
-        assert!(build(&p, &inj, &cfg, "ns").is_err());
+        assert!(build(&p, &inj, &cfg, "ns", &Resolved::new()).is_err());
     }
 
     #[test]
@@ -762,6 +942,7 @@ mod tests {
             &injection(&[("shroud.dev/containers", "app,ghost")]),
             &cfg,
             "ns",
+            &Resolved::new(),
         )
         .unwrap_err();
         assert_eq!(
@@ -779,6 +960,7 @@ mod tests {
             ]),
             &cfg,
             "ns",
+            &Resolved::new(),
         )
         .unwrap_err();
         assert_eq!(
@@ -792,6 +974,7 @@ mod tests {
             &injection(&[("shroud.dev/command-ghost", "/x")]),
             &cfg,
             "ns",
+            &Resolved::new(),
         )
         .unwrap_err();
         assert!(e.to_string().contains("shroud.dev/command-ghost"), "{e}");
@@ -801,6 +984,7 @@ mod tests {
             &injection(&[("shroud.dev/containers", "init, app")]),
             &cfg,
             "ns",
+            &Resolved::new(),
         )
         .unwrap();
     }

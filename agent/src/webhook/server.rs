@@ -5,6 +5,14 @@
 //! idle connections are timed out, HTTP/2 streams per connection are capped,
 //! bodies held in memory share one byte budget, and reviews run on blocking
 //! threads a few at a time, so the async workers keep answering `/healthz`.
+//!
+//! A mutation that needs image commands from registries gives its review permit
+//! back while it waits for them: the lookup is I/O, bounded by
+//! `registry.timeout` and by the resolver's own cap on registry work in flight
+//! (`server.max_concurrent_reviews` lookups at once). It keeps its share of the
+//! byte budget, so requests parked on a registry are bounded by
+//! `server.max_in_flight_bytes` too, and it has at most `server.max_containers`
+//! images to look up.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -22,7 +30,8 @@ use tokio_rustls::TlsAcceptor;
 use super::config::WebhookConfig;
 use super::idle::{Activity, Tracked};
 use super::metrics::Metrics;
-use super::review::{self, Endpoint};
+use super::registry::Resolver;
+use super::review::{self, Endpoint, Prepared};
 /// How long open connections may finish their requests after shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -33,6 +42,8 @@ pub struct App {
     pub config: Arc<WebhookConfig>,
     /// Metrics.
     pub metrics: Metrics,
+    /// Image entrypoints from registries.
+    pub resolver: Resolver,
     /// One permit per review computed at once.
     reviews: Arc<Semaphore>,
     /// One permit per request body byte held in memory.
@@ -41,7 +52,7 @@ pub struct App {
 
 impl App {
     /// The shared state for `config`.
-    pub fn new(config: WebhookConfig, metrics: Metrics) -> App {
+    pub fn new(config: WebhookConfig, metrics: Metrics, resolver: Resolver) -> App {
         let limits = &config.server;
         metrics.set_namespace_cap(limits.max_metric_namespaces);
         App {
@@ -49,6 +60,7 @@ impl App {
             bytes: Arc::new(Semaphore::new(limits.max_in_flight_bytes)),
             config: Arc::new(config),
             metrics,
+            resolver,
         }
     }
 }
@@ -226,12 +238,32 @@ async fn admit(req: Request<Incoming>, app: &App, endpoint: Endpoint) -> Respons
     };
     let config = app.config.clone();
     let metrics = app.metrics.clone();
-    let answer = tokio::task::spawn_blocking(move || {
+    let prepared = tokio::task::spawn_blocking(move || {
         let _turn = turn;
-        let _budget = budget;
-        review::review(&body, endpoint, &config, &metrics)
+        review::prepare(&body, endpoint, &config, &metrics)
     })
     .await;
+    let answer = match prepared {
+        Ok(Ok(Prepared::Lookups { req, lookups })) => {
+            let images = app.resolver.resolve(lookups).await;
+            let Ok(turn) = app.reviews.clone().acquire_owned().await else {
+                return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
+            };
+            let config = app.config.clone();
+            let metrics = app.metrics.clone();
+            tokio::task::spawn_blocking(move || {
+                let _turn = turn;
+                let _budget = budget;
+                Ok::<_, review::BadRequest>(review::answer(
+                    &req, endpoint, &config, &metrics, &images,
+                ))
+            })
+            .await
+        }
+        Ok(Ok(Prepared::Done(json))) => Ok(Ok(json)),
+        Ok(Err(e)) => Ok(Err(e)),
+        Err(e) => Err(e),
+    };
     match answer {
         Ok(Ok(json)) => Response::builder()
             .header("content-type", "application/json")

@@ -6,18 +6,20 @@
 //! replacing, or no longer needs, is revoked.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tracing::{error, info, warn};
 use zeroize::Zeroizing;
 
-use super::{lease_grant, token_grant, Current, Engine, StartError};
+use super::{lease_grant, token_grant, Current, Engine, IssuedCert, StartError};
+use crate::agent::certs::DirFiles;
 use crate::agent::handshake::entry_name;
 use crate::agent::publish::publish;
 use crate::agent::render::render;
 use crate::agent::render::Rendered;
 use crate::agent::retry::retry;
-use crate::agent::state::{Saved, SavedLease, SavedSecret, SavedToken};
+use crate::agent::state::{Saved, SavedCertificate, SavedLease, SavedSecret, SavedToken};
+use crate::config::SecretKind;
 use crate::contract::{READY_FILE, VALUES_FILE};
 use crate::events::{self, Event, Outcome};
 use crate::vault::api::{self, LeaseInfo, SecretData};
@@ -36,6 +38,26 @@ enum Lease {
     Alive(LeaseInfo),
     /// Gone (expired, revoked, or its token is): replaced by a rotation.
     Dead,
+    /// A certificate still valid and in place: kept, its re-issue scheduled.
+    Certificate,
+}
+
+/// The files of a directory on disk are exactly those rendered.
+fn same_files(rendered: &DirFiles, disk: &[(String, Zeroizing<Vec<u8>>)]) -> bool {
+    rendered.len() == disk.len()
+        && rendered.iter().all(|(name, bytes)| {
+            disk.iter()
+                .any(|(n, b)| n == name && b.as_slice() == bytes.as_slice())
+        })
+}
+
+fn unix_secs(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl Engine {
@@ -72,6 +94,7 @@ impl Engine {
         self.publisher.continue_from(saved.generation);
         self.publisher.take_over(&self.out, true);
         self.drop_unconfigured(&saved, token_adopted);
+        self.restore_certificates(&saved);
 
         // No saved values: fetched as at a first start.
         let mut fetch = Vec::new();
@@ -96,15 +119,35 @@ impl Engine {
                 (Some(l), true) => self.lookup_lease(&spec.name, l, deadline)?,
                 (Some(_), false) => Lease::Dead,
             };
-            let on_disk = self.out.adopt(Path::new(&spec.name));
-            let in_place = match (&rendered, on_disk.as_deref()) {
-                (Rendered::File(bytes), Some(disk)) => disk.as_slice() == bytes.as_slice(),
-                // A directory of files (certificates) is published again.
-                _ => false,
+            let in_place = match &rendered {
+                Rendered::File(bytes) => self
+                    .out
+                    .adopt(Path::new(&spec.name))
+                    .is_some_and(|disk| disk.as_slice() == bytes.as_slice()),
+                Rendered::Dir(files) => self
+                    .out
+                    .adopt_dir(&spec.name)
+                    .is_some_and(|disk| same_files(files, &disk)),
+            };
+            // An unleased certificate: kept while valid and in place, else
+            // re-issued through the rotation like a dead lease.
+            let lease = match lease {
+                Lease::None if spec.kind == SecretKind::Pki => {
+                    if self.adopt_certificate(i, &data, in_place) {
+                        Lease::Certificate
+                    } else {
+                        Lease::Dead
+                    }
+                }
+                other => other,
             };
             let first_ttl = Duration::from_secs(ss.lease.as_ref().map_or(0, |l| l.first_ttl));
             let now = Instant::now();
             let lease = match lease {
+                Lease::Certificate => {
+                    kept += 1;
+                    None
+                }
                 Lease::Alive(info) => {
                     kept += 1;
                     let grant = lease_grant(&info);
@@ -181,6 +224,63 @@ impl Engine {
         let values = self.current_values(None);
         publish(&mut self.out, &mut self.publisher, values, &[], &files)?;
         Ok(())
+    }
+
+    /// Takes over the certificates the predecessor issued that have not
+    /// expired: they are revoked at shutdown as this agent's own.
+    fn restore_certificates(&mut self, saved: &Saved) {
+        let now = SystemTime::now();
+        for c in &saved.certificates {
+            let Some(secret) = self.secrets.iter().position(|s| s.spec.name == c.secret) else {
+                warn!(secret = %c.secret, serial = %c.serial, "a certificate of a secret no longer configured is left to expire");
+                continue;
+            };
+            let not_after = unix_secs(c.not_after);
+            if not_after > now {
+                self.issued.push(IssuedCert {
+                    secret,
+                    mount: c.mount.clone(),
+                    serial: c.serial.clone(),
+                    issued_at: UNIX_EPOCH + Duration::from_millis(c.issued_at_ms),
+                    not_after,
+                });
+            }
+        }
+    }
+
+    /// Keeps secret `i`'s adopted certificate (`data`) when it is still valid
+    /// and its directory is `in_place`: its re-issue is scheduled at the same
+    /// point of its original validity. False when it must be re-issued.
+    fn adopt_certificate(&mut self, i: usize, data: &SecretData, in_place: bool) -> bool {
+        let spec = &self.secrets[i].spec;
+        let serial = data.0.get("serial_number").and_then(|v| v.as_str());
+        let Some(cert) = self
+            .issued
+            .iter()
+            .find(|c| c.secret == i && Some(c.serial.as_str()) == serial)
+        else {
+            warn!(secret = %spec.name, "the previous agent's certificate has expired or is not on record; issuing a new one");
+            return false;
+        };
+        if !in_place {
+            warn!(secret = %spec.name, serial = %cert.serial, "the previous agent's certificate directory is missing or changed; issuing a new one");
+            return false;
+        }
+        let now = SystemTime::now();
+        let validity = cert
+            .not_after
+            .duration_since(cert.issued_at)
+            .unwrap_or_default();
+        let elapsed = now.duration_since(cert.issued_at).unwrap_or_default();
+        let left = cert.not_after.duration_since(now).unwrap_or_default();
+        self.schedule
+            .issued_earlier(i, validity, elapsed, spec.reissue_at, Instant::now());
+        events::emit(Event::LeaseTtl {
+            secret: &spec.name,
+            seconds: left.as_secs_f64(),
+        });
+        info!(secret = %spec.name, serial = %cert.serial, valid_for = ?left, "kept the previous agent's certificate");
+        true
     }
 
     /// Looks the saved token up; true when it is still valid and now ours.
@@ -324,6 +424,20 @@ impl Engine {
                 })
                 .collect(),
             revoke: self.revoking.clone(),
+            certificates: self
+                .issued
+                .iter()
+                .map(|c| SavedCertificate {
+                    secret: self.secrets[c.secret].spec.name.clone(),
+                    mount: c.mount.clone(),
+                    serial: c.serial.clone(),
+                    issued_at_ms: unix_ms(c.issued_at),
+                    not_after: c
+                        .not_after
+                        .duration_since(UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs()),
+                })
+                .collect(),
         };
         if let Err(e) = state.save(&saved) {
             error!(error = %e, "cannot save the agent's state; a restart would log in again");

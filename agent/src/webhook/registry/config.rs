@@ -1,0 +1,108 @@
+//! `[registry]` in the webhook's configuration: how image entrypoints are read
+//! from registries for containers that do not spell out their `command`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::platform::Platform;
+use super::reference::is_loopback_host;
+
+/// What happens to a pod whose image cannot be resolved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Deny the pod, naming the image and the reason.
+    #[default]
+    Deny,
+    /// Admit the pod unchanged (not injected), with a warning.
+    Admit,
+}
+
+/// `[registry]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistryConfig {
+    /// Whether entrypoints are read from registries at all.
+    pub enabled: bool,
+    /// The whole lookup for one admission (every image, every round trip).
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+    /// A Docker config JSON (`.dockerconfigjson` of an image pull secret).
+    pub docker_config: Option<PathBuf>,
+    /// PEM CA certificates trusted besides the built-in web roots.
+    pub ca_bundle: Option<PathBuf>,
+    /// Loopback registries (`host:port`) spoken to over plain HTTP.
+    pub plain_http: Vec<String>,
+    /// Entries kept in the digest cache (and in the tag cache).
+    pub cache_size: usize,
+    /// How long a tag → digest answer is reused.
+    #[serde(with = "duration")]
+    pub tag_ttl: Duration,
+    /// The platform assumed when the pod does not constrain `kubernetes.io/arch`/`os`.
+    pub default_platform: String,
+    /// Deny or admit (uninjected) when an image cannot be resolved.
+    pub on_failure: OnFailure,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
+            enabled: true,
+            timeout: Duration::from_secs(3),
+            docker_config: None,
+            ca_bundle: None,
+            plain_http: Vec::new(),
+            cache_size: 1024,
+            tag_ttl: Duration::from_secs(60),
+            default_platform: "linux/amd64".into(),
+            on_failure: OnFailure::Deny,
+        }
+    }
+}
+
+impl RegistryConfig {
+    /// Checks the values; the error is `(key, reason)` with the key under `registry.`.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |k: &str, r: &str| Err((format!("registry.{k}"), r.to_string()));
+        if self.timeout.is_zero() || self.timeout > Duration::from_secs(25) {
+            return bad(
+                "timeout",
+                "must be between 1ms and 25s (well under the admission timeout, at most 30s)",
+            );
+        }
+        if self.cache_size == 0 {
+            return bad("cache_size", "must be > 0");
+        }
+        if self.default_platform.parse::<Platform>().is_err() {
+            return bad(
+                "default_platform",
+                "must be `os/arch` or `os/arch/variant`, e.g. `linux/amd64`",
+            );
+        }
+        for host in &self.plain_http {
+            if !is_loopback_host(host) {
+                return bad(
+                    "plain_http",
+                    &format!("`{host}` is not a loopback registry: plain HTTP is only allowed for 127.0.0.0/8, [::1] and localhost"),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `"4s"`-style durations through humantime.
+mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize as _, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(|e| {
+            serde::de::Error::custom(format!("`{s}` is not a duration like `4s`: {e}"))
+        })
+    }
+}

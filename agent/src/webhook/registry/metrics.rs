@@ -1,0 +1,41 @@
+//! Registry lookup metrics: results, and failures by reason (bounded labels only;
+//! never an image name, which pods choose freely).
+
+use prometheus::{IntCounterVec, Opts, Registry};
+
+/// The counters, registered in the webhook's registry.
+#[derive(Clone, Debug)]
+pub struct RegistryMetrics {
+    /// Images resolved, by `result`: `cached` (no round trip), `fetched`, `failed`.
+    pub lookups: IntCounterVec,
+    /// Failed lookups by `reason` (see `LookupError::reason`).
+    pub failures: IntCounterVec,
+}
+
+impl RegistryMetrics {
+    /// Creates the counters and registers them in `registry`.
+    pub fn register(registry: &Registry) -> RegistryMetrics {
+        let lookups = IntCounterVec::new(
+            Opts::new(
+                "shroud_webhook_registry_lookups_total",
+                "Image entrypoint lookups, by result (cached, fetched, failed).",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        let failures = IntCounterVec::new(
+            Opts::new(
+                "shroud_webhook_registry_failures_total",
+                "Image entrypoint lookups that failed, by reason.",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        for c in [&lookups, &failures] {
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+        }
+        RegistryMetrics { lookups, failures }
+    }
+}

@@ -1,0 +1,333 @@
+//! Entrypoint resolution: for a container to wrap that has no `command`, read
+//! its image's ENTRYPOINT and CMD from the registry (OCI distribution API) so the
+//! webhook can wrap exactly what the kubelet would run.
+//!
+//! - [`reference`]: image names, short-name expansion, loopback hosts;
+//! - [`platform`]: which platform of an index the pod will run;
+//! - [`client`], [`challenge`], [`creds`]: HTTP, Basic/Bearer challenges, Docker config JSON;
+//! - [`manifest`]: manifests, indexes and configurations (oci-spec types);
+//! - [`cache`]: digest → content and tag → digest (short TTL), bounded;
+//! - [`command`]: the kubelet's ENTRYPOINT/CMD/args rule;
+//! - [`config`], [`error`], [`metrics`].
+//!
+//! The resolver answers from the cache without leaving the async runtime; only
+//! misses go to a blocking thread, and the whole miss path is bounded by
+//! `registry.timeout`. At most `max_in_flight` admissions' misses are worked on
+//! at once (the webhook passes `server.max_concurrent_reviews`): a blocking
+//! lookup that outlives its timeout keeps its permit until it ends, so a slow
+//! or dead registry cannot pile up blocking threads.
+
+pub mod cache;
+pub mod challenge;
+pub mod client;
+pub mod command;
+pub mod config;
+pub mod creds;
+pub mod error;
+pub mod manifest;
+pub mod metrics;
+pub mod platform;
+pub mod reference;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+
+use cache::{Cache, Content};
+use client::{Client, ClientError, Session};
+use command::ImageCommand;
+use config::RegistryConfig;
+use error::LookupError;
+use metrics::RegistryMetrics;
+use platform::{Platform, Wanted};
+use reference::ImageRef;
+
+/// One container whose image's command is needed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lookup {
+    /// The container's name.
+    pub container: String,
+    /// Its `image`.
+    pub image: String,
+    /// The platforms the pod may run on.
+    pub wanted: Wanted,
+}
+
+/// Each looked-up container's image command, or why there is none.
+pub type Resolved = BTreeMap<String, Result<ImageCommand, LookupError>>;
+
+/// Resolves image commands through the cache and the registries.
+#[derive(Clone, Debug)]
+pub struct Resolver {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    client: Client,
+    cache: Cache,
+    timeout: Duration,
+    metrics: RegistryMetrics,
+    /// One permit per admission whose misses are being fetched.
+    in_flight: Arc<Semaphore>,
+}
+
+impl Resolver {
+    /// A resolver for `cfg`, counting into `metrics`, fetching the misses of at
+    /// most `max_in_flight` admissions at once.
+    pub fn new(
+        cfg: &RegistryConfig,
+        metrics: RegistryMetrics,
+        max_in_flight: usize,
+    ) -> Result<Resolver, ClientError> {
+        Ok(Resolver {
+            inner: Arc::new(Inner {
+                client: Client::new(cfg)?,
+                cache: Cache::new(cfg.cache_size, cfg.tag_ttl),
+                timeout: cfg.timeout,
+                metrics,
+                in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
+            }),
+        })
+    }
+
+    /// Resolves every lookup: cached answers at once, the rest on a blocking
+    /// thread within `registry.timeout` (all of them together).
+    pub async fn resolve(&self, lookups: Vec<Lookup>) -> Resolved {
+        let inner = &self.inner;
+        let mut out = Resolved::new();
+        let mut misses = Vec::new();
+        let now = Instant::now();
+        for l in lookups {
+            let result = ImageRef::parse(&l.image)
+                .map_err(LookupError::from)
+                .and_then(|img| {
+                    let cached = resolve(&inner.cache, None, &img, &l.wanted, now)?;
+                    Ok((img, cached))
+                });
+            match result {
+                Ok((_, Some(cmd))) => {
+                    inner.metrics.lookups.with_label_values(&["cached"]).inc();
+                    out.insert(l.container, Ok(cmd));
+                }
+                Ok((img, None)) => misses.push((l.container, img, l.wanted)),
+                Err(e) => {
+                    inner.count_failure(&e);
+                    out.insert(l.container, Err(e));
+                }
+            }
+        }
+        if misses.is_empty() {
+            return out;
+        }
+        let names: Vec<(String, String)> = misses
+            .iter()
+            .map(|(c, img, _)| (c.clone(), img.to_string()))
+            .collect();
+        let worker = self.inner.clone();
+        let deadline = tokio::time::Instant::now() + inner.timeout;
+        let task = async move {
+            // Waiting for a turn counts against the same timeout; the permit
+            // stays with the blocking work until it really ends.
+            let permit = worker.in_flight.clone().acquire_owned().await.ok()?;
+            let work = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                misses
+                    .into_iter()
+                    .map(|(container, img, wanted)| {
+                        let mut session = worker.client.session(&img);
+                        let r = resolve(
+                            &worker.cache,
+                            Some(&mut session),
+                            &img,
+                            &wanted,
+                            Instant::now(),
+                        )
+                        .map(|c| c.expect("a lookup with the network always answers"));
+                        (container, r)
+                    })
+                    .collect::<Vec<_>>()
+            });
+            Some(work.await)
+        };
+        let results = match tokio::time::timeout_at(deadline, task).await {
+            Ok(Some(Ok(results))) => results,
+            Ok(Some(Err(join))) => names
+                .into_iter()
+                .map(|(c, image)| {
+                    let reason = format!("the lookup failed: {join}");
+                    (c, Err(LookupError::Invalid { image, reason }))
+                })
+                .collect(),
+            Ok(None) | Err(_) => names
+                .into_iter()
+                .map(|(c, image)| {
+                    let after = inner.timeout;
+                    (c, Err(LookupError::Timeout { image, after }))
+                })
+                .collect(),
+        };
+        for (container, r) in results {
+            match &r {
+                Ok(_) => inner.metrics.lookups.with_label_values(&["fetched"]).inc(),
+                Err(e) => inner.count_failure(e),
+            }
+            out.insert(container, r);
+        }
+        out
+    }
+}
+
+impl Inner {
+    fn count_failure(&self, e: &LookupError) {
+        self.metrics.lookups.with_label_values(&["failed"]).inc();
+        self.metrics.failures.with_label_values(&[e.reason()]).inc();
+        tracing::warn!(error = %e, "image entrypoint lookup failed");
+    }
+}
+
+/// Resolves `img` for `wanted`. Without `net`, answers from the cache only and
+/// returns `Ok(None)` at the first miss; with it, always `Some` or an error.
+fn resolve(
+    cache: &Cache,
+    mut net: Option<&mut Session<'_>>,
+    img: &ImageRef,
+    wanted: &Wanted,
+    now: Instant,
+) -> Result<Option<ImageCommand>, LookupError> {
+    let repo = img.repo_key();
+    let invalid = |reason: String| LookupError::Invalid {
+        image: img.to_string(),
+        reason,
+    };
+    let top = match (&img.digest, &img.tag) {
+        (Some(d), _) => d.clone(),
+        (None, tag) => {
+            let tag = tag.as_deref().unwrap_or("latest");
+            match cache.tag(&repo, tag, now) {
+                Some(d) => d,
+                None => {
+                    let Some(s) = net.as_deref_mut() else {
+                        return Ok(None);
+                    };
+                    let doc = s.manifest(tag)?;
+                    let content = manifest::parse_manifest(&doc).map_err(invalid)?;
+                    cache.put_content(&repo, &doc.digest, content);
+                    cache.put_tag(&repo, tag, &doc.digest, now);
+                    doc.digest
+                }
+            }
+        }
+    };
+    let Some(content) = manifest_content(cache, net.as_deref_mut(), img, &top)? else {
+        return Ok(None);
+    };
+    match content {
+        Content::Image { config } => image_command(cache, net, img, &config),
+        Content::Index(entries) => {
+            let mut chosen: Vec<(Platform, ImageCommand)> = Vec::new();
+            for want in &wanted.platforms {
+                let Some((platform, digest)) = pick(&entries, want) else {
+                    continue;
+                };
+                let Some(content) = manifest_content(cache, net.as_deref_mut(), img, digest)?
+                else {
+                    return Ok(None);
+                };
+                let Content::Image { config } = content else {
+                    return Err(invalid(format!(
+                        "the index entry for {platform} is not an image manifest"
+                    )));
+                };
+                let Some(cmd) = image_command(cache, net.as_deref_mut(), img, &config)? else {
+                    return Ok(None);
+                };
+                chosen.push((platform.clone(), cmd));
+            }
+            let Some((_, first)) = chosen.first() else {
+                return Err(LookupError::NoPlatform {
+                    image: img.to_string(),
+                    wanted: join(wanted.platforms.iter()),
+                    available: join(entries.iter().map(|(p, _)| p)),
+                });
+            };
+            if chosen.iter().any(|(_, c)| c != first) {
+                return Err(LookupError::PlatformsDisagree {
+                    image: img.to_string(),
+                    platforms: join(chosen.iter().map(|(p, _)| p)),
+                });
+            }
+            Ok(Some(first.clone()))
+        }
+        Content::Config(_) => Err(invalid(format!(
+            "{top} is an image configuration, not a manifest"
+        ))),
+    }
+}
+
+/// The index entry for `want`: an exact variant match, else the first entry of
+/// that os/arch.
+fn pick<'e>(entries: &'e [(Platform, String)], want: &Platform) -> Option<&'e (Platform, String)> {
+    entries
+        .iter()
+        .find(|(p, _)| p == want)
+        .or_else(|| entries.iter().find(|(p, _)| want.accepts(p)))
+}
+
+fn manifest_content(
+    cache: &Cache,
+    net: Option<&mut Session<'_>>,
+    img: &ImageRef,
+    digest: &str,
+) -> Result<Option<Content>, LookupError> {
+    let repo = img.repo_key();
+    if let Some(c) = cache.content(&repo, digest) {
+        return Ok(Some(c));
+    }
+    let Some(s) = net else { return Ok(None) };
+    let doc = s.manifest(digest)?;
+    let invalid = |reason: String| LookupError::Invalid {
+        image: img.to_string(),
+        reason,
+    };
+    if digest.starts_with("sha256:") && doc.digest != digest {
+        return Err(invalid(format!(
+            "manifest {digest} has content with digest {}",
+            doc.digest
+        )));
+    }
+    let content = manifest::parse_manifest(&doc).map_err(invalid)?;
+    cache.put_content(&repo, digest, content.clone());
+    Ok(Some(content))
+}
+
+fn image_command(
+    cache: &Cache,
+    net: Option<&mut Session<'_>>,
+    img: &ImageRef,
+    config: &str,
+) -> Result<Option<ImageCommand>, LookupError> {
+    let repo = img.repo_key();
+    if let Some(Content::Config(c)) = cache.content(&repo, config) {
+        return Ok(Some(c));
+    }
+    let Some(s) = net else { return Ok(None) };
+    let doc = s.blob(config)?;
+    let cmd = manifest::parse_config(&doc).map_err(|reason| LookupError::Invalid {
+        image: img.to_string(),
+        reason,
+    })?;
+    cache.put_content(&repo, config, Content::Config(cmd.clone()));
+    Ok(Some(cmd))
+}
+
+fn join<'p>(platforms: impl Iterator<Item = &'p Platform>) -> String {
+    let v: Vec<String> = platforms.map(Platform::to_string).collect();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}
