@@ -324,18 +324,27 @@ impl Engine {
     /// Publishes every current value and file, then the ready marker (the
     /// first render, and a directory created again).
     fn publish_all(&mut self) -> Result<(), FilesError> {
-        let rendered: Vec<(String, Rendered)> = self
-            .secrets
+        let all: Vec<usize> = (0..self.secrets.len()).collect();
+        self.publish_current(&all)?;
+        self.out.write(Path::new(READY_FILE), b"")
+    }
+
+    /// One publication of the current files of secrets `which` (those that have
+    /// a value), with every current value in the new generation.
+    fn publish_current(&mut self, which: &[usize]) -> Result<(), FilesError> {
+        let rendered: Vec<(String, Rendered)> = which
             .iter()
-            .filter_map(|s| Some((s.spec.name.clone(), s.current.as_ref()?.rendered.clone())))
+            .filter_map(|&i| {
+                let s = &self.secrets[i];
+                Some((s.spec.name.clone(), s.current.as_ref()?.rendered.clone()))
+            })
             .collect();
         let files: Vec<(&str, &Rendered)> = rendered
             .iter()
             .map(|(name, r)| (name.as_str(), r))
             .collect();
         let values = self.current_values(None);
-        publish(&mut self.out, &mut self.publisher, values, &[], &files)?;
-        self.out.write(Path::new(READY_FILE), b"")
+        publish(&mut self.out, &mut self.publisher, values, &[], &files).map(drop)
     }
 
     /// Before a publication, and at least every [`DIR_CHECK`]: the output

@@ -14,7 +14,6 @@ use zeroize::Zeroizing;
 use super::{lease_grant, token_grant, Current, Engine, IssuedCert, StartError};
 use crate::agent::certs::DirFiles;
 use crate::agent::handshake::entry_name;
-use crate::agent::publish::publish;
 use crate::agent::render::render;
 use crate::agent::render::Rendered;
 use crate::agent::retry::retry;
@@ -210,19 +209,7 @@ impl Engine {
     /// The publication of secrets `which` (files missing or not as saved, or
     /// fetched anew): every current value in a new generation, then the files.
     fn publish_files(&mut self, which: &[usize]) -> Result<(), StartError> {
-        let rendered: Vec<(String, Rendered)> = which
-            .iter()
-            .filter_map(|&i| {
-                let s = &self.secrets[i];
-                Some((s.spec.name.clone(), s.current.as_ref()?.rendered.clone()))
-            })
-            .collect();
-        let files: Vec<(&str, &Rendered)> = rendered
-            .iter()
-            .map(|(name, r)| (name.as_str(), r))
-            .collect();
-        let values = self.current_values(None);
-        publish(&mut self.out, &mut self.publisher, values, &[], &files)?;
+        self.publish_current(which)?;
         Ok(())
     }
 
