@@ -25,7 +25,8 @@ pub(super) struct StreamCollector {
 const BYTES_NAME: &str = "shroud_stream_bytes_total";
 const BYTES_HELP: &str = "Bytes of workload output read by the redactor, by stream.";
 const MASKED_NAME: &str = "shroud_stream_masked_total";
-const MASKED_HELP: &str = "Secret occurrences masked in workload output, by stream.";
+const MASKED_HELP: &str =
+    "Masks written into workload output (overlapping occurrences count once), by stream.";
 
 impl StreamCollector {
     pub(super) fn new() -> prometheus::Result<Self> {
