@@ -104,12 +104,21 @@ impl SecretSetBuilder {
             if entry.value.len() < min_length {
                 report.too_short.push(entry.name.clone());
             }
-            for (bytes, encoding) in variants(&entry.value) {
-                let bytes = Zeroizing::new(bytes);
-                if bytes.len() >= min_length {
-                    found.push((bytes, PatternInfo { secret, encoding }));
-                }
-            }
+            let mut forms: Vec<(Zeroizing<Vec<u8>>, Encoding)> = variants(&entry.value)
+                .into_iter()
+                .map(|(bytes, encoding)| (Zeroizing::new(bytes), encoding))
+                .filter(|(bytes, _)| bytes.len() >= min_length)
+                .collect();
+            // Most forms of a value repeat another (every escaping of plain text is
+            // the text): dropping them here keeps the set-wide sort small. Stable,
+            // so the first form of each stays, as the set-wide pass keeps the first.
+            forms.sort_by(|a, b| a.0.as_slice().cmp(b.0.as_slice()));
+            forms.dedup_by(|a, b| a.0 == b.0);
+            found.extend(
+                forms
+                    .into_iter()
+                    .map(|(bytes, encoding)| (bytes, PatternInfo { secret, encoding })),
+            );
         }
         // Sorting makes duplicates adjacent and gives the prefix lookup its order.
         found.sort_by(|a, b| a.0.as_slice().cmp(b.0.as_slice()));
