@@ -78,6 +78,30 @@ fn load(buf: &[u8], i: usize, w: usize, mask: u64) -> u64 {
 
 /// Bitmaps up to this size (L1) have one bit per key; larger ones two.
 const L1_LOG: u32 = BITS_IN_L1.trailing_zeros();
+/// From a 1 MiB bitmap on (10,000 secrets take 2 MiB) most lookups miss L2, and the
+/// scan waits on memory; the words it will test are then prefetched this many
+/// rounds ahead. With 10,000 secrets on a loaded 2-core EPYC: 1.3-1.4x the
+/// throughput without (4 rounds ahead 1.15x, 8 1.2x, 32 and 64 no better than 16);
+/// with 1,000 (256 KiB, in L2) prefetching cost 15-20%, hence the threshold.
+const PREFETCH_FROM_LOG: u32 = 23;
+const PREFETCH_ROUNDS: usize = 16;
+
+/// Asks the CPU to bring `word` into cache; a hint, no effect on the result.
+#[inline(always)]
+#[allow(unsafe_code)]
+fn prefetch(word: &u64) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `_mm_prefetch` only hints the cache: it never faults, reads nothing
+    // the program sees and writes nothing; the pointer comes from a live reference.
+    // SSE, its target feature, is part of the x86_64 baseline.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+            std::ptr::from_ref(word).cast(),
+        );
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = word;
+}
 
 /// Where a window key's bits are: the word at the hash's top `bits_log - 6` bits,
 /// and in it the bit at the next 6-bit field, and for a bitmap larger than L1 also
@@ -237,10 +261,13 @@ impl WindowIndex {
         }
         let bits = &self.bits[..1 << (LOG - 6)];
         let key_mask = if FULL_KEY { u64::MAX } else { self.key_mask };
-        let test = |window: &[u8]| -> u64 {
+        let hash = |window: &[u8]| -> u64 {
             let mut a = [0u8; 8];
             a.copy_from_slice(&window[..8]);
-            let h = (u64::from_le_bytes(a) & key_mask).wrapping_mul(HASH_MUL);
+            (u64::from_le_bytes(a) & key_mask).wrapping_mul(HASH_MUL)
+        };
+        let test = |window: &[u8]| -> u64 {
+            let h = hash(window);
             let word = bits[(h >> (64 - LOG + 6)) as usize];
             let first = word >> ((h >> (64 - LOG)) & 63);
             // A constant per instantiation: the L1 sizes pay for one bit only.
@@ -250,8 +277,17 @@ impl WindowIndex {
                 first
             }
         };
+        let word_of = |window: &[u8]| -> &u64 { &bits[(hash(window) >> (64 - LOG + 6)) as usize] };
+        let ahead = PREFETCH_ROUNDS * 4 * k;
         let mut i = 0;
         while i + round <= buf.len() {
+            // A constant per instantiation, like the bit count below.
+            if LOG >= PREFETCH_FROM_LOG && i + ahead + round <= buf.len() {
+                let r = &buf[i + ahead..i + ahead + round];
+                for j in 0..4 {
+                    prefetch(word_of(&r[j * k..]));
+                }
+            }
             let r = &buf[i..i + round];
             if (test(r) | test(&r[k..]) | test(&r[2 * k..]) | test(&r[3 * k..])) & 1 != 0 {
                 for at in [i, i + k, i + 2 * k, i + 3 * k] {
