@@ -4,9 +4,15 @@
 //! all its encodings) against aho-corasick, over a log-like corpus.
 //! Through a pipe (when `SHROUD_BIN` names a release build of `shroud`; see
 //! `scripts/bench`): `cat` vs `shroud redact` moving the same bytes from the same
-//! producer, p50/p99 line latency at 10,000 lines/s, and peak RSS.
+//! producer, run alternately several rounds (a single pair says little on a
+//! shared machine: `cat` alone swings 3x within minutes), reported as medians and
+//! the ratio of the medians; shroud's start with no input (loading and building
+//! the set); p50/p99 line latency at 10,000 lines/s, and peak RSS.
 //!
 //! Run: `scripts/bench` (or `cargo bench -p shroud-redactor --bench throughput`).
+//! `SHROUD_BENCH_SECRETS` (comma-separated set sizes), `SHROUD_BENCH_ROUNDS`
+//! (default 5) and `SHROUD_BENCH_PIPE_MIB` (MiB per pipe run, default 1024) narrow
+//! or widen a run.
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::Path;
@@ -15,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aho_corasick::{AhoCorasick, MatchKind};
+use nix::sys::resource::{getrusage, UsageWho};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use shroud_redactor::values_file::ValuesFile;
@@ -23,7 +30,8 @@ use zeroize::Zeroizing;
 
 const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 const CORPUS_BYTES: usize = 64 << 20;
-const PIPE_BYTES: usize = 1 << 30;
+/// Bytes pushed through the pipe per run, in MiB (`SHROUD_BENCH_PIPE_MIB`).
+const PIPE_MIB: usize = 1024;
 
 fn secrets(n: usize, rng: &mut StdRng) -> Vec<Vec<u8>> {
     (0..n)
@@ -146,34 +154,124 @@ fn aho_in_process(patterns: &[Vec<u8>], corpus: &[u8]) -> (f64, f64) {
     )
 }
 
-/// Pushes `total` bytes of `corpus` into `cmd`'s stdin, stdout to /dev/null; returns
-/// throughput and the child's peak RSS in KiB (best of three runs).
-fn through_pipe(mut cmd: Command, corpus: &[u8], total: usize) -> (f64, u64) {
-    let mut best = 0.0f64;
-    let mut peak = 0;
-    for _ in 0..3 {
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        let rss = watch_rss(child.id());
-        let mut stdin = child.stdin.take().unwrap();
-        let t = Instant::now();
-        let mut sent = 0;
-        while sent < total {
-            let n = corpus.len().min(total - sent);
-            stdin.write_all(&corpus[..n]).unwrap();
-            sent += n;
-        }
-        drop(stdin);
-        let status = child.wait().unwrap();
-        let elapsed = t.elapsed();
-        assert!(status.success(), "child failed: {status}");
-        best = best.max(gbps(total, elapsed));
-        peak = peak.max(rss.join().unwrap());
+/// CPU seconds (user + system) of all waited-for children so far.
+fn children_cpu() -> f64 {
+    let u = getrusage(UsageWho::RUSAGE_CHILDREN).expect("getrusage");
+    let secs = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+    secs(u.user_time()) + secs(u.system_time())
+}
+
+/// What one pipe run measured.
+struct Run {
+    gbps: f64,
+    /// The child's CPU seconds (user + system), from its rusage.
+    cpu: f64,
+    peak_rss_kib: u64,
+}
+
+/// One run: pushes `total` bytes of `corpus` into `cmd`'s stdin, stdout to
+/// /dev/null.
+fn pipe_run(cmd: &mut Command, corpus: &[u8], total: usize) -> Run {
+    let cpu_before = children_cpu();
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let rss = watch_rss(child.id());
+    let mut stdin = child.stdin.take().unwrap();
+    let t = Instant::now();
+    let mut sent = 0;
+    while sent < total {
+        let n = corpus.len().min(total - sent);
+        stdin.write_all(&corpus[..n]).unwrap();
+        sent += n;
     }
-    (best, peak)
+    drop(stdin);
+    let status = child.wait().unwrap();
+    let elapsed = t.elapsed();
+    assert!(status.success(), "child failed: {status}");
+    Run {
+        gbps: gbps(total, elapsed),
+        cpu: children_cpu() - cpu_before,
+        peak_rss_kib: rss.join().unwrap(),
+    }
+}
+
+/// Figures of several interleaved runs of a baseline and a contender: GB/s and
+/// CPU seconds per run, and for the contender also wall seconds per run and per
+/// start with no input.
+struct Interleaved {
+    base: Vec<f64>,
+    base_cpu: Vec<f64>,
+    other: Vec<f64>,
+    other_cpu: Vec<f64>,
+    other_secs: Vec<f64>,
+    other_start_secs: Vec<f64>,
+    peak_rss_kib: u64,
+}
+
+/// Seconds from spawning `cmd` with empty input to its exit: loading and building
+/// the secret set, the fixed cost inside every pipe run.
+fn start_with_no_input(cmd: &mut Command) -> f64 {
+    let t = Instant::now();
+    let status = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .expect("spawn");
+    assert!(status.success(), "child failed: {status}");
+    t.elapsed().as_secs_f64()
+}
+
+/// Runs `base` and `other` alternately (ABAB…) `rounds` times on the same corpus,
+/// so that both see the same drift in background load; a single pair means
+/// nothing on a shared machine, the ratio of the medians does.
+fn interleaved(
+    base: &mut Command,
+    other: &mut Command,
+    corpus: &[u8],
+    total: usize,
+    rounds: usize,
+) -> Interleaved {
+    let mut r = Interleaved {
+        base: Vec::new(),
+        base_cpu: Vec::new(),
+        other: Vec::new(),
+        other_cpu: Vec::new(),
+        other_secs: Vec::new(),
+        other_start_secs: Vec::new(),
+        peak_rss_kib: 0,
+    };
+    for _ in 0..rounds {
+        let b = pipe_run(base, corpus, total);
+        r.base.push(b.gbps);
+        r.base_cpu.push(b.cpu);
+        let o = pipe_run(other, corpus, total);
+        r.other.push(o.gbps);
+        r.other_cpu.push(o.cpu);
+        r.other_secs.push(total as f64 / o.gbps / 1e9);
+        r.peak_rss_kib = r.peak_rss_kib.max(o.peak_rss_kib);
+        r.other_start_secs.push(start_with_no_input(other));
+    }
+    r
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let m = v.len() / 2;
+    if v.len() % 2 == 0 {
+        (v[m - 1] + v[m]) / 2.0
+    } else {
+        v[m]
+    }
+}
+
+fn spread(v: &[f64]) -> String {
+    let lo = v.iter().copied().fold(f64::MAX, f64::min);
+    let hi = v.iter().copied().fold(0.0, f64::max);
+    format!("{lo:.2}-{hi:.2}")
 }
 
 /// Samples the child's VmHWM until it exits. (`wait4`'s ru_maxrss would include
@@ -262,27 +360,25 @@ fn latency(bin: &Path, dir: &Path) -> (f64, f64) {
     (lat[LINES / 2], lat[LINES * 99 / 100])
 }
 
+/// A positive count from the environment, or `default`.
+fn env_count(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .ok()
+            .filter(|&n| n > 0)
+            .unwrap_or_else(|| panic!("{name}: expected a positive count, got {v:?}")),
+        Err(_) => default,
+    }
+}
+
 fn main() {
     let mut rng = StdRng::seed_from_u64(42);
     let shroud_bin = std::env::var_os("SHROUD_BIN").map(std::path::PathBuf::from);
     let tmp = tempfile::tempdir().unwrap();
-
-    println!(
-        "corpus: {} MiB log-like lines, ~1 in 500 with a secret",
-        CORPUS_BYTES >> 20
-    );
-    let mut pipe_cat = None;
-    if let Some(_bin) = &shroud_bin {
-        let c = corpus(&[], &mut rng);
-        let (cat, cat_rss) = through_pipe(Command::new("cat"), &c, PIPE_BYTES);
-        println!(
-            "pipe   cat                     {cat:6.2} GB/s   peak RSS {:6.1} MiB",
-            cat_rss as f64 / 1024.0
-        );
-        pipe_cat = Some(cat);
-    } else {
-        println!("(set SHROUD_BIN to a release build of shroud for the pipe figures; scripts/bench does)");
-    }
+    let rounds = env_count("SHROUD_BENCH_ROUNDS", 5);
+    let pipe_bytes = env_count("SHROUD_BENCH_PIPE_MIB", PIPE_MIB) << 20;
 
     // SHROUD_BENCH_SECRETS=10,1000 picks the set sizes (for profiling one of them).
     let sizes: Vec<usize> = match std::env::var("SHROUD_BENCH_SECRETS") {
@@ -296,6 +392,20 @@ fn main() {
             .collect(),
         Err(_) => vec![10, 1_000, 10_000],
     };
+    println!(
+        "corpus: {CORPUS_BYTES} bytes ({} MiB) of log-like lines per set size, ~1 in 500 with a secret in some encoding",
+        CORPUS_BYTES >> 20
+    );
+    if shroud_bin.is_some() {
+        println!(
+            "pipe: each run pushes {pipe_bytes} bytes ({} MiB) from this process into the command, stdout to /dev/null;\n\
+             \x20     {rounds} rounds per set size of `cat` then `shroud redact` (interleaved), medians and their ratio",
+            pipe_bytes >> 20
+        );
+    } else {
+        println!("(set SHROUD_BIN to a release build of shroud for the pipe figures; scripts/bench does)");
+    }
+
     for n in sizes {
         let values = secrets(n, &mut rng);
         let t = Instant::now();
@@ -317,19 +427,53 @@ fn main() {
         );
         println!("  in-process aho-corasick stream  {ac_stream:6.2} GB/s   (stream API, standard semantics only)");
         println!("  engine / aho-corasick LL        {:6.2}x", engine / ac_ll);
-        if let (Some(bin), Some(_)) = (&shroud_bin, pipe_cat) {
+        if let Some(bin) = &shroud_bin {
             let dir = tmp.path().join(format!("s{n}"));
             write_values(&dir, &values);
-            let mut cmd = Command::new(bin);
-            cmd.args(["redact", "--secrets-dir"]).arg(&dir);
-            let (gb, rss) = through_pipe(cmd, &c, PIPE_BYTES);
-            // `cat` again on this corpus, right after: the ratio is what counts on a
-            // shared machine, so both sides see the same background load.
-            let (cat_here, _) = through_pipe(Command::new("cat"), &c, PIPE_BYTES);
+            let mut shroud = Command::new(bin);
+            shroud.args(["redact", "--secrets-dir"]).arg(&dir);
+            let r = interleaved(
+                &mut Command::new("cat"),
+                &mut shroud,
+                &c,
+                pipe_bytes,
+                rounds,
+            );
+            let (cat, gb) = (median(&r.base), median(&r.other));
             println!(
-                "  pipe shroud redact              {gb:6.2} GB/s   {:.2}x cat ({cat_here:.2} GB/s on this corpus)   peak RSS {:6.1} MiB",
-                gb / cat_here,
-                rss as f64 / 1024.0
+                "  pipe cat                        {cat:6.2} GB/s   median (runs {})",
+                spread(&r.base)
+            );
+            println!(
+                "  pipe shroud redact              {gb:6.2} GB/s   median (runs {})   peak RSS {:.1} MiB",
+                spread(&r.other),
+                r.peak_rss_kib as f64 / 1024.0
+            );
+            println!("  shroud / cat (ratio of medians) {:6.2}x", gb / cat);
+            let start = median(&r.other_start_secs);
+            let after_start: Vec<f64> = r
+                .other_secs
+                .iter()
+                .map(|t| pipe_bytes as f64 / (t - start).max(1e-9) / 1e9)
+                .collect();
+            println!(
+                "  shroud start, no input          {:6.1} ms median (set load + build, included above)",
+                start * 1e3
+            );
+            println!(
+                "  pipe shroud redact after start  {:6.2} GB/s   {:.2}x cat (each run less the median start)",
+                median(&after_start),
+                median(&after_start) / cat
+            );
+            // CPU time does not depend on how busy the machine is the way wall
+            // time does: when shroud's CPU time is well below its wall time, the
+            // run waited on the producer or on other processes, not on the engine.
+            let per_gib = |cpu: &[f64]| median(cpu) / (pipe_bytes as f64 / f64::from(1u32 << 30));
+            let shroud_cpu = per_gib(&r.other_cpu);
+            println!(
+                "  CPU per GiB (user+sys)          cat {:.3} s   shroud {shroud_cpu:.3} s   (shroud on a core of its own: {:.2} GB/s)",
+                per_gib(&r.base_cpu),
+                f64::from(1u32 << 30) / shroud_cpu / 1e9
             );
             if n == 1_000 {
                 let (p50, p99) = latency(bin, &dir);
@@ -343,7 +487,7 @@ fn main() {
         let c = corpus(&[], &mut rng);
         let mut cmd = Command::new(bin);
         cmd.args(["redact", "--secrets-dir"]).arg(&dir);
-        let (_, rss) = through_pipe(cmd, &c, 64 << 20);
+        let rss = pipe_run(&mut cmd, &c, 64 << 20).peak_rss_kib;
         println!(
             "\nshroud redact with no secrets: peak RSS {:.1} MiB (baseline)",
             rss as f64 / 1024.0
