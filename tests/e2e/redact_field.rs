@@ -335,3 +335,48 @@ fn every_encoders_default_output_is_masked() {
         }
     }
 }
+
+/// `[redact] strict` in `shroud run`: the command reads the value from its
+/// rendered file (real OpenBao) and prints it in two writes with a pause past the
+/// idle flush. The default run shows the short start the flush released (at most
+/// `min_length - 1` bytes), which proves the pause flushed; the strict run shows
+/// none of it.
+#[test]
+fn strict_in_run_config_shows_nothing_of_a_paused_value() {
+    let _s = shroud_e2e::world::serial();
+    let w = shroud_e2e::world::World::new(None);
+    let auth = w.approle_auth();
+    let value = shroud_e2e::world::API_KEY.as_bytes();
+    let cuts = [3, 5, 9];
+    let mut script = String::from("v=$(cat \"$SHROUD_SECRETS_DIR/api-key\")\n");
+    for at in cuts {
+        script += &format!(
+            "printf 'token=%s' \"$(printf %s \"$v\" | head -c {at})\"; sleep {:.3}; \
+             printf '%s\\n' \"$(printf %s \"$v\" | tail -c +{})\"\n",
+            PAUSE.as_secs_f64(),
+            at + 1
+        );
+    }
+    let run = |redact: &str| -> Vec<String> {
+        let cfg = w.config(&auth, &format!("{}{redact}", shroud_e2e::world::KV_SECRET));
+        let done = run_with_input(&mut run_script(&cfg, &script), b"", Duration::from_secs(60));
+        assert!(done.status.success(), "shroud run: {}", done.err());
+        assert!(!contains(&done.stdout, value), "the value was printed");
+        done.stdout
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect()
+    };
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    let flushed: Vec<String> = cuts
+        .iter()
+        .map(|&at| {
+            let shown = if at < MIN_LENGTH { &value[..at] } else { b"" };
+            text(cat(&[b"token=", shown, MASK]))
+        })
+        .collect();
+    assert_eq!(run(""), flushed, "default run");
+    let buffered = vec![text(cat(&[b"token=", MASK])); cuts.len()];
+    assert_eq!(run("[redact]\nstrict = true\n"), buffered, "strict run");
+}
