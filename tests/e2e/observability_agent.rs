@@ -785,11 +785,184 @@ fn scan_with_config_reads_values_from_vault_and_leaves_nothing_alive() {
     assert_eq!(missing.status.code(), Some(64), "{}", missing.err());
 }
 
-/// Without IPC_LOCK and with a limited RLIMIT_MEMLOCK (Pod Security
-/// "restricted"), shroud runs, says in a log line that its memory is not locked
-/// and with what limit, and reports `shroud_memory_locked 0`.
+/// A `kB` field of `/proc/<pid>/status`, in bytes.
+fn status_bytes(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("no {field} in\n{status}"));
+    let kib: u64 = line.trim().trim_end_matches("kB").trim().parse().unwrap();
+    kib * 1024
+}
+
+/// Whether `pid`'s effective capabilities hold CAP_IPC_LOCK (bit 14).
+fn has_ipc_lock(pid: u32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .unwrap();
+    u64::from_str_radix(hex.trim(), 16).unwrap() & (1 << 14) != 0
+}
+
+/// The memory-lock figures of one running shroud, from /proc and /metrics.
+struct Locked {
+    vm_lck: u64,
+    vm_rss: u64,
+    metric_all: f64,
+    metric_bytes: f64,
+    ipc_lock: bool,
+}
+
+impl Locked {
+    fn read(pid: u32, addr: SocketAddr) -> Locked {
+        assert_eq!(
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .unwrap()
+                .trim(),
+            "shroud",
+            "setpriv and prlimit exec shroud in place"
+        );
+        let text = scrape(addr);
+        Locked {
+            vm_lck: status_bytes(pid, "VmLck"),
+            vm_rss: status_bytes(pid, "VmRSS"),
+            metric_all: value(&text, "shroud_memory_locked", &[]).expect("shroud_memory_locked"),
+            metric_bytes: value(&text, "shroud_memory_locked_bytes", &[])
+                .expect("shroud_memory_locked_bytes"),
+            ipc_lock: has_ipc_lock(pid),
+        }
+    }
+}
+
+/// OpenBao with kv2 `secret/app` and an AppRole for the agent; returns the
+/// config for an agent that renders `api-key` into `out` and serves metrics.
+fn kv_agent_config(bao: &OpenBao, work: &Path, out: &Path, addr: SocketAddr) -> PathBuf {
+    bao.bao(&["kv", "put", "secret/app", &format!("api_key={API_KEY}")]);
+    bao.policy("shroud", SHROUD_POLICY, work);
+    let (role_id, secret_id) = bao.approle("shroud", "shroud", "1h", "2h");
+    std::fs::write(work.join("role-id"), role_id).unwrap();
+    std::fs::write(work.join("secret-id"), secret_id).unwrap();
+    let cfg = work.join("shroud.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[vault]\naddress = \"{}\"\n\n[auth]\nmethod = \"approle\"\nrole_id_file = \"{}\"\nsecret_id_file = \"{}\"\n\n[output]\ndir = \"{}\"\n\n{KV_SECRET}\n[metrics]\nlisten = \"{addr}\"\n",
+            bao.addr,
+            work.join("role-id").display(),
+            work.join("secret-id").display(),
+            out.display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+/// Runs `shroud agent` (as root, under `prefix`) with RLIMIT_MEMLOCK `limit`
+/// until it has rendered the kv secret; returns its lock figures and its log.
+fn agent_under_memlock(prefix: &[&str], limit: u64) -> (Locked, String) {
+    let prlimit = require_tool("prlimit", "apt-get install util-linux");
+    let bao = OpenBao::start();
+    let work = tempfile::tempdir().unwrap();
+    let out = Tmpfs::new();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let cfg = kv_agent_config(&bao, work.path(), out.path(), addr);
+    let log = work.path().join("agent.log");
+    let mut cmd = match prefix.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(require_tool(first, "apt-get install util-linux"));
+            c.args(rest).arg(&prlimit);
+            c
+        }
+        None => Command::new(&prlimit),
+    };
+    let mut agent = cmd
+        .arg(format!("--memlock={limit}:{limit}"))
+        .arg(shroud_bin())
+        .args(["agent", "--log-format", "text", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    until(Duration::from_secs(20), "/readyz 200", || {
+        std::panic::catch_unwind(|| get(addr, "/readyz"))
+            .ok()
+            .filter(|(status, _)| *status == 200)
+    });
+    // The secret is served: rendered from Vault into the tmpfs.
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("api-key")).unwrap(),
+        API_KEY
+    );
+    let locked = Locked::read(agent.id(), addr);
+    shroud_e2e::process::signal(&agent, nix::sys::signal::Signal::SIGTERM);
+    let status = wait_with_deadline(&mut agent, Duration::from_secs(20));
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{log}");
+    assert!(!out.path().join("api-key").exists(), "{log}");
+    (locked, log)
+}
+
+/// Root without IPC_LOCK (Pod Security "restricted" drops it) and with a
+/// limited RLIMIT_MEMLOCK: the agent locks a heap arena as large as the limit,
+/// no more, says so in a log line and the metrics, and still serves the secret.
 #[test]
-fn unlocked_memory_is_reported() {
+fn agent_without_ipc_lock_locks_what_the_memlock_limit_allows() {
+    let _s = serial();
+    const LIMIT: u64 = 512 * 1024;
+    let (locked, log) = agent_under_memlock(
+        &[
+            "setpriv",
+            "--inh-caps=-ipc_lock",
+            "--bounding-set=-ipc_lock",
+        ],
+        LIMIT,
+    );
+    assert!(!locked.ipc_lock, "setpriv dropped IPC_LOCK");
+    assert!(
+        locked.vm_lck > 0 && locked.vm_lck <= LIMIT,
+        "VmLck {} with a limit of {LIMIT}\n{log}",
+        locked.vm_lck
+    );
+    assert_eq!(locked.metric_bytes, locked.vm_lck as f64, "{log}");
+    assert_eq!(locked.metric_all, 0.0, "{log}");
+    assert!(log.contains("memory partly locked"), "{log}");
+    assert!(
+        log.contains(&format!("memlock_limit_bytes={LIMIT}")),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("locked_arena_bytes={LIMIT}")),
+        "{log}"
+    );
+}
+
+/// With IPC_LOCK the same limit does not bind: everything is locked
+/// (`mlockall`), far more than the limit, and every resident page with it.
+#[test]
+fn agent_with_ipc_lock_locks_everything() {
+    let _s = serial();
+    const LIMIT: u64 = 512 * 1024;
+    let (locked, log) = agent_under_memlock(&[], LIMIT);
+    assert!(locked.ipc_lock, "the test runs as root with IPC_LOCK");
+    assert_eq!(locked.metric_all, 1.0, "{log}");
+    assert!(
+        locked.vm_lck > LIMIT && locked.vm_lck >= locked.vm_rss,
+        "VmLck {} VmRSS {}\n{log}",
+        locked.vm_lck,
+        locked.vm_rss
+    );
+    assert!(!log.contains("memory partly locked"), "{log}");
+    assert!(!log.contains("memory not locked"), "{log}");
+}
+
+/// `shroud exec` (which holds the redaction set) as an unprivileged user under
+/// a 64 KiB limit locks a 64 KiB arena and still masks; with no memlock budget
+/// at all it runs unlocked and says so.
+#[test]
+fn exec_locks_what_the_memlock_limit_allows() {
     use std::os::unix::fs::PermissionsExt as _;
     let setpriv = shroud_e2e::require_tool("setpriv", "apt-get install util-linux");
     let dir = tempfile::tempdir().unwrap();
@@ -797,55 +970,66 @@ fn unlocked_memory_is_reported() {
     let secret = secret_file(dir.path(), "token", b"unlocked-memory-secret-77\n");
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
     let go = dir.path().join("go");
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut child = Command::new(setpriv)
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "--bounding-set=-all",
-        ])
-        .arg("prlimit")
-        .arg("--memlock=65536:65536")
-        .arg(shroud_bin())
-        .args([
-            "exec",
-            "--tty",
-            "never",
-            "--log-format",
-            "text",
-            "--secret-file",
-        ])
-        .arg(&secret)
-        .args(["--metrics-listen", &addr.to_string(), "--", "sh", "-c"])
-        .arg(format!(
-            "while [ ! -e {} ]; do sleep 0.05; done",
-            go.display()
-        ))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let text = await_metric(
-        addr,
-        "shroud_memory_locked",
-        &[],
-        0.0,
-        Duration::from_secs(20),
-    );
-    assert_eq!(
-        value(&text, "shroud_memory_locked", &[]),
-        Some(0.0),
-        "{text}"
-    );
-    std::fs::write(&go, b"").unwrap();
-    let status = wait_with_deadline(&mut child, Duration::from_secs(20));
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
-    assert!(status.success(), "{err}");
+    let run = |limit: u64| {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let _ = std::fs::remove_file(&go);
+        let mut child = Command::new(&setpriv)
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--bounding-set=-all",
+            ])
+            .arg("prlimit")
+            .arg(format!("--memlock={limit}:{limit}"))
+            .arg(shroud_bin())
+            .args([
+                "exec",
+                "--tty",
+                "never",
+                "--log-format",
+                "text",
+                "--secret-file",
+            ])
+            .arg(&secret)
+            .args(["--metrics-listen", &addr.to_string(), "--", "sh", "-c"])
+            .arg(format!(
+                "cat {}; while [ ! -e {} ]; do sleep 0.05; done",
+                secret.display(),
+                go.display()
+            ))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        until(Duration::from_secs(20), "the metrics server", || {
+            std::panic::catch_unwind(|| scrape(addr)).ok()
+        });
+        let locked = Locked::read(child.id(), addr);
+        std::fs::write(&go, b"").unwrap();
+        let status = wait_with_deadline(&mut child, Duration::from_secs(20));
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert!(status.success(), "{err}");
+        assert!(!out.contains("unlocked-memory-secret-77"), "{out}");
+        assert!(out.contains("[REDACTED]"), "{out}");
+        assert!(
+            err.contains(&format!("memlock_limit_bytes={limit}")),
+            "{err}"
+        );
+        assert_eq!(locked.metric_all, 0.0, "{err}");
+        assert_eq!(locked.metric_bytes, locked.vm_lck as f64, "{err}");
+        (locked, err)
+    };
+    let (partial, err) = run(65536);
+    assert_eq!(partial.vm_lck, 65536, "{err}");
+    assert!(err.contains("memory partly locked"), "{err}");
+    let (none, err) = run(0);
+    assert_eq!(none.vm_lck, 0, "{err}");
     assert!(err.contains("memory not locked"), "{err}");
-    assert!(err.contains("memlock_limit_bytes=65536"), "{err}");
 }
 
 #[test]
