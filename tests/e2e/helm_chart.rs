@@ -69,7 +69,7 @@ fn review(pod: Value) -> Vec<u8> {
             "uid": "b1c2", "kind": {"group": "", "version": "v1", "kind": "Pod"},
             "resource": {"group": "", "version": "v1", "resource": "pods"},
             "namespace": ns, "operation": "CREATE", "userInfo": {"username": "test"},
-            "object": pod
+            "object": shroud_e2e::apiserver::defaulted(&pod)
         }
     }))
     .unwrap()
