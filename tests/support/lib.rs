@@ -9,6 +9,7 @@ pub mod app;
 pub mod http;
 pub mod openbao;
 pub mod paced;
+pub mod pod_security;
 pub mod postgres;
 
 use std::io::Read as _;
