@@ -18,6 +18,8 @@ use talc::TalcLock;
 
 /// The allocator over the locked region. A spinlock, not a parking mutex: a
 /// parking lock may allocate its wait queue, which would re-enter this allocator.
+/// It has no fork handler, which is fine because nothing allocates between
+/// `fork` and `exec` (std's `Command` and our `pre_exec` hooks do not).
 static HEAP: TalcLock<RawSpinlock, Manual> = TalcLock::new(Manual);
 /// First byte of the locked region; 0 until [`arm`] succeeds.
 static START: AtomicUsize = AtomicUsize::new(0);

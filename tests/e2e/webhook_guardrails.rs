@@ -680,7 +680,7 @@ fn restricted_profile_passes_pod_security_restricted() {
         let text = String::from_utf8_lossy(&a.body);
         assert_eq!(a.status, 400, "{path}: {text}");
         assert!(
-            text.contains(&format!("unknown Pod Security profile"))
+            text.contains("unknown Pod Security profile")
                 && text.contains(path)
                 && text.contains(&format!("use {base} (default) or {base}/restricted")),
             "{text}"
