@@ -272,14 +272,7 @@ fn chart_lints_renders_validates_and_its_output_runs() {
         assert_eq!(answer.status, 200, "{path}: {}", server.log());
         let response = &answer.json()["response"];
         let patched = shroud_e2e::webhook::apply(&fixture("deployment-pod.json"), response);
-        let agent = patched["spec"]["initContainers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == "shroud-agent")
-            .unwrap()
-            .clone();
-        agent["securityContext"]["capabilities"].clone()
+        shroud_e2e::webhook::agent_container(&patched)["securityContext"]["capabilities"].clone()
     };
     let hooks = &mwc["webhooks"];
     assert_eq!(

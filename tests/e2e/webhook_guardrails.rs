@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use shroud_e2e::webhook::{
-    admission_review, apply, review_of, validate, Client, TestCa, WebhookProcess,
+    admission_review, agent_container, apply, review_of, validate, Client, TestCa, WebhookProcess,
 };
 use shroud_e2e::{shroud, shroud_bin};
 
@@ -599,16 +599,7 @@ fn broken_templates_are_denied_at_admission() {
 #[test]
 fn restricted_namespaces_get_no_ipc_lock() {
     let h = Hook::start(CONFIG);
-    let caps = |p: &Value| {
-        let agent = p["spec"]["initContainers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == "shroud-agent")
-            .unwrap()
-            .clone();
-        agent["securityContext"]["capabilities"].clone()
-    };
+    let caps = |p: &Value| agent_container(p)["securityContext"]["capabilities"].clone();
     let mut pod = app_pod(json!({"shroud.dev/secret-db": "secret/data/secure/db"}));
     pod["metadata"]["namespace"] = json!("secure");
     let restricted = h.injected(&pod);

@@ -459,6 +459,16 @@ pub fn apply(pod: &serde_json::Value, response: &serde_json::Value) -> serde_jso
     crate::apiserver::defaulted(&doc)
 }
 
+/// The injected `shroud-agent` container of a patched pod (native sidecar in
+/// `initContainers`, classic in `containers`).
+pub fn agent_container(pod: &serde_json::Value) -> &serde_json::Value {
+    ["initContainers", "containers"]
+        .iter()
+        .flat_map(|list| pod["spec"][*list].as_array().into_iter().flatten())
+        .find(|c| c["name"] == "shroud-agent")
+        .unwrap_or_else(|| panic!("no shroud-agent in {pod:#}"))
+}
+
 /// Validates a pod against the Kubernetes OpenAPI schema (strict: unknown fields
 /// fail) with kubernetes-validate.
 pub fn validate(pod: &serde_json::Value) {
