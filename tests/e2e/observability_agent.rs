@@ -7,107 +7,13 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use shroud_e2e::http::get;
-use shroud_e2e::openbao::{OpenBao, SHROUD_POLICY};
-use shroud_e2e::postgres::Postgres;
+use shroud_e2e::world::*;
 use shroud_e2e::*;
-
-/// Lease timing is measured in seconds: one test at a time on a 2-core machine.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-const API_KEY: &str = "kv2-obs-api-key-5e4d3c2b1a09";
-
-const DB_SECRET: &str = "[[secret]]\nname = \"db.env\"\npath = \"database/creds/app\"\nkind = \"dynamic\"\nformat = \"env\"\n";
-const KV_SECRET: &str =
-    "[[secret]]\nname = \"api-key\"\npath = \"secret/app\"\nkind = \"kv2\"\nfield = \"api_key\"\n";
-
-struct World {
-    bao: OpenBao,
-    pg: Postgres,
-    out: Tmpfs,
-    work: tempfile::TempDir,
-    role_id: String,
-    secret_id: String,
-}
-
-impl World {
-    /// OpenBao with kv2 `secret/app`, the database engine on a real PostgreSQL
-    /// (`ttl`, `max_ttl`), the shroud policy and AppRole.
-    fn new(ttl: &str, max_ttl: &str) -> World {
-        let bao = OpenBao::start();
-        let work = tempfile::tempdir().unwrap();
-        bao.bao(&["kv", "put", "secret/app", &format!("api_key={API_KEY}")]);
-        bao.policy("shroud", SHROUD_POLICY, work.path());
-        let pg = Postgres::start();
-        pg.configure_vault(&bao, ttl, max_ttl);
-        let (role_id, secret_id) = bao.approle("shroud", "shroud", "1h", "2h");
-        std::fs::write(work.path().join("role-id"), &role_id).unwrap();
-        std::fs::write(work.path().join("secret-id"), &secret_id).unwrap();
-        World {
-            bao,
-            pg,
-            out: Tmpfs::new(),
-            work,
-            role_id,
-            secret_id,
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.work.path().join(name)
-    }
-
-    /// A config with AppRole auth, the output tmpfs, and `rest`.
-    fn config(&self, rest: &str) -> PathBuf {
-        let p = self.path("shroud.toml");
-        std::fs::write(
-            &p,
-            format!(
-                "[vault]\naddress = \"{}\"\ntimeout = \"1s\"\n\n[auth]\nmethod = \"approle\"\nrole_id_file = \"{}\"\nsecret_id_file = \"{}\"\n\n[output]\ndir = \"{}\"\n\n{rest}",
-                self.bao.addr,
-                self.path("role-id").display(),
-                self.path("secret-id").display(),
-                self.out.path().display()
-            ),
-        )
-        .unwrap();
-        p
-    }
-
-    /// Nothing of shroud's is left in Vault or PostgreSQL.
-    fn assert_nothing_alive(&self) {
-        assert_eq!(
-            self.bao.leases("database/creds/app/"),
-            Vec::<String>::new(),
-            "leases left"
-        );
-        assert_eq!(
-            self.bao.accessors().len(),
-            1,
-            "only the root token may remain"
-        );
-        assert_eq!(self.pg.vault_roles(), Vec::<String>::new(), "roles left");
-    }
-
-    /// Strings that must never appear in a scrape, log or audit record.
-    fn credentials(&self) -> Vec<String> {
-        vec![
-            API_KEY.to_string(),
-            self.role_id.clone(),
-            self.secret_id.clone(),
-            self.bao.root_token.clone(),
-        ]
-    }
-}
 
 /// One sample of a scrape: metric name, labels, value.
 #[derive(Debug)]
@@ -273,14 +179,17 @@ fn records(path: &Path) -> Vec<serde_json::Value> {
 #[test]
 fn agent_metrics_and_probes_follow_renewal_rotation_and_revocation() {
     let _s = serial();
-    let w = World::new("2s", "6s");
+    let w = World::new(Some(("2s", "6s")));
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let audit = w.path("audit.jsonl");
-    let cfg = w.config(&format!(
-        "{DB_SECRET}{KV_SECRET}\n[metrics]\nlisten = \"{addr}\"\n\n[audit]\npath = \"{}\"\n",
-        audit.display()
-    ));
+    let cfg = w.config(
+        &w.approle_auth(),
+        &format!(
+            "{DB_SECRET}{KV_SECRET}\n[metrics]\nlisten = \"{addr}\"\n\n[audit]\npath = \"{}\"\n",
+            audit.display()
+        ),
+    );
     let log = w.path("agent.log");
     // Vault frozen: the agent cannot log in, so the first render cannot happen.
     w.bao.freeze();
@@ -384,7 +293,7 @@ fn agent_metrics_and_probes_follow_renewal_rotation_and_revocation() {
         Duration::from_secs(10),
     );
     assert!(
-        !w.pg.role_exists(&user1),
+        !w.pg().role_exists(&user1),
         "the rotated-out role was dropped"
     );
     let second = std::fs::read_to_string(w.out.path().join("db.env")).unwrap();
@@ -419,7 +328,7 @@ fn agent_metrics_and_probes_follow_renewal_rotation_and_revocation() {
     let status = wait_with_deadline(&mut agent, Duration::from_secs(15));
     let log_text = std::fs::read_to_string(&log).unwrap();
     assert!(status.success(), "{log_text}");
-    w.assert_nothing_alive();
+    w.assert_clean(&[]);
 
     // Revocation at shutdown is in the audit trail (the process, and its
     // endpoint, are gone): the leases and then the token, all ok.
@@ -468,14 +377,17 @@ fn agent_metrics_and_probes_follow_renewal_rotation_and_revocation() {
 #[test]
 fn run_session_audit_log_verifies_and_every_tampering_is_caught() {
     let _s = serial();
-    let w = World::new("1m", "5m");
+    let w = World::new(Some(("1m", "5m")));
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let audit = w.path("audit.jsonl");
-    let cfg = w.config(&format!(
-        "{DB_SECRET}{KV_SECRET}\n[metrics]\nlisten = \"{addr}\"\n\n[audit]\npath = \"{}\"\n",
-        audit.display()
-    ));
+    let cfg = w.config(
+        &w.approle_auth(),
+        &format!(
+            "{DB_SECRET}{KV_SECRET}\n[metrics]\nlisten = \"{addr}\"\n\n[audit]\npath = \"{}\"\n",
+            audit.display()
+        ),
+    );
     let (seen, leases, go) = (w.path("seen.env"), w.path("leases.json"), w.path("go"));
     // The command prints its credentials (masked by shroud), records the lease
     // ids Vault holds for it, then waits until the test has scraped the metrics.
@@ -535,7 +447,7 @@ exit 3
         stderr.contains("command started"),
         "debug lines are on: {stderr}"
     );
-    w.assert_nothing_alive();
+    w.assert_clean(&[]);
 
     let env = std::fs::read_to_string(&seen).unwrap();
     let (user, password) = (env_value(&env, "USERNAME"), env_value(&env, "PASSWORD"));
@@ -673,11 +585,14 @@ exit 3
 #[test]
 fn scan_with_config_reads_values_from_vault_and_leaves_nothing_alive() {
     let _s = serial();
-    let w = World::new("1m", "5m");
+    let w = World::new(Some(("1m", "5m")));
     // A generic read of the database role is leased: scan must revoke it.
     let generic =
         "[[secret]]\nname = \"db-generic\"\npath = \"database/creds/app\"\nformat = \"env\"\n";
-    let cfg = w.config(&format!("{KV_SECRET}{DB_SECRET}{generic}"));
+    let cfg = w.config(
+        &w.approle_auth(),
+        &format!("{KV_SECRET}{DB_SECRET}{generic}"),
+    );
     let root = w.path("artifacts");
     let (dirty, clean) = (root.join("dirty"), root.join("clean"));
     std::fs::create_dir_all(dirty.join("bin")).unwrap();
@@ -705,7 +620,7 @@ fn scan_with_config_reads_values_from_vault_and_leaves_nothing_alive() {
             Duration::from_secs(60),
         );
         // Nothing the scan obtained outlives it.
-        w.assert_nothing_alive();
+        w.assert_clean(&[]);
         let mut secrets = w.credentials();
         secrets.push(b64[8..30].to_string());
         assert_free_of("scan's stdout", &f.out(), &secrets);
@@ -1091,14 +1006,17 @@ fn exec_serves_its_stream_counters() {
 #[test]
 fn a_denied_read_is_audited_with_the_exit_of_a_failed_start() {
     let _s = serial();
-    let w = World::new("1m", "5m");
+    let w = World::new(Some(("1m", "5m")));
     let audit = w.path("audit.jsonl");
     // The policy allows secret/data/*, not other/.
     let denied = "[[secret]]\nname = \"other\"\npath = \"other/app\"\nkind = \"kv2\"\n";
-    let cfg = w.config(&format!(
-        "{DB_SECRET}{denied}\n[audit]\npath = \"{}\"\n",
-        audit.display()
-    ));
+    let cfg = w.config(
+        &w.approle_auth(),
+        &format!(
+            "{DB_SECRET}{denied}\n[audit]\npath = \"{}\"\n",
+            audit.display()
+        ),
+    );
     let f = run_with_input(
         shroud().args(["agent", "--config"]).arg(&cfg),
         b"",
@@ -1106,7 +1024,7 @@ fn a_denied_read_is_audited_with_the_exit_of_a_failed_start() {
     );
     assert_eq!(f.status.code(), Some(1), "{}", f.err());
     assert!(f.err().contains("permission denied"), "{}", f.err());
-    w.assert_nothing_alive();
+    w.assert_clean(&[]);
     let recs = records(&audit);
     let kinds: Vec<&str> = recs.iter().map(|r| r["event"].as_str().unwrap()).collect();
     let denial = recs.iter().find(|r| r["event"] == "denial").unwrap();
@@ -1247,11 +1165,12 @@ fn expected_alert(rule: &serde_json::Value, by: &[(&str, &str)]) -> serde_json::
 fn chart_alert_rules_and_dashboard_fit_the_real_agents_metrics() {
     let promtool = require_tool("promtool", "apt-get install prometheus");
     let _s = serial();
-    let w = World::new("2s", "6s");
+    let w = World::new(Some(("2s", "6s")));
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let cfg = w.config(&format!(
-        "{DB_SECRET}{KV_SECRET}\n[metrics]\nlisten = \"{addr}\"\n"
-    ));
+    let cfg = w.config(
+        &w.approle_auth(),
+        &format!("{DB_SECRET}{KV_SECRET}\n[metrics]\nlisten = \"{addr}\"\n"),
+    );
     let go = w.path("go");
     let app = format!(
         r#". "$SHROUD_SECRETS_DIR/db.env"; echo "password=$PASSWORD"; while [ ! -e "{}" ]; do sleep 0.05; done"#,
