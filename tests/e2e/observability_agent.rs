@@ -751,39 +751,17 @@ impl Locked {
     }
 }
 
-/// OpenBao with kv2 `secret/app` and an AppRole for the agent; returns the
-/// config for an agent that renders `api-key` into `out` and serves metrics.
-fn kv_agent_config(bao: &OpenBao, work: &Path, out: &Path, addr: SocketAddr) -> PathBuf {
-    bao.bao(&["kv", "put", "secret/app", &format!("api_key={API_KEY}")]);
-    bao.policy("shroud", SHROUD_POLICY, work);
-    let (role_id, secret_id) = bao.approle("shroud", "shroud", "1h", "2h");
-    std::fs::write(work.join("role-id"), role_id).unwrap();
-    std::fs::write(work.join("secret-id"), secret_id).unwrap();
-    let cfg = work.join("shroud.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[vault]\naddress = \"{}\"\n\n[auth]\nmethod = \"approle\"\nrole_id_file = \"{}\"\nsecret_id_file = \"{}\"\n\n[output]\ndir = \"{}\"\n\n{KV_SECRET}\n[metrics]\nlisten = \"{addr}\"\n",
-            bao.addr,
-            work.join("role-id").display(),
-            work.join("secret-id").display(),
-            out.display()
-        ),
-    )
-    .unwrap();
-    cfg
-}
-
 /// Runs `shroud agent` (as root, under `prefix`) with RLIMIT_MEMLOCK `limit`
 /// until it has rendered the kv secret; returns its lock figures and its log.
 fn agent_under_memlock(prefix: &[&str], limit: u64) -> (Locked, String) {
     let prlimit = require_tool("prlimit", "apt-get install util-linux");
-    let bao = OpenBao::start();
-    let work = tempfile::tempdir().unwrap();
-    let out = Tmpfs::new();
+    let w = World::new(None);
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let cfg = kv_agent_config(&bao, work.path(), out.path(), addr);
-    let log = work.path().join("agent.log");
+    let cfg = w.config(
+        &w.approle_auth(),
+        &format!("{KV_SECRET}\n[metrics]\nlisten = \"{addr}\"\n"),
+    );
+    let log = w.path("agent.log");
     let mut cmd = match prefix.split_first() {
         Some((first, rest)) => {
             let mut c = Command::new(require_tool(first, "apt-get install util-linux"));
@@ -808,7 +786,7 @@ fn agent_under_memlock(prefix: &[&str], limit: u64) -> (Locked, String) {
     });
     // The secret is served: rendered from Vault into the tmpfs.
     assert_eq!(
-        std::fs::read_to_string(out.path().join("api-key")).unwrap(),
+        std::fs::read_to_string(w.out.path().join("api-key")).unwrap(),
         API_KEY
     );
     let locked = Locked::read(agent.id(), addr);
@@ -816,7 +794,7 @@ fn agent_under_memlock(prefix: &[&str], limit: u64) -> (Locked, String) {
     let status = wait_with_deadline(&mut agent, Duration::from_secs(20));
     let log = std::fs::read_to_string(&log).unwrap();
     assert!(status.success(), "{log}");
-    assert!(!out.path().join("api-key").exists(), "{log}");
+    assert!(!w.out.path().join("api-key").exists(), "{log}");
     (locked, log)
 }
 
