@@ -30,28 +30,26 @@ pub fn defaulted(pod: &Value) -> Value {
     // SetDefaults_Pod.
     set(spec, "enableServiceLinks", json!(true));
     for list in ["containers", "initContainers", "ephemeralContainers"] {
-        for c in spec
-            .get_mut(list)
-            .and_then(Value::as_array_mut)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(c) = c.as_object_mut() {
-                container(c, list != "ephemeralContainers");
-            }
+        for c in objects(spec, list) {
+            container(c, list != "ephemeralContainers");
         }
     }
-    for v in spec
-        .get_mut("volumes")
+    for v in objects(spec, "volumes") {
+        volume(v);
+    }
+    pod
+}
+
+/// The objects in the array at `obj[key]`, if any.
+fn objects<'a>(
+    obj: &'a mut Map<String, Value>,
+    key: &str,
+) -> impl Iterator<Item = &'a mut Map<String, Value>> {
+    obj.get_mut(key)
         .and_then(Value::as_array_mut)
         .into_iter()
         .flatten()
-    {
-        if let Some(v) = v.as_object_mut() {
-            volume(v);
-        }
-    }
-    pod
+        .filter_map(Value::as_object_mut)
 }
 
 fn set(obj: &mut Map<String, Value>, key: &str, value: Value) {
@@ -108,15 +106,8 @@ fn container(c: &mut Map<String, Value>, requests_from_limits: bool) {
             }
         }
     }
-    for port in c
-        .get_mut("ports")
-        .and_then(Value::as_array_mut)
-        .into_iter()
-        .flatten()
-    {
-        if let Some(port) = port.as_object_mut() {
-            set(port, "protocol", json!("TCP"));
-        }
+    for port in objects(c, "ports") {
+        set(port, "protocol", json!("TCP"));
     }
 }
 
