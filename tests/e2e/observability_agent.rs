@@ -727,6 +727,7 @@ struct Locked {
     vm_rss: u64,
     metric_all: f64,
     metric_bytes: f64,
+    metric_unlocked: f64,
     ipc_lock: bool,
 }
 
@@ -746,6 +747,8 @@ impl Locked {
             metric_all: value(&text, "shroud_memory_locked", &[]).expect("shroud_memory_locked"),
             metric_bytes: value(&text, "shroud_memory_locked_bytes", &[])
                 .expect("shroud_memory_locked_bytes"),
+            metric_unlocked: value(&text, "shroud_memory_unlocked_bytes_total", &[])
+                .expect("shroud_memory_unlocked_bytes_total"),
             ipc_lock: has_ipc_lock(pid),
         }
     }
@@ -841,6 +844,7 @@ fn agent_with_ipc_lock_locks_everything() {
     let (locked, log) = agent_under_memlock(&[], LIMIT);
     assert!(locked.ipc_lock, "the test runs as root with IPC_LOCK");
     assert_eq!(locked.metric_all, 1.0, "{log}");
+    assert_eq!(locked.metric_unlocked, 0.0, "{log}");
     assert!(
         locked.vm_lck > LIMIT && locked.vm_lck >= locked.vm_rss,
         "VmLck {} VmRSS {}\n{log}",
@@ -920,8 +924,15 @@ fn exec_locks_what_the_memlock_limit_allows() {
     let (partial, err) = run(65536);
     assert_eq!(partial.vm_lck, 65536, "{err}");
     assert!(err.contains("memory partly locked"), "{err}");
+    // 64 KiB is less than exec's heap (its output buffers alone): what did not
+    // fit is counted.
+    assert!(partial.metric_unlocked > 0.0, "{err}");
     let (none, err) = run(0);
     assert_eq!(none.vm_lck, 0, "{err}");
+    assert_eq!(
+        none.metric_unlocked, 0.0,
+        "no arena, nothing counted: {err}"
+    );
     assert!(err.contains("memory not locked"), "{err}");
 }
 
