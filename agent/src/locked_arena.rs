@@ -125,14 +125,18 @@ pub fn arm(budget: usize) -> Result<usize, ArenaError> {
 /// Whether heap blocks go to the arena.
 #[inline]
 pub fn armed() -> bool {
-    END.load(Ordering::Relaxed) != 0
+    END.load(Ordering::Acquire) != 0
 }
 
 /// Whether `ptr` was handed out by the arena.
 #[inline]
 pub fn contains(ptr: *mut u8) -> bool {
     let p = ptr as usize;
-    p < END.load(Ordering::Relaxed) && p >= START.load(Ordering::Relaxed)
+    // Acquire pairs with the Release store of END in `arm`, which comes after
+    // START's: a thread that sees the end also sees the start (a zero start
+    // would send System's blocks to the arena). A plain load on x86.
+    let end = END.load(Ordering::Acquire);
+    p < end && p >= START.load(Ordering::Relaxed)
 }
 
 /// A block from the arena, or `None` when it is full (counted as spilled; the
