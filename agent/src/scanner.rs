@@ -189,4 +189,60 @@ mod tests {
             assert_eq!(scan_with(&set, &input, chunk), want, "chunk {chunk}");
         }
     }
+
+    proptest::proptest! {
+        /// On random sets and inputs over a small alphabet (so occurrences overlap
+        /// often): every chunk size gives the same findings; the findings cover
+        /// exactly the bytes redaction masks; every secret with an occurrence is
+        /// reported.
+        #[test]
+        fn findings_do_not_depend_on_chunks_and_name_every_secret(
+            values in proptest::collection::vec("[ab]{6,10}", 1..4),
+            filler in "[abc]{0,80}",
+            inserts in proptest::collection::vec((0usize..4, 0usize..80), 0..6),
+            chunk in 1usize..40,
+        ) {
+            let named: Vec<(String, &[u8])> = values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (format!("s{i}"), v.as_bytes()))
+                .collect();
+            let pairs: Vec<(&str, &[u8])> = named.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+            let set = set_of(&pairs);
+            let mut input = filler.into_bytes();
+            for (which, at) in inserts {
+                let v = values[which % values.len()].as_bytes();
+                let at = at.min(input.len());
+                input.splice(at..at, v.iter().copied());
+            }
+            let whole = scan_with(&set, &input, CHUNK);
+            proptest::prop_assert_eq!(&scan_with(&set, &input, chunk), &whole);
+
+            let patterns = set.patterns_for_reference();
+            // No flush, and the end of input masks no unfinished prefix: only the
+            // bytes occurrences cover.
+            let masked =
+                shroud_redactor::reference::masked_bytes(&patterns, &input, &[], usize::MAX);
+            let mut covered = vec![false; input.len()];
+            for f in &whole {
+                let at = f.offset as usize;
+                covered[at..at + f.len].iter_mut().for_each(|c| *c = true);
+            }
+            proptest::prop_assert_eq!(covered, masked);
+
+            // Equal values are one pattern, reported under one name: compare values.
+            let value_of = |name: &str| &named.iter().find(|(n, _)| n == name).unwrap().1;
+            let mut present: Vec<&[u8]> = named
+                .iter()
+                .map(|(_, v)| *v)
+                .filter(|v| input.windows(v.len()).any(|w| w == *v))
+                .collect();
+            let mut reported: Vec<&[u8]> = whole.iter().map(|f| *value_of(&f.secret)).collect();
+            for list in [&mut present, &mut reported] {
+                list.sort_unstable();
+                list.dedup();
+            }
+            proptest::prop_assert_eq!(reported, present);
+        }
+    }
 }
