@@ -302,6 +302,13 @@ impl WindowIndex {
         i
     }
 
+    /// False when `bytes[..w]` is a window of no pattern (in particular, no
+    /// pattern starts with `bytes`); true may be a false hit. Always true for
+    /// fewer than `w` bytes.
+    pub(crate) fn may_have_window(&self, bytes: &[u8]) -> bool {
+        bytes.len() < self.w || self.bit(load(bytes, 0, self.w, self.key_mask)) != 0
+    }
+
     #[inline(always)]
     fn bit(&self, key: u64) -> u64 {
         let (word, set) = slots(key, self.bits_log);

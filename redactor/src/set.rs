@@ -269,6 +269,13 @@ impl SecretSet {
         if tail.len() >= self.max_len || !self.first_bytes[usize::from(first)] {
             return false;
         }
+        // A pattern that starts with `tail` has the tail's first window as its
+        // window at offset 0, so one bitmap lookup rules out most tails long
+        // enough; with 10,000 secrets the binary search below missed cache a few
+        // hundred times per 128 KiB read, each miss waiting on the last.
+        if !self.index.may_have_window(tail) {
+            return false;
+        }
         if tail.len() >= 4 {
             let b = first_four_slot(&tail[..4]);
             if self.first_four[b >> 6] & (1 << (b & 63)) == 0 {
@@ -318,5 +325,20 @@ mod tests {
         assert!(!set.is_proper_prefix(b"abcdef"));
         assert!(!set.is_proper_prefix(b"abd"));
         assert!(!set.is_proper_prefix(b""));
+    }
+
+    /// Tails at least a window long go through the index's bitmap first.
+    #[test]
+    fn proper_prefix_lookup_of_long_tails() {
+        let mut b = SecretSetBuilder::new().min_length(16);
+        b.add("a", b"correct-horse-battery-staple");
+        let (set, _) = b.build();
+        for len in 1..28 {
+            let tail = &b"correct-horse-battery-staple"[..len];
+            assert!(set.is_proper_prefix(tail), "{len} bytes");
+        }
+        assert!(!set.is_proper_prefix(b"correct-horse-battery-staple"));
+        assert!(!set.is_proper_prefix(b"correct-horsE"));
+        assert!(!set.is_proper_prefix(b"orrect-horse-battery"));
     }
 }
