@@ -94,6 +94,24 @@ impl From<CredsError> for LookupError {
 }
 
 impl LookupError {
+    /// The same error naming the image as `original` (a lookup that shared
+    /// another's fetch may spell the same image differently).
+    pub fn for_image(mut self, original: &str) -> LookupError {
+        match &mut self {
+            LookupError::NotFound { image, .. }
+            | LookupError::Unauthorized { image, .. }
+            | LookupError::Status { image, .. }
+            | LookupError::Invalid { image, .. }
+            | LookupError::NoPlatform { image, .. }
+            | LookupError::PlatformsDisagree { image, .. }
+            | LookupError::Timeout { image, .. } => *image = original.to_string(),
+            LookupError::Reference(_)
+            | LookupError::Unreachable { .. }
+            | LookupError::Credentials(_) => {}
+        }
+        self
+    }
+
     /// A short, bounded label for metrics.
     pub fn reason(&self) -> &'static str {
         match self {
