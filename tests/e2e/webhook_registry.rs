@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use shroud_e2e::http::sample;
+use shroud_e2e::proxy::Proxy;
 use shroud_e2e::registry::{docker_config, Registry};
-use shroud_e2e::shroud_bin;
+use shroud_e2e::{shroud_bin, until};
 use shroud_e2e::webhook::{admission_review, apply, validate, Client, TestCa, WebhookProcess};
 
 const BASE: &str = r#"
@@ -22,7 +23,7 @@ address = "https://vault.vault.svc:8200"
 "#;
 
 struct Webhook {
-    _ca: TestCa,
+    ca: TestCa,
     server: WebhookProcess,
     client: Client,
     _files: tempfile::TempDir,
@@ -38,7 +39,7 @@ impl Webhook {
         let server = WebhookProcess::start(&shroud_bin(), &ca, &ca.leaf(), &config);
         let client = Client::new(server.addr, std::slice::from_ref(&ca.der));
         Webhook {
-            _ca: ca,
+            ca,
             server,
             client,
             _files: tempfile::tempdir().unwrap(),
@@ -56,6 +57,11 @@ impl Webhook {
             String::from_utf8_lossy(&answer.body)
         );
         answer.json()["response"].clone()
+    }
+
+    /// Another client of this webhook (one per thread).
+    fn client(&self) -> Client {
+        Client::new(self.server.addr, std::slice::from_ref(&self.ca.der))
     }
 
     fn send(&self, pod: &Value) -> Value {
@@ -556,4 +562,90 @@ fn repeated_admissions_are_served_from_the_cache() {
     let msg = short_ttl.deny(&pod(&by_tag));
     assert!(msg.contains("unreachable"), "{msg}");
     assert_eq!(wrapped(&short_ttl.inject(&pod(&by_digest))), ["/web"]);
+}
+
+/// Sends `n` admissions of `pod` at once, each on its own connection, and
+/// returns their responses once the proxy's held requests are released, which
+/// happens when `ready` says the burst has met the held fetch.
+fn burst(hook: &Webhook, pod: &Value, n: usize, ready: impl Fn() -> bool, proxy: &Proxy) -> Vec<Value> {
+    let body = serde_json::to_vec(&admission_review(pod)).unwrap();
+    let senders: Vec<_> = (0..n)
+        .map(|_| {
+            let (client, body) = (hook.client(), body.clone());
+            std::thread::spawn(move || {
+                let answer = client.request("POST", "/mutate", &body).unwrap();
+                assert_eq!(answer.status, 200);
+                answer.json()["response"].clone()
+            })
+        })
+        .collect();
+    until(Duration::from_secs(30), "the burst to meet the held fetch", || {
+        ready().then_some(())
+    });
+    proxy.release();
+    senders.into_iter().map(|t| t.join().unwrap()).collect()
+}
+
+#[test]
+fn a_burst_of_admissions_for_one_uncached_image_makes_one_fetch() {
+    const N: usize = 40;
+    let reg = Registry::plain();
+    reg.push_image("shop/burst", "2.0", true, "amd64", Some(&["/burst"]), Some(&["serve"]));
+    // Every request to the registry goes through the proxy, which holds the
+    // first manifest request until the whole burst has arrived.
+    let proxy = Proxy::start(&reg.host);
+    let hook = Webhook::start(&[&proxy.host], "");
+    let image = format!("{}/shop/burst:2.0", proxy.host);
+    let waiting = || sample(&hook.metrics(), "shroud_webhook_registry_waiting_lookups");
+
+    proxy.hold("/manifests/");
+    let answers = burst(
+        &hook,
+        &pod(&image),
+        N,
+        || proxy.requests().len() == 1 && waiting() == Some((N - 1) as f64),
+        &proxy,
+    );
+    for response in &answers {
+        assert_eq!(response["allowed"], true, "{response:#}");
+        assert_eq!(wrapped(&apply(&pod(&image), response)), ["/burst", "serve"]);
+    }
+    let seen = proxy.requests();
+    assert_eq!(seen.len(), 2, "one manifest and one configuration fetch: {seen:#?}");
+    assert_eq!(seen[0], "GET /v2/shop/burst/manifests/2.0");
+    assert!(seen[1].starts_with("GET /v2/shop/burst/blobs/sha256:"), "{seen:?}");
+    let m = hook.metrics();
+    for (series, want) in [
+        (r#"shroud_webhook_registry_lookups_total{result="fetched"}"#, 1.0),
+        (r#"shroud_webhook_registry_lookups_total{result="coalesced"}"#, (N - 1) as f64),
+        ("shroud_webhook_registry_waiting_lookups", 0.0),
+    ] {
+        assert_eq!(sample(&m, series), Some(want), "{series}\n{m}");
+    }
+
+    // An error is shared by the lookups that waited for it, and not kept: the
+    // next admission asks the registry again.
+    let missing = format!("{}/shop/absent:1", proxy.host);
+    proxy.hold("/manifests/");
+    let answers = burst(
+        &hook,
+        &pod(&missing),
+        10,
+        || proxy.requests().len() == 3 && waiting() == Some(9.0),
+        &proxy,
+    );
+    for response in &answers {
+        assert_eq!(response["allowed"], false, "{response:#}");
+        let msg = response["status"]["message"].as_str().unwrap();
+        assert!(msg.contains(&missing) && msg.contains("was not found"), "{msg}");
+    }
+    assert_eq!(proxy.requests().len(), 3, "{:#?}", proxy.requests());
+    hook.deny(&pod(&missing));
+    assert_eq!(proxy.requests()[3], "GET /v2/shop/absent/manifests/1");
+    let m = hook.metrics();
+    assert_eq!(
+        sample(&m, r#"shroud_webhook_registry_failures_total{reason="not_found"}"#),
+        Some(11.0),
+        "{m}"
+    );
 }

@@ -217,6 +217,7 @@ impl Resolver {
         deadline: tokio::time::Instant,
     ) -> Vec<(String, Outcome)> {
         let mut out = Vec::with_capacity(follows.len());
+        let mut waiting = Waiting::start(&self.inner.metrics.waiting, follows.len());
         for (container, img, slot) in follows {
             let r = match tokio::time::timeout_at(deadline, inflight::wait(slot, &img)).await {
                 Ok(Some(r)) => r,
@@ -226,9 +227,36 @@ impl Resolver {
                 }),
                 Err(_) => Err(self.inner.timeout_error(img.to_string())),
             };
+            waiting.one_done();
             out.push((container, r));
         }
         out
+    }
+}
+
+/// Followers counted in the `waiting` gauge until they have their answer, or
+/// their admission is dropped (a client that went away).
+struct Waiting<'g> {
+    gauge: &'g prometheus::IntGauge,
+    left: i64,
+}
+
+impl<'g> Waiting<'g> {
+    fn start(gauge: &'g prometheus::IntGauge, n: usize) -> Waiting<'g> {
+        let left = i64::try_from(n).unwrap_or(i64::MAX);
+        gauge.add(left);
+        Waiting { gauge, left }
+    }
+
+    fn one_done(&mut self) {
+        self.left -= 1;
+        self.gauge.dec();
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.gauge.sub(self.left);
     }
 }
 
