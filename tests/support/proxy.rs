@@ -70,7 +70,11 @@ impl Proxy {
             .lock()
             .seen
             .iter()
-            .map(|l| l.rsplit_once(' ').map_or(l.as_str(), |(r, _)| r).to_string())
+            .map(|l| {
+                l.rsplit_once(' ')
+                    .map_or(l.as_str(), |(r, _)| r)
+                    .to_string()
+            })
             .collect()
     }
 

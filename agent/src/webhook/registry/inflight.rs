@@ -85,7 +85,10 @@ impl InFlight {
 
     /// How many keys are being fetched (for tests).
     pub fn len(&self) -> usize {
-        self.map.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// Whether nothing is being fetched.

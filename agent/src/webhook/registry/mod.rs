@@ -145,7 +145,11 @@ impl Resolver {
         }
         for (container, r) in coalesced {
             match &r {
-                Ok(_) => inner.metrics.lookups.with_label_values(&["coalesced"]).inc(),
+                Ok(_) => inner
+                    .metrics
+                    .lookups
+                    .with_label_values(&["coalesced"])
+                    .inc(),
                 Err(e) => inner.count_failure(e),
             }
             out.insert(container, r);
