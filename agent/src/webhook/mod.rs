@@ -6,7 +6,8 @@
 //! - [`patch`] and [`agent_config`]: what an opted-in pod gets;
 //! - [`registry`]: image ENTRYPOINT/CMD from OCI registries, for containers
 //!   without `command`;
-//! - [`review`]: one AdmissionReview in, one out (no I/O);
+//! - [`review`]: one AdmissionReview in, one out (no I/O); [`memo`]: repeated
+//!   checks remembered by their whole input;
 //! - [`server`], [`tls`], [`metrics`]: HTTPS, certificate reload, Prometheus.
 
 pub mod agent_config;
@@ -16,6 +17,7 @@ pub mod config;
 pub mod decision;
 pub mod idle;
 pub mod limits;
+pub mod memo;
 pub mod metrics;
 pub mod ownership;
 pub mod patch;

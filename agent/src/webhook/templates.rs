@@ -1,11 +1,25 @@
 //! Templates and the whole agent configuration checked at admission, with the
 //! agent's own code: a template that does not compile is a denial, not a pod
-//! whose agent never starts.
+//! whose agent never starts. The verdict depends only on the rendered
+//! configuration (which holds every template and secret name) and the
+//! annotations that name the templates, so it is remembered by exactly those
+//! ([`Memo`]): replicas of one pod template pay for the check once.
+
+use std::sync::LazyLock;
 
 use super::agent_config::{self, FileOwner};
 use super::annotations::Injection;
 use super::config::WebhookConfig;
+use super::memo::Memo;
 use super::policy::Violation;
+
+/// Verdicts remembered: distinct pod templates checked recently.
+const REMEMBERED: usize = 512;
+/// Larger configurations (huge inline templates) are checked every time.
+const MAX_REMEMBERED_INPUT: usize = 64 * 1024;
+
+static CHECKED: LazyLock<Memo<Result<(), Violation>>> =
+    LazyLock::new(|| Memo::new(REMEMBERED, MAX_REMEMBERED_INPUT));
 
 /// Rule name: a template or configuration the agent would reject.
 pub const RULE_TEMPLATE: &str = "template";
@@ -13,11 +27,27 @@ pub const RULE_TEMPLATE: &str = "template";
 /// Compiles every template as the agent will, then parses the configuration the
 /// webhook would hand over with the agent's loader.
 pub fn check(inj: &Injection, cfg: &WebhookConfig) -> Result<(), Violation> {
+    // The owner does not change what the loader accepts.
+    let owner = FileOwner {
+        uid: cfg.agent.run_as_user,
+        gid: cfg.agent.run_as_group,
+        mode: 0o400,
+    };
+    let text = agent_config::render(inj, cfg, owner);
+    let mut key = text.clone();
+    for s in inj.secrets.iter().filter(|s| s.template.is_some()) {
+        key.push('\0');
+        key.push_str(&s.path_annotation);
+    }
+    CHECKED.get_or(key, || check_uncached(inj, &text))
+}
+
+fn check_uncached(inj: &Injection, text: &str) -> Result<(), Violation> {
     for s in &inj.secrets {
-        let Some(text) = &s.template else { continue };
+        let Some(template) = &s.template else { continue };
         let source = crate::template::TemplateSource {
             origin: "inline".into(),
-            text: text.clone(),
+            text: template.clone(),
         };
         if let Err(e) = source.check(&s.name) {
             return Err(Violation {
@@ -30,14 +60,7 @@ pub fn check(inj: &Injection, cfg: &WebhookConfig) -> Result<(), Violation> {
             });
         }
     }
-    // The owner does not change what the loader accepts.
-    let owner = FileOwner {
-        uid: cfg.agent.run_as_user,
-        gid: cfg.agent.run_as_group,
-        mode: 0o400,
-    };
-    let text = agent_config::render(inj, cfg, owner);
-    crate::config::parse("SHROUD_CONFIG_TOML", &text, std::iter::empty())
+    crate::config::parse("SHROUD_CONFIG_TOML", text, std::iter::empty())
         .map(|_| ())
         .map_err(|e| Violation {
             rule: RULE_TEMPLATE,
