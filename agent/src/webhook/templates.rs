@@ -1,6 +1,6 @@
 //! Templates and the whole agent configuration checked at admission, with the
 //! agent's own code: a template that does not compile is a denial, not a pod
-//! whose agent never starts. The verdict depends only on the rendered
+//! whose agent never starts. The verdict depends only on the agent's
 //! configuration (which holds every template and secret name) and the
 //! annotations that name the templates, so it is remembered by exactly those
 //! ([`Memo`]): replicas of one pod template pay for the check once.
@@ -13,16 +13,14 @@ use super::config::WebhookConfig;
 use super::memo::Memo;
 use super::policy::Violation;
 
-/// Verdicts remembered: distinct pod templates checked recently.
-const REMEMBERED: usize = 512;
-/// Larger configurations (huge inline templates) are checked every time.
-const MAX_REMEMBERED_INPUT: usize = 64 * 1024;
-
-static CHECKED: LazyLock<Memo<Result<(), Violation>>> =
-    LazyLock::new(|| Memo::new(REMEMBERED, MAX_REMEMBERED_INPUT));
-
 /// Rule name: a template or configuration the agent would reject.
 pub const RULE_TEMPLATE: &str = "template";
+
+/// Verdicts remembered: distinct pod templates checked recently.
+const REMEMBERED: usize = 512;
+
+static CHECKED: LazyLock<Memo<Result<(), Violation>>> =
+    LazyLock::new(|| Memo::new(REMEMBERED, agent_config::MAX_MEMO_KEY));
 
 /// Compiles every template as the agent will, then parses the configuration the
 /// webhook would hand over with the agent's loader.
@@ -33,13 +31,13 @@ pub fn check(inj: &Injection, cfg: &WebhookConfig) -> Result<(), Violation> {
         gid: cfg.agent.run_as_group,
         mode: 0o400,
     };
-    let text = agent_config::render(inj, cfg, owner);
-    let mut key = text.clone();
+    let raw = agent_config::build(inj, cfg, owner);
+    let mut key = agent_config::memo_key(&raw);
     for s in inj.secrets.iter().filter(|s| s.template.is_some()) {
         key.push('\0');
         key.push_str(&s.path_annotation);
     }
-    CHECKED.get_or(key, || check_uncached(inj, &text))
+    CHECKED.get_or(key, || check_uncached(inj, &agent_config::to_toml(&raw)))
 }
 
 fn check_uncached(inj: &Injection, text: &str) -> Result<(), Violation> {
