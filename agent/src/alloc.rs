@@ -4,31 +4,56 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 
-/// [`System`] with zero-on-free.
+/// [`System`] with zero-on-free, serving blocks from the locked arena
+/// ([`crate::locked_arena`]) while one is armed and has room.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ZeroOnFree;
 
-// SAFETY: every method forwards to `System` with the caller's layout; `dealloc`
-// additionally writes zeros over exactly the `layout.size()` bytes it owns (see
-// [`wipe`]) before handing them back. `realloc` uses the default (alloc, copy, dealloc), so the old
-// block is zeroed too.
+// SAFETY: every method forwards to `System`, or to the locked arena while it is
+// armed, with the caller's layout; a block goes back to whichever allocator its
+// address belongs to (the arena's range is fixed once armed, and System never
+// hands out addresses inside that mapping). `dealloc` additionally writes zeros
+// over exactly the `layout.size()` bytes it owns (see [`wipe`]) before handing
+// them back. `realloc` uses the default (alloc, copy, dealloc), so the old block
+// is zeroed too and may move between the arena and System.
 unsafe impl GlobalAlloc for ZeroOnFree {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if crate::locked_arena::armed() {
+            // SAFETY: GlobalAlloc callers never pass a zero size; armed checked.
+            if let Some(block) = unsafe { crate::locked_arena::alloc(layout) } {
+                return block.as_ptr();
+            }
+        }
         // SAFETY: same contract as the caller's.
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if crate::locked_arena::armed() {
+            // SAFETY: as in `alloc`.
+            if let Some(block) = unsafe { crate::locked_arena::alloc(layout) } {
+                // SAFETY: the block has `layout.size()` writable bytes; freed
+                // arena blocks are wiped, but the allocator's own free-list
+                // words may remain.
+                unsafe { std::ptr::write_bytes(block.as_ptr(), 0, layout.size()) };
+                return block.as_ptr();
+            }
+        }
         // SAFETY: same contract as the caller's.
         unsafe { System.alloc_zeroed(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: `ptr` was allocated by us with `layout`, so `layout.size()` bytes
-        // are writable.
+        // are writable, and it came from the arena exactly when its address lies
+        // inside it.
         unsafe {
             wipe(ptr, layout.size());
-            System.dealloc(ptr, layout)
+            if crate::locked_arena::contains(ptr) {
+                crate::locked_arena::dealloc(ptr, layout)
+            } else {
+                System.dealloc(ptr, layout)
+            }
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod exec;
 pub mod harden;
 pub mod ledger;
 pub mod live;
+pub mod locked_arena;
 pub mod logging;
 pub mod pem;
 pub mod pump;

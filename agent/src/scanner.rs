@@ -1,10 +1,13 @@
 //! Finding known secret values in files: a file is read in chunks, each scanned
 //! together with the last `longest pattern - 1` bytes of the one before, so an
 //! occurrence that spans a chunk boundary is found once, at its absolute offset.
+//! Every secret present is reported, also where its occurrence overlaps another
+//! secret's; overlapping occurrences of one secret are one finding
+//! ([`RunMerger`]), whatever the chunk size.
 
 use std::io::{self, Read};
 
-use shroud_redactor::SecretSet;
+use shroud_redactor::{Run, RunMerger, SecretSet};
 use zeroize::Zeroizing;
 
 /// Bytes read per chunk.
@@ -34,9 +37,18 @@ pub fn scan_reader(
     let overlap = set.max_pattern_len().saturating_sub(1);
     let chunk = chunk.max(1);
     let mut buf = Zeroizing::new(Vec::with_capacity(overlap + chunk));
-    // Absolute offset of buf[0], and of the end of the last reported occurrence.
+    let mut runs = RunMerger::new();
+    let mut report = |r: Run| {
+        let info = set.pattern_info(r.pattern);
+        found(Finding {
+            offset: r.start,
+            len: (r.end - r.start) as usize,
+            secret: set.secret_name(r.secret).to_string(),
+            encoding: info.encoding.name(),
+        })
+    };
+    // Absolute offset of buf[0].
     let mut base = 0u64;
-    let mut covered = 0u64;
     let mut total = 0u64;
     loop {
         let kept = buf.len();
@@ -44,24 +56,21 @@ pub fn scan_reader(
         let n = read_full(&mut input, &mut buf[kept..])?;
         buf.truncate(kept + n);
         if n == 0 {
+            runs.finish().into_iter().for_each(&mut report);
             return Ok(total);
         }
         total += n as u64;
         if !set.is_empty() {
-            for m in set.find_matches(&buf) {
-                let start = base + m.start as u64;
-                if start < covered {
-                    continue;
+            // An occurrence wholly inside the kept bytes was added with the
+            // chunk before.
+            for m in set.find_occurrences(&buf) {
+                if m.end > kept {
+                    runs.add(set, base, m);
                 }
-                covered = base + m.end as u64;
-                let info = set.pattern_info(m.pattern);
-                found(Finding {
-                    offset: start,
-                    len: m.end - m.start,
-                    secret: set.secret_name(info.secret).to_string(),
-                    encoding: info.encoding.name(),
-                });
             }
+            // Occurrences not found yet end past the buffer, so start at or after:
+            let limit = (base + buf.len() as u64 + 1).saturating_sub(set.max_pattern_len() as u64);
+            runs.take_final(limit).into_iter().for_each(&mut report);
         }
         let drop = buf.len().saturating_sub(overlap);
         // Zeroize the bytes shifted out: `drain` only moves the tail down.
@@ -93,15 +102,27 @@ mod tests {
     use super::*;
 
     fn set() -> SecretSet {
+        set_of(&[
+            ("db", b"hunter2-database-pass"),
+            ("api", b"api-key-00112233"),
+        ])
+    }
+
+    fn set_of(values: &[(&str, &[u8])]) -> SecretSet {
         let mut b = SecretSetBuilder::new();
-        b.add("db", b"hunter2-database-pass");
-        b.add("api", b"api-key-00112233");
+        for (name, value) in values {
+            b.add(*name, value);
+        }
         b.build().0
     }
 
     fn scan(input: &[u8], chunk: usize) -> Vec<Finding> {
+        scan_with(&set(), input, chunk)
+    }
+
+    fn scan_with(set: &SecretSet, input: &[u8], chunk: usize) -> Vec<Finding> {
         let mut out = Vec::new();
-        let n = scan_reader(&set(), input, chunk, |f| out.push(f)).unwrap();
+        let n = scan_reader(set, input, chunk, |f| out.push(f)).unwrap();
         assert_eq!(n, input.len() as u64);
         out
     }
@@ -133,5 +154,95 @@ mod tests {
     #[test]
     fn clean_input_has_no_findings() {
         assert!(scan(b"nothing to see here, hunter2-databas", 5).is_empty());
+    }
+
+    /// Overlapping occurrences of two secrets are each reported (leftmost-longest
+    /// matching reported only the first); overlapping occurrences of one secret
+    /// are one finding; the same at every chunk size.
+    #[test]
+    fn every_secret_present_is_reported_at_every_chunk_size() {
+        let set = set_of(&[
+            ("b", b"bbbbbbCCCCCC"),
+            ("d", b"CCCCCCdddddd"),
+            ("multi", b"line-one-xx\nline-two-yy"),
+        ]);
+        let mut input = b"..bbbbbbCCCCCCdddddd..line-one-xx\nline-two-yy..".to_vec();
+        input.extend_from_slice(b"CCCCCCddddddline-two-yy.bbbbbbCCCCCCCCCCCCdddddd");
+        let want = scan_with(&set, &input, CHUNK);
+        let seen: Vec<(u64, usize, &str, &str)> = want
+            .iter()
+            .map(|f| (f.offset, f.len, f.secret.as_str(), f.encoding))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                (2, 12, "b", "raw"),
+                (8, 12, "d", "raw"),
+                (22, 23, "multi", "raw"),
+                (47, 12, "d", "raw"),
+                (59, 11, "multi", "line"),
+                (71, 12, "b", "raw"),
+                (83, 12, "d", "raw"),
+            ]
+        );
+        for chunk in [1, 2, 3, 5, 11, 12, 13, 40] {
+            assert_eq!(scan_with(&set, &input, chunk), want, "chunk {chunk}");
+        }
+    }
+
+    proptest::proptest! {
+        /// On random sets and inputs over a small alphabet (so occurrences overlap
+        /// often): every chunk size gives the same findings; the findings cover
+        /// exactly the bytes redaction masks; every secret with an occurrence is
+        /// reported.
+        #[test]
+        fn findings_do_not_depend_on_chunks_and_name_every_secret(
+            values in proptest::collection::vec("[ab]{6,10}", 1..4),
+            filler in "[abc]{0,80}",
+            inserts in proptest::collection::vec((0usize..4, 0usize..80), 0..6),
+            chunk in 1usize..40,
+        ) {
+            let named: Vec<(String, &[u8])> = values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (format!("s{i}"), v.as_bytes()))
+                .collect();
+            let pairs: Vec<(&str, &[u8])> = named.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+            let set = set_of(&pairs);
+            let mut input = filler.into_bytes();
+            for (which, at) in inserts {
+                let v = values[which % values.len()].as_bytes();
+                let at = at.min(input.len());
+                input.splice(at..at, v.iter().copied());
+            }
+            let whole = scan_with(&set, &input, CHUNK);
+            proptest::prop_assert_eq!(&scan_with(&set, &input, chunk), &whole);
+
+            let patterns = set.patterns_for_reference();
+            // No flush, and the end of input masks no unfinished prefix: only the
+            // bytes occurrences cover.
+            let masked =
+                shroud_redactor::reference::masked_bytes(&patterns, &input, &[], usize::MAX);
+            let mut covered = vec![false; input.len()];
+            for f in &whole {
+                let at = f.offset as usize;
+                covered[at..at + f.len].iter_mut().for_each(|c| *c = true);
+            }
+            proptest::prop_assert_eq!(covered, masked);
+
+            // Equal values are one pattern, reported under one name: compare values.
+            let value_of = |name: &str| &named.iter().find(|(n, _)| n == name).unwrap().1;
+            let mut present: Vec<&[u8]> = named
+                .iter()
+                .map(|(_, v)| *v)
+                .filter(|v| input.windows(v.len()).any(|w| w == *v))
+                .collect();
+            let mut reported: Vec<&[u8]> = whole.iter().map(|f| *value_of(&f.secret)).collect();
+            for list in [&mut present, &mut reported] {
+                list.sort_unstable();
+                list.dedup();
+            }
+            proptest::prop_assert_eq!(reported, present);
+        }
     }
 }

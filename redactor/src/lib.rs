@@ -13,30 +13,13 @@
 mod encodings;
 mod index;
 pub mod reference;
+mod runs;
 mod set;
 mod stream;
 pub mod values_file;
 
 pub use encodings::Encoding;
 pub use index::Match;
+pub use runs::{Run, RunMerger};
 pub use set::{BuildReport, PatternInfo, SecretSet, SecretSetBuilder, DEFAULT_MIN_LENGTH};
 pub use stream::{Piece, Redactor, Stats, DEFAULT_MASK};
-
-impl SecretSet {
-    /// Every leftmost-longest match wholly inside `buf`, for scanners that report
-    /// positions instead of rewriting.
-    pub fn find_matches(&self, buf: &[u8]) -> Vec<Match> {
-        let mut all = Vec::new();
-        self.index.find_all(self, buf, &mut all);
-        all.sort_unstable_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
-        let mut out = Vec::new();
-        let mut cur = 0;
-        for m in all {
-            if m.start >= cur {
-                cur = m.end;
-                out.push(m);
-            }
-        }
-        out
-    }
-}

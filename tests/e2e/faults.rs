@@ -595,3 +595,59 @@ fn exec_keeps_a_retired_value_masked_for_the_agents_retain_only() {
     sigterm(&agent);
     assert!(wait_with_deadline(&mut agent, LIMIT).success());
 }
+
+// 9. A supervisor killed outright takes its command with it ------------------------
+
+/// Whether `pid` has terminated (gone, or a zombie waiting for whoever adopted it).
+fn terminated(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
+    }
+}
+
+/// Starts `shroud ARGS -- sh -c 'echo $$ > PIDFILE; exec sleep 1000'`, waits for the
+/// command's pid, SIGKILLs shroud, and asserts the command ends too.
+fn assert_command_dies_with(mut shroud_cmd: Command, dir: &Path) {
+    let pidfile = dir.join("command.pid");
+    let mut child = shroud_cmd
+        .args(["--", "sh", "-c", "echo $$ > \"$0\"; exec sleep 1000"])
+        .arg(&pidfile)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid: i32 = until(LIMIT, "the command's pid", || {
+        std::fs::read_to_string(&pidfile).ok()?.trim().parse().ok()
+    });
+    assert!(!terminated(pid), "the command ended on its own");
+    signal(&child, Signal::SIGKILL);
+    wait_with_deadline(&mut child, LIMIT);
+    wait_until("the command to end with its supervisor", LIMIT, || {
+        terminated(pid)
+    });
+}
+
+#[test]
+fn a_killed_exec_takes_its_command_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = shroud();
+    cmd.arg("exec");
+    assert_command_dies_with(cmd, dir.path());
+}
+
+#[test]
+fn a_killed_run_takes_its_command_with_it() {
+    let _s = serial();
+    let w = World::new(None);
+    w.bao
+        .bao(&["kv", "put", "secret/tok", "token=first-token-value-1111"]);
+    let cfg = w.config(&w.approle_auth(), TOK_SECRET);
+    let mut cmd = shroud();
+    cmd.arg("run").arg("--config").arg(&cfg);
+    assert_command_dies_with(cmd, w.work.path());
+}

@@ -69,7 +69,7 @@ fn review(pod: Value) -> Vec<u8> {
             "uid": "b1c2", "kind": {"group": "", "version": "v1", "kind": "Pod"},
             "resource": {"group": "", "version": "v1", "resource": "pods"},
             "namespace": ns, "operation": "CREATE", "userInfo": {"username": "test"},
-            "object": pod
+            "object": shroud_e2e::apiserver::defaulted(&pod)
         }
     }))
     .unwrap()
@@ -169,6 +169,50 @@ fn chart_lints_renders_validates_and_its_output_runs() {
         .as_array()
         .unwrap()
         .contains(&own_namespace));
+    // Each is registered twice, split on the namespace's Pod Security level: the
+    // restricted profile where the level forbids IPC_LOCK, the default elsewhere
+    // (NotIn also matches namespaces without the label), both within the
+    // configured selector.
+    let level = |op: &str| json!({"key": "pod-security.kubernetes.io/enforce", "operator": op, "values": ["baseline", "restricted"]});
+    for (config, name, path) in [
+        (mwc, "pods.shroud.dev", "/mutate"),
+        (vwc, "pods.validate.shroud.dev", "/validate"),
+    ] {
+        let hooks = config["webhooks"].as_array().unwrap();
+        assert_eq!(hooks.len(), 2, "{hooks:#?}");
+        for (hook, name, path, op) in [
+            (&hooks[0], name.to_string(), path.to_string(), "NotIn"),
+            (
+                &hooks[1],
+                format!("restricted.{name}"),
+                format!("{path}/restricted"),
+                "In",
+            ),
+        ] {
+            assert_eq!(hook["name"], name.as_str());
+            assert_eq!(hook["clientConfig"]["service"]["path"], path.as_str());
+            let exprs = hook["namespaceSelector"]["matchExpressions"]
+                .as_array()
+                .unwrap();
+            assert!(exprs.contains(&own_namespace), "{exprs:#?}");
+            assert!(exprs.contains(&level(op)), "{exprs:#?}");
+            assert!(exprs.contains(&json!({"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system", "kube-node-lease"]})), "{exprs:#?}");
+            assert_eq!(hook["rules"], hooks[0]["rules"]);
+            assert_eq!(hook["failurePolicy"], "Fail");
+        }
+    }
+    let single = manifests(out.path(), "no-pod-security-split");
+    for kind in [
+        "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration",
+    ] {
+        let hooks = find(&single, kind)["webhooks"].as_array().unwrap().clone();
+        assert_eq!(hooks.len(), 1, "{kind}");
+        assert!(!hooks[0]["clientConfig"]["service"]["path"]
+            .as_str()
+            .unwrap()
+            .contains("restricted"));
+    }
     let deployment = find(&default, "Deployment");
     assert_eq!(deployment["spec"]["replicas"], 2);
     assert!(deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"].is_object());
@@ -215,6 +259,30 @@ fn chart_lints_renders_validates_and_its_output_runs() {
     assert_eq!(answer.json()["response"]["allowed"], false);
     let answer = client.validate(&review(fixture("host-path-docker.json")));
     assert_eq!(answer.json()["response"]["allowed"], false);
+    // The paths the rendered registrations call: the restricted one injects an
+    // agent without IPC_LOCK, the default one with it.
+    let agent_caps = |path: &Value| {
+        let answer = client
+            .request(
+                "POST",
+                path.as_str().unwrap(),
+                &review(fixture("deployment-pod.json")),
+            )
+            .unwrap();
+        assert_eq!(answer.status, 200, "{path}: {}", server.log());
+        let response = &answer.json()["response"];
+        let patched = shroud_e2e::webhook::apply(&fixture("deployment-pod.json"), response);
+        shroud_e2e::webhook::agent_container(&patched)["securityContext"]["capabilities"].clone()
+    };
+    let hooks = &mwc["webhooks"];
+    assert_eq!(
+        agent_caps(&hooks[0]["clientConfig"]["service"]["path"]),
+        json!({"drop": ["ALL"], "add": ["IPC_LOCK"]})
+    );
+    assert_eq!(
+        agent_caps(&hooks[1]["clientConfig"]["service"]["path"]),
+        json!({"drop": ["ALL"]})
+    );
     drop(server);
 
     // The "full" value set: Vault Agent compatibility and per-namespace prefixes

@@ -7,107 +7,13 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use shroud_e2e::http::get;
-use shroud_e2e::openbao::{OpenBao, SHROUD_POLICY};
-use shroud_e2e::postgres::Postgres;
+use shroud_e2e::world::*;
 use shroud_e2e::*;
-
-/// Lease timing is measured in seconds: one test at a time on a 2-core machine.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-const API_KEY: &str = "kv2-obs-api-key-5e4d3c2b1a09";
-
-const DB_SECRET: &str = "[[secret]]\nname = \"db.env\"\npath = \"database/creds/app\"\nkind = \"dynamic\"\nformat = \"env\"\n";
-const KV_SECRET: &str =
-    "[[secret]]\nname = \"api-key\"\npath = \"secret/app\"\nkind = \"kv2\"\nfield = \"api_key\"\n";
-
-struct World {
-    bao: OpenBao,
-    pg: Postgres,
-    out: Tmpfs,
-    work: tempfile::TempDir,
-    role_id: String,
-    secret_id: String,
-}
-
-impl World {
-    /// OpenBao with kv2 `secret/app`, the database engine on a real PostgreSQL
-    /// (`ttl`, `max_ttl`), the shroud policy and AppRole.
-    fn new(ttl: &str, max_ttl: &str) -> World {
-        let bao = OpenBao::start();
-        let work = tempfile::tempdir().unwrap();
-        bao.bao(&["kv", "put", "secret/app", &format!("api_key={API_KEY}")]);
-        bao.policy("shroud", SHROUD_POLICY, work.path());
-        let pg = Postgres::start();
-        pg.configure_vault(&bao, ttl, max_ttl);
-        let (role_id, secret_id) = bao.approle("shroud", "shroud", "1h", "2h");
-        std::fs::write(work.path().join("role-id"), &role_id).unwrap();
-        std::fs::write(work.path().join("secret-id"), &secret_id).unwrap();
-        World {
-            bao,
-            pg,
-            out: Tmpfs::new(),
-            work,
-            role_id,
-            secret_id,
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.work.path().join(name)
-    }
-
-    /// A config with AppRole auth, the output tmpfs, and `rest`.
-    fn config(&self, rest: &str) -> PathBuf {
-        let p = self.path("shroud.toml");
-        std::fs::write(
-            &p,
-            format!(
-                "[vault]\naddress = \"{}\"\ntimeout = \"1s\"\n\n[auth]\nmethod = \"approle\"\nrole_id_file = \"{}\"\nsecret_id_file = \"{}\"\n\n[output]\ndir = \"{}\"\n\n{rest}",
-                self.bao.addr,
-                self.path("role-id").display(),
-                self.path("secret-id").display(),
-                self.out.path().display()
-            ),
-        )
-        .unwrap();
-        p
-    }
-
-    /// Nothing of shroud's is left in Vault or PostgreSQL.
-    fn assert_nothing_alive(&self) {
-        assert_eq!(
-            self.bao.leases("database/creds/app/"),
-            Vec::<String>::new(),
-            "leases left"
-        );
-        assert_eq!(
-            self.bao.accessors().len(),
-            1,
-            "only the root token may remain"
-        );
-        assert_eq!(self.pg.vault_roles(), Vec::<String>::new(), "roles left");
-    }
-
-    /// Strings that must never appear in a scrape, log or audit record.
-    fn credentials(&self) -> Vec<String> {
-        vec![
-            API_KEY.to_string(),
-            self.role_id.clone(),
-            self.secret_id.clone(),
-            self.bao.root_token.clone(),
-        ]
-    }
-}
 
 /// One sample of a scrape: metric name, labels, value.
 #[derive(Debug)]
@@ -273,14 +179,17 @@ fn records(path: &Path) -> Vec<serde_json::Value> {
 #[test]
 fn agent_metrics_and_probes_follow_renewal_rotation_and_revocation() {
     let _s = serial();
-    let w = World::new("2s", "6s");
+    let w = World::new(Some(("2s", "6s")));
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let audit = w.path("audit.jsonl");
-    let cfg = w.config(&format!(
-        "{DB_SECRET}{KV_SECRET}\n[metrics]\nlisten = \"{addr}\"\n\n[audit]\npath = \"{}\"\n",
-        audit.display()
-    ));
+    let cfg = w.config(
+        &w.approle_auth(),
+        &format!(
+            "{DB_SECRET}{KV_SECRET}\n[metrics]\nlisten = \"{addr}\"\n\n[audit]\npath = \"{}\"\n",
+            audit.display()
+        ),
+    );
     let log = w.path("agent.log");
     // Vault frozen: the agent cannot log in, so the first render cannot happen.
     w.bao.freeze();
@@ -384,7 +293,7 @@ fn agent_metrics_and_probes_follow_renewal_rotation_and_revocation() {
         Duration::from_secs(10),
     );
     assert!(
-        !w.pg.role_exists(&user1),
+        !w.pg().role_exists(&user1),
         "the rotated-out role was dropped"
     );
     let second = std::fs::read_to_string(w.out.path().join("db.env")).unwrap();
@@ -419,7 +328,7 @@ fn agent_metrics_and_probes_follow_renewal_rotation_and_revocation() {
     let status = wait_with_deadline(&mut agent, Duration::from_secs(15));
     let log_text = std::fs::read_to_string(&log).unwrap();
     assert!(status.success(), "{log_text}");
-    w.assert_nothing_alive();
+    w.assert_clean(&[]);
 
     // Revocation at shutdown is in the audit trail (the process, and its
     // endpoint, are gone): the leases and then the token, all ok.
@@ -468,14 +377,17 @@ fn agent_metrics_and_probes_follow_renewal_rotation_and_revocation() {
 #[test]
 fn run_session_audit_log_verifies_and_every_tampering_is_caught() {
     let _s = serial();
-    let w = World::new("1m", "5m");
+    let w = World::new(Some(("1m", "5m")));
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let audit = w.path("audit.jsonl");
-    let cfg = w.config(&format!(
-        "{DB_SECRET}{KV_SECRET}\n[metrics]\nlisten = \"{addr}\"\n\n[audit]\npath = \"{}\"\n",
-        audit.display()
-    ));
+    let cfg = w.config(
+        &w.approle_auth(),
+        &format!(
+            "{DB_SECRET}{KV_SECRET}\n[metrics]\nlisten = \"{addr}\"\n\n[audit]\npath = \"{}\"\n",
+            audit.display()
+        ),
+    );
     let (seen, leases, go) = (w.path("seen.env"), w.path("leases.json"), w.path("go"));
     // The command prints its credentials (masked by shroud), records the lease
     // ids Vault holds for it, then waits until the test has scraped the metrics.
@@ -535,7 +447,7 @@ exit 3
         stderr.contains("command started"),
         "debug lines are on: {stderr}"
     );
-    w.assert_nothing_alive();
+    w.assert_clean(&[]);
 
     let env = std::fs::read_to_string(&seen).unwrap();
     let (user, password) = (env_value(&env, "USERNAME"), env_value(&env, "PASSWORD"));
@@ -673,11 +585,14 @@ exit 3
 #[test]
 fn scan_with_config_reads_values_from_vault_and_leaves_nothing_alive() {
     let _s = serial();
-    let w = World::new("1m", "5m");
+    let w = World::new(Some(("1m", "5m")));
     // A generic read of the database role is leased: scan must revoke it.
     let generic =
         "[[secret]]\nname = \"db-generic\"\npath = \"database/creds/app\"\nformat = \"env\"\n";
-    let cfg = w.config(&format!("{KV_SECRET}{DB_SECRET}{generic}"));
+    let cfg = w.config(
+        &w.approle_auth(),
+        &format!("{KV_SECRET}{DB_SECRET}{generic}"),
+    );
     let root = w.path("artifacts");
     let (dirty, clean) = (root.join("dirty"), root.join("clean"));
     std::fs::create_dir_all(dirty.join("bin")).unwrap();
@@ -705,7 +620,7 @@ fn scan_with_config_reads_values_from_vault_and_leaves_nothing_alive() {
             Duration::from_secs(60),
         );
         // Nothing the scan obtained outlives it.
-        w.assert_nothing_alive();
+        w.assert_clean(&[]);
         let mut secrets = w.credentials();
         secrets.push(b64[8..30].to_string());
         assert_free_of("scan's stdout", &f.out(), &secrets);
@@ -785,11 +700,166 @@ fn scan_with_config_reads_values_from_vault_and_leaves_nothing_alive() {
     assert_eq!(missing.status.code(), Some(64), "{}", missing.err());
 }
 
-/// Without IPC_LOCK and with a limited RLIMIT_MEMLOCK (Pod Security
-/// "restricted"), shroud runs, says in a log line that its memory is not locked
-/// and with what limit, and reports `shroud_memory_locked 0`.
+/// A `kB` field of `/proc/<pid>/status`, in bytes.
+fn status_bytes(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("no {field} in\n{status}"));
+    let kib: u64 = line.trim().trim_end_matches("kB").trim().parse().unwrap();
+    kib * 1024
+}
+
+/// Whether `pid`'s effective capabilities hold CAP_IPC_LOCK (bit 14).
+fn has_ipc_lock(pid: u32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .unwrap();
+    u64::from_str_radix(hex.trim(), 16).unwrap() & (1 << 14) != 0
+}
+
+/// The memory-lock figures of one running shroud, from /proc and /metrics.
+struct Locked {
+    vm_lck: u64,
+    vm_rss: u64,
+    metric_all: f64,
+    metric_bytes: f64,
+    metric_unlocked: f64,
+    ipc_lock: bool,
+}
+
+impl Locked {
+    fn read(pid: u32, addr: SocketAddr) -> Locked {
+        assert_eq!(
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .unwrap()
+                .trim(),
+            "shroud",
+            "setpriv and prlimit exec shroud in place"
+        );
+        let text = scrape(addr);
+        Locked {
+            vm_lck: status_bytes(pid, "VmLck"),
+            vm_rss: status_bytes(pid, "VmRSS"),
+            metric_all: value(&text, "shroud_memory_locked", &[]).expect("shroud_memory_locked"),
+            metric_bytes: value(&text, "shroud_memory_locked_bytes", &[])
+                .expect("shroud_memory_locked_bytes"),
+            metric_unlocked: value(&text, "shroud_memory_unlocked_bytes_total", &[])
+                .expect("shroud_memory_unlocked_bytes_total"),
+            ipc_lock: has_ipc_lock(pid),
+        }
+    }
+}
+
+/// Runs `shroud agent` (as root, under `prefix`) with RLIMIT_MEMLOCK `limit`
+/// until it has rendered the kv secret; returns its lock figures and its log.
+fn agent_under_memlock(prefix: &[&str], limit: u64) -> (Locked, String) {
+    let prlimit = require_tool("prlimit", "apt-get install util-linux");
+    let w = World::new(None);
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let cfg = w.config(
+        &w.approle_auth(),
+        &format!("{KV_SECRET}\n[metrics]\nlisten = \"{addr}\"\n"),
+    );
+    let log = w.path("agent.log");
+    let mut cmd = match prefix.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(require_tool(first, "apt-get install util-linux"));
+            c.args(rest).arg(&prlimit);
+            c
+        }
+        None => Command::new(&prlimit),
+    };
+    let mut agent = cmd
+        .arg(format!("--memlock={limit}:{limit}"))
+        .arg(shroud_bin())
+        .args(["agent", "--log-format", "text", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    until(Duration::from_secs(20), "/readyz 200", || {
+        std::panic::catch_unwind(|| get(addr, "/readyz"))
+            .ok()
+            .filter(|(status, _)| *status == 200)
+    });
+    // The secret is served: rendered from Vault into the tmpfs.
+    assert_eq!(
+        std::fs::read_to_string(w.out.path().join("api-key")).unwrap(),
+        API_KEY
+    );
+    let locked = Locked::read(agent.id(), addr);
+    shroud_e2e::process::signal(&agent, nix::sys::signal::Signal::SIGTERM);
+    let status = wait_with_deadline(&mut agent, Duration::from_secs(20));
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{log}");
+    assert!(!w.out.path().join("api-key").exists(), "{log}");
+    (locked, log)
+}
+
+/// Root without IPC_LOCK (Pod Security "restricted" drops it) and with a
+/// limited RLIMIT_MEMLOCK: the agent locks a heap arena as large as the limit,
+/// no more, says so in a log line and the metrics, and still serves the secret.
 #[test]
-fn unlocked_memory_is_reported() {
+fn agent_without_ipc_lock_locks_what_the_memlock_limit_allows() {
+    let _s = serial();
+    const LIMIT: u64 = 512 * 1024;
+    let (locked, log) = agent_under_memlock(
+        &[
+            "setpriv",
+            "--inh-caps=-ipc_lock",
+            "--bounding-set=-ipc_lock",
+        ],
+        LIMIT,
+    );
+    assert!(!locked.ipc_lock, "setpriv dropped IPC_LOCK");
+    assert!(
+        locked.vm_lck > 0 && locked.vm_lck <= LIMIT,
+        "VmLck {} with a limit of {LIMIT}\n{log}",
+        locked.vm_lck
+    );
+    assert_eq!(locked.metric_bytes, locked.vm_lck as f64, "{log}");
+    assert_eq!(locked.metric_all, 0.0, "{log}");
+    assert!(log.contains("memory partly locked"), "{log}");
+    assert!(
+        log.contains(&format!("memlock_limit_bytes={LIMIT}")),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("locked_arena_bytes={LIMIT}")),
+        "{log}"
+    );
+}
+
+/// With IPC_LOCK the same limit does not bind: everything is locked
+/// (`mlockall`), far more than the limit, and every resident page with it.
+#[test]
+fn agent_with_ipc_lock_locks_everything() {
+    let _s = serial();
+    const LIMIT: u64 = 512 * 1024;
+    let (locked, log) = agent_under_memlock(&[], LIMIT);
+    assert!(locked.ipc_lock, "the test runs as root with IPC_LOCK");
+    assert_eq!(locked.metric_all, 1.0, "{log}");
+    assert_eq!(locked.metric_unlocked, 0.0, "{log}");
+    assert!(
+        locked.vm_lck > LIMIT && locked.vm_lck >= locked.vm_rss,
+        "VmLck {} VmRSS {}\n{log}",
+        locked.vm_lck,
+        locked.vm_rss
+    );
+    assert!(!log.contains("memory partly locked"), "{log}");
+    assert!(!log.contains("memory not locked"), "{log}");
+}
+
+/// `shroud exec` (which holds the redaction set) as an unprivileged user under
+/// a 64 KiB limit locks a 64 KiB arena and still masks; with no memlock budget
+/// at all it runs unlocked and says so.
+#[test]
+fn exec_locks_what_the_memlock_limit_allows() {
     use std::os::unix::fs::PermissionsExt as _;
     let setpriv = shroud_e2e::require_tool("setpriv", "apt-get install util-linux");
     let dir = tempfile::tempdir().unwrap();
@@ -797,55 +867,73 @@ fn unlocked_memory_is_reported() {
     let secret = secret_file(dir.path(), "token", b"unlocked-memory-secret-77\n");
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
     let go = dir.path().join("go");
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut child = Command::new(setpriv)
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "--bounding-set=-all",
-        ])
-        .arg("prlimit")
-        .arg("--memlock=65536:65536")
-        .arg(shroud_bin())
-        .args([
-            "exec",
-            "--tty",
-            "never",
-            "--log-format",
-            "text",
-            "--secret-file",
-        ])
-        .arg(&secret)
-        .args(["--metrics-listen", &addr.to_string(), "--", "sh", "-c"])
-        .arg(format!(
-            "while [ ! -e {} ]; do sleep 0.05; done",
-            go.display()
-        ))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let text = await_metric(
-        addr,
-        "shroud_memory_locked",
-        &[],
-        0.0,
-        Duration::from_secs(20),
-    );
+    let run = |limit: u64| {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let _ = std::fs::remove_file(&go);
+        let mut child = Command::new(&setpriv)
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--bounding-set=-all",
+            ])
+            .arg("prlimit")
+            .arg(format!("--memlock={limit}:{limit}"))
+            .arg(shroud_bin())
+            .args([
+                "exec",
+                "--tty",
+                "never",
+                "--log-format",
+                "text",
+                "--secret-file",
+            ])
+            .arg(&secret)
+            .args(["--metrics-listen", &addr.to_string(), "--", "sh", "-c"])
+            .arg(format!(
+                "cat {}; while [ ! -e {} ]; do sleep 0.05; done",
+                secret.display(),
+                go.display()
+            ))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        until(Duration::from_secs(20), "the metrics server", || {
+            std::panic::catch_unwind(|| scrape(addr)).ok()
+        });
+        let locked = Locked::read(child.id(), addr);
+        std::fs::write(&go, b"").unwrap();
+        let status = wait_with_deadline(&mut child, Duration::from_secs(20));
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert!(status.success(), "{err}");
+        assert!(!out.contains("unlocked-memory-secret-77"), "{out}");
+        assert!(out.contains("[REDACTED]"), "{out}");
+        assert!(
+            err.contains(&format!("memlock_limit_bytes={limit}")),
+            "{err}"
+        );
+        assert_eq!(locked.metric_all, 0.0, "{err}");
+        assert_eq!(locked.metric_bytes, locked.vm_lck as f64, "{err}");
+        (locked, err)
+    };
+    let (partial, err) = run(65536);
+    assert_eq!(partial.vm_lck, 65536, "{err}");
+    assert!(err.contains("memory partly locked"), "{err}");
+    // 64 KiB is less than exec's heap (its output buffers alone): what did not
+    // fit is counted.
+    assert!(partial.metric_unlocked > 0.0, "{err}");
+    let (none, err) = run(0);
+    assert_eq!(none.vm_lck, 0, "{err}");
     assert_eq!(
-        value(&text, "shroud_memory_locked", &[]),
-        Some(0.0),
-        "{text}"
+        none.metric_unlocked, 0.0,
+        "no arena, nothing counted: {err}"
     );
-    std::fs::write(&go, b"").unwrap();
-    let status = wait_with_deadline(&mut child, Duration::from_secs(20));
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
-    assert!(status.success(), "{err}");
     assert!(err.contains("memory not locked"), "{err}");
-    assert!(err.contains("memlock_limit_bytes=65536"), "{err}");
 }
 
 #[test]
@@ -907,14 +995,17 @@ fn exec_serves_its_stream_counters() {
 #[test]
 fn a_denied_read_is_audited_with_the_exit_of_a_failed_start() {
     let _s = serial();
-    let w = World::new("1m", "5m");
+    let w = World::new(Some(("1m", "5m")));
     let audit = w.path("audit.jsonl");
     // The policy allows secret/data/*, not other/.
     let denied = "[[secret]]\nname = \"other\"\npath = \"other/app\"\nkind = \"kv2\"\n";
-    let cfg = w.config(&format!(
-        "{DB_SECRET}{denied}\n[audit]\npath = \"{}\"\n",
-        audit.display()
-    ));
+    let cfg = w.config(
+        &w.approle_auth(),
+        &format!(
+            "{DB_SECRET}{denied}\n[audit]\npath = \"{}\"\n",
+            audit.display()
+        ),
+    );
     let f = run_with_input(
         shroud().args(["agent", "--config"]).arg(&cfg),
         b"",
@@ -922,7 +1013,7 @@ fn a_denied_read_is_audited_with_the_exit_of_a_failed_start() {
     );
     assert_eq!(f.status.code(), Some(1), "{}", f.err());
     assert!(f.err().contains("permission denied"), "{}", f.err());
-    w.assert_nothing_alive();
+    w.assert_clean(&[]);
     let recs = records(&audit);
     let kinds: Vec<&str> = recs.iter().map(|r| r["event"].as_str().unwrap()).collect();
     let denial = recs.iter().find(|r| r["event"] == "denial").unwrap();
@@ -1063,11 +1154,12 @@ fn expected_alert(rule: &serde_json::Value, by: &[(&str, &str)]) -> serde_json::
 fn chart_alert_rules_and_dashboard_fit_the_real_agents_metrics() {
     let promtool = require_tool("promtool", "apt-get install prometheus");
     let _s = serial();
-    let w = World::new("2s", "6s");
+    let w = World::new(Some(("2s", "6s")));
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let cfg = w.config(&format!(
-        "{DB_SECRET}{KV_SECRET}\n[metrics]\nlisten = \"{addr}\"\n"
-    ));
+    let cfg = w.config(
+        &w.approle_auth(),
+        &format!("{DB_SECRET}{KV_SECRET}\n[metrics]\nlisten = \"{addr}\"\n"),
+    );
     let go = w.path("go");
     let app = format!(
         r#". "$SHROUD_SECRETS_DIR/db.env"; echo "password=$PASSWORD"; while [ ! -e "{}" ]; do sleep 0.05; done"#,

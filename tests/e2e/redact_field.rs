@@ -1,7 +1,8 @@
 //! Redaction under field conditions, through `shroud redact`, `shroud exec` over
 //! pipes and `shroud exec` under a real terminal: values whose bytes arrive around
 //! a real pause (a shell sleeping between two writes) and values as the standard
-//! encoders of Python, Node, PHP, Ruby and Rust really print them.
+//! encoders of Python, Node, PHP, Ruby, Rust, Go and Java (Jackson, Gson) really
+//! print them (.NET's, with no toolchain here, from a fixture).
 
 use std::path::Path;
 use std::process::Command;
@@ -114,34 +115,18 @@ fn overlapping_and_adjacent_values_are_masked_as_their_union() {
 /// backtick, space, a tab, a control character and DEL.
 const SECRET: &str = "Pa<s>&w=o'r\"d/\u{fc}\u{1F600}\u{2028}+`~* x\t\u{1f}\u{7f}9Z";
 
-/// What encoders whose toolchains are not on these machines print for [`SECRET`],
-/// written out by their rules (sources in docs/redact.md).
-const FIXTURES: &[(&str, &str)] = &[
-    (
-        "Go encoding/json",
-        "Pa\\u003cs\\u003e\\u0026w=o'r\\\"d/\u{fc}\u{1F600}\\u2028+`~* x\\t\\u001f\u{7f}9Z",
-    ),
-    (
-        "Jackson",
-        "Pa<s>&w=o'r\\\"d/\u{fc}\u{1F600}\u{2028}+`~* x\\t\\u001F\u{7f}9Z",
-    ),
-    (
-        "Gson",
-        "Pa\\u003cs\\u003e\\u0026w\\u003do\\u0027r\\\"d/\u{fc}\u{1F600}\\u2028+`~* x\\t\\u001f\u{7f}9Z",
-    ),
-    (
-        ".NET System.Text.Json",
-        "Pa\\u003Cs\\u003E\\u0026w=o\\u0027r\\u0022d/\\u00FC\\uD83D\\uDE00\\u2028\\u002B\\u0060~* x\\t\\u001F\\u007F9Z",
-    ),
-    ("Go %X / xxd -u", "UPPER_HEX"),
-];
+/// What .NET's `System.Text.Json` (no toolchain on Debian or PyPI) prints for
+/// [`SECRET`], written out by its rules (source in docs/redact.md).
+const DOTNET_FIXTURE: &str = "Pa\\u003Cs\\u003E\\u0026w=o\\u0027r\\u0022d/\\u00FC\\uD83D\\uDE00\\u2028\\u002B\\u0060~* x\\t\\u001F\\u007F9Z";
 
 /// Runs an encoder program that prints one encoded form per line.
 fn forms_from(program: &str, args: &[&str]) -> Vec<Vec<u8>> {
     let done = run_with_input(
         Command::new(require_tool(program, "scripts/test --prereqs")).args(args),
         b"",
-        Duration::from_secs(30),
+        // `go run` and `java File.java` compile first; on a loaded machine that
+        // takes seconds.
+        Duration::from_secs(180),
     );
     assert!(done.status.success(), "{program}: {}", done.err());
     done.stdout
@@ -177,6 +162,88 @@ v = File.read(ARGV[0], encoding: "UTF-8")
 [JSON.generate(v)[1..-2], v.to_json[1..-2], ERB::Util.url_encode(v), CGI.escape(v), v.unpack1("H*")].each { |f| puts f }
 "#;
 
+/// Go's `json.Marshal` (HTML escaping on), `url.QueryEscape`, `url.PathEscape`,
+/// `hex.EncodeToString` and `%X`.
+const GO: &str = r#"package main
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+)
+
+func main() {
+	raw, err := os.ReadFile(os.Args[1])
+	if err != nil {
+		panic(err)
+	}
+	v := string(raw)
+	j, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	for _, form := range []string{string(j[1 : len(j)-1]), url.QueryEscape(v), url.PathEscape(v), hex.EncodeToString(raw), fmt.Sprintf("%X", raw)} {
+		os.Stdout.WriteString(form + "\n")
+	}
+}
+"#;
+
+/// Jackson's and Gson's default string output, then `URLEncoder` and `HexFormat`.
+/// The launcher compiles this single file in memory (`java Enc.java`); stdout is
+/// written as UTF-8 whatever the locale.
+const JAVA: &str = r#"
+import java.io.FileDescriptor;
+import java.io.FileOutputStream;
+import java.io.PrintStream;
+import java.net.URLEncoder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HexFormat;
+
+public class Enc {
+    static String inner(String json) {
+        return json.substring(1, json.length() - 1);
+    }
+
+    public static void main(String[] args) throws Exception {
+        byte[] raw = Files.readAllBytes(Path.of(args[0]));
+        String v = new String(raw, StandardCharsets.UTF_8);
+        PrintStream out = new PrintStream(new FileOutputStream(FileDescriptor.out), true, StandardCharsets.UTF_8);
+        for (String form : new String[] {
+                inner(new com.fasterxml.jackson.databind.ObjectMapper().writeValueAsString(v)),
+                inner(new com.google.gson.Gson().toJson(v)),
+                URLEncoder.encode(v, StandardCharsets.UTF_8),
+                HexFormat.of().formatHex(raw)}) {
+            out.print(form + "\n");
+        }
+    }
+}
+"#;
+
+/// Debian's jars for [`JAVA`] (libjackson2-databind-java pulls in core and
+/// annotations; libgoogle-gson-java).
+const JAVA_JARS: &[&str] = &[
+    "/usr/share/java/jackson-databind.jar",
+    "/usr/share/java/jackson-core.jar",
+    "/usr/share/java/jackson-annotations.jar",
+    "/usr/share/java/gson.jar",
+];
+
+/// The classpath of [`JAVA_JARS`]; a missing jar fails the test saying which.
+fn java_classpath() -> String {
+    for jar in JAVA_JARS {
+        assert!(
+            Path::new(jar).is_file(),
+            "prerequisite {jar} not found; install it with: apt-get install \
+             libjackson2-databind-java libgoogle-gson-java (scripts/test --prereqs does)"
+        );
+    }
+    JAVA_JARS.join(":")
+}
+
 /// Every encoder's default output of the secret, as `(encoder, form)`.
 fn encoded_forms(dir: &Path, secret_file: &Path) -> Vec<(String, Vec<u8>)> {
     let file = secret_file.to_str().unwrap();
@@ -202,19 +269,36 @@ fn encoded_forms(dir: &Path, secret_file: &Path) -> Vec<(String, Vec<u8>)> {
     let rb = dir.join("enc.rb");
     std::fs::write(&rb, RUBY).unwrap();
     add("ruby", forms_from("ruby", &[rb.to_str().unwrap(), file]));
+    let go = dir.join("enc.go");
+    std::fs::write(&go, GO).unwrap();
+    let go_forms = forms_from("go", &["run", go.to_str().unwrap(), file]);
+    assert_ne!(
+        go_forms[0].as_slice(),
+        SECRET.as_bytes(),
+        "Go escaped nothing: not json.Marshal's default output"
+    );
+    add("go", go_forms);
+    let java = dir.join("Enc.java");
+    std::fs::write(&java, JAVA).unwrap();
+    let cp = java_classpath();
+    let java_forms = forms_from("java", &["-cp", &cp, java.to_str().unwrap(), file]);
+    for (who, form) in ["Jackson", "Gson"].iter().zip(&java_forms) {
+        assert_ne!(
+            form.as_slice(),
+            SECRET.as_bytes(),
+            "{who} escaped nothing: not its default output"
+        );
+    }
+    add("java (Jackson, Gson, URLEncoder, HexFormat)", java_forms);
     let serde = serde_json::to_string(SECRET).unwrap();
     add(
         "serde_json",
         vec![serde.as_bytes()[1..serde.len() - 1].to_vec()],
     );
-    for (who, form) in FIXTURES {
-        let form = if *form == "UPPER_HEX" {
-            SECRET.bytes().map(|b| format!("{b:02X}")).collect()
-        } else {
-            form.to_string()
-        };
-        add(who, vec![form.into_bytes()]);
-    }
+    add(
+        ".NET System.Text.Json (fixture)",
+        vec![DOTNET_FIXTURE.as_bytes().to_vec()],
+    );
     all
 }
 
@@ -250,4 +334,49 @@ fn every_encoders_default_output_is_masked() {
             );
         }
     }
+}
+
+/// `[redact] strict` in `shroud run`: the command reads the value from its
+/// rendered file (real OpenBao) and prints it in two writes with a pause past the
+/// idle flush. The default run shows the short start the flush released (at most
+/// `min_length - 1` bytes), which proves the pause flushed; the strict run shows
+/// none of it.
+#[test]
+fn strict_in_run_config_shows_nothing_of_a_paused_value() {
+    let _s = shroud_e2e::world::serial();
+    let w = shroud_e2e::world::World::new(None);
+    let auth = w.approle_auth();
+    let value = shroud_e2e::world::API_KEY.as_bytes();
+    let cuts = [3, 5, 9];
+    let mut script = String::from("v=$(cat \"$SHROUD_SECRETS_DIR/api-key\")\n");
+    for at in cuts {
+        script += &format!(
+            "printf 'token=%s' \"$(printf %s \"$v\" | head -c {at})\"; sleep {:.3}; \
+             printf '%s\\n' \"$(printf %s \"$v\" | tail -c +{})\"\n",
+            PAUSE.as_secs_f64(),
+            at + 1
+        );
+    }
+    let run = |redact: &str| -> Vec<String> {
+        let cfg = w.config(&auth, &format!("{}{redact}", shroud_e2e::world::KV_SECRET));
+        let done = run_with_input(&mut run_script(&cfg, &script), b"", Duration::from_secs(60));
+        assert!(done.status.success(), "shroud run: {}", done.err());
+        assert!(!contains(&done.stdout, value), "the value was printed");
+        done.stdout
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect()
+    };
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    let flushed: Vec<String> = cuts
+        .iter()
+        .map(|&at| {
+            let shown = if at < MIN_LENGTH { &value[..at] } else { b"" };
+            text(cat(&[b"token=", shown, MASK]))
+        })
+        .collect();
+    assert_eq!(run(""), flushed, "default run");
+    let buffered = vec![text(cat(&[b"token=", MASK])); cuts.len()];
+    assert_eq!(run("[redact]\nstrict = true\n"), buffered, "strict run");
 }

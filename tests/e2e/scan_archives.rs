@@ -389,3 +389,58 @@ fn every_archive_limit_is_configurable_and_names_the_file() {
         f.err()
     );
 }
+
+/// A value in a name is a leak too: a tar member, a tar directory and a zip entry
+/// stored under a name holding the value (their content clean), and a file whose
+/// path in the scanned tree holds it. Each is reported as `NAME:name: …` with the
+/// value masked in the name; the same archives with clean names pass.
+#[test]
+fn a_value_in_an_entry_name_or_a_path_is_found() {
+    let t = Tree::new();
+    let secret = String::from_utf8(SECRET.to_vec()).unwrap();
+    let b64 = base64::engine::general_purpose::URL_SAFE.encode(SECRET);
+    t.work(&format!(
+        r#"
+        mkdir -p conf "d-{b64}" clean
+        echo 'port = 8080' > "conf/{secret}.toml"
+        echo 'cache' > "d-{b64}/x"
+        tar -cf ../dist/named.tar conf "d-{b64}"
+        python3 -c 'import zipfile
+with zipfile.ZipFile("../dist/named.zip", "w") as z:
+    z.writestr("keys/{secret}", "nothing secret in here")'
+        mkdir -p "../dist/{secret}" && echo 'plain' > "../dist/{secret}/readme.txt"
+        echo 'port = 8080' > clean/app.toml
+        tar -cf ../clean.tar clean
+        "#
+    ));
+    let f = t.scan(&[], &["dist"]);
+    assert_eq!(code(&f), 1, "{}{}", f.out(), f.err());
+    assert!(
+        !contains(&f.stdout, SECRET) && !contains(&f.stderr, SECRET),
+        "the value was printed"
+    );
+    let out = f.out();
+    let mut lines: Vec<&str> = out.lines().filter(|l| l.contains(":name: ")).collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "dist/[REDACTED]/readme.txt:name: deploy_token (raw)",
+            "dist/named.tar!conf/[REDACTED].toml:name: deploy_token (raw)",
+            "dist/named.tar!d-[REDACTED]/:name: deploy_token (base64)",
+            "dist/named.tar!d-[REDACTED]/x:name: deploy_token (base64)",
+            "dist/named.zip!keys/[REDACTED]:name: deploy_token (raw)",
+        ],
+        "{}",
+        f.out()
+    );
+    assert!(
+        f.out()
+            .contains("5 occurrences of known secrets in 3 files"),
+        "{}",
+        f.out()
+    );
+
+    let clean = t.scan(&[], &["clean.tar"]);
+    assert_eq!(code(&clean), 0, "{}{}", clean.out(), clean.err());
+}

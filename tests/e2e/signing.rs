@@ -137,7 +137,7 @@ fn signed_artifacts_verify_and_every_tampering_fails() {
     write(&w.path("dist/app.bin"), "the application\n");
     write(&w.path("dist/lib/util.so"), "a library\n");
     write(&w.path("dist/README"), "read me\n");
-    let sign = |paths: &[&str]| {
+    let sign_into = |ledger: &str, paths: &[&str]| {
         let mut args = vec![
             "scan",
             "--config",
@@ -145,22 +145,25 @@ fn signed_artifacts_verify_and_every_tampering_fails() {
             "--sign",
             "ci-artifacts",
             "--ledger",
-            "ledger.jsonl",
+            ledger,
         ];
         args.extend_from_slice(paths);
         w.shroud(&args)
     };
+    let sign = |paths: &[&str]| sign_into("ledger.jsonl", paths);
 
-    // A leaking tree is not signed: the gate fails first.
+    // A leaking tree is not signed: the gate fails first, and a scan that signs
+    // nothing leaves no ledger (nor its directory) behind. An incomplete scan
+    // (a corrupt archive: exit 2) neither.
     write(&w.path("leaky/config.txt"), &format!("key={API_KEY}\n"));
-    let leaky = sign(&["leaky"]);
+    let leaky = sign_into("records/ledger.jsonl", &["leaky"]);
     assert_eq!(code(&leaky), 1, "{}{}", leaky.out(), leaky.err());
+    std::fs::write(w.path("corrupt.gz"), b"\x1f\x8b\x08\x00 not really gzip").unwrap();
+    let corrupt = sign_into("records/ledger.jsonl", &["corrupt.gz"]);
+    assert_eq!(code(&corrupt), 2, "{}{}", corrupt.out(), corrupt.err());
     assert!(
-        !w.path("ledger.jsonl").exists()
-            || std::fs::read_to_string(w.path("ledger.jsonl"))
-                .unwrap()
-                .is_empty(),
-        "a leaking artifact was signed"
+        !w.path("records").exists(),
+        "a failed scan created the ledger or its directory"
     );
 
     let signed = sign(&["dist"]);

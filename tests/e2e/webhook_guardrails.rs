@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use shroud_e2e::webhook::{
-    admission_review, apply, review_of, validate, Client, TestCa, WebhookProcess,
+    admission_review, agent_container, apply, review_of, validate, Client, TestCa, WebhookProcess,
 };
 use shroud_e2e::{shroud, shroud_bin};
 
@@ -86,7 +86,12 @@ impl Hook {
     }
 
     fn validated(&self, review: &Value) {
-        let r = self.answer("/validate", review);
+        self.validated_at("", review);
+    }
+
+    /// Admitted by `/validate<profile>` (`profile`: "" or "/restricted").
+    fn validated_at(&self, profile: &str, review: &Value) {
+        let r = self.answer(&format!("/validate{profile}"), review);
         assert_eq!(r["allowed"], true, "{r:#}");
         assert!(r.get("patch").is_none());
     }
@@ -94,12 +99,18 @@ impl Hook {
     /// Injects, checks the schema, and passes the final pod through `/validate`
     /// and a reinvocation of `/mutate`.
     fn injected(&self, pod: &Value) -> Value {
-        let r = self.answer("/mutate", &admission_review(pod));
+        self.injected_at("", pod)
+    }
+
+    /// [`Hook::injected`] at `/mutate<profile>` and `/validate<profile>`.
+    fn injected_at(&self, profile: &str, pod: &Value) -> Value {
+        let mutate = format!("/mutate{profile}");
+        let r = self.answer(&mutate, &admission_review(pod));
         assert_eq!(r["allowed"], true, "{r:#}");
         let patched = apply(pod, &r);
         validate(&patched);
-        self.validated(&admission_review(&patched));
-        let again = self.answer("/mutate", &admission_review(&patched));
+        self.validated_at(profile, &admission_review(&patched));
+        let again = self.answer(&mutate, &admission_review(&patched));
         assert_eq!(again["allowed"], true, "{again:#}");
         assert!(again.get("patch").is_none());
         patched
@@ -588,22 +599,84 @@ fn broken_templates_are_denied_at_admission() {
 #[test]
 fn restricted_namespaces_get_no_ipc_lock() {
     let h = Hook::start(CONFIG);
-    let caps = |p: &Value| {
-        let agent = p["spec"]["initContainers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == "shroud-agent")
-            .unwrap()
-            .clone();
-        agent["securityContext"]["capabilities"].clone()
-    };
+    let caps = |p: &Value| agent_container(p)["securityContext"]["capabilities"].clone();
     let mut pod = app_pod(json!({"shroud.dev/secret-db": "secret/data/secure/db"}));
     pod["metadata"]["namespace"] = json!("secure");
     let restricted = h.injected(&pod);
     assert_eq!(caps(&restricted), json!({"drop": ["ALL"]}));
     let normal = h.injected(&app_pod(json!({})));
     assert_eq!(caps(&normal), json!({"drop": ["ALL"], "add": ["IPC_LOCK"]}));
+}
+
+/// The chart's second registration (namespaces whose Pod Security level forbids
+/// IPC_LOCK) calls `/mutate/restricted` and `/validate/restricted`: a pod that
+/// passes "restricted" still passes it once injected there (checked with the
+/// Pod Security admission rules in tests/support/pod_security.rs, on the pod
+/// as the API server would default it), while `/mutate` in the same namespace
+/// keeps IPC_LOCK, which "restricted" (and "baseline") refuse. An unknown
+/// profile is a 400 naming the known ones.
+#[test]
+fn restricted_profile_passes_pod_security_restricted() {
+    use shroud_e2e::pod_security::restricted_violations;
+    let h = Hook::start(CONFIG);
+    let mut pod = app_pod(json!({}));
+    pod["spec"]["securityContext"]["seccompProfile"] = json!({"type": "RuntimeDefault"});
+    pod["spec"]["containers"][0]["securityContext"] =
+        json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}});
+    let pod = shroud_e2e::apiserver::defaulted(&pod);
+    assert_eq!(
+        restricted_violations(&pod),
+        Vec::<String>::new(),
+        "the workload alone"
+    );
+
+    let restricted = h.injected_at("/restricted", &pod);
+    assert_eq!(
+        restricted_violations(&restricted),
+        Vec::<String>::new(),
+        "{restricted:#}"
+    );
+    for c in ["shroud-init", "shroud-agent"] {
+        assert!(
+            restricted["spec"]["initContainers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|i| i["name"] == c),
+            "{c}"
+        );
+    }
+
+    let normal = h.injected(&pod);
+    assert_eq!(
+        restricted_violations(&normal),
+        vec![
+            "capabilities_baseline: container `shroud-agent` adds IPC_LOCK".to_string(),
+            "capabilities_restricted: container `shroud-agent` must not add IPC_LOCK".to_string(),
+        ]
+    );
+    // Each registration re-derives the pod it injected, not the other's.
+    let m = h.rejected(&admission_review(&restricted));
+    assert!(
+        m.contains("securityContext") && m.contains("shroud-agent"),
+        "{m}"
+    );
+
+    for (path, base) in [
+        ("/mutate/baseline", "/mutate"),
+        ("/validate/Restricted", "/validate"),
+    ] {
+        let body = serde_json::to_vec(&admission_review(&pod)).unwrap();
+        let a = h.client.request("POST", path, &body).unwrap();
+        let text = String::from_utf8_lossy(&a.body);
+        assert_eq!(a.status, 400, "{path}: {text}");
+        assert!(
+            text.contains("unknown Pod Security profile")
+                && text.contains(path)
+                && text.contains(&format!("use {base} (default) or {base}/restricted")),
+            "{text}"
+        );
+    }
 }
 
 /// Over the container cap: denied before a container is built; metric labels

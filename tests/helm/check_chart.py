@@ -10,7 +10,9 @@ rendered manifest against the Kubernetes schema.
   genSignedCert run, `lookup` returns nothing) for every value set;
 - validate: kubernetes-validate --strict on every built-in kind; the CRD kinds
   (cert-manager, prometheus-operator) are checked for their identifying fields;
-- values.schema.json must reject bad values.
+- values.schema.json must reject bad values;
+- every webhook's service path passes the API server's own rule (segments are
+  DNS-1123 subdomains, so no query string) and webhook names are unique.
 
 Writes OUT_DIR/<value set>/manifests.json (a list of the rendered objects) for the
 Rust end-to-end test, which serves the rendered certificate and configuration.
@@ -20,6 +22,7 @@ Exits non-zero with a message on any failure; says how to install what is missin
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -40,6 +43,7 @@ VALUE_SETS = {
         "nodeSelector": {"kubernetes.io/os": "linux"},
         "networkPolicy": {"enabled": True, "ingressFrom": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]},
         "webhook": {"failurePolicy": "Ignore", "timeoutSeconds": 5,
+                    "podSecurity": {"levels": ["restricted"], "label": "pod-security.kubernetes.io/enforce"},
                     "objectSelector": {"matchLabels": {"shroud.dev/enabled": "true"},
                                        "matchExpressions": [{"key": "tier", "operator": "In", "values": ["web", "api"]}]},
                     "objectSelectorExpressions": [{"key": "shroud.dev/skip", "operator": "DoesNotExist"}],
@@ -71,6 +75,7 @@ VALUE_SETS = {
         "tls": {"certManager": {"enabled": True}},
         "metrics": {"serviceMonitor": {"enabled": True}},
     },
+    "no-pod-security-split": {"webhook": {"podSecurity": {"enabled": False}}},
     "cert-manager-issuer": {
         "tls": {"certManager": {"enabled": True, "issuerRef": {"name": "cluster-ca", "kind": "ClusterIssuer",
                                                                  "group": "cert-manager.io"}}},
@@ -88,6 +93,8 @@ BAD_VALUES = [
     {"config": {"registry": {"timeoutSeconds": 5}}},  # not under webhook.timeoutSeconds (5)
     {"webhook": {"matchConditions": [{"name": "x"}]}},
     {"metrics": {"podMonitor": {"agentPort": 0}}},
+    {"webhook": {"podSecurity": {"levels": ["strict"]}}},
+    {"webhook": {"podSecurity": {"levels": []}}},
 ]
 
 CRD_KINDS = {
@@ -109,6 +116,37 @@ def need(module, pip_spec):
         return __import__(module)
     except ImportError:
         fail(f"python module `{module}` is missing: python3 -m pip install {pip_spec} (scripts/test does)")
+
+
+DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def service_path_errors(path):
+    """k8s.io/apiserver/pkg/util/webhook/validation.go ValidateWebhookService: a
+    path is "/" or starts with "/" and each segment is a non-empty DNS-1123
+    subdomain (at most 253 characters); kubernetes-validate checks only the schema."""
+    if path in ("", "/"):
+        return []
+    if not path.startswith("/"):
+        return [f"{path}: must start with a '/'"]
+    steps = path[1:].removesuffix("/").split("/")
+    return [f"{path}: segment[{i}] {step!r} is not a DNS-1123 subdomain"
+            for i, step in enumerate(steps)
+            if len(step) > 253 or not DNS1123_SUBDOMAIN.match(step)]
+
+
+def check_webhooks(set_name, objects):
+    for obj in objects:
+        if not obj["kind"].endswith("WebhookConfiguration"):
+            continue
+        names = [w["name"] for w in obj["webhooks"]]
+        if len(names) != len(set(names)):
+            fail(f"[{set_name}] {obj['kind']} repeats a webhook name: {names}")
+        for w in obj["webhooks"]:
+            path = w["clientConfig"].get("service", {}).get("path", "")
+            errors = service_path_errors(path)
+            if errors:
+                fail(f"[{set_name}] {obj['kind']} {w['name']}: the API server would reject {errors}")
 
 
 def leaf_paths(d, prefix=()):
@@ -179,6 +217,7 @@ def main():
                 capture_output=True, text=True)
             if proc.returncode != 0:
                 fail(f"[{set_name}] kubernetes-validate:\n{proc.stdout}{proc.stderr}")
+        check_webhooks(set_name, objects)
         kinds = sorted({o["kind"] for o in objects})
         print(f"[{set_name}] rendered and validated {len(objects)} objects: {', '.join(kinds)}")
         checked += 1

@@ -4,10 +4,12 @@
 //! Prerequisites that are missing make a test fail with a message that says how to
 //! get them (`scripts/test` installs and builds everything); nothing is skipped.
 
+pub mod apiserver;
 pub mod app;
 pub mod http;
 pub mod openbao;
 pub mod paced;
+pub mod pod_security;
 pub mod postgres;
 
 use std::io::Read as _;

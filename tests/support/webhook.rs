@@ -401,7 +401,8 @@ pub fn admission_review(pod: &serde_json::Value) -> serde_json::Value {
 }
 
 /// An AdmissionReview for `operation` of `pod` (UPDATE: with `old`), optionally
-/// of a subresource such as `ephemeralcontainers`.
+/// of a subresource such as `ephemeralcontainers`. Like the API server, it sends
+/// the objects with the core/v1 defaults applied ([`crate::apiserver`]).
 pub fn review_of(
     operation: &str,
     pod: &serde_json::Value,
@@ -419,8 +420,8 @@ pub fn review_of(
         "namespace": namespace,
         "operation": operation,
         "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller", "uid": "1d9c6b1a-0000-4000-8000-000000000001", "groups": ["system:serviceaccounts", "system:authenticated"]},
-        "object": pod,
-        "oldObject": old,
+        "object": crate::apiserver::defaulted(pod),
+        "oldObject": old.map(crate::apiserver::defaulted),
         "dryRun": false,
         "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"}
     });
@@ -446,14 +447,26 @@ pub fn patch_bytes(patch: &serde_json::Value) -> Vec<u8> {
     }
 }
 
-/// `pod` with the response's patch applied.
+/// `pod` with the response's patch applied, as the API server does it: to the
+/// defaulted pod the webhook was sent, then defaulted again (the containers and
+/// volumes the patch added get their defaults before any later admission step).
 pub fn apply(pod: &serde_json::Value, response: &serde_json::Value) -> serde_json::Value {
     let raw = patch_bytes(&response["patch"]);
     let patch: json_patch::Patch = serde_json::from_slice(&raw).unwrap();
-    let mut doc = pod.clone();
+    let mut doc = crate::apiserver::defaulted(pod);
     json_patch::patch(&mut doc, &patch)
         .unwrap_or_else(|e| panic!("patch does not apply: {e}\n{patch:#?}"));
-    doc
+    crate::apiserver::defaulted(&doc)
+}
+
+/// The injected `shroud-agent` container of a patched pod (native sidecar in
+/// `initContainers`, classic in `containers`).
+pub fn agent_container(pod: &serde_json::Value) -> &serde_json::Value {
+    ["initContainers", "containers"]
+        .iter()
+        .flat_map(|list| pod["spec"][*list].as_array().into_iter().flatten())
+        .find(|c| c["name"] == "shroud-agent")
+        .unwrap_or_else(|| panic!("no shroud-agent in {pod:#}"))
 }
 
 /// Validates a pod against the Kubernetes OpenAPI schema (strict: unknown fields

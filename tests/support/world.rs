@@ -153,6 +153,16 @@ impl World {
         left
     }
 
+    /// Strings that must never appear in a scrape, log or audit record: the kv2
+    /// value, the AppRole credentials in use and the root token.
+    pub fn credentials(&self) -> Vec<String> {
+        let mut out = vec![API_KEY.to_string(), self.bao.root_token.clone()];
+        if let Some((role_id, secret_id, _, _)) = &*self.approle.borrow() {
+            out.extend([role_id.clone(), secret_id.clone()]);
+        }
+        out
+    }
+
     /// Asserts nothing of shroud's survives: files, leases, tokens, roles.
     pub fn assert_clean(&self, users: &[String]) {
         assert_eq!(self.leftovers(), Vec::<String>::new(), "files left behind");

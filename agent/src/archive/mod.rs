@@ -6,7 +6,8 @@
 //!
 //! [`Walker`] opens one file and hands every leaf (a member that is not itself an
 //! archive) to a callback as a stream, named with `!` between the levels
-//! (`dist/app.tar.gz!lib/app.jar!META-INF/settings.json`). Archive bombs are
+//! (`dist/app.tar.gz!lib/app.jar!META-INF/settings.json`), and every entry's
+//! stored name too ([`Part::Name`]). Archive bombs are
 //! bounded by [`Limits`]; hitting one ends the file's walk with [`Stop::Limit`].
 
 mod format;
@@ -16,4 +17,4 @@ mod walk;
 
 pub use format::{detect, Format, SNIFF_LEN};
 pub use limits::{LimitHit, Limits};
-pub use walk::{Stop, Walker};
+pub use walk::{Part, Stop, Walker};

@@ -40,9 +40,21 @@ pub enum Stop {
     },
 }
 
+/// Which part of a member a [`Walker`] hands to its callback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// A leaf's content.
+    Content,
+    /// The name an archive entry is stored under (every entry: files,
+    /// directories, links), so a value in a member's name is found too.
+    Name,
+}
+
 /// Walks files under [`Limits`], one [`Walker::file`] call per top-level file.
-/// `F` is called for every leaf with its name, its content, and a read-size hint
-/// (its length when known), and returns how many bytes it read.
+/// `F` is called for every leaf with its name, [`Part::Content`], its content,
+/// and a read-size hint (its length when known), and for every archive entry with
+/// its name, [`Part::Name`] and the name's bytes; it returns how many bytes it
+/// read.
 pub struct Walker<F> {
     limits: Limits,
     leaf: F,
@@ -59,7 +71,7 @@ impl<F> std::fmt::Debug for Walker<F> {
 
 impl<F> Walker<F>
 where
-    F: FnMut(&str, &mut dyn Read, Option<u64>) -> io::Result<u64>,
+    F: FnMut(&str, Part, &mut dyn Read, Option<u64>) -> io::Result<u64>,
 {
     /// A walker that calls `leaf` for every leaf.
     pub fn new(limits: Limits, leaf: F) -> Self {
@@ -117,7 +129,7 @@ where
         hint: Option<u64>,
     ) -> Result<(), Stop> {
         if format == Format::Plain {
-            return match (self.leaf)(name, input, hint) {
+            return match (self.leaf)(name, Part::Content, input, hint) {
                 Ok(_) => Ok(()),
                 Err(e) => Err(match self.budget.hit() {
                     Some(hit) => Stop::Limit {
@@ -150,6 +162,17 @@ where
         };
         let mut r = Metered::new(decoded, self.budget.clone(), Consumed::Counter(consumed));
         self.stream(name, &mut r, depth, None)
+    }
+
+    /// Hands the stored name of the entry `at` to the callback.
+    fn entry_name(&mut self, at: &str, stored: &[u8]) -> Result<(), Stop> {
+        let mut input = stored;
+        (self.leaf)(at, Part::Name, &mut input, Some(stored.len() as u64))
+            .map(|_| ())
+            .map_err(|source| Stop::Leaf {
+                at: at.to_string(),
+                source,
+            })
     }
 
     fn descend(&self, name: &str, depth: u32) -> Result<(), Stop> {
@@ -189,11 +212,13 @@ where
         for entry in entries {
             let mut entry = entry.map_err(|e| self.failed(name, with_format(e, "tar")))?;
             self.entry(name)?;
+            let stored = entry.path_bytes().into_owned();
+            let member = format!("{name}!{}", String::from_utf8_lossy(&stored));
+            self.entry_name(&member, &stored)?;
             let kind = entry.header().entry_type();
             if !(kind.is_file() || kind == tar::EntryType::Continuous) {
                 continue;
             }
-            let member = format!("{name}!{}", String::from_utf8_lossy(&entry.path_bytes()));
             let size = entry.size();
             self.stream(&member, &mut entry, depth, Some(size))?;
         }
@@ -211,10 +236,14 @@ where
         let mut archive = zip::ZipArchive::new(input).map_err(|e| zip_err(self, name, e))?;
         for i in 0..archive.len() {
             self.entry(name)?;
-            let at = archive
-                .name_for_index(i)
-                .map(|n| format!("{name}!{n}"))
-                .unwrap_or_else(|| name.to_string());
+            let stored = archive.name_for_index(i).map(str::to_owned);
+            let at = match &stored {
+                Some(n) => format!("{name}!{n}"),
+                None => name.to_string(),
+            };
+            if let Some(n) = &stored {
+                self.entry_name(&at, n.as_bytes())?;
+            }
             let mut file = archive.by_index(i).map_err(|e| zip_err(self, &at, e))?;
             if file.is_dir() {
                 continue;

@@ -40,6 +40,14 @@ pub enum AuditError {
         /// The OS error.
         source: io::Error,
     },
+    /// A record could not be written to the file.
+    #[error("cannot write to {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
     /// The existing file's chain is broken; shroud will not extend it.
     #[error("existing chain {path} is broken at {broken}; move it aside and check it with `shroud audit verify`")]
     Broken {

@@ -2,10 +2,12 @@
 //! fails when files hold a known secret value or encoding.
 //!
 //! Archives and compressed streams are looked into ([`crate::archive`]); an
-//! occurrence inside one is named `FILE!MEMBER[!MEMBER…]`.
+//! occurrence inside one is named `FILE!MEMBER[!MEMBER…]`. Entry names and the
+//! files' paths are looked at too.
 //!
 //! Exit 0: clean. Exit 1: at least one occurrence (each printed as
-//! `PATH:OFFSET: SECRET (ENCODING)`, never the value). Exit 2: no occurrence,
+//! `PATH:OFFSET: SECRET (ENCODING)`, or `PATH:name: …` when it is in the name;
+//! never the value). Exit 2: no occurrence,
 //! but some files could not be read or hit an archive limit. Exit 64: bad
 //! arguments or paths. The trees are walked by [`crate::tree`].
 //!
@@ -21,7 +23,7 @@ use std::sync::Arc;
 
 use shroud_redactor::SecretSet;
 
-use crate::archive::{Limits, Stop, Walker};
+use crate::archive::{Limits, Part, Stop, Walker};
 use crate::cli::ScanArgs;
 use crate::error::{usage, Exit};
 use crate::live::LiveSet;
@@ -194,26 +196,37 @@ impl Scan<'_> {
             }
         }
         let set = self.set.clone();
-        let mut found: Vec<(String, Finding)> = Vec::new();
+        let mut found: Vec<(String, Part, Finding)> = Vec::new();
         let mut bytes = 0u64;
+        // The path a file ships under can hold a value too, like an entry's name.
+        let shown = path.display().to_string();
+        // Reading from a byte slice cannot fail.
+        let _ = scan_reader(&set, shown.as_bytes(), CHUNK_MIN, |finding| {
+            found.push((shown.clone(), Part::Name, finding))
+        });
         let result = Walker::new(
             self.limits,
-            |name: &str, input: &mut dyn Read, size: Option<u64>| {
+            |name: &str, part: Part, input: &mut dyn Read, size: Option<u64>| {
                 let n = scan_reader(&set, input, chunk_for(size), |finding| {
-                    found.push((name.to_string(), finding))
+                    found.push((name.to_string(), part, finding))
                 })?;
-                bytes += n;
+                if part == Part::Content {
+                    bytes += n;
+                }
                 Ok(n)
             },
         )
-        .file(&path.display().to_string(), f);
+        .file(&shown, f);
         self.bytes += bytes;
         if !found.is_empty() {
             self.files_with_findings += 1;
             self.findings += found.len() as u64;
         }
-        for (name, f) in &found {
-            let msg = format!("{name}:{}: {} ({})", f.offset, f.secret, f.encoding);
+        for (name, part, f) in &found {
+            let msg = match part {
+                Part::Content => format!("{name}:{}: {} ({})", f.offset, f.secret, f.encoding),
+                Part::Name => format!("{name}:name: {} ({})", f.secret, f.encoding),
+            };
             self.line(&msg);
         }
         match result {
@@ -232,11 +245,14 @@ impl Scan<'_> {
     }
 }
 
+/// The smallest read buffer.
+const CHUNK_MIN: usize = 4096;
+
 /// Small files get a small buffer: a tree of many small files must not cost a
 /// megabyte of zeroing each.
 fn chunk_for(size: Option<u64>) -> usize {
     let size = size.unwrap_or(u64::MAX);
     usize::try_from(size.saturating_add(1))
         .unwrap_or(CHUNK)
-        .clamp(4096, CHUNK)
+        .clamp(CHUNK_MIN, CHUNK)
 }

@@ -130,9 +130,35 @@ pub fn spawn(
             }
         }
     }
+    die_with_parent(&mut cmd);
     match cmd.spawn() {
         Ok(child) => Ok(Pid::from_raw(child.id() as i32)),
         Err(e) => Err(classify(name, e)),
+    }
+}
+
+/// A command whose supervisor is gone (SIGKILL, OOM kill) would go on running
+/// with its output unredacted or nowhere, and with secrets it may no longer
+/// hold: it is killed with its supervisor. The death signal is tied to the
+/// spawning thread, which is the supervisor's and lives until the command has
+/// been reaped; it is cleared for the command's own children, so a daemon that
+/// double-forks is not affected.
+fn die_with_parent(cmd: &mut Command) {
+    let parent = nix::unistd::getpid();
+    // SAFETY: runs in the forked child before exec and only makes the
+    // async-signal-safe calls prctl(2), getppid(2) and _exit(2).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The supervisor died between fork and prctl: nothing will send
+            // the signal now.
+            if libc::getppid() != parent.as_raw() {
+                libc::_exit(137);
+            }
+            Ok(())
+        });
     }
 }
 

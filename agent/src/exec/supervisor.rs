@@ -172,7 +172,12 @@ impl<'a> Supervisor<'a> {
             match event {
                 None => self.on_timer(),
                 Some(Event::Rotated(r)) => {
-                    info!(generation = ?r.generation, action = %self.opts.on_rotate, "secrets rotated");
+                    match r.generation {
+                        Some(generation) => {
+                            info!(generation, action = %self.opts.on_rotate, "secrets rotated")
+                        }
+                        None => info!(action = %self.opts.on_rotate, "secrets rotated"),
+                    }
                     self.rotate_at.get_or_insert(Instant::now() + ROTATE_SETTLE);
                 }
                 Some(Event::Signal(info)) if info.signal == Signal::SIGCHLD => {

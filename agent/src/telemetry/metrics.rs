@@ -155,15 +155,7 @@ impl Metrics {
             "Resident set size of the shroud process (from /proc/self/statm at scrape time).",
             Box::new(|| super::rss::resident_bytes().map_or(f64::NAN, |b| b as f64)),
         )?))?;
-        r.register(Box::new(PullingGauge::new(
-            "shroud_memory_locked",
-            "1 when all of shroud's memory is locked (mlockall), 0 when it is not (no IPC_LOCK and a limited RLIMIT_MEMLOCK, e.g. Pod Security restricted).",
-            Box::new(|| match crate::harden::memory_locked() {
-                Some(true) => 1.0,
-                Some(false) => 0.0,
-                None => f64::NAN,
-            }),
-        )?))?;
+        r.register(Box::new(super::memlock::MemlockCollector::new()?))?;
         Ok(Arc::new(m))
     }
 

@@ -20,6 +20,7 @@
 
 mod collectors;
 pub mod health;
+mod memlock;
 pub mod metrics;
 mod rss;
 pub mod server;

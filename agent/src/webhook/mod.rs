@@ -3,7 +3,8 @@
 //! - [`config`]: the configuration file and its policy section;
 //! - [`decision`], [`annotations`] and [`vault_compat`]: pod annotations → a validated request;
 //! - [`policy`], [`ownership`], [`changes`], [`templates`]: the guardrails;
-//! - [`patch`] and [`agent_config`]: what an opted-in pod gets;
+//! - [`patch`] and [`agent_config`]: what an opted-in pod gets; [`profile`]: the
+//!   Pod Security profile a registration asks for (`/mutate/restricted`);
 //! - [`registry`]: image ENTRYPOINT/CMD from OCI registries, for containers
 //!   without `command`;
 //! - [`review`]: one AdmissionReview in, one out (no I/O); [`memo`]: repeated
@@ -22,6 +23,7 @@ pub mod metrics;
 pub mod ownership;
 pub mod patch;
 pub mod policy;
+pub mod profile;
 pub mod registry;
 pub mod review;
 pub mod server;

@@ -988,4 +988,56 @@ mod tests {
         )
         .unwrap();
     }
+
+    fn many_containers(n: usize) -> Pod {
+        let containers: Vec<serde_json::Value> = (0..n)
+            .map(|i| {
+                serde_json::json!({
+                    "name": format!("c{i}"), "image": "registry.example/app:1",
+                    "command": ["/app", "--port", "8080"], "args": ["--verbose"],
+                    "env": [{"name": "LOG", "value": "info"}],
+                    "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+                    "volumeMounts": [{"name": "data", "mountPath": "/data"}]})
+            })
+            .collect();
+        pod(serde_json::json!({"spec": {"containers": containers,
+            "volumes": [{"name": "data", "emptyDir": {}}]}}))
+    }
+
+    /// Ops go per changed field of each wrapped container, never a whole list of
+    /// the pod's: containers that are not wrapped are not in the patch at all, and
+    /// no field of the pod's passes through k8s-openapi's types on the way back
+    /// (a field newer than them would be dropped). For 300 wrapped containers the
+    /// patch is within 2.5x the pod (measured: 907 ops, 179,790 bytes for a
+    /// 73,909-byte pod; one whole-list op per list would be 175,253 bytes).
+    #[test]
+    fn ops_touch_only_the_wrapped_containers() {
+        let cfg = WebhookConfig::default();
+        let p = many_containers(300);
+        let pod_len = serde_json::to_vec(&p).unwrap().len();
+        let all = build(&p, &injection(&[]), &cfg, "ns", &Resolved::new()).unwrap();
+        let all_len = serde_json::to_vec(&all.patch).unwrap().len();
+        assert!(all_len * 2 < pod_len * 5, "{all_len} vs {pod_len}");
+        let some = build(
+            &p,
+            &injection(&[("shroud.dev/containers", "c7,c250")]),
+            &cfg,
+            "ns",
+            &Resolved::new(),
+        )
+        .unwrap();
+        let mut touched = BTreeSet::new();
+        for op in &some.patch.0 {
+            let path = op.path().to_string();
+            if let Some(rest) = path.strip_prefix("/spec/containers/") {
+                touched.insert(rest.split('/').next().unwrap().to_string());
+            }
+            assert_ne!(path, "/spec/containers", "no whole-list op");
+        }
+        assert_eq!(
+            touched,
+            BTreeSet::from(["7".to_string(), "250".to_string()])
+        );
+        assert!(serde_json::to_vec(&some.patch).unwrap().len() < 4_000);
+    }
 }

@@ -1,4 +1,5 @@
-//! HTTPS server: `POST /mutate`, `POST /validate`, `GET /healthz`, `GET /metrics`.
+//! HTTPS server: `POST /mutate`, `POST /validate` (each also at `/restricted`
+//! below it, the restricted Pod Security profile), `GET /healthz`, `GET /metrics`.
 //! HTTP/2 and HTTP/1.1 over rustls; nothing is served in clear text.
 //!
 //! Every cost is bounded by `[server]` ([`ServerLimits`]): headers, bodies and
@@ -30,6 +31,7 @@ use tokio_rustls::TlsAcceptor;
 use super::config::WebhookConfig;
 use super::idle::{Activity, Tracked};
 use super::metrics::Metrics;
+use super::profile::{self, Profile};
 use super::registry::Resolver;
 use super::review::{self, Endpoint, Prepared};
 /// How long open connections may finish their requests after shutdown begins.
@@ -40,6 +42,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct App {
     /// Configuration and policy.
     pub config: Arc<WebhookConfig>,
+    /// The same, as the restricted profile applies it (built once, not per request).
+    pub restricted: Arc<WebhookConfig>,
     /// Metrics.
     pub metrics: Metrics,
     /// Image entrypoints from registries.
@@ -58,6 +62,7 @@ impl App {
         App {
             reviews: Arc::new(Semaphore::new(limits.max_concurrent_reviews)),
             bytes: Arc::new(Semaphore::new(limits.max_in_flight_bytes)),
+            restricted: Arc::new(profile::restricted(&config)),
             config: Arc::new(config),
             metrics,
             resolver,
@@ -151,24 +156,40 @@ pub async fn serve(
 async fn handle(req: Request<Incoming>, app: &App) -> Response<Full<Bytes>> {
     let started = Instant::now();
     let path = req.uri().path().to_string();
-    let response = match (req.method(), path.as_str()) {
-        (&Method::POST, "/mutate") => admit(req, app, Endpoint::Mutate).await,
-        (&Method::POST, "/validate") => admit(req, app, Endpoint::Validate).await,
-        (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
-        (&Method::GET, "/metrics") => Response::builder()
+    let route = profile::route(&path);
+    let response = match (req.method(), &route) {
+        (&Method::POST, Some((endpoint, Ok(profile)))) => {
+            let config = match profile {
+                Profile::Default => app.config.clone(),
+                Profile::Restricted => app.restricted.clone(),
+            };
+            admit(req, app, *endpoint, config).await
+        }
+        (_, Some((_, Err(unknown)))) => {
+            app.metrics.requests.with_label_values(&["invalid"]).inc();
+            text(StatusCode::BAD_REQUEST, &format!("{unknown}\n"))
+        }
+        (&Method::GET, None) if path == "/healthz" => text(StatusCode::OK, "ok\n"),
+        (&Method::GET, None) if path == "/metrics" => Response::builder()
             .header("content-type", "text/plain; version=0.0.4")
             .body(Full::new(Bytes::from(app.metrics.render())))
             .expect("static response"),
-        (_, "/mutate" | "/validate" | "/healthz" | "/metrics") => {
+        (_, Some(_)) => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
+        (_, None) if path == "/healthz" || path == "/metrics" => {
             text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
         }
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found: use POST /mutate, POST /validate, GET /healthz or GET /metrics\n",
+            "not found: use POST /mutate, POST /validate (or /mutate/restricted, /validate/restricted), GET /healthz or GET /metrics\n",
         ),
     };
     let label = match path.as_str() {
-        "/mutate" | "/validate" | "/healthz" | "/metrics" => path.as_str(),
+        "/mutate"
+        | "/validate"
+        | "/mutate/restricted"
+        | "/validate/restricted"
+        | "/healthz"
+        | "/metrics" => path.as_str(),
         _ => "other",
     };
     app.metrics
@@ -180,8 +201,13 @@ async fn handle(req: Request<Incoming>, app: &App) -> Response<Full<Bytes>> {
 
 /// Reads the body within the byte budget and the body timeout, then reviews it
 /// on a blocking thread (at most `max_concurrent_reviews` at once).
-async fn admit(req: Request<Incoming>, app: &App, endpoint: Endpoint) -> Response<Full<Bytes>> {
-    let limits = &app.config.server;
+async fn admit(
+    req: Request<Incoming>,
+    app: &App,
+    endpoint: Endpoint,
+    config: Arc<WebhookConfig>,
+) -> Response<Full<Bytes>> {
+    let limits = &config.server;
     let invalid = |status, message: String| {
         app.metrics.requests.with_label_values(&["invalid"]).inc();
         text(status, &message)
@@ -236,9 +262,10 @@ async fn admit(req: Request<Incoming>, app: &App, endpoint: Endpoint) -> Respons
     let Ok(turn) = app.reviews.clone().acquire_owned().await else {
         return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
     };
-    let config = app.config.clone();
     let metrics = app.metrics.clone();
+    let shared = config.clone();
     let prepared = tokio::task::spawn_blocking(move || {
+        let config = shared;
         let _turn = turn;
         review::prepare(&body, endpoint, &config, &metrics)
     })
@@ -249,7 +276,6 @@ async fn admit(req: Request<Incoming>, app: &App, endpoint: Endpoint) -> Respons
             let Ok(turn) = app.reviews.clone().acquire_owned().await else {
                 return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
             };
-            let config = app.config.clone();
             let metrics = app.metrics.clone();
             tokio::task::spawn_blocking(move || {
                 let _turn = turn;

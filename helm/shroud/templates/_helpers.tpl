@@ -57,11 +57,30 @@ shroud.dev/component: webhook
 
 {{/* The namespaces both webhooks see: the configured selector, never the release's
 own namespace (the webhook's pods must start when no replica is up; a label
-would be an opt-out any pod author could use). */}}
+would be an opt-out any pod author could use). Called with (dict "root" .
+"extra" LIST): LIST holds more expressions, e.g. the Pod Security level split. */}}
 {{- define "shroud.namespaceSelector" -}}
-{{- $sel := deepCopy (default dict .Values.webhook.namespaceSelector) -}}
-{{- $exprs := concat (default list $sel.matchExpressions) (list (dict "key" "kubernetes.io/metadata.name" "operator" "NotIn" "values" (list .Release.Namespace))) -}}
+{{- $root := .root -}}
+{{- $sel := deepCopy (default dict $root.Values.webhook.namespaceSelector) -}}
+{{- $exprs := concat (default list $sel.matchExpressions) (list (dict "key" "kubernetes.io/metadata.name" "operator" "NotIn" "values" (list $root.Release.Namespace))) (default list .extra) -}}
 {{- $_ := set $sel "matchExpressions" $exprs -}}
 namespaceSelector:
   {{- toYaml $sel | nindent 2 }}
+{{- end }}
+
+{{/* The registrations of one endpoint: with webhook.podSecurity.enabled, one for
+namespaces whose Pod Security level is in podSecurity.levels, at ENDPOINT/restricted
+(the restricted profile: no IPC_LOCK), and one for every other namespace (NotIn also
+matches namespaces without the label), at ENDPOINT. A path segment, not a query:
+the API server accepts only DNS-1123 segments in a service path. Returns a JSON
+list of {name, path, extra}. */}}
+{{- define "shroud.registrations" -}}
+{{- $ps := .root.Values.webhook.podSecurity -}}
+{{- if $ps.enabled -}}
+{{- $in := dict "key" $ps.label "operator" "In" "values" $ps.levels -}}
+{{- $notIn := dict "key" $ps.label "operator" "NotIn" "values" $ps.levels -}}
+{{- list (dict "name" .name "path" .path "extra" (list $notIn)) (dict "name" (printf "restricted.%s" .name) "path" (printf "%s/restricted" .path) "extra" (list $in)) | toJson -}}
+{{- else -}}
+{{- list (dict "name" .name "path" .path "extra" list) | toJson -}}
+{{- end -}}
 {{- end }}

@@ -1,0 +1,60 @@
+//! `scripts/demo`, the README's first command, run as a new user runs it (with the
+//! debug binary instead of a release build): a real OpenBao dev server, a real
+//! PostgreSQL 15 and a real tmpfs. It must show every form of the credentials
+//! masked, logins that work across a rotation, and nothing left at the end.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::Duration;
+
+use shroud_e2e::*;
+
+#[test]
+fn the_readme_demo_masks_rotates_and_leaves_nothing() {
+    let done = run_with_input(
+        Command::new(workspace().join("scripts/demo")).env("SHROUD_BIN", shroud_bin()),
+        b"",
+        Duration::from_secs(180),
+    );
+    let out = done.out();
+    let all = format!("{out}\n--- stderr\n{}", done.err());
+    assert_eq!(done.status.code(), Some(0), "{all}");
+    let lines: Vec<&str> = out.lines().collect();
+    let rounds: Vec<&&str> = lines.iter().filter(|l| l.contains("fingerprint")).collect();
+    assert_eq!(rounds.len(), 6, "{all}");
+    assert!(rounds.iter().all(|l| l.ends_with("login: ok")), "{all}");
+    let prints: BTreeSet<&str> = rounds
+        .iter()
+        .filter_map(|l| l.split("fingerprint ").nth(1)?.split(',').next())
+        .collect();
+    assert!(prints.len() >= 2, "no rotation seen: {all}");
+    // With every mask taken out, nothing of the credentials may remain: each
+    // form's fields are then empty.
+    for (form, empty) in [
+        ("raw:", "raw:    user= password="),
+        ("json:", "json:   {\"user\":\"\",\"password\":\"\"}"),
+        ("url:", "url:    postgresql://:@127.0.0.1:"),
+    ] {
+        let shown: Vec<String> = lines
+            .iter()
+            .filter(|l| l.trim_start().starts_with(form))
+            .map(|l| l.trim_start().replace("[REDACTED]", ""))
+            .collect();
+        assert_eq!(shown.len(), 6, "{form}: {all}");
+        for l in shown {
+            assert!(l.starts_with(empty), "unmasked credential in a {form} line");
+        }
+    }
+    for end in [
+        "leases left in OpenBao: 0",
+        "PostgreSQL roles created by OpenBao that still exist: 0",
+    ] {
+        assert!(lines.contains(&end), "{end}: {all}");
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("files in ") && l.contains(": 0 ")),
+        "{all}"
+    );
+}
