@@ -212,7 +212,10 @@ mod tests {
         let first = render(&inj, &cfg, owner);
         assert_eq!(render(&inj, &cfg, owner), first);
         assert_eq!(first, to_toml(&build(&inj, &cfg, owner)));
-        let other_owner = FileOwner { mode: 0o400, ..owner };
+        let other_owner = FileOwner {
+            mode: 0o400,
+            ..owner
+        };
         assert!(render(&inj, &cfg, other_owner).contains("mode = \"0400\""));
         let mut other_cfg = cfg.clone();
         other_cfg.vault.address = "https://elsewhere:8200".into();

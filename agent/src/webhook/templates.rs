@@ -42,7 +42,9 @@ pub fn check(inj: &Injection, cfg: &WebhookConfig) -> Result<(), Violation> {
 
 fn check_uncached(inj: &Injection, text: &str) -> Result<(), Violation> {
     for s in &inj.secrets {
-        let Some(template) = &s.template else { continue };
+        let Some(template) = &s.template else {
+            continue;
+        };
         let source = crate::template::TemplateSource {
             origin: "inline".into(),
             text: template.clone(),

@@ -270,9 +270,9 @@ impl Session<'_> {
             }) => {
                 // Credentials and tokens travel over TLS only, loopback aside
                 // (as for registries: `registry.plain_http`).
-                if !realm.starts_with("https://")
-                    && !(realm.starts_with("http://") && is_loopback_host(authority(&realm)))
-                {
+                let over_tls = realm.starts_with("https://");
+                let loopback = realm.starts_with("http://") && is_loopback_host(authority(&realm));
+                if !(over_tls || loopback) {
                     return Err(self.unauthorized(format!(
                         "its token service {realm} is not an https:// URL (plain HTTP only on loopback)"
                     )));
