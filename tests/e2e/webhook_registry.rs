@@ -104,6 +104,15 @@ impl Webhook {
         response["status"]["message"].as_str().unwrap().to_string()
     }
 
+    /// `secret` is in neither the log nor the metrics.
+    fn assert_never_shows(&self, secret: &str) {
+        assert!(
+            !self.server.log().contains(secret),
+            "secret in the webhook log"
+        );
+        assert!(!self.metrics().contains(secret), "secret in the metrics");
+    }
+
     fn metrics(&self) -> String {
         String::from_utf8(self.client.get("/metrics").unwrap().body).unwrap()
     }
@@ -419,11 +428,7 @@ fn basic_auth_over_tls_with_credentials_from_a_docker_config() {
         "{msg}"
     );
     for w in [&hook, &anonymous, &untrusting] {
-        assert!(
-            !w.server.log().contains(password),
-            "password in the webhook log"
-        );
-        assert!(!w.metrics().contains(password));
+        w.assert_never_shows(password);
     }
 }
 
@@ -759,11 +764,7 @@ fn token_service_requiring_the_docker_config_credentials() {
     );
     assert_eq!(tokens.requests()[1], pull_request(None, 401));
     for w in [&hook, &anonymous] {
-        assert!(
-            !w.server.log().contains(password),
-            "password in the webhook log"
-        );
-        assert!(!w.metrics().contains(password));
+        w.assert_never_shows(password);
     }
 }
 
