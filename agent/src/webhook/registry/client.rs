@@ -268,11 +268,7 @@ impl Session<'_> {
                 scope,
                 ..
             }) => {
-                // Credentials and tokens travel over TLS only, loopback aside
-                // (as for registries: `registry.plain_http`).
-                let over_tls = realm.starts_with("https://");
-                let loopback = realm.starts_with("http://") && is_loopback_host(authority(&realm));
-                if !(over_tls || loopback) {
+                if !realm_allowed(&realm) {
                     return Err(self.unauthorized(format!(
                         "its token service {realm} is not an https:// URL (plain HTTP only on loopback)"
                     )));
@@ -382,6 +378,16 @@ fn origin(url: &str) -> &str {
     &url[..end]
 }
 
+/// Credentials and tokens travel over TLS only, loopback aside (as for
+/// registries: `registry.plain_http`). A realm with userinfo is refused: in
+/// `http://127.0.0.1:1@elsewhere/` the host is `elsewhere`.
+fn realm_allowed(realm: &str) -> bool {
+    let host = authority(realm);
+    !host.contains('@')
+        && (realm.starts_with("https://")
+            || (realm.starts_with("http://") && is_loopback_host(host)))
+}
+
 /// `host[:port]` of a URL.
 fn authority(url: &str) -> &str {
     let o = origin(url);
@@ -424,5 +430,16 @@ mod tests {
             "127.0.0.1:5001"
         );
         assert_eq!(authority("https://auth.docker.io"), "auth.docker.io");
+    }
+
+    #[test]
+    fn token_realms_over_tls_or_loopback_only() {
+        assert!(realm_allowed("https://auth.docker.io/token"));
+        assert!(realm_allowed("http://127.0.0.1:5001/token"));
+        assert!(realm_allowed("http://localhost/token"));
+        assert!(!realm_allowed("http://auth.example/token"));
+        assert!(!realm_allowed("http://127.0.0.1:5001@auth.example/token"));
+        assert!(!realm_allowed("https://user@auth.example/token"));
+        assert!(!realm_allowed("ftp://127.0.0.1/token"));
     }
 }
