@@ -124,7 +124,7 @@ impl Resolver {
                 }
                 Ok((img, None)) => match inner.fetching.join(Key::new(&img, &l.wanted.platforms)) {
                     Role::Lead(flight) => leads.push((l.container, img, l.wanted, flight)),
-                    Role::Follow(slot) => follows.push((l.container, img, slot)),
+                    Role::Follow(slot) => follows.push((l.container, img, l.wanted, slot)),
                 },
                 Err(e) => {
                     inner.count_failure(&e);
@@ -217,24 +217,50 @@ impl Resolver {
     /// Waits, within the same deadline, for the fetches other lookups lead.
     async fn follow(
         &self,
-        follows: Vec<(String, ImageRef, Slot)>,
+        follows: Vec<(String, ImageRef, Wanted, Slot)>,
         deadline: tokio::time::Instant,
     ) -> Vec<(String, Outcome)> {
         let mut out = Vec::with_capacity(follows.len());
         let mut waiting = Waiting::start(&self.inner.metrics.waiting, follows.len());
-        for (container, img, slot) in follows {
-            let r = match tokio::time::timeout_at(deadline, inflight::wait(slot, &img)).await {
-                Ok(Some(r)) => r,
-                Ok(None) => Err(LookupError::Invalid {
-                    image: img.to_string(),
-                    reason: "the lookup it waited for ended without an answer".into(),
-                }),
-                Err(_) => Err(self.inner.timeout_error(img.to_string())),
-            };
+        for (container, img, wanted, slot) in follows {
+            let r = self
+                .wait_or_lead(&container, img, wanted, slot, deadline)
+                .await;
             waiting.one_done();
             out.push((container, r));
         }
         out
+    }
+
+    /// The outcome of the fetch `slot` waits for; when its leader ends without
+    /// one (its own admission gave up before fetching), this lookup joins
+    /// again, and may lead, with the time it has left.
+    async fn wait_or_lead(
+        &self,
+        container: &str,
+        img: ImageRef,
+        wanted: Wanted,
+        mut slot: Slot,
+        deadline: tokio::time::Instant,
+    ) -> Outcome {
+        loop {
+            match tokio::time::timeout_at(deadline, inflight::wait(slot, &img)).await {
+                Ok(Some(r)) => return r,
+                Err(_) => return Err(self.inner.timeout_error(img.to_string())),
+                Ok(None) => {}
+            }
+            match self.inner.fetching.join(Key::new(&img, &wanted.platforms)) {
+                Role::Follow(again) => slot = again,
+                Role::Lead(flight) => {
+                    let image = img.to_string();
+                    let lead = vec![(container.to_string(), img, wanted, flight)];
+                    return match self.fetch(lead, deadline).await.pop() {
+                        Some((_, r)) => r,
+                        None => Err(self.inner.timeout_error(image)),
+                    };
+                }
+            }
+        }
     }
 }
 
@@ -420,5 +446,66 @@ fn join<'p>(platforms: impl Iterator<Item = &'p Platform>) -> String {
         "none".into()
     } else {
         v.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup() -> Lookup {
+        Lookup {
+            container: "web".into(),
+            // Nothing listens on port 1: a fetch fails at once, as unreachable.
+            image: "127.0.0.1:1/shop/web:1".into(),
+            wanted: Wanted {
+                platforms: vec![Platform::new("linux", "amd64", None)],
+                from_pod: false,
+            },
+        }
+    }
+
+    /// A follower whose leader gave up before fetching (its admission's time
+    /// ran out waiting for a turn) fetches itself with the time it has left,
+    /// instead of failing with its leader.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_follower_outlives_a_leader_that_gave_up() {
+        let cfg = RegistryConfig {
+            timeout: Duration::from_secs(2),
+            plain_http: vec!["127.0.0.1:1".into()],
+            ..RegistryConfig::default()
+        };
+        let metrics = RegistryMetrics::register(&prometheus::Registry::new());
+        let resolver = Resolver::new(&cfg, metrics.clone(), 1).unwrap();
+        // The only turn is taken: the leader waits for it until its deadline.
+        let turn = resolver
+            .inner
+            .in_flight
+            .clone()
+            .acquire_owned()
+            .await
+            .unwrap();
+        let r = resolver.clone();
+        let leader = tokio::spawn(async move { r.resolve(vec![lookup()]).await });
+        while resolver.inner.fetching.is_empty() {
+            tokio::task::yield_now().await;
+        }
+        // Started a second later, the follower's deadline is a second later.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let r = resolver.clone();
+        let follower = tokio::spawn(async move { r.resolve(vec![lookup()]).await });
+        let led = leader.await.unwrap();
+        assert!(
+            matches!(led["web"], Err(LookupError::Timeout { .. })),
+            "{led:?}"
+        );
+        drop(turn);
+        let followed = follower.await.unwrap();
+        assert!(
+            matches!(followed["web"], Err(LookupError::Unreachable { .. })),
+            "the follower fetched itself: {followed:?}"
+        );
+        assert_eq!(metrics.waiting.get(), 0);
+        assert!(resolver.inner.fetching.is_empty());
     }
 }
