@@ -1,5 +1,9 @@
 //! CPU cost of one admission review, without network or TLS: parse, policy,
 //! annotations, patch, serialization. `cargo bench -p shroud-agent --bench webhook_review`.
+//!
+//! `BENCH_REVIEWS=N` runs only N full reviews and exits, for instruction counts
+//! on a shared machine: run it under `valgrind --tool=callgrind` with N and with
+//! 0, and divide the difference by N.
 
 use std::time::Instant;
 
@@ -22,6 +26,14 @@ fn main() {
     .unwrap();
     let cfg = WebhookConfig::default();
     let metrics = Metrics::new();
+    if let Ok(n) = std::env::var("BENCH_REVIEWS") {
+        let n: usize = n.parse().expect("BENCH_REVIEWS must be a number");
+        for _ in 0..n {
+            let r = review::review(&body, review::Endpoint::Mutate, &cfg, &metrics).unwrap();
+            std::hint::black_box(r);
+        }
+        return;
+    }
     let n = 20_000;
     for _ in 0..1000 {
         let _ = review::review(&body, review::Endpoint::Mutate, &cfg, &metrics).unwrap();

@@ -2,15 +2,19 @@
 //! distribution 2.8) on 127.0.0.1 holding images the test pushes over the
 //! registry API, the built `shroud webhook` over TLS, AdmissionReviews of pods
 //! that do not set `command`, patches applied and validated against the
-//! Kubernetes schema.
+//! Kubernetes schema. Bearer-token auth runs the same registry behind
+//! `auth: token` with a token service from tests/support; concurrent misses go
+//! through a counting proxy.
 
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use shroud_e2e::http::sample;
+use shroud_e2e::proxy::Proxy;
 use shroud_e2e::registry::{docker_config, Registry};
-use shroud_e2e::shroud_bin;
+use shroud_e2e::token::{Access, Grant, TokenRequest, TokenServer, SERVICE};
 use shroud_e2e::webhook::{admission_review, apply, validate, Client, TestCa, WebhookProcess};
+use shroud_e2e::{shroud_bin, until};
 
 const BASE: &str = r#"
 image = "shroud:test"
@@ -22,7 +26,7 @@ address = "https://vault.vault.svc:8200"
 "#;
 
 struct Webhook {
-    _ca: TestCa,
+    ca: TestCa,
     server: WebhookProcess,
     client: Client,
     _files: tempfile::TempDir,
@@ -38,7 +42,7 @@ impl Webhook {
         let server = WebhookProcess::start(&shroud_bin(), &ca, &ca.leaf(), &config);
         let client = Client::new(server.addr, std::slice::from_ref(&ca.der));
         Webhook {
-            _ca: ca,
+            ca,
             server,
             client,
             _files: tempfile::tempdir().unwrap(),
@@ -56,6 +60,11 @@ impl Webhook {
             String::from_utf8_lossy(&answer.body)
         );
         answer.json()["response"].clone()
+    }
+
+    /// Another client of this webhook (one per thread).
+    fn client(&self) -> Client {
+        Client::new(self.server.addr, std::slice::from_ref(&self.ca.der))
     }
 
     fn send(&self, pod: &Value) -> Value {
@@ -93,6 +102,15 @@ impl Webhook {
         assert_eq!(response["allowed"], false, "{response:#}");
         assert!(response.get("patch").is_none());
         response["status"]["message"].as_str().unwrap().to_string()
+    }
+
+    /// `secret` is in neither the log nor the metrics.
+    fn assert_never_shows(&self, secret: &str) {
+        assert!(
+            !self.server.log().contains(secret),
+            "secret in the webhook log"
+        );
+        assert!(!self.metrics().contains(secret), "secret in the metrics");
     }
 
     fn metrics(&self) -> String {
@@ -410,11 +428,7 @@ fn basic_auth_over_tls_with_credentials_from_a_docker_config() {
         "{msg}"
     );
     for w in [&hook, &anonymous, &untrusting] {
-        assert!(
-            !w.server.log().contains(password),
-            "password in the webhook log"
-        );
-        assert!(!w.metrics().contains(password));
+        w.assert_never_shows(password);
     }
 }
 
@@ -556,4 +570,254 @@ fn repeated_admissions_are_served_from_the_cache() {
     let msg = short_ttl.deny(&pod(&by_tag));
     assert!(msg.contains("unreachable"), "{msg}");
     assert_eq!(wrapped(&short_ttl.inject(&pod(&by_digest))), ["/web"]);
+}
+
+/// Sends `n` admissions of `pod` at once, each on its own connection, and
+/// returns their responses once the proxy's held requests are released, which
+/// happens when `ready` says the burst has met the held fetch.
+fn burst(
+    hook: &Webhook,
+    pod: &Value,
+    n: usize,
+    ready: impl Fn() -> bool,
+    proxy: &Proxy,
+) -> Vec<Value> {
+    let body = serde_json::to_vec(&admission_review(pod)).unwrap();
+    let senders: Vec<_> = (0..n)
+        .map(|_| {
+            let (client, body) = (hook.client(), body.clone());
+            std::thread::spawn(move || {
+                let answer = client.request("POST", "/mutate", &body).unwrap();
+                assert_eq!(answer.status, 200);
+                answer.json()["response"].clone()
+            })
+        })
+        .collect();
+    until(
+        Duration::from_secs(30),
+        "the burst to meet the held fetch",
+        || ready().then_some(()),
+    );
+    proxy.release();
+    senders.into_iter().map(|t| t.join().unwrap()).collect()
+}
+
+#[test]
+fn a_burst_of_admissions_for_one_uncached_image_makes_one_fetch() {
+    const N: usize = 40;
+    let reg = Registry::plain();
+    reg.push_image(
+        "shop/burst",
+        "2.0",
+        true,
+        "amd64",
+        Some(&["/burst"]),
+        Some(&["serve"]),
+    );
+    // Every request to the registry goes through the proxy, which holds the
+    // first manifest request until the whole burst has arrived.
+    let proxy = Proxy::start(&reg.host);
+    let hook = Webhook::start(&[&proxy.host], "");
+    let image = format!("{}/shop/burst:2.0", proxy.host);
+    let waiting = || sample(&hook.metrics(), "shroud_webhook_registry_waiting_lookups");
+
+    proxy.hold("/manifests/");
+    let answers = burst(
+        &hook,
+        &pod(&image),
+        N,
+        || proxy.requests().len() == 1 && waiting() == Some((N - 1) as f64),
+        &proxy,
+    );
+    for response in &answers {
+        assert_eq!(response["allowed"], true, "{response:#}");
+        assert_eq!(wrapped(&apply(&pod(&image), response)), ["/burst", "serve"]);
+    }
+    let seen = proxy.requests();
+    assert_eq!(
+        seen.len(),
+        2,
+        "one manifest and one configuration fetch: {seen:#?}"
+    );
+    assert_eq!(seen[0], "GET /v2/shop/burst/manifests/2.0");
+    assert!(
+        seen[1].starts_with("GET /v2/shop/burst/blobs/sha256:"),
+        "{seen:?}"
+    );
+    let m = hook.metrics();
+    for (series, want) in [
+        (
+            r#"shroud_webhook_registry_lookups_total{result="fetched"}"#,
+            1.0,
+        ),
+        (
+            r#"shroud_webhook_registry_lookups_total{result="coalesced"}"#,
+            (N - 1) as f64,
+        ),
+        ("shroud_webhook_registry_waiting_lookups", 0.0),
+    ] {
+        assert_eq!(sample(&m, series), Some(want), "{series}\n{m}");
+    }
+
+    // An error is shared by the lookups that waited for it, and not kept: the
+    // next admission asks the registry again.
+    let missing = format!("{}/shop/absent:1", proxy.host);
+    proxy.hold("/manifests/");
+    let answers = burst(
+        &hook,
+        &pod(&missing),
+        10,
+        || proxy.requests().len() == 3 && waiting() == Some(9.0),
+        &proxy,
+    );
+    for response in &answers {
+        assert_eq!(response["allowed"], false, "{response:#}");
+        let msg = response["status"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains(&missing) && msg.contains("was not found"),
+            "{msg}"
+        );
+    }
+    assert_eq!(proxy.requests().len(), 3, "{:#?}", proxy.requests());
+    hook.deny(&pod(&missing));
+    assert_eq!(proxy.requests()[3], "GET /v2/shop/absent/manifests/1");
+    let m = hook.metrics();
+    assert_eq!(
+        sample(
+            &m,
+            r#"shroud_webhook_registry_failures_total{reason="not_found"}"#
+        ),
+        Some(11.0),
+        "{m}"
+    );
+}
+
+/// `shop/web:1.0` (ENTRYPOINT `/web`, CMD `serve`) in a registry behind
+/// bearer-token auth from `tokens`.
+fn token_registry(tokens: &TokenServer) -> Registry {
+    let mut reg = Registry::plain();
+    reg.push_image(
+        "shop/web",
+        "1.0",
+        false,
+        "amd64",
+        Some(&["/web"]),
+        Some(&["serve"]),
+    );
+    reg.restart_with_token_auth(tokens);
+    reg
+}
+
+/// What the webhook must ask the token service for `shop/web`.
+fn pull_request(user: Option<&str>, status: u16) -> TokenRequest {
+    TokenRequest {
+        scope: Some("repository:shop/web:pull".into()),
+        service: Some(SERVICE.into()),
+        user: user.map(str::to_string),
+        status,
+    }
+}
+
+#[test]
+fn bearer_challenge_with_an_anonymous_pull_token() {
+    let tokens = TokenServer::start(Access::Anonymous, Grant::AsAsked);
+    let reg = token_registry(&tokens);
+    let hook = Webhook::start(&[&reg.host], "");
+    let image = format!("{}/shop/web:1.0", reg.host);
+    assert_eq!(wrapped(&hook.inject(&pod(&image))), ["/web", "serve"]);
+    // One token for the whole lookup (manifest and configuration), asked for
+    // the scope and service the registry's challenge named, without credentials.
+    assert_eq!(tokens.requests(), [pull_request(None, 200)]);
+}
+
+#[test]
+fn token_service_requiring_the_docker_config_credentials() {
+    let password = "token-Pull-5e0b77";
+    let tokens = TokenServer::start(
+        Access::Basic {
+            user: "puller".into(),
+            password: password.into(),
+        },
+        Grant::AsAsked,
+    );
+    let reg = token_registry(&tokens);
+    let files = tempfile::tempdir().unwrap();
+    let creds = files.path().join("config.json");
+    std::fs::write(&creds, docker_config(&reg.host, "puller", password)).unwrap();
+    let image = format!("{}/shop/web:1.0", reg.host);
+
+    let hook = Webhook::start(&[&reg.host], &format!("docker_config = {creds:?}\n"));
+    assert_eq!(wrapped(&hook.inject(&pod(&image))), ["/web", "serve"]);
+    assert_eq!(tokens.requests(), [pull_request(Some("puller"), 200)]);
+
+    // Without credentials the token service refuses: denied, naming the image
+    // and the token service's answer.
+    let anonymous = Webhook::start(&[&reg.host], "");
+    let msg = anonymous.deny(&pod(&image));
+    assert!(
+        msg.contains(&image)
+            && msg.contains(&format!(
+                "its token service {} answered HTTP 401",
+                tokens.realm
+            )),
+        "{msg}"
+    );
+    assert_eq!(tokens.requests()[1], pull_request(None, 401));
+    for w in [&hook, &anonymous] {
+        w.assert_never_shows(password);
+    }
+}
+
+#[test]
+fn token_service_down_is_denied_naming_the_image_and_the_service() {
+    let mut tokens = TokenServer::start(Access::Anonymous, Grant::AsAsked);
+    let reg = token_registry(&tokens);
+    let hook = Webhook::start(&[&reg.host], "");
+    let image = format!("{}/shop/web:1.0", reg.host);
+    tokens.stop();
+    let msg = hook.deny(&pod(&image));
+    assert!(
+        msg.contains(&image)
+            && msg.contains(&format!(
+                "the token service {} of registry {} is unreachable",
+                tokens.realm, reg.host
+            )),
+        "{msg}"
+    );
+    assert!(tokens.requests().is_empty());
+    let m = hook.metrics();
+    assert_eq!(
+        sample(
+            &m,
+            r#"shroud_webhook_registry_failures_total{reason="token_service"}"#
+        ),
+        Some(1.0),
+        "{m}"
+    );
+}
+
+#[test]
+fn a_token_without_the_pull_scope_is_denied() {
+    // The token service grants pull on another repository, whatever is asked.
+    let tokens = TokenServer::start(Access::Anonymous, Grant::Repository("shop/other".into()));
+    let reg = token_registry(&tokens);
+    let hook = Webhook::start(&[&reg.host], "");
+    let image = format!("{}/shop/web:1.0", reg.host);
+    let msg = hook.deny(&pod(&image));
+    assert!(
+        msg.contains(&image)
+            && msg.contains("does not grant `repository:shop/web:pull` (insufficient_scope)"),
+        "{msg}"
+    );
+    // The webhook asked for the right scope, once, and did not loop.
+    assert_eq!(tokens.requests(), [pull_request(None, 200)]);
+    let m = hook.metrics();
+    assert_eq!(
+        sample(
+            &m,
+            r#"shroud_webhook_registry_failures_total{reason="unauthorized"}"#
+        ),
+        Some(1.0),
+        "{m}"
+    );
 }

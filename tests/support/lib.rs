@@ -192,7 +192,9 @@ pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 pub mod process;
+pub mod proxy;
 pub mod registry;
+pub mod token;
 pub mod webhook;
 pub mod world;
 

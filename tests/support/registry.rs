@@ -1,5 +1,6 @@
 //! A real OCI registry for tests: Debian's `docker-registry` (distribution 2.8) on
-//! 127.0.0.1, plain or with htpasswd basic auth over TLS, and a client that pushes
+//! 127.0.0.1, plain, with htpasswd basic auth over TLS, or (restarted on the same
+//! storage) with bearer-token auth from a [`TokenServer`], and a client that pushes
 //! images through the registry's HTTP API (blobs, Docker v2 / OCI manifests,
 //! manifest lists / image indexes) without Docker.
 
@@ -11,6 +12,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
 
+use crate::token::{self, TokenServer};
 use crate::webhook::TestCa;
 
 /// Docker v2 manifest.
@@ -31,6 +33,8 @@ pub struct Registry {
     base: String,
     agent: ureq::Agent,
     auth: Option<String>,
+    /// Whether `/v2/` answers 401 (basic or token auth).
+    challenges: bool,
     dir: tempfile::TempDir,
 }
 
@@ -54,7 +58,6 @@ impl Registry {
     }
 
     fn start(secure: Option<(&TestCa, &str, &str)>) -> Registry {
-        let bin = crate::require_tool("docker-registry", "apt-get install docker-registry");
         let dir = tempfile::tempdir().unwrap();
         let port = crate::free_port();
         let host = format!("127.0.0.1:{port}");
@@ -85,15 +88,6 @@ impl Registry {
         }
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap();
-        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-        let child = Command::new(bin)
-            .arg("serve")
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("spawning docker-registry");
         let scheme = if secure.is_some() { "https" } else { "http" };
         let mut builder = ureq::AgentBuilder::new().timeout(Duration::from_secs(10));
         if secure.is_some() {
@@ -106,28 +100,56 @@ impl Registry {
             builder = builder.tls_config(Arc::new(cfg));
         }
         let mut r = Registry {
-            child,
+            child: spawn(&config_path, dir.path()),
             base: format!("{scheme}://{host}"),
             host,
             agent: builder.build(),
+            challenges: auth.is_some(),
             auth,
             dir,
         };
+        r.wait_ready();
+        r
+    }
+
+    /// Restarts this registry, same address and storage, behind bearer-token
+    /// auth from `tokens` (`auth: token` with its realm, service, issuer and
+    /// CA as `rootcertbundle`). Push images before: this client has no token.
+    pub fn restart_with_token_auth(&mut self, tokens: &TokenServer) {
+        self.stop();
+        let config_path = self.dir.path().join("config.yml");
+        let bundle = self.dir.path().join("token-roots.pem");
+        std::fs::write(&bundle, &tokens.root_pem).unwrap();
+        let mut config = std::fs::read_to_string(&config_path).unwrap();
+        assert!(!config.contains("\nauth:"), "the registry already has auth");
+        config.push_str(&format!(
+            "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+            tokens.realm,
+            token::SERVICE,
+            token::ISSUER,
+            bundle.display()
+        ));
+        std::fs::write(&config_path, config).unwrap();
+        self.child = spawn(&config_path, self.dir.path());
+        self.challenges = true;
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
         crate::until(
             Duration::from_secs(20),
             "docker-registry to answer /v2/",
             || {
-                if let Some(status) = r.child.try_wait().unwrap() {
-                    panic!("docker-registry exited with {status}: {}", r.log());
+                if let Some(status) = self.child.try_wait().unwrap() {
+                    panic!("docker-registry exited with {status}: {}", self.log());
                 }
-                match r.request("GET", "/v2/").call() {
+                match self.request("GET", "/v2/").call() {
                     Ok(_) => Some(()),
-                    Err(ureq::Error::Status(401, _)) if r.auth.is_some() => Some(()),
+                    Err(ureq::Error::Status(401, _)) if self.challenges => Some(()),
                     Err(_) => None,
                 }
             },
         );
-        r
     }
 
     /// The registry's log so far.
@@ -269,6 +291,24 @@ impl Registry {
             serde_json::json!({"schemaVersion": 2, "mediaType": media, "manifests": manifests});
         self.push_manifest(repo, tag, media, &index)
     }
+}
+
+/// `docker-registry serve config`, its output appended to `dir/registry.log`.
+fn spawn(config: &Path, dir: &Path) -> Child {
+    let bin = crate::require_tool("docker-registry", "apt-get install docker-registry");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("registry.log"))
+        .unwrap();
+    Command::new(bin)
+        .arg("serve")
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("spawning docker-registry")
 }
 
 impl Drop for Registry {

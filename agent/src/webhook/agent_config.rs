@@ -1,10 +1,13 @@
 //! The injected agent's configuration (TOML, passed in `SHROUD_CONFIG_TOML`). It
 //! holds addresses, the role and paths; never a secret.
 
+use std::sync::LazyLock;
+
 use serde::Serialize;
 
 use super::annotations::{Injection, SecretKind};
 use super::config::WebhookConfig;
+use super::memo::Memo;
 use crate::config::raw::{
     RawAuth, RawConfig, RawLifecycle, RawMetrics, RawOutput, RawSecret, RawState, RawVault,
 };
@@ -31,14 +34,33 @@ pub struct FileOwner {
     pub mode: u32,
 }
 
+/// Configurations rendered recently (TOML serialization costs more than the
+/// rest of a review): distinct pod templates × owners.
+static RENDERED: LazyLock<Memo<String>> = LazyLock::new(|| Memo::new(512, MAX_MEMO_KEY));
+/// Larger configurations (huge inline templates) are rendered every time.
+pub const MAX_MEMO_KEY: usize = 64 * 1024;
+
 /// Renders the agent's TOML configuration, in the agent's own schema
 /// ([`RawConfig`]): a key the agent does not know cannot be written.
 pub fn render(inj: &Injection, cfg: &WebhookConfig, owner: FileOwner) -> String {
-    toml::to_string(&build(inj, cfg, owner)).expect("the agent config is always serializable")
+    let raw = build(inj, cfg, owner);
+    RENDERED.get_or(memo_key(&raw), || to_toml(&raw))
+}
+
+/// The configuration as TOML, without the memo.
+pub fn to_toml(raw: &RawConfig) -> String {
+    toml::to_string(raw).expect("the agent config is always serializable")
+}
+
+/// The whole configuration as a memo key: its JSON form, which is one-to-one
+/// for what [`build`] makes (strings, integers, booleans, string tables; no
+/// float, which JSON would write as `null` when NaN) and far cheaper than TOML.
+pub fn memo_key(raw: &RawConfig) -> String {
+    serde_json::to_string(raw).expect("the agent config is always serializable")
 }
 
 /// The agent's configuration for one injection.
-fn build(inj: &Injection, cfg: &WebhookConfig, owner: FileOwner) -> RawConfig {
+pub fn build(inj: &Injection, cfg: &WebhookConfig, owner: FileOwner) -> RawConfig {
     RawConfig {
         vault: RawVault {
             address: Some(cfg.vault.address.clone()),
@@ -180,6 +202,28 @@ mod tests {
         assert_eq!(parsed.output.gid, Some(2000));
         assert_eq!(parsed.output.mode, 0o440);
         assert_eq!(parsed.metrics_listen, None);
+    }
+
+    /// The memo answers exactly what rendering would, for every input that
+    /// changes the text: the owner, the webhook's configuration, the injection.
+    #[test]
+    fn remembered_renders_follow_every_input() {
+        let (inj, cfg, owner) = shop_api();
+        let first = render(&inj, &cfg, owner);
+        assert_eq!(render(&inj, &cfg, owner), first);
+        assert_eq!(first, to_toml(&build(&inj, &cfg, owner)));
+        let other_owner = FileOwner {
+            mode: 0o400,
+            ..owner
+        };
+        assert!(render(&inj, &cfg, other_owner).contains("mode = \"0400\""));
+        let mut other_cfg = cfg.clone();
+        other_cfg.vault.address = "https://elsewhere:8200".into();
+        assert!(render(&inj, &other_cfg, owner).contains("https://elsewhere:8200"));
+        let mut other_inj = inj.clone();
+        other_inj.role = "another-role".into();
+        assert!(render(&other_inj, &cfg, owner).contains("\"another-role\""));
+        assert_eq!(render(&inj, &cfg, owner), first);
     }
 
     /// With `[pod_metrics] agent_port`, the agent serves `/metrics` on the pod's

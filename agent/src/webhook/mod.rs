@@ -7,7 +7,8 @@
 //!   Pod Security profile a registration asks for (`/mutate/restricted`);
 //! - [`registry`]: image ENTRYPOINT/CMD from OCI registries, for containers
 //!   without `command`;
-//! - [`review`]: one AdmissionReview in, one out (no I/O);
+//! - [`review`]: one AdmissionReview in, one out (no I/O); [`memo`]: repeated
+//!   checks remembered by their whole input;
 //! - [`server`], [`tls`], [`metrics`]: HTTPS, certificate reload, Prometheus.
 
 pub mod agent_config;
@@ -17,6 +18,7 @@ pub mod config;
 pub mod decision;
 pub mod idle;
 pub mod limits;
+pub mod memo;
 pub mod metrics;
 pub mod ownership;
 pub mod patch;

@@ -17,6 +17,9 @@ pub enum Challenge {
         service: Option<String>,
         /// `scope` query parameter, if given.
         scope: Option<String>,
+        /// Why a token that was sent is not enough (RFC 6750 `error`, e.g.
+        /// `insufficient_scope`), if said.
+        error: Option<String>,
     },
 }
 
@@ -35,6 +38,7 @@ pub fn parse(header: &str) -> Option<Challenge> {
         realm: params.remove("realm")?,
         service: params.remove("service"),
         scope: params.remove("scope"),
+        error: params.remove("error"),
     })
 }
 
@@ -84,6 +88,7 @@ mod tests {
                 realm: "https://auth.docker.io/token".into(),
                 service: Some("registry.docker.io".into()),
                 scope: Some("repository:library/nginx:pull".into()),
+                error: None,
             })
         );
     }
@@ -97,11 +102,19 @@ mod tests {
                 realm: "https://t.example/token".into(),
                 service: None,
                 scope: Some("repository:a/b:pull,push".into()),
+                error: None,
             })
         );
         assert_eq!(
             parse(r#"Basic realm="Registry Realm""#),
             Some(Challenge::Basic)
+        );
+        // distribution's answer to a token without the access it needs.
+        let c = parse(
+            r#"Bearer realm="http://127.0.0.1:1/token",service="reg",scope="repository:a/b:pull",error="insufficient_scope""#,
+        );
+        assert!(
+            matches!(c, Some(Challenge::Bearer { error: Some(e), .. }) if e == "insufficient_scope")
         );
         assert_eq!(parse("Negotiate"), None);
         assert_eq!(parse(r#"Bearer service="x""#), None);

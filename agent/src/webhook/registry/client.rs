@@ -17,7 +17,7 @@ use super::challenge::{self, Challenge};
 use super::config::RegistryConfig;
 use super::creds;
 use super::error::LookupError;
-use super::reference::ImageRef;
+use super::reference::{is_loopback_host, ImageRef};
 
 /// Largest manifest or configuration read (the registries' own manifest limit is 4 MiB).
 const MAX_DOCUMENT: u64 = 4 * 1024 * 1024;
@@ -166,7 +166,21 @@ impl Session<'_> {
                     challenged = true;
                     self.auth = Some(self.authorize(header.as_deref())?);
                 }
-                Answer::Challenge(_) => {
+                Answer::Challenge(header) => {
+                    if let Some(Challenge::Bearer {
+                        realm,
+                        scope,
+                        error: Some(e),
+                        ..
+                    }) = header.as_deref().and_then(challenge::parse)
+                    {
+                        if e == "insufficient_scope" {
+                            let wanted = scope.unwrap_or_else(|| self.pull_scope());
+                            return Err(self.unauthorized(format!(
+                                "the token from its token service {realm} does not grant `{wanted}` (insufficient_scope)"
+                            )));
+                        }
+                    }
                     return Err(self.unauthorized(if self.credentials()?.is_some() {
                         "the configured credentials were rejected".into()
                     } else {
@@ -174,7 +188,7 @@ impl Session<'_> {
                             "no credentials for {} in registry.docker_config",
                             self.image.registry
                         )
-                    }))
+                    }));
                 }
             }
         }
@@ -252,9 +266,14 @@ impl Session<'_> {
                 realm,
                 service,
                 scope,
+                ..
             }) => {
-                let scope =
-                    scope.unwrap_or_else(|| format!("repository:{}:pull", self.image.repository));
+                if !realm_allowed(&realm) {
+                    return Err(self.unauthorized(format!(
+                        "its token service {realm} is not an https:// URL (plain HTTP only on loopback)"
+                    )));
+                }
+                let scope = scope.unwrap_or_else(|| self.pull_scope());
                 let mut req = self.client.agent.get(&realm).query("scope", &scope);
                 if let Some(s) = &service {
                     req = req.query("service", s);
@@ -266,9 +285,12 @@ impl Session<'_> {
                     ureq::Error::Status(code, _) => {
                         self.unauthorized(format!("its token service {realm} answered HTTP {code}"))
                     }
-                    ureq::Error::Transport(t) => {
-                        self.unreachable(format!("token service {realm}: {t}"))
-                    }
+                    ureq::Error::Transport(t) => LookupError::TokenService {
+                        image: self.image.to_string(),
+                        registry: self.image.api_host().to_string(),
+                        realm: realm.clone(),
+                        reason: t.to_string(),
+                    },
                 })?;
                 let body =
                     Zeroizing::new(read_limited(resp, MAX_TOKEN).map_err(|e| self.invalid(e))?);
@@ -295,6 +317,11 @@ impl Session<'_> {
                     .unwrap_or(h))
             ))),
         }
+    }
+
+    /// The scope asked for when the challenge names none.
+    fn pull_scope(&self) -> String {
+        format!("repository:{}:pull", self.image.repository)
     }
 
     fn credentials(&self) -> Result<Option<creds::Credentials>, LookupError> {
@@ -351,6 +378,22 @@ fn origin(url: &str) -> &str {
     &url[..end]
 }
 
+/// Credentials and tokens travel over TLS only, loopback aside (as for
+/// registries: `registry.plain_http`). A realm with userinfo is refused: in
+/// `http://127.0.0.1:1@elsewhere/` the host is `elsewhere`.
+fn realm_allowed(realm: &str) -> bool {
+    let host = authority(realm);
+    !host.contains('@')
+        && (realm.starts_with("https://")
+            || (realm.starts_with("http://") && is_loopback_host(host)))
+}
+
+/// `host[:port]` of a URL.
+fn authority(url: &str) -> &str {
+    let o = origin(url);
+    o.find("://").map_or(o, |i| &o[i + 3..])
+}
+
 fn same_host(a: &str, b: &str) -> bool {
     origin(a).eq_ignore_ascii_case(origin(b))
 }
@@ -382,5 +425,21 @@ mod tests {
         assert!(same_host(u, "https://R.example:5000/v2/a"));
         assert!(!same_host(u, "https://s3.example/b"));
         assert!(!same_host(u, "http://r.example:5000/v2/a"));
+        assert_eq!(
+            authority("http://127.0.0.1:5001/token?x=1"),
+            "127.0.0.1:5001"
+        );
+        assert_eq!(authority("https://auth.docker.io"), "auth.docker.io");
+    }
+
+    #[test]
+    fn token_realms_over_tls_or_loopback_only() {
+        assert!(realm_allowed("https://auth.docker.io/token"));
+        assert!(realm_allowed("http://127.0.0.1:5001/token"));
+        assert!(realm_allowed("http://localhost/token"));
+        assert!(!realm_allowed("http://auth.example/token"));
+        assert!(!realm_allowed("http://127.0.0.1:5001@auth.example/token"));
+        assert!(!realm_allowed("https://user@auth.example/token"));
+        assert!(!realm_allowed("ftp://127.0.0.1/token"));
     }
 }

@@ -38,6 +38,20 @@ pub enum LookupError {
         /// Which credentials were tried.
         reason: String,
     },
+    /// The registry's token service (bearer challenge) could not be reached.
+    #[error(
+        "the token service {realm} of registry {registry} is unreachable for `{image}`: {reason}"
+    )]
+    TokenService {
+        /// The image.
+        image: String,
+        /// The registry host.
+        registry: String,
+        /// The token endpoint the registry named.
+        realm: String,
+        /// The transport error.
+        reason: String,
+    },
     /// Any other unexpected HTTP status.
     #[error("registry {registry} answered HTTP {status} for `{image}`")]
     Status {
@@ -94,11 +108,31 @@ impl From<CredsError> for LookupError {
 }
 
 impl LookupError {
+    /// The same error naming the image as `original` (a lookup that shared
+    /// another's fetch may spell the same image differently).
+    pub fn for_image(mut self, original: &str) -> LookupError {
+        match &mut self {
+            LookupError::NotFound { image, .. }
+            | LookupError::Unauthorized { image, .. }
+            | LookupError::TokenService { image, .. }
+            | LookupError::Status { image, .. }
+            | LookupError::Invalid { image, .. }
+            | LookupError::NoPlatform { image, .. }
+            | LookupError::PlatformsDisagree { image, .. }
+            | LookupError::Timeout { image, .. } => *image = original.to_string(),
+            LookupError::Reference(_)
+            | LookupError::Unreachable { .. }
+            | LookupError::Credentials(_) => {}
+        }
+        self
+    }
+
     /// A short, bounded label for metrics.
     pub fn reason(&self) -> &'static str {
         match self {
             LookupError::Reference(_) => "reference",
             LookupError::Unreachable { .. } => "unreachable",
+            LookupError::TokenService { .. } => "token_service",
             LookupError::NotFound { .. } => "not_found",
             LookupError::Unauthorized { .. } | LookupError::Credentials(_) => "unauthorized",
             LookupError::Status { .. } => "status",

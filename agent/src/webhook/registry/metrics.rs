@@ -1,15 +1,18 @@
 //! Registry lookup metrics: results, and failures by reason (bounded labels only;
 //! never an image name, which pods choose freely).
 
-use prometheus::{IntCounterVec, Opts, Registry};
+use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
 
 /// The counters, registered in the webhook's registry.
 #[derive(Clone, Debug)]
 pub struct RegistryMetrics {
-    /// Images resolved, by `result`: `cached` (no round trip), `fetched`, `failed`.
+    /// Images resolved, by `result`: `cached` (no round trip), `fetched`,
+    /// `coalesced` (answered by another admission's fetch), `failed`.
     pub lookups: IntCounterVec,
     /// Failed lookups by `reason` (see `LookupError::reason`).
     pub failures: IntCounterVec,
+    /// Lookups waiting now for a fetch another admission leads.
+    pub waiting: IntGauge,
 }
 
 impl RegistryMetrics {
@@ -18,7 +21,7 @@ impl RegistryMetrics {
         let lookups = IntCounterVec::new(
             Opts::new(
                 "shroud_webhook_registry_lookups_total",
-                "Image entrypoint lookups, by result (cached, fetched, failed).",
+                "Image entrypoint lookups, by result (cached, fetched, coalesced: answered by another admission's fetch of the same image, failed).",
             ),
             &["result"],
         )
@@ -31,11 +34,23 @@ impl RegistryMetrics {
             &["reason"],
         )
         .expect("valid metric");
+        let waiting = IntGauge::new(
+            "shroud_webhook_registry_waiting_lookups",
+            "Image entrypoint lookups waiting now for another admission's fetch of the same image.",
+        )
+        .expect("valid metric");
         for c in [&lookups, &failures] {
             registry
                 .register(Box::new(c.clone()))
                 .expect("unique metric");
         }
-        RegistryMetrics { lookups, failures }
+        registry
+            .register(Box::new(waiting.clone()))
+            .expect("unique metric");
+        RegistryMetrics {
+            lookups,
+            failures,
+            waiting,
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! - [`client`], [`challenge`], [`creds`]: HTTP, Basic/Bearer challenges, Docker config JSON;
 //! - [`manifest`]: manifests, indexes and configurations (oci-spec types);
 //! - [`cache`]: digest → content and tag → digest (short TTL), bounded;
+//! - [`inflight`]: concurrent misses of one image share one fetch;
 //! - [`command`]: the kubelet's ENTRYPOINT/CMD/args rule;
 //! - [`config`], [`error`], [`metrics`].
 //!
@@ -15,7 +16,9 @@
 //! `registry.timeout`. At most `max_in_flight` admissions' misses are worked on
 //! at once (the webhook passes `server.max_concurrent_reviews`): a blocking
 //! lookup that outlives its timeout keeps its permit until it ends, so a slow
-//! or dead registry cannot pile up blocking threads.
+//! or dead registry cannot pile up blocking threads. A miss for an image that
+//! another admission is fetching waits for that fetch (within its own
+//! timeout) instead of asking the registry again.
 
 pub mod cache;
 pub mod challenge;
@@ -24,6 +27,7 @@ pub mod command;
 pub mod config;
 pub mod creds;
 pub mod error;
+pub mod inflight;
 pub mod manifest;
 pub mod metrics;
 pub mod platform;
@@ -40,6 +44,7 @@ use client::{Client, ClientError, Session};
 use command::ImageCommand;
 use config::RegistryConfig;
 use error::LookupError;
+use inflight::{Flight, InFlight, Key, Outcome, Role, Slot};
 use metrics::RegistryMetrics;
 use platform::{Platform, Wanted};
 use reference::ImageRef;
@@ -72,6 +77,8 @@ struct Inner {
     metrics: RegistryMetrics,
     /// One permit per admission whose misses are being fetched.
     in_flight: Arc<Semaphore>,
+    /// The misses being fetched, shared with concurrent lookups of the same image.
+    fetching: Arc<InFlight>,
 }
 
 impl Resolver {
@@ -89,16 +96,19 @@ impl Resolver {
                 timeout: cfg.timeout,
                 metrics,
                 in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
+                fetching: Arc::default(),
             }),
         })
     }
 
     /// Resolves every lookup: cached answers at once, the rest on a blocking
-    /// thread within `registry.timeout` (all of them together).
+    /// thread within `registry.timeout` (all of them together). A miss that
+    /// another admission is already fetching waits for that fetch instead.
     pub async fn resolve(&self, lookups: Vec<Lookup>) -> Resolved {
         let inner = &self.inner;
         let mut out = Resolved::new();
-        let mut misses = Vec::new();
+        let mut leads = Vec::new();
+        let mut follows = Vec::new();
         let now = Instant::now();
         for l in lookups {
             let result = ImageRef::parse(&l.image)
@@ -112,31 +122,66 @@ impl Resolver {
                     inner.metrics.lookups.with_label_values(&["cached"]).inc();
                     out.insert(l.container, Ok(cmd));
                 }
-                Ok((img, None)) => misses.push((l.container, img, l.wanted)),
+                Ok((img, None)) => match inner.fetching.join(Key::new(&img, &l.wanted.platforms)) {
+                    Role::Lead(flight) => leads.push((l.container, img, l.wanted, flight)),
+                    Role::Follow(slot) => follows.push((l.container, img, l.wanted, slot)),
+                },
                 Err(e) => {
                     inner.count_failure(&e);
                     out.insert(l.container, Err(e));
                 }
             }
         }
-        if misses.is_empty() {
-            return out;
+        let deadline = tokio::time::Instant::now() + inner.timeout;
+        // Together: a pod with two containers of one image follows itself.
+        let (fetched, coalesced) =
+            tokio::join!(self.fetch(leads, deadline), self.follow(follows, deadline));
+        for (container, r) in fetched {
+            match &r {
+                Ok(_) => inner.metrics.lookups.with_label_values(&["fetched"]).inc(),
+                Err(e) => inner.count_failure(e),
+            }
+            out.insert(container, r);
         }
-        let names: Vec<(String, String)> = misses
+        for (container, r) in coalesced {
+            match &r {
+                Ok(_) => inner
+                    .metrics
+                    .lookups
+                    .with_label_values(&["coalesced"])
+                    .inc(),
+                Err(e) => inner.count_failure(e),
+            }
+            out.insert(container, r);
+        }
+        out
+    }
+
+    /// Fetches the misses this admission leads, on one blocking thread; each
+    /// outcome is handed to its followers as soon as it is known, even when
+    /// this admission has stopped waiting.
+    async fn fetch(
+        &self,
+        leads: Vec<(String, ImageRef, Wanted, Flight)>,
+        deadline: tokio::time::Instant,
+    ) -> Vec<(String, Outcome)> {
+        if leads.is_empty() {
+            return Vec::new();
+        }
+        let names: Vec<(String, String)> = leads
             .iter()
-            .map(|(c, img, _)| (c.clone(), img.to_string()))
+            .map(|(c, img, _, _)| (c.clone(), img.to_string()))
             .collect();
         let worker = self.inner.clone();
-        let deadline = tokio::time::Instant::now() + inner.timeout;
         let task = async move {
             // Waiting for a turn counts against the same timeout; the permit
             // stays with the blocking work until it really ends.
             let permit = worker.in_flight.clone().acquire_owned().await.ok()?;
             let work = tokio::task::spawn_blocking(move || {
                 let _permit = permit;
-                misses
+                leads
                     .into_iter()
-                    .map(|(container, img, wanted)| {
+                    .map(|(container, img, wanted, flight)| {
                         let mut session = worker.client.session(&img);
                         let r = resolve(
                             &worker.cache,
@@ -146,13 +191,14 @@ impl Resolver {
                             Instant::now(),
                         )
                         .map(|c| c.expect("a lookup with the network always answers"));
+                        flight.land(&r);
                         (container, r)
                     })
                     .collect::<Vec<_>>()
             });
             Some(work.await)
         };
-        let results = match tokio::time::timeout_at(deadline, task).await {
+        match tokio::time::timeout_at(deadline, task).await {
             Ok(Some(Ok(results))) => results,
             Ok(Some(Err(join))) => names
                 .into_iter()
@@ -163,24 +209,95 @@ impl Resolver {
                 .collect(),
             Ok(None) | Err(_) => names
                 .into_iter()
-                .map(|(c, image)| {
-                    let after = inner.timeout;
-                    (c, Err(LookupError::Timeout { image, after }))
-                })
+                .map(|(c, image)| (c, Err(self.inner.timeout_error(image))))
                 .collect(),
-        };
-        for (container, r) in results {
-            match &r {
-                Ok(_) => inner.metrics.lookups.with_label_values(&["fetched"]).inc(),
-                Err(e) => inner.count_failure(e),
-            }
-            out.insert(container, r);
+        }
+    }
+
+    /// Waits, within the same deadline, for the fetches other lookups lead.
+    async fn follow(
+        &self,
+        follows: Vec<(String, ImageRef, Wanted, Slot)>,
+        deadline: tokio::time::Instant,
+    ) -> Vec<(String, Outcome)> {
+        let mut out = Vec::with_capacity(follows.len());
+        let mut waiting = Waiting::start(&self.inner.metrics.waiting, follows.len());
+        for (container, img, wanted, slot) in follows {
+            let r = self
+                .wait_or_lead(&container, img, wanted, slot, deadline)
+                .await;
+            waiting.one_done();
+            out.push((container, r));
         }
         out
+    }
+
+    /// The outcome of the fetch `slot` waits for; when its leader ends without
+    /// one (its own admission gave up before fetching), this lookup joins
+    /// again, and may lead, with the time it has left.
+    async fn wait_or_lead(
+        &self,
+        container: &str,
+        img: ImageRef,
+        wanted: Wanted,
+        mut slot: Slot,
+        deadline: tokio::time::Instant,
+    ) -> Outcome {
+        loop {
+            match tokio::time::timeout_at(deadline, inflight::wait(slot, &img)).await {
+                Ok(Some(r)) => return r,
+                Err(_) => return Err(self.inner.timeout_error(img.to_string())),
+                Ok(None) => {}
+            }
+            match self.inner.fetching.join(Key::new(&img, &wanted.platforms)) {
+                Role::Follow(again) => slot = again,
+                Role::Lead(flight) => {
+                    let image = img.to_string();
+                    let lead = vec![(container.to_string(), img, wanted, flight)];
+                    return match self.fetch(lead, deadline).await.pop() {
+                        Some((_, r)) => r,
+                        None => Err(self.inner.timeout_error(image)),
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// Followers counted in the `waiting` gauge until they have their answer, or
+/// their admission is dropped (a client that went away).
+struct Waiting<'g> {
+    gauge: &'g prometheus::IntGauge,
+    left: i64,
+}
+
+impl<'g> Waiting<'g> {
+    fn start(gauge: &'g prometheus::IntGauge, n: usize) -> Waiting<'g> {
+        let left = i64::try_from(n).unwrap_or(i64::MAX);
+        gauge.add(left);
+        Waiting { gauge, left }
+    }
+
+    fn one_done(&mut self) {
+        self.left -= 1;
+        self.gauge.dec();
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.gauge.sub(self.left);
     }
 }
 
 impl Inner {
+    fn timeout_error(&self, image: String) -> LookupError {
+        LookupError::Timeout {
+            image,
+            after: self.timeout,
+        }
+    }
+
     fn count_failure(&self, e: &LookupError) {
         self.metrics.lookups.with_label_values(&["failed"]).inc();
         self.metrics.failures.with_label_values(&[e.reason()]).inc();
@@ -329,5 +446,66 @@ fn join<'p>(platforms: impl Iterator<Item = &'p Platform>) -> String {
         "none".into()
     } else {
         v.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup() -> Lookup {
+        Lookup {
+            container: "web".into(),
+            // Nothing listens on port 1: a fetch fails at once, as unreachable.
+            image: "127.0.0.1:1/shop/web:1".into(),
+            wanted: Wanted {
+                platforms: vec![Platform::new("linux", "amd64", None)],
+                from_pod: false,
+            },
+        }
+    }
+
+    /// A follower whose leader gave up before fetching (its admission's time
+    /// ran out waiting for a turn) fetches itself with the time it has left,
+    /// instead of failing with its leader.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_follower_outlives_a_leader_that_gave_up() {
+        let cfg = RegistryConfig {
+            timeout: Duration::from_secs(2),
+            plain_http: vec!["127.0.0.1:1".into()],
+            ..RegistryConfig::default()
+        };
+        let metrics = RegistryMetrics::register(&prometheus::Registry::new());
+        let resolver = Resolver::new(&cfg, metrics.clone(), 1).unwrap();
+        // The only turn is taken: the leader waits for it until its deadline.
+        let turn = resolver
+            .inner
+            .in_flight
+            .clone()
+            .acquire_owned()
+            .await
+            .unwrap();
+        let r = resolver.clone();
+        let leader = tokio::spawn(async move { r.resolve(vec![lookup()]).await });
+        while resolver.inner.fetching.is_empty() {
+            tokio::task::yield_now().await;
+        }
+        // Started a second later, the follower's deadline is a second later.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let r = resolver.clone();
+        let follower = tokio::spawn(async move { r.resolve(vec![lookup()]).await });
+        let led = leader.await.unwrap();
+        assert!(
+            matches!(led["web"], Err(LookupError::Timeout { .. })),
+            "{led:?}"
+        );
+        drop(turn);
+        let followed = follower.await.unwrap();
+        assert!(
+            matches!(followed["web"], Err(LookupError::Unreachable { .. })),
+            "the follower fetched itself: {followed:?}"
+        );
+        assert_eq!(metrics.waiting.get(), 0);
+        assert!(resolver.inner.fetching.is_empty());
     }
 }
