@@ -487,7 +487,7 @@ fn missing_image_and_unreachable_registry_are_denied_and_counted() {
     let down = format!("{}/shop/other:1", reg.host);
     let msg = hook.deny(&pod(&down));
     assert!(
-        msg.contains("unreachable") && msg.contains(&reg.host),
+        msg.contains("unreachable") && msg.contains(&format!("`{down}`")),
         "{msg}"
     );
     let m = hook.metrics();

@@ -348,6 +348,7 @@ impl Session<'_> {
 
     fn unreachable(&self, reason: String) -> LookupError {
         LookupError::Unreachable {
+            image: self.image.to_string(),
             registry: self.image.api_host().to_string(),
             reason,
         }

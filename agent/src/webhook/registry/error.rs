@@ -13,8 +13,10 @@ pub enum LookupError {
     #[error(transparent)]
     Reference(#[from] BadReference),
     /// The registry could not be reached (DNS, connect, TLS).
-    #[error("registry {registry} is unreachable: {reason}")]
+    #[error("registry {registry} is unreachable for `{image}`: {reason}")]
     Unreachable {
+        /// The image.
+        image: String,
         /// The registry host.
         registry: String,
         /// The transport error.
@@ -113,6 +115,7 @@ impl LookupError {
     pub fn for_image(mut self, original: &str) -> LookupError {
         match &mut self {
             LookupError::NotFound { image, .. }
+            | LookupError::Unreachable { image, .. }
             | LookupError::Unauthorized { image, .. }
             | LookupError::TokenService { image, .. }
             | LookupError::Status { image, .. }
@@ -120,9 +123,7 @@ impl LookupError {
             | LookupError::NoPlatform { image, .. }
             | LookupError::PlatformsDisagree { image, .. }
             | LookupError::Timeout { image, .. } => *image = original.to_string(),
-            LookupError::Reference(_)
-            | LookupError::Unreachable { .. }
-            | LookupError::Credentials(_) => {}
+            LookupError::Reference(_) | LookupError::Credentials(_) => {}
         }
         self
     }
