@@ -102,21 +102,26 @@ const CAP_IPC_LOCK: u32 = 14;
 /// Whether the effective capability set holds `CAP_IPC_LOCK` (root without it,
 /// e.g. under `--cap-drop IPC_LOCK`, is limited like anyone else).
 fn has_ipc_lock() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            let hex = s.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
-            u64::from_str_radix(hex.trim(), 16).ok()
-        })
+    proc_status_field("CapEff")
+        .and_then(|hex| u64::from_str_radix(&hex, 16).ok())
         .is_some_and(|caps| caps & (1 << CAP_IPC_LOCK) != 0)
 }
 
 /// A `kB` field of `/proc/self/status` (`VmLck`, `VmRSS`, ...).
 pub fn proc_status_kib(field: &str) -> Option<u64> {
+    proc_status_field(field)?
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The value of `field` in `/proc/self/status`, trimmed.
+fn proc_status_field(field: &str) -> Option<String> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     status.lines().find_map(|l| {
-        let rest = l.strip_prefix(field)?.strip_prefix(':')?;
-        rest.trim().strip_suffix("kB")?.trim().parse().ok()
+        let value = l.strip_prefix(field)?.strip_prefix(':')?;
+        Some(value.trim().to_string())
     })
 }
 

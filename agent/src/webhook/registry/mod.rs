@@ -136,23 +136,14 @@ impl Resolver {
         // Together: a pod with two containers of one image follows itself.
         let (fetched, coalesced) =
             tokio::join!(self.fetch(leads, deadline), self.follow(follows, deadline));
-        for (container, r) in fetched {
-            match &r {
-                Ok(_) => inner.metrics.lookups.with_label_values(&["fetched"]).inc(),
-                Err(e) => inner.count_failure(e),
+        for (how, results) in [("fetched", fetched), ("coalesced", coalesced)] {
+            for (container, r) in results {
+                match &r {
+                    Ok(_) => inner.metrics.lookups.with_label_values(&[how]).inc(),
+                    Err(e) => inner.count_failure(e),
+                }
+                out.insert(container, r);
             }
-            out.insert(container, r);
-        }
-        for (container, r) in coalesced {
-            match &r {
-                Ok(_) => inner
-                    .metrics
-                    .lookups
-                    .with_label_values(&["coalesced"])
-                    .inc(),
-                Err(e) => inner.count_failure(e),
-            }
-            out.insert(container, r);
         }
         out
     }
