@@ -196,7 +196,7 @@ fn assert_wrapped(c: &Value, expect_tail: &[&str], on_rotate: Option<&str>) {
 }
 
 fn assert_agent_least_privilege(agent: &Value) {
-    assert_eq!(strings(&agent["command"]), ["/shroud", "agent"]);
+    assert_eq!(strings(&agent["command"]), ["/shroud/bin/shroud", "agent"]);
     assert_eq!(agent["image"], "shroud:test");
     let sc = &agent["securityContext"];
     assert_eq!(sc["runAsNonRoot"], true);
@@ -215,6 +215,11 @@ fn assert_agent_least_privilege(agent: &Value) {
     let st = &agent["volumeMounts"][1];
     assert_eq!(st["name"], "shroud-state");
     assert_eq!(st["mountPath"], "/run/shroud/state");
+    // It runs the copied binary, the same file as the wrapped containers' exec.
+    let bin = &agent["volumeMounts"][2];
+    assert_eq!(bin["name"], "shroud-bin");
+    assert_eq!(bin["mountPath"], "/shroud/bin");
+    assert_eq!(bin["readOnly"], true);
     let toml = agent["env"][0]["value"].as_str().unwrap();
     assert!(
         toml.contains("[state]\ndir = \"/run/shroud/state/agent\""),
@@ -227,8 +232,10 @@ fn assert_volumes(spec: &Value) {
     let secrets = vols.iter().find(|v| v["name"] == "shroud-secrets").unwrap();
     assert_eq!(secrets["emptyDir"]["medium"], "Memory");
     assert_eq!(secrets["emptyDir"]["sizeLimit"], "8Mi");
+    // The binary is not a secret: a disk emptyDir, not RAM charged to the pod.
     let bin = vols.iter().find(|v| v["name"] == "shroud-bin").unwrap();
-    assert_eq!(bin["emptyDir"]["medium"], "Memory");
+    assert!(bin["emptyDir"].get("medium").is_none(), "{bin:#}");
+    assert_eq!(bin["emptyDir"]["sizeLimit"], "64Mi");
     let state = vols.iter().find(|v| v["name"] == "shroud-state").unwrap();
     assert_eq!(state["emptyDir"]["medium"], "Memory");
     // Nobody but the agent mounts the state.
@@ -264,7 +271,13 @@ fn assert_native_agent(spec: &Value) -> Value {
     assert_eq!(agent["restartPolicy"], "Always");
     assert_eq!(
         strings(&agent["startupProbe"]["exec"]["command"]),
-        ["/shroud", "probe", "ready", "--dir", "/run/shroud/secrets"]
+        [
+            "/shroud/bin/shroud",
+            "probe",
+            "ready",
+            "--dir",
+            "/run/shroud/secrets"
+        ]
     );
     assert_agent_least_privilege(&agent);
     agent
@@ -426,7 +439,13 @@ fn existing_volumes_and_mounts_with_classic_sidecar() {
     assert!(agent.get("startupProbe").is_none());
     assert_eq!(
         strings(&agent["readinessProbe"]["exec"]["command"]),
-        ["/shroud", "probe", "ready", "--dir", "/run/shroud/secrets"]
+        [
+            "/shroud/bin/shroud",
+            "probe",
+            "ready",
+            "--dir",
+            "/run/shroud/secrets"
+        ]
     );
     assert_agent_least_privilege(agent);
     let nginx = container(&spec["containers"], "nginx");

@@ -239,7 +239,7 @@ fn check_volumes(spec: &PodSpec, cfg: &WebhookConfig) -> Result<(), Violation> {
     if sorted(actual) != sorted(expected) {
         return Err(deny(
             "spec.volumes",
-            format!("volumes `{SECRETS_VOLUME}`, `{STATE_VOLUME}` and `{BIN_VOLUME}` are not the in-memory volumes this webhook adds"),
+            format!("volumes `{SECRETS_VOLUME}`, `{STATE_VOLUME}` and `{BIN_VOLUME}` are not the volumes this webhook adds"),
         ));
     }
     Ok(())

@@ -1,5 +1,5 @@
-//! The JSON patch that injects shroud into a pod: two in-memory volumes, the
-//! copy-self init container, the agent (native or classic sidecar), and every
+//! The JSON patch that injects shroud into a pod: two in-memory volumes and a
+//! disk one for the binary, the copy-self init container, the agent (native or classic sidecar), and every
 //! wrapped container's command rewritten to run under `shroud exec`.
 
 use std::collections::BTreeSet;
@@ -26,7 +26,7 @@ pub const SECRETS_VOLUME: &str = "shroud-secrets";
 /// The in-memory volume holding the agent's state (token, leases), mounted only
 /// in the agent: the workload cannot read it.
 pub const STATE_VOLUME: &str = "shroud-state";
-/// The in-memory volume holding the copied shroud binary.
+/// The disk volume holding the copied shroud binary (not a secret, so not RAM).
 pub const BIN_VOLUME: &str = "shroud-bin";
 /// Where the binary volume is mounted.
 pub const BIN_DIR: &str = "/shroud/bin";
@@ -673,9 +673,15 @@ pub(crate) fn volumes(cfg: &WebhookConfig) -> Vec<Value> {
             name: STATE_VOLUME.into(),
             ..memory(Some("4Mi"))
         }),
+        // The binary is no secret: on the node's disk it is page cache the kernel
+        // can reclaim, where a memory volume would charge its 18 MB to the pod.
         to_value(&Volume {
             name: BIN_VOLUME.into(),
-            ..memory(Some("64Mi"))
+            empty_dir: Some(EmptyDirVolumeSource {
+                medium: None,
+                size_limit: Some(Quantity("64Mi".into())),
+            }),
+            ..Volume::default()
         }),
     ]
 }
@@ -765,7 +771,7 @@ fn agent_container(
     let ready = Probe {
         exec: Some(ExecAction {
             command: Some(vec![
-                "/shroud".into(),
+                BIN.into(),
                 "probe".into(),
                 "ready".into(),
                 "--dir".into(),
@@ -790,7 +796,9 @@ fn agent_container(
         name: AGENT_CONTAINER.into(),
         image: Some(cfg.image.clone()),
         image_pull_policy: Some(cfg.image_pull_policy.clone()),
-        command: Some(vec!["/shroud".into(), "agent".into()]),
+        // The copied binary, not the image's /shroud: the agent and every wrapped
+        // container's exec then map one file, so its pages are in memory once.
+        command: Some(vec![BIN.into(), "agent".into()]),
         env: Some(vec![EnvVar {
             name: CONFIG_ENV.into(),
             value: Some(config_toml),
@@ -802,6 +810,7 @@ fn agent_container(
         volume_mounts: Some(vec![
             mount(SECRETS_VOLUME, SECRETS_DIR, false, None),
             mount(STATE_VOLUME, STATE_MOUNT, false, None),
+            mount(BIN_VOLUME, BIN_DIR, true, None),
         ]),
         security_context: Some(least_privilege(owner.uid, owner.gid, ipc_lock)),
         resources: Some(resources(cfg)),
