@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::allow::{HostPolicy, ANY_PUBLIC};
 use super::platform::Platform;
 use super::reference::is_loopback_host;
 
@@ -35,6 +36,13 @@ pub struct RegistryConfig {
     pub ca_bundle: Option<PathBuf>,
     /// Loopback registries (`host:port`) spoken to over plain HTTP.
     pub plain_http: Vec<String>,
+    /// Hosts the client may connect to (registries, redirect targets, token
+    /// realms): `*` (any public host), `host`, `host:port`, `*.domain[:port]`.
+    pub allowed: Vec<String>,
+    /// Admissions whose misses one registry host may have fetched at once.
+    pub max_fetches_per_registry: usize,
+    /// Admissions whose misses one namespace may have fetched at once.
+    pub max_fetches_per_namespace: usize,
     /// Entries kept in the digest cache (and in the tag cache).
     pub cache_size: usize,
     /// How long a tag → digest answer is reused.
@@ -54,6 +62,9 @@ impl Default for RegistryConfig {
             docker_config: None,
             ca_bundle: None,
             plain_http: Vec::new(),
+            allowed: vec![ANY_PUBLIC.to_string()],
+            max_fetches_per_registry: 2,
+            max_fetches_per_namespace: 2,
             cache_size: 1024,
             tag_ttl: Duration::from_secs(60),
             default_platform: "linux/amd64".into(),
@@ -72,6 +83,15 @@ impl RegistryConfig {
                 "must be between 1ms and 25s (well under the admission timeout, at most 30s)",
             );
         }
+        if self.max_fetches_per_registry == 0 {
+            return bad("max_fetches_per_registry", "must be > 0");
+        }
+        if self.max_fetches_per_namespace == 0 {
+            return bad("max_fetches_per_namespace", "must be > 0");
+        }
+        if let Err(reason) = HostPolicy::new(&self.allowed, &[]) {
+            return bad("allowed", &reason);
+        }
         if self.cache_size == 0 {
             return bad("cache_size", "must be > 0");
         }
@@ -88,6 +108,9 @@ impl RegistryConfig {
                     &format!("`{host}` is not a loopback registry: plain HTTP is only allowed for 127.0.0.0/8, [::1] and localhost"),
                 );
             }
+        }
+        if let Err(reason) = HostPolicy::new(&[], &self.plain_http) {
+            return bad("plain_http", &reason);
         }
         Ok(())
     }
