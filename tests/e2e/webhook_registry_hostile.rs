@@ -152,12 +152,12 @@ fn the_registry_redirects_and_realms_must_be_allowed() {
         hook.deny(&pod(&format!("{}/shop/web:1.0", downgrade.host))),
         hook.deny(&pod(&format!("{}/shop/web:1.0", foreign_realm.host))),
     ];
-    for msg in &msgs {
-        assert!(msg.contains(": not allowed ("), "{msg}");
-    }
     assert_eq!(internal.connections(), 0, "{:?}", internal.requests());
     assert_eq!(tls_only.connections(), 0, "{:?}", tls_only.requests());
     assert!(tokens.requests().is_empty(), "{:?}", tokens.requests());
+    for msg in &msgs {
+        assert!(msg.contains(": not allowed ("), "{msg}");
+    }
     let log = hook.server.log();
     for detail in [
         format!("{} is not admitted by registry.allowed", internal.host),
@@ -203,9 +203,9 @@ fn a_public_name_resolving_to_loopback_is_refused_at_connect() {
     let hook = Webhook::start(&[], &["*"], "");
     let image = format!("{name}:{port}/shop/web:1.0");
     let msg = hook.deny(&pod(&image));
+    assert_eq!(internal.connections(), 0, "{msg}");
     // The pod author cannot tell an internal name from one that does not resolve.
     assert!(msg.contains(": unreachable"), "{msg}");
-    assert_eq!(internal.connections(), 0);
     let log = hook.server.log();
     assert!(
         log.contains(&format!("{name}:{port} resolves to the internal address")),
@@ -287,12 +287,12 @@ fn a_redirect_targets_challenge_gets_no_credentials() {
         &format!("docker_config = {creds:?}\n"),
     );
     let msg = hook.deny(&pod(&format!("{}/shop/web:1.0", registry.host)));
-    assert!(msg.contains(": unauthorized (a redirect target"), "{msg}");
     assert!(
         tokens.requests().is_empty(),
         "the registry's credentials went to a realm its redirect target named: {:?}",
         tokens.requests()
     );
+    assert!(msg.contains(": unauthorized (a redirect target"), "{msg}");
     assert!(
         other.requests().iter().all(|s| s.authorization.is_none()),
         "{:?}",
@@ -378,5 +378,55 @@ fn a_black_holed_registry_cannot_starve_other_admissions() {
         hole.most_open() <= 2,
         "{} fetches on one registry at once (registry.max_fetches_per_registry = 2)",
         hole.most_open()
+    );
+}
+
+#[test]
+fn a_tenant_with_several_black_holes_holds_only_its_namespace_share() {
+    // Two registries that never answer, each within its own registry share,
+    // would together take every permit; the namespace's share stops that.
+    let holes = [BlackHole::start(), BlackHole::start()];
+    let reg = Registry::plain();
+    reg.push_image("shop/web", "1.0", true, "amd64", Some(&["/web"]), None);
+    let hook = Webhook::start(
+        &[&holes[0].host, &holes[1].host, &reg.host],
+        &[],
+        "timeout = \"4s\"\ntag_ttl = \"1ms\"\n",
+    );
+    let senders: Vec<_> = (0..4)
+        .map(|i| {
+            let client = hook.client();
+            let images = vec![format!("{}/evil/app{i}:1", holes[i % 2].host)];
+            let pod = pod_in("tenant-a", &images);
+            std::thread::spawn(move || send(&client, &pod))
+        })
+        .collect();
+    let open = || holes.iter().map(BlackHole::accepted).sum::<usize>();
+    until(
+        Duration::from_secs(30),
+        "the tenant's fetches to start",
+        || (open() >= 2).then_some(()),
+    );
+    for _ in 0..3 {
+        let response = hook.send(&pod(&format!("{}/shop/web:1.0", reg.host)));
+        assert_eq!(
+            response["allowed"],
+            true,
+            "{response:#}\n{}",
+            hook.server.log()
+        );
+    }
+    for s in senders {
+        let response = s.join().unwrap();
+        assert_eq!(response["allowed"], false, "{response:#}");
+    }
+    until(Duration::from_secs(30), "the fetches to end", || {
+        (sample(&hook.metrics(), "shroud_webhook_registry_fetches_in_flight") == Some(0.0))
+            .then_some(())
+    });
+    let most: usize = holes.iter().map(BlackHole::most_open).sum();
+    assert!(
+        most <= 2,
+        "tenant-a held {most} fetches at once (registry.max_fetches_per_namespace = 2)"
     );
 }
