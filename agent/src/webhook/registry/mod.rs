@@ -5,20 +5,26 @@
 //! - [`reference`]: image names, short-name expansion, loopback hosts;
 //! - [`platform`]: which platform of an index the pod will run;
 //! - [`client`], [`challenge`], [`creds`]: HTTP, Basic/Bearer challenges, Docker config JSON;
+//! - [`allow`]: which hosts and resolved addresses every hop may use (`registry.allowed`);
 //! - [`manifest`]: manifests, indexes and configurations (oci-spec types);
 //! - [`cache`]: digest → content and tag → digest (short TTL), bounded;
 //! - [`inflight`]: concurrent misses of one image share one fetch;
+//! - [`shares`]: per-registry and per-namespace shares of the fetch turns;
 //! - [`command`]: the kubelet's ENTRYPOINT/CMD/args rule;
 //! - [`config`], [`error`], [`metrics`].
 //!
 //! The resolver answers from the cache without leaving the async runtime; only
-//! misses go to a blocking thread, and the whole miss path is bounded by
-//! `registry.timeout`. At most `max_in_flight` admissions' misses are worked on
-//! at once (the webhook passes `server.max_concurrent_reviews`): a blocking
-//! lookup that outlives its timeout keeps its permit until it ends, so a slow
-//! or dead registry cannot pile up blocking threads. A miss for an image that
-//! another admission is fetching waits for that fetch (within its own
-//! timeout) instead of asking the registry again.
+//! misses go to blocking threads (one per registry host of an admission), and all
+//! of one admission's registry work — waiting for a turn, every image, round trip,
+//! redirect and token request — ends by one deadline, `registry.timeout` after it
+//! starts. At most `max_in_flight` admissions' misses are worked on at once (the
+//! webhook passes `server.max_concurrent_reviews`), of which one registry host
+//! and one namespace hold at most their share ([`shares`]): a registry that
+//! never answers cannot take every turn. A blocking lookup keeps its turn until
+//! it really ends (by the deadline), so a dead registry cannot pile up blocking
+//! threads either. A miss for an image that another admission is fetching waits
+//! for that fetch (within its own deadline) instead of asking the registry again.
+//! Every host the client connects to passes [`allow`].
 
 pub mod allow;
 pub mod cache;
