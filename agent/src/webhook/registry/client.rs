@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 
 use url::Url;
 
-use super::allow::{self, GuardedResolver, HostPolicy};
+use super::allow::{self, DnsDeadline, GuardedResolver, HostPolicy};
 use super::challenge::{self, Challenge};
 use super::config::RegistryConfig;
 use super::creds;
@@ -255,6 +255,7 @@ impl Session<'_> {
             if let Some(auth) = self.auth.as_ref().filter(|_| own) {
                 req = req.set("Authorization", auth);
             }
+            let _dns = DnsDeadline::set(self.deadline);
             let resp = match req.call() {
                 Ok(r) => r,
                 Err(ureq::Error::Status(code, r)) => {
@@ -343,6 +344,7 @@ impl Session<'_> {
                 if let Some(c) = &creds {
                     req = req.set("Authorization", &c.basic());
                 }
+                let _dns = DnsDeadline::set(self.deadline);
                 let resp = match req.call() {
                     Ok(r) => r,
                     Err(ureq::Error::Status(code, _)) => {
