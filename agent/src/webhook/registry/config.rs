@@ -129,3 +129,40 @@ mod duration {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowed_hosts_and_shares_are_checked() {
+        assert!(RegistryConfig::default().validate().is_ok());
+        let bad = |cfg: RegistryConfig| cfg.validate().unwrap_err();
+        let (key, reason) = bad(RegistryConfig {
+            allowed: vec!["*".into(), "a*.example.com".into()],
+            ..RegistryConfig::default()
+        });
+        assert_eq!(key, "registry.allowed");
+        assert!(reason.contains("a*.example.com"), "{reason}");
+        let (key, _) = bad(RegistryConfig {
+            max_fetches_per_registry: 0,
+            ..RegistryConfig::default()
+        });
+        assert_eq!(key, "registry.max_fetches_per_registry");
+        let (key, _) = bad(RegistryConfig {
+            max_fetches_per_namespace: 0,
+            ..RegistryConfig::default()
+        });
+        assert_eq!(key, "registry.max_fetches_per_namespace");
+        let ok = RegistryConfig {
+            allowed: vec![
+                "registry.local:5000".into(),
+                "*.corp.example".into(),
+                "[::1]:7000".into(),
+            ],
+            plain_http: vec!["127.0.0.1:5000".into()],
+            ..RegistryConfig::default()
+        };
+        assert!(ok.validate().is_ok());
+    }
+}
