@@ -385,7 +385,9 @@ fn a_black_holed_registry_cannot_starve_other_admissions() {
 fn a_tenant_with_several_black_holes_holds_only_its_namespace_share() {
     // Two registries that never answer, each within its own registry share,
     // would together take every permit; the namespace's share stops that.
-    let holes = [BlackHole::start(), BlackHole::start()];
+    // Two ports, counted together.
+    let first = BlackHole::start();
+    let holes = [first.another(), first];
     let reg = Registry::plain();
     reg.push_image("shop/web", "1.0", true, "amd64", Some(&["/web"]), None);
     let hook = Webhook::start(
@@ -401,12 +403,7 @@ fn a_tenant_with_several_black_holes_holds_only_its_namespace_share() {
             std::thread::spawn(move || send(&client, &pod))
         })
         .collect();
-    let open = || holes.iter().map(BlackHole::accepted).sum::<usize>();
-    until(
-        Duration::from_secs(30),
-        "the tenant's fetches to start",
-        || (open() >= 2).then_some(()),
-    );
+    holes[0].wait_for_accepted(2, Duration::from_secs(30));
     for _ in 0..3 {
         let response = hook.send(&pod(&format!("{}/shop/web:1.0", reg.host)));
         assert_eq!(
@@ -421,10 +418,11 @@ fn a_tenant_with_several_black_holes_holds_only_its_namespace_share() {
         assert_eq!(response["allowed"], false, "{response:#}");
     }
     until(Duration::from_secs(30), "the fetches to end", || {
-        (sample(&hook.metrics(), "shroud_webhook_registry_fetches_in_flight") == Some(0.0))
+        (sample(&hook.metrics(), "shroud_webhook_registry_fetches_in_flight") == Some(0.0)
+            && holes[0].open() == 0)
             .then_some(())
     });
-    let most: usize = holes.iter().map(BlackHole::most_open).sum();
+    let most = holes[0].most_open();
     assert!(
         most <= 2,
         "tenant-a held {most} fetches at once (registry.max_fetches_per_namespace = 2)"

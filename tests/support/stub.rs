@@ -170,6 +170,8 @@ fn serve(conn: TcpStream, answer: &dyn Fn(&str) -> Vec<u8>, seen: &Mutex<Vec<See
 }
 
 /// Accepts connections and never answers; holds each until its client closes it.
+/// Closed connections are noticed on every accept and every count, so "open at
+/// once" does not depend on how soon a reader thread would have run.
 #[derive(Debug)]
 pub struct BlackHole {
     /// `127.0.0.1:<port>`.
@@ -187,10 +189,24 @@ struct Counts {
 #[derive(Debug, Default)]
 struct Open {
     accepted: usize,
-    open: usize,
     most_open: usize,
-    /// Clones of the held connections, shut down when the black hole is dropped.
+    /// The connections held (non-blocking), until their client closes them.
     held: Vec<TcpStream>,
+}
+
+impl Open {
+    /// Drops the connections whose client has closed them (what they sent is discarded).
+    fn sweep(&mut self) {
+        let mut buf = [0u8; 4096];
+        self.held.retain_mut(|c| loop {
+            match c.read(&mut buf) {
+                Ok(0) => return false,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+                Err(_) => return false,
+            }
+        });
+    }
 }
 
 impl Counts {
@@ -202,23 +218,24 @@ impl Counts {
 impl BlackHole {
     /// A black hole on a free port.
     pub fn start() -> BlackHole {
-        let state = Arc::new(Counts::default());
+        Self::counting_into(Arc::default())
+    }
+
+    /// Another black hole whose counts are this one's (connections open at once
+    /// across both, accepted by both).
+    pub fn another(&self) -> BlackHole {
+        Self::counting_into(self.state.clone())
+    }
+
+    fn counting_into(state: Arc<Counts>) -> BlackHole {
         let s = state.clone();
-        let listener = Listener::start(move |mut conn| {
-            {
-                let mut o = s.lock();
-                o.accepted += 1;
-                o.open += 1;
-                o.most_open = o.most_open.max(o.open);
-                if let Ok(c) = conn.try_clone() {
-                    o.held.push(c);
-                }
-                s.changed.notify_all();
-            }
-            // Reads (and drops) whatever comes until the client closes.
-            let mut buf = [0u8; 4096];
-            while matches!(conn.read(&mut buf), Ok(n) if n > 0) {}
-            s.lock().open -= 1;
+        let listener = Listener::start(move |conn| {
+            let _ = conn.set_nonblocking(true);
+            let mut o = s.lock();
+            o.sweep();
+            o.accepted += 1;
+            o.held.push(conn);
+            o.most_open = o.most_open.max(o.held.len());
             s.changed.notify_all();
         });
         BlackHole {
@@ -240,7 +257,9 @@ impl BlackHole {
 
     /// Connections open now.
     pub fn open(&self) -> usize {
-        self.state.lock().open
+        let mut o = self.state.lock();
+        o.sweep();
+        o.held.len()
     }
 
     /// Waits until `n` connections were accepted.
