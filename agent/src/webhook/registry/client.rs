@@ -16,12 +16,13 @@ use zeroize::Zeroizing;
 
 use url::Url;
 
-use super::allow::{self, DnsDeadline, GuardedResolver, HostPolicy};
+use super::allow::HostPolicy;
 use super::challenge::{self, Challenge};
 use super::config::RegistryConfig;
 use super::creds;
 use super::error::LookupError;
 use super::reference::ImageRef;
+use super::resolve::{self, DnsDeadline, GuardedResolver};
 
 /// Largest manifest or configuration read (the registries' own manifest limit is 4 MiB).
 const MAX_DOCUMENT: u64 = 4 * 1024 * 1024;
@@ -459,7 +460,7 @@ impl Session<'_> {
         if Instant::now() >= self.deadline {
             return self.timed_out();
         }
-        let detail = match allow::refusal(t) {
+        let detail = match resolve::refusal(t) {
             Some(r) => r.to_string(),
             None => {
                 let mut d = format!("{}: {}", shown(url), t.kind());

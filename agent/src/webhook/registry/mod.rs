@@ -6,6 +6,7 @@
 //! - [`platform`]: which platform of an index the pod will run;
 //! - [`client`], [`challenge`], [`creds`]: HTTP, Basic/Bearer challenges, Docker config JSON;
 //! - [`allow`]: which hosts and resolved addresses every hop may use (`registry.allowed`);
+//! - [`resolve`]: name resolution that checks what it hands out, by the deadline;
 //! - [`manifest`]: manifests, indexes and configurations (oci-spec types);
 //! - [`cache`]: digest → content and tag → digest (short TTL), bounded;
 //! - [`inflight`]: concurrent misses of one image share one fetch;
@@ -39,6 +40,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod platform;
 pub mod reference;
+pub mod resolve;
 pub mod shares;
 
 use std::collections::BTreeMap;
