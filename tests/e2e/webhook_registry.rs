@@ -405,28 +405,37 @@ fn basic_auth_over_tls_with_credentials_from_a_docker_config() {
     std::fs::write(&creds, docker_config(&reg.host, "puller", password)).unwrap();
     let image = format!("{}/private/app:3", reg.host);
 
+    // A registry over TLS on loopback must be listed in `registry.allowed`.
+    let allowed = format!("allowed = [{:?}]\n", reg.host);
     let hook = Webhook::start(
         &[],
-        &format!("ca_bundle = {:?}\ndocker_config = {:?}\n", ca_file, creds),
+        &format!(
+            "{allowed}ca_bundle = {:?}\ndocker_config = {:?}\n",
+            ca_file, creds
+        ),
     );
     assert_eq!(wrapped(&hook.inject(&pod(&image))), ["/app", "serve"]);
 
     // Without credentials the registry refuses; the message names the image and the fix.
-    let anonymous = Webhook::start(&[], &format!("ca_bundle = {ca_file:?}\n"));
+    let anonymous = Webhook::start(&[], &format!("{allowed}ca_bundle = {ca_file:?}\n"));
     let msg = anonymous.deny(&pod(&image));
     assert!(
         msg.contains(&image)
-            && msg.contains("refused access")
+            && msg.contains(": unauthorized (")
             && msg.contains("registry.docker_config"),
         "{msg}"
     );
     // Without the CA bundle the registry's certificate is not trusted.
-    let untrusting = Webhook::start(&[], &format!("docker_config = {creds:?}\n"));
+    let untrusting = Webhook::start(&[], &format!("{allowed}docker_config = {creds:?}\n"));
     let msg = untrusting.deny(&pod(&image));
     assert!(
         msg.contains("unreachable") && msg.contains(&reg.host),
         "{msg}"
     );
+    // The pod author learns the class; the operator's log says why.
+    assert!(!msg.contains("certificate"), "{msg}");
+    let log = untrusting.server.log();
+    assert!(log.contains("UnknownIssuer"), "{log}");
     for w in [&hook, &anonymous, &untrusting] {
         w.assert_never_shows(password);
     }
@@ -439,7 +448,7 @@ fn missing_image_and_unreachable_registry_are_denied_and_counted() {
     let missing = format!("{}/shop/missing:1", reg.host);
     let msg = hook.deny(&pod(&missing));
     assert!(
-        msg.contains(&missing) && msg.contains("was not found"),
+        msg.contains(&missing) && msg.contains(": not found"),
         "{msg}"
     );
     let m = hook.metrics();
@@ -674,7 +683,7 @@ fn a_burst_of_admissions_for_one_uncached_image_makes_one_fetch() {
         assert_eq!(response["allowed"], false, "{response:#}");
         let msg = response["status"]["message"].as_str().unwrap();
         assert!(
-            msg.contains(&missing) && msg.contains("was not found"),
+            msg.contains(&missing) && msg.contains(": not found"),
             "{msg}"
         );
     }
@@ -722,7 +731,7 @@ fn pull_request(user: Option<&str>, status: u16) -> TokenRequest {
 fn bearer_challenge_with_an_anonymous_pull_token() {
     let tokens = TokenServer::start(Access::Anonymous, Grant::AsAsked);
     let reg = token_registry(&tokens);
-    let hook = Webhook::start(&[&reg.host], "");
+    let hook = Webhook::start(&[&reg.host, &tokens.host()], "");
     let image = format!("{}/shop/web:1.0", reg.host);
     assert_eq!(wrapped(&hook.inject(&pod(&image))), ["/web", "serve"]);
     // One token for the whole lookup (manifest and configuration), asked for
@@ -746,21 +755,32 @@ fn token_service_requiring_the_docker_config_credentials() {
     std::fs::write(&creds, docker_config(&reg.host, "puller", password)).unwrap();
     let image = format!("{}/shop/web:1.0", reg.host);
 
-    let hook = Webhook::start(&[&reg.host], &format!("docker_config = {creds:?}\n"));
+    let hook = Webhook::start(
+        &[&reg.host, &tokens.host()],
+        &format!("docker_config = {creds:?}\n"),
+    );
     assert_eq!(wrapped(&hook.inject(&pod(&image))), ["/web", "serve"]);
     assert_eq!(tokens.requests(), [pull_request(Some("puller"), 200)]);
 
     // Without credentials the token service refuses: denied, naming the image
     // and the token service's answer.
-    let anonymous = Webhook::start(&[&reg.host], "");
+    let anonymous = Webhook::start(&[&reg.host, &tokens.host()], "");
     let msg = anonymous.deny(&pod(&image));
     assert!(
         msg.contains(&image)
             && msg.contains(&format!(
-                "its token service {} answered HTTP 401",
-                tokens.realm
+                "unauthorized (no credentials for {} in registry.docker_config)",
+                reg.host
             )),
         "{msg}"
+    );
+    let log = anonymous.server.log();
+    assert!(
+        log.contains(&format!(
+            "its token service {} answered HTTP 401",
+            tokens.realm
+        )),
+        "{log}"
     );
     assert_eq!(tokens.requests()[1], pull_request(None, 401));
     for w in [&hook, &anonymous] {
@@ -772,15 +792,15 @@ fn token_service_requiring_the_docker_config_credentials() {
 fn token_service_down_is_denied_naming_the_image_and_the_service() {
     let mut tokens = TokenServer::start(Access::Anonymous, Grant::AsAsked);
     let reg = token_registry(&tokens);
-    let hook = Webhook::start(&[&reg.host], "");
+    let hook = Webhook::start(&[&reg.host, &tokens.host()], "");
     let image = format!("{}/shop/web:1.0", reg.host);
     tokens.stop();
     let msg = hook.deny(&pod(&image));
     assert!(
         msg.contains(&image)
             && msg.contains(&format!(
-                "the token service {} of registry {} is unreachable",
-                tokens.realm, reg.host
+                "from registry {}: unreachable (its token service {})",
+                reg.host, tokens.realm
             )),
         "{msg}"
     );
@@ -801,7 +821,7 @@ fn a_token_without_the_pull_scope_is_denied() {
     // The token service grants pull on another repository, whatever is asked.
     let tokens = TokenServer::start(Access::Anonymous, Grant::Repository("shop/other".into()));
     let reg = token_registry(&tokens);
-    let hook = Webhook::start(&[&reg.host], "");
+    let hook = Webhook::start(&[&reg.host, &tokens.host()], "");
     let image = format!("{}/shop/web:1.0", reg.host);
     let msg = hook.deny(&pod(&image));
     assert!(

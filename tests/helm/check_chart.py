@@ -63,6 +63,8 @@ VALUE_SETS = {
             "compat": {"vaultAgent": True},
             "registry": {"timeoutSeconds": 4, "tagTtl": "5m", "cacheSize": 256, "defaultPlatform": "linux/arm64",
                          "onFailure": "admit", "pullSecret": "registry-pull",
+                         "allowed": ["*", "registry.corp.example:5000", "*.s3.corp.example"],
+                         "maxFetchesPerRegistry": 1, "maxFetchesPerNamespace": 3,
                          "caBundle": {"configMap": "registry-ca", "key": "ca.pem"}},
             "policy": {
                 "hostPaths": {"exemptNamespaces": ["kube-system", "logging"],
@@ -91,6 +93,8 @@ BAD_VALUES = [
     {"unknownTopLevel": True},
     {"config": {"registry": {"onFailure": "maybe"}}},
     {"config": {"registry": {"timeoutSeconds": 5}}},  # not under webhook.timeoutSeconds (5)
+    {"config": {"registry": {"maxFetchesPerRegistry": 0}}},
+    {"config": {"registry": {"allowed": "*"}}},
     {"webhook": {"matchConditions": [{"name": "x"}]}},
     {"metrics": {"podMonitor": {"agentPort": 0}}},
     {"webhook": {"podSecurity": {"levels": ["strict"]}}},

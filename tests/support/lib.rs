@@ -194,6 +194,7 @@ pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
 pub mod process;
 pub mod proxy;
 pub mod registry;
+pub mod stub;
 pub mod token;
 pub mod webhook;
 pub mod world;

@@ -130,6 +130,11 @@ impl TokenServer {
         }
     }
 
+    /// `127.0.0.1:<port>`, for `registry.plain_http` (the realm is plain HTTP).
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
     /// The requests answered so far.
     pub fn requests(&self) -> Vec<TokenRequest> {
         self.seen.lock().unwrap().clone()

@@ -8,9 +8,10 @@
 //! threads a few at a time, so the async workers keep answering `/healthz`.
 //!
 //! A mutation that needs image commands from registries gives its review permit
-//! back while it waits for them: the lookup is I/O, bounded by
-//! `registry.timeout` and by the resolver's own cap on registry work in flight
-//! (`server.max_concurrent_reviews` lookups at once). It keeps its share of the
+//! back while it waits for them: the lookup is I/O, bounded by one
+//! `registry.timeout` deadline and by the resolver's own cap on registry work in
+//! flight (`server.max_concurrent_reviews` lookups at once, of which one registry
+//! host or one namespace holds at most its share). It keeps its share of the
 //! byte budget, so requests parked on a registry are bounded by
 //! `server.max_in_flight_bytes` too, and it has at most `server.max_containers`
 //! images to look up.
@@ -272,7 +273,8 @@ async fn admit(
     .await;
     let answer = match prepared {
         Ok(Ok(Prepared::Lookups { req, lookups })) => {
-            let images = app.resolver.resolve(lookups).await;
+            let namespace = req.namespace.clone().unwrap_or_default();
+            let images = app.resolver.resolve(&namespace, lookups).await;
             let Ok(turn) = app.reviews.clone().acquire_owned().await else {
                 return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
             };

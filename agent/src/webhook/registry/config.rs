@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::allow::{HostPolicy, ANY_PUBLIC};
 use super::platform::Platform;
 use super::reference::is_loopback_host;
 
@@ -35,6 +36,13 @@ pub struct RegistryConfig {
     pub ca_bundle: Option<PathBuf>,
     /// Loopback registries (`host:port`) spoken to over plain HTTP.
     pub plain_http: Vec<String>,
+    /// Hosts the client may connect to (registries, redirect targets, token
+    /// realms): `*` (any public host), `host`, `host:port`, `*.domain[:port]`.
+    pub allowed: Vec<String>,
+    /// Admissions whose misses one registry host may have fetched at once.
+    pub max_fetches_per_registry: usize,
+    /// Admissions whose misses one namespace may have fetched at once.
+    pub max_fetches_per_namespace: usize,
     /// Entries kept in the digest cache (and in the tag cache).
     pub cache_size: usize,
     /// How long a tag → digest answer is reused.
@@ -54,6 +62,9 @@ impl Default for RegistryConfig {
             docker_config: None,
             ca_bundle: None,
             plain_http: Vec::new(),
+            allowed: vec![ANY_PUBLIC.to_string()],
+            max_fetches_per_registry: 2,
+            max_fetches_per_namespace: 2,
             cache_size: 1024,
             tag_ttl: Duration::from_secs(60),
             default_platform: "linux/amd64".into(),
@@ -72,6 +83,15 @@ impl RegistryConfig {
                 "must be between 1ms and 25s (well under the admission timeout, at most 30s)",
             );
         }
+        if self.max_fetches_per_registry == 0 {
+            return bad("max_fetches_per_registry", "must be > 0");
+        }
+        if self.max_fetches_per_namespace == 0 {
+            return bad("max_fetches_per_namespace", "must be > 0");
+        }
+        if let Err(reason) = HostPolicy::new(&self.allowed, &[]) {
+            return bad("allowed", &reason);
+        }
         if self.cache_size == 0 {
             return bad("cache_size", "must be > 0");
         }
@@ -89,6 +109,9 @@ impl RegistryConfig {
                 );
             }
         }
+        if let Err(reason) = HostPolicy::new(&[], &self.plain_http) {
+            return bad("plain_http", &reason);
+        }
         Ok(())
     }
 }
@@ -104,5 +127,42 @@ mod duration {
         humantime::parse_duration(&s).map_err(|e| {
             serde::de::Error::custom(format!("`{s}` is not a duration like `4s`: {e}"))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowed_hosts_and_shares_are_checked() {
+        assert!(RegistryConfig::default().validate().is_ok());
+        let bad = |cfg: RegistryConfig| cfg.validate().unwrap_err();
+        let (key, reason) = bad(RegistryConfig {
+            allowed: vec!["*".into(), "a*.example.com".into()],
+            ..RegistryConfig::default()
+        });
+        assert_eq!(key, "registry.allowed");
+        assert!(reason.contains("a*.example.com"), "{reason}");
+        let (key, _) = bad(RegistryConfig {
+            max_fetches_per_registry: 0,
+            ..RegistryConfig::default()
+        });
+        assert_eq!(key, "registry.max_fetches_per_registry");
+        let (key, _) = bad(RegistryConfig {
+            max_fetches_per_namespace: 0,
+            ..RegistryConfig::default()
+        });
+        assert_eq!(key, "registry.max_fetches_per_namespace");
+        let ok = RegistryConfig {
+            allowed: vec![
+                "registry.local:5000".into(),
+                "*.corp.example".into(),
+                "[::1]:7000".into(),
+            ],
+            plain_http: vec!["127.0.0.1:5000".into()],
+            ..RegistryConfig::default()
+        };
+        assert!(ok.validate().is_ok());
     }
 }

@@ -6,24 +6,41 @@ use std::time::Duration;
 use super::creds::CredsError;
 use super::reference::BadReference;
 
-/// A failed lookup.
+/// A failed lookup. What the pod author sees (`Display`) names the image, the
+/// registry and a class in their terms — not allowed, unreachable, not found,
+/// unauthorized, registry error, timed out — and never the transport's own words:
+/// connection refused, TLS bytes and status codes would make the webhook a port
+/// scanner for whoever names the image. [`LookupError::detail`] keeps those for
+/// the webhook's log.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LookupError {
     /// The image name does not parse.
     #[error(transparent)]
     Reference(#[from] BadReference),
-    /// The registry could not be reached (DNS, connect, TLS).
-    #[error("registry {registry} is unreachable for `{image}`: {reason}")]
+    /// The registry, a redirect or a token realm is outside `registry.allowed`
+    /// (or not `https://`): refused before any connection.
+    #[error("cannot read image `{image}` from registry {registry}: not allowed (the webhook only asks registries, redirect targets and token services that registry.allowed admits, over https://)")]
+    NotAllowed {
+        /// The image.
+        image: String,
+        /// The registry host.
+        registry: String,
+        /// Which hop and why (log only).
+        detail: String,
+    },
+    /// The registry could not be reached (DNS, connect, TLS, an address refused
+    /// after resolution, a broken answer).
+    #[error("cannot read image `{image}` from registry {registry}: unreachable")]
     Unreachable {
         /// The image.
         image: String,
         /// The registry host.
         registry: String,
-        /// The transport error.
-        reason: String,
+        /// The transport error (log only).
+        detail: String,
     },
     /// The registry does not have the image (or tag, or digest).
-    #[error("image `{image}` was not found in registry {registry}")]
+    #[error("cannot read image `{image}` from registry {registry}: not found")]
     NotFound {
         /// The image as the pod names it.
         image: String,
@@ -31,38 +48,39 @@ pub enum LookupError {
         registry: String,
     },
     /// The registry refused access.
-    #[error("registry {registry} refused access to `{image}`: {reason}")]
+    #[error("cannot read image `{image}` from registry {registry}: unauthorized ({hint})")]
     Unauthorized {
         /// The image.
         image: String,
         /// The registry host.
         registry: String,
-        /// Which credentials were tried.
-        reason: String,
+        /// What the operator can change, in the configuration's terms.
+        hint: String,
+        /// What was answered (log only).
+        detail: String,
     },
     /// The registry's token service (bearer challenge) could not be reached.
-    #[error(
-        "the token service {realm} of registry {registry} is unreachable for `{image}`: {reason}"
-    )]
+    #[error("cannot read image `{image}` from registry {registry}: unreachable (its token service {realm})")]
     TokenService {
         /// The image.
         image: String,
         /// The registry host.
         registry: String,
-        /// The token endpoint the registry named.
+        /// The token endpoint the registry named (origin and path).
         realm: String,
-        /// The transport error.
-        reason: String,
+        /// The transport error (log only).
+        detail: String,
     },
-    /// Any other unexpected HTTP status.
-    #[error("registry {registry} answered HTTP {status} for `{image}`")]
+    /// An unexpected answer: an HTTP status, a redirect without `Location` or
+    /// too many of them, a document too large.
+    #[error("cannot read image `{image}` from registry {registry}: registry error")]
     Status {
         /// The image.
         image: String,
         /// The registry host.
         registry: String,
-        /// The status code.
-        status: u16,
+        /// The answer (log only).
+        detail: String,
     },
     /// A manifest or configuration that cannot be used.
     #[error("image `{image}`: {reason}")]
@@ -90,11 +108,13 @@ pub enum LookupError {
         /// The platforms, comma-separated.
         platforms: String,
     },
-    /// The whole lookup took longer than `registry.timeout`.
-    #[error("reading the configuration of image `{image}` took longer than {after:?} (registry.timeout)")]
+    /// The admission's registry work, all of it, took longer than `registry.timeout`.
+    #[error("cannot read image `{image}` from registry {registry}: timed out (this admission's registry round trips took longer than {after:?} (registry.timeout))")]
     Timeout {
         /// The image.
         image: String,
+        /// The registry host.
+        registry: String,
         /// The configured bound.
         after: Duration,
     },
@@ -122,6 +142,7 @@ impl LookupError {
             | LookupError::Invalid { image, .. }
             | LookupError::NoPlatform { image, .. }
             | LookupError::PlatformsDisagree { image, .. }
+            | LookupError::NotAllowed { image, .. }
             | LookupError::Timeout { image, .. } => *image = original.to_string(),
             LookupError::Reference(_) | LookupError::Credentials(_) => {}
         }
@@ -132,6 +153,7 @@ impl LookupError {
     pub fn reason(&self) -> &'static str {
         match self {
             LookupError::Reference(_) => "reference",
+            LookupError::NotAllowed { .. } => "not_allowed",
             LookupError::Unreachable { .. } => "unreachable",
             LookupError::TokenService { .. } => "token_service",
             LookupError::NotFound { .. } => "not_found",
@@ -140,6 +162,32 @@ impl LookupError {
             LookupError::Invalid { .. } => "invalid",
             LookupError::NoPlatform { .. } | LookupError::PlatformsDisagree { .. } => "platform",
             LookupError::Timeout { .. } => "timeout",
+        }
+    }
+
+    /// What the webhook's log adds to the pod-facing message, if anything.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            LookupError::NotAllowed { detail, .. }
+            | LookupError::Unreachable { detail, .. }
+            | LookupError::Unauthorized { detail, .. }
+            | LookupError::TokenService { detail, .. }
+            | LookupError::Status { detail, .. } => Some(detail),
+            _ => None,
+        }
+    }
+
+    /// The registry host the lookup went to, when it got that far.
+    pub fn registry(&self) -> Option<&str> {
+        match self {
+            LookupError::NotAllowed { registry, .. }
+            | LookupError::Unreachable { registry, .. }
+            | LookupError::NotFound { registry, .. }
+            | LookupError::Unauthorized { registry, .. }
+            | LookupError::TokenService { registry, .. }
+            | LookupError::Status { registry, .. }
+            | LookupError::Timeout { registry, .. } => Some(registry),
+            _ => None,
         }
     }
 }

@@ -13,6 +13,8 @@ pub struct RegistryMetrics {
     pub failures: IntCounterVec,
     /// Lookups waiting now for a fetch another admission leads.
     pub waiting: IntGauge,
+    /// Blocking registry fetches running now (each holds a permit).
+    pub fetching: IntGauge,
 }
 
 impl RegistryMetrics {
@@ -39,18 +41,26 @@ impl RegistryMetrics {
             "Image entrypoint lookups waiting now for another admission's fetch of the same image.",
         )
         .expect("valid metric");
+        let fetching = IntGauge::new(
+            "shroud_webhook_registry_fetches_in_flight",
+            "Blocking registry fetches running now, one per admission and registry host; each ends by its admission's registry.timeout.",
+        )
+        .expect("valid metric");
         for c in [&lookups, &failures] {
             registry
                 .register(Box::new(c.clone()))
                 .expect("unique metric");
         }
-        registry
-            .register(Box::new(waiting.clone()))
-            .expect("unique metric");
+        for g in [&waiting, &fetching] {
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
+        }
         RegistryMetrics {
             lookups,
             failures,
             waiting,
+            fetching,
         }
     }
 }

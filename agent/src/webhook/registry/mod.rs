@@ -5,21 +5,29 @@
 //! - [`reference`]: image names, short-name expansion, loopback hosts;
 //! - [`platform`]: which platform of an index the pod will run;
 //! - [`client`], [`challenge`], [`creds`]: HTTP, Basic/Bearer challenges, Docker config JSON;
+//! - [`allow`]: which hosts and resolved addresses every hop may use (`registry.allowed`);
+//! - [`resolve`]: name resolution that checks what it hands out, by the deadline;
 //! - [`manifest`]: manifests, indexes and configurations (oci-spec types);
 //! - [`cache`]: digest → content and tag → digest (short TTL), bounded;
 //! - [`inflight`]: concurrent misses of one image share one fetch;
+//! - [`shares`]: per-registry and per-namespace shares of the fetch turns;
 //! - [`command`]: the kubelet's ENTRYPOINT/CMD/args rule;
 //! - [`config`], [`error`], [`metrics`].
 //!
 //! The resolver answers from the cache without leaving the async runtime; only
-//! misses go to a blocking thread, and the whole miss path is bounded by
-//! `registry.timeout`. At most `max_in_flight` admissions' misses are worked on
-//! at once (the webhook passes `server.max_concurrent_reviews`): a blocking
-//! lookup that outlives its timeout keeps its permit until it ends, so a slow
-//! or dead registry cannot pile up blocking threads. A miss for an image that
-//! another admission is fetching waits for that fetch (within its own
-//! timeout) instead of asking the registry again.
+//! misses go to blocking threads (one per registry host of an admission), and all
+//! of one admission's registry work — waiting for a turn, every image, round trip,
+//! redirect and token request — ends by one deadline, `registry.timeout` after it
+//! starts. At most `max_in_flight` admissions' misses are worked on at once (the
+//! webhook passes `server.max_concurrent_reviews`), of which one registry host
+//! and one namespace hold at most their share ([`shares`]): a registry that
+//! never answers cannot take every turn. A blocking lookup keeps its turn until
+//! it really ends (by the deadline), so a dead registry cannot pile up blocking
+//! threads either. A miss for an image that another admission is fetching waits
+//! for that fetch (within its own deadline) instead of asking the registry again.
+//! Every host the client connects to passes [`allow`].
 
+pub mod allow;
 pub mod cache;
 pub mod challenge;
 pub mod client;
@@ -32,6 +40,8 @@ pub mod manifest;
 pub mod metrics;
 pub mod platform;
 pub mod reference;
+pub mod resolve;
+pub mod shares;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -48,6 +58,7 @@ use inflight::{Flight, InFlight, Key, Outcome, Role, Slot};
 use metrics::RegistryMetrics;
 use platform::{Platform, Wanted};
 use reference::ImageRef;
+use shares::Shares;
 
 /// One container whose image's command is needed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,6 +70,9 @@ pub struct Lookup {
     /// The platforms the pod may run on.
     pub wanted: Wanted,
 }
+
+/// A miss this admission fetches: container, image, platforms, the promise to its followers.
+type Lead = (String, ImageRef, Wanted, Flight);
 
 /// Each looked-up container's image command, or why there is none.
 pub type Resolved = BTreeMap<String, Result<ImageCommand, LookupError>>;
@@ -75,8 +89,12 @@ struct Inner {
     cache: Cache,
     timeout: Duration,
     metrics: RegistryMetrics,
-    /// One permit per admission whose misses are being fetched.
+    /// One permit per admission (and registry host) whose misses are being fetched.
     in_flight: Arc<Semaphore>,
+    /// A registry host's share of `in_flight`.
+    per_registry: Arc<Shares>,
+    /// A namespace's share of `in_flight`.
+    per_namespace: Arc<Shares>,
     /// The misses being fetched, shared with concurrent lookups of the same image.
     fetching: Arc<InFlight>,
 }
@@ -96,15 +114,18 @@ impl Resolver {
                 timeout: cfg.timeout,
                 metrics,
                 in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
+                per_registry: Shares::new(cfg.max_fetches_per_registry),
+                per_namespace: Shares::new(cfg.max_fetches_per_namespace),
                 fetching: Arc::default(),
             }),
         })
     }
 
-    /// Resolves every lookup: cached answers at once, the rest on a blocking
-    /// thread within `registry.timeout` (all of them together). A miss that
+    /// Resolves the lookups of one admission in `namespace`: cached answers at
+    /// once, the rest on blocking threads, everything (waiting for a turn
+    /// included) by one deadline `registry.timeout` from now. A miss that
     /// another admission is already fetching waits for that fetch instead.
-    pub async fn resolve(&self, lookups: Vec<Lookup>) -> Resolved {
+    pub async fn resolve(&self, namespace: &str, lookups: Vec<Lookup>) -> Resolved {
         let inner = &self.inner;
         let mut out = Resolved::new();
         let mut leads = Vec::new();
@@ -132,10 +153,12 @@ impl Resolver {
                 }
             }
         }
-        let deadline = tokio::time::Instant::now() + inner.timeout;
+        let deadline = Instant::now() + inner.timeout;
         // Together: a pod with two containers of one image follows itself.
-        let (fetched, coalesced) =
-            tokio::join!(self.fetch(leads, deadline), self.follow(follows, deadline));
+        let (fetched, coalesced) = tokio::join!(
+            self.fetch(namespace, leads, deadline),
+            self.follow(namespace, follows, deadline)
+        );
         for (how, results) in [("fetched", fetched), ("coalesced", coalesced)] {
             for (container, r) in results {
                 match &r {
@@ -148,74 +171,94 @@ impl Resolver {
         out
     }
 
-    /// Fetches the misses this admission leads, on one blocking thread; each
-    /// outcome is handed to its followers as soon as it is known, even when
-    /// this admission has stopped waiting.
+    /// Fetches the misses this admission leads, one registry host at a time,
+    /// each on a blocking thread holding a permit, its registry's share and
+    /// this namespace's share; each outcome is handed to its followers as soon
+    /// as it is known, even when this admission has stopped waiting. Every
+    /// round trip ends by `deadline`, so the permits come back by then too.
     async fn fetch(
         &self,
-        leads: Vec<(String, ImageRef, Wanted, Flight)>,
-        deadline: tokio::time::Instant,
+        namespace: &str,
+        leads: Vec<Lead>,
+        deadline: Instant,
     ) -> Vec<(String, Outcome)> {
-        if leads.is_empty() {
-            return Vec::new();
+        let mut groups: Vec<(String, Vec<Lead>)> = Vec::new();
+        for lead in leads {
+            let host = lead.1.api_host().to_string();
+            match groups.iter_mut().find(|(h, _)| *h == host) {
+                Some((_, group)) => group.push(lead),
+                None => groups.push((host, vec![lead])),
+            }
         }
-        let names: Vec<(String, String)> = leads
-            .iter()
-            .map(|(c, img, _, _)| (c.clone(), img.to_string()))
-            .collect();
-        let worker = self.inner.clone();
-        let task = async move {
-            // Waiting for a turn counts against the same timeout; the permit
-            // stays with the blocking work until it really ends.
-            let permit = worker.in_flight.clone().acquire_owned().await.ok()?;
-            let work = tokio::task::spawn_blocking(move || {
-                let _permit = permit;
-                leads
-                    .into_iter()
-                    .map(|(container, img, wanted, flight)| {
-                        let mut session = worker.client.session(&img);
-                        let r = resolve(
-                            &worker.cache,
-                            Some(&mut session),
-                            &img,
-                            &wanted,
-                            Instant::now(),
-                        )
-                        .map(|c| c.expect("a lookup with the network always answers"));
-                        flight.land(&r);
-                        (container, r)
-                    })
-                    .collect::<Vec<_>>()
-            });
-            Some(work.await)
-        };
-        match tokio::time::timeout_at(deadline, task).await {
-            Ok(Some(Ok(results))) => results,
-            Ok(Some(Err(join))) => names
-                .into_iter()
-                .map(|(c, image)| {
+        let until = tokio::time::Instant::from_std(deadline);
+        let share = tokio::time::timeout_at(until, self.inner.per_namespace.acquire(namespace))
+            .await
+            .ok()
+            .map(Arc::new);
+        let mut out = Vec::new();
+        for (host, group) in groups {
+            let names: Vec<(String, ImageRef)> = group
+                .iter()
+                .map(|(c, img, _, _)| (c.clone(), img.clone()))
+                .collect();
+            let Some(share) = share.clone() else {
+                out.extend(
+                    names
+                        .into_iter()
+                        .map(|(c, img)| (c, Err(self.inner.timeout_error(&img)))),
+                );
+                continue;
+            };
+            let worker = self.inner.clone();
+            let task = async move {
+                let registry = worker.per_registry.acquire(&host).await;
+                let permit = worker.in_flight.clone().acquire_owned().await.ok()?;
+                let work = tokio::task::spawn_blocking(move || {
+                    let _held = (permit, registry, share);
+                    let _counted = Counted::inc(&worker.metrics.fetching);
+                    group
+                        .into_iter()
+                        .map(|(container, img, wanted, flight)| {
+                            let r = worker.client.session(&img, deadline).and_then(|mut s| {
+                                resolve(&worker.cache, Some(&mut s), &img, &wanted, Instant::now())
+                                    .map(|c| c.expect("a lookup with the network always answers"))
+                            });
+                            flight.land(&r);
+                            (container, r)
+                        })
+                        .collect::<Vec<_>>()
+                });
+                Some(work.await)
+            };
+            match tokio::time::timeout_at(until, task).await {
+                Ok(Some(Ok(results))) => out.extend(results),
+                Ok(Some(Err(join))) => out.extend(names.into_iter().map(|(c, img)| {
                     let reason = format!("the lookup failed: {join}");
+                    let image = img.to_string();
                     (c, Err(LookupError::Invalid { image, reason }))
-                })
-                .collect(),
-            Ok(None) | Err(_) => names
-                .into_iter()
-                .map(|(c, image)| (c, Err(self.inner.timeout_error(image))))
-                .collect(),
+                })),
+                Ok(None) | Err(_) => out.extend(
+                    names
+                        .into_iter()
+                        .map(|(c, img)| (c, Err(self.inner.timeout_error(&img)))),
+                ),
+            }
         }
+        out
     }
 
     /// Waits, within the same deadline, for the fetches other lookups lead.
     async fn follow(
         &self,
+        namespace: &str,
         follows: Vec<(String, ImageRef, Wanted, Slot)>,
-        deadline: tokio::time::Instant,
+        deadline: Instant,
     ) -> Vec<(String, Outcome)> {
         let mut out = Vec::with_capacity(follows.len());
         let mut waiting = Waiting::start(&self.inner.metrics.waiting, follows.len());
         for (container, img, wanted, slot) in follows {
             let r = self
-                .wait_or_lead(&container, img, wanted, slot, deadline)
+                .wait_or_lead(namespace, &container, img, wanted, slot, deadline)
                 .await;
             waiting.one_done();
             out.push((container, r));
@@ -228,26 +271,28 @@ impl Resolver {
     /// again, and may lead, with the time it has left.
     async fn wait_or_lead(
         &self,
+        namespace: &str,
         container: &str,
         img: ImageRef,
         wanted: Wanted,
         mut slot: Slot,
-        deadline: tokio::time::Instant,
+        deadline: Instant,
     ) -> Outcome {
+        let until = tokio::time::Instant::from_std(deadline);
         loop {
-            match tokio::time::timeout_at(deadline, inflight::wait(slot, &img)).await {
+            match tokio::time::timeout_at(until, inflight::wait(slot, &img)).await {
                 Ok(Some(r)) => return r,
-                Err(_) => return Err(self.inner.timeout_error(img.to_string())),
+                Err(_) => return Err(self.inner.timeout_error(&img)),
                 Ok(None) => {}
             }
             match self.inner.fetching.join(Key::new(&img, &wanted.platforms)) {
                 Role::Follow(again) => slot = again,
                 Role::Lead(flight) => {
-                    let image = img.to_string();
+                    let error = self.inner.timeout_error(&img);
                     let lead = vec![(container.to_string(), img, wanted, flight)];
-                    return match self.fetch(lead, deadline).await.pop() {
+                    return match self.fetch(namespace, lead, deadline).await.pop() {
                         Some((_, r)) => r,
-                        None => Err(self.inner.timeout_error(image)),
+                        None => Err(error),
                     };
                 }
             }
@@ -281,18 +326,41 @@ impl Drop for Waiting<'_> {
     }
 }
 
+/// A gauge counting something while it lasts.
+struct Counted(prometheus::IntGauge);
+
+impl Counted {
+    fn inc(gauge: &prometheus::IntGauge) -> Counted {
+        gauge.inc();
+        Counted(gauge.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 impl Inner {
-    fn timeout_error(&self, image: String) -> LookupError {
+    fn timeout_error(&self, img: &ImageRef) -> LookupError {
         LookupError::Timeout {
-            image,
+            image: img.to_string(),
+            registry: img.api_host().to_string(),
             after: self.timeout,
         }
     }
 
+    /// Counts a failure and logs it with what the pod author is not shown.
     fn count_failure(&self, e: &LookupError) {
         self.metrics.lookups.with_label_values(&["failed"]).inc();
         self.metrics.failures.with_label_values(&[e.reason()]).inc();
-        tracing::warn!(error = %e, "image entrypoint lookup failed");
+        tracing::warn!(
+            error = %e,
+            registry = e.registry().unwrap_or("-"),
+            detail = e.detail().unwrap_or("-"),
+            "image entrypoint lookup failed"
+        );
     }
 }
 
@@ -477,14 +545,14 @@ mod tests {
             .await
             .unwrap();
         let r = resolver.clone();
-        let leader = tokio::spawn(async move { r.resolve(vec![lookup()]).await });
+        let leader = tokio::spawn(async move { r.resolve("shop", vec![lookup()]).await });
         while resolver.inner.fetching.is_empty() {
             tokio::task::yield_now().await;
         }
         // Started a second later, the follower's deadline is a second later.
         tokio::time::sleep(Duration::from_secs(1)).await;
         let r = resolver.clone();
-        let follower = tokio::spawn(async move { r.resolve(vec![lookup()]).await });
+        let follower = tokio::spawn(async move { r.resolve("shop", vec![lookup()]).await });
         let led = leader.await.unwrap();
         assert!(
             matches!(led["web"], Err(LookupError::Timeout { .. })),
