@@ -123,3 +123,160 @@ fn a_one_shot_command_whose_revoke_is_redirected_exits_2() {
     assert!(f.err().contains("auth/token/revoke-self"), "{}", f.err());
     assert!(!f.out().contains("clean"), "{}", f.out());
 }
+
+// 3. Files a workload plants in the shared directory -------------------------
+
+/// Plants at `path` what a hostile workload can: a FIFO, a symlink to a device,
+/// a symlink to a file, a directory.
+fn plant(path: &Path, what: &str, scratch: &Path) {
+    match what {
+        "fifo" => {
+            nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap()
+        }
+        "device" => std::os::unix::fs::symlink("/dev/null", path).unwrap(),
+        "symlink" => {
+            let target = scratch.join(format!("target-{}", rand::random::<u32>()));
+            std::fs::write(&target, "1\n").unwrap();
+            std::os::unix::fs::symlink(&target, path).unwrap();
+        }
+        "directory" => std::fs::create_dir(path).unwrap(),
+        other => panic!("{other}"),
+    }
+}
+
+const PLANTS: [&str; 4] = ["fifo", "device", "symlink", "directory"];
+
+/// The issue's example and its class: a FIFO (and a link to a device, a link to
+/// a file, a directory) in `.shroud/acks/`. A rotation still completes, and
+/// SIGTERM still wipes and revokes every lease and the token in time.
+#[test]
+fn planted_acks_stall_neither_a_rotation_nor_the_shutdown() {
+    let _s = serial();
+    let w = World::new(Some(("1m", "5m")));
+    w.bao
+        .bao(&["kv", "put", "secret/rot", "token=first-value-3e4f5a6b"]);
+    let cfg = w.config(
+        &w.approle_auth(),
+        &format!(
+            "{DB_SECRET}[[secret]]\nname = \"rot\"\npath = \"secret/rot\"\nkind = \"kv2\"\nfield = \"token\"\nrefresh = \"300ms\"\n\
+             [lifecycle]\nrevoke_timeout = \"3s\"\n"
+        ),
+    );
+    let log = w.path("agent.log");
+    let mut agent = Running(spawn_agent(&cfg, &log));
+    until(LIMIT, "first render", || w.file("db.env"));
+    let user = env_value(&w.file("db.env").unwrap(), "USERNAME");
+    let acks = w.out.path().join(".shroud/acks");
+    for what in PLANTS {
+        plant(&acks.join(format!("0000{what}")), what, w.work.path());
+    }
+    w.bao
+        .bao(&["kv", "put", "secret/rot", "token=second-value-7c8d9e0f"]);
+    until(LIMIT, "the rotation past the planted acks", || {
+        (w.file("rot").as_deref() == Some("second-value-7c8d9e0f")).then_some(())
+    });
+    let text = log_of(&log);
+    assert!(
+        text.contains("is a FIFO, not a regular file"),
+        "the planted FIFO is named:\n{text}"
+    );
+    // Planted again for the shutdown.
+    for what in PLANTS {
+        let p = acks.join(format!("1111{what}"));
+        plant(&p, what, w.work.path());
+    }
+    let t = std::time::Instant::now();
+    sigterm(&agent.0);
+    let status = wait_with_deadline(&mut agent.0, LIMIT);
+    let took = t.elapsed();
+    assert!(status.success(), "{}", log_of(&log));
+    assert!(took < Duration::from_secs(10), "{took:?}\n{}", log_of(&log));
+    let text = log_of(&log);
+    assert!(text.contains("leases and token revoked"), "{text}");
+    w.assert_clean(&[user]);
+    for entry in std::fs::read_dir(&acks).map(|d| d.count()).into_iter() {
+        assert_eq!(entry, 0, "planted entries are removed");
+    }
+}
+
+/// A `.shroud/values` left as a FIFO (a link to a device, a directory) for the
+/// next agent: the restarted agent's take-over does not block on it.
+#[test]
+fn a_planted_values_file_does_not_block_the_agents_start() {
+    let _s = serial();
+    let w = World::new(None);
+    let auth = w.approle_auth();
+    let cfg = w.config(
+        &auth,
+        &format!("{KV_SECRET}[lifecycle]\nrevoke_timeout = \"3s\"\n"),
+    );
+    let meta = w.out.path().join(".shroud");
+    for what in PLANTS {
+        std::fs::create_dir_all(&meta).unwrap();
+        plant(&meta.join("values"), what, w.work.path());
+        let log = w.path(&format!("agent-{what}.log"));
+        let mut agent = Running(spawn_agent(&cfg, &log));
+        until(LIMIT, "first render", || {
+            if let Ok(Some(status)) = agent.0.try_wait() {
+                panic!("{what}: the agent exited ({status}):\n{}", log_of(&log));
+            }
+            w.file("api-key")
+        });
+        sigterm(&agent.0);
+        let status = wait_with_deadline(&mut agent.0, LIMIT);
+        assert!(status.success(), "{what}: {}", log_of(&log));
+        w.assert_clean(&[]);
+        let _ = std::fs::remove_dir(meta.join("values"));
+    }
+}
+
+/// `exec --secrets-dir` reads the values file and every entry: a planted FIFO
+/// there is refused at once with its path named, never waited on.
+#[test]
+fn exec_refuses_a_planted_values_file_and_skips_planted_entries() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("secrets");
+    std::fs::create_dir_all(dir.join(".shroud")).unwrap();
+    std::fs::write(dir.join("db"), "hunter2-value-9f8e\n").unwrap();
+    for what in PLANTS {
+        plant(&dir.join(format!("entry-{what}")), what, d.path());
+    }
+    let masked = run_with_input(
+        shroud().args(["exec", "--secrets-dir"]).arg(&dir).args([
+            "--",
+            "sh",
+            "-c",
+            "echo pw=hunter2-value-9f8e",
+        ]),
+        b"",
+        LIMIT,
+    );
+    assert_eq!(masked.status.code(), Some(0), "{}", masked.err());
+    assert!(
+        !masked.out().contains("hunter2-value-9f8e"),
+        "{}",
+        masked.out()
+    );
+
+    let values = dir.join(".shroud/values");
+    for what in PLANTS {
+        plant(&values, what, d.path());
+        let f = run_with_input(
+            shroud()
+                .args(["exec", "--secrets-dir"])
+                .arg(&dir)
+                .args(["--", "true"]),
+            b"",
+            LIMIT,
+        );
+        assert_eq!(f.status.code(), Some(64), "{what}: {}", f.err());
+        assert!(
+            f.err().contains(&values.display().to_string())
+                && f.err().contains("not a regular file"),
+            "{what}: {}",
+            f.err()
+        );
+        let _ = std::fs::remove_file(&values);
+        let _ = std::fs::remove_dir(&values);
+    }
+}
