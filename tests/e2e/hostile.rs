@@ -280,3 +280,100 @@ fn exec_refuses_a_planted_values_file_and_skips_planted_entries() {
         let _ = std::fs::remove_dir(&values);
     }
 }
+
+// 4. The `[state] dir` ---------------------------------------------------------
+
+fn mode_of(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+/// Runs `shroud agent` with `[state] dir = STATE` and expects it to refuse to
+/// start (64) with `want` in its error.
+fn agent_refuses_state(w: &World, state: &Path, want: &str) {
+    let cfg = w.config(
+        &w.approle_auth(),
+        &format!(
+            "{KV_SECRET}[state]\ndir = \"{}\"\nrequire_tmpfs = false\n",
+            state.display()
+        ),
+    );
+    let f = run_with_input(shroud().args(["agent", "--config"]).arg(&cfg), b"", LIMIT);
+    assert_eq!(f.status.code(), Some(64), "{}", f.err());
+    assert!(f.err().contains(want), "{want:?} not in:\n{}", f.err());
+    assert!(w.leftovers().is_empty(), "{:?}", w.leftovers());
+}
+
+#[test]
+fn a_state_dir_that_is_a_symlink_is_refused_and_its_target_left_alone() {
+    let w = World::new(None);
+    let target = w.path("someone-elses");
+    std::fs::create_dir(&target).unwrap();
+    std::fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let link = w.path("state");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    agent_refuses_state(&w, &link, "is a symlink; it is not followed");
+    assert_eq!(mode_of(&target), 0o755, "the symlink's target was chmodded");
+}
+
+#[test]
+fn a_state_dir_of_another_owner_is_refused_even_to_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test checks the owner rule for an agent running as root: run it as root (scripts/test does)"
+    );
+    let w = World::new(None);
+    let state = w.path("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    nix::unistd::chown(&state, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+    agent_refuses_state(
+        &w,
+        &state,
+        "belongs to uid 65534, not to this agent (uid 0)",
+    );
+    assert_eq!(
+        mode_of(&state),
+        0o755,
+        "nothing changed on a refused directory"
+    );
+}
+
+/// A FIFO where the state file belongs: reported and ignored (a fresh start),
+/// never waited on.
+#[test]
+fn a_fifo_as_the_state_file_is_ignored_not_waited_on() {
+    let _s = serial();
+    let w = World::new(None);
+    let state = w.path("state");
+    std::fs::create_dir(&state).unwrap();
+    nix::unistd::mkfifo(
+        &state.join("agent-state.json"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let cfg = w.config(
+        &w.approle_auth(),
+        &format!(
+            "{KV_SECRET}[state]\ndir = \"{}\"\nrequire_tmpfs = false\n",
+            state.display()
+        ),
+    );
+    let log = w.path("agent.log");
+    let mut agent = Running(spawn_agent(&cfg, &log));
+    until(LIMIT, "first render past the FIFO", || {
+        if let Ok(Some(status)) = agent.0.try_wait() {
+            panic!("the agent exited ({status}):\n{}", log_of(&log));
+        }
+        w.file("api-key")
+    });
+    let text = log_of(&log);
+    assert!(text.contains("is a FIFO, not a regular file"), "{text}");
+    sigterm(&agent.0);
+    assert!(
+        wait_with_deadline(&mut agent.0, LIMIT).success(),
+        "{}",
+        log_of(&log)
+    );
+    w.assert_clean(&[]);
+}
