@@ -572,3 +572,87 @@ fn a_copied_chain_signature_does_not_sign_records_appended_after_it() {
         f.err()
     );
 }
+
+/// Issue 22 item 14: a deploy job that only verifies has no secrets. A
+/// configuration with only `[vault]`, `[auth]` and `[output]` serves `verify`,
+/// `scan --config --sign` (values from `--secret-file`) and `audit verify
+/// --config`; `agent` and `run` say why they need a secret.
+#[test]
+fn a_configuration_without_secrets_serves_verify_scan_and_audit_verify() {
+    let w = World::new();
+    let base = std::fs::read_to_string(w.path("shroud.toml")).unwrap();
+    let cut = base
+        .find("[[secret]]")
+        .expect("the base config has a secret");
+    let reach_only = format!(
+        "{}[audit]\npath = \"audit.jsonl\"\nsign_key = \"audit\"\n",
+        &base[..cut]
+    );
+    std::fs::write(w.path("reach.toml"), &reach_only).unwrap();
+    let checked = w.shroud(&["config", "validate", "reach.toml"]);
+    assert_eq!(code(&checked), 0, "{}", checked.err());
+    assert!(checked.out().contains("ok (0 secrets"), "{}", checked.out());
+
+    write(&w.path("dist/app.bin"), "the application\n");
+    write(&w.path("known"), "a-known-secret-value-5e6f\n");
+    let signed = w.shroud(&[
+        "scan",
+        "--config",
+        "reach.toml",
+        "--secret-file",
+        "known",
+        "--sign",
+        "ci-artifacts",
+        "--ledger",
+        "ledger.jsonl",
+        "dist",
+    ]);
+    assert_eq!(code(&signed), 0, "{}{}", signed.out(), signed.err());
+    let verified = w.shroud(&[
+        "verify",
+        "--config",
+        "reach.toml",
+        "--ledger",
+        "ledger.jsonl",
+        "dist/app.bin",
+    ]);
+    assert_eq!(code(&verified), 0, "{}{}", verified.out(), verified.err());
+
+    // An audit trail signed by `run` with a full configuration, checked with
+    // the secret-less one.
+    let full = base.replace("[output]\n", "[output]\nrequire_tmpfs = false\n")
+        + "\n[audit]\npath = \"audit.jsonl\"\nsign_key = \"audit\"\n";
+    std::fs::write(w.path("full.toml"), full).unwrap();
+    let run = w.shroud(&[
+        "run",
+        "--config",
+        "full.toml",
+        "--tty",
+        "never",
+        "--",
+        "true",
+    ]);
+    assert_eq!(code(&run), 0, "{}{}", run.out(), run.err());
+    let audit = w.shroud(&["audit", "verify", "--config", "reach.toml", "audit.jsonl"]);
+    assert_eq!(code(&audit), 0, "{}{}", audit.out(), audit.err());
+    assert!(
+        audit.out().contains("verified, the last one final"),
+        "{}",
+        audit.out()
+    );
+
+    for cmd in [
+        &["agent", "--config", "reach.toml"][..],
+        &["run", "--config", "reach.toml", "--", "true"][..],
+    ] {
+        let f = w.shroud(cmd);
+        assert_eq!(code(&f), 64, "{cmd:?}: {}", f.err());
+        assert!(
+            f.err()
+                .contains("at least one secret is required to run the agent")
+                && f.err().contains("needs none"),
+            "{cmd:?}: {}",
+            f.err()
+        );
+    }
+}
