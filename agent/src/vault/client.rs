@@ -479,7 +479,66 @@ fn error_strings(r: ureq::Response) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::location_origin;
+    use std::io::{Read as _, Write as _};
+    use std::net::TcpListener;
+
+    use super::*;
+
+    /// A client of a server on 127.0.0.1 that answers every request with
+    /// `response`, holding a token.
+    fn client_answered(response: &'static str) -> VaultClient {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf);
+                let _ = conn.write_all(response.as_bytes());
+            }
+        });
+        let mut c = VaultClient::new(&VaultConfig {
+            address: format!("http://{addr}"),
+            ca_cert: None,
+            tls_server_name: None,
+            namespace: None,
+            timeout: Duration::from_secs(10),
+        })
+        .unwrap();
+        c.set_token(Some(Token(Zeroizing::new("s.unit-test-token-x1".into()))));
+        c
+    }
+
+    #[test]
+    fn only_200_and_204_are_successes() {
+        let redirect = client_answered(
+            "HTTP/1.1 307 Temporary Redirect\r\nLocation: https://standby:8200/v1/sys/leases/revoke\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
+        let e = redirect
+            .request("lease_revoke", "PUT", "sys/leases/revoke", None)
+            .unwrap_err();
+        assert!(matches!(e, VaultError::Redirect { status: 307, .. }), "{e}");
+        assert!(e.is_transient());
+        let text = e.to_string();
+        assert!(
+            text.contains("307 redirecting to https://standby:8200")
+                && text.contains("lease_revoke sys/leases/revoke")
+                && !text.contains("unit-test-token"),
+            "{text}"
+        );
+        let accepted = client_answered(
+            "HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+        );
+        let e = accepted
+            .request("token_revoke", "POST", "auth/token/revoke-self", None)
+            .unwrap_err();
+        assert!(matches!(e, VaultError::Status { status: 202, .. }), "{e}");
+        assert!(e.to_string().contains("not a documented success"), "{e}");
+        let no_content = client_answered("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+        assert!(no_content
+            .request("token_revoke", "POST", "auth/token/revoke-self", None)
+            .unwrap()
+            .is_none());
+    }
 
     #[test]
     fn a_redirect_is_named_by_its_origin_only() {
