@@ -380,3 +380,31 @@ fn a_fifo_as_the_state_file_is_ignored_not_waited_on() {
     );
     w.assert_clean(&[]);
 }
+
+/// A workload sharing the agent's uid swaps a rendered file for a FIFO: the
+/// wipe at shutdown (zero-fill, then unlink) neither blocks on it nor stops
+/// before revoking.
+#[test]
+fn a_rendered_file_swapped_for_a_fifo_does_not_block_the_wipe() {
+    let _s = serial();
+    let w = World::new(None);
+    let cfg = w.config(
+        &w.approle_auth(),
+        &format!("{KV_SECRET}[lifecycle]\nrevoke_timeout = \"3s\"\n"),
+    );
+    let log = w.path("agent.log");
+    let mut agent = Running(spawn_agent(&cfg, &log));
+    until(LIMIT, "first render", || w.file("api-key"));
+    let rendered = w.out.path().join("api-key");
+    std::fs::remove_file(&rendered).unwrap();
+    nix::unistd::mkfifo(&rendered, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
+    sigterm(&agent.0);
+    let status = wait_with_deadline(&mut agent.0, LIMIT);
+    assert!(status.success(), "{}", log_of(&log));
+    assert!(
+        log_of(&log).contains("leases and token revoked"),
+        "{}",
+        log_of(&log)
+    );
+    w.assert_clean(&[]);
+}
