@@ -52,7 +52,7 @@ fn a_revoke_answered_307_is_a_failure_in_the_log_and_the_audit_trail() {
         "",
         &w.approle_auth(),
         &format!(
-            "{KV_SECRET}[lifecycle]\nrevoke_timeout = \"1s\"\n\n[audit]\npath = \"{}\"\n",
+            "{KV_SECRET}[lifecycle]\nrevoke_timeout = \"3s\"\n\n[audit]\npath = \"{}\"\n",
             audit.display()
         ),
     );
@@ -190,7 +190,8 @@ fn planted_acks_stall_neither_a_rotation_nor_the_shutdown() {
     let status = wait_with_deadline(&mut agent.0, LIMIT);
     let took = t.elapsed();
     assert!(status.success(), "{}", log_of(&log));
-    assert!(took < Duration::from_secs(10), "{took:?}\n{}", log_of(&log));
+    // revoke_timeout (3 s) plus start-up slack on a loaded machine.
+    assert!(took < Duration::from_secs(15), "{took:?}\n{}", log_of(&log));
     let text = log_of(&log);
     assert!(text.contains("leases and token revoked"), "{text}");
     w.assert_clean(&[user]);
