@@ -409,3 +409,34 @@ fn a_rendered_file_swapped_for_a_fifo_does_not_block_the_wipe() {
     );
     w.assert_clean(&[]);
 }
+
+/// The exit marker is only ever tested for existence, never opened: whatever a
+/// workload plants as `.shroud/exited` ends the agent like a real marker, with
+/// everything wiped and revoked. (Coverage for the class: this never hung.)
+#[test]
+fn whatever_is_planted_as_the_exit_marker_ends_the_agent_cleanly() {
+    let _s = serial();
+    let w = World::new(None);
+    let cfg = w.config(
+        &w.approle_auth(),
+        &format!("{KV_SECRET}[lifecycle]\nrevoke_timeout = \"3s\"\n"),
+    );
+    for what in PLANTS {
+        let log = w.path(&format!("agent-{what}.log"));
+        let mut agent = Running(spawn_agent(&cfg, &log));
+        until(LIMIT, "first render", || w.file("api-key"));
+        plant(&w.out.path().join(".shroud/exited"), what, w.work.path());
+        let status = wait_with_deadline(&mut agent.0, LIMIT);
+        assert!(status.success(), "{what}: {}", log_of(&log));
+        assert!(
+            log_of(&log).contains("leases and token revoked"),
+            "{what}: {}",
+            log_of(&log)
+        );
+        // The marker is the workload's, left in place as a real one is.
+        let marker = w.out.path().join(".shroud/exited");
+        let _ = std::fs::remove_file(&marker);
+        let _ = std::fs::remove_dir(&marker);
+        w.assert_clean(&[]);
+    }
+}
