@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use shroud_redactor::{BuildReport, SecretSet, SecretSetBuilder};
 use zeroize::Zeroizing;
 
-use crate::contract::{ValuesFile, ValuesFileError, VALUES_FILE};
+use crate::contract::{read_regular, Links, OpenError, ValuesFile, ValuesFileError, VALUES_FILE};
 
 /// Why secret values could not be loaded. Names the file, never its content.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +28,10 @@ pub enum SourceError {
         /// The path given.
         path: PathBuf,
     },
+    /// The values file is not a regular file (a FIFO, a link, a directory
+    /// planted in its place).
+    #[error(transparent)]
+    NotRegular(OpenError),
     /// The values file is malformed.
     #[error("invalid values file {path}")]
     Values {
@@ -145,15 +149,30 @@ fn read_err(path: &Path) -> impl FnOnce(io::Error) -> SourceError + '_ {
 }
 
 /// Reads one value file, stripping one trailing newline (`\n` or `\r\n`).
+/// A `--secret-file` is the operator's choice and read as it is (a pipe
+/// from a process substitution included).
 pub fn read_value(path: &Path) -> Result<Zeroizing<Vec<u8>>, SourceError> {
-    let mut value = Zeroizing::new(fs::read(path).map_err(read_err(path))?);
+    Ok(strip_newline(Zeroizing::new(
+        fs::read(path).map_err(read_err(path))?,
+    )))
+}
+
+fn strip_newline(mut value: Zeroizing<Vec<u8>>) -> Zeroizing<Vec<u8>> {
     if value.ends_with(b"\n") {
         value.pop();
         if value.ends_with(b"\r") {
             value.pop();
         }
     }
-    Ok(value)
+    value
+}
+
+/// An [`OpenError`] as the [`SourceError`] for reading `path`.
+fn open_err(e: OpenError) -> SourceError {
+    match e {
+        OpenError::Open { path, source } => SourceError::Read { path, source },
+        planted @ OpenError::NotRegular { .. } => SourceError::NotRegular(planted),
+    }
 }
 
 /// Adds every regular file directly in `dir` (following symlinks, as Kubernetes
@@ -181,21 +200,20 @@ fn add_dir(
     names.sort();
     for name in names {
         let path = dir.join(&name);
-        match fs::metadata(&path) {
-            Ok(m) if m.is_file() => {
-                let value = read_value(&path)?;
-                values.push((name.to_string_lossy().into_owned(), value));
-            }
-            Ok(_) => {}
+        // Links are followed (Kubernetes' `..data`), but only to a regular
+        // file, opened without blocking: a FIFO or device is skipped like a
+        // directory (a pki secret) is.
+        match read_regular(&path, Links::Follow) {
+            Ok(value) => values.push((name.to_string_lossy().into_owned(), strip_newline(value))),
+            Err(e) if e.is_not_regular() => {}
             // Removed between listing and reading (a rotation): not an error.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(read_err(&path)(e)),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(open_err(e)),
         }
     }
     let values_path = dir.join(VALUES_FILE);
-    match fs::read(&values_path) {
+    match read_regular(&values_path, Links::Refuse) {
         Ok(bytes) => {
-            let bytes = Zeroizing::new(bytes);
             let mut file = ValuesFile::parse(&bytes).map_err(|source| SourceError::Values {
                 path: values_path.clone(),
                 source,
@@ -204,8 +222,8 @@ fn add_dir(
             values.extend(std::mem::take(&mut file.values));
             Ok((Some(generation), retain))
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok((None, None)),
-        Err(e) => Err(read_err(&values_path)(e)),
+        Err(e) if e.is_not_found() => Ok((None, None)),
+        Err(e) => Err(open_err(e)),
     }
 }
 

@@ -472,3 +472,187 @@ fn a_signed_audit_chain_catches_a_rewritten_and_a_truncated_file() {
         assert_eq!(code(&f), 0, "{file}: {}", f.err());
     }
 }
+
+/// Issue 22 item 1: records appended after the final signature, the chain
+/// re-sealed (no key needed), then a copy of that final signature with only
+/// `seq` and `prev` changed. A signature binds the position it covers, so the
+/// copy is refused, and records after the last signature are reported unsigned.
+#[test]
+fn a_copied_chain_signature_does_not_sign_records_appended_after_it() {
+    let w = World::new();
+    let base = std::fs::read_to_string(w.path("shroud.toml"))
+        .unwrap()
+        .replace("[output]\n", "[output]\nrequire_tmpfs = false\n");
+    std::fs::write(
+        w.path("audited.toml"),
+        format!("{base}\n[audit]\npath = \"audit.jsonl\"\nsign_key = \"audit\"\n"),
+    )
+    .unwrap();
+    let run = w.shroud(&[
+        "run",
+        "--config",
+        "audited.toml",
+        "--tty",
+        "never",
+        "--",
+        "true",
+    ]);
+    assert_eq!(code(&run), 0, "{}{}", run.out(), run.err());
+    let records = lines(&w.path("audit.jsonl"));
+    let final_sig = records.last().unwrap().clone();
+    assert!(final_sig.contains("\"final\":true"), "{final_sig}");
+    let verify = |file: &str| w.shroud(&["audit", "verify", "--config", "audited.toml", file]);
+    let ok = verify("audit.jsonl");
+    assert_eq!(code(&ok), 0, "{}{}", ok.out(), ok.err());
+
+    // Two forged records after the final signature, the chain re-sealed.
+    let fetch = records
+        .iter()
+        .find(|l| l.contains("\"event\":\"fetch\""))
+        .expect("a fetch record")
+        .clone();
+    let mut forged = records.clone();
+    forged.push(fetch.replace("\"secret\":\"api\"", "\"secret\":\"forged\""));
+    forged.push(fetch);
+    let first_forged = records.len();
+    reseal_from(&mut forged, first_forged);
+    write_lines(&w.path("appended.jsonl"), &forged);
+    let f = verify("appended.jsonl");
+    assert_eq!(code(&f), 1, "{}{}", f.out(), f.err());
+    assert!(
+        f.err().contains("2 records after the last chain signature"),
+        "{}",
+        f.err()
+    );
+    let chain_only = w.shroud(&["audit", "verify", "appended.jsonl"]);
+    assert_eq!(code(&chain_only), 0, "{}", chain_only.err());
+    assert!(
+        chain_only
+            .out()
+            .contains("the last 2 records not covered by a chain signature"),
+        "{}",
+        chain_only.out()
+    );
+
+    // ... then the final signature copied after them, only seq/prev changed.
+    forged.push(final_sig);
+    let copy_at = forged.len() - 1;
+    reseal_from(&mut forged, copy_at);
+    write_lines(&w.path("copied.jsonl"), &forged);
+    for f in [
+        verify("copied.jsonl"),
+        w.shroud(&["audit", "verify", "copied.jsonl"]),
+    ] {
+        assert_eq!(code(&f), 1, "{}{}", f.out(), f.err());
+        assert!(
+            f.err().contains(&format!(
+                "line {}: the chain signature covers {} records but follows {}",
+                forged.len(),
+                first_forged - 1,
+                forged.len() - 1
+            )),
+            "{}",
+            f.err()
+        );
+    }
+
+    // ... or with records and head moved along too: Vault refuses the signature.
+    let n = forged.len();
+    let mut v: serde_json::Value = serde_json::from_str(&forged[n - 1]).unwrap();
+    v["records"] = ((n - 1) as u64).into();
+    v["head"] = sha256_hex(forged[n - 2].as_bytes()).into();
+    forged[n - 1] = reseal(v);
+    write_lines(&w.path("moved.jsonl"), &forged);
+    let f = verify("moved.jsonl");
+    assert_eq!(code(&f), 1, "{}{}", f.out(), f.err());
+    assert!(
+        f.err()
+            .contains(&format!("the chain signature at line {n} does not verify")),
+        "{}",
+        f.err()
+    );
+}
+
+/// Issue 22 item 14: a deploy job that only verifies has no secrets. A
+/// configuration with only `[vault]`, `[auth]` and `[output]` serves `verify`,
+/// `scan --config --sign` (values from `--secret-file`) and `audit verify
+/// --config`; `agent` and `run` say why they need a secret.
+#[test]
+fn a_configuration_without_secrets_serves_verify_scan_and_audit_verify() {
+    let w = World::new();
+    let base = std::fs::read_to_string(w.path("shroud.toml")).unwrap();
+    let cut = base
+        .find("[[secret]]")
+        .expect("the base config has a secret");
+    let reach_only = format!(
+        "{}[audit]\npath = \"audit.jsonl\"\nsign_key = \"audit\"\n",
+        &base[..cut]
+    );
+    std::fs::write(w.path("reach.toml"), &reach_only).unwrap();
+    let checked = w.shroud(&["config", "validate", "reach.toml"]);
+    assert_eq!(code(&checked), 0, "{}", checked.err());
+    assert!(checked.out().contains("ok (0 secrets"), "{}", checked.out());
+
+    write(&w.path("dist/app.bin"), "the application\n");
+    write(&w.path("known"), "a-known-secret-value-5e6f\n");
+    let signed = w.shroud(&[
+        "scan",
+        "--config",
+        "reach.toml",
+        "--secret-file",
+        "known",
+        "--sign",
+        "ci-artifacts",
+        "--ledger",
+        "ledger.jsonl",
+        "dist",
+    ]);
+    assert_eq!(code(&signed), 0, "{}{}", signed.out(), signed.err());
+    let verified = w.shroud(&[
+        "verify",
+        "--config",
+        "reach.toml",
+        "--ledger",
+        "ledger.jsonl",
+        "dist/app.bin",
+    ]);
+    assert_eq!(code(&verified), 0, "{}{}", verified.out(), verified.err());
+
+    // An audit trail signed by `run` with a full configuration, checked with
+    // the secret-less one.
+    let full = base.replace("[output]\n", "[output]\nrequire_tmpfs = false\n")
+        + "\n[audit]\npath = \"audit.jsonl\"\nsign_key = \"audit\"\n";
+    std::fs::write(w.path("full.toml"), full).unwrap();
+    let run = w.shroud(&[
+        "run",
+        "--config",
+        "full.toml",
+        "--tty",
+        "never",
+        "--",
+        "true",
+    ]);
+    assert_eq!(code(&run), 0, "{}{}", run.out(), run.err());
+    let audit = w.shroud(&["audit", "verify", "--config", "reach.toml", "audit.jsonl"]);
+    assert_eq!(code(&audit), 0, "{}{}", audit.out(), audit.err());
+    assert!(
+        audit.out().contains("verified, the last one final"),
+        "{}",
+        audit.out()
+    );
+
+    for cmd in [
+        &["agent", "--config", "reach.toml"][..],
+        &["run", "--config", "reach.toml", "--", "true"][..],
+    ] {
+        let f = w.shroud(cmd);
+        assert_eq!(code(&f), 64, "{cmd:?}: {}", f.err());
+        assert!(
+            f.err()
+                .contains("at least one secret is required to run the agent")
+                && f.err().contains("needs none"),
+            "{cmd:?}: {}",
+            f.err()
+        );
+    }
+}

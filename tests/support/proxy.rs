@@ -2,6 +2,7 @@
 //! (the test registry): it records every request line it forwards and can hold
 //! the requests whose line contains a given text until the test releases them,
 //! so a test can make a burst of clients meet one slow fetch without sleeping.
+//! It can also answer chosen requests itself (a Vault standby's redirect).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -28,6 +29,9 @@ struct Inner {
     seen: Vec<String>,
     /// Requests whose line contains this wait until released.
     hold: Option<String>,
+    /// Requests whose line contains the first text get the second, a whole
+    /// HTTP response, instead of going up; the connection is then closed.
+    answer: Option<(String, String)>,
 }
 
 impl State {
@@ -56,6 +60,12 @@ impl Proxy {
     /// Holds from now on every request whose request line contains `text`.
     pub fn hold(&self, text: &str) {
         self.state.lock().hold = Some(text.to_string());
+    }
+
+    /// From now on answers every request whose request line contains `text`
+    /// with `response` (a whole HTTP/1.1 response) instead of forwarding it.
+    pub fn answer(&self, text: &str, response: &str) {
+        self.state.lock().answer = Some((text.to_string(), response.to_string()));
     }
 
     /// Lets held and later requests through.
@@ -126,7 +136,12 @@ fn serve(mut client: TcpStream, upstream: &str, state: &State) {
                 }
             }
             let line = head.lines().next().unwrap_or_default().to_string();
-            admit(state, line);
+            if let Some(response) = admit(state, line) {
+                let _ = client.write_all(response.as_bytes());
+                let _ = client.shutdown(Shutdown::Both);
+                let _ = up.shutdown(Shutdown::Both);
+                return;
+            }
             if up.write_all(&buf[..end + 4 + body]).is_err() {
                 return;
             }
@@ -142,14 +157,20 @@ fn serve(mut client: TcpStream, upstream: &str, state: &State) {
     }
 }
 
-/// Records `line`, then waits while it is held.
-fn admit(state: &State, line: String) {
+/// Records `line`, then waits while it is held; returns the canned answer for
+/// it, if any.
+fn admit(state: &State, line: String) -> Option<String> {
     let mut inner = state.lock();
     inner.seen.push(line.clone());
     state.changed.notify_all();
     while inner.hold.as_deref().is_some_and(|h| line.contains(h)) {
         inner = state.changed.wait(inner).unwrap_or_else(|e| e.into_inner());
     }
+    inner
+        .answer
+        .as_ref()
+        .filter(|(text, _)| line.contains(text.as_str()))
+        .map(|(_, response)| response.clone())
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

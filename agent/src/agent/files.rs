@@ -88,7 +88,7 @@ pub fn check_tmpfs(dir: &Path) -> Result<(), FilesError> {
 }
 
 /// Ok when the filesystem `fd` is on is tmpfs or ramfs; Err carries the magic.
-fn check_tmpfs_fd(fd: &OwnedFd, dir: &Path) -> Result<(), FilesError> {
+pub(crate) fn check_tmpfs_fd(fd: &OwnedFd, dir: &Path) -> Result<(), FilesError> {
     let st = nix::sys::statfs::fstatfs(fd).map_err(errno_err("statfs", dir))?;
     #[allow(clippy::unnecessary_cast)] // f_type's width differs between libcs
     let magic = st.filesystem_type().0 as i64;
@@ -573,7 +573,12 @@ fn read_regular(dir: &impl AsRawFd, rel: &Path) -> Option<zeroize::Zeroizing<Vec
     let raw = openat(
         Some(dir.as_raw_fd()),
         rel,
-        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        // The rules of contract::open_regular, relative to the held directory.
+        OFlag::O_RDONLY
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_NONBLOCK
+            | OFlag::O_NOCTTY
+            | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
     .ok()?;
@@ -587,20 +592,27 @@ fn read_regular(dir: &impl AsRawFd, rel: &Path) -> Option<zeroize::Zeroizing<Vec
 }
 
 /// Overwrites the file's current length with zeros, in place (not following a
-/// symlink someone swapped in). On tmpfs this overwrites the very pages readers
-/// map; there is no journal or block remapping to defeat it.
+/// symlink someone swapped in, not blocking on a FIFO someone planted, and
+/// writing nothing to what is not a regular file). On tmpfs this overwrites
+/// the very pages readers map; there is no journal or block remapping to
+/// defeat it.
 pub(crate) fn zero_fill(dir: &impl AsRawFd, rel: &Path) -> bool {
     let open = || {
         openat(
             Some(dir.as_raw_fd()),
             rel,
-            OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            OFlag::O_WRONLY
+                | OFlag::O_NOFOLLOW
+                | OFlag::O_NONBLOCK
+                | OFlag::O_NOCTTY
+                | OFlag::O_CLOEXEC,
             Mode::empty(),
         )
     };
     let raw = match open() {
         Ok(fd) => fd,
-        Err(Errno::ENOENT) => return true,
+        // Gone, or a FIFO nobody reads: nothing to zero.
+        Err(Errno::ENOENT | Errno::ENXIO) => return true,
         Err(Errno::EACCES) => {
             // Mode 0400 and not root: make it writable for the owner first.
             if fchmodat(
@@ -621,7 +633,11 @@ pub(crate) fn zero_fill(dir: &impl AsRawFd, rel: &Path) -> bool {
         Err(_) => return false,
     };
     let f = File::from(owned(raw));
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let len = match f.metadata() {
+        Ok(m) if m.is_file() => m.len(),
+        Ok(_) => return true,
+        Err(_) => 0,
+    };
     let zeros = vec![0u8; 64 * 1024];
     let mut left = len;
     let mut w = &f;

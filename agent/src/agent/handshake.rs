@@ -11,7 +11,9 @@ use shroud_redactor::SecretSetBuilder;
 use zeroize::Zeroizing;
 
 use super::files::{FilesError, Output};
-use crate::contract::{lagging_acks, valid_name, ValuesFile, VALUES_FILE};
+use crate::contract::{
+    lagging_acks, read_regular, remove_planted, valid_name, Links, ValuesFile, VALUES_FILE,
+};
 use crate::live::LiveSet;
 
 /// A value that was replaced and stays masked until `until`.
@@ -155,8 +157,19 @@ impl Publisher {
     /// current (they are published again by the caller), so only its retired
     /// ones are taken; otherwise every value is retired.
     pub fn take_over(&mut self, out: &Output, adopting: bool) {
-        let Ok(bytes) = std::fs::read(out.dir().join(VALUES_FILE)).map(Zeroizing::new) else {
-            return;
+        let bytes = match read_regular(&out.dir().join(VALUES_FILE), Links::Refuse) {
+            Ok(bytes) => bytes,
+            Err(e) if e.is_not_found() => return,
+            Err(e) if e.is_not_regular() => {
+                // Planted: it would also stand in the way of the new file.
+                tracing::warn!(error = %e, "removing what stands in place of .shroud/values; starting a new redaction set");
+                remove_planted(&out.dir().join(VALUES_FILE));
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the previous agent's .shroud/values is unreadable; starting a new redaction set");
+                return;
+            }
         };
         let Ok(file) = ValuesFile::parse(&bytes) else {
             tracing::warn!(

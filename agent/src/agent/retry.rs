@@ -29,7 +29,8 @@ impl Transient for AuthError {
 }
 
 /// Calls `attempt` until it succeeds, fails for good, or fails transiently at
-/// or after `deadline`; returns that last result. Before each retry
+/// or after `deadline`; returns that last failure (never one made only of
+/// the deadline having passed). Before each retry
 /// `on_retry` learns the error and the delay (for logging).
 pub fn retry<T, E: Transient>(
     deadline: Instant,
@@ -47,6 +48,11 @@ pub fn retry<T, E: Transient>(
                     .max(Duration::from_millis(1));
                 on_retry(&e, d);
                 std::thread::sleep(d);
+                // Slept to the deadline: another attempt could only fail for
+                // that reason, which would hide why this one failed.
+                if Instant::now() >= deadline {
+                    return Err(e);
+                }
             }
             other => return other,
         }

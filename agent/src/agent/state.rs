@@ -12,6 +12,7 @@
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read as _, Write as _};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
@@ -20,8 +21,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
-use super::files::{check_tmpfs, zero_fill, FilesError};
+use super::files::{check_tmpfs_fd, zero_fill, FilesError};
 use crate::config::StateConfig;
+use crate::contract::{open_regular, Links, OpenError};
 
 /// The state file's name in the state directory.
 pub const STATE_FILE: &str = "agent-state.json";
@@ -52,6 +54,13 @@ pub enum StateError {
         owner: u32,
         /// The agent's uid.
         uid: u32,
+    },
+    /// The configured path is a symlink: it is not followed (a chmod through
+    /// it would change whatever it points at).
+    #[error("[state] dir {dir} is a symlink; it is not followed: point [state] dir at the directory itself")]
+    Symlink {
+        /// The directory.
+        dir: PathBuf,
     },
     /// Another running agent holds the directory's lock.
     #[error("[state] dir {dir} is in use by another running agent; each agent needs a state directory of its own")]
@@ -84,7 +93,10 @@ impl StateError {
     pub fn is_config(&self) -> bool {
         matches!(
             self,
-            StateError::NotTmpfs { .. } | StateError::NotPrivate { .. } | StateError::Busy { .. }
+            StateError::NotTmpfs { .. }
+                | StateError::NotPrivate { .. }
+                | StateError::Symlink { .. }
+                | StateError::Busy { .. }
         )
     }
 }
@@ -234,27 +246,38 @@ impl fmt::Debug for StateDir {
 }
 
 impl StateDir {
-    /// Creates the directory (0700), checks it is memory-backed and locks it.
+    /// Creates the directory, opens it without following a symlink, checks on
+    /// that descriptor that it is the agent's own (root included) and
+    /// memory-backed, and only then makes it 0700 (through the descriptor) and
+    /// locks it: nothing is changed on a directory that fails a check.
     /// `vault` (the server address) is recorded in the file: state for another
     /// server is not adopted.
     pub fn open(cfg: &StateConfig, vault: &str) -> Result<Self, StateError> {
         let dir = cfg.dir.clone();
         fs::create_dir_all(&dir).map_err(io_err("cannot create", &dir))?;
-        let owner = fs::metadata(&dir)
+        let handle = match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&dir)
+        {
+            Ok(f) => f,
+            // O_DIRECTORY|O_NOFOLLOW on a symlink: ENOTDIR (or ELOOP).
+            Err(_) if fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_symlink()) => {
+                return Err(StateError::Symlink { dir })
+            }
+            Err(e) => return Err(io_err("cannot open", &dir)(e)),
+        };
+        let owner = handle
+            .metadata()
             .map_err(io_err("cannot stat", &dir))?
             .uid();
-        let uid = nix::unistd::geteuid();
-        if owner != uid.as_raw() && !uid.is_root() {
-            return Err(StateError::NotPrivate {
-                dir,
-                owner,
-                uid: uid.as_raw(),
-            });
+        let uid = nix::unistd::geteuid().as_raw();
+        if owner != uid {
+            return Err(StateError::NotPrivate { dir, owner, uid });
         }
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
-            .map_err(io_err("cannot chmod", &dir))?;
+        let handle = OwnedFd::from(handle);
         if cfg.require_tmpfs {
-            check_tmpfs(&dir).map_err(|e| match e {
+            check_tmpfs_fd(&handle, &dir).map_err(|e| match e {
                 FilesError::NotTmpfs { dir, magic } => StateError::NotTmpfs { dir, magic },
                 FilesError::Io { what, path, source } => StateError::Io { what, path, source },
                 other => StateError::Io {
@@ -264,7 +287,10 @@ impl StateDir {
                 },
             })?;
         }
-        let handle = File::open(&dir).map_err(io_err("cannot open", &dir))?;
+        let handle = File::from(handle);
+        handle
+            .set_permissions(fs::Permissions::from_mode(0o700))
+            .map_err(io_err("cannot chmod", &dir))?;
         let lock = Flock::lock(handle, FlockArg::LockExclusiveNonblock)
             .map_err(|_| StateError::Busy { dir: dir.clone() })?;
         Ok(StateDir {
@@ -294,13 +320,12 @@ impl StateDir {
     /// agent shut down cleanly).
     pub fn load(&self) -> Result<Option<Saved>, StateError> {
         let path = self.file();
-        let mut f = match OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)
-        {
+        let mut f = match open_regular(&path, Links::Refuse) {
             Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(OpenError::NotRegular { kind, .. }) => {
+                return Err(self.unusable(format!("is a {kind}, not a regular file")))
+            }
             Err(e) => return Err(self.unusable(format!("cannot be opened: {e}"))),
         };
         let meta = f.metadata().map_err(io_err("cannot stat", &path))?;
@@ -582,7 +607,29 @@ mod tests {
         fs::remove_file(&file).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", &file).unwrap();
         let e = st.load().unwrap_err().to_string();
-        assert!(e.contains("cannot be opened"), "{e}");
+        assert!(e.contains("is a symlink, not a regular file"), "{e}");
+        fs::remove_file(&file).unwrap();
+        // A FIFO would block a plain open() for ever.
+        nix::unistd::mkfifo(&file, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let e = st.load().unwrap_err().to_string();
+        assert!(e.contains("is a FIFO, not a regular file"), "{e}");
+    }
+
+    #[test]
+    fn a_symlinked_dir_is_refused_before_anything_changes() {
+        let d = tempfile::tempdir().unwrap();
+        let target = d.path().join("elsewhere");
+        fs::create_dir(&target).unwrap();
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o755)).unwrap();
+        // cfg() puts the state in `<dir>/state`.
+        std::os::unix::fs::symlink(&target, d.path().join("state")).unwrap();
+        let e = StateDir::open(&cfg(d.path()), "http://v").unwrap_err();
+        assert!(
+            matches!(e, StateError::Symlink { .. }) && e.is_config(),
+            "{e}"
+        );
+        let mode = fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o755, "the link's target was not chmodded");
     }
 
     #[test]
@@ -592,7 +639,7 @@ mod tests {
             dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("target-state-test"),
             require_tmpfs: true,
         };
-        if check_tmpfs(Path::new(env!("CARGO_MANIFEST_DIR"))).is_ok() {
+        if crate::agent::files::check_tmpfs(Path::new(env!("CARGO_MANIFEST_DIR"))).is_ok() {
             panic!("the crate directory is on tmpfs; this test needs a disk-backed one");
         }
         let e = StateDir::open(&c, "http://v").unwrap_err();

@@ -15,6 +15,9 @@ pub struct Summary {
     /// The `chain_signature` records, in order (their heads already checked
     /// against the chain; their signatures are for Vault to check).
     pub signatures: Vec<ChainSignature>,
+    /// Records after the last chain signature (every record when there is
+    /// none): no signature covers them.
+    pub unsigned_tail: u64,
 }
 
 /// A `chain_signature` record.
@@ -62,8 +65,6 @@ pub fn verify(mut input: impl BufRead) -> Result<Summary, VerifyError> {
     let mut prev = GENESIS.to_string();
     let mut line_no = 0u64;
     let mut buf = Vec::new();
-    // Every line's hash, for checking the head a signature names.
-    let mut hashes: Vec<[u8; 32]> = Vec::new();
     let mut signatures = Vec::new();
     loop {
         buf.clear();
@@ -71,10 +72,12 @@ pub fn verify(mut input: impl BufRead) -> Result<Summary, VerifyError> {
             .read_until(b'\n', &mut buf)
             .map_err(VerifyError::Read)?;
         if n == 0 {
+            let signed = signatures.last().map_or(0, |s: &ChainSignature| s.line);
             return Ok(Summary {
                 records: line_no,
                 head: prev,
                 signatures,
+                unsigned_tail: line_no - signed,
             });
         }
         line_no += 1;
@@ -125,26 +128,21 @@ pub fn verify(mut input: impl BufRead) -> Result<Summary, VerifyError> {
             None => return broken("no \"prev\" member".into()),
         }
         if value.get("event").and_then(|e| e.as_str()) == Some("chain_signature") {
-            match chain_signature(&value, line_no, &hashes) {
+            match chain_signature(&value, line_no, &prev) {
                 Ok(sig) => signatures.push(sig),
                 Err(reason) => return broken(reason),
             }
         }
         prev = sha256_hex(line);
-        let mut raw = [0u8; 32];
-        if hex::decode_to_slice(&prev, &mut raw).is_ok() {
-            hashes.push(raw);
-        }
     }
 }
 
-/// Reads a `chain_signature` record and checks that the head it names is the
-/// hash of line `records`.
-fn chain_signature(
-    v: &serde_json::Value,
-    line: u64,
-    hashes: &[[u8; 32]],
-) -> Result<ChainSignature, String> {
+/// Reads a `chain_signature` record and checks that it covers exactly the
+/// records before it: `records` is its own position and `head` the hash of
+/// the line it follows (`prev`). The signed message holds both, so a
+/// signature copied to any other place in any chain names a position that is
+/// not its own, and changing them breaks the signature.
+fn chain_signature(v: &serde_json::Value, line: u64, prev: &str) -> Result<ChainSignature, String> {
     let text = |k: &str| {
         v.get(k)
             .and_then(|x| x.as_str())
@@ -156,16 +154,13 @@ fn chain_signature(
         .and_then(|x| x.as_u64())
         .ok_or("chain signature without \"records\"")?;
     let head = text("head")?;
-    let want = match records {
-        0 => GENESIS.to_string(),
-        n if n < line => hex::encode(hashes[n as usize - 1]),
-        n => {
-            return Err(format!(
-                "chain signature covers {n} records, more than precede it"
-            ))
-        }
-    };
-    if head != want {
+    let before = line - 1;
+    if records != before {
+        return Err(format!(
+            "the chain signature covers {records} records but follows {before}: a signature covers exactly the records before it, so this one was copied or moved here"
+        ));
+    }
+    if head != prev {
         return Err(format!(
             "the chain signature's head is not the hash of line {records}: the records it covers were changed"
         ));
@@ -261,6 +256,81 @@ mod tests {
         let b = check(&resealed).unwrap_err();
         assert_eq!(b.line, 4);
         assert!(b.reason.contains("hash of line 3"), "{}", b.reason);
+    }
+
+    /// A signature record over the `n` lines of `lines`, appended to them.
+    fn sign(lines: &mut Vec<String>, is_final: bool) {
+        let w = Workload::default();
+        let head = lines
+            .last()
+            .map_or(GENESIS.to_string(), |l| sha256_hex(l.as_bytes()));
+        let mut r = Record::base("chain_signature", &w);
+        r.seq = lines.len() as u64;
+        r.records = Some(lines.len() as u64);
+        r.head = Some(head.clone());
+        r.is_final = Some(is_final);
+        r.key = Some("transit/audit".into());
+        r.signature = Some("vault:v1:x".into());
+        r.prev = &head;
+        lines.push(seal(&r));
+    }
+
+    /// Re-seals `v` at position `seq` after `prev_line`, as a forger would.
+    fn reseal_at(line: &str, seq: usize, prev_line: &str) -> String {
+        let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let o = v.as_object_mut().unwrap();
+        o.remove("hash");
+        o.insert("seq".into(), (seq as u64).into());
+        o.insert("prev".into(), sha256_hex(prev_line.as_bytes()).into());
+        let body = serde_json::to_string(&v).unwrap();
+        let hash = sha256_hex(body.as_bytes());
+        format!("{},\"hash\":\"{hash}\"}}", &body[..body.len() - 1])
+    }
+
+    #[test]
+    fn a_signature_binds_its_position_and_the_unsigned_tail_is_counted() {
+        let mut lines = log(3);
+        sign(&mut lines, false);
+        let more = log(6);
+        lines.extend(more[4..].iter().map(|l| l.to_string()));
+        for i in 4..6 {
+            lines[i] = reseal_at(&lines[i], i, &lines[i - 1].clone());
+        }
+        sign(&mut lines, true);
+        let s = check(&lines).unwrap();
+        assert_eq!(s.signatures.len(), 2);
+        assert_eq!(s.unsigned_tail, 0);
+        assert_eq!(s.signatures[1].records, 6);
+
+        // Records appended after the final signature and the chain re-sealed:
+        // they are counted as unsigned.
+        let mut tail = lines.clone();
+        tail.push(reseal_at(&more[0], 7, &lines[6]));
+        tail.push(reseal_at(&more[1], 8, &tail[7].clone()));
+        let s = check(&tail).unwrap();
+        assert_eq!(s.unsigned_tail, 2);
+        assert_eq!(check(&log(2)).unwrap().unsigned_tail, 2);
+
+        // ... and a copy of the final signature, only seq/prev changed, after them.
+        let copied = reseal_at(&lines[6], 9, &tail[8]);
+        tail.push(copied);
+        let b = check(&tail).unwrap_err();
+        assert_eq!(b.line, 10);
+        assert!(
+            b.reason.contains("covers 6 records but follows 9"),
+            "{}",
+            b.reason
+        );
+
+        // The copy with records and head moved along too: the head is the right
+        // one now, so the signed message changed and Vault refuses it; the
+        // chain check alone accepts it.
+        let mut v: serde_json::Value = serde_json::from_str(tail.last().unwrap()).unwrap();
+        v["records"] = 9.into();
+        v["head"] = sha256_hex(tail[8].as_bytes()).into();
+        let n = tail.len();
+        tail[n - 1] = reseal_at(&v.to_string(), 9, &tail[8].clone());
+        assert!(check(&tail).is_ok());
     }
 
     #[test]

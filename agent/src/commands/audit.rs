@@ -58,8 +58,9 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                 Some(c) => format!(", {}", check_signatures(c, &file, &summary)?),
                 None if summary.signatures.is_empty() => String::new(),
                 None => format!(
-                    ", {} chain signatures not checked (give --config)",
-                    summary.signatures.len()
+                    ", {} chain signatures not checked (give --config){}",
+                    summary.signatures.len(),
+                    unsigned_tail(&summary)
                 ),
             };
             println!(
@@ -70,6 +71,14 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
             );
             Ok(0)
         }
+    }
+}
+
+/// `, N records at the end not covered by a chain signature` when there are.
+fn unsigned_tail(summary: &Summary) -> String {
+    match summary.unsigned_tail {
+        0 => String::new(),
+        n => format!(", the last {n} records not covered by a chain signature"),
     }
 }
 
@@ -117,10 +126,10 @@ fn check_signatures(config: &Path, file: &Path, summary: &Summary) -> anyhow::Re
         code: 2,
         message: e.to_string(),
     })?;
-    if last.line != summary.records {
+    if summary.unsigned_tail > 0 {
         return Err(broken(format!(
-            "audit log {log}: {} records after the last chain signature (line {}) are not signed: the file was cut short after a signature was removed, or the agent is still running or was killed",
-            summary.records - last.line,
+            "audit log {log}: {} records after the last chain signature (line {}) are not signed: they were added after it, the file was cut short after a signature was removed, or the agent is still running or was killed",
+            summary.unsigned_tail,
             last.line
         )));
     }

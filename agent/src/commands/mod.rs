@@ -59,6 +59,13 @@ fn start_engine(
     live: Option<Arc<crate::live::LiveSet>>,
     hook: Option<crate::agent::engine::OnPublish>,
 ) -> anyhow::Result<crate::agent::Engine> {
+    if cfg.secrets.is_empty() {
+        return Err(usage(anyhow::anyhow!(
+            "{}: [[secret]]: at least one secret is required to run the agent (a configuration used only to reach Vault, for `verify`, `scan --config` or `audit verify --config`, needs none)",
+            cfg.origin
+        ))
+        .into());
+    }
     crate::agent::Engine::start(cfg, live, hook).map_err(|e| {
         if e.is_config() {
             usage(e).into()

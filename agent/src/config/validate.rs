@@ -138,9 +138,9 @@ pub fn validate(origin: &str, raw: RawConfig) -> Result<Config, ConfigError> {
         None => None,
     };
 
-    if raw.secret.is_empty() {
-        return Err(c.err("[[secret]]", "at least one secret is required"));
-    }
+    // None is fine for a configuration used only to reach Vault (verify,
+    // scan --config, audit verify --config); `agent` and `run` refuse it
+    // (commands::start_engine).
     let mut secrets = Vec::with_capacity(raw.secret.len());
     for (i, s) in raw.secret.into_iter().enumerate() {
         let spec = secret(&c, i + 1, s)?;

@@ -8,15 +8,19 @@
 //! place is never unlocked). The kernel drops the lock with the process, so an ack
 //! file the agent can lock was left by an exec killed outright (SIGKILL, OOM): it
 //! is not waited for, and it is removed at shutdown. Any doubt (the file cannot be
-//! opened, the filesystem has no flock) counts as alive.
+//! opened, the filesystem has no flock) counts as alive. The directory is
+//! world-writable: anything there that is not a regular file (a FIFO, a
+//! symlink, a directory) is not an ack; it is never opened in a way that could
+//! block, never waited on, and removed when possible.
 
 use std::fs::{self, File};
-use std::io;
+use std::io::{self, Read as _};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
 
 use super::atomic::write_atomically;
+use super::open::{open_regular, remove_planted, Links, OpenError};
 use super::paths::ACKS_DIR;
 
 /// This process's acknowledgement file, locked while this value lives; removed
@@ -78,13 +82,35 @@ impl Drop for Ack {
     }
 }
 
-/// Whether the ack file at `path` was left by an exec that is gone: nobody holds
-/// its lock (the probe takes a shared lock and drops it at once).
+/// What stands at an ack path.
+enum Probe {
+    /// A live exec's file (or one we cannot tell about: doubt counts as alive),
+    /// open if it could be opened.
+    Live(Option<File>),
+    /// Left by an exec that is gone (nobody holds its lock), or removed since.
+    Stale,
+    /// Not a regular file: planted by the workload (a FIFO would block an
+    /// `open()` forever); never waited on.
+    Planted(OpenError),
+}
+
+fn probe(path: &Path) -> Probe {
+    match open_regular(path, Links::Refuse) {
+        // The probe takes a shared lock and drops it at once.
+        Ok(f) => match Flock::lock(f, FlockArg::LockSharedNonblock) {
+            Ok(_) => Probe::Stale,
+            Err((f, _)) => Probe::Live(Some(f)),
+        },
+        Err(e) if e.is_not_regular() => Probe::Planted(e),
+        Err(e) if e.is_not_found() => Probe::Stale,
+        Err(_) => Probe::Live(None),
+    }
+}
+
+/// Whether the ack file at `path` was left by an exec that is gone (nobody
+/// holds its lock), or is not an ack at all (not a regular file).
 pub fn ack_is_stale(path: &Path) -> bool {
-    let Ok(f) = File::open(path) else {
-        return false;
-    };
-    Flock::lock(f, FlockArg::LockSharedNonblock).is_ok()
+    !matches!(probe(path), Probe::Live(_))
 }
 
 /// Every ack file under `<dir>` (id and path); dot-files are temporaries.
@@ -99,21 +125,45 @@ fn ack_files(dir: &Path) -> Vec<(String, PathBuf)> {
         .collect()
 }
 
-/// The live execs' ack files under `<dir>`, not those of execs killed outright:
-/// waiting for one of those would hold every rotation, and the agent's
-/// shutdown, for the full timeout.
+/// The live execs' ack files under `<dir>`, open (when they could be opened),
+/// not those of execs killed outright nor anything planted: waiting for one
+/// of those would hold every rotation, and the agent's shutdown, for the full
+/// timeout (or, opening a FIFO, forever). Planted entries are removed.
+fn live_ack_files(dir: &Path) -> Vec<(String, PathBuf, Option<File>)> {
+    let mut live = Vec::new();
+    for (id, path) in ack_files(dir) {
+        match probe(&path) {
+            Probe::Live(f) => live.push((id, path, f)),
+            Probe::Stale => {}
+            Probe::Planted(e) => {
+                tracing::warn!(error = %e, "ignoring and removing what was planted as an exec's acknowledgement");
+                remove_planted(&path);
+            }
+        }
+    }
+    live
+}
+
+/// The live execs' ack files under `<dir>` (see [`live_ack_files`]).
 pub fn live_acks(dir: &Path) -> Vec<(String, PathBuf)> {
-    ack_files(dir)
+    live_ack_files(dir)
         .into_iter()
-        .filter(|(_, path)| !ack_is_stale(path))
+        .map(|(id, path, _)| (id, path))
         .collect()
 }
 
-/// Removes the ack files of execs that are gone (see [`live_acks`]).
+/// Removes the ack files of execs that are gone, and anything planted there.
 pub fn remove_stale_acks(dir: &Path) {
     for (_, path) in ack_files(dir) {
-        if ack_is_stale(&path) {
-            let _ = fs::remove_file(path);
+        match probe(&path) {
+            Probe::Live(_) => {}
+            Probe::Stale => {
+                let _ = fs::remove_file(path);
+            }
+            Probe::Planted(e) => {
+                tracing::warn!(error = %e, "removing what was planted as an exec's acknowledgement");
+                remove_planted(&path);
+            }
         }
     }
 }
@@ -122,10 +172,12 @@ pub fn remove_stale_acks(dir: &Path) {
 /// An ack removed since the listing is an exec that has exited: not lagging.
 pub fn lagging_acks(dir: &Path, generation: u64) -> Vec<String> {
     let mut lagging = Vec::new();
-    for (id, path) in live_acks(dir) {
-        let acked = fs::read_to_string(&path)
-            .ok()
-            .and_then(|s| s.trim().parse::<u64>().ok());
+    for (id, path, file) in live_ack_files(dir) {
+        let acked = file.and_then(|mut f| {
+            let mut text = String::new();
+            f.read_to_string(&mut text).ok()?;
+            text.trim().parse::<u64>().ok()
+        });
         match acked {
             Some(g) if g >= generation => {}
             None if !path.exists() => {}
@@ -188,5 +240,22 @@ mod tests {
         assert!(behind.path().exists() && current.path().exists());
         behind.write(2).unwrap();
         assert!(lagging_acks(d, 2).is_empty());
+
+        // Planted by a workload: a FIFO, a symlink to a device, a directory.
+        let acks = d.join(ACKS_DIR);
+        nix::unistd::mkfifo(
+            &acks.join("fifo"),
+            nix::sys::stat::Mode::from_bits_truncate(0o666),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("/dev/null", acks.join("null")).unwrap();
+        fs::create_dir(acks.join("dir")).unwrap();
+        assert!(lagging_acks(d, 3).len() == 2, "only the two execs lag");
+        assert!(!acks.join("fifo").exists() && !acks.join("dir").exists());
+        assert!(fs::symlink_metadata(acks.join("null")).is_err());
+        fs::create_dir(acks.join("dir")).unwrap();
+        remove_stale_acks(d);
+        assert!(!acks.join("dir").exists());
+        assert_eq!(live_acks(d).len(), 2);
     }
 }

@@ -13,16 +13,19 @@
 //!
 //! Every file here is written to a temporary dot-name in the same directory
 //! ([`atomic`]) and renamed, so a reader never sees a partial file; readers skip
-//! dot-files.
+//! dot-files. Other uids can write here: every file is read through [`open`]
+//! (never blocking, never a FIFO, device, directory or link).
 
 pub mod ack;
 pub mod atomic;
 pub mod markers;
+pub mod open;
 pub mod paths;
 
 pub use ack::{ack_is_stale, lagging_acks, live_acks, remove_stale_acks, Ack};
 pub use atomic::{write_atomically, Staged};
 pub use markers::{clear_markers, has_exited, is_ready, write_exit_marker};
+pub use open::{open_regular, read_regular, remove_planted, Links, OpenError};
 pub use paths::{ACKS_DIR, EXITED_FILE, META_DIR, READY_FILE, VALUES_FILE};
 /// The values-file format. It lives in the redactor crate, whose benchmarks
 /// load it too; this is its home for everything else.

@@ -62,6 +62,19 @@ pub enum VaultError {
         /// Vault's error strings.
         detail: String,
     },
+    /// A 3xx: an HA standby that cannot forward, or a load balancer. Never
+    /// followed (the token would go wherever it points) and never a success.
+    #[error("Vault answered {status} redirecting to {location} ({operation} {path}); redirects are not followed: point [vault] address at the active node or at a load balancer that forwards")]
+    Redirect {
+        /// Operation name.
+        operation: String,
+        /// API path.
+        path: String,
+        /// HTTP status.
+        status: u16,
+        /// Scheme and host of the `Location` header (no user info, path or query).
+        location: String,
+    },
     /// The answer was not what the API documents.
     #[error("unexpected answer from Vault ({operation} {path}): {detail}")]
     BadResponse {
@@ -87,7 +100,8 @@ impl VaultError {
     /// True when retrying later may help.
     pub fn is_transient(&self) -> bool {
         match self {
-            VaultError::Unreachable { .. } => true,
+            // A standby may become active, a load balancer may route elsewhere.
+            VaultError::Unreachable { .. } | VaultError::Redirect { .. } => true,
             VaultError::Status { status, .. } => *status >= 500 || *status == 429,
             _ => false,
         }
@@ -354,8 +368,35 @@ impl VaultClient {
                 });
             }
         };
-        if response.status() == 204 {
-            return Ok(None);
+        // Vault documents 200 (with a body) and 204 as its only successes; ureq
+        // hands back everything below 400, redirects included (not followed).
+        match response.status() {
+            200 => {}
+            204 => return Ok(None),
+            status @ 300..=399 => {
+                let location = response
+                    .header("Location")
+                    .map_or_else(|| "nowhere (no Location)".to_string(), location_origin);
+                let (operation, path, _) = ctx(String::new());
+                return Err(VaultError::Redirect {
+                    operation,
+                    path,
+                    status,
+                    location,
+                });
+            }
+            status => {
+                let (operation, path, detail) = ctx(format!(
+                    "{} is not a documented success (200 or 204)",
+                    status
+                ));
+                return Err(VaultError::Status {
+                    operation,
+                    path,
+                    status,
+                    detail,
+                });
+            }
         }
         let mut buf = Zeroizing::new(Vec::with_capacity(4096));
         response
@@ -384,6 +425,23 @@ impl VaultClient {
         })?;
         Ok(Some(Answer(value)))
     }
+}
+
+/// `scheme://host[:port]` of a redirect's `Location`: enough to name the
+/// standby or balancer, without any user info, path or query it carries.
+fn location_origin(location: &str) -> String {
+    let (scheme, rest) = match location.split_once("://") {
+        Some((s, r)) if s.bytes().all(|b| b.is_ascii_alphanumeric()) => (s, r),
+        _ => return "a relative location".to_string(),
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let clean = |t: &str| {
+        t.chars()
+            .filter(|c| c.is_ascii_graphic())
+            .collect::<String>()
+    };
+    format!("{}://{}", clean(scheme), clean(host))
 }
 
 /// The rustls error under a transport error, if the TLS handshake failed.
@@ -416,5 +474,81 @@ fn error_strings(r: ureq::Response) -> String {
         "no error message".to_string()
     } else {
         errors.join("; ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read as _, Write as _};
+    use std::net::TcpListener;
+
+    use super::*;
+
+    /// A client of a server on 127.0.0.1 that answers every request with
+    /// `response`, holding a token.
+    fn client_answered(response: &'static str) -> VaultClient {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf);
+                let _ = conn.write_all(response.as_bytes());
+            }
+        });
+        let mut c = VaultClient::new(&VaultConfig {
+            address: format!("http://{addr}"),
+            ca_cert: None,
+            tls_server_name: None,
+            namespace: None,
+            timeout: Duration::from_secs(10),
+        })
+        .unwrap();
+        c.set_token(Some(Token(Zeroizing::new("s.unit-test-token-x1".into()))));
+        c
+    }
+
+    #[test]
+    fn only_200_and_204_are_successes() {
+        let redirect = client_answered(
+            "HTTP/1.1 307 Temporary Redirect\r\nLocation: https://standby:8200/v1/sys/leases/revoke\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
+        let e = redirect
+            .request("lease_revoke", "PUT", "sys/leases/revoke", None)
+            .unwrap_err();
+        assert!(matches!(e, VaultError::Redirect { status: 307, .. }), "{e}");
+        assert!(e.is_transient());
+        let text = e.to_string();
+        assert!(
+            text.contains("307 redirecting to https://standby:8200")
+                && text.contains("lease_revoke sys/leases/revoke")
+                && !text.contains("unit-test-token"),
+            "{text}"
+        );
+        let accepted = client_answered(
+            "HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+        );
+        let e = accepted
+            .request("token_revoke", "POST", "auth/token/revoke-self", None)
+            .unwrap_err();
+        assert!(matches!(e, VaultError::Status { status: 202, .. }), "{e}");
+        assert!(e.to_string().contains("not a documented success"), "{e}");
+        let no_content = client_answered("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+        assert!(no_content
+            .request("token_revoke", "POST", "auth/token/revoke-self", None)
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn a_redirect_is_named_by_its_origin_only() {
+        assert_eq!(
+            location_origin("https://u:pw@standby.example:8200/v1/sys/leases/revoke?token=x"),
+            "https://standby.example:8200"
+        );
+        assert_eq!(
+            location_origin("/v1/auth/token/revoke-self"),
+            "a relative location"
+        );
     }
 }
