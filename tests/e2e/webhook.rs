@@ -544,6 +544,13 @@ fn vault_agent_annotations_are_understood() {
         .any(|m| m["mountPath"] == "/vault/secrets"
             && m["name"] == "shroud-secrets"
             && m["readOnly"] == true));
+    // A secret without a template: the injector's default map template.
+    assert!(
+        toml.0
+            .contains("{% for k, v in data|items %}{{ k }}: {{ v }}"),
+        "{}",
+        toml.0
+    );
     let warnings = response["warnings"].to_string();
     assert!(warnings.contains("agent-pre-populate-only"), "{warnings}");
 }

@@ -61,17 +61,29 @@ pub fn memo_key(raw: &RawConfig) -> String {
 
 /// The agent's configuration for one injection.
 pub fn build(inj: &Injection, cfg: &WebhookConfig, owner: FileOwner) -> RawConfig {
+    let o = &inj.overrides;
     RawConfig {
         vault: RawVault {
-            address: Some(cfg.vault.address.clone()),
+            address: Some(
+                o.vault_address
+                    .as_ref()
+                    .unwrap_or(&cfg.vault.address)
+                    .clone(),
+            ),
             ca_cert: cfg.vault.ca_cert.clone(),
-            tls_server_name: cfg.vault.tls_server_name.clone(),
-            namespace: cfg.vault.namespace.clone(),
+            tls_server_name: o
+                .tls_server_name
+                .clone()
+                .or_else(|| cfg.vault.tls_server_name.clone()),
+            namespace: o
+                .vault_namespace
+                .clone()
+                .or_else(|| cfg.vault.namespace.clone()),
             timeout: cfg.vault.timeout.clone(),
         },
         auth: RawAuth {
             method: Some(cfg.auth.method.clone()),
-            mount: Some(cfg.auth.mount.clone()),
+            mount: Some(o.auth_mount.as_ref().unwrap_or(&cfg.auth.mount).clone()),
             role: Some(inj.role.clone()),
             jwt_path: Some(
                 cfg.auth
@@ -115,7 +127,7 @@ pub fn build(inj: &Injection, cfg: &WebhookConfig, owner: FileOwner) -> RawConfi
             })
             .collect(),
         lifecycle: RawLifecycle {
-            revoke_on_exit: Some(cfg.agent.revoke_on_exit),
+            revoke_on_exit: Some(o.revoke_on_exit.unwrap_or(cfg.agent.revoke_on_exit)),
             ..RawLifecycle::default()
         },
         // On the pod's address: a PodMonitor scrapes it from outside the pod.
@@ -294,6 +306,8 @@ mod tests {
             on_rotate: None,
             native_sidecar: None,
             warnings: Vec::new(),
+            extra_mounts: Vec::new(),
+            overrides: Default::default(),
         };
         let text = render(
             &inj,

@@ -132,8 +132,38 @@ pub struct Injection {
     pub on_rotate: Option<String>,
     /// Native sidecar (`Some(true)`), classic (`Some(false)`), or the default.
     pub native_sidecar: Option<bool>,
-    /// Notes for the user (unsupported compatibility annotations that were ignored).
+    /// Notes for the user (compatibility annotations accepted without effect).
     pub warnings: Vec<String>,
+    /// More directories at which wrapped containers see the secrets (read-only),
+    /// besides shroud's own: `/vault/secrets` for Vault Agent pods, or what their
+    /// `secret-volume-path` annotations say.
+    pub extra_mounts: Vec<String>,
+    /// Per-pod changes to the webhook's defaults (Vault Agent annotations).
+    pub overrides: Overrides,
+}
+
+/// What a pod's annotations may change of the webhook's configuration for it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `[vault] address` (`service`).
+    pub vault_address: Option<String>,
+    /// `[vault] namespace` (`namespace`).
+    pub vault_namespace: Option<String>,
+    /// `[vault] tls_server_name` (`tls-server-name`).
+    pub tls_server_name: Option<String>,
+    /// `[auth] mount` (`auth-path`, without its `auth/`).
+    pub auth_mount: Option<String>,
+    /// The agent's user and the files' owner where the app's is not used
+    /// (`agent-run-as-user`).
+    pub agent_user: Option<i64>,
+    /// The agent's group (`agent-run-as-group`).
+    pub agent_group: Option<i64>,
+    /// Every secret file's mode (`agent-inject-perms-*`).
+    pub file_mode: Option<u32>,
+    /// The agent container's `resources`: (`limits`|`requests`, resource, quantity).
+    pub resources: Vec<(String, String, String)>,
+    /// `[lifecycle] revoke_on_exit` (`agent-revoke-on-shutdown`).
+    pub revoke_on_exit: Option<bool>,
 }
 
 /// The `shroud.dev/` keys with the prefix removed; unknown keys are errors.
@@ -298,6 +328,8 @@ pub(crate) fn parse_shroud(ours: &BTreeMap<&str, &str>) -> Result<Injection, Ann
         on_rotate: None,
         native_sidecar: None,
         warnings: Vec::new(),
+        extra_mounts: Vec::new(),
+        overrides: Overrides::default(),
     };
     apply_common(ours, &mut inj)?;
     Ok(inj)

@@ -1,5 +1,5 @@
 //! Which annotation family asks for what: `shroud.dev/` ([`annotations`]) or,
-//! when enabled, the Vault Agent Injector's ([`vault_compat`]), never both. Both
+//! when enabled, the Vault or OpenBao Agent Injector's ([`vault_compat`]), never both. Both
 //! parsers share the injection model in [`annotations`]; this module is the only
 //! one that knows both, so neither depends on the other's parsing.
 
@@ -48,19 +48,26 @@ pub fn parse(
             ))
         }
     };
-    let vault_on = vault_on_allowed && vault_compat::requested(annotations)?;
+    let family = if vault_on_allowed {
+        vault_compat::requested(annotations)?
+    } else {
+        None
+    };
     if vault_on_allowed && vault_compat::already_injected(annotations) {
         return Ok(Decision::AlreadyInjected);
     }
-    match (shroud_on, vault_on) {
-        (false, false) => Ok(Decision::NotRequested),
-        (true, true) => Err(AnnotationError::invalid(
+    match (shroud_on, family) {
+        (false, None) => Ok(Decision::NotRequested),
+        (true, Some(f)) => Err(AnnotationError::invalid(
             annotations::key(INJECT),
-            "both shroud.dev/inject and vault.hashicorp.com/agent-inject are set: keep one",
+            format!(
+                "both shroud.dev/inject and {}agent-inject are set: keep one",
+                f.prefix()
+            ),
         )),
-        (true, false) => parse_shroud(&ours).map(|i| Decision::Inject(Box::new(i))),
-        (false, true) => {
-            let mut inj = vault_compat::parse(annotations)?;
+        (true, None) => parse_shroud(&ours).map(|i| Decision::Inject(Box::new(i))),
+        (false, Some(f)) => {
+            let mut inj = vault_compat::parse(annotations, f)?;
             apply_common(&ours, &mut inj)?;
             Ok(Decision::Inject(Box::new(inj)))
         }

@@ -140,7 +140,9 @@ pub fn check_injected(pod: &Pod, namespace: &str, cfg: &WebhookConfig) -> Result
         .ok_or_else(|| deny("spec", "the pod has no spec"))?;
     let mut ann: BTreeMap<String, String> = pod.metadata.annotations.clone().unwrap_or_default();
     let status = ann.remove(STATUS);
-    ann.remove(super::vault_compat::STATUS);
+    for k in super::vault_compat::STATUSES {
+        ann.remove(k);
+    }
     if status.as_deref() != Some(INJECTED) {
         return Err(deny(
             format!("metadata.annotations[\"{STATUS}\"]"),

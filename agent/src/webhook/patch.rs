@@ -14,11 +14,10 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde_json::Value;
 
 use super::agent_config::{self, FileOwner, SECRETS_DIR, STATE_MOUNT};
-use super::annotations::{Injection, Origin, INJECTED, STATUS};
+use super::annotations::{Injection, Overrides, INJECTED, STATUS};
 use super::config::WebhookConfig;
 use super::registry::error::LookupError;
 use super::registry::{platform, Lookup, Resolved};
-use super::vault_compat;
 use crate::contract::META_DIR;
 
 /// The in-memory volume holding the rendered secrets.
@@ -279,7 +278,7 @@ pub(crate) fn expected_agent(
     warnings: &mut Vec<String>,
 ) -> Container {
     let native = inj.native_sidecar.unwrap_or(cfg.native_sidecar);
-    let owner = file_owner(spec, targets, cfg, warnings);
+    let owner = file_owner(spec, targets, inj, cfg, warnings);
     let config_toml = agent_config::render(inj, cfg, owner);
     let ipc_lock = !(cfg.agent.restricted_everywhere
         || cfg
@@ -287,7 +286,7 @@ pub(crate) fn expected_agent(
             .restricted_namespaces
             .iter()
             .any(|n| n == namespace));
-    let mut agent = agent_container(cfg, owner, config_toml, native, ipc_lock);
+    let mut agent = agent_container(cfg, &inj.overrides, owner, config_toml, native, ipc_lock);
     // The ServiceAccount admission plugin mounted the token into the pod's own
     // containers before webhooks run; containers added here get it only by copy.
     if let Some(token) = service_account_mount(spec) {
@@ -419,9 +418,26 @@ pub(crate) fn select_targets(
 fn file_owner(
     spec: &PodSpec,
     targets: &[Slot],
+    inj: &Injection,
     cfg: &WebhookConfig,
     warnings: &mut Vec<String>,
 ) -> FileOwner {
+    let mut owner = default_file_owner(spec, targets, inj, cfg, warnings);
+    if let Some(mode) = inj.overrides.file_mode {
+        owner.mode = mode;
+    }
+    owner
+}
+
+fn default_file_owner(
+    spec: &PodSpec,
+    targets: &[Slot],
+    inj: &Injection,
+    cfg: &WebhookConfig,
+    warnings: &mut Vec<String>,
+) -> FileOwner {
+    let agent_user = inj.overrides.agent_user.unwrap_or(cfg.agent.run_as_user);
+    let agent_group = inj.overrides.agent_group.unwrap_or(cfg.agent.run_as_group);
     let pod_sc = spec.security_context.as_ref();
     let uids: BTreeSet<Option<i64>> = targets
         .iter()
@@ -434,22 +450,27 @@ fn file_owner(
         })
         .collect();
     let fs_group = pod_sc.and_then(|p| p.fs_group);
-    let gid = fs_group.unwrap_or(cfg.agent.run_as_group);
+    let gid = fs_group.unwrap_or(agent_group);
     match uids.into_iter().collect::<Vec<_>>().as_slice() {
-        [Some(uid)] if *uid > 0 => FileOwner {
-            uid: *uid,
-            gid,
-            mode: 0o400,
-        },
+        [Some(uid)] if *uid > 0 => {
+            if inj.overrides.agent_user.is_some_and(|u| u != *uid) {
+                warnings.push(format!("agent-run-as-user is not applied: the agent runs as the wrapped containers' user {uid} so that the secret files can be theirs alone"));
+            }
+            FileOwner {
+                uid: *uid,
+                gid,
+                mode: 0o400,
+            }
+        }
         _ if fs_group.is_some() => FileOwner {
-            uid: cfg.agent.run_as_user,
+            uid: agent_user,
             gid,
             mode: 0o440,
         },
         _ => {
             warnings.push("the wrapped containers' user is unknown or not shared and the pod has no fsGroup, so secret files are readable by every container that mounts them (0444); set runAsUser or fsGroup for 0400/0440".into());
             FileOwner {
-                uid: cfg.agent.run_as_user,
+                uid: agent_user,
                 gid,
                 mode: 0o444,
             }
@@ -633,8 +654,8 @@ pub(crate) fn wrapped_mounts(inj: &Injection) -> Vec<VolumeMount> {
         ),
         mount(BIN_VOLUME, BIN_DIR, true, None),
     ];
-    if inj.origin == Origin::VaultAgent {
-        mounts.push(mount(SECRETS_VOLUME, vault_compat::SECRETS_DIR, true, None));
+    for path in &inj.extra_mounts {
+        mounts.push(mount(SECRETS_VOLUME, path, true, None));
     }
     mounts
 }
@@ -642,12 +663,11 @@ pub(crate) fn wrapped_mounts(inj: &Injection) -> Vec<VolumeMount> {
 /// The directories shroud mounts into a wrapped container. A mount of the pod's
 /// own at or under one would shadow shroud's binary or secrets (the runtime
 /// mounts deeper paths last).
-pub(crate) fn reserved_path(mount_path: &str, inj: &Injection) -> Option<&'static str> {
-    let compat = (inj.origin == Origin::VaultAgent).then_some(vault_compat::SECRETS_DIR);
+pub(crate) fn reserved_path<'a>(mount_path: &str, inj: &'a Injection) -> Option<&'a str> {
     let path = mount_path.trim_end_matches('/');
     [SHROUD_ROOT, RUN_ROOT]
         .into_iter()
-        .chain(compat)
+        .chain(inj.extra_mounts.iter().map(String::as_str))
         .find(|r| path == *r || path.starts_with(&format!("{r}/")))
 }
 
@@ -706,7 +726,7 @@ fn least_privilege(uid: i64, gid: i64, ipc_lock: bool) -> SecurityContext {
     }
 }
 
-fn resources(cfg: &WebhookConfig) -> ResourceRequirements {
+fn resources(cfg: &WebhookConfig, overrides: &Overrides) -> ResourceRequirements {
     let a = &cfg.agent;
     let pair = |cpu: &str, mem: &str| {
         Some(
@@ -718,11 +738,21 @@ fn resources(cfg: &WebhookConfig) -> ResourceRequirements {
             .collect(),
         )
     };
-    ResourceRequirements {
+    let mut r = ResourceRequirements {
         requests: pair(&a.cpu_request, &a.memory_request),
         limits: pair(&a.cpu_limit, &a.memory_limit),
         ..ResourceRequirements::default()
+    };
+    for (which, resource, quantity) in &overrides.resources {
+        let list = if which == "limits" {
+            &mut r.limits
+        } else {
+            &mut r.requests
+        };
+        list.get_or_insert_with(Default::default)
+            .insert(resource.clone(), Quantity(quantity.clone()));
     }
+    r
 }
 
 pub(crate) fn init_container(cfg: &WebhookConfig) -> Container {
@@ -737,7 +767,7 @@ pub(crate) fn init_container(cfg: &WebhookConfig) -> Container {
             cfg.agent.run_as_group,
             false,
         )),
-        resources: Some(resources(cfg)),
+        resources: Some(resources(cfg, &Overrides::default())),
         ..Container::default()
     }
 }
@@ -763,6 +793,7 @@ pub(crate) fn exec_metrics_port(
 
 fn agent_container(
     cfg: &WebhookConfig,
+    overrides: &Overrides,
     owner: FileOwner,
     config_toml: String,
     native: bool,
@@ -813,7 +844,7 @@ fn agent_container(
             mount(BIN_VOLUME, BIN_DIR, true, None),
         ]),
         security_context: Some(least_privilege(owner.uid, owner.gid, ipc_lock)),
-        resources: Some(resources(cfg)),
+        resources: Some(resources(cfg, overrides)),
         ports: (cfg.pod_metrics.agent_port != 0).then(|| {
             vec![ContainerPort {
                 name: Some(AGENT_METRICS_PORT.into()),
