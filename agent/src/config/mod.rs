@@ -2,6 +2,7 @@
 //! `SHROUD_<SECTION>_<KEY>` overrides, validated into [`Config`] before anything
 //! else happens. Every error names the key and where the configuration came from.
 
+mod consul;
 mod env;
 mod params;
 pub mod raw;
@@ -15,6 +16,7 @@ pub use params::Params;
 pub use validate::validate;
 
 pub use crate::template::TemplateSource;
+pub use consul::ConsulTemplate;
 
 /// Environment variable holding the whole configuration as TOML text.
 pub const CONFIG_TOML_ENV: &str = "SHROUD_CONFIG_TOML";
@@ -229,6 +231,9 @@ pub enum Format {
     Env,
     /// A minijinja template over the data.
     Template(TemplateSource),
+    /// A Consul Template template (`[[template]]`): its `secret`/`pkiCert`
+    /// calls are the secret's reads.
+    Consul(ConsulTemplate),
 }
 
 /// One `[[secret]]`.

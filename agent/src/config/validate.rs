@@ -138,8 +138,11 @@ pub fn validate(origin: &str, raw: RawConfig) -> Result<Config, ConfigError> {
         None => None,
     };
 
-    if raw.secret.is_empty() {
-        return Err(c.err("[[secret]]", "at least one secret is required"));
+    if raw.secret.is_empty() && raw.template.is_empty() {
+        return Err(c.err(
+            "[[secret]]",
+            "at least one secret (or [[template]]) is required",
+        ));
     }
     let mut secrets = Vec::with_capacity(raw.secret.len());
     for (i, s) in raw.secret.into_iter().enumerate() {
@@ -148,6 +151,16 @@ pub fn validate(origin: &str, raw: RawConfig) -> Result<Config, ConfigError> {
             return Err(c.err(
                 format!("[[secret]] #{} name", i + 1),
                 format!("`{}` is used by another secret", spec.name),
+            ));
+        }
+        secrets.push(spec);
+    }
+    for (i, t) in raw.template.into_iter().enumerate() {
+        let spec = super::consul::template(origin, i + 1, t)?;
+        if secrets.iter().any(|o: &SecretSpec| o.name == spec.name) {
+            return Err(c.err(
+                format!("[[template]] #{} name", i + 1),
+                format!("`{}` is used by another secret or template", spec.name),
             ));
         }
         secrets.push(spec);
