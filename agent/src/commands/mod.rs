@@ -27,6 +27,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Agent(args) => agent::run(args),
         Command::Run(args) => run::run(args),
         Command::Config(ConfigCommand::Validate { file }) => config::validate(&file),
+        Command::Config(ConfigCommand::Import { file }) => config::import(&file),
         Command::Probe(ProbeCommand::Ready { dir }) => probe::ready(&dir),
         Command::Exec(args) => exec::run(args),
         Command::Scan(args) => scan::run(args),

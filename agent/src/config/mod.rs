@@ -7,6 +7,7 @@ mod env;
 mod params;
 pub mod raw;
 mod validate;
+pub mod vault_agent;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -51,6 +52,9 @@ pub enum ConfigError {
         /// What is wrong.
         source: EnvError,
     },
+    /// A Vault Agent configuration (HCL) could not be imported.
+    #[error(transparent)]
+    Import(#[from] vault_agent::ImportError),
     /// A key has a bad or missing value.
     #[error("{origin}: {key}: {problem}")]
     Invalid {
@@ -314,13 +318,20 @@ pub struct LifecycleConfig {
 /// from the command line).
 pub fn load(path: Option<&Path>, flags: Vec<(String, String)>) -> Result<Config, ConfigError> {
     let (origin, text) = match path {
-        Some(p) => (
-            p.display().to_string(),
-            std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+        Some(p) => {
+            let origin = p.display().to_string();
+            let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
                 path: p.to_path_buf(),
                 source,
-            })?,
-        ),
+            })?;
+            // `--config agent.hcl`: a Vault Agent configuration, imported.
+            if vault_agent::is_vault_agent(p, &text) {
+                let toml = vault_agent::import(&origin, &text)?.to_toml(&origin);
+                (origin, toml)
+            } else {
+                (origin, text)
+            }
+        }
         None => match std::env::var(CONFIG_TOML_ENV) {
             Ok(t) => (CONFIG_TOML_ENV.to_string(), t),
             Err(_) => return Err(ConfigError::Missing),
