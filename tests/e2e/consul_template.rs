@@ -199,7 +199,7 @@ fn the_corpus_renders_as_bao_agent_renders_it() {
     let ours = with_shroud(&s, CORPUS);
     let mut differ = Vec::new();
     for (i, (name, ..)) in CORPUS.iter().enumerate() {
-        let dynamic = name.starts_with("pki") || name.starts_with("database");
+        let dynamic = is_dynamic(name);
         let (a, b) = if dynamic {
             (shape(&theirs[i]), shape(&ours[i]))
         } else {
@@ -250,4 +250,116 @@ fn a_non_literal_secret_path_is_a_config_error_naming_template_and_line() {
         "{}",
         done.err()
     );
+}
+
+/// A Vault Agent configuration for the static part of the corpus, rendering
+/// into `dest` with the token in `token`.
+fn agent_hcl(s: &Servers, token: &std::path::Path, dest: &std::path::Path) -> String {
+    let mut hcl = format!(
+        "vault {{\n  address = \"{}\"\n  retry {{\n    num_retries = 1\n  }}\n}}\nexit_after_auth = true\nauto_auth {{\n  method \"token_file\" {{\n    config = {{\n      token_file_path = \"{}\"\n    }}\n  }}\n  sink \"file\" {{\n    config = {{\n      path = \"{}\"\n    }}\n  }}\n}}\ntemplate_config {{\n  exit_on_retry_failure = true\n}}\n",
+        s.bao.addr,
+        token.display(),
+        s.dir.path().join("sink-token").display()
+    );
+    for (name, left, right) in CORPUS.iter().filter(|(n, ..)| !is_dynamic(n)) {
+        hcl.push_str(&format!(
+            "template {{\n  source = \"{}\"\n  destination = \"{}\"\n  left_delimiter = \"{left}\"\n  right_delimiter = \"{right}\"\n  perms = \"0400\"\n}}\n",
+            fixture(name).display(),
+            dest.join(name).display()
+        ));
+    }
+    hcl
+}
+
+fn is_dynamic(name: &str) -> bool {
+    name.starts_with("pki") || name.starts_with("database")
+}
+
+#[test]
+fn an_imported_vault_agent_config_renders_what_bao_agent_renders() {
+    let s = servers();
+    let tmpfs = Tmpfs::new();
+    let (bao_dest, shroud_dest) = (tmpfs.path().join("bao"), tmpfs.path().join("shroud"));
+    std::fs::create_dir_all(&bao_dest).unwrap();
+    let bao_hcl = s.dir.path().join("bao.hcl");
+    std::fs::write(
+        &bao_hcl,
+        agent_hcl(&s, &token_file(&s, "bao-token"), &bao_dest),
+    )
+    .unwrap();
+    let shroud_hcl = s.dir.path().join("shroud-agent.hcl");
+    std::fs::write(
+        &shroud_hcl,
+        agent_hcl(&s, &token_file(&s, "shroud-token"), &shroud_dest),
+    )
+    .unwrap();
+
+    // `config import` prints a configuration `config validate` accepts.
+    let imported = run_with_input(
+        shroud().args(["config", "import"]).arg(&shroud_hcl),
+        b"",
+        Duration::from_secs(30),
+    );
+    assert!(imported.status.success(), "{}", imported.err());
+    assert!(
+        imported.err().contains("auto_auth.sink: dropped"),
+        "{}",
+        imported.err()
+    );
+    let toml = s.dir.path().join("imported.toml");
+    std::fs::write(&toml, imported.out()).unwrap();
+    let valid = run_with_input(
+        shroud().args(["config", "validate"]).arg(&toml),
+        b"",
+        Duration::from_secs(30),
+    );
+    assert!(
+        valid.status.success(),
+        "{}\n{}",
+        valid.err(),
+        imported.out()
+    );
+
+    let status = Command::new("bao")
+        .arg("agent")
+        .arg(format!("-config={}", bao_hcl.display()))
+        .env_remove("VAULT_ADDR")
+        .env_remove("BAO_ADDR")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(|mut c| wait_with_deadline(&mut c, Duration::from_secs(120)))
+        .expect("running bao agent");
+    assert!(status.success(), "bao agent failed");
+
+    // `shroud run --config agent.hcl` takes the Vault Agent file as it is.
+    let out = s.dir.path().join("from-hcl");
+    std::fs::create_dir_all(&out).unwrap();
+    let done = run_with_input(
+        shroud()
+            .arg("run")
+            .arg("--config")
+            .arg(&shroud_hcl)
+            .arg("--")
+            .arg("sh")
+            .arg("-c")
+            .arg(format!("cp \"$SHROUD_SECRETS_DIR\"/* {}/", out.display())),
+        b"",
+        Duration::from_secs(120),
+    );
+    assert!(
+        done.status.success(),
+        "shroud run failed: {}{}",
+        done.out(),
+        done.err()
+    );
+    for (name, ..) in CORPUS.iter().filter(|(n, ..)| !is_dynamic(n)) {
+        let theirs = std::fs::read(bao_dest.join(name)).unwrap();
+        let ours = std::fs::read(out.join(name)).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&theirs),
+            String::from_utf8_lossy(&ours),
+            "{name}"
+        );
+    }
 }
