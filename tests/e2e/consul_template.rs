@@ -22,6 +22,7 @@ const CORPUS: &[(&str, &str, &str)] = &[
     ("config-yaml.ctmpl", "{{", "}}"),
     ("database-url.ctmpl", "{{", "}}"),
     ("delims.ctmpl", "[[", "]]"),
+    ("functions.ctmpl", "{{", "}}"),
     ("kv2-shim.ctmpl", "{{", "}}"),
     ("missing.ctmpl", "{{", "}}"),
     ("pki-bundle.ctmpl", "{{", "}}"),

@@ -228,6 +228,8 @@ fn hex_bytes(b: &[u8], upper: bool) -> String {
 
 fn one(verb: char, v: &Value, sp: &Spec) -> String {
     match (verb, v) {
+        ('T', v) => v.type_name().to_string(),
+        ('U', Value::Int(i)) => format!("U+{:04X}", i),
         ('v', Value::Float(f)) => float_fmt(*f, 'g', sp),
         ('v', Value::Int(i)) => int_fmt(*i, 'd', sp),
         ('v', v) => fmt_v(v),

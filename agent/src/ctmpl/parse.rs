@@ -236,8 +236,9 @@ impl Parser<'_> {
                 }
             }
             End::Else(rest, l) => match rest.split_first() {
-                // `else if`/`else with`: a nested node closed by the same end.
-                Some((Tok::Ident(w), r)) if (w == "if" || w == "with") && kind != "range" => {
+                // `else if` in an if, `else with` in a with (Go 1.23): a nested
+                // node closed by the same end. Go refuses the other pairings.
+                Some((Tok::Ident(w), r)) if w == kind && (w == "if" || w == "with") => {
                     let b = self.branch(r, l, w)?;
                     Some(vec![if w == "if" {
                         Node::If(b)

@@ -165,6 +165,8 @@ fn errors_name_lines() {
     let e = Template::parse("a\n{{ nofunc 1 }}", &Options::default()).unwrap_err();
     assert_eq!(e.to_string(), "line 2: function \"nofunc\" not defined");
     assert!(Template::parse("{{ if true }}", &Options::default()).is_err());
+    // Go pairs `else if` with if and `else with` with with only.
+    assert!(Template::parse("{{ with 1 }}{{ else if 2 }}{{ end }}", &Options::default()).is_err());
     let e = render_opts("\n\n{{ 1 | 2 }}", &Options::default()).unwrap_err();
     assert!(e.starts_with("line 3:"), "{e}");
 }
