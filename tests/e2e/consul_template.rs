@@ -35,7 +35,11 @@ const CORPUS: &[(&str, &str, &str)] = &[
 /// Values with every character JSON, YAML and HTML escaping treat specially.
 const YAML_DATA: &str = r#"{"port": 5432, "ratio": 1.5, "enabled": true, "flag": "yes",
  "zip": "0123", "multi": "line1\nline2\n", "colon": "a: b", "empty": "", "list": ["x", "y"],
- "nested": {"k": "v", "n": 10}, "a10": "x", "a9": "y", "html": "<b>&</b>", "quote": "it's"}"#;
+ "nested": {"k": "v", "n": 10, "deep": {"sentence": "a rather long value with many words that goes on and on well past the eightieth column of the line"}},
+ "a10": "x", "a9": "y", "html": "<b>&</b>", "quote": "it's",
+ "long": "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore et dolore magna",
+ "long_quoted": "- starts with a dash and then runs on for a long while so that the line has to be folded somewhere after eighty",
+ "words": ["one short", "a list item that is long enough to pass the eightieth column when it is written out in full here"]}"#;
 
 fn fixture(name: &str) -> PathBuf {
     workspace().join("tests/fixtures/templates").join(name)

@@ -191,7 +191,7 @@ fn yaml_block(v: &Value, indent: usize, out: &mut String) {
                     }
                     e => {
                         out.push(' ');
-                        out.push_str(&yaml_inline(e, indent + 2));
+                        out.push_str(&fold(&yaml_inline(e, indent + 2), indent + 2, indent + 2));
                         out.push('\n');
                     }
                 }
@@ -200,7 +200,9 @@ fn yaml_block(v: &Value, indent: usize, out: &mut String) {
         v => {
             for (k, e) in entries(v) {
                 pad(out, indent);
-                out.push_str(&yaml_scalar(&k, indent));
+                let key = yaml_scalar(&k, indent);
+                let col = indent + key.chars().count() + 2;
+                out.push_str(&key);
                 out.push(':');
                 match e {
                     Value::Map(_) | Value::Struct(_) if !is_empty(e) => {
@@ -214,13 +216,45 @@ fn yaml_block(v: &Value, indent: usize, out: &mut String) {
                     }
                     e => {
                         out.push(' ');
-                        out.push_str(&yaml_inline(e, indent + 2));
+                        out.push_str(&fold(&yaml_inline(e, indent + 2), col, indent + 2));
                         out.push('\n');
                     }
                 }
             }
         }
     }
+}
+
+/// libyaml's line folding of plain and single-quoted scalars: past column 80
+/// a single space between words becomes a line break and `indent` spaces.
+/// `col` is where the scalar starts on its line.
+fn fold(text: &str, mut col: usize, indent: usize) -> String {
+    if text.starts_with(['"', '|']) || !text.contains(' ') {
+        return text.to_string();
+    }
+    let quoted = text.starts_with('\'');
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut spaces = false;
+    for (i, &c) in chars.iter().enumerate() {
+        if c != ' ' {
+            out.push(c);
+            col += 1;
+            spaces = false;
+            continue;
+        }
+        let inside = !quoted || (i > 1 && i + 2 < chars.len());
+        if inside && !spaces && col > 80 && chars.get(i + 1) != Some(&' ') {
+            out.push('\n');
+            pad(&mut out, indent);
+            col = indent;
+        } else {
+            out.push(' ');
+            col += 1;
+        }
+        spaces = true;
+    }
+    out
 }
 
 fn yaml_inline(v: &Value, indent: usize) -> String {
@@ -500,6 +534,16 @@ mod tests {
         assert_eq!(json_float(1e21), "1e+21");
         assert_eq!(json_float(2.5), "2.5");
         assert_eq!(json_float(3.0), "3");
+    }
+
+    #[test]
+    fn yaml_folds_long_lines_as_libyaml() {
+        let words = "word ".repeat(20);
+        let m = Value::Map([("k".to_string(), s(words.trim_end()))].into());
+        let out = yaml(&m);
+        let first = out.lines().next().unwrap();
+        assert!(first.len() > 80 && first.len() < 90, "{out}");
+        assert!(out.lines().nth(1).unwrap().starts_with("  word"), "{out}");
     }
 
     #[test]
