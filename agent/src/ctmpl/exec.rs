@@ -155,7 +155,13 @@ impl State<'_> {
                 .collect(),
             Value::Int(n) => (0..*n).map(|i| (Value::Int(i), Value::Int(i))).collect(),
             Value::Nil => Vec::new(),
-            other => return self.err(format!("range can't iterate over {}", gofmt::fmt_v(other))),
+            // Go prints the value here; shroud names only its type (it may be a secret).
+            other => {
+                return self.err(format!(
+                    "range can't iterate over a value of type {}",
+                    other.type_name()
+                ))
+            }
         };
         if items.is_empty() {
             if let Some(e) = &b.else_list {

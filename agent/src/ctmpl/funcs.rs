@@ -400,7 +400,7 @@ pub fn call(name: &str, a: &[Value], cx: &Context<'_>) -> Result<Value, String> 
                 "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(Value::Bool(false)),
                 _ => Err(format!(
                     "parseBool: strconv.ParseBool: parsing {}: invalid syntax",
-                    gofmt::quote(x)
+                    hidden(x)
                 )),
             }
         }
@@ -418,7 +418,7 @@ pub fn call(name: &str, a: &[Value], cx: &Context<'_>) -> Result<Value, String> 
                     format!(
                         "{name}: strconv.Parse{}: parsing {}: invalid syntax",
                         if name == "parseInt" { "Int" } else { "Uint" },
-                        gofmt::quote(x)
+                        hidden(x)
                     )
                 })
         }
@@ -431,7 +431,7 @@ pub fn call(name: &str, a: &[Value], cx: &Context<'_>) -> Result<Value, String> 
             x.parse::<f64>().map(Value::Float).map_err(|_| {
                 format!(
                     "parseFloat: strconv.ParseFloat: parsing {}: invalid syntax",
-                    gofmt::quote(x)
+                    hidden(x)
                 )
             })
         }
@@ -653,6 +653,12 @@ pub fn call(name: &str, a: &[Value], cx: &Context<'_>) -> Result<Value, String> 
     }
 }
 
+/// Where Go quotes the offending input, shroud says only how long it was:
+/// the input may be a secret, and errors reach logs.
+fn hidden(x: &str) -> String {
+    format!("<a value of {} bytes>", x.len())
+}
+
 fn go_space(c: char) -> bool {
     c.is_whitespace()
 }
@@ -792,11 +798,7 @@ fn math(name: &str, a: &Value, b: &Value) -> Result<Value, String> {
     let num = |v: &Value| match v {
         Value::Int(i) => Ok((Some(*i), *i as f64)),
         Value::Float(f) => Ok((None, *f)),
-        o => Err(format!(
-            "{name}: unknown type for {:?} ({})",
-            gofmt::fmt_v(o),
-            o.type_name()
-        )),
+        o => Err(format!("{name}: unknown type {}", o.type_name())),
     };
     let (ai, af) = num(a)?;
     let (bi, bf) = num(b)?;

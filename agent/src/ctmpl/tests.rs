@@ -194,3 +194,22 @@ fn calls_are_found_statically() {
         assert_eq!(e.line, 2, "{bad}: {e}");
     }
 }
+
+#[test]
+fn errors_never_hold_a_value() {
+    for t in [
+        "{{ range .Data.data.password }}{{ end }}",
+        "{{ parseInt .Data.data.password }}",
+        "{{ parseBool .Data.data.password }}",
+        "{{ add .Data.data.password 1 }}",
+        "{{ .Data.data.password | base64Decode }}",
+        "{{ .Data.data.password.field }}",
+    ] {
+        let e = render_opts(
+            &format!("{{{{ with secret \"secret/data/app\" }}}}{t}{{{{ end }}}}"),
+            &Options::default(),
+        )
+        .unwrap_err();
+        assert!(!e.contains("p<&>w"), "{t}: {e}");
+    }
+}
