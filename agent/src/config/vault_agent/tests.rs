@@ -242,3 +242,62 @@ fn what_has_no_equivalent_is_refused_with_its_line() {
     );
     assert!(refused("vault {").contains("not valid HCL"));
 }
+
+/// What `bao agent generate-config -type=env-template` writes: a token file
+/// login (with `config` as a block), env templates and a supervised command.
+/// Refused at the first env_template: shroud puts no secret in an environment.
+const GENERATED_ENV: &str = r#"
+auto_auth {
+  method {
+    type = "token_file"
+    config {
+      token_file_path = "/home/dev/.vault-token"
+    }
+  }
+}
+template_config {
+  static_secret_render_interval = "5m"
+  exit_on_retry_failure         = true
+}
+vault {
+  address = "http://localhost:8200"
+}
+env_template "APP_USER" {
+  contents             = "{{ with secret \"secret/data/app\" }}{{ .Data.data.user }}{{ end }}"
+  error_on_missing_key = true
+}
+exec {
+  command                   = ["./app"]
+  restart_on_secret_changes = "always"
+  restart_stop_signal       = "SIGTERM"
+}
+"#;
+
+#[test]
+fn generated_env_template_configs_are_refused_with_the_reason() {
+    let e = refused(GENERATED_ENV);
+    assert!(
+        e.contains("agent.hcl: line 17: env_template: refused: shroud puts no secret in an environment variable"),
+        "{e}"
+    );
+    // The same login and a file template instead import and validate.
+    let fixed = GENERATED_ENV.split("env_template").next().unwrap().to_string()
+        + "template {\n  destination = \"/run/app/user\"\n  contents = \"{{ with secret \\\"secret/data/app\\\" }}{{ .Data.data.user }}{{ end }}\"\n}\n";
+    let (_, cfg) = imported(&fixed);
+    assert_eq!(cfg.auth.method, crate::config::AuthMethod::Token);
+    assert_eq!(
+        cfg.auth.token_file,
+        Some(std::path::PathBuf::from("/home/dev/.vault-token"))
+    );
+}
+
+/// A token-sink-only configuration (the packaged sample of distributions):
+/// nothing to render, so nothing shroud could do for it.
+#[test]
+fn a_sink_only_config_is_refused() {
+    let e = refused("vault {\n  address = \"https://bao.example.org:8200\"\n  tls_skip_verify = false\n}\nauto_auth {\n  method {\n    type = \"token_file\"\n    config = {\n      token_file_path = \"/var/lib/openbao/.vault-token\"\n    }\n  }\n  sink \"file\" {\n    config = {\n      path = \"/var/lib/openbao/agent-token\"\n    }\n  }\n}\n");
+    assert!(
+        e.contains("template: at least one template stanza is required"),
+        "{e}"
+    );
+}
