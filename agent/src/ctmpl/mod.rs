@@ -5,13 +5,15 @@
 //! configuration: the caller finds the `secret`/`pkiCert` calls with
 //! [`Template::calls`], fetches them, and answers them at render time.
 
-mod encode;
 mod exec;
 mod funcs;
 mod gofmt;
+mod gotime;
+mod json;
 mod lexer;
 mod parse;
 mod value;
+mod yaml;
 
 use std::collections::BTreeMap;
 
