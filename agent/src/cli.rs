@@ -220,6 +220,11 @@ pub enum ConfigCommand {
         /// The file.
         file: PathBuf,
     },
+    /// Print the shroud configuration equivalent to a Vault/OpenBao Agent one (HCL).
+    Import {
+        /// The Vault Agent configuration file.
+        file: PathBuf,
+    },
 }
 
 /// `shroud probe …`.

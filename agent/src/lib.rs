@@ -12,6 +12,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod contract;
+pub mod ctmpl;
 pub mod error;
 pub mod events;
 pub mod exec;

@@ -18,7 +18,7 @@ use super::render::{masked_values, render, RenderError, Rendered};
 use super::retry::retry;
 use super::schedule::{Due, Grant, RandomJitter, Schedule, Step};
 use super::state::{StateDir, StateError};
-use crate::config::{Config, SecretKind, SecretSpec};
+use crate::config::{Config, Format, SecretKind, SecretSpec};
 use crate::contract::{self, READY_FILE};
 use crate::events::{self, Event, Outcome};
 use crate::live::LiveSet;
@@ -394,10 +394,11 @@ impl Engine {
     fn fetch(&self, i: usize) -> Result<api::SecretRead, VaultError> {
         let spec = &self.secrets[i].spec;
         let path = spec.read_path();
-        let result = match (&spec.params, spec.kind) {
-            (Some(params), SecretKind::Pki) => pki::issue(&self.client, &path, &params.body()),
-            (Some(params), _) => api::write(&self.client, &path, &params.body()),
-            (None, kind) => api::read(&self.client, &path, kind == SecretKind::Kv2),
+        let result = match (&spec.format, &spec.params, spec.kind) {
+            (Format::Consul(t), _, _) => super::consul::fetch(&self.client, t),
+            (_, Some(params), SecretKind::Pki) => pki::issue(&self.client, &path, &params.body()),
+            (_, Some(params), _) => api::write(&self.client, &path, &params.body()),
+            (_, None, kind) => api::read(&self.client, &path, kind == SecretKind::Kv2),
         };
         let outcome = match &result {
             Ok(_) => Outcome::Ok,

@@ -3,6 +3,7 @@
 //! one `publish` sequence, `retry`, wake-up sources).
 
 pub mod certs;
+pub mod consul;
 pub mod engine;
 pub mod files;
 pub mod handshake;

@@ -90,6 +90,9 @@ pub fn masked_values(spec: &SecretSpec, data: &SecretData) -> Vec<(String, Zeroi
     if spec.kind == SecretKind::Pki {
         return super::certs::masked(data);
     }
+    if let Format::Consul(_) = spec.format {
+        return super::consul::masked(data);
+    }
     data.leaves()
 }
 
@@ -145,6 +148,7 @@ fn render_file(spec: &SecretSpec, data: &SecretData) -> Result<Zeroizing<Vec<u8>
             let text = t.render(&spec.name, &ctx)?;
             Ok(Zeroizing::new(text.into_bytes()))
         }
+        Format::Consul(t) => Ok(super::consul::render(&spec.name, t, data)?),
     }
 }
 

@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 
 use super::handshake::entry_name;
 use super::retry::retry;
-use crate::config::{AuthMethod, Config, SecretKind};
+use crate::config::{AuthMethod, Config, Format, SecretKind};
 use crate::vault::api;
 use crate::vault::auth::{self, AuthError};
 use crate::vault::{VaultClient, VaultError};
@@ -97,8 +97,11 @@ pub fn read_values(cfg: &Config) -> Result<Snapshot, SnapshotError> {
         .filter(|s| {
             // Writes (certificates, signatures) are not repeatable reads either:
             // each one issues something new.
-            let dynamic =
-                s.kind == SecretKind::Dynamic || s.kind == SecretKind::Pki || s.params.is_some();
+            // A [[template]] may hold a leased credential or a certificate too.
+            let dynamic = s.kind == SecretKind::Dynamic
+                || s.kind == SecretKind::Pki
+                || s.params.is_some()
+                || matches!(s.format, Format::Consul(_));
             if dynamic {
                 snapshot.skipped.push(s.name.clone());
             }

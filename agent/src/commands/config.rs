@@ -1,4 +1,5 @@
 //! `shroud config validate F`: parse and check without contacting Vault.
+//! `shroud config import F.hcl`: a Vault Agent configuration as shroud's TOML.
 
 use std::path::Path;
 
@@ -17,5 +18,18 @@ pub fn validate(file: &Path) -> anyhow::Result<i32> {
             ""
         }
     );
+    Ok(0)
+}
+
+pub fn import(file: &Path) -> anyhow::Result<i32> {
+    let origin = file.display().to_string();
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| crate::error::usage(anyhow::anyhow!("cannot read {origin}: {e}")))?;
+    let imported = crate::config::vault_agent::import(&origin, &text)
+        .map_err(|e| crate::error::usage(anyhow::Error::new(e)))?;
+    for n in &imported.notes {
+        eprintln!("shroud: config import: {origin}: {n}");
+    }
+    print!("{}", imported.to_toml(&origin));
     Ok(0)
 }

@@ -27,6 +27,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Agent(args) => agent::run(args),
         Command::Run(args) => run::run(args),
         Command::Config(ConfigCommand::Validate { file }) => config::validate(&file),
+        Command::Config(ConfigCommand::Import { file }) => config::import(&file),
         Command::Probe(ProbeCommand::Ready { dir }) => probe::ready(&dir),
         Command::Exec(args) => exec::run(args),
         Command::Scan(args) => scan::run(args),
@@ -61,7 +62,7 @@ fn start_engine(
 ) -> anyhow::Result<crate::agent::Engine> {
     if cfg.secrets.is_empty() {
         return Err(usage(anyhow::anyhow!(
-            "{}: [[secret]]: at least one secret is required to run the agent (a configuration used only to reach Vault, for `verify`, `scan --config` or `audit verify --config`, needs none)",
+            "{}: [[secret]]: at least one [[secret]] or [[template]] is required to run the agent (a configuration used only to reach Vault, for `verify`, `scan --config` or `audit verify --config`, needs none)",
             cfg.origin
         ))
         .into());

@@ -2,10 +2,12 @@
 //! `SHROUD_<SECTION>_<KEY>` overrides, validated into [`Config`] before anything
 //! else happens. Every error names the key and where the configuration came from.
 
+mod consul;
 mod env;
 mod params;
 pub mod raw;
 mod validate;
+pub mod vault_agent;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -15,6 +17,7 @@ pub use params::Params;
 pub use validate::validate;
 
 pub use crate::template::TemplateSource;
+pub use consul::ConsulTemplate;
 
 /// Environment variable holding the whole configuration as TOML text.
 pub const CONFIG_TOML_ENV: &str = "SHROUD_CONFIG_TOML";
@@ -49,6 +52,9 @@ pub enum ConfigError {
         /// What is wrong.
         source: EnvError,
     },
+    /// A Vault Agent configuration (HCL) could not be imported.
+    #[error(transparent)]
+    Import(#[from] vault_agent::ImportError),
     /// A key has a bad or missing value.
     #[error("{origin}: {key}: {problem}")]
     Invalid {
@@ -229,6 +235,9 @@ pub enum Format {
     Env,
     /// A minijinja template over the data.
     Template(TemplateSource),
+    /// A Consul Template template (`[[template]]`): its `secret`/`pkiCert`
+    /// calls are the secret's reads.
+    Consul(ConsulTemplate),
 }
 
 /// One `[[secret]]`.
@@ -309,13 +318,20 @@ pub struct LifecycleConfig {
 /// from the command line).
 pub fn load(path: Option<&Path>, flags: Vec<(String, String)>) -> Result<Config, ConfigError> {
     let (origin, text) = match path {
-        Some(p) => (
-            p.display().to_string(),
-            std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+        Some(p) => {
+            let origin = p.display().to_string();
+            let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
                 path: p.to_path_buf(),
                 source,
-            })?,
-        ),
+            })?;
+            // `--config agent.hcl`: a Vault Agent configuration, imported.
+            if vault_agent::is_vault_agent(p, &text) {
+                let toml = vault_agent::import(&origin, &text)?.to_toml(&origin);
+                (origin, toml)
+            } else {
+                (origin, text)
+            }
+        }
         None => match std::env::var(CONFIG_TOML_ENV) {
             Ok(t) => (CONFIG_TOML_ENV.to_string(), t),
             Err(_) => return Err(ConfigError::Missing),

@@ -23,6 +23,8 @@ pub struct RawConfig {
     pub state: Option<RawState>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secret: Vec<RawSecret>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub template: Vec<RawTemplate>,
     #[serde(default, skip_serializing_if = "is_default")]
     pub redact: RawRedact,
     #[serde(default, skip_serializing_if = "is_default")]
@@ -89,6 +91,19 @@ pub struct RawSecret {
     pub params: Option<toml::Table>,
     pub params_file: Option<std::collections::BTreeMap<String, String>>,
     pub reissue_at: Option<f64>,
+}
+
+/// `[[template]]`: a Consul Template template (Vault Agent's `template` stanza).
+#[derive(Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTemplate {
+    pub name: Option<String>,
+    pub contents: Option<String>,
+    pub source: Option<String>,
+    pub left_delimiter: Option<String>,
+    pub right_delimiter: Option<String>,
+    pub error_on_missing_key: Option<bool>,
+    pub refresh: Option<String>,
 }
 
 #[derive(Debug, Default, PartialEq, Deserialize, Serialize)]

@@ -152,6 +152,16 @@ pub fn validate(origin: &str, raw: RawConfig) -> Result<Config, ConfigError> {
         }
         secrets.push(spec);
     }
+    for (i, t) in raw.template.into_iter().enumerate() {
+        let spec = super::consul::template(origin, i + 1, t)?;
+        if secrets.iter().any(|o: &SecretSpec| o.name == spec.name) {
+            return Err(c.err(
+                format!("[[template]] #{} name", i + 1),
+                format!("`{}` is used by another secret or template", spec.name),
+            ));
+        }
+        secrets.push(spec);
+    }
 
     let redact = RedactConfig {
         mask: raw.redact.mask.unwrap_or_else(|| "[REDACTED]".to_string()),

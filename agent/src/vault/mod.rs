@@ -7,6 +7,7 @@ pub mod auth;
 pub mod client;
 pub mod path;
 pub mod pki;
+pub mod raw;
 pub mod transit;
 
 pub use client::{Token, VaultClient, VaultError};

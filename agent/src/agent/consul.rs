@@ -1,0 +1,204 @@
+//! A `[[template]]` at run time: fetching its `secret`/`pkiCert` calls into one
+//! secret (each call's whole answer under its index), rendering the template
+//! over them as consul-template would, and naming the values to mask (every
+//! leaf of every call's data; lease ids and durations are not secrets).
+
+use std::time::SystemTime;
+
+use serde_json::{json, Map, Value};
+use zeroize::Zeroizing;
+
+use crate::config::ConsulTemplate;
+use crate::ctmpl::{self, Context, SecretCall, SecretFunc};
+use crate::template::TemplateError;
+use crate::vault::api::{LeaseInfo, SecretData, SecretRead};
+use crate::vault::{raw, VaultClient, VaultError};
+
+fn params_body(call: &SecretCall) -> Value {
+    Value::Object(
+        call.params
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect(),
+    )
+}
+
+/// Fetches every call of `t`. At most one may be leased (the secret's lease is
+/// renewed, and the whole template fetched again when it must be replaced);
+/// a second one is an error, and the leases just taken are revoked.
+pub fn fetch(c: &VaultClient, t: &ConsulTemplate) -> Result<SecretRead, VaultError> {
+    let mut data = Map::new();
+    let mut leases: Vec<LeaseInfo> = Vec::new();
+    for (i, call) in t.calls.iter().enumerate() {
+        let path = call.path.trim_matches('/');
+        let answer = match (call.func, call.params.is_empty()) {
+            (SecretFunc::Secret, true) => raw::get(c, &raw::kv_read_path(c, path)),
+            _ => raw::post(c, path, &params_body(call)),
+        };
+        let answer = match answer {
+            Ok(a) => a,
+            Err(e) => {
+                revoke(c, &leases);
+                return Err(e);
+            }
+        };
+        let lease_id = answer["lease_id"].as_str().unwrap_or("").to_string();
+        if !lease_id.is_empty() {
+            leases.push(LeaseInfo {
+                id: lease_id,
+                duration: std::time::Duration::from_secs(
+                    answer["lease_duration"].as_u64().unwrap_or(0),
+                ),
+                renewable: answer["renewable"].as_bool().unwrap_or(false),
+            });
+        }
+        data.insert(
+            i.to_string(),
+            json!({
+                "request_id": answer["request_id"],
+                "lease_id": answer["lease_id"],
+                "lease_duration": answer["lease_duration"],
+                "renewable": answer["renewable"],
+                "data": answer["data"],
+                "warnings": answer["warnings"],
+            }),
+        );
+    }
+    if leases.len() > 1 {
+        revoke(c, &leases);
+        return Err(VaultError::BadResponse {
+            operation: "read".into(),
+            path: t.calls.iter().map(|c| c.path.as_str()).collect::<Vec<_>>().join(","),
+            detail: "a [[template]] may use at most one leased secret (one database credential, say); split it into one template per leased secret".into(),
+        });
+    }
+    Ok(SecretRead {
+        data: SecretData(data),
+        lease: leases.pop(),
+        version: None,
+    })
+}
+
+fn revoke(c: &VaultClient, leases: &[LeaseInfo]) {
+    for l in leases {
+        if let Err(e) = crate::vault::api::revoke_lease(c, &l.id) {
+            tracing::warn!(error = %e, "cannot revoke a lease of a failed template fetch");
+        }
+    }
+}
+
+fn entry(data: &SecretData, i: usize) -> Option<&Map<String, Value>> {
+    data.0.get(&i.to_string()).and_then(Value::as_object)
+}
+
+fn pem(v: &Value) -> String {
+    match v.as_str() {
+        Some(s) if !s.is_empty() => format!("{}\n", s.trim_end_matches('\n')),
+        _ => String::new(),
+    }
+}
+
+/// What a call returns in the template.
+fn value_of(call: &SecretCall, e: &Map<String, Value>) -> ctmpl::Value {
+    let empty = Map::new();
+    let data = e.get("data").and_then(Value::as_object).unwrap_or(&empty);
+    match call.func {
+        SecretFunc::Secret => {
+            let warnings: Vec<String> = e
+                .get("warnings")
+                .and_then(Value::as_array)
+                .map(|w| {
+                    w.iter()
+                        .filter_map(|s| s.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            ctmpl::Value::secret(
+                e.get("request_id").and_then(Value::as_str).unwrap_or(""),
+                e.get("lease_id").and_then(Value::as_str).unwrap_or(""),
+                e.get("lease_duration").and_then(Value::as_i64).unwrap_or(0),
+                e.get("renewable").and_then(Value::as_bool).unwrap_or(false),
+                data,
+                &warnings,
+            )
+        }
+        SecretFunc::PkiCert => {
+            // consul-template re-encodes each PEM block (so each ends in a
+            // newline) and collects the CA certificates once each.
+            let mut chain: Vec<String> = Vec::new();
+            let issuing = pem(&data["issuing_ca"]);
+            for c in std::iter::once(issuing.clone())
+                .chain(data["ca_chain"].as_array().into_iter().flatten().map(pem))
+            {
+                if !c.is_empty() && !chain.contains(&c) {
+                    chain.push(c);
+                }
+            }
+            ctmpl::Value::Struct(std::rc::Rc::new(ctmpl::Struct {
+                type_name: "dependency.PemEncoded",
+                fields: vec![
+                    ("Cert", ctmpl::Value::Str(pem(&data["certificate"]))),
+                    ("Key", ctmpl::Value::Str(pem(&data["private_key"]))),
+                    (
+                        "CA",
+                        ctmpl::Value::Str(chain.first().cloned().unwrap_or_default()),
+                    ),
+                    (
+                        "CAChain",
+                        ctmpl::Value::List(chain.into_iter().map(ctmpl::Value::Str).collect()),
+                    ),
+                ],
+            }))
+        }
+    }
+}
+
+/// Renders template `t` of secret `name` over its fetched `data`.
+pub fn render(
+    name: &str,
+    t: &ConsulTemplate,
+    data: &SecretData,
+) -> Result<Zeroizing<Vec<u8>>, TemplateError> {
+    let values: Vec<Option<ctmpl::Value>> = t
+        .calls
+        .iter()
+        .enumerate()
+        .map(|(i, call)| entry(data, i).map(|e| value_of(call, e)))
+        .collect();
+    let lookup = |c: &SecretCall| {
+        t.calls
+            .iter()
+            .position(|x| x == c)
+            .and_then(|i| values[i].clone())
+    };
+    let getenv = |k: &str| std::env::var(k).ok();
+    t.template
+        .render(
+            &lookup,
+            Context {
+                getenv: &getenv,
+                now: SystemTime::now(),
+            },
+        )
+        .map(|s| Zeroizing::new(s.into_bytes()))
+        .map_err(|e| TemplateError {
+            secret: name.to_string(),
+            origin: t.source.origin.clone(),
+            line: e.line,
+            message: e.message,
+        })
+}
+
+/// The values to mask: every leaf of each call's data, named
+/// `<call index>.<field>`.
+pub fn masked(data: &SecretData) -> Vec<(String, Zeroizing<Vec<u8>>)> {
+    let mut out = Vec::new();
+    for (i, e) in &data.0 {
+        if let Some(Value::Object(d)) = e.get("data") {
+            for (field, v) in SecretData(d.clone()).leaves() {
+                out.push((format!("{i}.{field}"), v));
+            }
+        }
+    }
+    out
+}
