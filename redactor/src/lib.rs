@@ -13,6 +13,7 @@
 
 mod encodings;
 mod index;
+pub mod quality;
 pub mod reference;
 mod runs;
 mod set;
