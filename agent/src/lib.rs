@@ -12,6 +12,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod contract;
+pub mod derive;
 pub mod error;
 pub mod events;
 pub mod exec;
