@@ -44,7 +44,9 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
         ))
         .into());
     }
-    let values = sources.read().map_err(usage)?;
+    let values = sources.read(r.min_length).map_err(usage)?;
+    crate::report::warn_skipped(&values.skipped);
+    crate::report::warn_weak(&values.weak);
     // Errors about the paths are printed masked with the values known so far
     // (a path may hold one); Vault is only asked once the paths are known good.
     let (files_only, _) = values.build(r.min_length, std::iter::empty());

@@ -1,15 +1,21 @@
 //! Where `redact`, `exec` and `scan` read secret values from: `--secret-file`
-//! (one value per file) and `--secrets-dir` (every regular file directly inside,
-//! plus the agent's `.shroud/values` redaction set).
+//! (one value per file) and `--secrets-dir` (every regular file in the tree, see
+//! [`walk`], plus the agent's `.shroud/values` redaction set). Each value read
+//! from a file also contributes the values [`crate::derive`] finds in it, and is
+//! assessed ([`shroud_redactor::quality`]) for the low-entropy warning.
+
+pub mod walk;
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use shroud_redactor::quality::{assess, Verdict, Weakness};
 use shroud_redactor::{BuildReport, SecretSet, SecretSetBuilder};
 use zeroize::Zeroizing;
 
 use crate::contract::{ValuesFile, ValuesFileError, VALUES_FILE};
+use walk::Skipped;
 
 /// Why secret values could not be loaded. Names the file, never its content.
 #[derive(Debug, thiserror::Error)]
@@ -64,19 +70,20 @@ impl Sources {
 
     /// Reads every source and builds the set.
     pub fn load(&self, min_length: usize) -> Result<(SecretSet, Loaded), SourceError> {
-        Ok(self.read()?.build(min_length, std::iter::empty()))
+        Ok(self.read(min_length)?.build(min_length, std::iter::empty()))
     }
 
-    /// Reads every value the sources hold, without building a set (for callers
-    /// that add values of their own, such as recently retired ones).
-    pub fn read(&self) -> Result<Values, SourceError> {
+    /// Reads every value the sources hold, and the values derived from them
+    /// (leaves of at least `min_length` bytes), without building a set (for
+    /// callers that add values of their own, such as recently retired ones).
+    pub fn read(&self, min_length: usize) -> Result<Values, SourceError> {
         let mut values = Values::default();
         for path in &self.files {
             let value = read_value(path)?;
-            values.values.push((display_name(path), value));
+            values.add_file(display_name(path), value, min_length);
         }
         if let Some(dir) = &self.dir {
-            (values.generation, values.retain) = add_dir(dir, &mut values.values)?;
+            (values.generation, values.retain) = add_dir(dir, &mut values, min_length)?;
         }
         Ok(values)
     }
@@ -90,8 +97,12 @@ pub struct Values {
     pub generation: Option<u64>,
     /// The agent's retention window, when the values file carries it.
     pub retain: Option<std::time::Duration>,
-    /// (name, value) pairs in source order.
+    /// (name, value) pairs in source order, each file's derived values after it.
     pub values: Vec<(String, Zeroizing<Vec<u8>>)>,
+    /// Files of the directory not read, and why.
+    pub skipped: Vec<Skipped>,
+    /// Names of values read from files whose pieces are likely in ordinary text.
+    pub weak: Vec<(String, Weakness)>,
 }
 
 impl std::fmt::Debug for Values {
@@ -107,6 +118,18 @@ impl std::fmt::Debug for Values {
 }
 
 impl Values {
+    /// Adds a value read from a file, what it derives, and its assessment.
+    fn add_file(&mut self, name: String, value: Zeroizing<Vec<u8>>, min_length: usize) {
+        if value.len() >= min_length {
+            if let Verdict::Weak(why) = assess(&value) {
+                self.weak.push((name.clone(), why));
+            }
+        }
+        let derived = crate::derive::derive(&name, &value, min_length);
+        self.values.push((name, value));
+        self.values.extend(derived);
+    }
+
     /// Builds the set from these values plus `extra` (name, value) pairs.
     pub fn build<'a>(
         &self,
@@ -147,22 +170,25 @@ fn read_err(path: &Path) -> impl FnOnce(io::Error) -> SourceError + '_ {
 /// Reads one value file, stripping one trailing newline (`\n` or `\r\n`).
 pub fn read_value(path: &Path) -> Result<Zeroizing<Vec<u8>>, SourceError> {
     let mut value = Zeroizing::new(fs::read(path).map_err(read_err(path))?);
+    strip_newline(&mut value);
+    Ok(value)
+}
+
+fn strip_newline(value: &mut Vec<u8>) {
     if value.ends_with(b"\n") {
         value.pop();
         if value.ends_with(b"\r") {
             value.pop();
         }
     }
-    Ok(value)
 }
 
-/// Adds every regular file directly in `dir` (following symlinks, as Kubernetes
-/// mounts are symlinks into `..data`; skipping dot-entries, which are Kubernetes'
-/// and shroud's own bookkeeping) and the values file. Returns its generation and
-/// retention window.
+/// Adds every file of the tree at `dir` ([`walk::list`]) and the values file.
+/// Returns its generation and retention window.
 fn add_dir(
     dir: &Path,
-    values: &mut Vec<(String, Zeroizing<Vec<u8>>)>,
+    values: &mut Values,
+    min_length: usize,
 ) -> Result<(Option<u64>, Option<std::time::Duration>), SourceError> {
     let meta = fs::metadata(dir).map_err(read_err(dir))?;
     if !meta.is_dir() {
@@ -170,26 +196,17 @@ fn add_dir(
             path: dir.to_path_buf(),
         });
     }
-    let mut names: Vec<_> = fs::read_dir(dir)
-        .map_err(read_err(dir))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(read_err(dir))?
-        .into_iter()
-        .map(|e| e.file_name())
-        .filter(|n| !n.to_string_lossy().starts_with('.'))
-        .collect();
-    names.sort();
-    for name in names {
-        let path = dir.join(&name);
-        match fs::metadata(&path) {
-            Ok(m) if m.is_file() => {
-                let value = read_value(&path)?;
-                values.push((name.to_string_lossy().into_owned(), value));
+    let listing = walk::list(dir).map_err(read_err(dir))?;
+    values.skipped.extend(listing.skipped);
+    for (name, path) in listing.files {
+        match walk::read(&path) {
+            Ok(Some(mut value)) => {
+                strip_newline(&mut value);
+                values.add_file(name, value, min_length);
             }
-            Ok(_) => {}
             // Removed between listing and reading (a rotation): not an error.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(read_err(&path)(e)),
+            Ok(None) => {}
+            Err(reason) => values.skipped.push(Skipped { path, reason }),
         }
     }
     let values_path = dir.join(VALUES_FILE);
@@ -201,7 +218,8 @@ fn add_dir(
                 source,
             })?;
             let (generation, retain) = (file.generation, file.retain);
-            values.extend(std::mem::take(&mut file.values));
+            // The agent published derived values with them already.
+            values.values.extend(std::mem::take(&mut file.values));
             Ok((Some(generation), retain))
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok((None, None)),
@@ -215,7 +233,7 @@ mod tests {
     use crate::contract::META_DIR;
 
     #[test]
-    fn reads_dir_files_and_values_skipping_dotfiles() {
+    fn reads_dir_files_and_values_skipping_kubernetes_entries() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("db"), b"password-one\n").unwrap();
         fs::write(dir.path().join("..data"), b"ignored-value").unwrap();
@@ -244,5 +262,37 @@ mod tests {
         };
         let err = src.load(6).unwrap_err().to_string();
         assert!(err.contains("/nonexistent/secret"), "{err}");
+    }
+
+    #[test]
+    fn documents_contribute_leaves_and_weak_values_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join(".dockerconfigjson"),
+            br#"{"auths":{"r.example":{"auth":"cm9ib3Q6eFE3dkw5bVAyd0s0clQ="}}}"#,
+        )
+        .unwrap();
+        fs::write(dir.path().join("admin"), b"password123\n").unwrap();
+        let src = Sources {
+            files: vec![],
+            dir: Some(dir.path().to_path_buf()),
+        };
+        let values = src.read(6).unwrap();
+        let names: Vec<&str> = values.values.iter().map(|(n, _)| n.as_str()).collect();
+        assert!(
+            names.contains(&".dockerconfigjson#auths.r.example.auth.password"),
+            "{names:?}"
+        );
+        assert_eq!(
+            values.weak,
+            [("admin".to_string(), Weakness::Words)],
+            "the weak value is named, the document is not weak"
+        );
+        let (set, _) = values.build(6, std::iter::empty());
+        assert_eq!(
+            set.find_matches(b"login robot / xQ7vL9mP2wK4rT ok").len(),
+            1
+        );
+        assert!(!format!("{values:?}").contains("xQ7vL9mP2wK4rT"));
     }
 }
