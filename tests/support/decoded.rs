@@ -5,8 +5,18 @@
 //! searched for any run of `piece` consecutive bytes of a target (or the whole
 //! target, when shorter).
 
-use base64::engine::general_purpose::STANDARD_NO_PAD;
+use base64::alphabet::STANDARD;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
+
+/// Decodes what a reader would: no padding needed, any trailing bits.
+const LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
 /// Removes ANSI escape sequences (CSI `ESC [ … final`, OSC `ESC ] … BEL/ST`,
 /// two-byte `ESC x`).
@@ -274,8 +284,13 @@ pub fn base64_runs(s: &[u8]) -> Vec<Vec<u8>> {
             .collect();
         for skip in 0..4.min(run.len()) {
             let body = &run[skip..];
-            let body = &body[..body.len() / 4 * 4];
-            if let Ok(d) = STANDARD_NO_PAD.decode(body) {
+            // A lone last character encodes no whole byte.
+            let body = if body.len() % 4 == 1 {
+                &body[..body.len() - 1]
+            } else {
+                body
+            };
+            if let Ok(d) = LENIENT.decode(body) {
                 out.push(d);
             }
         }
