@@ -501,6 +501,43 @@ mod tests {
         assert_eq!(out, b"a [REDACTED] [REDACTED]\n");
     }
 
+    /// The piece rule: a truncated value, a value inside another word, and every
+    /// line of its wrapped base64 are masked; fewer than 12 bytes are not.
+    #[test]
+    fn pieces_of_a_value_are_masked_wherever_they_appear() {
+        use base64::Engine as _;
+        let value = b"Zq8vN3xW0pLr7TkY2mHs9cBd4FgJ6aQe1uIo5yRt";
+        let mut b = SecretSetBuilder::new();
+        b.add("k", value);
+        let s = Arc::new(b.build().0);
+        let printed = [
+            &b"token=Zq8vN3xW0pLr7TkY2mHs9c...\n"[..],
+            b"id:0pLr7TkY2mHs9cBd4FgJ6aQe1uIo5yRtZZZ\n",
+        ];
+        for p in printed {
+            let out = run(s.clone(), &[p]);
+            assert!(out.windows(10).any(|w| w == DEFAULT_MASK), "{out:?}");
+            assert!(!out.windows(12).any(|w| value.windows(12).any(|v| v == w)));
+        }
+        let short = b"x Zq8vN3xW0pL y";
+        assert_eq!(run(s.clone(), &[short]), short, "11 bytes stay");
+        let mut blob = vec![0u8; 40];
+        blob.extend_from_slice(value);
+        blob.extend_from_slice(&[7u8; 40]);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&blob);
+        let wrapped: Vec<u8> = b64
+            .as_bytes()
+            .chunks(20)
+            .flat_map(|l| l.iter().copied().chain([b'\n']))
+            .collect();
+        let out = run(s, &wrapped.chunks(7).collect::<Vec<_>>());
+        let line_masked = out
+            .split(|&b| b == b'\n')
+            .filter(|l| l.windows(10).any(|w| w == DEFAULT_MASK))
+            .count();
+        assert!(line_masked >= 2, "{}", String::from_utf8_lossy(&out));
+    }
+
     #[test]
     fn arbitrary_bytes_pass_through() {
         let s = set(&[b"\xff\x00secret\x1b["], 6);
