@@ -6,7 +6,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use shroud_redactor::{BuildReport, SecretSet, SecretSetBuilder};
+use shroud_redactor::{BuildReport, Lengths, SecretSet, SecretSetBuilder};
 use zeroize::Zeroizing;
 
 use crate::contract::{ValuesFile, ValuesFileError, VALUES_FILE};
@@ -63,8 +63,8 @@ impl Sources {
     }
 
     /// Reads every source and builds the set.
-    pub fn load(&self, min_length: usize) -> Result<(SecretSet, Loaded), SourceError> {
-        Ok(self.read()?.build(min_length, std::iter::empty()))
+    pub fn load(&self, lengths: Lengths) -> Result<(SecretSet, Loaded), SourceError> {
+        Ok(self.read()?.build(lengths, std::iter::empty()))
     }
 
     /// Reads every value the sources hold, without building a set (for callers
@@ -110,10 +110,10 @@ impl Values {
     /// Builds the set from these values plus `extra` (name, value) pairs.
     pub fn build<'a>(
         &self,
-        min_length: usize,
+        lengths: Lengths,
         extra: impl IntoIterator<Item = (&'a str, &'a [u8])>,
     ) -> (SecretSet, Loaded) {
-        let mut builder = SecretSetBuilder::new().min_length(min_length);
+        let mut builder = SecretSetBuilder::new().lengths(lengths);
         for (name, value) in &self.values {
             builder.add(name.clone(), value);
         }
@@ -230,7 +230,7 @@ mod tests {
             files: vec![],
             dir: Some(dir.path().to_path_buf()),
         };
-        let (set, loaded) = src.load(6).unwrap();
+        let (set, loaded) = src.load(Lengths::default()).unwrap();
         assert_eq!(loaded.generation, Some(3));
         let m = set.find_matches(b"password-one token-two ignored-value");
         assert_eq!(m.len(), 2);
@@ -242,7 +242,7 @@ mod tests {
             files: vec![PathBuf::from("/nonexistent/secret")],
             dir: None,
         };
-        let err = src.load(6).unwrap_err().to_string();
+        let err = src.load(Lengths::default()).unwrap_err().to_string();
         assert!(err.contains("/nonexistent/secret"), "{err}");
     }
 }

@@ -21,6 +21,24 @@ fn first_four_slot(four: &[u8]) -> usize {
     (u64::from(v).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - 18)) as usize
 }
 
+/// How long a match must be, as one value for callers that pass both along.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lengths {
+    /// Patterns (values and forms) shorter than this are not matched.
+    pub min: usize,
+    /// Runs of this many bytes of a pattern are matched (the piece rule).
+    pub piece: usize,
+}
+
+impl Default for Lengths {
+    fn default() -> Self {
+        Lengths {
+            min: DEFAULT_MIN_LENGTH,
+            piece: DEFAULT_PIECE_LENGTH,
+        }
+    }
+}
+
 /// Where a pattern came from: the secret's name and the encoding. Never the bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PatternInfo {
@@ -86,6 +104,12 @@ impl SecretSetBuilder {
     pub fn piece_length(mut self, n: usize) -> Self {
         self.piece_length = Some(n.max(1));
         self
+    }
+
+    /// Both lengths at once (see [`SecretSetBuilder::min_length`] and
+    /// [`SecretSetBuilder::piece_length`]).
+    pub fn lengths(self, l: Lengths) -> Self {
+        self.min_length(l.min).piece_length(l.piece)
     }
 
     /// Adds one secret value under a name used in reports (not secret itself).
@@ -188,6 +212,8 @@ pub struct SecretSet {
     names: Vec<String>,
     min_length: usize,
     piece: usize,
+    /// Length of the longest pattern (0 when empty).
+    max_len: usize,
     /// Length of the longest unit (0 when empty).
     max_unit: usize,
     /// Arena offsets of every `piece`-byte unit, sorted by its bytes.
@@ -272,8 +298,10 @@ impl SecretSet {
         } else {
             piece
         };
+        let max_len = spans.iter().map(|s| s.1 as usize).max().unwrap_or(0);
         let index = WindowIndex::build(&arena, &spans, piece);
         SecretSet {
+            max_len,
             arena,
             spans,
             info,
@@ -309,10 +337,16 @@ impl SecretSet {
         self.piece
     }
 
-    /// Length of the longest unit (0 when empty): the piece length, or the longest
-    /// pattern when every pattern is shorter. A scanner's windows overlap by one
-    /// byte less, and a stream holds back fewer bytes than this.
+    /// Length of the longest pattern (0 when empty): no run found is longer, so a
+    /// scanner whose windows overlap by one byte less sees every run whole in
+    /// some window.
     pub fn max_pattern_len(&self) -> usize {
+        self.max_len
+    }
+
+    /// Length of the longest unit (0 when empty): the piece length, or the longest
+    /// pattern when every pattern is shorter. A stream holds back fewer bytes.
+    pub fn max_unit_len(&self) -> usize {
         self.max_unit
     }
 
@@ -453,7 +487,7 @@ mod tests {
         b.add("a", b"correct-horse-battery-staple")
             .add("b", b"short7x");
         let (set, _) = b.build();
-        assert_eq!(set.max_pattern_len(), 8);
+        assert_eq!(set.max_unit_len(), 8);
         assert!(set.is_proper_prefix(b"horse-b"), "inside the value");
         assert!(set.is_proper_prefix(b"y-stapl"), "the last piece");
         assert!(!set.is_proper_prefix(b"-staple"), "no piece starts here");

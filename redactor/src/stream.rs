@@ -169,7 +169,7 @@ impl Redactor {
             sink.input(0..input.len());
             return;
         }
-        let maxlen = self.set.max_pattern_len();
+        let maxlen = self.set.max_unit_len();
         if self.held.is_empty() {
             let s = self.scan(input, Some(0), 0, 0, &mut sink);
             self.cover = s.cover;
@@ -292,7 +292,7 @@ impl Redactor {
     ) -> Scanned {
         let set = &*self.set;
         let n = buf.len();
-        let tail_from = n.saturating_sub(set.max_pattern_len().saturating_sub(1));
+        let tail_from = n.saturating_sub(set.max_unit_len().saturating_sub(1));
         let hold = (tail_from..n)
             .find(|&p| set.is_proper_prefix(&buf[p..]))
             .unwrap_or(n);

@@ -16,7 +16,7 @@ pub fn run(args: RedactArgs) -> anyhow::Result<i32> {
         files: r.secret_files.clone(),
         dir: r.secrets_dir.clone(),
     };
-    let (set, loaded) = sources.load(r.min_length).map_err(usage)?;
+    let (set, loaded) = sources.load(r.lengths()).map_err(usage)?;
     crate::report::warn_report(&loaded.report, r.min_length);
     let live = std::sync::Arc::new(LiveSet::new(set));
     crate::logging::set_live(live.clone());
