@@ -1,14 +1,16 @@
-//! The streaming matcher: masks the union of all occurrences of any pattern in a
-//! byte stream that arrives in arbitrary pieces and with arbitrary pauses, holding
-//! back only a trailing proper prefix of some pattern.
+//! The streaming matcher: masks the union of all occurrences of any unit (a
+//! piece-length substring of a pattern, or a shorter pattern whole; see
+//! [`crate::SecretSet`]) in a byte stream that arrives in arbitrary chunks and
+//! with arbitrary pauses, holding back only a trailing proper prefix of some unit
+//! (fewer bytes than the piece length).
 //!
 //! Output model (see [`crate::reference`]): every byte covered by an occurrence of a
-//! pattern is masked, and each maximal run of masked bytes (overlapping or adjacent
+//! unit is masked, and each maximal run of masked bytes (overlapping or adjacent
 //! occurrences) is written as one mask.
 //!
 //! Invariant: after every [`Redactor::write`], the held bytes are the suffix of the
 //! stream starting at the earliest position whose remainder is a proper prefix of a
-//! pattern, and every byte before it has been written out exactly as the model over
+//! unit, and every byte before it has been written out exactly as the model over
 //! the whole stream has it. Whether such a byte is covered cannot change with more
 //! input: an occurrence covering it that is not yet complete would start at or
 //! before it, and its start would then be an earlier proper-prefix position.
