@@ -3,12 +3,14 @@
 //! tests, fuzzing and benchmarks only.
 //!
 //! The model decides, for every byte of the stream, whether it is shown or masked;
-//! each maximal run of masked bytes is written as one mask.
+//! each maximal run of masked bytes is written as one mask. It works on units
+//! ([`units`]): every `piece`-byte substring of a pattern at least that long, and
+//! every shorter pattern whole (the piece rule).
 //!
-//! - A byte covered by an occurrence of any pattern is masked (the union of
+//! - A byte covered by an occurrence of any unit is masked (the union of
 //!   overlapping and adjacent occurrences).
 //! - At an idle flush after byte `f`, let `h` be the earliest position such that
-//!   `input[h..f]` is a proper prefix of a pattern (the held piece). Its bytes not
+//!   `input[h..f]` is a proper prefix of a unit (the held piece). Its bytes not
 //!   decided by an earlier flush are decided now: all masked when `f - h` is at
 //!   least `min_length`; otherwise each is masked if an occurrence complete by `f`
 //!   covers it, and shown if not, even if a later occurrence covers it. End of
@@ -18,8 +20,27 @@
 //! In strict mode flushes do nothing, so the output is that of the whole stream
 //! buffered: pass no flush positions.
 
-/// Whether each byte of `input` is masked, for idle flushes after each byte
-/// position in `flushes` (ascending; the end of the stream is always one).
+/// The units a set of patterns is matched by under the piece rule with `piece`
+/// bytes: every `piece`-byte substring of each pattern at least that long, and
+/// each shorter pattern whole. Pass the set's effective piece length
+/// ([`crate::SecretSet::piece_length`]).
+pub fn units(patterns: &[Vec<u8>], piece: usize) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for p in patterns {
+        if p.len() >= piece {
+            out.extend(p.windows(piece).map(<[u8]>::to_vec));
+        } else {
+            out.push(p.clone());
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Whether each byte of `input` is masked, `patterns` being the units ([`units`]),
+/// for idle flushes after each byte position in `flushes` (ascending; the end of
+/// the stream is always one).
 pub fn masked_bytes(
     patterns: &[Vec<u8>],
     input: &[u8],

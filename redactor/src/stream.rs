@@ -1,14 +1,16 @@
-//! The streaming matcher: masks the union of all occurrences of any pattern in a
-//! byte stream that arrives in arbitrary pieces and with arbitrary pauses, holding
-//! back only a trailing proper prefix of some pattern.
+//! The streaming matcher: masks the union of all occurrences of any unit (a
+//! piece-length substring of a pattern, or a shorter pattern whole; see
+//! [`crate::SecretSet`]) in a byte stream that arrives in arbitrary chunks and
+//! with arbitrary pauses, holding back only a trailing proper prefix of some unit
+//! (fewer bytes than the piece length).
 //!
 //! Output model (see [`crate::reference`]): every byte covered by an occurrence of a
-//! pattern is masked, and each maximal run of masked bytes (overlapping or adjacent
+//! unit is masked, and each maximal run of masked bytes (overlapping or adjacent
 //! occurrences) is written as one mask.
 //!
 //! Invariant: after every [`Redactor::write`], the held bytes are the suffix of the
 //! stream starting at the earliest position whose remainder is a proper prefix of a
-//! pattern, and every byte before it has been written out exactly as the model over
+//! unit, and every byte before it has been written out exactly as the model over
 //! the whole stream has it. Whether such a byte is covered cannot change with more
 //! input: an occurrence covering it that is not yet complete would start at or
 //! before it, and its start would then be an earlier proper-prefix position.
@@ -169,7 +171,7 @@ impl Redactor {
             sink.input(0..input.len());
             return;
         }
-        let maxlen = self.set.max_pattern_len();
+        let maxlen = self.set.max_unit_len();
         if self.held.is_empty() {
             let s = self.scan(input, Some(0), 0, 0, &mut sink);
             self.cover = s.cover;
@@ -292,7 +294,7 @@ impl Redactor {
     ) -> Scanned {
         let set = &*self.set;
         let n = buf.len();
-        let tail_from = n.saturating_sub(set.max_pattern_len().saturating_sub(1));
+        let tail_from = n.saturating_sub(set.max_unit_len().saturating_sub(1));
         let hold = (tail_from..n)
             .find(|&p| set.is_proper_prefix(&buf[p..]))
             .unwrap_or(n);
@@ -499,6 +501,43 @@ mod tests {
         r.write(b"-123 newvalue-1\n", &mut out);
         r.finish(&mut out);
         assert_eq!(out, b"a [REDACTED] [REDACTED]\n");
+    }
+
+    /// The piece rule: a truncated value, a value inside another word, and every
+    /// line of its wrapped base64 are masked; fewer than 12 bytes are not.
+    #[test]
+    fn pieces_of_a_value_are_masked_wherever_they_appear() {
+        use base64::Engine as _;
+        let value = b"Zq8vN3xW0pLr7TkY2mHs9cBd4FgJ6aQe1uIo5yRt";
+        let mut b = SecretSetBuilder::new();
+        b.add("k", value);
+        let s = Arc::new(b.build().0);
+        let printed = [
+            &b"token=Zq8vN3xW0pLr7TkY2mHs9c...\n"[..],
+            b"id:0pLr7TkY2mHs9cBd4FgJ6aQe1uIo5yRtZZZ\n",
+        ];
+        for p in printed {
+            let out = run(s.clone(), &[p]);
+            assert!(out.windows(10).any(|w| w == DEFAULT_MASK), "{out:?}");
+            assert!(!out.windows(12).any(|w| value.windows(12).any(|v| v == w)));
+        }
+        let short = b"x Zq8vN3xW0pL y";
+        assert_eq!(run(s.clone(), &[short]), short, "11 bytes stay");
+        let mut blob = vec![0u8; 40];
+        blob.extend_from_slice(value);
+        blob.extend_from_slice(&[7u8; 40]);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&blob);
+        let wrapped: Vec<u8> = b64
+            .as_bytes()
+            .chunks(20)
+            .flat_map(|l| l.iter().copied().chain([b'\n']))
+            .collect();
+        let out = run(s, &wrapped.chunks(7).collect::<Vec<_>>());
+        let line_masked = out
+            .split(|&b| b == b'\n')
+            .filter(|l| l.windows(10).any(|w| w == DEFAULT_MASK))
+            .count();
+        assert!(line_masked >= 2, "{}", String::from_utf8_lossy(&out));
     }
 
     #[test]

@@ -231,7 +231,7 @@ impl Engine {
         let mut engine = Engine {
             publisher: Publisher::new(
                 cfg.redact.retain,
-                cfg.redact.min_length,
+                cfg.redact.lengths(),
                 cfg.lifecycle.handshake_timeout,
                 live,
             ),

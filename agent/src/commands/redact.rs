@@ -17,7 +17,7 @@ pub fn run(args: RedactArgs) -> anyhow::Result<i32> {
         dir: r.secrets_dir.clone(),
     };
     let values = sources.read(r.min_length).map_err(usage)?;
-    let (set, loaded) = values.build(r.min_length, std::iter::empty());
+    let (set, loaded) = values.build(r.lengths(), std::iter::empty());
     crate::report::warn_report(&loaded.report, r.min_length);
     crate::report::warn_skipped(&values.skipped);
     crate::report::warn_weak(&values.weak);

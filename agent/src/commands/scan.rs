@@ -49,7 +49,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
     crate::report::warn_weak(&values.weak);
     // Errors about the paths are printed masked with the values known so far
     // (a path may hold one); Vault is only asked once the paths are known good.
-    let (files_only, _) = values.build(r.min_length, std::iter::empty());
+    let (files_only, _) = values.build(r.lengths(), std::iter::empty());
     crate::logging::set_live(Arc::new(LiveSet::new(files_only)));
     for p in &args.paths {
         fs::metadata(p).map_err(|e| {
@@ -67,7 +67,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
         None => Default::default(),
     };
     let (set, loaded) = values.build(
-        r.min_length,
+        r.lengths(),
         vault.values.iter().map(|(n, v)| (n.as_str(), v.as_slice())),
     );
     drop(vault);

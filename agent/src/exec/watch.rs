@@ -300,8 +300,8 @@ impl std::fmt::Debug for Msg {
 pub struct Reload {
     /// Where values come from (`--secret-file`s and the directory).
     pub sources: Sources,
-    /// `--min-length`.
-    pub min_length: usize,
+    /// `--min-length` and `--piece-length`.
+    pub lengths: shroud_redactor::Lengths,
     /// The set to swap.
     pub live: Arc<LiveSet>,
     /// The values the set in `live` was built from.
@@ -404,7 +404,7 @@ fn reload_loop(pending: PendingWatch, mut reload: Reload, rotations: Sender<Rota
         if now == reload.loaded {
             continue;
         }
-        let new = match reload.sources.read(reload.min_length) {
+        let new = match reload.sources.read(reload.lengths.min) {
             Ok(values) => {
                 // Tell of what is newly skipped or weak only (a file left as
                 // it was is not worth a warning at every rotation).
@@ -468,13 +468,13 @@ fn reload_loop(pending: PendingWatch, mut reload: Reload, rotations: Sender<Rota
 /// Builds the set from the current and retained values and swaps it in.
 fn swap(reload: &Reload, retained: &[Retained]) -> Option<u64> {
     let (set, loaded) = reload.current.build(
-        reload.min_length,
+        reload.lengths,
         retained
             .iter()
             .map(|r| (r.name.as_str(), r.value.as_slice())),
     );
     reload.live.store(set);
-    crate::report::warn_report(&loaded.report, reload.min_length);
+    crate::report::warn_report(&loaded.report, reload.lengths.min);
     loaded.generation
 }
 
