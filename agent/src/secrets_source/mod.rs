@@ -290,7 +290,9 @@ mod tests {
         );
         let (set, _) = values.build(Lengths::default(), std::iter::empty());
         // The password is only in the document base64-encoded with its user.
-        assert!(!set.find_matches(b"login robot / xQ7vL9mP2wK4rT ok").is_empty());
+        assert!(!set
+            .find_matches(b"login robot / xQ7vL9mP2wK4rT ok")
+            .is_empty());
         assert!(!format!("{values:?}").contains("xQ7vL9mP2wK4rT"));
     }
 }
