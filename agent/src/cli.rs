@@ -61,8 +61,9 @@ pub struct RedactionArgs {
     /// A file holding one secret value (one trailing newline is stripped). Repeatable.
     #[arg(long = "secret-file", value_name = "F")]
     pub secret_files: Vec<PathBuf>,
-    /// A directory whose regular files each hold one secret value, plus the agent's
-    /// `.shroud/values` redaction set.
+    /// A directory whose files (subdirectories and dotfiles included, Kubernetes'
+    /// `..data` followed once) each hold one secret value, plus the agent's
+    /// `.shroud/values` redaction set. Skipped files are named on stderr.
     #[arg(long, value_name = "D", env = "SHROUD_SECRETS_DIR")]
     pub secrets_dir: Option<PathBuf>,
     /// Text written in place of each secret.
