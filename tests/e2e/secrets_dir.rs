@@ -3,7 +3,9 @@
 //! with a `.dockerconfigjson` and a subdirectory, beside the things a careless or
 //! hostile directory holds. Every value is masked (dotfiles and subdirectories
 //! too, a document's fields on their own), every file not read is named on
-//! stderr with its reason, and a weak value is warned about by name only.
+//! stderr with its reason, and a weak value is warned about by name only. And the
+//! agent's side: a key inside a JSON field of a Vault secret, printed in its
+//! PKCS#1 form, is masked through the values it publishes.
 
 use std::os::unix::fs::symlink;
 use std::path::Path;
@@ -128,4 +130,76 @@ fn scan_names_a_documents_field_by_its_path() {
         done.out()
     );
     assert!(!done.out().contains(REGISTRY_PASSWORD));
+}
+
+/// The agent's side (`shroud run`, real OpenBao): a kv2 field that is a Google
+/// service-account key publishes its fields and its key's PKCS#1 form in
+/// `.shroud/values`, so the key printed by `openssl rsa -traditional` (a form
+/// the stored value does not hold) is masked.
+#[test]
+fn run_masks_the_pkcs1_form_of_a_key_inside_a_json_field() {
+    let _s = shroud_e2e::world::serial();
+    let w = shroud_e2e::world::World::new(None);
+    let key = run_with_input(
+        Command::new(require_tool("openssl", "apt-get install openssl")).args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+        ]),
+        b"",
+        Duration::from_secs(120),
+    );
+    assert!(key.status.success(), "openssl genpkey: {}", key.err());
+    let id = "5c1f0e9a7d3b2c4e6f8a0b1d3e5f7a9c1b3d5e7f";
+    let doc = serde_json::json!({
+        "type": "service_account",
+        "private_key_id": id,
+        "private_key": key.out(),
+    });
+    let doc_file = w.work.path().join("sa.json");
+    std::fs::write(&doc_file, doc.to_string()).unwrap();
+    w.bao.bao(&[
+        "kv",
+        "put",
+        "secret/sa",
+        &format!("key=@{}", doc_file.display()),
+    ]);
+    std::fs::remove_file(&doc_file).unwrap();
+    let auth = w.approle_auth();
+    let cfg = w.config(
+        &auth,
+        "[[secret]]\nname = \"sa\"\npath = \"secret/sa\"\nkind = \"kv2\"\nfield = \"key\"\n",
+    );
+    let script = "d=$SHROUD_SECRETS_DIR; jq -r .private_key \"$d/sa\" | openssl rsa -traditional 2>/dev/null; \
+                  grep -o '^secret [^ ]*' \"$d/.shroud/values\"";
+    let done = run_with_input(&mut run_script(&cfg, script), b"", Duration::from_secs(120));
+    assert!(done.status.success(), "shroud run: {}", done.err());
+    let out = done.out();
+    // (`private_key_id` itself is a piece of the document, masked in the names.)
+    for name in [
+        "secret sa.key#private_key#pkcs1",
+        "secret sa.key#private_key#pkcs1.der",
+    ] {
+        assert!(
+            out.lines().any(|l| l == name),
+            "{name} not published:\n{out}"
+        );
+    }
+    // The PKCS#1 body (64-column lines of base64) shows no line in clear.
+    let pkcs1 = run_with_input(
+        Command::new("openssl").args(["rsa", "-traditional"]),
+        key.stdout.as_slice(),
+        Duration::from_secs(60),
+    );
+    for line in pkcs1.out().lines().filter(|l| !l.starts_with("-----")) {
+        assert!(!out.contains(line), "a PKCS#1 line shows:\n{out}");
+    }
+    // openssl's whole PEM output (header lines included) is one mask.
+    assert!(
+        out.starts_with("[REDACTED]secret "),
+        "openssl printed nothing?\n{out}"
+    );
+    assert!(!out.contains(id));
 }
