@@ -18,6 +18,11 @@ const MIN_PIECE_BITS: f64 = 40.0;
 const MAX_WORD_COVER: f64 = 0.6;
 /// Values of at least this many bytes with less entropy per byte: weak.
 const MIN_BITS_PER_BYTE: f64 = 2.0;
+/// Only this many leading bytes are judged (a long value, such as a document,
+/// is judged by its start; keeps the checks linear-time on any input).
+const MAX_ASSESSED: usize = 1024;
+/// Longest alphabet or keyboard run looked for.
+const MAX_SEQUENCE: usize = 26;
 /// Common English words, names and password words, lowercase, 4+ letters.
 const WORDS: &str = include_str!("quality_words.txt");
 /// Keyboard rows, read forwards and backwards by [`sequence_len`].
@@ -57,8 +62,10 @@ pub enum Verdict {
     Weak(Weakness),
 }
 
-/// Judges `value` (empty is [`Verdict::Strong`]: there is nothing to match).
+/// Judges `value` (empty is [`Verdict::Strong`]: there is nothing to match; of a
+/// long value, the first 1 KiB).
 pub fn assess(value: &[u8]) -> Verdict {
+    let value = &value[..value.len().min(MAX_ASSESSED)];
     if value.is_empty() {
         return Verdict::Strong;
     }
@@ -112,7 +119,11 @@ fn unleet(b: u8) -> u8 {
 
 /// Length of the alphabet or keyboard run (3+ bytes, either direction) at `v[i..]`.
 fn sequence_len(v: &[u8], i: usize) -> usize {
-    let lower: Vec<u8> = v[i..].iter().map(u8::to_ascii_lowercase).collect();
+    let lower: Vec<u8> = v[i..]
+        .iter()
+        .take(MAX_SEQUENCE)
+        .map(u8::to_ascii_lowercase)
+        .collect();
     let mut best = 0;
     for step in [1i16, -1] {
         let n = 1 + lower
@@ -285,6 +296,14 @@ mod tests {
                 );
             }
         }
+        // Long values are judged quickly, by their start.
+        let long: Vec<u8> = (0..64 << 10)
+            .map(|_| ALNUM[rng.gen_range(0..ALNUM.len())])
+            .collect();
+        assert_eq!(assess(&long), Verdict::Strong);
+        let mut abab = b"ab".repeat(32 << 10);
+        abab.push(b'c');
+        assert_eq!(assess(&abab), Verdict::Weak(Weakness::Repeated));
         let bytes: Vec<u8> = (0..32).map(|_| rng.gen()).collect();
         assert_eq!(assess(&bytes), Verdict::Strong);
         assert_eq!(assess(b""), Verdict::Strong);
