@@ -165,6 +165,7 @@ fn run_masks_the_pkcs1_form_of_a_key_inside_a_json_field() {
         "put",
         "secret/sa",
         &format!("key=@{}", doc_file.display()),
+        "weak=Summer2024!",
     ]);
     std::fs::remove_file(&doc_file).unwrap();
     let auth = w.approle_auth();
@@ -202,4 +203,14 @@ fn run_masks_the_pkcs1_form_of_a_key_inside_a_json_field() {
         "openssl printed nothing?\n{out}"
     );
     assert!(!out.contains(id));
+    // The weak field is warned about by name, once, never shown.
+    let err = done.err();
+    assert_eq!(
+        err.lines()
+            .filter(|l| l.contains("secret value is weak") && l.contains("sa.weak"))
+            .count(),
+        1,
+        "{err}"
+    );
+    assert!(!err.contains("Summer2024!") && !out.contains("Summer2024!"));
 }
