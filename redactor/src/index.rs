@@ -152,7 +152,14 @@ impl WindowIndex {
             .map(|s| (s.1 as usize).min(piece))
             .min()
             .unwrap_or(piece);
-        let w = min_len.saturating_sub(2).clamp(1, 8);
+        // From 12 bytes on (the default piece length) a 6-byte window leaves a
+        // step of 7: no more false hits on text than 8 bytes did once hashed,
+        // and a sixth fewer samples than w = 8 (step 5).
+        let w = if min_len >= 12 {
+            (min_len - 6).clamp(6, 8)
+        } else {
+            min_len.saturating_sub(2).clamp(1, 8)
+        };
         let k = min_len + 1 - w;
         let key_mask = if w == 8 {
             u64::MAX
@@ -399,7 +406,7 @@ mod tests {
             seed
         };
         let alnum = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-        for min_length in [4, 9, 16] {
+        for min_length in [4, 9, 12, 13, 16] {
             let mut b = SecretSetBuilder::new().min_length(min_length);
             for n in 0..6 {
                 let len = min_length + (next() % 12) as usize;
