@@ -1,12 +1,14 @@
 //! Redaction throughput, latency and memory, printed as figures (not asserted).
 //!
 //! In-process: the streaming engine with 10, 1,000 and 10,000 secrets (each with
-//! all its encodings) against aho-corasick, over a log-like corpus.
+//! all its encodings) against aho-corasick, over a log-like corpus, and beside it
+//! the same engine with whole patterns only (what the piece rule costs).
 //! Through a pipe (when `SHROUD_BIN` names a release build of `shroud`; see
 //! `scripts/bench`): `cat` vs `shroud redact` moving the same bytes from the same
 //! producer, run alternately several rounds (a single pair says little on a
 //! shared machine: `cat` alone swings 3x within minutes), reported as medians and
-//! the ratio of the medians; shroud's start with no input (loading and building
+//! the ratio of the medians, with `shroud redact` holding no secret run in the
+//! same rounds as the baseline the targets are stated against; shroud's start with no input (loading and building
 //! the set); p50/p99 line latency at 10,000 lines/s, and peak RSS.
 //!
 //! Run: `scripts/bench` (or `cargo bench -p shroud-redactor --bench throughput`).
@@ -216,6 +218,8 @@ struct Interleaved {
     other_cpu: Vec<f64>,
     other_secs: Vec<f64>,
     other_start_secs: Vec<f64>,
+    /// GB/s of the third command (shroud with no secrets), when given.
+    none: Vec<f64>,
     peak_rss_kib: u64,
 }
 
@@ -237,6 +241,7 @@ fn start_with_no_input(cmd: &mut Command) -> f64 {
 /// nothing on a shared machine, the ratio of the medians does.
 fn interleaved(
     base: &mut Command,
+    mut none: Option<&mut Command>,
     other: &mut Command,
     corpus: &[u8],
     total: usize,
@@ -249,12 +254,16 @@ fn interleaved(
         other_cpu: Vec::new(),
         other_secs: Vec::new(),
         other_start_secs: Vec::new(),
+        none: Vec::new(),
         peak_rss_kib: 0,
     };
     for _ in 0..rounds {
         let b = pipe_run(base, corpus, total);
         r.base.push(b.gbps);
         r.base_cpu.push(b.cpu);
+        if let Some(none) = none.as_deref_mut() {
+            r.none.push(pipe_run(none, corpus, total).gbps);
+        }
         let o = pipe_run(other, corpus, total);
         r.other.push(o.gbps);
         r.other_cpu.push(o.cpu);
@@ -464,8 +473,13 @@ fn main() {
             write_values(&dir, &values);
             let mut shroud = Command::new(bin);
             shroud.args(["redact", "--secrets-dir"]).arg(&dir);
+            let empty = tmp.path().join("empty");
+            write_values(&empty, &[]);
+            let mut none = Command::new(bin);
+            none.args(["redact", "--secrets-dir"]).arg(&empty);
             let r = interleaved(
                 &mut Command::new("cat"),
+                Some(&mut none),
                 &mut shroud,
                 &c,
                 pipe_bytes,
@@ -482,6 +496,16 @@ fn main() {
                 r.peak_rss_kib as f64 / 1024.0
             );
             println!("  shroud / cat (ratio of medians) {:6.2}x", gb / cat);
+            let none = median(&r.none);
+            println!(
+                "  pipe shroud redact, no secrets  {none:6.2} GB/s   median (runs {}), {:.2}x cat (the baseline)",
+                spread(&r.none),
+                none / cat
+            );
+            println!(
+                "  shroud / shroud with no secrets {:6.2}x   (ratio of medians, same rounds)",
+                gb / none
+            );
             let start = median(&r.other_start_secs);
             let after_start: Vec<f64> = r
                 .other_secs
