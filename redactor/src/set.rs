@@ -109,6 +109,10 @@ pub struct BuildReport {
     pub too_short: Vec<String>,
     /// Names of secrets whose value is empty.
     pub empty: Vec<String>,
+    /// Names of secrets with a piece that looks like ordinary text (words,
+    /// digits only, or a few repeated bytes): masking it will also mask text that
+    /// is not the secret.
+    pub ordinary: Vec<String>,
     /// How many distinct patterns (values and encodings) the set matches.
     pub patterns: usize,
 }
@@ -176,6 +180,8 @@ impl SecretSetBuilder {
             }
             if entry.value.len() < min_length {
                 report.too_short.push(entry.name.clone());
+            } else if crate::ordinary::has_ordinary_piece(&entry.value, piece) {
+                report.ordinary.push(entry.name.clone());
             }
             let mut forms: Vec<(Zeroizing<Vec<u8>>, Encoding)> = variants(&entry.value)
                 .into_iter()
