@@ -13,6 +13,7 @@
 
 mod encodings;
 mod index;
+mod ordinary;
 pub mod quality;
 pub mod reference;
 mod runs;

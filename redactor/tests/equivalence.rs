@@ -189,7 +189,7 @@ proptest! {
     fn streaming_equals_reference(
         secrets in secret_strategy(),
         min in 1usize..8,
-        piece in prop_oneof![1usize..12, Just(64)],
+        piece in prop_oneof![1usize..16, Just(64)],
         pieces in pieces_strategy(),
         cuts in proptest::collection::vec(prop_oneof![1usize..4, 1usize..64, 1usize..65536], 1..16),
     ) {
@@ -209,7 +209,7 @@ proptest! {
     fn idle_flushes_anywhere_show_at_most_min_minus_one_bytes(
         secrets in secret_strategy(),
         min in 1usize..8,
-        piece in prop_oneof![1usize..12, Just(64)],
+        piece in prop_oneof![1usize..16, Just(64)],
         pieces in pieces_strategy(),
         cuts in cuts_strategy(),
     ) {
@@ -227,7 +227,7 @@ proptest! {
     fn strict_mode_ignores_idle_flushes(
         secrets in secret_strategy(),
         min in 1usize..8,
-        piece in prop_oneof![1usize..12, Just(64)],
+        piece in prop_oneof![1usize..16, Just(64)],
         pieces in pieces_strategy(),
         cuts in cuts_strategy(),
     ) {

@@ -236,6 +236,33 @@ fn short_values_are_reported_by_name_not_value() {
     assert!(!done.err().contains("abc\""), "{}", done.err());
 }
 
+/// A value with a piece that looks like ordinary text is warned about at load,
+/// by name, never by value; a random token is not.
+#[test]
+fn values_that_look_like_ordinary_text_are_warned_about_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let words = secret_file(dir.path(), "phrase-secret", b"correct horse battery staple");
+    let token = secret_file(dir.path(), "token-secret", b"k9Qz2LmV8xTr4NbW7cYp3JsH");
+    let done = run_with_input(
+        shroud()
+            .arg("redact")
+            .arg("--secret-file")
+            .arg(&words)
+            .arg("--secret-file")
+            .arg(&token),
+        b"x\n",
+        Duration::from_secs(10),
+    );
+    assert!(done.status.success(), "{}", done.err());
+    let err = done.err();
+    assert!(
+        err.contains("phrase-secret") && err.contains("ordinary text"),
+        "{err}"
+    );
+    assert!(!err.contains("token-secret"), "{err}");
+    assert!(!err.contains("horse"), "{err}");
+}
+
 /// A line with no newline, far larger than any buffer, streams through in bounded
 /// memory: the engine holds back at most one pattern's length.
 #[test]

@@ -57,7 +57,7 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
     let (set, loaded) = values.build(r.lengths(), std::iter::empty());
     crate::report::warn_report(&loaded.report, r.min_length);
     crate::report::warn_skipped(&values.skipped);
-    crate::report::warn_weak(&values.weak);
+    crate::report::warn_weak(&values.weak, &loaded.report);
     let live = Arc::new(LiveSet::new(set));
     // shroud's own log lines are redacted with the same, live, set.
     crate::logging::set_live(Arc::clone(&live));

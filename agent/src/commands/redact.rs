@@ -20,7 +20,7 @@ pub fn run(args: RedactArgs) -> anyhow::Result<i32> {
     let (set, loaded) = values.build(r.lengths(), std::iter::empty());
     crate::report::warn_report(&loaded.report, r.min_length);
     crate::report::warn_skipped(&values.skipped);
-    crate::report::warn_weak(&values.weak);
+    crate::report::warn_weak(&values.weak, &loaded.report);
     drop(values);
     let live = std::sync::Arc::new(LiveSet::new(set));
     crate::logging::set_live(live.clone());

@@ -46,7 +46,6 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
     }
     let values = sources.read(r.min_length).map_err(usage)?;
     crate::report::warn_skipped(&values.skipped);
-    crate::report::warn_weak(&values.weak);
     // Errors about the paths are printed masked with the values known so far
     // (a path may hold one); Vault is only asked once the paths are known good.
     let (files_only, _) = values.build(r.lengths(), std::iter::empty());
@@ -72,6 +71,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
     );
     drop(vault);
     crate::report::warn_report(&loaded.report, r.min_length);
+    crate::report::warn_weak(&values.weak, &loaded.report);
     if set.is_empty() {
         return Err(usage(anyhow::anyhow!(
             "no secret value to look for: every value is empty or shorter than --min-length {}",

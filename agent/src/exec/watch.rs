@@ -423,7 +423,7 @@ fn reload_loop(pending: PendingWatch, mut reload: Reload, rotations: Sender<Rota
                     .filter(|w| !reload.current.weak.contains(w))
                     .cloned()
                     .collect();
-                crate::report::warn_weak(&weak);
+                crate::report::warn_weak(&weak, &Default::default());
                 values
             }
             // Keep the current set; the next event retries.
