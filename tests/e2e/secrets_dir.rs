@@ -135,7 +135,8 @@ fn scan_names_a_documents_field_by_its_path() {
 /// The agent's side (`shroud run`, real OpenBao): a kv2 field that is a Google
 /// service-account key publishes its fields and its key's PKCS#1 form in
 /// `.shroud/values`, so the key printed by `openssl rsa -traditional` (a form
-/// the stored value does not hold) is masked.
+/// the stored value does not hold) is masked; a weak field is warned about once,
+/// by name.
 #[test]
 fn run_masks_the_pkcs1_form_of_a_key_inside_a_json_field() {
     let _s = shroud_e2e::world::serial();
