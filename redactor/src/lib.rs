@@ -20,6 +20,7 @@ mod runs;
 mod set;
 mod stream;
 pub mod values_file;
+mod views;
 
 pub use encodings::Encoding;
 pub use index::Match;

@@ -29,6 +29,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::index::Match;
 use crate::set::SecretSet;
+use crate::views::{ansi, Decoded};
 
 /// The mask written in place of every match unless configured otherwise.
 pub const DEFAULT_MASK: &[u8] = b"[REDACTED]";
@@ -176,10 +177,15 @@ impl Redactor {
             let s = self.scan(input, Some(0), 0, 0, &mut sink);
             self.cover = s.cover;
             self.held.extend_from_slice(&input[s.hold..]);
-        } else if input.len() >= maxlen {
+        } else if input.len() >= maxlen
+            && memchr::memchr(ansi::TRIGGER, &self.held).is_none()
+            && memchr::memchr(ansi::TRIGGER, &input[..maxlen]).is_none()
+        {
             // Resolve the junction on a small copy: with `maxlen` new bytes after
             // it, no proper prefix can start inside the held piece, so the scan
-            // stops inside `input` and the rest is contiguous.
+            // stops inside `input` and the rest is contiguous. (With an escape
+            // near the junction a view's hold can reach further back: the slow
+            // path below.)
             let mut scratch = std::mem::take(&mut self.scratch);
             scratch.clear();
             scratch.extend_from_slice(&self.held);
@@ -295,11 +301,14 @@ impl Redactor {
         let set = &*self.set;
         let n = buf.len();
         let tail_from = n.saturating_sub(set.max_unit_len().saturating_sub(1));
-        let hold = (tail_from..n)
+        let mut hold = (tail_from..n)
             .find(|&p| set.is_proper_prefix(&buf[p..]))
             .unwrap_or(n);
         self.matches.clear();
         set.index.find_all(set, buf, &mut self.matches);
+        if let Some(view) = ansi::decode(buf) {
+            hold = self.view_matches(&view, hold);
+        }
         if self.matches.len() > 1 {
             self.matches.sort_unstable_by_key(|m| m.start);
         }
@@ -346,6 +355,45 @@ impl Redactor {
             hold,
             cover: run_end.saturating_sub(hold),
         }
+    }
+
+    /// Adds the units found in `view` of the scanned buffer to the matches, as
+    /// source ranges, and returns the hold moved back to where the view's own
+    /// undecided tail starts and then out of any dropped sequence (so that the
+    /// next scan starts decoding where the whole stream's decoding is).
+    fn view_matches(&mut self, view: &Decoded, hold: usize) -> usize {
+        let set = &*self.set;
+        let mut hold = view.pending.map_or(hold, |p| hold.min(p));
+        let dn = view.bytes.len();
+        let tail_from = dn.saturating_sub(set.max_unit_len().saturating_sub(1));
+        if let Some(i) = (tail_from..dn).find(|&i| set.is_proper_prefix(&view.bytes[i..])) {
+            hold = hold.min(view.spans[i].0 as usize);
+        }
+        let mut found = Vec::new();
+        set.index.find_all(set, &view.bytes, &mut found);
+        // A run is the union of its units, and with units of two bytes or more
+        // every pair of neighbouring decoded bytes shares one, so the source
+        // between them (a dropped sequence) is covered; single-byte units cover
+        // only their own bytes.
+        let step = if set.piece_length() == 1 {
+            1
+        } else {
+            usize::MAX
+        };
+        for m in found {
+            let mut at = m.start;
+            while at < m.end {
+                let to = at.saturating_add(step).min(m.end);
+                let r = view.source(at..to);
+                self.matches.push(Match {
+                    start: r.start,
+                    end: r.end,
+                    pattern: m.pattern,
+                });
+                at = to;
+            }
+        }
+        view.sync_before(hold)
     }
 }
 
@@ -538,6 +586,23 @@ mod tests {
             .filter(|l| l.windows(10).any(|w| w == DEFAULT_MASK))
             .count();
         assert!(line_masked >= 2, "{}", String::from_utf8_lossy(&out));
+    }
+
+    /// The ANSI view: `grep --color=always` (GNU grep 3.8, exact bytes) colouring
+    /// part of a value splits it into pieces shorter than 12; the view without the
+    /// colour codes sees it whole, also when the write ends inside a sequence.
+    #[test]
+    fn a_value_coloured_by_grep_is_masked_whole() {
+        let mut b = SecretSetBuilder::new();
+        b.add("k", b"Zq8vN3xW0pLr7TkY");
+        let s = Arc::new(b.build().0);
+        let printed = b"id=Zq8vN3\x1b[01;31m\x1b[Kx\x1b[m\x1b[KW0pLr7TkY\n";
+        assert_eq!(run(s.clone(), &[printed]), b"id=[REDACTED]\n");
+        let chunks: Vec<&[u8]> = printed.chunks(3).collect();
+        assert_eq!(run(s.clone(), &chunks), b"id=[REDACTED]\n");
+        // Colour around a value stays.
+        let around = b"\x1b[32mZq8vN3xW0pLr7TkY\x1b[0m ok\n";
+        assert_eq!(run(s, &[around]), b"\x1b[32m[REDACTED]\x1b[0m ok\n");
     }
 
     #[test]

@@ -12,7 +12,19 @@ use rand::{Rng, SeedableRng};
 use shroud_redactor::reference::{masked_bytes, redact_all, render, units};
 use shroud_redactor::{Redactor, SecretSet, SecretSetBuilder, DEFAULT_MASK};
 
-const ALPHABET: &[u8] = b"abcd01\"\\/&<> \n\xff\x00=+";
+const ALPHABET: &[u8] = b"abcd01\"\\/&<> \n\xff\x00=+\x1b[m";
+
+/// Escape sequences as programs write them (and a cut one), inserted between
+/// pieces of values: the view without them must see the value whole.
+const ESCAPES: &[&[u8]] = &[
+    b"\x1b[31m",
+    b"\x1b[0m",
+    b"\x1b[01;31m\x1b[K",
+    b"\x1b]0;t\x07",
+    b"\x1b]8;;u\x1b\\",
+    b"\x1b[",
+    b"\x1b",
+];
 
 fn secret_strategy() -> impl Strategy<Value = Vec<Vec<u8>>> {
     let byte = proptest::sample::select(ALPHABET.to_vec());
@@ -46,6 +58,8 @@ enum Piece {
     Pattern(usize),
     /// Part of a pattern: which, where it starts, how long.
     Cut(usize, usize, usize),
+    /// A pattern with an escape sequence inserted: which, where, which escape.
+    Coloured(usize, usize, usize),
 }
 
 fn pieces_strategy() -> impl Strategy<Value = Vec<Piece>> {
@@ -55,6 +69,8 @@ fn pieces_strategy() -> impl Strategy<Value = Vec<Piece>> {
                 .prop_map(Piece::Noise),
             (0usize..1000).prop_map(Piece::Pattern),
             (0usize..1000, 0usize..40, 0usize..40).prop_map(|(i, a, n)| Piece::Cut(i, a, n)),
+            (0usize..1000, 0usize..40, 0usize..ESCAPES.len())
+                .prop_map(|(i, a, e)| Piece::Coloured(i, a, e)),
         ],
         0..24,
     )
@@ -86,7 +102,14 @@ fn assemble(set: &SecretSet, pieces: &[Piece]) -> Vec<u8> {
                 let a = a.min(p.len());
                 input.extend_from_slice(&p[a..(a + n).min(p.len())]);
             }
-            Piece::Pattern(_) | Piece::Cut(..) => {}
+            &Piece::Coloured(i, a, e) if !patterns.is_empty() => {
+                let p = &patterns[i % patterns.len()];
+                let a = a.min(p.len());
+                input.extend_from_slice(&p[..a]);
+                input.extend_from_slice(ESCAPES[e]);
+                input.extend_from_slice(&p[a..]);
+            }
+            Piece::Pattern(_) | Piece::Cut(..) | Piece::Coloured(..) => {}
         }
     }
     input
