@@ -61,8 +61,9 @@ pub struct RedactionArgs {
     /// A file holding one secret value (one trailing newline is stripped). Repeatable.
     #[arg(long = "secret-file", value_name = "F")]
     pub secret_files: Vec<PathBuf>,
-    /// A directory whose regular files each hold one secret value, plus the agent's
-    /// `.shroud/values` redaction set.
+    /// A directory whose files (subdirectories and dotfiles included, Kubernetes'
+    /// `..data` followed once) each hold one secret value, plus the agent's
+    /// `.shroud/values` redaction set. Skipped files are named on stderr.
     #[arg(long, value_name = "D", env = "SHROUD_SECRETS_DIR")]
     pub secrets_dir: Option<PathBuf>,
     /// Text written in place of each secret.
@@ -72,6 +73,11 @@ pub struct RedactionArgs {
     #[arg(long, value_name = "N", default_value_t = shroud_redactor::DEFAULT_MIN_LENGTH,
           value_parser = parse_min_length)]
     pub min_length: usize,
+    /// No run of this many consecutive bytes of a value or of any of its forms is
+    /// shown, wherever it appears (at least 8).
+    #[arg(long, value_name = "P", default_value_t = shroud_redactor::DEFAULT_PIECE_LENGTH,
+          value_parser = parse_piece_length)]
+    pub piece_length: usize,
     /// Release a held possible start of a secret after this much quiet.
     #[arg(long, value_name = "DURATION", default_value = "50ms", value_parser = parse_duration)]
     pub idle: Duration,
@@ -370,6 +376,29 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .and_then(|n| n.checked_mul(1 << shift))
         .filter(|n| *n > 0)
         .ok_or_else(|| format!("`{s}` is not a size in bytes (e.g. 4G, 512M, 1048576)"))
+}
+
+impl RedactionArgs {
+    /// `--min-length` and `--piece-length` together.
+    pub fn lengths(&self) -> shroud_redactor::Lengths {
+        shroud_redactor::Lengths {
+            min: self.min_length,
+            piece: self.piece_length,
+        }
+    }
+}
+
+/// The shortest piece length accepted: shorter pieces of random values turn up in
+/// ordinary text.
+pub const MIN_PIECE_LENGTH: usize = 8;
+
+fn parse_piece_length(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= MIN_PIECE_LENGTH => Ok(n),
+        _ => Err(format!(
+            "`{s}` is not a whole number of bytes of at least {MIN_PIECE_LENGTH}"
+        )),
+    }
 }
 
 fn parse_min_length(s: &str) -> Result<usize, String> {

@@ -13,6 +13,7 @@ pub mod commands;
 pub mod config;
 pub mod contract;
 pub mod ctmpl;
+pub mod derive;
 pub mod error;
 pub mod events;
 pub mod exec;

@@ -153,7 +153,10 @@ mod tests {
 
     #[test]
     fn clean_input_has_no_findings() {
-        assert!(scan(b"nothing to see here, hunter2-databas", 5).is_empty());
+        // 11 bytes of a value: fewer than the piece length.
+        assert!(scan(b"nothing to see here, hunter2-dat", 5).is_empty());
+        // 12 are a piece.
+        assert_eq!(scan(b"nothing to see here, hunter2-data", 5).len(), 1);
     }
 
     /// Overlapping occurrences of two secrets are each reported (leftmost-longest
@@ -218,7 +221,10 @@ mod tests {
             let whole = scan_with(&set, &input, CHUNK);
             proptest::prop_assert_eq!(&scan_with(&set, &input, chunk), &whole);
 
-            let patterns = set.patterns_for_reference();
+            let patterns = shroud_redactor::reference::units(
+                &set.patterns_for_reference(),
+                set.piece_length(),
+            );
             // No flush, and the end of input masks no unfinished prefix: only the
             // bytes occurrences cover.
             let masked =

@@ -1,12 +1,14 @@
 //! Redaction throughput, latency and memory, printed as figures (not asserted).
 //!
 //! In-process: the streaming engine with 10, 1,000 and 10,000 secrets (each with
-//! all its encodings) against aho-corasick, over a log-like corpus.
+//! all its encodings) against aho-corasick, over a log-like corpus, and beside it
+//! the same engine with whole patterns only (what the piece rule costs).
 //! Through a pipe (when `SHROUD_BIN` names a release build of `shroud`; see
 //! `scripts/bench`): `cat` vs `shroud redact` moving the same bytes from the same
 //! producer, run alternately several rounds (a single pair says little on a
 //! shared machine: `cat` alone swings 3x within minutes), reported as medians and
-//! the ratio of the medians; shroud's start with no input (loading and building
+//! the ratio of the medians, with `shroud redact` holding no secret run in the
+//! same rounds as the baseline the targets are stated against; shroud's start with no input (loading and building
 //! the set); p50/p99 line latency at 10,000 lines/s, and peak RSS.
 //!
 //! Run: `scripts/bench` (or `cargo bench -p shroud-redactor --bench throughput`).
@@ -45,7 +47,15 @@ fn secrets(n: usize, rng: &mut StdRng) -> Vec<Vec<u8>> {
 }
 
 fn build(values: &[Vec<u8>]) -> Arc<SecretSet> {
-    let mut b = SecretSetBuilder::new();
+    build_with(values, SecretSetBuilder::new())
+}
+
+/// Whole patterns only: the engine before the piece rule, for what the rule costs.
+fn build_whole(values: &[Vec<u8>]) -> Arc<SecretSet> {
+    build_with(values, SecretSetBuilder::new().piece_length(1 << 20))
+}
+
+fn build_with(values: &[Vec<u8>], mut b: SecretSetBuilder) -> Arc<SecretSet> {
     for (i, v) in values.iter().enumerate() {
         b.add(format!("s{i}"), v);
     }
@@ -208,6 +218,8 @@ struct Interleaved {
     other_cpu: Vec<f64>,
     other_secs: Vec<f64>,
     other_start_secs: Vec<f64>,
+    /// GB/s of the third command (shroud with no secrets), when given.
+    none: Vec<f64>,
     peak_rss_kib: u64,
 }
 
@@ -229,6 +241,7 @@ fn start_with_no_input(cmd: &mut Command) -> f64 {
 /// nothing on a shared machine, the ratio of the medians does.
 fn interleaved(
     base: &mut Command,
+    mut none: Option<&mut Command>,
     other: &mut Command,
     corpus: &[u8],
     total: usize,
@@ -241,12 +254,16 @@ fn interleaved(
         other_cpu: Vec::new(),
         other_secs: Vec::new(),
         other_start_secs: Vec::new(),
+        none: Vec::new(),
         peak_rss_kib: 0,
     };
     for _ in 0..rounds {
         let b = pipe_run(base, corpus, total);
         r.base.push(b.gbps);
         r.base_cpu.push(b.cpu);
+        if let Some(none) = none.as_deref_mut() {
+            r.none.push(pipe_run(none, corpus, total).gbps);
+        }
         let o = pipe_run(other, corpus, total);
         r.other.push(o.gbps);
         r.other_cpu.push(o.cpu);
@@ -360,6 +377,14 @@ fn latency(bin: &Path, dir: &Path) -> (f64, f64) {
     (lat[LINES / 2], lat[LINES * 99 / 100])
 }
 
+/// CPU seconds (user + system) this process has used: unlike wall time, hardly
+/// moved by other processes on a shared machine.
+fn self_cpu_secs() -> f64 {
+    let u = getrusage(UsageWho::RUSAGE_SELF).expect("getrusage");
+    let t = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 + tv.tv_usec() as f64 * 1e-6;
+    t(u.user_time()) + t(u.system_time())
+}
+
 /// A positive count from the environment, or `default`.
 fn env_count(name: &str, default: usize) -> usize {
     match std::env::var(name) {
@@ -409,18 +434,34 @@ fn main() {
     for n in sizes {
         let values = secrets(n, &mut rng);
         let t = Instant::now();
+        let cpu = self_cpu_secs();
         let set = build(&values);
         let build_time = t.elapsed();
+        let build_cpu = self_cpu_secs() - cpu;
         let patterns = set.patterns_for_reference();
         let c = corpus(&patterns, &mut rng);
-        let (engine, _) = engine_in_process(&set, &c);
+        let whole = build_whole(&values);
+        // Interleaved, best of each: the machine's load moves between rounds.
+        let (mut engine, mut engine_whole) = (0f64, 0f64);
+        for _ in 0..2 {
+            engine = engine.max(engine_in_process(&set, &c).0);
+            engine_whole = engine_whole.max(engine_in_process(&whole, &c).0);
+        }
         println!(
-            "\n{n} secrets: {} patterns ({:.1} per secret: values + encodings), set built in {:.1} ms",
+            "\n{n} secrets: {} patterns ({:.1} per secret: values + encodings), set built in {:.1} ms ({:.1} ms CPU)",
             set.pattern_count(),
             set.pattern_count() as f64 / n as f64,
-            build_time.as_secs_f64() * 1e3
+            build_time.as_secs_f64() * 1e3,
+            build_cpu * 1e3
         );
-        println!("  in-process shroud engine        {engine:6.2} GB/s");
+        println!(
+            "  in-process shroud engine        {engine:6.2} GB/s   (piece length {})",
+            set.piece_length()
+        );
+        println!(
+            "  same, whole patterns only       {engine_whole:6.2} GB/s   (no piece rule; the rule costs {:.2}x)",
+            engine_whole / engine
+        );
         let (ac_ll, ac_stream) = aho_in_process(&patterns, &c);
         println!(
             "  in-process aho-corasick LL      {ac_ll:6.2} GB/s   (leftmost-longest, whole buffer)"
@@ -432,8 +473,13 @@ fn main() {
             write_values(&dir, &values);
             let mut shroud = Command::new(bin);
             shroud.args(["redact", "--secrets-dir"]).arg(&dir);
+            let empty = tmp.path().join("empty");
+            write_values(&empty, &[]);
+            let mut none = Command::new(bin);
+            none.args(["redact", "--secrets-dir"]).arg(&empty);
             let r = interleaved(
                 &mut Command::new("cat"),
+                Some(&mut none),
                 &mut shroud,
                 &c,
                 pipe_bytes,
@@ -450,6 +496,16 @@ fn main() {
                 r.peak_rss_kib as f64 / 1024.0
             );
             println!("  shroud / cat (ratio of medians) {:6.2}x", gb / cat);
+            let none = median(&r.none);
+            println!(
+                "  pipe shroud redact, no secrets  {none:6.2} GB/s   median (runs {}), {:.2}x cat (the baseline)",
+                spread(&r.none),
+                none / cat
+            );
+            println!(
+                "  shroud / shroud with no secrets {:6.2}x   (ratio of medians, same rounds)",
+                gb / none
+            );
             let start = median(&r.other_start_secs);
             let after_start: Vec<f64> = r
                 .other_secs

@@ -1,13 +1,18 @@
 //! The sampled-window prefilter.
 //!
-//! Every pattern is at least `min_len = w + k - 1` bytes long, so wherever a pattern
-//! occurs, exactly one of the positions `0, k, 2k, …` falls within its first `k`
-//! bytes, and the `w`-byte window there lies inside the pattern. The index stores,
-//! for every pattern, its windows at offsets `0..k`; the scanner hashes only the
+//! Every unit (a `piece`-byte substring of a pattern, or a shorter pattern whole)
+//! is at least `min_len = w + k - 1` bytes long, so wherever a unit occurs, exactly
+//! one of the positions `0, k, 2k, …` falls within its first `k` bytes, and the
+//! `w`-byte window there lies inside the unit. The index stores, by arena offset
+//! (the bytes are never copied), every window of a pattern at least `piece` long
+//! and the windows at offsets `0..k` of a shorter one; the scanner hashes only the
 //! window at every k-th position of the input, and checks a candidate byte-for-byte
-//! only when a bitmap and then the exact window key agree. With 16-byte secrets this
-//! is one lookup every 9 input bytes, which is what makes it faster than running an
-//! automaton over every byte.
+//! only when a bitmap and then the exact window key agree. A hit on a long pattern
+//! is extended both ways to the whole run of bytes that agree with the pattern at
+//! that alignment, reported when at least `piece` long: that run is exactly the
+//! union of the unit occurrences at that alignment. A run longer than `k` is hit
+//! at several sampled positions; all but the first see the run reach back over the
+//! previous sampled position and drop it, so each run costs its length once.
 
 use zeroize::Zeroize;
 
@@ -24,14 +29,8 @@ const BITS_IN_L1: usize = 32 * 1024 * 8;
 /// key, see [`bitmap`]).
 const DENSE_BITS_PER_ENTRY: usize = 20;
 
-#[derive(Clone, Copy, Zeroize)]
-struct Entry {
-    key: u64,
-    pattern: u32,
-    offset: u32,
-}
-
-/// A verified occurrence of a pattern in a buffer.
+/// A verified run of a pattern's bytes in a buffer: at least the piece length, or
+/// a shorter pattern whole.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Match {
     /// Byte offset of the first byte.
@@ -53,7 +52,10 @@ pub(crate) struct WindowIndex {
     bits_log: u32,
     buckets: Vec<u32>,
     bucket_shift: u32,
-    entries: Vec<Entry>,
+    /// Arena offsets of the indexed windows, grouped by bucket.
+    entries: Vec<u32>,
+    /// Patterns at least this long match by pieces; shorter ones whole.
+    piece: usize,
 }
 
 impl Zeroize for WindowIndex {
@@ -121,17 +123,17 @@ fn slots(key: u64, bits_log: u32) -> (usize, u64) {
 /// in one 64-bit word (a blocked Bloom filter): a lookup is still one load, and
 /// the false-hit rate is that of one bit in a bitmap several times larger, which
 /// is what keeps large sets in L2.
-fn bitmap(entries: &[Entry], bits_log: u32) -> Vec<u64> {
+fn bitmap(keys: impl Iterator<Item = u64>, bits_log: u32) -> Vec<u64> {
     let mut bits = vec![0u64; 1 << (bits_log - 6)];
-    for e in entries {
-        let (word, set) = slots(e.key, bits_log);
+    for key in keys {
+        let (word, set) = slots(key, bits_log);
         bits[word] |= set;
     }
     bits
 }
 
 impl WindowIndex {
-    pub(crate) fn build(arena: &[u8], spans: &[(u32, u32)], min_len: usize) -> Self {
+    pub(crate) fn build(arena: &[u8], spans: &[(u32, u32)], piece: usize) -> Self {
         if spans.is_empty() {
             return WindowIndex {
                 w: 0,
@@ -142,26 +144,38 @@ impl WindowIndex {
                 buckets: vec![0, 0],
                 bucket_shift: 63,
                 entries: Vec::new(),
+                piece,
             };
         }
-        let w = min_len.saturating_sub(2).clamp(1, 8);
+        let min_len = spans
+            .iter()
+            .map(|s| (s.1 as usize).min(piece))
+            .min()
+            .unwrap_or(piece);
+        // From 12 bytes on (the default piece length) a 6-byte window leaves a
+        // step of 7: no more false hits on text than 8 bytes did once hashed,
+        // and a sixth fewer samples than w = 8 (step 5).
+        let w = if min_len >= 12 {
+            (min_len - 6).clamp(6, 8)
+        } else {
+            min_len.saturating_sub(2).clamp(1, 8)
+        };
         let k = min_len + 1 - w;
         let key_mask = if w == 8 {
             u64::MAX
         } else {
             (1u64 << (8 * w)) - 1
         };
+        let key_at = |off: u32| load(arena, off as usize, w, key_mask);
 
-        let mut entries = Vec::with_capacity(spans.len() * k);
-        for (id, &(off, len)) in spans.iter().enumerate() {
-            let pat = &arena[off as usize..(off + len) as usize];
-            for j in 0..k {
-                entries.push(Entry {
-                    key: load(pat, j, w, key_mask),
-                    pattern: id as u32,
-                    offset: j as u32,
-                });
-            }
+        let mut entries: Vec<u32> = Vec::new();
+        for &(off, len) in spans {
+            let windows = if len as usize >= piece {
+                len as usize + 1 - w
+            } else {
+                k
+            };
+            entries.extend(off..off + windows as u32);
         }
         // The bitmap's fill is the false-hit rate of a sampled lookup, and a false
         // hit costs a probe and, worse, a mispredicted branch; its size is cache
@@ -189,18 +203,25 @@ impl WindowIndex {
             .trailing_zeros()
             .clamp(1, 26);
         let bucket_shift = 64 - bucket_log;
-        let bits = bitmap(&entries, bits_log);
-        // Group entries by bucket in place (no second copy: this is the build's
-        // memory peak with many secrets), then record where each bucket starts.
-        let bucket_of = |e: &Entry| (e.key.wrapping_mul(HASH_MUL) >> bucket_shift) as usize;
-        entries.sort_unstable_by_key(bucket_of);
+        let bits = bitmap(entries.iter().map(|&e| key_at(e)), bits_log);
+        // Group entries by bucket with a counting sort: a comparison sort reading
+        // each key from the arena took most of a second with 10,000 secrets.
+        let bucket_of = |e: u32| (key_at(e).wrapping_mul(HASH_MUL) >> bucket_shift) as usize;
         let mut buckets = vec![0u32; (1usize << bucket_log) + 1];
-        for e in &entries {
+        for &e in &entries {
             buckets[bucket_of(e) + 1] += 1;
         }
         for i in 1..buckets.len() {
             buckets[i] += buckets[i - 1];
         }
+        let mut next = buckets.clone();
+        let mut grouped = vec![0u32; entries.len()];
+        for &e in &entries {
+            let b = bucket_of(e);
+            grouped[next[b] as usize] = e;
+            next[b] += 1;
+        }
+        let entries = grouped;
         WindowIndex {
             w,
             k,
@@ -210,11 +231,14 @@ impl WindowIndex {
             buckets,
             bucket_shift,
             entries,
+            piece,
         }
     }
 
-    /// Appends every occurrence of every pattern that lies wholly inside `buf`.
-    /// Each occurrence is reported once; the order is by sampled position.
+    /// Appends every run of a pattern's bytes (at least the piece length; a
+    /// shorter pattern whole) that lies wholly inside `buf`. Each run at one
+    /// alignment of one pattern is reported once (though a run may sit inside a
+    /// run of another pattern); the order is by sampled position.
     pub(crate) fn find_all(&self, set: &SecretSet, buf: &[u8], out: &mut Vec<Match>) {
         let (w, k) = (self.w, self.k);
         if w == 0 || buf.len() < w {
@@ -319,20 +343,45 @@ impl WindowIndex {
     fn probe(&self, set: &SecretSet, buf: &[u8], i: usize, key: u64, out: &mut Vec<Match>) {
         let b = (key.wrapping_mul(HASH_MUL) >> self.bucket_shift) as usize;
         let (lo, hi) = (self.buckets[b] as usize, self.buckets[b + 1] as usize);
-        for e in &self.entries[lo..hi] {
-            if e.key != key {
+        let (w, k) = (self.w, self.k);
+        for &e in &self.entries[lo..hi] {
+            if load(set.arena(), e as usize, w, self.key_mask) != key {
                 continue;
             }
-            let Some(start) = i.checked_sub(e.offset as usize) else {
+            let (id, j) = set.pattern_at(e);
+            let pat = set.pattern(id);
+            if pat.len() < self.piece {
+                let Some(start) = i.checked_sub(j) else {
+                    continue;
+                };
+                let end = start + pat.len();
+                if end <= buf.len() && &buf[start..end] == pat {
+                    out.push(Match {
+                        start,
+                        end,
+                        pattern: id,
+                    });
+                }
                 continue;
-            };
-            let pat = set.pattern(e.pattern as usize);
-            let end = start + pat.len();
-            if end <= buf.len() && &buf[start..end] == pat {
+            }
+            // The run reaching back over the previous sampled position was
+            // reported from there.
+            if i >= k && j >= k && buf[i - k..i] == pat[j - k..j] {
+                continue;
+            }
+            let back = (1..=i.min(j))
+                .find(|&t| buf[i - t] != pat[j - t])
+                .map_or(i.min(j), |t| t - 1);
+            let ahead = buf[i + w..]
+                .iter()
+                .zip(&pat[j + w..])
+                .take_while(|(a, b)| a == b)
+                .count();
+            if back + w + ahead >= self.piece {
                 out.push(Match {
-                    start,
-                    end,
-                    pattern: e.pattern as usize,
+                    start: i - back,
+                    end: i + w + ahead,
+                    pattern: id,
                 });
             }
         }
@@ -357,14 +406,15 @@ mod tests {
             seed
         };
         let alnum = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-        for min_length in [4, 9, 16] {
+        for min_length in [4, 9, 12, 13, 16] {
             let mut b = SecretSetBuilder::new().min_length(min_length);
             for n in 0..6 {
                 let len = min_length + (next() % 12) as usize;
                 let v: Vec<u8> = (0..len).map(|_| alnum[next() as usize % 62]).collect();
                 b.add(format!("s{n}"), &v);
             }
-            let mut set = b.build().0;
+            // Patterns shorter than the piece length match whole.
+            let mut set = b.piece_length(64).build().0;
             let patterns = set.patterns_for_reference();
             let mut text = Vec::new();
             while text.len() < 20_000 {
@@ -385,7 +435,10 @@ mod tests {
             expected.sort_unstable();
             assert!(expected.len() > 100, "the text holds planted patterns");
             for log in MIN_BITS_LOG..=MAX_BITS_LOG {
-                set.index.bits = bitmap(&set.index.entries, log);
+                let keys: Vec<u64> = (set.index.entries.iter())
+                    .map(|&e| load(set.arena(), e as usize, set.index.w, set.index.key_mask))
+                    .collect();
+                set.index.bits = bitmap(keys.into_iter(), log);
                 set.index.bits_log = log;
                 for skip in 0..8 {
                     let buf = &text[skip..];

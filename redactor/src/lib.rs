@@ -13,14 +13,20 @@
 
 mod encodings;
 mod index;
+mod ordinary;
+pub mod quality;
 pub mod reference;
 mod runs;
 mod set;
 mod stream;
 pub mod values_file;
+mod views;
 
 pub use encodings::Encoding;
 pub use index::Match;
 pub use runs::{Run, RunMerger};
-pub use set::{BuildReport, PatternInfo, SecretSet, SecretSetBuilder, DEFAULT_MIN_LENGTH};
+pub use set::{
+    BuildReport, Lengths, PatternInfo, SecretSet, SecretSetBuilder, DEFAULT_MIN_LENGTH,
+    DEFAULT_PIECE_LENGTH,
+};
 pub use stream::{Piece, Redactor, Stats, DEFAULT_MASK};

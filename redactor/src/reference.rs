@@ -3,12 +3,20 @@
 //! tests, fuzzing and benchmarks only.
 //!
 //! The model decides, for every byte of the stream, whether it is shown or masked;
-//! each maximal run of masked bytes is written as one mask.
+//! each maximal run of masked bytes is written as one mask. It works on units
+//! ([`units`]): every `piece`-byte substring of a pattern at least that long, and
+//! every shorter pattern whole (the piece rule).
 //!
-//! - A byte covered by an occurrence of any pattern is masked (the union of
-//!   overlapping and adjacent occurrences).
+//! - A byte covered by an occurrence of any unit is masked (the union of
+//!   overlapping and adjacent occurrences). Occurrences are looked for in the
+//!   stream and in its view without ANSI escape sequences (decoded from the
+//!   start); an occurrence in the view covers the source from its first byte to
+//!   its last, the sequences between included.
 //! - At an idle flush after byte `f`, let `h` be the earliest position such that
-//!   `input[h..f]` is a proper prefix of a pattern (the held piece). Its bytes not
+//!   `input[h..f]` is a proper prefix of a unit, or the view of `input[..f]` from
+//!   the source of its decoded byte at `h` is, or an escape sequence starts at `h`
+//!   that `input[..f]` ends inside of; and `h` moved back to the start of an escape
+//!   sequence it falls strictly inside (the held piece). Its bytes not
 //!   decided by an earlier flush are decided now: all masked when `f - h` is at
 //!   least `min_length`; otherwise each is masked if an occurrence complete by `f`
 //!   covers it, and shown if not, even if a later occurrence covers it. End of
@@ -18,8 +26,29 @@
 //! In strict mode flushes do nothing, so the output is that of the whole stream
 //! buffered: pass no flush positions.
 
-/// Whether each byte of `input` is masked, for idle flushes after each byte
-/// position in `flushes` (ascending; the end of the stream is always one).
+use crate::views::ansi;
+
+/// The units a set of patterns is matched by under the piece rule with `piece`
+/// bytes: every `piece`-byte substring of each pattern at least that long, and
+/// each shorter pattern whole. Pass the set's effective piece length
+/// ([`crate::SecretSet::piece_length`]).
+pub fn units(patterns: &[Vec<u8>], piece: usize) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for p in patterns {
+        if p.len() >= piece {
+            out.extend(p.windows(piece).map(<[u8]>::to_vec));
+        } else {
+            out.push(p.clone());
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Whether each byte of `input` is masked, `patterns` being the units ([`units`]),
+/// for idle flushes after each byte position in `flushes` (ascending; the end of
+/// the stream is always one).
 pub fn masked_bytes(
     patterns: &[Vec<u8>],
     input: &[u8],
@@ -36,17 +65,35 @@ pub fn masked_bytes(
                 }
             }
         }
+        if let Some(view) = ansi::decode(&input[..f]) {
+            for s in 0..view.bytes.len() {
+                for p in patterns {
+                    if !p.is_empty() && view.bytes[s..].starts_with(p) {
+                        let r = view.source(s..s + p.len());
+                        covered[r].iter_mut().for_each(|c| *c = true);
+                    }
+                }
+            }
+        }
         covered
     };
+    let proper_prefix = |piece: &[u8]| {
+        patterns
+            .iter()
+            .any(|p| p.len() > piece.len() && p.starts_with(piece))
+    };
     let held_from = |f: usize| {
-        (0..f)
-            .find(|&h| {
-                let piece = &input[h..f];
-                patterns
-                    .iter()
-                    .any(|p| p.len() > piece.len() && p.starts_with(piece))
-            })
-            .unwrap_or(f)
+        let raw = (0..f)
+            .find(|&h| !input[h..f].is_empty() && proper_prefix(&input[h..f]))
+            .unwrap_or(f);
+        let Some(view) = ansi::decode(&input[..f]) else {
+            return raw;
+        };
+        let decoded = (0..view.bytes.len())
+            .find(|&d| proper_prefix(&view.bytes[d..]))
+            .map_or(f, |d| view.spans[d].0 as usize);
+        let h = raw.min(decoded).min(view.pending.unwrap_or(f));
+        view.sync_before(h)
     };
     let mut decided: Vec<Option<bool>> = vec![None; n];
     for &f in flushes.iter().chain(std::iter::once(&n)) {

@@ -8,8 +8,11 @@
 //! different secrets are reported separately, even when they overlap, and only
 //! the occurrences of one secret that overlap one another (its base64 forms at
 //! several alignments, a line of a multi-line value inside the whole value) are
-//! merged into one [`Run`], named after its longest occurrence. The union of the
-//! runs is exactly what redaction masks.
+//! merged into one [`Run`], named after its longest occurrence (preferring one that
+//! is a whole pattern, so a line of a value alone is named a line, not a piece of
+//! the value). The union of the runs is exactly what redaction masks, pieces
+//! included: a scan finds a line of a wrapped base64 of a key as redaction masks
+//! it.
 
 use std::collections::HashMap;
 
@@ -25,11 +28,12 @@ pub struct Run {
     pub end: u64,
     /// Index of the secret (see [`SecretSet::secret_name`]).
     pub secret: usize,
-    /// The pattern of the run's longest occurrence (the earliest of the longest),
-    /// which names its encoding (see [`SecretSet::pattern_info`]).
+    /// The pattern of the run's longest occurrence (a whole pattern before a
+    /// piece; the earliest of the longest), which names its encoding (see
+    /// [`SecretSet::pattern_info`]).
     pub pattern: usize,
-    /// Length of that occurrence.
-    longest: u64,
+    /// Whether that occurrence is its whole pattern, and its length.
+    longest: (bool, u64),
 }
 
 /// Merges occurrences into [`Run`]s as a stream is scanned in windows, and hands
@@ -52,12 +56,13 @@ impl RunMerger {
         let start = base + m.start as u64;
         let end = base + m.end as u64;
         let secret = set.pattern_info(m.pattern).secret;
+        let whole = m.end - m.start == set.pattern(m.pattern).len();
         let mut run = Run {
             start,
             end,
             secret,
             pattern: m.pattern,
-            longest: end - start,
+            longest: (whole, end - start),
         };
         let runs = self.pending.entry(secret).or_default();
         // Disjoint and sorted by start, so sorted by end too: the runs the new

@@ -1,14 +1,16 @@
-//! The streaming matcher: masks the union of all occurrences of any pattern in a
-//! byte stream that arrives in arbitrary pieces and with arbitrary pauses, holding
-//! back only a trailing proper prefix of some pattern.
+//! The streaming matcher: masks the union of all occurrences of any unit (a
+//! piece-length substring of a pattern, or a shorter pattern whole; see
+//! [`crate::SecretSet`]) in a byte stream that arrives in arbitrary chunks and
+//! with arbitrary pauses, holding back only a trailing proper prefix of some unit
+//! (fewer bytes than the piece length).
 //!
 //! Output model (see [`crate::reference`]): every byte covered by an occurrence of a
-//! pattern is masked, and each maximal run of masked bytes (overlapping or adjacent
+//! unit is masked, and each maximal run of masked bytes (overlapping or adjacent
 //! occurrences) is written as one mask.
 //!
 //! Invariant: after every [`Redactor::write`], the held bytes are the suffix of the
 //! stream starting at the earliest position whose remainder is a proper prefix of a
-//! pattern, and every byte before it has been written out exactly as the model over
+//! unit, and every byte before it has been written out exactly as the model over
 //! the whole stream has it. Whether such a byte is covered cannot change with more
 //! input: an occurrence covering it that is not yet complete would start at or
 //! before it, and its start would then be an earlier proper-prefix position.
@@ -27,6 +29,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::index::Match;
 use crate::set::SecretSet;
+use crate::views::{ansi, Decoded};
 
 /// The mask written in place of every match unless configured otherwise.
 pub const DEFAULT_MASK: &[u8] = b"[REDACTED]";
@@ -169,15 +172,20 @@ impl Redactor {
             sink.input(0..input.len());
             return;
         }
-        let maxlen = self.set.max_pattern_len();
+        let maxlen = self.set.max_unit_len();
         if self.held.is_empty() {
             let s = self.scan(input, Some(0), 0, 0, &mut sink);
             self.cover = s.cover;
             self.held.extend_from_slice(&input[s.hold..]);
-        } else if input.len() >= maxlen {
+        } else if input.len() >= maxlen
+            && memchr::memchr(ansi::TRIGGER, &self.held).is_none()
+            && memchr::memchr(ansi::TRIGGER, &input[..maxlen]).is_none()
+        {
             // Resolve the junction on a small copy: with `maxlen` new bytes after
             // it, no proper prefix can start inside the held piece, so the scan
-            // stops inside `input` and the rest is contiguous.
+            // stops inside `input` and the rest is contiguous. (With an escape
+            // near the junction a view's hold can reach further back: the slow
+            // path below.)
             let mut scratch = std::mem::take(&mut self.scratch);
             scratch.clear();
             scratch.extend_from_slice(&self.held);
@@ -292,12 +300,15 @@ impl Redactor {
     ) -> Scanned {
         let set = &*self.set;
         let n = buf.len();
-        let tail_from = n.saturating_sub(set.max_pattern_len().saturating_sub(1));
-        let hold = (tail_from..n)
+        let tail_from = n.saturating_sub(set.max_unit_len().saturating_sub(1));
+        let mut hold = (tail_from..n)
             .find(|&p| set.is_proper_prefix(&buf[p..]))
             .unwrap_or(n);
         self.matches.clear();
         set.index.find_all(set, buf, &mut self.matches);
+        if let Some(view) = ansi::decode(buf) {
+            hold = self.view_matches(&view, hold);
+        }
         if self.matches.len() > 1 {
             self.matches.sort_unstable_by_key(|m| m.start);
         }
@@ -344,6 +355,45 @@ impl Redactor {
             hold,
             cover: run_end.saturating_sub(hold),
         }
+    }
+
+    /// Adds the units found in `view` of the scanned buffer to the matches, as
+    /// source ranges, and returns the hold moved back to where the view's own
+    /// undecided tail starts and then out of any dropped sequence (so that the
+    /// next scan starts decoding where the whole stream's decoding is).
+    fn view_matches(&mut self, view: &Decoded, hold: usize) -> usize {
+        let set = &*self.set;
+        let mut hold = view.pending.map_or(hold, |p| hold.min(p));
+        let dn = view.bytes.len();
+        let tail_from = dn.saturating_sub(set.max_unit_len().saturating_sub(1));
+        if let Some(i) = (tail_from..dn).find(|&i| set.is_proper_prefix(&view.bytes[i..])) {
+            hold = hold.min(view.spans[i].0 as usize);
+        }
+        let mut found = Vec::new();
+        set.index.find_all(set, &view.bytes, &mut found);
+        // A run is the union of its units, and with units of two bytes or more
+        // every pair of neighbouring decoded bytes shares one, so the source
+        // between them (a dropped sequence) is covered; single-byte units cover
+        // only their own bytes.
+        let step = if set.piece_length() == 1 {
+            1
+        } else {
+            usize::MAX
+        };
+        for m in found {
+            let mut at = m.start;
+            while at < m.end {
+                let to = at.saturating_add(step).min(m.end);
+                let r = view.source(at..to);
+                self.matches.push(Match {
+                    start: r.start,
+                    end: r.end,
+                    pattern: m.pattern,
+                });
+                at = to;
+            }
+        }
+        view.sync_before(hold)
     }
 }
 
@@ -499,6 +549,60 @@ mod tests {
         r.write(b"-123 newvalue-1\n", &mut out);
         r.finish(&mut out);
         assert_eq!(out, b"a [REDACTED] [REDACTED]\n");
+    }
+
+    /// The piece rule: a truncated value, a value inside another word, and every
+    /// line of its wrapped base64 are masked; fewer than 12 bytes are not.
+    #[test]
+    fn pieces_of_a_value_are_masked_wherever_they_appear() {
+        use base64::Engine as _;
+        let value = b"Zq8vN3xW0pLr7TkY2mHs9cBd4FgJ6aQe1uIo5yRt";
+        let mut b = SecretSetBuilder::new();
+        b.add("k", value);
+        let s = Arc::new(b.build().0);
+        let printed = [
+            &b"token=Zq8vN3xW0pLr7TkY2mHs9c...\n"[..],
+            b"id:0pLr7TkY2mHs9cBd4FgJ6aQe1uIo5yRtZZZ\n",
+        ];
+        for p in printed {
+            let out = run(s.clone(), &[p]);
+            assert!(out.windows(10).any(|w| w == DEFAULT_MASK), "{out:?}");
+            assert!(!out.windows(12).any(|w| value.windows(12).any(|v| v == w)));
+        }
+        let short = b"x Zq8vN3xW0pL y";
+        assert_eq!(run(s.clone(), &[short]), short, "11 bytes stay");
+        let mut blob = vec![0u8; 40];
+        blob.extend_from_slice(value);
+        blob.extend_from_slice(&[7u8; 40]);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&blob);
+        let wrapped: Vec<u8> = b64
+            .as_bytes()
+            .chunks(20)
+            .flat_map(|l| l.iter().copied().chain([b'\n']))
+            .collect();
+        let out = run(s, &wrapped.chunks(7).collect::<Vec<_>>());
+        let line_masked = out
+            .split(|&b| b == b'\n')
+            .filter(|l| l.windows(10).any(|w| w == DEFAULT_MASK))
+            .count();
+        assert!(line_masked >= 2, "{}", String::from_utf8_lossy(&out));
+    }
+
+    /// The ANSI view: `grep --color=always` (GNU grep 3.8, exact bytes) colouring
+    /// part of a value splits it into pieces shorter than 12; the view without the
+    /// colour codes sees it whole, also when the write ends inside a sequence.
+    #[test]
+    fn a_value_coloured_by_grep_is_masked_whole() {
+        let mut b = SecretSetBuilder::new();
+        b.add("k", b"Zq8vN3xW0pLr7TkY");
+        let s = Arc::new(b.build().0);
+        let printed = b"id=Zq8vN3\x1b[01;31m\x1b[Kx\x1b[m\x1b[KW0pLr7TkY\n";
+        assert_eq!(run(s.clone(), &[printed]), b"id=[REDACTED]\n");
+        let chunks: Vec<&[u8]> = printed.chunks(3).collect();
+        assert_eq!(run(s.clone(), &chunks), b"id=[REDACTED]\n");
+        // Colour around a value stays.
+        let around = b"\x1b[32mZq8vN3xW0pLr7TkY\x1b[0m ok\n";
+        assert_eq!(run(s, &[around]), b"\x1b[32m[REDACTED]\x1b[0m ok\n");
     }
 
     #[test]

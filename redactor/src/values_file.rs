@@ -14,7 +14,8 @@
 //! optional `retain-ms N` line (after `generation`) carries the agent's `[redact]
 //! retain` in milliseconds: how long a reader keeps masking a value after it left
 //! the set. Files without it (written before it existed) still parse. Each
-//! `secret` line holds a name (`[A-Za-z0-9._-]+`, shown in reports) and the value in
+//! `secret` line holds a name (`[A-Za-z0-9._#-]+`, shown in reports; `#` joins a
+//! document secret's name to the path of a value derived from it) and the value in
 //! standard base64 with padding, so values may hold any bytes. Lines end with `\n`;
 //! any other line is an error, so a truncated or foreign file is never half-used.
 
@@ -44,8 +45,8 @@ pub enum ValuesFileError {
         /// 1-based line number.
         line: usize,
     },
-    /// A secret name has characters outside `[A-Za-z0-9._-]`.
-    #[error("line {line}: secret name must match [A-Za-z0-9._-]+")]
+    /// A secret name has characters outside `[A-Za-z0-9._#-]`.
+    #[error("line {line}: secret name must match [A-Za-z0-9._#-]+")]
     BadName {
         /// 1-based line number.
         line: usize,
@@ -83,12 +84,18 @@ impl fmt::Debug for ValuesFile {
     }
 }
 
-/// True for names allowed in the file.
+/// True for secret names (`[A-Za-z0-9._-]+`), which are also file names.
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// True for entry names in the file: a secret name, or one with `#`-joined
+/// paths of values derived from it (`sa.json#private_key_id`).
+pub fn valid_entry_name(name: &str) -> bool {
+    name.split('#').all(valid_name)
 }
 
 impl ValuesFile {
@@ -118,7 +125,7 @@ impl ValuesFile {
                     out.retain = Some(Duration::from_millis(ms));
                 }
                 (Some("secret"), Some(name), Some(b64), None) => {
-                    if !valid_name(name) {
+                    if !valid_entry_name(name) {
                         return Err(ValuesFileError::BadName { line: line_no });
                     }
                     let value = Zeroizing::new(
@@ -135,8 +142,8 @@ impl ValuesFile {
         Ok(out)
     }
 
-    /// Serializes the file. Names must satisfy [`valid_name`]; invalid characters are
-    /// replaced by `_` so the file always parses.
+    /// Serializes the file. Names must satisfy [`valid_entry_name`]; invalid
+    /// characters are replaced by `_` so the file always parses.
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
         let mut out = Zeroizing::new(Vec::new());
         out.extend_from_slice(HEADER.as_bytes());
@@ -146,13 +153,13 @@ impl ValuesFile {
             out.extend_from_slice(format!("retain-ms {}\n", retain.as_millis()).as_bytes());
         }
         for (name, value) in &self.values {
-            let name: String = if valid_name(name) {
+            let name: String = if valid_entry_name(name) {
                 name.clone()
             } else {
                 let n: String = name
                     .chars()
                     .map(|c| {
-                        if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                        if c.is_ascii_alphanumeric() || "._#-".contains(c) {
                             c
                         } else {
                             '_'
@@ -195,12 +202,14 @@ mod tests {
             values: vec![
                 ("a".into(), Zeroizing::new(b"\x00\xff\n secret".to_vec())),
                 ("b.retired".into(), Zeroizing::new(b"x".to_vec())),
+                ("sa.json#key#pkcs1".into(), Zeroizing::new(b"y".to_vec())),
             ],
         };
         let parsed = ValuesFile::parse(&f.to_bytes()).unwrap();
+        assert_eq!(parsed.values[2].0, "sa.json#key#pkcs1");
         assert_eq!(parsed.generation, 7);
         assert_eq!(parsed.retain, Some(Duration::from_millis(2500)));
-        assert_eq!(parsed.values.len(), 2);
+        assert_eq!(parsed.values.len(), 3);
         assert_eq!(parsed.values[0].1.as_slice(), b"\x00\xff\n secret");
         assert!(!format!("{parsed:?}").contains("secret\""));
     }

@@ -1,17 +1,30 @@
 //! The streaming engine against the reference implementation, for random secret
-//! sets (with overlapping and prefix secrets), random inputs holding them in every
-//! encoding, random chunk sizes and idle flushes at random points (the pauses of a
-//! real stream), in normal and strict mode.
+//! sets (with overlapping and prefix secrets), random piece lengths, random inputs
+//! holding them in every encoding, whole and cut to random pieces, random chunk
+//! sizes and idle flushes at random points (the pauses of a real stream), in
+//! normal and strict mode.
 
 use std::sync::Arc;
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
-use shroud_redactor::reference::{masked_bytes, redact_all, render};
+use shroud_redactor::reference::{masked_bytes, redact_all, render, units};
 use shroud_redactor::{Redactor, SecretSet, SecretSetBuilder, DEFAULT_MASK};
 
-const ALPHABET: &[u8] = b"abcd01\"\\/&<> \n\xff\x00=+";
+const ALPHABET: &[u8] = b"abcd01\"\\/&<> \n\xff\x00=+\x1b[m";
+
+/// Escape sequences as programs write them (and a cut one), inserted between
+/// pieces of values: the view without them must see the value whole.
+const ESCAPES: &[&[u8]] = &[
+    b"\x1b[31m",
+    b"\x1b[0m",
+    b"\x1b[01;31m\x1b[K",
+    b"\x1b]0;t\x07",
+    b"\x1b]8;;u\x1b\\",
+    b"\x1b[",
+    b"\x1b",
+];
 
 fn secret_strategy() -> impl Strategy<Value = Vec<Vec<u8>>> {
     let byte = proptest::sample::select(ALPHABET.to_vec());
@@ -43,6 +56,10 @@ fn secret_strategy() -> impl Strategy<Value = Vec<Vec<u8>>> {
 enum Piece {
     Noise(Vec<u8>),
     Pattern(usize),
+    /// Part of a pattern: which, where it starts, how long.
+    Cut(usize, usize, usize),
+    /// A pattern with an escape sequence inserted: which, where, which escape.
+    Coloured(usize, usize, usize),
 }
 
 fn pieces_strategy() -> impl Strategy<Value = Vec<Piece>> {
@@ -51,13 +68,20 @@ fn pieces_strategy() -> impl Strategy<Value = Vec<Piece>> {
             proptest::collection::vec(proptest::sample::select(ALPHABET.to_vec()), 0..12)
                 .prop_map(Piece::Noise),
             (0usize..1000).prop_map(Piece::Pattern),
+            (0usize..1000, 0usize..40, 0usize..40).prop_map(|(i, a, n)| Piece::Cut(i, a, n)),
+            (0usize..1000, 0usize..40, 0usize..ESCAPES.len())
+                .prop_map(|(i, a, e)| Piece::Coloured(i, a, e)),
         ],
         0..24,
     )
 }
 
 fn build(secrets: &[Vec<u8>], min: usize) -> Arc<SecretSet> {
-    let mut b = SecretSetBuilder::new().min_length(min);
+    build_pieces(secrets, min, 64)
+}
+
+fn build_pieces(secrets: &[Vec<u8>], min: usize, piece: usize) -> Arc<SecretSet> {
+    let mut b = SecretSetBuilder::new().min_length(min).piece_length(piece);
     for (i, s) in secrets.iter().enumerate() {
         b.add(format!("s{i}"), s);
     }
@@ -73,7 +97,19 @@ fn assemble(set: &SecretSet, pieces: &[Piece]) -> Vec<u8> {
             Piece::Pattern(i) if !patterns.is_empty() => {
                 input.extend_from_slice(&patterns[i % patterns.len()])
             }
-            Piece::Pattern(_) => {}
+            &Piece::Cut(i, a, n) if !patterns.is_empty() => {
+                let p = &patterns[i % patterns.len()];
+                let a = a.min(p.len());
+                input.extend_from_slice(&p[a..(a + n).min(p.len())]);
+            }
+            &Piece::Coloured(i, a, e) if !patterns.is_empty() => {
+                let p = &patterns[i % patterns.len()];
+                let a = a.min(p.len());
+                input.extend_from_slice(&p[..a]);
+                input.extend_from_slice(ESCAPES[e]);
+                input.extend_from_slice(&p[a..]);
+            }
+            Piece::Pattern(_) | Piece::Cut(..) | Piece::Coloured(..) => {}
         }
     }
     input
@@ -107,16 +143,18 @@ fn stream(
     (out, flushes)
 }
 
-/// The set, an input assembled from `pieces`, and the set's patterns.
+/// The set, an input assembled from `pieces`, and the set's units (what the
+/// reference matches).
 fn case(
     secrets: &[Vec<u8>],
     min: usize,
+    piece: usize,
     pieces: &[Piece],
 ) -> (Arc<SecretSet>, Vec<u8>, Vec<Vec<u8>>) {
-    let set = build(secrets, min);
+    let set = build_pieces(secrets, min, piece);
     let input = assemble(&set, pieces);
-    let patterns = set.patterns_for_reference();
-    (set, input, patterns)
+    let units = units(&set.patterns_for_reference(), set.piece_length());
+    (set, input, units)
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -174,10 +212,11 @@ proptest! {
     fn streaming_equals_reference(
         secrets in secret_strategy(),
         min in 1usize..8,
+        piece in prop_oneof![1usize..16, Just(64)],
         pieces in pieces_strategy(),
         cuts in proptest::collection::vec(prop_oneof![1usize..4, 1usize..64, 1usize..65536], 1..16),
     ) {
-        let (set, input, patterns) = case(&secrets, min, &pieces);
+        let (set, input, patterns) = case(&secrets, min, piece, &pieces);
         let cuts: Vec<(usize, bool)> = cuts.into_iter().map(|c| (c, false)).collect();
         let (out, _) = stream(set, false, &input, &cuts);
         let expected = redact_all(&patterns, &input, DEFAULT_MASK, min);
@@ -193,10 +232,11 @@ proptest! {
     fn idle_flushes_anywhere_show_at_most_min_minus_one_bytes(
         secrets in secret_strategy(),
         min in 1usize..8,
+        piece in prop_oneof![1usize..16, Just(64)],
         pieces in pieces_strategy(),
         cuts in cuts_strategy(),
     ) {
-        let (set, input, patterns) = case(&secrets, min, &pieces);
+        let (set, input, patterns) = case(&secrets, min, piece, &pieces);
         let (out, flushes) = stream(set, false, &input, &cuts);
         let masked = masked_bytes(&patterns, &input, &flushes, min);
         prop_assert_eq!(out, render(&input, &masked, DEFAULT_MASK));
@@ -210,10 +250,11 @@ proptest! {
     fn strict_mode_ignores_idle_flushes(
         secrets in secret_strategy(),
         min in 1usize..8,
+        piece in prop_oneof![1usize..16, Just(64)],
         pieces in pieces_strategy(),
         cuts in cuts_strategy(),
     ) {
-        let (set, input, patterns) = case(&secrets, min, &pieces);
+        let (set, input, patterns) = case(&secrets, min, piece, &pieces);
         let (out, _) = stream(set, true, &input, &cuts);
         prop_assert_eq!(out, redact_all(&patterns, &input, DEFAULT_MASK, min));
     }
@@ -259,7 +300,8 @@ fn overlapping_and_adjacent_occurrences_are_masked_as_their_union() {
 fn many_secrets_match_aho_corasick_leftmost_longest() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let alnum = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut b = SecretSetBuilder::new();
+    // Whole patterns only: aho-corasick knows no pieces.
+    let mut b = SecretSetBuilder::new().piece_length(4096);
     let mut secrets = Vec::new();
     for i in 0..200 {
         let len = rng.gen_range(16..=32);

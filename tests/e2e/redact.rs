@@ -162,6 +162,63 @@ fn bad_sources_exit_64_naming_the_file() {
     );
     assert_eq!(done.status.code(), Some(64));
     assert!(done.err().contains("--min-length"), "{}", done.err());
+
+    let done = run_with_input(
+        shroud().args(["redact", "--piece-length", "7"]),
+        b"",
+        Duration::from_secs(10),
+    );
+    assert_eq!(done.status.code(), Some(64));
+    assert!(done.err().contains("--piece-length"), "{}", done.err());
+    assert!(done.err().contains("at least 8"), "{}", done.err());
+}
+
+/// The piece rule through the binary: a value cut short by the program, and each
+/// line of its base64 wrapped by coreutils `base64 -w 20`, are masked; a piece
+/// shorter than `--piece-length` is not.
+#[test]
+fn pieces_of_a_value_are_masked_and_the_piece_length_is_a_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let value = b"k9Qz2LmV8xTr4NbW7cYp3JsH6gFd1RaE5uKo0iXq";
+    let f = secret_file(dir.path(), "key", value);
+    let wrapped = std::process::Command::new("base64")
+        .args(["-w", "20"])
+        .arg(&f)
+        .output()
+        .expect("coreutils base64 (scripts/test --prereqs)");
+    assert!(wrapped.status.success());
+    let mut input = b"truncated: k9Qz2LmV8xTr4NbW...\n".to_vec();
+    input.extend_from_slice(&wrapped.stdout);
+    input.extend_from_slice(b"short: k9Qz2LmV8xT\n");
+    let redact = |extra: &[&str]| {
+        let done = run_with_input(
+            shroud()
+                .arg("redact")
+                .arg("--secret-file")
+                .arg(&f)
+                .args(extra),
+            &input,
+            Duration::from_secs(10),
+        );
+        assert!(done.status.success(), "{}", done.err());
+        done.out()
+    };
+    let out = redact(&[]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "truncated: [REDACTED]...");
+    let b64_lines = &lines[1..lines.len() - 1];
+    assert_eq!(b64_lines.len(), 3, "{out}");
+    for l in b64_lines {
+        assert!(l.contains("[REDACTED]"), "a wrapped line shows: {out}");
+        assert!(l.replace("[REDACTED]", "").len() < 12, "{out}");
+    }
+    assert_eq!(
+        lines[lines.len() - 1],
+        "short: k9Qz2LmV8xT",
+        "11 bytes stay"
+    );
+    let out = redact(&["--piece-length", "20"]);
+    assert!(out.starts_with("truncated: k9Qz2LmV8xTr4NbW...\n"), "{out}");
 }
 
 #[test]
@@ -177,6 +234,33 @@ fn short_values_are_reported_by_name_not_value() {
     assert_eq!(done.out(), "abc\n");
     assert!(done.err().contains("tiny-secret"), "{}", done.err());
     assert!(!done.err().contains("abc\""), "{}", done.err());
+}
+
+/// A value with a piece that looks like ordinary text is warned about at load,
+/// by name, never by value; a random token is not.
+#[test]
+fn values_that_look_like_ordinary_text_are_warned_about_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let words = secret_file(dir.path(), "phrase-secret", b"correct horse battery staple");
+    let token = secret_file(dir.path(), "token-secret", b"k9Qz2LmV8xTr4NbW7cYp3JsH");
+    let done = run_with_input(
+        shroud()
+            .arg("redact")
+            .arg("--secret-file")
+            .arg(&words)
+            .arg("--secret-file")
+            .arg(&token),
+        b"x\n",
+        Duration::from_secs(10),
+    );
+    assert!(done.status.success(), "{}", done.err());
+    let err = done.err();
+    assert!(
+        err.contains("phrase-secret") && err.contains("ordinary text"),
+        "{err}"
+    );
+    assert!(!err.contains("token-secret"), "{err}");
+    assert!(!err.contains("horse"), "{err}");
 }
 
 /// A line with no newline, far larger than any buffer, streams through in bounded

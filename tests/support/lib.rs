@@ -6,6 +6,7 @@
 
 pub mod apiserver;
 pub mod app;
+pub mod decoded;
 pub mod http;
 pub mod openbao;
 pub mod paced;

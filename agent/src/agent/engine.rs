@@ -189,12 +189,23 @@ fn token_grant(t: &TokenInfo) -> Grant {
     }
 }
 
-/// The values of `spec`'s `data` to mask, under their redaction-set names.
-fn masked(spec: &SecretSpec, data: &SecretData) -> Vec<(String, Zeroizing<Vec<u8>>)> {
-    masked_values(spec, data)
-        .into_iter()
-        .map(|(f, v)| (entry_name(&spec.name, &f), v))
-        .collect()
+/// The values of `spec`'s `data` to mask, under their redaction-set names, each
+/// followed by the values derived from it when it is a document
+/// ([`crate::derive`]); a weak value is warned about once.
+fn masked(
+    spec: &SecretSpec,
+    data: &SecretData,
+    min_length: usize,
+) -> Vec<(String, Zeroizing<Vec<u8>>)> {
+    let mut out = Vec::new();
+    for (field, value) in masked_values(spec, data) {
+        let name = entry_name(&spec.name, &field);
+        crate::report::warn_weak_once(&name, &value, min_length);
+        let derived = crate::derive::derive(&name, &value, min_length);
+        out.push((name, value));
+        out.extend(derived);
+    }
+    out
 }
 
 mod adopt;
@@ -220,7 +231,7 @@ impl Engine {
         let mut engine = Engine {
             publisher: Publisher::new(
                 cfg.redact.retain,
-                cfg.redact.min_length,
+                cfg.redact.lengths(),
                 cfg.lifecycle.handshake_timeout,
                 live,
             ),
@@ -489,7 +500,7 @@ impl Engine {
                     Some((c, data)) if c == i => data,
                     _ => &s.current.as_ref()?.data,
                 };
-                Some(masked(&s.spec, data))
+                Some(masked(&s.spec, data, self.cfg.redact.min_length))
             })
             .flatten()
             .collect()
@@ -544,8 +555,11 @@ impl Engine {
             warn!(secret = %name, "lease expired before it could be renewed or replaced; removing the file");
             self.out.wipe_name(&name);
             if let Some(old) = self.secrets[i].current.take() {
-                self.publisher
-                    .retire(masked(&self.secrets[i].spec, &old.data));
+                self.publisher.retire(masked(
+                    &self.secrets[i].spec,
+                    &old.data,
+                    self.cfg.redact.min_length,
+                ));
             }
             events::emit(Event::LeaseTtl {
                 secret: &name,
@@ -718,8 +732,11 @@ impl Engine {
         });
         let old = self.install(i, read, rendered);
         if let Some(old) = &old {
-            self.publisher
-                .retire(masked(&self.secrets[i].spec, &old.data));
+            self.publisher.retire(masked(
+                &self.secrets[i].spec,
+                &old.data,
+                self.cfg.redact.min_length,
+            ));
         }
         let old_lease = old
             .as_ref()
@@ -775,7 +792,7 @@ impl Engine {
         let retiring = self.secrets[i]
             .current
             .as_ref()
-            .map(|c| masked(&self.secrets[i].spec, &c.data))
+            .map(|c| masked(&self.secrets[i].spec, &c.data, self.cfg.redact.min_length))
             .unwrap_or_default();
         let values = self.current_values(Some((i, data)));
         publish(

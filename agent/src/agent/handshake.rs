@@ -28,7 +28,7 @@ pub struct Publisher {
     generation: u64,
     retired: Vec<Retired>,
     retain: Duration,
-    min_length: usize,
+    lengths: shroud_redactor::Lengths,
     timeout: Duration,
     live: Option<Arc<LiveSet>>,
 }
@@ -63,7 +63,7 @@ impl Publisher {
     /// A publisher; `live` is the set shared with in-process streams (run mode).
     pub fn new(
         retain: Duration,
-        min_length: usize,
+        lengths: shroud_redactor::Lengths,
         timeout: Duration,
         live: Option<Arc<LiveSet>>,
     ) -> Self {
@@ -71,7 +71,7 @@ impl Publisher {
             generation: 0,
             retired: Vec::new(),
             retain,
-            min_length,
+            lengths,
             timeout,
             live,
         }
@@ -134,7 +134,7 @@ impl Publisher {
 
     fn swap_live(&self, file: &ValuesFile) {
         if let Some(live) = &self.live {
-            let mut builder = SecretSetBuilder::new().min_length(self.min_length);
+            let mut builder = SecretSetBuilder::new().lengths(self.lengths);
             file.add_to(&mut builder);
             live.store(builder.build().0);
         }
@@ -264,7 +264,10 @@ mod tests {
         let live = Arc::new(LiveSet::new(shroud_redactor::SecretSet::empty()));
         let mut p = Publisher::new(
             Duration::from_secs(60),
-            4,
+            shroud_redactor::Lengths {
+                min: 4,
+                ..Default::default()
+            },
             Duration::from_millis(200),
             Some(live.clone()),
         );
@@ -317,7 +320,15 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let mut out = output(d.path());
         let timeout = Duration::from_millis(300);
-        let mut p = Publisher::new(Duration::from_secs(60), 4, timeout, None);
+        let mut p = Publisher::new(
+            Duration::from_secs(60),
+            shroud_redactor::Lengths {
+                min: 4,
+                ..Default::default()
+            },
+            timeout,
+            None,
+        );
         let value = || vec![("s.v".to_string(), Zeroizing::new(b"a-value".to_vec()))];
         let g = p.publish(&mut out, value(), &[]).unwrap();
         // A live exec (its ack locked, as exec writes it) and the unlocked file a
@@ -355,7 +366,15 @@ mod tests {
     fn a_restarted_agent_takes_over_generation_and_retired_values() {
         let d = tempfile::tempdir().unwrap();
         let mut out = output(d.path());
-        let mut first = Publisher::new(Duration::from_secs(60), 4, Duration::ZERO, None);
+        let mut first = Publisher::new(
+            Duration::from_secs(60),
+            shroud_redactor::Lengths {
+                min: 4,
+                ..Default::default()
+            },
+            Duration::ZERO,
+            None,
+        );
         first.retire(vec![(
             "db.pw".into(),
             Zeroizing::new(b"old-value".to_vec()),
@@ -378,7 +397,10 @@ mod tests {
         let adopting = || {
             Publisher::new(
                 Duration::from_secs(60),
-                4,
+                shroud_redactor::Lengths {
+                    min: 4,
+                    ..Default::default()
+                },
                 Duration::ZERO,
                 Some(live.clone()),
             )

@@ -62,8 +62,15 @@ mod tests {
             mode: 0o400,
         })
         .unwrap();
-        let mut publisher =
-            Publisher::new(Duration::from_secs(60), 4, Duration::from_secs(20), None);
+        let mut publisher = Publisher::new(
+            Duration::from_secs(60),
+            shroud_redactor::Lengths {
+                min: 4,
+                ..Default::default()
+            },
+            Duration::from_secs(20),
+            None,
+        );
         let mut ack = Ack::new(d.path());
         ack.write(0).unwrap();
         let dir = d.path().to_path_buf();

@@ -120,9 +120,11 @@ pub fn read_values(cfg: &Config) -> Result<Snapshot, SnapshotError> {
                     leases.push((spec.name.clone(), lease.id));
                 }
                 for (field, value) in read.data.leaves() {
-                    snapshot
-                        .values
-                        .push((entry_name(&spec.name, &field), value));
+                    let name = entry_name(&spec.name, &field);
+                    crate::report::warn_weak_once(&name, &value, cfg.redact.min_length);
+                    let derived = crate::derive::derive(&name, &value, cfg.redact.min_length);
+                    snapshot.values.push((name, value));
+                    snapshot.values.extend(derived);
                 }
             }
             Err(source) => {

@@ -53,9 +53,11 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
         .as_deref()
         .map(watch::fingerprint)
         .unwrap_or_default();
-    let values = sources.read().map_err(usage)?;
-    let (set, loaded) = values.build(r.min_length, std::iter::empty());
+    let values = sources.read(r.min_length).map_err(usage)?;
+    let (set, loaded) = values.build(r.lengths(), std::iter::empty());
     crate::report::warn_report(&loaded.report, r.min_length);
+    crate::report::warn_skipped(&values.skipped);
+    crate::report::warn_weak(&values.weak, &loaded.report);
     let live = Arc::new(LiveSet::new(set));
     // shroud's own log lines are redacted with the same, live, set.
     crate::logging::set_live(Arc::clone(&live));
@@ -70,7 +72,7 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
             }
             let reload = Reload {
                 sources: sources.clone(),
-                min_length: r.min_length,
+                lengths: r.lengths(),
                 live: Arc::clone(&live),
                 current: values,
                 ack,

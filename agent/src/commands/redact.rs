@@ -16,8 +16,12 @@ pub fn run(args: RedactArgs) -> anyhow::Result<i32> {
         files: r.secret_files.clone(),
         dir: r.secrets_dir.clone(),
     };
-    let (set, loaded) = sources.load(r.min_length).map_err(usage)?;
+    let values = sources.read(r.min_length).map_err(usage)?;
+    let (set, loaded) = values.build(r.lengths(), std::iter::empty());
     crate::report::warn_report(&loaded.report, r.min_length);
+    crate::report::warn_skipped(&values.skipped);
+    crate::report::warn_weak(&values.weak, &loaded.report);
+    drop(values);
     let live = std::sync::Arc::new(LiveSet::new(set));
     crate::logging::set_live(live.clone());
     let config = PumpConfig {

@@ -44,10 +44,11 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
         ))
         .into());
     }
-    let values = sources.read().map_err(usage)?;
+    let values = sources.read(r.min_length).map_err(usage)?;
+    crate::report::warn_skipped(&values.skipped);
     // Errors about the paths are printed masked with the values known so far
     // (a path may hold one); Vault is only asked once the paths are known good.
-    let (files_only, _) = values.build(r.min_length, std::iter::empty());
+    let (files_only, _) = values.build(r.lengths(), std::iter::empty());
     crate::logging::set_live(Arc::new(LiveSet::new(files_only)));
     for p in &args.paths {
         fs::metadata(p).map_err(|e| {
@@ -65,11 +66,12 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
         None => Default::default(),
     };
     let (set, loaded) = values.build(
-        r.min_length,
+        r.lengths(),
         vault.values.iter().map(|(n, v)| (n.as_str(), v.as_slice())),
     );
     drop(vault);
     crate::report::warn_report(&loaded.report, r.min_length);
+    crate::report::warn_weak(&values.weak, &loaded.report);
     if set.is_empty() {
         return Err(usage(anyhow::anyhow!(
             "no secret value to look for: every value is empty or shorter than --min-length {}",

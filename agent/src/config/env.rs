@@ -19,7 +19,7 @@ const SECTIONS: &[&str] = &[
     "audit",
 ];
 
-const INTEGER_KEYS: &[&str] = &["uid", "gid", "min_length", "sign_every"];
+const INTEGER_KEYS: &[&str] = &["uid", "gid", "min_length", "piece_length", "sign_every"];
 const BOOL_KEYS: &[&str] = &[
     "require_tmpfs",
     "revoke_on_exit",

@@ -282,10 +282,22 @@ pub struct RedactConfig {
     pub mask: String,
     /// Shorter values are not masked.
     pub min_length: usize,
+    /// Runs of this many bytes of a value or form are masked (the piece rule).
+    pub piece_length: usize,
     /// How long retired values stay in the redaction set.
     pub retain: Duration,
     /// Never release a possible start of a secret at an idle flush.
     pub strict: bool,
+}
+
+impl RedactConfig {
+    /// `min_length` and `piece_length` together.
+    pub fn lengths(&self) -> shroud_redactor::Lengths {
+        shroud_redactor::Lengths {
+            min: self.min_length,
+            piece: self.piece_length,
+        }
+    }
 }
 
 /// What happens to the wrapped command when secrets change (exec's type).
@@ -421,6 +433,22 @@ kind = "kv2"
         assert_eq!(c.lifecycle.renew_threshold, 0.66);
         assert_eq!(c.lifecycle.exit_marker_timeout, Duration::from_secs(30));
         assert_eq!(c.lifecycle.handshake_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn piece_length_defaults_to_12_and_is_at_least_8() {
+        assert_eq!(parse_env(MIN, &[]).unwrap().redact.piece_length, 12);
+        let c = parse_env(&format!("{MIN}[redact]\npiece_length = 16\n"), &[]).unwrap();
+        assert_eq!(c.redact.lengths().piece, 16);
+        let c = parse_env(MIN, &[("SHROUD_REDACT_PIECE_LENGTH", "9")]).unwrap();
+        assert_eq!(c.redact.piece_length, 9);
+        let e = parse_env(&format!("{MIN}[redact]\npiece_length = 7\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[redact] piece_length") && e.contains("at least 8"),
+            "{e}"
+        );
     }
 
     #[test]

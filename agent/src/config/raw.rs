@@ -111,6 +111,7 @@ pub struct RawTemplate {
 pub struct RawRedact {
     pub mask: Option<String>,
     pub min_length: Option<usize>,
+    pub piece_length: Option<usize>,
     pub retain: Option<String>,
     pub strict: Option<bool>,
 }

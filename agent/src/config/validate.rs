@@ -169,11 +169,21 @@ pub fn validate(origin: &str, raw: RawConfig) -> Result<Config, ConfigError> {
             .redact
             .min_length
             .unwrap_or(shroud_redactor::DEFAULT_MIN_LENGTH),
+        piece_length: raw
+            .redact
+            .piece_length
+            .unwrap_or(shroud_redactor::DEFAULT_PIECE_LENGTH),
         retain: c.duration("[redact] retain", raw.redact.retain.as_deref(), "10m")?,
         strict: raw.redact.strict.unwrap_or(false),
     };
     if redact.min_length == 0 {
         return Err(c.err("[redact] min_length", "must be at least 1"));
+    }
+    if redact.piece_length < crate::cli::MIN_PIECE_LENGTH {
+        return Err(c.err(
+            "[redact] piece_length",
+            format!("must be at least {}", crate::cli::MIN_PIECE_LENGTH),
+        ));
     }
 
     let l = raw.lifecycle;

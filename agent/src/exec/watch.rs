@@ -261,18 +261,14 @@ fn stamp(name: OsString, path: &Path) -> Option<FileStamp> {
     })
 }
 
-/// Fingerprints the value files of `dir` (as `Sources::load` reads them).
+/// Fingerprints the value files of `dir` (the files `Sources::load` reads).
 pub fn fingerprint(dir: &Path) -> Fingerprint {
-    let mut rendered: Vec<FileStamp> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| e.file_name())
-                .filter(|n| !n.to_string_lossy().starts_with('.'))
-                .filter_map(|n| {
-                    let p = dir.join(&n);
-                    stamp(n, &p)
-                })
+    let mut rendered: Vec<FileStamp> = crate::secrets_source::walk::list(dir)
+        .map(|listing| {
+            listing
+                .files
+                .into_iter()
+                .filter_map(|(name, path)| stamp(name.into(), &path))
                 .collect()
         })
         .unwrap_or_default();
@@ -304,8 +300,8 @@ impl std::fmt::Debug for Msg {
 pub struct Reload {
     /// Where values come from (`--secret-file`s and the directory).
     pub sources: Sources,
-    /// `--min-length`.
-    pub min_length: usize,
+    /// `--min-length` and `--piece-length`.
+    pub lengths: shroud_redactor::Lengths,
     /// The set to swap.
     pub live: Arc<LiveSet>,
     /// The values the set in `live` was built from.
@@ -408,8 +404,28 @@ fn reload_loop(pending: PendingWatch, mut reload: Reload, rotations: Sender<Rota
         if now == reload.loaded {
             continue;
         }
-        let new = match reload.sources.read() {
-            Ok(values) => values,
+        let new = match reload.sources.read(reload.lengths.min) {
+            Ok(values) => {
+                // Tell of what is newly skipped or weak only (a file left as
+                // it was is not worth a warning at every rotation).
+                let was_skipped = |p: &Path| reload.current.skipped.iter().any(|s| s.path == p);
+                let skipped: Vec<_> = values
+                    .skipped
+                    .iter()
+                    .filter(|s| !was_skipped(&s.path))
+                    .collect();
+                for s in skipped {
+                    crate::report::warn_skipped(std::slice::from_ref(s));
+                }
+                let weak: Vec<_> = values
+                    .weak
+                    .iter()
+                    .filter(|w| !reload.current.weak.contains(w))
+                    .cloned()
+                    .collect();
+                crate::report::warn_weak(&weak, &Default::default());
+                values
+            }
             // Keep the current set; the next event retries.
             Err(e) => {
                 tracing::warn!(error = %e, "cannot reload secrets; keeping the current set");
@@ -452,13 +468,13 @@ fn reload_loop(pending: PendingWatch, mut reload: Reload, rotations: Sender<Rota
 /// Builds the set from the current and retained values and swaps it in.
 fn swap(reload: &Reload, retained: &[Retained]) -> Option<u64> {
     let (set, loaded) = reload.current.build(
-        reload.min_length,
+        reload.lengths,
         retained
             .iter()
             .map(|r| (r.name.as_str(), r.value.as_slice())),
     );
     reload.live.store(set);
-    crate::report::warn_report(&loaded.report, reload.min_length);
+    crate::report::warn_report(&loaded.report, reload.lengths.min);
     loaded.generation
 }
 
@@ -476,8 +492,13 @@ mod tests {
         // exec's and the agent's own files do not count.
         std::fs::write(d.join(".shroud/acks/abc"), "1\n").unwrap();
         std::fs::write(d.join(".shroud/exited"), "0\n").unwrap();
-        std::fs::write(d.join(".hidden"), "x").unwrap();
+        std::fs::write(d.join(".token.tmp-0123456789abcdef"), "x").unwrap();
+        std::fs::create_dir(d.join("..2026_12_07_10_00_00.1")).unwrap();
         assert_eq!(fingerprint(d), before);
+        // A dotfile is a value (`.dockerconfigjson`), so it counts.
+        std::fs::write(d.join(".env"), "A=b").unwrap();
+        assert_ne!(fingerprint(d), before);
+        std::fs::remove_file(d.join(".env")).unwrap();
         // A replacement by rename does, even with the same size.
         std::fs::write(d.join(".token.tmp"), "two").unwrap();
         std::fs::rename(d.join(".token.tmp"), d.join("token")).unwrap();

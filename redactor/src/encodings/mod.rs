@@ -36,6 +36,13 @@ pub enum Encoding {
     },
     /// The value with HTML/XML special characters escaped.
     Html,
+    /// Standard base64 of a JSON form of the value (one that differs from the
+    /// value) preceded by `offset` bytes: a JSON document holding the value,
+    /// base64-encoded (a Kubernetes secret's data, a `.dockerconfigjson`).
+    Base64Json {
+        /// How many bytes precede the escaped value in the encoded blob.
+        offset: u8,
+    },
 }
 
 impl Encoding {
@@ -50,6 +57,7 @@ impl Encoding {
             Encoding::Base64 { .. } => "base64",
             Encoding::Base64Url { .. } => "base64url",
             Encoding::Html => "html",
+            Encoding::Base64Json { .. } => "base64-json",
         }
     }
 }
@@ -73,7 +81,17 @@ pub fn variants(value: &[u8]) -> Vec<(Vec<u8>, Encoding)> {
         .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
     if !escapes_to_itself {
         if let Ok(text) = std::str::from_utf8(value) {
-            out.extend(json::forms(text).into_iter().map(|f| (f, Encoding::Json)));
+            let mut forms = json::forms(text);
+            forms.retain(|f| f.as_slice() != value);
+            forms.sort();
+            forms.dedup();
+            for form in &forms {
+                for offset in 0..3u8 {
+                    let core = base64_core(&STANDARD, form, offset);
+                    out.push((core, Encoding::Base64Json { offset }));
+                }
+            }
+            out.extend(forms.into_iter().map(|f| (f, Encoding::Json)));
         }
         out.extend(
             percent::forms(value)
@@ -199,6 +217,24 @@ mod tests {
         let vars = variants(b"plain-value_1.0/x");
         assert!(has(&vars, b"plain-value_1.0%2Fx"));
         assert!(has(&vars, b"plain-value_1.0\\/x"));
+    }
+
+    /// A value that JSON escaping changes is also found in a base64-encoded JSON
+    /// document holding it, at every alignment.
+    #[test]
+    fn base64_of_a_json_document_holding_the_value() {
+        let value = b"pa\"ss\\word-with-quote";
+        let vars = variants(value);
+        for prefix in ["{\"p\":\"", "{\"pw\":\"", "{\"pwd\":\""] {
+            let doc = format!("{prefix}pa\\\"ss\\\\word-with-quote\"}}");
+            let enc = STANDARD.encode(doc.as_bytes());
+            let found = vars.iter().any(|(v, e)| {
+                matches!(e, Encoding::Base64Json { .. })
+                    && v.len() > 16
+                    && enc.as_bytes().windows(v.len()).any(|w| w == v.as_slice())
+            });
+            assert!(found, "{doc}");
+        }
     }
 
     #[test]

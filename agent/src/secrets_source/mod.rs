@@ -1,15 +1,21 @@
 //! Where `redact`, `exec` and `scan` read secret values from: `--secret-file`
-//! (one value per file) and `--secrets-dir` (every regular file directly inside,
-//! plus the agent's `.shroud/values` redaction set).
+//! (one value per file) and `--secrets-dir` (every regular file in the tree, see
+//! [`walk`], plus the agent's `.shroud/values` redaction set). Each value read
+//! from a file also contributes the values [`crate::derive`] finds in it, and is
+//! assessed ([`shroud_redactor::quality`]) for the low-entropy warning.
+
+pub mod walk;
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use shroud_redactor::{BuildReport, SecretSet, SecretSetBuilder};
+use shroud_redactor::quality::{assess, Verdict, Weakness};
+use shroud_redactor::{BuildReport, Lengths, SecretSet, SecretSetBuilder};
 use zeroize::Zeroizing;
 
 use crate::contract::{read_regular, Links, OpenError, ValuesFile, ValuesFileError, VALUES_FILE};
+use walk::Skipped;
 
 /// Why secret values could not be loaded. Names the file, never its content.
 #[derive(Debug, thiserror::Error)]
@@ -67,20 +73,21 @@ impl Sources {
     }
 
     /// Reads every source and builds the set.
-    pub fn load(&self, min_length: usize) -> Result<(SecretSet, Loaded), SourceError> {
-        Ok(self.read()?.build(min_length, std::iter::empty()))
+    pub fn load(&self, lengths: Lengths) -> Result<(SecretSet, Loaded), SourceError> {
+        Ok(self.read(lengths.min)?.build(lengths, std::iter::empty()))
     }
 
-    /// Reads every value the sources hold, without building a set (for callers
-    /// that add values of their own, such as recently retired ones).
-    pub fn read(&self) -> Result<Values, SourceError> {
+    /// Reads every value the sources hold, and the values derived from them
+    /// (leaves of at least `min_length` bytes), without building a set (for
+    /// callers that add values of their own, such as recently retired ones).
+    pub fn read(&self, min_length: usize) -> Result<Values, SourceError> {
         let mut values = Values::default();
         for path in &self.files {
             let value = read_value(path)?;
-            values.values.push((display_name(path), value));
+            values.add_file(display_name(path), value, min_length);
         }
         if let Some(dir) = &self.dir {
-            (values.generation, values.retain) = add_dir(dir, &mut values.values)?;
+            (values.generation, values.retain) = add_dir(dir, &mut values, min_length)?;
         }
         Ok(values)
     }
@@ -94,8 +101,12 @@ pub struct Values {
     pub generation: Option<u64>,
     /// The agent's retention window, when the values file carries it.
     pub retain: Option<std::time::Duration>,
-    /// (name, value) pairs in source order.
+    /// (name, value) pairs in source order, each file's derived values after it.
     pub values: Vec<(String, Zeroizing<Vec<u8>>)>,
+    /// Files of the directory not read, and why.
+    pub skipped: Vec<Skipped>,
+    /// Names of values read from files whose pieces are likely in ordinary text.
+    pub weak: Vec<(String, Weakness)>,
 }
 
 impl std::fmt::Debug for Values {
@@ -111,13 +122,25 @@ impl std::fmt::Debug for Values {
 }
 
 impl Values {
+    /// Adds a value read from a file, what it derives, and its assessment.
+    fn add_file(&mut self, name: String, value: Zeroizing<Vec<u8>>, min_length: usize) {
+        if value.len() >= min_length {
+            if let Verdict::Weak(why) = assess(&value) {
+                self.weak.push((name.clone(), why));
+            }
+        }
+        let derived = crate::derive::derive(&name, &value, min_length);
+        self.values.push((name, value));
+        self.values.extend(derived);
+    }
+
     /// Builds the set from these values plus `extra` (name, value) pairs.
     pub fn build<'a>(
         &self,
-        min_length: usize,
+        lengths: Lengths,
         extra: impl IntoIterator<Item = (&'a str, &'a [u8])>,
     ) -> (SecretSet, Loaded) {
-        let mut builder = SecretSetBuilder::new().min_length(min_length);
+        let mut builder = SecretSetBuilder::new().lengths(lengths);
         for (name, value) in &self.values {
             builder.add(name.clone(), value);
         }
@@ -152,19 +175,18 @@ fn read_err(path: &Path) -> impl FnOnce(io::Error) -> SourceError + '_ {
 /// A `--secret-file` is the operator's choice and read as it is (a pipe
 /// from a process substitution included).
 pub fn read_value(path: &Path) -> Result<Zeroizing<Vec<u8>>, SourceError> {
-    Ok(strip_newline(Zeroizing::new(
-        fs::read(path).map_err(read_err(path))?,
-    )))
+    let mut value = Zeroizing::new(fs::read(path).map_err(read_err(path))?);
+    strip_newline(&mut value);
+    Ok(value)
 }
 
-fn strip_newline(mut value: Zeroizing<Vec<u8>>) -> Zeroizing<Vec<u8>> {
+fn strip_newline(value: &mut Vec<u8>) {
     if value.ends_with(b"\n") {
         value.pop();
         if value.ends_with(b"\r") {
             value.pop();
         }
     }
-    value
 }
 
 /// An [`OpenError`] as the [`SourceError`] for reading `path`.
@@ -175,13 +197,12 @@ fn open_err(e: OpenError) -> SourceError {
     }
 }
 
-/// Adds every regular file directly in `dir` (following symlinks, as Kubernetes
-/// mounts are symlinks into `..data`; skipping dot-entries, which are Kubernetes'
-/// and shroud's own bookkeeping) and the values file. Returns its generation and
-/// retention window.
+/// Adds every file of the tree at `dir` ([`walk::list`]) and the values file.
+/// Returns its generation and retention window.
 fn add_dir(
     dir: &Path,
-    values: &mut Vec<(String, Zeroizing<Vec<u8>>)>,
+    values: &mut Values,
+    min_length: usize,
 ) -> Result<(Option<u64>, Option<std::time::Duration>), SourceError> {
     let meta = fs::metadata(dir).map_err(read_err(dir))?;
     if !meta.is_dir() {
@@ -189,26 +210,17 @@ fn add_dir(
             path: dir.to_path_buf(),
         });
     }
-    let mut names: Vec<_> = fs::read_dir(dir)
-        .map_err(read_err(dir))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(read_err(dir))?
-        .into_iter()
-        .map(|e| e.file_name())
-        .filter(|n| !n.to_string_lossy().starts_with('.'))
-        .collect();
-    names.sort();
-    for name in names {
-        let path = dir.join(&name);
-        // Links are followed (Kubernetes' `..data`), but only to a regular
-        // file, opened without blocking: a FIFO or device is skipped like a
-        // directory (a pki secret) is.
-        match read_regular(&path, Links::Follow) {
-            Ok(value) => values.push((name.to_string_lossy().into_owned(), strip_newline(value))),
-            Err(e) if e.is_not_regular() => {}
+    let listing = walk::list(dir).map_err(read_err(dir))?;
+    values.skipped.extend(listing.skipped);
+    for (name, path) in listing.files {
+        match walk::read(&path) {
+            Ok(Some(mut value)) => {
+                strip_newline(&mut value);
+                values.add_file(name, value, min_length);
+            }
             // Removed between listing and reading (a rotation): not an error.
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(open_err(e)),
+            Ok(None) => {}
+            Err(reason) => values.skipped.push(Skipped { path, reason }),
         }
     }
     let values_path = dir.join(VALUES_FILE);
@@ -219,7 +231,8 @@ fn add_dir(
                 source,
             })?;
             let (generation, retain) = (file.generation, file.retain);
-            values.extend(std::mem::take(&mut file.values));
+            // The agent published derived values with them already.
+            values.values.extend(std::mem::take(&mut file.values));
             Ok((Some(generation), retain))
         }
         Err(e) if e.is_not_found() => Ok((None, None)),
@@ -233,7 +246,7 @@ mod tests {
     use crate::contract::META_DIR;
 
     #[test]
-    fn reads_dir_files_and_values_skipping_dotfiles() {
+    fn reads_dir_files_and_values_skipping_kubernetes_entries() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("db"), b"password-one\n").unwrap();
         fs::write(dir.path().join("..data"), b"ignored-value").unwrap();
@@ -248,7 +261,7 @@ mod tests {
             files: vec![],
             dir: Some(dir.path().to_path_buf()),
         };
-        let (set, loaded) = src.load(6).unwrap();
+        let (set, loaded) = src.load(Lengths::default()).unwrap();
         assert_eq!(loaded.generation, Some(3));
         let m = set.find_matches(b"password-one token-two ignored-value");
         assert_eq!(m.len(), 2);
@@ -260,7 +273,39 @@ mod tests {
             files: vec![PathBuf::from("/nonexistent/secret")],
             dir: None,
         };
-        let err = src.load(6).unwrap_err().to_string();
+        let err = src.load(Lengths::default()).unwrap_err().to_string();
         assert!(err.contains("/nonexistent/secret"), "{err}");
+    }
+
+    #[test]
+    fn documents_contribute_leaves_and_weak_values_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join(".dockerconfigjson"),
+            br#"{"auths":{"r.example":{"auth":"cm9ib3Q6eFE3dkw5bVAyd0s0clQ="}}}"#,
+        )
+        .unwrap();
+        fs::write(dir.path().join("admin"), b"password123\n").unwrap();
+        let src = Sources {
+            files: vec![],
+            dir: Some(dir.path().to_path_buf()),
+        };
+        let values = src.read(6).unwrap();
+        let names: Vec<&str> = values.values.iter().map(|(n, _)| n.as_str()).collect();
+        assert!(
+            names.contains(&".dockerconfigjson#auths.r.example.auth.password"),
+            "{names:?}"
+        );
+        assert_eq!(
+            values.weak,
+            [("admin".to_string(), Weakness::Words)],
+            "the weak value is named, the document is not weak"
+        );
+        let (set, _) = values.build(Lengths::default(), std::iter::empty());
+        // The password is only in the document base64-encoded with its user.
+        assert!(!set
+            .find_matches(b"login robot / xQ7vL9mP2wK4rT ok")
+            .is_empty());
+        assert!(!format!("{values:?}").contains("xQ7vL9mP2wK4rT"));
     }
 }
