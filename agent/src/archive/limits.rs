@@ -181,6 +181,11 @@ impl<R: Read> Metered<R> {
             produced: 0,
         }
     }
+
+    /// The decoder, to reach what it has not consumed.
+    pub(crate) fn into_inner(self) -> R {
+        self.inner
+    }
 }
 
 impl<R: Read> Read for Metered<R> {
