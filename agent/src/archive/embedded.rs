@@ -32,10 +32,14 @@ fn magics() -> &'static AhoCorasick {
 }
 
 /// The first plausible candidate in `window` (whose first byte is at stream
-/// offset `base`) starting at or after `from`: its offset.
-fn candidate(window: &[u8], base: u64, from: u64) -> Option<u64> {
+/// offset `base`) starting at or after `from`, among the magics that end past
+/// `window[..seen]`: its offset.
+fn candidate(window: &[u8], base: u64, from: u64, seen: usize) -> Option<u64> {
     let mut best: Option<u64> = None;
     for m in magics().find_overlapping_iter(window) {
+        if m.end() <= seen {
+            continue;
+        }
         let back = EMBEDDED[m.pattern().as_usize()].1;
         let Some(start) = (base + m.start() as u64).checked_sub(back as u64) else {
             continue;
@@ -79,26 +83,49 @@ impl<'a> Sniffer<'a> {
     }
 }
 
+impl Sniffer<'_> {
+    /// Looks for a candidate in `got`, the bytes read at `self.pos`, or
+    /// straddling them and the kept tail; spools from it when found.
+    fn watch(&mut self, got: &[u8]) -> io::Result<()> {
+        let tail_base = self.pos - self.tail.len() as u64;
+        // Only a magic that starts in the tail and ends in `got` is new here.
+        let mut join = zeroize::Zeroizing::new(self.tail.to_vec());
+        join.extend_from_slice(&got[..got.len().min(16)]);
+        let straddling = candidate(&join, tail_base, 0, self.tail.len());
+        let start = match (straddling, candidate(got, self.pos, 0, 0)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(start) = start {
+            let mut file = tempfile::tempfile()?;
+            if start < self.pos {
+                file.write_all(&self.tail[(start - tail_base) as usize..])?;
+                file.write_all(got)?;
+            } else {
+                file.write_all(&got[(start - self.pos) as usize..])?;
+            }
+            self.spool = Some((start, file));
+            return Ok(());
+        }
+        if got.len() >= TAIL {
+            self.tail.clear();
+            self.tail.extend_from_slice(&got[got.len() - TAIL..]);
+        } else {
+            self.tail.extend_from_slice(got);
+            let drop = self.tail.len().saturating_sub(TAIL);
+            self.tail.drain(..drop);
+        }
+        Ok(())
+    }
+}
+
 impl Read for Sniffer<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        let got = &buf[..n];
         if let Some((_, file)) = &mut self.spool {
-            file.write_all(got)?;
+            file.write_all(&buf[..n])?;
         } else if n > 0 {
-            let base = self.pos - self.tail.len() as u64;
-            let mut window = zeroize::Zeroizing::new(Vec::with_capacity(self.tail.len() + n));
-            window.extend_from_slice(&self.tail);
-            window.extend_from_slice(got);
-            if let Some(start) = candidate(&window, base, 0) {
-                let mut file = tempfile::tempfile()?;
-                file.write_all(&window[(start - base) as usize..])?;
-                self.spool = Some((start, file));
-            } else {
-                let keep = window.len().saturating_sub(TAIL);
-                self.tail.clear();
-                self.tail.extend_from_slice(&window[keep..]);
-            }
+            self.watch(&buf[..n])?;
         }
         self.pos += n as u64;
         Ok(n)
@@ -111,7 +138,7 @@ fn next_candidate(file: &File, from: u64) -> io::Result<Option<u64>> {
     let mut base = from;
     loop {
         let n = read_full(&mut Section::new(file, base, u64::MAX), &mut chunk)?;
-        if let Some(c) = candidate(&chunk[..n], base, from) {
+        if let Some(c) = candidate(&chunk[..n], base, from, 0) {
             return Ok(Some(c));
         }
         if n < chunk.len() {
@@ -180,6 +207,7 @@ where
         let len = file.metadata().map_err(|e| self.failed(name, e))?.len();
         let mut from = 0;
         while let Some(c) = next_candidate(&file, from).map_err(|e| self.failed(name, e))? {
+            let entries = self.budget.entries();
             let at = format!("{name}@{}", start + c);
             let mut head = [0u8; SNIFF_LEN];
             let n = read_full(&mut Section::new(&file, c, len - c), &mut head)
@@ -202,11 +230,72 @@ where
             };
             from = match tried {
                 Ok(used) => c + used.max(1),
-                // Only bytes that looked like a header.
-                Err(Stop::Unreadable { .. }) => c + 1,
+                // Only bytes that looked like a header; but an archive that
+                // listed entries before failing was one.
+                Err(Stop::Unreadable { .. }) if self.budget.entries() == entries => c + 1,
                 Err(stop) => return Err(stop),
             };
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sniff(data: &[u8], read: usize) -> Option<(u64, Vec<u8>)> {
+        struct Small<'a>(&'a [u8], usize);
+        impl Read for Small<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = self.0.len().min(self.1).min(buf.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let mut src = Small(data, read);
+        let mut s = Sniffer::new(&mut src);
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).unwrap();
+        assert_eq!(out, data);
+        s.into_spool().map(|(at, mut f)| {
+            let mut spooled = Vec::new();
+            f.rewind().unwrap();
+            f.read_to_end(&mut spooled).unwrap();
+            (at, spooled)
+        })
+    }
+
+    /// The first magic is found at every read size, also across reads, and
+    /// everything from it on is spooled; text with none spools nothing.
+    #[test]
+    fn the_first_candidate_is_found_across_reads() {
+        let mut data = b"#!/bin/sh\nexec tail -c +64 \"$0\" | tar -xz\nexit 0\n".to_vec();
+        let at = data.len();
+        data.extend_from_slice(&[0x1f, 0x8b, 0x08, 0x00, 1, 2, 3, 4, 0, 3]);
+        data.extend_from_slice(&[7u8; 600]);
+        for read in [1, 2, 3, 7, 64, 4096] {
+            let (start, spooled) = sniff(&data, read).expect("found");
+            assert_eq!(start, at as u64, "read {read}");
+            assert_eq!(spooled, &data[at..], "read {read}");
+        }
+        assert!(sniff(&[b'x'; 5000], 100).is_none());
+    }
+
+    /// A tar's magic sits 257 bytes into its header: the candidate starts there.
+    #[test]
+    fn a_tar_candidate_starts_at_its_header() {
+        let mut header = tar::Header::new_ustar();
+        header.set_path("a.txt").unwrap();
+        header.set_size(0);
+        header.set_cksum();
+        let mut data = vec![b'.'; 1000];
+        data.extend_from_slice(header.as_bytes());
+        data.extend_from_slice(&[0u8; 1024]);
+        for read in [1, 100, 300, 4096] {
+            let (start, _) = sniff(&data, read).expect("found");
+            assert_eq!(start, 1000, "read {read}");
+        }
     }
 }

@@ -90,6 +90,11 @@ impl Budget {
         hit
     }
 
+    /// How many archive entries were counted so far.
+    pub(crate) fn entries(&self) -> u64 {
+        self.entries.get()
+    }
+
     /// Counts one archive entry.
     pub(crate) fn entry(&self) -> Result<(), LimitHit> {
         let n = self.entries.get() + 1;
