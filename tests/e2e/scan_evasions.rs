@@ -288,3 +288,39 @@ fn a_secret_source_linked_into_the_tree_is_found() {
         f.out()
     );
 }
+
+/// Item 13: a key encoded with `base64 -w 76` (a PEM body, a Kubernetes secret
+/// manifest) is cut by newlines wherever the columns fall; it is found at every
+/// alignment of the value inside the encoded bytes. Relies on the redactor's
+/// piece rule (no run of 12 bytes of a secret form is let through), shared by
+/// the scanner.
+#[test]
+fn base64_wrapped_at_76_columns_is_found() {
+    let t = Tree::new();
+    // Long enough to span two lines of the encoding.
+    let key: String = (0..96)
+        .map(|i| {
+            char::from(
+                b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                    [(i * 37 + 11) % 62],
+            )
+        })
+        .collect();
+    let source = secret_file(&t.path("secrets"), "signing_key", key.as_bytes());
+    for prefix in ["", "k", "ke", "key: ", "-----BEGIN KEY-----\n"] {
+        let file = t.path(&format!("dist/wrapped-{}.yaml", prefix.len()));
+        std::fs::write(t.path("work/plain.txt"), format!("{prefix}{key}\n")).unwrap();
+        t.work(&format!(
+            "{{ echo 'data: |'; base64 -w 76 plain.txt | sed 's/^/  /'; }} > {}",
+            file.display()
+        ));
+        let mut cmd = shroud();
+        cmd.current_dir(t.root.path())
+            .args(["scan", "--secret-file"])
+            .arg(&source)
+            .arg(&file);
+        let f = run_with_input(&mut cmd, b"", Duration::from_secs(120));
+        assert_eq!(code(&f), 1, "prefix {prefix:?}: {}{}", f.out(), f.err());
+        assert!(f.out().contains("signing_key"), "{}", f.out());
+    }
+}
