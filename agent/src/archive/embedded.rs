@@ -31,11 +31,11 @@ fn magics() -> &'static AhoCorasick {
     })
 }
 
-/// The first plausible candidate in `window` (whose first byte is at stream
-/// offset `base`) starting at or after `from`, among the magics that end past
-/// `window[..seen]`: its offset.
-fn candidate(window: &[u8], base: u64, from: u64, seen: usize) -> Option<u64> {
-    let mut best: Option<u64> = None;
+/// The plausible candidates in `window` (whose first byte is at stream offset
+/// `base`) starting at or after `from`, among the magics that end past
+/// `window[..seen]`: their offsets, ascending.
+fn candidates(window: &[u8], base: u64, from: u64, seen: usize) -> Vec<u64> {
+    let mut found = Vec::new();
     for m in magics().find_overlapping_iter(window) {
         if m.end() <= seen {
             continue;
@@ -44,7 +44,7 @@ fn candidate(window: &[u8], base: u64, from: u64, seen: usize) -> Option<u64> {
         let Some(start) = (base + m.start() as u64).checked_sub(back as u64) else {
             continue;
         };
-        if start < from || best.is_some_and(|b| b <= start) {
+        if start < from {
             continue;
         }
         // Check the header when the window holds enough of it.
@@ -54,9 +54,16 @@ fn candidate(window: &[u8], base: u64, from: u64, seen: usize) -> Option<u64> {
                 continue;
             }
         }
-        best = Some(start);
+        found.push(start);
     }
-    best
+    found.sort_unstable();
+    found.dedup();
+    found
+}
+
+/// The first of [`candidates`].
+fn candidate(window: &[u8], base: u64, from: u64, seen: usize) -> Option<u64> {
+    candidates(window, base, from, seen).first().copied()
 }
 
 /// A plain stream passing by, watched for embedded archives.
@@ -132,19 +139,60 @@ impl Read for Sniffer<'_> {
     }
 }
 
-/// The next candidate at or after `from` in `file`.
-fn next_candidate(file: &File, from: u64) -> io::Result<Option<u64>> {
-    let mut chunk = zeroize::Zeroizing::new(vec![0u8; 1 << 20]);
-    let mut base = from;
-    loop {
-        let n = read_full(&mut Section::new(file, base, u64::MAX), &mut chunk)?;
-        if let Some(c) = candidate(&chunk[..n], base, from, 0) {
-            return Ok(Some(c));
+/// The candidates in a spooled file, found a chunk at a time (a binary can
+/// hold thousands of false ones: each chunk is searched once).
+struct Candidates<'f> {
+    file: &'f File,
+    /// Where the next chunk starts.
+    next: u64,
+    /// Candidates found in the chunks read so far, ascending.
+    pending: std::collections::VecDeque<u64>,
+    done: bool,
+}
+
+impl<'f> Candidates<'f> {
+    fn new(file: &'f File) -> Self {
+        Candidates {
+            file,
+            next: 0,
+            pending: Default::default(),
+            done: false,
         }
-        if n < chunk.len() {
-            return Ok(None);
+    }
+
+    /// The first candidate at or after `from`.
+    fn at_or_after(&mut self, from: u64) -> io::Result<Option<u64>> {
+        let mut chunk = zeroize::Zeroizing::new(Vec::new());
+        loop {
+            while self.pending.front().is_some_and(|c| *c < from) {
+                self.pending.pop_front();
+            }
+            if let Some(c) = self.pending.front() {
+                return Ok(Some(*c));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            // Chunks overlap by TAIL bytes; a magic wholly inside the overlap
+            // was found with the chunk before.
+            let base = self.next.max(from.saturating_sub(TAIL as u64));
+            let seen = if base == self.next && base > 0 {
+                TAIL
+            } else {
+                0
+            };
+            chunk.resize(1 << 20, 0);
+            let n = read_full(&mut Section::new(self.file, base, u64::MAX), &mut chunk)?;
+            let last = self.pending.back().copied();
+            let found = candidates(&chunk[..n], base, from, seen);
+            self.pending
+                .extend(found.into_iter().filter(|c| last.is_none_or(|l| *c > l)));
+            if n < chunk.len() {
+                self.done = true;
+            } else {
+                self.next = base + (n - TAIL) as u64;
+            }
         }
-        base += (n - TAIL) as u64;
     }
 }
 
@@ -206,7 +254,11 @@ where
     ) -> Result<(), Stop> {
         let len = file.metadata().map_err(|e| self.failed(name, e))?.len();
         let mut from = 0;
-        while let Some(c) = next_candidate(&file, from).map_err(|e| self.failed(name, e))? {
+        let mut candidates = Candidates::new(&file);
+        while let Some(c) = candidates
+            .at_or_after(from)
+            .map_err(|e| self.failed(name, e))?
+        {
             let entries = self.budget.entries();
             let at = format!("{name}@{}", start + c);
             let mut head = [0u8; SNIFF_LEN];

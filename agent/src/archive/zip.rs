@@ -45,6 +45,14 @@ where
             .seek(SeekFrom::End(0))
             .and_then(|n| input.rewind().map(|_| n))
             .map_err(|e| self.failed(name, e))?;
+        // The zip crate looks for the end record through the whole input; it
+        // can only be in the last 64 KiB (its comment's maximum), and a binary
+        // with a stray local-header magic must not cost a pass over the rest.
+        let eocd = ends_with_directory(&mut input, len).map_err(|e| self.failed(name, e))?;
+        input.rewind().map_err(|e| self.failed(name, e))?;
+        if !eocd {
+            return self.zip_local_only(name, &mut input, depth, rest, len);
+        }
         let archive = match zip::ZipArchive::new(&mut input) {
             Ok(a) => a,
             Err(zip::result::ZipError::Io(e)) => return Err(self.failed(name, e)),
@@ -53,7 +61,11 @@ where
                 return self.zip_local_only(name, &mut input, depth, rest, len);
             }
         };
-        let layout = self.zip_directory(name, archive, depth)?;
+        // Embedded (without `rest`), what precedes the zip was scanned as the
+        // plain stream it was found in.
+        let prefix = if rest { 0 } else { archive.offset() };
+        let mut layout = self.zip_directory(name, archive, depth)?;
+        layout.data.push((0, prefix));
         self.zip_rest(name, &mut input, depth, len, layout)?;
         Ok(len)
     }
@@ -236,7 +248,12 @@ where
             if read_full(src, &mut h).map_err(|e| self.failed(name, e))? < 26 {
                 return Err(unreadable("zip: truncated local header".into()));
             }
-            let (flags, method) = (u16_at(&h, 2), u16_at(&h, 4));
+            let (version, flags, method) = (h[0], u16_at(&h, 2), u16_at(&h, 4));
+            // A local header names a version (up to 6.3) and a method APPNOTE
+            // defines; bytes that merely start with the magic (in a binary) do not.
+            if version > 63 || !matches!(method, 0..=20 | 93..=99) || u16_at(&h, 22) == 0 {
+                return Err(unreadable("zip: not a local header".into()));
+            }
             let mut compressed = u32_at(&h, 14);
             let (n, x) = (u16_at(&h, 22) as usize, u16_at(&h, 24) as usize);
             let mut stored = vec![0u8; n];
@@ -245,6 +262,9 @@ where
                 || read_full(src, &mut extra).map_err(|e| self.failed(name, e))? < x
             {
                 return Err(unreadable("zip: truncated local header".into()));
+            }
+            if stored.contains(&0) {
+                return Err(unreadable("zip: not a local header".into()));
             }
             self.entry(name)?;
             let at = format!("{name}!{}", String::from_utf8_lossy(&stored));
@@ -313,6 +333,16 @@ where
             }
         }
     }
+}
+
+/// Whether the end-of-central-directory signature is in the last 64 KiB + 22
+/// bytes of `input`.
+fn ends_with_directory<R: Read + Seek>(input: &mut R, len: u64) -> io::Result<bool> {
+    let tail = len.min(u64::from(u16::MAX) + 22);
+    input.seek(SeekFrom::Start(len - tail))?;
+    let mut buf = vec![0u8; tail as usize];
+    let n = read_full(input, &mut buf)?;
+    Ok(buf[..n].windows(4).any(|w| w == b"PK\x05\x06"))
 }
 
 /// The compressed size in a zip64 extra field (id 1: sizes, uncompressed first).
