@@ -26,8 +26,14 @@ const TAIL: usize = SNIFF_LEN + 16;
 
 fn magics() -> &'static AhoCorasick {
     static AC: OnceLock<AhoCorasick> = OnceLock::new();
+    // Leftmost-first keeps the prefilter (an overlapping search walks every
+    // byte through the automaton, a third of a tar.gz scan's time); the magics
+    // do not overlap one another.
     AC.get_or_init(|| {
-        AhoCorasick::new(EMBEDDED.iter().map(|(m, _)| *m)).expect("fixed patterns build")
+        AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+            .build(EMBEDDED.iter().map(|(m, _)| *m))
+            .expect("fixed patterns build")
     })
 }
 
@@ -36,7 +42,7 @@ fn magics() -> &'static AhoCorasick {
 /// `window[..seen]`: their offsets, ascending.
 fn candidates(window: &[u8], base: u64, from: u64, seen: usize) -> Vec<u64> {
     let mut found = Vec::new();
-    for m in magics().find_overlapping_iter(window) {
+    for m in magics().find_iter(window) {
         if m.end() <= seen {
             continue;
         }
