@@ -17,7 +17,7 @@ const SECRET: &[u8] = b"e2e-evasive-deploy-token-7d41b0e2";
 
 /// The Debian packages the builders below come from.
 const TOOLS: &str = "scripts/test --prereqs (tar gzip bzip2 xz-utils zstd zip python3 \
-                     makeself dpkg-dev rpm cpio p7zip-full)";
+                     makeself dpkg rpm cpio p7zip-full)";
 
 fn sh(dir: &Path, script: &str) {
     for tool in [
