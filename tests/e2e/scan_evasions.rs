@@ -156,6 +156,7 @@ SPEC
         cp rpm/RPMS/noarch/app-1.0-1.noarch.rpm ../dist/app.rpm
 
         7z a -bd -mx=9 ../dist/settings.7z settings.json >/dev/null
+        cat launcher.sh ../dist/settings.7z > ../dist/settings-7z.run
         "#
     ));
     t.found("dist/app.run", "dist/app.run@", "!META-INF/settings.json");
@@ -185,15 +186,20 @@ SPEC
     t.found("dist/settings.json.lzma", "dist/settings.json.lzma", "lzma");
     t.found("dist/app.rpm", "dist/app.rpm!", "etc/app/settings.json");
 
-    // 7z is recognised, not read: incomplete, with the file named.
-    let f = t.scan(&["dist/settings.7z"]);
-    assert_eq!(code(&f), 2, "{}{}", f.out(), f.err());
-    assert!(
-        f.err()
-            .contains("dist/settings.7z: 7z archives are not read"),
-        "{}",
-        f.err()
-    );
+    // 7z is recognised, not read: incomplete, with the file named; after a
+    // prefix too.
+    for (file, at) in [
+        ("dist/settings.7z", "dist/settings.7z: "),
+        ("dist/settings-7z.run", "dist/settings-7z.run@"),
+    ] {
+        let f = t.scan(&[file]);
+        assert_eq!(code(&f), 2, "{file}: {}{}", f.out(), f.err());
+        assert!(
+            f.err().contains(at) && f.err().contains("7z archives are not read"),
+            "{}",
+            f.err()
+        );
+    }
 }
 
 #[test]

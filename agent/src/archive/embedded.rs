@@ -72,6 +72,16 @@ fn candidate(window: &[u8], base: u64, from: u64, seen: usize) -> Option<u64> {
     candidates(window, base, from, seen).first().copied()
 }
 
+/// A 7z signature header: its CRC (bytes 8..12) covers the next 20 bytes.
+fn seven_z_header_ok(head: &[u8]) -> bool {
+    if head.len() < 32 {
+        return false;
+    }
+    let mut crc = flate2::Crc::new();
+    crc.update(&head[12..32]);
+    crc.sum().to_le_bytes() == head[8..12]
+}
+
 /// A plain stream passing by, watched for embedded archives.
 pub(crate) struct Sniffer<'a> {
     inner: &'a mut dyn Read,
@@ -273,6 +283,15 @@ where
             let format = detect(&head[..n]);
             let tried = match format {
                 Format::Plain => Ok(1),
+                // Its start header carries a CRC: a match is a 7z (unread),
+                // not bytes that happen to hold the magic.
+                Format::SevenZ if seven_z_header_ok(&head[..n]) => {
+                    return Err(Stop::Unreadable {
+                        at,
+                        error: "7z archives are not read (extract it and scan the files)".into(),
+                    })
+                }
+                Format::SevenZ => Ok(1),
                 Format::Zip => {
                     self.descend(&at, depth)?;
                     let section = BufReader::new(Section::new(&file, c, len - c));
