@@ -2,12 +2,11 @@
 //! file, in sorted order. Symlinks to directories inside a tree are not followed
 //! (no loops; a symlinked directory named directly is); symlinks to files are
 //! (they ship in artifacts); fifos, sockets, devices and dangling links are
-//! skipped, and so are the files whose (device, inode) is in `skip`.
+//! skipped. Nothing else is: a file that is (a link to) a secret source is
+//! walked too, since it ships the secret as much as a copy would.
 
-use std::collections::HashSet;
 use std::fs;
 use std::io;
-use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
 /// What the walk found.
@@ -20,11 +19,11 @@ pub enum Visit<'p> {
 }
 
 /// Walks `root` (named by the user), calling `visit` for each file and error.
-pub fn walk(root: &Path, skip: &HashSet<(u64, u64)>, visit: &mut dyn FnMut(Visit<'_>)) {
-    path(root, true, skip, visit);
+pub fn walk(root: &Path, visit: &mut dyn FnMut(Visit<'_>)) {
+    path(root, true, visit);
 }
 
-fn path(p: &Path, root: bool, skip: &HashSet<(u64, u64)>, visit: &mut dyn FnMut(Visit<'_>)) {
+fn path(p: &Path, root: bool, visit: &mut dyn FnMut(Visit<'_>)) {
     let meta = if root {
         fs::metadata(p)
     } else {
@@ -34,16 +33,13 @@ fn path(p: &Path, root: bool, skip: &HashSet<(u64, u64)>, visit: &mut dyn FnMut(
         Ok(m) => m,
         Err(e) => return visit(Visit::Error(p, e)),
     };
-    if skip.contains(&(meta.dev(), meta.ino())) {
-        return;
-    }
     let ft = meta.file_type();
     if ft.is_dir() {
-        dir(p, skip, visit);
+        dir(p, visit);
     } else if ft.is_symlink() {
         // Files behind symlinks ship in artifacts; directories would risk loops.
         match fs::metadata(p) {
-            Ok(m) if m.is_file() && !skip.contains(&(m.dev(), m.ino())) => visit(Visit::File(p)),
+            Ok(m) if m.is_file() => visit(Visit::File(p)),
             _ => {}
         }
     } else if ft.is_file() {
@@ -51,7 +47,7 @@ fn path(p: &Path, root: bool, skip: &HashSet<(u64, u64)>, visit: &mut dyn FnMut(
     }
 }
 
-fn dir(d: &Path, skip: &HashSet<(u64, u64)>, visit: &mut dyn FnMut(Visit<'_>)) {
+fn dir(d: &Path, visit: &mut dyn FnMut(Visit<'_>)) {
     let entries = match fs::read_dir(d) {
         Ok(e) => e,
         Err(e) => return visit(Visit::Error(d, e)),
@@ -65,6 +61,6 @@ fn dir(d: &Path, skip: &HashSet<(u64, u64)>, visit: &mut dyn FnMut(Visit<'_>)) {
     }
     paths.sort();
     for p in paths {
-        path(&p, false, skip, visit);
+        path(&p, false, visit);
     }
 }

@@ -14,6 +14,17 @@ pub enum Format {
     Xz,
     /// Zstandard.
     Zstd,
+    /// A raw LZMA stream (`xz --format=lzma`, `.lzma`): no magic, recognised by
+    /// a plausible header at the start of a stream only.
+    Lzma,
+    /// A Unix `ar` archive (`.deb`, `.a`).
+    Ar,
+    /// An RPM package: lead and headers, then a compressed cpio payload.
+    Rpm,
+    /// A cpio archive, `newc`/`crc` or portable ASCII (`odc`).
+    Cpio,
+    /// A 7-Zip archive: recognised, not read (the file is incomplete).
+    SevenZ,
     /// A POSIX, GNU or v7 tar archive.
     Tar,
     /// A zip archive (and jar, war, wheel, apk, nupkg, …).
@@ -30,6 +41,11 @@ impl Format {
             Format::Bzip2 => "bzip2",
             Format::Xz => "xz",
             Format::Zstd => "zstd",
+            Format::Lzma => "lzma",
+            Format::Ar => "ar",
+            Format::Rpm => "rpm",
+            Format::Cpio => "cpio",
+            Format::SevenZ => "7z",
             Format::Tar => "tar",
             Format::Zip => "zip",
             Format::Plain => "plain",
@@ -40,7 +56,7 @@ impl Format {
 /// The format of a stream that starts with `head` (up to [`SNIFF_LEN`] bytes;
 /// fewer only when the stream is that short).
 pub fn detect(head: &[u8]) -> Format {
-    if head.starts_with(&[0x1f, 0x8b]) {
+    if head.starts_with(&[0x1f, 0x8b]) && gzip_header_ok(head) {
         Format::Gzip
     } else if head.len() >= 4 && head.starts_with(b"BZh") && (b'1'..=b'9').contains(&head[3]) {
         Format::Bzip2
@@ -53,9 +69,83 @@ pub fn detect(head: &[u8]) -> Format {
         Format::Zip
     } else if is_tar_header(head) {
         Format::Tar
+    } else if head.starts_with(b"!<arch>\n") {
+        Format::Ar
+    } else if head.starts_with(&[0xed, 0xab, 0xee, 0xdb]) {
+        Format::Rpm
+    } else if is_cpio_header(head) {
+        Format::Cpio
+    } else if head.starts_with(SEVEN_Z) {
+        Format::SevenZ
+    } else if is_lzma_header(head) {
+        Format::Lzma
     } else {
         Format::Plain
     }
+}
+
+const SEVEN_Z: &[u8] = b"7z\xbc\xaf\x27\x1c";
+
+/// The magic numbers looked for inside a plain stream (a launch script or a
+/// binary followed by an archive: self-extracting jars and installers), with how
+/// far before the magic the format starts (a tar's `ustar` sits at byte 257).
+/// A raw LZMA stream has no magic and is only recognised at a stream's start.
+pub const EMBEDDED: &[(&[u8], usize)] = &[
+    (&[0x1f, 0x8b, 0x08], 0),
+    (b"BZh91AY&SY", 0),
+    (b"BZh11AY&SY", 0),
+    (b"BZh21AY&SY", 0),
+    (b"BZh31AY&SY", 0),
+    (b"BZh41AY&SY", 0),
+    (b"BZh51AY&SY", 0),
+    (b"BZh61AY&SY", 0),
+    (b"BZh71AY&SY", 0),
+    (b"BZh81AY&SY", 0),
+    (&[0xfd, b'7', b'z', b'X', b'Z', 0x00], 0),
+    (&[0x28, 0xb5, 0x2f, 0xfd], 0),
+    (b"PK\x03\x04", 0),
+    (b"ustar\x0000", 257),
+    (b"ustar  \x00", 257),
+    (b"!<arch>\n", 0),
+    (&[0xed, 0xab, 0xee, 0xdb], 0),
+    (b"070701", 0),
+    (b"070702", 0),
+    (b"070707", 0),
+    (SEVEN_Z, 0),
+];
+
+/// Deflate (the only method) and no reserved flag, when those bytes are there.
+fn gzip_header_ok(head: &[u8]) -> bool {
+    head.get(2).is_none_or(|m| *m == 8) && head.get(3).is_none_or(|f| f & 0xe0 == 0)
+}
+
+/// A cpio header: its magic and then only hex (`newc`, `crc`) or octal (`odc`)
+/// digits up to the name.
+fn is_cpio_header(head: &[u8]) -> bool {
+    let digits = |len: usize, ok: fn(&u8) -> bool| head.len() >= len && head[6..len].iter().all(ok);
+    if head.starts_with(b"070701") || head.starts_with(b"070702") {
+        digits(110, u8::is_ascii_hexdigit)
+    } else if head.starts_with(b"070707") {
+        digits(76, |b| (b'0'..=b'7').contains(b))
+    } else {
+        false
+    }
+}
+
+/// `xz --format=lzma`'s header: a properties byte (lc, lp, pb), a dictionary
+/// size of 2^n or 2^n + 2^(n-1) bytes, and an uncompressed size that is unknown
+/// (all ones) or plausible.
+fn is_lzma_header(head: &[u8]) -> bool {
+    if head.len() < 13 || head[0] >= 225 {
+        return false;
+    }
+    let dict = u32::from_le_bytes(head[1..5].try_into().expect("4 bytes"));
+    let size = u64::from_le_bytes(head[5..13].try_into().expect("8 bytes"));
+    let dict_ok = dict >= 1 << 12 && {
+        let top = 1u32 << (31 - dict.leading_zeros());
+        dict == top || dict == top | (top >> 1)
+    };
+    dict_ok && (size == u64::MAX || size < 1 << 48)
 }
 
 /// A tar header block: the `ustar` magic (POSIX and GNU), or for v7 archives a
@@ -127,6 +217,18 @@ mod tests {
         assert_eq!(detect(b"PKnot a zip"), Format::Plain);
         assert_eq!(detect(b"hello"), Format::Plain);
         assert_eq!(detect(b""), Format::Plain);
+        assert_eq!(detect(b"!<arch>\ndebian-binary"), Format::Ar);
+        assert_eq!(detect(&[0xed, 0xab, 0xee, 0xdb, 3, 0]), Format::Rpm);
+        let mut newc = b"070701".to_vec();
+        newc.extend_from_slice(&[b'0'; 104]);
+        assert_eq!(detect(&newc), Format::Cpio);
+        assert_eq!(detect(b"070701 is a number"), Format::Plain);
+        assert_eq!(detect(b"7z\xbc\xaf\x27\x1c\x00\x04"), Format::SevenZ);
+        let lzma = [
+            0x5d, 0, 0, 0x80, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0,
+        ];
+        assert_eq!(detect(&lzma), Format::Lzma);
+        assert_eq!(detect(b"#!/bin/sh\nexec java -jar"), Format::Plain);
     }
 
     #[test]

@@ -90,6 +90,11 @@ impl Budget {
         hit
     }
 
+    /// How many archive entries were counted so far.
+    pub(crate) fn entries(&self) -> u64 {
+        self.entries.get()
+    }
+
     /// Counts one archive entry.
     pub(crate) fn entry(&self) -> Result<(), LimitHit> {
         let n = self.entries.get() + 1;
@@ -180,6 +185,11 @@ impl<R: Read> Metered<R> {
             consumed,
             produced: 0,
         }
+    }
+
+    /// The decoder, to reach what it has not consumed.
+    pub(crate) fn into_inner(self) -> R {
+        self.inner
     }
 }
 

@@ -10,10 +10,15 @@
 //! stored name too ([`Part::Name`]). Archive bombs are
 //! bounded by [`Limits`]; hitting one ends the file's walk with [`Stop::Limit`].
 
+mod embedded;
 mod format;
 mod limits;
+mod members;
+mod packages;
+mod pushback;
 mod spool;
 mod walk;
+mod zip;
 
 pub use format::{detect, Format, SNIFF_LEN};
 pub use limits::{LimitHit, Limits};

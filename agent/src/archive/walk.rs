@@ -1,12 +1,18 @@
 //! The recursive walk of one file: detect each stream's format, open it, and
-//! hand every leaf to the caller.
+//! hand every leaf to the caller. A stream is walked to its end: what a parser
+//! leaves after the end of what it understood (data after a tar's end blocks or
+//! after the last compressed member) is walked as a stream of its own, named
+//! `NAME@OFFSET`, so every byte is scanned as content, raw, or the walk fails.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek};
 use std::rc::Rc;
 
+use super::embedded::Sniffer;
 use super::format::{detect, Format, SNIFF_LEN};
 use super::limits::{Budget, Consumed, Counted, LimitHit, Limits, Metered};
+use super::members::Members;
+use super::pushback::Pushback;
 use super::spool::spool;
 use crate::scanner::read_full;
 
@@ -57,8 +63,8 @@ pub enum Part {
 /// read.
 pub struct Walker<F> {
     limits: Limits,
-    leaf: F,
-    budget: Rc<Budget>,
+    pub(super) leaf: F,
+    pub(super) budget: Rc<Budget>,
 }
 
 impl<F> std::fmt::Debug for Walker<F> {
@@ -97,75 +103,114 @@ where
             // Read in place: a top-level zip needs no copy.
             Format::Zip => {
                 self.descend(name, 0)?;
-                self.zip(name, BufReader::new(file), 1)
+                self.zip(name, BufReader::new(file), 1, true).map(|_| ())
             }
-            format => self.known(name, format, &mut file, 0, size),
+            _ => self.stream(name, &mut file, 0, size),
         }
     }
 
-    /// A stream of unknown format at `depth`.
-    fn stream(
+    /// A stream of unknown format at `depth`, walked to its end: each part a
+    /// parser leaves (after zero padding) is recognised and walked in turn.
+    pub(super) fn stream(
         &mut self,
         name: &str,
         input: &mut dyn Read,
         depth: u32,
         hint: Option<u64>,
     ) -> Result<(), Stop> {
-        let mut head = zeroize::Zeroizing::new(vec![0u8; SNIFF_LEN]);
-        let n = read_full(input, &mut head).map_err(|e| self.failed(name, e))?;
-        head.truncate(n);
-        let format = detect(&head);
-        let mut chained = io::Cursor::new(&head[..]).chain(input);
-        self.known(name, format, &mut chained, depth, hint)
+        let mut src = Pushback::new(input);
+        let mut at = name.to_string();
+        let mut hint = hint;
+        loop {
+            let mut head = zeroize::Zeroizing::new(vec![0u8; SNIFF_LEN]);
+            let n = read_full(&mut src, &mut head).map_err(|e| self.failed(&at, e))?;
+            src.unread(&head[..n]);
+            let format = detect(&head[..n]);
+            if format == Format::Plain {
+                return self.plain(&at, &mut src, depth, hint);
+            }
+            self.segment(&at, format, &mut src, depth)?;
+            if !src.skip_zeros().map_err(|e| self.failed(&at, e))? {
+                return Ok(());
+            }
+            at = format!("{name}@{}", src.position());
+            hint = None;
+            // A chain of many short parts is bounded like entries.
+            self.entry(&at)?;
+        }
     }
 
-    /// A stream of known format at `depth` (0: the file itself).
-    fn known(
+    /// A plain stream: scanned as bytes, and an archive found after a prefix
+    /// (a launch script, a binary) is walked too.
+    fn plain(
         &mut self,
-        name: &str,
+        at: &str,
+        input: &mut dyn Read,
+        depth: u32,
+        hint: Option<u64>,
+    ) -> Result<(), Stop> {
+        let mut sniffer = Sniffer::new(input);
+        if let Err(e) = (self.leaf)(at, Part::Content, &mut sniffer, hint) {
+            return Err(match self.budget.hit() {
+                Some(hit) => Stop::Limit {
+                    at: at.to_string(),
+                    hit,
+                },
+                None => Stop::Leaf {
+                    at: at.to_string(),
+                    source: e,
+                },
+            });
+        }
+        match sniffer.into_spool() {
+            Some((start, file)) => self.embedded(at, start, file, depth),
+            None => Ok(()),
+        }
+    }
+
+    /// One archive or compressed stream of `format` at the start of `src`,
+    /// which is left positioned after its end.
+    pub(super) fn segment(
+        &mut self,
+        at: &str,
         format: Format,
-        input: &mut dyn Read,
+        src: &mut Pushback<'_>,
         depth: u32,
-        hint: Option<u64>,
     ) -> Result<(), Stop> {
-        if format == Format::Plain {
-            return match (self.leaf)(name, Part::Content, input, hint) {
-                Ok(_) => Ok(()),
-                Err(e) => Err(match self.budget.hit() {
-                    Some(hit) => Stop::Limit {
-                        at: name.to_string(),
-                        hit,
-                    },
-                    None => Stop::Leaf {
-                        at: name.to_string(),
-                        source: e,
-                    },
-                }),
-            };
-        }
-        self.descend(name, depth)?;
+        self.descend(at, depth)?;
         let depth = depth + 1;
-        let (mut counted, consumed) = Counted::new(input);
-        let decoded: Box<dyn Read + '_> = match format {
-            Format::Gzip => Box::new(flate2::read::MultiGzDecoder::new(counted)),
-            Format::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(counted)),
-            Format::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(counted)),
-            Format::Zstd => Box::new(
-                zstd::stream::read::Decoder::new(counted).map_err(|e| self.failed(name, e))?,
-            ),
-            Format::Tar => return self.tar(name, counted, depth),
-            Format::Zip => {
-                let file = spool(&mut counted).map_err(|e| self.failed(name, e))?;
-                return self.zip(name, file, depth);
+        match format {
+            Format::Gzip | Format::Bzip2 | Format::Xz | Format::Zstd | Format::Lzma => {
+                let (counted, consumed) = Counted::new(&mut *src);
+                let members = Members::new(format, BufReader::new(counted))
+                    .map_err(|e| self.failed(at, with_format(e, format.name())))?;
+                let mut decoded =
+                    Metered::new(members, self.budget.clone(), Consumed::Counter(consumed));
+                self.stream(at, &mut decoded, depth, None)?;
+                let buffered = decoded.into_inner().into_inner();
+                let rest = zeroize::Zeroizing::new(buffered.buffer().to_vec());
+                drop(buffered);
+                src.unread(&rest);
+                Ok(())
             }
-            Format::Plain => unreachable!("handled above"),
-        };
-        let mut r = Metered::new(decoded, self.budget.clone(), Consumed::Counter(consumed));
-        self.stream(name, &mut r, depth, None)
+            Format::Tar => self.tar(at, &mut *src, depth),
+            Format::Zip => {
+                let file = spool(src).map_err(|e| self.failed(at, e))?;
+                self.zip(at, file, depth, true).map(|_| ())
+            }
+            Format::Ar => self.ar(at, src, depth),
+            Format::Rpm => self.rpm(at, src, depth),
+            Format::Cpio => self.cpio(at, src, depth),
+            Format::SevenZ => Err(Stop::Unreadable {
+                at: at.to_string(),
+                error: "7z archives are not read (extract it and scan the files)".into(),
+            }),
+            Format::Plain => unreachable!("plain streams are leaves"),
+        }
     }
 
     /// Hands the stored name of the entry `at` to the callback.
-    fn entry_name(&mut self, at: &str, stored: &[u8]) -> Result<(), Stop> {
+    pub(super) fn entry_name(&mut self, at: &str, stored: &[u8]) -> Result<(), Stop> {
         let mut input = stored;
         (self.leaf)(at, Part::Name, &mut input, Some(stored.len() as u64))
             .map(|_| ())
@@ -175,14 +220,14 @@ where
             })
     }
 
-    fn descend(&self, name: &str, depth: u32) -> Result<(), Stop> {
+    pub(super) fn descend(&self, name: &str, depth: u32) -> Result<(), Stop> {
         self.budget.descend(depth).map_err(|hit| Stop::Limit {
             at: name.to_string(),
             hit,
         })
     }
 
-    fn entry(&self, name: &str) -> Result<(), Stop> {
+    pub(super) fn entry(&self, name: &str) -> Result<(), Stop> {
         self.budget.entry().map_err(|hit| Stop::Limit {
             at: name.to_string(),
             hit,
@@ -191,7 +236,7 @@ where
 
     /// The [`Stop`] for an I/O error at `name`: a limit, if the error is one's
     /// consequence, or unreadable.
-    fn failed(&self, name: &str, e: io::Error) -> Stop {
+    pub(super) fn failed(&self, name: &str, e: io::Error) -> Stop {
         match self.budget.hit() {
             Some(hit) => Stop::Limit {
                 at: name.to_string(),
@@ -204,7 +249,9 @@ where
         }
     }
 
-    fn tar(&mut self, name: &str, input: impl Read, depth: u32) -> Result<(), Stop> {
+    /// A tar archive. Every entry's data is scanned whatever its type: GNU tar
+    /// extracts unknown types as files, and sparse files are read expanded.
+    fn tar(&mut self, name: &str, input: &mut dyn Read, depth: u32) -> Result<(), Stop> {
         let mut archive = tar::Archive::new(input);
         let entries = archive
             .entries()
@@ -216,52 +263,17 @@ where
             let member = format!("{name}!{}", String::from_utf8_lossy(&stored));
             self.entry_name(&member, &stored)?;
             let kind = entry.header().entry_type();
-            if !(kind.is_file() || kind == tar::EntryType::Continuous) {
-                continue;
-            }
             let size = entry.size();
-            self.stream(&member, &mut entry, depth, Some(size))?;
-        }
-        Ok(())
-    }
-
-    fn zip<R: Read + Seek>(&mut self, name: &str, input: R, depth: u32) -> Result<(), Stop> {
-        let zip_err = |w: &Self, at: &str, e: zip::result::ZipError| match e {
-            zip::result::ZipError::Io(io) => w.failed(at, io),
-            other => Stop::Unreadable {
-                at: at.to_string(),
-                error: format!("zip: {other}"),
-            },
-        };
-        let mut archive = zip::ZipArchive::new(input).map_err(|e| zip_err(self, name, e))?;
-        for i in 0..archive.len() {
-            self.entry(name)?;
-            let stored = archive.name_for_index(i).map(str::to_owned);
-            let at = match &stored {
-                Some(n) => format!("{name}!{n}"),
-                None => name.to_string(),
-            };
-            if let Some(n) = &stored {
-                self.entry_name(&at, n.as_bytes())?;
-            }
-            let mut file = archive.by_index(i).map_err(|e| zip_err(self, &at, e))?;
-            if file.is_dir() {
+            if size == 0 && !(kind.is_file() || kind == tar::EntryType::Continuous) {
                 continue;
             }
-            let size = file.size();
-            if file.compression() == zip::CompressionMethod::Stored {
-                self.stream(&at, &mut file, depth, Some(size))?;
-            } else {
-                let consumed = Consumed::Fixed(file.compressed_size());
-                let mut r = Metered::new(&mut file, self.budget.clone(), consumed);
-                self.stream(&at, &mut r, depth, Some(size))?;
-            }
+            self.stream(&member, &mut entry, depth, Some(size))?;
         }
         Ok(())
     }
 }
 
 /// An I/O error from a decoder or parser, saying which format it was reading.
-fn with_format(e: io::Error, format: &str) -> io::Error {
+pub(super) fn with_format(e: io::Error, format: &str) -> io::Error {
     io::Error::new(e.kind(), format!("{format}: {e}"))
 }

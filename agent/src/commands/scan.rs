@@ -14,10 +14,8 @@
 //! With `--sign KEY --ledger L` (and `--config F`), a clean scan is followed by
 //! signing each file's SHA-256 into the ledger ([`super::sign`]).
 
-use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, Read, Write as _};
-use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -94,9 +92,8 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
         errors: 0,
         incomplete: 0,
     };
-    let skip = source_ids(&sources);
     for p in &args.paths {
-        walk(p, &skip, &mut |visit| match visit {
+        walk(p, &mut |visit| match visit {
             Visit::File(path) => scan.file(path),
             Visit::Error(path, e) => scan.error(path, &e),
         });
@@ -133,24 +130,6 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
         signing.sign_all(&digests)?;
     }
     Ok(0)
-}
-
-/// (device, inode) of the secret sources, so the values' own files are not
-/// reported as leaks.
-fn source_ids(sources: &Sources) -> HashSet<(u64, u64)> {
-    let mut ids = HashSet::new();
-    let mut add = |p: &Path| {
-        if let Ok(m) = fs::metadata(p) {
-            ids.insert((m.dev(), m.ino()));
-        }
-    };
-    for f in &sources.files {
-        add(f);
-    }
-    if let Some(dir) = &sources.dir {
-        add(dir);
-    }
-    ids
 }
 
 struct Scan<'a> {

@@ -6,7 +6,6 @@
 //! artifact verified. Exit 1: at least one did not (or the ledger is broken).
 //! Exit 2: Vault could not be asked. Exit 64: usage.
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::io::Write as _;
 
@@ -44,7 +43,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<i32> {
     let (mut good, mut bad) = (0u64, 0u64);
     let mut vault_error = None;
     for root in &args.artifacts {
-        walk(root, &HashSet::new(), &mut |visit| {
+        walk(root, &mut |visit| {
             if vault_error.is_some() {
                 return;
             }
