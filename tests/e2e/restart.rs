@@ -750,3 +750,33 @@ fn a_lease_in_its_retire_grace_is_revoked_on_time_by_a_restarted_agent() {
     w.stop(second);
     w.assert_nothing_left(&[&old, &new]);
 }
+
+#[test]
+fn a_state_of_a_newer_layout_is_not_adopted_but_its_token_is_revoked() {
+    let w = World::new();
+    let first = w.start_agent(1);
+    let old = w.credential();
+    let (old_accessors, old_leases) = (w.agent_accessors(), w.bao.leases(LEASES));
+    w.kill(first);
+    // As if a newer agent had written it before a rollback.
+    let file = w.state.path().join(STATE_FILE);
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("\"version\":2", "\"version\":3")).unwrap();
+    let second = w.start_agent(2);
+    let log = w.log_text();
+    assert!(
+        log.contains("has a newer layout; revoking its token and starting fresh"),
+        "{log}"
+    );
+    let new = w.credential();
+    assert_ne!(new, old);
+    assert!(w.pg.can_login(&new.0, &new.1));
+    // Its token went, and its lease and role with it.
+    assert!(!w.pg.role_exists(&old.0), "the old role is gone");
+    let accessors = w.bao.accessors();
+    assert!(old_accessors.iter().all(|a| !accessors.contains(a)));
+    let leases = w.bao.leases(LEASES);
+    assert!(old_leases.iter().all(|l| !leases.contains(l)));
+    w.stop(second);
+    w.assert_nothing_left(&[&old, &new]);
+}

@@ -4,10 +4,13 @@
 //!
 //! One JSON file, written to a temporary name (`O_EXCL|O_NOFOLLOW`, 0600) and
 //! renamed, so a crash at any point leaves the old state or the new one. It is
-//! read back validated: a file that is damaged, of another format or version,
-//! for another Vault, or not owned by this user is reported and ignored (the
-//! agent starts fresh), never a crash loop. The directory is locked (`flock`)
-//! while an agent uses it, so two agents never share one state.
+//! read back validated: a file that is damaged, of another format or a newer
+//! version, or not owned by this user is reported and ignored (the agent starts
+//! fresh), never a crash loop. It records what it was made for ([`Binding`],
+//! the Vault address): state for another Vault or configuration, or of layout
+//! version 1, loads so that what it holds can be revoked rather than adopted
+//! (`agent::binding`). The directory is locked (`flock`) while an agent uses
+//! it, so two agents never share one state.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -72,6 +75,17 @@ pub enum StateError {
         /// The OS error.
         source: io::Error,
     },
+    /// The file has a layout newer than this agent reads (a rollback): not
+    /// adopted, but the token found in it is revoked rather than left alive.
+    #[error("state file {path} has layout version {version}; this agent reads versions {OLDEST_VERSION} to {VERSION}")]
+    Newer {
+        /// The file.
+        path: PathBuf,
+        /// Its layout version.
+        version: u32,
+        /// Its token and where it was issued, when they could be found.
+        leftover: Option<Leftover>,
+    },
     /// The file exists but cannot be adopted (the message never quotes its content).
     #[error("state file {path} {problem}")]
     Unusable {
@@ -97,6 +111,25 @@ fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> S
         what,
         path: path.to_path_buf(),
         source,
+    }
+}
+
+/// The token of a state this agent cannot read, and where it was issued.
+pub struct Leftover {
+    /// The Vault address (the envelope's `vault`).
+    pub vault: String,
+    /// The namespace, when the state recorded one.
+    pub namespace: Option<String>,
+    /// The token.
+    pub token: Zeroizing<String>,
+}
+
+impl fmt::Debug for Leftover {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Leftover")
+            .field("vault", &self.vault)
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
     }
 }
 
@@ -281,6 +314,35 @@ struct Envelope<T> {
     state: T,
 }
 
+/// The token (`state.token.token`) and namespace (`state.binding.namespace`)
+/// of a state of a newer layout, where later layouts are expected to keep them.
+fn leftover(bytes: &[u8], vault: String) -> Option<Leftover> {
+    #[derive(Deserialize)]
+    struct Token {
+        // The zero-on-free allocator wipes the parsed copy.
+        token: String,
+    }
+    #[derive(Deserialize)]
+    struct Bound {
+        namespace: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct State {
+        token: Option<Token>,
+        binding: Option<Bound>,
+    }
+    #[derive(Deserialize)]
+    struct File {
+        state: State,
+    }
+    let file: File = serde_json::from_slice(bytes).ok()?;
+    Some(Leftover {
+        vault,
+        namespace: file.state.binding.and_then(|b| b.namespace),
+        token: Zeroizing::new(file.state.token?.token),
+    })
+}
+
 /// The open, locked state directory.
 pub struct StateDir {
     dir: PathBuf,
@@ -401,7 +463,14 @@ impl StateDir {
                 head.format
             )));
         }
-        if !(OLDEST_VERSION..=VERSION).contains(&head.version) {
+        if head.version > VERSION {
+            return Err(StateError::Newer {
+                path: self.file(),
+                version: head.version,
+                leftover: leftover(bytes, head.vault),
+            });
+        }
+        if head.version < OLDEST_VERSION {
             return Err(self.unusable(format!(
                 "has layout version {}; this agent reads versions {OLDEST_VERSION} to {VERSION}",
                 head.version
@@ -678,6 +747,25 @@ mod tests {
             e.contains("layout version 99; this agent reads versions 1 to 2"),
             "{e}"
         );
+        assert!(!e.contains("token-abcdef"), "{e}");
+        // A newer layout is not adopted, but its token is found to be revoked.
+        fs::write(&file, good.replace("\"version\":2", "\"version\":3")).unwrap();
+        match st.load() {
+            Err(StateError::Newer {
+                version: 3,
+                leftover: Some(l),
+                ..
+            }) => {
+                assert_eq!(
+                    (l.vault.as_str(), l.namespace.as_deref(), l.token.as_str()),
+                    ("http://v", Some("team-a"), "s.token-abcdef")
+                );
+                assert!(!format!("{l:?}").contains("token-abcdef"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = load_err(good.replace("\"version\":2", "\"version\":0").as_bytes());
+        assert!(e.contains("layout version 0;"), "{e}");
         let e = load_err(good.replace(FORMAT, "something-else").as_bytes());
         assert!(e.contains("not a shroud agent state"), "{e}");
         let other = StateDir {

@@ -24,7 +24,9 @@ use crate::agent::handshake::entry_name;
 use crate::agent::render::render;
 use crate::agent::render::Rendered;
 use crate::agent::retry::retry;
-use crate::agent::state::{Saved, SavedCertificate, SavedLease, SavedSecret, SavedToken};
+use crate::agent::state::{
+    Leftover, Saved, SavedCertificate, SavedLease, SavedSecret, SavedToken, StateError,
+};
 use crate::config::SecretKind;
 use crate::contract::{READY_FILE, VALUES_FILE};
 use crate::events::{self, Event, Outcome, RevokeReason};
@@ -75,6 +77,17 @@ impl Engine {
         let saved = match self.state.as_ref().map(|s| s.load()) {
             None | Some(Ok(None)) => None,
             Some(Ok(Some(saved))) => Some(saved),
+            Some(Err(StateError::Newer {
+                leftover: Some(left),
+                ..
+            })) => {
+                warn!("the previous agent's state has a newer layout; revoking its token and starting fresh");
+                self.revoke_leftover(&left);
+                if let Some(s) = &self.state {
+                    s.wipe();
+                }
+                None
+            }
             Some(Err(e)) => {
                 warn!(error = %e, "cannot adopt the previous agent's state; starting fresh");
                 if let Some(s) = &self.state {
@@ -426,6 +439,34 @@ impl Engine {
         });
         if let Err(e) = result {
             error!(error = %e, "cannot revoke a lease the previous agent left");
+        }
+    }
+
+    /// Revokes the token of a state this agent cannot read (with it, the
+    /// leases it created), where it was issued; one attempt.
+    fn revoke_leftover(&self, left: &Leftover) {
+        let mut vault = self.cfg.vault.clone();
+        vault.address.clone_from(&left.vault);
+        vault.namespace.clone_from(&left.namespace);
+        let result = VaultClient::new(&vault).and_then(|mut client| {
+            client.set_token(Some(Token(left.token.clone())));
+            client.set_deadline(Some(Instant::now() + self.cfg.lifecycle.revoke_timeout));
+            api::revoke_self(&client)
+        });
+        events::emit(Event::Revoke {
+            secret: None,
+            lease_id: None,
+            reason: RevokeReason::Stale,
+            outcome: match &result {
+                Ok(()) => Outcome::Ok,
+                Err(e) => e.outcome(),
+            },
+        });
+        match result {
+            Ok(()) => info!("revoked the token (and leases) of the unreadable state"),
+            Err(e) => {
+                error!(error = %e, "cannot revoke the token of the unreadable state; it runs out at its TTL")
+            }
         }
     }
 
