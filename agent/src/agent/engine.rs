@@ -745,9 +745,7 @@ impl Engine {
         info!(secret = %name, "new values published");
         drop(old);
         // A zero grace (or a lease already at its end) is revoked here, at once.
-        if self.schedule.next(Instant::now(), None) == Step::Retire {
-            self.revoke_retired();
-        }
+        self.revoke_retired();
     }
 
     /// A rotation that failed before its file was in place: the previous values
