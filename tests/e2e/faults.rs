@@ -256,7 +256,11 @@ fn run_shutdown_with_vault_frozen_fits_grace_plus_revoke_timeout() {
 #[test]
 fn a_token_vault_lost_is_replaced_at_once_and_the_app_never_fails() {
     let _s = serial();
-    let mut w = World::new(Some(("10s", "10m")));
+    // A 40 s lease: the old credential must outlive the server's restart and
+    // set-up (12 s under `stress-ng --cpu 2`; with a 10 s lease its file was
+    // wiped as expired and the app failed), and the agent notices the loss at
+    // its renewal, about 26 s in.
+    let mut w = World::new(Some(("40s", "10m")));
     let auth = w.approle_auth();
     let cfg = w.config(&auth, &format!("{DB_SECRET}{KV_SECRET}"));
     let log = w.path("agent.log");
@@ -288,7 +292,7 @@ fn a_token_vault_lost_is_replaced_at_once_and_the_app_never_fails() {
         env_value(&replaced, "USERNAME"),
         env_value(&replaced, "PASSWORD"),
     );
-    // Past the old lease's whole TTL: the app is on the new credential.
+    // Two more seconds of logins, now with the new credential.
     std::thread::sleep(Duration::from_secs(2));
     let report = app.stop().print("database app across the Vault restart");
     let text = log_of(&log);

@@ -597,7 +597,7 @@ impl Engine {
                 }
             }
             Err(e) => {
-                let d = self.schedule.token_failed(Instant::now());
+                let d = self.schedule.login_failed(Instant::now());
                 warn!(error = %e, retry_in = ?d, "login failed; retrying");
             }
         }
@@ -623,7 +623,7 @@ impl Engine {
             Err(e) => {
                 // The next token step is a login, after the backoff.
                 self.schedule.relogin_now(Instant::now());
-                let d = self.schedule.token_failed(Instant::now());
+                let d = self.schedule.login_failed(Instant::now());
                 warn!(error = %e, retry_in = ?d, "login failed; retrying");
             }
         }

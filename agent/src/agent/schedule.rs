@@ -286,6 +286,22 @@ impl Schedule {
         d
     }
 
+    /// A login failed (there is no valid token): retried after the backoff,
+    /// and no secret is acted on before that retry. Without a token every
+    /// secret's request fails, and each failure would try a login of its own
+    /// (`Engine::token_lost`), bypassing this backoff: a tight loop of failed
+    /// logins, which Vault's user lockout (5 failures) answers by refusing the
+    /// role for 15 minutes. Returns the retry delay.
+    pub fn login_failed(&mut self, now: Instant) -> Duration {
+        let d = self.token_failed(now);
+        if let Some(retry) = self.token.next {
+            for s in &mut self.secrets {
+                s.next = s.next.max(retry);
+            }
+        }
+        d
+    }
+
     /// The token cannot be renewed (refused, or Vault no longer knows it):
     /// log in again at once; it counts as lapsed.
     pub fn relogin_now(&mut self, now: Instant) {
@@ -531,6 +547,25 @@ mod tests {
             ttl: S(ttl),
             renewable,
         })
+    }
+
+    #[test]
+    fn after_a_failed_login_no_secret_is_due_before_the_next_login() {
+        let now = Instant::now();
+        let mut s = sched(2, 1.0, now);
+        s.fetched(0, lease(10, true), S(300), now);
+        s.fetched(1, lease(100, true), S(300), now);
+        // Vault lost the token: a re-login fails.
+        s.relogin_now(now + S(6));
+        let d = s.login_failed(now + S(6));
+        let retry = now + S(6) + d;
+        assert_eq!(
+            s.next(now + S(6), None),
+            Step::Sleep(retry.min(now + S(10)))
+        );
+        assert_eq!(s.secrets[0].next, retry, "held until the login is retried");
+        assert_eq!(s.secrets[1].next, now + S(50), "already later: unchanged");
+        assert_eq!(s.next(retry, None), Step::Token, "the login comes first");
     }
 
     #[test]
