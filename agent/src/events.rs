@@ -83,6 +83,8 @@ pub enum Event<'a> {
         secret: Option<&'a str>,
         /// Lease id; None for the token and for a certificate (pki/revoke).
         lease_id: Option<&'a str>,
+        /// Why it was revoked.
+        reason: RevokeReason,
         /// Result.
         outcome: Outcome,
     },
@@ -177,12 +179,45 @@ pub fn emit(event: Event<'_>) {
     }
 }
 
-/// What a `Revoke` event revoked: `token`, `lease` or `certificate` (a secret
-/// without a lease: a pki certificate revoked by serial).
+/// Why a lease, certificate or token was revoked (audit member
+/// `revoke_reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeReason {
+    /// Shutdown: the workload is over.
+    Shutdown,
+    /// Replaced by a rotation and revoked at once (`retire_grace = "0s"`, or
+    /// an unused new lease whose publication failed).
+    Replaced,
+    /// Replaced by a rotation and kept alive for `retire_grace`, now over.
+    Retired,
+    /// Left by a previous agent: being replaced, or of a secret no longer
+    /// configured.
+    Stale,
+    /// Taken under a configuration that changed (Vault address, namespace,
+    /// auth identity, or the secret's path, kind or parameters).
+    Rebound,
+}
+
+impl RevokeReason {
+    /// The stable lowercase name.
+    pub fn name(self) -> &'static str {
+        match self {
+            RevokeReason::Shutdown => "shutdown",
+            RevokeReason::Replaced => "replaced",
+            RevokeReason::Retired => "retired",
+            RevokeReason::Stale => "stale",
+            RevokeReason::Rebound => "rebound",
+        }
+    }
+}
+
+/// What a `Revoke` event revoked: `lease` (with a lease id, whether or not
+/// its secret is known), `token`, or `certificate` (a secret without a lease:
+/// a pki certificate revoked by serial).
 pub fn revoked_kind(secret: Option<&str>, lease_id: Option<&str>) -> &'static str {
     match (secret, lease_id) {
-        (None, _) => "token",
-        (Some(_), Some(_)) => "lease",
+        (_, Some(_)) => "lease",
+        (None, None) => "token",
         (Some(_), None) => "certificate",
     }
 }

@@ -72,8 +72,7 @@ cp "$SHROUD_SECRETS_DIR/db.env" "{seen}"
             .args(["sh", "-c", &format!("{app}{ending}")])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .spawn_guarded();
         if what == "shroud SIGTERMed" {
             until(Duration::from_secs(20), "the command to start", || {
                 w.path("end.started").exists().then_some(())
@@ -722,8 +721,7 @@ fn an_exec_killed_outright_holds_back_no_rotation_and_no_shutdown() {
         .arg(dir)
         .args(["--", "sleep", "60"])
         .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+        .spawn_guarded();
     until(Duration::from_secs(20), "exec's ack", || {
         (!shroud_e2e::process::acks(dir).is_empty()).then_some(())
     });
@@ -954,8 +952,7 @@ fn agent_sigtermed_waits_for_the_workloads_exit_marker() {
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .spawn_guarded();
     until(
         Duration::from_secs(20),
         "exec's ack and the command",
@@ -1016,8 +1013,7 @@ fn run_mode_retired_value_is_gone_from_process_memory() {
         .args(["--tty", "never", "--", "sh", "-c", &app])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .spawn_guarded();
     until(Duration::from_secs(20), "first render", || {
         (w.file("mem").as_deref() == Some(old)).then_some(())
     });

@@ -13,7 +13,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use shroud_e2e::{shroud_bin, workspace};
+use shroud_e2e::{shroud_bin, workspace, SpawnGuarded as _};
 
 /// The Docker checks share image tags and compete for two cores: one at a time.
 static DOCKER: Mutex<()> = Mutex::new(());
@@ -34,8 +34,7 @@ fn run_check(script: &str, args: &[&str], limit: Duration) {
         .current_dir(workspace())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawning python3");
+        .spawn_guarded();
     let out = child.stdout.take().unwrap();
     let err = child.stderr.take().unwrap();
     let out_t = std::thread::spawn(move || std::io::read_to_string(out).unwrap_or_default());

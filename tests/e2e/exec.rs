@@ -4,7 +4,7 @@
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -29,7 +29,7 @@ fn run(cmd: &mut Command) -> Finished {
 
 /// A started shroud with both outputs collected as they arrive.
 struct Running {
-    child: Child,
+    child: Guarded,
     out: Collected,
     err: Collected,
     readers: Vec<JoinHandle<()>>,
@@ -41,8 +41,7 @@ impl Running {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .spawn_guarded();
         let (out, t1) = Collected::spawn(child.stdout.take().unwrap());
         let (err, t2) = Collected::spawn(child.stderr.take().unwrap());
         Running {

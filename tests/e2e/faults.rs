@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -18,13 +18,26 @@ use shroud_e2e::process::*;
 use shroud_e2e::world::*;
 use shroud_e2e::*;
 
-const LIMIT: Duration = Duration::from_secs(20);
+/// The upper bound for an awaited event. Generous: under `stress-ng --cpu 2`
+/// on a shared 2-core machine an OpenBao restart alone took 17 s.
+const LIMIT: Duration = Duration::from_secs(60);
 
 /// SIGRTMIN+3 with glibc (whose SIGRTMIN is 34): beyond nix's `Signal` enum.
 const RT_SIGNAL: i32 = 37;
 
 fn log_of(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// [`until`], failing with the agent's log at `log` (what it was doing).
+fn until_logged<T>(log: &Path, limit: Duration, what: &str, f: impl FnMut() -> Option<T>) -> T {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| until(limit, what, f))) {
+        Ok(v) => v,
+        Err(_) => panic!(
+            "timed out after {limit:?} waiting for {what}; agent log:\n{}",
+            log_of(log)
+        ),
+    }
 }
 
 /// Waits until the log at `path` contains `needle`.
@@ -57,7 +70,7 @@ fn free_bytes(dir: &Path) -> u64 {
 }
 
 /// `shroud run --config CFG -- sh -c SCRIPT`, output collected, log to `log`.
-fn spawn_run(cfg: &Path, log: &Path, script: &str) -> (Child, Collected) {
+fn spawn_run(cfg: &Path, log: &Path, script: &str) -> (Guarded, Collected) {
     let mut child = shroud()
         .arg("run")
         .arg("--config")
@@ -67,8 +80,7 @@ fn spawn_run(cfg: &Path, log: &Path, script: &str) -> (Child, Collected) {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
+        .spawn_guarded();
     let (out, _) = Collected::spawn(child.stdout.take().unwrap());
     (child, out)
 }
@@ -79,7 +91,7 @@ const TOK_SECRET: &str = "[[secret]]\nname = \"tok\"\npath = \"secret/tok\"\nkin
 /// `tok` = `first-token-value-1111`, an agent rendering [`TOK_SECRET`] (and
 /// `extra` config) into `dir`, started and through its first render; returns it
 /// and its log.
-fn kv_agent(w: &World, dir: &Path, extra: &str) -> (Child, PathBuf) {
+fn kv_agent(w: &World, dir: &Path, extra: &str) -> (Guarded, PathBuf) {
     w.bao
         .bao(&["kv", "put", "secret/tok", "token=first-token-value-1111"]);
     let cfg = w.config_in(dir, &w.approle_auth(), &format!("{TOK_SECRET}{extra}"));
@@ -183,8 +195,7 @@ fn agent_shutdown_with_vault_frozen_fits_revoke_timeout() {
         .env("SHROUD_VAULT_TIMEOUT", "5s")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+        .spawn_guarded();
     until(LIMIT, "first render", || w.file("db3.env"));
     w.bao.freeze();
     let t = Instant::now();
@@ -222,8 +233,7 @@ fn run_shutdown_with_vault_frozen_fits_grace_plus_revoke_timeout() {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+        .spawn_guarded();
     let (out, _) = Collected::spawn(child.stdout.take().unwrap());
     out.wait_count("ready", 1, LIMIT);
     w.bao.freeze();
@@ -246,7 +256,11 @@ fn run_shutdown_with_vault_frozen_fits_grace_plus_revoke_timeout() {
 #[test]
 fn a_token_vault_lost_is_replaced_at_once_and_the_app_never_fails() {
     let _s = serial();
-    let mut w = World::new(Some(("10s", "10m")));
+    // A 40 s lease: the old credential must outlive the server's restart and
+    // set-up (12 s under `stress-ng --cpu 2`; with a 10 s lease its file was
+    // wiped as expired and the app failed), and the agent notices the loss at
+    // its renewal, about 26 s in.
+    let mut w = World::new(Some(("40s", "10m")));
     let auth = w.approle_auth();
     let cfg = w.config(&auth, &format!("{DB_SECRET}{KV_SECRET}"));
     let log = w.path("agent.log");
@@ -266,7 +280,7 @@ fn a_token_vault_lost_is_replaced_at_once_and_the_app_never_fails() {
         "OpenBao down and empty for {:.2}s",
         t.elapsed().as_secs_f64()
     );
-    let replaced = until(LIMIT, "new credentials after the re-login", || {
+    let replaced = until_logged(&log, LIMIT, "new credentials after the re-login", || {
         let f = w.file("db.env")?;
         (env_value(&f, "USERNAME") != user).then_some(f)
     });
@@ -278,7 +292,7 @@ fn a_token_vault_lost_is_replaced_at_once_and_the_app_never_fails() {
         env_value(&replaced, "USERNAME"),
         env_value(&replaced, "PASSWORD"),
     );
-    // Past the old lease's whole TTL: the app is on the new credential.
+    // Two more seconds of logins, now with the new credential.
     std::thread::sleep(Duration::from_secs(2));
     let report = app.stop().print("database app across the Vault restart");
     let text = log_of(&log);
@@ -363,8 +377,9 @@ fn a_rotation_into_a_full_tmpfs_keeps_the_old_credential_until_the_new_one_is_in
         let f = w.file("db.env")?;
         (env_value(&f, "USERNAME") != user).then_some(f)
     });
-    // Only now is the old lease revoked.
-    until(Duration::from_secs(5), "the old role revoked", || {
+    // Only now does the old lease retire: revoked at the end of its grace
+    // (default 30 s), here capped by what is left of the lease.
+    until(Duration::from_secs(30), "the old role revoked", || {
         (!w.pg().role_exists(&user)).then_some(())
     });
     until(Duration::from_secs(5), "ready again", || {
@@ -508,13 +523,12 @@ fn a_deleted_output_directory_is_created_again_and_republished() {
                 .then_some(())
         })
     });
-    if back.is_err() {
-        let _ = agent.kill();
-        panic!(
-            "the directory did not come back; agent log:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-    }
+    // The agent is killed by its guard as the test fails.
+    assert!(
+        back.is_ok(),
+        "the directory did not come back; agent log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
     assert!(dir.join(".shroud/values").exists());
     sigterm(&agent);
     assert!(wait_with_deadline(&mut agent, LIMIT).success());
@@ -569,8 +583,7 @@ fn exec_keeps_a_retired_value_masked_for_the_agents_retain_only() {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .spawn_guarded();
     let (out, _) = Collected::spawn(exec.stdout.take().unwrap());
     out.wait_count("v=[REDACTED]", 1, LIMIT);
     w.bao
@@ -619,8 +632,7 @@ fn assert_command_dies_with(mut shroud_cmd: Command, dir: &Path) {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .spawn_guarded();
     let pid: i32 = until(LIMIT, "the command's pid", || {
         std::fs::read_to_string(&pidfile).ok()?.trim().parse().ok()
     });
@@ -650,4 +662,140 @@ fn a_killed_run_takes_its_command_with_it() {
     let mut cmd = shroud();
     cmd.arg("run").arg("--config").arg(&cfg);
     assert_command_dies_with(cmd, w.work.path());
+}
+
+// 10. A replaced credential retires after a grace -----------------------------------
+
+/// A database credential renewed at a fifth of its 30 s lease: the first
+/// renewal is capped by the max TTL and the rotation comes about 10 s in, with
+/// about 20 s of the old lease left. Returns the agent, its log, the audit
+/// trail and the first credential (user, password).
+fn rotating_agent(w: &World, grace: &str) -> (Guarded, PathBuf, PathBuf, (String, String)) {
+    let auth = w.approle_auth();
+    let audit = w.path("audit.jsonl");
+    let cfg = w.config(
+        &auth,
+        &format!(
+            "{DB_SECRET}[lifecycle]\nrenew_threshold = 0.2\nretire_grace = \"{grace}\"\n\
+             [audit]\npath = \"{}\"\n",
+            audit.display()
+        ),
+    );
+    let log = w.path("agent.log");
+    let agent = spawn_agent(&cfg, &log);
+    let first = until(LIMIT, "first render", || w.file("db.env"));
+    let cred = (env_value(&first, "USERNAME"), env_value(&first, "PASSWORD"));
+    (agent, log, audit, cred)
+}
+
+/// Waits for the rotation away from `user`; returns the new credential and
+/// when the rotation was seen.
+fn await_rotation(w: &World, user: &str) -> ((String, String), Instant) {
+    until(Duration::from_secs(40), "the rotation", || {
+        let f = w.file("db.env")?;
+        let u = env_value(&f, "USERNAME");
+        (u != user).then(|| ((u, env_value(&f, "PASSWORD")), Instant::now()))
+    })
+}
+
+/// The `revoke_reason` of every lease revocation in the audit trail.
+fn lease_revocations(audit: &Path) -> Vec<String> {
+    log_of(audit)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| r["event"] == "revoke" && r["kind"] == "lease")
+        .map(|r| r["revoke_reason"].as_str().unwrap_or("-").to_string())
+        .collect()
+}
+
+#[test]
+fn a_rotated_out_credential_still_logs_in_during_the_retire_grace_and_is_revoked_after_it() {
+    let _s = serial();
+    let w = World::new(Some(("30s", "30s")));
+    let (mut agent, log, audit, old) = rotating_agent(&w, "10s");
+    // An app logging in throughout with whatever the file says.
+    let app = DbApp::start(w.pg().port, w.out.path().join("db.env"));
+    let (new, rotated) = await_rotation(&w, &old.0);
+    // A reader of the old file a moment ago can still log in.
+    assert!(w.pg().can_login(&old.0, &old.1), "{}", log_of(&log));
+    assert!(w.pg().can_login(&new.0, &new.1));
+    until(
+        Duration::from_secs(30),
+        "the old role revoked after the grace",
+        || (!w.pg().role_exists(&old.0)).then_some(()),
+    );
+    let gone = rotated.elapsed();
+    println!(
+        "old role revoked {:.2}s after the rotation was seen (retire_grace 10s)",
+        gone.as_secs_f64()
+    );
+    // Seen late under load shortens it, never lengthens it past the grace.
+    assert!(gone >= Duration::from_secs(5), "revoked after {gone:?}");
+    assert!(log_of(&log).contains("grace is over; revoking it"));
+    until(LIMIT, "the audited retirement", || {
+        (lease_revocations(&audit) == ["retired"]).then_some(())
+    });
+    let report = app.stop().print("database app across the rotation");
+    assert_eq!(report.failures, 0, "{:?}\n{}", report.outages, log_of(&log));
+    sigterm(&agent);
+    assert!(wait_with_deadline(&mut agent, LIMIT).success());
+    // Later rotations (the lease is 30 s) retire the same way; what is left
+    // at the SIGTERM, current or retiring, is revoked as a shutdown.
+    let reasons = lease_revocations(&audit);
+    assert!(
+        reasons.first().map(String::as_str) == Some("retired")
+            && reasons.last().map(String::as_str) == Some("shutdown")
+            && reasons.iter().all(|r| r == "retired" || r == "shutdown"),
+        "{reasons:?}"
+    );
+    w.assert_clean(&[old.0, new.0]);
+}
+
+#[test]
+fn a_zero_retire_grace_revokes_the_old_credential_at_once() {
+    let _s = serial();
+    let w = World::new(Some(("30s", "30s")));
+    let (mut agent, log, audit, old) = rotating_agent(&w, "0s");
+    let (new, rotated) = await_rotation(&w, &old.0);
+    // At once: well before the ~20 s left of the old lease.
+    until(
+        Duration::from_secs(10),
+        "the old role revoked at once",
+        || (!w.pg().role_exists(&old.0)).then_some(()),
+    );
+    println!(
+        "old role gone {:.2}s after the rotation was seen (retire_grace 0s)",
+        rotated.elapsed().as_secs_f64()
+    );
+    assert_eq!(lease_revocations(&audit), ["retired"], "{}", log_of(&log));
+    sigterm(&agent);
+    assert!(wait_with_deadline(&mut agent, LIMIT).success());
+    w.assert_clean(&[old.0, new.0]);
+}
+
+#[test]
+fn sigterm_during_the_retire_grace_revokes_the_old_and_new_credentials_at_once() {
+    let _s = serial();
+    let w = World::new(Some(("30s", "30s")));
+    let (mut agent, log, audit, old) = rotating_agent(&w, "1h");
+    let (new, _) = await_rotation(&w, &old.0);
+    assert!(w.pg().role_exists(&old.0), "in its grace");
+    let t = Instant::now();
+    sigterm(&agent);
+    assert!(
+        wait_with_deadline(&mut agent, LIMIT).success(),
+        "{}",
+        log_of(&log)
+    );
+    let took = t.elapsed();
+    println!(
+        "SIGTERM to exit with a lease in its grace: {:.2}s",
+        took.as_secs_f64()
+    );
+    // Both revoked by the agent itself (the old lease would still have had
+    // most of its 30 s), not by Vault at their end.
+    let mut reasons = lease_revocations(&audit);
+    reasons.sort();
+    assert_eq!(reasons, ["shutdown", "shutdown"], "{}", log_of(&log));
+    w.assert_clean(&[old.0, new.0]);
 }

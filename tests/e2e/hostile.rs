@@ -5,7 +5,6 @@
 //! test runs the real binary against a real OpenBao.
 
 use std::path::Path;
-use std::process::Child;
 use std::time::Duration;
 
 use shroud_e2e::proxy::Proxy;
@@ -15,7 +14,7 @@ use shroud_e2e::*;
 const LIMIT: Duration = Duration::from_secs(30);
 
 /// Kills the agent if the test fails before it exited.
-struct Running(Child);
+struct Running(shroud_e2e::Guarded);
 
 impl Drop for Running {
     fn drop(&mut self) {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use shroud_agent::audit::{Audit, AuditTarget, Workload};
-use shroud_agent::events::{self, Event, EventSink as _, Outcome};
+use shroud_agent::events::{self, Event, EventSink as _, Outcome, RevokeReason};
 use shroud_agent::live::LiveSet;
 use shroud_agent::pump::{pump, PumpConfig, StreamCounters};
 use shroud_agent::telemetry::{Health, Metrics, Server, Stream};
@@ -163,6 +163,7 @@ fn metrics_over_http_move_with_events_and_stream_counters() {
     events::emit(Event::Revoke {
         secret: Some("m_db"),
         lease_id: Some(lease),
+        reason: RevokeReason::Shutdown,
         outcome: Outcome::Ok,
     });
     health.set_token_valid(false);
@@ -225,11 +226,13 @@ fn audited_session(path: &Path) -> (Vec<String>, String) {
         Event::Revoke {
             secret: Some(secret),
             lease_id: lease,
+            reason: RevokeReason::Shutdown,
             outcome: Outcome::Ok,
         },
         Event::Revoke {
             secret: None,
             lease_id: None,
+            reason: RevokeReason::Shutdown,
             outcome: Outcome::Ok,
         },
         Event::Wipe {

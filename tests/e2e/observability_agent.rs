@@ -199,8 +199,7 @@ fn agent_metrics_and_probes_follow_renewal_rotation_and_revocation() {
         .env("SHROUD_LOG", "debug")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+        .spawn_guarded();
     let (status, body) = until(Duration::from_secs(10), "the metrics server", || {
         std::panic::catch_unwind(|| get(addr, "/readyz")).ok()
     });
@@ -418,8 +417,7 @@ exit 3
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn_guarded();
     let (stdout, out_t) = shroud_e2e::process::Collected::spawn(child.stdout.take().unwrap());
     let (stderr, err_t) = shroud_e2e::process::Collected::spawn(child.stderr.take().unwrap());
     // The workload's output passed the redactor: the stream counters are exported.
@@ -780,8 +778,7 @@ fn agent_under_memlock(prefix: &[&str], limit: u64) -> (Locked, String) {
         .arg(&cfg)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+        .spawn_guarded();
     until(Duration::from_secs(20), "/readyz 200", || {
         std::panic::catch_unwind(|| get(addr, "/readyz"))
             .ok()
@@ -898,8 +895,7 @@ fn exec_locks_what_the_memlock_limit_allows() {
             ))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .spawn_guarded();
         until(Duration::from_secs(20), "the metrics server", || {
             std::panic::catch_unwind(|| scrape(addr)).ok()
         });
@@ -954,8 +950,7 @@ fn exec_serves_its_stream_counters() {
         ))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn_guarded();
     let text = await_metric(
         addr,
         "shroud_stream_masked_total",
@@ -1174,8 +1169,7 @@ fn chart_alert_rules_and_dashboard_fit_the_real_agents_metrics() {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .spawn_guarded();
     // Wait until every kind of event has happened once: the counters are
     // monotonic, so the last scrape holds every series.
     for (name, labels) in [

@@ -1,8 +1,10 @@
 //! The agent survives its own crashes: a restarted `shroud agent` with the same
 //! `[state]` adopts its predecessor's token and leases (no login, no new lease, no
 //! rotation), replaces through a normal rotation what can no longer be adopted,
-//! and still leaves nothing behind at shutdown. Real OpenBao, PostgreSQL 15,
-//! AppRole, tmpfs and signals.
+//! and still leaves nothing behind at shutdown. What was obtained for a
+//! configuration that changed (Vault address, namespace, auth identity, a
+//! secret's path or kind) is revoked, never adopted. Real OpenBao (namespaces
+//! included), PostgreSQL 15, AppRole, tmpfs and signals.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -13,6 +15,7 @@ use nix::sys::signal::Signal;
 use shroud_e2e::openbao::{OpenBao, SHROUD_POLICY};
 use shroud_e2e::postgres::Postgres;
 use shroud_e2e::process::signal;
+use shroud_e2e::proxy::Proxy;
 use shroud_e2e::*;
 use shroud_redactor::values_file::ValuesFile;
 
@@ -21,13 +24,15 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 const LEASES: &str = "database/creds/app/";
 const STATE_FILE: &str = "agent-state.json";
+/// The database credential, as JSON.
+const DB: &str = "[[secret]]\nname = \"db\"\npath = \"database/creds/app\"\nkind = \"dynamic\"\nformat = \"json\"\n";
 
 struct World {
     bao: OpenBao,
     pg: Postgres,
     out: Tmpfs,
     state: Tmpfs,
-    _work: tempfile::TempDir,
+    work: tempfile::TempDir,
     config: PathBuf,
     log: PathBuf,
     _serial: std::sync::MutexGuard<'static, ()>,
@@ -47,46 +52,130 @@ impl World {
     /// OpenBao with the database engine on a private PostgreSQL, AppRole (token
     /// TTL 1h) and an agent config with `[state]` on its own tmpfs.
     fn new() -> World {
+        World::with_db("1h", "2h")
+    }
+
+    /// As [`World::new`] with the database role's default and max TTL.
+    fn with_db(ttl: &str, max_ttl: &str) -> World {
         let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let bao = OpenBao::start();
         let work = tempfile::tempdir().unwrap();
         bao.policy("shroud", SHROUD_POLICY, work.path());
         let pg = Postgres::start();
-        pg.configure_vault(&bao, "1h", "2h");
+        pg.configure_vault(&bao, ttl, max_ttl);
         let (role_id, secret_id) = bao.approle("shroud", "shroud", "1h", "2h");
-        let role_file = secret_file(work.path(), "role-id", role_id.as_bytes());
-        let secret_id_file = secret_file(work.path(), "secret-id", secret_id.as_bytes());
-        let out = Tmpfs::new();
-        let state = Tmpfs::new();
+        secret_file(work.path(), "role-id", role_id.as_bytes());
+        secret_file(work.path(), "secret-id", secret_id.as_bytes());
         let config = work.path().join("shroud.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[vault]\naddress = \"{}\"\ntimeout = \"2s\"\n\
-                 [auth]\nmethod = \"approle\"\nrole_id_file = \"{}\"\nsecret_id_file = \"{}\"\n\
-                 [output]\ndir = \"{}\"\n\
-                 [state]\ndir = \"{}\"\n\
-                 [lifecycle]\nhandshake_timeout = \"1s\"\n\
-                 [[secret]]\nname = \"db\"\npath = \"database/creds/app\"\nkind = \"dynamic\"\nformat = \"json\"\n",
-                bao.addr,
-                role_file.display(),
-                secret_id_file.display(),
-                out.path().display(),
-                state.path().display(),
-            ),
-        )
-        .unwrap();
         let log = work.path().join("agent.log");
-        World {
+        let w = World {
             bao,
             pg,
-            out,
-            state,
-            _work: work,
+            out: Tmpfs::new(),
+            state: Tmpfs::new(),
+            work,
             config,
             log,
             _serial: serial,
-        }
+        };
+        let auth = w.approle_files("role-id", "secret-id", "");
+        w.configure(&w.bao.addr, "", &auth, DB);
+        w
+    }
+
+    /// Writes the agent's config: Vault at `address` with `vault` keys, the
+    /// `[auth]` section `auth`, the output and state tmpfs, and `secrets`.
+    fn configure(&self, address: &str, vault: &str, auth: &str, secrets: &str) {
+        std::fs::write(
+            &self.config,
+            format!(
+                "[vault]\naddress = \"{address}\"\ntimeout = \"2s\"\n{vault}\
+                 {auth}\
+                 [output]\ndir = \"{}\"\n\
+                 [state]\ndir = \"{}\"\n\
+                 [lifecycle]\nhandshake_timeout = \"1s\"\n\
+                 {secrets}",
+                self.out.path().display(),
+                self.state.path().display(),
+            ),
+        )
+        .unwrap();
+    }
+
+    /// An AppRole `[auth]` section reading the files `role` and `secret` of
+    /// the work directory, with more keys (`mount`).
+    fn approle_files(&self, role: &str, secret: &str, extra: &str) -> String {
+        format!(
+            "[auth]\nmethod = \"approle\"\nrole_id_file = \"{}\"\nsecret_id_file = \"{}\"\n{extra}",
+            self.work.path().join(role).display(),
+            self.work.path().join(secret).display(),
+        )
+    }
+
+    /// The accessors of every token but root's.
+    fn agent_accessors(&self) -> Vec<String> {
+        let root = self
+            .bao
+            .bao(&["token", "lookup", "-format=json"])
+            .split("\"accessor\": \"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .unwrap()
+            .to_string();
+        self.bao
+            .accessors()
+            .into_iter()
+            .filter(|a| *a != root)
+            .collect()
+    }
+
+    /// Kills `agent` (SIGKILL), lets `change` rewrite the configuration, and
+    /// starts the `n`-th agent; asserts it revoked the predecessor's token,
+    /// lease and role (the log naming `expect`) and serves new credentials
+    /// that work.
+    fn restart_rebound(
+        &self,
+        agent: Agent,
+        n: usize,
+        expect: &str,
+        change: impl FnOnce(),
+    ) -> Agent {
+        let old = self.credential();
+        let (old_accessors, old_leases) = (self.agent_accessors(), self.bao.leases(LEASES));
+        assert_eq!(old_accessors.len(), 1, "{expect}: one agent token before");
+        self.kill(agent);
+        change();
+        let agent = self.start_agent(n);
+        let log = self.log_text();
+        assert!(
+            log.matches("obtained under another configuration").count() == n - 1
+                && log.contains(expect),
+            "{expect}: {log}"
+        );
+        assert_eq!(
+            log.matches("logged in to Vault").count(),
+            n,
+            "{expect}: a new login: {log}"
+        );
+        let new = self.credential();
+        assert_ne!(new, old, "{expect}: new credentials");
+        assert!(self.pg.can_login(&new.0, &new.1), "{expect}");
+        // Revoked before the new login: no wait.
+        assert!(
+            !self.pg.role_exists(&old.0),
+            "{expect}: the old role is gone"
+        );
+        let accessors = self.bao.accessors();
+        assert!(
+            old_accessors.iter().all(|a| !accessors.contains(a)),
+            "{expect}: the old token is revoked"
+        );
+        let leases = self.bao.leases(LEASES);
+        assert!(
+            old_leases.iter().all(|l| !leases.contains(l)),
+            "{expect}: the old lease is revoked"
+        );
+        agent
     }
 
     /// Starts an agent (its log appended to `self.log`) and waits until it has
@@ -407,4 +496,287 @@ fn shroud_run_restarted_by_its_supervisor_adopts_too() {
         v["password"].as_str().unwrap().to_string(),
     );
     w.assert_nothing_left(&[&cred]);
+}
+
+#[test]
+fn a_token_obtained_under_another_address_namespace_or_auth_identity_is_revoked_not_adopted() {
+    let w = World::new();
+    let dir = w.work.path();
+    let auth = w.approle_files("role-id", "secret-id", "");
+    // 1. Version 1 of the state recorded no configuration: revoked, not adopted.
+    let agent = w.start_agent(1);
+    let agent = w.restart_rebound(agent, 2, "layout version 1", || {
+        let file = w.state.path().join(STATE_FILE);
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        v["version"] = 1.into();
+        v["state"].as_object_mut().unwrap().remove("binding");
+        std::fs::write(&file, serde_json::to_vec(&v).unwrap()).unwrap();
+    });
+    // 2. Another address for the same server (a proxy in front of it), then back.
+    let proxy = Proxy::start(w.bao.addr.trim_start_matches("http://"));
+    let agent = w.restart_rebound(agent, 3, "[vault] address changed", || {
+        w.configure(&format!("http://{}", proxy.host), "", &auth, DB)
+    });
+    let agent = w.restart_rebound(agent, 4, "[vault] address changed", || {
+        w.configure(&w.bao.addr, "", &auth, DB)
+    });
+    // 3. Other credential files (the same AppRole, copied elsewhere).
+    let agent = w.restart_rebound(agent, 5, "[auth] credential files changed", || {
+        std::fs::copy(dir.join("role-id"), dir.join("role-id-2")).unwrap();
+        std::fs::copy(dir.join("secret-id"), dir.join("secret-id-2")).unwrap();
+        let auth = w.approle_files("role-id-2", "secret-id-2", "");
+        w.configure(&w.bao.addr, "", &auth, DB)
+    });
+    // 4. Another mount of the method (its credentials at the same paths).
+    let agent = w.restart_rebound(agent, 6, "[auth] mount changed", || {
+        let b = &w.bao;
+        b.bao(&["auth", "enable", "-path=approle2", "approle"]);
+        b.bao(&[
+            "write",
+            "auth/approle2/role/shroud",
+            "token_policies=shroud",
+            "token_ttl=1h",
+        ]);
+        let role_id = b.bao(&[
+            "read",
+            "-field=role_id",
+            "auth/approle2/role/shroud/role-id",
+        ]);
+        let secret_id = b.bao(&[
+            "write",
+            "-f",
+            "-field=secret_id",
+            "auth/approle2/role/shroud/secret-id",
+        ]);
+        std::fs::write(dir.join("role-id-2"), role_id.trim()).unwrap();
+        std::fs::write(dir.join("secret-id-2"), secret_id.trim()).unwrap();
+        let auth = w.approle_files("role-id-2", "secret-id-2", "mount = \"approle2\"\n");
+        w.configure(&w.bao.addr, "", &auth, DB)
+    });
+    // 5. Another method: a token file.
+    let token_file = dir.join("token");
+    let token_auth = format!(
+        "[auth]\nmethod = \"token\"\ntoken_file = \"{}\"\n",
+        token_file.display()
+    );
+    let agent = w.restart_rebound(agent, 7, "[auth] method changed", || {
+        let token = w.bao.bao(&[
+            "token",
+            "create",
+            "-policy=shroud",
+            "-ttl=1h",
+            "-field=token",
+        ]);
+        std::fs::write(&token_file, token.trim()).unwrap();
+        w.configure(&w.bao.addr, "", &token_auth, DB)
+    });
+    // 6. Another namespace (the token file at the same path now holds a token
+    // of that namespace, where the same database engine is set up).
+    let agent = w.restart_rebound(agent, 8, "[vault] namespace changed", || {
+        let b = &w.bao;
+        let ns = "-namespace=team";
+        b.bao(&["namespace", "create", "team"]);
+        let policy = dir.join("policy.hcl");
+        std::fs::write(&policy, SHROUD_POLICY).unwrap();
+        b.bao(&["policy", "write", ns, "shroud", policy.to_str().unwrap()]);
+        b.bao(&["secrets", "enable", ns, "database"]);
+        b.bao(&[
+            "write",
+            ns,
+            "database/config/pg",
+            "plugin_name=postgresql-database-plugin",
+            &format!(
+                "connection_url=postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres?sslmode=disable",
+                w.pg.port
+            ),
+            "allowed_roles=app",
+            "username=postgres",
+            &format!("password={}", shroud_e2e::postgres::SUPERUSER_PASSWORD),
+        ]);
+        b.bao(&[
+            "write",
+            ns,
+            "database/roles/app",
+            "db_name=pg",
+            "creation_statements=CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';",
+            "default_ttl=1h",
+        ]);
+        let token = b.bao(&["token", "create", ns, "-policy=shroud", "-ttl=1h", "-field=token"]);
+        std::fs::write(&token_file, token.trim()).unwrap();
+        w.configure(&w.bao.addr, "namespace = \"team\"\n", &token_auth, DB)
+    });
+    let cred = w.credential();
+    w.stop(agent);
+    assert!(
+        !w.pg.role_exists(&cred.0),
+        "the namespace's role is revoked at exit"
+    );
+    assert_eq!(w.pg.vault_roles(), Vec::<String>::new(), "roles left");
+    assert_eq!(w.bao.leases(LEASES), Vec::<String>::new(), "leases left");
+    assert_eq!(w.agent_accessors(), Vec::<String>::new(), "tokens left");
+    assert_eq!(w.state_files(), Vec::<String>::new());
+}
+
+#[test]
+fn a_secret_whose_path_or_kind_changed_is_replaced_while_the_token_and_the_rest_are_adopted() {
+    let w = World::new();
+    w.bao.bao(&[
+        "kv",
+        "put",
+        "secret/app",
+        "api_key=first-api-key-0123456789",
+    ]);
+    w.bao.bao(&[
+        "kv",
+        "put",
+        "secret/app2",
+        "api_key=second-api-key-9876543210",
+    ]);
+    let auth = w.approle_files("role-id", "secret-id", "");
+    let kv = |path: &str| {
+        format!(
+            "[[secret]]\nname = \"api\"\npath = \"{path}\"\nkind = \"kv2\"\nfield = \"api_key\"\n"
+        )
+    };
+    let other = "[[secret]]\nname = \"other\"\npath = \"secret/app\"\nkind = \"kv2\"\nfield = \"api_key\"\n";
+    w.configure(
+        &w.bao.addr,
+        "",
+        &auth,
+        &format!("{DB}{}{other}", kv("secret/app")),
+    );
+    let first = w.start_agent(1);
+    let old = w.credential();
+    let accessors = w.agent_accessors();
+    let old_leases = w.bao.leases(LEASES);
+    w.kill(first);
+    // The database secret becomes a generic read of the same path; the kv2
+    // secret reads another path; `other` stays as it was.
+    let generic = DB.replace("\"dynamic\"", "\"generic\"");
+    w.configure(
+        &w.bao.addr,
+        "",
+        &auth,
+        &format!("{generic}{}{other}", kv("secret/app2")),
+    );
+    let second = w.start_agent(2);
+    let log = w.log_text();
+    assert!(
+        log.contains("adopted the previous agent's Vault token"),
+        "{log}"
+    );
+    assert_eq!(log.matches("logged in to Vault").count(), 1, "{log}");
+    assert_eq!(w.agent_accessors(), accessors, "the same token");
+    let new = w.credential();
+    assert_ne!(new, old);
+    assert!(w.pg.can_login(&new.0, &new.1));
+    assert!(!w.pg.role_exists(&old.0), "the old role is revoked");
+    let leases = w.bao.leases(LEASES);
+    assert_eq!(leases.len(), 1);
+    assert!(!old_leases.contains(&leases[0]));
+    let read = |name: &str| std::fs::read_to_string(w.out.path().join(name)).unwrap();
+    assert_eq!(read("api"), "second-api-key-9876543210");
+    assert_eq!(read("other"), "first-api-key-0123456789");
+    // The replaced values stay masked as retired ones.
+    let values = w.values();
+    assert!(values
+        .values
+        .iter()
+        .any(|(name, v)| name.ends_with(".retired") && v.as_slice() == old.1.as_bytes()));
+    // Restarted again with this configuration: everything adopted.
+    w.kill(second);
+    let third = w.start_agent(3);
+    assert_eq!(w.log_text().matches("logged in to Vault").count(), 1);
+    assert_eq!(w.credential(), new);
+    w.stop(third);
+    w.assert_nothing_left(&[&old, &new]);
+}
+
+#[test]
+fn a_lease_in_its_retire_grace_is_revoked_on_time_by_a_restarted_agent() {
+    // Renewed at a fifth of the lease: the first renewal is capped by the max
+    // TTL, and the rotation comes about 10 s in with about 20 s of the old
+    // lease left; the grace (15 s) ends before the old lease would.
+    let w = World::with_db("30s", "30s");
+    let auth = w.approle_files("role-id", "secret-id", "");
+    let lifecycle = "[lifecycle]\nrenew_threshold = 0.2\nretire_grace = \"15s\"\n";
+    w.configure(&w.bao.addr, "", &auth, DB);
+    // `configure` writes its own [lifecycle]: replace it.
+    let text = std::fs::read_to_string(&w.config).unwrap();
+    std::fs::write(&w.config, text.replace("[lifecycle]\n", lifecycle)).unwrap();
+    let first = w.start_agent(1);
+    let old = w.credential();
+    let rotated = until(Duration::from_secs(40), "the rotation", || {
+        (w.credential() != old).then(std::time::Instant::now)
+    });
+    // The old lease is in its grace, and saved as such.
+    assert!(
+        w.pg.can_login(&old.0, &old.1),
+        "the old role lives on in its grace"
+    );
+    let state = std::fs::read_to_string(w.state.path().join(STATE_FILE)).unwrap();
+    assert!(
+        state.contains("\"retiring\":[{"),
+        "the grace is in the state"
+    );
+    w.kill(first);
+    let second = w.start_agent(2);
+    let log = w.log_text();
+    assert_eq!(
+        log.matches("logged in to Vault").count(),
+        1,
+        "adopted: {log}"
+    );
+    let adopted = rotated.elapsed();
+    if adopted < Duration::from_secs(12) {
+        assert!(
+            w.pg.role_exists(&old.0),
+            "revoked {adopted:?} after the rotation, before the end of its grace"
+        );
+    }
+    until(
+        Duration::from_secs(40),
+        "the old role revoked at the end of its grace",
+        || (!w.pg.role_exists(&old.0)).then_some(()),
+    );
+    let gone = rotated.elapsed();
+    println!(
+        "old role revoked {:.1}s after the rotation was seen (grace 15s)",
+        gone.as_secs_f64()
+    );
+    assert!(w.log_text().contains("grace is over; revoking it"));
+    let new = w.credential();
+    w.stop(second);
+    w.assert_nothing_left(&[&old, &new]);
+}
+
+#[test]
+fn a_state_of_a_newer_layout_is_not_adopted_but_its_token_is_revoked() {
+    let w = World::new();
+    let first = w.start_agent(1);
+    let old = w.credential();
+    let (old_accessors, old_leases) = (w.agent_accessors(), w.bao.leases(LEASES));
+    w.kill(first);
+    // As if a newer agent had written it before a rollback.
+    let file = w.state.path().join(STATE_FILE);
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("\"version\":2", "\"version\":3")).unwrap();
+    let second = w.start_agent(2);
+    let log = w.log_text();
+    assert!(
+        log.contains("has a newer layout; revoking its token and starting fresh"),
+        "{log}"
+    );
+    let new = w.credential();
+    assert_ne!(new, old);
+    assert!(w.pg.can_login(&new.0, &new.1));
+    // Its token went, and its lease and role with it.
+    assert!(!w.pg.role_exists(&old.0), "the old role is gone");
+    let accessors = w.bao.accessors();
+    assert!(old_accessors.iter().all(|a| !accessors.contains(a)));
+    let leases = w.bao.leases(LEASES);
+    assert!(old_leases.iter().all(|l| !leases.contains(l)));
+    w.stop(second);
+    w.assert_nothing_left(&[&old, &new]);
 }

@@ -151,6 +151,18 @@ impl DbApp {
     }
 }
 
+impl Drop for DbApp {
+    /// A test that fails before [`DbApp::stop`] still ends the login loop (and
+    /// its psql processes) instead of leaving it running for the rest of the
+    /// test binary.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// `KEY='…'` from an env-format file; None when absent (a file being wiped).
 fn field(text: &str, key: &str) -> Option<String> {
     text.lines()

@@ -193,6 +193,7 @@ pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 pub mod process;
+pub use process::{Guarded, SpawnGuarded};
 pub mod proxy;
 pub mod registry;
 pub mod stub;
@@ -226,13 +227,13 @@ pub fn run_script(cfg: &Path, script: &str) -> Command {
 }
 
 /// Spawns `cmd` with piped stdout and stderr and waits until `started` exists
-/// (the command touches it once it is running).
-pub fn spawn_started(cmd: &mut Command, started: &Path) -> Child {
+/// (the command touches it once it is running); killed on drop.
+pub fn spawn_started(cmd: &mut Command, started: &Path) -> process::Guarded {
+    use process::SpawnGuarded as _;
     let child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn_guarded();
     until(Duration::from_secs(20), "the command to start", || {
         started.exists().then_some(())
     });

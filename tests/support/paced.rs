@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::process::under_pty;
+use crate::process::{under_pty, SpawnGuarded as _};
 use crate::{run_with_input, shroud_bin, wait_with_deadline};
 
 /// How the workload's output reaches shroud.
@@ -86,15 +86,13 @@ pub fn run_paced(via: Via, flags: &[String], script: &Path) -> Vec<Vec<u8>> {
             let mut sh = Command::new("sh")
                 .arg(script)
                 .stdout(Stdio::piped())
-                .spawn()
-                .expect("spawn sh");
+                .spawn_guarded();
             let mut redact = Command::new(shroud_bin())
                 .arg("redact")
                 .args(flags)
                 .stdin(sh.stdout.take().unwrap())
                 .stdout(Stdio::piped())
-                .spawn()
-                .expect("spawn shroud redact");
+                .spawn_guarded();
             let mut out = Vec::new();
             redact.stdout.take().unwrap().read_to_end(&mut out).unwrap();
             assert!(wait_with_deadline(&mut sh, limit).success());

@@ -1,6 +1,7 @@
-//! Helpers for tests that watch a running process: collect its output as it
-//! arrives and await a condition on it, signal it, and simulate the agent's side
-//! of a secrets directory.
+//! Helpers for tests that watch a running process: own it so that it dies with
+//! the test ([`Guarded`]), collect its output as it arrives and await a
+//! condition on it, signal it, and simulate the agent's side of a secrets
+//! directory.
 
 use std::io::Read;
 use std::path::Path;
@@ -13,6 +14,69 @@ use shroud_redactor::values_file::ValuesFile;
 use zeroize::Zeroizing;
 
 use crate::{require_tool, shroud_bin};
+
+/// A spawned child that is killed (SIGKILL) and reaped when dropped, so a test
+/// that fails (panics) part-way never leaves it running: an agent holding
+/// leases, a `run` and its command, a psql loop. Derefs to the [`Child`], so
+/// `&mut guarded` goes wherever `&mut Child` does.
+#[derive(Debug)]
+pub struct Guarded(Option<Child>);
+
+impl Guarded {
+    /// Takes ownership of `child`.
+    pub fn new(child: Child) -> Guarded {
+        Guarded(Some(child))
+    }
+
+    /// Gives the child up (no longer killed on drop).
+    pub fn into_inner(mut self) -> Child {
+        self.0.take().expect("a guarded child")
+    }
+
+    /// [`Child::wait_with_output`]: waits for the exit, collecting the piped
+    /// output.
+    pub fn wait_with_output(self) -> std::io::Result<std::process::Output> {
+        self.into_inner().wait_with_output()
+    }
+}
+
+impl std::ops::Deref for Guarded {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        self.0.as_ref().expect("a guarded child")
+    }
+}
+
+impl std::ops::DerefMut for Guarded {
+    fn deref_mut(&mut self) -> &mut Child {
+        self.0.as_mut().expect("a guarded child")
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            // Both are no-ops for a child already waited for.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `Command::spawn` into a [`Guarded`] child.
+pub trait SpawnGuarded {
+    /// Spawns the command; panics when it cannot be started.
+    fn spawn_guarded(&mut self) -> Guarded;
+}
+
+impl SpawnGuarded for Command {
+    fn spawn_guarded(&mut self) -> Guarded {
+        match self.spawn() {
+            Ok(child) => Guarded::new(child),
+            Err(e) => panic!("cannot start {:?}: {e}", self.get_program()),
+        }
+    }
+}
 
 /// The bytes so far and whether the stream has ended.
 type Progress = Mutex<(Vec<u8>, bool)>;
@@ -223,7 +287,7 @@ pub fn run_measured(cmd: &mut std::process::Command, limit: Duration) -> Measure
 }
 
 /// Runs shroud under `script`, which gives it a real pseudo-terminal.
-pub fn under_pty(shroud_args: &str) -> (Child, Collected, JoinHandle<()>) {
+pub fn under_pty(shroud_args: &str) -> (Guarded, Collected, JoinHandle<()>) {
     under_pty_env(shroud_args, &[])
 }
 
@@ -231,7 +295,7 @@ pub fn under_pty(shroud_args: &str) -> (Child, Collected, JoinHandle<()>) {
 pub fn under_pty_env(
     shroud_args: &str,
     env: &[(&str, &str)],
-) -> (Child, Collected, JoinHandle<()>) {
+) -> (Guarded, Collected, JoinHandle<()>) {
     require_tool("script", "apt-get install bsdutils");
     // `exec`: without it a shell that does not replace itself with its last
     // command (dash, when SHELL is unset) stays in the terminal's foreground group
@@ -247,8 +311,7 @@ pub fn under_pty_env(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+        .spawn_guarded();
     let (out, t) = Collected::spawn(child.stdout.take().unwrap());
     (child, out, t)
 }

@@ -5,6 +5,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
+
+use crate::process::{Guarded, SpawnGuarded as _};
 use std::sync::Mutex;
 
 use crate::openbao::{OpenBao, SHROUD_POLICY};
@@ -201,8 +203,9 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Starts `shroud agent --config CFG`, logging at info level to `log`.
-pub fn spawn_agent(cfg: &Path, log: &Path) -> Child {
+/// Starts `shroud agent --config CFG`, logging at info level to `log`; it is
+/// killed if the test ends (or fails) with it still running.
+pub fn spawn_agent(cfg: &Path, log: &Path) -> Guarded {
     shroud()
         .arg("agent")
         .arg("--config")
@@ -210,8 +213,7 @@ pub fn spawn_agent(cfg: &Path, log: &Path) -> Child {
         .env("SHROUD_LOG", "info")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap()
+        .spawn_guarded()
 }
 
 /// Sends SIGTERM to `child`.

@@ -17,10 +17,10 @@ use super::publish::publish;
 use super::render::{masked_values, render, RenderError, Rendered};
 use super::retry::retry;
 use super::schedule::{Due, Grant, RandomJitter, Schedule, Step};
-use super::state::{StateDir, StateError};
+use super::state::{Binding, StateDir, StateError};
 use crate::config::{Config, Format, SecretKind, SecretSpec};
 use crate::contract::{self, READY_FILE};
-use crate::events::{self, Event, Outcome};
+use crate::events::{self, Event, Outcome, RevokeReason};
 use crate::live::LiveSet;
 use crate::vault::api::{self, LeaseInfo, SecretData, TokenInfo};
 use crate::vault::auth::{self, AuthError};
@@ -158,6 +158,8 @@ pub struct Engine {
     dir_fault: bool,
     /// `[state]`: what a restarted agent adopts.
     state: Option<StateDir>,
+    /// What the state is made for (see `binding`).
+    binding: Binding,
     /// The token's accessor, kept in the state: an adopting agent checks it.
     accessor: Option<String>,
     /// Leases to revoke that are not current (being replaced, or fetched for a
@@ -209,6 +211,9 @@ fn masked(
 }
 
 mod adopt;
+mod retire;
+
+pub use retire::RetiringCredential;
 
 impl Engine {
     /// Opens the output, logs in, fetches and publishes every secret, writes
@@ -228,7 +233,9 @@ impl Engine {
         };
         let out = Output::open(&cfg.output)?;
         let client = VaultClient::new(&cfg.vault).map_err(StartError::Client)?;
+        let binding = super::binding::of(&cfg);
         let mut engine = Engine {
+            binding,
             publisher: Publisher::new(
                 cfg.redact.retain,
                 cfg.redact.lengths(),
@@ -534,6 +541,7 @@ impl Engine {
             match self.schedule.next(now, other) {
                 Step::Token => self.token_due(),
                 Step::Secret(i) => self.secret_due(i),
+                Step::Retire => self.revoke_retired(),
                 Step::Sleep(until) => {
                     match wake.recv_timeout(until.saturating_duration_since(now)) {
                         Ok(w) => return w,
@@ -604,7 +612,7 @@ impl Engine {
                 }
             }
             Err(e) => {
-                let d = self.schedule.token_failed(Instant::now());
+                let d = self.schedule.login_failed(Instant::now());
                 warn!(error = %e, retry_in = ?d, "login failed; retrying");
             }
         }
@@ -630,7 +638,7 @@ impl Engine {
             Err(e) => {
                 // The next token step is a login, after the backoff.
                 self.schedule.relogin_now(Instant::now());
-                let d = self.schedule.token_failed(Instant::now());
+                let d = self.schedule.login_failed(Instant::now());
                 warn!(error = %e, retry_in = ?d, "login failed; retrying");
             }
         }
@@ -716,6 +724,7 @@ impl Engine {
         }
         let name = self.secrets[i].spec.name.clone();
         let new_lease = read.lease.as_ref().map(|l| l.id.clone());
+        let old_lease = self.secrets[i].lease_id().map(str::to_string);
         // Saved before the publication: a crash before the new values are
         // installed leaves a successor the new lease to revoke.
         self.revoking.extend(new_lease.clone());
@@ -730,6 +739,11 @@ impl Engine {
             secret: Some(&name),
             outcome: Outcome::Ok,
         });
+        // Before the install: the old lease's end is still the schedule's.
+        let grace = self.cfg.lifecycle.retire_grace;
+        if let Some(id) = &old_lease {
+            self.schedule.retire(i, id.clone(), grace, Instant::now());
+        }
         let old = self.install(i, read, rendered);
         if let Some(old) = &old {
             self.publisher.retire(masked(
@@ -738,12 +752,7 @@ impl Engine {
                 self.cfg.redact.min_length,
             ));
         }
-        let old_lease = old
-            .as_ref()
-            .and_then(|o| o.lease.as_ref())
-            .map(|l| l.id.clone());
         self.revoking.retain(|r| Some(r) != new_lease.as_ref());
-        self.revoking.extend(old_lease.clone());
         self.save_state();
         let spec = &self.secrets[i].spec;
         events::emit(Event::Rotate {
@@ -753,11 +762,8 @@ impl Engine {
         });
         info!(secret = %name, "new values published");
         drop(old);
-        if let Some(id) = old_lease {
-            self.revoke_lease(i, &id, Instant::now());
-            self.revoking.retain(|r| *r != id);
-            self.save_state();
-        }
+        // A zero grace (or a lease already at its end) is revoked here, at once.
+        self.revoke_retired();
     }
 
     /// A rotation that failed before its file was in place: the previous values
@@ -772,7 +778,7 @@ impl Engine {
         let d = self.schedule.secret_failed(i, Instant::now());
         error!(secret = %name, error = %e, retry_in = ?d, "publication failed before the new file was in place; the previous values stay current");
         if let Some(id) = new_lease {
-            self.revoke_lease(i, id, Instant::now());
+            self.revoke_lease(i, id, RevokeReason::Replaced, Instant::now());
         }
     }
 
@@ -809,12 +815,13 @@ impl Engine {
     }
 
     /// Revokes one lease, retrying transient failures until `deadline`.
-    fn revoke_lease(&self, i: usize, id: &str, deadline: Instant) {
+    fn revoke_lease(&self, i: usize, id: &str, reason: RevokeReason, deadline: Instant) {
         let result = retry(deadline, || api::revoke_lease(&self.client, id), |_, _| {});
         let name = &self.secrets[i].spec.name;
         events::emit(Event::Revoke {
             secret: Some(name),
             lease_id: Some(id),
+            reason,
             outcome: match &result {
                 Ok(()) => Outcome::Ok,
                 Err(e) => e.outcome(),
@@ -855,8 +862,12 @@ impl Engine {
             self.client.set_deadline(Some(deadline));
             for i in 0..self.secrets.len() {
                 if let Some(id) = self.secrets[i].lease_id().map(str::to_string) {
-                    self.revoke_lease(i, &id, deadline);
+                    self.revoke_lease(i, &id, RevokeReason::Shutdown, deadline);
                 }
+            }
+            // Replaced leases in their grace go now too.
+            for r in self.schedule.take_retiring() {
+                self.revoke_lease(r.secret, &r.lease_id, RevokeReason::Shutdown, deadline);
             }
             if self.cfg.lifecycle.revoke_certificates {
                 self.revoke_certificates(deadline);
@@ -891,6 +902,7 @@ impl Engine {
             events::emit(Event::Revoke {
                 secret: Some(secret),
                 lease_id: None,
+                reason: RevokeReason::Shutdown,
                 outcome: match &result {
                     Ok(()) => Outcome::Ok,
                     Err(e) => e.outcome(),
@@ -910,6 +922,7 @@ impl Engine {
         events::emit(Event::Revoke {
             secret: None,
             lease_id: None,
+            reason: RevokeReason::Shutdown,
             outcome: match &result {
                 Ok(()) => Outcome::Ok,
                 Err(e) => e.outcome(),

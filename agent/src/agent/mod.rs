@@ -2,6 +2,7 @@
 //! `schedule`) and its parts (files, rendering, the rotation handshake and the
 //! one `publish` sequence, `retry`, wake-up sources).
 
+pub mod binding;
 pub mod certs;
 pub mod consul;
 pub mod engine;

@@ -32,6 +32,7 @@ impl EventSink for HealthSink {
             Event::Publish { outcome, .. } => self.0.set_publish_failed(*outcome != Outcome::Ok),
             Event::Revoke {
                 secret: None,
+                lease_id: None,
                 outcome: Outcome::Ok,
                 ..
             } => self.0.set_token_valid(false),

@@ -17,6 +17,10 @@
 //!   what is retried has lapsed or would lapse before a 30 s retry (a lease or
 //!   certificate near or past its end, a token near or past its end, a secret
 //!   never fetched) — see [`backoff_cap`];
+//! - a lease replaced by a rotation is revoked `retire_grace` after its
+//!   successor is in place, or when it would have ended anyway if sooner
+//!   ([`Schedule::retire`]): an app that read the old file a moment before the
+//!   rename can still log in with it;
 //! - with nothing scheduled the engine still wakes hourly.
 
 use std::time::{Duration, Instant};
@@ -155,6 +159,18 @@ pub struct TokenTimer {
     backoff: Backoff,
 }
 
+/// A lease replaced by a rotation, alive until `revoke_at` so that a reader of
+/// the old file can still use it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retiring {
+    /// The secret it belonged to.
+    pub secret: usize,
+    /// The lease id.
+    pub lease_id: String,
+    /// When it is revoked.
+    pub revoke_at: Instant,
+}
+
 /// What the engine should do now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
@@ -162,6 +178,8 @@ pub enum Step {
     Token,
     /// Act on secret `i` ([`SecretTimer::due`]).
     Secret(usize),
+    /// Revoke the retiring leases whose grace is over ([`Schedule::retired_due`]).
+    Retire,
     /// Nothing is due before this instant.
     Sleep(Instant),
 }
@@ -172,6 +190,8 @@ pub struct Schedule {
     pub token: TokenTimer,
     /// One timer per configured secret, in configuration order.
     pub secrets: Vec<SecretTimer>,
+    /// Replaced leases in their retire grace, in the order they were retired.
+    retiring: Vec<Retiring>,
     threshold: f64,
     jitter: Box<dyn Jitter>,
 }
@@ -181,6 +201,7 @@ impl std::fmt::Debug for Schedule {
         f.debug_struct("Schedule")
             .field("token", &self.token)
             .field("secrets", &self.secrets)
+            .field("retiring", &self.retiring)
             .field("threshold", &self.threshold)
             .finish_non_exhaustive()
     }
@@ -205,6 +226,7 @@ impl Schedule {
                     backoff: Backoff::default(),
                 })
                 .collect(),
+            retiring: Vec::new(),
             threshold,
             jitter,
         }
@@ -261,6 +283,22 @@ impl Schedule {
             .backoff
             .next_delay(backoff_cap(t.lapses, now), &mut *self.jitter);
         t.next = Some(after(now, d));
+        d
+    }
+
+    /// A login failed (there is no valid token): retried after the backoff,
+    /// and no secret is acted on before that retry. Without a token every
+    /// secret's request fails, and each failure would try a login of its own
+    /// (`Engine::token_lost`), bypassing this backoff: a tight loop of failed
+    /// logins, which Vault's user lockout (5 failures) answers by refusing the
+    /// role for 15 minutes. Returns the retry delay.
+    pub fn login_failed(&mut self, now: Instant) -> Duration {
+        let d = self.token_failed(now);
+        if let Some(retry) = self.token.next {
+            for s in &mut self.secrets {
+                s.next = s.next.max(retry);
+            }
+        }
         d
     }
 
@@ -415,9 +453,53 @@ impl Schedule {
         expired
     }
 
-    /// What to do at `now`: the token first, then the first secret due, else
-    /// sleep until the earliest deadline (`other`, e.g. a retired value's end,
-    /// counts too), at most [`IDLE`].
+    /// Secret `i`'s current lease `lease_id` is being replaced at `now` (call
+    /// before the replacement is installed: its end is the current lease's).
+    /// It is revoked `grace` from now, or when it lapses if sooner; at once
+    /// when it has lapsed or `grace` is zero. Returns when.
+    pub fn retire(&mut self, i: usize, lease_id: String, grace: Duration, now: Instant) -> Instant {
+        let end = after(now, grace);
+        let revoke_at = match self.secrets[i].lapses {
+            Some(lapses) => end.min(lapses.max(now)),
+            None => end,
+        };
+        self.retire_at(i, lease_id, revoke_at);
+        revoke_at
+    }
+
+    /// A replaced lease to revoke at `revoke_at` (adopted from a previous
+    /// agent with its deadline).
+    pub fn retire_at(&mut self, i: usize, lease_id: String, revoke_at: Instant) {
+        self.retiring.push(Retiring {
+            secret: i,
+            lease_id,
+            revoke_at,
+        });
+    }
+
+    /// The leases in their retire grace.
+    pub fn retiring(&self) -> &[Retiring] {
+        &self.retiring
+    }
+
+    /// Removes and returns the retiring leases due by `now`.
+    pub fn retired_due(&mut self, now: Instant) -> Vec<Retiring> {
+        let (due, left) = std::mem::take(&mut self.retiring)
+            .into_iter()
+            .partition(|r| r.revoke_at <= now);
+        self.retiring = left;
+        due
+    }
+
+    /// Removes and returns every retiring lease (shutdown revokes them all).
+    pub fn take_retiring(&mut self) -> Vec<Retiring> {
+        std::mem::take(&mut self.retiring)
+    }
+
+    /// What to do at `now`: the token first, then the first secret due, then
+    /// retiring leases whose grace is over, else sleep until the earliest
+    /// deadline (`other`, e.g. a retired value's end, counts too), at most
+    /// [`IDLE`].
     pub fn next(&self, now: Instant, other: Option<Instant>) -> Step {
         if self.token.next.is_some_and(|t| t <= now) {
             return Step::Token;
@@ -425,11 +507,15 @@ impl Schedule {
         if let Some(i) = self.secrets.iter().position(|s| s.next <= now) {
             return Step::Secret(i);
         }
+        if self.retiring.iter().any(|r| r.revoke_at <= now) {
+            return Step::Retire;
+        }
         let until = self
             .secrets
             .iter()
             .map(|s| s.next)
             .chain(self.secrets.iter().filter_map(|s| s.expires))
+            .chain(self.retiring.iter().map(|r| r.revoke_at))
             .chain(self.token.next)
             .chain(other)
             .min()
@@ -461,6 +547,77 @@ mod tests {
             ttl: S(ttl),
             renewable,
         })
+    }
+
+    #[test]
+    fn after_a_failed_login_no_secret_is_due_before_the_next_login() {
+        let now = Instant::now();
+        let mut s = sched(2, 1.0, now);
+        s.fetched(0, lease(10, true), S(300), now);
+        s.fetched(1, lease(100, true), S(300), now);
+        // Vault lost the token: a re-login fails.
+        s.relogin_now(now + S(6));
+        let d = s.login_failed(now + S(6));
+        let retry = now + S(6) + d;
+        assert_eq!(
+            s.next(now + S(6), None),
+            Step::Sleep(retry.min(now + S(10)))
+        );
+        assert_eq!(s.secrets[0].next, retry, "held until the login is retried");
+        assert_eq!(s.secrets[1].next, now + S(50), "already later: unchanged");
+        assert_eq!(s.next(retry, None), Step::Token, "the login comes first");
+    }
+
+    #[test]
+    fn a_replaced_lease_is_revoked_after_the_grace_or_at_its_end_if_sooner() {
+        let now = Instant::now();
+        let mut s = sched(2, 1.0, now);
+        // 100 s left of the lease: the 30 s grace applies in full.
+        s.fetched(0, lease(100, true), S(300), now);
+        assert_eq!(s.retire(0, "old-0".into(), S(30), now), now + S(30));
+        // 10 s left: revoked when it would have ended anyway.
+        s.fetched(1, lease(10, true), S(300), now);
+        assert_eq!(s.retire(1, "old-1".into(), S(30), now), now + S(10));
+        let ids = |v: &[Retiring]| v.iter().map(|r| r.lease_id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(s.retiring()), ["old-0", "old-1"]);
+        // The engine sleeps until the first deadline, then revokes what is due.
+        s.fetched(0, lease(100, true), S(300), now);
+        s.fetched(1, lease(100, true), S(300), now);
+        assert_eq!(s.next(now, None), Step::Sleep(now + S(10)));
+        assert_eq!(s.next(now + S(10), None), Step::Retire);
+        let due = s.retired_due(now + S(10));
+        assert_eq!((ids(&due), due[0].secret), (vec!["old-1".to_string()], 1));
+        assert_eq!(ids(s.retiring()), ["old-0"]);
+        assert_eq!(s.next(now + S(10), None), Step::Sleep(now + S(30)));
+        assert!(s.retired_due(now + S(29)).is_empty());
+        assert_eq!(ids(&s.retired_due(now + S(30))), ["old-0"]);
+        assert!(s.retiring().is_empty());
+    }
+
+    #[test]
+    fn a_zero_grace_or_a_lapsed_lease_is_revoked_at_once_and_shutdown_takes_all() {
+        let now = Instant::now();
+        let mut s = sched(1, 1.0, now);
+        s.fetched(0, lease(100, true), S(300), now);
+        assert_eq!(s.retire(0, "a".into(), Duration::ZERO, now), now);
+        // Expired while Vault was unreachable: nothing to keep alive.
+        s.fetched(0, lease(5, true), S(300), now);
+        s.expire(now + S(5));
+        assert_eq!(s.retire(0, "b".into(), S(30), now + S(6)), now + S(6));
+        assert_eq!(
+            s.next(now + S(6), None),
+            Step::Secret(0),
+            "the replacement first"
+        );
+        s.fetched(0, lease(100, true), S(300), now + S(6));
+        assert_eq!(s.next(now + S(6), None), Step::Retire);
+        // A lease without TTL keeps the whole grace; an adopted deadline is kept.
+        s.fetched(0, lease(0, false), S(300), now);
+        assert_eq!(s.retire(0, "c".into(), S(30), now), now + S(30));
+        s.retire_at(0, "d".into(), now + S(7));
+        let all = s.take_retiring();
+        assert_eq!(all.len(), 4);
+        assert!(s.retiring().is_empty() && s.retired_due(now + S(3600)).is_empty());
     }
 
     #[test]

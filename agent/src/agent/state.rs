@@ -4,10 +4,13 @@
 //!
 //! One JSON file, written to a temporary name (`O_EXCL|O_NOFOLLOW`, 0600) and
 //! renamed, so a crash at any point leaves the old state or the new one. It is
-//! read back validated: a file that is damaged, of another format or version,
-//! for another Vault, or not owned by this user is reported and ignored (the
-//! agent starts fresh), never a crash loop. The directory is locked (`flock`)
-//! while an agent uses it, so two agents never share one state.
+//! read back validated: a file that is damaged, of another format or a newer
+//! version, or not owned by this user is reported and ignored (the agent starts
+//! fresh), never a crash loop. It records what it was made for ([`Binding`],
+//! the Vault address): state for another Vault or configuration, or of layout
+//! version 1, loads so that what it holds can be revoked rather than adopted
+//! (`agent::binding`). The directory is locked (`flock`) while an agent uses
+//! it, so two agents never share one state.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -29,8 +32,11 @@ use crate::contract::{open_regular, Links, OpenError};
 pub const STATE_FILE: &str = "agent-state.json";
 /// What the file says it is.
 const FORMAT: &str = "shroud-agent-state";
-/// The layout version this build reads and writes.
-const VERSION: u32 = 1;
+/// The layout version this build writes.
+const VERSION: u32 = 2;
+/// The oldest layout version this build reads. Version 1 recorded no
+/// [`Binding`]: its token and leases are revoked, never adopted.
+const OLDEST_VERSION: u32 = 1;
 /// A state file is a token and a few leases; anything bigger is not ours.
 const MAX_SIZE: u64 = 16 << 20;
 
@@ -78,6 +84,17 @@ pub enum StateError {
         /// The OS error.
         source: io::Error,
     },
+    /// The file has a layout newer than this agent reads (a rollback): not
+    /// adopted, but the token found in it is revoked rather than left alive.
+    #[error("state file {path} has layout version {version}; this agent reads versions {OLDEST_VERSION} to {VERSION}")]
+    Newer {
+        /// The file.
+        path: PathBuf,
+        /// Its layout version.
+        version: u32,
+        /// Its token and where it was issued, when they could be found.
+        leftover: Option<Leftover>,
+    },
     /// The file exists but cannot be adopted (the message never quotes its content).
     #[error("state file {path} {problem}")]
     Unusable {
@@ -109,6 +126,25 @@ fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> S
     }
 }
 
+/// The token of a state this agent cannot read, and where it was issued.
+pub struct Leftover {
+    /// The Vault address (the envelope's `vault`).
+    pub vault: String,
+    /// The namespace, when the state recorded one.
+    pub namespace: Option<String>,
+    /// The token.
+    pub token: Zeroizing<String>,
+}
+
+impl fmt::Debug for Leftover {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Leftover")
+            .field("vault", &self.vault)
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The token the agent is logged in with.
 #[derive(Serialize, Deserialize)]
 pub struct SavedToken {
@@ -130,6 +166,25 @@ pub struct SavedLease {
     pub first_ttl: u64,
 }
 
+/// What the state was made for: the Vault namespace and the auth identity
+/// the token was obtained with (the address is the envelope's `vault`). A
+/// successor adopts the token only under the same binding. Never a credential:
+/// credential files are named by a hash of their paths.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Binding {
+    /// `[vault] namespace`.
+    pub namespace: Option<String>,
+    /// `[auth] method`.
+    pub method: String,
+    /// `[auth] mount`.
+    pub mount: String,
+    /// `[auth] role` (kubernetes, jwt) or `name` (cert).
+    pub role: Option<String>,
+    /// SHA-256 (hex) of the credential files' paths and, for the cert method,
+    /// of the client certificate (public).
+    pub credentials_sha256: String,
+}
+
 /// A published secret: its values and lease.
 #[derive(Serialize, Deserialize)]
 pub struct SavedSecret {
@@ -137,6 +192,14 @@ pub struct SavedSecret {
     pub name: String,
     /// Its Vault path when it was read (a changed path is not adopted).
     pub path: String,
+    /// Its kind when it was read (a changed kind is not adopted); None in a
+    /// version 1 state.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// SHA-256 (hex) of its request parameters, None without (changed
+    /// parameters are not adopted). A hash: a parameter may be sensitive.
+    #[serde(default)]
+    pub params_sha256: Option<String>,
     /// The fields as Vault returned them (the files are rendered from these).
     pub data: Map<String, Value>,
     /// The lease, when the secret is leased.
@@ -161,9 +224,37 @@ pub struct SavedCertificate {
     pub not_after: u64,
 }
 
+/// A lease replaced by a rotation and kept alive for the retire grace: a
+/// successor revokes it at the same time, or at once when that has passed.
+#[derive(Serialize, Deserialize)]
+pub struct SavedRetiring {
+    /// The `[[secret]]` name.
+    pub secret: String,
+    /// The lease id.
+    pub id: String,
+    /// When it is revoked, Unix milliseconds.
+    pub revoke_at_ms: u64,
+}
+
+impl fmt::Debug for SavedRetiring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SavedRetiring")
+            .field("secret", &self.secret)
+            .field("revoke_at_ms", &self.revoke_at_ms)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Everything a restarted agent adopts.
 #[derive(Serialize, Deserialize)]
 pub struct Saved {
+    /// The Vault address the state was made for (the envelope's `vault`).
+    #[serde(skip)]
+    pub vault: String,
+    /// What the token was obtained under; None in a version 1 state (never
+    /// adopted).
+    #[serde(default)]
+    pub binding: Option<Binding>,
     /// The token; None before the first login.
     pub token: Option<SavedToken>,
     /// The `.shroud/values` generation last published.
@@ -176,11 +267,16 @@ pub struct Saved {
     /// successor keeps the current ones and revokes them all at shutdown.
     #[serde(default)]
     pub certificates: Vec<SavedCertificate>,
+    /// Leases in their retire grace.
+    #[serde(default)]
+    pub retiring: Vec<SavedRetiring>,
 }
 
 impl fmt::Debug for Saved {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Saved")
+            .field("vault", &self.vault)
+            .field("binding", &self.binding)
             .field("token", &self.token.is_some())
             .field("generation", &self.generation)
             .field(
@@ -189,6 +285,7 @@ impl fmt::Debug for Saved {
             )
             .field("revoke", &self.revoke.len())
             .field("certificates", &self.certificates)
+            .field("retiring", &self.retiring)
             .finish()
     }
 }
@@ -213,6 +310,7 @@ impl fmt::Debug for SavedSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SavedSecret")
             .field("name", &self.name)
+            .field("kind", &self.kind)
             .field("fields", &self.data.keys().collect::<Vec<_>>())
             .field("lease", &self.lease)
             .finish()
@@ -226,6 +324,35 @@ struct Envelope<T> {
     version: u32,
     vault: String,
     state: T,
+}
+
+/// The token (`state.token.token`) and namespace (`state.binding.namespace`)
+/// of a state of a newer layout, where later layouts are expected to keep them.
+fn leftover(bytes: &[u8], vault: String) -> Option<Leftover> {
+    #[derive(Deserialize)]
+    struct Token {
+        // The zero-on-free allocator wipes the parsed copy.
+        token: String,
+    }
+    #[derive(Deserialize)]
+    struct Bound {
+        namespace: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct State {
+        token: Option<Token>,
+        binding: Option<Bound>,
+    }
+    #[derive(Deserialize)]
+    struct File {
+        state: State,
+    }
+    let file: File = serde_json::from_slice(bytes).ok()?;
+    Some(Leftover {
+        vault,
+        namespace: file.state.binding.and_then(|b| b.namespace),
+        token: Zeroizing::new(file.state.token?.token),
+    })
 }
 
 /// The open, locked state directory.
@@ -361,20 +488,28 @@ impl StateDir {
                 head.format
             )));
         }
-        if head.version != VERSION {
+        if head.version > VERSION {
+            return Err(StateError::Newer {
+                path: self.file(),
+                version: head.version,
+                leftover: leftover(bytes, head.vault),
+            });
+        }
+        if head.version < OLDEST_VERSION {
             return Err(self.unusable(format!(
-                "has layout version {}; this agent reads version {VERSION}",
+                "has layout version {}; this agent reads versions {OLDEST_VERSION} to {VERSION}",
                 head.version
             )));
         }
-        if head.vault != self.vault {
-            return Err(self.unusable(format!(
-                "is for Vault at {}, not {}",
-                head.vault, self.vault
-            )));
-        }
+        // State for another Vault (or of version 1) loads: what it holds is
+        // revoked there rather than left alive (see `agent::binding`).
         let env: Envelope<Saved> = serde_json::from_slice(bytes).map_err(|e| self.damaged(&e))?;
-        Ok(env.state)
+        let mut saved = env.state;
+        saved.vault = head.vault;
+        if head.version < 2 {
+            saved.binding = None;
+        }
+        Ok(saved)
     }
 
     /// serde's messages can quote the offending value (a token, a password):
@@ -455,6 +590,14 @@ mod tests {
         let mut data = Map::new();
         data.insert("password".into(), Value::String("pw-0123456789".into()));
         Saved {
+            vault: String::new(),
+            binding: Some(Binding {
+                namespace: Some("team-a".into()),
+                method: "approle".into(),
+                mount: "approle".into(),
+                role: None,
+                credentials_sha256: "ab".repeat(32),
+            }),
             token: Some(SavedToken {
                 token: "s.token-abcdef".into(),
                 accessor: "acc-1".into(),
@@ -464,6 +607,8 @@ mod tests {
             secrets: vec![SavedSecret {
                 name: "db".into(),
                 path: "database/creds/app".into(),
+                kind: Some("dynamic".into()),
+                params_sha256: None,
                 data,
                 lease: Some(SavedLease {
                     id: "database/creds/app/xyz".into(),
@@ -472,6 +617,11 @@ mod tests {
             }],
             revoke: vec!["database/creds/app/old".into()],
             certificates: Vec::new(),
+            retiring: vec![SavedRetiring {
+                secret: "db".into(),
+                id: "database/creds/app/retiring".into(),
+                revoke_at_ms: 1_900_000_000_000,
+            }],
         }
     }
 
@@ -493,6 +643,11 @@ mod tests {
         assert_eq!(back.token.as_ref().unwrap().token, "s.token-abcdef");
         assert_eq!(back.secrets[0].lease.as_ref().unwrap().first_ttl, 60);
         assert_eq!(back.revoke, vec!["database/creds/app/old".to_string()]);
+        assert_eq!(back.vault, "http://v");
+        assert_eq!(back.binding, sample().binding);
+        assert_eq!(back.secrets[0].kind.as_deref(), Some("dynamic"));
+        assert_eq!(back.retiring[0].id, "database/creds/app/retiring");
+        assert_eq!(back.retiring[0].revoke_at_ms, 1_900_000_000_000);
         let debug = format!("{back:?}");
         assert!(
             !debug.contains("token-abcdef") && !debug.contains("pw-0123"),
@@ -520,6 +675,8 @@ mod tests {
         state.secrets.push(SavedSecret {
             name: "tls".into(),
             path: "pki/issue/web".into(),
+            kind: Some("pki".into()),
+            params_sha256: Some("cd".repeat(32)),
             data: data.as_object().unwrap().clone(),
             lease: None,
         });
@@ -555,6 +712,31 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_state_loads_unbound() {
+        let d = tempfile::tempdir().unwrap();
+        let st = StateDir::open(&cfg(d.path()), "http://v").unwrap();
+        st.save(&sample()).unwrap();
+        let file = st.dir().join(STATE_FILE);
+        // As version 1 wrote it: no binding, kinds, parameters or retiring.
+        let mut v: Value = serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
+        v["version"] = 1.into();
+        let state = v["state"].as_object_mut().unwrap();
+        state.remove("binding");
+        state.remove("retiring");
+        state["secrets"][0].as_object_mut().unwrap().remove("kind");
+        fs::write(&file, serde_json::to_vec(&v).unwrap()).unwrap();
+        let back = st.load().unwrap().unwrap();
+        assert_eq!(back.binding, None);
+        assert_eq!(back.secrets[0].kind, None);
+        assert!(back.retiring.is_empty());
+        assert_eq!(back.token.unwrap().token, "s.token-abcdef");
+        // A version 1 file that somehow carries a binding is still unbound.
+        v["state"]["binding"] = serde_json::to_value(sample().binding).unwrap();
+        fs::write(&file, serde_json::to_vec(&v).unwrap()).unwrap();
+        assert_eq!(st.load().unwrap().unwrap().binding, None);
+    }
+
+    #[test]
     fn a_second_agent_cannot_share_the_directory() {
         let d = tempfile::tempdir().unwrap();
         let first = StateDir::open(&cfg(d.path()), "http://v").unwrap();
@@ -585,8 +767,30 @@ mod tests {
         );
         assert!(e.contains("is damaged (Data error"), "{e}");
         assert!(!e.contains("pw-0123456789"), "{e}");
-        let e = load_err(good.replace("\"version\":1", "\"version\":99").as_bytes());
-        assert!(e.contains("layout version 99"), "{e}");
+        let e = load_err(good.replace("\"version\":2", "\"version\":99").as_bytes());
+        assert!(
+            e.contains("layout version 99; this agent reads versions 1 to 2"),
+            "{e}"
+        );
+        assert!(!e.contains("token-abcdef"), "{e}");
+        // A newer layout is not adopted, but its token is found to be revoked.
+        fs::write(&file, good.replace("\"version\":2", "\"version\":3")).unwrap();
+        match st.load() {
+            Err(StateError::Newer {
+                version: 3,
+                leftover: Some(l),
+                ..
+            }) => {
+                assert_eq!(
+                    (l.vault.as_str(), l.namespace.as_deref(), l.token.as_str()),
+                    ("http://v", Some("team-a"), "s.token-abcdef")
+                );
+                assert!(!format!("{l:?}").contains("token-abcdef"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = load_err(good.replace("\"version\":2", "\"version\":0").as_bytes());
+        assert!(e.contains("layout version 0;"), "{e}");
         let e = load_err(good.replace(FORMAT, "something-else").as_bytes());
         assert!(e.contains("not a shroud agent state"), "{e}");
         let other = StateDir {
@@ -598,12 +802,11 @@ mod tests {
             )
             .unwrap(),
         };
+        // State for another Vault loads, naming its Vault: what it holds is
+        // revoked there, never adopted here.
         fs::write(&file, good.as_bytes()).unwrap();
-        let e = other.load().unwrap_err().to_string();
-        assert!(
-            e.contains("is for Vault at http://v, not http://elsewhere"),
-            "{e}"
-        );
+        let foreign = other.load().unwrap().unwrap();
+        assert_eq!(foreign.vault, "http://v");
         fs::remove_file(&file).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", &file).unwrap();
         let e = st.load().unwrap_err().to_string();

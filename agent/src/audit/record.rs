@@ -58,6 +58,9 @@ pub(crate) struct Record<'a> {
     pub event: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<&'a str>,
+    /// `revoke` only: why ([`crate::events::RevokeReason`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoke_reason: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -105,6 +108,7 @@ impl<'a> Record<'a> {
             time: String::new(),
             event,
             kind: None,
+            revoke_reason: None,
             method: None,
             secret: None,
             path: None,

@@ -379,9 +379,11 @@ fn describe<'a>(event: &Event<'a>, workload: &'a Workload) -> Option<Record<'a>>
         Event::Revoke {
             secret,
             lease_id,
+            reason,
             outcome,
         } => {
             r.kind = Some(crate::events::revoked_kind(*secret, *lease_id));
+            r.revoke_reason = Some(reason.name());
             r.secret = *secret;
             r.lease_id_sha256 = lease_hash(lease_id);
             set_outcome(&mut r, outcome, *lease_id);
@@ -461,6 +463,7 @@ mod tests {
         audit.emit(&Event::Revoke {
             secret: None,
             lease_id: None,
+            reason: crate::events::RevokeReason::Shutdown,
             outcome: Outcome::Ok,
         });
         audit.emit(&Event::Wipe {
@@ -486,6 +489,11 @@ mod tests {
         assert_eq!(first["prev"], GENESIS);
         assert_eq!(first["workload"]["pod"], "app-7d9f");
         assert!(first["time"].as_str().unwrap().ends_with('Z'));
+        let revoke: serde_json::Value = serde_json::from_str(text.lines().nth(3).unwrap()).unwrap();
+        assert_eq!(
+            (&revoke["event"], &revoke["kind"], &revoke["revoke_reason"]),
+            (&"revoke".into(), &"token".into(), &"shutdown".into())
+        );
         let s = verify(Cursor::new(&bytes)).unwrap();
         assert_eq!(s.records, 6);
         assert_eq!(s.head, audit.finish().hash);

@@ -322,6 +322,9 @@ pub struct LifecycleConfig {
     pub revoke_timeout: Duration,
     /// Revoke the certificates this agent issued (pki) at exit (with `revoke_on_exit`).
     pub revoke_certificates: bool,
+    /// How long a replaced lease stays alive after its successor is in place
+    /// (capped by what is left of the lease); zero revokes it at once.
+    pub retire_grace: Duration,
 }
 
 /// Reads, overrides and validates the configuration: `VAULT_*`/`BAO_*` defaults
@@ -433,6 +436,29 @@ kind = "kv2"
         assert_eq!(c.lifecycle.renew_threshold, 0.66);
         assert_eq!(c.lifecycle.exit_marker_timeout, Duration::from_secs(30));
         assert_eq!(c.lifecycle.handshake_timeout, Duration::from_secs(5));
+        assert_eq!(c.lifecycle.retire_grace, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn retire_grace_is_a_bounded_duration() {
+        let with = |v: &str| parse_env(&format!("{MIN}[lifecycle]\nretire_grace = \"{v}\"\n"), &[]);
+        assert_eq!(with("0s").unwrap().lifecycle.retire_grace, Duration::ZERO);
+        assert_eq!(
+            with("1h").unwrap().lifecycle.retire_grace,
+            Duration::from_secs(3600)
+        );
+        let e = with("2h").unwrap_err().to_string();
+        assert!(
+            e.contains("[lifecycle] retire_grace: must be at most 1h"),
+            "{e}"
+        );
+        let e = with("soon").unwrap_err().to_string();
+        assert!(
+            e.contains("[lifecycle] retire_grace: invalid duration `soon`"),
+            "{e}"
+        );
+        let env = parse_env(MIN, &[("SHROUD_LIFECYCLE_RETIRE_GRACE", "5s")]).unwrap();
+        assert_eq!(env.lifecycle.retire_grace, Duration::from_secs(5));
     }
 
     #[test]

@@ -127,6 +127,7 @@ pub struct RawLifecycle {
     pub startup_timeout: Option<String>,
     pub revoke_timeout: Option<String>,
     pub revoke_certificates: Option<bool>,
+    pub retire_grace: Option<String>,
 }
 
 #[derive(Debug, Default, PartialEq, Deserialize, Serialize)]

@@ -226,6 +226,7 @@ pub fn validate(origin: &str, raw: RawConfig) -> Result<Config, ConfigError> {
             "5s",
         )?,
         revoke_certificates: l.revoke_certificates.unwrap_or(true),
+        retire_grace: retire_grace(&c, l.retire_grace.as_deref())?,
     };
 
     Ok(Config {
@@ -241,6 +242,22 @@ pub fn validate(origin: &str, raw: RawConfig) -> Result<Config, ConfigError> {
         audit_signing: audit_signing(&c, &raw.audit)?,
         audit_path: raw.audit.path,
     })
+}
+
+/// The longest `[lifecycle] retire_grace`: a replaced credential alive for
+/// longer than this is a second credential, not an overlap.
+const MAX_RETIRE_GRACE: Duration = Duration::from_secs(3600);
+
+fn retire_grace(c: &Checker<'_>, v: Option<&str>) -> Result<Duration, ConfigError> {
+    let key = "[lifecycle] retire_grace";
+    let grace = c.duration(key, v, "30s")?;
+    if grace > MAX_RETIRE_GRACE {
+        return Err(c.err(
+            key,
+            "must be at most 1h (a replaced credential kept longer is a second credential)",
+        ));
+    }
+    Ok(grace)
 }
 
 fn state(

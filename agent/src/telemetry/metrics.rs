@@ -222,6 +222,7 @@ impl EventSink for Metrics {
                 secret,
                 outcome,
                 lease_id,
+                ..
             } => {
                 let kind = crate::events::revoked_kind(*secret, *lease_id);
                 self.revocations
@@ -305,6 +306,7 @@ mod tests {
         m.emit(&Event::Revoke {
             secret: None,
             lease_id: None,
+            reason: crate::events::RevokeReason::Shutdown,
             outcome: Outcome::Error("connection refused".into()),
         });
         let text = m.render();
@@ -332,6 +334,7 @@ mod tests {
         m.emit(&Event::Revoke {
             secret: Some("db"),
             lease_id: Some("database/creds/app/XyZ"),
+            reason: crate::events::RevokeReason::Shutdown,
             outcome: Outcome::Ok,
         });
         let text = m.render();
@@ -351,6 +354,7 @@ mod tests {
         let revoke = |lease_id| Event::Revoke {
             secret: Some("db"),
             lease_id: Some(lease_id),
+            reason: crate::events::RevokeReason::Shutdown,
             outcome: Outcome::Ok,
         };
         let ttl = Event::LeaseTtl {

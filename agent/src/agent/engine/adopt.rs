@@ -4,6 +4,12 @@
 //! untouched. What is not (token expired or revoked, lease gone) is replaced
 //! through the normal rotation handshake, and what the predecessor was
 //! replacing, or no longer needs, is revoked.
+//!
+//! Only what was obtained for the current configuration is adopted (see
+//! `agent::binding`): a token obtained under another Vault address,
+//! namespace or auth identity is revoked with its leases where it was issued,
+//! and a secret whose path, kind or parameters changed is revoked and fetched
+//! anew. Its old values stay masked as retired values.
 
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -12,17 +18,21 @@ use tracing::{error, info, warn};
 use zeroize::Zeroizing;
 
 use super::{lease_grant, token_grant, Current, Engine, IssuedCert, StartError};
+use crate::agent::binding::{self, Change};
 use crate::agent::certs::DirFiles;
 use crate::agent::handshake::entry_name;
 use crate::agent::render::render;
 use crate::agent::render::Rendered;
 use crate::agent::retry::retry;
-use crate::agent::state::{Saved, SavedCertificate, SavedLease, SavedSecret, SavedToken};
+use crate::agent::state::{
+    Leftover, Saved, SavedCertificate, SavedLease, SavedSecret, SavedToken, StateError,
+};
 use crate::config::SecretKind;
 use crate::contract::{READY_FILE, VALUES_FILE};
-use crate::events::{self, Event, Outcome};
+use crate::events::{self, Event, Outcome, RevokeReason};
 use crate::vault::api::{self, LeaseInfo, SecretData};
-use crate::vault::{Token, VaultError};
+use crate::vault::pki;
+use crate::vault::{Token, VaultClient, VaultError};
 
 /// Logs a retry of `what` while Vault is unreachable.
 fn log_retry(what: &'static str) -> impl FnMut(&VaultError, Duration) {
@@ -67,6 +77,17 @@ impl Engine {
         let saved = match self.state.as_ref().map(|s| s.load()) {
             None | Some(Ok(None)) => None,
             Some(Ok(Some(saved))) => Some(saved),
+            Some(Err(StateError::Newer {
+                leftover: Some(left),
+                ..
+            })) => {
+                warn!("the previous agent's state has a newer layout; revoking its token and starting fresh");
+                self.revoke_leftover(&left);
+                if let Some(s) = &self.state {
+                    s.wipe();
+                }
+                None
+            }
             Some(Err(e)) => {
                 warn!(error = %e, "cannot adopt the previous agent's state; starting fresh");
                 if let Some(s) = &self.state {
@@ -83,17 +104,28 @@ impl Engine {
 
     fn adopt(&mut self, saved: Saved) -> Result<(), StartError> {
         let deadline = Instant::now() + self.cfg.lifecycle.startup_timeout;
-        let token_adopted = match &saved.token {
-            Some(t) => self.adopt_token(t, deadline)?,
-            None => false,
+        let bound = binding::token_matches(&saved, &self.cfg, &self.binding);
+        let token_adopted = match (&saved.token, bound) {
+            (Some(t), Ok(())) => self.adopt_token(t, deadline)?,
+            (Some(t), Err(change)) => {
+                self.revoke_unbound(&saved, t, change);
+                false
+            }
+            (None, _) => false,
         };
         if !token_adopted {
             self.login_until(deadline)?;
         }
         self.publisher.continue_from(saved.generation);
         self.publisher.take_over(&self.out, true);
-        self.drop_unconfigured(&saved, token_adopted);
-        self.restore_certificates(&saved);
+        let bound = bound.is_ok();
+        self.drop_unconfigured(&saved, bound, token_adopted);
+        if bound {
+            self.restore_certificates(&saved);
+        }
+        if token_adopted {
+            self.restore_retiring(&saved.retiring);
+        }
 
         // No saved values: fetched as at a first start.
         let mut fetch = Vec::new();
@@ -106,7 +138,7 @@ impl Engine {
             let Some(ss) = saved
                 .secrets
                 .iter()
-                .find(|ss| ss.name == spec.name && ss.path == spec.path)
+                .find(|ss| bound && binding::secret_matches(ss, &spec))
             else {
                 fetch.push(i);
                 continue;
@@ -339,24 +371,43 @@ impl Engine {
         }
     }
 
-    /// Revokes what the predecessor was replacing and the leases of secrets no
-    /// longer configured (their files are wiped, their values stay masked for
-    /// the retention window). Without the predecessor's token its leases are
-    /// gone with it: nothing is left to revoke.
-    fn drop_unconfigured(&mut self, saved: &Saved, token_adopted: bool) {
+    /// Revokes what the predecessor was replacing, and the leases (and
+    /// certificates) of secrets no longer configured as they were (another
+    /// path, kind or parameters, or gone; every secret when the token was not
+    /// `bound` to this configuration): their files are wiped unless a secret
+    /// of the same name replaces them, their values stay masked for the
+    /// retention window. Without the predecessor's token its leases are gone
+    /// with it (or were revoked with it): nothing is left to revoke.
+    fn drop_unconfigured(&mut self, saved: &Saved, bound: bool, token_adopted: bool) {
         let configured = |ss: &SavedSecret| {
-            self.secrets
-                .iter()
-                .any(|s| s.spec.name == ss.name && s.spec.path == ss.path)
+            bound
+                && self
+                    .secrets
+                    .iter()
+                    .any(|s| binding::secret_matches(ss, &s.spec))
         };
-        let mut revoke = saved.revoke.clone();
+        let mut revoke: Vec<(String, RevokeReason)> = saved
+            .revoke
+            .iter()
+            .map(|id| (id.clone(), RevokeReason::Stale))
+            .collect();
+        let mut certificates = Vec::new();
         let mut retire = Vec::new();
         for ss in saved.secrets.iter().filter(|ss| !configured(ss)) {
-            revoke.extend(ss.lease.as_ref().map(|l| l.id.clone()));
+            let still_named = self.secrets.iter().any(|s| s.spec.name == ss.name);
+            let reason = if still_named {
+                RevokeReason::Rebound
+            } else {
+                RevokeReason::Stale
+            };
+            revoke.extend(ss.lease.as_ref().map(|l| (l.id.clone(), reason)));
+            certificates.extend(saved.certificates.iter().filter(|c| c.secret == ss.name));
             for (field, value) in SecretData(ss.data.clone()).leaves() {
                 retire.push((entry_name(&ss.name, &field), value));
             }
-            if !self.secrets.iter().any(|s| s.spec.name == ss.name) {
+            if still_named {
+                info!(secret = %ss.name, "the secret's path, kind or parameters changed (or the token's configuration did); fetching it anew");
+            } else {
                 self.out.wipe_name(&ss.name);
             }
         }
@@ -364,18 +415,126 @@ impl Engine {
         if !token_adopted {
             return;
         }
-        for id in revoke {
-            let result = api::revoke_lease(&self.client, &id);
+        for (id, reason) in revoke {
+            self.revoke_stale(&id, reason);
+        }
+        if self.cfg.lifecycle.revoke_certificates {
+            for c in certificates {
+                revoke_certificate(&self.client, c, RevokeReason::Rebound);
+            }
+        }
+    }
+
+    /// Revokes a lease a predecessor left (one attempt: a failure is logged).
+    pub(super) fn revoke_stale(&self, id: &str, reason: RevokeReason) {
+        let result = api::revoke_lease(&self.client, id);
+        events::emit(Event::Revoke {
+            secret: None,
+            lease_id: Some(id),
+            reason,
+            outcome: match &result {
+                Ok(()) => Outcome::Ok,
+                Err(e) => e.outcome(),
+            },
+        });
+        if let Err(e) = result {
+            error!(error = %e, "cannot revoke a lease the previous agent left");
+        }
+    }
+
+    /// Revokes the token of a state this agent cannot read (with it, the
+    /// leases it created), where it was issued; one attempt.
+    fn revoke_leftover(&self, left: &Leftover) {
+        let mut vault = self.cfg.vault.clone();
+        vault.address.clone_from(&left.vault);
+        vault.namespace.clone_from(&left.namespace);
+        let result = VaultClient::new(&vault).and_then(|mut client| {
+            client.set_token(Some(Token(left.token.clone())));
+            client.set_deadline(Some(Instant::now() + self.cfg.lifecycle.revoke_timeout));
+            api::revoke_self(&client)
+        });
+        events::emit(Event::Revoke {
+            secret: None,
+            lease_id: None,
+            reason: RevokeReason::Stale,
+            outcome: match &result {
+                Ok(()) => Outcome::Ok,
+                Err(e) => e.outcome(),
+            },
+        });
+        match result {
+            Ok(()) => info!("revoked the token (and leases) of the unreadable state"),
+            Err(e) => {
+                error!(error = %e, "cannot revoke the token of the unreadable state; it runs out at its TTL")
+            }
+        }
+    }
+
+    /// The predecessor's token was obtained under another configuration
+    /// (`change`): its leases, certificates and itself are revoked where it
+    /// was issued (its Vault address and namespace), one attempt each, so that
+    /// nothing obtained for the old configuration stays alive. A Vault that
+    /// cannot be reached is logged: the token then runs out at its TTL.
+    fn revoke_unbound(&self, saved: &Saved, t: &SavedToken, change: Change) {
+        warn!(change = %change, "the previous agent's token was obtained under another configuration; revoking it and its leases, logging in again");
+        let mut vault = self.cfg.vault.clone();
+        vault.address.clone_from(&saved.vault);
+        if let Some(b) = &saved.binding {
+            vault.namespace.clone_from(&b.namespace);
+        }
+        let mut client = match VaultClient::new(&vault) {
+            Ok(c) => c,
+            Err(e) => {
+                error!(error = %e, "cannot reach the previous agent's Vault to revoke its token");
+                return;
+            }
+        };
+        client.set_token(Some(Token(Zeroizing::new(t.token.clone()))));
+        client.set_deadline(Some(Instant::now() + self.cfg.lifecycle.revoke_timeout));
+        let leases = saved.secrets.iter().filter_map(|ss| {
+            let l = ss.lease.as_ref()?;
+            Some((Some(ss.name.as_str()), l.id.as_str()))
+        });
+        let others = saved.revoke.iter().map(|id| (None, id.as_str())).chain(
+            saved
+                .retiring
+                .iter()
+                .map(|r| (Some(r.secret.as_str()), r.id.as_str())),
+        );
+        for (secret, id) in leases.chain(others) {
+            let result = api::revoke_lease(&client, id);
             events::emit(Event::Revoke {
-                secret: None,
-                lease_id: Some(&id),
+                secret,
+                lease_id: Some(id),
+                reason: RevokeReason::Rebound,
                 outcome: match &result {
                     Ok(()) => Outcome::Ok,
                     Err(e) => e.outcome(),
                 },
             });
             if let Err(e) = result {
-                error!(error = %e, "cannot revoke a lease the previous agent was replacing");
+                error!(error = %e, "cannot revoke a lease of the previous agent's token");
+            }
+        }
+        if self.cfg.lifecycle.revoke_certificates {
+            for c in &saved.certificates {
+                revoke_certificate(&client, c, RevokeReason::Rebound);
+            }
+        }
+        let result = api::revoke_self(&client);
+        events::emit(Event::Revoke {
+            secret: None,
+            lease_id: None,
+            reason: RevokeReason::Rebound,
+            outcome: match &result {
+                Ok(()) => Outcome::Ok,
+                Err(e) => e.outcome(),
+            },
+        });
+        match result {
+            Ok(()) => info!("revoked the previous agent's token and leases"),
+            Err(e) => {
+                error!(error = %e, "cannot revoke the previous agent's token; it runs out at its TTL")
             }
         }
     }
@@ -387,6 +546,8 @@ impl Engine {
             return;
         };
         let saved = Saved {
+            vault: self.cfg.vault.address.clone(),
+            binding: Some(self.binding.clone()),
             token: self.client.token().map(|t| SavedToken {
                 token: t.0.to_string(),
                 accessor: self.accessor.clone().unwrap_or_default(),
@@ -399,9 +560,12 @@ impl Engine {
                 .zip(&self.schedule.secrets)
                 .filter_map(|(s, timer)| {
                     let c = s.current.as_ref()?;
+                    let (kind, params_sha256) = binding::secret_identity(&s.spec);
                     Some(SavedSecret {
                         name: s.spec.name.clone(),
                         path: s.spec.path.clone(),
+                        kind,
+                        params_sha256,
                         data: c.data.0.clone(),
                         lease: c.lease.as_ref().map(|l| SavedLease {
                             id: l.id.clone(),
@@ -425,9 +589,35 @@ impl Engine {
                         .map_or(0, |d| d.as_secs()),
                 })
                 .collect(),
+            retiring: self.saved_retiring(),
         };
         if let Err(e) = state.save(&saved) {
             error!(error = %e, "cannot save the agent's state; a restart would log in again");
+        }
+    }
+}
+
+/// Revokes a predecessor's certificate that is still valid (one attempt).
+fn revoke_certificate(client: &VaultClient, c: &SavedCertificate, reason: RevokeReason) {
+    if unix_secs(c.not_after) <= SystemTime::now() {
+        return;
+    }
+    let result = pki::revoke(client, &c.mount, &c.serial);
+    events::emit(Event::Revoke {
+        secret: Some(&c.secret),
+        lease_id: None,
+        reason,
+        outcome: match &result {
+            Ok(()) => Outcome::Ok,
+            Err(e) => e.outcome(),
+        },
+    });
+    match result {
+        Ok(()) => {
+            info!(secret = %c.secret, serial = %c.serial, "revoked the previous agent's certificate")
+        }
+        Err(e) => {
+            error!(secret = %c.secret, serial = %c.serial, error = %e, "cannot revoke the previous agent's certificate")
         }
     }
 }
