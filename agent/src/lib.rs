@@ -15,6 +15,7 @@ pub mod contract;
 pub mod error;
 pub mod events;
 pub mod exec;
+pub mod gateway;
 pub mod harden;
 pub mod ledger;
 pub mod live;

@@ -208,6 +208,7 @@ pub fn validate(origin: &str, raw: RawConfig) -> Result<Config, ConfigError> {
         revoke_certificates: l.revoke_certificates.unwrap_or(true),
     };
 
+    let gateways = super::gateway::gateways(origin, raw.gateway, &secrets)?;
     Ok(Config {
         origin: origin.to_string(),
         vault,
@@ -220,6 +221,7 @@ pub fn validate(origin: &str, raw: RawConfig) -> Result<Config, ConfigError> {
         metrics_listen: raw.metrics.listen,
         audit_signing: audit_signing(&c, &raw.audit)?,
         audit_path: raw.audit.path,
+        gateways,
     })
 }
 
