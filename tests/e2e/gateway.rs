@@ -45,6 +45,21 @@ struct Setup {
 /// An agent with three gateways on the dynamic secret `db.env`: `pg` on TCP,
 /// `pgsock` on a Unix socket directory, `dead` to a port nothing listens on.
 fn setup(ttl: (&str, &str)) -> Setup {
+    let (s, cfg) = configure(ttl);
+    let agent = Agent(spawn_agent(&cfg, &s.w.path("agent.log")));
+    until(
+        Duration::from_secs(30),
+        "the gateways' password files",
+        || s.w.file("dead.password").map(drop),
+    );
+    Setup {
+        agent: Some(agent),
+        ..s
+    }
+}
+
+/// The world and the configuration of [`setup`], nothing started.
+fn configure(ttl: (&str, &str)) -> (Setup, PathBuf) {
     require_tool("psql", "apt-get install postgresql-client-15");
     let w = World::new(Some(ttl));
     let auth = w.approle_auth();
@@ -78,19 +93,14 @@ upstream = "127.0.0.1:{dead_upstream}"
         dead_upstream = free_port(),
     );
     let cfg = w.config(&auth, &format!("{DB_SECRET}{gateways}"));
-    let agent = Agent(spawn_agent(&cfg, &w.path("agent.log")));
-    until(
-        Duration::from_secs(30),
-        "the gateways' password files",
-        || w.file("dead.password").map(drop),
-    );
-    Setup {
+    let s = Setup {
         w,
-        agent: Some(agent),
+        agent: None,
         tcp,
         dead,
         sock_dir,
-    }
+    };
+    (s, cfg)
 }
 
 impl Setup {
@@ -210,6 +220,35 @@ fn raw_login(port: u16, password: &str) -> (u8, Vec<u8>) {
     message(&mut s)
 }
 
+/// A session logged in through a TCP gateway by hand, up to ReadyForQuery;
+/// with the cancel key the gateway gave.
+fn raw_session(port: u16, password: &str) -> (TcpStream, (i32, i32)) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    s.write_all(&startup("workload")).unwrap();
+    assert_eq!(message(&mut s).0, b'R');
+    let mut p = vec![b'p'];
+    p.extend_from_slice(&((password.len() + 5) as i32).to_be_bytes());
+    p.extend_from_slice(password.as_bytes());
+    p.push(0);
+    s.write_all(&p).unwrap();
+    let mut key = None;
+    loop {
+        match message(&mut s) {
+            (b'K', b) => {
+                key = Some((
+                    i32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+                    i32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+                ))
+            }
+            (b'Z', _) => break,
+            (b'E', b) => panic!("login refused: {:?}", error_fields(b'E', &b)),
+            _ => {}
+        }
+    }
+    (s, key.expect("no BackendKeyData"))
+}
+
 fn contains_str(hay: &str, needle: &str) -> bool {
     !needle.is_empty() && hay.contains(needle)
 }
@@ -280,6 +319,36 @@ fn psql_through_the_gateway_runs_as_the_dynamic_role_and_errors_are_protocol_cor
     let (code, msg) = error_fields(tag, &body);
     assert_eq!(code, "08006", "{msg}");
     assert!(!contains_str(&msg, &db_password));
+
+    // A cancel request with the gateway's key reaches the upstream query.
+    let (mut session, (pid, key)) = raw_session(s.tcp, &local);
+    let mut q = vec![b'Q'];
+    let sql = b"select pg_sleep(120)\0";
+    q.extend_from_slice(&((sql.len() + 4) as i32).to_be_bytes());
+    q.extend_from_slice(sql);
+    session.write_all(&q).unwrap();
+    // The query must be running before it can be cancelled.
+    until(Duration::from_secs(30), "the query to run", || {
+        (s.w.pg().admin("select count(*) from pg_stat_activity where query = 'select pg_sleep(120)' and state = 'active'") == "1").then_some(())
+    });
+    let mut c = TcpStream::connect(("127.0.0.1", s.tcp)).unwrap();
+    let mut cancel = 16i32.to_be_bytes().to_vec();
+    cancel.extend_from_slice(&80_877_102i32.to_be_bytes());
+    cancel.extend_from_slice(&pid.to_be_bytes());
+    cancel.extend_from_slice(&key.to_be_bytes());
+    c.write_all(&cancel).unwrap();
+    // RowDescription comes first, then the error.
+    let (tag, body) = loop {
+        match message(&mut session) {
+            (b'T', _) => continue,
+            m => break m,
+        }
+    };
+    assert_eq!(
+        error_fields(tag, &body).0,
+        "57014",
+        "the query was not cancelled"
+    );
 
     // A rotation: new connections log in as the new role.
     let next = until(Duration::from_secs(30), "a rotation", || {
@@ -376,6 +445,25 @@ fn pgbench_through_the_gateway_completes_without_failures() {
     assert!(agent.stop().success(), "{}", s.log());
     s.w.pg()
         .admin("drop table pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history");
+    let roles = s.w.pg().vault_roles();
+    s.w.assert_clean(&roles);
+}
+
+#[test]
+fn shroud_run_starts_the_gateway_for_the_command() {
+    let _s = serial();
+    let (s, cfg) = configure(("5m", "10m"));
+    let script = format!(
+        "PGPASSWORD=$(cat \"$SHROUD_SECRETS_DIR/pg.password\") psql -X -At -w -h 127.0.0.1 -p {} -U app -d postgres -c \"select current_user like 'v-%'\"",
+        s.tcp
+    );
+    let out = run_with_input(&mut run_script(&cfg, &script), b"", Duration::from_secs(60));
+    assert!(out.status.success(), "{}{}", out.out(), out.err());
+    assert_eq!(out.out().trim(), "t");
+    assert!(
+        s.w.file("pg.password").is_none(),
+        "the password file is left behind"
+    );
     let roles = s.w.pg().vault_roles();
     s.w.assert_clean(&roles);
 }
