@@ -467,3 +467,35 @@ fn shroud_run_starts_the_gateway_for_the_command() {
     let roles = s.w.pg().vault_roles();
     s.w.assert_clean(&roles);
 }
+
+#[test]
+fn md5_upstream_logins_work_too() {
+    let _s = serial();
+    let (mut s, cfg) = configure(("5m", "10m"));
+    let pg = s.w.pg();
+    // Roles created from now on get md5 passwords, and TCP logins use md5.
+    pg.admin("alter system set password_encryption = 'md5'");
+    let hba = pg.admin("show hba_file");
+    let text = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(&hba, text.replace("scram-sha-256", "md5")).unwrap();
+    pg.admin("select pg_reload_conf()");
+    s.agent = Some(Agent(spawn_agent(&cfg, &s.w.path("agent.log"))));
+    until(
+        Duration::from_secs(30),
+        "the gateway's password file",
+        || s.w.file("pg.password").map(drop),
+    );
+    let user = current_user_tcp(&s);
+    assert!(user.starts_with("v-"), "{user}");
+    let stored = pg.admin(&format!(
+        "select left(rolpassword, 3) from pg_authid where rolname = '{user}'"
+    ));
+    assert_eq!(
+        stored, "md5",
+        "the role's password is not md5: the test proves nothing"
+    );
+    let agent = s.agent.take().unwrap();
+    assert!(agent.stop().success(), "{}", s.log());
+    let roles = s.w.pg().vault_roles();
+    s.w.assert_clean(&roles);
+}
