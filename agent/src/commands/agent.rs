@@ -27,8 +27,8 @@ pub fn run(args: AgentArgs) -> anyhow::Result<i32> {
     let mut gateways = match super::start_gateways(&cfg, &mut engine) {
         Ok(g) => g,
         Err(e) => {
-            observers.fail(&e);
             engine.shutdown();
+            observers.fail(&e);
             return Err(e);
         }
     };

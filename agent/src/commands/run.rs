@@ -33,8 +33,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     let mut gateways = match super::start_gateways(&cfg, &mut engine) {
         Ok(g) => g,
         Err(e) => {
-            observers.fail(&e);
             engine.shutdown();
+            observers.fail(&e);
             return Err(e);
         }
     };
