@@ -17,6 +17,7 @@ pub mod derive;
 pub mod error;
 pub mod events;
 pub mod exec;
+pub mod gateway;
 pub mod harden;
 pub mod ledger;
 pub mod live;

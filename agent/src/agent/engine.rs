@@ -167,6 +167,8 @@ pub struct Engine {
     revoking: Vec<String>,
     /// Certificates issued by this agent (pki), for revocation at exit.
     issued: Vec<IssuedCert>,
+    /// The gateways' view of the current values (`share_credentials`).
+    credentials: Option<Arc<crate::gateway::Credentials>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -268,6 +270,7 @@ impl Engine {
             accessor: None,
             revoking: Vec::new(),
             issued: Vec::new(),
+            credentials: None,
         };
         match engine.adopt_or_render() {
             Ok(()) => Ok(engine),
@@ -745,6 +748,7 @@ impl Engine {
             self.schedule.retire(i, id.clone(), grace, Instant::now());
         }
         let old = self.install(i, read, rendered);
+        self.share(i);
         if let Some(old) = &old {
             self.publisher.retire(masked(
                 &self.secrets[i].spec,
@@ -931,6 +935,22 @@ impl Engine {
         match result {
             Ok(()) => info!("leases and token revoked"),
             Err(e) => error!(error = %e, "cannot revoke the Vault token"),
+        }
+    }
+
+    /// From now on every value made current (after its file is in place) is
+    /// also offered to `credentials`, starting with the current ones.
+    pub fn share_credentials(&mut self, credentials: Arc<crate::gateway::Credentials>) {
+        self.credentials = Some(credentials);
+        for i in 0..self.secrets.len() {
+            self.share(i);
+        }
+    }
+
+    /// Offers secret `i`'s current value to the gateways.
+    fn share(&self, i: usize) {
+        if let (Some(board), Some(cur)) = (&self.credentials, &self.secrets[i].current) {
+            board.offer(&self.secrets[i].spec.name, &cur.data);
         }
     }
 

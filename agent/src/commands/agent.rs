@@ -24,6 +24,14 @@ pub fn run(args: AgentArgs) -> anyhow::Result<i32> {
     crate::logging::set_live(live.clone());
     let mut engine =
         super::start_engine(cfg.clone(), Some(live), None).inspect_err(|e| observers.fail(e))?;
+    let mut gateways = match super::start_gateways(&cfg, &mut engine) {
+        Ok(g) => g,
+        Err(e) => {
+            engine.shutdown();
+            observers.fail(&e);
+            return Err(e);
+        }
+    };
     engine.poll_exit_marker();
     // The watch is the fast path; the engine's once-a-second directory check is
     // the backstop (the directory may be deleted between the first render and
@@ -44,6 +52,8 @@ pub fn run(args: AgentArgs) -> anyhow::Result<i32> {
         wait_for_marker(&engine, &rx, &cfg, sig);
     }
     info!(reason = ?reason, "shutting down");
+    // Connections through the gateways end before their credential is revoked.
+    gateways.stop();
     engine.shutdown();
     events::emit(Event::Exit { code: 0 });
     observers.finish();

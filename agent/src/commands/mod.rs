@@ -75,3 +75,24 @@ fn start_engine(
         }
     })
 }
+
+/// Starts the `[[gateway]]`s on the engine's current values (after the first
+/// render); from then on the engine feeds them each new value. A secret
+/// without username and password exits 64.
+fn start_gateways(
+    cfg: &crate::config::Config,
+    engine: &mut crate::agent::Engine,
+) -> anyhow::Result<crate::gateway::Gateways> {
+    use crate::gateway::{Credentials, GatewayError, Gateways};
+    if cfg.gateways.is_empty() {
+        return Ok(Gateways::default());
+    }
+    let credentials = Arc::new(Credentials::for_secrets(
+        cfg.gateways.iter().map(|g| g.secret.clone()),
+    ));
+    engine.share_credentials(credentials.clone());
+    Gateways::start(&cfg.gateways, &cfg.output, &credentials).map_err(|e| match e {
+        GatewayError::NoCredential { .. } => usage(e).into(),
+        e => anyhow::Error::new(e),
+    })
+}

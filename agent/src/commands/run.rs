@@ -30,12 +30,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     });
     let mut engine = super::start_engine(cfg.clone(), Some(live.clone()), Some(hook))
         .inspect_err(|e| observers.fail(e))?;
+    let mut gateways = match super::start_gateways(&cfg, &mut engine) {
+        Ok(g) => g,
+        Err(e) => {
+            engine.shutdown();
+            observers.fail(&e);
+            return Err(e);
+        }
+    };
     // Hand the signals over to the supervisor: from here they wait for it, so
     // one that arrives while it starts reaches the command. One that came
     // before is a stop.
     crate::signals::hold();
     if let Ok(Wake::Signal(sig)) = rx.try_recv() {
         info!(signal = sig, "stopped before the command started");
+        gateways.stop();
         engine.shutdown();
         events::emit(Event::Exit { code: 128 + sig });
         observers.finish();
@@ -51,6 +60,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             }
         });
     if let Err(e) = notice {
+        gateways.stop();
         engine.shutdown();
         return Err(anyhow::Error::new(e).context("starting the stop-notice thread"));
     }
@@ -86,6 +96,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     let supervisor = match spawned {
         Ok(handle) => handle,
         Err(e) => {
+            gateways.stop();
             engine.shutdown();
             return Err(anyhow::Error::new(e).context("starting the supervisor thread"));
         }
@@ -104,6 +115,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     };
     let _ = supervisor.join();
     info!(code, "command ended; wiping and revoking");
+    // Connections through the gateways end before their credential is revoked.
+    gateways.stop();
     engine.shutdown();
     events::emit(Event::Exit { code });
     observers.finish();

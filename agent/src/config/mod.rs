@@ -4,6 +4,7 @@
 
 mod consul;
 mod env;
+mod gateway;
 mod params;
 pub mod raw;
 mod validate;
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use env::EnvError;
+pub use gateway::{GatewayKind, GatewaySpec, Listen};
 pub use params::Params;
 pub use validate::validate;
 
@@ -93,6 +95,8 @@ pub struct Config {
     pub audit_path: Option<String>,
     /// `[audit] sign_key`, `sign_every`, `sign_interval`.
     pub audit_signing: Option<AuditSigning>,
+    /// `[[gateway]]`, in file order.
+    pub gateways: Vec<GatewaySpec>,
 }
 
 /// Signing the audit chain's head with a transit key (`[audit] sign_key`).

@@ -33,6 +33,8 @@ pub struct RawConfig {
     pub metrics: RawMetrics,
     #[serde(default, skip_serializing_if = "is_default")]
     pub audit: RawAudit,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gateway: Vec<RawGateway>,
 }
 
 #[derive(Debug, Default, PartialEq, Deserialize, Serialize)]
@@ -143,6 +145,18 @@ pub struct RawAudit {
     pub sign_key: Option<String>,
     pub sign_every: Option<u64>,
     pub sign_interval: Option<String>,
+}
+
+/// One `[[gateway]]` (docs/gateway.md).
+#[derive(Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGateway {
+    pub name: Option<String>,
+    pub kind: Option<String>,
+    pub secret: Option<String>,
+    pub listen: Option<String>,
+    pub upstream: Option<String>,
+    pub allow_remote: Option<bool>,
 }
 
 /// Whether a table holds nothing but defaults (and so need not be written).

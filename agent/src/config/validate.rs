@@ -229,6 +229,7 @@ pub fn validate(origin: &str, raw: RawConfig) -> Result<Config, ConfigError> {
         retire_grace: retire_grace(&c, l.retire_grace.as_deref())?,
     };
 
+    let gateways = super::gateway::gateways(origin, raw.gateway, &secrets)?;
     Ok(Config {
         origin: origin.to_string(),
         vault,
@@ -241,6 +242,7 @@ pub fn validate(origin: &str, raw: RawConfig) -> Result<Config, ConfigError> {
         metrics_listen: raw.metrics.listen,
         audit_signing: audit_signing(&c, &raw.audit)?,
         audit_path: raw.audit.path,
+        gateways,
     })
 }
 

@@ -1,0 +1,100 @@
+//! The credential handle: the engine offers every value it makes current, the
+//! gateways read the newest one at each new upstream login. Nothing else of a
+//! secret is kept here.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+use crate::vault::api::SecretData;
+
+/// A database login: a secret's `username` and `password` fields.
+pub struct Credential {
+    /// The role name.
+    pub username: String,
+    /// The role's password.
+    pub password: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential").finish_non_exhaustive()
+    }
+}
+
+impl Credential {
+    /// The `username` and `password` string fields of `data`, if both are there.
+    pub fn from_data(data: &SecretData) -> Option<Credential> {
+        let field = |k: &str| match data.0.get(k) {
+            Some(Value::String(s)) => Some(s.as_str()),
+            _ => None,
+        };
+        Some(Credential {
+            username: field("username")?.to_string(),
+            password: Zeroizing::new(field("password")?.to_string()),
+        })
+    }
+}
+
+/// The current credential of each secret a gateway uses, by secret name.
+#[derive(Debug, Default)]
+pub struct Credentials {
+    slots: BTreeMap<String, ArcSwapOption<Credential>>,
+}
+
+impl Credentials {
+    /// Slots for the secrets `names` (others are never kept).
+    pub fn for_secrets(names: impl IntoIterator<Item = String>) -> Credentials {
+        Credentials {
+            slots: names
+                .into_iter()
+                .map(|n| (n, ArcSwapOption::empty()))
+                .collect(),
+        }
+    }
+
+    /// `data` is now secret `name`'s current value. A value without a username
+    /// and password empties the slot: logins fail rather than use a stale one.
+    pub fn offer(&self, name: &str, data: &SecretData) {
+        if let Some(slot) = self.slots.get(name) {
+            slot.store(Credential::from_data(data).map(Arc::new));
+        }
+    }
+
+    /// Secret `name`'s current credential.
+    pub fn current(&self, name: &str) -> Option<Arc<Credential>> {
+        self.slots.get(name)?.load_full()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(json: &str) -> SecretData {
+        SecretData(serde_json::from_str(json).unwrap())
+    }
+
+    #[test]
+    fn the_newest_offer_is_current_and_others_are_ignored() {
+        let c = Credentials::for_secrets(["db".to_string()]);
+        assert!(c.current("db").is_none());
+        c.offer("db", &data(r#"{"username":"u1","password":"p1"}"#));
+        c.offer("other", &data(r#"{"username":"x","password":"y"}"#));
+        assert!(c.current("other").is_none());
+        let first = c.current("db").unwrap();
+        c.offer("db", &data(r#"{"username":"u2","password":"p2"}"#));
+        assert_eq!(c.current("db").unwrap().username, "u2");
+        // A login in progress keeps the one it loaded.
+        assert_eq!(
+            (first.username.as_str(), first.password.as_str()),
+            ("u1", "p1")
+        );
+        c.offer("db", &data(r#"{"token":"t"}"#));
+        assert!(c.current("db").is_none());
+        assert!(!format!("{first:?}").contains("p1"));
+    }
+}

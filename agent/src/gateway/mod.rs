@@ -1,0 +1,321 @@
+//! Gateways (docs/gateway.md): listeners the workload connects to instead of
+//! the real service; each logs in upstream with the current credential of a
+//! secret the workload never holds. Here: the listeners' lifecycle (bind,
+//! accept thread, thread per connection, stop) and the local password file.
+//! The credential handle the engine feeds is in `credential`, each protocol in
+//! its own module.
+
+mod conns;
+mod credential;
+pub mod postgres;
+mod stream;
+
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tracing::{error, info, warn};
+use zeroize::Zeroizing;
+
+pub use credential::{Credential, Credentials};
+
+use crate::config::{GatewaySpec, Listen, OutputConfig};
+use conns::Conns;
+use stream::Listener;
+
+/// Stack of a connection's threads: they hold a 32 KiB heap buffer and shallow
+/// frames, nothing near the 2 MiB default.
+const THREAD_STACK: usize = 256 * 1024;
+/// How long a stop waits for the connections' threads to let go.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// Why a gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The listen address could not be bound.
+    #[error("gateway {gateway}: cannot listen on {listen}: {source}")]
+    Listen {
+        /// The gateway.
+        gateway: String,
+        /// Its `listen`.
+        listen: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The socket directory exists and is not the agent's own directory.
+    #[error("gateway {gateway}: socket directory {dir}: {problem}")]
+    SocketDir {
+        /// The gateway.
+        gateway: String,
+        /// The directory.
+        dir: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The local password file could not be written.
+    #[error("gateway {gateway}: cannot write the local password file {path}: {source}")]
+    PasswordFile {
+        /// The gateway.
+        gateway: String,
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The secret's current value has no `username` and `password`.
+    #[error("gateway {gateway}: secret {secret} has no string fields username and password")]
+    NoCredential {
+        /// The gateway.
+        gateway: String,
+        /// Its `secret`.
+        secret: String,
+    },
+    /// The accept thread could not be started.
+    #[error("gateway {gateway}: cannot start its thread: {source}")]
+    Thread {
+        /// The gateway.
+        gateway: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// The running gateways; [`Gateways::stop`] closes them.
+#[derive(Debug, Default)]
+pub struct Gateways {
+    running: Vec<Running>,
+}
+
+#[derive(Debug)]
+struct Running {
+    name: String,
+    listener: Arc<Listener>,
+    stopping: Arc<AtomicBool>,
+    accept: Option<JoinHandle<()>>,
+    conns: Arc<Conns>,
+    /// Files to remove at stop: the password file, the socket.
+    files: Vec<PathBuf>,
+    /// The socket directory this gateway created.
+    dir: Option<PathBuf>,
+}
+
+impl Gateways {
+    /// Starts every gateway of `specs` on `credentials` (already fed by the
+    /// engine), writing their local password files into `output`. On an error
+    /// the ones started are stopped again.
+    pub fn start(
+        specs: &[GatewaySpec],
+        output: &OutputConfig,
+        credentials: &Arc<Credentials>,
+    ) -> Result<Gateways, GatewayError> {
+        let mut all = Gateways::default();
+        for spec in specs {
+            if credentials.current(&spec.secret).is_none() {
+                all.stop();
+                return Err(GatewayError::NoCredential {
+                    gateway: spec.name.clone(),
+                    secret: spec.secret.clone(),
+                });
+            }
+            match start_one(spec, output, credentials) {
+                Ok(r) => all.running.push(r),
+                Err(e) => {
+                    all.stop();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(all)
+    }
+
+    /// Stops accepting, closes every open connection, removes the files.
+    pub fn stop(&mut self) {
+        for r in &mut self.running {
+            r.stopping.store(true, Ordering::SeqCst);
+            r.listener.poke();
+            if let Some(h) = r.accept.take() {
+                let _ = h.join();
+            }
+            let open = r.conns.close_all(CLOSE_WAIT);
+            for f in &r.files {
+                let _ = std::fs::remove_file(f);
+            }
+            if let Some(d) = &r.dir {
+                let _ = std::fs::remove_dir(d);
+            }
+            info!(gateway = %r.name, connections = open, "gateway stopped");
+        }
+        self.running.clear();
+    }
+}
+
+impl Drop for Gateways {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn start_one(
+    spec: &GatewaySpec,
+    output: &OutputConfig,
+    credentials: &Arc<Credentials>,
+) -> Result<Running, GatewayError> {
+    let mut files = Vec::new();
+    let mut created_dir = None;
+    let listen_err = |source| GatewayError::Listen {
+        gateway: spec.name.clone(),
+        listen: match &spec.listen {
+            Listen::Tcp(a) => a.to_string(),
+            Listen::Unix(d) => format!("unix:{}", d.display()),
+        },
+        source,
+    };
+    let listener = match &spec.listen {
+        Listen::Tcp(addr) => Listener::Tcp(std::net::TcpListener::bind(addr).map_err(listen_err)?),
+        Listen::Unix(dir) => {
+            if socket_dir(spec, dir)? {
+                created_dir = Some(dir.clone());
+            }
+            let path = dir.join(format!(".s.PGSQL.{}", spec.upstream_port));
+            // A socket left by an agent that was killed.
+            if std::fs::symlink_metadata(&path)
+                .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
+            {
+                let _ = std::fs::remove_file(&path);
+            }
+            let l = std::os::unix::net::UnixListener::bind(&path).map_err(listen_err)?;
+            files.push(path.clone());
+            Listener::Unix(l, path)
+        }
+    };
+    let password = Zeroizing::new(hex::encode(rand::random::<[u8; 32]>()));
+    let pw_path = output.dir.join(spec.password_file());
+    write_password(&pw_path, &password, output).map_err(|source| GatewayError::PasswordFile {
+        gateway: spec.name.clone(),
+        path: pw_path.clone(),
+        source,
+    })?;
+    files.push(pw_path);
+    let conns = Arc::new(Conns::default());
+    let ctx = Arc::new(postgres::Context {
+        name: spec.name.clone(),
+        secret: spec.secret.clone(),
+        upstream: spec.upstream.clone(),
+        credentials: credentials.clone(),
+        password,
+        keys: Arc::default(),
+        conns: conns.clone(),
+    });
+    let listener = Arc::new(listener);
+    let stopping = Arc::new(AtomicBool::new(false));
+    let accept = {
+        let (listener, stopping) = (listener.clone(), stopping.clone());
+        std::thread::Builder::new()
+            .name(format!("gateway-{}", spec.name))
+            .spawn(move || accept_loop(&listener, &stopping, &ctx))
+    };
+    let accept = match accept {
+        Ok(h) => h,
+        Err(source) => {
+            for f in &files {
+                let _ = std::fs::remove_file(f);
+            }
+            return Err(GatewayError::Thread {
+                gateway: spec.name.clone(),
+                source,
+            });
+        }
+    };
+    info!(gateway = %spec.name, listen = ?spec.listen, upstream = %spec.upstream, "gateway listening");
+    Ok(Running {
+        name: spec.name.clone(),
+        listener,
+        stopping,
+        accept: Some(accept),
+        conns,
+        files,
+        dir: created_dir,
+    })
+}
+
+fn accept_loop(listener: &Listener, stopping: &AtomicBool, ctx: &Arc<postgres::Context>) {
+    loop {
+        let conn = listener.accept();
+        if stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        match conn {
+            Ok(s) => {
+                let conn_ctx = ctx.clone();
+                let spawned = std::thread::Builder::new()
+                    .name(format!("gateway-{}-conn", ctx.name))
+                    .stack_size(THREAD_STACK)
+                    .spawn(move || postgres::serve(s, &conn_ctx));
+                if let Err(e) = spawned {
+                    warn!(gateway = %ctx.name, error = %e, "cannot start a connection's thread; connection dropped");
+                }
+            }
+            Err(e) => {
+                // Out of descriptors and the like: do not spin on it.
+                error!(gateway = %ctx.name, error = %e, "accept failed");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+/// Makes `dir` a 0700 directory of the agent's uid; true when it created it.
+fn socket_dir(spec: &GatewaySpec, dir: &Path) -> Result<bool, GatewayError> {
+    let bad = |problem: String| GatewayError::SocketDir {
+        gateway: spec.name.clone(),
+        dir: dir.to_path_buf(),
+        problem,
+    };
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| bad(e.to_string()))?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let m = std::fs::symlink_metadata(dir).map_err(|e| bad(e.to_string()))?;
+            if !m.is_dir() {
+                return Err(bad("exists and is not a directory".into()));
+            }
+            if m.uid() != nix::unistd::geteuid().as_raw() {
+                return Err(bad(format!("is owned by uid {}, not the agent's", m.uid())));
+            }
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| bad(e.to_string()))?;
+            Ok(false)
+        }
+        Err(e) => Err(bad(e.to_string())),
+    }
+}
+
+/// Writes the local password like a secret file: `[output]` mode and owner.
+fn write_password(path: &Path, password: &str, output: &OutputConfig) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(output.mode)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    if output.uid.is_some() || output.gid.is_some() {
+        nix::unistd::fchown(
+            std::os::fd::AsRawFd::as_raw_fd(&f),
+            output.uid.map(nix::unistd::Uid::from_raw),
+            output.gid.map(nix::unistd::Gid::from_raw),
+        )?;
+    }
+    f.set_permissions(std::fs::Permissions::from_mode(output.mode))?;
+    f.write_all(password.as_bytes())
+}

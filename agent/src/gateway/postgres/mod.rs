@@ -1,0 +1,235 @@
+//! The PostgreSQL gateway: one connection from the client's first packet to
+//! the end of the relay. Wire framing in `wire`, the opening packet in
+//! `startup`, the client's login to the gateway in `local_auth`, the login
+//! upstream in `upstream`, cancel keys in `cancel`, the copy in `relay`.
+
+pub mod cancel;
+mod local_auth;
+mod relay;
+mod startup;
+mod upstream;
+mod wire;
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{debug, info, warn};
+use zeroize::Zeroizing;
+
+use self::cancel::{CancelKeys, Target};
+use self::local_auth::Verdict;
+use self::startup::{Opening, Startup, StartupError};
+use self::upstream::LoginError;
+use self::wire::{fatal, read_frame, FrameError};
+use super::conns::Conns;
+use super::stream::Stream;
+use super::Credentials;
+
+/// How long a client may take to open and log in.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the upstream may take to accept and log in.
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
+/// Upper bound of a server message before ReadyForQuery.
+const MAX_STARTUP_MESSAGE: usize = 1 << 20;
+
+/// What every connection of one gateway shares.
+#[derive(Debug)]
+pub struct Context {
+    /// The gateway's name, for logs.
+    pub name: String,
+    /// The secret whose credential it logs in with.
+    pub secret: String,
+    /// The real server, `host:port`.
+    pub upstream: String,
+    /// The current credentials.
+    pub credentials: Arc<Credentials>,
+    /// The local password TCP clients must give.
+    pub password: Zeroizing<String>,
+    /// The cancel keys handed out.
+    pub keys: Arc<CancelKeys>,
+    /// Open connections, shut down at stop.
+    pub conns: Arc<Conns>,
+}
+
+/// Serves one client connection to its end.
+pub fn serve(mut client: Stream, ctx: &Context) {
+    let Some(_client_guard) = ctx.conns.register(&client) else {
+        return;
+    };
+    if client.set_read_timeout(Some(STARTUP_TIMEOUT)).is_err()
+        || client.set_write_timeout(Some(STARTUP_TIMEOUT)).is_err()
+    {
+        return;
+    }
+    let Some(startup) = opening(&mut client, ctx) else {
+        return;
+    };
+    let newer = startup.minor > 0 || !startup.options.is_empty();
+    if newer
+        && client
+            .write_all(&wire::negotiate_protocol_version(&startup.options))
+            .is_err()
+    {
+        return;
+    }
+    if !client.is_unix() {
+        match local_auth::check(&mut client, ctx.password.as_bytes()) {
+            Ok(Verdict::Accepted) => {}
+            Ok(Verdict::Gone) => return,
+            Ok(Verdict::Refused) => {
+                warn!(gateway = %ctx.name, "a client gave a wrong local password");
+                let msg = format!(
+                    "password authentication failed for the gateway {}",
+                    ctx.name
+                );
+                let _ = client.write_all(&fatal(wire::INVALID_PASSWORD, &msg));
+                return;
+            }
+            Err(e) => return refuse(&mut client, &e.to_string()),
+        }
+    }
+    let Some(cred) = ctx.credentials.current(&ctx.secret) else {
+        warn!(gateway = %ctx.name, secret = %ctx.secret, "no current credential with username and password");
+        let msg = format!(
+            "the gateway {} holds no current database credential",
+            ctx.name
+        );
+        let _ = client.write_all(&fatal(wire::CONNECTION_FAILURE, &msg));
+        return;
+    };
+    let mut params = startup.params;
+    // The server's default database is the user's name; the client's user
+    // name, not the gateway's role, is the one the client meant.
+    if !params.iter().any(|(k, _)| k == "database") {
+        if let Some(user) = startup_user(&params) {
+            params.push(("database".into(), user));
+        }
+    }
+    let up = match upstream::login(&ctx.upstream, &cred, &params, UPSTREAM_TIMEOUT) {
+        Ok(up) => up,
+        Err(e) => {
+            warn!(gateway = %ctx.name, error = %e, "upstream login failed");
+            let (code, msg) = match &e {
+                LoginError::Refused { sqlstate, message } => (sqlstate.as_str(), message.clone()),
+                _ => (
+                    wire::CONNECTION_FAILURE,
+                    format!("gateway {}: {e}", ctx.name),
+                ),
+            };
+            let _ = client.write_all(&fatal(code, &msg));
+            return;
+        }
+    };
+    drop(cred);
+    debug!(gateway = %ctx.name, "upstream login done");
+    let upstream_addr = up.addr;
+    let mut upstream = Stream::Tcp(up.stream);
+    let Some(_upstream_guard) = ctx.conns.register(&upstream) else {
+        return;
+    };
+    let Ok(_issued) = ready(&mut client, &mut upstream, upstream_addr, ctx) else {
+        return;
+    };
+    for s in [&client, &upstream] {
+        if s.set_read_timeout(None).is_err() || s.set_write_timeout(None).is_err() {
+            return;
+        }
+    }
+    relay::relay(client, upstream);
+}
+
+/// The client's user name as it gave it.
+fn startup_user(params: &[(String, String)]) -> Option<String> {
+    params
+        .iter()
+        .find(|(k, _)| k == "user")
+        .map(|(_, v)| v.clone())
+}
+
+/// Reads the client's opening: answers SSL/GSS requests 'N', forwards a
+/// cancel; the startup message when there is one.
+fn opening(client: &mut Stream, ctx: &Context) -> Option<Startup> {
+    // At most an SSLRequest and a GSSENCRequest before the startup.
+    for _ in 0..3 {
+        match startup::read_opening(client) {
+            Ok(Opening::Ssl | Opening::GssEnc) => client.write_all(b"N").ok()?,
+            Ok(Opening::Cancel { pid, key }) => {
+                forward_cancel(ctx, pid, key);
+                return None;
+            }
+            Ok(Opening::Startup(s)) => return Some(s),
+            Err(StartupError::Frame(FrameError::Io(_))) => return None,
+            Err(e) => {
+                refuse(client, &e.to_string());
+                return None;
+            }
+        }
+    }
+    refuse(client, "too many negotiation requests");
+    None
+}
+
+fn forward_cancel(ctx: &Context, pid: i32, key: i32) {
+    match ctx.keys.target(pid, key) {
+        Some(t) => {
+            info!(gateway = %ctx.name, "forwarding a cancel request");
+            if let Err(e) = upstream::cancel(t.addr, t.pid, t.key, UPSTREAM_TIMEOUT) {
+                warn!(gateway = %ctx.name, error = %e, "cannot forward a cancel request");
+            }
+        }
+        // As a server does: no answer to a key it does not know.
+        None => debug!(gateway = %ctx.name, "cancel request with an unknown key"),
+    }
+}
+
+/// A protocol violation: the client is told why, then closed.
+fn refuse(client: &mut Stream, why: &str) {
+    debug!(reason = why, "protocol violation from a client");
+    let _ = client.write_all(&fatal(wire::PROTOCOL_VIOLATION, why));
+}
+
+/// AuthenticationOk to the client, then the server's messages up to
+/// ReadyForQuery with the cancel key replaced by one of the gateway's.
+fn ready(
+    client: &mut Stream,
+    upstream: &mut Stream,
+    addr: std::net::SocketAddr,
+    ctx: &Context,
+) -> Result<Option<cancel::Issued>, ()> {
+    let mut out = wire::authentication(0);
+    let mut issued = None;
+    loop {
+        let frame = match read_frame(upstream, MAX_STARTUP_MESSAGE) {
+            Ok(f) => f,
+            Err(e) => {
+                warn!(gateway = %ctx.name, error = %e, "upstream failed after the login");
+                let msg = format!("gateway {}: the upstream failed after the login", ctx.name);
+                let _ = client.write_all(&fatal(wire::CONNECTION_FAILURE, &msg));
+                return Err(());
+            }
+        };
+        match frame.tag {
+            b'K' if frame.body.len() == 8 => {
+                let b = &frame.body;
+                let i = ctx.keys.issue(Target {
+                    addr,
+                    pid: i32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+                    key: i32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+                });
+                out.extend_from_slice(&wire::backend_key_data(i.key.0, i.key.1));
+                issued = Some(i);
+            }
+            b'E' => {
+                out.extend_from_slice(&frame.to_wire());
+                let _ = client.write_all(&out);
+                return Err(());
+            }
+            b'Z' => {
+                out.extend_from_slice(&frame.to_wire());
+                return client.write_all(&out).map(|()| issued).map_err(drop);
+            }
+            _ => out.extend_from_slice(&frame.to_wire()),
+        }
+    }
+}

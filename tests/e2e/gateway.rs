@@ -1,0 +1,501 @@
+//! `[[gateway]] kind = "postgres"` against a real OpenBao and PostgreSQL 15
+//! (scram-sha-256): `psql` and `pgbench` through the gateway over loopback TCP
+//! (with the local password) and the Unix socket, run as the dynamic role with
+//! no database password in their environment; a wrong local password, garbage
+//! and a dead upstream get protocol-correct errors; a rotation moves new
+//! connections to the new role.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use shroud_e2e::postgres::SUPERUSER_PASSWORD;
+use shroud_e2e::world::*;
+use shroud_e2e::*;
+
+/// The agent, SIGTERMed (then killed) when the test ends however it ends.
+struct Agent(Guarded);
+
+impl Agent {
+    fn stop(mut self) -> std::process::ExitStatus {
+        sigterm(&self.0);
+        wait_with_deadline(&mut self.0, Duration::from_secs(20))
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+struct Setup {
+    w: World,
+    agent: Option<Agent>,
+    tcp: u16,
+    dead: u16,
+    sock_dir: PathBuf,
+}
+
+/// An agent with three gateways on the dynamic secret `db.env`: `pg` on TCP,
+/// `pgsock` on a Unix socket directory, `dead` to a port nothing listens on.
+fn setup(ttl: (&str, &str)) -> Setup {
+    let (s, cfg) = configure(ttl);
+    let agent = Agent(spawn_agent(&cfg, &s.w.path("agent.log")));
+    until(
+        Duration::from_secs(30),
+        "the gateways' password files",
+        || s.w.file("dead.password").map(drop),
+    );
+    Setup {
+        agent: Some(agent),
+        ..s
+    }
+}
+
+/// The world and the configuration of [`setup`], nothing started.
+fn configure(ttl: (&str, &str)) -> (Setup, PathBuf) {
+    require_tool("psql", "apt-get install postgresql-client-15");
+    let w = World::new(Some(ttl));
+    let auth = w.approle_auth();
+    let (tcp, dead) = (free_port(), free_port());
+    let sock_dir = w.path("pgsock");
+    let upstream = w.pg().port;
+    let gateways = format!(
+        r#"
+[[gateway]]
+name = "pg"
+kind = "postgres"
+secret = "db.env"
+listen = "127.0.0.1:{tcp}"
+upstream = "127.0.0.1:{upstream}"
+
+[[gateway]]
+name = "pgsock"
+kind = "postgres"
+secret = "db.env"
+listen = "unix:{sock}"
+upstream = "127.0.0.1:{upstream}"
+
+[[gateway]]
+name = "dead"
+kind = "postgres"
+secret = "db.env"
+listen = "127.0.0.1:{dead}"
+upstream = "127.0.0.1:{dead_upstream}"
+"#,
+        sock = sock_dir.display(),
+        dead_upstream = free_port(),
+    );
+    let cfg = w.config(&auth, &format!("{DB_SECRET}{gateways}"));
+    let s = Setup {
+        w,
+        agent: None,
+        tcp,
+        dead,
+        sock_dir,
+    };
+    (s, cfg)
+}
+
+impl Setup {
+    fn local_password(&self, gateway: &str) -> String {
+        self.w.file(&format!("{gateway}.password")).unwrap()
+    }
+
+    fn db_password(&self) -> String {
+        env_value(&self.w.file("db.env").unwrap(), "PASSWORD")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.w.path("agent.log")).unwrap_or_default()
+    }
+}
+
+/// A client whose environment holds only PATH and, when given, the local
+/// password: nothing of the database credential.
+fn client(program: &str, password: Option<&str>) -> Command {
+    let mut c = Command::new(program);
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("PGCONNECT_TIMEOUT", "20");
+    if let Some(p) = password {
+        c.env("PGPASSWORD", p);
+    }
+    c
+}
+
+fn psql(host: &str, port: u16, password: Option<&str>, sql: &str) -> Finished {
+    run_with_input(
+        client("psql", password).args([
+            "-X",
+            "-At",
+            "-w",
+            "-h",
+            host,
+            "-p",
+            &port.to_string(),
+            "-U",
+            "workload",
+            "-d",
+            "postgres",
+            "-c",
+            sql,
+        ]),
+        b"",
+        Duration::from_secs(60),
+    )
+}
+
+fn current_user_tcp(s: &Setup) -> String {
+    let out = psql(
+        "127.0.0.1",
+        s.tcp,
+        Some(&s.local_password("pg")),
+        "select current_user",
+    );
+    assert!(out.status.success(), "psql over TCP: {}", out.err());
+    out.out().trim().to_string()
+}
+
+/// A StartupMessage (protocol 3.0).
+fn startup(user: &str) -> Vec<u8> {
+    let mut body = 196_608i32.to_be_bytes().to_vec();
+    for s in ["user", user, "database", "postgres", ""] {
+        body.extend_from_slice(s.as_bytes());
+        body.push(0);
+    }
+    let mut p = ((body.len() + 4) as i32).to_be_bytes().to_vec();
+    p.extend(body);
+    p
+}
+
+/// Reads one server message: (type, body).
+fn message(s: &mut TcpStream) -> (u8, Vec<u8>) {
+    let mut head = [0u8; 5];
+    s.read_exact(&mut head).expect("a message from the gateway");
+    let len = i32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+    let mut body = vec![0u8; len - 4];
+    s.read_exact(&mut body).unwrap();
+    (head[0], body)
+}
+
+/// An ErrorResponse's SQLSTATE and message.
+fn error_fields(tag: u8, body: &[u8]) -> (String, String) {
+    assert_eq!(tag, b'E', "expected an ErrorResponse");
+    let (mut code, mut msg) = (String::new(), String::new());
+    for field in body.split(|&b| b == 0).filter(|f| !f.is_empty()) {
+        let v = String::from_utf8_lossy(&field[1..]).to_string();
+        match field[0] {
+            b'C' => code = v,
+            b'M' => msg = v,
+            _ => {}
+        }
+    }
+    (code, msg)
+}
+
+/// Logs in to a TCP gateway by hand with `password`; returns the server's
+/// answer after the password.
+fn raw_login(port: u16, password: &str) -> (u8, Vec<u8>) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(&startup("workload")).unwrap();
+    let (tag, body) = message(&mut s);
+    assert_eq!(
+        (tag, body.as_slice()),
+        (b'R', &3i32.to_be_bytes()[..]),
+        "cleartext password request"
+    );
+    let mut p = vec![b'p'];
+    p.extend_from_slice(&((password.len() + 5) as i32).to_be_bytes());
+    p.extend_from_slice(password.as_bytes());
+    p.push(0);
+    s.write_all(&p).unwrap();
+    message(&mut s)
+}
+
+/// A session logged in through a TCP gateway by hand, up to ReadyForQuery;
+/// with the cancel key the gateway gave.
+fn raw_session(port: u16, password: &str) -> (TcpStream, (i32, i32)) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    s.write_all(&startup("workload")).unwrap();
+    assert_eq!(message(&mut s).0, b'R');
+    let mut p = vec![b'p'];
+    p.extend_from_slice(&((password.len() + 5) as i32).to_be_bytes());
+    p.extend_from_slice(password.as_bytes());
+    p.push(0);
+    s.write_all(&p).unwrap();
+    let mut key = None;
+    loop {
+        match message(&mut s) {
+            (b'K', b) => {
+                key = Some((
+                    i32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+                    i32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+                ))
+            }
+            (b'Z', _) => break,
+            (b'E', b) => panic!("login refused: {:?}", error_fields(b'E', &b)),
+            _ => {}
+        }
+    }
+    (s, key.expect("no BackendKeyData"))
+}
+
+fn contains_str(hay: &str, needle: &str) -> bool {
+    !needle.is_empty() && hay.contains(needle)
+}
+
+#[test]
+fn psql_through_the_gateway_runs_as_the_dynamic_role_and_errors_are_protocol_correct() {
+    let _s = serial();
+    let mut s = setup(("1m", "10s"));
+    let db_password = s.db_password();
+    let local = s.local_password("pg");
+    assert_ne!(local, db_password);
+    let pw_file = s.w.out.path().join("pg.password");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&pw_file).unwrap().permissions(),
+    );
+    assert_eq!(
+        mode & 0o777,
+        0o400,
+        "the password file's mode is the secrets'"
+    );
+
+    // TCP with the local password: the dynamic role.
+    let user = current_user_tcp(&s);
+    assert!(user.starts_with("v-"), "not the dynamic role: {user}");
+    // The Unix socket: no password at all.
+    let out = psql(
+        s.sock_dir.to_str().unwrap(),
+        s.w.pg().port,
+        None,
+        "select current_user",
+    );
+    assert!(out.status.success(), "psql over the socket: {}", out.err());
+    assert!(out.out().trim().starts_with("v-"), "{}", out.out());
+    let meta = std::fs::metadata(&s.sock_dir).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o700
+    );
+
+    // A wrong local password: 28P01, and no credential in the answer.
+    let (code, msg) = {
+        let (tag, body) = raw_login(s.tcp, "not-the-local-password");
+        error_fields(tag, &body)
+    };
+    assert_eq!(code, "28P01", "{msg}");
+    assert!(!contains_str(&msg, &db_password) && !contains_str(&msg, &local));
+    let out = psql("127.0.0.1", s.tcp, Some("wrong"), "select 1");
+    assert!(!out.status.success());
+    assert!(
+        out.err().contains("password authentication failed"),
+        "{}",
+        out.err()
+    );
+
+    // Garbage: a protocol violation, and the gateway keeps serving.
+    let mut g = TcpStream::connect(("127.0.0.1", s.tcp)).unwrap();
+    g.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    g.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let (tag, body) = message(&mut g);
+    assert_eq!(error_fields(tag, &body).0, "08P01");
+    let mut g = TcpStream::connect(("127.0.0.1", s.tcp)).unwrap();
+    g.write_all(&[0, 0, 0, 12, 0xde, 0xad, 0xbe, 0xef]).unwrap();
+    drop(g);
+    assert!(current_user_tcp(&s).starts_with("v-"));
+
+    // The upstream is down: 08006 once the client has logged in to the gateway.
+    let (tag, body) = raw_login(s.dead, &s.local_password("dead"));
+    let (code, msg) = error_fields(tag, &body);
+    assert_eq!(code, "08006", "{msg}");
+    assert!(!contains_str(&msg, &db_password));
+
+    // A cancel request with the gateway's key reaches the upstream query.
+    let (mut session, (pid, key)) = raw_session(s.tcp, &local);
+    let mut q = vec![b'Q'];
+    let sql = b"select pg_sleep(120)\0";
+    q.extend_from_slice(&((sql.len() + 4) as i32).to_be_bytes());
+    q.extend_from_slice(sql);
+    session.write_all(&q).unwrap();
+    // The query must be running before it can be cancelled.
+    until(Duration::from_secs(30), "the query to run", || {
+        (s.w.pg().admin("select count(*) from pg_stat_activity where query = 'select pg_sleep(120)' and state = 'active'") == "1").then_some(())
+    });
+    let mut c = TcpStream::connect(("127.0.0.1", s.tcp)).unwrap();
+    let mut cancel = 16i32.to_be_bytes().to_vec();
+    cancel.extend_from_slice(&80_877_102i32.to_be_bytes());
+    cancel.extend_from_slice(&pid.to_be_bytes());
+    cancel.extend_from_slice(&key.to_be_bytes());
+    c.write_all(&cancel).unwrap();
+    // RowDescription comes first, then the error.
+    let (tag, body) = loop {
+        match message(&mut session) {
+            (b'T', _) => continue,
+            m => break m,
+        }
+    };
+    assert_eq!(
+        error_fields(tag, &body).0,
+        "57014",
+        "the query was not cancelled"
+    );
+
+    // A rotation: new connections log in as the new role.
+    let next = until(Duration::from_secs(30), "a rotation", || {
+        s.w.file("db.env")
+            .map(|t| env_value(&t, "USERNAME"))
+            .filter(|u| *u != user)
+    });
+    let after = current_user_tcp(&s);
+    assert_ne!(after, user, "a new connection still used the old role");
+    assert!(after.starts_with("v-"));
+    let _ = next;
+
+    // Nothing the clients saw or the agent logged holds a database password.
+    let log = s.log();
+    assert!(
+        !contains_str(&log, &db_password),
+        "the agent logged the password"
+    );
+    assert!(log.contains("gateway listening"), "{log}");
+
+    let agent = s.agent.take().unwrap();
+    assert!(agent.stop().success(), "{}", s.log());
+    for gone in ["pg.password", "pgsock.password", "dead.password"] {
+        assert!(s.w.file(gone).is_none(), "{gone} left behind");
+    }
+    assert!(!s.sock_dir.exists(), "the socket directory is left behind");
+    let roles = s.w.pg().vault_roles();
+    s.w.assert_clean(&roles);
+}
+
+#[test]
+fn pgbench_through_the_gateway_completes_without_failures() {
+    let _s = serial();
+    require_tool("pgbench", "apt-get install postgresql-client-15");
+    let mut s = setup(("5m", "10m"));
+    let port = s.w.pg().port.to_string();
+    // The tables belong to the superuser, so the dynamic role can be dropped.
+    let init = run_with_input(
+        client("pgbench", Some(SUPERUSER_PASSWORD)).args([
+            "-i",
+            "-q",
+            "-s",
+            "1",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "postgres",
+        ]),
+        b"",
+        Duration::from_secs(120),
+    );
+    assert!(init.status.success(), "pgbench -i: {}", init.err());
+    s.w.pg()
+        .admin("grant all on all tables in schema public to public");
+    let local = s.local_password("pg");
+    let run = run_with_input(
+        client("pgbench", Some(&local)).args([
+            "-n",
+            "-T",
+            "5",
+            "-c",
+            "4",
+            "-j",
+            "2",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &s.tcp.to_string(),
+            "-U",
+            "workload",
+            "postgres",
+        ]),
+        b"",
+        Duration::from_secs(120),
+    );
+    assert!(run.status.success(), "pgbench: {}{}", run.out(), run.err());
+    let out = run.out();
+    let processed: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("number of transactions actually processed: "))
+        .and_then(|v| v.split('/').next())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no transaction count in: {out}"));
+    assert!(processed > 0, "{out}");
+    let failed = out
+        .lines()
+        .find_map(|l| l.strip_prefix("number of failed transactions: "))
+        .unwrap_or_else(|| panic!("no failed-transaction count in: {out}"));
+    assert!(failed.starts_with("0 "), "failed transactions: {failed}");
+    let agent = s.agent.take().unwrap();
+    assert!(agent.stop().success(), "{}", s.log());
+    s.w.pg()
+        .admin("drop table pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history");
+    let roles = s.w.pg().vault_roles();
+    s.w.assert_clean(&roles);
+}
+
+#[test]
+fn shroud_run_starts_the_gateway_for_the_command() {
+    let _s = serial();
+    let (s, cfg) = configure(("5m", "10m"));
+    let script = format!(
+        "PGPASSWORD=$(cat \"$SHROUD_SECRETS_DIR/pg.password\") psql -X -At -w -h 127.0.0.1 -p {} -U app -d postgres -c \"select current_user like 'v-%'\"",
+        s.tcp
+    );
+    let out = run_with_input(&mut run_script(&cfg, &script), b"", Duration::from_secs(60));
+    assert!(out.status.success(), "{}{}", out.out(), out.err());
+    assert_eq!(out.out().trim(), "t");
+    assert!(
+        s.w.file("pg.password").is_none(),
+        "the password file is left behind"
+    );
+    let roles = s.w.pg().vault_roles();
+    s.w.assert_clean(&roles);
+}
+
+#[test]
+fn md5_upstream_logins_work_too() {
+    let _s = serial();
+    let (mut s, cfg) = configure(("5m", "10m"));
+    let pg = s.w.pg();
+    // Roles created from now on get md5 passwords, and TCP logins use md5.
+    pg.admin("alter system set password_encryption = 'md5'");
+    let hba = pg.admin("show hba_file");
+    let text = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(&hba, text.replace("scram-sha-256", "md5")).unwrap();
+    pg.admin("select pg_reload_conf()");
+    s.agent = Some(Agent(spawn_agent(&cfg, &s.w.path("agent.log"))));
+    until(
+        Duration::from_secs(30),
+        "the gateway's password file",
+        || s.w.file("pg.password").map(drop),
+    );
+    let user = current_user_tcp(&s);
+    assert!(user.starts_with("v-"), "{user}");
+    let stored = pg.admin(&format!(
+        "select left(rolpassword, 3) from pg_authid where rolname = '{user}'"
+    ));
+    assert_eq!(
+        stored, "md5",
+        "the role's password is not md5: the test proves nothing"
+    );
+    let agent = s.agent.take().unwrap();
+    assert!(agent.stop().success(), "{}", s.log());
+    let roles = s.w.pg().vault_roles();
+    s.w.assert_clean(&roles);
+}
