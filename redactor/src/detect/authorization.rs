@@ -1,0 +1,144 @@
+//! `Authorization` and `Proxy-Authorization` header values (RFC 9110 §11.6.2,
+//! §11.7.2: `credentials = auth-scheme [ 1*SP ( token68 / #auth-param ) ]`), as
+//! HTTP clients print them in debug logs (`curl -v`, Python's http.client,
+//! Go's httputil dumps) and as code writes them (`"Authorization": "Bearer …"`).
+//! The scheme stays visible; what follows it, up to the end of the line or the
+//! closing quote, is masked. A value without a scheme is masked whole.
+
+use super::{Ctx, Family, Start, Verdict};
+
+pub(crate) const FAMILY: Family = Family {
+    name: "authorization",
+    anchors: &["authorization"],
+    examine,
+    partial,
+};
+
+const MAX_VALUE: usize = 16 * 1024;
+
+fn line_char(b: u8) -> bool {
+    !matches!(b, b'\n' | b'\r' | b'"' | b'\'')
+}
+
+/// Where the value starts and the quote that closes it, or the verdict.
+fn value_start(c: &Ctx<'_>) -> Result<(usize, Option<u8>), Verdict> {
+    if c.before()
+        .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(Verdict::No);
+    }
+    let buf = c.buf;
+    let more = || if c.eof { Verdict::No } else { Verdict::More };
+    let mut i = c.after();
+    if matches!(buf.get(i), Some(b'"' | b'\'')) {
+        i += 1;
+    }
+    match buf.get(i) {
+        None => return Err(more()),
+        Some(b':' | b'=') => i += 1,
+        Some(_) => return Err(Verdict::No),
+    }
+    let mut quote = None;
+    while let Some(&b) = buf.get(i) {
+        match b {
+            b' ' | b'\t' => i += 1,
+            b'"' | b'\'' if quote.is_none() => {
+                quote = Some(b);
+                i += 1;
+            }
+            _ => break,
+        }
+        if i - c.after() > 16 {
+            return Err(Verdict::No);
+        }
+    }
+    if i == buf.len() {
+        return Err(more());
+    }
+    Ok((i, quote))
+}
+
+fn examine(c: &Ctx<'_>) -> Verdict {
+    let (start, _) = match value_start(c) {
+        Ok(v) => v,
+        Err(v) => return v,
+    };
+    let buf = c.buf;
+    let n = super::run_len(&buf[start..], line_char, MAX_VALUE);
+    let mut end = start + n;
+    if end == buf.len() && !c.eof {
+        return Verdict::More;
+    }
+    while end > start && buf[end - 1].is_ascii_whitespace() {
+        end -= 1;
+    }
+    let value = &buf[start..end];
+    // `Bearer x`, `Basic x`, `token x`, `Digest username=…`: keep the scheme.
+    let scheme = value
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || **b == b'-')
+        .count();
+    let cred = if scheme > 0 && value.get(scheme) == Some(&b' ') {
+        start
+            + scheme
+            + 1
+            + value[scheme + 1..]
+                .iter()
+                .take_while(|&&b| b == b' ')
+                .count()
+    } else {
+        start
+    };
+    let credential = &buf[cred..end];
+    if credential.len() < 8
+        || super::url::placeholder(credential)
+        || credential.starts_with(b"[REDACTED")
+    {
+        return Verdict::No;
+    }
+    Verdict::Mask {
+        start: cred,
+        end,
+        class: line_char,
+    }
+}
+
+fn partial(c: &Ctx<'_>) -> Option<Start> {
+    let forced = Ctx { eof: false, ..*c };
+    let (start, _) = value_start(&forced).ok()?;
+    let value = &c.buf[start..];
+    let scheme = value
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || **b == b'-')
+        .count();
+    let from = if scheme < value.len() && value[scheme] == b' ' {
+        start + scheme + 1
+    } else {
+        start
+    };
+    Some((from, line_char as fn(u8) -> bool))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::found;
+
+    #[test]
+    fn header_values_after_the_scheme() {
+        assert_eq!(
+            found("> Authorization: Bearer abc.def-ghi_jkl\r\n> Accept: */*\r\n"),
+            vec![("authorization", "abc.def-ghi_jkl".to_string())]
+        );
+        assert_eq!(
+            found("Proxy-Authorization: Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==\n"),
+            vec![("authorization", "QWxhZGRpbjpvcGVuIHNlc2FtZQ==".to_string())]
+        );
+        assert_eq!(
+            found(r#"headers = {"Authorization": "token 0123456789abcdef", "X": 1}"#),
+            vec![("authorization", "0123456789abcdef".to_string())]
+        );
+        assert!(found("Authorization: Bearer <token>\n").is_empty());
+        assert!(found("Authorization: Bearer $TOKEN\n").is_empty());
+        assert!(found("the authorization server\n").is_empty());
+    }
+}
