@@ -86,6 +86,23 @@ pub struct RedactionArgs {
 pub struct RedactArgs {
     #[command(flatten)]
     pub redaction: RedactionArgs,
+    #[command(flatten)]
+    pub detection: DetectionArgs,
+}
+
+/// Masking credentials shroud did not issue.
+#[derive(Clone, Debug, Default, Args)]
+pub struct DetectionArgs {
+    /// Credential detectors to run: `all` (the default), `none`, or a comma list
+    /// of names (github-token, jwt, private-key, url-password, …; docs/redact.md).
+    #[arg(long, value_name = "LIST", env = "SHROUD_DETECT")]
+    pub detect: Option<String>,
+    /// Mask the values of environment variables whose names match these globs
+    /// (comma list; `''` turns it off). Default: *_PASSWORD, *_SECRET, *_TOKEN,
+    /// *_KEY, *_PRIVATE_KEY, *_ACCESS_KEY, *_SECRET_KEY, *_CREDENTIALS,
+    /// *_CONNECTION_STRING, *_DSN.
+    #[arg(long, value_name = "GLOBS", env = "SHROUD_MASK_ENV")]
+    pub mask_env: Option<String>,
 }
 
 /// `shroud exec`.
@@ -93,6 +110,8 @@ pub struct RedactArgs {
 pub struct ExecArgs {
     #[command(flatten)]
     pub redaction: RedactionArgs,
+    #[command(flatten)]
+    pub detection: DetectionArgs,
     /// What to do with the command when the secrets change: `none`, `signal:NAME`
     /// (e.g. `signal:SIGHUP`) or `restart`.
     #[arg(
@@ -136,6 +155,8 @@ pub struct RunArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub overrides: ConfigOverrides,
+    #[command(flatten)]
+    pub detection: DetectionArgs,
     /// Give the command a pseudo-terminal: `auto`, `always`, `never`.
     #[arg(long, value_enum, default_value_t = TtyMode::Auto)]
     pub tty: TtyMode,

@@ -134,7 +134,8 @@ impl Publisher {
         if let Some(live) = &self.live {
             let mut builder = SecretSetBuilder::new().min_length(self.min_length);
             file.add_to(&mut builder);
-            live.store(builder.build().0);
+            let base = file.values.iter().map(|(n, v)| (n.as_str(), v.as_slice()));
+            live.store_based(builder.build().0, self.min_length, base);
         }
     }
 

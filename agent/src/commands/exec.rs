@@ -57,6 +57,15 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
     let (set, loaded) = values.build(r.min_length, std::iter::empty());
     crate::report::warn_report(&loaded.report, r.min_length);
     let live = Arc::new(LiveSet::new(set));
+    live.remember_base(
+        r.min_length,
+        values
+            .values
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_slice())),
+    );
+    let (detect, env) = super::default_detection();
+    let detectors = super::detection(&args.detection, detect, &env, &r.mask, &live)?;
     // shroud's own log lines are redacted with the same, live, set.
     crate::logging::set_live(Arc::clone(&live));
 
@@ -97,6 +106,8 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
             mask: r.mask.as_bytes().to_vec(),
             idle: r.idle,
             strict: r.strict,
+            detect: detectors,
+            add_mask: crate::pump::AddMask::from_env(),
         },
         on_rotate: args.on_rotate,
         drain_timeout: args.drain_timeout,

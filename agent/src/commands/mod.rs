@@ -47,6 +47,40 @@ fn load_config(
     crate::config::load(path, flags).map_err(|e| usage(e).into())
 }
 
+/// The detectors the flags (else the configuration's `[redact]`) select, after
+/// registering with `live` the values of the environment variables the name
+/// patterns match. Bad lists exit 64.
+fn detection(
+    flags: &crate::cli::DetectionArgs,
+    detect: &str,
+    env: &crate::envmask::EnvPatterns,
+    mask: &str,
+    live: &crate::live::LiveSet,
+) -> anyhow::Result<Option<Arc<shroud_redactor::detect::DetectorSet>>> {
+    use shroud_redactor::detect::DetectorSet;
+    let list = flags.detect.as_deref().unwrap_or(detect);
+    let set = DetectorSet::parse(list, mask.as_bytes())
+        .map_err(|e| usage(anyhow::anyhow!("--detect: {e}")))?;
+    let env = match &flags.mask_env {
+        Some(l) => crate::envmask::EnvPatterns::parse(l).map_err(|e| usage(anyhow::anyhow!(e)))?,
+        None => env.clone(),
+    };
+    let names = crate::envmask::register(live, &env, std::env::vars_os());
+    if !names.is_empty() {
+        tracing::info!(variables = ?names, "masking the values of environment variables");
+    }
+    Ok((!set.is_empty()).then(|| Arc::new(set)))
+}
+
+/// The defaults of `--detect` and `--mask-env` outside a configuration.
+fn default_detection() -> (&'static str, crate::envmask::EnvPatterns) {
+    (
+        crate::envmask::DEFAULT_DETECT,
+        crate::envmask::EnvPatterns::parse(crate::envmask::DEFAULT_PATTERNS)
+            .expect("valid defaults"),
+    )
+}
+
 /// Memory hardening for the roles that hold secrets.
 fn harden() {
     crate::harden::no_dumps();

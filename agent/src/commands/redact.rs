@@ -16,14 +16,27 @@ pub fn run(args: RedactArgs) -> anyhow::Result<i32> {
         files: r.secret_files.clone(),
         dir: r.secrets_dir.clone(),
     };
-    let (set, loaded) = sources.load(r.min_length).map_err(usage)?;
+    let values = sources.read().map_err(usage)?;
+    let (set, loaded) = values.build(r.min_length, std::iter::empty());
     crate::report::warn_report(&loaded.report, r.min_length);
     let live = std::sync::Arc::new(LiveSet::new(set));
+    live.remember_base(
+        r.min_length,
+        values
+            .values
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_slice())),
+    );
+    drop(values);
+    let (detect, env) = super::default_detection();
+    let detectors = super::detection(&args.detection, detect, &env, &r.mask, &live)?;
     crate::logging::set_live(live.clone());
     let config = PumpConfig {
         mask: r.mask.as_bytes().to_vec(),
         idle: r.idle,
         strict: r.strict,
+        detect: detectors,
+        add_mask: crate::pump::AddMask::from_env(),
     };
     let stdin = io::stdin();
     let stdout = io::stdout();

@@ -277,6 +277,10 @@ pub struct RedactConfig {
     pub retain: Duration,
     /// Never release a possible start of a secret at an idle flush.
     pub strict: bool,
+    /// Credential detectors (`all`, `none` or a comma list), checked.
+    pub detect: String,
+    /// Environment variable name globs whose values are masked, checked.
+    pub env: crate::envmask::EnvPatterns,
 }
 
 /// What happens to the wrapped command when secrets change (exec's type).

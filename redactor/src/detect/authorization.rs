@@ -22,8 +22,11 @@ fn line_char(b: u8) -> bool {
 
 /// Where the value starts and the quote that closes it, or the verdict.
 fn value_start(c: &Ctx<'_>) -> Result<(usize, Option<u8>), Verdict> {
-    if c.before()
-        .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+    // `Proxy-Authorization`; any other word glued before it is another name.
+    let proxy = c.at >= 6 && c.buf[c.at - 6..c.at].eq_ignore_ascii_case(b"proxy-");
+    if !proxy
+        && c.before()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     {
         return Err(Verdict::No);
     }
@@ -45,6 +48,11 @@ fn value_start(c: &Ctx<'_>) -> Result<(usize, Option<u8>), Verdict> {
             b'"' | b'\'' if quote.is_none() => {
                 quote = Some(b);
                 i += 1;
+                // A quote closing the name (`"Authorization:" header`) is not
+                // one opening a value.
+                if buf.get(i).is_some_and(u8::is_ascii_whitespace) {
+                    return Err(Verdict::No);
+                }
             }
             _ => break,
         }
@@ -78,7 +86,7 @@ fn examine(c: &Ctx<'_>) -> Verdict {
         .iter()
         .take_while(|b| b.is_ascii_alphanumeric() || **b == b'-')
         .count();
-    let cred = if scheme > 0 && value.get(scheme) == Some(&b' ') {
+    let cred = if known_scheme(&value[..scheme]) && value.get(scheme) == Some(&b' ') {
         start
             + scheme
             + 1
@@ -90,7 +98,11 @@ fn examine(c: &Ctx<'_>) -> Verdict {
         start
     };
     let credential = &buf[cred..end];
+    // A token68 has no blanks; auth-params (`k="v", k2=v2`) have `=`. Prose
+    // after the word (`Authorization: headers are kept`) has neither.
+    let shaped = !credential.contains(&b' ') || credential.contains(&b'=');
     if credential.len() < 8
+        || !shaped
         || super::url::placeholder(credential)
         || credential.starts_with(b"[REDACTED")
     {
@@ -101,6 +113,41 @@ fn examine(c: &Ctx<'_>) -> Verdict {
         end,
         class: line_char,
     }
+}
+
+/// The authentication schemes of the IANA registry and the common
+/// vendor ones.
+fn known_scheme(s: &[u8]) -> bool {
+    const SCHEMES: &[&[u8]] = &[
+        b"basic",
+        b"bearer",
+        b"digest",
+        b"token",
+        b"mac",
+        b"negotiate",
+        b"ntlm",
+        b"hoba",
+        b"mutual",
+        b"oauth",
+        b"aws4-hmac-sha256",
+        b"scram-sha-1",
+        b"scram-sha-256",
+        b"vapid",
+        b"dpop",
+        b"gnap",
+        b"privatetoken",
+        b"concealed",
+        b"apikey",
+        b"api-key",
+        b"key",
+        b"jwt",
+        b"sso-key",
+        b"ssws",
+        b"splunk",
+        b"genieKey",
+        b"klaviyo-api-key",
+    ];
+    SCHEMES.iter().any(|k| k.eq_ignore_ascii_case(s))
 }
 
 fn partial(c: &Ctx<'_>) -> Option<Start> {
@@ -140,5 +187,8 @@ mod tests {
         assert!(found("Authorization: Bearer <token>\n").is_empty());
         assert!(found("Authorization: Bearer $TOKEN\n").is_empty());
         assert!(found("the authorization server\n").is_empty());
+        assert!(found("# Keep Authorization: headers on a redirect.\n").is_empty());
+        assert!(found("the \"Authorization:\" header, the other\n").is_empty());
+        assert!(found("--allow-interactive-authorization=yes-please-do\n").is_empty());
     }
 }

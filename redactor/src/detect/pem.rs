@@ -38,6 +38,14 @@ fn examine(c: &Ctx<'_>) -> Verdict {
     if !is_private || &rest[n..n + 5] != b"-----" {
         return Verdict::No;
     }
+    // A header is followed by a line end (or its escape in a string, or the
+    // blank of a key re-wrapped onto one line); a quote means the header is
+    // only a string constant in code.
+    match rest.get(n + 5) {
+        None if !c.eof => return Verdict::More,
+        Some(b'\n' | b'\r' | b'\\' | b' ') => {}
+        _ => return Verdict::No,
+    }
     Verdict::Block {
         body: label_at + n + 5,
     }
@@ -82,6 +90,7 @@ mod tests {
             "\nMIIEowIBAAKCAQEA\nq83h2==\n-----END RSA PRIVATE KEY-----"
         );
         assert!(found("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----").is_empty());
+        assert!(found("START = b\"-----BEGIN OPENSSH PRIVATE KEY-----\"\nEND = 1\n").is_empty());
         let json = r#"{"key": "-----BEGIN PRIVATE KEY-----\nMIIEvQ\n-----END PRIVATE KEY-----\n"}"#;
         assert_eq!(found(json)[0].1, r"\nMIIEvQ\n-----END PRIVATE KEY-----");
     }

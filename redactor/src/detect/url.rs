@@ -17,9 +17,14 @@ fn user_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b)
 }
 
+/// A `:` inside the password is legal but what it mostly means is something
+/// else (`cvs://:pserver:anoncvs@host`), so it ends the candidate.
 fn pass_char(b: u8) -> bool {
-    user_char(b) || b == b':'
+    user_char(b)
 }
+
+/// Fewer bytes than this are an example (`foo:bar`), not a password.
+const MIN_PASS: usize = 4;
 
 const MAX_USER: usize = 256;
 const MAX_PASS: usize = 1024;
@@ -63,7 +68,7 @@ fn examine(c: &Ctx<'_>) -> Verdict {
         Some(b) if b.is_ascii_alphanumeric() || *b == b'[' => {}
         _ => return Verdict::No,
     }
-    if n == 0 || placeholder(&c.buf[start..end]) {
+    if n < MIN_PASS || placeholder(&c.buf[start..end]) || example_host(&c.buf[end + 1..]) {
         return Verdict::No;
     }
     Verdict::Mask {
@@ -80,29 +85,59 @@ fn partial(c: &Ctx<'_>) -> Option<Start> {
         .map(|s| (s, pass_char as fn(u8) -> bool))
 }
 
-/// Documentation's stand-ins for a password.
+/// A host in the domains RFC 2606 reserves for documentation (`example.com`,
+/// `sub.example.org`, `proxy.example`; a manual page's `example\&.org` too).
+fn example_host(rest: &[u8]) -> bool {
+    let n = rest
+        .iter()
+        .take(255)
+        .take_while(|&&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'\\' | b'&'))
+        .count();
+    rest[..n].split(|&b| b == b'.').any(|label| {
+        label.eq_ignore_ascii_case(b"example") || label.eq_ignore_ascii_case(b"example\\&")
+    })
+}
+
+/// Documentation's stand-ins for a password: the word itself (in the
+/// languages Debian's manual pages are translated to), `${VAR}`, `<pw>`,
+/// `%s`, `***`, one repeated character.
 pub(crate) fn placeholder(p: &[u8]) -> bool {
     const WORDS: &[&[u8]] = &[
-        b"password",
-        b"passwd",
         b"pass",
         b"pwd",
         b"secret",
-        b"pw",
-        b"p",
-        b"xxx",
         b"xxxx",
-        b"xxxxxx",
-        b"xxxxxxxx",
-        b"mypassword",
-        b"yourpassword",
         b"changeme",
         b"pa55word",
         b"passw0rd",
-        b"password1",
+        b"x-oauth-basic",
+        b"token",
+        b"mytoken",
+        b"yourtoken",
+        b"secretkey",
+        b"apikey",
+    ];
+    const INSIDE: &[&[u8]] = &[
+        b"password",
+        b"passwd",
+        b"passwort",
+        b"wachtwoord",
+        b"motdepasse",
+        b"mot_de_passe",
+        b"contrase",
+        b"senha",
+        b"parola",
+        b"haslo",
+        b"salasana",
+        b"secret-",
+        b"-secret",
+        b"example",
     ];
     let lower = p.to_ascii_lowercase();
-    WORDS.contains(&lower.as_slice())
+    INSIDE
+        .iter()
+        .any(|w| lower.windows(w.len()).any(|x| x == *w))
+        || WORDS.contains(&lower.as_slice())
         || p.starts_with(b"$")
         || p.starts_with(b"%")
         || p.starts_with(b"<")
@@ -127,6 +162,9 @@ mod tests {
         );
         assert!(found("https://example.com/a:b@c").is_empty());
         assert!(found("ftp://user:password@host/").is_empty());
+        assert!(found("https://fred:fr3dfr3d@www.example.com/").is_empty());
+        assert!(found("http://foo:bar@myhost/").is_empty());
+        assert!(found("cvs://:pserver:anoncvs@sources.redhat.com:/cvs/src").is_empty());
         assert!(found("https://user@host/").is_empty());
         assert!(found("postgres://u:${PGPASS}@h/").is_empty());
     }
