@@ -48,11 +48,23 @@ pub enum Command {
     Audit(AuditCommand),
     /// Kubernetes mutating admission webhook that injects shroud into pods.
     Webhook(WebhookArgs),
+    /// Register values to mask with the enclosing `shroud exec` / `shroud run`.
+    #[command(subcommand)]
+    Mask(MaskCommand),
     /// Copy this binary to a path (init containers of `FROM scratch` images).
     CopySelf {
         /// Destination file.
         dest: PathBuf,
     },
+}
+
+/// `shroud mask`.
+#[derive(Debug, Subcommand)]
+pub enum MaskCommand {
+    /// Read one value from stdin (never from the command line) and mask it in
+    /// everything the enclosing `shroud exec` / `shroud run` writes from now on
+    /// (through `SHROUD_MASK_SOCKET`). Returns once the value is masked.
+    Add,
 }
 
 /// Where secret values come from and how they are masked.

@@ -5,6 +5,7 @@ mod audit;
 mod config;
 mod copy_self;
 mod exec;
+mod mask;
 mod probe;
 mod redact;
 mod run;
@@ -17,7 +18,7 @@ mod webhook;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::cli::{Cli, Command, ConfigCommand, ProbeCommand};
+use crate::cli::{Cli, Command, ConfigCommand, MaskCommand, ProbeCommand};
 use crate::error::usage;
 
 /// Runs the parsed command line.
@@ -34,6 +35,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Audit(cmd) => audit::run(cmd),
         Command::Webhook(args) => webhook::run(args),
         Command::CopySelf { dest } => copy_self::run(dest),
+        Command::Mask(MaskCommand::Add) => mask::add(),
     }
 }
 

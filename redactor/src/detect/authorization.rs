@@ -67,12 +67,20 @@ fn value_start(c: &Ctx<'_>) -> Result<(usize, Option<u8>), Verdict> {
 }
 
 fn examine(c: &Ctx<'_>) -> Verdict {
-    let (start, _) = match value_start(c) {
+    let (start, quote) = match value_start(c) {
         Ok(v) => v,
         Err(v) => return v,
     };
     let buf = c.buf;
-    let n = super::run_len(&buf[start..], line_char, MAX_VALUE);
+    // A quoted value ends at its quote, an unquoted one at the line's end.
+    let n = match quote {
+        Some(q) => buf[start..]
+            .iter()
+            .take(MAX_VALUE)
+            .take_while(|&&b| b != q && !eol(b))
+            .count(),
+        None => super::run_len(&buf[start..], not_eol, MAX_VALUE),
+    };
     let mut end = start + n;
     if end == buf.len() && !c.eof {
         return Verdict::More;
@@ -97,12 +105,26 @@ fn examine(c: &Ctx<'_>) -> Verdict {
     } else {
         start
     };
+    // A token68 (`Bearer x`, `Basic x`, a bare token) ends at a blank; with
+    // auth-params (`Digest k="v", k2=v2`) the rest of the line is the
+    // credential. Prose after the word (`Authorization: headers are kept`)
+    // is neither.
+    let rest = &buf[cred..end];
+    let first = rest
+        .iter()
+        .take_while(|&&b| b != b' ' && b != b'\t')
+        .count();
+    let params =
+        first < rest.len() && rest[..first].contains(&b'=') || rest[first..].contains(&b'=');
+    let end = if cred > start && params && !token68_scheme(&value[..scheme]) {
+        end
+    } else if first == rest.len() || (cred > start && token68_scheme(&value[..scheme])) {
+        cred + first
+    } else {
+        return Verdict::No;
+    };
     let credential = &buf[cred..end];
-    // A token68 has no blanks; auth-params (`k="v", k2=v2`) have `=`. Prose
-    // after the word (`Authorization: headers are kept`) has neither.
-    let shaped = !credential.contains(&b' ') || credential.contains(&b'=');
     if credential.len() < 8
-        || !shaped
         || super::url::placeholder(credential)
         || credential.starts_with(b"[REDACTED")
     {
@@ -111,8 +133,45 @@ fn examine(c: &Ctx<'_>) -> Verdict {
     Verdict::Mask {
         start: cred,
         end,
-        class: line_char,
+        class: if end - cred == first {
+            token_char
+        } else {
+            not_eol
+        },
     }
+}
+
+fn eol(b: u8) -> bool {
+    b == b'\n' || b == b'\r'
+}
+
+fn not_eol(b: u8) -> bool {
+    !eol(b)
+}
+
+fn token_char(b: u8) -> bool {
+    line_char(b) && b != b' ' && b != b'\t'
+}
+
+/// Schemes whose credentials are one token68.
+fn token68_scheme(s: &[u8]) -> bool {
+    const SCHEMES: &[&[u8]] = &[
+        b"basic",
+        b"bearer",
+        b"token",
+        b"negotiate",
+        b"ntlm",
+        b"jwt",
+        b"key",
+        b"apikey",
+        b"api-key",
+        b"sso-key",
+        b"ssws",
+        b"splunk",
+        b"dpop",
+        b"gnap",
+    ];
+    SCHEMES.iter().any(|k| k.eq_ignore_ascii_case(s))
 }
 
 /// The authentication schemes of the IANA registry and the common
@@ -185,6 +244,20 @@ mod tests {
             vec![("authorization", "0123456789abcdef".to_string())]
         );
         assert!(found("Authorization: Bearer <token>\n").is_empty());
+        assert_eq!(
+            found("curl -H Authorization: Bearer abcdef0123456789 AKIAIOSFODNN7EXAMPLE\n"),
+            vec![
+                ("authorization", "abcdef0123456789".to_string()),
+                ("aws-access-key-id", "AKIAIOSFODNN7EXAMPLE".to_string())
+            ]
+        );
+        assert_eq!(
+            found("Authorization: Digest username=\"u\", response=\"6629fae4\"\n"),
+            vec![(
+                "authorization",
+                "username=\"u\", response=\"6629fae4\"".to_string()
+            )]
+        );
         assert!(found("Authorization: Bearer $TOKEN\n").is_empty());
         assert!(found("the authorization server\n").is_empty());
         assert!(found("# Keep Authorization: headers on a redirect.\n").is_empty());
