@@ -14,11 +14,25 @@ type Named = (String, Zeroizing<Vec<u8>>);
 
 /// The current redaction set and a counter that changes on every swap, so a
 /// stream can notice a swap with one atomic load per read.
-#[derive(Debug)]
 pub struct LiveSet {
     current: ArcSwap<SecretSet>,
     swaps: AtomicU64,
     extra: Mutex<Extra>,
+    on_register: Mutex<Option<OnRegister>>,
+}
+
+/// Told every registered value after each registration (exec publishes them
+/// for the other execs of a pod).
+pub type OnRegister = Box<dyn Fn(&[Named]) + Send + Sync>;
+
+impl std::fmt::Debug for LiveSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveSet")
+            .field("current", &self.current)
+            .field("swaps", &self.swaps)
+            .field("extra", &self.extra)
+            .finish()
+    }
 }
 
 /// What a set is rebuilt from when a value is registered.
@@ -61,7 +75,18 @@ impl LiveSet {
                 base: Vec::new(),
                 registered: Vec::new(),
             }),
+            on_register: Mutex::new(None),
         }
+    }
+
+    /// Calls `hook` after every registration from now on, and now when values
+    /// are registered already.
+    pub fn set_on_register(&self, hook: OnRegister) {
+        let registered = self.registered();
+        if !registered.is_empty() {
+            hook(&registered);
+        }
+        *self.on_register.lock().unwrap_or_else(|e| e.into_inner()) = Some(hook);
     }
 
     /// The set now in force.
@@ -125,6 +150,16 @@ impl LiveSet {
             .registered
             .push((name.to_string(), Zeroizing::new(value.to_vec())));
         self.store(build(&extra));
+        let registered = extra.registered.clone();
+        drop(extra);
+        if let Some(hook) = self
+            .on_register
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            hook(&registered);
+        }
         Registered::Added
     }
 

@@ -345,3 +345,87 @@ impl ArgsBeforeExec for Command {
         self
     }
 }
+
+/// Kills a child process when the test ends, also on failure.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Sidecar layout: a value one exec registers reaches, through the agent's
+/// next values generation, another exec of the same pod, which masks it.
+#[test]
+fn a_value_registered_in_one_exec_is_masked_by_the_pods_other_execs() {
+    use shroud_e2e::world::*;
+    let _s = serial();
+    let w = World::new(None);
+    w.bao
+        .bao(&["kv", "put", "secret/app", "api_key=kv-value-0a1b2c3d4e"]);
+    let cfg = w.config(
+        &w.approle_auth(),
+        "[[secret]]\nname = \"app\"\npath = \"secret/app\"\nkind = \"kv2\"\nfield = \"api_key\"\n",
+    );
+    let log = w.path("agent.log");
+    let _agent = Killed(spawn_agent(&cfg, &log));
+    let dir = w.out.path().to_path_buf();
+    until(Duration::from_secs(30), "the agent's first render", || {
+        dir.join(".shroud/ready").exists().then_some(())
+    });
+    let go = w.path("go");
+    let first = format!(
+        "printf '%s' {MINTED} | shroud mask add || exit 9; i=0; while [ ! -e {0} ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done",
+        go.display()
+    );
+    let mut a = shroud();
+    a.env("PATH", path_with_shroud())
+        .args(["exec", "--tty", "never", "--secrets-dir"])
+        .arg(&dir)
+        .args(["--", "sh", "-c", &first])
+        .stdout(std::process::Stdio::null());
+    let mut a = Killed(a.spawn().unwrap());
+    // The agent publishes the registered value in a new generation.
+    let values = until(
+        Duration::from_secs(30),
+        "the registered value in .shroud/values",
+        || {
+            let text = std::fs::read_to_string(dir.join(".shroud/values")).ok()?;
+            text.contains("mask-add.registered").then_some(text)
+        },
+    );
+    let generation: u64 = values
+        .lines()
+        .find_map(|l| l.strip_prefix("generation "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    // A second exec started now loads it with the rest of the set.
+    let second = format!("echo \"second sees {MINTED}\"");
+    let done = run_with_input(
+        shroud()
+            .env("PATH", path_with_shroud())
+            .args(["exec", "--tty", "never", "--secrets-dir"])
+            .arg(&dir)
+            .args(["--", "sh", "-c", &second]),
+        b"",
+        LIMIT,
+    );
+    assert!(done.status.success(), "{}", done.err());
+    assert_eq!(
+        done.out(),
+        "second sees [REDACTED]\n",
+        "generation {generation}"
+    );
+    std::fs::write(&go, "").unwrap();
+    assert!(wait_with_deadline(&mut a.0, LIMIT).success());
+    // The first exec's file is gone with it.
+    let left: Vec<_> = std::fs::read_dir(dir.join(".shroud"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("registered-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

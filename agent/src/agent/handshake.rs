@@ -29,6 +29,9 @@ pub struct Publisher {
     min_length: usize,
     timeout: Duration,
     live: Option<Arc<LiveSet>>,
+    /// Values the pod's execs registered at run time (`.shroud/registered-*`),
+    /// in every generation while their files exist.
+    registered: Vec<(String, Zeroizing<Vec<u8>>)>,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -72,7 +75,20 @@ impl Publisher {
             min_length,
             timeout,
             live,
+            registered: Vec::new(),
         }
+    }
+
+    /// Replaces the execs' registered values; true when they changed (the set
+    /// should then be republished).
+    pub fn set_registered(&mut self, values: Vec<(String, Zeroizing<Vec<u8>>)>) -> bool {
+        let same = values.len() == self.registered.len()
+            && values.iter().zip(&self.registered).all(|(a, b)| a.1 == b.1);
+        if same {
+            return false;
+        }
+        self.registered = values;
+        true
     }
 
     /// Keeps `values` masked for the retention window.
@@ -124,6 +140,7 @@ impl Publisher {
         for (name, value) in retiring {
             file.values.push((format!("{name}.retired"), value.clone()));
         }
+        file.values.extend(self.registered.iter().cloned());
         out.write(Path::new(VALUES_FILE), &file.to_bytes())?;
         self.generation = generation;
         self.swap_live(&file);

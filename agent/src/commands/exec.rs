@@ -69,9 +69,24 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
     // shroud's own log lines are redacted with the same, live, set.
     crate::logging::set_live(Arc::clone(&live));
 
+    let mut published: Option<(std::path::PathBuf, String)> = None;
     let watcher = match watching {
         Some((dir, (mut watcher, pending))) => {
             let mut ack = Ack::new(&dir);
+            // Values registered at run time go to the agent, which publishes
+            // them to the pod's other execs (contract::registered).
+            let id = ack
+                .path()
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let (to, name) = (dir.clone(), id.clone());
+            live.set_on_register(Box::new(move |values| {
+                if let Err(e) = crate::contract::registered::write(&to, &name, values) {
+                    tracing::warn!(error = %e, "cannot publish registered values to the agent");
+                }
+            }));
+            published = Some((dir.clone(), id));
             if let Some(generation) = loaded.generation {
                 if let Err(e) = ack.write(generation) {
                     tracing::warn!(path = %ack.path().display(), error = %e, "cannot write the rotation acknowledgement");
@@ -118,7 +133,11 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
     };
     // Without a directory nothing ever rotates: no channel, no forwarding thread.
     let rotations = watcher.is_some().then_some(rotated_rx);
-    supervise(opts, live, rotations)
+    let code = supervise(opts, live, rotations);
+    if let Some((dir, id)) = published {
+        crate::contract::registered::remove(&dir, &id);
+    }
+    code
 }
 
 fn check_readable(dir: &std::path::Path) -> anyhow::Result<()> {
