@@ -39,26 +39,52 @@ pub fn write(dir: &Path, id: &str, values: &[Named]) -> io::Result<()> {
     write_atomically(&path(dir, id), &file.to_bytes(), 0o640, drop)
 }
 
-/// Removes exec `id`'s file.
+/// Overwrites exec `id`'s file with zeros and removes it.
 pub fn remove(dir: &Path, id: &str) {
-    let _ = fs::remove_file(path(dir, id));
+    wipe(&path(dir, id));
+}
+
+fn wipe(p: &Path) {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let opened = fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(p);
+    if let Ok(mut f) = opened {
+        if let Ok(meta) = f.metadata() {
+            if meta.is_file() {
+                let _ = f.write_all(&vec![0u8; meta.len().min(MAX_FILE) as usize]);
+                let _ = f.sync_data();
+            }
+        }
+    }
+    let _ = fs::remove_file(p);
 }
 
 /// Every registered value in the directory, in file-name order; unreadable or
-/// malformed files are skipped.
+/// malformed files are skipped, and those of execs that are gone (their ack's
+/// lock is free) are wiped.
 pub fn read_all(dir: &Path) -> Vec<Named> {
     let Ok(entries) = fs::read_dir(dir.join(META_DIR)) else {
         return Vec::new();
     };
-    let mut names: Vec<PathBuf> = entries
+    let mut names: Vec<(String, PathBuf)> = entries
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(PREFIX))
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .map(|e| e.path())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            Some((name.strip_prefix(PREFIX)?.to_string(), e.path()))
+        })
         .collect();
     names.sort();
     let mut out: Vec<Named> = Vec::new();
-    for p in names {
+    for (id, p) in names {
+        // An exec killed outright left its file: its values go with it.
+        if super::ack_is_stale(&dir.join(super::ACKS_DIR).join(&id)) {
+            wipe(&p);
+            continue;
+        }
         let mut bytes = Zeroizing::new(Vec::new());
         let Ok(f) = fs::File::open(&p) else { continue };
         if f.take(MAX_FILE).read_to_end(&mut bytes).is_err() {
@@ -107,5 +133,17 @@ mod tests {
         remove(d.path(), "a");
         remove(d.path(), "b");
         assert!(read_all(d.path()).is_empty());
+    }
+
+    #[test]
+    fn a_gone_execs_file_is_wiped() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir_all(d.path().join(super::super::ACKS_DIR)).unwrap();
+        let v = Zeroizing::new(b"minted-1234567".to_vec());
+        write(d.path(), "gone", &[("mask-add".into(), v)]).unwrap();
+        // Its ack exists and nobody holds its lock: the exec was killed.
+        fs::write(d.path().join(super::super::ACKS_DIR).join("gone"), "3\n").unwrap();
+        assert!(read_all(d.path()).is_empty());
+        assert!(!path(d.path(), "gone").exists());
     }
 }
