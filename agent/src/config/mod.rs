@@ -470,6 +470,27 @@ kind = "kv2"
     }
 
     #[test]
+    fn redact_detect_and_env_are_checked() {
+        let c = parse_env(MIN, &[]).unwrap();
+        assert_eq!(c.redact.detect, "all");
+        assert!(c.redact.env.matches("GITHUB_TOKEN"));
+        let c = parse_env(
+            &format!("{MIN}\n[redact]\ndetect = \"jwt,github-token\"\nenv = []\n"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.redact.detect, "jwt,github-token");
+        assert!(c.redact.env.is_empty());
+        let e = parse_env(&format!("{MIN}\n[redact]\ndetect = \"jwt,nope\"\n"), &[]).unwrap_err();
+        assert!(
+            e.to_string().contains("[redact] detect") && e.to_string().contains("nope"),
+            "{e}"
+        );
+        let e = parse_env(&format!("{MIN}\n[redact]\nenv = [\"A-B\"]\n"), &[]).unwrap_err();
+        assert!(e.to_string().contains("[redact] env"), "{e}");
+    }
+
+    #[test]
     fn env_overrides_the_file() {
         let c = parse_env(
             MIN,
