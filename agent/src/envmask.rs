@@ -57,6 +57,18 @@ impl EnvPatterns {
     }
 }
 
+/// A value under a credential-like name that is a setting, not a secret:
+/// a short lowercase word or number (`CACHE_KEY=default`, `SORT_KEY=id`,
+/// `RETRY_TOKEN=3`) or a file path (`TLS_KEY=/etc/tls/tls.key`). Masking it
+/// would blank that word or path everywhere in the output.
+fn looks_like_a_setting(v: &[u8]) -> bool {
+    let word =
+        v.len() < 16 && (v.iter().all(u8::is_ascii_lowercase) || v.iter().all(u8::is_ascii_digit));
+    let path = (v.starts_with(b"/") || v.starts_with(b"./") || v.starts_with(b"~/"))
+        && !v.iter().any(u8::is_ascii_whitespace);
+    word || path
+}
+
 fn glob(p: &[u8], s: &[u8]) -> bool {
     match p.split_first() {
         None => s.is_empty(),
@@ -86,7 +98,7 @@ pub fn register(
         }
         let value = zeroize::Zeroizing::new(value.into_encoded_bytes());
         let mut added = false;
-        if patterns.matches(&name) {
+        if patterns.matches(&name) && !looks_like_a_setting(&value) {
             added |= live.register(&format!("env:{name}"), &value) == Registered::Added;
         }
         for d in urls.find_all(&value) {
@@ -130,6 +142,8 @@ mod tests {
         let vars = [
             ("DEPLOY_TOKEN", "tok-0123456789"),
             ("SHORT_TOKEN", "abc"),
+            ("CACHE_KEY", "defaultcache"),
+            ("TLS_KEY", "/etc/tls/tls.key"),
             ("DATABASE_URL", "postgres://app:pg-s3cret-pw@db/app"),
             ("HOME", "/root/not-a-secret"),
         ]
