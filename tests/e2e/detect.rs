@@ -429,3 +429,44 @@ fn a_value_registered_in_one_exec_is_masked_by_the_pods_other_execs() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// `shroud run`: the environment and the detectors by `[redact] env` and
+/// `[redact] detect`, and `shroud mask add` inside it.
+#[test]
+fn run_masks_the_environment_detected_formats_and_registered_values() {
+    use shroud_e2e::world::*;
+    let _s = serial();
+    let w = World::new(None);
+    w.bao
+        .bao(&["kv", "put", "secret/app", "api_key=kv-value-5e6f7a8b9c"]);
+    let secret =
+        "[[secret]]\nname = \"app\"\npath = \"secret/app\"\nkind = \"kv2\"\nfield = \"api_key\"\n";
+    let aws_id = "AKIAQWERTYUIOPASDF23";
+    let script = format!(
+        "echo \"env $CI_DEPLOY_TOKEN\"; echo \"id {aws_id}\"; printf '%s' {MINTED} | shroud mask add && echo \"minted {MINTED}\""
+    );
+    let run = |cfg: &Path| {
+        run_with_input(
+            run_script(cfg, &script)
+                .env("PATH", path_with_shroud())
+                .env("CI_DEPLOY_TOKEN", "ci-deploy-77a1b2c3"),
+            b"",
+            LIMIT,
+        )
+    };
+    let on = run(&w.config(&w.approle_auth(), secret));
+    assert!(on.status.success(), "{}", on.err());
+    assert_eq!(
+        on.out(),
+        "env [REDACTED]\nid [REDACTED:aws-access-key-id]\nminted [REDACTED]\n"
+    );
+    let off = run(&w.config(
+        &w.approle_auth(),
+        &format!("{secret}[redact]\ndetect = \"none\"\nenv = []\n"),
+    ));
+    assert!(off.status.success(), "{}", off.err());
+    assert_eq!(
+        off.out(),
+        format!("env ci-deploy-77a1b2c3\nid {aws_id}\nminted [REDACTED]\n")
+    );
+}
