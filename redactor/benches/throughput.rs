@@ -385,7 +385,9 @@ fn env_count(name: &str, default: usize) -> usize {
 /// target is at least 0.9x).
 fn detection_cost(bin: Option<&Path>, dir: &Path, corpus: &[u8], total: usize, rounds: usize) {
     use shroud_redactor::detect::{Detect, DetectorSet, Passed};
-    let set = Arc::new(DetectorSet::all(DEFAULT_MASK));
+    // SHROUD_BENCH_DETECT_LIST=name,… measures a subset in-process (profiling).
+    let list = std::env::var("SHROUD_BENCH_DETECT_LIST").unwrap_or_else(|_| "all".into());
+    let set = Arc::new(DetectorSet::parse(&list, DEFAULT_MASK).expect("SHROUD_BENCH_DETECT_LIST"));
     let mut best = 0.0f64;
     for _ in 0..3 {
         let mut stage = Detect::new(Arc::clone(&set));

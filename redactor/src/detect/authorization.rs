@@ -9,7 +9,7 @@ use super::{Ctx, Family, Start, Verdict};
 
 pub(crate) const FAMILY: Family = Family {
     name: "authorization",
-    anchors: &["authorization"],
+    anchors: &["authorization", "Authorization", "AUTHORIZATION"],
     examine,
     partial,
 };

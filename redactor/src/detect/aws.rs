@@ -22,7 +22,13 @@ pub(crate) const KEY_ID: Family = Family {
 
 pub(crate) const SECRET_KEY: Family = Family {
     name: "aws-secret-key",
-    anchors: &["secret_access_key", "secretaccesskey", "secret-access-key"],
+    anchors: &[
+        "secret_access_key",
+        "SECRET_ACCESS_KEY",
+        "SecretAccessKey",
+        "secretAccessKey",
+        "secret-access-key",
+    ],
     examine: examine_secret,
     partial: partial_secret,
 };

@@ -296,7 +296,7 @@ impl Detect {
     }
 
     /// The earliest position at or after `from` whose remainder is a proper
-    /// prefix of an anchor (ASCII case-insensitively), or `buf.len()`.
+    /// prefix of an anchor, or `buf.len()`.
     fn partial_anchor(&self, buf: &[u8], from: usize) -> usize {
         let lo = buf
             .len()
