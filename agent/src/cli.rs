@@ -48,11 +48,23 @@ pub enum Command {
     Audit(AuditCommand),
     /// Kubernetes mutating admission webhook that injects shroud into pods.
     Webhook(WebhookArgs),
+    /// Register values to mask with the enclosing `shroud exec` / `shroud run`.
+    #[command(subcommand)]
+    Mask(MaskCommand),
     /// Copy this binary to a path (init containers of `FROM scratch` images).
     CopySelf {
         /// Destination file.
         dest: PathBuf,
     },
+}
+
+/// `shroud mask`.
+#[derive(Debug, Subcommand)]
+pub enum MaskCommand {
+    /// Read one value from stdin (never from the command line) and mask it in
+    /// everything the enclosing `shroud exec` / `shroud run` writes from now on
+    /// (through `SHROUD_MASK_SOCKET`). Returns once the value is masked.
+    Add,
 }
 
 /// Where secret values come from and how they are masked.
@@ -92,6 +104,23 @@ pub struct RedactionArgs {
 pub struct RedactArgs {
     #[command(flatten)]
     pub redaction: RedactionArgs,
+    #[command(flatten)]
+    pub detection: DetectionArgs,
+}
+
+/// Masking credentials shroud did not issue.
+#[derive(Clone, Debug, Default, Args)]
+pub struct DetectionArgs {
+    /// Credential detectors to run: `all` (the default), `none`, or a comma list
+    /// of names (github-token, jwt, private-key, url-password, …; docs/redact.md).
+    #[arg(long, value_name = "LIST", env = "SHROUD_DETECT")]
+    pub detect: Option<String>,
+    /// Mask the values of environment variables whose names match these globs
+    /// (comma list; `''` turns it off). Default: *_PASSWORD, *_SECRET, *_TOKEN,
+    /// *_KEY, *_PRIVATE_KEY, *_ACCESS_KEY, *_SECRET_KEY, *_CREDENTIALS,
+    /// *_CONNECTION_STRING, *_DSN.
+    #[arg(long, value_name = "GLOBS", env = "SHROUD_MASK_ENV")]
+    pub mask_env: Option<String>,
 }
 
 /// `shroud exec`.
@@ -99,6 +128,8 @@ pub struct RedactArgs {
 pub struct ExecArgs {
     #[command(flatten)]
     pub redaction: RedactionArgs,
+    #[command(flatten)]
+    pub detection: DetectionArgs,
     /// What to do with the command when the secrets change: `none`, `signal:NAME`
     /// (e.g. `signal:SIGHUP`) or `restart`.
     #[arg(
@@ -142,6 +173,8 @@ pub struct RunArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub overrides: ConfigOverrides,
+    #[command(flatten)]
+    pub detection: DetectionArgs,
     /// Give the command a pseudo-terminal: `auto`, `always`, `never`.
     #[arg(long, value_enum, default_value_t = TtyMode::Auto)]
     pub tty: TtyMode,

@@ -4,6 +4,7 @@
 //! `webhook`) are in [`commands`]; the pieces they share are the modules below.
 //! See docs/ARCHITECTURE.md for the map.
 
+pub mod addmask;
 pub mod agent;
 pub mod alloc;
 pub mod archive;
@@ -14,6 +15,7 @@ pub mod config;
 pub mod contract;
 pub mod ctmpl;
 pub mod derive;
+pub mod envmask;
 pub mod error;
 pub mod events;
 pub mod exec;
@@ -30,6 +32,7 @@ pub mod scanner;
 pub mod secrets_source;
 pub mod signals;
 pub mod signing;
+pub mod stages;
 pub mod telemetry;
 pub mod template;
 pub mod tree;

@@ -10,14 +10,18 @@
 
 use std::io::{self, IoSlice};
 use std::os::fd::{AsRawFd, BorrowedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use shroud_redactor::{Piece, Redactor};
+use shroud_redactor::detect::DetectorSet;
+use shroud_redactor::Piece;
+use std::sync::Arc;
 
+pub use crate::addmask::AddMask;
 use crate::live::LiveSet;
+use crate::stages::Stages;
 
 /// Default idle interval after which a held piece is released.
 pub const DEFAULT_IDLE: Duration = Duration::from_millis(50);
@@ -38,6 +42,10 @@ pub struct PumpConfig {
     pub idle: Duration,
     /// Never release held bytes at an idle flush (only when resolved or at end).
     pub strict: bool,
+    /// Credential detectors run before the value matcher (`--detect`).
+    pub detect: Option<Arc<DetectorSet>>,
+    /// What `::add-mask::` lines do.
+    pub add_mask: AddMask,
 }
 
 impl Default for PumpConfig {
@@ -46,6 +54,8 @@ impl Default for PumpConfig {
             mask: shroud_redactor::DEFAULT_MASK.to_vec(),
             idle: DEFAULT_IDLE,
             strict: false,
+            detect: None,
+            add_mask: AddMask::Off,
         }
     }
 }
@@ -101,25 +111,19 @@ pub fn pump_until(
     let mut reads_after_stop = 0usize;
     grow_pipe(input);
     let mut swaps = live.swaps();
-    let mut redactor = Redactor::new(live.load())
-        .with_mask(config.mask.clone())
-        .strict(config.strict);
+    let mut stages = Stages::new(live, config);
     let mut buf = ReadBuf(vec![0u8; READ_BUF]);
-    let mut out = Vec::with_capacity(4096);
-    let mut pieces = Vec::with_capacity(64);
     let idle = PollTimeout::try_from(config.idle).unwrap_or(PollTimeout::MAX);
     loop {
         // A flush keeps the released piece as context but leaves nothing pending,
         // so this waits once per pause; strict mode never flushes.
-        if redactor.pending() > 0 && !stopping && !config.strict {
+        if stages.flushable() > 0 && !stopping && !config.strict {
             match wait_readable(input, stop, idle) {
                 Ok(Readiness::Stop) => stopping = true,
                 Ok(Readiness::Timeout) => {
-                    redactor.flush(&mut out);
-                    if write_all(output, &out)? == PumpEnd::OutputClosed {
+                    if stages.flush(output)? == PumpEnd::OutputClosed {
                         return Ok(PumpEnd::OutputClosed);
                     }
-                    out.clear();
                     continue;
                 }
                 Ok(Readiness::Input) => {}
@@ -145,7 +149,7 @@ pub fn pump_until(
                         let current = live.swaps();
                         if current != swaps {
                             swaps = current;
-                            redactor.set_secrets(live.load());
+                            stages.set_secrets(live.load());
                         }
                     }
                     Readiness::Input => {}
@@ -159,12 +163,11 @@ pub fn pump_until(
         let current = live.swaps();
         if current != swaps {
             swaps = current;
-            redactor.set_secrets(live.load());
+            stages.set_secrets(live.load());
         }
         if n == 0 {
-            redactor.finish(&mut out);
-            let end = write_all(output, &out)?;
-            record(&redactor, counters);
+            let end = stages.finish(output, live)?;
+            stages.record(counters);
             return Ok(if end == PumpEnd::OutputClosed {
                 end
             } else if stopping {
@@ -173,14 +176,11 @@ pub fn pump_until(
                 PumpEnd::Eof
             });
         }
-        redactor.write_pieces(&buf.0[..n], &mut out, &mut pieces);
-        record(&redactor, counters);
-        let end = write_pieces(output, &buf.0[..n], &out, &pieces)?;
+        let end = stages.write(&buf.0[..n], output, live, &mut swaps)?;
+        stages.record(counters);
         // The bytes just copied may hold a secret; do not keep them around until
         // a later read happens to overwrite them (a retired value must leave memory).
         crate::alloc::wipe_slice(&mut buf.0[..n]);
-        out.clear();
-        pieces.clear();
         if end == PumpEnd::OutputClosed {
             return Ok(PumpEnd::OutputClosed);
         }
@@ -200,7 +200,7 @@ impl Drop for ReadBuf {
 
 /// Writes the redactor's output pieces with `writev`, so unchanged input is
 /// written straight from the read buffer instead of being copied first.
-fn write_pieces(
+pub(crate) fn write_pieces(
     fd: BorrowedFd<'_>,
     input: &[u8],
     own: &[u8],
@@ -226,12 +226,6 @@ fn write_pieces(
 /// best effort (not a pipe, or over /proc/sys/fs/pipe-max-size for non-root).
 fn grow_pipe(fd: BorrowedFd<'_>) {
     let _ = nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
-}
-
-fn record(redactor: &Redactor, counters: &StreamCounters) {
-    let s = redactor.stats();
-    counters.bytes.store(s.bytes_in, Ordering::Relaxed);
-    counters.masked.store(s.masked, Ordering::Relaxed);
 }
 
 #[derive(Debug, PartialEq, Eq)]

@@ -11,6 +11,10 @@
 //! same rounds as the baseline the targets are stated against; shroud's start with no input (loading and building
 //! the set); p50/p99 line latency at 10,000 lines/s, and peak RSS.
 //!
+//! Then (issue 23; `SHROUD_BENCH_DETECT=0` leaves it out) the cost of the
+//! credential detectors and environment patterns: `shroud redact` with them on
+//! against `--detect none --mask-env ''`, interleaved.
+//!
 //! Run: `scripts/bench` (or `cargo bench -p shroud-redactor --bench throughput`).
 //! `SHROUD_BENCH_SECRETS` (comma-separated set sizes), `SHROUD_BENCH_ROUNDS`
 //! (default 5) and `SHROUD_BENCH_PIPE_MIB` (MiB per pipe run, default 1024) narrow
@@ -398,6 +402,74 @@ fn env_count(name: &str, default: usize) -> usize {
     }
 }
 
+/// Issue 23: what the credential detectors and the environment patterns cost.
+/// In-process, the detector stage alone over the corpus; through a pipe,
+/// `shroud redact` with 1,000 secrets and its defaults (every detector, the
+/// default `--mask-env` patterns, with two matching variables set) against
+/// `--detect none --mask-env ''`, interleaved, ratio of the medians (the
+/// target is at least 0.9x).
+fn detection_cost(bin: Option<&Path>, dir: &Path, corpus: &[u8], total: usize, rounds: usize) {
+    use shroud_redactor::detect::{Detect, DetectorSet, Passed};
+    // SHROUD_BENCH_DETECT_LIST=name,… measures a subset in-process (profiling).
+    let list = std::env::var("SHROUD_BENCH_DETECT_LIST").unwrap_or_else(|_| "all".into());
+    let set = Arc::new(DetectorSet::parse(&list, DEFAULT_MASK).expect("SHROUD_BENCH_DETECT_LIST"));
+    let mut best = 0.0f64;
+    for _ in 0..3 {
+        let mut stage = Detect::new(Arc::clone(&set));
+        let mut out = Vec::with_capacity(1 << 20);
+        let t = Instant::now();
+        let mut kept = 0usize;
+        for chunk in corpus.chunks(128 * 1024) {
+            match stage.write(chunk, &mut out) {
+                Passed::Input(r) => kept += r.len(),
+                Passed::Out => kept += out.len(),
+            }
+            out.clear();
+        }
+        stage.finish(&mut out);
+        std::hint::black_box(kept);
+        best = best.max(gbps(corpus.len(), t.elapsed()));
+    }
+    println!(
+        "
+credential detectors (issue 23)"
+    );
+    println!(
+        "  in-process detector stage       {best:6.2} GB/s   ({list}: {} detectors, 128 KiB writes)",
+        set.names().len()
+    );
+    let Some(bin) = bin else { return };
+    let mut off = Command::new(bin);
+    off.args([
+        "redact",
+        "--detect",
+        "none",
+        "--mask-env",
+        "",
+        "--secrets-dir",
+    ])
+    .arg(dir);
+    let mut on = Command::new(bin);
+    on.args(["redact", "--secrets-dir"])
+        .arg(dir)
+        .env("CI_JOB_TOKEN", "bench-job-token-0123456789")
+        .env("DEPLOY_PASSWORD", "bench-deploy-password-42");
+    let r = interleaved(&mut off, None, &mut on, corpus, total, rounds);
+    let (off_gb, on_gb) = (median(&r.base), median(&r.other));
+    println!(
+        "  pipe redact, detectors off      {off_gb:6.2} GB/s   median (runs {})",
+        spread(&r.base)
+    );
+    println!(
+        "  pipe redact, detectors + env on {on_gb:6.2} GB/s   median (runs {})",
+        spread(&r.other)
+    );
+    println!(
+        "  on / off (ratio of medians)     {:6.2}x   (target: at least 0.90x)",
+        on_gb / off_gb
+    );
+}
+
 fn main() {
     let mut rng = StdRng::seed_from_u64(42);
     let shroud_bin = std::env::var_os("SHROUD_BIN").map(std::path::PathBuf::from);
@@ -536,6 +608,13 @@ fn main() {
                 println!("  line latency at 10,000 lines/s  p50 {p50:.0} µs   p99 {p99:.0} µs");
             }
         }
+    }
+    if std::env::var_os("SHROUD_BENCH_DETECT").is_none_or(|v| v != "0") {
+        let values = secrets(1_000, &mut rng);
+        let dir = tmp.path().join("detect");
+        write_values(&dir, &values);
+        let c = corpus(&build(&values).patterns_for_reference(), &mut rng);
+        detection_cost(shroud_bin.as_deref(), &dir, &c, pipe_bytes, rounds);
     }
     if let Some(bin) = &shroud_bin {
         let dir = tmp.path().join("empty");

@@ -121,7 +121,7 @@ def assert_no_secret(text: str, secrets: dict, where: str, min_len=6):
 # --- the real binary's command line ---------------------------------------------
 
 # Subcommands that take a sub-subcommand.
-NESTED = {"config", "probe", "audit"}
+NESTED = {"config", "probe", "audit", "mask"}
 _help_cache = {}
 
 

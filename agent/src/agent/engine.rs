@@ -521,14 +521,20 @@ impl Engine {
         loop {
             let now = Instant::now();
             self.expire(now);
-            if now >= self.dir_checked + DIR_CHECK {
+            let dir_due = now >= self.dir_checked + DIR_CHECK;
+            if dir_due {
                 // Logged and counted inside; publications retry by themselves.
                 let _ = self.check_output();
                 if self.poll_exit_marker && contract::has_exited(self.out.dir()) {
                     return Wake::ExitMarker;
                 }
             }
-            if self.publisher.prune(now) && self.check_output().is_ok() {
+            // Values the pod's execs registered at run time join the set.
+            let registered = dir_due
+                && self
+                    .publisher
+                    .set_registered(contract::registered::read_all(self.out.dir()));
+            if (self.publisher.prune(now) || registered) && self.check_output().is_ok() {
                 let values = self.current_values(None);
                 if let Err(e) = self.publisher.publish(&mut self.out, values, &[]) {
                     error!(error = %e, "cannot update the redaction set");

@@ -31,6 +31,9 @@ pub struct Publisher {
     lengths: shroud_redactor::Lengths,
     timeout: Duration,
     live: Option<Arc<LiveSet>>,
+    /// Values the pod's execs registered at run time (`.shroud/registered-*`),
+    /// in every generation while their files exist.
+    registered: Vec<(String, Zeroizing<Vec<u8>>)>,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -74,7 +77,20 @@ impl Publisher {
             lengths,
             timeout,
             live,
+            registered: Vec::new(),
         }
+    }
+
+    /// Replaces the execs' registered values; true when they changed (the set
+    /// should then be republished).
+    pub fn set_registered(&mut self, values: Vec<(String, Zeroizing<Vec<u8>>)>) -> bool {
+        let same = values.len() == self.registered.len()
+            && values.iter().zip(&self.registered).all(|(a, b)| a.1 == b.1);
+        if same {
+            return false;
+        }
+        self.registered = values;
+        true
     }
 
     /// Keeps `values` masked for the retention window.
@@ -126,6 +142,7 @@ impl Publisher {
         for (name, value) in retiring {
             file.values.push((format!("{name}.retired"), value.clone()));
         }
+        file.values.extend(self.registered.iter().cloned());
         out.write(Path::new(VALUES_FILE), &file.to_bytes())?;
         self.generation = generation;
         self.swap_live(&file);
@@ -136,7 +153,8 @@ impl Publisher {
         if let Some(live) = &self.live {
             let mut builder = SecretSetBuilder::new().lengths(self.lengths);
             file.add_to(&mut builder);
-            live.store(builder.build().0);
+            let base = file.values.iter().map(|(n, v)| (n.as_str(), v.as_slice()));
+            live.store_based(builder.build().0, self.lengths, base);
         }
     }
 

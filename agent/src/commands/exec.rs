@@ -59,12 +59,36 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
     crate::report::warn_skipped(&values.skipped);
     crate::report::warn_weak(&values.weak, &loaded.report);
     let live = Arc::new(LiveSet::new(set));
+    live.remember_base(
+        r.lengths(),
+        values
+            .values
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_slice())),
+    );
+    let (detect, env) = super::default_detection();
+    let detectors = super::detection(&args.detection, detect, &env, &r.mask, &live)?;
     // shroud's own log lines are redacted with the same, live, set.
     crate::logging::set_live(Arc::clone(&live));
 
+    let mut published: Option<(std::path::PathBuf, String)> = None;
     let watcher = match watching {
         Some((dir, (mut watcher, pending))) => {
             let mut ack = Ack::new(&dir);
+            // Values registered at run time go to the agent, which publishes
+            // them to the pod's other execs (contract::registered).
+            let id = ack
+                .path()
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let (to, name) = (dir.clone(), id.clone());
+            live.set_on_register(Box::new(move |values| {
+                if let Err(e) = crate::contract::registered::write(&to, &name, values) {
+                    tracing::warn!(error = %e, "cannot publish registered values to the agent");
+                }
+            }));
+            published = Some((dir.clone(), id));
             if let Some(generation) = loaded.generation {
                 if let Err(e) = ack.write(generation) {
                     tracing::warn!(path = %ack.path().display(), error = %e, "cannot write the rotation acknowledgement");
@@ -99,6 +123,8 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
             mask: r.mask.as_bytes().to_vec(),
             idle: r.idle,
             strict: r.strict,
+            detect: detectors,
+            add_mask: crate::pump::AddMask::from_env(),
         },
         on_rotate: args.on_rotate,
         drain_timeout: args.drain_timeout,
@@ -109,7 +135,11 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
     };
     // Without a directory nothing ever rotates: no channel, no forwarding thread.
     let rotations = watcher.is_some().then_some(rotated_rx);
-    supervise(opts, live, rotations)
+    let code = supervise(opts, live, rotations);
+    if let Some((dir, id)) = published {
+        crate::contract::registered::remove(&dir, &id);
+    }
+    code
 }
 
 fn check_readable(dir: &std::path::Path) -> anyhow::Result<()> {

@@ -5,6 +5,7 @@ mod audit;
 mod config;
 mod copy_self;
 mod exec;
+mod mask;
 mod probe;
 mod redact;
 mod run;
@@ -17,7 +18,7 @@ mod webhook;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::cli::{Cli, Command, ConfigCommand, ProbeCommand};
+use crate::cli::{Cli, Command, ConfigCommand, MaskCommand, ProbeCommand};
 use crate::error::usage;
 
 /// Runs the parsed command line.
@@ -35,6 +36,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Audit(cmd) => audit::run(cmd),
         Command::Webhook(args) => webhook::run(args),
         Command::CopySelf { dest } => copy_self::run(dest),
+        Command::Mask(MaskCommand::Add) => mask::add(),
     }
 }
 
@@ -46,6 +48,40 @@ fn load_config(
 ) -> anyhow::Result<crate::config::Config> {
     let flags = flags.as_env().map_err(|e| usage(anyhow::anyhow!(e)))?;
     crate::config::load(path, flags).map_err(|e| usage(e).into())
+}
+
+/// The detectors the flags (else the configuration's `[redact]`) select, after
+/// registering with `live` the values of the environment variables the name
+/// patterns match. Bad lists exit 64.
+fn detection(
+    flags: &crate::cli::DetectionArgs,
+    detect: &str,
+    env: &crate::envmask::EnvPatterns,
+    mask: &str,
+    live: &crate::live::LiveSet,
+) -> anyhow::Result<Option<Arc<shroud_redactor::detect::DetectorSet>>> {
+    use shroud_redactor::detect::DetectorSet;
+    let list = flags.detect.as_deref().unwrap_or(detect);
+    let set = DetectorSet::parse(list, mask.as_bytes())
+        .map_err(|e| usage(anyhow::anyhow!("--detect: {e}")))?;
+    let env = match &flags.mask_env {
+        Some(l) => crate::envmask::EnvPatterns::parse(l).map_err(|e| usage(anyhow::anyhow!(e)))?,
+        None => env.clone(),
+    };
+    let names = crate::envmask::register(live, &env, std::env::vars_os());
+    if !names.is_empty() {
+        tracing::info!(variables = ?names, "masking the values of environment variables");
+    }
+    Ok((!set.is_empty()).then(|| Arc::new(set)))
+}
+
+/// The defaults of `--detect` and `--mask-env` outside a configuration.
+fn default_detection() -> (&'static str, crate::envmask::EnvPatterns) {
+    (
+        crate::envmask::DEFAULT_DETECT,
+        crate::envmask::EnvPatterns::parse(crate::envmask::DEFAULT_PATTERNS)
+            .expect("valid defaults"),
+    )
 }
 
 /// Memory hardening for the roles that hold secrets.

@@ -21,13 +21,24 @@ pub fn run(args: RedactArgs) -> anyhow::Result<i32> {
     crate::report::warn_report(&loaded.report, r.min_length);
     crate::report::warn_skipped(&values.skipped);
     crate::report::warn_weak(&values.weak, &loaded.report);
-    drop(values);
     let live = std::sync::Arc::new(LiveSet::new(set));
+    live.remember_base(
+        r.lengths(),
+        values
+            .values
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_slice())),
+    );
+    drop(values);
+    let (detect, env) = super::default_detection();
+    let detectors = super::detection(&args.detection, detect, &env, &r.mask, &live)?;
     crate::logging::set_live(live.clone());
     let config = PumpConfig {
         mask: r.mask.as_bytes().to_vec(),
         idle: r.idle,
         strict: r.strict,
+        detect: detectors,
+        add_mask: crate::pump::AddMask::from_env(),
     };
     let stdin = io::stdin();
     let stdout = io::stdout();

@@ -23,6 +23,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     // command runs), a signal must still lead to a clean shutdown.
     let _signals = crate::agent::wake::forward_signals(tx.clone())?;
     let live = Arc::new(LiveSet::new(shroud_redactor::SecretSet::empty()));
+    live.remember_base(cfg.redact.lengths(), std::iter::empty());
+    let detectors = super::detection(
+        &args.detection,
+        &cfg.redact.detect,
+        &cfg.redact.env,
+        &cfg.redact.mask,
+        &live,
+    )?;
     crate::logging::set_live(live.clone());
     let (rotated_tx, rotated_rx) = mpsc::channel();
     let hook: crate::agent::engine::OnPublish = Box::new(move || {
@@ -72,6 +80,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         pump: PumpConfig {
             mask: cfg.redact.mask.as_bytes().to_vec(),
             strict: cfg.redact.strict,
+            detect: detectors,
+            add_mask: crate::pump::AddMask::from_env(),
             ..PumpConfig::default()
         },
         on_rotate: cfg.lifecycle.on_rotate,

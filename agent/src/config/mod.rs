@@ -292,6 +292,10 @@ pub struct RedactConfig {
     pub retain: Duration,
     /// Never release a possible start of a secret at an idle flush.
     pub strict: bool,
+    /// Credential detectors (`all`, `none` or a comma list), checked.
+    pub detect: String,
+    /// Environment variable name globs whose values are masked, checked.
+    pub env: crate::envmask::EnvPatterns,
 }
 
 impl RedactConfig {
@@ -537,6 +541,27 @@ kind = "kv2"
         s.kind = SecretKind::Dynamic;
         s.path = "database/creds/app".into();
         assert_eq!(s.read_path(), "database/creds/app");
+    }
+
+    #[test]
+    fn redact_detect_and_env_are_checked() {
+        let c = parse_env(MIN, &[]).unwrap();
+        assert_eq!(c.redact.detect, "all");
+        assert!(c.redact.env.matches("GITHUB_TOKEN"));
+        let c = parse_env(
+            &format!("{MIN}\n[redact]\ndetect = \"jwt,github-token\"\nenv = []\n"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.redact.detect, "jwt,github-token");
+        assert!(c.redact.env.is_empty());
+        let e = parse_env(&format!("{MIN}\n[redact]\ndetect = \"jwt,nope\"\n"), &[]).unwrap_err();
+        assert!(
+            e.to_string().contains("[redact] detect") && e.to_string().contains("nope"),
+            "{e}"
+        );
+        let e = parse_env(&format!("{MIN}\n[redact]\nenv = [\"A-B\"]\n"), &[]).unwrap_err();
+        assert!(e.to_string().contains("[redact] env"), "{e}");
     }
 
     #[test]

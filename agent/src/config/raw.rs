@@ -116,6 +116,8 @@ pub struct RawRedact {
     pub piece_length: Option<usize>,
     pub retain: Option<String>,
     pub strict: Option<bool>,
+    pub detect: Option<String>,
+    pub env: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, PartialEq, Deserialize, Serialize)]

@@ -175,7 +175,19 @@ pub fn validate(origin: &str, raw: RawConfig) -> Result<Config, ConfigError> {
             .unwrap_or(shroud_redactor::DEFAULT_PIECE_LENGTH),
         retain: c.duration("[redact] retain", raw.redact.retain.as_deref(), "10m")?,
         strict: raw.redact.strict.unwrap_or(false),
+        detect: raw
+            .redact
+            .detect
+            .unwrap_or_else(|| crate::envmask::DEFAULT_DETECT.to_string()),
+        env: match &raw.redact.env {
+            None => crate::envmask::EnvPatterns::parse(crate::envmask::DEFAULT_PATTERNS),
+            Some(list) => crate::envmask::EnvPatterns::parse(&list.join(",")),
+        }
+        .map_err(|e| c.err("[redact] env", e.to_string()))?,
     };
+    if let Err(e) = shroud_redactor::detect::DetectorSet::parse(&redact.detect, b"[R]") {
+        return Err(c.err("[redact] detect", e.to_string()));
+    }
     if redact.min_length == 0 {
         return Err(c.err("[redact] min_length", "must be at least 1"));
     }

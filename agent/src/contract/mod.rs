@@ -9,6 +9,7 @@
 //! <dir>/.shroud/acks/<id>    one per live exec: the generation it has loaded, flock-held
 //! <dir>/.shroud/ready        the first full render is done (the agent's)
 //! <dir>/.shroud/exited       the workload ended: its exit code (exec's)
+//! <dir>/.shroud/registered-<id>  values exec <id> registered at run time (exec's; [`registered`])
 //! ```
 //!
 //! Every file here is written to a temporary dot-name in the same directory
@@ -21,6 +22,7 @@ pub mod atomic;
 pub mod markers;
 pub mod open;
 pub mod paths;
+pub mod registered;
 
 pub use ack::{ack_is_stale, lagging_acks, live_acks, remove_stale_acks, Ack};
 pub use atomic::{write_atomically, Staged};

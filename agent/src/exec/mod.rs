@@ -32,6 +32,7 @@
 //!   exec` runs a [`watch::SecretsWatcher`] that swaps the set, writes the ack and
 //!   sends [`Rotated`] into the same channel.
 
+pub mod mask_socket;
 pub mod output;
 pub mod pty;
 pub mod reaper;

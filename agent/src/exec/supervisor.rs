@@ -32,7 +32,7 @@ enum Event {
 
 /// Runs `opts.command` to completion; see the module docs of [`super`].
 pub fn supervise(
-    opts: ExecOptions,
+    mut opts: ExecOptions,
     live: Arc<LiveSet>,
     rotations: Option<Receiver<Rotated>>,
 ) -> anyhow::Result<i32> {
@@ -52,6 +52,13 @@ pub fn supervise(
         forward_rotations(rotations, tx.clone())?;
     }
     reaper::become_subreaper();
+    // `shroud mask add` in the command registers values here.
+    let mask_socket = super::mask_socket::MaskSocket::start(Arc::clone(&live))
+        .map_err(|e| anyhow::anyhow!(e).context("creating the mask socket"))?;
+    opts.env.push((
+        super::mask_socket::ENV.into(),
+        mask_socket.path().as_os_str().to_owned(),
+    ));
 
     let use_pty = super::uses_pty(opts.tty);
     let (done_tx, done_rx) = mpsc::channel();
@@ -69,6 +76,7 @@ pub fn supervise(
     outputs.close_writers();
     drain(outputs, &done_rx, opts.drain_timeout);
     drop(raw_mode);
+    drop(mask_socket);
     reap_all();
     let code = match &result {
         Ok(code) => *code,

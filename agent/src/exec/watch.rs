@@ -473,7 +473,17 @@ fn swap(reload: &Reload, retained: &[Retained]) -> Option<u64> {
             .iter()
             .map(|r| (r.name.as_str(), r.value.as_slice())),
     );
-    reload.live.store(set);
+    let base = reload
+        .current
+        .values
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_slice()));
+    let retained_values = retained
+        .iter()
+        .map(|r| (r.name.as_str(), r.value.as_slice()));
+    reload
+        .live
+        .store_based(set, reload.lengths, base.chain(retained_values));
     crate::report::warn_report(&loaded.report, reload.lengths.min);
     loaded.generation
 }

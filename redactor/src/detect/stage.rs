@@ -1,0 +1,443 @@
+//! The streaming detector stage: bytes in, bytes out with every detected
+//! credential replaced by its family's mask, holding back only a candidate
+//! that is not decided yet (bounded by [`MAX_HOLD`]).
+//!
+//! Same discipline as the value matcher: at an idle flush an undecided
+//! candidate is masked from where its family says a credential would start and
+//! its continuation after the pause is masked too (the `tail`); a held piece
+//! that is not a plausible start is released verbatim and kept as context, so
+//! a token it begins is still found (only the released bytes showed).
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use zeroize::{Zeroize, Zeroizing};
+
+use super::{pem, Ctx, DetectorSet, Verdict};
+
+/// A candidate held longer than this is decided as if the stream ended there
+/// (and masked whole when it is a credential, its continuation too).
+pub const MAX_HOLD: usize = 16 * 1024;
+
+/// A PEM body longer than this without an END line ends the block.
+const MAX_BLOCK: usize = 64 * 1024;
+
+/// What [`Detect::write`] produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Passed {
+    /// The output is exactly this range of the input (nothing was detected):
+    /// nothing was written to `out`.
+    Input(Range<usize>),
+    /// The output was appended to `out`.
+    Out,
+}
+
+/// Inside a private key block.
+#[derive(Debug)]
+struct Block {
+    /// Index of the family (for its mask).
+    family: usize,
+    line_masked: bool,
+    /// The last bytes of the body, to find the END line across writes.
+    recent: Vec<u8>,
+    seen: usize,
+}
+
+/// The detector stage of one stream.
+pub struct Detect {
+    set: Arc<DetectorSet>,
+    strict: bool,
+    /// The undecided suffix of the stream; its first `emitted` bytes were
+    /// already written by a flush and are kept as context.
+    held: Zeroizing<Vec<u8>>,
+    emitted: usize,
+    /// The byte before `held` (word boundaries).
+    prev: Option<u8>,
+    /// Bytes of this class continue a credential whose mask was written.
+    tail: Option<fn(u8) -> bool>,
+    block: Option<Block>,
+    scratch: Zeroizing<Vec<u8>>,
+    detected: u64,
+}
+
+impl std::fmt::Debug for Detect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detect")
+            .field("set", &self.set)
+            .field("held_bytes", &self.held.len())
+            .field("detected", &self.detected)
+            .finish()
+    }
+}
+
+impl Detect {
+    /// A stage running `set`.
+    pub fn new(set: Arc<DetectorSet>) -> Self {
+        Detect {
+            set,
+            strict: false,
+            held: Zeroizing::new(Vec::new()),
+            emitted: 0,
+            prev: None,
+            tail: None,
+            block: None,
+            scratch: Zeroizing::new(Vec::new()),
+            detected: 0,
+        }
+    }
+
+    /// Strict mode: a flush releases nothing.
+    pub fn strict(mut self, strict: bool) -> Self {
+        self.strict = strict;
+        self
+    }
+
+    /// Bytes held back and not yet written.
+    pub fn pending(&self) -> usize {
+        self.held.len() - self.emitted
+    }
+
+    /// How many credentials were masked so far.
+    pub fn detected(&self) -> u64 {
+        self.detected
+    }
+
+    /// Consumes `input`; the output is either a range of `input` or appended
+    /// to `out`.
+    pub fn write(&mut self, input: &[u8], out: &mut Vec<u8>) -> Passed {
+        let Some(ac) = self.set.automaton.as_ref() else {
+            return Passed::Input(0..input.len());
+        };
+        let mut start = 0;
+        if let Some(class) = self.tail {
+            start = input.iter().take_while(|&&b| class(b)).count();
+            if start == input.len() {
+                return Passed::Input(start..start);
+            }
+            self.tail = None;
+            if start > 0 {
+                self.prev = Some(input[start - 1]);
+            }
+        }
+        if self.block.is_some() {
+            start += self.block_bytes(&input[start..], out);
+            if self.block.is_some() {
+                return Passed::Out;
+            }
+            self.process(&input[start..], 0, Mode::Stream, out);
+            return Passed::Out;
+        }
+        if self.held.is_empty() {
+            let rest = &input[start..];
+            if ac.find(rest).is_none() {
+                let hold = self.partial_anchor(rest, 0);
+                if hold > 0 {
+                    self.prev = Some(rest[hold - 1]);
+                }
+                self.held.extend_from_slice(&rest[hold..]);
+                return Passed::Input(start..start + hold);
+            }
+            self.process(rest, 0, Mode::Stream, out);
+            return Passed::Out;
+        }
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        buf.extend_from_slice(&self.held);
+        buf.extend_from_slice(&input[start..]);
+        let skip = self.emitted;
+        self.clear_held();
+        self.process(&buf, skip, Mode::Stream, out);
+        buf.zeroize();
+        self.scratch = buf;
+        Passed::Out
+    }
+
+    /// The stream is idle: release the held piece unless strict (see the
+    /// module comment).
+    pub fn flush(&mut self, out: &mut Vec<u8>) {
+        if self.strict || self.pending() == 0 {
+            return;
+        }
+        self.release(Mode::Flush, out);
+    }
+
+    /// End of stream: decide and release everything.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        self.release(Mode::End, out);
+        self.clear_held();
+        self.tail = None;
+        self.block = None;
+        self.prev = None;
+    }
+
+    fn release(&mut self, mode: Mode, out: &mut Vec<u8>) {
+        let held = std::mem::replace(&mut self.held, Zeroizing::new(Vec::new()));
+        let skip = self.emitted;
+        self.emitted = 0;
+        self.process(&held, skip, mode, out);
+    }
+
+    fn clear_held(&mut self) {
+        self.held.zeroize();
+        self.held.clear();
+        self.emitted = 0;
+    }
+
+    /// Scans `buf` (the first `skip` bytes already written), writes what is
+    /// decided and holds the rest.
+    fn process(&mut self, buf: &[u8], skip: usize, mode: Mode, out: &mut Vec<u8>) {
+        let set = Arc::clone(&self.set);
+        let ac = set.automaton.as_ref().expect("checked by write");
+        let mut pos = 0;
+        let mut done = 0; // bytes before this are written (or masked)
+        let mut hold = None;
+        let emit = |out: &mut Vec<u8>, r: Range<usize>| {
+            let from = r.start.max(skip);
+            if from < r.end {
+                out.extend_from_slice(&buf[from..r.end]);
+            }
+        };
+        while pos < buf.len() {
+            let Some(m) = ac.find(aho_corasick::Input::new(buf).range(pos..)) else {
+                break;
+            };
+            let at = m.start();
+            let (fi, anchor) = set.anchors[m.pattern().as_usize()];
+            let family = set.families[fi];
+            let forced = buf.len() - at >= MAX_HOLD;
+            let ctx = Ctx {
+                buf,
+                at,
+                anchor,
+                prev: self.prev,
+                eof: mode == Mode::End || forced,
+            };
+            match (family.examine)(&ctx) {
+                Verdict::No => pos = at + 1,
+                Verdict::Mask { start, end, class } => {
+                    emit(out, done..start);
+                    if end > skip {
+                        out.extend_from_slice(&set.masks[fi]);
+                        self.detected += 1;
+                    }
+                    done = end;
+                    pos = end.max(at + 1);
+                    if end == buf.len() && mode != Mode::End {
+                        self.tail = Some(class);
+                    }
+                }
+                Verdict::Block { body } => {
+                    emit(out, done..body);
+                    self.detected += 1;
+                    self.block = Some(Block {
+                        family: fi,
+                        line_masked: false,
+                        recent: Vec::new(),
+                        seen: 0,
+                    });
+                    let from = body.max(skip);
+                    let used = self.block_bytes(&buf[from..], out);
+                    done = from + used;
+                    pos = done;
+                    if self.block.is_some() {
+                        break;
+                    }
+                }
+                Verdict::More if mode == Mode::Flush => {
+                    match (family.partial)(&ctx) {
+                        Some((start, class)) => {
+                            emit(out, done..start);
+                            out.extend_from_slice(&set.masks[fi]);
+                            self.detected += 1;
+                            self.tail = Some(class);
+                            done = buf.len();
+                        }
+                        // Released verbatim below, kept as context.
+                        None => hold = Some(at),
+                    }
+                    break;
+                }
+                Verdict::More => {
+                    hold = Some(at);
+                    break;
+                }
+            }
+        }
+        if self.block.is_some() || self.tail.is_some() {
+            // Everything was consumed by the mask.
+            if done < buf.len() && self.block.is_none() {
+                // A tail set by a mask that ended the buffer: nothing is left.
+                debug_assert!(done == buf.len());
+            }
+            self.prev = buf.last().copied();
+            return;
+        }
+        let hold = match mode {
+            Mode::End => buf.len(),
+            _ => hold.unwrap_or_else(|| self.partial_anchor(buf, pos.max(done))),
+        };
+        let hold = hold.max(done);
+        if mode == Mode::Flush {
+            // Release all; keep the undecided part as context.
+            emit(out, done..buf.len());
+            if hold > 0 {
+                self.prev = Some(buf[hold - 1]);
+            }
+            self.held.extend_from_slice(&buf[hold..]);
+            self.emitted = buf.len() - hold;
+            return;
+        }
+        emit(out, done..hold);
+        if hold > 0 {
+            self.prev = Some(buf[hold - 1]);
+        }
+        self.held.extend_from_slice(&buf[hold..]);
+        self.emitted = skip.saturating_sub(hold).min(self.held.len());
+    }
+
+    /// The earliest position at or after `from` whose remainder is a proper
+    /// prefix of an anchor, or `buf.len()`.
+    fn partial_anchor(&self, buf: &[u8], from: usize) -> usize {
+        let lo = buf
+            .len()
+            .saturating_sub(self.set.max_anchor.saturating_sub(1))
+            .max(from);
+        (lo..buf.len())
+            .find(|&i| {
+                let rest = &buf[i..];
+                self.set.anchors.iter().any(|(_, a)| {
+                    a.len() > rest.len() && a[..rest.len()].eq_ignore_ascii_case(rest)
+                })
+            })
+            .unwrap_or(buf.len())
+    }
+
+    /// Masks a private key body line by line; returns how many bytes were
+    /// consumed (all unless the END line or the size bound came first).
+    fn block_bytes(&mut self, bytes: &[u8], out: &mut Vec<u8>) -> usize {
+        let set = Arc::clone(&self.set);
+        let block = self.block.as_mut().expect("in a block");
+        for (i, &b) in bytes.iter().enumerate() {
+            block.seen += 1;
+            if b == b'\n' {
+                out.push(b);
+                block.line_masked = false;
+            } else if !block.line_masked {
+                out.extend_from_slice(&set.masks[block.family]);
+                block.line_masked = true;
+            }
+            if block.recent.len() == 96 {
+                block.recent.drain(..48);
+            }
+            block.recent.push(b);
+            let ended = b == b'-' && pem::block_end(&block.recent) == Some(block.recent.len());
+            if ended || block.seen >= MAX_BLOCK {
+                block.recent.zeroize();
+                self.block = None;
+                self.prev = Some(b);
+                return i + 1;
+            }
+        }
+        block.recent.zeroize();
+        block.recent.clear();
+        // Keep the last bytes: an END line may be split across writes.
+        let keep = bytes.len().min(48);
+        block.recent.extend_from_slice(&bytes[bytes.len() - keep..]);
+        bytes.len()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Stream,
+    Flush,
+    End,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stage() -> Detect {
+        Detect::new(Arc::new(DetectorSet::all(b"[REDACTED]")))
+    }
+
+    /// Runs `chunks` through a stage, flushing where a chunk is `None`.
+    fn run(chunks: &[Option<&str>]) -> String {
+        let mut d = stage();
+        let mut all = Vec::new();
+        for c in chunks {
+            let mut out = Vec::new();
+            match c {
+                Some(c) => match d.write(c.as_bytes(), &mut out) {
+                    Passed::Input(r) => all.extend_from_slice(&c.as_bytes()[r]),
+                    Passed::Out => all.extend_from_slice(&out),
+                },
+                None => {
+                    d.flush(&mut out);
+                    all.extend_from_slice(&out);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        d.finish(&mut out);
+        all.extend_from_slice(&out);
+        String::from_utf8(all).unwrap()
+    }
+
+    const JWT: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlLWJ5dGVz";
+
+    #[test]
+    fn a_token_split_across_every_write_is_masked() {
+        let text = format!("a {JWT} b AKIAIOSFODNN7EXAMPLE c");
+        let expected = "a [REDACTED:jwt] b [REDACTED:aws-access-key-id] c";
+        assert_eq!(run(&[Some(&text)]), expected);
+        for cut in 0..text.len() {
+            let (x, y) = text.split_at(cut);
+            assert_eq!(run(&[Some(x), Some(y)]), expected, "cut at {cut}");
+        }
+        let bytes: Vec<String> = text.chars().map(String::from).collect();
+        let chunks: Vec<Option<&str>> = bytes.iter().map(|s| Some(s.as_str())).collect();
+        assert_eq!(run(&chunks), expected);
+    }
+
+    #[test]
+    fn a_pause_inside_a_token_shows_no_more_than_its_anchor_prefix() {
+        for cut in 1..JWT.len() {
+            let (x, y) = JWT.split_at(cut);
+            let out = run(&[Some("t="), Some(x), None, Some(y), Some("\n")]);
+            assert!(
+                !out.contains(&JWT[3.min(cut)..cut.max(3)]) || cut <= 3,
+                "cut {cut}: {out}"
+            );
+            assert!(out.contains("[REDACTED:jwt]"), "cut {cut}: {out}");
+            assert!(!out.contains(&y[..y.len().min(4)]), "cut {cut}: {out}");
+        }
+    }
+
+    #[test]
+    fn text_without_anchors_passes_in_place() {
+        let mut d = stage();
+        let mut out = Vec::new();
+        assert_eq!(d.write(b"plain text\n", &mut out), Passed::Input(0..11));
+        // A possible anchor start at the end is held.
+        assert_eq!(d.write(b"see ey", &mut out), Passed::Input(0..4));
+        assert_eq!(d.pending(), 2);
+    }
+
+    #[test]
+    fn private_key_lines_are_masked_across_writes() {
+        let key = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\nkqhkiG9w0BAQ==\n-----END PRIVATE KEY-----\nnext\n";
+        let expected = "-----BEGIN PRIVATE KEY-----\n[REDACTED:private-key]\n[REDACTED:private-key]\n[REDACTED:private-key]\nnext\n";
+        for cut in 0..key.len() {
+            let (x, y) = key.split_at(cut);
+            assert_eq!(run(&[Some(x), Some(y)]), expected, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn url_password_paused_mid_way() {
+        let out = run(&[Some("postgres://app:s3cr"), None, Some("et-pw@db/x\n")]);
+        assert_eq!(out, "postgres://app:[REDACTED:url-password]@db/x\n");
+    }
+}

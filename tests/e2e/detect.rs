@@ -1,0 +1,463 @@
+//! Credentials shroud did not issue (issue 23), end to end through the binary:
+//! well-known formats (generated here, valid checksums included) masked through
+//! `shroud redact`, `shroud exec` over pipes and under a real terminal, also
+//! when a pause splits them; `::add-mask::` (the command and its `set -x`
+//! echo); `shroud mask add`; environment variables masked by name.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use base64::Engine as _;
+use shroud_e2e::paced::*;
+use shroud_e2e::*;
+
+const LIMIT: Duration = Duration::from_secs(60);
+/// Well over the default idle interval (50 ms), so held pieces are flushed.
+const PAUSE: Duration = Duration::from_millis(250);
+
+/// One generated credential of every format: (detector, line prefix, the
+/// credential as printed, the bytes that must never show).
+fn generated() -> Vec<(&'static str, String, String, String)> {
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let entropy = "Q8rT2vW5yZ1bC4dF7gH0jK3mN6pS9u";
+    let ghp = format!(
+        "ghp_{entropy}{}",
+        shroud_redactor::detect::github_checksum(entropy.as_bytes())
+    );
+    let npm_entropy = "zY9xW8vU7tS6rQ5pO4nM3lK2jI1hG0";
+    let npm = format!(
+        "npm_{npm_entropy}{}",
+        shroud_redactor::detect::github_checksum(npm_entropy.as_bytes())
+    );
+    let pat = format!(
+        "github_pat_11ABCDEFG0{}_{}",
+        "a1B2c3D4e5F6",
+        "Zq".repeat(29) + "x"
+    );
+    let jwt = format!(
+        "{}.{}.{}",
+        b64(r#"{"alg":"RS256","kid":"k1"}"#),
+        b64(r#"{"sub":"ci","aud":"vault"}"#),
+        "c2lnbmF0dXJlLXNpZ25hdHVyZS1zaWduYXR1cmU"
+    );
+    let all = vec![
+        (
+            "github-token",
+            "GH_TOKEN=",
+            ghp.clone(),
+            ghp[4..].to_string(),
+        ),
+        ("github-token", "token ", pat.clone(), pat[11..].to_string()),
+        (
+            "gitlab-token",
+            "PRIVATE-TOKEN: ",
+            "glpat-9xYzAbCdEfGh1234_-ij".into(),
+            "9xYzAbCdEfGh1234_-ij".into(),
+        ),
+        (
+            "aws-access-key-id",
+            "id=",
+            "ASIAQWERTYUIOPASDF23".into(),
+            "QWERTYUIOPASDF23".into(),
+        ),
+        (
+            "aws-secret-key",
+            "aws_secret_access_key = ",
+            "Xk2/9fJq+7LmN0pQrS3tUvWx4yZ5aB6cD7eF8gH9".into(),
+            "Xk2/9fJq+7LmN0pQrS3tUvWx4yZ5aB6cD7eF8gH9".into(),
+        ),
+        (
+            "slack-token",
+            "SLACK=",
+            "xoxb-2048-4096-Zz9Yy8Xx7Ww6Vv5Uu4Tt3Ss".into(),
+            "2048-4096-Zz9Yy8Xx7Ww6Vv5Uu4Tt3Ss".into(),
+        ),
+        (
+            "stripe-key",
+            "key: ",
+            "sk_live_4eC39HqLyjWDarjtT1zdp7dc9Q".into(),
+            "4eC39HqLyjWDarjtT1zdp7dc9Q".into(),
+        ),
+        (
+            "google-api-key",
+            "key=",
+            "AIzaSyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY".into(),
+            "SyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY".into(),
+        ),
+        (
+            "npm-token",
+            "//registry.npmjs.org/:_authToken=",
+            npm.clone(),
+            npm[4..].to_string(),
+        ),
+        (
+            "pypi-token",
+            "password = ",
+            format!("pypi-AgEIcHlwaS5vcmc{}", "Qm9vdHN0cmFw_-".repeat(5)),
+            "Qm9vdHN0cmFw_-Qm9vdHN0cmFw".into(),
+        ),
+        ("jwt", "id_token: ", jwt.clone(), jwt[3..].to_string()),
+        (
+            "url-password",
+            "DATABASE_URL=postgres://app:",
+            "Pg-s3cret-4711@db.internal/app".into(),
+            "Pg-s3cret-4711".into(),
+        ),
+        (
+            "authorization",
+            "> Authorization: Bearer ",
+            "t0k3n-abcdef-0123456789".into(),
+            "t0k3n-abcdef-0123456789".into(),
+        ),
+    ];
+    all.into_iter()
+        .map(|(n, p, v, s)| (n, p.to_string(), v, s))
+        .collect()
+}
+
+fn script(dir: &Path, lines: &[PausedLine]) -> std::path::PathBuf {
+    let p = dir.join("paced.sh");
+    std::fs::write(&p, paced_script(lines, PAUSE)).unwrap();
+    p
+}
+
+/// Every generated credential, written whole and with a pause at several
+/// points inside it, is masked through every path; no secret part shows.
+#[test]
+fn every_format_is_masked_whole_and_across_a_pause_through_pipe_and_pty() {
+    let dir = tempfile::tempdir().unwrap();
+    let formats = generated();
+    let mut lines = Vec::new();
+    let mut expect = Vec::new();
+    for (name, prefix, value, secret) in &formats {
+        let cuts = [value.len(), 0, 2, value.len() / 2, value.len() - 1];
+        for at in cuts {
+            lines.push(PausedLine::split(prefix.as_bytes(), value.as_bytes(), at));
+            expect.push((*name, secret.clone()));
+        }
+    }
+    let script = script(dir.path(), &lines);
+    for via in ALL_VIAS {
+        let out = run_paced(via, &[], &script);
+        assert_eq!(
+            out.len(),
+            lines.len(),
+            "{via:?}: {:?}",
+            out.iter()
+                .map(|l| String::from_utf8_lossy(l))
+                .collect::<Vec<_>>()
+        );
+        for (line, (name, secret)) in out.iter().zip(&expect) {
+            let text = String::from_utf8_lossy(line);
+            assert!(
+                text.contains(&format!("[REDACTED:{name}]")),
+                "{via:?}: {name} not masked: {text}"
+            );
+            // The tail of a credential never shows, whatever the pause; at most
+            // the part written before a pause that was not yet a credential.
+            let tail = &secret[secret.len() - 8..];
+            assert!(
+                !text.contains(tail),
+                "{via:?}: {name} shows its end: {text}"
+            );
+        }
+    }
+}
+
+/// The same generated credentials are not masked with `--detect none`, and
+/// `--detect` names only the chosen families.
+#[test]
+fn detect_selects_the_families() {
+    let formats = generated();
+    let input: String = formats
+        .iter()
+        .map(|(_, p, v, _)| format!("{p}{v}\n"))
+        .collect();
+    let none = run_with_input(
+        shroud().args(["redact", "--detect", "none"]),
+        input.as_bytes(),
+        LIMIT,
+    );
+    assert!(none.status.success());
+    assert_eq!(none.out(), input);
+    let jwt_only = run_with_input(
+        shroud().args(["redact", "--detect", "jwt"]),
+        input.as_bytes(),
+        LIMIT,
+    );
+    assert!(jwt_only.out().contains("[REDACTED:jwt]"));
+    assert!(!jwt_only.out().contains("[REDACTED:github-token]"));
+    let bad = run_with_input(
+        shroud().args(["redact", "--detect", "jwt,nope"]),
+        b"",
+        LIMIT,
+    );
+    assert_eq!(bad.status.code(), Some(64), "{}", bad.err());
+    assert!(bad.err().contains("nope"), "{}", bad.err());
+}
+
+fn exec(script: &str) -> Command {
+    let mut cmd = shroud();
+    cmd.env_remove("GITHUB_ACTIONS")
+        .env("PATH", path_with_shroud())
+        .args(["exec", "--tty", "never", "--", "bash", "-c", script]);
+    cmd
+}
+
+fn path_with_shroud() -> String {
+    let bin = shroud_bin();
+    format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+const MINTED: &str = "minted-Tok3n-8c1f2e9a";
+
+/// `::add-mask::` as a command line and as `set -x` echoes it (on stderr):
+/// the value is masked on both streams from that line on, and outside GitHub
+/// Actions the command line itself is dropped.
+#[test]
+fn add_mask_registers_the_value_before_its_line_is_shown() {
+    let script = format!(
+        "V={MINTED}; set -x; echo \"::add-mask::$V\"; set +x; echo \"out $V\"; echo \"err $V\" >&2; echo done"
+    );
+    let done = run_with_input(&mut exec(&script), b"", LIMIT);
+    assert!(done.status.success(), "{}", done.err());
+    let (out, err) = (done.out(), done.err());
+    assert!(
+        !out.contains(MINTED) && !err.contains(MINTED),
+        "stdout: {out}\nstderr: {err}"
+    );
+    assert!(
+        out.contains("out [REDACTED]") && err.contains("err [REDACTED]"),
+        "stdout: {out}\nstderr: {err}"
+    );
+    assert!(
+        err.contains("+ echo ::add-mask::[REDACTED]"),
+        "the echo is shown masked: {err}"
+    );
+    assert!(
+        !out.contains("::add-mask::"),
+        "the command line is dropped: {out}"
+    );
+}
+
+/// Inside GitHub Actions the runner gets the command (so later, unwrapped
+/// steps mask the value too) and nothing else shows the value.
+#[test]
+fn add_mask_is_passed_on_to_the_github_runner() {
+    let script = format!("echo \"::add-mask::{MINTED}\"; echo \"out {MINTED}\"");
+    let done = run_with_input(exec(&script).env("GITHUB_ACTIONS", "true"), b"", LIMIT);
+    assert!(done.status.success(), "{}", done.err());
+    let out = done.out();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        vec![format!("::add-mask::{MINTED}").as_str(), "out [REDACTED]"],
+        "{out}"
+    );
+}
+
+/// `shroud mask add` returns once the value is masked: every byte written
+/// after it, on both streams, is masked.
+#[test]
+fn mask_add_masks_what_is_written_after_it_returns() {
+    let script = format!(
+        "printf '%s\\n' {MINTED} | shroud mask add || exit 9; echo \"out {MINTED}\"; echo \"err {MINTED}\" >&2; \
+         echo short | shroud mask add; echo \"short rc=$?\""
+    );
+    let done = run_with_input(&mut exec(&script), b"", LIMIT);
+    assert!(done.status.success(), "{}", done.err());
+    let (out, err) = (done.out(), done.err());
+    assert!(
+        out.contains("out [REDACTED]") && err.contains("err [REDACTED]"),
+        "stdout: {out}\nstderr: {err}"
+    );
+    assert!(!out.contains(MINTED) && !err.contains(MINTED));
+    assert!(
+        out.contains("short rc=64"),
+        "a value under the minimum length is refused: {out}"
+    );
+    assert!(err.contains("minimum length"), "{err}");
+}
+
+/// Outside a supervisor `shroud mask add` fails with a usage error.
+#[test]
+fn mask_add_outside_a_supervisor_is_a_usage_error() {
+    let done = run_with_input(
+        shroud()
+            .env_remove("SHROUD_MASK_SOCKET")
+            .args(["mask", "add"]),
+        b"value-123456\n",
+        LIMIT,
+    );
+    assert_eq!(done.status.code(), Some(64));
+    assert!(done.err().contains("SHROUD_MASK_SOCKET"), "{}", done.err());
+}
+
+/// The values of variables named like credentials are masked (the URL's
+/// password of any variable too); `--mask-env ''` turns it off.
+#[test]
+fn environment_values_are_masked_by_name() {
+    let script =
+        "echo \"$DEPLOY_TOKEN $AWS_SECRET_ACCESS_KEY $PLAIN_VALUE\"; echo \"pw $PGPASS_PART\"";
+    let env = [
+        ("DEPLOY_TOKEN", "deploy-0f9e8d7c6b"),
+        ("AWS_SECRET_ACCESS_KEY", "abcdEFGHijklMNOPqrstUVWX"),
+        ("PLAIN_VALUE", "not-a-secret-at-all"),
+        ("DATABASE_URL", "postgres://app:Pw-77aa88bb@db/app"),
+        ("PGPASS_PART", "Pw-77aa88bb"),
+    ];
+    let done = run_with_input(exec(script).envs(env), b"", LIMIT);
+    assert!(done.status.success(), "{}", done.err());
+    assert_eq!(
+        done.out(),
+        "[REDACTED] [REDACTED] not-a-secret-at-all\npw [REDACTED]\n"
+    );
+    let off = run_with_input(
+        exec(script).envs(env).args_before_exec(&["--mask-env", ""]),
+        b"",
+        LIMIT,
+    );
+    assert!(off.out().contains("deploy-0f9e8d7c6b"), "{}", off.out());
+}
+
+trait ArgsBeforeExec {
+    fn args_before_exec(&mut self, args: &[&str]) -> &mut Self;
+}
+
+impl ArgsBeforeExec for Command {
+    /// Rebuilds the arguments with `args` right after `exec`.
+    fn args_before_exec(&mut self, extra: &[&str]) -> &mut Self {
+        let old: Vec<std::ffi::OsString> = self.get_args().map(|a| a.to_owned()).collect();
+        let mut new = Command::new(self.get_program());
+        for (k, v) in self.get_envs() {
+            match v {
+                Some(v) => new.env(k, v),
+                None => new.env_remove(k),
+            };
+        }
+        new.arg(&old[0]).args(extra).args(&old[1..]);
+        *self = new;
+        self
+    }
+}
+
+/// Sidecar layout: a value one exec registers reaches, through the agent's
+/// next values generation, another exec of the same pod, which masks it.
+#[test]
+fn a_value_registered_in_one_exec_is_masked_by_the_pods_other_execs() {
+    use shroud_e2e::world::*;
+    let _s = serial();
+    let w = World::new(None);
+    w.bao
+        .bao(&["kv", "put", "secret/app", "api_key=kv-value-0a1b2c3d4e"]);
+    let cfg = w.config(
+        &w.approle_auth(),
+        "[[secret]]\nname = \"app\"\npath = \"secret/app\"\nkind = \"kv2\"\nfield = \"api_key\"\n",
+    );
+    let log = w.path("agent.log");
+    // Killed and reaped when the test ends, also on failure.
+    let _agent = spawn_agent(&cfg, &log);
+    let dir = w.out.path().to_path_buf();
+    until(Duration::from_secs(30), "the agent's first render", || {
+        dir.join(".shroud/ready").exists().then_some(())
+    });
+    let go = w.path("go");
+    let first = format!(
+        "printf '%s' {MINTED} | shroud mask add || exit 9; i=0; while [ ! -e {0} ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done",
+        go.display()
+    );
+    let mut a = shroud();
+    a.env("PATH", path_with_shroud())
+        .args(["exec", "--tty", "never", "--secrets-dir"])
+        .arg(&dir)
+        .args(["--", "sh", "-c", &first])
+        .stdout(std::process::Stdio::null());
+    let mut a = Guarded::new(a.spawn().unwrap());
+    // The agent publishes the registered value in a new generation.
+    let values = until(
+        Duration::from_secs(30),
+        "the registered value in .shroud/values",
+        || {
+            let text = std::fs::read_to_string(dir.join(".shroud/values")).ok()?;
+            text.contains("mask-add.registered").then_some(text)
+        },
+    );
+    let generation: u64 = values
+        .lines()
+        .find_map(|l| l.strip_prefix("generation "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    // A second exec started now loads it with the rest of the set.
+    let second = format!("echo \"second sees {MINTED}\"");
+    let done = run_with_input(
+        shroud()
+            .env("PATH", path_with_shroud())
+            .args(["exec", "--tty", "never", "--secrets-dir"])
+            .arg(&dir)
+            .args(["--", "sh", "-c", &second]),
+        b"",
+        LIMIT,
+    );
+    assert!(done.status.success(), "{}", done.err());
+    assert_eq!(
+        done.out(),
+        "second sees [REDACTED]\n",
+        "generation {generation}"
+    );
+    std::fs::write(&go, "").unwrap();
+    assert!(wait_with_deadline(&mut a, LIMIT).success());
+    // The first exec's file is gone with it.
+    let left: Vec<_> = std::fs::read_dir(dir.join(".shroud"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("registered-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// `shroud run`: the environment and the detectors by `[redact] env` and
+/// `[redact] detect`, and `shroud mask add` inside it.
+#[test]
+fn run_masks_the_environment_detected_formats_and_registered_values() {
+    use shroud_e2e::world::*;
+    let _s = serial();
+    let w = World::new(None);
+    w.bao
+        .bao(&["kv", "put", "secret/app", "api_key=kv-value-5e6f7a8b9c"]);
+    let secret =
+        "[[secret]]\nname = \"app\"\npath = \"secret/app\"\nkind = \"kv2\"\nfield = \"api_key\"\n";
+    let aws_id = "AKIAQWERTYUIOPASDF23";
+    let script = format!(
+        "echo \"env $CI_DEPLOY_TOKEN\"; echo \"id {aws_id}\"; printf '%s' {MINTED} | shroud mask add && echo \"minted {MINTED}\""
+    );
+    let run = |cfg: &Path| {
+        run_with_input(
+            run_script(cfg, &script)
+                .env("PATH", path_with_shroud())
+                .env("CI_DEPLOY_TOKEN", "ci-deploy-77a1b2c3"),
+            b"",
+            LIMIT,
+        )
+    };
+    let on = run(&w.config(&w.approle_auth(), secret));
+    assert!(on.status.success(), "{}", on.err());
+    assert_eq!(
+        on.out(),
+        "env [REDACTED]\nid [REDACTED:aws-access-key-id]\nminted [REDACTED]\n"
+    );
+    let off = run(&w.config(
+        &w.approle_auth(),
+        &format!("{secret}[redact]\ndetect = \"none\"\nenv = []\n"),
+    ));
+    assert!(off.status.success(), "{}", off.err());
+    assert_eq!(
+        off.out(),
+        format!("env ci-deploy-77a1b2c3\nid {aws_id}\nminted [REDACTED]\n")
+    );
+}
