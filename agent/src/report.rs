@@ -9,7 +9,7 @@ pub fn warn_report(report: &BuildReport, min_length: usize) {
         warn!(secret = %name, min_length, "secret value is shorter than the minimum length; it is not masked on its own");
     }
     for name in &report.ordinary {
-        warn!(secret = %name, "part of this secret value looks like ordinary text (words, digits only or a few repeated characters); text that is not the secret may be masked too");
+        warn!(secret = %name, "part of this secret value looks like ordinary text (digits only, or a few repeated characters); text that is not the secret may be masked too");
     }
     for name in &report.empty {
         warn!(secret = %name, "secret value is empty; nothing to mask");
