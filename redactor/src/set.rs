@@ -89,6 +89,7 @@ pub struct SecretSetBuilder {
     entries: Vec<Entry>,
     min_length: Option<usize>,
     piece_length: Option<usize>,
+    no_ansi_view: bool,
 }
 
 impl fmt::Debug for SecretSetBuilder {
@@ -136,6 +137,13 @@ impl SecretSetBuilder {
     /// length (at least 1).
     pub fn piece_length(mut self, n: usize) -> Self {
         self.piece_length = Some(n.max(1));
+        self
+    }
+
+    /// Whether units are also matched in the stream without ANSI escape
+    /// sequences (on by default; off only to measure what the view costs).
+    pub fn ansi_view(mut self, on: bool) -> Self {
+        self.no_ansi_view = !on;
         self
     }
 
@@ -227,7 +235,8 @@ impl SecretSetBuilder {
         }
         drop(found);
         let names = self.entries.iter().map(|e| e.name.clone()).collect();
-        let set = SecretSet::from_parts(arena, spans, info, names, min_length, piece);
+        let mut set = SecretSet::from_parts(arena, spans, info, names, min_length, piece);
+        set.ansi_view = !self.no_ansi_view;
         (set, report)
     }
 }
@@ -247,6 +256,8 @@ pub struct SecretSet {
     names: Vec<String>,
     min_length: usize,
     piece: usize,
+    /// Whether the ANSI view is matched too.
+    pub(crate) ansi_view: bool,
     /// Length of the longest pattern (0 when empty).
     max_len: usize,
     /// Length of the longest unit (0 when empty).
@@ -341,6 +352,7 @@ impl SecretSet {
             names,
             min_length,
             piece,
+            ansi_view: true,
             max_unit,
             long_units,
             short,

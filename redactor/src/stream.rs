@@ -306,8 +306,10 @@ impl Redactor {
             .unwrap_or(n);
         self.matches.clear();
         set.index.find_all(set, buf, &mut self.matches);
-        if let Some(view) = ansi::decode(buf) {
-            hold = self.view_matches(&view, hold);
+        if set.ansi_view {
+            if let Some(view) = ansi::decode(buf) {
+                hold = self.view_matches(&view, hold);
+            }
         }
         if self.matches.len() > 1 {
             self.matches.sort_unstable_by_key(|m| m.start);
