@@ -12,7 +12,9 @@ use nix::sys::signal::Signal;
 use shroud_e2e::process::*;
 use shroud_e2e::*;
 
-const SECRET: &str = "correct-horse-battery";
+// Random-looking: a value that reads like words is warned about on stderr, which
+// some tests compare byte for byte.
+const SECRET: &str = "k7Qp-x9Vw2-Lm4R-t8bNz";
 const MASK: &str = "[REDACTED]";
 const LIMIT: Duration = Duration::from_secs(20);
 

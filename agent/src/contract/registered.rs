@@ -110,6 +110,16 @@ mod tests {
     fn written_values_are_read_back_deduplicated_and_removed() {
         let d = tempfile::tempdir().unwrap();
         fs::create_dir_all(d.path().join(META_DIR)).unwrap();
+        // Execs "a" and "b" are alive: each holds the lock on its ack file (a
+        // file without a live ack is an exec's that is gone, and is wiped).
+        fs::create_dir_all(d.path().join(super::super::ACKS_DIR)).unwrap();
+        let _alive: Vec<_> = ["a", "b"]
+            .iter()
+            .map(|id| {
+                let f = fs::File::create(d.path().join(super::super::ACKS_DIR).join(id)).unwrap();
+                nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).unwrap()
+            })
+            .collect();
         let v = |s: &str| Zeroizing::new(s.as_bytes().to_vec());
         write(d.path(), "a", &[("mask-add".into(), v("minted-1234567"))]).unwrap();
         write(

@@ -53,12 +53,21 @@ pub fn supervise(
     }
     reaper::become_subreaper();
     // `shroud mask add` in the command registers values here.
-    let mask_socket = super::mask_socket::MaskSocket::start(Arc::clone(&live))
-        .map_err(|e| anyhow::anyhow!(e).context("creating the mask socket"))?;
-    opts.env.push((
-        super::mask_socket::ENV.into(),
-        mask_socket.path().as_os_str().to_owned(),
-    ));
+    // Not fatal: a scratch image may have no temporary directory at all, and the
+    // command must still run (without `shroud mask add`).
+    let mask_socket = match super::mask_socket::MaskSocket::start(Arc::clone(&live)) {
+        Ok(socket) => {
+            opts.env.push((
+                super::mask_socket::ENV.into(),
+                socket.path().as_os_str().to_owned(),
+            ));
+            Some(socket)
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot create the mask socket; `shroud mask add` is unavailable to the command");
+            None
+        }
+    };
 
     let use_pty = super::uses_pty(opts.tty);
     let (done_tx, done_rx) = mpsc::channel();
