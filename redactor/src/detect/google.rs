@@ -1,7 +1,7 @@
 //! Google API keys (cloud.google.com, "Manage API keys"; the format `AIza` + 35
 //! characters of `[A-Za-z0-9_-]` is what every key the console issues has).
 
-use super::{base64url, partial_from_anchor, prefixed, Ctx, Family, Verdict};
+use super::{base64url, partial_from_anchor, prefixed_token, Ctx, Family, Verdict};
 
 pub(crate) const FAMILY: Family = Family {
     name: "google-api-key",
@@ -11,14 +11,7 @@ pub(crate) const FAMILY: Family = Family {
 };
 
 fn examine(c: &Ctx<'_>) -> Verdict {
-    match prefixed(c, base64url, 35, 35) {
-        Ok(end) => Verdict::Mask {
-            start: c.at,
-            end,
-            class: base64url,
-        },
-        Err(v) => v,
-    }
+    prefixed_token(c, base64url, 35, 35)
 }
 
 #[cfg(test)]

@@ -145,6 +145,24 @@ pub(crate) fn prefixed(
     c.run(c.after(), class, min, max)
 }
 
+/// A [`prefixed`] token masked whole, from its anchor: the whole verdict of a
+/// family whose format is nothing more than anchor and length.
+pub(crate) fn prefixed_token(
+    c: &Ctx<'_>,
+    class: fn(u8) -> bool,
+    min: usize,
+    max: usize,
+) -> Verdict {
+    match prefixed(c, class, min, max) {
+        Ok(end) => Verdict::Mask {
+            start: c.at,
+            end,
+            class,
+        },
+        Err(v) => v,
+    }
+}
+
 /// At an idle flush, a held prefix-token candidate: mask from its anchor and
 /// keep masking `class` bytes after the pause.
 pub(crate) fn partial_from_anchor(c: &Ctx<'_>, class: fn(u8) -> bool) -> Option<Start> {

@@ -2,7 +2,7 @@
 //! macaroon serialisation): `pypi-` then a base64url macaroon whose first bytes
 //! (version 2, location field) always encode as `AgE`.
 
-use super::{base64url, partial_from_anchor, prefixed, Ctx, Family, Verdict};
+use super::{base64url, partial_from_anchor, prefixed_token, Ctx, Family, Verdict};
 
 pub(crate) const FAMILY: Family = Family {
     name: "pypi-token",
@@ -12,14 +12,7 @@ pub(crate) const FAMILY: Family = Family {
 };
 
 fn examine(c: &Ctx<'_>) -> Verdict {
-    match prefixed(c, base64url, 50, 4096) {
-        Ok(end) => Verdict::Mask {
-            start: c.at,
-            end,
-            class: base64url,
-        },
-        Err(v) => v,
-    }
+    prefixed_token(c, base64url, 50, 4096)
 }
 
 #[cfg(test)]

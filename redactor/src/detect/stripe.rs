@@ -2,7 +2,7 @@
 //! restricted `rk_live_`/`rk_test_`, webhook signing secrets `whsec_`; the body
 //! is base62. Publishable keys (`pk_`) are public by design and not masked.
 
-use super::{alnum, partial_from_anchor, prefixed, Ctx, Family, Verdict};
+use super::{alnum, partial_from_anchor, prefixed_token, Ctx, Family, Verdict};
 
 pub(crate) const FAMILY: Family = Family {
     name: "stripe-key",
@@ -12,14 +12,7 @@ pub(crate) const FAMILY: Family = Family {
 };
 
 fn examine(c: &Ctx<'_>) -> Verdict {
-    match prefixed(c, alnum, 20, 247) {
-        Ok(end) => Verdict::Mask {
-            start: c.at,
-            end,
-            class: alnum,
-        },
-        Err(v) => v,
-    }
+    prefixed_token(c, alnum, 20, 247)
 }
 
 #[cfg(test)]
