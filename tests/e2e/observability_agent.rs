@@ -951,12 +951,25 @@ fn exec_serves_its_stream_counters() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn_guarded();
-    let text = await_metric(
+    // The two streams are pumped by separate threads: await each.
+    await_metric(
         addr,
         "shroud_stream_masked_total",
         &[("stream", "stderr")],
         1.0,
         Duration::from_secs(20),
+    );
+    let text = await_metric(
+        addr,
+        "shroud_stream_masked_total",
+        &[("stream", "stdout")],
+        1.0,
+        Duration::from_secs(20),
+    );
+    assert_eq!(
+        value(&text, "shroud_stream_masked_total", &[("stream", "stderr")]),
+        Some(1.0),
+        "{text}"
     );
     assert_eq!(
         value(&text, "shroud_stream_masked_total", &[("stream", "stdout")]),
