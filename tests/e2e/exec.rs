@@ -213,16 +213,21 @@ fn no_output_is_lost_from_the_command_or_a_grandchild() {
     std::fs::write(dir.path().join("tail"), &tail).unwrap();
     let script = "cat big; head -c 1000000 big >&2; \
                   (sleep 0.5; cat tail; cat tail >&2) & exit 0";
-    let done = run(exec_sh(
-        &[
-            "--drain-timeout",
-            "10s",
-            "--secret-file",
-            f.to_str().unwrap(),
-        ],
-        script,
-    )
-    .current_dir(dir.path()));
+    // 50 MB through a debug build on a loaded machine: a generous upper bound.
+    let done = run_with_input(
+        exec_sh(
+            &[
+                "--drain-timeout",
+                "10s",
+                "--secret-file",
+                f.to_str().unwrap(),
+            ],
+            script,
+        )
+        .current_dir(dir.path()),
+        b"",
+        Duration::from_secs(180),
+    );
     assert_eq!(done.status.code(), Some(0), "{}", done.err());
     let big = String::from_utf8(big).unwrap();
     let expected_out = format!("{big}{tail}").replace(SECRET, MASK);
