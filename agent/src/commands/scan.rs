@@ -45,9 +45,14 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
         r.mask.as_bytes(),
     )
     .map_err(|e| usage(anyhow::anyhow!("--detect: {e}")))?;
-    if sources.is_empty() && args.config.is_none() && detectors.is_empty() {
+    // The detectors alone only when asked for by name: a job that forgot its
+    // values' source must not pass a gate that looked for formats only.
+    if sources.is_empty()
+        && args.config.is_none()
+        && (args.detect.is_none() || detectors.is_empty())
+    {
         return Err(usage(anyhow::anyhow!(
-            "nothing to look for: give --secrets-dir, --secret-file or --config, or detectors (--detect)"
+            "nothing to look for: give --secrets-dir, --secret-file or --config (or --detect LIST to look for well-known credential formats only)"
         ))
         .into());
     }
