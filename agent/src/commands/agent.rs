@@ -43,6 +43,8 @@ pub fn run(args: AgentArgs) -> anyhow::Result<i32> {
             None
         }
     };
+    // Start-up is over: its code need not stay mapped (and locked) in every pod.
+    crate::footprint::release_binary_pages();
     let reason = engine.run(&rx);
     if let Wake::Signal(sig) = reason {
         // One deadline from the signal: the wait for the workload, then the
