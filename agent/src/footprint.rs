@@ -12,6 +12,23 @@
 use std::fs;
 use std::path::PathBuf;
 
+/// The most malloc arenas: glibc gives each thread that allocates an arena of
+/// its own (up to 8 per core), each a few hundred KiB once touched; the agent
+/// and exec allocate little and rarely from more than one thread at a time.
+const MALLOC_ARENAS: i32 = 2;
+
+/// Caps glibc's malloc arenas at [`MALLOC_ARENAS`] (as `MALLOC_ARENA_MAX`
+/// would, without an environment variable the command inherits). Call before
+/// threads start; a no-op on other C libraries.
+pub fn limit_malloc_arenas() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only changes a malloc tunable; M_ARENA_MAX takes a
+    // positive count, and arenas already created are kept.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS);
+    }
+}
+
 /// One mapping of the executable that may be released.
 #[derive(Debug, PartialEq, Eq)]
 struct Mapping {

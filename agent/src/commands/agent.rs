@@ -14,6 +14,7 @@ use crate::events::{self, Event};
 use crate::live::LiveSet;
 
 pub fn run(args: AgentArgs) -> anyhow::Result<i32> {
+    crate::footprint::limit_malloc_arenas();
     let cfg = Arc::new(super::load_config(args.config.as_deref(), &args.overrides)?);
     super::harden();
     let observers = crate::agent::observe::install(&cfg)?;

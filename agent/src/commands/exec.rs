@@ -15,6 +15,7 @@ use crate::pump::PumpConfig;
 use crate::secrets_source::Sources;
 
 pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
+    crate::footprint::limit_malloc_arenas();
     crate::harden::no_dumps();
     crate::harden::lock_memory();
     let r = &args.redaction;
