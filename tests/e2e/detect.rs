@@ -566,6 +566,12 @@ fn a_registered_value_survives_an_agent_restart_with_state() {
         log.contains("adopted the previous agent's state")
             .then_some(())
     });
+    // Read now: the exec below ends the pod (its exit marker), which wipes it.
+    let saved = std::fs::read_to_string(&state_file).unwrap();
+    assert!(
+        saved.contains("mask-add.registered") && !saved.contains(MINTED),
+        "the state holds it, never in clear"
+    );
     let done = run_with_input(
         shroud()
             .env("PATH", path_with_shroud())
@@ -577,8 +583,6 @@ fn a_registered_value_survives_an_agent_restart_with_state() {
     );
     assert!(done.status.success(), "{}", done.err());
     assert_eq!(done.out(), "later [REDACTED]\n");
-    let saved = std::fs::read_to_string(&state_file).unwrap();
-    assert!(!saved.contains(MINTED), "the state holds it in clear");
     for log in [&first_log, &second_log] {
         let text = std::fs::read_to_string(log).unwrap();
         assert!(!text.contains(MINTED), "the value reached the log: {text}");
