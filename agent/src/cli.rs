@@ -285,6 +285,11 @@ pub struct ScanArgs {
     /// Take the secret values from an agent configuration (fetches them from Vault).
     #[arg(long, value_name = "F")]
     pub config: Option<PathBuf>,
+    /// Credential detectors to run over the files: `all` (the default), `none`,
+    /// or a comma list of names (github-token, private-key, …; docs/redact.md).
+    /// A credential they find is a finding named by the detector.
+    #[arg(long, value_name = "LIST", env = "SHROUD_DETECT")]
+    pub detect: Option<String>,
     #[command(flatten)]
     pub limits: ArchiveLimitArgs,
     /// After a clean scan, sign each file's SHA-256 with this transit key

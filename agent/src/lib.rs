@@ -19,6 +19,7 @@ pub mod envmask;
 pub mod error;
 pub mod events;
 pub mod exec;
+pub mod footprint;
 pub mod gateway;
 pub mod harden;
 pub mod ledger;

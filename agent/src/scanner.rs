@@ -4,14 +4,26 @@
 //! Every secret present is reported, also where its occurrence overlaps another
 //! secret's; overlapping occurrences of one secret are one finding
 //! ([`RunMerger`]), whatever the chunk size.
+//!
+//! The credential detectors, when given, look at the same buffer with at least
+//! [`DETECT_OVERLAP`] bytes of the chunk before: each credential is reported
+//! once, from where it starts, under the detector's name.
 
 use std::io::{self, Read};
 
+use shroud_redactor::detect::DetectorSet;
 use shroud_redactor::{Run, RunMerger, SecretSet};
 use zeroize::Zeroizing;
 
 /// Bytes read per chunk.
 pub const CHUNK: usize = 1 << 20;
+
+/// Bytes of the chunk before that the detectors see again: longer than any
+/// format but a PEM block, and a block is found by its header.
+pub const DETECT_OVERLAP: usize = 4096;
+
+/// The `encoding` of a detector's finding.
+pub const DETECTED: &str = "detector";
 
 /// One occurrence of a secret. Names and positions only, never bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,33 +32,43 @@ pub struct Finding {
     pub offset: u64,
     /// Length of the occurrence in bytes.
     pub len: usize,
-    /// Name of the secret (its file name or values-file name).
+    /// Name of the secret (its file name or values-file name), or of the
+    /// detector that found a credential (then `encoding` is [`DETECTED`]).
     pub secret: String,
     /// Which form of it was found (`raw`, `base64`, `json`, …).
     pub encoding: &'static str,
 }
 
-/// Scans everything `input` yields, calling `found` for each occurrence in order,
-/// and returns the number of bytes read.
+/// Scans everything `input` yields, calling `found` for each occurrence of a
+/// secret of `set` in order and for each credential `detectors` find, and
+/// returns the number of bytes read.
 pub fn scan_reader(
     set: &SecretSet,
+    detectors: Option<&DetectorSet>,
     mut input: impl Read,
     chunk: usize,
-    mut found: impl FnMut(Finding),
+    found: impl FnMut(Finding),
 ) -> io::Result<u64> {
-    let overlap = set.max_pattern_len().saturating_sub(1);
+    let found = std::cell::RefCell::new(found);
+    let mut overlap = set.max_pattern_len().saturating_sub(1);
+    if detectors.is_some() {
+        overlap = overlap.max(DETECT_OVERLAP);
+    }
     let chunk = chunk.max(1);
     let mut buf = Zeroizing::new(Vec::with_capacity(overlap + chunk));
     let mut runs = RunMerger::new();
-    let mut report = |r: Run| {
+    let report = |r: Run| {
         let info = set.pattern_info(r.pattern);
-        found(Finding {
+        (found.borrow_mut())(Finding {
             offset: r.start,
             len: (r.end - r.start) as usize,
             secret: set.secret_name(r.secret).to_string(),
             encoding: info.encoding.name(),
         })
     };
+    // Absolute end of the last credential reported: one seen again in the
+    // overlap (or cut by the buffer's end before) is not reported twice.
+    let mut detected_until = 0u64;
     // Absolute offset of buf[0].
     let mut base = 0u64;
     let mut total = 0u64;
@@ -56,10 +78,25 @@ pub fn scan_reader(
         let n = read_full(&mut input, &mut buf[kept..])?;
         buf.truncate(kept + n);
         if n == 0 {
-            runs.finish().into_iter().for_each(&mut report);
+            runs.finish().into_iter().for_each(report);
             return Ok(total);
         }
         total += n as u64;
+        if let Some(detectors) = detectors {
+            for d in detectors.find_all(&buf) {
+                let start = base + d.range.start as u64;
+                if start < detected_until {
+                    continue;
+                }
+                detected_until = base + d.range.end as u64;
+                (found.borrow_mut())(Finding {
+                    offset: start,
+                    len: d.range.len(),
+                    secret: d.name.to_string(),
+                    encoding: DETECTED,
+                });
+            }
+        }
         if !set.is_empty() {
             // An occurrence wholly inside the kept bytes was added with the
             // chunk before.
@@ -70,7 +107,7 @@ pub fn scan_reader(
             }
             // Occurrences not found yet end past the buffer, so start at or after:
             let limit = (base + buf.len() as u64 + 1).saturating_sub(set.max_pattern_len() as u64);
-            runs.take_final(limit).into_iter().for_each(&mut report);
+            runs.take_final(limit).into_iter().for_each(report);
         }
         let drop = buf.len().saturating_sub(overlap);
         // Zeroize the bytes shifted out: `drain` only moves the tail down.
@@ -122,7 +159,7 @@ mod tests {
 
     fn scan_with(set: &SecretSet, input: &[u8], chunk: usize) -> Vec<Finding> {
         let mut out = Vec::new();
-        let n = scan_reader(set, input, chunk, |f| out.push(f)).unwrap();
+        let n = scan_reader(set, None, input, chunk, |f| out.push(f)).unwrap();
         assert_eq!(n, input.len() as u64);
         out
     }
@@ -148,6 +185,48 @@ mod tests {
         assert_eq!(want[2].encoding, "raw");
         for chunk in [1, 2, 3, 7, 16, 21, 22, 64] {
             assert_eq!(scan(&input, chunk), want, "chunk {chunk}");
+        }
+    }
+
+    /// A credential nobody registered is one finding named by its detector, at
+    /// every chunk size, also when a chunk boundary cuts it.
+    #[test]
+    fn detectors_report_each_credential_once_at_every_chunk_size() {
+        let detectors = DetectorSet::all(b"[REDACTED]");
+        let key = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----\n";
+        let mut input = b"header line\n".repeat(700);
+        let key_at = input.len() as u64;
+        input.extend_from_slice(key.as_bytes());
+        input.extend_from_slice(b"api-key-00112233 and AKIAIOSFODNN7EXAMPLE\n");
+        let scan = |chunk| {
+            let mut out = Vec::new();
+            scan_reader(&set(), Some(&detectors), &input[..], chunk, |f| out.push(f)).unwrap();
+            out.sort_by_key(|f: &Finding| f.offset);
+            out
+        };
+        let whole = scan(CHUNK);
+        let seen: Vec<(&str, &str)> = whole
+            .iter()
+            .map(|f| (f.secret.as_str(), f.encoding))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("private-key", DETECTED),
+                ("api", "raw"),
+                ("aws-access-key-id", DETECTED)
+            ],
+            "{whole:?}"
+        );
+        assert!(whole[0].offset >= key_at && whole[0].offset < key_at + 40);
+        for chunk in [7, 64, 1000, 4096, 8400] {
+            let got = scan(chunk);
+            let starts = |v: &[Finding]| {
+                v.iter()
+                    .map(|f| (f.offset, f.secret.clone()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(starts(&got), starts(&whole), "chunk {chunk}");
         }
     }
 

@@ -284,6 +284,88 @@ fn mask_add_masks_what_is_written_after_it_returns() {
     assert!(err.contains("minimum length"), "{err}");
 }
 
+/// `shroud scan` runs the detectors (default all): a file holding a GitHub
+/// token or a PEM private key nobody registered is a finding named by its
+/// detector, never showing the value; `--detect none` turns them off, a list
+/// selects, and only a list named on the command line scans without values.
+#[test]
+fn scan_reports_credentials_the_detectors_find() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, _, ghp, _) = generated()
+        .into_iter()
+        .find(|g| g.0 == "github-token")
+        .unwrap();
+    let key = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\n-----END RSA PRIVATE KEY-----\n";
+    std::fs::write(dir.path().join("ci.log"), format!("cloning with {ghp}\n")).unwrap();
+    std::fs::write(dir.path().join("id_rsa"), key).unwrap();
+    std::fs::write(dir.path().join("clean.txt"), "nothing here\n").unwrap();
+    let scan = |extra: &[&str]| {
+        run_with_input(
+            shroud()
+                .env_remove("SHROUD_DETECT")
+                .arg("scan")
+                .args(extra)
+                .arg(dir.path()),
+            b"",
+            LIMIT,
+        )
+    };
+    let values = tempfile::tempdir().unwrap();
+    let other = values.path().join("other-value");
+    std::fs::write(&other, "a-value-in-no-file-here").unwrap();
+    let with_values = ["--secret-file", other.to_str().unwrap()];
+    let done = scan(&with_values);
+    assert_eq!(done.status.code(), Some(1), "{}", done.err());
+    let out = done.out();
+    assert!(out.contains("ci.log:13: github-token (detector)"), "{out}");
+    assert!(out.contains("id_rsa:31: private-key (detector)"), "{out}");
+    assert!(out.contains("2 detected credentials in 2 files"), "{out}");
+    assert!(!out.contains(&ghp[4..]) && !out.contains("MIIEow"), "{out}");
+    assert!(!done.err().contains(&ghp[4..]), "{}", done.err());
+    let done = scan(&["--detect", "private-key"]);
+    assert_eq!(done.status.code(), Some(1), "{}", done.err());
+    assert!(!done.out().contains("github-token"), "{}", done.out());
+    // Formats only: asked for by name; without a source and without --detect
+    // (a job that forgot its values), or with none, there is nothing to look for.
+    for args in [&[][..], &["--detect", "none"][..]] {
+        let done = scan(args);
+        assert_eq!(done.status.code(), Some(64), "{args:?}: {}", done.err());
+        assert!(done.err().contains("nothing to look for"), "{}", done.err());
+    }
+    let mut none = with_values.to_vec();
+    none.extend(["--detect", "none"]);
+    assert_eq!(scan(&none).status.code(), Some(0));
+}
+
+/// Only the command's own uid (or root) may register: a process of another
+/// uid cannot reach the socket (its directory is 0700), and when the command
+/// opens the directory and the socket to everyone the supervisor still refuses
+/// it (`SO_PEERCRED`). Its value stays unmasked.
+#[test]
+fn another_uid_cannot_register_through_the_mask_socket() {
+    require_tool("setpriv", "apt-get install util-linux");
+    let nobody = "setpriv --reuid 65534 --regid 65534 --clear-groups";
+    let script = format!(
+        "printf '%s' {MINTED} | {nobody} shroud mask add 2>/dev/null; echo \"closed rc=$?\"; \
+         chmod 0755 \"$(dirname \"$SHROUD_MASK_SOCKET\")\" && chmod 0777 \"$SHROUD_MASK_SOCKET\" || exit 9; \
+         printf '%s' {MINTED} | {nobody} shroud mask add; echo \"open rc=$?\"; echo \"after {MINTED}\""
+    );
+    let done = run_with_input(&mut exec(&script), b"", LIMIT);
+    assert!(done.status.success(), "{}", done.err());
+    assert_eq!(
+        done.out(),
+        format!("closed rc=64\nopen rc=64\nafter {MINTED}\n"),
+        "{}",
+        done.err()
+    );
+    assert!(
+        done.err()
+            .contains("uid 65534 may not register values here"),
+        "{}",
+        done.err()
+    );
+}
+
 /// Outside a supervisor `shroud mask add` fails with a usage error.
 #[test]
 fn mask_add_outside_a_supervisor_is_a_usage_error() {
@@ -419,6 +501,92 @@ fn a_value_registered_in_one_exec_is_masked_by_the_pods_other_execs() {
         .filter(|e| e.file_name().to_string_lossy().starts_with("registered-"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+/// With `[state]`, a value an exec registered survives the pod's processes
+/// being killed together (SIGKILL, as the OOM killer does; the exec's file is
+/// then stale and wiped): the restarted agent re-publishes it from its state
+/// (here in a new generation, since a rendered file went missing while it was
+/// down), and an exec started then masks it. The state never holds it in clear.
+#[test]
+fn a_registered_value_survives_an_agent_restart_with_state() {
+    use shroud_e2e::world::*;
+    let _s = serial();
+    let w = World::new(None);
+    let state = Tmpfs::new();
+    let state_dir = state.path().join("agent");
+    let cfg = w.config(
+        &w.approle_auth(),
+        &format!("[state]\ndir = \"{}\"\n{KV_SECRET}", state_dir.display()),
+    );
+    let dir = w.out.path().to_path_buf();
+    let first_log = w.path("agent-1.log");
+    let mut first = spawn_agent(&cfg, &first_log);
+    until(Duration::from_secs(30), "the agent's first render", || {
+        dir.join(".shroud/ready").exists().then_some(())
+    });
+    let go = w.path("go");
+    let script = format!(
+        "printf '%s' {MINTED} | shroud mask add || exit 9; i=0; while [ ! -e {0} ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done",
+        go.display()
+    );
+    let mut a = shroud();
+    a.env("PATH", path_with_shroud())
+        .args(["exec", "--tty", "never", "--secrets-dir"])
+        .arg(&dir)
+        .args(["--", "sh", "-c", &script])
+        .stdout(std::process::Stdio::null());
+    let mut a = Guarded::new(a.spawn().unwrap());
+    let state_file = state_dir.join("agent-state.json");
+    until(
+        Duration::from_secs(30),
+        "the registered value in the agent's state",
+        || {
+            let text = std::fs::read_to_string(&state_file).ok()?;
+            text.contains("mask-add.registered").then_some(())
+        },
+    );
+    // Both killed outright: no exit marker, the exec's file left stale.
+    for child in [&mut a, &mut first] {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        wait_with_deadline(child, LIMIT);
+    }
+    // Its command, orphaned, ends.
+    std::fs::write(&go, "").unwrap();
+    // Missing while the agent was down: the successor publishes a new generation.
+    std::fs::remove_file(dir.join("api-key")).unwrap();
+    let second_log = w.path("agent-2.log");
+    let _second = spawn_agent(&cfg, &second_log);
+    until(Duration::from_secs(30), "the successor's adoption", || {
+        let log = std::fs::read_to_string(&second_log).ok()?;
+        log.contains("adopted the previous agent's state")
+            .then_some(())
+    });
+    // Read now: the exec below ends the pod (its exit marker), which wipes it.
+    let saved = std::fs::read_to_string(&state_file).unwrap();
+    assert!(
+        saved.contains("mask-add.registered") && !saved.contains(MINTED),
+        "the state holds it, never in clear"
+    );
+    let done = run_with_input(
+        shroud()
+            .env("PATH", path_with_shroud())
+            .args(["exec", "--tty", "never", "--secrets-dir"])
+            .arg(&dir)
+            .args(["--", "sh", "-c", &format!("echo \"later {MINTED}\"")]),
+        b"",
+        LIMIT,
+    );
+    assert!(done.status.success(), "{}", done.err());
+    assert_eq!(done.out(), "later [REDACTED]\n");
+    for log in [&first_log, &second_log] {
+        let text = std::fs::read_to_string(log).unwrap();
+        assert!(!text.contains(MINTED), "the value reached the log: {text}");
+    }
 }
 
 /// `shroud run`: the environment and the detectors by `[redact] env` and

@@ -195,6 +195,7 @@ mod tests {
             revoke: Vec::new(),
             certificates: Vec::new(),
             retiring: Vec::new(),
+            registered: Vec::new(),
         }
     }
 

@@ -533,12 +533,16 @@ impl Engine {
             let registered = dir_due
                 && self
                     .publisher
-                    .set_registered(contract::registered::read_all(self.out.dir()));
+                    .add_registered(contract::registered::read_all(self.out.dir()));
             if (self.publisher.prune(now) || registered) && self.check_output().is_ok() {
                 let values = self.current_values(None);
                 if let Err(e) = self.publisher.publish(&mut self.out, values, &[]) {
                     error!(error = %e, "cannot update the redaction set");
                 }
+            }
+            if registered {
+                // A successor re-publishes them (`[state]`).
+                self.save_state();
             }
             let other = [
                 self.publisher.next_expiry(),

@@ -16,6 +16,10 @@ use crate::contract::{
 };
 use crate::live::LiveSet;
 
+/// The most registered values an agent keeps (a runaway registration loop
+/// must not grow the set without bound).
+pub const MAX_REGISTERED: usize = 4096;
+
 /// A value that was replaced and stays masked until `until`.
 struct Retired {
     until: Instant,
@@ -32,7 +36,9 @@ pub struct Publisher {
     timeout: Duration,
     live: Option<Arc<LiveSet>>,
     /// Values the pod's execs registered at run time (`.shroud/registered-*`),
-    /// in every generation while their files exist.
+    /// in every generation for the rest of the agent's run (and its
+    /// successor's, with `[state]`): a minted token outlives the step that
+    /// registered it.
     registered: Vec<(String, Zeroizing<Vec<u8>>)>,
 }
 
@@ -81,16 +87,32 @@ impl Publisher {
         }
     }
 
-    /// Replaces the execs' registered values; true when they changed (the set
-    /// should then be republished).
-    pub fn set_registered(&mut self, values: Vec<(String, Zeroizing<Vec<u8>>)>) -> bool {
-        let same = values.len() == self.registered.len()
-            && values.iter().zip(&self.registered).all(|(a, b)| a.1 == b.1);
-        if same {
-            return false;
+    /// Adds the execs' registered values not kept yet; true when any was added
+    /// (the set should then be republished and the state saved). At most
+    /// [`MAX_REGISTERED`] are kept: past that the oldest leave the set.
+    pub fn add_registered(&mut self, values: Vec<(String, Zeroizing<Vec<u8>>)>) -> bool {
+        let mut added = false;
+        for (name, value) in values {
+            if value.is_empty() || self.registered.iter().any(|(_, v)| *v == value) {
+                continue;
+            }
+            self.registered.push((name, value));
+            added = true;
         }
-        self.registered = values;
-        true
+        let over = self.registered.len().saturating_sub(MAX_REGISTERED);
+        if over > 0 {
+            tracing::warn!(
+                dropped = over,
+                "more than {MAX_REGISTERED} registered values; the oldest leave the redaction set"
+            );
+            self.registered.drain(..over);
+        }
+        added
+    }
+
+    /// The registered values kept (for the state).
+    pub fn registered(&self) -> &[(String, Zeroizing<Vec<u8>>)] {
+        &self.registered
     }
 
     /// Keeps `values` masked for the retention window.
@@ -225,6 +247,7 @@ impl Publisher {
         for r in &self.retired {
             file.values.push((r.name.clone(), r.value.clone()));
         }
+        file.values.extend(self.registered.iter().cloned());
         self.swap_live(&file);
     }
 
@@ -273,6 +296,38 @@ mod tests {
             .to_string_lossy()
             .into_owned();
         (ack, id)
+    }
+
+    #[test]
+    fn registered_values_stay_after_their_file_is_gone_and_are_bounded() {
+        let mut p = Publisher::new(
+            Duration::from_secs(60),
+            shroud_redactor::Lengths::default(),
+            Duration::from_millis(200),
+            None,
+        );
+        let v = |s: &str| {
+            (
+                "mask-add.registered".to_string(),
+                Zeroizing::new(s.as_bytes().to_vec()),
+            )
+        };
+        assert!(p.add_registered(vec![v("minted-one")]));
+        // The exec ended: its file is gone, the value stays.
+        assert!(!p.add_registered(Vec::new()));
+        assert!(!p.add_registered(vec![v("minted-one")]));
+        assert!(p.add_registered(vec![v("minted-one"), v("minted-two")]));
+        assert_eq!(p.registered().len(), 2);
+        let many = (0..MAX_REGISTERED)
+            .map(|i| v(&format!("value-{i}")))
+            .collect();
+        assert!(p.add_registered(many));
+        assert_eq!(p.registered().len(), MAX_REGISTERED);
+        assert_eq!(
+            p.registered()[0].1.as_slice(),
+            b"value-0",
+            "the oldest left"
+        );
     }
 
     #[test]

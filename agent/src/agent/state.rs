@@ -245,6 +245,52 @@ impl fmt::Debug for SavedRetiring {
     }
 }
 
+/// A value the pod's execs registered at run time (`shroud mask add`,
+/// `::add-mask::`): re-published by a successor. The value is base64 (it may
+/// be any bytes), wiped when dropped, and never shown by `Debug`.
+#[derive(Serialize, Deserialize)]
+pub struct SavedRegistered {
+    /// Its entry name (`mask-add.registered`).
+    pub name: String,
+    /// The value, standard base64.
+    value: String,
+}
+
+impl SavedRegistered {
+    /// Encodes `value` under `name`.
+    pub fn new(name: &str, value: &[u8]) -> Self {
+        use base64::Engine as _;
+        SavedRegistered {
+            name: name.to_string(),
+            value: base64::engine::general_purpose::STANDARD.encode(value),
+        }
+    }
+
+    /// The value; None when the file held something that is not base64.
+    pub fn value(&self) -> Option<Zeroizing<Vec<u8>>> {
+        use base64::Engine as _;
+        let mut out = Zeroizing::new(Vec::new());
+        base64::engine::general_purpose::STANDARD
+            .decode_vec(&self.value, &mut out)
+            .ok()?;
+        Some(out)
+    }
+}
+
+impl Drop for SavedRegistered {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.value);
+    }
+}
+
+impl fmt::Debug for SavedRegistered {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SavedRegistered")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Everything a restarted agent adopts.
 #[derive(Serialize, Deserialize)]
 pub struct Saved {
@@ -270,6 +316,9 @@ pub struct Saved {
     /// Leases in their retire grace.
     #[serde(default)]
     pub retiring: Vec<SavedRetiring>,
+    /// Values the pod's execs registered at run time.
+    #[serde(default)]
+    pub registered: Vec<SavedRegistered>,
 }
 
 impl fmt::Debug for Saved {
@@ -286,6 +335,7 @@ impl fmt::Debug for Saved {
             .field("revoke", &self.revoke.len())
             .field("certificates", &self.certificates)
             .field("retiring", &self.retiring)
+            .field("registered", &self.registered)
             .finish()
     }
 }
@@ -622,6 +672,10 @@ mod tests {
                 id: "database/creds/app/retiring".into(),
                 revoke_at_ms: 1_900_000_000_000,
             }],
+            registered: vec![SavedRegistered::new(
+                "mask-add.registered",
+                b"minted\x00-token-4f2a",
+            )],
         }
     }
 
@@ -648,9 +702,17 @@ mod tests {
         assert_eq!(back.secrets[0].kind.as_deref(), Some("dynamic"));
         assert_eq!(back.retiring[0].id, "database/creds/app/retiring");
         assert_eq!(back.retiring[0].revoke_at_ms, 1_900_000_000_000);
+        assert_eq!(back.registered[0].name, "mask-add.registered");
+        assert_eq!(
+            back.registered[0].value().unwrap().as_slice(),
+            b"minted\x00-token-4f2a"
+        );
         let debug = format!("{back:?}");
         assert!(
-            !debug.contains("token-abcdef") && !debug.contains("pw-0123"),
+            !debug.contains("token-abcdef")
+                && !debug.contains("pw-0123")
+                && !debug.contains("4f2a")
+                && !debug.contains("bWludGVk"),
             "{debug}"
         );
         // A temporary left by a crash mid-write goes too.

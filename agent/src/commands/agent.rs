@@ -14,6 +14,7 @@ use crate::events::{self, Event};
 use crate::live::LiveSet;
 
 pub fn run(args: AgentArgs) -> anyhow::Result<i32> {
+    crate::footprint::limit_malloc_arenas();
     let cfg = Arc::new(super::load_config(args.config.as_deref(), &args.overrides)?);
     super::harden();
     let observers = crate::agent::observe::install(&cfg)?;
@@ -43,6 +44,8 @@ pub fn run(args: AgentArgs) -> anyhow::Result<i32> {
             None
         }
     };
+    // Start-up is over: its code need not stay mapped (and locked) in every pod.
+    crate::footprint::release_binary_pages();
     let reason = engine.run(&rx);
     if let Wake::Signal(sig) = reason {
         // One deadline from the signal: the wait for the workload, then the

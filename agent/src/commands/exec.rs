@@ -15,6 +15,7 @@ use crate::pump::PumpConfig;
 use crate::secrets_source::Sources;
 
 pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
+    crate::footprint::limit_malloc_arenas();
     crate::harden::no_dumps();
     crate::harden::lock_memory();
     let r = &args.redaction;
@@ -135,6 +136,8 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
     };
     // Without a directory nothing ever rotates: no channel, no forwarding thread.
     let rotations = watcher.is_some().then_some(rotated_rx);
+    // Start-up is over: its code need not stay mapped (and locked) in every pod.
+    crate::footprint::release_binary_pages();
     let code = supervise(opts, live, rotations);
     if let Some((dir, id)) = published {
         crate::contract::registered::remove(&dir, &id);

@@ -37,14 +37,19 @@ pub fn add() -> anyhow::Result<i32> {
     let mut stream = UnixStream::connect(&path)
         .with_context(|| format!("connecting to {ENV}={}", path.to_string_lossy()))
         .map_err(usage)?;
-    stream.write_all(trimmed).context("sending the value")?;
-    stream
-        .shutdown(Shutdown::Write)
-        .context("sending the value")?;
-    let mut answer = String::new();
-    stream
-        .read_to_string(&mut answer)
-        .context("reading the supervisor's answer")?;
+    // A supervisor that refuses the peer answers without reading the value,
+    // so the write may fail (EPIPE) and the read end in ECONNRESET after the
+    // answer: the answer, when there is one, says why.
+    let sent = stream
+        .write_all(trimmed)
+        .and_then(|()| stream.shutdown(Shutdown::Write));
+    let mut bytes = Vec::new();
+    let read = stream.read_to_end(&mut bytes);
+    let answer = String::from_utf8_lossy(&bytes).into_owned();
+    if answer.is_empty() {
+        sent.context("sending the value")?;
+        read.context("reading the supervisor's answer")?;
+    }
     match answer.trim_end().strip_prefix("error: ") {
         None if answer.trim_end() == "ok" => Ok(0),
         Some(problem) => Err(usage(anyhow::anyhow!("shroud mask add: {problem}")).into()),

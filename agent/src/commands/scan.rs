@@ -7,7 +7,8 @@
 //!
 //! Exit 0: clean. Exit 1: at least one occurrence (each printed as
 //! `PATH:OFFSET: SECRET (ENCODING)`, or `PATH:name: …` when it is in the name;
-//! never the value). Exit 2: no occurrence,
+//! never the value) or credential of a known format (`--detect`, default all:
+//! `PATH:OFFSET: DETECTOR (detector)`). Exit 2: no occurrence,
 //! but some files could not be read or hit an archive limit. Exit 64: bad
 //! arguments or paths. The trees are walked by [`crate::tree`].
 //!
@@ -19,6 +20,7 @@ use std::io::{self, Read, Write as _};
 use std::path::Path;
 use std::sync::Arc;
 
+use shroud_redactor::detect::DetectorSet;
 use shroud_redactor::SecretSet;
 
 use crate::archive::{Limits, Part, Stop, Walker};
@@ -26,7 +28,7 @@ use crate::cli::ScanArgs;
 use crate::error::{usage, Exit};
 use crate::live::LiveSet;
 use crate::logging::{print_redacted, redact};
-use crate::scanner::{scan_reader, Finding, CHUNK};
+use crate::scanner::{scan_reader, Finding, CHUNK, DETECTED};
 use crate::secrets_source::Sources;
 use crate::tree::{walk, Visit};
 
@@ -36,9 +38,21 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
         files: r.secret_files.clone(),
         dir: r.secrets_dir.clone(),
     };
-    if sources.is_empty() && args.config.is_none() {
+    let detectors = DetectorSet::parse(
+        args.detect
+            .as_deref()
+            .unwrap_or(crate::envmask::DEFAULT_DETECT),
+        r.mask.as_bytes(),
+    )
+    .map_err(|e| usage(anyhow::anyhow!("--detect: {e}")))?;
+    // The detectors alone only when asked for by name: a job that forgot its
+    // values' source must not pass a gate that looked for formats only.
+    if sources.is_empty()
+        && args.config.is_none()
+        && (args.detect.is_none() || detectors.is_empty())
+    {
         return Err(usage(anyhow::anyhow!(
-            "nothing to look for: give --secrets-dir, --secret-file or --config"
+            "nothing to look for: give --secrets-dir, --secret-file or --config (or --detect LIST to look for well-known credential formats only)"
         ))
         .into());
     }
@@ -70,7 +84,8 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
     drop(vault);
     crate::report::warn_report(&loaded.report, r.min_length);
     crate::report::warn_weak(&values.weak, &loaded.report);
-    if set.is_empty() {
+    // Values were asked for and none is usable (with detectors alone, none was).
+    if set.is_empty() && !(sources.is_empty() && args.config.is_none()) {
         return Err(usage(anyhow::anyhow!(
             "no secret value to look for: every value is empty or shorter than --min-length {}",
             r.min_length
@@ -82,12 +97,14 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
 
     let mut scan = Scan {
         set: live.load(),
+        detectors: (!detectors.is_empty()).then_some(detectors),
         limits: args.limits.into(),
         digests: signing.as_ref().map(|_| Vec::new()),
         stdout: io::stdout().lock(),
         files: 0,
         bytes: 0,
         findings: 0,
+        detected: 0,
         files_with_findings: 0,
         errors: 0,
         incomplete: 0,
@@ -99,8 +116,18 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
         });
     }
     let summary = format!(
-        "scanned {} files ({} bytes): {} occurrences of known secrets in {} files, {} unreadable, {} incomplete",
-        scan.files, scan.bytes, scan.findings, scan.files_with_findings, scan.errors, scan.incomplete
+        "scanned {} files ({} bytes): {} occurrences of known secrets{} in {} files, {} unreadable, {} incomplete",
+        scan.files,
+        scan.bytes,
+        scan.findings - scan.detected,
+        if scan.detected > 0 {
+            format!(" and {} detected credentials", scan.detected)
+        } else {
+            String::new()
+        },
+        scan.files_with_findings,
+        scan.errors,
+        scan.incomplete
     );
     scan.line(&summary);
     let _ = scan.stdout.flush();
@@ -108,7 +135,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
         return Err(Exit {
             code: 1,
             message: format!(
-                "found {} occurrences of known secrets in {} files",
+                "found {} occurrences of known secrets or detected credentials in {} files",
                 scan.findings, scan.files_with_findings
             ),
         }
@@ -134,6 +161,8 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
 
 struct Scan<'a> {
     set: Arc<SecretSet>,
+    /// The credential detectors, when any is selected.
+    detectors: Option<DetectorSet>,
     limits: Limits,
     /// (path, SHA-256) of each file, when signing.
     digests: Option<Vec<(String, String)>>,
@@ -141,6 +170,8 @@ struct Scan<'a> {
     files: u64,
     bytes: u64,
     findings: u64,
+    /// Of `findings`, those of a detector.
+    detected: u64,
     files_with_findings: u64,
     errors: u64,
     incomplete: u64,
@@ -182,13 +213,17 @@ impl Scan<'_> {
         // The path a file ships under can hold a value too, like an entry's name.
         let shown = path.display().to_string();
         // Reading from a byte slice cannot fail.
-        let _ = scan_reader(&set, shown.as_bytes(), CHUNK_MIN, |finding| {
+        let _ = scan_reader(&set, None, shown.as_bytes(), CHUNK_MIN, |finding| {
             found.push((shown.clone(), Part::Name, finding))
         });
+        let detectors = self.detectors.as_ref();
         let result = Walker::new(
             self.limits,
             |name: &str, part: Part, input: &mut dyn Read, size: Option<u64>| {
-                let n = scan_reader(&set, input, chunk_for(size), |finding| {
+                // Names are only matched against the known values: a path is
+                // not where a credential of a known format hides.
+                let detect = detectors.filter(|_| part == Part::Content);
+                let n = scan_reader(&set, detect, input, chunk_for(size), |finding| {
                     found.push((name.to_string(), part, finding))
                 })?;
                 if part == Part::Content {
@@ -202,6 +237,7 @@ impl Scan<'_> {
         if !found.is_empty() {
             self.files_with_findings += 1;
             self.findings += found.len() as u64;
+            self.detected += found.iter().filter(|f| f.2.encoding == DETECTED).count() as u64;
         }
         for (name, part, f) in &found {
             let msg = match part {

@@ -27,6 +27,9 @@ const BOOL_KEYS: &[&str] = &[
     "strict",
 ];
 const FLOAT_KEYS: &[&str] = &["renew_threshold"];
+/// Keys whose value is a list: a comma list in a variable (`''` is the empty
+/// list), as `--mask-env` takes it.
+const LIST_KEYS: &[&str] = &["env"];
 
 /// The Vault/OpenBao tool variables shroud honours: (variable suffix, section,
 /// key). `BAO_<suffix>` wins over `VAULT_<suffix>`, as in OpenBao's own tools.
@@ -134,6 +137,16 @@ fn typed(key: &str, value: &str) -> Result<Value, String> {
             _ => Err(format!("`{key}` must be true or false")),
         };
     }
+    if LIST_KEYS.contains(&key) {
+        return Ok(Value::Array(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(|item| Value::String(item.to_string()))
+                .collect(),
+        ));
+    }
     if FLOAT_KEYS.contains(&key) {
         return value
             .parse::<f64>()
@@ -176,6 +189,25 @@ mod tests {
         );
         assert_eq!(t["output"]["uid"].as_integer(), Some(1000));
         assert_eq!(t["output"]["require_tmpfs"].as_bool(), Some(false));
+    }
+
+    #[test]
+    fn a_list_key_takes_a_comma_list() {
+        let mut t = Table::new();
+        apply(
+            &mut t,
+            vars(&[("SHROUD_REDACT_ENV", "*_TOKEN, DEPLOY_*,,")]),
+        )
+        .unwrap();
+        let list: Vec<_> = t["redact"]["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(list, ["*_TOKEN", "DEPLOY_*"]);
+        apply(&mut t, vars(&[("SHROUD_REDACT_ENV", "")])).unwrap();
+        assert!(t["redact"]["env"].as_array().unwrap().is_empty());
     }
 
     #[test]

@@ -562,6 +562,12 @@ kind = "kv2"
         );
         let e = parse_env(&format!("{MIN}\n[redact]\nenv = [\"A-B\"]\n"), &[]).unwrap_err();
         assert!(e.to_string().contains("[redact] env"), "{e}");
+        // From the environment, a comma list, as `--mask-env` takes it.
+        let c = parse_env(MIN, &[("SHROUD_REDACT_ENV", "DEPLOY_*,*_PAT")]).unwrap();
+        assert!(c.redact.env.matches("DEPLOY_KEY") && c.redact.env.matches("GH_PAT"));
+        assert!(!c.redact.env.matches("GITHUB_TOKEN"));
+        let c = parse_env(MIN, &[("SHROUD_REDACT_ENV", "")]).unwrap();
+        assert!(c.redact.env.is_empty());
     }
 
     #[test]

@@ -25,7 +25,8 @@ use crate::agent::render::render;
 use crate::agent::render::Rendered;
 use crate::agent::retry::retry;
 use crate::agent::state::{
-    Leftover, Saved, SavedCertificate, SavedLease, SavedSecret, SavedToken, StateError,
+    Leftover, Saved, SavedCertificate, SavedLease, SavedRegistered, SavedSecret, SavedToken,
+    StateError,
 };
 use crate::config::SecretKind;
 use crate::contract::{READY_FILE, VALUES_FILE};
@@ -118,6 +119,15 @@ impl Engine {
         }
         self.publisher.continue_from(saved.generation);
         self.publisher.take_over(&self.out, true);
+        // Not Vault's: kept whatever the binding, so they stay masked.
+        self.publisher.add_registered(
+            saved
+                .registered
+                .iter()
+                .filter(|r| crate::contract::valid_name(&r.name))
+                .filter_map(|r| Some((r.name.clone(), r.value()?)))
+                .collect(),
+        );
         let bound = bound.is_ok();
         self.drop_unconfigured(&saved, bound, token_adopted);
         if bound {
@@ -590,6 +600,12 @@ impl Engine {
                 })
                 .collect(),
             retiring: self.saved_retiring(),
+            registered: self
+                .publisher
+                .registered()
+                .iter()
+                .map(|(name, value)| SavedRegistered::new(name, value))
+                .collect(),
         };
         if let Err(e) = state.save(&saved) {
             error!(error = %e, "cannot save the agent's state; a restart would log in again");
