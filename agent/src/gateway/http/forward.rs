@@ -67,11 +67,19 @@ impl Connection {
         let ctx = &self.ctx;
         if !self.local && !authorized(ctx, req.headers()) {
             warn!(gateway = %ctx.name, "a request without the gateway's local token");
-            return refuse(
-                ctx,
-                StatusCode::UNAUTHORIZED,
-                "missing or wrong local token (Proxy-Authorization: Bearer <token file>)",
-            );
+            return match ctx.kind {
+                // As Vault answers a missing or bad token.
+                GatewayKind::Vault => refuse(
+                    ctx,
+                    StatusCode::FORBIDDEN,
+                    "permission denied (give the gateway's local token as the Vault token)",
+                ),
+                _ => refuse(
+                    ctx,
+                    StatusCode::UNAUTHORIZED,
+                    "missing or wrong local token (Proxy-Authorization: Bearer <token file>)",
+                ),
+            };
         }
         let path = match super::path::normalise(req.uri().path(), &ctx.upstream.url.base_path) {
             Ok(p) => p,
