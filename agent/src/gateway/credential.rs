@@ -92,6 +92,12 @@ impl Credentials {
         if let Some(slot) = self.slots.get(name) {
             slot.store(Credential::from_data(data).map(Arc::new));
         }
+        self.offer_document(name, data);
+    }
+
+    /// `data` is now secret `name`'s current value, kept whole when a gateway
+    /// renders from it.
+    pub fn offer_document(&self, name: &str, data: &SecretData) {
         if let Some(slot) = self.documents.get(name) {
             slot.store(Some(Arc::new(SecretData(data.0.clone()))));
         }

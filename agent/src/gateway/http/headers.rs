@@ -149,7 +149,7 @@ mod tests {
     }
 
     fn offer(c: &Credentials, json: &str) {
-        c.offer("api", &SecretData(serde_json::from_str(json).unwrap()));
+        c.offer_document("api", &SecretData(serde_json::from_str(json).unwrap()));
     }
 
     #[test]
