@@ -76,6 +76,8 @@ struct Setup {
     basic: u16,
     dead: u16,
     sock_dir: PathBuf,
+    /// The agent's metrics port.
+    metrics: u16,
 }
 
 /// The kv2 secret `secret/app` (field api_key), read again every second.
@@ -132,7 +134,11 @@ headers = {{ Authorization = "Bearer {{{{ api_key }}}}" }}
         sock = sock_dir.display(),
         dead_up = free_port(),
     );
-    let cfg = w.config(&auth, &format!("{API_SECRET}{gateways}"));
+    let metrics = free_port();
+    let cfg = w.config(
+        &auth,
+        &format!("[metrics]\nlisten = \"127.0.0.1:{metrics}\"\n{API_SECRET}{gateways}"),
+    );
     let mut agent = Agent(spawn_agent(&cfg, &w.path("agent.log")));
     until(Duration::from_secs(30), "the gateways' token files", || {
         if let Ok(Some(status)) = agent.0.try_wait() {
@@ -149,6 +155,7 @@ headers = {{ Authorization = "Bearer {{{{ api_key }}}}" }}
         basic,
         dead,
         sock_dir,
+        metrics,
     }
 }
 
@@ -358,6 +365,28 @@ fn the_upstream_gets_the_secrets_header_and_never_the_clients() {
         let e = echo(&s, s.api, &[]);
         (received(&e, "authorization") == vec![format!("Bearer {rotated}")]).then_some(())
     });
+
+    // Metrics per gateway, its name the only label.
+    let (code, scrape) = shroud_e2e::http::get(
+        format!("127.0.0.1:{}", s.metrics).parse().unwrap(),
+        "/metrics",
+    );
+    assert_eq!(code, 200);
+    let sample = |series: &str| shroud_e2e::http::sample(&scrape, series).unwrap_or(0.0);
+    assert!(
+        sample("shroud_gateway_requests_total{gateway=\"api\"}") >= 17.0,
+        "{scrape}"
+    );
+    assert!(sample("shroud_gateway_received_bytes_total{gateway=\"api\"}") >= 5000.0);
+    assert!(sample("shroud_gateway_sent_bytes_total{gateway=\"api\"}") > 1000.0);
+    assert_eq!(
+        sample("shroud_gateway_upstream_errors_total{gateway=\"dead\"}"),
+        1.0
+    );
+    assert_eq!(
+        sample("shroud_gateway_upstream_errors_total{gateway=\"api\"}"),
+        0.0
+    );
 
     let status = s.agent.take().unwrap().stop();
     assert!(status.success(), "agent: {status:?}\n{}", s.log());

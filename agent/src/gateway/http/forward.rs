@@ -2,6 +2,7 @@
 //! the path rule, the headers swapped, the upstream's answer streamed back.
 //! Errors are plain answers (403, 502, 504) naming the gateway, never a value.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,7 @@ use hyper::{Request, Response, StatusCode, Uri};
 use tokio::sync::Mutex;
 use tracing::{debug, warn};
 
+use super::counted::{Counted, Direction};
 use super::upstream::{Body, UpstreamError};
 use super::Context;
 use crate::config::GatewayKind;
@@ -65,6 +67,7 @@ impl Connection {
     /// Answers one request.
     pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         let ctx = &self.ctx;
+        ctx.counters.requests.fetch_add(1, Ordering::Relaxed);
         if !self.local && !authorized(ctx, req.headers()) {
             warn!(gateway = %ctx.name, "a request without the gateway's local token");
             return match ctx.kind {
@@ -112,13 +115,15 @@ impl Connection {
                 "the gateway holds no usable credential",
             );
         }
-        let mut out = Request::new(body.boxed());
+        let counted = Counted::new(body, ctx.counters.clone(), Direction::Received);
+        let mut out = Request::new(counted.boxed());
         *out.method_mut() = parts.method;
         *out.uri_mut() = uri;
         *out.headers_mut() = headers;
         let answer = match self.send(out).await {
             Ok(a) => a,
             Err((status, why)) => {
+                ctx.counters.upstream_errors.fetch_add(1, Ordering::Relaxed);
                 warn!(gateway = %ctx.name, error = %why, "upstream request failed");
                 let text = if status == StatusCode::GATEWAY_TIMEOUT {
                     "the upstream did not answer in time"
@@ -133,7 +138,8 @@ impl Connection {
         if ctx.kind == GatewayKind::Vault && is_json(&parts.headers) {
             return self.record_lease(parts, body).await;
         }
-        Response::from_parts(parts, body.boxed())
+        let counted = Counted::new(body, ctx.counters.clone(), Direction::Sent);
+        Response::from_parts(parts, counted.boxed())
     }
 
     /// Removes the client's hop-by-hop headers and its versions of the
@@ -230,6 +236,9 @@ impl Connection {
         }
         let mut parts = parts;
         parts.headers.remove(header::CONTENT_LENGTH);
+        ctx.counters
+            .sent
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         Response::from_parts(parts, full(bytes))
     }
 }

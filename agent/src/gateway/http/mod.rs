@@ -4,6 +4,7 @@
 //! headers in `headers`, the upstream connections in `upstream`, one request
 //! in `forward`; the vault kind's own rules are in `super::vault`.
 
+mod counted;
 mod forward;
 pub mod headers;
 pub mod path;
@@ -21,6 +22,7 @@ use zeroize::Zeroizing;
 use super::vault::leases::Leases;
 use super::{Credentials, GatewayError};
 use crate::config::{ForwardSpec, GatewayKind, GatewaySpec, Listen, OutputConfig, PathGlob};
+use crate::telemetry::gateways::GatewayCounters;
 use headers::Renderer;
 use upstream::Upstream;
 
@@ -52,6 +54,8 @@ pub struct Context {
     pub namespace: Option<String>,
     /// Kind vault: the leases obtained through it.
     pub leases: Arc<Leases>,
+    /// Its metrics.
+    pub counters: Arc<GatewayCounters>,
 }
 
 /// A running http or vault gateway; [`Served::stop`] ends it.
@@ -154,6 +158,7 @@ pub fn start(
         paths: forward.paths.clone(),
         namespace: forward.namespace.clone(),
         leases: Arc::default(),
+        counters: Arc::default(),
     });
     let (stop, stopped) = watch::channel(false);
     let accepting = {
@@ -188,6 +193,11 @@ pub fn start(
 }
 
 impl Served {
+    /// Its name and metrics.
+    pub fn counters(&self) -> (&str, Arc<GatewayCounters>) {
+        (&self.name, self.ctx.counters.clone())
+    }
+
     /// Stops accepting, revokes the leases obtained through it (vault), drops
     /// every connection, removes its files.
     pub fn stop(&mut self) {
