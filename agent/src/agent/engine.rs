@@ -409,6 +409,9 @@ impl Engine {
         self.accessor = info.accessor;
         info!(method = self.cfg.auth.method.name(), ttl = ?info.ttl, "logged in to Vault");
         self.save_state();
+        if let Some(board) = &self.credentials {
+            board.offer_token(self.client.token());
+        }
         Ok(())
     }
 
@@ -951,6 +954,7 @@ impl Engine {
     /// From now on every value made current (after its file is in place) is
     /// also offered to `credentials`, starting with the current ones.
     pub fn share_credentials(&mut self, credentials: Arc<crate::gateway::Credentials>) {
+        credentials.offer_token(self.client.token());
         self.credentials = Some(credentials);
         for i in 0..self.secrets.len() {
             self.share(i);

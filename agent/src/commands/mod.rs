@@ -123,12 +123,17 @@ fn start_gateways(
     if cfg.gateways.is_empty() {
         return Ok(Gateways::default());
     }
-    let credentials = Arc::new(Credentials::for_secrets(
-        cfg.gateways.iter().map(|g| g.secret.clone()),
-    ));
+    let credentials = Arc::new(
+        Credentials::for_secrets(cfg.gateways.iter().map(|g| g.secret.clone())).with_documents(
+            cfg.gateways
+                .iter()
+                .filter(|g| g.forward.is_some() && !g.secret.is_empty())
+                .map(|g| g.secret.clone()),
+        ),
+    );
     engine.share_credentials(credentials.clone());
     Gateways::start(&cfg.gateways, &cfg.output, &credentials).map_err(|e| match e {
-        GatewayError::NoCredential { .. } => usage(e).into(),
+        GatewayError::NoCredential { .. } | GatewayError::Headers { .. } => usage(e).into(),
         e => anyhow::Error::new(e),
     })
 }

@@ -5,13 +5,19 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use super::raw::RawGateway;
-use super::{ConfigError, SecretKind, SecretSpec};
+use super::{ConfigError, SecretKind, SecretSpec, VaultConfig};
+
+pub use super::gateway_forward::{ForwardSpec, PathGlob, UpstreamUrl};
 
 /// The protocols a gateway speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GatewayKind {
     /// The PostgreSQL wire protocol.
     Postgres,
+    /// HTTP to one upstream base URL, adding headers rendered from a secret.
+    Http,
+    /// The Vault/OpenBao API, adding the agent's own token.
+    Vault,
 }
 
 /// Where a gateway listens.
@@ -39,12 +45,17 @@ pub struct GatewaySpec {
     pub upstream: String,
     /// The upstream's port (names the Unix socket).
     pub upstream_port: u16,
+    /// Kinds http and vault: the upstream URL, headers, allowed paths.
+    pub forward: Option<ForwardSpec>,
 }
 
 impl GatewaySpec {
     /// The local password file's name in the output directory.
     pub fn password_file(&self) -> String {
-        format!("{}.password", self.name)
+        match self.kind {
+            GatewayKind::Postgres => format!("{}.password", self.name),
+            GatewayKind::Http | GatewayKind::Vault => format!("{}.token", self.name),
+        }
     }
 }
 
@@ -53,10 +64,11 @@ pub fn gateways(
     origin: &str,
     raw: Vec<RawGateway>,
     secrets: &[SecretSpec],
+    vault: &VaultConfig,
 ) -> Result<Vec<GatewaySpec>, ConfigError> {
     let mut out: Vec<GatewaySpec> = Vec::with_capacity(raw.len());
     for (i, g) in raw.into_iter().enumerate() {
-        let spec = gateway(origin, i + 1, g, secrets)?;
+        let spec = gateway(origin, i + 1, g, secrets, vault)?;
         let err = |key: &str, problem: String| ConfigError::Invalid {
             origin: origin.to_string(),
             key: format!("[[gateway]] #{} ({}) {key}", i + 1, spec.name),
@@ -85,8 +97,9 @@ pub fn gateways(
 fn gateway(
     origin: &str,
     n: usize,
-    g: RawGateway,
+    mut g: RawGateway,
     secrets: &[SecretSpec],
+    vault: &VaultConfig,
 ) -> Result<GatewaySpec, ConfigError> {
     let label = match &g.name {
         Some(name) => format!("[[gateway]] #{n} ({name})"),
@@ -113,13 +126,30 @@ fn gateway(
     }
     let kind = match required("kind", &g.kind)?.as_str() {
         "postgres" => GatewayKind::Postgres,
+        "http" => GatewayKind::Http,
+        "vault" => GatewayKind::Vault,
         other => {
             return Err(err(
                 "kind",
-                format!("`{other}` is not a gateway kind (postgres)"),
+                format!("`{other}` is not a gateway kind (postgres, http, vault)"),
             ))
         }
     };
+    let listen = listen(&g, &err)?;
+    if kind != GatewayKind::Postgres {
+        let (forward, secret) =
+            super::gateway_forward::forward(kind, &mut g, secrets, vault, &err)?;
+        return Ok(GatewaySpec {
+            name,
+            kind,
+            secret,
+            listen,
+            upstream: forward.url.to_string(),
+            upstream_port: forward.url.port,
+            forward: Some(forward),
+        });
+    }
+    super::gateway_forward::only_for_http(&g, &err)?;
     let secret = required("secret", &g.secret)?;
     match secrets.iter().find(|s| s.name == secret) {
         None => return Err(err("secret", format!("`{secret}` is not a [[secret]] name"))),
@@ -141,7 +171,26 @@ fn gateway(
         .and_then(|(_, port)| port.parse::<u16>().ok())
         .filter(|p| *p != 0)
         .ok_or_else(|| err("upstream", format!("`{upstream}` is not host:port")))?;
-    let listen_text = required("listen", &g.listen)?;
+    Ok(GatewaySpec {
+        name,
+        kind,
+        secret,
+        listen,
+        upstream,
+        upstream_port,
+        forward: None,
+    })
+}
+
+/// `listen`: loopback TCP (unless `allow_remote`) or `unix:/absolute/dir`.
+fn listen(
+    g: &RawGateway,
+    err: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<Listen, ConfigError> {
+    let listen_text = match g.listen.as_deref() {
+        Some(s) if !s.trim().is_empty() => s.to_string(),
+        _ => return Err(err("listen", "is required".into())),
+    };
     let listen = match listen_text.strip_prefix("unix:") {
         Some(dir) => {
             let dir = PathBuf::from(dir);
@@ -169,14 +218,7 @@ fn gateway(
             Listen::Tcp(addr)
         }
     };
-    Ok(GatewaySpec {
-        name,
-        kind,
-        secret,
-        listen,
-        upstream,
-        upstream_port,
-    })
+    Ok(listen)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 mod consul;
 mod env;
 mod gateway;
+mod gateway_forward;
 mod params;
 pub mod raw;
 mod validate;
@@ -14,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use env::EnvError;
-pub use gateway::{GatewayKind, GatewaySpec, Listen};
+pub use gateway::{ForwardSpec, GatewayKind, GatewaySpec, Listen, PathGlob, UpstreamUrl};
 pub use params::Params;
 pub use validate::validate;
 

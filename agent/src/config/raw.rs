@@ -159,6 +159,22 @@ pub struct RawGateway {
     pub listen: Option<String>,
     pub upstream: Option<String>,
     pub allow_remote: Option<bool>,
+    /// kind http: header name → template rendered from the secret.
+    pub headers: Option<std::collections::BTreeMap<String, String>>,
+    /// kind http: an `Authorization: Basic` header from two templates.
+    pub basic: Option<RawBasic>,
+    /// kind http: PEM CA file trusted for the upstream instead of the web roots.
+    pub ca_cert: Option<String>,
+    /// kind vault: the API paths the workload may use (policy globs).
+    pub paths: Option<Vec<String>>,
+}
+
+/// `[[gateway]] basic = { username = "…", password = "…" }`.
+#[derive(Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBasic {
+    pub username: Option<String>,
+    pub password: Option<String>,
 }
 
 /// Whether a table holds nothing but defaults (and so need not be written).

@@ -241,7 +241,7 @@ pub fn validate(origin: &str, raw: RawConfig) -> Result<Config, ConfigError> {
         retire_grace: retire_grace(&c, l.retire_grace.as_deref())?,
     };
 
-    let gateways = super::gateway::gateways(origin, raw.gateway, &secrets)?;
+    let gateways = super::gateway::gateways(origin, raw.gateway, &secrets, &vault)?;
     Ok(Config {
         origin: origin.to_string(),
         vault,

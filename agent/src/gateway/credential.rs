@@ -10,6 +10,7 @@ use serde_json::Value;
 use zeroize::Zeroizing;
 
 use crate::vault::api::SecretData;
+use crate::vault::client::Token;
 
 /// A database login: a secret's `username` and `password` fields.
 pub struct Credential {
@@ -43,6 +44,10 @@ impl Credential {
 #[derive(Debug, Default)]
 pub struct Credentials {
     slots: BTreeMap<String, ArcSwapOption<Credential>>,
+    /// Whole values, for gateways that render headers from any field.
+    documents: BTreeMap<String, ArcSwapOption<SecretData>>,
+    /// The agent's own Vault token (the vault gateway's credential).
+    token: ArcSwapOption<Token>,
 }
 
 impl Credentials {
@@ -53,7 +58,32 @@ impl Credentials {
                 .into_iter()
                 .map(|n| (n, ArcSwapOption::empty()))
                 .collect(),
+            ..Credentials::default()
         }
+    }
+
+    /// Also keeps the whole value of the secrets `names`.
+    pub fn with_documents(mut self, names: impl IntoIterator<Item = String>) -> Credentials {
+        self.documents = names
+            .into_iter()
+            .map(|n| (n, ArcSwapOption::empty()))
+            .collect();
+        self
+    }
+
+    /// `token` is now the agent's Vault token.
+    pub fn offer_token(&self, token: Option<&Token>) {
+        self.token.store(token.cloned().map(Arc::new));
+    }
+
+    /// The agent's current Vault token.
+    pub fn token(&self) -> Option<Arc<Token>> {
+        self.token.load_full()
+    }
+
+    /// Secret `name`'s current value, when it is kept whole.
+    pub fn document(&self, name: &str) -> Option<Arc<SecretData>> {
+        self.documents.get(name)?.load_full()
     }
 
     /// `data` is now secret `name`'s current value. A value without a username
@@ -61,6 +91,15 @@ impl Credentials {
     pub fn offer(&self, name: &str, data: &SecretData) {
         if let Some(slot) = self.slots.get(name) {
             slot.store(Credential::from_data(data).map(Arc::new));
+        }
+        self.offer_document(name, data);
+    }
+
+    /// `data` is now secret `name`'s current value, kept whole when a gateway
+    /// renders from it.
+    pub fn offer_document(&self, name: &str, data: &SecretData) {
+        if let Some(slot) = self.documents.get(name) {
+            slot.store(Some(Arc::new(SecretData(data.0.clone()))));
         }
     }
 

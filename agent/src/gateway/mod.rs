@@ -7,8 +7,10 @@
 
 mod conns;
 mod credential;
+pub mod http;
 pub mod postgres;
 mod stream;
+pub mod vault;
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -74,6 +76,22 @@ pub enum GatewayError {
         /// Its `secret`.
         secret: String,
     },
+    /// The upstream's TLS settings cannot be used (kinds http, vault).
+    #[error("gateway {gateway}: upstream: {problem}")]
+    Upstream {
+        /// The gateway.
+        gateway: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The headers cannot be rendered from the secret's value (kind http).
+    #[error("gateway {gateway}: {problem}")]
+    Headers {
+        /// The gateway.
+        gateway: String,
+        /// What is wrong (names, never a value).
+        problem: String,
+    },
     /// The accept thread could not be started.
     #[error("gateway {gateway}: cannot start its thread: {source}")]
     Thread {
@@ -88,6 +106,8 @@ pub enum GatewayError {
 #[derive(Debug, Default)]
 pub struct Gateways {
     running: Vec<Running>,
+    /// The http and vault gateways.
+    served: Vec<http::Served>,
 }
 
 #[derive(Debug)]
@@ -114,6 +134,16 @@ impl Gateways {
     ) -> Result<Gateways, GatewayError> {
         let mut all = Gateways::default();
         for spec in specs {
+            if let Some(forward) = &spec.forward {
+                match http::start(spec, forward, output, credentials) {
+                    Ok(s) => all.served.push(s),
+                    Err(e) => {
+                        all.stop();
+                        return Err(e);
+                    }
+                }
+                continue;
+            }
             if credentials.current(&spec.secret).is_none() {
                 all.stop();
                 return Err(GatewayError::NoCredential {
@@ -132,8 +162,19 @@ impl Gateways {
         Ok(all)
     }
 
+    /// The http and vault gateways' metrics, by name.
+    pub fn counters(
+        &self,
+    ) -> impl Iterator<Item = (&str, Arc<crate::telemetry::gateways::GatewayCounters>)> {
+        self.served.iter().map(http::Served::counters)
+    }
+
     /// Stops accepting, closes every open connection, removes the files.
     pub fn stop(&mut self) {
+        for s in &mut self.served {
+            s.stop();
+        }
+        self.served.clear();
         for r in &mut self.running {
             r.stopping.store(true, Ordering::SeqCst);
             r.listener.poke();

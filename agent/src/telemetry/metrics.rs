@@ -59,6 +59,7 @@ pub struct Metrics {
     vault_latency: HistogramVec,
     wipe_duration: Histogram,
     streams: Arc<StreamCollector>,
+    gateways: Arc<super::gateways::GatewayCollector>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -136,6 +137,7 @@ impl Metrics {
                 ]),
             )?,
             streams: Arc::new(StreamCollector::new()?),
+            gateways: Arc::new(super::gateways::GatewayCollector::new()?),
         };
         let r = &m.registry;
         r.register(Box::new(m.auth_attempts.clone()))?;
@@ -150,6 +152,7 @@ impl Metrics {
         r.register(Box::new(m.vault_latency.clone()))?;
         r.register(Box::new(m.wipe_duration.clone()))?;
         r.register(Box::new(Shared(m.streams.clone())))?;
+        r.register(Box::new(Shared(m.gateways.clone())))?;
         r.register(Box::new(PullingGauge::new(
             "shroud_process_resident_memory_bytes",
             "Resident set size of the shroud process (from /proc/self/statm at scrape time).",
@@ -169,6 +172,11 @@ impl Metrics {
     /// same stream (a restarted workload) are added up.
     pub fn attach_stream(&self, stream: Stream, counters: Arc<StreamCounters>) {
         self.streams.attach(stream, counters);
+    }
+
+    /// Exports gateway `name`'s counters as `shroud_gateway_*` (label `gateway`).
+    pub fn attach_gateway(&self, name: &str, counters: Arc<super::gateways::GatewayCounters>) {
+        self.gateways.attach(name, counters);
     }
 
     /// The registry in Prometheus text format.

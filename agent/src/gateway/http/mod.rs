@@ -1,0 +1,300 @@
+//! The http and vault gateways: an HTTP/1.1 listener (hyper on a small tokio
+//! runtime of its own) forwarding each request to one upstream with the
+//! credential added. The request path rule is in `path`, the credential
+//! headers in `headers`, the upstream connections in `upstream`, one request
+//! in `forward`; the vault kind's own rules are in `super::vault`.
+
+mod counted;
+mod forward;
+pub mod headers;
+pub mod path;
+pub mod upstream;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::sync::watch;
+use tracing::{debug, error, info, warn};
+use zeroize::Zeroizing;
+
+use super::vault::leases::Leases;
+use super::{Credentials, GatewayError};
+use crate::config::{ForwardSpec, GatewayKind, GatewaySpec, Listen, OutputConfig, PathGlob};
+use crate::telemetry::gateways::GatewayCounters;
+use headers::Renderer;
+use upstream::Upstream;
+
+/// Threads of a gateway's runtime: the machine's two cores.
+const WORKERS: usize = 2;
+/// A client that has not sent its request headers by then is dropped.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long stopping waits for the leases' revocation.
+const REVOKE_WAIT: Duration = Duration::from_secs(5);
+
+/// What every request of one gateway shares.
+#[derive(Debug)]
+pub struct Context {
+    /// The gateway's name (logs, errors).
+    pub name: String,
+    /// Its kind: http or vault.
+    pub kind: GatewayKind,
+    /// Where requests go.
+    pub upstream: Upstream,
+    /// The local token TCP clients must give.
+    pub token: Zeroizing<String>,
+    /// The current credentials (secret values, the agent's Vault token).
+    pub credentials: Arc<Credentials>,
+    /// Kind http: the headers added.
+    pub headers: Option<Renderer>,
+    /// Kind vault: the paths allowed.
+    pub paths: Vec<PathGlob>,
+    /// Kind vault: the agent's namespace.
+    pub namespace: Option<String>,
+    /// Kind vault: the leases obtained through it.
+    pub leases: Arc<Leases>,
+    /// Its metrics.
+    pub counters: Arc<GatewayCounters>,
+}
+
+/// A running http or vault gateway; [`Served::stop`] ends it.
+#[derive(Debug)]
+pub struct Served {
+    name: String,
+    ctx: Arc<Context>,
+    runtime: Option<tokio::runtime::Runtime>,
+    stop: watch::Sender<bool>,
+    files: Vec<PathBuf>,
+    dir: Option<PathBuf>,
+}
+
+enum Bound {
+    Tcp(std::net::TcpListener),
+    Unix(std::os::unix::net::UnixListener),
+}
+
+/// Starts an http or vault gateway.
+pub fn start(
+    spec: &GatewaySpec,
+    forward: &ForwardSpec,
+    output: &OutputConfig,
+    credentials: &Arc<Credentials>,
+) -> Result<Served, GatewayError> {
+    let upstream = Upstream::new(&forward.url, forward.ca_cert.as_deref()).map_err(|e| {
+        GatewayError::Upstream {
+            gateway: spec.name.clone(),
+            problem: e.to_string(),
+        }
+    })?;
+    let headers = (spec.kind == GatewayKind::Http).then(|| Renderer::new(&spec.secret, forward));
+    if let Some(h) = &headers {
+        h.current(credentials).map_err(|e| GatewayError::Headers {
+            gateway: spec.name.clone(),
+            problem: e.to_string(),
+        })?;
+    }
+    let mut files = Vec::new();
+    let mut created_dir = None;
+    let listen_err = |source| GatewayError::Listen {
+        gateway: spec.name.clone(),
+        listen: match &spec.listen {
+            Listen::Tcp(a) => a.to_string(),
+            Listen::Unix(d) => format!("unix:{}", d.display()),
+        },
+        source,
+    };
+    let bound = match &spec.listen {
+        Listen::Tcp(addr) => Bound::Tcp(std::net::TcpListener::bind(addr).map_err(listen_err)?),
+        Listen::Unix(dir) => {
+            if super::socket_dir(spec, dir)? {
+                created_dir = Some(dir.clone());
+            }
+            let path = dir.join(format!("{}.sock", spec.name));
+            if std::fs::symlink_metadata(&path)
+                .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
+            {
+                let _ = std::fs::remove_file(&path);
+            }
+            let l = std::os::unix::net::UnixListener::bind(&path).map_err(listen_err)?;
+            files.push(path);
+            Bound::Unix(l)
+        }
+    };
+    let token = Zeroizing::new(hex::encode(rand::random::<[u8; 32]>()));
+    let token_path = output.dir.join(spec.password_file());
+    super::write_password(&token_path, &token, output).map_err(|source| {
+        GatewayError::PasswordFile {
+            gateway: spec.name.clone(),
+            path: token_path.clone(),
+            source,
+        }
+    })?;
+    files.push(token_path);
+    let cleanup = |files: &[PathBuf]| {
+        for f in files {
+            let _ = std::fs::remove_file(f);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(WORKERS)
+        .thread_name(format!("gateway-{}", spec.name))
+        .enable_all()
+        .build()
+        .map_err(|source| {
+            cleanup(&files);
+            GatewayError::Thread {
+                gateway: spec.name.clone(),
+                source,
+            }
+        })?;
+    let ctx = Arc::new(Context {
+        name: spec.name.clone(),
+        kind: spec.kind,
+        upstream,
+        token,
+        credentials: credentials.clone(),
+        headers,
+        paths: forward.paths.clone(),
+        namespace: forward.namespace.clone(),
+        leases: Arc::default(),
+        counters: Arc::default(),
+    });
+    let (stop, stopped) = watch::channel(false);
+    let accepting = {
+        let _enter = runtime.enter();
+        match bound {
+            Bound::Tcp(l) => l
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::TcpListener::from_std(l))
+                .map(|l| runtime.spawn(accept_tcp(l, ctx.clone(), stopped.clone()))),
+            Bound::Unix(l) => l
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::UnixListener::from_std(l))
+                .map(|l| runtime.spawn(accept_unix(l, ctx.clone(), stopped.clone()))),
+        }
+    };
+    if let Err(e) = accepting {
+        cleanup(&files);
+        return Err(listen_err(e));
+    }
+    if spec.kind == GatewayKind::Vault {
+        runtime.spawn(super::vault::keeper::renew(ctx.clone(), stopped));
+    }
+    info!(gateway = %spec.name, listen = ?spec.listen, upstream = %forward.url, "gateway listening");
+    Ok(Served {
+        name: spec.name.clone(),
+        ctx,
+        runtime: Some(runtime),
+        stop,
+        files,
+        dir: created_dir,
+    })
+}
+
+impl Served {
+    /// Its name and metrics.
+    pub fn counters(&self) -> (&str, Arc<GatewayCounters>) {
+        (&self.name, self.ctx.counters.clone())
+    }
+
+    /// Stops accepting, revokes the leases obtained through it (vault), drops
+    /// every connection, removes its files.
+    pub fn stop(&mut self) {
+        let Some(runtime) = self.runtime.take() else {
+            return;
+        };
+        let _ = self.stop.send(true);
+        if self.ctx.kind == GatewayKind::Vault {
+            let ctx = self.ctx.clone();
+            runtime.block_on(async move {
+                if tokio::time::timeout(REVOKE_WAIT, super::vault::keeper::revoke_all(&ctx))
+                    .await
+                    .is_err()
+                {
+                    error!(gateway = %ctx.name, "revoking the gateway's leases timed out; the agent's token revocation ends them");
+                }
+            });
+        }
+        // Dropping the runtime's tasks closes every connection.
+        runtime.shutdown_timeout(Duration::from_secs(1));
+        for f in &self.files {
+            let _ = std::fs::remove_file(f);
+        }
+        if let Some(d) = &self.dir {
+            let _ = std::fs::remove_dir(d);
+        }
+        info!(gateway = %self.name, "gateway stopped");
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn accept_tcp(
+    l: tokio::net::TcpListener,
+    ctx: Arc<Context>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            conn = l.accept() => match conn {
+                Ok((s, _)) => {
+                    let _ = s.set_nodelay(true);
+                    tokio::spawn(serve(s, false, ctx.clone()));
+                }
+                Err(e) => accept_failed(&ctx, &e).await,
+            },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn accept_unix(
+    l: tokio::net::UnixListener,
+    ctx: Arc<Context>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            conn = l.accept() => match conn {
+                Ok((s, _)) => {
+                    tokio::spawn(serve(s, true, ctx.clone()));
+                }
+                Err(e) => accept_failed(&ctx, &e).await,
+            },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn accept_failed(ctx: &Context, e: &std::io::Error) {
+    // Out of descriptors and the like: do not spin on it.
+    warn!(gateway = %ctx.name, error = %e, "accept failed");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+/// One client connection: HTTP/1.1 with keep-alive; its requests reuse one
+/// upstream connection while both stay open.
+async fn serve<S>(stream: S, local: bool, ctx: Arc<Context>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = Arc::new(forward::Connection::new(ctx.clone(), local));
+    let service = hyper::service::service_fn(move |req| {
+        let conn = conn.clone();
+        async move { Ok::<_, std::convert::Infallible>(conn.handle(req).await) }
+    });
+    let served = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+    if let Err(e) = served {
+        debug!(gateway = %ctx.name, error = %e, "client connection ended");
+    }
+}
