@@ -191,11 +191,14 @@ impl SecretSetBuilder {
             } else if crate::ordinary::has_ordinary_piece(&entry.value, piece) {
                 report.ordinary.push(entry.name.clone());
             }
-            let mut forms: Vec<(Zeroizing<Vec<u8>>, Encoding)> = variants(&entry.value)
-                .into_iter()
-                .map(|(bytes, encoding)| (Zeroizing::new(bytes), encoding))
-                .filter(|(bytes, _)| bytes.len() >= min_length)
-                .collect();
+            // Armor lines are public: only the parts between them are matched.
+            let mut forms: Vec<(Zeroizing<Vec<u8>>, Encoding)> =
+                crate::armor::secret_parts(&entry.value)
+                    .into_iter()
+                    .flat_map(variants)
+                    .map(|(bytes, encoding)| (Zeroizing::new(bytes), encoding))
+                    .filter(|(bytes, _)| bytes.len() >= min_length)
+                    .collect();
             // Most forms of a value repeat another (every escaping of plain text is
             // the text): dropping them here keeps the set-wide sort small. Stable,
             // so the first form of each stays, as the set-wide pass keeps the first.
