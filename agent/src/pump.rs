@@ -42,7 +42,7 @@ pub struct PumpConfig {
     pub idle: Duration,
     /// Never release held bytes at an idle flush (only when resolved or at end).
     pub strict: bool,
-    /// Credential detectors run before the value matcher (`--detect`).
+    /// Credential detectors, run after the value matcher (`--detect`).
     pub detect: Option<Arc<DetectorSet>>,
     /// What `::add-mask::` lines do.
     pub add_mask: AddMask,
@@ -220,6 +220,26 @@ pub(crate) fn write_pieces(
         }
     }
     Ok(PumpEnd::Eof)
+}
+
+/// Writes `slices` in order with `writev` (the stages' output: ranges of the
+/// read buffer, masks and released bytes).
+pub(crate) fn write_slices<'a>(
+    fd: BorrowedFd<'_>,
+    slices: impl Iterator<Item = &'a [u8]>,
+) -> io::Result<PumpEnd> {
+    const IOV_MAX: usize = 1024;
+    let mut group: Vec<IoSlice<'_>> = Vec::with_capacity(16);
+    for s in slices.filter(|s| !s.is_empty()) {
+        group.push(IoSlice::new(s));
+        if group.len() == IOV_MAX {
+            if write_all_vectored(fd, &mut group)? == PumpEnd::OutputClosed {
+                return Ok(PumpEnd::OutputClosed);
+            }
+            group.clear();
+        }
+    }
+    write_all_vectored(fd, &mut group)
 }
 
 /// A larger pipe buffer means fewer wake-ups per byte for both the writer and us;

@@ -1,8 +1,11 @@
 //! The stages one output stream goes through, in order: the `::add-mask::`
-//! gate (registers values before their line is released), the credential
-//! detectors, the value matcher. Each stage holds back only what it must;
-//! an idle flush releases the detectors' and the matcher's held pieces by
-//! their rules (the gate holds a command line until its newline).
+//! gate (registers values before their line is released), the value matcher,
+//! the credential detectors. The matcher goes first so that a registered value
+//! in a detectable format is masked as the value (`[REDACTED]`), the
+//! detector's name only naming values nobody registered; the detectors leave
+//! the matcher's masks alone. Each stage holds back only what it must; an idle
+//! flush releases the matcher's and the detectors' held pieces by their rules
+//! (the gate holds a command line until its newline).
 
 use std::io;
 use std::os::fd::BorrowedFd;
@@ -14,7 +17,7 @@ use shroud_redactor::{Piece, Redactor, SecretSet};
 
 use crate::addmask::{AddMask, Gate, Item};
 use crate::live::LiveSet;
-use crate::pump::{write_all, write_pieces, PumpConfig, PumpEnd, StreamCounters};
+use crate::pump::{write_all, write_pieces, write_slices, PumpConfig, PumpEnd, StreamCounters};
 
 /// Name under which values from `::add-mask::` are registered.
 pub const ADD_MASK_NAME: &str = "add-mask";
@@ -27,10 +30,21 @@ pub struct Stages {
     redactor: Redactor,
     mask: Vec<u8>,
     items: Vec<Item>,
-    /// The detectors' output when it is not a range of the input.
+    /// The detectors' output when it is not a range of their input.
     dout: Vec<u8>,
+    /// The matcher's own output (masks, released held bytes).
     out: Vec<u8>,
     pieces: Vec<Piece>,
+    /// The detectors' output pieces: (where, range) of the bytes written.
+    dpieces: Vec<(Source, std::ops::Range<usize>)>,
+}
+
+/// Which buffer a piece of the detectors' output is in.
+#[derive(Clone, Copy, Debug)]
+enum Source {
+    Input,
+    Own,
+    Detected,
 }
 
 impl std::fmt::Debug for Stages {
@@ -61,6 +75,7 @@ impl Stages {
             dout: Vec::with_capacity(4096),
             out: Vec::with_capacity(4096),
             pieces: Vec::with_capacity(64),
+            dpieces: Vec::with_capacity(64),
         }
     }
 
@@ -146,18 +161,43 @@ impl Stages {
         Ok(PumpEnd::Eof)
     }
 
-    /// Bytes through the detectors and the matcher, written out.
+    /// Bytes through the matcher and the detectors, written out. The matcher's
+    /// output pieces go through the detectors one by one (they are a stream,
+    /// so this is the same as their concatenation) and unchanged bytes are
+    /// written from the read buffer with one `writev`.
     fn text(&mut self, bytes: &[u8], output: BorrowedFd<'_>) -> io::Result<PumpEnd> {
-        let s: &[u8] = match self.detect.as_mut() {
-            None => bytes,
-            Some(d) => match d.write(bytes, &mut self.dout) {
-                Passed::Input(r) => &bytes[r],
-                Passed::Out => &self.dout,
-            },
-        };
         self.redactor
-            .write_pieces(s, &mut self.out, &mut self.pieces);
-        let end = write_pieces(output, s, &self.out, &self.pieces);
+            .write_pieces(bytes, &mut self.out, &mut self.pieces);
+        let Some(d) = self.detect.as_mut() else {
+            let end = write_pieces(output, bytes, &self.out, &self.pieces);
+            self.clear();
+            return end;
+        };
+        for p in &self.pieces {
+            let (source, r) = match p {
+                Piece::Input(r) => (Source::Input, r.clone()),
+                Piece::Own(r) => (Source::Own, r.clone()),
+            };
+            let piece = match source {
+                Source::Input => &bytes[r.clone()],
+                _ => &self.out[r.clone()],
+            };
+            let before = self.dout.len();
+            match d.write(piece, &mut self.dout) {
+                Passed::Input(sub) => self
+                    .dpieces
+                    .push((source, r.start + sub.start..r.start + sub.end)),
+                Passed::Out => self
+                    .dpieces
+                    .push((Source::Detected, before..self.dout.len())),
+            }
+        }
+        let slices = self.dpieces.iter().map(|(source, r)| match source {
+            Source::Input => &bytes[r.clone()],
+            Source::Own => &self.out[r.clone()],
+            Source::Detected => &self.dout[r.clone()],
+        });
+        let end = write_slices(output, slices);
         self.clear();
         end
     }
@@ -168,31 +208,42 @@ impl Stages {
         crate::alloc::wipe_slice(&mut self.out);
         self.out.clear();
         self.pieces.clear();
+        self.dpieces.clear();
     }
 
-    /// Releases everything the detectors and the matcher hold, by the
-    /// end-of-stream rule (before a raw write that must come after them).
-    fn settle(&mut self, output: BorrowedFd<'_>) -> io::Result<PumpEnd> {
-        if let Some(d) = self.detect.as_mut() {
-            d.finish(&mut self.dout);
+    /// The matcher's release (`flush` or `finish`, appended to `out`) through
+    /// the detectors, then the detectors' own release, written out.
+    fn release(&mut self, output: BorrowedFd<'_>, end_of_stream: bool) -> io::Result<PumpEnd> {
+        if end_of_stream {
+            self.redactor.finish(&mut self.out);
+        } else {
+            self.redactor.flush(&mut self.out);
         }
-        self.redactor.write(&self.dout, &mut self.out);
-        self.redactor.finish(&mut self.out);
+        if let Some(d) = self.detect.as_mut() {
+            if let Passed::Input(r) = d.write(&self.out, &mut self.dout) {
+                self.dout.extend_from_slice(&self.out[r]);
+            }
+            if end_of_stream {
+                d.finish(&mut self.dout);
+            } else {
+                d.flush(&mut self.dout);
+            }
+            std::mem::swap(&mut self.out, &mut self.dout);
+        }
         let end = write_all(output, &self.out);
         self.clear();
         end
+    }
+
+    /// Releases everything the matcher and the detectors hold, by the
+    /// end-of-stream rule (before a raw write that must come after them).
+    fn settle(&mut self, output: BorrowedFd<'_>) -> io::Result<PumpEnd> {
+        self.release(output, true)
     }
 
     /// The stream is idle.
     pub fn flush(&mut self, output: BorrowedFd<'_>) -> io::Result<PumpEnd> {
-        if let Some(d) = self.detect.as_mut() {
-            d.flush(&mut self.dout);
-        }
-        self.redactor.write(&self.dout, &mut self.out);
-        self.redactor.flush(&mut self.out);
-        let end = write_all(output, &self.out);
-        self.clear();
-        end
+        self.release(output, false)
     }
 
     /// End of the stream.

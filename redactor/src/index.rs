@@ -65,16 +65,23 @@ impl Zeroize for WindowIndex {
     }
 }
 
+/// Set in every byte of a window key: keys are case-folded (and lossy beyond
+/// letters, which only costs a rare false candidate), so that a hex pattern,
+/// stored in lower case, is found in any case by one lookup; the probe then
+/// compares bytes exactly, or ignoring case for a hex pattern.
+const FOLD: u64 = 0x2020_2020_2020_2020;
+
+/// The window key at `buf[i..i + w]` (`mask` keeps its `w` bytes).
 #[inline(always)]
 fn load(buf: &[u8], i: usize, w: usize, mask: u64) -> u64 {
     if let Some(bytes) = buf.get(i..i + 8) {
         let mut a = [0u8; 8];
         a.copy_from_slice(bytes);
-        u64::from_le_bytes(a) & mask
+        (u64::from_le_bytes(a) | FOLD) & mask
     } else {
         let mut a = [0u8; 8];
         a[..w].copy_from_slice(&buf[i..i + w]);
-        u64::from_le_bytes(a)
+        (u64::from_le_bytes(a) | FOLD) & mask
     }
 }
 
@@ -288,7 +295,7 @@ impl WindowIndex {
         let hash = |window: &[u8]| -> u64 {
             let mut a = [0u8; 8];
             a.copy_from_slice(&window[..8]);
-            (u64::from_le_bytes(a) & key_mask).wrapping_mul(HASH_MUL)
+            ((u64::from_le_bytes(a) | FOLD) & key_mask).wrapping_mul(HASH_MUL)
         };
         let test = |window: &[u8]| -> u64 {
             let h = hash(window);
@@ -350,12 +357,16 @@ impl WindowIndex {
             }
             let (id, j) = set.pattern_at(e);
             let pat = set.pattern(id);
+            // A hex pattern is stored in lower case and matches in any case.
+            let fold = set.is_hex(id);
+            let same = |a: u8, b: u8| a == b || fold && a.to_ascii_lowercase() == b;
+            let equal = |a: &[u8], b: &[u8]| a.iter().zip(b).all(|(&x, &y)| same(x, y));
             if pat.len() < self.piece {
                 let Some(start) = i.checked_sub(j) else {
                     continue;
                 };
                 let end = start + pat.len();
-                if end <= buf.len() && &buf[start..end] == pat {
+                if end <= buf.len() && equal(&buf[start..end], pat) {
                     out.push(Match {
                         start,
                         end,
@@ -366,16 +377,20 @@ impl WindowIndex {
             }
             // The run reaching back over the previous sampled position was
             // reported from there.
-            if i >= k && j >= k && buf[i - k..i] == pat[j - k..j] {
+            // Keys are folded: the window itself is compared here.
+            if !equal(&buf[i..i + w], &pat[j..j + w]) {
+                continue;
+            }
+            if i >= k && j >= k && equal(&buf[i - k..i], &pat[j - k..j]) {
                 continue;
             }
             let back = (1..=i.min(j))
-                .find(|&t| buf[i - t] != pat[j - t])
+                .find(|&t| !same(buf[i - t], pat[j - t]))
                 .map_or(i.min(j), |t| t - 1);
             let ahead = buf[i + w..]
                 .iter()
                 .zip(&pat[j + w..])
-                .take_while(|(a, b)| a == b)
+                .take_while(|(&a, &b)| same(a, b))
                 .count();
             if back + w + ahead >= self.piece {
                 out.push(Match {

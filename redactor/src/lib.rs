@@ -11,6 +11,7 @@
 // The one exception is a cache prefetch hint in the scan loop (index.rs).
 #![deny(unsafe_code)]
 
+mod armor;
 pub mod detect;
 mod encodings;
 mod index;

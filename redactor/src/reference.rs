@@ -23,6 +23,10 @@
 //!   stream is a flush at the end.
 //! - Every other byte is masked exactly when an occurrence covers it.
 //!
+//! A unit made only of lower-case hex digits (`[0-9a-f]`) matches in either
+//! case, mixed case included (`DeadBeef…`): the set stores every hex pattern in
+//! lower case.
+//!
 //! In strict mode flushes do nothing, so the output is that of the whole stream
 //! buffered: pass no flush positions.
 
@@ -46,6 +50,20 @@ pub fn units(patterns: &[Vec<u8>], piece: usize) -> Vec<Vec<u8>> {
     out
 }
 
+/// A unit of lower-case hex digits only: it matches in either case.
+fn folds(unit: &[u8]) -> bool {
+    unit.iter().all(|&b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Whether `bytes` starts with `unit` (in either case for a hex unit).
+fn starts_with_unit(bytes: &[u8], unit: &[u8]) -> bool {
+    if folds(unit) {
+        bytes.len() >= unit.len() && bytes[..unit.len()].eq_ignore_ascii_case(unit)
+    } else {
+        bytes.starts_with(unit)
+    }
+}
+
 /// Whether each byte of `input` is masked, `patterns` being the units ([`units`]),
 /// for idle flushes after each byte position in `flushes` (ascending; the end of
 /// the stream is always one).
@@ -60,7 +78,7 @@ pub fn masked_bytes(
         let mut covered = vec![false; f];
         for s in 0..f {
             for p in patterns {
-                if !p.is_empty() && input[s..f].starts_with(p) {
+                if !p.is_empty() && starts_with_unit(&input[s..f], p) {
                     covered[s..s + p.len()].iter_mut().for_each(|c| *c = true);
                 }
             }
@@ -68,7 +86,7 @@ pub fn masked_bytes(
         if let Some(view) = ansi::decode(&input[..f]) {
             for s in 0..view.bytes.len() {
                 for p in patterns {
-                    if !p.is_empty() && view.bytes[s..].starts_with(p) {
+                    if !p.is_empty() && starts_with_unit(&view.bytes[s..], p) {
                         let r = view.source(s..s + p.len());
                         covered[r].iter_mut().for_each(|c| *c = true);
                     }
@@ -78,9 +96,11 @@ pub fn masked_bytes(
         covered
     };
     let proper_prefix = |piece: &[u8]| {
-        patterns
-            .iter()
-            .any(|p| p.len() > piece.len() && p.starts_with(piece))
+        patterns.iter().any(|p| {
+            p.len() > piece.len()
+                && (p.starts_with(piece)
+                    || folds(p) && p[..piece.len()].eq_ignore_ascii_case(piece))
+        })
     };
     let held_from = |f: usize| {
         let raw = (0..f)

@@ -16,8 +16,9 @@ pub const DEFAULT_PIECE_LENGTH: usize = 12;
 
 const FIRST_FOUR_BITS: usize = 1 << 18;
 
+/// Case-folded like the index's window keys (a hex pattern matches in any case).
 fn first_four_slot(four: &[u8]) -> usize {
-    let v = u32::from_le_bytes([four[0], four[1], four[2], four[3]]);
+    let v = u32::from_le_bytes([four[0], four[1], four[2], four[3]]) | 0x2020_2020;
     (u64::from(v).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - 18)) as usize
 }
 
@@ -66,6 +67,36 @@ fn sort_units(arena: &[u8], units: &mut [u32], piece: usize) {
         *slot = *u;
     }
     keyed.zeroize();
+}
+
+/// Hex digits in lower case only: a pattern (or unit) that matches in either case.
+pub(crate) fn is_lower_hex(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .all(|&b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A form made only of hex digits is stored in lower case (it then matches in
+/// any case, `DeadBeef…` included); a form with a run of at least `piece`
+/// lower-case hex digits inside other bytes also gives that run, so that its
+/// pieces match in any case too (the rule is per unit, see [`crate::reference`]).
+fn hex_forms(form: Vec<u8>, piece: usize, out: &mut Vec<Vec<u8>>) {
+    if form.iter().all(u8::is_ascii_hexdigit) {
+        out.push(form.to_ascii_lowercase());
+        return;
+    }
+    let mut from = 0;
+    while from < form.len() {
+        let n = form[from..]
+            .iter()
+            .take_while(|&&b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            .count();
+        if n >= piece {
+            out.push(form[from..from + n].to_vec());
+        }
+        from += n.max(1);
+    }
+    out.push(form);
 }
 
 /// Where a pattern came from: the secret's name and the encoding. Never the bytes.
@@ -191,11 +222,19 @@ impl SecretSetBuilder {
             } else if crate::ordinary::has_ordinary_piece(&entry.value, piece) {
                 report.ordinary.push(entry.name.clone());
             }
-            let mut forms: Vec<(Zeroizing<Vec<u8>>, Encoding)> = variants(&entry.value)
-                .into_iter()
-                .map(|(bytes, encoding)| (Zeroizing::new(bytes), encoding))
-                .filter(|(bytes, _)| bytes.len() >= min_length)
-                .collect();
+            // Armor lines are public: only the parts between them are matched.
+            let mut forms: Vec<(Zeroizing<Vec<u8>>, Encoding)> =
+                crate::armor::secret_parts(&entry.value)
+                    .into_iter()
+                    .flat_map(variants)
+                    .flat_map(|(bytes, encoding)| {
+                        let mut forms = Vec::new();
+                        hex_forms(bytes, piece, &mut forms);
+                        forms.into_iter().map(move |f| (f, encoding))
+                    })
+                    .map(|(bytes, encoding)| (Zeroizing::new(bytes), encoding))
+                    .filter(|(bytes, _)| bytes.len() >= min_length)
+                    .collect();
             // Most forms of a value repeat another (every escaping of plain text is
             // the text): dropping them here keeps the set-wide sort small. Stable,
             // so the first form of each stays, as the set-wide pass keeps the first.
@@ -217,7 +256,11 @@ impl SecretSetBuilder {
             .map(|i| {
                 let (cur, info) = (&found[i].0, found[i].1);
                 found.get(i + 1).is_none_or(|(next, ni)| {
-                    cur.len() < piece || ni.secret != info.secret || !next.starts_with(cur)
+                    cur.len() < piece
+                        || ni.secret != info.secret
+                        || !next.starts_with(cur)
+                        // A hex run inside a longer form matches in any case.
+                        || is_lower_hex(cur) && !is_lower_hex(next)
                 })
             })
             .collect();
@@ -266,6 +309,8 @@ pub struct SecretSet {
     long_units: Vec<u32>,
     /// Ids of the patterns shorter than `piece`, in sorted order.
     short: Vec<u32>,
+    /// Per pattern: lower-case hex digits only, matched in any case.
+    hex: Vec<bool>,
     /// `first_bytes[b]` is true when some unit starts with byte `b`.
     first_bytes: [bool; 256],
     /// Bitmap over a hash of the first four bytes of every unit longer than four.
@@ -327,7 +372,9 @@ impl SecretSet {
         let mut first_bytes = [false; 256];
         let mut first_four = vec![0u64; FIRST_FOUR_BITS / 64];
         for (off, len) in unit_starts {
-            first_bytes[usize::from(arena[off as usize])] = true;
+            let first = arena[off as usize];
+            first_bytes[usize::from(first)] = true;
+            first_bytes[usize::from(first.to_ascii_uppercase())] |= first.is_ascii_hexdigit();
             if len > 4 {
                 let b = first_four_slot(&arena[off as usize..off as usize + 4]);
                 first_four[b >> 6] |= 1 << (b & 63);
@@ -344,7 +391,12 @@ impl SecretSet {
         };
         let max_len = spans.iter().map(|s| s.1 as usize).max().unwrap_or(0);
         let index = WindowIndex::build(&arena, &spans, piece);
+        let hex = spans
+            .iter()
+            .map(|&(off, len)| is_lower_hex(&arena[off as usize..(off + len) as usize]))
+            .collect();
         SecretSet {
+            hex,
             max_len,
             arena,
             spans,
@@ -418,6 +470,13 @@ impl SecretSet {
         (id, (pos - self.spans[id].0) as usize)
     }
 
+    /// Whether pattern `id` is made of lower-case hex digits only (it matches in
+    /// any case).
+    #[inline]
+    pub(crate) fn is_hex(&self, id: usize) -> bool {
+        self.hex[id]
+    }
+
     /// The arena, for the index's window keys.
     pub(crate) fn arena(&self) -> &[u8] {
         &self.arena
@@ -429,6 +488,31 @@ impl SecretSet {
         (0..self.spans.len())
             .map(|i| self.pattern(i).to_vec())
             .collect()
+    }
+
+    /// True when `lower` (hex digits in lower case) is a proper prefix of a unit
+    /// of a hex pattern.
+    fn is_proper_prefix_of_hex(&self, lower: &[u8]) -> bool {
+        if lower.len() < self.piece {
+            let piece = self.piece;
+            let at = self
+                .long_units
+                .partition_point(|&off| &self.arena[off as usize..][..piece] < lower);
+            let hit = self.long_units[at..]
+                .iter()
+                .take_while(|&&off| self.arena[off as usize..].starts_with(lower))
+                .any(|&off| self.is_hex(self.pattern_at(off).0));
+            if hit {
+                return true;
+            }
+        }
+        let at = self
+            .short
+            .partition_point(|&id| self.pattern(id as usize) < lower);
+        self.short[at..]
+            .iter()
+            .take_while(|&&id| self.pattern(id as usize).starts_with(lower))
+            .any(|&id| self.is_hex(id as usize) && self.pattern(id as usize).len() > lower.len())
     }
 
     /// True when `tail` is a proper prefix of some unit (shorter than it).
@@ -462,6 +546,13 @@ impl SecretSet {
             {
                 return true;
             }
+        }
+        // Hex in upper or mixed case: a prefix of a hex unit in lower case.
+        if tail.iter().all(u8::is_ascii_hexdigit)
+            && !is_lower_hex(tail)
+            && self.is_proper_prefix_of_hex(&tail.to_ascii_lowercase())
+        {
+            return true;
         }
         // Short patterns are sorted and distinct: the first one not less than
         // `tail` is `tail` itself or the only candidate that extends it; after an
@@ -522,6 +613,29 @@ mod tests {
         assert!(!set.is_proper_prefix(b"correct-horse-battery-staple"));
         assert!(!set.is_proper_prefix(b"correct-horsE"));
         assert!(!set.is_proper_prefix(b"orrect-horse-battery"));
+    }
+
+    /// Hex is stored in lower case and matches in any case, mixed included; a
+    /// run of hex digits inside another value too.
+    #[test]
+    fn hex_matches_in_any_case() {
+        let mut b = SecretSetBuilder::new();
+        b.add("h", b"deadbeef0123456789abcdef")
+            .add("x", b"token-0123456789abcdef-end");
+        let (set, _) = b.build();
+        for text in [
+            &b"id=DeadBeef0123456789ABCDEF;"[..],
+            b"id=DEADBEEF0123456789abcdef;",
+            b"t 0123456789ABCDEF x",
+        ] {
+            let found = set.find_occurrences(text);
+            assert!(!found.is_empty(), "{}", String::from_utf8_lossy(text));
+        }
+        assert!(set.is_proper_prefix(b"DeadBeef01"));
+        assert!(set.is_proper_prefix(b"0123456789ABCDE"[..11].as_ref()));
+        assert!(!set.is_proper_prefix(b"DeadBeeX"));
+        // Other bytes keep their case.
+        assert!(set.find_occurrences(b"TOKEN-0123456").is_empty());
     }
 
     /// Under the piece rule a tail is held when it can start a piece anywhere in a

@@ -1,6 +1,7 @@
 //! The streaming engine against the reference implementation, for random secret
 //! sets (with overlapping and prefix secrets), random piece lengths, random inputs
-//! holding them in every encoding, whole and cut to random pieces, random chunk
+//! holding them in every encoding, whole, cut to random pieces and with letters
+//! in the other case (hex matches in any case), random chunk
 //! sizes and idle flushes at random points (the pauses of a real stream), in
 //! normal and strict mode.
 
@@ -60,6 +61,9 @@ enum Piece {
     Cut(usize, usize, usize),
     /// A pattern with an escape sequence inserted: which, where, which escape.
     Coloured(usize, usize, usize),
+    /// A pattern with the case of its letters flipped where the bits of the
+    /// second number are set (hex in mixed case).
+    Flipped(usize, u32),
 }
 
 fn pieces_strategy() -> impl Strategy<Value = Vec<Piece>> {
@@ -71,6 +75,7 @@ fn pieces_strategy() -> impl Strategy<Value = Vec<Piece>> {
             (0usize..1000, 0usize..40, 0usize..40).prop_map(|(i, a, n)| Piece::Cut(i, a, n)),
             (0usize..1000, 0usize..40, 0usize..ESCAPES.len())
                 .prop_map(|(i, a, e)| Piece::Coloured(i, a, e)),
+            (0usize..1000, any::<u32>()).prop_map(|(i, m)| Piece::Flipped(i, m)),
         ],
         0..24,
     )
@@ -109,7 +114,17 @@ fn assemble(set: &SecretSet, pieces: &[Piece]) -> Vec<u8> {
                 input.extend_from_slice(ESCAPES[e]);
                 input.extend_from_slice(&p[a..]);
             }
-            Piece::Pattern(_) | Piece::Cut(..) | Piece::Coloured(..) => {}
+            &Piece::Flipped(i, m) if !patterns.is_empty() => {
+                let p = &patterns[i % patterns.len()];
+                input.extend(p.iter().enumerate().map(|(k, &b)| {
+                    if m >> (k % 32) & 1 == 1 {
+                        b ^ (u8::from(b.is_ascii_alphabetic()) << 5)
+                    } else {
+                        b
+                    }
+                }));
+            }
+            Piece::Pattern(_) | Piece::Cut(..) | Piece::Coloured(..) | Piece::Flipped(..) => {}
         }
     }
     input

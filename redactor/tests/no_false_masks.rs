@@ -1,7 +1,10 @@
 //! No false masks: 64 MiB of ordinary log text (timestamps, paths, JSON, hex ids,
 //! base64 blobs, URLs) streamed through a set of 1,000 random secrets, none of
 //! which occurs in it, comes out byte-identical, with the default piece length
-//! and at every chunking tried. The gigabyte version is in the benchmark.
+//! and at every chunking tried. The gigabyte version (issue 21 item 5) is
+//! `a_gigabyte_of_log_text_comes_out_byte_identical`, ignored by default (a
+//! minute in release): `cargo test --release -p shroud-redactor --test
+//! no_false_masks -- --ignored`.
 
 use std::sync::Arc;
 
@@ -111,15 +114,53 @@ fn line(rng: &mut StdRng, out: &mut Vec<u8>) {
     }
 }
 
-#[test]
-fn ordinary_log_text_comes_out_byte_identical() {
-    let mut rng = StdRng::seed_from_u64(21);
+/// 1,000 random 16–32 byte secrets.
+fn thousand_secrets(rng: &mut StdRng) -> Arc<shroud_redactor::SecretSet> {
     let mut b = SecretSetBuilder::new();
     for i in 0..1_000 {
         let len = rng.gen_range(16..=32);
-        b.add(format!("s{i}"), &token(&mut rng, ALNUM, len));
+        b.add(format!("s{i}"), &token(rng, ALNUM, len));
     }
-    let set = Arc::new(b.build().0);
+    Arc::new(b.build().0)
+}
+
+#[test]
+#[ignore = "a gigabyte: run in release with --ignored"]
+fn a_gigabyte_of_log_text_comes_out_byte_identical() {
+    let mut rng = StdRng::seed_from_u64(1021);
+    let set = thousand_secrets(&mut rng);
+    let mut r = Redactor::new(set);
+    // Generated and compared 4 MiB at a time; `waiting` is the input not yet
+    // written out (the held bytes).
+    let (mut total, mut waiting, mut out) = (0usize, Vec::new(), Vec::new());
+    let mut text = Vec::with_capacity(5 << 20);
+    while total < 1 << 30 {
+        text.clear();
+        while text.len() < 4 << 20 {
+            line(&mut rng, &mut text);
+        }
+        total += text.len();
+        waiting.extend_from_slice(&text);
+        for c in text.chunks(65_536) {
+            r.write(c, &mut out);
+        }
+        assert!(
+            waiting.starts_with(&out),
+            "output differs within the {} bytes before byte {total}",
+            waiting.len()
+        );
+        waiting.drain(..out.len());
+        out.clear();
+    }
+    r.finish(&mut out);
+    assert_eq!(out, waiting, "the end differs");
+    eprintln!("{total} bytes of log text, byte-identical");
+}
+
+#[test]
+fn ordinary_log_text_comes_out_byte_identical() {
+    let mut rng = StdRng::seed_from_u64(21);
+    let set = thousand_secrets(&mut rng);
     let mut text = Vec::with_capacity(65 << 20);
     while text.len() < 64 << 20 {
         line(&mut rng, &mut text);

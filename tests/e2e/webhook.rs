@@ -714,8 +714,8 @@ fn patched_command_runs_under_shroud_exec() {
     let out = run(wrapped);
     assert_eq!(out.status.code(), Some(3), "{}", out.err());
     assert!(!out.out().contains(secret), "secret leaked: {}", out.out());
-    // `[REDACTED]`, or a detector's `[REDACTED:stripe-key]`: the value has
-    // Stripe's format, and the detectors see the stream first.
+    // `[REDACTED]`: the value has Stripe's format, but known values win over
+    // the detectors (the matcher sees the stream first).
     assert!(out.out().contains("key=[REDACTED"), "{}", out.out());
     let exited = std::fs::read_to_string(secrets.path().join(".shroud/exited")).unwrap();
     assert_eq!(exited.trim(), "3");

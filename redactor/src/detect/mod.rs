@@ -219,6 +219,10 @@ pub struct DetectorSet {
     automaton: Option<AhoCorasick>,
     /// The mask written for each family, same order as `families`.
     masks: Vec<Vec<u8>>,
+    /// The value matcher's mask: the stage runs after the matcher, and a
+    /// candidate that is exactly this mask is a registered value, already
+    /// masked as itself (known values win over detectors).
+    value_mask: Vec<u8>,
     max_anchor: usize,
 }
 
@@ -284,6 +288,7 @@ impl DetectorSet {
             anchors,
             automaton,
             masks,
+            value_mask: mask.to_vec(),
             max_anchor,
         }
     }

@@ -212,7 +212,21 @@ impl Detect {
                 prev: self.prev,
                 eof: mode == Mode::End || forced,
             };
-            match (family.examine)(&ctx) {
+            let verdict = match (family.examine)(&ctx) {
+                // Known values win: the matcher ran first and already masked it.
+                Verdict::Mask { start, end, .. } if buf[start..end] == set.value_mask[..] => {
+                    Verdict::No
+                }
+                Verdict::Block { body } => {
+                    match registered_block(&buf[body..], &set.value_mask, ctx.eof) {
+                        Some(true) => Verdict::No,
+                        Some(false) => Verdict::Block { body },
+                        None => Verdict::More,
+                    }
+                }
+                v => v,
+            };
+            match verdict {
                 Verdict::No => pos = at + 1,
                 Verdict::Mask { start, end, class } => {
                     emit(out, done..start);
@@ -245,6 +259,13 @@ impl Detect {
                 }
                 Verdict::More if mode == Mode::Flush => {
                     match (family.partial)(&ctx) {
+                        // The matcher released its mask at this flush: the
+                        // value is registered (decided when its line ends).
+                        Some((start, _))
+                            if start < buf.len() && set.value_mask.starts_with(&buf[start..]) =>
+                        {
+                            hold = Some(at)
+                        }
                         Some((start, class)) => {
                             emit(out, done..start);
                             out.extend_from_slice(&set.masks[fi]);
@@ -347,6 +368,34 @@ impl Detect {
     }
 }
 
+/// Whether a private key body is a key someone registered: its first line is
+/// exactly the value matcher's mask (the matcher masks a registered key's body
+/// as one run, up to the line break before its END line). `None` while the
+/// line is not complete and the stream goes on.
+fn registered_block(body: &[u8], mask: &[u8], eof: bool) -> Option<bool> {
+    if body == b"\\" && !eof {
+        return None;
+    }
+    // The header's line break: a newline, CRLF, or `\n` inside a string.
+    let lead = if body.starts_with(b"\\n") {
+        2
+    } else {
+        body.iter()
+            .take(2)
+            .take_while(|&&b| matches!(b, b'\r' | b'\n'))
+            .count()
+    };
+    let line = &body[lead..];
+    if line.len() <= mask.len() {
+        return match (mask.starts_with(line), eof) {
+            (true, false) => None,
+            (prefix, true) => Some(prefix && line == mask),
+            (false, false) => Some(false),
+        };
+    }
+    Some(line.starts_with(mask) && matches!(line[mask.len()], b'\n' | b'\r' | b'\\'))
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
     Stream,
@@ -433,6 +482,38 @@ mod tests {
             let (x, y) = key.split_at(cut);
             assert_eq!(run(&[Some(x), Some(y)]), expected, "cut at {cut}");
         }
+    }
+
+    /// The stage runs after the value matcher: what the matcher masked as a
+    /// registered value stays its mask, not a detector's (known values win).
+    #[test]
+    fn what_the_matcher_masked_is_left_alone() {
+        let texts = [
+            "curl -H 'Authorization: Bearer [REDACTED]'\nAuthorization: Basic [REDACTED]\n",
+            "postgres://app:[REDACTED]@db.internal/x\n",
+            "-----BEGIN PRIVATE KEY-----\n[REDACTED]\n-----END PRIVATE KEY-----\nnext\n",
+            "-----BEGIN RSA PRIVATE KEY-----\r\n[REDACTED]\r\n-----END RSA PRIVATE KEY-----\r\n",
+            r#"{"key": "-----BEGIN PRIVATE KEY-----\n[REDACTED]\n-----END PRIVATE KEY-----\n"}"#,
+        ];
+        for text in texts {
+            for cut in 0..text.len() {
+                let (x, y) = text.split_at(cut);
+                assert_eq!(run(&[Some(x), Some(y)]), text, "cut at {cut}");
+            }
+        }
+        // A key nobody registered is still the detector's.
+        let other = "-----BEGIN PRIVATE KEY-----\n[REDACTED]x\n-----END PRIVATE KEY-----\n";
+        assert!(run(&[Some(other)]).contains("[REDACTED:private-key]"));
+    }
+
+    /// At a pause the matcher releases a held value as its mask: the
+    /// detectors take it for what it is once the line ends.
+    #[test]
+    fn a_value_mask_released_at_a_pause_is_left_alone() {
+        let out = run(&[Some("> Authorization: Bearer [REDACTED]"), None, Some("\n")]);
+        assert_eq!(out, "> Authorization: Bearer [REDACTED]\n");
+        let out = run(&[Some("> Authorization: Bearer abc"), None, Some("def\n")]);
+        assert_eq!(out, "> Authorization: Bearer [REDACTED:authorization]\n");
     }
 
     #[test]
