@@ -5,6 +5,7 @@
 mod consul;
 mod env;
 mod gateway;
+mod injected;
 mod params;
 pub mod raw;
 mod validate;
