@@ -8,7 +8,7 @@
 //! configuration the webhook wrote and by a real `bao agent` given the template
 //! stanzas vault-k8s writes, against the same OpenBao, and compared byte for byte.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
