@@ -368,3 +368,51 @@ fn an_imported_vault_agent_config_renders_what_bao_agent_renders() {
         );
     }
 }
+
+/// `shroud scan --config` looks for what the `[[template]]`s render from their
+/// plain reads; calls that would issue a new credential or certificate are
+/// skipped (and named), and nothing is left leased.
+#[test]
+fn scan_config_includes_the_values_templates_read() {
+    let s = servers();
+    let cfg = s.dir.path().join("scan.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[vault]\naddress = \"{}\"\n[auth]\nmethod = \"token\"\ntoken_file = \"{}\"\n[output]\ndir = \"/run/unused\"\n[[template]]\nname = \"app.env\"\ncontents = '''{{{{ with secret \"secret/app\" }}}}KEY={{{{ .Data.data.api_key }}}}{{{{ end }}}}\n{{{{ with secret \"database/creds/app\" }}}}{{{{ .Data.password }}}}{{{{ end }}}}'''\n",
+            s.bao.addr,
+            token_file(&s, "scan-token").display()
+        ),
+    )
+    .unwrap();
+    let leaky = s.dir.path().join("build.log");
+    std::fs::write(&leaky, "step 3: key is k3y<&>\"q' oops\n").unwrap();
+    let clean = s.dir.path().join("clean.log");
+    std::fs::write(&clean, "nothing here\n").unwrap();
+    let leases_before = s.bao.leases("database/creds/");
+    let found = run_with_input(
+        shroud().arg("scan").arg("--config").arg(&cfg).arg(&leaky),
+        b"",
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        found.status.code(),
+        Some(1),
+        "{}{}",
+        found.out(),
+        found.err()
+    );
+    assert!(found.out().contains("build.log"), "{}", found.out());
+    assert!(
+        found.err().contains("database/creds/app"),
+        "the skipped call is named: {}",
+        found.err()
+    );
+    let ok = run_with_input(
+        shroud().arg("scan").arg("--config").arg(&cfg).arg(&clean),
+        b"",
+        Duration::from_secs(60),
+    );
+    assert_eq!(ok.status.code(), Some(0), "{}{}", ok.out(), ok.err());
+    assert_eq!(s.bao.leases("database/creds/"), leases_before);
+}
