@@ -368,3 +368,108 @@ fn an_imported_vault_agent_config_renders_what_bao_agent_renders() {
         );
     }
 }
+
+/// `shroud scan --config` looks for what the `[[template]]`s render from their
+/// plain reads; calls that would issue a new credential or certificate are
+/// skipped (and named), and nothing is left leased.
+#[test]
+fn scan_config_includes_the_values_templates_read() {
+    let s = servers();
+    let cfg = s.dir.path().join("scan.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[vault]\naddress = \"{}\"\n[auth]\nmethod = \"token\"\ntoken_file = \"{}\"\n[output]\ndir = \"/run/unused\"\n[[template]]\nname = \"app.env\"\ncontents = '''{{{{ with secret \"secret/app\" }}}}KEY={{{{ .Data.data.api_key }}}}{{{{ end }}}}\n{{{{ with secret \"database/creds/app\" }}}}{{{{ .Data.password }}}}{{{{ end }}}}'''\n",
+            s.bao.addr,
+            token_file(&s, "scan-token").display()
+        ),
+    )
+    .unwrap();
+    let leaky = s.dir.path().join("build.log");
+    std::fs::write(&leaky, "step 3: key is k3y<&>\"q' oops\n").unwrap();
+    let clean = s.dir.path().join("clean.log");
+    std::fs::write(&clean, "nothing here\n").unwrap();
+    let leases_before = s.bao.leases("database/creds/");
+    let found = run_with_input(
+        shroud().arg("scan").arg("--config").arg(&cfg).arg(&leaky),
+        b"",
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        found.status.code(),
+        Some(1),
+        "{}{}",
+        found.out(),
+        found.err()
+    );
+    assert!(found.out().contains("build.log"), "{}", found.out());
+    assert!(
+        found.err().contains("database/creds/app"),
+        "the skipped call is named: {}",
+        found.err()
+    );
+    let ok = run_with_input(
+        shroud().arg("scan").arg("--config").arg(&cfg).arg(&clean),
+        b"",
+        Duration::from_secs(60),
+    );
+    assert_eq!(ok.status.code(), Some(0), "{}{}", ok.out(), ok.err());
+    assert_eq!(s.bao.leases("database/creds/"), leases_before);
+}
+
+/// Certificates issued so far by the test PKI mount.
+fn issued(s: &Servers) -> usize {
+    let out = s.bao.bao(&["list", "-format=json", "pki/certs"]);
+    serde_json::from_str::<Vec<String>>(&out).unwrap().len()
+}
+
+/// consul-template's `pkiCert` keeps the certificate it has while it is good
+/// (`goodFor`); shroud's template refresh must not issue a new one each time.
+/// A static read in the same template is refreshed all the same.
+#[test]
+fn pki_cert_is_not_issued_again_on_refresh_while_it_is_good() {
+    let s = servers();
+    let tmpfs = Tmpfs::new();
+    let audit = s.dir.path().join("audit.jsonl");
+    let cfg = s.dir.path().join("pki.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[vault]\naddress = \"{}\"\n[auth]\nmethod = \"token\"\ntoken_file = \"{}\"\n[output]\ndir = \"{}\"\n[audit]\npath = \"{}\"\n[lifecycle]\nrevoke_certificates = false\n[[template]]\nname = \"tls.pem\"\nrefresh = \"1s\"\nsource = \"{}\"\n",
+            s.bao.addr,
+            token_file(&s, "pki-token").display(),
+            tmpfs.path().join("secrets").display(),
+            audit.display(),
+            fixture("pkicert.ctmpl").display()
+        ),
+    )
+    .unwrap();
+    let before = issued(&s);
+    let out = s.dir.path().join("pki-out");
+    std::fs::create_dir_all(&out).unwrap();
+    // The first render, then at least four more fetches of the template (the
+    // audit log's events), then the file as it is then.
+    let script = format!(
+        "cp \"$SHROUD_SECRETS_DIR/tls.pem\" {out}/first.pem && while [ \"$(grep -c '\"event\":\"fetch\"' {audit})\" -lt 5 ]; do sleep 0.05; done && cp \"$SHROUD_SECRETS_DIR/tls.pem\" {out}/last.pem",
+        out = out.display(),
+        audit = audit.display()
+    );
+    let done = run_with_input(
+        shroud()
+            .arg("run")
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--")
+            .arg("sh")
+            .arg("-c")
+            .arg(script),
+        b"",
+        Duration::from_secs(120),
+    );
+    assert!(done.status.success(), "{}{}", done.out(), done.err());
+    assert_eq!(issued(&s) - before, 1, "one certificate for five fetches");
+    assert_eq!(
+        std::fs::read(out.join("first.pem")).unwrap(),
+        std::fs::read(out.join("last.pem")).unwrap()
+    );
+}

@@ -528,9 +528,11 @@ fn vault_agent_annotations_are_understood() {
         "{}",
         toml.0
     );
+    // The injector's template as is, for the Consul Template engine.
     assert!(
         toml.0
-            .contains("postgres://{{ username }}:{{ password }}@postgres:5432/billing"),
+            .contains("postgres://{{ .Data.username }}:{{ .Data.password }}@postgres:5432/billing")
+            && toml.0.contains("[[template]]"),
         "{}",
         toml.0
     );
@@ -547,7 +549,7 @@ fn vault_agent_annotations_are_understood() {
     // A secret without a template: the injector's default map template.
     assert!(
         toml.0
-            .contains("{% for k, v in data|items %}{{ k }}: {{ v }}"),
+            .contains("{{ range $k, $v := .Data }}{{ $k }}: {{ $v }}"),
         "{}",
         toml.0
     );

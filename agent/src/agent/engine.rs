@@ -419,7 +419,11 @@ impl Engine {
         let spec = &self.secrets[i].spec;
         let path = spec.read_path();
         let result = match (&spec.format, &spec.params, spec.kind) {
-            (Format::Consul(t), _, _) => super::consul::fetch(&self.client, t),
+            (Format::Consul(t), _, _) => super::consul::fetch(
+                &self.client,
+                t,
+                self.secrets[i].current.as_ref().map(|c| &c.data),
+            ),
             (_, Some(params), SecretKind::Pki) => pki::issue(&self.client, &path, &params.body()),
             (_, Some(params), _) => api::write(&self.client, &path, &params.body()),
             (_, None, kind) => api::read(&self.client, &path, kind == SecretKind::Kv2),

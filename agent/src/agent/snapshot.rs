@@ -97,11 +97,9 @@ pub fn read_values(cfg: &Config) -> Result<Snapshot, SnapshotError> {
         .filter(|s| {
             // Writes (certificates, signatures) are not repeatable reads either:
             // each one issues something new.
-            // A [[template]] may hold a leased credential or a certificate too.
-            let dynamic = s.kind == SecretKind::Dynamic
-                || s.kind == SecretKind::Pki
-                || s.params.is_some()
-                || matches!(s.format, Format::Consul(_));
+            // A [[template]]'s plain reads are taken below, call by call.
+            let dynamic =
+                s.kind == SecretKind::Dynamic || s.kind == SecretKind::Pki || s.params.is_some();
             if dynamic {
                 snapshot.skipped.push(s.name.clone());
             }
@@ -114,6 +112,19 @@ pub fn read_values(cfg: &Config) -> Result<Snapshot, SnapshotError> {
     auth::login(&cfg.auth, &mut client)?;
     let mut failure = None;
     for spec in to_read {
+        if let Format::Consul(t) = &spec.format {
+            if let Err(source) =
+                template_values(cfg, &client, &spec.name, t, &mut snapshot, &mut leases)
+            {
+                failure = Some(SnapshotError::Fetch {
+                    secret: spec.name.clone(),
+                    path: spec.path.clone(),
+                    source: Box::new(source),
+                });
+                break;
+            }
+            continue;
+        }
         match api::read(&client, &spec.read_path(), spec.kind == SecretKind::Kv2) {
             Ok(read) => {
                 if let Some(lease) = read.lease {
@@ -143,6 +154,47 @@ pub fn read_values(cfg: &Config) -> Result<Snapshot, SnapshotError> {
         (Some(e), _) | (None, Err(e)) => Err(e),
         (None, Ok(())) => Ok(snapshot),
     }
+}
+
+/// The values a `[[template]]` renders from its plain reads (`secret "P"`
+/// without parameters), named as the agent names them (`<template>.<call>.<field>`).
+/// Calls that issue something new each time (`pkiCert`, writes, `…/creds/…`
+/// paths) are skipped and named; a read that turns out leased anyway has its
+/// lease revoked with the others.
+fn template_values(
+    cfg: &Config,
+    client: &VaultClient,
+    name: &str,
+    t: &crate::config::ConsulTemplate,
+    snapshot: &mut Snapshot,
+    leases: &mut Vec<(String, String)>,
+) -> Result<(), VaultError> {
+    use crate::ctmpl::SecretFunc;
+    for (i, call) in t.calls.iter().enumerate() {
+        let path = call.path.trim_matches('/');
+        let issues = call.func == SecretFunc::PkiCert
+            || !call.params.is_empty()
+            || path.split('/').skip(1).any(|s| s == "creds");
+        if issues {
+            snapshot.skipped.push(format!("{name} ({path})"));
+            continue;
+        }
+        let answer =
+            crate::vault::raw::get(client, &crate::vault::raw::kv_read_path(client, path))?;
+        if let Some(lease) = answer["lease_id"].as_str().filter(|l| !l.is_empty()) {
+            leases.push((name.to_string(), lease.to_string()));
+        }
+        if let Some(data) = answer["data"].as_object() {
+            for (field, value) in crate::vault::api::SecretData(data.clone()).leaves() {
+                let entry = entry_name(name, &format!("{i}.{field}"));
+                crate::report::warn_weak_once(&entry, &value, cfg.redact.min_length);
+                let derived = crate::derive::derive(&entry, &value, cfg.redact.min_length);
+                snapshot.values.push((entry, value));
+                snapshot.values.extend(derived);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Revokes `leases` and (unless the operator gave the token) the token, retrying

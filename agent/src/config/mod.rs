@@ -6,6 +6,7 @@ mod consul;
 mod env;
 mod gateway;
 mod gateway_forward;
+mod injected;
 mod params;
 pub mod raw;
 mod validate;

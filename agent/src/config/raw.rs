@@ -35,6 +35,25 @@ pub struct RawConfig {
     pub audit: RawAudit,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gateway: Vec<RawGateway>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault_agent: Option<RawVaultAgent>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<RawPolicy>,
+}
+
+/// `[vault_agent]`: a Vault Agent configuration whose templates are added
+/// (config/injected.rs).
+#[derive(Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVaultAgent {
+    pub config: Option<String>,
+}
+
+/// `[policy]`: limits on what this configuration may read (config/injected.rs).
+#[derive(Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    pub allowed_prefixes: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, PartialEq, Deserialize, Serialize)]

@@ -42,8 +42,9 @@ impl Checker<'_> {
 }
 
 /// Validates a parsed file.
-pub fn validate(origin: &str, raw: RawConfig) -> Result<Config, ConfigError> {
+pub fn validate(origin: &str, mut raw: RawConfig) -> Result<Config, ConfigError> {
     let c = Checker { origin };
+    super::injected::add_vault_agent_templates(origin, &mut raw)?;
 
     let address = c.required("[vault] address", &raw.vault.address)?;
     if !(address.starts_with("http://") || address.starts_with("https://")) {
@@ -162,6 +163,7 @@ pub fn validate(origin: &str, raw: RawConfig) -> Result<Config, ConfigError> {
         }
         secrets.push(spec);
     }
+    super::injected::check_prefixes(origin, raw.policy.as_ref(), &secrets)?;
 
     let redact = RedactConfig {
         mask: raw.redact.mask.unwrap_or_else(|| "[REDACTED]".to_string()),

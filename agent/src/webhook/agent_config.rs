@@ -5,11 +5,12 @@ use std::sync::LazyLock;
 
 use serde::Serialize;
 
-use super::annotations::{Injection, SecretKind};
+use super::annotations::{ConsulText, Injection, SecretKind, CONFIG_MAP_DIR};
 use super::config::WebhookConfig;
 use super::memo::Memo;
 use crate::config::raw::{
-    RawAuth, RawConfig, RawLifecycle, RawMetrics, RawOutput, RawSecret, RawState, RawVault,
+    RawAuth, RawConfig, RawLifecycle, RawMetrics, RawOutput, RawPolicy, RawSecret, RawState,
+    RawTemplate, RawVault, RawVaultAgent,
 };
 
 /// The secrets directory inside the pod.
@@ -42,8 +43,8 @@ pub const MAX_MEMO_KEY: usize = 64 * 1024;
 
 /// Renders the agent's TOML configuration, in the agent's own schema
 /// ([`RawConfig`]): a key the agent does not know cannot be written.
-pub fn render(inj: &Injection, cfg: &WebhookConfig, owner: FileOwner) -> String {
-    let raw = build(inj, cfg, owner);
+pub fn render(inj: &Injection, cfg: &WebhookConfig, owner: FileOwner, namespace: &str) -> String {
+    let raw = build(inj, cfg, owner, namespace);
     RENDERED.get_or(memo_key(&raw), || to_toml(&raw))
 }
 
@@ -59,9 +60,13 @@ pub fn memo_key(raw: &RawConfig) -> String {
     serde_json::to_string(raw).expect("the agent config is always serializable")
 }
 
-/// The agent's configuration for one injection.
-pub fn build(inj: &Injection, cfg: &WebhookConfig, owner: FileOwner) -> RawConfig {
+/// The agent's configuration for one injection in `namespace`.
+pub fn build(inj: &Injection, cfg: &WebhookConfig, owner: FileOwner, namespace: &str) -> RawConfig {
     let o = &inj.overrides;
+    // What the webhook cannot read at admission (the ConfigMap's config.hcl and
+    // template files) the agent checks at start, against the same prefixes.
+    let policy = &cfg.policy.secret_paths;
+    let unchecked = inj.config_map.is_some();
     RawConfig {
         vault: RawVault {
             address: Some(
@@ -126,6 +131,25 @@ pub fn build(inj: &Injection, cfg: &WebhookConfig, owner: FileOwner) -> RawConfi
                 ..RawSecret::default()
             })
             .collect(),
+        template: inj
+            .templates
+            .iter()
+            .map(|t| {
+                let (contents, source) = match &t.text {
+                    ConsulText::Inline(text) => (Some(text.clone()), None),
+                    ConsulText::File(file) => (None, Some(file.clone())),
+                };
+                RawTemplate {
+                    name: Some(t.name.clone()),
+                    contents,
+                    source,
+                    left_delimiter: t.left.clone(),
+                    right_delimiter: t.right.clone(),
+                    error_on_missing_key: t.error_on_missing_key.then_some(true),
+                    refresh: None,
+                }
+            })
+            .collect(),
         lifecycle: RawLifecycle {
             revoke_on_exit: Some(o.revoke_on_exit.unwrap_or(cfg.agent.revoke_on_exit)),
             ..RawLifecycle::default()
@@ -135,6 +159,12 @@ pub fn build(inj: &Injection, cfg: &WebhookConfig, owner: FileOwner) -> RawConfi
             listen: (cfg.pod_metrics.agent_port != 0)
                 .then(|| format!("0.0.0.0:{}", cfg.pod_metrics.agent_port)),
         },
+        vault_agent: inj.config_map.as_ref().map(|_| RawVaultAgent {
+            config: Some(format!("{CONFIG_MAP_DIR}/config.hcl")),
+        }),
+        policy: (unchecked && policy.enabled).then(|| RawPolicy {
+            allowed_prefixes: Some(policy.prefixes_for(namespace)),
+        }),
         ..RawConfig::default()
     }
 }
@@ -197,7 +227,7 @@ mod tests {
     #[test]
     fn rendered_config_is_valid_for_the_agent() {
         let (inj, cfg, owner) = shop_api();
-        let text = render(&inj, &cfg, owner);
+        let text = render(&inj, &cfg, owner, "apps");
         let parsed = crate::config::parse("SHROUD_CONFIG_TOML", &text, std::iter::empty())
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(parsed.secrets.len(), 6, "{text}");
@@ -221,21 +251,21 @@ mod tests {
     #[test]
     fn remembered_renders_follow_every_input() {
         let (inj, cfg, owner) = shop_api();
-        let first = render(&inj, &cfg, owner);
-        assert_eq!(render(&inj, &cfg, owner), first);
-        assert_eq!(first, to_toml(&build(&inj, &cfg, owner)));
+        let first = render(&inj, &cfg, owner, "apps");
+        assert_eq!(render(&inj, &cfg, owner, "apps"), first);
+        assert_eq!(first, to_toml(&build(&inj, &cfg, owner, "apps")));
         let other_owner = FileOwner {
             mode: 0o400,
             ..owner
         };
-        assert!(render(&inj, &cfg, other_owner).contains("mode = \"0400\""));
+        assert!(render(&inj, &cfg, other_owner, "apps").contains("mode = \"0400\""));
         let mut other_cfg = cfg.clone();
         other_cfg.vault.address = "https://elsewhere:8200".into();
-        assert!(render(&inj, &other_cfg, owner).contains("https://elsewhere:8200"));
+        assert!(render(&inj, &other_cfg, owner, "apps").contains("https://elsewhere:8200"));
         let mut other_inj = inj.clone();
         other_inj.role = "another-role".into();
-        assert!(render(&other_inj, &cfg, owner).contains("\"another-role\""));
-        assert_eq!(render(&inj, &cfg, owner), first);
+        assert!(render(&other_inj, &cfg, owner, "apps").contains("\"another-role\""));
+        assert_eq!(render(&inj, &cfg, owner, "apps"), first);
     }
 
     /// With `[pod_metrics] agent_port`, the agent serves `/metrics` on the pod's
@@ -244,7 +274,7 @@ mod tests {
     fn pod_metrics_port_becomes_the_agents_listen_address() {
         let (inj, mut cfg, owner) = shop_api();
         cfg.pod_metrics.agent_port = 9102;
-        let text = render(&inj, &cfg, owner);
+        let text = render(&inj, &cfg, owner, "apps");
         let parsed = crate::config::parse("SHROUD_CONFIG_TOML", &text, std::iter::empty())
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(parsed.metrics_listen.as_deref(), Some("0.0.0.0:9102"));
@@ -255,9 +285,9 @@ mod tests {
     #[test]
     fn rendered_config_round_trips_and_holds_only_what_was_set() {
         let (inj, cfg, owner) = shop_api();
-        let text = render(&inj, &cfg, owner);
+        let text = render(&inj, &cfg, owner, "apps");
         let read: RawConfig = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-        assert_eq!(read, build(&inj, &cfg, owner), "{text}");
+        assert_eq!(read, build(&inj, &cfg, owner, "apps"), "{text}");
         for absent in [
             "[redact]",
             "[metrics]",
@@ -268,6 +298,59 @@ mod tests {
             assert!(!text.contains(absent), "`{absent}` written:\n{text}");
         }
         assert!(text.contains("kind = \"kv2\"") && text.contains("format = \"template\""));
+    }
+
+    /// A compatibility pod's files are `[[template]]`s with the injector's
+    /// options; its ConfigMap's config.hcl is named, with the namespace's
+    /// allowed prefixes for the agent to enforce at start.
+    #[test]
+    fn compat_templates_and_config_map() {
+        let a: std::collections::BTreeMap<String, String> = [
+            ("vault.hashicorp.com/agent-inject", "true"),
+            ("vault.hashicorp.com/role", "web"),
+            (
+                "vault.hashicorp.com/agent-inject-secret-db",
+                "secret/data/apps/db",
+            ),
+            (
+                "vault.hashicorp.com/agent-inject-template-env",
+                "[[ with secret \"secret/data/apps/env\" ]]x[[ end ]]",
+            ),
+            ("vault.hashicorp.com/agent-template-left-delim-env", "[["),
+            ("vault.hashicorp.com/agent-template-right-delim-env", "]]"),
+            ("vault.hashicorp.com/error-on-missing-key-env", "true"),
+            ("vault.hashicorp.com/agent-configmap", "web-agent"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let Decision::Inject(inj) = parse(&a, true).unwrap() else {
+            panic!("not an injection")
+        };
+        let (_, cfg, owner) = shop_api();
+        let raw = build(&inj, &cfg, owner, "apps");
+        assert!(raw.secret.is_empty());
+        let names: Vec<_> = raw
+            .template
+            .iter()
+            .map(|t| t.name.as_deref().unwrap())
+            .collect();
+        assert_eq!(names, ["db", "env"]);
+        assert!(raw.template[0]
+            .contents
+            .as_deref()
+            .unwrap()
+            .contains("range $k, $v := .Data"));
+        assert_eq!(raw.template[1].left_delimiter.as_deref(), Some("[["));
+        assert_eq!(raw.template[1].error_on_missing_key, Some(true));
+        assert_eq!(
+            raw.vault_agent.as_ref().and_then(|v| v.config.as_deref()),
+            Some("/vault/configs/config.hcl")
+        );
+        assert_eq!(
+            raw.policy.unwrap().allowed_prefixes.unwrap(),
+            ["secret/data/apps/", "database/creds/apps_"]
+        );
     }
 
     /// The webhook writes agent configurations into pods; they must pass this
@@ -308,6 +391,8 @@ mod tests {
             warnings: Vec::new(),
             extra_mounts: Vec::new(),
             overrides: Default::default(),
+            templates: Vec::new(),
+            config_map: None,
         };
         let text = render(
             &inj,
@@ -317,6 +402,7 @@ mod tests {
                 gid: 65532,
                 mode: 0o440,
             },
+            "apps",
         );
         let c = crate::config::parse("test.toml", &text, std::iter::empty())
             .unwrap_or_else(|e| panic!("{e}\n{text}"));

@@ -140,6 +140,44 @@ pub struct Injection {
     pub extra_mounts: Vec<String>,
     /// Per-pod changes to the webhook's defaults (Vault Agent annotations).
     pub overrides: Overrides,
+    /// Consul Template templates (`[[template]]`), sorted by file name: every
+    /// file of a Vault Agent compatibility pod.
+    pub templates: Vec<ConsulSpec>,
+    /// `agent-configmap`: the ConfigMap mounted into the agent at
+    /// [`CONFIG_MAP_DIR`], whose `config.hcl` adds templates.
+    pub config_map: Option<String>,
+}
+
+/// Where an `agent-configmap` ConfigMap is mounted in the agent (as vault-k8s
+/// and openbao-k8s mount it).
+pub const CONFIG_MAP_DIR: &str = "/vault/configs";
+
+/// One Consul Template template of a compatibility pod (vault-k8s's
+/// `template` stanza for one secret).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsulSpec {
+    /// File name in the secrets directory.
+    pub name: String,
+    /// The annotation the template came from (for error messages).
+    pub annotation: String,
+    /// The template's text, or the file holding it.
+    pub text: ConsulText,
+    /// `agent-template-left-delim-*` (default `{{`).
+    pub left: Option<String>,
+    /// `agent-template-right-delim-*` (default `}}`).
+    pub right: Option<String>,
+    /// `error-on-missing-key-*`.
+    pub error_on_missing_key: bool,
+}
+
+/// Where a [`ConsulSpec`]'s text is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConsulText {
+    /// In the annotation (or the injector's default template).
+    Inline(String),
+    /// A file the agent reads at start (`agent-inject-template-file-*`, inside
+    /// the mounted ConfigMap): the webhook cannot read it at admission.
+    File(String),
 }
 
 /// What a pod's annotations may change of the webhook's configuration for it.
@@ -330,6 +368,8 @@ pub(crate) fn parse_shroud(ours: &BTreeMap<&str, &str>) -> Result<Injection, Ann
         warnings: Vec::new(),
         extra_mounts: Vec::new(),
         overrides: Overrides::default(),
+        templates: Vec::new(),
+        config_map: None,
     };
     apply_common(ours, &mut inj)?;
     Ok(inj)

@@ -18,7 +18,7 @@ use super::annotations::{Injection, INJECTED, PREFIX, STATUS};
 use super::config::WebhookConfig;
 use super::decision::{self, Decision};
 use super::patch::{self, Slot, AGENT_CONTAINER, BIN, BIN_VOLUME, CONFIG_ENV, INIT_CONTAINER};
-use super::patch::{SECRETS_VOLUME, STATE_VOLUME};
+use super::patch::{CONFIG_VOLUME, SECRETS_VOLUME, STATE_VOLUME};
 use super::policy::{self, Violation};
 
 /// Rule name: shroud's volumes, containers and paths used by something else.
@@ -84,7 +84,7 @@ pub fn claims_injection(pod: &Pod) -> bool {
 
 /// One of the volumes this webhook adds.
 fn is_shroud_volume(name: &str) -> bool {
-    [SECRETS_VOLUME, STATE_VOLUME, BIN_VOLUME].contains(&name)
+    [SECRETS_VOLUME, STATE_VOLUME, BIN_VOLUME, CONFIG_VOLUME].contains(&name)
 }
 
 /// Runs the shroud image, carries an agent configuration, or runs the copied binary.
@@ -167,7 +167,7 @@ pub fn check_injected(pod: &Pod, namespace: &str, cfg: &WebhookConfig) -> Result
     let agent = patch::expected_agent(spec, &targets, &inj, cfg, namespace, &mut Vec::new());
     let init = patch::init_container(cfg);
     check_shroud_containers(spec, &targets, &init, &agent, native)?;
-    check_volumes(spec, cfg)?;
+    check_volumes(spec, cfg, &inj)?;
     let target_names: Vec<&str> = targets
         .iter()
         .map(|s| patch::container(spec, *s).name.as_str())
@@ -219,7 +219,7 @@ pub fn check_process_sharing(spec: &PodSpec) -> Result<(), Violation> {
 /// The volumes must be the in-memory ones this webhook adds. Their `sizeLimit` is
 /// not compared: the API server may rewrite a quantity in canonical form
 /// (`0.5Gi` → `512Mi`), and it decides no access.
-fn check_volumes(spec: &PodSpec, cfg: &WebhookConfig) -> Result<(), Violation> {
+fn check_volumes(spec: &PodSpec, cfg: &WebhookConfig, inj: &Injection) -> Result<(), Violation> {
     let without_size = |mut v: Value| {
         if let Some(e) = v.get_mut("emptyDir").and_then(Value::as_object_mut) {
             e.remove("sizeLimit");
@@ -230,7 +230,10 @@ fn check_volumes(spec: &PodSpec, cfg: &WebhookConfig) -> Result<(), Violation> {
         v.sort_by_key(|x| x.to_string());
         v
     };
-    let expected: Vec<Value> = patch::volumes(cfg).into_iter().map(without_size).collect();
+    let expected: Vec<Value> = patch::volumes(cfg, inj)
+        .into_iter()
+        .map(without_size)
+        .collect();
     let actual: Vec<Value> = spec
         .volumes
         .iter()

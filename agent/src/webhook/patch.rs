@@ -7,14 +7,15 @@ use std::collections::BTreeSet;
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation, ReplaceOperation};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, ExecAction, Pod, PodSpec,
-    Probe, ResourceRequirements, SeccompProfile, SecurityContext, Volume, VolumeMount,
+    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
+    ExecAction, Pod, PodSpec, Probe, ResourceRequirements, SeccompProfile, SecurityContext, Volume,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde_json::Value;
 
 use super::agent_config::{self, FileOwner, SECRETS_DIR, STATE_MOUNT};
-use super::annotations::{Injection, Overrides, INJECTED, STATUS};
+use super::annotations::{Injection, Overrides, CONFIG_MAP_DIR, INJECTED, STATUS};
 use super::config::WebhookConfig;
 use super::registry::error::LookupError;
 use super::registry::{platform, Lookup, Resolved};
@@ -27,6 +28,9 @@ pub const SECRETS_VOLUME: &str = "shroud-secrets";
 pub const STATE_VOLUME: &str = "shroud-state";
 /// The disk volume holding the copied shroud binary (not a secret, so not RAM).
 pub const BIN_VOLUME: &str = "shroud-bin";
+/// The ConfigMap of `agent-configmap` (Vault Agent compatibility), mounted
+/// read-only in the agent only, at [`CONFIG_MAP_DIR`].
+pub const CONFIG_VOLUME: &str = "shroud-vault-configs";
 /// Where the binary volume is mounted.
 pub const BIN_DIR: &str = "/shroud/bin";
 /// The copied binary, run by wrapped containers.
@@ -190,7 +194,7 @@ pub fn build(
         &mut ops,
         &["spec", "volumes"],
         spec.volumes.as_ref().map(Vec::len),
-        volumes(cfg),
+        volumes(cfg, inj),
         None,
     );
     let init = init_container(cfg);
@@ -279,7 +283,7 @@ pub(crate) fn expected_agent(
 ) -> Container {
     let native = inj.native_sidecar.unwrap_or(cfg.native_sidecar);
     let owner = file_owner(spec, targets, inj, cfg, warnings);
-    let config_toml = agent_config::render(inj, cfg, owner);
+    let config_toml = agent_config::render(inj, cfg, owner, namespace);
     let ipc_lock = !(cfg.agent.restricted_everywhere
         || cfg
             .agent
@@ -287,6 +291,14 @@ pub(crate) fn expected_agent(
             .iter()
             .any(|n| n == namespace));
     let mut agent = agent_container(cfg, &inj.overrides, owner, config_toml, native, ipc_lock);
+    if inj.config_map.is_some() {
+        agent.volume_mounts.get_or_insert_with(Vec::new).push(mount(
+            CONFIG_VOLUME,
+            CONFIG_MAP_DIR,
+            true,
+            None,
+        ));
+    }
     // The ServiceAccount admission plugin mounted the token into the pod's own
     // containers before webhooks run; containers added here get it only by copy.
     if let Some(token) = service_account_mount(spec) {
@@ -676,7 +688,7 @@ pub const SHROUD_ROOT: &str = "/shroud";
 /// Parent of the secrets directory.
 pub const RUN_ROOT: &str = "/run/shroud";
 
-pub(crate) fn volumes(cfg: &WebhookConfig) -> Vec<Value> {
+pub(crate) fn volumes(cfg: &WebhookConfig, inj: &Injection) -> Vec<Value> {
     let memory = |limit: Option<&str>| Volume {
         empty_dir: Some(EmptyDirVolumeSource {
             medium: Some("Memory".into()),
@@ -704,6 +716,18 @@ pub(crate) fn volumes(cfg: &WebhookConfig) -> Vec<Value> {
             ..Volume::default()
         }),
     ]
+    .into_iter()
+    .chain(inj.config_map.as_ref().map(|name| {
+        to_value(&Volume {
+            name: CONFIG_VOLUME.into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: name.clone(),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        })
+    }))
+    .collect()
 }
 
 fn least_privilege(uid: i64, gid: i64, ipc_lock: bool) -> SecurityContext {

@@ -6,7 +6,7 @@ use std::path::{Component, Path, PathBuf};
 
 use k8s_openapi::api::core::v1::Pod;
 
-use super::annotations::Injection;
+use super::annotations::{validate_path, Injection};
 use super::config::{HostPathMode, PolicyConfig};
 
 /// Rule name: hostPath volumes.
@@ -116,6 +116,32 @@ pub fn check_secret_paths(
             });
         }
     }
+    for t in &inj.templates {
+        let deny = |reason: String| Violation {
+            rule: RULE_SECRET_PATH,
+            field: format!("metadata.annotations[\"{}\"]", t.annotation),
+            reason,
+        };
+        let calls = super::templates::consul_calls(t)
+            .map_err(|e| deny(format!("the template's Vault paths cannot be checked: {e}")))?;
+        // A template file is checked by the agent at start, against the same
+        // prefixes handed over in its configuration (agent_config.rs).
+        for c in calls.into_iter().flatten() {
+            let path = c.path.trim_start_matches('/');
+            if validate_path(path, "").is_err() {
+                return Err(deny(format!(
+                    "the template reads `{}`, which is not a plain Vault path (segments of [A-Za-z0-9._~@:+=,-], no `.` or `..`)",
+                    c.path
+                )));
+            }
+            if !allowed.iter().any(|p| path.starts_with(p.as_str())) {
+                return Err(deny(format!(
+                    "the template reads `{path}`, outside the paths allowed in namespace `{namespace}` ({})",
+                    listed(&allowed)
+                )));
+            }
+        }
+    }
     Ok(())
 }
 
@@ -159,6 +185,46 @@ mod tests {
                 ..PodSpec::default()
             }),
             ..Pod::default()
+        }
+    }
+
+    fn compat(template: &str) -> Injection {
+        let a: std::collections::BTreeMap<String, String> = [
+            ("vault.hashicorp.com/agent-inject", "true"),
+            ("vault.hashicorp.com/role", "web"),
+            ("vault.hashicorp.com/agent-inject-template-app", template),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        match crate::webhook::decision::parse(&a, true).unwrap() {
+            crate::webhook::decision::Decision::Inject(i) => *i,
+            d => panic!("{d:?}"),
+        }
+    }
+
+    /// Every `secret`/`pkiCert` call of a Consul template is checked, wherever
+    /// it sits in the tree; a path built at run time cannot be, and is denied.
+    #[test]
+    fn every_call_of_a_consul_template_is_checked() {
+        let policy = PolicyConfig::default();
+        let ok = "{{ with secret \"secret/data/apps/db\" }}{{ .Data.data.pw }}{{ end }}";
+        check_secret_paths(&compat(ok), "apps", &policy).unwrap();
+        for (bad, why) in [
+            ("{{ with secret \"secret/data/apps/db\" }}{{ end }}{{ if true }}{{ with secret \"secret/data/kube/x\" }}{{ end }}{{ end }}", "secret/data/kube/x"),
+            ("{{ range $i := (secret \"secret/data/apps/a\").Data }}{{ (secret \"/secret/data/other/b\").Data }}{{ end }}", "secret/data/other/b"),
+            ("{{ define \"t\" }}{{ with pkiCert \"pki/issue/admin\" \"common_name=x\" }}{{ .Cert }}{{ end }}{{ end }}{{ template \"t\" }}", "pki/issue/admin"),
+            ("{{ with secret \"secret/data/apps/../kube/x\" }}{{ end }}", "not a plain Vault path"),
+            ("{{ $p := \"secret/data/kube/x\" }}{{ with secret $p }}{{ end }}", "cannot be checked"),
+            ("{{ with secret (printf \"secret/data/%s/x\" \"kube\") }}{{ end }}", "cannot be checked"),
+        ] {
+            let v = check_secret_paths(&compat(bad), "apps", &policy).unwrap_err();
+            assert_eq!(v.rule, RULE_SECRET_PATH);
+            assert!(v.reason.contains(why), "{bad}: {v}");
+            assert!(
+                v.field.contains("vault.hashicorp.com/agent-inject-template-app"),
+                "{v}"
+            );
         }
     }
 

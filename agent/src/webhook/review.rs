@@ -338,7 +338,7 @@ fn mutate_checks<'r>(
         ownership::check_process_sharing(spec)?;
     }
     policy::check_secret_paths(&injection, namespace, &cfg.policy)?;
-    templates::check(&injection, cfg)?;
+    templates::check(&injection, cfg, namespace)?;
     Ok((pod, *injection))
 }
 

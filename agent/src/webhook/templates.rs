@@ -8,7 +8,7 @@
 use std::sync::LazyLock;
 
 use super::agent_config::{self, FileOwner};
-use super::annotations::Injection;
+use super::annotations::{ConsulSpec, ConsulText, Injection};
 use super::config::WebhookConfig;
 use super::memo::Memo;
 use super::policy::Violation;
@@ -23,24 +23,48 @@ static CHECKED: LazyLock<Memo<Result<(), Violation>>> =
     LazyLock::new(|| Memo::new(REMEMBERED, agent_config::MAX_MEMO_KEY));
 
 /// Compiles every template as the agent will, then parses the configuration the
-/// webhook would hand over with the agent's loader.
-pub fn check(inj: &Injection, cfg: &WebhookConfig) -> Result<(), Violation> {
+/// webhook would hand over with the agent's loader. What lives in the pod's
+/// ConfigMap (its config.hcl, template files) cannot be read here: the agent
+/// checks it at start.
+pub fn check(inj: &Injection, cfg: &WebhookConfig, namespace: &str) -> Result<(), Violation> {
     // The owner does not change what the loader accepts.
     let owner = FileOwner {
         uid: cfg.agent.run_as_user,
         gid: cfg.agent.run_as_group,
         mode: 0o400,
     };
-    let raw = agent_config::build(inj, cfg, owner);
+    let readable;
+    let inj = if inj.config_map.is_some() {
+        let mut copy = inj.clone();
+        copy.config_map = None;
+        copy.templates
+            .retain(|t| matches!(t.text, ConsulText::Inline(_)));
+        readable = copy;
+        &readable
+    } else {
+        inj
+    };
+    let raw = agent_config::build(inj, cfg, owner, namespace);
     let mut key = agent_config::memo_key(&raw);
     for s in inj.secrets.iter().filter(|s| s.template.is_some()) {
         key.push('\0');
         key.push_str(&s.path_annotation);
     }
+    for t in &inj.templates {
+        key.push('\0');
+        key.push_str(&t.annotation);
+    }
     CHECKED.get_or(key, || check_uncached(inj, &agent_config::to_toml(&raw)))
 }
 
 fn check_uncached(inj: &Injection, text: &str) -> Result<(), Violation> {
+    for t in &inj.templates {
+        consul_calls(t).map_err(|reason| Violation {
+            rule: RULE_TEMPLATE,
+            field: format!("metadata.annotations[\"{}\"]", t.annotation),
+            reason,
+        })?;
+    }
     for s in &inj.secrets {
         let Some(template) = &s.template else {
             continue;
@@ -67,6 +91,31 @@ fn check_uncached(inj: &Injection, text: &str) -> Result<(), Violation> {
             field: "metadata.annotations".into(),
             reason: format!("the agent would reject the configuration made from them: {e}"),
         })
+}
+
+/// The Vault requests a compatibility pod's Consul template makes, found by
+/// parsing it with the agent's own engine and walking its tree: every `secret`
+/// and `pkiCert` call, inside any `with`, `range`, `if`, `define` or pipeline.
+/// `Ok(None)` for a template file, which only the agent can read. A call whose
+/// path is built at run time (a variable, `printf`, `env`…) is an error: the
+/// agent could not fetch it before rendering, and no policy can check it.
+pub fn consul_calls(t: &ConsulSpec) -> Result<Option<Vec<crate::ctmpl::SecretCall>>, String> {
+    let ConsulText::Inline(text) = &t.text else {
+        return Ok(None);
+    };
+    let defaults = crate::ctmpl::Options::default();
+    let options = crate::ctmpl::Options {
+        left: t.left.clone().unwrap_or(defaults.left),
+        right: t.right.clone().unwrap_or(defaults.right),
+        missing_key_error: t.error_on_missing_key,
+    };
+    let template =
+        crate::ctmpl::Template::parse(text, &options).map_err(|e| format!("template {e}"))?;
+    let calls = template.calls().map_err(|e| format!("template {e}"))?;
+    if calls.is_empty() {
+        return Err("the template calls neither secret nor pkiCert: nothing to fetch".into());
+    }
+    Ok(Some(calls))
 }
 
 /// The annotation holding a secret's template, from the one holding its path.

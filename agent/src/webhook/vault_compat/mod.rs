@@ -2,23 +2,19 @@
 //! injector's (`openbao.org/`, the same names), for pods migrating to shroud. Every
 //! annotation of both is known (`table.rs`): honoured with its meaning, accepted
 //! with a warning when it only tunes the replaced agent process, or denied with the
-//! reason; an unknown one is denied. Templates are Consul Template; the common form
-//! (`{{ with secret "P" }}…{{ .Data.data.field }}…{{ end }}`) is translated to
-//! shroud's minijinja templates (`translate.rs`) and anything else is denied with
-//! the annotation's name, so a migration never renders a file differently without
-//! saying so.
+//! reason; an unknown one is denied. Every file is a Consul Template template
+//! (`[[template]]` in the agent's configuration), the injector's own or its
+//! default `map`/`json` one, so it renders byte for byte as under the injector.
 
 mod table;
-mod translate;
 
 use std::collections::BTreeMap;
 
 use super::annotations::{
-    default_kind, finish_format, validate_path, validate_secret_name, AnnotationError, Injection,
-    Origin, Overrides, SecretFormat, SecretSpec,
+    validate_path, validate_secret_name, AnnotationError, ConsulSpec, ConsulText, Injection,
+    Origin, Overrides, CONFIG_MAP_DIR,
 };
 use table::Handling;
-pub use translate::translate_template;
 
 /// Which injector's annotations a pod carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,6 +113,10 @@ fn parse_bool(v: &str, key: &str) -> Result<bool, AnnotationError> {
 struct Raw<'a> {
     path: Option<&'a str>,
     template: Option<&'a str>,
+    template_file: Option<&'a str>,
+    left_delim: Option<&'a str>,
+    right_delim: Option<&'a str>,
+    missing_key: Option<&'a str>,
     file: Option<&'a str>,
     perms: Option<&'a str>,
     volume_path: Option<&'a str>,
@@ -185,6 +185,10 @@ pub fn parse(
                     let slot = match base {
                         "agent-inject-secret" => &mut raw.path,
                         "agent-inject-template" => &mut raw.template,
+                        "agent-inject-template-file" => &mut raw.template_file,
+                        "agent-template-left-delim" => &mut raw.left_delim,
+                        "agent-template-right-delim" => &mut raw.right_delim,
+                        "error-on-missing-key" => &mut raw.missing_key,
                         "agent-inject-file" => &mut raw.file,
                         "agent-inject-perms" => &mut raw.perms,
                         "secret-volume-path" => &mut raw.volume_path,
@@ -215,6 +219,8 @@ pub fn parse(
         warnings,
         extra_mounts: Vec::new(),
         overrides: Overrides::default(),
+        templates: Vec::new(),
+        config_map: None,
     };
     pod_wide(family, &get, &mut inj)?;
     let preserve_all = match get("preserve-secret-case") {
@@ -229,30 +235,46 @@ pub fn parse(
             _ => return Err(AnnotationError::invalid(k, "must be `map` or `json`")),
         },
     };
+    if let Some((k, v)) = get("agent-configmap") {
+        let name = v.trim();
+        if !is_dns_subdomain(name) {
+            return Err(AnnotationError::invalid(
+                k,
+                "must be the name of a ConfigMap in the pod's namespace",
+            ));
+        }
+        inj.config_map = Some(name.to_string());
+    }
     let mut modes = BTreeMap::new();
     let mut names = BTreeMap::new();
     for (raw_name, raw) in &named {
-        if raw.path.is_none() && raw.template.is_none() {
+        let key = |base: &str| family.key(&format!("{base}-{raw_name}"));
+        // Like vault-k8s's `secrets()`: a secret, a template or a template file
+        // names a file; the other per-name annotations only tune one.
+        if raw.path.is_none() && raw.template.is_none() && raw.template_file.is_none() {
             if let Some(base) = [
                 (raw.file.is_some(), "agent-inject-file"),
                 (raw.perms.is_some(), "agent-inject-perms"),
                 (raw.volume_path.is_some(), "secret-volume-path"),
+                (raw.left_delim.is_some(), "agent-template-left-delim"),
+                (raw.right_delim.is_some(), "agent-template-right-delim"),
+                (raw.missing_key.is_some(), "error-on-missing-key"),
             ]
             .iter()
             .find_map(|(set, b)| set.then_some(*b))
             {
                 return Err(AnnotationError::invalid(
-                    family.key(&format!("{base}-{raw_name}")),
+                    key(base),
                     format!(
-                        "there is no `{}` annotation for this secret",
-                        family.key(&format!("agent-inject-secret-{raw_name}"))
+                        "there is no `{}` (or -template-/-template-file-) annotation for this secret",
+                        key("agent-inject-secret")
                     ),
                 ));
             }
             continue;
         }
         let preserve = match raw.preserve_case {
-            Some(v) => parse_bool(v, &family.key(&format!("preserve-secret-case-{raw_name}")))?,
+            Some(v) => parse_bool(v, &key("preserve-secret-case"))?,
             None => preserve_all,
         };
         let name = if preserve {
@@ -260,18 +282,10 @@ pub fn parse(
         } else {
             raw_name.to_lowercase()
         };
-        let secret_key = family.key(&format!("agent-inject-secret-{raw_name}"));
-        let Some(path) = raw.path else {
-            return Err(AnnotationError::Missing {
-                key: secret_key,
-                reason: "shroud reads each file's secret itself: the path the template reads"
-                    .into(),
-            });
-        };
-        let path = validate_path(path, &secret_key)?;
+        let secret_key = key("agent-inject-secret");
         let file = match raw.file {
             Some(f) => {
-                let k = family.key(&format!("agent-inject-file-{raw_name}"));
+                let k = key("agent-inject-file");
                 let f = f.trim();
                 if f.contains('/') {
                     return Err(AnnotationError::invalid(k, "shroud writes every file directly in the secrets directory: give a file name, and the directory with secret-volume-path"));
@@ -291,38 +305,47 @@ pub fn parse(
             ));
         }
         if let Some(perms) = raw.perms {
-            let k = family.key(&format!("agent-inject-perms-{raw_name}"));
+            let k = key("agent-inject-perms");
             modes.insert(parse_mode(perms, &k)?, k);
         }
         if let Some(dir) = raw.volume_path {
-            let k = family.key(&format!("secret-volume-path-{raw_name}"));
-            add_mount(&mut inj.extra_mounts, dir, &k)?;
+            add_mount(&mut inj.extra_mounts, dir, &key("secret-volume-path"))?;
         }
-        let template = match raw.template {
-            Some(t) => Some(translate_template(t, &path).map_err(|r| {
-                AnnotationError::invalid(
-                    family.key(&format!("agent-inject-template-{raw_name}")),
-                    r,
+        // vault-k8s: the inline template wins over the template file, which
+        // wins over the default template of the secret's path.
+        let (annotation, text) = match (raw.template, raw.template_file, raw.path) {
+            (Some(t), _, _) => (
+                key("agent-inject-template"),
+                ConsulText::Inline(t.to_string()),
+            ),
+            (None, Some(f), _) => {
+                let k = key("agent-inject-template-file");
+                (
+                    k.clone(),
+                    ConsulText::File(template_file(f, inj.config_map.as_deref(), &k)?),
                 )
-            })?),
-            None => match default_template {
-                DefaultTemplate::Json => None,
-                DefaultTemplate::Map => Some(MAP_TEMPLATE.to_string()),
-            },
+            }
+            (None, None, Some(p)) => {
+                let path = validate_path(p, &secret_key)?;
+                (
+                    secret_key.clone(),
+                    ConsulText::Inline(default_template.text(&path)),
+                )
+            }
+            (None, None, None) => unreachable!("skipped above"),
         };
-        let mut spec = SecretSpec {
+        let delim = |v: Option<&str>| v.map(str::to_string);
+        inj.templates.push(ConsulSpec {
             name: file,
-            kind: default_kind(&path),
-            path,
-            path_annotation: secret_key.clone(),
-            field: None,
-            format: SecretFormat::Json,
-            template,
-            params: BTreeMap::new(),
-        };
-        finish_format(&mut spec, false)
-            .map_err(|e| AnnotationError::invalid(secret_key.clone(), e.to_string()))?;
-        inj.secrets.push(spec);
+            annotation,
+            text,
+            left: delim(raw.left_delim),
+            right: delim(raw.right_delim),
+            error_on_missing_key: match raw.missing_key {
+                Some(v) => parse_bool(v, &key("error-on-missing-key"))?,
+                None => false,
+            },
+        });
     }
     match modes.len() {
         0 => {}
@@ -335,14 +358,53 @@ pub fn parse(
             ));
         }
     }
-    if inj.secrets.is_empty() {
+    if inj.templates.is_empty() && inj.config_map.is_none() {
         return Err(AnnotationError::Missing {
             key: family.key("agent-inject-secret-<name>"),
-            reason: "at least one secret".into(),
+            reason: "at least one secret (or an agent-configmap whose config.hcl has templates)"
+                .into(),
         });
     }
-    inj.secrets.sort_by(|a, b| a.name.cmp(&b.name));
+    inj.templates.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(inj)
+}
+
+/// `agent-inject-template-file-*`: a file of the mounted ConfigMap.
+fn template_file(v: &str, config_map: Option<&str>, key: &str) -> Result<String, AnnotationError> {
+    if config_map.is_none() {
+        return Err(AnnotationError::invalid(
+            key,
+            "the template file must come from the ConfigMap of `agent-configmap` (mounted at /vault/configs), and the pod has none",
+        ));
+    }
+    let f = v.trim();
+    let inside = f
+        .strip_prefix(CONFIG_MAP_DIR)
+        .and_then(|r| r.strip_prefix('/'))
+        .filter(|r| {
+            r.split('/')
+                .all(|s| !s.is_empty() && s != "." && s != ".." && !s.starts_with(".."))
+        });
+    if inside.is_none() {
+        return Err(AnnotationError::invalid(
+            key,
+            format!("must be a file inside {CONFIG_MAP_DIR}/, where the ConfigMap of `agent-configmap` is mounted"),
+        ));
+    }
+    Ok(f.to_string())
+}
+
+/// A Kubernetes object name (RFC 1123 subdomain).
+fn is_dns_subdomain(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 253
+        && n.split('.').all(|l| {
+            !l.is_empty()
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
 }
 
 /// `agent-inject-default-template`.
@@ -354,9 +416,20 @@ enum DefaultTemplate {
     Json,
 }
 
-/// vault-k8s's map template, `{{ range $k, $v := .Data }}{{ $k }}: {{ $v }}\n{{ end }}`,
-/// over the secret's data (keys in byte order, as Go ranges over a map).
-const MAP_TEMPLATE: &str = "{% for k, v in data|items %}{{ k }}: {{ v }}\n{% endfor %}";
+impl DefaultTemplate {
+    /// vault-k8s's `DefaultMapTemplate` / `DefaultJSONTemplate` (agent-inject/agent/config.go)
+    /// for `path`, rendered by the Consul Template engine as under vault-k8s.
+    fn text(self, path: &str) -> String {
+        match self {
+            DefaultTemplate::Map => format!(
+                "{{{{ with secret \"{path}\" }}}}{{{{ range $k, $v := .Data }}}}{{{{ $k }}}}: {{{{ $v }}}}\n{{{{ end }}}}{{{{ end }}}}"
+            ),
+            DefaultTemplate::Json => {
+                format!("{{{{ with secret \"{path}\" }}}}{{{{ .Data | toJSON }}}}\n{{{{ end }}}}")
+            }
+        }
+    }
+}
 
 /// The pod-wide annotations that change the injection.
 fn pod_wide<'a>(
@@ -577,39 +650,152 @@ mod tests {
         parse(&a, Family::Vault)
     }
 
+    fn inline(t: &ConsulSpec) -> &str {
+        match &t.text {
+            ConsulText::Inline(s) => s,
+            ConsulText::File(f) => panic!("a file: {f}"),
+        }
+    }
+
     #[test]
     fn parses_compat_annotations() {
+        let tpl = "{{ with secret \"database/creds/web\" }}{{ .Data.password }}{{ end }}";
         let i = vault(&[
-            (
-                "vault.hashicorp.com/agent-inject-template-db",
-                "{{ with secret \"database/creds/web\" }}{{ .Data.password }}{{ end }}",
-            ),
+            ("vault.hashicorp.com/agent-inject-template-db", tpl),
             ("vault.hashicorp.com/agent-pre-populate-only", "true"),
         ])
         .unwrap();
         assert_eq!(i.role, "web");
-        assert_eq!(i.secrets[0].format, SecretFormat::Template);
-        assert_eq!(i.secrets[0].template.as_deref(), Some("{{ password }}"));
+        assert!(i.secrets.is_empty());
+        // The injector's template as is: the agent renders it with Consul Template.
+        assert_eq!(inline(&i.templates[0]), tpl);
+        assert_eq!(
+            i.templates[0].annotation,
+            "vault.hashicorp.com/agent-inject-template-db"
+        );
         assert_eq!(i.warnings.len(), 1);
         assert!(i.warnings[0].contains("agent-pre-populate-only"));
         assert_eq!(i.extra_mounts, ["/vault/secrets"]);
     }
 
+    /// The default templates are vault-k8s's `DefaultMapTemplate` and
+    /// `DefaultJSONTemplate`, and render through the Consul Template engine as
+    /// under the injector: `map[...]` for nested values, keys in byte order.
     #[test]
-    fn the_map_template_renders_like_the_injectors() {
-        // What vault-k8s's `{{ range $k, $v := .Data }}{{ $k }}: {{ $v }}\n{{ end }}`
-        // gives for a database credential: keys in byte order, one line each.
-        let source = crate::template::TemplateSource {
-            origin: "test".into(),
-            text: MAP_TEMPLATE.into(),
+    fn the_default_templates_are_the_injectors() {
+        use crate::ctmpl::{Context, Options, SecretCall, Template, Value};
+        let render = |text: &str| {
+            let data = serde_json::json!({"username": "v-app-x", "password": "p-1", "Zone": "b"});
+            let v = Value::secret("r", "", 0, false, data.as_object().unwrap(), &[]);
+            Template::parse(text, &Options::default())
+                .unwrap()
+                .render(
+                    &|c: &SecretCall| (c.path == "database/creds/web").then(|| v.clone()),
+                    Context {
+                        getenv: &|_| None,
+                        now: std::time::UNIX_EPOCH,
+                    },
+                )
+                .unwrap()
         };
-        let data = serde_json::json!({"username": "v-app-x", "password": "p-1", "Zone": "b"});
-        let mut ctx = data.as_object().unwrap().clone();
-        ctx.insert("data".into(), data.clone());
+        let i = vault(&[]).unwrap();
         assert_eq!(
-            source.render("db", &ctx).unwrap(),
+            inline(&i.templates[0]),
+            "{{ with secret \"database/creds/web\" }}{{ range $k, $v := .Data }}{{ $k }}: {{ $v }}\n{{ end }}{{ end }}"
+        );
+        assert_eq!(
+            render(inline(&i.templates[0])),
             "Zone: b\npassword: p-1\nusername: v-app-x\n"
         );
+        let i = vault(&[("vault.hashicorp.com/agent-inject-default-template", "json")]).unwrap();
+        assert_eq!(
+            render(inline(&i.templates[0])),
+            "{\"Zone\":\"b\",\"password\":\"p-1\",\"username\":\"v-app-x\"}\n"
+        );
+    }
+
+    /// A template without `agent-inject-secret-*` names its own paths; the
+    /// delimiters and `error-on-missing-key` reach the template.
+    #[test]
+    fn template_only_secrets_delimiters_and_missing_keys() {
+        let i = vault(&[
+            (
+                "vault.hashicorp.com/agent-inject-template-app.env",
+                "[[ with secret \"secret/data/a\" ]]A=[[ .Data.data.a ]][[ end ]]",
+            ),
+            (
+                "vault.hashicorp.com/agent-template-left-delim-app.env",
+                "[[",
+            ),
+            (
+                "vault.hashicorp.com/agent-template-right-delim-app.env",
+                "]]",
+            ),
+            ("vault.hashicorp.com/error-on-missing-key-app.env", "true"),
+        ])
+        .unwrap();
+        let names: Vec<&str> = i.templates.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["app.env", "db"]);
+        let t = &i.templates[0];
+        assert_eq!(t.left.as_deref(), Some("[["));
+        assert_eq!(t.right.as_deref(), Some("]]"));
+        assert!(t.error_on_missing_key);
+        assert!(!i.templates[1].error_on_missing_key);
+        let e = vault(&[("vault.hashicorp.com/error-on-missing-key-x", "true")]).unwrap_err();
+        assert!(e.to_string().contains("error-on-missing-key-x"), "{e}");
+    }
+
+    /// `agent-configmap` mounts the ConfigMap; template files must be in it.
+    #[test]
+    fn config_map_and_template_files() {
+        let i = vault(&[
+            ("vault.hashicorp.com/agent-configmap", "app-agent"),
+            (
+                "vault.hashicorp.com/agent-inject-template-file-db",
+                "/vault/configs/db.ctmpl",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(i.config_map.as_deref(), Some("app-agent"));
+        assert_eq!(
+            i.templates[0].text,
+            ConsulText::File("/vault/configs/db.ctmpl".into())
+        );
+        // The inline template wins, as in vault-k8s.
+        let i = vault(&[
+            ("vault.hashicorp.com/agent-configmap", "app-agent"),
+            (
+                "vault.hashicorp.com/agent-inject-template-file-db",
+                "/vault/configs/db.ctmpl",
+            ),
+            (
+                "vault.hashicorp.com/agent-inject-template-db",
+                "{{ with secret \"a/b\" }}{{ end }}",
+            ),
+        ])
+        .unwrap();
+        assert!(matches!(i.templates[0].text, ConsulText::Inline(_)));
+        // With only a ConfigMap, its config.hcl names the files.
+        let a = map(&[
+            ("vault.hashicorp.com/agent-inject", "true"),
+            ("vault.hashicorp.com/role", "web"),
+            ("vault.hashicorp.com/agent-configmap", "app-agent"),
+        ]);
+        assert!(parse(&a, Family::Vault).unwrap().templates.is_empty());
+        for (k, v) in [
+            ("vault.hashicorp.com/agent-configmap", "Not_A_Name"),
+            (
+                "vault.hashicorp.com/agent-inject-template-file-db",
+                "/etc/passwd",
+            ),
+            (
+                "vault.hashicorp.com/agent-inject-template-file-db",
+                "/vault/configs/../x",
+            ),
+        ] {
+            let e = vault(&[("vault.hashicorp.com/agent-configmap", "cm"), (k, v)]).unwrap_err();
+            assert!(e.to_string().contains(k), "{k}: {e}");
+        }
     }
 
     #[test]
@@ -637,7 +823,7 @@ mod tests {
         ]);
         let i = parse(&a, Family::OpenBao).unwrap();
         // Lower-cased like the injectors do, unless preserve-secret-case.
-        assert_eq!(i.secrets[0].name, "db");
+        assert_eq!(i.templates[0].name, "db");
         assert_eq!(i.extra_mounts, ["/openbao/secrets"]);
         let mut mixed = a.clone();
         mixed.insert("vault.hashicorp.com/role".into(), "x".into());
@@ -662,14 +848,11 @@ mod tests {
             ("vault.hashicorp.com/agent-inject-default-template", "json"),
         ])
         .unwrap();
-        let names: Vec<&str> = i.secrets.iter().map(|s| s.name.as_str()).collect();
+        let names: Vec<&str> = i.templates.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["Api", "db.env"]);
         assert_eq!(i.overrides.file_mode, Some(0o440));
         assert_eq!(i.extra_mounts, ["/vault/secrets", "/etc/app/secrets"]);
-        assert!(i.secrets.iter().all(|s| s.format == SecretFormat::Json));
-        // The default template is the injector's map: `key: value` lines.
-        let i = vault(&[]).unwrap();
-        assert_eq!(i.secrets[0].template.as_deref(), Some(MAP_TEMPLATE));
+        assert!(i.templates.iter().all(|t| inline(t).contains("toJSON")));
     }
 
     #[test]
@@ -718,7 +901,6 @@ mod tests {
         for (k, v) in [
             ("vault.hashicorp.com/agent-inject-token", "true"),
             ("vault.hashicorp.com/tls-skip-verify", "true"),
-            ("vault.hashicorp.com/agent-configmap", "cm"),
             ("vault.hashicorp.com/agent-inject-command-db", "kill -HUP 1"),
             (
                 "vault.hashicorp.com/agent-inject-template-file-db",

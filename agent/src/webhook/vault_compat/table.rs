@@ -26,8 +26,6 @@ const TLS_FILES: &str = "shroud mounts no Kubernetes Secret into its agent: the 
 const PATCHES: &str = "the agent's and init container's specs are fixed by the webhook's configuration, so its guardrails cannot be patched away";
 const SHARE_PID: &str = "a shared process namespace lets every container read the others' memory and files through /proc; shroud's guardrails deny it";
 const COMMAND: &str = "it runs a shell command in the agent container after each render; shroud's agent image has no shell and shares no process namespace with the app: use `shroud.dev/on-rotate`, which runs in the app's container after each rotation";
-const TEMPLATE_FILE: &str = "the template file would come from a ConfigMap or Secret mounted into the agent, which shroud does not mount: put the template in `agent-inject-template-<name>`";
-const CONFIGMAP: &str = "the webhook cannot read ConfigMaps; turn its config.hcl into annotations, or into a shroud configuration with `shroud config import`";
 
 /// Pod-wide annotations, by the name after the prefix.
 pub(super) const POD: &[(&str, Handling)] = &[
@@ -70,7 +68,7 @@ pub(super) const POD: &[(&str, Handling)] = &[
         "agent-image",
         Refused("the webhook's configuration chooses shroud's image"),
     ),
-    ("agent-configmap", Refused(CONFIGMAP)),
+    ("agent-configmap", Honoured),
     (
         "agent-extra-secret",
         Refused("shroud mounts no other Kubernetes Secret into its agent"),
@@ -135,24 +133,11 @@ pub(super) const PER_NAME: &[(&str, Handling)] = &[
     ("agent-inject-perms", Honoured),
     ("secret-volume-path", Honoured),
     ("preserve-secret-case", Honoured),
-    ("agent-inject-template-file", Refused(TEMPLATE_FILE)),
+    ("agent-inject-template-file", Honoured),
     ("agent-inject-command", Refused(COMMAND)),
-    (
-        "agent-template-left-delim",
-        Refused(
-            "custom delimiters need the Consul Template engine, which injected pods do not use yet",
-        ),
-    ),
-    (
-        "agent-template-right-delim",
-        Refused(
-            "custom delimiters need the Consul Template engine, which injected pods do not use yet",
-        ),
-    ),
-    (
-        "error-on-missing-key",
-        RefusedIfTrue("a missing key is already an error in shroud's templates (strict undefined)"),
-    ),
+    ("agent-template-left-delim", Honoured),
+    ("agent-template-right-delim", Honoured),
+    ("error-on-missing-key", Honoured),
     (
         "auth-config",
         Refused("the webhook's `[auth]` configures the login for every pod"),
