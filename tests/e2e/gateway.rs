@@ -60,6 +60,11 @@ fn setup(ttl: (&str, &str)) -> Setup {
 
 /// The world and the configuration of [`setup`], nothing started.
 fn configure(ttl: (&str, &str)) -> (Setup, PathBuf) {
+    configure_with(ttl, "")
+}
+
+/// As [`configure`], with `extra` appended to the configuration.
+fn configure_with(ttl: (&str, &str), extra: &str) -> (Setup, PathBuf) {
     require_tool("psql", "apt-get install postgresql-client-15");
     let w = World::new(Some(ttl));
     let auth = w.approle_auth();
@@ -92,7 +97,7 @@ upstream = "127.0.0.1:{dead_upstream}"
         sock = sock_dir.display(),
         dead_upstream = free_port(),
     );
-    let cfg = w.config(&auth, &format!("{DB_SECRET}{gateways}"));
+    let cfg = w.config(&auth, &format!("{DB_SECRET}{gateways}{extra}"));
     let s = Setup {
         w,
         agent: None,
@@ -494,6 +499,86 @@ fn md5_upstream_logins_work_too() {
         stored, "md5",
         "the role's password is not md5: the test proves nothing"
     );
+    let agent = s.agent.take().unwrap();
+    assert!(agent.stop().success(), "{}", s.log());
+    let roles = s.w.pg().vault_roles();
+    s.w.assert_clean(&roles);
+}
+
+/// A simple query on a raw session: the first column of the first row, or the
+/// error's (SQLSTATE, message).
+fn query(s: &mut TcpStream, sql: &str) -> Result<String, (String, String)> {
+    let mut q = vec![b'Q'];
+    q.extend_from_slice(&((sql.len() + 5) as i32).to_be_bytes());
+    q.extend_from_slice(sql.as_bytes());
+    q.push(0);
+    s.write_all(&q).unwrap();
+    let mut value = None;
+    loop {
+        match message(s) {
+            (b'D', b) if value.is_none() => {
+                let len = i32::from_be_bytes([b[2], b[3], b[4], b[5]]) as usize;
+                value = Some(String::from_utf8_lossy(&b[6..6 + len]).to_string());
+            }
+            (b'E', b) => return Err(error_fields(b'E', &b)),
+            (b'Z', _) => return Ok(value.unwrap_or_default()),
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn connections_of_a_retired_credential_close_when_its_grace_ends_and_not_before() {
+    let _s = serial();
+    let grace = Duration::from_secs(4);
+    let (mut s, cfg) = configure_with(("40s", "40s"), "[lifecycle]\nretire_grace = \"4s\"\n");
+    s.agent = Some(Agent(spawn_agent(&cfg, &s.w.path("agent.log"))));
+    until(
+        Duration::from_secs(30),
+        "the gateway's password file",
+        || s.w.file("pg.password").map(drop),
+    );
+    let local = s.local_password("pg");
+    let (mut old, _) = raw_session(s.tcp, &local);
+    let user = query(&mut old, "select current_user").expect("a query on the session");
+    assert!(user.starts_with("v-"), "{user}");
+
+    let next = until(Duration::from_secs(60), "a rotation", || {
+        s.w.file("db.env")
+            .map(|t| env_value(&t, "USERNAME"))
+            .filter(|u| *u != user)
+    });
+    let rotated = std::time::Instant::now();
+    // Within the grace the old session carries on, as the old role.
+    assert_eq!(
+        query(&mut old, "select current_user"),
+        Ok(user.clone()),
+        "the session of the retired credential was closed before its grace ended"
+    );
+    // New connections use the new credential at once.
+    assert_eq!(current_user_tcp(&s), next);
+
+    // At the end of the grace: 57P01, then the connection closes.
+    let (tag, body) = message(&mut old);
+    let waited = rotated.elapsed();
+    let (code, msg) = error_fields(tag, &body);
+    assert_eq!(code, "57P01", "{msg}");
+    assert!(msg.contains("credential retired"), "{msg}");
+    assert!(
+        waited + Duration::from_millis(1500) >= grace,
+        "closed {waited:?} after the rotation, before the {grace:?} grace"
+    );
+    let mut rest = Vec::new();
+    old.read_to_end(&mut rest).expect("the connection closes");
+    assert!(rest.is_empty(), "bytes after the FATAL error: {rest:?}");
+    assert!(current_user_tcp(&s).starts_with("v-"));
+    assert!(
+        s.log()
+            .contains("closing the gateway connections of the retired lease"),
+        "{}",
+        s.log()
+    );
+
     let agent = s.agent.take().unwrap();
     assert!(agent.stop().success(), "{}", s.log());
     let roles = s.w.pg().vault_roles();

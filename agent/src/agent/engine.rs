@@ -956,7 +956,8 @@ impl Engine {
     /// Offers secret `i`'s current value to the gateways.
     fn share(&self, i: usize) {
         if let (Some(board), Some(cur)) = (&self.credentials, &self.secrets[i].current) {
-            board.offer(&self.secrets[i].spec.name, &cur.data);
+            let lease = cur.lease.as_ref().map(|l| l.id.as_str());
+            board.offer(&self.secrets[i].spec.name, &cur.data, lease);
         }
     }
 

@@ -8,6 +8,7 @@
 mod conns;
 mod credential;
 pub mod postgres;
+mod retire;
 mod stream;
 
 use std::io::Write;

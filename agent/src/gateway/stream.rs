@@ -38,6 +38,14 @@ impl Stream {
         };
     }
 
+    /// Ends the writing half: the peer reads the end of the stream.
+    pub fn shutdown_write(&self) {
+        let _ = match self {
+            Stream::Tcp(s) => s.shutdown(Shutdown::Write),
+            Stream::Unix(s) => s.shutdown(Shutdown::Write),
+        };
+    }
+
     /// Bounds every read (None: no bound).
     pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
         match self {

@@ -106,8 +106,8 @@ pub fn serve(mut client: Stream, ctx: &Context) {
             params.push(("database".into(), user));
         }
     }
-    let up = match upstream::login(&ctx.upstream, &cred, &params, UPSTREAM_TIMEOUT) {
-        Ok(up) => up,
+    let (up, cred) = match login(ctx, cred, &params) {
+        Ok(done) => done,
         Err(e) => {
             warn!(gateway = %ctx.name, error = %e, "upstream login failed");
             let (code, msg) = match &e {
@@ -121,6 +121,7 @@ pub fn serve(mut client: Stream, ctx: &Context) {
             return;
         }
     };
+    let lease_id = cred.lease_id.clone();
     drop(cred);
     debug!(gateway = %ctx.name, "upstream login done");
     let upstream_addr = up.addr;
@@ -128,6 +129,11 @@ pub fn serve(mut client: Stream, ctx: &Context) {
     let Some(_upstream_guard) = ctx.conns.register(&upstream) else {
         return;
     };
+    // A credential without a lease never retires.
+    let tracked = lease_id.and_then(|l| ctx.credentials.leases.track(&l, &upstream));
+    let retired = tracked
+        .as_ref()
+        .map_or_else(Arc::default, |t| t.retired().clone());
     let Ok(_issued) = ready(&mut client, &mut upstream, upstream_addr, ctx) else {
         return;
     };
@@ -136,7 +142,33 @@ pub fn serve(mut client: Stream, ctx: &Context) {
             return;
         }
     }
-    relay::relay(client, upstream);
+    relay::relay(client, upstream, retired);
+    drop(tracked);
+}
+
+/// Logs in upstream with `cred`; when the server refuses it and the credential
+/// changed meanwhile (a rotation during the handshake, the old role already
+/// dropped), once more with the newest. Returns the credential that worked.
+fn login(
+    ctx: &Context,
+    cred: Arc<super::Credential>,
+    params: &[(String, String)],
+) -> Result<(upstream::Upstream, Arc<super::Credential>), LoginError> {
+    match upstream::login(&ctx.upstream, &cred, params, UPSTREAM_TIMEOUT) {
+        Ok(up) => Ok((up, cred)),
+        Err(LoginError::Refused { sqlstate, message }) if sqlstate.starts_with("28") => {
+            match ctx.credentials.current(&ctx.secret) {
+                Some(newer) if !Arc::ptr_eq(&newer, &cred) => {
+                    info!(gateway = %ctx.name, "the credential changed during the login; trying the newest");
+                    drop(cred);
+                    let up = upstream::login(&ctx.upstream, &newer, params, UPSTREAM_TIMEOUT)?;
+                    Ok((up, newer))
+                }
+                _ => Err(LoginError::Refused { sqlstate, message }),
+            }
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The client's user name as it gave it.
