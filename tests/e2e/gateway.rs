@@ -584,3 +584,56 @@ fn connections_of_a_retired_credential_close_when_its_grace_ends_and_not_before(
     let roles = s.w.pg().vault_roles();
     s.w.assert_clean(&roles);
 }
+
+#[test]
+fn a_gateway_only_secret_is_in_no_file_and_no_environment_of_the_workload() {
+    let _s = serial();
+    require_tool("psql", "apt-get install postgresql-client-15");
+    let w = World::new(Some(("5m", "10m")));
+    let auth = w.approle_auth();
+    let tcp = free_port();
+    let cfg = w.config(
+        &auth,
+        &format!(
+            r#"
+[[secret]]
+name = "db"
+path = "database/creds/app"
+kind = "dynamic"
+gateway_only = true
+
+[[gateway]]
+name = "pg"
+kind = "postgres"
+secret = "db"
+listen = "127.0.0.1:{tcp}"
+upstream = "127.0.0.1:{upstream}"
+"#,
+            upstream = w.pg().port
+        ),
+    );
+    // The workload (root here, so it can read everything the agent wrote)
+    // looks for its database role in every file it can see and in its
+    // environment: the role name stands for the whole credential, which is
+    // always rendered together with it.
+    let script = format!(
+        r#"set -e
+dir="$SHROUD_SECRETS_DIR"
+u=$(PGPASSWORD=$(cat "$dir/pg.password") psql -X -At -w -h 127.0.0.1 -p {tcp} -U app -d postgres -c "select current_user")
+echo "user=$u"
+case "$u" in v-*) ;; *) echo "not the dynamic role"; exit 3;; esac
+if grep -rqF -- "$u" "$dir"; then echo "LEAK in a file: $(grep -rlF -- "$u" "$dir")"; fi
+if env | grep -qF -- "$u"; then echo "LEAK in the environment"; fi
+echo "files: $(cd "$dir" && find . -type f | sort | tr '\n' ' ')"
+"#
+    );
+    let out = run_with_input(&mut run_script(&cfg, &script), b"", Duration::from_secs(60));
+    let text = out.out();
+    assert!(out.status.success(), "{text}{}", out.err());
+    assert!(text.contains("user=v-"), "{text}");
+    assert!(!text.contains("LEAK"), "{text}");
+    assert!(text.contains("./pg.password"), "{text}");
+    assert!(!text.contains("./db"), "the secret was rendered: {text}");
+    let roles = w.pg().vault_roles();
+    w.assert_clean(&roles);
+}

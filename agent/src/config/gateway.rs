@@ -79,6 +79,16 @@ pub fn gateways(
         }
         out.push(spec);
     }
+    if let Some(s) = secrets
+        .iter()
+        .find(|s| s.gateway_only && !out.iter().any(|g| g.secret == s.name))
+    {
+        return Err(ConfigError::Invalid {
+            origin: origin.to_string(),
+            key: format!("[[secret]] ({}) gateway_only", s.name),
+            problem: "no [[gateway]] uses this secret, so nothing would".into(),
+        });
+    }
     Ok(out)
 }
 
@@ -279,5 +289,45 @@ kind = "kv2"
         .is_ok());
         let twice = format!("{OK}[[gateway]]\n{}", OK.replace("6432", "6433"));
         assert!(check(&twice).unwrap_err().contains("#2 (pg) name"));
+    }
+
+    #[test]
+    fn gateway_only_secrets_are_validated() {
+        let only = "[[secret]]\nname = \"gdb\"\npath = \"database/creds/app\"\nkind = \"dynamic\"\ngateway_only = true\n";
+        let with = |secret: &str, gateway: &str| {
+            parse(
+                "t.toml",
+                &format!("{BASE}{secret}{gateway}"),
+                std::iter::empty(),
+            )
+            .map_err(|e| e.to_string())
+        };
+        let used = format!("[[gateway]]\n{}", OK.replace("\"db\"", "\"gdb\""));
+        let c = with(only, &used).unwrap();
+        assert!(c.secrets.iter().any(|s| s.name == "gdb" && s.gateway_only));
+        assert!(c.secrets.iter().any(|s| s.name == "db" && !s.gateway_only));
+        for (secret, gateway, key, problem) in [
+            (
+                only.to_string(),
+                String::new(),
+                "(gdb) gateway_only",
+                "no [[gateway]]",
+            ),
+            (
+                only.replace("dynamic", "kv2"),
+                used.clone(),
+                "(gdb) gateway_only",
+                "dynamic",
+            ),
+            (
+                format!("{only}format = \"json\"\n"),
+                used.clone(),
+                "(gdb) gateway_only",
+                "no file",
+            ),
+        ] {
+            let e = with(&secret, &gateway).unwrap_err();
+            assert!(e.contains(key) && e.contains(problem), "{secret}: {e}");
+        }
     }
 }

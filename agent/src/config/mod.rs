@@ -263,6 +263,8 @@ pub struct SecretSpec {
     pub params: Option<Params>,
     /// pki: fraction of the certificate's validity after which it is re-issued.
     pub reissue_at: f64,
+    /// Used only by `[[gateway]]`s: written to no file (docs/gateway.md).
+    pub gateway_only: bool,
 }
 
 impl SecretSpec {

@@ -93,6 +93,7 @@ pub struct RawSecret {
     pub params: Option<toml::Table>,
     pub params_file: Option<std::collections::BTreeMap<String, String>>,
     pub reissue_at: Option<f64>,
+    pub gateway_only: Option<bool>,
 }
 
 /// `[[template]]`: a Consul Template template (Vault Agent's `template` stanza).
