@@ -637,3 +637,183 @@ echo "files: $(cd "$dir" && find . -type f | sort | tr '\n' ' ')"
     let roles = w.pg().vault_roles();
     w.assert_clean(&roles);
 }
+
+/// Runs openssl with `args` in `dir`.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA `<name>.pem` (key `<name>.key`) in `dir`.
+fn make_ca(dir: &std::path::Path, name: &str) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.pem"),
+        ],
+    );
+}
+
+#[test]
+fn tls_upstream_is_verified_and_a_wrong_ca_is_refused() {
+    let _s = serial();
+    require_tool("openssl", "apt-get install openssl");
+    require_tool("psql", "apt-get install postgresql-client-15");
+    let w = World::new(Some(("5m", "10m")));
+    let dir = w.path("tls");
+    std::fs::create_dir_all(&dir).unwrap();
+    make_ca(&dir, "ca");
+    make_ca(&dir, "other-ca");
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+    );
+    std::fs::write(
+        dir.join("ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        &dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext",
+            "-out",
+            "server.crt",
+        ],
+    );
+    let pg = w.pg();
+    pg.enable_tls(&dir.join("server.crt"), &dir.join("server.key"));
+    let auth = w.approle_auth();
+    let (full, require, wrong, plain) = (free_port(), free_port(), free_port(), free_port());
+    let ca = dir.join("ca.pem");
+    let other = dir.join("other-ca.pem");
+    let gateway = |name: &str, port: u16, host: &str, tls: &str| {
+        format!(
+            "[[gateway]]\nname = \"{name}\"\nkind = \"postgres\"\nsecret = \"db.env\"\nlisten = \"127.0.0.1:{port}\"\nupstream = \"{host}:{}\"\n{tls}\n",
+            pg.port
+        )
+    };
+    let cfg = w.config(
+        &auth,
+        &format!(
+            "{DB_SECRET}{}{}{}{}",
+            gateway(
+                "full",
+                full,
+                "localhost",
+                &format!("sslmode = \"verify-full\"\nca_file = \"{}\"", ca.display())
+            ),
+            gateway("req", require, "127.0.0.1", "sslmode = \"require\""),
+            gateway(
+                "wrong",
+                wrong,
+                "localhost",
+                &format!(
+                    "sslmode = \"verify-full\"\nca_file = \"{}\"",
+                    other.display()
+                )
+            ),
+            gateway("plain", plain, "127.0.0.1", ""),
+        ),
+    );
+    let mut agent = Agent(spawn_agent(&cfg, &w.path("agent.log")));
+    until(
+        Duration::from_secs(30),
+        "the gateways' password files",
+        || w.file("plain.password").map(drop),
+    );
+    let ssl_of = |gateway: &str, port: u16| {
+        let out = psql(
+            "127.0.0.1",
+            port,
+            Some(&w.file(&format!("{gateway}.password")).unwrap()),
+            "select ssl from pg_stat_ssl where pid = pg_backend_pid()",
+        );
+        assert!(
+            out.status.success(),
+            "psql through {gateway}: {}",
+            out.err()
+        );
+        out.out().trim().to_string()
+    };
+    // The upstream session of each gateway is encrypted as configured.
+    assert_eq!(ssl_of("full", full), "t", "verify-full did not use TLS");
+    assert_eq!(ssl_of("req", require), "t", "require did not use TLS");
+    assert_eq!(ssl_of("plain", plain), "f");
+    // A bigger result through the TLS relay arrives whole.
+    let out = psql(
+        "127.0.0.1",
+        full,
+        Some(&w.file("full.password").unwrap()),
+        "select sum(length(repeat('x', g))) from generate_series(1, 2000) g",
+    );
+    assert!(out.status.success(), "{}", out.err());
+    assert_eq!(out.out().trim(), "2001000");
+
+    // A certificate from another CA: the client gets 08006, the gateway
+    // keeps serving.
+    let (tag, body) = raw_login(wrong, &w.file("wrong.password").unwrap());
+    let (code, msg) = error_fields(tag, &body);
+    assert_eq!(code, "08006", "{msg}");
+    assert!(
+        msg.contains("TLS handshake") && msg.contains("certificate"),
+        "{msg}"
+    );
+    assert_eq!(ssl_of("full", full), "t");
+
+    sigterm(&agent.0);
+    assert!(wait_with_deadline(&mut agent.0, Duration::from_secs(20)).success());
+    let roles = pg.vault_roles();
+    w.assert_clean(&roles);
+}

@@ -128,7 +128,7 @@ fn start_gateways(
     ));
     engine.share_credentials(credentials.clone());
     Gateways::start(&cfg.gateways, &cfg.output, &credentials).map_err(|e| match e {
-        GatewayError::NoCredential { .. } => usage(e).into(),
+        GatewayError::NoCredential { .. } | GatewayError::Tls { .. } => usage(e).into(),
         e => anyhow::Error::new(e),
     })
 }

@@ -24,6 +24,21 @@ pub enum Listen {
     Unix(PathBuf),
 }
 
+/// TLS to the upstream (`sslmode`, libpq's names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamTls {
+    /// Plain TCP.
+    Disable,
+    /// Encrypted; the certificate is not checked.
+    Require,
+    /// Encrypted; the certificate chains to `ca_file` (the web roots without
+    /// one) and names the upstream host.
+    VerifyFull {
+        /// The CA certificates (PEM).
+        ca_file: Option<PathBuf>,
+    },
+}
+
 /// One validated `[[gateway]]`.
 #[derive(Debug, Clone)]
 pub struct GatewaySpec {
@@ -39,6 +54,10 @@ pub struct GatewaySpec {
     pub upstream: String,
     /// The upstream's port (names the Unix socket).
     pub upstream_port: u16,
+    /// The upstream's host (the TLS server name).
+    pub upstream_host: String,
+    /// TLS to the upstream.
+    pub tls: UpstreamTls,
 }
 
 impl GatewaySpec {
@@ -145,12 +164,35 @@ fn gateway(
         Some(_) => {}
     }
     let upstream = required("upstream", &g.upstream)?;
-    let upstream_port = upstream
+    let (upstream_host, upstream_port) = upstream
         .rsplit_once(':')
         .filter(|(host, _)| !host.is_empty())
-        .and_then(|(_, port)| port.parse::<u16>().ok())
-        .filter(|p| *p != 0)
+        .and_then(|(host, port)| Some((host.to_string(), port.parse::<u16>().ok()?)))
+        .filter(|(_, p)| *p != 0)
         .ok_or_else(|| err("upstream", format!("`{upstream}` is not host:port")))?;
+    let ca_file = g.ca_file.as_deref().map(PathBuf::from);
+    let tls = match g.sslmode.as_deref().unwrap_or("disable") {
+        "disable" => UpstreamTls::Disable,
+        "require" => UpstreamTls::Require,
+        "verify-full" => UpstreamTls::VerifyFull {
+            ca_file: ca_file.clone(),
+        },
+        other => {
+            return Err(err(
+                "sslmode",
+                format!("`{other}` is not one of disable, require, verify-full"),
+            ))
+        }
+    };
+    if ca_file.is_some() && !matches!(tls, UpstreamTls::VerifyFull { .. }) {
+        return Err(err(
+            "ca_file",
+            "is only used with sslmode = \"verify-full\"".into(),
+        ));
+    }
+    if ca_file.as_ref().is_some_and(|f| !f.is_absolute()) {
+        return Err(err("ca_file", "must be an absolute path".into()));
+    }
     let listen_text = required("listen", &g.listen)?;
     let listen = match listen_text.strip_prefix("unix:") {
         Some(dir) => {
@@ -186,6 +228,8 @@ fn gateway(
         listen,
         upstream,
         upstream_port,
+        upstream_host,
+        tls,
     })
 }
 
@@ -278,6 +322,21 @@ kind = "kv2"
             (OK.replace("\"pg\"", "\"a/b\""), "(a/b) name", "letters"),
             (OK.replace("name = \"pg\"\n", ""), "#1 name", "required"),
             (format!("{OK}color = 1\n"), "color", "unknown"),
+            (
+                format!("{OK}sslmode = \"prefer\"\n"),
+                "(pg) sslmode",
+                "prefer",
+            ),
+            (
+                format!("{OK}ca_file = \"/ca.pem\"\n"),
+                "(pg) ca_file",
+                "verify-full",
+            ),
+            (
+                format!("{OK}sslmode = \"verify-full\"\nca_file = \"ca.pem\"\n"),
+                "(pg) ca_file",
+                "absolute",
+            ),
         ] {
             let e = check(&bad).unwrap_err();
             assert!(e.contains(key) && e.contains(problem), "{bad}: {e}");

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use env::EnvError;
-pub use gateway::{GatewayKind, GatewaySpec, Listen};
+pub use gateway::{GatewayKind, GatewaySpec, Listen, UpstreamTls};
 pub use params::Params;
 pub use validate::validate;
 

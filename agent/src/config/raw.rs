@@ -160,6 +160,8 @@ pub struct RawGateway {
     pub listen: Option<String>,
     pub upstream: Option<String>,
     pub allow_remote: Option<bool>,
+    pub sslmode: Option<String>,
+    pub ca_file: Option<String>,
 }
 
 /// Whether a table holds nothing but defaults (and so need not be written).

@@ -75,6 +75,14 @@ pub enum GatewayError {
         /// Its `secret`.
         secret: String,
     },
+    /// TLS to the upstream cannot be set up (`ca_file`, the host name).
+    #[error("gateway {gateway}: {source}")]
+    Tls {
+        /// The gateway.
+        gateway: String,
+        /// What is wrong.
+        source: postgres::tls::TlsError,
+    },
     /// The accept thread could not be started.
     #[error("gateway {gateway}: cannot start its thread: {source}")]
     Thread {
@@ -165,6 +173,12 @@ fn start_one(
     output: &OutputConfig,
     credentials: &Arc<Credentials>,
 ) -> Result<Running, GatewayError> {
+    let tls = postgres::tls::setup(&spec.tls, &spec.upstream_host).map_err(|source| {
+        GatewayError::Tls {
+            gateway: spec.name.clone(),
+            source,
+        }
+    })?;
     let mut files = Vec::new();
     let mut created_dir = None;
     let listen_err = |source| GatewayError::Listen {
@@ -206,6 +220,7 @@ fn start_one(
         name: spec.name.clone(),
         secret: spec.secret.clone(),
         upstream: spec.upstream.clone(),
+        tls,
         credentials: credentials.clone(),
         password,
         keys: Arc::default(),

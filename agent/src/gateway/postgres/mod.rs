@@ -7,6 +7,7 @@ pub mod cancel;
 mod local_auth;
 mod relay;
 mod startup;
+pub mod tls;
 mod upstream;
 mod wire;
 
@@ -42,6 +43,8 @@ pub struct Context {
     pub secret: String,
     /// The real server, `host:port`.
     pub upstream: String,
+    /// TLS to it, when `sslmode` asks for it.
+    pub tls: Option<tls::Upstream>,
     /// The current credentials.
     pub credentials: Arc<Credentials>,
     /// The local password TCP clients must give.
@@ -125,24 +128,31 @@ pub fn serve(mut client: Stream, ctx: &Context) {
     drop(cred);
     debug!(gateway = %ctx.name, "upstream login done");
     let upstream_addr = up.addr;
-    let mut upstream = Stream::Tcp(up.stream);
-    let Some(_upstream_guard) = ctx.conns.register(&upstream) else {
+    let mut upstream = up.stream;
+    // The TCP connection underneath, to shut it down from elsewhere.
+    let Ok(tcp) = upstream.tcp().try_clone().map(Stream::Tcp) else {
+        return;
+    };
+    let Some(_upstream_guard) = ctx.conns.register(&tcp) else {
         return;
     };
     // A credential without a lease never retires.
-    let tracked = lease_id.and_then(|l| ctx.credentials.leases.track(&l, &upstream));
+    let tracked = lease_id.and_then(|l| ctx.credentials.leases.track(&l, &tcp));
     let retired = tracked
         .as_ref()
         .map_or_else(Arc::default, |t| t.retired().clone());
     let Ok(_issued) = ready(&mut client, &mut upstream, upstream_addr, ctx) else {
         return;
     };
-    for s in [&client, &upstream] {
+    for s in [&client, &tcp] {
         if s.set_read_timeout(None).is_err() || s.set_write_timeout(None).is_err() {
             return;
         }
     }
-    relay::relay(client, upstream, retired);
+    match upstream {
+        tls::Conn::Plain(s) => relay::relay(client, Stream::Tcp(s), retired),
+        tls::Conn::Tls(s) => relay::relay_tls(client, *s, &retired),
+    };
     drop(tracked);
 }
 
@@ -154,14 +164,15 @@ fn login(
     cred: Arc<super::Credential>,
     params: &[(String, String)],
 ) -> Result<(upstream::Upstream, Arc<super::Credential>), LoginError> {
-    match upstream::login(&ctx.upstream, &cred, params, UPSTREAM_TIMEOUT) {
+    let tls = ctx.tls.as_ref();
+    match upstream::login(&ctx.upstream, tls, &cred, params, UPSTREAM_TIMEOUT) {
         Ok(up) => Ok((up, cred)),
         Err(LoginError::Refused { sqlstate, message }) if sqlstate.starts_with("28") => {
             match ctx.credentials.current(&ctx.secret) {
                 Some(newer) if !Arc::ptr_eq(&newer, &cred) => {
                     info!(gateway = %ctx.name, "the credential changed during the login; trying the newest");
                     drop(cred);
-                    let up = upstream::login(&ctx.upstream, &newer, params, UPSTREAM_TIMEOUT)?;
+                    let up = upstream::login(&ctx.upstream, tls, &newer, params, UPSTREAM_TIMEOUT)?;
                     Ok((up, newer))
                 }
                 _ => Err(LoginError::Refused { sqlstate, message }),
@@ -225,7 +236,7 @@ fn refuse(client: &mut Stream, why: &str) {
 /// ReadyForQuery with the cancel key replaced by one of the gateway's.
 fn ready(
     client: &mut Stream,
-    upstream: &mut Stream,
+    upstream: &mut impl std::io::Read,
     addr: std::net::SocketAddr,
     ctx: &Context,
 ) -> Result<Option<cancel::Issued>, ()> {

@@ -5,8 +5,13 @@
 //! message boundary, as a server's own shutdown would.
 
 use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::fd::AsFd as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use rustls::{ClientConnection, StreamOwned};
 
 use super::wire;
 use crate::gateway::stream::Stream;
@@ -96,6 +101,92 @@ fn back(mut from: Stream, mut to: Stream, retired: &AtomicBool) -> u64 {
     from.shutdown();
     to.shutdown();
     total
+}
+
+/// As [`relay`] over TLS to the upstream: one thread polls both sides (a TLS
+/// session cannot be read and written from two threads).
+pub fn relay_tls(
+    mut client: Stream,
+    mut up: StreamOwned<ClientConnection, TcpStream>,
+    retired: &AtomicBool,
+) -> Copied {
+    let mut buf = vec![0u8; CHUNK];
+    let mut copied = Copied::default();
+    let mut bounds = Boundaries::default();
+    let mut upstream_done = false;
+    'relay: loop {
+        // Plaintext rustls already holds (also what came with the login).
+        loop {
+            match up.conn.reader().read(&mut buf) {
+                Ok(0) => break 'relay,
+                Ok(n) => {
+                    if client.write_all(&buf[..n]).is_err() {
+                        break 'relay;
+                    }
+                    bounds.feed(&buf[..n]);
+                    copied.back += n as u64;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => break 'relay,
+            }
+        }
+        if upstream_done {
+            break;
+        }
+        let (client_ready, upstream_ready) = {
+            let mut fds = [
+                PollFd::new(client.as_fd(), PollFlags::POLLIN),
+                PollFd::new(up.sock.as_fd(), PollFlags::POLLIN),
+            ];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => break,
+            }
+            let ready = |f: &PollFd<'_>| f.revents().is_some_and(|r| !r.is_empty());
+            (ready(&fds[0]), ready(&fds[1]))
+        };
+        if client_ready {
+            let n = match client.read(&mut buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if send_tls(&mut up, &buf[..n]).is_err() {
+                break;
+            }
+            copied.forth += n as u64;
+        }
+        if upstream_ready {
+            match up.conn.read_tls(&mut up.sock) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                // The end: what rustls holds is still delivered above.
+                Ok(0) | Err(_) => upstream_done = true,
+                Ok(_) => {}
+            }
+            if up.conn.process_new_packets().is_err() {
+                break;
+            }
+        }
+    }
+    if retired.load(Ordering::SeqCst) && bounds.at_boundary() {
+        let _ = client.write_all(&wire::fatal(ADMIN_SHUTDOWN, RETIRED));
+    }
+    client.shutdown();
+    let _ = up.sock.shutdown(std::net::Shutdown::Both);
+    copied
+}
+
+/// Encrypts `bytes` and writes them out (blocking, never reading).
+fn send_tls(
+    up: &mut StreamOwned<ClientConnection, TcpStream>,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    up.conn.writer().write_all(bytes)?;
+    while up.conn.wants_write() {
+        up.conn.write_tls(&mut up.sock)?;
+    }
+    Ok(())
 }
 
 /// Where the server's stream is: inside a message's 5-byte header or body.
