@@ -817,3 +817,165 @@ fn tls_upstream_is_verified_and_a_wrong_ca_is_refused() {
     let roles = pg.vault_roles();
     w.assert_clean(&roles);
 }
+
+/// The sample `series` (name and labels as the text format writes them).
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
+#[test]
+fn metrics_audit_and_the_connection_cap() {
+    let _s = serial();
+    let promtool = require_tool("promtool", "apt-get install prometheus");
+    require_tool("psql", "apt-get install postgresql-client-15");
+    let w = World::new(Some(("5m", "10m")));
+    let auth = w.approle_auth();
+    let (tcp, metrics) = (free_port(), free_port());
+    let audit = w.path("audit.jsonl");
+    let cfg = w.config(
+        &auth,
+        &format!(
+            "{DB_SECRET}[[gateway]]\nname = \"pg\"\nkind = \"postgres\"\nsecret = \"db.env\"\nlisten = \"127.0.0.1:{tcp}\"\nupstream = \"127.0.0.1:{}\"\nmax_connections = 2\n\n[metrics]\nlisten = \"127.0.0.1:{metrics}\"\n\n[audit]\npath = \"{}\"\n",
+            w.pg().port,
+            audit.display()
+        ),
+    );
+    let mut agent = Agent(spawn_agent(&cfg, &w.path("agent.log")));
+    until(
+        Duration::from_secs(30),
+        "the gateway's password file",
+        || w.file("pg.password").map(drop),
+    );
+    let local = w.file("pg.password").unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{metrics}").parse().unwrap();
+    let scrape = || shroud_e2e::http::get(addr, "/metrics").1;
+
+    // Two sessions fill the cap; a third client gets 53300 at once.
+    let (mut one, _) = raw_session(tcp, &local);
+    let (mut two, _) = raw_session(tcp, &local);
+    let mut third = TcpStream::connect(("127.0.0.1", tcp)).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    third.write_all(&startup("workload")).unwrap();
+    let (tag, body) = message(&mut third);
+    let (code, msg) = error_fields(tag, &body);
+    assert_eq!(code, "53300", "{msg}");
+    assert!(msg.contains("too many clients"), "{msg}");
+    let out = psql("127.0.0.1", tcp, Some(&local), "select 1");
+    assert!(
+        !out.status.success() && out.err().contains("too many clients"),
+        "{}",
+        out.err()
+    );
+    // The sessions inside the cap are untouched; when one leaves, a new client gets in.
+    assert!(query(&mut one, "select current_user")
+        .unwrap()
+        .starts_with("v-"));
+    drop(one);
+    until(
+        Duration::from_secs(30),
+        "a free place under the cap",
+        || {
+            (sample(&scrape(), "shroud_gateway_connections_open{gateway=\"pg\"}") == Some(1.0))
+                .then_some(())
+        },
+    );
+    let out = psql("127.0.0.1", tcp, Some(&local), "select current_user");
+    assert!(out.status.success(), "{}", out.err());
+    let role = out.out().trim().to_string();
+    assert!(query(&mut two, "select 1").is_ok());
+    drop(two);
+    until(Duration::from_secs(30), "every session closed", || {
+        (sample(&scrape(), "shroud_gateway_connections_open{gateway=\"pg\"}") == Some(0.0))
+            .then_some(())
+    });
+    // A wrong local password and garbage are counted by kind.
+    let _ = raw_login(tcp, "wrong");
+    let mut g = TcpStream::connect(("127.0.0.1", tcp)).unwrap();
+    g.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    g.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    let _ = message(&mut g);
+
+    let text = until(Duration::from_secs(30), "the counters", || {
+        let t = scrape();
+        (sample(
+            &t,
+            "shroud_gateway_errors_total{gateway=\"pg\",kind=\"protocol\"}",
+        ) >= Some(1.0))
+        .then_some(t)
+    });
+    let at_least = |series: &str, min: f64| {
+        let v = sample(&text, series).unwrap_or_else(|| panic!("no {series} in:\n{text}"));
+        assert!(v >= min, "{series} = {v}, expected at least {min}");
+    };
+    at_least("shroud_gateway_connections_open{gateway=\"pg\"}", 0.0);
+    // Accepted ones: the two sessions, psql, the wrong password, the garbage
+    // (those over the cap are counted as errors).
+    at_least("shroud_gateway_connections_total{gateway=\"pg\"}", 5.0);
+    at_least(
+        "shroud_gateway_upstream_logins_total{gateway=\"pg\",result=\"ok\"}",
+        3.0,
+    );
+    at_least("shroud_gateway_upstream_bytes_total{gateway=\"pg\"}", 10.0);
+    at_least("shroud_gateway_client_bytes_total{gateway=\"pg\"}", 10.0);
+    at_least(
+        "shroud_gateway_errors_total{gateway=\"pg\",kind=\"too_many_connections\"}",
+        2.0,
+    );
+    at_least(
+        "shroud_gateway_errors_total{gateway=\"pg\",kind=\"local_auth\"}",
+        1.0,
+    );
+    let gateway_lines: String = text
+        .lines()
+        .filter(|l| l.contains("shroud_gateway_"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(
+        !gateway_lines.contains(&role),
+        "a role name in a label:\n{gateway_lines}"
+    );
+    // promtool parses and lints the gateway metrics.
+    let checked = run_with_input(
+        Command::new(&promtool).args(["check", "metrics"]),
+        gateway_lines.as_bytes(),
+        Duration::from_secs(60),
+    );
+    assert!(
+        checked.status.success(),
+        "promtool check metrics: {}{}\n{gateway_lines}",
+        checked.out(),
+        checked.err()
+    );
+
+    sigterm(&agent.0);
+    assert!(wait_with_deadline(&mut agent.0, Duration::from_secs(20)).success());
+    // The audit trail has each upstream login with the lease it used: the
+    // hash of the lease the agent fetched for the secret.
+    let trail = std::fs::read_to_string(&audit).unwrap();
+    let records: Vec<serde_json::Value> = trail
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let fetched = records
+        .iter()
+        .find(|r| r["event"] == "fetch" && r["secret"] == "db.env")
+        .and_then(|r| r["lease_id_sha256"].as_str())
+        .expect("a fetch record with the lease");
+    let logins: Vec<_> = records
+        .iter()
+        .filter(|r| r["event"] == "gateway_login")
+        .collect();
+    assert!(logins.len() >= 3, "{trail}");
+    for l in &logins {
+        assert_eq!(l["gateway"], "pg", "{l}");
+        assert_eq!(l["secret"], "db.env", "{l}");
+        assert_eq!(l["outcome"], "ok", "{l}");
+        assert_eq!(l["lease_id_sha256"].as_str(), Some(fetched), "{l}");
+    }
+    assert!(!trail.contains(&role), "the audit trail names the role");
+    let roles = w.pg().vault_roles();
+    w.assert_clean(&roles);
+}

@@ -58,7 +58,12 @@ pub struct GatewaySpec {
     pub upstream_host: String,
     /// TLS to the upstream.
     pub tls: UpstreamTls,
+    /// Client connections open at once; more get 53300.
+    pub max_connections: u32,
 }
+
+/// `max_connections` when not given (PostgreSQL's own default is 100).
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 256;
 
 impl GatewaySpec {
     /// The local password file's name in the output directory.
@@ -221,7 +226,15 @@ fn gateway(
             Listen::Tcp(addr)
         }
     };
+    let max_connections = g.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
+    if !(1..=65_536).contains(&max_connections) {
+        return Err(err(
+            "max_connections",
+            format!("{max_connections} is not between 1 and 65536"),
+        ));
+    }
     Ok(GatewaySpec {
+        max_connections,
         name,
         kind,
         secret,
@@ -322,6 +335,11 @@ kind = "kv2"
             (OK.replace("\"pg\"", "\"a/b\""), "(a/b) name", "letters"),
             (OK.replace("name = \"pg\"\n", ""), "#1 name", "required"),
             (format!("{OK}color = 1\n"), "color", "unknown"),
+            (
+                format!("{OK}max_connections = 0\n"),
+                "(pg) max_connections",
+                "between",
+            ),
             (
                 format!("{OK}sslmode = \"prefer\"\n"),
                 "(pg) sslmode",

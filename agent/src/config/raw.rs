@@ -162,6 +162,7 @@ pub struct RawGateway {
     pub allow_remote: Option<bool>,
     pub sslmode: Option<String>,
     pub ca_file: Option<String>,
+    pub max_connections: Option<u32>,
 }
 
 /// Whether a table holds nothing but defaults (and so need not be written).

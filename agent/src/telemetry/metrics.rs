@@ -150,6 +150,7 @@ impl Metrics {
         r.register(Box::new(m.vault_latency.clone()))?;
         r.register(Box::new(m.wipe_duration.clone()))?;
         r.register(Box::new(Shared(m.streams.clone())))?;
+        r.register(Box::new(super::gateways::GatewayCollector::new()?))?;
         r.register(Box::new(PullingGauge::new(
             "shroud_process_resident_memory_bytes",
             "Resident set size of the shroud process (from /proc/self/statm at scrape time).",
@@ -252,7 +253,8 @@ impl EventSink for Metrics {
                     self.publication_failures.inc();
                 }
             }
-            Event::Ready | Event::Exit { .. } => {}
+            // Gateways count into their own counters (telemetry/gateways.rs).
+            Event::Ready | Event::Exit { .. } | Event::GatewayLogin { .. } => {}
         }
     }
 }

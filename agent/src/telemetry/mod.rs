@@ -19,6 +19,7 @@
 //! ```
 
 mod collectors;
+mod gateways;
 pub mod health;
 mod memlock;
 pub mod metrics;

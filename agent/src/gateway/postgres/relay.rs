@@ -7,13 +7,14 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsFd as _;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use rustls::{ClientConnection, StreamOwned};
 
 use super::wire;
+use crate::gateway::stats::Stats;
 use crate::gateway::stream::Stream;
 
 /// One direction's buffer: a query or a result batch in one read.
@@ -35,7 +36,12 @@ pub struct Copied {
 /// Copies `client` ↔ `upstream` until one side ends. When `retired` is set
 /// (and the upstream's writing half shut), the server ends the session and
 /// the client gets a 57P01 ErrorResponse before its connection closes.
-pub fn relay(client: Stream, upstream: Stream, retired: Arc<AtomicBool>) -> Copied {
+pub fn relay(
+    client: Stream,
+    upstream: Stream,
+    retired: Arc<AtomicBool>,
+    stats: &Arc<Stats>,
+) -> Copied {
     let (client_rx, upstream_rx) = match (client.try_clone(), upstream.try_clone()) {
         (Ok(c), Ok(u)) => (c, u),
         _ => {
@@ -44,19 +50,19 @@ pub fn relay(client: Stream, upstream: Stream, retired: Arc<AtomicBool>) -> Copi
             return Copied::default();
         }
     };
-    let flag = retired.clone();
+    let (flag, counter) = (retired.clone(), stats.clone());
     let back = std::thread::Builder::new()
         .name("gateway-relay".into())
         .stack_size(super::super::THREAD_STACK)
-        .spawn(move || back(upstream_rx, client, &flag));
-    let forth = copy(client_rx, upstream, &retired);
+        .spawn(move || back(upstream_rx, client, &flag, &counter.to_client));
+    let forth = copy(client_rx, upstream, &retired, &stats.to_upstream);
     let back = back.ok().and_then(|h| h.join().ok()).unwrap_or(0);
     Copied { forth, back }
 }
 
 /// Client to upstream, until EOF or an error. Once retired, the other
 /// direction owns the end (the client must still get the error).
-fn copy(mut from: Stream, mut to: Stream, retired: &AtomicBool) -> u64 {
+fn copy(mut from: Stream, mut to: Stream, retired: &AtomicBool, counter: &AtomicU64) -> u64 {
     let mut buf = vec![0u8; CHUNK];
     let mut total = 0u64;
     loop {
@@ -69,6 +75,7 @@ fn copy(mut from: Stream, mut to: Stream, retired: &AtomicBool) -> u64 {
             break;
         }
         total += n as u64;
+        counter.fetch_add(n as u64, Ordering::Relaxed);
     }
     if !retired.load(Ordering::SeqCst) {
         from.shutdown();
@@ -79,7 +86,7 @@ fn copy(mut from: Stream, mut to: Stream, retired: &AtomicBool) -> u64 {
 
 /// Upstream to client, following message boundaries; at the end, a retired
 /// connection's client gets 57P01 when the last message was whole.
-fn back(mut from: Stream, mut to: Stream, retired: &AtomicBool) -> u64 {
+fn back(mut from: Stream, mut to: Stream, retired: &AtomicBool, counter: &AtomicU64) -> u64 {
     let mut buf = vec![0u8; CHUNK];
     let mut total = 0u64;
     let mut bounds = Boundaries::default();
@@ -94,6 +101,7 @@ fn back(mut from: Stream, mut to: Stream, retired: &AtomicBool) -> u64 {
         }
         bounds.feed(&buf[..n]);
         total += n as u64;
+        counter.fetch_add(n as u64, Ordering::Relaxed);
     }
     if retired.load(Ordering::SeqCst) && bounds.at_boundary() {
         let _ = to.write_all(&wire::fatal(ADMIN_SHUTDOWN, RETIRED));
@@ -109,6 +117,7 @@ pub fn relay_tls(
     mut client: Stream,
     mut up: StreamOwned<ClientConnection, TcpStream>,
     retired: &AtomicBool,
+    stats: &Stats,
 ) -> Copied {
     let mut buf = vec![0u8; CHUNK];
     let mut copied = Copied::default();
@@ -125,6 +134,7 @@ pub fn relay_tls(
                     }
                     bounds.feed(&buf[..n]);
                     copied.back += n as u64;
+                    stats.to_client.fetch_add(n as u64, Ordering::Relaxed);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(_) => break 'relay,
@@ -156,6 +166,7 @@ pub fn relay_tls(
                 break;
             }
             copied.forth += n as u64;
+            stats.to_upstream.fetch_add(n as u64, Ordering::Relaxed);
         }
         if upstream_ready {
             match up.conn.read_tls(&mut up.sock) {
