@@ -128,6 +128,17 @@ pub enum Event<'a> {
         /// Result.
         outcome: Outcome,
     },
+    /// A gateway logged in upstream (docs/gateway.md) with a credential.
+    GatewayLogin {
+        /// The gateway's name.
+        gateway: &'a str,
+        /// The secret whose credential it used.
+        secret: &'a str,
+        /// The lease of that credential.
+        lease_id: Option<&'a str>,
+        /// Result.
+        outcome: Outcome,
+    },
     /// The first complete render is done.
     Ready,
     /// The workload (or shroud) is exiting with this code.
@@ -152,6 +163,7 @@ impl Event<'_> {
             Event::LeaseTtl { .. } => "lease_ttl",
             Event::VaultRequest { .. } => "vault_request",
             Event::Publish { .. } => "publish",
+            Event::GatewayLogin { .. } => "gateway_login",
             Event::Ready => "ready",
             Event::Exit { .. } => "exit",
         }

@@ -60,6 +60,11 @@ fn setup(ttl: (&str, &str)) -> Setup {
 
 /// The world and the configuration of [`setup`], nothing started.
 fn configure(ttl: (&str, &str)) -> (Setup, PathBuf) {
+    configure_with(ttl, "")
+}
+
+/// As [`configure`], with `extra` appended to the configuration.
+fn configure_with(ttl: (&str, &str), extra: &str) -> (Setup, PathBuf) {
     require_tool("psql", "apt-get install postgresql-client-15");
     let w = World::new(Some(ttl));
     let auth = w.approle_auth();
@@ -92,7 +97,7 @@ upstream = "127.0.0.1:{dead_upstream}"
         sock = sock_dir.display(),
         dead_upstream = free_port(),
     );
-    let cfg = w.config(&auth, &format!("{DB_SECRET}{gateways}"));
+    let cfg = w.config(&auth, &format!("{DB_SECRET}{gateways}{extra}"));
     let s = Setup {
         w,
         agent: None,
@@ -498,4 +503,479 @@ fn md5_upstream_logins_work_too() {
     assert!(agent.stop().success(), "{}", s.log());
     let roles = s.w.pg().vault_roles();
     s.w.assert_clean(&roles);
+}
+
+/// A simple query on a raw session: the first column of the first row, or the
+/// error's (SQLSTATE, message).
+fn query(s: &mut TcpStream, sql: &str) -> Result<String, (String, String)> {
+    let mut q = vec![b'Q'];
+    q.extend_from_slice(&((sql.len() + 5) as i32).to_be_bytes());
+    q.extend_from_slice(sql.as_bytes());
+    q.push(0);
+    s.write_all(&q).unwrap();
+    let mut value = None;
+    loop {
+        match message(s) {
+            (b'D', b) if value.is_none() => {
+                let len = i32::from_be_bytes([b[2], b[3], b[4], b[5]]) as usize;
+                value = Some(String::from_utf8_lossy(&b[6..6 + len]).to_string());
+            }
+            (b'E', b) => return Err(error_fields(b'E', &b)),
+            (b'Z', _) => return Ok(value.unwrap_or_default()),
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn connections_of_a_retired_credential_close_when_its_grace_ends_and_not_before() {
+    let _s = serial();
+    let grace = Duration::from_secs(4);
+    let (mut s, cfg) = configure_with(("40s", "40s"), "[lifecycle]\nretire_grace = \"4s\"\n");
+    s.agent = Some(Agent(spawn_agent(&cfg, &s.w.path("agent.log"))));
+    until(
+        Duration::from_secs(30),
+        "the gateway's password file",
+        || s.w.file("pg.password").map(drop),
+    );
+    let local = s.local_password("pg");
+    let (mut old, _) = raw_session(s.tcp, &local);
+    let user = query(&mut old, "select current_user").expect("a query on the session");
+    assert!(user.starts_with("v-"), "{user}");
+
+    let next = until(Duration::from_secs(60), "a rotation", || {
+        s.w.file("db.env")
+            .map(|t| env_value(&t, "USERNAME"))
+            .filter(|u| *u != user)
+    });
+    let rotated = std::time::Instant::now();
+    // Within the grace the old session carries on, as the old role.
+    assert_eq!(
+        query(&mut old, "select current_user"),
+        Ok(user.clone()),
+        "the session of the retired credential was closed before its grace ended"
+    );
+    // New connections use the new credential at once.
+    assert_eq!(current_user_tcp(&s), next);
+
+    // At the end of the grace: 57P01, then the connection closes.
+    let (tag, body) = message(&mut old);
+    let waited = rotated.elapsed();
+    let (code, msg) = error_fields(tag, &body);
+    assert_eq!(code, "57P01", "{msg}");
+    assert!(msg.contains("credential retired"), "{msg}");
+    assert!(
+        waited + Duration::from_millis(1500) >= grace,
+        "closed {waited:?} after the rotation, before the {grace:?} grace"
+    );
+    let mut rest = Vec::new();
+    old.read_to_end(&mut rest).expect("the connection closes");
+    assert!(rest.is_empty(), "bytes after the FATAL error: {rest:?}");
+    assert!(current_user_tcp(&s).starts_with("v-"));
+    assert!(
+        s.log()
+            .contains("closing the gateway connections of the retired lease"),
+        "{}",
+        s.log()
+    );
+
+    let agent = s.agent.take().unwrap();
+    assert!(agent.stop().success(), "{}", s.log());
+    let roles = s.w.pg().vault_roles();
+    s.w.assert_clean(&roles);
+}
+
+#[test]
+fn a_gateway_only_secret_is_in_no_file_and_no_environment_of_the_workload() {
+    let _s = serial();
+    require_tool("psql", "apt-get install postgresql-client-15");
+    let w = World::new(Some(("5m", "10m")));
+    let auth = w.approle_auth();
+    let tcp = free_port();
+    let cfg = w.config(
+        &auth,
+        &format!(
+            r#"
+[[secret]]
+name = "db"
+path = "database/creds/app"
+kind = "dynamic"
+gateway_only = true
+
+[[gateway]]
+name = "pg"
+kind = "postgres"
+secret = "db"
+listen = "127.0.0.1:{tcp}"
+upstream = "127.0.0.1:{upstream}"
+"#,
+            upstream = w.pg().port
+        ),
+    );
+    // The workload (root here, so it can read everything the agent wrote)
+    // looks for its database role in every file it can see and in its
+    // environment: the role name stands for the whole credential, which is
+    // always rendered together with it.
+    let script = format!(
+        r#"set -e
+dir="$SHROUD_SECRETS_DIR"
+u=$(PGPASSWORD=$(cat "$dir/pg.password") psql -X -At -w -h 127.0.0.1 -p {tcp} -U app -d postgres -c "select current_user")
+echo "user=$u"
+case "$u" in v-*) ;; *) echo "not the dynamic role"; exit 3;; esac
+if grep -rqF -- "$u" "$dir"; then echo "LEAK in a file: $(grep -rlF -- "$u" "$dir")"; fi
+if env | grep -qF -- "$u"; then echo "LEAK in the environment"; fi
+echo "files: $(cd "$dir" && find . -type f | sort | tr '\n' ' ')"
+"#
+    );
+    let out = run_with_input(&mut run_script(&cfg, &script), b"", Duration::from_secs(60));
+    let text = out.out();
+    assert!(out.status.success(), "{text}{}", out.err());
+    assert!(text.contains("user=v-"), "{text}");
+    assert!(!text.contains("LEAK"), "{text}");
+    assert!(text.contains("./pg.password"), "{text}");
+    assert!(!text.contains("./db"), "the secret was rendered: {text}");
+    let roles = w.pg().vault_roles();
+    w.assert_clean(&roles);
+}
+
+/// Runs openssl with `args` in `dir`.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA `<name>.pem` (key `<name>.key`) in `dir`.
+fn make_ca(dir: &std::path::Path, name: &str) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.pem"),
+        ],
+    );
+}
+
+#[test]
+fn tls_upstream_is_verified_and_a_wrong_ca_is_refused() {
+    let _s = serial();
+    require_tool("openssl", "apt-get install openssl");
+    require_tool("psql", "apt-get install postgresql-client-15");
+    let w = World::new(Some(("5m", "10m")));
+    let dir = w.path("tls");
+    std::fs::create_dir_all(&dir).unwrap();
+    make_ca(&dir, "ca");
+    make_ca(&dir, "other-ca");
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+    );
+    std::fs::write(
+        dir.join("ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        &dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext",
+            "-out",
+            "server.crt",
+        ],
+    );
+    let pg = w.pg();
+    pg.enable_tls(&dir.join("server.crt"), &dir.join("server.key"));
+    let auth = w.approle_auth();
+    let (full, require, wrong, plain) = (free_port(), free_port(), free_port(), free_port());
+    let ca = dir.join("ca.pem");
+    let other = dir.join("other-ca.pem");
+    let gateway = |name: &str, port: u16, host: &str, tls: &str| {
+        format!(
+            "[[gateway]]\nname = \"{name}\"\nkind = \"postgres\"\nsecret = \"db.env\"\nlisten = \"127.0.0.1:{port}\"\nupstream = \"{host}:{}\"\n{tls}\n",
+            pg.port
+        )
+    };
+    let cfg = w.config(
+        &auth,
+        &format!(
+            "{DB_SECRET}{}{}{}{}",
+            gateway(
+                "full",
+                full,
+                "localhost",
+                &format!("sslmode = \"verify-full\"\nca_file = \"{}\"", ca.display())
+            ),
+            gateway("req", require, "127.0.0.1", "sslmode = \"require\""),
+            gateway(
+                "wrong",
+                wrong,
+                "localhost",
+                &format!(
+                    "sslmode = \"verify-full\"\nca_file = \"{}\"",
+                    other.display()
+                )
+            ),
+            gateway("plain", plain, "127.0.0.1", ""),
+        ),
+    );
+    let mut agent = Agent(spawn_agent(&cfg, &w.path("agent.log")));
+    until(
+        Duration::from_secs(30),
+        "the gateways' password files",
+        || w.file("plain.password").map(drop),
+    );
+    let ssl_of = |gateway: &str, port: u16| {
+        let out = psql(
+            "127.0.0.1",
+            port,
+            Some(&w.file(&format!("{gateway}.password")).unwrap()),
+            "select ssl from pg_stat_ssl where pid = pg_backend_pid()",
+        );
+        assert!(
+            out.status.success(),
+            "psql through {gateway}: {}",
+            out.err()
+        );
+        out.out().trim().to_string()
+    };
+    // The upstream session of each gateway is encrypted as configured.
+    assert_eq!(ssl_of("full", full), "t", "verify-full did not use TLS");
+    assert_eq!(ssl_of("req", require), "t", "require did not use TLS");
+    assert_eq!(ssl_of("plain", plain), "f");
+    // A bigger result through the TLS relay arrives whole.
+    let out = psql(
+        "127.0.0.1",
+        full,
+        Some(&w.file("full.password").unwrap()),
+        "select sum(length(repeat('x', g))) from generate_series(1, 2000) g",
+    );
+    assert!(out.status.success(), "{}", out.err());
+    assert_eq!(out.out().trim(), "2001000");
+
+    // A certificate from another CA: the client gets 08006, the gateway
+    // keeps serving.
+    let (tag, body) = raw_login(wrong, &w.file("wrong.password").unwrap());
+    let (code, msg) = error_fields(tag, &body);
+    assert_eq!(code, "08006", "{msg}");
+    assert!(
+        msg.contains("TLS handshake") && msg.contains("certificate"),
+        "{msg}"
+    );
+    assert_eq!(ssl_of("full", full), "t");
+
+    sigterm(&agent.0);
+    assert!(wait_with_deadline(&mut agent.0, Duration::from_secs(20)).success());
+    let roles = pg.vault_roles();
+    w.assert_clean(&roles);
+}
+
+/// The sample `series` (name and labels as the text format writes them).
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
+#[test]
+fn metrics_audit_and_the_connection_cap() {
+    let _s = serial();
+    let promtool = require_tool("promtool", "apt-get install prometheus");
+    require_tool("psql", "apt-get install postgresql-client-15");
+    let w = World::new(Some(("5m", "10m")));
+    let auth = w.approle_auth();
+    let (tcp, metrics) = (free_port(), free_port());
+    let audit = w.path("audit.jsonl");
+    let cfg = w.config(
+        &auth,
+        &format!(
+            "{DB_SECRET}[[gateway]]\nname = \"pg\"\nkind = \"postgres\"\nsecret = \"db.env\"\nlisten = \"127.0.0.1:{tcp}\"\nupstream = \"127.0.0.1:{}\"\nmax_connections = 2\n\n[metrics]\nlisten = \"127.0.0.1:{metrics}\"\n\n[audit]\npath = \"{}\"\n",
+            w.pg().port,
+            audit.display()
+        ),
+    );
+    let mut agent = Agent(spawn_agent(&cfg, &w.path("agent.log")));
+    until(
+        Duration::from_secs(30),
+        "the gateway's password file",
+        || w.file("pg.password").map(drop),
+    );
+    let local = w.file("pg.password").unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{metrics}").parse().unwrap();
+    let scrape = || shroud_e2e::http::get(addr, "/metrics").1;
+
+    // Two sessions fill the cap; a third client gets 53300 at once.
+    let (mut one, _) = raw_session(tcp, &local);
+    let (mut two, _) = raw_session(tcp, &local);
+    let mut third = TcpStream::connect(("127.0.0.1", tcp)).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    third.write_all(&startup("workload")).unwrap();
+    let (tag, body) = message(&mut third);
+    let (code, msg) = error_fields(tag, &body);
+    assert_eq!(code, "53300", "{msg}");
+    assert!(msg.contains("too many clients"), "{msg}");
+    let out = psql("127.0.0.1", tcp, Some(&local), "select 1");
+    assert!(
+        !out.status.success() && out.err().contains("too many clients"),
+        "{}",
+        out.err()
+    );
+    // The sessions inside the cap are untouched; when one leaves, a new client gets in.
+    assert!(query(&mut one, "select current_user")
+        .unwrap()
+        .starts_with("v-"));
+    drop(one);
+    until(
+        Duration::from_secs(30),
+        "a free place under the cap",
+        || {
+            (sample(&scrape(), "shroud_gateway_connections_open{gateway=\"pg\"}") == Some(1.0))
+                .then_some(())
+        },
+    );
+    let out = psql("127.0.0.1", tcp, Some(&local), "select current_user");
+    assert!(out.status.success(), "{}", out.err());
+    let role = out.out().trim().to_string();
+    assert!(query(&mut two, "select 1").is_ok());
+    drop(two);
+    until(Duration::from_secs(30), "every session closed", || {
+        (sample(&scrape(), "shroud_gateway_connections_open{gateway=\"pg\"}") == Some(0.0))
+            .then_some(())
+    });
+    // A wrong local password and garbage are counted by kind.
+    let _ = raw_login(tcp, "wrong");
+    let mut g = TcpStream::connect(("127.0.0.1", tcp)).unwrap();
+    g.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    g.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    let _ = message(&mut g);
+
+    let text = until(Duration::from_secs(30), "the counters", || {
+        let t = scrape();
+        (sample(
+            &t,
+            "shroud_gateway_errors_total{gateway=\"pg\",kind=\"protocol\"}",
+        ) >= Some(1.0))
+        .then_some(t)
+    });
+    let at_least = |series: &str, min: f64| {
+        let v = sample(&text, series).unwrap_or_else(|| panic!("no {series} in:\n{text}"));
+        assert!(v >= min, "{series} = {v}, expected at least {min}");
+    };
+    at_least("shroud_gateway_connections_open{gateway=\"pg\"}", 0.0);
+    // Accepted ones: the two sessions, psql, the wrong password, the garbage
+    // (those over the cap are counted as errors).
+    at_least("shroud_gateway_connections_total{gateway=\"pg\"}", 5.0);
+    at_least(
+        "shroud_gateway_upstream_logins_total{gateway=\"pg\",result=\"ok\"}",
+        3.0,
+    );
+    at_least("shroud_gateway_upstream_bytes_total{gateway=\"pg\"}", 10.0);
+    at_least("shroud_gateway_client_bytes_total{gateway=\"pg\"}", 10.0);
+    at_least(
+        "shroud_gateway_errors_total{gateway=\"pg\",kind=\"too_many_connections\"}",
+        2.0,
+    );
+    at_least(
+        "shroud_gateway_errors_total{gateway=\"pg\",kind=\"local_auth\"}",
+        1.0,
+    );
+    let gateway_lines: String = text
+        .lines()
+        .filter(|l| l.contains("shroud_gateway_"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(
+        !gateway_lines.contains(&role),
+        "a role name in a label:\n{gateway_lines}"
+    );
+    // promtool parses and lints the gateway metrics.
+    let checked = run_with_input(
+        Command::new(&promtool).args(["check", "metrics"]),
+        gateway_lines.as_bytes(),
+        Duration::from_secs(60),
+    );
+    assert!(
+        checked.status.success(),
+        "promtool check metrics: {}{}\n{gateway_lines}",
+        checked.out(),
+        checked.err()
+    );
+
+    sigterm(&agent.0);
+    assert!(wait_with_deadline(&mut agent.0, Duration::from_secs(20)).success());
+    // The audit trail has each upstream login with the lease it used: the
+    // hash of the lease the agent fetched for the secret.
+    let trail = std::fs::read_to_string(&audit).unwrap();
+    let records: Vec<serde_json::Value> = trail
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let fetched = records
+        .iter()
+        .find(|r| r["event"] == "fetch" && r["secret"] == "db.env")
+        .and_then(|r| r["lease_id_sha256"].as_str())
+        .expect("a fetch record with the lease");
+    let logins: Vec<_> = records
+        .iter()
+        .filter(|r| r["event"] == "gateway_login")
+        .collect();
+    assert!(logins.len() >= 3, "{trail}");
+    for l in &logins {
+        assert_eq!(l["gateway"], "pg", "{l}");
+        assert_eq!(l["secret"], "db.env", "{l}");
+        assert_eq!(l["outcome"], "ok", "{l}");
+        assert_eq!(l["lease_id_sha256"].as_str(), Some(fetched), "{l}");
+    }
+    assert!(!trail.contains(&role), "the audit trail names the role");
+    let roles = w.pg().vault_roles();
+    w.assert_clean(&roles);
 }

@@ -110,6 +110,31 @@ impl Postgres {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// Turns TLS on (ssl = on, reloaded) with the PEM certificate and key,
+    /// copied into the data directory for the postgres user (mode 0600).
+    pub fn enable_tls(&self, cert: &Path, key: &Path) {
+        let data = self.dir.path().join("data");
+        for (from, name) in [(cert, "server.crt"), (key, "server.key")] {
+            let to = data.join(name);
+            std::fs::copy(from, &to).unwrap();
+            std::fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .unwrap();
+            let ok = Command::new("chown")
+                .arg("postgres:postgres")
+                .arg(&to)
+                .status()
+                .unwrap();
+            assert!(ok.success(), "chown {}", to.display());
+        }
+        self.admin("alter system set ssl_cert_file = 'server.crt'");
+        self.admin("alter system set ssl_key_file = 'server.key'");
+        self.admin("alter system set ssl = on");
+        self.admin("select pg_reload_conf()");
+        crate::until(std::time::Duration::from_secs(30), "ssl = on", || {
+            (self.admin("show ssl") == "on").then_some(())
+        });
+    }
+
     /// True when `user`/`password` can log in over TCP (password checked).
     pub fn can_login(&self, user: &str, password: &str) -> bool {
         can_login_at(self.port, user, password)

@@ -202,6 +202,10 @@ fn masked(
     min_length: usize,
 ) -> Vec<(String, Zeroizing<Vec<u8>>)> {
     let mut out = Vec::new();
+    // Never in a file the workload can read, `.shroud/values` included.
+    if spec.gateway_only {
+        return out;
+    }
     for (field, value) in masked_values(spec, data) {
         let name = entry_name(&spec.name, &field);
         crate::report::warn_weak_once(&name, &value, min_length);
@@ -357,6 +361,9 @@ impl Engine {
             .iter()
             .filter_map(|&i| {
                 let s = &self.secrets[i];
+                if s.spec.gateway_only {
+                    return None;
+                }
                 Some((s.spec.name.clone(), s.current.as_ref()?.rendered.clone()))
             })
             .collect();
@@ -822,13 +829,12 @@ impl Engine {
             .map(|c| masked(&self.secrets[i].spec, &c.data, self.cfg.redact.min_length))
             .unwrap_or_default();
         let values = self.current_values(Some((i, data)));
-        publish(
-            &mut self.out,
-            &mut self.publisher,
-            values,
-            &retiring,
-            &[(&name, rendered)],
-        )?;
+        let files: &[(&str, &Rendered)] = if self.secrets[i].spec.gateway_only {
+            &[]
+        } else {
+            &[(&name, rendered)]
+        };
+        publish(&mut self.out, &mut self.publisher, values, &retiring, files)?;
         if let Some(hook) = &mut self.on_publish {
             hook();
         }
@@ -968,7 +974,8 @@ impl Engine {
     /// Offers secret `i`'s current value to the gateways.
     fn share(&self, i: usize) {
         if let (Some(board), Some(cur)) = (&self.credentials, &self.secrets[i].current) {
-            board.offer(&self.secrets[i].spec.name, &cur.data);
+            let lease = cur.lease.as_ref().map(|l| l.id.as_str());
+            board.offer(&self.secrets[i].spec.name, &cur.data, lease);
         }
     }
 

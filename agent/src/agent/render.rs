@@ -181,6 +181,7 @@ mod tests {
             refresh: Duration::from_secs(300),
             params: None,
             reissue_at: 2.0 / 3.0,
+            gateway_only: false,
         }
     }
 

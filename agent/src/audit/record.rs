@@ -63,6 +63,9 @@ pub(crate) struct Record<'a> {
     pub revoke_reason: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<&'a str>,
+    /// `gateway_login` only: the gateway's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -110,6 +113,7 @@ impl<'a> Record<'a> {
             kind: None,
             revoke_reason: None,
             method: None,
+            gateway: None,
             secret: None,
             path: None,
             lease_id_sha256: None,

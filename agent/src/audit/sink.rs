@@ -402,6 +402,17 @@ fn describe<'a>(event: &Event<'a>, workload: &'a Workload) -> Option<Record<'a>>
             r.outcome = "denied";
             r.reason = Some(clean_reason(reason, None));
         }
+        Event::GatewayLogin {
+            gateway,
+            secret,
+            lease_id,
+            outcome,
+        } => {
+            r.gateway = Some(gateway);
+            r.secret = Some(secret);
+            r.lease_id_sha256 = lease_hash(lease_id);
+            set_outcome(&mut r, outcome, *lease_id);
+        }
         Event::Exit { code } => r.code = Some(*code),
         Event::Ready => {}
         Event::LeaseTtl { .. } | Event::VaultRequest { .. } | Event::Publish { .. } => return None,

@@ -133,7 +133,9 @@ fn start_gateways(
     );
     engine.share_credentials(credentials.clone());
     Gateways::start(&cfg.gateways, &cfg.output, &credentials).map_err(|e| match e {
-        GatewayError::NoCredential { .. } | GatewayError::Headers { .. } => usage(e).into(),
+        GatewayError::NoCredential { .. }
+        | GatewayError::Headers { .. }
+        | GatewayError::Tls { .. } => usage(e).into(),
         e => anyhow::Error::new(e),
     })
 }

@@ -134,6 +134,7 @@ pub(super) fn template(origin: &str, n: usize, t: RawTemplate) -> Result<SecretS
         refresh,
         params: None,
         reissue_at: 2.0 / 3.0,
+        gateway_only: false,
     })
 }
 

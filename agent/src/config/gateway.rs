@@ -30,6 +30,21 @@ pub enum Listen {
     Unix(PathBuf),
 }
 
+/// TLS to the upstream (`sslmode`, libpq's names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamTls {
+    /// Plain TCP.
+    Disable,
+    /// Encrypted; the certificate is not checked.
+    Require,
+    /// Encrypted; the certificate chains to `ca_file` (the web roots without
+    /// one) and names the upstream host.
+    VerifyFull {
+        /// The CA certificates (PEM).
+        ca_file: Option<PathBuf>,
+    },
+}
+
 /// One validated `[[gateway]]`.
 #[derive(Debug, Clone)]
 pub struct GatewaySpec {
@@ -47,7 +62,16 @@ pub struct GatewaySpec {
     pub upstream_port: u16,
     /// Kinds http and vault: the upstream URL, headers, allowed paths.
     pub forward: Option<ForwardSpec>,
+    /// The upstream's host (the TLS server name).
+    pub upstream_host: String,
+    /// TLS to the upstream.
+    pub tls: UpstreamTls,
+    /// Client connections open at once; more get 53300.
+    pub max_connections: u32,
 }
+
+/// `max_connections` when not given (PostgreSQL's own default is 100).
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 256;
 
 impl GatewaySpec {
     /// The local password file's name in the output directory.
@@ -90,6 +114,16 @@ pub fn gateways(
             ));
         }
         out.push(spec);
+    }
+    if let Some(s) = secrets
+        .iter()
+        .find(|s| s.gateway_only && !out.iter().any(|g| g.secret == s.name))
+    {
+        return Err(ConfigError::Invalid {
+            origin: origin.to_string(),
+            key: format!("[[secret]] ({}) gateway_only", s.name),
+            problem: "no [[gateway]] uses this secret, so nothing would".into(),
+        });
     }
     Ok(out)
 }
@@ -139,6 +173,18 @@ fn gateway(
     if kind != GatewayKind::Postgres {
         let (forward, secret) =
             super::gateway_forward::forward(kind, &mut g, secrets, vault, &err)?;
+        for (key, given) in [
+            ("sslmode", g.sslmode.is_some()),
+            ("ca_file", g.ca_file.is_some()),
+        ] {
+            if given {
+                return Err(err(
+                    key,
+                    "is only for kind postgres (kinds http and vault take `ca_cert`)".into(),
+                ));
+            }
+        }
+        let max_connections = max_connections(&g, &err)?;
         return Ok(GatewaySpec {
             name,
             kind,
@@ -146,7 +192,10 @@ fn gateway(
             listen,
             upstream: forward.url.to_string(),
             upstream_port: forward.url.port,
+            upstream_host: forward.url.host.clone(),
             forward: Some(forward),
+            tls: UpstreamTls::Disable,
+            max_connections,
         });
     }
     super::gateway_forward::only_for_http(&g, &err)?;
@@ -165,12 +214,36 @@ fn gateway(
         Some(_) => {}
     }
     let upstream = required("upstream", &g.upstream)?;
-    let upstream_port = upstream
+    let (upstream_host, upstream_port) = upstream
         .rsplit_once(':')
         .filter(|(host, _)| !host.is_empty())
-        .and_then(|(_, port)| port.parse::<u16>().ok())
-        .filter(|p| *p != 0)
+        .and_then(|(host, port)| Some((host.to_string(), port.parse::<u16>().ok()?)))
+        .filter(|(_, p)| *p != 0)
         .ok_or_else(|| err("upstream", format!("`{upstream}` is not host:port")))?;
+    let ca_file = g.ca_file.as_deref().map(PathBuf::from);
+    let tls = match g.sslmode.as_deref().unwrap_or("disable") {
+        "disable" => UpstreamTls::Disable,
+        "require" => UpstreamTls::Require,
+        "verify-full" => UpstreamTls::VerifyFull {
+            ca_file: ca_file.clone(),
+        },
+        other => {
+            return Err(err(
+                "sslmode",
+                format!("`{other}` is not one of disable, require, verify-full"),
+            ))
+        }
+    };
+    if ca_file.is_some() && !matches!(tls, UpstreamTls::VerifyFull { .. }) {
+        return Err(err(
+            "ca_file",
+            "is only used with sslmode = \"verify-full\"".into(),
+        ));
+    }
+    if ca_file.as_ref().is_some_and(|f| !f.is_absolute()) {
+        return Err(err("ca_file", "must be an absolute path".into()));
+    }
+    let max_connections = max_connections(&g, &err)?;
     Ok(GatewaySpec {
         name,
         kind,
@@ -179,7 +252,25 @@ fn gateway(
         upstream,
         upstream_port,
         forward: None,
+        upstream_host,
+        tls,
+        max_connections,
     })
+}
+
+/// `max_connections`: client connections open at once.
+fn max_connections(
+    g: &RawGateway,
+    err: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<u32, ConfigError> {
+    let max_connections = g.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
+    if !(1..=65_536).contains(&max_connections) {
+        return Err(err(
+            "max_connections",
+            format!("{max_connections} is not between 1 and 65536"),
+        ));
+    }
+    Ok(max_connections)
 }
 
 /// `listen`: loopback TCP (unless `allow_remote`) or `unix:/absolute/dir`.
@@ -310,6 +401,26 @@ kind = "kv2"
             (OK.replace("\"pg\"", "\"a/b\""), "(a/b) name", "letters"),
             (OK.replace("name = \"pg\"\n", ""), "#1 name", "required"),
             (format!("{OK}color = 1\n"), "color", "unknown"),
+            (
+                format!("{OK}max_connections = 0\n"),
+                "(pg) max_connections",
+                "between",
+            ),
+            (
+                format!("{OK}sslmode = \"prefer\"\n"),
+                "(pg) sslmode",
+                "prefer",
+            ),
+            (
+                format!("{OK}ca_file = \"/ca.pem\"\n"),
+                "(pg) ca_file",
+                "verify-full",
+            ),
+            (
+                format!("{OK}sslmode = \"verify-full\"\nca_file = \"ca.pem\"\n"),
+                "(pg) ca_file",
+                "absolute",
+            ),
         ] {
             let e = check(&bad).unwrap_err();
             assert!(e.contains(key) && e.contains(problem), "{bad}: {e}");
@@ -321,5 +432,45 @@ kind = "kv2"
         .is_ok());
         let twice = format!("{OK}[[gateway]]\n{}", OK.replace("6432", "6433"));
         assert!(check(&twice).unwrap_err().contains("#2 (pg) name"));
+    }
+
+    #[test]
+    fn gateway_only_secrets_are_validated() {
+        let only = "[[secret]]\nname = \"gdb\"\npath = \"database/creds/app\"\nkind = \"dynamic\"\ngateway_only = true\n";
+        let with = |secret: &str, gateway: &str| {
+            parse(
+                "t.toml",
+                &format!("{BASE}{secret}{gateway}"),
+                std::iter::empty(),
+            )
+            .map_err(|e| e.to_string())
+        };
+        let used = format!("[[gateway]]\n{}", OK.replace("\"db\"", "\"gdb\""));
+        let c = with(only, &used).unwrap();
+        assert!(c.secrets.iter().any(|s| s.name == "gdb" && s.gateway_only));
+        assert!(c.secrets.iter().any(|s| s.name == "db" && !s.gateway_only));
+        for (secret, gateway, key, problem) in [
+            (
+                only.to_string(),
+                String::new(),
+                "(gdb) gateway_only",
+                "no [[gateway]]",
+            ),
+            (
+                only.replace("dynamic", "kv2"),
+                used.clone(),
+                "(gdb) gateway_only",
+                "dynamic",
+            ),
+            (
+                format!("{only}format = \"json\"\n"),
+                used.clone(),
+                "(gdb) gateway_only",
+                "no file",
+            ),
+        ] {
+            let e = with(&secret, &gateway).unwrap_err();
+            assert!(e.contains(key) && e.contains(problem), "{secret}: {e}");
+        }
     }
 }

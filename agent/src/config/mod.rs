@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use env::EnvError;
-pub use gateway::{ForwardSpec, GatewayKind, GatewaySpec, Listen, PathGlob, UpstreamUrl};
+pub use gateway::{
+    ForwardSpec, GatewayKind, GatewaySpec, Listen, PathGlob, UpstreamTls, UpstreamUrl,
+};
 pub use params::Params;
 pub use validate::validate;
 
@@ -265,6 +267,8 @@ pub struct SecretSpec {
     pub params: Option<Params>,
     /// pki: fraction of the certificate's validity after which it is re-issued.
     pub reissue_at: f64,
+    /// Used only by `[[gateway]]`s: written to no file (docs/gateway.md).
+    pub gateway_only: bool,
 }
 
 impl SecretSpec {

@@ -112,6 +112,7 @@ pub struct RawSecret {
     pub params: Option<toml::Table>,
     pub params_file: Option<std::collections::BTreeMap<String, String>>,
     pub reissue_at: Option<f64>,
+    pub gateway_only: Option<bool>,
 }
 
 /// `[[template]]`: a Consul Template template (Vault Agent's `template` stanza).
@@ -186,6 +187,12 @@ pub struct RawGateway {
     pub ca_cert: Option<String>,
     /// kind vault: the API paths the workload may use (policy globs).
     pub paths: Option<Vec<String>>,
+    /// kind postgres: `disable`, `require` or `verify-full`.
+    pub sslmode: Option<String>,
+    /// kind postgres: the CA for `verify-full`.
+    pub ca_file: Option<String>,
+    /// Client connections open at once.
+    pub max_connections: Option<u32>,
 }
 
 /// `[[gateway]] basic = { username = "…", password = "…" }`.

@@ -428,6 +428,7 @@ fn secret(c: &Checker<'_>, n: usize, s: RawSecret) -> Result<SecretSpec, ConfigE
         }
         _ => {}
     }
+    let template_given = s.template.is_some() || s.template_file.is_some();
     let template = match (s.template, s.template_file) {
         (Some(_), Some(_)) => {
             return Err(c.err(key("template"), "give template or template_file, not both"))
@@ -445,6 +446,9 @@ fn secret(c: &Checker<'_>, n: usize, s: RawSecret) -> Result<SecretSpec, ConfigE
     };
     let default_format = if template.is_some() {
         "template"
+    } else if s.gateway_only == Some(true) {
+        // Rendered in memory only (never written): any shape will do.
+        "json"
     } else {
         "raw"
     };
@@ -476,6 +480,21 @@ fn secret(c: &Checker<'_>, n: usize, s: RawSecret) -> Result<SecretSpec, ConfigE
             "writes one field raw; it cannot be combined with format",
         ));
     }
+    let gateway_only = s.gateway_only.unwrap_or(false);
+    if gateway_only {
+        if kind != SecretKind::Dynamic {
+            return Err(c.err(
+                key("gateway_only"),
+                "is for a dynamic secret a [[gateway]] logs in with",
+            ));
+        }
+        if s.field.is_some() || s.format.is_some() || template_given {
+            return Err(c.err(
+                key("gateway_only"),
+                "the secret is written to no file; field, format and templates do not apply",
+            ));
+        }
+    }
     Ok(SecretSpec {
         refresh: c.duration(&key("refresh"), s.refresh.as_deref(), "5m")?,
         name,
@@ -485,6 +504,7 @@ fn secret(c: &Checker<'_>, n: usize, s: RawSecret) -> Result<SecretSpec, ConfigE
         format,
         params,
         reissue_at,
+        gateway_only,
     })
 }
 

@@ -9,6 +9,7 @@ use arc_swap::ArcSwapOption;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
+use super::retire::Leases;
 use crate::vault::api::SecretData;
 use crate::vault::client::Token;
 
@@ -18,6 +19,9 @@ pub struct Credential {
     pub username: String,
     /// The role's password.
     pub password: Zeroizing<String>,
+    /// The lease it came with (audit records, and closing its connections
+    /// when its grace ends).
+    pub lease_id: Option<String>,
 }
 
 impl std::fmt::Debug for Credential {
@@ -28,7 +32,7 @@ impl std::fmt::Debug for Credential {
 
 impl Credential {
     /// The `username` and `password` string fields of `data`, if both are there.
-    pub fn from_data(data: &SecretData) -> Option<Credential> {
+    pub fn from_data(data: &SecretData, lease_id: Option<&str>) -> Option<Credential> {
         let field = |k: &str| match data.0.get(k) {
             Some(Value::String(s)) => Some(s.as_str()),
             _ => None,
@@ -36,6 +40,7 @@ impl Credential {
         Some(Credential {
             username: field("username")?.to_string(),
             password: Zeroizing::new(field("password")?.to_string()),
+            lease_id: lease_id.map(str::to_string),
         })
     }
 }
@@ -48,6 +53,8 @@ pub struct Credentials {
     documents: BTreeMap<String, ArcSwapOption<SecretData>>,
     /// The agent's own Vault token (the vault gateway's credential).
     token: ArcSwapOption<Token>,
+    /// The open connections by the lease they logged in with.
+    pub leases: Arc<Leases>,
 }
 
 impl Credentials {
@@ -86,11 +93,12 @@ impl Credentials {
         self.documents.get(name)?.load_full()
     }
 
-    /// `data` is now secret `name`'s current value. A value without a username
-    /// and password empties the slot: logins fail rather than use a stale one.
-    pub fn offer(&self, name: &str, data: &SecretData) {
+    /// `data` (of lease `lease_id`) is now secret `name`'s current value. A
+    /// value without a username and password empties the slot: logins fail
+    /// rather than use a stale one.
+    pub fn offer(&self, name: &str, data: &SecretData, lease_id: Option<&str>) {
         if let Some(slot) = self.slots.get(name) {
-            slot.store(Credential::from_data(data).map(Arc::new));
+            slot.store(Credential::from_data(data, lease_id).map(Arc::new));
         }
         self.offer_document(name, data);
     }
@@ -101,6 +109,12 @@ impl Credentials {
         if let Some(slot) = self.documents.get(name) {
             slot.store(Some(Arc::new(SecretData(data.0.clone()))));
         }
+    }
+
+    /// Lease `lease_id`'s grace is over and it is about to be revoked: the
+    /// connections that logged in with it are closed. Returns how many.
+    pub fn retire(&self, lease_id: &str) -> usize {
+        self.leases.retire(lease_id)
     }
 
     /// Secret `name`'s current credential.
@@ -121,18 +135,27 @@ mod tests {
     fn the_newest_offer_is_current_and_others_are_ignored() {
         let c = Credentials::for_secrets(["db".to_string()]);
         assert!(c.current("db").is_none());
-        c.offer("db", &data(r#"{"username":"u1","password":"p1"}"#));
-        c.offer("other", &data(r#"{"username":"x","password":"y"}"#));
+        c.offer(
+            "db",
+            &data(r#"{"username":"u1","password":"p1"}"#),
+            Some("l1"),
+        );
+        c.offer("other", &data(r#"{"username":"x","password":"y"}"#), None);
         assert!(c.current("other").is_none());
         let first = c.current("db").unwrap();
-        c.offer("db", &data(r#"{"username":"u2","password":"p2"}"#));
+        c.offer(
+            "db",
+            &data(r#"{"username":"u2","password":"p2"}"#),
+            Some("l2"),
+        );
         assert_eq!(c.current("db").unwrap().username, "u2");
+        assert_eq!(c.current("db").unwrap().lease_id.as_deref(), Some("l2"));
         // A login in progress keeps the one it loaded.
         assert_eq!(
             (first.username.as_str(), first.password.as_str()),
             ("u1", "p1")
         );
-        c.offer("db", &data(r#"{"token":"t"}"#));
+        c.offer("db", &data(r#"{"token":"t"}"#), None);
         assert!(c.current("db").is_none());
         assert!(!format!("{first:?}").contains("p1"));
     }

@@ -9,6 +9,8 @@ mod conns;
 mod credential;
 pub mod http;
 pub mod postgres;
+mod retire;
+pub mod stats;
 mod stream;
 pub mod vault;
 
@@ -91,6 +93,14 @@ pub enum GatewayError {
         gateway: String,
         /// What is wrong (names, never a value).
         problem: String,
+    },
+    /// TLS to the upstream cannot be set up (`ca_file`, the host name).
+    #[error("gateway {gateway}: {source}")]
+    Tls {
+        /// The gateway.
+        gateway: String,
+        /// What is wrong.
+        source: postgres::tls::TlsError,
     },
     /// The accept thread could not be started.
     #[error("gateway {gateway}: cannot start its thread: {source}")]
@@ -205,6 +215,12 @@ fn start_one(
     output: &OutputConfig,
     credentials: &Arc<Credentials>,
 ) -> Result<Running, GatewayError> {
+    let tls = postgres::tls::setup(&spec.tls, &spec.upstream_host).map_err(|source| {
+        GatewayError::Tls {
+            gateway: spec.name.clone(),
+            source,
+        }
+    })?;
     let mut files = Vec::new();
     let mut created_dir = None;
     let listen_err = |source| GatewayError::Listen {
@@ -246,10 +262,14 @@ fn start_one(
         name: spec.name.clone(),
         secret: spec.secret.clone(),
         upstream: spec.upstream.clone(),
+        tls,
         credentials: credentials.clone(),
         password,
         keys: Arc::default(),
         conns: conns.clone(),
+        stats: stats::for_gateway(&spec.name),
+        max_connections: u64::from(spec.max_connections),
+        refusing: Default::default(),
     });
     let listener = Arc::new(listener);
     let stopping = Arc::new(AtomicBool::new(false));
@@ -291,11 +311,19 @@ fn accept_loop(listener: &Listener, stopping: &AtomicBool, ctx: &Arc<postgres::C
         }
         match conn {
             Ok(s) => {
+                if ctx.stats.open.load(Ordering::SeqCst) >= ctx.max_connections {
+                    refuse_over_cap(s, ctx);
+                    continue;
+                }
+                let open = stats::OpenConn::new(&ctx.stats);
                 let conn_ctx = ctx.clone();
                 let spawned = std::thread::Builder::new()
                     .name(format!("gateway-{}-conn", ctx.name))
                     .stack_size(THREAD_STACK)
-                    .spawn(move || postgres::serve(s, &conn_ctx));
+                    .spawn(move || {
+                        postgres::serve(s, &conn_ctx);
+                        drop(open);
+                    });
                 if let Err(e) = spawned {
                     warn!(gateway = %ctx.name, error = %e, "cannot start a connection's thread; connection dropped");
                 }
@@ -307,6 +335,39 @@ fn accept_loop(listener: &Listener, stopping: &AtomicBool, ctx: &Arc<postgres::C
             }
         }
     }
+}
+
+/// How many clients over `max_connections` may be answered at once after
+/// their startup packet (as a server does, so that libpq shows the message);
+/// beyond that they are told at once from the accept thread.
+const REFUSING: u64 = 32;
+
+/// Over `max_connections`: the client gets 53300 (as a full server), on a
+/// short-lived thread that first reads its opening (bounded by a short
+/// timeout), or at once when too many such threads run already. The accept
+/// thread never waits on a client.
+fn refuse_over_cap(mut s: stream::Stream, ctx: &Arc<postgres::Context>) {
+    ctx.stats.error(stats::ErrorKind::TooManyConnections);
+    warn!(gateway = %ctx.name, max_connections = ctx.max_connections, "too many connections; refusing one");
+    if ctx.refusing.fetch_add(1, Ordering::SeqCst) < REFUSING {
+        let conn_ctx = ctx.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("gateway-{}-full", ctx.name))
+            .stack_size(THREAD_STACK)
+            .spawn(move || {
+                postgres::refuse_full(s, &conn_ctx);
+                conn_ctx.refusing.fetch_sub(1, Ordering::SeqCst);
+            });
+        if spawned.is_ok() {
+            return;
+        }
+        ctx.refusing.fetch_sub(1, Ordering::SeqCst);
+        return;
+    }
+    ctx.refusing.fetch_sub(1, Ordering::SeqCst);
+    let _ = s.set_write_timeout(Some(Duration::from_millis(100)));
+    let _ = s.write_all(&postgres::too_many_connections(ctx));
+    s.shutdown();
 }
 
 /// Makes `dir` a 0700 directory of the agent's uid; true when it created it.

@@ -38,6 +38,23 @@ impl Stream {
         };
     }
 
+    /// The descriptor, to poll it.
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        match self {
+            Stream::Tcp(s) => s.as_fd(),
+            Stream::Unix(s) => s.as_fd(),
+        }
+    }
+
+    /// Ends the writing half: the peer reads the end of the stream.
+    pub fn shutdown_write(&self) {
+        let _ = match self {
+            Stream::Tcp(s) => s.shutdown(Shutdown::Write),
+            Stream::Unix(s) => s.shutdown(Shutdown::Write),
+        };
+    }
+
     /// Bounds every read (None: no bound).
     pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
         match self {

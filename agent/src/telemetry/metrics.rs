@@ -153,6 +153,7 @@ impl Metrics {
         r.register(Box::new(m.wipe_duration.clone()))?;
         r.register(Box::new(Shared(m.streams.clone())))?;
         r.register(Box::new(Shared(m.gateways.clone())))?;
+        r.register(Box::new(super::gateway_conns::GatewayCollector::new()?))?;
         r.register(Box::new(PullingGauge::new(
             "shroud_process_resident_memory_bytes",
             "Resident set size of the shroud process (from /proc/self/statm at scrape time).",
@@ -260,7 +261,8 @@ impl EventSink for Metrics {
                     self.publication_failures.inc();
                 }
             }
-            Event::Ready | Event::Exit { .. } => {}
+            // Gateways count into their own counters (telemetry/gateways.rs).
+            Event::Ready | Event::Exit { .. } | Event::GatewayLogin { .. } => {}
         }
     }
 }

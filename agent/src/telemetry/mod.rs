@@ -19,6 +19,7 @@
 //! ```
 
 mod collectors;
+mod gateway_conns;
 pub mod gateways;
 pub mod health;
 mod memlock;

@@ -160,16 +160,18 @@ impl Engine {
                 (Some(l), true) => self.lookup_lease(&spec.name, l, deadline)?,
                 (Some(_), false) => Lease::Dead,
             };
-            let in_place = match &rendered {
-                Rendered::File(bytes) => self
-                    .out
-                    .adopt(Path::new(&spec.name))
-                    .is_some_and(|disk| disk.as_slice() == bytes.as_slice()),
-                Rendered::Dir(files) => self
-                    .out
-                    .adopt_dir(&spec.name)
-                    .is_some_and(|disk| same_files(files, &disk)),
-            };
+            // A gateway-only secret has no file to be in place.
+            let in_place = spec.gateway_only
+                || match &rendered {
+                    Rendered::File(bytes) => self
+                        .out
+                        .adopt(Path::new(&spec.name))
+                        .is_some_and(|disk| disk.as_slice() == bytes.as_slice()),
+                    Rendered::Dir(files) => self
+                        .out
+                        .adopt_dir(&spec.name)
+                        .is_some_and(|disk| same_files(files, &disk)),
+                };
             // An unleased certificate: kept while valid and in place, else
             // re-issued through the rotation like a dead lease.
             let lease = match lease {

@@ -78,6 +78,13 @@ impl Engine {
         for r in &due {
             let name = &self.secrets[r.secret].spec.name;
             info!(secret = %name, "the replaced lease's grace is over; revoking it");
+            // Its gateway connections close first, never before the grace ends.
+            if let Some(board) = &self.credentials {
+                let n = board.retire(&r.lease_id);
+                if n > 0 {
+                    info!(secret = %name, connections = n, "closing the gateway connections of the retired lease");
+                }
+            }
             // One quick attempt per lease: a failure is logged and audited,
             // and shutdown does not retry leases it no longer holds.
             let deadline = Instant::now() + self.cfg.lifecycle.revoke_timeout;

@@ -7,6 +7,7 @@ pub mod cancel;
 mod local_auth;
 mod relay;
 mod startup;
+pub mod tls;
 mod upstream;
 mod wire;
 
@@ -23,8 +24,10 @@ use self::startup::{Opening, Startup, StartupError};
 use self::upstream::LoginError;
 use self::wire::{fatal, read_frame, FrameError};
 use super::conns::Conns;
+use super::stats::{ErrorKind, LoginResult, Stats};
 use super::stream::Stream;
 use super::Credentials;
+use crate::events::{self, Event, Outcome};
 
 /// How long a client may take to open and log in.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -42,6 +45,8 @@ pub struct Context {
     pub secret: String,
     /// The real server, `host:port`.
     pub upstream: String,
+    /// TLS to it, when `sslmode` asks for it.
+    pub tls: Option<tls::Upstream>,
     /// The current credentials.
     pub credentials: Arc<Credentials>,
     /// The local password TCP clients must give.
@@ -50,6 +55,40 @@ pub struct Context {
     pub keys: Arc<CancelKeys>,
     /// Open connections, shut down at stop.
     pub conns: Arc<Conns>,
+    /// Its counters (metrics).
+    pub stats: Arc<Stats>,
+    /// Client connections open at once; more get 53300.
+    pub max_connections: u64,
+    /// Clients over the cap being answered now.
+    pub refusing: std::sync::atomic::AtomicU64,
+}
+
+/// How long a client over the cap may take to send its startup packet.
+const REFUSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// SQLSTATE too_many_connections.
+const TOO_MANY_CONNECTIONS: &str = "53300";
+
+/// The FATAL 53300 a client over `max_connections` gets.
+pub fn too_many_connections(ctx: &Context) -> Vec<u8> {
+    let msg = format!(
+        "sorry, too many clients already (gateway {}: max_connections {})",
+        ctx.name, ctx.max_connections
+    );
+    fatal(TOO_MANY_CONNECTIONS, &msg)
+}
+
+/// A client over the cap: its SSL/GSS requests answered and its startup read
+/// (a cancel is still forwarded), then 53300, as a full server does.
+pub fn refuse_full(mut client: Stream, ctx: &Context) {
+    if client.set_read_timeout(Some(REFUSE_TIMEOUT)).is_err()
+        || client.set_write_timeout(Some(REFUSE_TIMEOUT)).is_err()
+    {
+        return;
+    }
+    if opening(&mut client, ctx).is_some() {
+        let _ = client.write_all(&too_many_connections(ctx));
+    }
 }
 
 /// Serves one client connection to its end.
@@ -78,6 +117,7 @@ pub fn serve(mut client: Stream, ctx: &Context) {
             Ok(Verdict::Accepted) => {}
             Ok(Verdict::Gone) => return,
             Ok(Verdict::Refused) => {
+                ctx.stats.error(ErrorKind::LocalAuth);
                 warn!(gateway = %ctx.name, "a client gave a wrong local password");
                 let msg = format!(
                     "password authentication failed for the gateway {}",
@@ -86,10 +126,11 @@ pub fn serve(mut client: Stream, ctx: &Context) {
                 let _ = client.write_all(&fatal(wire::INVALID_PASSWORD, &msg));
                 return;
             }
-            Err(e) => return refuse(&mut client, &e.to_string()),
+            Err(e) => return refuse(&mut client, &e.to_string(), ctx),
         }
     }
     let Some(cred) = ctx.credentials.current(&ctx.secret) else {
+        ctx.stats.error(ErrorKind::NoCredential);
         warn!(gateway = %ctx.name, secret = %ctx.secret, "no current credential with username and password");
         let msg = format!(
             "the gateway {} holds no current database credential",
@@ -106,9 +147,13 @@ pub fn serve(mut client: Stream, ctx: &Context) {
             params.push(("database".into(), user));
         }
     }
-    let up = match upstream::login(&ctx.upstream, &cred, &params, UPSTREAM_TIMEOUT) {
-        Ok(up) => up,
+    let (up, cred) = match login(ctx, cred, &params) {
+        Ok(done) => done,
         Err(e) => {
+            ctx.stats.error(match e {
+                LoginError::Tls(_) => ErrorKind::Tls,
+                _ => ErrorKind::Upstream,
+            });
             warn!(gateway = %ctx.name, error = %e, "upstream login failed");
             let (code, msg) = match &e {
                 LoginError::Refused { sqlstate, message } => (sqlstate.as_str(), message.clone()),
@@ -121,22 +166,89 @@ pub fn serve(mut client: Stream, ctx: &Context) {
             return;
         }
     };
+    let lease_id = cred.lease_id.clone();
     drop(cred);
     debug!(gateway = %ctx.name, "upstream login done");
     let upstream_addr = up.addr;
-    let mut upstream = Stream::Tcp(up.stream);
-    let Some(_upstream_guard) = ctx.conns.register(&upstream) else {
+    let mut upstream = up.stream;
+    // The TCP connection underneath, to shut it down from elsewhere.
+    let Ok(tcp) = upstream.tcp().try_clone().map(Stream::Tcp) else {
         return;
     };
+    let Some(_upstream_guard) = ctx.conns.register(&tcp) else {
+        return;
+    };
+    // A credential without a lease never retires.
+    let tracked = lease_id.and_then(|l| ctx.credentials.leases.track(&l, &tcp));
+    let retired = tracked
+        .as_ref()
+        .map_or_else(Arc::default, |t| t.retired().clone());
     let Ok(_issued) = ready(&mut client, &mut upstream, upstream_addr, ctx) else {
         return;
     };
-    for s in [&client, &upstream] {
+    for s in [&client, &tcp] {
         if s.set_read_timeout(None).is_err() || s.set_write_timeout(None).is_err() {
             return;
         }
     }
-    relay::relay(client, upstream);
+    match upstream {
+        tls::Conn::Plain(s) => relay::relay(client, Stream::Tcp(s), retired, &ctx.stats),
+        tls::Conn::Tls(s) => relay::relay_tls(client, *s, &retired, &ctx.stats),
+    };
+    drop(tracked);
+}
+
+/// Logs in upstream with `cred`; when the server refuses it and the credential
+/// changed meanwhile (a rotation during the handshake, the old role already
+/// dropped), once more with the newest. Returns the credential that worked.
+fn login(
+    ctx: &Context,
+    cred: Arc<super::Credential>,
+    params: &[(String, String)],
+) -> Result<(upstream::Upstream, Arc<super::Credential>), LoginError> {
+    let tls = ctx.tls.as_ref();
+    let attempt = |cred: &super::Credential| {
+        let r = upstream::login(&ctx.upstream, tls, cred, params, UPSTREAM_TIMEOUT);
+        record_login(ctx, cred, &r);
+        r
+    };
+    match attempt(&cred) {
+        Ok(up) => Ok((up, cred)),
+        Err(LoginError::Refused { sqlstate, message }) if sqlstate.starts_with("28") => {
+            match ctx.credentials.current(&ctx.secret) {
+                Some(newer) if !Arc::ptr_eq(&newer, &cred) => {
+                    info!(gateway = %ctx.name, "the credential changed during the login; trying the newest");
+                    drop(cred);
+                    let up = attempt(&newer)?;
+                    Ok((up, newer))
+                }
+                _ => Err(LoginError::Refused { sqlstate, message }),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Counts an upstream login and records it in the audit trail with its lease.
+fn record_login(
+    ctx: &Context,
+    cred: &super::Credential,
+    result: &Result<upstream::Upstream, LoginError>,
+) {
+    let (counted, outcome) = match result {
+        Ok(_) => (LoginResult::Ok, Outcome::Ok),
+        Err(e @ LoginError::Refused { .. }) => {
+            (LoginResult::Refused, Outcome::Denied(e.to_string()))
+        }
+        Err(e) => (LoginResult::Error, Outcome::Error(e.to_string())),
+    };
+    ctx.stats.login(counted);
+    events::emit(Event::GatewayLogin {
+        gateway: &ctx.name,
+        secret: &ctx.secret,
+        lease_id: cred.lease_id.as_deref(),
+        outcome,
+    });
 }
 
 /// The client's user name as it gave it.
@@ -161,12 +273,12 @@ fn opening(client: &mut Stream, ctx: &Context) -> Option<Startup> {
             Ok(Opening::Startup(s)) => return Some(s),
             Err(StartupError::Frame(FrameError::Io(_))) => return None,
             Err(e) => {
-                refuse(client, &e.to_string());
+                refuse(client, &e.to_string(), ctx);
                 return None;
             }
         }
     }
-    refuse(client, "too many negotiation requests");
+    refuse(client, "too many negotiation requests", ctx);
     None
 }
 
@@ -184,7 +296,8 @@ fn forward_cancel(ctx: &Context, pid: i32, key: i32) {
 }
 
 /// A protocol violation: the client is told why, then closed.
-fn refuse(client: &mut Stream, why: &str) {
+fn refuse(client: &mut Stream, why: &str, ctx: &Context) {
+    ctx.stats.error(ErrorKind::Protocol);
     debug!(reason = why, "protocol violation from a client");
     let _ = client.write_all(&fatal(wire::PROTOCOL_VIOLATION, why));
 }
@@ -193,7 +306,7 @@ fn refuse(client: &mut Stream, why: &str) {
 /// ReadyForQuery with the cancel key replaced by one of the gateway's.
 fn ready(
     client: &mut Stream,
-    upstream: &mut Stream,
+    upstream: &mut impl std::io::Read,
     addr: std::net::SocketAddr,
     ctx: &Context,
 ) -> Result<Option<cancel::Issued>, ()> {

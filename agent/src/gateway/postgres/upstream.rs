@@ -10,6 +10,7 @@ use fallible_iterator::FallibleIterator;
 use postgres_protocol::authentication::{md5_hash, sasl};
 use postgres_protocol::message::{backend, frontend};
 
+use super::tls::{self, Conn, NegotiateError};
 use super::wire::{read_frame, Frame, FrameError};
 use crate::gateway::Credential;
 
@@ -38,6 +39,9 @@ pub enum LoginError {
         /// Its message, the role name replaced.
         message: String,
     },
+    /// TLS to the server failed (refused, or its certificate not trusted).
+    #[error("{0}")]
+    Tls(#[from] NegotiateError),
     /// The server asked for something the gateway cannot do.
     #[error("the upstream asked for {0}, which the gateway does not support")]
     Unsupported(String),
@@ -50,15 +54,16 @@ pub enum LoginError {
 #[derive(Debug)]
 pub struct Upstream {
     /// The connection.
-    pub stream: TcpStream,
+    pub stream: Conn,
     /// The address it reached (CancelRequests go there).
     pub addr: SocketAddr,
 }
 
-/// Connects to `upstream` and logs in as `cred` with the client's `params`
-/// (`user` replaced by the credential's).
+/// Connects to `upstream` (over TLS when `tls`) and logs in as `cred` with
+/// the client's `params` (`user` replaced by the credential's).
 pub fn login(
     upstream: &str,
+    tls: Option<&tls::Upstream>,
     cred: &Credential,
     params: &[(String, String)],
     timeout: Duration,
@@ -68,7 +73,10 @@ pub fn login(
     stream.set_nodelay(true).map_err(io)?;
     stream.set_read_timeout(Some(timeout)).map_err(io)?;
     stream.set_write_timeout(Some(timeout)).map_err(io)?;
-    let mut s = stream;
+    let mut s = match tls {
+        Some(t) => tls::negotiate(stream, t)?,
+        None => Conn::Plain(stream),
+    };
     let mut buf = BytesMut::new();
     let startup = params
         .iter()
@@ -166,8 +174,9 @@ fn connect(upstream: &str, timeout: Duration) -> Result<(TcpStream, SocketAddr),
     Err(failed(last))
 }
 
-fn send(s: &mut TcpStream, buf: &mut BytesMut) -> Result<(), LoginError> {
+fn send(s: &mut impl Write, buf: &mut BytesMut) -> Result<(), LoginError> {
     s.write_all(buf)
+        .and_then(|()| s.flush())
         .map_err(|e| LoginError::Frame(FrameError::Io(e)))?;
     buf.clear();
     Ok(())
