@@ -473,3 +473,97 @@ fn pki_cert_is_not_issued_again_on_refresh_while_it_is_good() {
         std::fs::read(out.join("last.pem")).unwrap()
     );
 }
+
+/// Every serial the test PKI mount has issued.
+fn serials(s: &Servers) -> Vec<String> {
+    let out = s.bao.bao(&["list", "-format=json", "pki/certs"]);
+    serde_json::from_str(&out).unwrap()
+}
+
+/// A certificate a template's `pkiCert` issued is revoked when the agent
+/// exits, as a `kind = "pki"` secret's is (PKI issues no lease to revoke).
+#[test]
+fn a_pki_cert_issued_by_a_template_is_revoked_at_exit() {
+    let s = servers();
+    let tmpfs = Tmpfs::new();
+    let cfg = s.dir.path().join("pki-revoke.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[vault]\naddress = \"{}\"\n[auth]\nmethod = \"token\"\ntoken_file = \"{}\"\n[output]\ndir = \"{}\"\n[[template]]\nname = \"tls.pem\"\nsource = \"{}\"\n",
+            s.bao.addr,
+            token_file(&s, "pki-revoke-token").display(),
+            tmpfs.path().join("secrets").display(),
+            fixture("pkicert.ctmpl").display()
+        ),
+    )
+    .unwrap();
+    let before = serials(&s);
+    let done = run_with_input(
+        shroud()
+            .arg("run")
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--")
+            .arg("test")
+            .arg("-s")
+            .arg(tmpfs.path().join("secrets/tls.pem")),
+        b"",
+        Duration::from_secs(120),
+    );
+    assert!(done.status.success(), "{}{}", done.out(), done.err());
+    let new: Vec<String> = serials(&s)
+        .into_iter()
+        .filter(|x| !before.contains(x))
+        .collect();
+    assert_eq!(new.len(), 1, "one certificate issued: {new:?}");
+    assert!(
+        s.bao.revocation_time(&new[0]).is_some(),
+        "the template's certificate {} is still valid after the agent exited",
+        new[0]
+    );
+}
+
+/// The database user names in a rendered file.
+fn db_users(text: &[u8]) -> std::collections::BTreeSet<String> {
+    let user = regex::Regex::new(r"v-[A-Za-z0-9_-]+").unwrap();
+    user.find_iter(&String::from_utf8_lossy(text))
+        .map(|m| m.as_str().to_string())
+        .collect()
+}
+
+/// consul-template watches one dependency per distinct call: the same
+/// dynamic path read twice in a template and by two templates gives one
+/// credential and one lease. `bao agent` shows it (one new lease, left
+/// behind: it revokes nothing at exit); shroud must render one user name
+/// everywhere, and revoke that one lease at exit.
+#[test]
+fn one_dynamic_path_read_by_two_templates_is_one_credential() {
+    let s = servers();
+    let corpus: &[(&str, &str, &str)] = &[
+        ("database-url.ctmpl", "{{", "}}"),
+        ("database-twice.ctmpl", "{{", "}}"),
+    ];
+    let before = s.bao.leases("database/creds/app/");
+    let bao = with_bao_agent(&s, corpus);
+    let after_bao = s.bao.leases("database/creds/app/");
+    let new: Vec<&String> = after_bao.iter().filter(|l| !before.contains(l)).collect();
+    assert_eq!(new.len(), 1, "bao agent took one lease: {new:?}");
+    let bao_users: Vec<_> = bao.iter().map(|t| db_users(t)).collect();
+    assert_eq!(bao_users[0].len(), 1, "{bao_users:?}");
+    assert_eq!(bao_users[0], bao_users[1], "bao agent: one credential");
+
+    let shroud = with_shroud(&s, corpus);
+    let users: Vec<_> = shroud.iter().map(|t| db_users(t)).collect();
+    assert_eq!(users[0].len(), 1, "{users:?}");
+    assert_eq!(
+        users[0], users[1],
+        "shroud: one credential for both templates"
+    );
+    assert_ne!(users[0], bao_users[0]);
+    assert_eq!(
+        s.bao.leases("database/creds/app/"),
+        after_bao,
+        "shroud revoked its one lease at exit and took no other"
+    );
+}

@@ -30,10 +30,16 @@ fn params_body(call: &SecretCall) -> Value {
 /// A `pkiCert` whose certificate in `previous` (what is published now) is
 /// still good is not issued again, as consul-template reuses the certificate
 /// in the template's destination (`dependency/vault_pki.go`, `goodFor`).
+///
+/// A leased call another template holds now (`held`: its entry, as fetched)
+/// is not read again: consul-template watches one dependency per distinct
+/// call, so every template reading `database/creds/app` shares one
+/// credential and one lease.
 pub fn fetch(
     c: &VaultClient,
     t: &ConsulTemplate,
     previous: Option<&SecretData>,
+    held: &dyn Fn(&SecretCall) -> Option<Map<String, Value>>,
 ) -> Result<SecretRead, VaultError> {
     let mut data = Map::new();
     let mut leases: Vec<LeaseInfo> = Vec::new();
@@ -48,6 +54,13 @@ pub fn fetch(
                 .filter(|e| cert_still_good(e, now))
             {
                 data.insert(i.to_string(), Value::Object(kept.clone()));
+                continue;
+            }
+        }
+        if let Some(shared) = held(call) {
+            if let Some(lease) = shared_lease(&shared, now) {
+                leases.push(lease);
+                data.insert(i.to_string(), Value::Object(shared));
                 continue;
             }
         }
@@ -101,6 +114,37 @@ pub fn fetch(
     })
 }
 
+/// The lease of another template's entry, its duration counted from now.
+fn shared_lease(e: &Map<String, Value>, now: u64) -> Option<LeaseInfo> {
+    let id = e
+        .get("lease_id")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())?;
+    let duration = e.get("lease_duration").and_then(Value::as_u64).unwrap_or(0);
+    let received = e.get("received").and_then(Value::as_u64).unwrap_or(now);
+    Some(LeaseInfo {
+        id: id.to_string(),
+        duration: std::time::Duration::from_secs(
+            duration.saturating_sub(now.saturating_sub(received)),
+        ),
+        renewable: e.get("renewable").and_then(Value::as_bool).unwrap_or(false),
+    })
+}
+
+/// The entry of call `call` in a template's `data`, when it holds a lease
+/// other than `except` (a template's own lease, which it fetches to replace).
+pub fn leased_entry(
+    t: &ConsulTemplate,
+    data: &SecretData,
+    call: &SecretCall,
+    except: Option<&str>,
+) -> Option<Map<String, Value>> {
+    let i = t.calls.iter().position(|c| c == call)?;
+    let e = entry(data, i)?;
+    let id = e.get("lease_id").and_then(Value::as_str)?;
+    (!id.is_empty() && Some(id) != except).then(|| e.clone())
+}
+
 /// consul-template's `goodFor`: a certificate is kept while 90% of the time it
 /// has left is more than 10% of its lifespan (so it is issued again with about
 /// a ninth of its life left). The lifespan starts when it was received (Vault
@@ -119,6 +163,34 @@ fn cert_still_good(e: &Map<String, Value>, now: u64) -> bool {
         }
         _ => false,
     }
+}
+
+/// A certificate a `pkiCert` call issued: PKI issues no lease, so it is
+/// revoked at exit by serial, as a `kind = "pki"` secret's is.
+#[derive(Debug)]
+pub struct IssuedByCall {
+    pub mount: String,
+    pub serial: String,
+    /// `expiration`, Unix seconds.
+    pub not_after: u64,
+}
+
+/// The certificates in `data` (kept ones included: the caller skips the
+/// serials it already knows).
+pub fn certificates(t: &ConsulTemplate, data: &SecretData) -> Vec<IssuedByCall> {
+    t.calls
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.func == SecretFunc::PkiCert)
+        .filter_map(|(i, c)| {
+            let d = entry(data, i)?.get("data")?;
+            Some(IssuedByCall {
+                mount: crate::vault::pki::mount_of(&c.path).to_string(),
+                serial: d.get("serial_number")?.as_str()?.to_string(),
+                not_after: d.get("expiration")?.as_u64()?,
+            })
+        })
+        .collect()
 }
 
 fn revoke(c: &VaultClient, leases: &[LeaseInfo]) {
@@ -268,5 +340,21 @@ mod tests {
         let mut no_time = e(1000, 1900);
         no_time.remove("received");
         assert!(!cert_still_good(&no_time, 1000));
+    }
+
+    #[test]
+    fn a_shared_lease_counts_its_duration_from_when_it_was_received() {
+        let e = json!({"lease_id": "database/creds/app/x", "lease_duration": 3600,
+                       "renewable": true, "received": 1000})
+        .as_object()
+        .unwrap()
+        .clone();
+        let l = shared_lease(&e, 1600).unwrap();
+        assert_eq!(l.id, "database/creds/app/x");
+        assert_eq!(l.duration, std::time::Duration::from_secs(3000));
+        assert!(l.renewable);
+        let mut unleased = e.clone();
+        unleased.insert("lease_id".into(), json!(""));
+        assert!(shared_lease(&unleased, 1600).is_none());
     }
 }

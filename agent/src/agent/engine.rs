@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tracing::{error, info, warn};
 use zeroize::Zeroizing;
@@ -430,6 +430,7 @@ impl Engine {
                 &self.client,
                 t,
                 self.secrets[i].current.as_ref().map(|c| &c.data),
+                &|call| self.held_by_another(i, call),
             ),
             (_, Some(params), SecretKind::Pki) => pki::issue(&self.client, &path, &params.body()),
             (_, Some(params), _) => api::write(&self.client, &path, &params.body()),
@@ -495,6 +496,23 @@ impl Engine {
                 });
             }
         } else {
+            if let Format::Consul(t) = &spec.format {
+                let now = SystemTime::now();
+                self.issued.retain(|c| c.not_after > now);
+                for c in super::consul::certificates(t, &read.data) {
+                    if self.issued.iter().any(|k| k.serial == c.serial) {
+                        continue;
+                    }
+                    self.issued.push(IssuedCert {
+                        secret: i,
+                        mount: c.mount,
+                        serial: c.serial,
+                        issued_at: now,
+                        not_after: UNIX_EPOCH + Duration::from_secs(c.not_after),
+                    });
+                }
+            }
+            let spec = &self.secrets[i].spec;
             let refresh = spec.refresh;
             self.schedule.fetched(
                 i,
@@ -842,7 +860,38 @@ impl Engine {
     }
 
     /// Revokes one lease, retrying transient failures until `deadline`.
+    /// A leased `call` another template than `i` holds now, not the lease
+    /// `i` holds (which it fetches to replace).
+    fn held_by_another(
+        &self,
+        i: usize,
+        call: &crate::ctmpl::SecretCall,
+    ) -> Option<serde_json::Map<String, serde_json::Value>> {
+        let own = self.secrets[i].lease_id();
+        self.secrets.iter().enumerate().find_map(|(j, s)| {
+            let Format::Consul(t) = &s.spec.format else {
+                return None;
+            };
+            let cur = s.current.as_ref().filter(|_| j != i)?;
+            super::consul::leased_entry(t, &cur.data, call, own)
+        })
+    }
+
+    /// Whether a secret other than `i` holds lease `id` now (templates share
+    /// the lease of a call they both make): it is revoked when the last one
+    /// lets it go.
+    fn held_elsewhere(&self, i: usize, id: &str) -> bool {
+        self.secrets
+            .iter()
+            .enumerate()
+            .any(|(j, s)| j != i && s.lease_id() == Some(id))
+    }
+
     fn revoke_lease(&self, i: usize, id: &str, reason: RevokeReason, deadline: Instant) {
+        if reason != RevokeReason::Shutdown && self.held_elsewhere(i, id) {
+            info!(secret = %self.secrets[i].spec.name, "the replaced lease is still another template's; kept");
+            return;
+        }
         let result = retry(deadline, || api::revoke_lease(&self.client, id), |_, _| {});
         let name = &self.secrets[i].spec.name;
         events::emit(Event::Revoke {
@@ -887,14 +936,20 @@ impl Engine {
             let own = Instant::now() + self.cfg.lifecycle.revoke_timeout;
             let deadline = self.stop_deadline.map_or(own, |d| d.min(own));
             self.client.set_deadline(Some(deadline));
+            // Templates may share a lease: each is revoked once.
+            let mut revoked = std::collections::HashSet::new();
             for i in 0..self.secrets.len() {
                 if let Some(id) = self.secrets[i].lease_id().map(str::to_string) {
-                    self.revoke_lease(i, &id, RevokeReason::Shutdown, deadline);
+                    if revoked.insert(id.clone()) {
+                        self.revoke_lease(i, &id, RevokeReason::Shutdown, deadline);
+                    }
                 }
             }
             // Replaced leases in their grace go now too.
             for r in self.schedule.take_retiring() {
-                self.revoke_lease(r.secret, &r.lease_id, RevokeReason::Shutdown, deadline);
+                if revoked.insert(r.lease_id.clone()) {
+                    self.revoke_lease(r.secret, &r.lease_id, RevokeReason::Shutdown, deadline);
+                }
             }
             if self.cfg.lifecycle.revoke_certificates {
                 self.revoke_certificates(deadline);
