@@ -9,14 +9,17 @@
 //!
 //! - A byte covered by an occurrence of any unit is masked (the union of
 //!   overlapping and adjacent occurrences). Occurrences are looked for in the
-//!   stream and in its view without ANSI escape sequences (decoded from the
-//!   start); an occurrence in the view covers the source from its first byte to
-//!   its last, the sequences between included.
+//!   stream and in each of its decoded views (`crate::views`: ANSI, backslash
+//!   escapes, shell quoting, doubled quotes, entities, percent, wrapped bodies,
+//!   pty line breaks; each decoded from the start); an occurrence in a view
+//!   covers the source from its first byte to its last, the sequences between
+//!   included. In the wrap view only units made of its body alphabet count.
 //! - At an idle flush after byte `f`, let `h` be the earliest position such that
-//!   `input[h..f]` is a proper prefix of a unit, or the view of `input[..f]` from
-//!   the source of its decoded byte at `h` is, or an escape sequence starts at `h`
-//!   that `input[..f]` ends inside of; and `h` moved back to the start of an escape
-//!   sequence it falls strictly inside (the held piece). Its bytes not
+//!   `input[h..f]` is a proper prefix of a unit, or a view of `input[..f]` from
+//!   the source of its decoded byte at `h` is (a counted one, for the wrap
+//!   view), or a sequence starts at `h` that `input[..f]` ends inside of and the
+//!   view holds; and `h` moved back to the start of a sequence of any view it
+//!   falls strictly inside, until it is inside none (the held piece). Its bytes not
 //!   decided by an earlier flush are decided now: all masked when `f - h` is at
 //!   least `min_length`; otherwise each is masked if an occurrence complete by `f`
 //!   covers it, and shown if not, even if a later occurrence covers it. End of
@@ -26,7 +29,15 @@
 //! In strict mode flushes do nothing, so the output is that of the whole stream
 //! buffered: pass no flush positions.
 
-use crate::views::ansi;
+use crate::views::{self, Decoded, View};
+
+/// `src` decoded whole by every view.
+fn all_views(src: &[u8]) -> Vec<(&'static View, Decoded)> {
+    views::ALL
+        .iter()
+        .map(|v| (*v, views::decode_all(v, src)))
+        .collect()
+}
 
 /// The units a set of patterns is matched by under the piece rule with `piece`
 /// bytes: every `piece`-byte substring of each pattern at least that long, and
@@ -65,10 +76,10 @@ pub fn masked_bytes(
                 }
             }
         }
-        if let Some(view) = ansi::decode(&input[..f]) {
+        for (v, view) in all_views(&input[..f]) {
             for s in 0..view.bytes.len() {
                 for p in patterns {
-                    if !p.is_empty() && view.bytes[s..].starts_with(p) {
+                    if !p.is_empty() && view.bytes[s..].starts_with(p) && (v.accept)(p) {
                         let r = view.source(s..s + p.len());
                         covered[r].iter_mut().for_each(|c| *c = true);
                     }
@@ -86,14 +97,25 @@ pub fn masked_bytes(
         let raw = (0..f)
             .find(|&h| !input[h..f].is_empty() && proper_prefix(&input[h..f]))
             .unwrap_or(f);
-        let Some(view) = ansi::decode(&input[..f]) else {
-            return raw;
-        };
-        let decoded = (0..view.bytes.len())
-            .find(|&d| proper_prefix(&view.bytes[d..]))
-            .map_or(f, |d| view.spans[d].0 as usize);
-        let h = raw.min(decoded).min(view.pending.unwrap_or(f));
-        view.sync_before(h)
+        let views = all_views(&input[..f]);
+        let mut h = raw;
+        for (v, view) in &views {
+            let decoded = (0..view.bytes.len())
+                .find(|&d| (v.accept)(&view.bytes[d..]) && proper_prefix(&view.bytes[d..]))
+                .map_or(f, |d| view.spans[d].0 as usize);
+            h = h.min(decoded).min(view.pending.unwrap_or(f));
+        }
+        loop {
+            let moved = views
+                .iter()
+                .map(|(_, view)| view.sync_before(h))
+                .min()
+                .unwrap_or(h);
+            if moved == h {
+                return h;
+            }
+            h = moved;
+        }
     };
     let mut decided: Vec<Option<bool>> = vec![None; n];
     for &f in flushes.iter().chain(std::iter::once(&n)) {
