@@ -14,11 +14,13 @@
 //!   pty line breaks; each decoded from the start); an occurrence in a view
 //!   covers the source from its first byte to its last, the sequences between
 //!   included. In the wrap view only units made of its body alphabet count.
+//!   The views are those the engine reads for a set with these units (a view
+//!   that can only decode bytes no unit holds is left out).
 //! - At an idle flush after byte `f`, let `h` be the earliest position such that
 //!   `input[h..f]` is a proper prefix of a unit, or a view of `input[..f]` from
 //!   the source of its decoded byte at `h` is (a counted one, for the wrap
-//!   view), or a sequence starts at `h` that `input[..f]` ends inside of and the
-//!   view holds; and `h` moved back to the start of a sequence of any view it
+//!   view; a view's decoded bytes end where a sequence that `input[..f]` ends
+//!   inside of starts), or such a sequence starts at `h` and the view holds it; and `h` moved back to the start of a sequence of any view it
 //!   falls strictly inside, until it is inside none (the held piece). Its bytes not
 //!   decided by an earlier flush are decided now: all masked when `f - h` is at
 //!   least `min_length`; otherwise each is masked if an occurrence complete by `f`
@@ -31,11 +33,13 @@
 
 use crate::views::{self, Decoded, View};
 
-/// `src` decoded whole by every view.
-fn all_views(src: &[u8]) -> Vec<(&'static View, Decoded)> {
-    views::ALL
-        .iter()
-        .map(|v| (*v, views::decode_all(v, src)))
+/// `src` decoded whole by every view that decodes anything (a view with no
+/// sequence and none open at the end is the source: the raw stream has its
+/// units).
+fn all_views(cfg: views::Config, src: &[u8]) -> Vec<(&'static View, Decoded)> {
+    cfg.views()
+        .map(|v| (v, views::decode_all(v, src)))
+        .filter(|(_, d)| !d.seqs.is_empty() || d.open.is_some())
         .collect()
 }
 
@@ -67,6 +71,8 @@ pub fn masked_bytes(
     min_length: usize,
 ) -> Vec<bool> {
     let n = input.len();
+    // The views a set of these units reads (the same bytes as its patterns).
+    let cfg = views::Config::for_patterns(u32::MAX, &patterns.concat());
     let covered_by = |f: usize| {
         let mut covered = vec![false; f];
         for s in 0..f {
@@ -76,7 +82,7 @@ pub fn masked_bytes(
                 }
             }
         }
-        for (v, view) in all_views(&input[..f]) {
+        for (v, view) in all_views(cfg, &input[..f]) {
             for s in 0..view.bytes.len() {
                 for p in patterns {
                     if !p.is_empty() && view.bytes[s..].starts_with(p) && (v.accept)(p) {
@@ -97,7 +103,7 @@ pub fn masked_bytes(
         let raw = (0..f)
             .find(|&h| !input[h..f].is_empty() && proper_prefix(&input[h..f]))
             .unwrap_or(f);
-        let views = all_views(&input[..f]);
+        let views = all_views(cfg, &input[..f]);
         let mut h = raw;
         for (v, view) in &views {
             let decoded = (0..view.bytes.len())

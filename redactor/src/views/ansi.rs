@@ -90,7 +90,10 @@ mod tests {
         assert_eq!(view(&VIEW, b"ab\x1b[01;3"), (b"ab".to_vec(), Some(2)));
         assert_eq!(view(&VIEW, b"ab\x1b"), (b"ab".to_vec(), Some(2)));
         assert_eq!(view(&VIEW, b"a\x1b(Bc"), (b"a\x1b(Bc".to_vec(), None));
-        assert_eq!(view(&VIEW, b"a\x1b[1\x00c"), (b"a\x1b[1\x00c".to_vec(), None));
+        assert_eq!(
+            view(&VIEW, b"a\x1b[1\x00c"),
+            (b"a\x1b[1\x00c".to_vec(), None)
+        );
         let mut long = b"a\x1b[".to_vec();
         long.extend_from_slice(&[b'1'; 70]);
         let (bytes, pending) = view(&VIEW, &long);

@@ -146,11 +146,15 @@ mod tests {
         assert_eq!(text(&VIEW, out), "{'password': 'a'b\"c\\d$ &<\x1be'}");
     }
 
-    /// Node 18 `console.log({password: v})`, same value.
+    /// Node 18 `console.log({password: v})`, same value (with both quotes
+    /// in it Node picks backticks), and PHP `var_export` / Perl
+    /// `Data::Dumper` (`\'` and `\\` only).
     #[test]
-    fn node_util_inspect() {
-        let out = b"{ password: 'a\\'b\"c\\\\d$ &<\\x1Be' }";
-        assert_eq!(text(&VIEW, out), "{ password: 'a'b\"c\\d$ &<\x1be' }");
+    fn node_php_perl() {
+        let out = b"{ password: `a'b\"c\\\\d$ &<\\x1Be` }";
+        assert_eq!(text(&VIEW, out), "{ password: `a'b\"c\\d$ &<\x1be` }");
+        let out = b"  'password' => 'ab\\'c\"d\\\\e$ &<f',";
+        assert_eq!(text(&VIEW, out), "  'password' => 'ab'c\"d\\e$ &<f',");
     }
 
     /// bash 5.2 `declare -p v` and `printf %q` of a value with a control
@@ -159,9 +163,6 @@ mod tests {
     fn bash_ansi_c_quoting() {
         let out = b"declare -- v=$'a\\'b\\001c\\\\d'";
         assert_eq!(view(&VIEW, out).0, b"declare -- v=$'a'b\x01c\\d'");
-        // declare -p of a value without control characters: `\"`, `\$`, `\\`.
-        let out = b"declare -- v=\"a'b\\\"c\\\\d\\$ &<\"";
-        assert_eq!(text(&VIEW, out), "declare -- v=\"a'b\"c\\d\\$ &<\"");
     }
 
     /// JSON: `\uNNNN` with a surrogate pair, `\/`.

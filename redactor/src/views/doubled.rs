@@ -35,7 +35,10 @@ mod tests {
     /// Ruby 3.1 Psych `{"password" => v}.to_yaml` for v = `ab'c: d`.
     #[test]
     fn yaml_single_quoted() {
-        assert_eq!(text(&VIEW, b"password: 'ab''c: d'\n"), "password: 'ab'c: d'\n");
+        assert_eq!(
+            text(&VIEW, b"password: 'ab''c: d'\n"),
+            "password: 'ab'c: d'\n"
+        );
     }
 
     /// sqlite3 `quote()` and Python `csv.writer`.

@@ -63,9 +63,10 @@ fn step(src: &[u8], at: usize) -> Step {
     let s = &src[at..];
     let Some(semi) = s.iter().take(MAX_REF).position(|&b| b == b';') else {
         let open = s.len() < MAX_REF
-            && s[1..].iter().enumerate().all(|(k, &b)| {
-                b.is_ascii_alphanumeric() || (k == 0 && b == b'#')
-            });
+            && s[1..]
+                .iter()
+                .enumerate()
+                .all(|(k, &b)| b.is_ascii_alphanumeric() || (k == 0 && b == b'#'));
         return if open { Step::Open } else { Step::Literal };
     };
     let name = &s[1..semi];

@@ -90,6 +90,9 @@ pub(crate) enum Step {
     Open,
 }
 
+/// The source a view decodes around a sequence, given the longest unit.
+pub(crate) type WindowFn = fn(src: &[u8], seq: Range<usize>, max_unit: usize) -> Range<usize>;
+
 /// One view: its triggers and how it reads a sequence.
 pub(crate) struct View {
     /// A short stable name (docs, benchmarks).
@@ -110,7 +113,7 @@ pub(crate) struct View {
     pub accept: fn(unit: &[u8]) -> bool,
     /// Bytes a decoded window reaches past the sequences, as a function of
     /// the longest unit (None: the generic `max_unit_len × (max_seq + 1)`).
-    pub window: Option<fn(src: &[u8], seq: Range<usize>, max_unit: usize) -> Range<usize>>,
+    pub window: Option<WindowFn>,
 }
 
 fn any(_: &[u8]) -> bool {
@@ -174,6 +177,13 @@ impl Config {
         }
     }
 
+    /// The views that are on, as this set reads them.
+    pub fn views(self) -> impl Iterator<Item = &'static View> {
+        (0..ALL.len())
+            .filter(move |&i| self.is_on(i))
+            .map(move |i| self.view(i))
+    }
+
     /// View `i` of [`ALL`] as this set reads it.
     fn view(self, i: usize) -> &'static View {
         match ALL[i].name {
@@ -220,8 +230,11 @@ pub(crate) struct Decoded {
     pub spans: Vec<(u32, u32)>,
     /// Source ranges of the sequences (dropped or decoded), in order.
     pub seqs: Vec<Range<usize>>,
-    /// Where an undecided sequence at the end starts (if the view holds it).
+    /// Where an undecided sequence at the end starts, if the view holds it.
     pub pending: Option<usize>,
+    /// Where an undecided sequence at the end starts, held or not: the
+    /// decoded bytes end there.
+    pub open: Option<usize>,
 }
 
 impl Decoded {
@@ -241,6 +254,7 @@ impl Decoded {
         self.spans.clear();
         self.seqs.clear();
         self.pending = None;
+        self.open = None;
     }
 
     fn literal(&mut self, r: Range<usize>, src: &[u8]) {
@@ -278,7 +292,7 @@ fn next_trigger(view: &View, src: &[u8], from: usize) -> Option<usize> {
 }
 
 /// Parses `src` from its start (a sequence boundary): every sequence, and where
-/// an undecided one starts (when the view holds it).
+/// an undecided one at the end starts.
 fn parse(view: &View, src: &[u8], seqs: &mut Vec<Found>) -> Option<usize> {
     let mut from = 0;
     while let Some(at) = next_trigger(view, src, from) {
@@ -288,7 +302,7 @@ fn parse(view: &View, src: &[u8], seqs: &mut Vec<Found>) -> Option<usize> {
                 seqs.push(Found { at, len, out });
                 from = at + len;
             }
-            Step::Open => return view.hold_open.then_some(at),
+            Step::Open => return Some(at),
         }
     }
     None
@@ -313,11 +327,12 @@ fn decode_window(src: &[u8], window: Range<usize>, seqs: &[Found], d: &mut Decod
 /// The whole of `src` in `view`, decoded naively (for the reference model).
 pub(crate) fn decode_all(view: &View, src: &[u8]) -> Decoded {
     let mut seqs = Vec::new();
-    let pending = parse(view, src, &mut seqs);
-    let end = pending.unwrap_or(src.len());
+    let open = parse(view, src, &mut seqs);
+    let end = open.unwrap_or(src.len());
     let mut d = Decoded::default();
     decode_window(src, 0..end, &seqs, &mut d);
-    d.pending = pending;
+    d.open = open;
+    d.pending = open.filter(|_| view.hold_open);
     d
 }
 
@@ -351,14 +366,26 @@ pub(crate) fn find(
         }
         let view = cfg.view(vi);
         s.seqs.clear();
-        let pending = parse(view, buf, &mut s.seqs);
-        if let Some(p) = pending {
-            hold = hold.min(p);
+        let open = parse(view, buf, &mut s.seqs);
+        let end = open.unwrap_or(buf.len());
+        if let Some(p) = open {
+            if view.hold_open {
+                hold = hold.min(p);
+            }
+            // The view ends where an undecided sequence starts, and a proper
+            // prefix of a unit in the bytes before it is held (when no window
+            // below reaches the sequence, those bytes are the raw ones).
+            let after_seqs = s.seqs.last().map_or(0, |f| f.at + f.len);
+            let tail_from = p.saturating_sub(max_unit.saturating_sub(1)).max(after_seqs);
+            if let Some(i) = (tail_from..p)
+                .find(|&i| (view.accept)(&buf[i..p]) && set.is_proper_prefix(&buf[i..p]))
+            {
+                hold = hold.min(i);
+            }
         }
         if s.seqs.is_empty() {
             continue;
         }
-        let end = pending.unwrap_or(buf.len());
         let reach = max_unit.saturating_mul(view.max_seq + 1);
         let window_of = |f: &Found| match view.window {
             Some(w) => w(buf, f.at..f.at + f.len, max_unit),
@@ -378,7 +405,15 @@ pub(crate) fn find(
             }
             let w = w.start..w.end.min(end);
             decode_window(buf, w.clone(), &s.seqs[first..last], &mut s.decoded);
-            hold = window_matches(set, view, &s.decoded, w.end == end, hold, matches, &mut s.found);
+            hold = window_matches(
+                set,
+                view,
+                &s.decoded,
+                w.end == end,
+                hold,
+                matches,
+                &mut s.found,
+            );
             s.tail_seqs
                 .extend(s.seqs[first..last].iter().map(|f| f.at..f.at + f.len));
             first = last;

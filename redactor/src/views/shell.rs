@@ -70,9 +70,9 @@ mod tests {
     /// v = `ab'c"d\e$ &<f`: all print `'ab'\''c"d\e$ &<f'`.
     #[test]
     fn bash_xtrace_and_at_q() {
-        let out = b"+ true 'ab'\\''c\"d\\e$ &<f'";
-        assert_eq!(text(&QUOTE, out), "+ true 'ab'c\"d\\e$ &<f'");
-        assert_eq!(text(&QUOTE, b"'ab'\"'\"'cd'"), "'ab'cd'");
+        let out = b"+ true 'ab'\\''c\"d\\e$ &<f'\n";
+        assert_eq!(text(&QUOTE, out), "+ true 'ab'c\"d\\e$ &<f'\n");
+        assert_eq!(text(&QUOTE, b"'ab'\"'\"'cd' "), "'ab'cd' ");
     }
 
     /// bash 5.2 `printf %q` of `ab'c"d\e$ &<f`.
@@ -80,6 +80,13 @@ mod tests {
     fn printf_q() {
         let out = b"ab\\'c\\\"d\\\\e\\$\\ \\&\\<f";
         assert_eq!(text(&ESCAPE, out), "ab'c\"d\\e$ &<f");
+    }
+
+    /// bash 5.2 `declare -p v` of the same value: `\"`, `\\`, `\$`.
+    #[test]
+    fn declare_p() {
+        let out = b"declare -x v=\"ab'c\\\"d\\\\e\\$ &<f\"";
+        assert_eq!(text(&ESCAPE, out), "declare -x v=\"ab'c\"d\\e$ &<f\"");
     }
 
     #[test]

@@ -89,9 +89,15 @@ mod tests {
     /// indented in YAML and quoted in a comment.
     #[test]
     fn bodies_are_joined_at_any_width() {
-        assert_eq!(text(&VIEW, b"QUJDREVGR0hJSktMTU5P\nUFFSU1RVVldYWVo=\n"), "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=\n");
+        assert_eq!(
+            text(&VIEW, b"QUJDREVGR0hJSktMTU5P\nUFFSU1RVVldYWVo=\n"),
+            "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=\n"
+        );
         assert_eq!(text(&VIEW, b"QUJD\r\nREVG\r\n"), "QUJDREVG\r\n");
-        assert_eq!(text(&VIEW, b"key: |\n    MIIEvQ\n    IBADAN\n"), "key: |\n    MIIEvQIBADAN\n");
+        assert_eq!(
+            text(&VIEW, b"key: |\n    MIIEvQ\n    IBADAN\n"),
+            "key: |\n    MIIEvQIBADAN\n"
+        );
         assert_eq!(text(&VIEW, b"# MIIEvQ\n# IBADAN\n"), "# MIIEvQIBADAN\n");
     }
 
