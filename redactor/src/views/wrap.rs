@@ -90,24 +90,25 @@ mod tests {
     #[test]
     fn bodies_are_joined_at_any_width() {
         assert_eq!(
-            text(&VIEW, b"QUJDREVGR0hJSktMTU5P\nUFFSU1RVVldYWVo=\n"),
-            "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=\n"
+            text(&VIEW, b"QUJDREVGR0hJSktMTU5P\nUFFSU1RVVldYWVo=\n."),
+            "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=\n."
         );
-        assert_eq!(text(&VIEW, b"QUJD\r\nREVG\r\n"), "QUJDREVG\r\n");
+        assert_eq!(text(&VIEW, b"QUJD\r\nREVG\r\n."), "QUJDREVG\r\n.");
         assert_eq!(
-            text(&VIEW, b"key: |\n    MIIEvQ\n    IBADAN\n"),
-            "key: |\n    MIIEvQIBADAN\n"
+            text(&VIEW, b"key: |\n    MIIEvQ\n    IBADAN\n."),
+            "key: |\n    MIIEvQIBADAN\n."
         );
-        assert_eq!(text(&VIEW, b"# MIIEvQ\n# IBADAN\n"), "# MIIEvQIBADAN\n");
+        assert_eq!(text(&VIEW, b"# MIIEvQ\n# IBADAN\n."), "# MIIEvQIBADAN\n.");
     }
 
     #[test]
     fn only_body_bytes_are_joined() {
-        assert_eq!(text(&VIEW, b"done.\nnext\n"), "done.\nnext\n");
+        assert_eq!(text(&VIEW, b"done.\nnext\n."), "done.\nnext\n.");
         assert_eq!(text(&VIEW, b"done\n\nnext"), "done\n\nnext");
         assert!(accept(b"QUJDREVG"));
         assert!(!accept(b"hello world"));
-        // A break the buffer ends inside is not held: it only drops bytes.
-        assert_eq!(view(&VIEW, b"QUJD\n  "), (b"QUJD\n  ".to_vec(), None));
+        // A break the buffer ends inside ends the view (the next bytes decide
+        // it) but is not held: it only drops bytes.
+        assert_eq!(view(&VIEW, b"QUJD\n  "), (b"QUJD".to_vec(), None));
     }
 }
