@@ -26,8 +26,9 @@
 //! (up to 64 bytes); `backslash` an unfinished escape (up to 12 bytes);
 //! `shell_quote` an unfinished `'\''` (3 bytes); `shell_escape` a final `\`;
 //! `doubled` a final quote; `entity` an unfinished reference (up to 12 bytes);
-//! `percent` an unfinished `%XX`; `pty` a final `\r`; `wrap` nothing (a line
-//! break drops bytes only, so it matters only after a held proper prefix).
+//! `percent` an unfinished `%XX`; `pty` a final `\r`; `wrap` nothing of its
+//! own (a break drops bytes only), but an undecided break ends the view, so a
+//! proper prefix of a unit before it is held, the break with it.
 
 pub(crate) mod ansi;
 pub(crate) mod backslash;
