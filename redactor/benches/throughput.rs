@@ -77,6 +77,37 @@ fn coloured(corpus: &[u8]) -> Vec<u8> {
     out
 }
 
+/// What each decoded view costs on the ordinary corpus: the engine with every
+/// view on against the engine with that one off (and with all off), best of two
+/// alternating runs each.
+fn view_costs(values: &[Vec<u8>], all_on: &Arc<SecretSet>, corpus: &[u8]) {
+    let names: Vec<&str> = SecretSetBuilder::view_names().collect();
+    let mut all_off = SecretSetBuilder::new();
+    for name in &names {
+        all_off = all_off.view(name, false);
+    }
+    let mut variants = vec![("all views off".to_string(), build_with(values, all_off))];
+    for name in &names {
+        let off = SecretSetBuilder::new().view(name, false);
+        variants.push((format!("{name} off"), build_with(values, off)));
+    }
+    let mut on = 0f64;
+    let mut best = vec![0f64; variants.len()];
+    for _ in 0..2 {
+        on = on.max(engine_in_process(all_on, corpus).0);
+        for (b, (_, set)) in best.iter_mut().zip(&variants) {
+            *b = b.max(engine_in_process(set, corpus).0);
+        }
+    }
+    println!("  every view on                   {on:6.2} GB/s");
+    for (b, (label, _)) in best.iter().zip(&variants) {
+        println!(
+            "  {label:<31} {b:6.2} GB/s   (every view on costs {:.2}x of this)",
+            b / on
+        );
+    }
+}
+
 /// Whole patterns only: the engine before the piece rule, for what the rule costs.
 fn build_whole(values: &[Vec<u8>]) -> Arc<SecretSet> {
     build_with(values, SecretSetBuilder::new().piece_length(1 << 20))
@@ -568,6 +599,7 @@ fn main() {
             "  ANSI view, coloured corpus      {on:6.2} GB/s on, {off:.2} GB/s off   (the view costs {:.2}x; a colour pair on every 4th line)",
             off / on
         );
+        view_costs(&values, &set, &c);
         let (ac_ll, ac_stream) = aho_in_process(&patterns, &c);
         println!(
             "  in-process aho-corasick LL      {ac_ll:6.2} GB/s   (leftmost-longest, whole buffer)"

@@ -9,14 +9,19 @@
 //!
 //! - A byte covered by an occurrence of any unit is masked (the union of
 //!   overlapping and adjacent occurrences). Occurrences are looked for in the
-//!   stream and in its view without ANSI escape sequences (decoded from the
-//!   start); an occurrence in the view covers the source from its first byte to
-//!   its last, the sequences between included.
+//!   stream and in each of its decoded views (`crate::views`: ANSI, backslash
+//!   escapes, shell quoting, doubled quotes, entities, percent, wrapped bodies,
+//!   pty line breaks; each decoded from the start); an occurrence in a view
+//!   covers the source from its first byte to its last, the sequences between
+//!   included. In the wrap view only units made of its body alphabet count.
+//!   The views are those the engine reads for a set with these units (a view
+//!   that can only decode bytes no unit holds is left out).
 //! - At an idle flush after byte `f`, let `h` be the earliest position such that
-//!   `input[h..f]` is a proper prefix of a unit, or the view of `input[..f]` from
-//!   the source of its decoded byte at `h` is, or an escape sequence starts at `h`
-//!   that `input[..f]` ends inside of; and `h` moved back to the start of an escape
-//!   sequence it falls strictly inside (the held piece). Its bytes not
+//!   `input[h..f]` is a proper prefix of a unit, or a view of `input[..f]` from
+//!   the source of its decoded byte at `h` is (a counted one, for the wrap
+//!   view; a view's decoded bytes end where a sequence that `input[..f]` ends
+//!   inside of starts), or such a sequence starts at `h` and the view holds it; and `h` moved back to the start of a sequence of any view it
+//!   falls strictly inside, until it is inside none (the held piece). Its bytes not
 //!   decided by an earlier flush are decided now: all masked when `f - h` is at
 //!   least `min_length`; otherwise each is masked if an occurrence complete by `f`
 //!   covers it, and shown if not, even if a later occurrence covers it. End of
@@ -30,7 +35,17 @@
 //! In strict mode flushes do nothing, so the output is that of the whole stream
 //! buffered: pass no flush positions.
 
-use crate::views::ansi;
+use crate::views::{self, Decoded, View};
+
+/// `src` decoded whole by every view that decodes anything (a view with no
+/// sequence and none open at the end is the source: the raw stream has its
+/// units).
+fn all_views(cfg: views::Config, src: &[u8]) -> Vec<(&'static View, Decoded)> {
+    cfg.views()
+        .map(|v| (v, views::decode_all(v, src)))
+        .filter(|(_, d)| !d.seqs.is_empty() || d.open.is_some())
+        .collect()
+}
 
 /// The units a set of patterns is matched by under the piece rule with `piece`
 /// bytes: every `piece`-byte substring of each pattern at least that long, and
@@ -74,6 +89,8 @@ pub fn masked_bytes(
     min_length: usize,
 ) -> Vec<bool> {
     let n = input.len();
+    // The views a set of these units reads (the same bytes as its patterns).
+    let cfg = views::Config::for_patterns(u32::MAX, &patterns.concat());
     let covered_by = |f: usize| {
         let mut covered = vec![false; f];
         for s in 0..f {
@@ -83,10 +100,10 @@ pub fn masked_bytes(
                 }
             }
         }
-        if let Some(view) = ansi::decode(&input[..f]) {
+        for (v, view) in all_views(cfg, &input[..f]) {
             for s in 0..view.bytes.len() {
                 for p in patterns {
-                    if !p.is_empty() && starts_with_unit(&view.bytes[s..], p) {
+                    if !p.is_empty() && starts_with_unit(&view.bytes[s..], p) && (v.accept)(p) {
                         let r = view.source(s..s + p.len());
                         covered[r].iter_mut().for_each(|c| *c = true);
                     }
@@ -106,14 +123,25 @@ pub fn masked_bytes(
         let raw = (0..f)
             .find(|&h| !input[h..f].is_empty() && proper_prefix(&input[h..f]))
             .unwrap_or(f);
-        let Some(view) = ansi::decode(&input[..f]) else {
-            return raw;
-        };
-        let decoded = (0..view.bytes.len())
-            .find(|&d| proper_prefix(&view.bytes[d..]))
-            .map_or(f, |d| view.spans[d].0 as usize);
-        let h = raw.min(decoded).min(view.pending.unwrap_or(f));
-        view.sync_before(h)
+        let views = all_views(cfg, &input[..f]);
+        let mut h = raw;
+        for (v, view) in &views {
+            let decoded = (0..view.bytes.len())
+                .find(|&d| (v.accept)(&view.bytes[d..]) && proper_prefix(&view.bytes[d..]))
+                .map_or(f, |d| view.spans[d].0 as usize);
+            h = h.min(decoded).min(view.pending.unwrap_or(f));
+        }
+        loop {
+            let moved = views
+                .iter()
+                .map(|(_, view)| view.sync_before(h))
+                .min()
+                .unwrap_or(h);
+            if moved == h {
+                return h;
+            }
+            h = moved;
+        }
     };
     let mut decided: Vec<Option<bool>> = vec![None; n];
     for &f in flushes.iter().chain(std::iter::once(&n)) {

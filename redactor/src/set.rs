@@ -120,7 +120,8 @@ pub struct SecretSetBuilder {
     entries: Vec<Entry>,
     min_length: Option<usize>,
     piece_length: Option<usize>,
-    no_ansi_view: bool,
+    /// Views switched off (a bit per view, see `views::ALL`).
+    views_off: u32,
 }
 
 impl fmt::Debug for SecretSetBuilder {
@@ -173,9 +174,26 @@ impl SecretSetBuilder {
 
     /// Whether units are also matched in the stream without ANSI escape
     /// sequences (on by default; off only to measure what the view costs).
-    pub fn ansi_view(mut self, on: bool) -> Self {
-        self.no_ansi_view = !on;
+    pub fn ansi_view(self, on: bool) -> Self {
+        self.view("ansi", on)
+    }
+
+    /// Whether units are also matched in the decoded view named `name` (one
+    /// of [`SecretSetBuilder::view_names`]; all on by default, off only to
+    /// measure what a view costs). An unknown name changes nothing.
+    pub fn view(mut self, name: &str, on: bool) -> Self {
+        let bit = crate::views::bit(name).unwrap_or(0);
+        if on {
+            self.views_off &= !bit;
+        } else {
+            self.views_off |= bit;
+        }
         self
+    }
+
+    /// The names of the decoded views, for [`SecretSetBuilder::view`].
+    pub fn view_names() -> impl Iterator<Item = &'static str> {
+        crate::views::names()
     }
 
     /// Both lengths at once (see [`SecretSetBuilder::min_length`] and
@@ -279,7 +297,7 @@ impl SecretSetBuilder {
         drop(found);
         let names = self.entries.iter().map(|e| e.name.clone()).collect();
         let mut set = SecretSet::from_parts(arena, spans, info, names, min_length, piece);
-        set.ansi_view = !self.no_ansi_view;
+        set.views = crate::views::Config::for_patterns(!self.views_off, set.arena());
         (set, report)
     }
 }
@@ -299,8 +317,8 @@ pub struct SecretSet {
     names: Vec<String>,
     min_length: usize,
     piece: usize,
-    /// Whether the ANSI view is matched too.
-    pub(crate) ansi_view: bool,
+    /// The decoded views units are also matched in.
+    pub(crate) views: crate::views::Config,
     /// Length of the longest pattern (0 when empty).
     max_len: usize,
     /// Length of the longest unit (0 when empty).
@@ -404,7 +422,7 @@ impl SecretSet {
             names,
             min_length,
             piece,
-            ansi_view: true,
+            views: crate::views::Config::ALL_ON,
             max_unit,
             long_units,
             short,

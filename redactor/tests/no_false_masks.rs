@@ -1,5 +1,7 @@
 //! No false masks: 64 MiB of ordinary log text (timestamps, paths, JSON, hex ids,
-//! base64 blobs, URLs) streamed through a set of 1,000 random secrets, none of
+//! base64 blobs, URLs, and text rich in the decoded views' triggers: escapes,
+//! entities, percent-encoding, doubled and shell quotes, wrapped base64 of other
+//! data, hex dumps, pty line breaks) streamed through a set of 1,000 random secrets, none of
 //! which occurs in it, comes out byte-identical, with the default piece length
 //! and at every chunking tried. The gigabyte version (issue 21 item 5) is
 //! `a_gigabyte_of_log_text_comes_out_byte_identical`, ignored by default (a
@@ -53,7 +55,7 @@ fn line(rng: &mut StdRng, out: &mut Vec<u8>) {
     let sentence: Vec<&str> = (0..rng.gen_range(3..9))
         .map(|_| words[rng.gen_range(0..words.len())])
         .collect();
-    match rng.gen_range(0..6) {
+    match rng.gen_range(0..9) {
         0 => out.extend_from_slice(
             format!(
                 "{level} GET /api/v1/items/{}?page={} status=200 bytes={} {}\n",
@@ -102,6 +104,39 @@ fn line(rng: &mut StdRng, out: &mut Vec<u8>) {
             )
             .as_bytes(),
         ),
+        // Text rich in the views' triggers: backslashes, quotes, entities,
+        // percent-encoding, doubled quotes, shell quoting.
+        6 => out.extend_from_slice(
+            format!(
+                "{level} {{'msg': 'it\\'s \\x1b[0m done', 'path': 'C:\\\\Users\\\\ci'}} sql=\"insert into t values ('{}''s', 'a&amp;b &lt;{}&gt; &#39;x&#39; &#x9;')\" url=/search?q={}+{}%2F%E2%82%AC&amp;p=100% cmd='echo '\\''{}'\\''' csv=\"a\"\"b\"\r\n",
+                sentence.join(" "),
+                words[rng.gen_range(0..words.len())],
+                words[rng.gen_range(0..words.len())],
+                words[rng.gen_range(0..words.len())],
+                sentence.join("\\ ")
+            )
+            .as_bytes(),
+        ),
+        // Wrapped base64 of other data, at 76 and 64 columns, indented, through
+        // a pty; and a hex dump.
+        7 => {
+            let blob = base64::engine::general_purpose::STANDARD
+                .encode((0..rng.gen_range(100..400)).map(|_| rng.gen::<u8>()).collect::<Vec<u8>>());
+            let width = [76, 64, 20][rng.gen_range(0..3)];
+            let brk: &[u8] = [&b"\n"[..], b"\r\n", b"\n    "][rng.gen_range(0..3)];
+            out.extend_from_slice(format!("{level} key:").as_bytes());
+            for l in blob.as_bytes().chunks(width) {
+                out.extend_from_slice(brk);
+                out.extend_from_slice(l);
+            }
+            out.push(b'\n');
+        }
+        8 => {
+            for _ in 0..rng.gen_range(1..4) {
+                out.extend_from_slice(hex::encode(rng.gen::<[u8; 16]>()).as_bytes());
+                out.push(b'\n');
+            }
+        }
         _ => out.extend_from_slice(
             format!(
                 "{level} \x1b[32m{}\x1b[0m in /home/ci/build/src/{}.rs:{}\n",

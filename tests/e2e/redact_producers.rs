@@ -178,7 +178,6 @@ fn value_case(
 // --- shells -------------------------------------------------------------
 
 #[test]
-#[ignore = "needs the shell-quoting view, not built yet (issue 21): fails whenever an inserted escape falls inside a 12-byte piece"]
 fn bash_xtrace_of_a_value_with_a_quote() {
     value_case("bash -x", 28, b"'\"\\$ &<\x01", |_, f| {
         format!("bash -xc 'v=$(cat {f}); true \"$v\"' 2>&1\n")
@@ -187,7 +186,6 @@ fn bash_xtrace_of_a_value_with_a_quote() {
 }
 
 #[test]
-#[ignore = "needs the shell-quoting view, not built yet (issue 21): fails whenever an inserted escape falls inside a 12-byte piece"]
 fn bash_at_q_expansion() {
     value_case("${v@Q}", 28, b"'\"\\$ &<\x01", |_, f| {
         format!("bash -c 'v=$(cat {f}); printf \"%s\\n\" \"${{v@Q}}\"'\n")
@@ -196,7 +194,6 @@ fn bash_at_q_expansion() {
 }
 
 #[test]
-#[ignore = "needs the shell-quoting view, not built yet (issue 21): fails whenever an inserted escape falls inside a 12-byte piece"]
 fn bash_printf_q() {
     value_case("printf %q", 28, b"'\"\\$ &<\x01", |_, f| {
         format!("bash -c 'printf \"%q\\n\" \"$(cat {f})\"'\n")
@@ -205,7 +202,6 @@ fn bash_printf_q() {
 }
 
 #[test]
-#[ignore = "needs the backslash-escape view, not built yet (issue 21): fails whenever an inserted escape falls inside a 12-byte piece"]
 fn bash_declare_p() {
     value_case("declare -p", 28, SPECIALS, |_, f| {
         format!("bash -c 'v=$(cat {f}); declare -p v'\n")
@@ -234,7 +230,6 @@ fn grep_colour_on_part_of_the_token() {
 }
 
 #[test]
-#[ignore = "needs the line-break view, not built yet (issue 21): fails whenever an inserted escape falls inside a 12-byte piece"]
 fn multi_line_value_with_short_lines() {
     let (mut rng, seed) = rng();
     let lines: Vec<Vec<u8>> = (0..8).map(|_| secret(&mut rng, 5, b"")).collect();
@@ -249,7 +244,6 @@ fn multi_line_value_with_short_lines() {
 // --- debug printing ---------------------------------------------------------
 
 #[test]
-#[ignore = "needs the backslash-escape view, not built yet (issue 21): fails whenever an inserted escape falls inside a 12-byte piece"]
 fn python_repr_of_a_dict_and_shlex_quote() {
     value_case("python repr, shlex.quote", 28, b"'\"\\$ &<\x1b", |_, f| {
         format!(
@@ -260,7 +254,6 @@ fn python_repr_of_a_dict_and_shlex_quote() {
 }
 
 #[test]
-#[ignore = "needs the backslash-escape view, not built yet (issue 21): fails whenever an inserted escape falls inside a 12-byte piece"]
 fn node_console_log_of_an_object() {
     value_case("node console.log", 28, b"'\"\\$ &<\x1b", |_, f| {
         format!(
@@ -271,7 +264,6 @@ fn node_console_log_of_an_object() {
 }
 
 #[test]
-#[ignore = "needs the entity view, not built yet (issue 21): fails whenever an inserted escape falls inside a 12-byte piece"]
 fn php_var_export_and_htmlspecialchars() {
     value_case("php var_export, htmlspecialchars", 28, SPECIALS, |case, f| {
         let php = case.file(
@@ -284,7 +276,6 @@ fn php_var_export_and_htmlspecialchars() {
 }
 
 #[test]
-#[ignore = "needs the backslash-escape view, not built yet (issue 21): fails whenever an inserted escape falls inside a 12-byte piece"]
 fn perl_data_dumper() {
     value_case("perl Data::Dumper", 28, SPECIALS, |_, f| {
         format!("perl -MData::Dumper -e 'local $/; open my $h, \"<\", $ARGV[0]; my $v = <$h>; print Dumper({{password => $v}})' {f}\n")
@@ -312,7 +303,6 @@ func main() {
 "#;
 
 #[test]
-#[ignore = "needs the entity view, not built yet (issue 21): fails whenever an inserted escape falls inside a 12-byte piece"]
 fn go_html_template() {
     let go = require_tool("go", "scripts/test --prereqs");
     value_case("go html/template", 28, b"'\"\\$ &<+", |case, f| {
@@ -413,7 +403,6 @@ fn python_base64_encodebytes() {
 // --- quote doubling -------------------------------------------------------
 
 #[test]
-#[ignore = "needs the quote-doubling view, not built yet (issue 21): fails whenever an inserted escape falls inside a 12-byte piece"]
 fn yaml_single_quoted() {
     // `: ` makes Psych single-quote the value; a `'` inside is then doubled.
     let (mut rng, seed) = rng();
@@ -429,7 +418,6 @@ fn yaml_single_quoted() {
 }
 
 #[test]
-#[ignore = "needs the quote-doubling view, not built yet (issue 21): fails whenever an inserted escape falls inside a 12-byte piece"]
 fn sql_literal() {
     value_case("sqlite quote()", 28, b"''\"\\$ &<", |_, f| {
         format!("sqlite3 :memory: \"select 'insert into t values (' || quote(cast(readfile('{f}') as text)) || ');'\"\n")
@@ -438,7 +426,6 @@ fn sql_literal() {
 }
 
 #[test]
-#[ignore = "needs the quote-doubling view, not built yet (issue 21): fails whenever an inserted escape falls inside a 12-byte piece"]
 fn csv_field() {
     value_case("python csv", 28, b"\"\",'\\$ &<", |_, f| {
         format!("python3 -c 'import csv, sys; csv.writer(sys.stdout).writerow([\"user\", open(sys.argv[1]).read()])' {f}\n")

@@ -1,25 +1,241 @@
-//! Decoded views of a stream: what a program's insertions (colour codes, for now)
-//! hide. A view turns source bytes into decoded bytes, each with the source span
-//! it came from; a unit found in the decoded bytes masks the source from its first
-//! decoded byte's span to its last's. Decoding is prefix-stable: decoding a prefix
-//! of the stream gives a prefix of the whole stream's decoded bytes, and the bytes
-//! at the end that cannot be decided yet are reported as pending.
+//! Decoded views of a stream: what a program's insertions (colour codes,
+//! escapes, quoting, entities, line breaks) hide. A view turns source bytes into
+//! decoded bytes, each with the source span it came from; a unit found in the
+//! decoded bytes masks the source from its first decoded byte's span to its
+//! last's.
+//!
+//! Every view is a set of *sequences*: a sequence starts at one of the view's
+//! trigger bytes and is at most [`View::max_seq`] bytes long; it decodes to at
+//! most four bytes (none for a dropped one), and every other byte is itself.
+//! Decoding parses left to right from a sequence boundary, so it is
+//! prefix-stable: a prefix of the stream decodes to a prefix of the whole
+//! stream's decoded bytes, and a sequence the end of the buffer leaves undecided
+//! is reported as pending (held back) when the view says so.
+//!
+//! Windows (the speed design): a unit that occurs in a view but not in the raw
+//! bytes contains a decoded sequence, so only the source around sequences is
+//! decoded: [`find`] looks for triggers with memchr, parses only at them, and
+//! decodes a window reaching `max_unit_len` decoded bytes either side of each
+//! sequence (merged when they overlap). A window never starts inside a sequence,
+//! so its decoding equals the whole stream's. A buffer without a trigger costs
+//! one memchr pass per view; a trigger that starts no sequence (an apostrophe in
+//! prose) costs one look at the bytes after it.
+//!
+//! What each view may hold back at a chunk edge (besides a decoded proper prefix
+//! of a unit, held as in the raw stream): `ansi` an unfinished escape sequence
+//! (up to 64 bytes); `backslash` an unfinished escape (up to 12 bytes);
+//! `shell_quote` an unfinished `'\''` (3 bytes); `shell_escape` a final `\`;
+//! `doubled` a final quote; `entity` an unfinished reference (up to 12 bytes);
+//! `percent` an unfinished `%XX`; `pty` a final `\r`; `wrap` nothing of its
+//! own (a break drops bytes only), but an undecided break ends the view, so a
+//! proper prefix of a unit before it is held, the break with it.
 
 pub(crate) mod ansi;
+pub(crate) mod backslash;
+pub(crate) mod doubled;
+pub(crate) mod entity;
+pub(crate) mod percent;
+pub(crate) mod pty;
+pub(crate) mod shell;
+pub(crate) mod wrap;
 
 use std::ops::Range;
 
-/// One view of a buffer.
+use crate::index::Match;
+use crate::set::SecretSet;
+
+/// What a sequence decodes to: up to four bytes (a UTF-8 character).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Out {
+    bytes: [u8; 4],
+    len: u8,
+}
+
+impl Out {
+    /// Nothing: the sequence is dropped.
+    pub const NONE: Out = Out {
+        bytes: [0; 4],
+        len: 0,
+    };
+
+    /// One byte.
+    pub const fn byte(b: u8) -> Out {
+        Out {
+            bytes: [b, 0, 0, 0],
+            len: 1,
+        }
+    }
+
+    /// The UTF-8 encoding of `c`, or None when it is no scalar value.
+    pub fn char(c: u32) -> Option<Out> {
+        let ch = char::from_u32(c)?;
+        let mut bytes = [0; 4];
+        let len = ch.encode_utf8(&mut bytes).len() as u8;
+        Some(Out { bytes, len })
+    }
+
+    /// The decoded bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+/// What a view reads at a trigger byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// The trigger is an ordinary byte.
+    Literal,
+    /// A sequence of `len` source bytes that decodes to `out`.
+    Seq { len: usize, out: Out },
+    /// The buffer ends before the sequence is decided.
+    Open,
+}
+
+/// The source a view decodes around a sequence, given the longest unit.
+pub(crate) type WindowFn = fn(src: &[u8], seq: Range<usize>, max_unit: usize) -> Range<usize>;
+
+/// One view: its triggers and how it reads a sequence.
+pub(crate) struct View {
+    /// A short stable name (docs, benchmarks).
+    pub name: &'static str,
+    /// The bytes a sequence starts with (one to three, for memchr).
+    pub triggers: &'static [u8],
+    /// The longest sequence, in source bytes.
+    pub max_seq: usize,
+    /// Whether a sequence left open by the end of the buffer is held back (a
+    /// view whose sequences decode to bytes must; one that only drops bytes
+    /// need not, see the module docs).
+    pub hold_open: bool,
+    /// Reads the sequence starting at `src[at]` (a trigger); may look at any
+    /// byte of `src` before or after.
+    pub step: fn(src: &[u8], at: usize) -> Step,
+    /// Whether a unit found in this view counts (the wrap view takes only
+    /// units made of its alphabet).
+    pub accept: fn(unit: &[u8]) -> bool,
+    /// Bytes a decoded window reaches past the sequences, as a function of
+    /// the longest unit (None: the generic `max_unit_len × (max_seq + 1)`).
+    pub window: Option<WindowFn>,
+}
+
+fn any(_: &[u8]) -> bool {
+    true
+}
+
+/// Every view, in a fixed order (bit `i` of [`Config`] is `ALL[i]`).
+pub(crate) const ALL: &[&View] = &[
+    &ansi::VIEW,
+    &backslash::VIEW,
+    &shell::QUOTE,
+    &shell::ESCAPE,
+    &doubled::VIEW,
+    &entity::VIEW,
+    &percent::VIEW,
+    &wrap::VIEW,
+    &pty::VIEW,
+];
+
+/// The names of every view, in order.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    ALL.iter().map(|v| v.name)
+}
+
+/// Which views a set matches in. A view whose sequences can only decode to
+/// bytes no pattern holds (a doubled quote when no pattern has a quote, a
+/// pty's `\r\n` when none has a line break) is left out: it could find nothing
+/// the raw stream does not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Config {
+    on: u32,
+    /// Whether some pattern has a space (for the percent view's `+`).
+    plus: bool,
+}
+
+impl Config {
+    /// Every view on.
+    pub const ALL_ON: Config = Config {
+        on: u32::MAX,
+        plus: true,
+    };
+
+    /// `wanted` (a bit per view) narrowed to the views that can matter for a
+    /// set whose patterns are all in `arena`.
+    pub fn for_patterns(wanted: u32, arena: &[u8]) -> Config {
+        let mut on = wanted;
+        let has = |b: u8| memchr::memchr(b, arena).is_some();
+        for (i, v) in ALL.iter().enumerate() {
+            let useful = match v.name {
+                "doubled" | "shell_quote" => has(b'\'') || has(b'"'),
+                "pty" => has(b'\n'),
+                _ => true,
+            };
+            if !useful {
+                on &= !(1 << i);
+            }
+        }
+        Config {
+            on,
+            plus: has(b' '),
+        }
+    }
+
+    /// The views that are on, as this set reads them.
+    pub fn views(self) -> impl Iterator<Item = &'static View> {
+        (0..ALL.len())
+            .filter(move |&i| self.is_on(i))
+            .map(move |i| self.view(i))
+    }
+
+    /// View `i` of [`ALL`] as this set reads it.
+    fn view(self, i: usize) -> &'static View {
+        match ALL[i].name {
+            "percent" if !self.plus => &percent::NO_PLUS,
+            _ => ALL[i],
+        }
+    }
+
+    /// Whether view `i` of [`ALL`] is on.
+    pub fn is_on(self, i: usize) -> bool {
+        self.on & (1 << i) != 0
+    }
+
+    /// Whether no view is on.
+    pub fn is_empty(self) -> bool {
+        self.on & ((1 << ALL.len()) - 1) == 0
+    }
+
+    /// Whether `bytes` holds a trigger of some view that is on.
+    pub fn any_trigger(self, bytes: &[u8]) -> bool {
+        (0..ALL.len()).any(|i| {
+            self.is_on(i)
+                && match *self.view(i).triggers {
+                    [a] => memchr::memchr(a, bytes).is_some(),
+                    [a, b] => memchr::memchr2(a, b, bytes).is_some(),
+                    [a, b, c] => memchr::memchr3(a, b, c, bytes).is_some(),
+                    _ => true,
+                }
+        })
+    }
+}
+
+/// The bit of the view named `name`, if there is one.
+pub fn bit(name: &str) -> Option<u32> {
+    ALL.iter().position(|v| v.name == name).map(|i| 1 << i)
+}
+
+/// One view of a buffer (or of a window of it).
 #[derive(Debug, Default)]
 pub(crate) struct Decoded {
     /// The decoded bytes.
     pub bytes: Vec<u8>,
     /// For each decoded byte, the source span it came from.
     pub spans: Vec<(u32, u32)>,
-    /// Source ranges the view drops (a colour code).
-    pub dropped: Vec<Range<usize>>,
-    /// Where an undecided sequence at the end starts.
+    /// Source ranges of the sequences (dropped or decoded), in order.
+    pub seqs: Vec<Range<usize>>,
+    /// Where an undecided sequence at the end starts, if the view holds it.
     pub pending: Option<usize>,
+    /// Where an undecided sequence at the end starts, held or not: the
+    /// decoded bytes end there.
+    pub open: Option<usize>,
 }
 
 impl Decoded {
@@ -28,13 +244,262 @@ impl Decoded {
         self.spans[r.start].0 as usize..self.spans[r.end - 1].1 as usize
     }
 
-    /// The start of the dropped range strictly containing `pos`, if any: a
-    /// position inside one is no place to start decoding.
+    /// The start of the sequence strictly containing `pos`, if any: a position
+    /// inside one is no place to start decoding.
     pub fn sync_before(&self, pos: usize) -> usize {
-        let i = self.dropped.partition_point(|d| d.end <= pos);
-        match self.dropped.get(i) {
-            Some(d) if d.start < pos => d.start,
-            _ => pos,
+        sync_before(&self.seqs, pos)
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.spans.clear();
+        self.seqs.clear();
+        self.pending = None;
+        self.open = None;
+    }
+
+    fn literal(&mut self, r: Range<usize>, src: &[u8]) {
+        self.bytes.extend_from_slice(&src[r.clone()]);
+        self.spans.extend(r.map(|i| (i as u32, i as u32 + 1)));
+    }
+}
+
+fn sync_before(seqs: &[Range<usize>], pos: usize) -> usize {
+    let i = seqs.partition_point(|d| d.end <= pos);
+    match seqs.get(i) {
+        Some(d) if d.start < pos => d.start,
+        _ => pos,
+    }
+}
+
+/// A sequence found by the parse.
+#[derive(Clone, Copy, Debug)]
+struct Found {
+    at: usize,
+    len: usize,
+    out: Out,
+}
+
+/// The next trigger of `view` in `src` at or after `from`.
+fn next_trigger(view: &View, src: &[u8], from: usize) -> Option<usize> {
+    let hay = src.get(from..)?;
+    let n = match *view.triggers {
+        [a] => memchr::memchr(a, hay),
+        [a, b] => memchr::memchr2(a, b, hay),
+        [a, b, c] => memchr::memchr3(a, b, c, hay),
+        _ => unreachable!("a view has one to three triggers"),
+    }?;
+    Some(from + n)
+}
+
+/// Parses `src` from its start (a sequence boundary): every sequence, and where
+/// an undecided one at the end starts.
+fn parse(view: &View, src: &[u8], seqs: &mut Vec<Found>) -> Option<usize> {
+    let mut from = 0;
+    while let Some(at) = next_trigger(view, src, from) {
+        match (view.step)(src, at) {
+            Step::Literal => from = at + 1,
+            Step::Seq { len, out } => {
+                seqs.push(Found { at, len, out });
+                from = at + len;
+            }
+            Step::Open => return Some(at),
         }
+    }
+    None
+}
+
+/// Decodes `src[window]` given the sequences in it (in order).
+fn decode_window(src: &[u8], window: Range<usize>, seqs: &[Found], d: &mut Decoded) {
+    d.clear();
+    let mut pos = window.start;
+    for s in seqs {
+        d.literal(pos..s.at, src);
+        for &b in s.out.as_slice() {
+            d.bytes.push(b);
+            d.spans.push((s.at as u32, (s.at + s.len) as u32));
+        }
+        d.seqs.push(s.at..s.at + s.len);
+        pos = s.at + s.len;
+    }
+    d.literal(pos..window.end.max(pos), src);
+}
+
+/// The whole of `src` in `view`, decoded naively (for the reference model).
+pub(crate) fn decode_all(view: &View, src: &[u8]) -> Decoded {
+    let mut seqs = Vec::new();
+    let open = parse(view, src, &mut seqs);
+    let end = open.unwrap_or(src.len());
+    let mut d = Decoded::default();
+    decode_window(src, 0..end, &seqs, &mut d);
+    d.open = open;
+    d.pending = open.filter(|_| view.hold_open);
+    d
+}
+
+/// Reusable buffers for [`find`].
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    seqs: Vec<Found>,
+    decoded: Decoded,
+    found: Vec<Match>,
+    tail_seqs: Vec<Range<usize>>,
+}
+
+/// Adds to `matches` (as source ranges) the units found in every view of `buf`
+/// that `set` has on, and returns `hold` moved back to where a view's undecided
+/// tail starts, to where a decoded proper prefix of a unit starts, and then out
+/// of any sequence (so that the next scan starts decoding where the whole
+/// stream's decoding is).
+pub(crate) fn find(
+    set: &SecretSet,
+    buf: &[u8],
+    matches: &mut Vec<Match>,
+    mut hold: usize,
+    s: &mut Scratch,
+) -> usize {
+    let cfg = set.views;
+    let max_unit = set.max_unit_len();
+    s.tail_seqs.clear();
+    for vi in 0..ALL.len() {
+        if !cfg.is_on(vi) {
+            continue;
+        }
+        let view = cfg.view(vi);
+        s.seqs.clear();
+        let open = parse(view, buf, &mut s.seqs);
+        let end = open.unwrap_or(buf.len());
+        if let Some(p) = open {
+            if view.hold_open {
+                hold = hold.min(p);
+            }
+            // The view ends where an undecided sequence starts, and a proper
+            // prefix of a unit in the bytes before it is held (when no window
+            // below reaches the sequence, those bytes are the raw ones).
+            let after_seqs = s.seqs.last().map_or(0, |f| f.at + f.len);
+            let tail_from = p.saturating_sub(max_unit.saturating_sub(1)).max(after_seqs);
+            if let Some(i) = (tail_from..p)
+                .find(|&i| (view.accept)(&buf[i..p]) && set.is_proper_prefix(&buf[i..p]))
+            {
+                hold = hold.min(i);
+            }
+        }
+        if s.seqs.is_empty() {
+            continue;
+        }
+        let reach = max_unit.saturating_mul(view.max_seq + 1);
+        let window_of = |f: &Found| match view.window {
+            Some(w) => w(buf, f.at..f.at + f.len, max_unit),
+            None => f.at.saturating_sub(reach)..(f.at + f.len).saturating_add(reach).min(end),
+        };
+        let mut first = 0;
+        while first < s.seqs.len() {
+            let mut w = window_of(&s.seqs[first]);
+            let mut last = first + 1;
+            while last < s.seqs.len() {
+                let next = window_of(&s.seqs[last]);
+                if next.start > w.end {
+                    break;
+                }
+                w.end = w.end.max(next.end);
+                last += 1;
+            }
+            let w = w.start..w.end.min(end);
+            decode_window(buf, w.clone(), &s.seqs[first..last], &mut s.decoded);
+            hold = window_matches(
+                set,
+                view,
+                &s.decoded,
+                w.end == end,
+                hold,
+                matches,
+                &mut s.found,
+            );
+            s.tail_seqs
+                .extend(s.seqs[first..last].iter().map(|f| f.at..f.at + f.len));
+            first = last;
+        }
+    }
+    // Moving out of one view's sequence can land inside another's.
+    s.tail_seqs.sort_unstable_by_key(|r| r.start);
+    loop {
+        let moved = s
+            .tail_seqs
+            .iter()
+            .filter(|r| r.start < hold && hold < r.end)
+            .map(|r| r.start)
+            .min()
+            .unwrap_or(hold);
+        if moved == hold {
+            return hold;
+        }
+        hold = moved;
+    }
+}
+
+/// The units found in one decoded window, as source matches; returns the hold
+/// moved to a decoded proper prefix at the window's end (when it is the
+/// buffer's end).
+fn window_matches(
+    set: &SecretSet,
+    view: &View,
+    d: &Decoded,
+    at_end: bool,
+    mut hold: usize,
+    matches: &mut Vec<Match>,
+    found: &mut Vec<Match>,
+) -> usize {
+    let dn = d.bytes.len();
+    if at_end {
+        let tail_from = dn.saturating_sub(set.max_unit_len().saturating_sub(1));
+        if let Some(i) = (tail_from..dn)
+            .find(|&i| (view.accept)(&d.bytes[i..]) && set.is_proper_prefix(&d.bytes[i..]))
+        {
+            hold = hold.min(d.spans[i].0 as usize);
+        }
+    }
+    found.clear();
+    set.index.find_all(set, &d.bytes, found);
+    // A run is the union of its units, and with units of two bytes or more
+    // every pair of neighbouring decoded bytes shares one, so the source
+    // between them (a dropped sequence) is covered; single-byte units cover
+    // only their own bytes.
+    let step = if set.piece_length() == 1 {
+        1
+    } else {
+        usize::MAX
+    };
+    for m in found.iter() {
+        if !(view.accept)(&d.bytes[m.start..m.end]) {
+            continue;
+        }
+        let mut at = m.start;
+        while at < m.end {
+            let to = at.saturating_add(step).min(m.end);
+            let r = d.source(at..to);
+            matches.push(Match {
+                start: r.start,
+                end: r.end,
+                pattern: m.pattern,
+            });
+            at = to;
+        }
+    }
+    hold
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// `src` decoded whole by `view`, as (bytes, pending).
+    pub fn view(v: &View, src: &[u8]) -> (Vec<u8>, Option<usize>) {
+        let d = decode_all(v, src);
+        (d.bytes, d.pending)
+    }
+
+    /// `src` decoded whole, as a lossy string (for readable assertions).
+    pub fn text(v: &View, src: &[u8]) -> String {
+        String::from_utf8_lossy(&decode_all(v, src).bytes).into_owned()
     }
 }
