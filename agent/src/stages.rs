@@ -190,6 +190,12 @@ impl Stages {
                 Passed::Out => self
                     .dpieces
                     .push((Source::Detected, before..self.dout.len())),
+                Passed::OutThen(sub) => {
+                    self.dpieces
+                        .push((Source::Detected, before..self.dout.len()));
+                    self.dpieces
+                        .push((source, r.start + sub.start..r.start + sub.end));
+                }
             }
         }
         let slices = self.dpieces.iter().map(|(source, r)| match source {
@@ -220,8 +226,9 @@ impl Stages {
             self.redactor.flush(&mut self.out);
         }
         if let Some(d) = self.detect.as_mut() {
-            if let Passed::Input(r) = d.write(&self.out, &mut self.dout) {
-                self.dout.extend_from_slice(&self.out[r]);
+            match d.write(&self.out, &mut self.dout) {
+                Passed::Input(r) | Passed::OutThen(r) => self.dout.extend_from_slice(&self.out[r]),
+                Passed::Out => {}
             }
             if end_of_stream {
                 d.finish(&mut self.dout);

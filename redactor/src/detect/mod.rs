@@ -283,6 +283,7 @@ impl DetectorSet {
         });
         let masks = families.iter().map(|f| named_mask(mask, f.name)).collect();
         let max_anchor = anchors.iter().map(|a| a.1.len()).max().unwrap_or(0);
+        assert!(max_anchor <= stage::MAX_ANCHOR, "an anchor is too long");
         DetectorSet {
             families,
             anchors,

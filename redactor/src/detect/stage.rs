@@ -19,6 +19,9 @@ use super::{pem, Ctx, DetectorSet, Verdict};
 /// (and masked whole when it is a credential, its continuation too).
 pub const MAX_HOLD: usize = 16 * 1024;
 
+/// No anchor is longer than this (checked when a set is built).
+pub(crate) const MAX_ANCHOR: usize = 32;
+
 /// A PEM body longer than this without an END line ends the block.
 const MAX_BLOCK: usize = 64 * 1024;
 
@@ -30,6 +33,10 @@ pub enum Passed {
     Input(Range<usize>),
     /// The output was appended to `out`.
     Out,
+    /// The output is what was appended to `out`, then this range of the
+    /// input (held bytes that turned out to start nothing, then a chunk
+    /// without anchors).
+    OutThen(Range<usize>),
 }
 
 /// Inside a private key block.
@@ -105,7 +112,8 @@ impl Detect {
     /// Consumes `input`; the output is either a range of `input` or appended
     /// to `out`.
     pub fn write(&mut self, input: &[u8], out: &mut Vec<u8>) -> Passed {
-        let Some(ac) = self.set.automaton.as_ref() else {
+        let set = Arc::clone(&self.set);
+        let Some(ac) = set.automaton.as_ref() else {
             return Passed::Input(0..input.len());
         };
         let mut start = 0;
@@ -127,6 +135,16 @@ impl Detect {
             self.process(&input[start..], 0, Mode::Stream, out);
             return Passed::Out;
         }
+        let mut released = false;
+        if !self.held.is_empty() && self.starts_nothing(ac, &input[start..]) {
+            // The usual held piece: the end of the last write looked like the
+            // start of an anchor and is not one. Release it without copying
+            // this write behind it.
+            out.extend_from_slice(&self.held[self.emitted..]);
+            self.prev = self.held.last().copied();
+            self.clear_held();
+            released = true;
+        }
         if self.held.is_empty() {
             let rest = &input[start..];
             if ac.find(rest).is_none() {
@@ -135,7 +153,11 @@ impl Detect {
                     self.prev = Some(rest[hold - 1]);
                 }
                 self.held.extend_from_slice(&rest[hold..]);
-                return Passed::Input(start..start + hold);
+                return if released {
+                    Passed::OutThen(start..start + hold)
+                } else {
+                    Passed::Input(start..start + hold)
+                };
             }
             self.process(rest, 0, Mode::Stream, out);
             return Passed::Out;
@@ -316,6 +338,25 @@ impl Detect {
         self.emitted = skip.saturating_sub(hold).min(self.held.len());
     }
 
+    /// Whether no anchor starts in the held piece when `next` follows it,
+    /// decided from `next`'s first bytes only (an anchor starting in a piece
+    /// shorter than the longest anchor ends within them).
+    fn starts_nothing(&self, ac: &aho_corasick::AhoCorasick, next: &[u8]) -> bool {
+        let max = self.set.max_anchor;
+        let held = self.held.len();
+        if held >= max || next.len() < max {
+            return false;
+        }
+        let mut joint = [0u8; 2 * MAX_ANCHOR];
+        joint[..held].copy_from_slice(&self.held);
+        joint[held..held + max].copy_from_slice(&next[..max]);
+        let found = ac
+            .find(&joint[..held + max])
+            .is_some_and(|m| m.start() < held);
+        joint.zeroize();
+        !found
+    }
+
     /// The earliest position at or after `from` whose remainder is a proper
     /// prefix of an anchor, or `buf.len()`.
     fn partial_anchor(&self, buf: &[u8], from: usize) -> usize {
@@ -421,6 +462,10 @@ mod tests {
                 Some(c) => match d.write(c.as_bytes(), &mut out) {
                     Passed::Input(r) => all.extend_from_slice(&c.as_bytes()[r]),
                     Passed::Out => all.extend_from_slice(&out),
+                    Passed::OutThen(r) => {
+                        all.extend_from_slice(&out);
+                        all.extend_from_slice(&c.as_bytes()[r]);
+                    }
                 },
                 None => {
                     d.flush(&mut out);
@@ -472,6 +517,17 @@ mod tests {
         // A possible anchor start at the end is held.
         assert_eq!(d.write(b"see ey", &mut out), Passed::Input(0..4));
         assert_eq!(d.pending(), 2);
+        // It starts nothing: released, the next write passes in place.
+        let next = b"es and plain text after it\n";
+        assert_eq!(d.write(next, &mut out), Passed::OutThen(0..next.len()));
+        assert_eq!(out, b"ey");
+        assert_eq!(d.pending(), 0);
+        // When it does start an anchor, the token is found across the writes.
+        out.clear();
+        assert_eq!(d.write(b"x ey", &mut out), Passed::Input(0..2));
+        let token = b"JhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlLWJ5dGVz end\n";
+        assert_eq!(d.write(token, &mut out), Passed::Out);
+        assert_eq!(out, b"[REDACTED:jwt] end\n");
     }
 
     #[test]
