@@ -253,23 +253,12 @@ impl PkiWorld {
     /// nothing (hashicorp/vault#19452), so a retired certificate whose grace ran
     /// to its end (a late agent on a loaded machine) is expired, not revoked.
     fn expired(&self, serial: &str) -> bool {
-        let hex: String = serial
-            .chars()
-            .filter(char::is_ascii_hexdigit)
-            .collect::<String>()
-            .to_ascii_lowercase();
-        let colons = hex
-            .as_bytes()
-            .chunks(2)
-            .map(|c| std::str::from_utf8(c).unwrap())
-            .collect::<Vec<_>>()
-            .join(":");
-        let out = self
-            .bao
-            .bao(&["read", "-format=json", &format!("pki/cert/{colons}")]);
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        let pem = self.work.path().join(format!("{hex}.pem"));
-        std::fs::write(&pem, v["data"]["certificate"].as_str().unwrap()).unwrap();
+        let cert = self.bao.certificate(serial);
+        let pem = self
+            .work
+            .path()
+            .join(format!("{}.pem", serial.replace(':', "")));
+        std::fs::write(&pem, cert["certificate"].as_str().unwrap()).unwrap();
         let status = Command::new("openssl")
             .args(["x509", "-noout", "-checkend", "0", "-in"])
             .arg(&pem)

@@ -410,6 +410,14 @@ impl OpenBao {
     /// When the PKI certificate `serial` (hex, with or without colons, any
     /// case) was revoked, in Unix seconds; None while it is not revoked.
     pub fn revocation_time(&self, serial: &str) -> Option<u64> {
+        self.certificate(serial)["revocation_time"]
+            .as_u64()
+            .filter(|t| *t > 0)
+    }
+
+    /// `pki/cert/<serial>`'s data (`certificate`, `revocation_time`), the
+    /// serial in any of openssl's spellings.
+    pub fn certificate(&self, serial: &str) -> serde_json::Value {
         let hex: String = serial
             .chars()
             .filter(char::is_ascii_hexdigit)
@@ -423,7 +431,7 @@ impl OpenBao {
             .join(":");
         let out = self.bao(&["read", "-format=json", &format!("pki/cert/{colons}")]);
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        v["data"]["revocation_time"].as_u64().filter(|t| *t > 0)
+        v["data"].clone()
     }
 
     /// Enables AppRole (when it is not) and writes `role`.

@@ -30,6 +30,16 @@ pub enum Listen {
     Unix(PathBuf),
 }
 
+impl std::fmt::Display for Listen {
+    /// As the config writes it: `IP:PORT` or `unix:/dir`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Listen::Tcp(a) => write!(f, "{a}"),
+            Listen::Unix(d) => write!(f, "unix:{}", d.display()),
+        }
+    }
+}
+
 /// TLS to the upstream (`sslmode`, libpq's names).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpstreamTls {

@@ -225,10 +225,7 @@ fn start_one(
     let mut created_dir = None;
     let listen_err = |source| GatewayError::Listen {
         gateway: spec.name.clone(),
-        listen: match &spec.listen {
-            Listen::Tcp(a) => a.to_string(),
-            Listen::Unix(d) => format!("unix:{}", d.display()),
-        },
+        listen: spec.listen.to_string(),
         source,
     };
     let listener = match &spec.listen {
