@@ -449,17 +449,7 @@ fn a_value_registered_in_one_exec_is_masked_by_the_pods_other_execs() {
         dir.join(".shroud/ready").exists().then_some(())
     });
     let go = w.path("go");
-    let first = format!(
-        "printf '%s' {MINTED} | shroud mask add || exit 9; i=0; while [ ! -e {0} ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done",
-        go.display()
-    );
-    let mut a = shroud();
-    a.env("PATH", path_with_shroud())
-        .args(["exec", "--tty", "never", "--secrets-dir"])
-        .arg(&dir)
-        .args(["--", "sh", "-c", &first])
-        .stdout(std::process::Stdio::null());
-    let mut a = Guarded::new(a.spawn().unwrap());
+    let mut a = registering_exec(&dir, &go);
     // The agent publishes the registered value in a new generation.
     let values = until(
         Duration::from_secs(30),
@@ -526,17 +516,7 @@ fn a_registered_value_survives_an_agent_restart_with_state() {
         dir.join(".shroud/ready").exists().then_some(())
     });
     let go = w.path("go");
-    let script = format!(
-        "printf '%s' {MINTED} | shroud mask add || exit 9; i=0; while [ ! -e {0} ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done",
-        go.display()
-    );
-    let mut a = shroud();
-    a.env("PATH", path_with_shroud())
-        .args(["exec", "--tty", "never", "--secrets-dir"])
-        .arg(&dir)
-        .args(["--", "sh", "-c", &script])
-        .stdout(std::process::Stdio::null());
-    let mut a = Guarded::new(a.spawn().unwrap());
+    let mut a = registering_exec(&dir, &go);
     let state_file = state_dir.join("agent-state.json");
     until(
         Duration::from_secs(30),
@@ -685,4 +665,21 @@ fn a_registered_value_in_a_detectable_format_is_masked_as_the_value() {
             .collect();
         assert_eq!(out, want, "{via:?}");
     }
+}
+
+/// An exec on the agent's `dir` that registers [`MINTED`] with `shroud mask
+/// add`, then waits (at most a minute) for `go` to appear; exits 9 when the
+/// registration fails.
+fn registering_exec(dir: &Path, go: &Path) -> Guarded {
+    let script = format!(
+        "printf '%s' {MINTED} | shroud mask add || exit 9; i=0; while [ ! -e {0} ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done",
+        go.display()
+    );
+    let mut a = shroud();
+    a.env("PATH", path_with_shroud())
+        .args(["exec", "--tty", "never", "--secrets-dir"])
+        .arg(dir)
+        .args(["--", "sh", "-c", &script])
+        .stdout(std::process::Stdio::null());
+    Guarded::new(a.spawn().unwrap())
 }
