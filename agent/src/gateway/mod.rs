@@ -210,6 +210,54 @@ impl Drop for Gateways {
     }
 }
 
+/// Binds `spec.listen`: the TCP address, or the socket `socket_name` in the
+/// gateway's private directory (replacing a socket a killed agent left).
+/// Returns the listener and the directory when this call created it.
+fn bind(
+    spec: &GatewaySpec,
+    socket_name: &str,
+) -> Result<(Listener, Option<PathBuf>), GatewayError> {
+    let listen_err = |source| GatewayError::Listen {
+        gateway: spec.name.clone(),
+        listen: spec.listen.to_string(),
+        source,
+    };
+    match &spec.listen {
+        Listen::Tcp(addr) => Ok((
+            Listener::Tcp(std::net::TcpListener::bind(addr).map_err(listen_err)?),
+            None,
+        )),
+        Listen::Unix(dir) => {
+            let created = socket_dir(spec, dir)?.then(|| dir.clone());
+            let path = dir.join(socket_name);
+            // A socket left by an agent that was killed.
+            if std::fs::symlink_metadata(&path)
+                .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
+            {
+                let _ = std::fs::remove_file(&path);
+            }
+            let l = std::os::unix::net::UnixListener::bind(&path).map_err(listen_err)?;
+            Ok((Listener::Unix(l, path), created))
+        }
+    }
+}
+
+/// A new per-run local secret (not the upstream credential) for the clients,
+/// written to `<output>/<password file>`; returns it and the file's path.
+fn local_secret(
+    spec: &GatewaySpec,
+    output: &OutputConfig,
+) -> Result<(Zeroizing<String>, PathBuf), GatewayError> {
+    let secret = Zeroizing::new(hex::encode(rand::random::<[u8; 32]>()));
+    let path = output.dir.join(spec.password_file());
+    write_password(&path, &secret, output).map_err(|source| GatewayError::PasswordFile {
+        gateway: spec.name.clone(),
+        path: path.clone(),
+        source,
+    })?;
+    Ok((secret, path))
+}
+
 fn start_one(
     spec: &GatewaySpec,
     output: &OutputConfig,
@@ -221,38 +269,12 @@ fn start_one(
             source,
         }
     })?;
+    let (listener, created_dir) = bind(spec, &format!(".s.PGSQL.{}", spec.upstream_port))?;
     let mut files = Vec::new();
-    let mut created_dir = None;
-    let listen_err = |source| GatewayError::Listen {
-        gateway: spec.name.clone(),
-        listen: spec.listen.to_string(),
-        source,
-    };
-    let listener = match &spec.listen {
-        Listen::Tcp(addr) => Listener::Tcp(std::net::TcpListener::bind(addr).map_err(listen_err)?),
-        Listen::Unix(dir) => {
-            if socket_dir(spec, dir)? {
-                created_dir = Some(dir.clone());
-            }
-            let path = dir.join(format!(".s.PGSQL.{}", spec.upstream_port));
-            // A socket left by an agent that was killed.
-            if std::fs::symlink_metadata(&path)
-                .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
-            {
-                let _ = std::fs::remove_file(&path);
-            }
-            let l = std::os::unix::net::UnixListener::bind(&path).map_err(listen_err)?;
-            files.push(path.clone());
-            Listener::Unix(l, path)
-        }
-    };
-    let password = Zeroizing::new(hex::encode(rand::random::<[u8; 32]>()));
-    let pw_path = output.dir.join(spec.password_file());
-    write_password(&pw_path, &password, output).map_err(|source| GatewayError::PasswordFile {
-        gateway: spec.name.clone(),
-        path: pw_path.clone(),
-        source,
-    })?;
+    if let Listener::Unix(_, path) = &listener {
+        files.push(path.clone());
+    }
+    let (password, pw_path) = local_secret(spec, output)?;
     files.push(pw_path);
     let conns = Arc::new(Conns::default());
     let ctx = Arc::new(postgres::Context {

@@ -19,9 +19,10 @@ use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 use zeroize::Zeroizing;
 
+use super::stream::Listener;
 use super::vault::leases::Leases;
 use super::{Credentials, GatewayError};
-use crate::config::{ForwardSpec, GatewayKind, GatewaySpec, Listen, OutputConfig, PathGlob};
+use crate::config::{ForwardSpec, GatewayKind, GatewaySpec, OutputConfig, PathGlob};
 use crate::telemetry::gateways::GatewayCounters;
 use headers::Renderer;
 use upstream::Upstream;
@@ -95,38 +96,15 @@ pub fn start(
         })?;
     }
     let mut files = Vec::new();
-    let mut created_dir = None;
-    let listen_err = |source| GatewayError::Listen {
-        gateway: spec.name.clone(),
-        listen: spec.listen.to_string(),
-        source,
-    };
-    let bound = match &spec.listen {
-        Listen::Tcp(addr) => Bound::Tcp(std::net::TcpListener::bind(addr).map_err(listen_err)?),
-        Listen::Unix(dir) => {
-            if super::socket_dir(spec, dir)? {
-                created_dir = Some(dir.clone());
-            }
-            let path = dir.join(format!("{}.sock", spec.name));
-            if std::fs::symlink_metadata(&path)
-                .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
-            {
-                let _ = std::fs::remove_file(&path);
-            }
-            let l = std::os::unix::net::UnixListener::bind(&path).map_err(listen_err)?;
+    let (bound, created_dir) = super::bind(spec, &format!("{}.sock", spec.name))?;
+    let bound = match bound {
+        Listener::Tcp(l) => Bound::Tcp(l),
+        Listener::Unix(l, path) => {
             files.push(path);
             Bound::Unix(l)
         }
     };
-    let token = Zeroizing::new(hex::encode(rand::random::<[u8; 32]>()));
-    let token_path = output.dir.join(spec.password_file());
-    super::write_password(&token_path, &token, output).map_err(|source| {
-        GatewayError::PasswordFile {
-            gateway: spec.name.clone(),
-            path: token_path.clone(),
-            source,
-        }
-    })?;
+    let (token, token_path) = super::local_secret(spec, output)?;
     files.push(token_path);
     let cleanup = |files: &[PathBuf]| {
         for f in files {
@@ -173,7 +151,11 @@ pub fn start(
     };
     if let Err(e) = accepting {
         cleanup(&files);
-        return Err(listen_err(e));
+        return Err(GatewayError::Listen {
+            gateway: spec.name.clone(),
+            listen: spec.listen.to_string(),
+            source: e,
+        });
     }
     if spec.kind == GatewayKind::Vault {
         runtime.spawn(super::vault::keeper::renew(ctx.clone(), stopped));
