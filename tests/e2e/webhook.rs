@@ -918,3 +918,116 @@ fn copy_self_installs_an_executable_copy() {
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is a directory"));
 }
+
+/// A pod whose app reaches PostgreSQL through a gateway of its agent.
+fn gateway_pod(annotations: &[(&str, &str)]) -> Value {
+    let mut a = serde_json::Map::new();
+    for (k, v) in [
+        ("shroud.dev/inject", "true"),
+        ("shroud.dev/role", "shop-api"),
+        ("shroud.dev/secret-db", "database/creds/shop_api"),
+    ]
+    .iter()
+    .chain(annotations)
+    {
+        a.insert(k.to_string(), json!(v));
+    }
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "api", "namespace": "shop", "annotations": a},
+        "spec": {"containers": [{"name": "app", "image": "registry.example/app:1", "command": ["/app"]}]}
+    })
+}
+
+const PG_GATEWAY: &str = r#"kind = "postgres", secret = "db", listen = "127.0.0.1:5432", upstream = "db.shop.svc:5432", max_connections = 20"#;
+
+/// `shroud.dev/gateway-<name>` becomes the agent's `[[gateway]]`, a
+/// `-gateway-only` secret is written to no file the app mounts, and the agent
+/// accepts the configuration the webhook wrote (`shroud config validate`).
+#[test]
+fn gateway_annotation_renders_a_gateway_the_agent_accepts() {
+    let h = Harness::start();
+    let pod = gateway_pod(&[
+        ("shroud.dev/secret-db-gateway-only", "true"),
+        ("shroud.dev/gateway-pg", PG_GATEWAY),
+    ]);
+    let (patched, _) = h.inject(&pod);
+    let spec = &patched["spec"];
+    let agent = assert_native_agent(spec);
+    let toml = agent_toml(&agent);
+    for line in [
+        "[[gateway]]",
+        "name = \"pg\"",
+        "kind = \"postgres\"",
+        "secret = \"db\"",
+        "listen = \"127.0.0.1:5432\"",
+        "upstream = \"db.shop.svc:5432\"",
+        "max_connections = 20",
+        "gateway_only = true",
+    ] {
+        assert!(toml.has(line), "agent config lacks `{line}`:\n{}", toml.0);
+    }
+    // The app gets the secrets volume, where a gateway-only secret is never
+    // written, and nothing naming the credential.
+    let app = container(&spec["containers"], "app");
+    assert!(
+        !app.to_string().contains("database/creds"),
+        "the app's container refers to the credential: {app:#}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("agent.toml");
+    std::fs::write(&f, &toml.0).unwrap();
+    let done = shroud_e2e::run_with_input(
+        shroud().args(["config", "validate"]).arg(&f),
+        b"",
+        Duration::from_secs(30),
+    );
+    assert!(done.status.success(), "{}\n{}", done.err(), toml.0);
+}
+
+/// A malformed gateway value, one that would reach past the pod, one the agent
+/// would reject (its secret is not dynamic) and a `-gateway-only` secret no
+/// gateway uses are denied, each naming its annotation.
+#[test]
+fn bad_gateway_annotations_are_denied_by_name() {
+    let h = Harness::start();
+    let cases: [(&[(&str, &str)], &str); 5] = [
+        (
+            &[("shroud.dev/gateway-pg", "kind=postgres,secret=db")],
+            "annotation `shroud.dev/gateway-pg`: must be `[[gateway]]` keys as a TOML inline table",
+        ),
+        (
+            &[(
+                "shroud.dev/gateway-pg",
+                r#"kind = "postgres", secret = "db", listen = "0.0.0.0:5432", upstream = "db:5432", allow_remote = true"#,
+            )],
+            "annotation `shroud.dev/gateway-pg`: `allow_remote` is not available to pods",
+        ),
+        (
+            &[(
+                "shroud.dev/gateway-pg",
+                r#"kind = "postgres", secret = "db", listen = "127.0.0.1:5432", upstream = "db:5432", colour = "red""#,
+            )],
+            "unknown field `colour`",
+        ),
+        (
+            &[
+                ("shroud.dev/secret-kv", "secret/data/shop/kv"),
+                (
+                    "shroud.dev/gateway-pg",
+                    r#"kind = "postgres", secret = "kv", listen = "127.0.0.1:5432", upstream = "db:5432""#,
+                ),
+            ],
+            "metadata.annotations[\"shroud.dev/gateway-pg\"]",
+        ),
+        (
+            &[("shroud.dev/secret-db-gateway-only", "true")],
+            "metadata.annotations[\"shroud.dev/secret-db-gateway-only\"]",
+        ),
+    ];
+    for (extra, want) in cases {
+        let message = h.deny(&gateway_pod(extra));
+        assert!(message.contains(want), "{extra:?}: {message}");
+    }
+}

@@ -170,7 +170,7 @@ pub struct RawAudit {
 }
 
 /// One `[[gateway]]` (docs/gateway.md).
-#[derive(Debug, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawGateway {
     pub name: Option<String>,
@@ -196,7 +196,7 @@ pub struct RawGateway {
 }
 
 /// `[[gateway]] basic = { username = "…", password = "…" }`.
-#[derive(Debug, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawBasic {
     pub username: Option<String>,

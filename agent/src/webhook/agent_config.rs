@@ -120,7 +120,9 @@ pub fn build(inj: &Injection, cfg: &WebhookConfig, owner: FileOwner, namespace: 
                 kind: Some(variant_name(s.kind)),
                 field: s.field.clone(),
                 // A certificate is a directory of fixed files: no format.
-                format: (s.kind != SecretKind::Pki).then(|| variant_name(s.format)),
+                // Nor for a gateway-only secret, which is rendered nowhere.
+                format: (s.kind != SecretKind::Pki && !s.gateway_only)
+                    .then(|| variant_name(s.format)),
                 template: s.template.clone(),
                 params: (!s.params.is_empty()).then(|| {
                     s.params
@@ -128,6 +130,7 @@ pub fn build(inj: &Injection, cfg: &WebhookConfig, owner: FileOwner, namespace: 
                         .map(|(k, v)| (k.clone(), toml::Value::String(v.clone())))
                         .collect()
                 }),
+                gateway_only: s.gateway_only.then_some(true),
                 ..RawSecret::default()
             })
             .collect(),
@@ -165,6 +168,7 @@ pub fn build(inj: &Injection, cfg: &WebhookConfig, owner: FileOwner, namespace: 
         policy: (unchecked && policy.enabled).then(|| RawPolicy {
             allowed_prefixes: Some(policy.prefixes_for(namespace)),
         }),
+        gateway: inj.gateways.iter().map(|g| g.raw.clone()).collect(),
         ..RawConfig::default()
     }
 }
@@ -368,6 +372,7 @@ mod tests {
             format,
             template: template.map(Into::into),
             params: Default::default(),
+            gateway_only: false,
         };
         let inj = Injection {
             origin: Origin::Shroud,
@@ -393,6 +398,7 @@ mod tests {
             overrides: Default::default(),
             templates: Vec::new(),
             config_map: None,
+            gateways: Vec::new(),
         };
         let text = render(
             &inj,

@@ -17,7 +17,10 @@ const ON_ROTATE: &str = "on-rotate";
 const NATIVE_SIDECAR: &str = "native-sidecar";
 const SECRET: &str = "secret-";
 const COMMAND: &str = "command-";
-const SUFFIXES: &[&str] = &["-kind", "-field", "-format", "-template"];
+const SUFFIXES: &[&str] = &["-kind", "-field", "-format", "-template", GATEWAY_ONLY];
+/// `secret-<name>-gateway-only: "true"`: the secret is handed to the pod's
+/// gateways only, written to no file (`[[secret]] gateway_only`).
+const GATEWAY_ONLY: &str = "-gateway-only";
 /// `secret-<name>-param-<key>`: one request parameter (the read becomes a write).
 const PARAM: &str = "-param-";
 
@@ -25,7 +28,7 @@ const PARAM: &str = "-param-";
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AnnotationError {
     /// A `shroud.dev/` key that shroud does not know.
-    #[error("unknown annotation `{key}` (known: inject, role, secret-<name>[-kind|-field|-format|-template|-param-<key>], containers, command-<container>, on-rotate, native-sidecar, status)")]
+    #[error("unknown annotation `{key}` (known: inject, role, secret-<name>[-kind|-field|-format|-template|-gateway-only|-param-<key>], gateway-<name>, containers, command-<container>, on-rotate, native-sidecar, status)")]
     Unknown {
         /// The full annotation key.
         key: String,
@@ -104,6 +107,8 @@ pub struct SecretSpec {
     pub template: Option<String>,
     /// Request parameters (`-param-<key>`), which turn the read into a write.
     pub params: BTreeMap<String, String>,
+    /// `-gateway-only: "true"`: for the gateways only, in no file.
+    pub gateway_only: bool,
 }
 
 /// Which annotation family asked for injection.
@@ -146,6 +151,8 @@ pub struct Injection {
     /// `agent-configmap`: the ConfigMap mounted into the agent at
     /// [`CONFIG_MAP_DIR`], whose `config.hcl` adds templates.
     pub config_map: Option<String>,
+    /// `gateway-<name>`: the agent's `[[gateway]]`s, sorted by name.
+    pub gateways: Vec<super::gateways::GatewayAnnotation>,
 }
 
 /// Where an `agent-configmap` ConfigMap is mounted in the agent (as vault-k8s
@@ -227,7 +234,10 @@ pub(crate) fn shroud_keys(
             rest,
             INJECT | ROLE | CONTAINERS | ON_ROTATE | NATIVE_SIDECAR | "status"
         ) || rest.strip_prefix(SECRET).is_some_and(|n| !n.is_empty())
-            || rest.strip_prefix(COMMAND).is_some_and(|n| !n.is_empty());
+            || rest.strip_prefix(COMMAND).is_some_and(|n| !n.is_empty())
+            || rest
+                .strip_prefix(super::gateways::GATEWAY)
+                .is_some_and(|n| !n.is_empty());
         if !known {
             return Err(AnnotationError::Unknown { key: k.clone() });
         }
@@ -282,6 +292,7 @@ pub(crate) fn parse_shroud(ours: &BTreeMap<&str, &str>) -> Result<Injection, Ann
                 format: SecretFormat::Json,
                 template: None,
                 params: BTreeMap::new(),
+                gateway_only: false,
             },
         );
     }
@@ -291,10 +302,17 @@ pub(crate) fn parse_shroud(ours: &BTreeMap<&str, &str>) -> Result<Injection, Ann
         let Some(spec) = secrets.get_mut(name) else {
             return Err(AnnotationError::invalid(
                 k,
-                format!("there is no `{PREFIX}{SECRET}{name}` annotation giving the secret's path (secret names cannot end in -kind, -field, -format or -template, nor contain -param-)"),
+                format!("there is no `{PREFIX}{SECRET}{name}` annotation giving the secret's path (secret names cannot end in -kind, -field, -format, -template or -gateway-only, nor contain -param-)"),
             ));
         };
         match suffix {
+            GATEWAY_ONLY => {
+                spec.gateway_only = match value.trim() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(AnnotationError::invalid(k, "must be \"true\" or \"false\"")),
+                }
+            }
             "-kind" => spec.kind = parse_kind(value, &k)?,
             "-field" => {
                 if value.trim().is_empty() {
@@ -370,6 +388,7 @@ pub(crate) fn parse_shroud(ours: &BTreeMap<&str, &str>) -> Result<Injection, Ann
         overrides: Overrides::default(),
         templates: Vec::new(),
         config_map: None,
+        gateways: super::gateways::parse(ours)?,
     };
     apply_common(ours, &mut inj)?;
     Ok(inj)

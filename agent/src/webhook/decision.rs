@@ -67,6 +67,18 @@ pub fn parse(
         )),
         (true, None) => parse_shroud(&ours).map(|i| Decision::Inject(Box::new(i))),
         (false, Some(f)) => {
+            if let Some(k) = ours
+                .keys()
+                .find(|k| k.starts_with(super::gateways::GATEWAY))
+            {
+                return Err(AnnotationError::invalid(
+                    annotations::key(k),
+                    format!(
+                        "gateways are declared with shroud.dev/inject, not {}agent-inject",
+                        f.prefix()
+                    ),
+                ));
+            }
             let mut inj = vault_compat::parse(annotations, f)?;
             apply_common(&ours, &mut inj)?;
             Ok(Decision::Inject(Box::new(inj)))

@@ -1,7 +1,8 @@
 //! `shroud webhook`: the Kubernetes mutating admission webhook.
 //!
 //! - [`config`]: the configuration file and its policy section;
-//! - [`decision`], [`annotations`] and [`vault_compat`]: pod annotations → a validated request;
+//! - [`decision`], [`annotations`] and [`vault_compat`]: pod annotations → a validated request
+//!   ([`gateways`]: the `gateway-<name>` annotations);
 //! - [`policy`], [`ownership`], [`changes`], [`templates`]: the guardrails;
 //! - [`patch`] and [`agent_config`]: what an opted-in pod gets; [`profile`]: the
 //!   Pod Security profile a registration asks for (`/mutate/restricted`);
@@ -16,6 +17,7 @@ pub mod annotations;
 pub mod changes;
 pub mod config;
 pub mod decision;
+pub mod gateways;
 pub mod idle;
 pub mod limits;
 pub mod memo;

@@ -88,9 +88,30 @@ fn check_uncached(inj: &Injection, text: &str) -> Result<(), Violation> {
         .map(|_| ())
         .map_err(|e| Violation {
             rule: RULE_TEMPLATE,
-            field: "metadata.annotations".into(),
+            field: rejected_annotation(inj, &e).map_or_else(
+                || "metadata.annotations".into(),
+                |a| format!("metadata.annotations[\"{a}\"]"),
+            ),
             reason: format!("the agent would reject the configuration made from them: {e}"),
         })
+}
+
+/// The annotation behind a key the agent rejected, where one is known: a
+/// gateway's, or a secret's `-gateway-only`.
+fn rejected_annotation(inj: &Injection, e: &crate::config::ConfigError) -> Option<String> {
+    let crate::config::ConfigError::Invalid { key, .. } = e else {
+        return None;
+    };
+    if let Some(a) = super::gateways::annotation_of(key) {
+        return Some(a);
+    }
+    let name = key
+        .strip_prefix("[[secret]] (")?
+        .strip_suffix(") gateway_only")?;
+    inj.secrets
+        .iter()
+        .find(|s| s.name == name)
+        .map(|s| format!("{}-gateway-only", s.path_annotation))
 }
 
 /// The Vault requests a compatibility pod's Consul template makes, found by

@@ -221,6 +221,7 @@ pub fn parse(
         overrides: Overrides::default(),
         templates: Vec::new(),
         config_map: None,
+        gateways: Vec::new(),
     };
     pod_wide(family, &get, &mut inj)?;
     let preserve_all = match get("preserve-secret-case") {
