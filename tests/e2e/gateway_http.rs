@@ -75,6 +75,8 @@ struct Setup {
     api: u16,
     basic: u16,
     dead: u16,
+    /// Gateway `capped`: `max_connections = 2`.
+    capped: u16,
     sock_dir: PathBuf,
     /// The agent's metrics port.
     metrics: u16,
@@ -89,7 +91,7 @@ fn setup() -> Setup {
     let w = World::new(None);
     let up = upstream(w.work.path());
     let auth = w.approle_auth();
-    let (api, basic, dead) = (free_port(), free_port(), free_port());
+    let (api, basic, dead, capped) = (free_port(), free_port(), free_port(), free_port());
     let sock_dir = w.path("apisock");
     let base = format!("https://127.0.0.1:{}/api/", up.port);
     let ca = up.ca.display();
@@ -123,6 +125,16 @@ ca_cert = "{ca}"
 basic = {{ username = "app", password = "{{{{ api_key }}}}" }}
 
 [[gateway]]
+name = "capped"
+kind = "http"
+secret = "api.json"
+listen = "127.0.0.1:{capped}"
+upstream = "{base}"
+ca_cert = "{ca}"
+headers = {{ Authorization = "Bearer {{{{ api_key }}}}" }}
+max_connections = 2
+
+[[gateway]]
 name = "dead"
 kind = "http"
 secret = "api.json"
@@ -154,6 +166,7 @@ headers = {{ Authorization = "Bearer {{{{ api_key }}}}" }}
         api,
         basic,
         dead,
+        capped,
         sock_dir,
         metrics,
     }
@@ -377,14 +390,14 @@ fn the_upstream_gets_the_secrets_header_and_never_the_clients() {
         sample("shroud_gateway_requests_total{gateway=\"api\"}") >= 17.0,
         "{scrape}"
     );
-    assert!(sample("shroud_gateway_received_bytes_total{gateway=\"api\"}") >= 5000.0);
-    assert!(sample("shroud_gateway_sent_bytes_total{gateway=\"api\"}") > 1000.0);
+    assert!(sample("shroud_gateway_upstream_bytes_total{gateway=\"api\"}") >= 5000.0);
+    assert!(sample("shroud_gateway_client_bytes_total{gateway=\"api\"}") > 1000.0);
     assert_eq!(
-        sample("shroud_gateway_upstream_errors_total{gateway=\"dead\"}"),
+        sample("shroud_gateway_errors_total{gateway=\"dead\",kind=\"upstream\"}"),
         1.0
     );
     assert_eq!(
-        sample("shroud_gateway_upstream_errors_total{gateway=\"api\"}"),
+        sample("shroud_gateway_errors_total{gateway=\"api\",kind=\"upstream\"}"),
         0.0
     );
 
@@ -455,4 +468,165 @@ fn one_hundred_mib_stream_through_both_ways() {
     // Streamed, not buffered: the agent never held a whole body.
     let peak = peak_rss_kib(s.agent.as_ref().unwrap().0.id());
     assert!(peak < 64 * 1024, "agent peak RSS {peak} KiB");
+}
+
+/// One raw HTTP/1.1 exchange on `s`: sends `request`, reads the answer's head
+/// and its `Content-Length` body. Returns (status line, head, body).
+fn raw_exchange(s: &mut std::net::TcpStream, request: &[u8]) -> (String, String, String) {
+    use std::io::{Read as _, Write as _};
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    s.write_all(request).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = s.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "closed before an answer: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&got[..head_end]).to_string();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    while got.len() < head_end + len {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed inside the body");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let status = head.lines().next().unwrap_or_default().to_string();
+    let body = String::from_utf8_lossy(&got[head_end..head_end + len]).to_string();
+    (status, head, body)
+}
+
+/// `max_connections` holds for http gateways too: with two keep-alive clients
+/// open, a third gets `503 Service Unavailable` (with `Retry-After`) and the
+/// two carry on; garbage gets `400 Bad Request` and the gateway keeps
+/// serving; every kind's metric set (connections, bytes, errors by kind,
+/// upstream logins by result) is exported for the http gateways, counts
+/// these, and passes `promtool check metrics`.
+#[test]
+fn the_connection_cap_garbage_and_the_uniform_metrics() {
+    let promtool = require_tool("promtool", "apt-get install prometheus");
+    let mut s = setup();
+    let token = s.token("capped");
+    let get =
+        format!("GET /api/echo HTTP/1.1\r\nHost: x\r\nProxy-Authorization: Bearer {token}\r\n\r\n");
+    let connect = || std::net::TcpStream::connect(("127.0.0.1", s.capped)).unwrap();
+    let (mut one, mut two) = (connect(), connect());
+    for c in [&mut one, &mut two] {
+        let (status, _, _) = raw_exchange(c, get.as_bytes());
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    }
+    let mut third = connect();
+    let (status, head, body) = raw_exchange(&mut third, get.as_bytes());
+    assert!(status.starts_with("HTTP/1.1 503"), "{status}\n{head}{body}");
+    assert!(
+        head.to_ascii_lowercase().contains("retry-after: 1"),
+        "{head}"
+    );
+    assert!(body.contains("too many connections"), "{body}");
+    assert!(!body.contains(API_KEY), "{body}");
+    // The two open ones carry on.
+    for c in [&mut one, &mut two] {
+        let (status, _, _) = raw_exchange(c, get.as_bytes());
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    }
+    drop((one, two, third));
+
+    // Garbage: a protocol-correct 400, and the gateway still serves.
+    let mut g = std::net::TcpStream::connect(("127.0.0.1", s.api)).unwrap();
+    let (status, _, _) = raw_exchange(&mut g, b"\x16\x03\x01\x02\x00garbage\r\n\r\n");
+    assert!(status.starts_with("HTTP/1.1 400"), "{status}");
+    drop(g);
+    let e = echo(&s, s.api, &[]);
+    assert_eq!(
+        received(&e, "authorization"),
+        vec![format!("Bearer {API_KEY}")]
+    );
+    // A dead upstream: a failed upstream login.
+    let (code, _) = answer(&s.curl(s.dead, Some(&s.token("dead")), &[], "/api/x"));
+    assert_eq!(code, 502);
+
+    let (code, scrape) = shroud_e2e::http::get(
+        format!("127.0.0.1:{}", s.metrics).parse().unwrap(),
+        "/metrics",
+    );
+    assert_eq!(code, 200);
+    let sample = |series: &str| {
+        shroud_e2e::http::sample(&scrape, series)
+            .unwrap_or_else(|| panic!("no {series} in:\n{scrape}"))
+    };
+    for g in ["api", "capped", "dead"] {
+        for family in [
+            "shroud_gateway_connections_open",
+            "shroud_gateway_connections_total",
+            "shroud_gateway_upstream_bytes_total",
+            "shroud_gateway_client_bytes_total",
+            "shroud_gateway_requests_total",
+        ] {
+            sample(&format!("{family}{{gateway=\"{g}\"}}"));
+        }
+        for kind in [
+            "protocol",
+            "local_auth",
+            "no_credential",
+            "upstream",
+            "tls",
+            "too_many_connections",
+            "forbidden",
+        ] {
+            sample(&format!(
+                "shroud_gateway_errors_total{{gateway=\"{g}\",kind=\"{kind}\"}}"
+            ));
+        }
+        for result in ["ok", "refused", "error"] {
+            sample(&format!(
+                "shroud_gateway_upstream_logins_total{{gateway=\"{g}\",result=\"{result}\"}}"
+            ));
+        }
+    }
+    assert_eq!(
+        sample("shroud_gateway_errors_total{gateway=\"capped\",kind=\"too_many_connections\"}"),
+        1.0
+    );
+    assert!(sample("shroud_gateway_connections_total{gateway=\"capped\"}") >= 2.0);
+    assert!(
+        sample("shroud_gateway_upstream_logins_total{gateway=\"capped\",result=\"ok\"}") >= 4.0
+    );
+    assert!(sample("shroud_gateway_errors_total{gateway=\"api\",kind=\"protocol\"}") >= 1.0);
+    assert!(
+        sample("shroud_gateway_upstream_logins_total{gateway=\"dead\",result=\"error\"}") >= 1.0
+    );
+    assert!(sample("shroud_gateway_client_bytes_total{gateway=\"capped\"}") > 0.0);
+    let gateway_lines: String = scrape
+        .lines()
+        .filter(|l| l.contains("shroud_gateway_"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(!gateway_lines.contains(API_KEY));
+    assert!(!gateway_lines.contains(&token));
+    let checked = run_with_input(
+        Command::new(&promtool).args(["check", "metrics"]),
+        gateway_lines.as_bytes(),
+        Duration::from_secs(60),
+    );
+    assert!(
+        checked.status.success(),
+        "promtool check metrics: {}{}\n{gateway_lines}",
+        checked.out(),
+        checked.err()
+    );
+    let status = s.agent.take().unwrap().stop();
+    assert!(status.success(), "agent: {status:?}\n{}", s.log());
 }

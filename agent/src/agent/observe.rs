@@ -63,16 +63,6 @@ impl Observers {
         }
     }
 
-    /// Exports each http/vault gateway's counters as the `shroud_gateway_*`
-    /// metrics.
-    pub fn attach_gateways(&self, gateways: &crate::gateway::Gateways) {
-        if let Some(m) = &self.metrics {
-            for (name, counters) in gateways.counters() {
-                m.attach_gateway(name, counters);
-            }
-        }
-    }
-
     /// The agent could not start: records the exit (with the code the process
     /// will exit with) and closes the audit trail.
     pub fn fail(&self, error: &anyhow::Error) {

@@ -33,7 +33,6 @@ pub fn run(args: AgentArgs) -> anyhow::Result<i32> {
             return Err(e);
         }
     };
-    observers.attach_gateways(&gateways);
     engine.poll_exit_marker();
     // The watch is the fast path; the engine's once-a-second directory check is
     // the backstop (the directory may be deleted between the first render and

@@ -46,7 +46,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             return Err(e);
         }
     };
-    observers.attach_gateways(&gateways);
     // Hand the signals over to the supervisor: from here they wait for it, so
     // one that arrives while it starts reaches the command. One that came
     // before is a stop.

@@ -172,13 +172,6 @@ impl Gateways {
         Ok(all)
     }
 
-    /// The http and vault gateways' metrics, by name.
-    pub fn counters(
-        &self,
-    ) -> impl Iterator<Item = (&str, Arc<crate::telemetry::gateways::GatewayCounters>)> {
-        self.served.iter().map(http::Served::counters)
-    }
-
     /// Stops accepting, closes every open connection, removes the files.
     pub fn stop(&mut self) {
         for s in &mut self.served {

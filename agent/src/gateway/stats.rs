@@ -2,7 +2,7 @@
 //! metrics collector at scrape time (telemetry/gateways.rs). Labels are the
 //! gateway's configured name and fixed words; never a user, role or value.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Why a connection failed, as the `kind` label says it.
@@ -20,17 +20,21 @@ pub enum ErrorKind {
     Tls,
     /// Over `max_connections`.
     TooManyConnections,
+    /// A request outside what the gateway allows (kinds http and vault: a
+    /// path outside the base path or the allow list).
+    Forbidden,
 }
 
 impl ErrorKind {
     /// Every kind, in label order.
-    pub const ALL: [ErrorKind; 6] = [
+    pub const ALL: [ErrorKind; 7] = [
         ErrorKind::Protocol,
         ErrorKind::LocalAuth,
         ErrorKind::NoCredential,
         ErrorKind::Upstream,
         ErrorKind::Tls,
         ErrorKind::TooManyConnections,
+        ErrorKind::Forbidden,
     ];
 
     /// The `kind` label.
@@ -42,6 +46,7 @@ impl ErrorKind {
             ErrorKind::Upstream => "upstream",
             ErrorKind::Tls => "tls",
             ErrorKind::TooManyConnections => "too_many_connections",
+            ErrorKind::Forbidden => "forbidden",
         }
     }
 }
@@ -71,9 +76,15 @@ impl LoginResult {
     }
 }
 
-/// One gateway's counters.
+/// One gateway's counters. Every kind counts connections, bytes, errors and
+/// upstream logins the same way (for http and vault, each request carrying
+/// the credential is a login: refused when the upstream answers 401 or 403).
 #[derive(Debug, Default)]
 pub struct Stats {
+    /// Requests answered, refused ones included (kinds http and vault).
+    pub requests: AtomicU64,
+    /// Whether this gateway answers requests (exports `requests_total`).
+    pub per_request: AtomicBool,
     /// Connections open now.
     pub open: AtomicU64,
     /// Connections accepted.

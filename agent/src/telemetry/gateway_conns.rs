@@ -1,6 +1,7 @@
 //! The gateways' counters (docs/gateway.md) as Prometheus metrics, read at
-//! scrape time from `gateway::stats`. Labels: `gateway` (its configured name)
-//! and fixed words (`kind`, `result`).
+//! scrape time from `gateway::stats`: the same set for every kind (postgres,
+//! http, vault), plus `requests_total` for the kinds that answer requests.
+//! Labels: `gateway` (its configured name) and fixed words (`kind`, `result`).
 
 use std::sync::atomic::Ordering;
 
@@ -31,6 +32,10 @@ const ERRORS: (&str, &str) = (
     "shroud_gateway_errors_total",
     "Client connections a gateway ended with an error, by kind.",
 );
+const REQUESTS: (&str, &str) = (
+    "shroud_gateway_requests_total",
+    "Requests an http or vault gateway answered (refused ones included).",
+);
 const LOGINS: (&str, &str) = (
     "shroud_gateway_upstream_logins_total",
     "Logins a gateway made to the upstream server with the current credential, by result.",
@@ -48,6 +53,7 @@ struct Fresh {
     down: IntCounterVec,
     errors: IntCounterVec,
     logins: IntCounterVec,
+    requests: IntCounterVec,
 }
 
 fn fresh() -> prometheus::Result<Fresh> {
@@ -58,6 +64,7 @@ fn fresh() -> prometheus::Result<Fresh> {
         down: counter(DOWN.0, DOWN.1, &["gateway"])?,
         errors: counter(ERRORS.0, ERRORS.1, &["gateway", "kind"])?,
         logins: counter(LOGINS.0, LOGINS.1, &["gateway", "result"])?,
+        requests: counter(REQUESTS.0, REQUESTS.1, &["gateway"])?,
     })
 }
 
@@ -72,6 +79,7 @@ impl GatewayCollector {
                 Box::new(f.down),
                 Box::new(f.errors),
                 Box::new(f.logins),
+                Box::new(f.requests),
             ],
         })
     }
@@ -108,9 +116,14 @@ impl Collector for GatewayCollector {
             for (result, v) in s.logins() {
                 f.logins.with_label_values(&[n, result.label()]).inc_by(v);
             }
+            if s.per_request.load(Ordering::Relaxed) {
+                f.requests
+                    .with_label_values(&[n])
+                    .inc_by(s.requests.load(Ordering::Relaxed));
+            }
         }
         let mut out = f.open.collect();
-        for c in [&f.total, &f.up, &f.down, &f.errors, &f.logins] {
+        for c in [&f.total, &f.up, &f.down, &f.errors, &f.logins, &f.requests] {
             out.extend(c.collect());
         }
         out

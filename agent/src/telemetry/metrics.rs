@@ -59,7 +59,6 @@ pub struct Metrics {
     vault_latency: HistogramVec,
     wipe_duration: Histogram,
     streams: Arc<StreamCollector>,
-    gateways: Arc<super::gateways::GatewayCollector>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -137,7 +136,6 @@ impl Metrics {
                 ]),
             )?,
             streams: Arc::new(StreamCollector::new()?),
-            gateways: Arc::new(super::gateways::GatewayCollector::new()?),
         };
         let r = &m.registry;
         r.register(Box::new(m.auth_attempts.clone()))?;
@@ -152,7 +150,6 @@ impl Metrics {
         r.register(Box::new(m.vault_latency.clone()))?;
         r.register(Box::new(m.wipe_duration.clone()))?;
         r.register(Box::new(Shared(m.streams.clone())))?;
-        r.register(Box::new(Shared(m.gateways.clone())))?;
         r.register(Box::new(super::gateway_conns::GatewayCollector::new()?))?;
         r.register(Box::new(PullingGauge::new(
             "shroud_process_resident_memory_bytes",
@@ -173,11 +170,6 @@ impl Metrics {
     /// same stream (a restarted workload) are added up.
     pub fn attach_stream(&self, stream: Stream, counters: Arc<StreamCounters>) {
         self.streams.attach(stream, counters);
-    }
-
-    /// Exports gateway `name`'s counters as `shroud_gateway_*` (label `gateway`).
-    pub fn attach_gateway(&self, name: &str, counters: Arc<super::gateways::GatewayCounters>) {
-        self.gateways.attach(name, counters);
     }
 
     /// The registry in Prometheus text format.
@@ -261,7 +253,7 @@ impl EventSink for Metrics {
                     self.publication_failures.inc();
                 }
             }
-            // Gateways count into their own counters (telemetry/gateways.rs).
+            // Gateways count into their own counters (gateway/stats.rs).
             Event::Ready | Event::Exit { .. } | Event::GatewayLogin { .. } => {}
         }
     }

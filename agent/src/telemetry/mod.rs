@@ -20,7 +20,6 @@
 
 mod collectors;
 mod gateway_conns;
-pub mod gateways;
 pub mod health;
 mod memlock;
 pub mod metrics;

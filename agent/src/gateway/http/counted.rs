@@ -9,14 +9,14 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 
-use crate::telemetry::gateways::GatewayCounters;
+use crate::gateway::stats::Stats;
 
 /// Which counter a body adds to.
 #[derive(Debug, Clone, Copy)]
 pub enum Direction {
-    /// From the client (request bodies).
+    /// From the client to the upstream (request bodies).
     Received,
-    /// To the client (response bodies).
+    /// From the upstream to the client (response bodies).
     Sent,
 }
 
@@ -24,13 +24,13 @@ pub enum Direction {
 #[derive(Debug)]
 pub struct Counted<B> {
     inner: B,
-    counters: Arc<GatewayCounters>,
+    counters: Arc<Stats>,
     direction: Direction,
 }
 
 impl<B> Counted<B> {
     /// Counts `inner`'s data into `counters`.
-    pub fn new(inner: B, counters: Arc<GatewayCounters>, direction: Direction) -> Self {
+    pub fn new(inner: B, counters: Arc<Stats>, direction: Direction) -> Self {
         Counted {
             inner,
             counters,
@@ -40,8 +40,8 @@ impl<B> Counted<B> {
 
     fn counter(&self) -> &AtomicU64 {
         match self.direction {
-            Direction::Received => &self.counters.received,
-            Direction::Sent => &self.counters.sent,
+            Direction::Received => &self.counters.to_upstream,
+            Direction::Sent => &self.counters.to_client,
         }
     }
 }

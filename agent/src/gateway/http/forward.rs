@@ -19,6 +19,7 @@ use super::counted::{Counted, Direction};
 use super::upstream::{Body, UpstreamError};
 use super::Context;
 use crate::config::GatewayKind;
+use crate::gateway::stats::{ErrorKind, LoginResult};
 use crate::gateway::vault;
 
 /// How long the upstream may take to answer once the request is sent.
@@ -74,11 +75,13 @@ impl Connection {
                 // As Vault answers a missing or bad token.
                 GatewayKind::Vault => refuse(
                     ctx,
+                    ErrorKind::LocalAuth,
                     StatusCode::FORBIDDEN,
                     "permission denied (give the gateway's local token as the Vault token)",
                 ),
                 _ => refuse(
                     ctx,
+                    ErrorKind::LocalAuth,
                     StatusCode::UNAUTHORIZED,
                     "missing or wrong local token (Proxy-Authorization: Bearer <token file>)",
                 ),
@@ -88,14 +91,24 @@ impl Connection {
             Ok(p) => p,
             Err(e) => {
                 warn!(gateway = %ctx.name, reason = %e, "request path refused");
-                return refuse(ctx, StatusCode::FORBIDDEN, &e.to_string());
+                return refuse(
+                    ctx,
+                    ErrorKind::Forbidden,
+                    StatusCode::FORBIDDEN,
+                    &e.to_string(),
+                );
             }
         };
         if ctx.kind == GatewayKind::Vault {
             let api = path.strip_prefix("/v1/").unwrap_or("");
             if !vault::policy::allows(&ctx.paths, api.trim_end_matches('/')) {
                 warn!(gateway = %ctx.name, path = %path, "Vault path not allowed");
-                return refuse(ctx, StatusCode::FORBIDDEN, "permission denied");
+                return refuse(
+                    ctx,
+                    ErrorKind::Forbidden,
+                    StatusCode::FORBIDDEN,
+                    "permission denied",
+                );
             }
         }
         let (parts, body) = req.into_parts();
@@ -104,13 +117,19 @@ impl Connection {
             None => path,
         };
         let Ok(uri) = target.parse::<Uri>() else {
-            return refuse(ctx, StatusCode::BAD_REQUEST, "bad request target");
+            return refuse(
+                ctx,
+                ErrorKind::Protocol,
+                StatusCode::BAD_REQUEST,
+                "bad request target",
+            );
         };
         let mut headers = parts.headers;
         if let Err(e) = self.swap_headers(&mut headers) {
             warn!(gateway = %ctx.name, error = %e, "cannot add the credential");
             return refuse(
                 ctx,
+                ErrorKind::NoCredential,
                 StatusCode::BAD_GATEWAY,
                 "the gateway holds no usable credential",
             );
@@ -121,16 +140,19 @@ impl Connection {
         *out.uri_mut() = uri;
         *out.headers_mut() = headers;
         let answer = match self.send(out).await {
-            Ok(a) => a,
+            Ok(a) => {
+                ctx.counters.login(login_result(a.status()));
+                a
+            }
             Err((status, why)) => {
-                ctx.counters.upstream_errors.fetch_add(1, Ordering::Relaxed);
+                ctx.counters.login(LoginResult::Error);
                 warn!(gateway = %ctx.name, error = %why, "upstream request failed");
                 let text = if status == StatusCode::GATEWAY_TIMEOUT {
                     "the upstream did not answer in time"
                 } else {
                     "the upstream cannot be reached"
                 };
-                return refuse(ctx, status, text);
+                return refuse(ctx, ErrorKind::Upstream, status, text);
             }
         };
         let (mut parts, body) = answer.into_parts();
@@ -225,6 +247,7 @@ impl Connection {
                 warn!(gateway = %ctx.name, error = %e, "cannot read Vault's answer");
                 return refuse(
                     ctx,
+                    ErrorKind::Upstream,
                     StatusCode::BAD_GATEWAY,
                     "cannot read the upstream's answer",
                 );
@@ -237,7 +260,7 @@ impl Connection {
         let mut parts = parts;
         parts.headers.remove(header::CONTENT_LENGTH);
         ctx.counters
-            .sent
+            .to_client
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         Response::from_parts(parts, full(bytes))
     }
@@ -296,8 +319,28 @@ fn full(bytes: Bytes) -> Body {
     Full::new(bytes).map_err(|never| match never {}).boxed()
 }
 
+/// An upstream's answer as a login: 401 and 403 refuse the credential.
+fn login_result(status: StatusCode) -> LoginResult {
+    match status {
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => LoginResult::Refused,
+        _ => LoginResult::Ok,
+    }
+}
+
+/// An error answer, counted by `kind`: Vault's JSON shape for the vault kind,
+/// plain text else.
+pub(super) fn refuse(
+    ctx: &Context,
+    kind: ErrorKind,
+    status: StatusCode,
+    why: &str,
+) -> Response<Body> {
+    ctx.counters.error(kind);
+    error_answer(ctx, status, why)
+}
+
 /// An error answer: Vault's JSON shape for the vault kind, plain text else.
-fn refuse(ctx: &Context, status: StatusCode, why: &str) -> Response<Body> {
+pub(super) fn error_answer(ctx: &Context, status: StatusCode, why: &str) -> Response<Body> {
     let message = format!("gateway {}: {why}", ctx.name);
     if ctx.kind == GatewayKind::Vault {
         return vault::error(status, &message);

@@ -19,11 +19,11 @@ use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 use zeroize::Zeroizing;
 
+use super::stats::{ErrorKind, OpenConn, Stats};
 use super::stream::Listener;
 use super::vault::leases::Leases;
 use super::{Credentials, GatewayError};
 use crate::config::{ForwardSpec, GatewayKind, GatewaySpec, OutputConfig, PathGlob};
-use crate::telemetry::gateways::GatewayCounters;
 use headers::Renderer;
 use upstream::Upstream;
 
@@ -31,6 +31,9 @@ use upstream::Upstream;
 const WORKERS: usize = 2;
 /// A client that has not sent its request headers by then is dropped.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client over `max_connections` has to send its request before
+/// it is dropped without its 503.
+const REFUSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long stopping waits for the leases' revocation.
 const REVOKE_WAIT: Duration = Duration::from_secs(5);
 
@@ -55,8 +58,10 @@ pub struct Context {
     pub namespace: Option<String>,
     /// Kind vault: the leases obtained through it.
     pub leases: Arc<Leases>,
-    /// Its metrics.
-    pub counters: Arc<GatewayCounters>,
+    /// Its metrics, as every kind's (gateway/stats.rs).
+    pub counters: Arc<Stats>,
+    /// Client connections open at once; more get 503.
+    pub max_connections: u64,
 }
 
 /// A running http or vault gateway; [`Served::stop`] ends it.
@@ -133,7 +138,13 @@ pub fn start(
         paths: forward.paths.clone(),
         namespace: forward.namespace.clone(),
         leases: Arc::default(),
-        counters: Arc::default(),
+        counters: {
+            let s = super::stats::for_gateway(&spec.name);
+            s.per_request
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            s
+        },
+        max_connections: u64::from(spec.max_connections),
     });
     let (stop, stopped) = watch::channel(false);
     let accepting = {
@@ -172,11 +183,6 @@ pub fn start(
 }
 
 impl Served {
-    /// Its name and metrics.
-    pub fn counters(&self) -> (&str, Arc<GatewayCounters>) {
-        (&self.name, self.ctx.counters.clone())
-    }
-
     /// Stops accepting, revokes the leases obtained through it (vault), drops
     /// every connection, removes its files.
     pub fn stop(&mut self) {
@@ -223,7 +229,7 @@ async fn accept_tcp(
             conn = l.accept() => match conn {
                 Ok((s, _)) => {
                     let _ = s.set_nodelay(true);
-                    tokio::spawn(serve(s, false, ctx.clone()));
+                    admit(s, false, &ctx);
                 }
                 Err(e) => accept_failed(&ctx, &e).await,
             },
@@ -240,9 +246,7 @@ async fn accept_unix(
     loop {
         tokio::select! {
             conn = l.accept() => match conn {
-                Ok((s, _)) => {
-                    tokio::spawn(serve(s, true, ctx.clone()));
-                }
+                Ok((s, _)) => admit(s, true, &ctx),
                 Err(e) => accept_failed(&ctx, &e).await,
             },
             _ = stop.changed() => return,
@@ -254,6 +258,59 @@ async fn accept_failed(ctx: &Context, e: &std::io::Error) {
     // Out of descriptors and the like: do not spin on it.
     warn!(gateway = %ctx.name, error = %e, "accept failed");
     tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+/// Serves a new client connection, or refuses it with 503 when
+/// `max_connections` are open (counted here: only the accept task opens).
+fn admit<S>(stream: S, local: bool, ctx: &Arc<Context>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    if ctx.counters.open.load(std::sync::atomic::Ordering::SeqCst) >= ctx.max_connections {
+        ctx.counters.error(ErrorKind::TooManyConnections);
+        warn!(gateway = %ctx.name, max_connections = ctx.max_connections, "too many connections; refusing one");
+        tokio::spawn(refuse_full(stream, ctx.clone()));
+        return;
+    }
+    let open = OpenConn::new(&ctx.counters);
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        serve(stream, local, ctx).await;
+        drop(open);
+    });
+}
+
+/// Over `max_connections`: the client's request is read (bounded) and
+/// answered `503 Service Unavailable` with `Retry-After`, then the connection
+/// closes, as an overloaded HTTP server answers.
+async fn refuse_full<S>(stream: S, ctx: Arc<Context>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let answer_ctx = ctx.clone();
+    let service = hyper::service::service_fn(move |_req| {
+        let mut r = forward::error_answer(
+            &answer_ctx,
+            hyper::StatusCode::SERVICE_UNAVAILABLE,
+            &format!(
+                "too many connections (max_connections = {})",
+                answer_ctx.max_connections
+            ),
+        );
+        r.headers_mut().insert(
+            hyper::header::RETRY_AFTER,
+            hyper::header::HeaderValue::from_static("1"),
+        );
+        async move { Ok::<_, std::convert::Infallible>(r) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(REFUSE_TIMEOUT)
+        .keep_alive(false)
+        .serve_connection(TokioIo::new(stream), service);
+    if tokio::time::timeout(REFUSE_TIMEOUT, conn).await.is_err() {
+        debug!(gateway = %ctx.name, "a refused client sent no request in time");
+    }
 }
 
 /// One client connection: HTTP/1.1 with keep-alive; its requests reuse one
@@ -274,6 +331,10 @@ where
         .serve_connection(TokioIo::new(stream), service)
         .await;
     if let Err(e) = served {
+        // hyper has answered garbage with 400 (431, 414) already.
+        if e.is_parse() || e.is_parse_too_large() {
+            ctx.counters.error(ErrorKind::Protocol);
+        }
         debug!(gateway = %ctx.name, error = %e, "client connection ended");
     }
 }
