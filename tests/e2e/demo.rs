@@ -1,7 +1,8 @@
 //! `scripts/demo`, the README's first command, run as a new user runs it (with the
 //! debug binary instead of a release build): a real OpenBao dev server, a real
 //! PostgreSQL 15 and a real tmpfs. It must show every form of the credentials
-//! masked, logins that work across a rotation, and nothing left at the end.
+//! masked, logins that work across a rotation, and nothing left at the end; then
+//! the app's database through a gateway with no password in its reach.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -57,6 +58,7 @@ fn the_readme_demo_masks_rotates_and_leaves_nothing() {
             .any(|l| l.starts_with("files in ") && l.contains(": 0 ")),
         "{all}"
     );
+    assert_gateway_step(&lines, &all);
 }
 
 /// `line` with every mask taken out: `[REDACTED]` and a detector's
@@ -76,4 +78,37 @@ fn without_masks(line: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// The demo's gateway step: the app holds no database password (its
+/// environment has no such variable, its only file is the gateway's local
+/// password, which opens no database login), psql through the gateway runs as
+/// the dynamic role, and the role and its lease are gone after exit.
+fn assert_gateway_step(lines: &[&str], all: &str) {
+    let after = |prefix: &str| -> &str {
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` line: {all}"))
+    };
+    let env = after("app environment: ");
+    assert!(env.contains("SHROUD_SECRETS_DIR"), "{all}");
+    assert!(
+        !env.to_ascii_uppercase().contains("PASS") && !env.contains("USERNAME"),
+        "a credential variable in the app's environment: {env}"
+    );
+    assert_eq!(after("app files: ").trim(), "pg.password", "{all}");
+    let role = after("psql through the gateway: logged in as ");
+    assert!(role.starts_with("v-"), "not a dynamic role: {all}");
+    assert_eq!(after("in pg_roles: "), role, "{all}");
+    assert_eq!(
+        after(&format!("direct login as {role} with what the app holds: ")),
+        "refused",
+        "{all}"
+    );
+    let end = after(&format!("after exit: role {role} in pg_roles: "));
+    assert!(
+        end.starts_with("0, files in ") && end.contains(": 0, leases left in OpenBao: 0"),
+        "{all}"
+    );
 }
