@@ -73,6 +73,11 @@ fn compose_single_container_run_masks_propagates_exit_and_revokes() {
 }
 
 #[test]
+fn compose_gateway_stack_gives_the_app_a_database_without_a_password() {
+    docker_check(&["gateway"]);
+}
+
+#[test]
 fn nomad_jobs_agree_with_shroud_flags_and_config_keys() {
     run_check("check_nomad.py", &[], Duration::from_secs(120));
 }

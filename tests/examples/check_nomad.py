@@ -169,6 +169,27 @@ def check_sidecar_job(job, where, secrets_dir):
               f"{where} task {mname}: the shroud binary is not brought in by an artifact")
 
 
+def check_gateway_job(job, where, secrets_dir):
+    """The gateway job: its configuration (already `shroud config validate`d) has a
+    postgres gateway on loopback using a gateway-only dynamic secret, and the
+    task's environment points the app at it with no credential of its own."""
+    (tname, task), = labelled(labelled(job["group"]).popitem()[1].get("task")).items()
+    where = f"{where} task {tname}"
+    cfg = check_config_text(render_config(task, "/local/shroud.toml", secrets_dir), where)
+    gateways = cfg.get("gateway", [])
+    check(len(gateways) == 1 and gateways[0]["kind"] == "postgres", f"{where}: expected one postgres gateway")
+    gw = gateways[0]
+    secret = next((s for s in cfg["secret"] if s["name"] == gw["secret"]), None)
+    check(secret and secret.get("gateway_only") is True, f"{where}: the gateway's secret should be gateway_only")
+    check(gw["listen"].startswith("127.0.0.1:"), f"{where}: the gateway should listen on loopback")
+    env = {k: unquote(v) for k, v in (block(task, "env") or {}).items()}
+    check(env.get("PGPORT") == gw["listen"].rsplit(":", 1)[1], f"{where}: PGPORT is not the gateway's port")
+    check(env.get("PG_PASSWORD_FILE", "").endswith(f"/{gw['name']}.password"),
+          f"{where}: the app should read the gateway's local password file")
+    check(not any("PASSWORD" in k and k != "PG_PASSWORD_FILE" or k == "PGUSER" for k in env),
+          f"{where}: a credential in the task's environment: {sorted(env)}")
+
+
 @contextlib.contextmanager
 def tmpfs():
     """A real tmpfs, as Nomad mounts on a task's secrets dir (needs root)."""
@@ -329,13 +350,17 @@ def main():
         hcl2 = require_module("hcl2", "python-hcl2")
         secrets_dir = tempfile.mkdtemp(prefix="nomad-secrets-")
         files = sorted(EXAMPLES.glob("*.nomad.hcl"))
-        check(len(files) == 2, f"expected two Nomad jobs in {EXAMPLES}, found {len(files)}")
+        check(len(files) == 3, f"expected three Nomad jobs in {EXAMPLES}, found {len(files)}")
         for f in files:
             with open(f) as fh:
                 doc = hcl2.load(fh)
             (name, job), = labelled(doc["job"]).items()
             where = f"{f.relative_to(REPO)} job {name}"
-            if "sidecar" in f.name:
+            if "gateway" in f.name:
+                # Checked, not run: it needs a database behind a gateway.
+                check_run_job(job, where, secrets_dir)
+                check_gateway_job(job, where, secrets_dir)
+            elif "sidecar" in f.name:
                 check_sidecar_job(job, where, secrets_dir)
                 tasks = labelled(labelled(job["group"]).popitem()[1].get("task"))
                 side = next(t for t in tasks.values() if block(t, "lifecycle"))

