@@ -3,7 +3,7 @@
 //! (with the local password) and the Unix socket, run as the dynamic role with
 //! no database password in their environment; a wrong local password, garbage
 //! and a dead upstream get protocol-correct errors; a rotation moves new
-//! connections to the new role.
+//! connections to the new role, also one that lands mid-handshake.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -978,4 +978,170 @@ fn metrics_audit_and_the_connection_cap() {
     assert!(!trail.contains(&role), "the audit trail names the role");
     let roles = w.pg().vault_roles();
     w.assert_clean(&roles);
+}
+
+/// A TCP relay to PostgreSQL that can hold one connection (accepted, nothing
+/// forwarded) until released: the gateway's upstream login then waits between
+/// its credential read and the server's answer.
+struct HoldingProxy {
+    port: u16,
+    target: std::sync::Arc<std::sync::OnceLock<u16>>,
+    hold_next: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    held: std::sync::mpsc::Receiver<()>,
+    release: std::sync::mpsc::Sender<()>,
+}
+
+impl HoldingProxy {
+    fn start() -> HoldingProxy {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let target = std::sync::Arc::new(std::sync::OnceLock::<u16>::new());
+        let hold_next = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (held_tx, held) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        let (t, h) = (target.clone(), hold_next.clone());
+        // Lives as long as the test process; holds nothing but sockets.
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                if h.swap(false, Ordering::SeqCst) {
+                    let _ = held_tx.send(());
+                    let _ = release_rx.recv_timeout(Duration::from_secs(60));
+                }
+                let Some(port) = t.get() else { return };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", *port)) else {
+                    continue;
+                };
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                }
+            }
+        });
+        HoldingProxy {
+            port,
+            target,
+            hold_next,
+            held,
+            release,
+        }
+    }
+}
+
+/// A hand-made login through a TCP gateway up to ReadyForQuery, or the
+/// server's error (SQLSTATE, message).
+fn try_session(port: u16, password: &str) -> Result<TcpStream, (String, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    s.write_all(&startup("workload")).unwrap();
+    assert_eq!(message(&mut s).0, b'R');
+    let mut p = vec![b'p'];
+    p.extend_from_slice(&((password.len() + 5) as i32).to_be_bytes());
+    p.extend_from_slice(password.as_bytes());
+    p.push(0);
+    s.write_all(&p).unwrap();
+    loop {
+        match message(&mut s) {
+            (b'Z', _) => return Ok(s),
+            (b'E', b) => return Err(error_fields(b'E', &b)),
+            _ => {}
+        }
+    }
+}
+
+/// A credential rotated mid-handshake: the gateway has read credential A and
+/// is waiting for the server (held by a relay) when the agent rotates to B and
+/// revokes A (`retire_grace = "0s"`: the role is dropped). The server then
+/// refuses A (28P01); the gateway tries once more with B and the client sees
+/// only a successful login, as B's role. Never a hang: every wait is bounded.
+#[test]
+fn a_credential_rotated_mid_handshake_is_retried_with_the_newest() {
+    let _s = serial();
+    let proxy = HoldingProxy::start();
+    let extra = format!(
+        "[lifecycle]\nretire_grace = \"0s\"\n\n[[gateway]]\nname = \"held\"\nkind = \"postgres\"\nsecret = \"db.env\"\nlisten = \"127.0.0.1:{held}\"\nupstream = \"127.0.0.1:{up}\"\n",
+        held = free_port(),
+        up = proxy.port,
+    );
+    let held_port: u16 = extra
+        .split("listen = \"127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+    let (mut s, cfg) = configure_with(("8s", "8s"), &extra);
+    proxy.target.set(s.w.pg().port).unwrap();
+    s.agent = Some(Agent(spawn_agent(&cfg, &s.w.path("agent.log"))));
+    until(
+        Duration::from_secs(30),
+        "the gateway's password file",
+        || s.w.file("held.password").map(drop),
+    );
+    let local = s.local_password("held");
+    let user_now = |s: &Setup| s.w.file("db.env").map(|t| env_value(&t, "USERNAME"));
+    let mut retried = None;
+    for _ in 0..10 {
+        let Some(before) = user_now(&s) else { continue };
+        proxy
+            .hold_next
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let pw = local.clone();
+        let client = std::thread::spawn(move || try_session(held_port, &pw));
+        proxy
+            .held
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the gateway's upstream connection reached the relay");
+        // While the login waits (the gateway gives the server 10 s): did A
+        // rotate out and its role go?
+        let deadline = std::time::Instant::now() + Duration::from_secs(7);
+        let mut rotated = None;
+        while std::time::Instant::now() < deadline {
+            if let Some(now) = user_now(&s).filter(|u| *u != before) {
+                if !s.w.pg().role_exists(&before) {
+                    rotated = Some(now);
+                    break;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        proxy.release.send(()).unwrap();
+        let session = client.join().unwrap();
+        if let Some(now) = rotated {
+            let mut session = session.unwrap_or_else(|e| {
+                panic!(
+                    "the login was not retried with the newest credential: {e:?}\n{}",
+                    s.log()
+                )
+            });
+            let who = query(&mut session, "select current_user").expect("a query");
+            // B, or a newer one if the agent rotated again meanwhile.
+            assert_ne!(who, before, "logged in with the dropped role");
+            retried = Some((before, now, who));
+            break;
+        }
+        // No rotation seen during this hold: A logged in, or A's role went
+        // before a newer credential was offered (its lease ran out at Vault
+        // first): a protocol-correct refusal. Either way, try again.
+        if let Err((code, msg)) = &session {
+            assert!(code.starts_with("28"), "{code} {msg}");
+        }
+    }
+    let (before, now, who) = retried.expect("no rotation happened during a held login");
+    eprintln!("held login of {before}: rotated to {now}, logged in as {who}");
+    assert!(
+        s.log()
+            .contains("the credential changed during the login; trying the newest"),
+        "{}",
+        s.log()
+    );
+    let agent = s.agent.take().unwrap();
+    assert!(agent.stop().success(), "{}", s.log());
+    let roles = s.w.pg().vault_roles();
+    s.w.assert_clean(&roles);
 }
