@@ -201,3 +201,29 @@ fn a_workload_without_a_token_reads_and_its_leases_end_with_the_agent() {
     );
     assert!(!log.contains(API_KEY));
 }
+
+/// Garbage to a vault gateway gets a protocol-correct `400 Bad Request` (what
+/// a Vault server's HTTP stack answers), and the gateway keeps serving.
+#[test]
+fn garbage_gets_400_and_the_gateway_keeps_serving() {
+    use std::io::{Read as _, Write as _};
+    let _serial = serial();
+    let mut s = setup();
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", s.tcp)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    c.write_all(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = c.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer:?}");
+    let local = s.w.file("vault.token").unwrap();
+    let kv = json(&s.bao(
+        &s.tcp(),
+        Some(&local),
+        &["read", "-format=json", "secret/data/app"],
+    ));
+    assert_eq!(kv["data"]["data"]["api_key"], API_KEY);
+    let status = s.agent.take().unwrap().stop();
+    assert!(status.success(), "agent: {status:?}\n{}", s.log());
+}
