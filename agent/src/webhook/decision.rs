@@ -85,3 +85,31 @@ pub fn parse(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Gateways come with `shroud.dev/inject`; on a Vault Agent pod the
+    /// annotation is denied by name rather than silently ignored.
+    #[test]
+    fn a_gateway_on_a_vault_agent_pod_is_denied_by_name() {
+        let annotations: BTreeMap<String, String> = [
+            ("vault.hashicorp.com/agent-inject", "true"),
+            ("vault.hashicorp.com/role", "web"),
+            ("vault.hashicorp.com/agent-inject-secret-db", "database/creds/web"),
+            (
+                "shroud.dev/gateway-pg",
+                r#"kind = "postgres", secret = "db", listen = "127.0.0.1:5432", upstream = "db:5432""#,
+            ),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let e = parse(&annotations, true).unwrap_err();
+        assert!(
+            matches!(&e, AnnotationError::Invalid { key, .. } if key == "shroud.dev/gateway-pg"),
+            "{e}"
+        );
+    }
+}
