@@ -1110,10 +1110,14 @@ fn an_on_change_command_runs_when_its_file_changes_and_not_for_another_file() {
     });
     let (ran_a, ran_b, stop) = (w.path("ran-a"), w.path("ran-b"), w.path("stop"));
     let started = w.path("started");
+    // b's command signals its parent, shroud exec (PID 1 of an injected app
+    // container: `kill -HUP 1`), which forwards the signal to the app.
+    let hup = w.path("hup");
     let app = format!(
-        "touch {0}; i=0; while [ ! -e {1} ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done; echo app-done",
+        "trap 'echo hup >> {2}' HUP; touch {0}; i=0; while [ ! -e {1} ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done; echo app-done",
         started.display(),
-        stop.display()
+        stop.display(),
+        hup.display()
     );
     let exec = spawn_started(
         shroud()
@@ -1125,7 +1129,7 @@ fn an_on_change_command_runs_when_its_file_changes_and_not_for_another_file() {
                 ran_a.display()
             ))
             .arg("--on-change")
-            .arg(format!("b=echo b >> {}", ran_b.display()))
+            .arg(format!("b=echo b >> {}; kill -HUP $PPID", ran_b.display()))
             .args(["--", "sh", "-c", &app])
             .env("SHROUD_SECRETS_DIR", dir),
         &started,
@@ -1143,6 +1147,9 @@ fn an_on_change_command_runs_when_its_file_changes_and_not_for_another_file() {
         "b's command after b rotated",
         || (lines(&ran_b) == 1).then_some(()),
     );
+    until(Duration::from_secs(10), "the app to get b's SIGHUP", || {
+        (lines(&hup) == 1).then_some(())
+    });
     w.bao
         .bao(&["kv", "put", "secret/hook-a", &format!("token={a2}")]);
     until(
@@ -1158,6 +1165,7 @@ fn an_on_change_command_runs_when_its_file_changes_and_not_for_another_file() {
     // Each ran once: b's rotation did not run a's command, a's did not run b's.
     assert_eq!(std::fs::read_to_string(&ran_a).unwrap(), "a\n");
     assert_eq!(lines(&ran_b), 1, "{stderr}");
+    assert_eq!(lines(&hup), 1, "{stderr}");
     assert!(stdout.contains("hook a saw: [REDACTED]"), "{stdout}");
     for v in [a1, a2, b1, b2] {
         assert!(
