@@ -140,6 +140,15 @@ pub struct ExecArgs {
         value_parser = crate::exec::rotate::parse_on_rotate
     )]
     pub on_rotate: crate::exec::OnRotate,
+    /// Run COMMAND with `/bin/sh -c` (beside the command, as its user, its output
+    /// masked) each time the file NAME of --secrets-dir is re-rendered with new
+    /// contents. Repeatable.
+    #[arg(long, value_name = "NAME=COMMAND", value_parser = crate::exec::on_change::parse_on_change)]
+    pub on_change: Vec<crate::exec::on_change::OnChange>,
+    /// The annotation an `--on-change NAME` came from, named in its errors (set
+    /// by the webhook). Repeatable.
+    #[arg(long, value_name = "NAME=ORIGIN", value_parser = crate::exec::on_change::parse_origin)]
+    pub on_change_origin: Vec<(String, String)>,
     /// Wait for `<secrets-dir>/.shroud/ready` before starting the command.
     #[arg(long)]
     pub wait_ready: bool,

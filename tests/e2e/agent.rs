@@ -1080,3 +1080,246 @@ fn debug_where(pid: u32, needle: &[u8]) {
         }
     }
 }
+
+/// `shroud exec --on-change NAME=COMMAND` (the injector's
+/// `agent-inject-command-<name>`): the command runs, through `/bin/sh -c` with
+/// its output masked like the app's, after a rotation that gave the file
+/// `NAME` new contents, and not after a rotation of another file.
+#[test]
+fn an_on_change_command_runs_when_its_file_changes_and_not_for_another_file() {
+    let _s = serial();
+    let w = World::new(None);
+    let auth = w.approle_auth();
+    let (a1, a2) = ("hook-a-first-7c6d5e4f", "hook-a-second-1f2e3d4c");
+    let (b1, b2) = ("hook-b-first-9a8b7c6d", "hook-b-second-4e5f6a7b");
+    w.bao
+        .bao(&["kv", "put", "secret/hook-a", &format!("token={a1}")]);
+    w.bao
+        .bao(&["kv", "put", "secret/hook-b", &format!("token={b1}")]);
+    let template = |name: &str| {
+        format!(
+            "[[template]]\nname = \"{name}\"\nrefresh = \"200ms\"\ncontents = '{{{{ with secret \"secret/data/hook-{name}\" }}}}{{{{ .Data.data.token }}}}{{{{ end }}}}'\n"
+        )
+    };
+    let cfg = w.config(&auth, &format!("{}{}", template("a"), template("b")));
+    let log = w.path("agent.log");
+    let _agent = spawn_agent(&cfg, &log);
+    let dir = w.out.path();
+    until(Duration::from_secs(20), "ready", || {
+        dir.join(".shroud/ready").exists().then_some(())
+    });
+    let (ran_a, ran_b, stop) = (w.path("ran-a"), w.path("ran-b"), w.path("stop"));
+    let started = w.path("started");
+    // b's command signals its parent, shroud exec (PID 1 of an injected app
+    // container: `kill -HUP 1`), which forwards the signal to the app.
+    let hup = w.path("hup");
+    let app = format!(
+        "trap 'echo hup >> {2}' HUP; touch {0}; i=0; while [ ! -e {1} ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done; echo app-done",
+        started.display(),
+        stop.display(),
+        hup.display()
+    );
+    let exec = spawn_started(
+        shroud()
+            .args(["exec", "--secrets-dir"])
+            .arg(dir)
+            .arg("--on-change")
+            .arg(format!(
+                "a=echo \"hook a saw: $(cat \"$SHROUD_SECRETS_DIR/a\")\"; echo \"$SHROUD_CHANGED_FILE\" >> {}",
+                ran_a.display()
+            ))
+            .arg("--on-change")
+            .arg(format!("b=echo b >> {}; kill -HUP $PPID", ran_b.display()))
+            .args(["--", "sh", "-c", &app])
+            .env("SHROUD_SECRETS_DIR", dir),
+        &started,
+    );
+    let lines = |p: &Path| {
+        std::fs::read_to_string(p)
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    };
+    // The first render is not a change: the app started after it.
+    w.bao
+        .bao(&["kv", "put", "secret/hook-b", &format!("token={b2}")]);
+    until(
+        Duration::from_secs(30),
+        "b's command after b rotated",
+        || (lines(&ran_b) == 1).then_some(()),
+    );
+    until(Duration::from_secs(10), "the app to get b's SIGHUP", || {
+        (lines(&hup) == 1).then_some(())
+    });
+    w.bao
+        .bao(&["kv", "put", "secret/hook-a", &format!("token={a2}")]);
+    until(
+        Duration::from_secs(30),
+        "a's command after a rotated",
+        || (lines(&ran_a) == 1).then_some(()),
+    );
+    std::fs::write(&stop, "").unwrap();
+    let out = exec.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // Each ran once: b's rotation did not run a's command, a's did not run b's.
+    assert_eq!(std::fs::read_to_string(&ran_a).unwrap(), "a\n");
+    assert_eq!(lines(&ran_b), 1, "{stderr}");
+    assert_eq!(lines(&hup), 1, "{stderr}");
+    assert!(stdout.contains("hook a saw: [REDACTED]"), "{stdout}");
+    for v in [a1, a2, b1, b2] {
+        assert!(
+            !stdout.contains(v) && !stderr.contains(v),
+            "{stdout}{stderr}"
+        );
+    }
+}
+
+#[test]
+fn on_change_without_a_directory_or_with_a_bad_name_is_a_usage_error() {
+    for args in [
+        vec!["--on-change", "db=true"],
+        vec!["--secrets-dir", "/tmp", "--on-change", "a/b=true"],
+        vec![
+            "--secrets-dir",
+            "/tmp",
+            "--on-change",
+            "db=true",
+            "--on-change-origin",
+            "other=x",
+        ],
+    ] {
+        let out = shroud()
+            .arg("exec")
+            .args(&args)
+            .args(["--", "true"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(64), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--on-change"), "{args:?}: {err}");
+    }
+}
+
+/// A `[[template]]` reading `database/creds/app`, as a line `USER PASSWORD`.
+fn db_template(name: &str) -> String {
+    format!(
+        "[[template]]\nname = \"{name}\"\ncontents = '{{{{ with secret \"database/creds/app\" }}}}{{{{ .Data.username }}}} {{{{ .Data.password }}}}{{{{ end }}}}'\n"
+    )
+}
+
+/// The user a [`db_template`] file names, and its password.
+fn template_user(text: &str) -> (String, String) {
+    let (u, p) = text.trim().split_once(' ').expect("USER PASSWORD");
+    (u.to_string(), p.to_string())
+}
+
+/// A plain `[[secret]]` and a `[[template]]` reading the same dynamic path get
+/// one credential and one lease, as two templates do (and as Vault Agent's one
+/// dependency per path gives): one role in pg_roles, revoked at exit.
+#[test]
+fn a_plain_secret_and_a_template_of_one_dynamic_path_share_one_credential() {
+    let _s = serial();
+    let w = World::new(Some(("1m", "5m")));
+    let auth = w.approle_auth();
+    let cfg = w.config(&auth, &format!("{DB_SECRET}{}", db_template("db.tmpl")));
+    let log = w.path("agent.log");
+    let mut agent = spawn_agent(&cfg, &log);
+    let dir = w.out.path();
+    until(Duration::from_secs(20), "ready", || {
+        dir.join(".shroud/ready").exists().then_some(())
+    });
+    let env = w.file("db.env").unwrap();
+    let (user, password) = (env_value(&env, "USERNAME"), env_value(&env, "PASSWORD"));
+    let (t_user, t_password) = template_user(&w.file("db.tmpl").unwrap());
+    assert_eq!((&t_user, &t_password), (&user, &password), "one credential");
+    let pg = w.pg();
+    assert_eq!(pg.vault_roles(), vec![user.clone()], "one role in pg_roles");
+    assert_eq!(w.bao.leases("database/creds/app/").len(), 1, "one lease");
+    assert!(pg.can_login(&user, &password));
+    sigterm(&agent);
+    let status = wait_with_deadline(&mut agent, Duration::from_secs(10));
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    w.assert_clean(&[user]);
+}
+
+/// Two templates share one lease; when one of them replaces its credential
+/// (near the lease's max TTL), the shared lease is not revoked while the other
+/// template's file still names it, and once both moved on it is; at exit
+/// every lease is revoked. Retire grace 0: a lease let go is revoked at once.
+#[test]
+fn a_lease_shared_by_two_templates_survives_the_rotation_of_one() {
+    let _s = serial();
+    let w = World::new(Some(("2s", "6s")));
+    let auth = w.approle_auth();
+    let cfg = w.config(
+        &auth,
+        &format!(
+            "{}{}[lifecycle]\nretire_grace = \"0s\"\n",
+            db_template("a.tmpl"),
+            db_template("b.tmpl")
+        ),
+    );
+    let log = w.path("agent.log");
+    let mut agent = spawn_agent(&cfg, &log);
+    let pg = w.pg();
+    let dir = w.out.path();
+    until(Duration::from_secs(20), "ready", || {
+        dir.join(".shroud/ready").exists().then_some(())
+    });
+    let mut users: Vec<String> = Vec::new();
+    let mut apart = 0;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(15) {
+        for name in ["a.tmpl", "b.tmpl"] {
+            let Some(text) = w.file(name) else { continue };
+            let (user, password) = template_user(&text);
+            if !users.contains(&user) {
+                users.push(user.clone());
+            }
+            // The credential a file names works while the file names it.
+            if !pg.can_login(&user, &password) && w.file(name).as_deref() == Some(text.as_str()) {
+                panic!(
+                    "{name} names {user}, which no longer logs in (revoked while held)\n{}",
+                    std::fs::read_to_string(&log).unwrap()
+                );
+            }
+        }
+        if w.file("a.tmpl") != w.file("b.tmpl") {
+            apart += 1;
+        }
+        assert!(
+            agent.try_wait().unwrap().is_none(),
+            "agent died: {}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        users.len() >= 2,
+        "credentials were replaced: {users:?}\n{text}"
+    );
+    // Both end on one credential again, and the ones let go are revoked.
+    until(Duration::from_secs(10), "one credential, one role", || {
+        let a = template_user(&w.file("a.tmpl")?).0;
+        let b = template_user(&w.file("b.tmpl")?).0;
+        (a == b && pg.vault_roles() == vec![a.clone()]).then_some(())
+    });
+    eprintln!(
+        "{} credentials; the files differed in {apart} samples",
+        users.len()
+    );
+    sigterm(&agent);
+    let status = wait_with_deadline(&mut agent, Duration::from_secs(10));
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    w.assert_clean(&users);
+}

@@ -474,6 +474,60 @@ fn pki_cert_is_not_issued_again_on_refresh_while_it_is_good() {
     );
 }
 
+/// A short-lived `pkiCert` certificate is issued again at consul-template's
+/// `goodFor` deadline (about 90% into its life), not at the template's next
+/// `refresh` (5 minutes by default, far past its end).
+#[test]
+fn a_short_lived_pki_cert_is_issued_again_before_it_expires() {
+    let s = servers();
+    require_tool("openssl", "apt-get install openssl");
+    let tmpfs = Tmpfs::new();
+    let cfg = s.dir.path().join("pki-short.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[vault]\naddress = \"{}\"\n[auth]\nmethod = \"token\"\ntoken_file = \"{}\"\n[output]\ndir = \"{}\"\n[[template]]\nname = \"tls.pem\"\ncontents = '{{{{ with pkiCert \"pki/issue/web\" \"common_name=short.example.test\" \"ttl=50s\" }}}}{{{{ .Cert }}}}{{{{ end }}}}'\n",
+            s.bao.addr,
+            token_file(&s, "pki-short-token").display(),
+            tmpfs.path().join("secrets").display(),
+        ),
+    )
+    .unwrap();
+    let out = s.dir.path().join("pki-short-out");
+    std::fs::create_dir_all(&out).unwrap();
+    // The first certificate, then the file until it changes (or until 5 s
+    // past the first one's end), the time it changed, and the new one.
+    let script = format!(
+        "set -e; cd {out}; cp \"$SHROUD_SECRETS_DIR/tls.pem\" first.pem\n\
+         end=$(date -d \"$(openssl x509 -noout -enddate -in first.pem | cut -d= -f2)\" +%s); echo $end > end\n\
+         while cmp -s \"$SHROUD_SECRETS_DIR/tls.pem\" first.pem && [ $(date +%s) -lt $((end + 5)) ]; do sleep 0.1; done\n\
+         date +%s > changed; cp \"$SHROUD_SECRETS_DIR/tls.pem\" second.pem",
+        out = out.display()
+    );
+    let done = run_with_input(
+        shroud()
+            .arg("run")
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--")
+            .arg("sh")
+            .arg("-c")
+            .arg(script),
+        b"",
+        Duration::from_secs(120),
+    );
+    assert!(done.status.success(), "{}{}", done.out(), done.err());
+    let read = |n: &str| std::fs::read_to_string(out.join(n)).unwrap();
+    let number = |n: &str| read(n).trim().parse::<u64>().unwrap();
+    assert_ne!(read("first.pem"), read("second.pem"), "issued again");
+    assert!(
+        number("changed") < number("end"),
+        "the new certificate came at {} , after the first one ended at {}",
+        number("changed"),
+        number("end")
+    );
+}
+
 /// Every serial the test PKI mount has issued.
 fn serials(s: &Servers) -> Vec<String> {
     let out = s.bao.bao(&["list", "-format=json", "pki/certs"]);

@@ -313,6 +313,58 @@ fn honoured_secret_annotations() {
     );
 }
 
+/// `agent-inject-command-<name>` becomes `shroud exec --on-change` in every
+/// wrapped container, for the file `<name>` writes (after `agent-inject-file`),
+/// with the annotation named for exec's errors; the agent's configuration is
+/// unchanged and valid. What exec does with it: `tests/e2e/agent.rs`
+/// (`an_on_change_command_runs_when_its_file_changes…`).
+#[test]
+fn agent_inject_command_runs_in_the_app_container_when_its_file_changes() {
+    let w = Webhook::start();
+    for prefix in [VAULT, OPENBAO] {
+        let i = w.inject(&pod(
+            prefix,
+            &[
+                ("agent-inject-file-db", "db.env"),
+                ("agent-inject-command-db", "kill -HUP $(pidof billing)"),
+                ("agent-inject-secret-api", "secret/data/billing/api"),
+            ],
+        ));
+        assert!(i.has("name = \"db.env\""), "{}", i.toml);
+        assert!(!i.toml.contains("pidof"), "{}", i.toml);
+        for (index, wrapped) in ["/billing", "/worker"].iter().enumerate() {
+            let command: Vec<String> = i.patched["spec"]["containers"][index]["command"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect();
+            let dashes = command.iter().position(|a| a == "--").unwrap();
+            assert_eq!(command[dashes + 1], *wrapped, "{command:?}");
+            let flags = &command[..dashes];
+            let pairs: Vec<(&str, &str)> = flags
+                .windows(2)
+                .map(|w| (w[0].as_str(), w[1].as_str()))
+                .collect();
+            assert!(
+                pairs.contains(&("--on-change", "db.env=kill -HUP $(pidof billing)")),
+                "{command:?}"
+            );
+            let origin = format!("db.env={prefix}agent-inject-command-db");
+            assert!(
+                pairs.contains(&("--on-change-origin", origin.as_str())),
+                "{command:?}"
+            );
+            // Only the file that has a command.
+            assert_eq!(
+                flags.iter().filter(|a| *a == "--on-change").count(),
+                1,
+                "{command:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn agent_users_follow_the_annotations_unless_the_app_shares_one() {
     let w = Webhook::start();
@@ -380,7 +432,7 @@ fn what_cannot_be_honoured_is_denied_by_name() {
         ("ca-cert", "/vault/tls/ca.crt"),
         ("agent-extra-secret", "more"),
         ("agent-image", "hashicorp/vault:1.17"),
-        ("agent-inject-command-db", "kill -HUP $(pidof billing)"),
+        ("agent-inject-command-other", "kill -HUP 1"),
         ("agent-inject-template-file-db", "/vault/configs/db.tmpl"),
         ("agent-share-process-namespace", "true"),
         ("agent-json-patch", "[]"),

@@ -131,6 +131,49 @@ fn shared_lease(e: &Map<String, Value>, now: u64) -> Option<LeaseInfo> {
     })
 }
 
+/// A plain `[[secret]]`'s current read as a template's entry for `call`, so a
+/// template reading the same leased path shares its credential and lease:
+/// `remaining` is what is left of the lease now.
+pub fn plain_entry(data: &SecretData, lease: &LeaseInfo, remaining: u64) -> Map<String, Value> {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    json!({
+        "request_id": "",
+        "lease_id": lease.id,
+        "lease_duration": remaining,
+        "renewable": lease.renewable,
+        "data": Value::Object(data.0.clone()),
+        "warnings": Value::Null,
+        "received": now,
+    })
+    .as_object()
+    .cloned()
+    .unwrap_or_default()
+}
+
+/// A template's leased entry as the read of a plain `[[secret]]` of the same
+/// path (its data and the shared lease, counted from now).
+pub fn shared_read(e: &Map<String, Value>) -> Option<SecretRead> {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let lease = shared_lease(e, now)?;
+    let data = e.get("data")?.as_object()?.clone();
+    Some(SecretRead {
+        data: SecretData(data),
+        lease: Some(lease),
+        version: None,
+    })
+}
+
+/// Whether a plain read of `path` (no parameters) is what `call` reads.
+pub fn same_read(call: &SecretCall, path: &str) -> bool {
+    call.func == SecretFunc::Secret
+        && call.params.is_empty()
+        && call.path.trim_matches('/') == path.trim_matches('/')
+}
+
 /// The entry of call `call` in a template's `data`, when it holds a lease
 /// other than `except` (a template's own lease, which it fetches to replace).
 pub fn leased_entry(
@@ -163,6 +206,30 @@ fn cert_still_good(e: &Map<String, Value>, now: u64) -> bool {
         }
         _ => false,
     }
+}
+
+/// When the template must be fetched again for its `pkiCert` certificates,
+/// as consul-template's `VaultPKIQuery` sleeps after each look: 90% of the
+/// time the earliest one has left (`goodFor`), at least a second. At that
+/// point `cert_still_good` finds it due (90% of the tenth left is under a
+/// tenth of its lifespan) and it is issued again, about 90% into its life
+/// instead of at the next `refresh`. `None`: no `pkiCert` certificate.
+pub fn cert_check_in(
+    t: &ConsulTemplate,
+    data: &SecretData,
+    now: u64,
+) -> Option<std::time::Duration> {
+    t.calls
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.func == SecretFunc::PkiCert)
+        .filter_map(|(i, _)| {
+            let end = entry(data, i)?.get("data")?.get("expiration")?.as_u64()?;
+            // Go's integer seconds: (duration * 9) / 10.
+            Some(end.saturating_sub(now) * 9 / 10)
+        })
+        .min()
+        .map(|s| std::time::Duration::from_secs(s.max(1)))
 }
 
 /// A certificate a `pkiCert` call issued: PKI issues no lease, so it is
@@ -340,6 +407,45 @@ mod tests {
         let mut no_time = e(1000, 1900);
         no_time.remove("received");
         assert!(!cert_still_good(&no_time, 1000));
+    }
+
+    #[test]
+    fn a_template_with_a_certificate_is_fetched_again_at_its_good_for_deadline() {
+        use crate::config::Format;
+        let toml = "[vault]\naddress = \"http://127.0.0.1:8200\"\n[auth]\nmethod = \"token\"\ntoken_file = \"/t\"\n[output]\ndir = \"/tmp/x\"\n[[template]]\nname = \"t\"\ncontents = '{{ with secret \"secret/data/a\" }}{{ .Data.data.a }}{{ end }}{{ with pkiCert \"pki/issue/web\" \"common_name=a.test\" }}{{ .Cert }}{{ end }}'\n";
+        let cfg = crate::config::parse("t.toml", toml, std::iter::empty()).unwrap();
+        let Format::Consul(t) = &cfg.secrets[0].format else {
+            panic!("a template")
+        };
+        let data = |expiration: u64| {
+            SecretData(
+                json!({"0": {"data": {"data": {"a": "x"}}},
+                       "1": {"received": 1000, "data": {"expiration": expiration}}})
+                .as_object()
+                .unwrap()
+                .clone(),
+            )
+        };
+        // Issued at 1000 for 100 s: looked at again 90 s later, when it is due.
+        assert_eq!(
+            cert_check_in(t, &data(1100), 1000),
+            Some(std::time::Duration::from_secs(90))
+        );
+        let e = entry(&data(1100), 1).unwrap().clone();
+        assert!(!cert_still_good(&e, 1090));
+        // Kept at a look before that: the next one is 90% of what is left.
+        assert_eq!(
+            cert_check_in(t, &data(1100), 1050),
+            Some(std::time::Duration::from_secs(45))
+        );
+        // At least a second; nothing without a certificate.
+        assert_eq!(
+            cert_check_in(t, &data(1100), 1100),
+            Some(std::time::Duration::from_secs(1))
+        );
+        let mut none = data(1100);
+        none.0.remove("1");
+        assert_eq!(cert_check_in(t, &none, 1000), None);
     }
 
     #[test]

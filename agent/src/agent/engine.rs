@@ -101,6 +101,12 @@ impl StartError {
     }
 }
 
+/// Whether a plain `[[secret]]` may share its lease with a template reading
+/// the same path: a plain read (no parameters) of a leased kind.
+fn shares_plainly(spec: &SecretSpec) -> bool {
+    spec.params.is_none() && matches!(spec.kind, SecretKind::Dynamic | SecretKind::Generic)
+}
+
 /// What is published for a secret now.
 struct Current {
     data: SecretData,
@@ -434,7 +440,10 @@ impl Engine {
             ),
             (_, Some(params), SecretKind::Pki) => pki::issue(&self.client, &path, &params.body()),
             (_, Some(params), _) => api::write(&self.client, &path, &params.body()),
-            (_, None, kind) => api::read(&self.client, &path, kind == SecretKind::Kv2),
+            (_, None, kind) => match self.template_holding(i, &path) {
+                Some(shared) => Ok(shared),
+                None => api::read(&self.client, &path, kind == SecretKind::Kv2),
+            },
         };
         let outcome = match &result {
             Ok(_) => Outcome::Ok,
@@ -512,8 +521,7 @@ impl Engine {
                     });
                 }
             }
-            let spec = &self.secrets[i].spec;
-            let refresh = spec.refresh;
+            let refresh = self.refresh_of(i, &read.data);
             self.schedule.fetched(
                 i,
                 read.lease.as_ref().map(lease_grant),
@@ -526,6 +534,21 @@ impl Engine {
             lease: read.lease,
             rendered,
         })
+    }
+
+    /// How long until secret `i` (holding `data`) is read again when it holds
+    /// no lease: its `refresh`, or sooner when a template's `pkiCert`
+    /// certificate is due for re-issue before that (consul-template's
+    /// `goodFor` deadline).
+    fn refresh_of(&self, i: usize, data: &SecretData) -> Duration {
+        let spec = &self.secrets[i].spec;
+        let Format::Consul(t) = &spec.format else {
+            return spec.refresh;
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        super::consul::cert_check_in(t, data, now).map_or(spec.refresh, |due| due.min(spec.refresh))
     }
 
     /// Every current value as redaction-set entries; with `candidate`, secret
@@ -763,7 +786,7 @@ impl Engine {
         };
         let unchanged = matches!(&self.secrets[i].current, Some(c) if c.lease.is_none() && read.lease.is_none() && c.rendered == rendered);
         if unchanged {
-            let refresh = self.secrets[i].spec.refresh;
+            let refresh = self.refresh_of(i, &read.data);
             self.schedule.unchanged(i, refresh, Instant::now());
             return;
         }
@@ -869,11 +892,41 @@ impl Engine {
     ) -> Option<serde_json::Map<String, serde_json::Value>> {
         let own = self.secrets[i].lease_id();
         self.secrets.iter().enumerate().find_map(|(j, s)| {
+            let cur = s.current.as_ref().filter(|_| j != i)?;
+            let Format::Consul(t) = &s.spec.format else {
+                // A plain [[secret]] of the same leased path: one credential.
+                let lease = cur.lease.as_ref().filter(|l| Some(l.id.as_str()) != own)?;
+                if !shares_plainly(&s.spec) || !super::consul::same_read(call, &s.spec.read_path())
+                {
+                    return None;
+                }
+                let left = self.schedule.secrets[j]
+                    .expires
+                    .map_or(lease.duration, |e| {
+                        e.saturating_duration_since(Instant::now())
+                    });
+                return Some(super::consul::plain_entry(&cur.data, lease, left.as_secs()));
+            };
+            super::consul::leased_entry(t, &cur.data, call, own)
+        })
+    }
+
+    /// For a plain leased `[[secret]]` `i`: the credential a template holds
+    /// now from the same path (not `i`'s own lease, which it reads to replace),
+    /// as consul-template and Vault Agent would hold one dependency for both.
+    fn template_holding(&self, i: usize, path: &str) -> Option<api::SecretRead> {
+        if !shares_plainly(&self.secrets[i].spec) {
+            return None;
+        }
+        let own = self.secrets[i].lease_id();
+        self.secrets.iter().enumerate().find_map(|(j, s)| {
             let Format::Consul(t) = &s.spec.format else {
                 return None;
             };
             let cur = s.current.as_ref().filter(|_| j != i)?;
-            super::consul::leased_entry(t, &cur.data, call, own)
+            let call = t.calls.iter().find(|c| super::consul::same_read(c, path))?;
+            let entry = super::consul::leased_entry(t, &cur.data, call, own)?;
+            super::consul::shared_read(&entry)
         })
     }
 

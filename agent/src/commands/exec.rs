@@ -9,7 +9,7 @@ use crate::cli::ExecArgs;
 use crate::contract::Ack;
 use crate::error::usage;
 use crate::exec::watch::{self, Reload, SecretsWatcher, WatchError};
-use crate::exec::{supervise, ExecOptions};
+use crate::exec::{on_change, supervise, ExecOptions};
 use crate::live::LiveSet;
 use crate::pump::PumpConfig;
 use crate::secrets_source::Sources;
@@ -43,6 +43,13 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
         return Err(usage(anyhow::anyhow!("--wait-ready needs --secrets-dir")).into());
     }
 
+    let hooks =
+        on_change::with_origins(args.on_change.clone(), &args.on_change_origin).map_err(usage)?;
+    if !hooks.is_empty() && sources.dir.is_none() {
+        return Err(usage(on_change::OnChangeError::NoDirectory).into());
+    }
+    on_change::check_shell(std::path::Path::new(on_change::SHELL), &hooks).map_err(usage)?;
+
     let (rotated_tx, rotated_rx) = mpsc::channel();
     // Watch before loading, so a change during the load is not missed.
     let watching = match &sources.dir {
@@ -54,6 +61,12 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
         .as_deref()
         .map(watch::fingerprint)
         .unwrap_or_default();
+    // What the files hold as the command starts: their next contents are news.
+    let file_hooks = sources
+        .dir
+        .as_deref()
+        .filter(|_| !hooks.is_empty())
+        .map(|dir| on_change::FileHooks::snapshot(dir, hooks));
     let values = sources.read(r.min_length).map_err(usage)?;
     let (set, loaded) = values.build(r.lengths(), std::iter::empty());
     crate::report::warn_report(&loaded.report, r.min_length);
@@ -128,6 +141,7 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
             add_mask: crate::pump::AddMask::from_env(),
         },
         on_rotate: args.on_rotate,
+        on_change: file_hooks,
         drain_timeout: args.drain_timeout,
         kill_grace: args.kill_grace,
         exit_marker: sources.dir.clone(),

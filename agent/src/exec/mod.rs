@@ -25,7 +25,8 @@
 //!   `waitpid` calls: nothing else in the process may wait for children (no
 //!   `tokio::process`, no `std::process::Command::status/output`) while it runs.
 //! - A [`Rotated`] message triggers `--on-rotate` (after a short settle delay that
-//!   coalesces bursts). The caller swaps the `LiveSet` itself, before sending.
+//!   coalesces bursts) and the `--on-change` commands of the files whose
+//!   contents changed. The caller swaps the `LiveSet` itself, before sending.
 //! - [`ExecOptions::exit_marker`] (`Some(secrets_dir)`) writes
 //!   `<dir>/.shroud/exited` at the end; `shroud run` leaves it `None`.
 //! - Directory watching and acknowledgements are not part of `supervise`: `shroud
@@ -33,6 +34,7 @@
 //!   sends [`Rotated`] into the same channel.
 
 pub mod mask_socket;
+pub mod on_change;
 pub mod output;
 pub mod pty;
 pub mod reaper;
@@ -86,6 +88,9 @@ pub struct ExecOptions {
     pub pump: PumpConfig,
     /// What to do on [`Rotated`].
     pub on_rotate: OnRotate,
+    /// `--on-change`: commands run when their file got new contents (checked
+    /// at each settled [`Rotated`]).
+    pub on_change: Option<on_change::FileHooks>,
     /// How long to keep reading output from descendants after the command exited.
     pub drain_timeout: Duration,
     /// How long after a forwarded SIGTERM/SIGINT a second one escalates to
@@ -125,6 +130,7 @@ impl ExecOptions {
             tty: TtyMode::Auto,
             pump: PumpConfig::default(),
             on_rotate: OnRotate::None,
+            on_change: None,
             drain_timeout: Duration::from_secs(2),
             kill_grace: Duration::from_secs(10),
             kill_after_grace: false,

@@ -143,7 +143,7 @@ pub fn spawn(
 /// spawning thread, which is the supervisor's and lives until the command has
 /// been reaped; it is cleared for the command's own children, so a daemon that
 /// double-forks is not affected.
-fn die_with_parent(cmd: &mut Command) {
+pub(super) fn die_with_parent(cmd: &mut Command) {
     let parent = nix::unistd::getpid();
     // SAFETY: runs in the forked child before exec and only makes the
     // async-signal-safe calls prctl(2), getppid(2) and _exit(2).

@@ -11,6 +11,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tracing::{debug, info, warn};
 
+use super::on_change::{self, FileHooks};
 use super::output::{Outputs, PumpDone};
 use super::reaper::{self, reap_all};
 use super::spawn::{spawn, ChildIo, SpawnError};
@@ -80,7 +81,8 @@ pub fn supervise(
     drop(done_tx);
     let raw_mode = if use_pty { pty::raw_stdin() } else { None };
 
-    let result = Supervisor::new(&opts, &outputs).run(&rx);
+    let hooks = opts.on_change.take();
+    let result = Supervisor::new(&opts, &outputs, hooks).run(&rx);
 
     outputs.close_writers();
     drain(outputs, &done_rx, opts.drain_timeout);
@@ -147,10 +149,14 @@ struct Supervisor<'a> {
     kill_at: Option<Instant>,
     /// When the settled rotation action is due.
     rotate_at: Option<Instant>,
+    /// `--on-change`: the files' last contents and their commands.
+    hooks: Option<FileHooks>,
+    /// `--on-change` commands running: pid, file name, when to kill it.
+    running: Vec<(Pid, String, Instant)>,
 }
 
 impl<'a> Supervisor<'a> {
-    fn new(opts: &'a ExecOptions, outputs: &'a Outputs) -> Self {
+    fn new(opts: &'a ExecOptions, outputs: &'a Outputs, hooks: Option<FileHooks>) -> Self {
         Supervisor {
             opts,
             outputs,
@@ -159,6 +165,8 @@ impl<'a> Supervisor<'a> {
             restarting: false,
             kill_at: None,
             rotate_at: None,
+            hooks,
+            running: Vec::new(),
         }
     }
 
@@ -177,7 +185,11 @@ impl<'a> Supervisor<'a> {
     fn run(mut self, rx: &Receiver<Event>) -> anyhow::Result<i32> {
         self.start().map_err(spawn_exit)?;
         loop {
-            let deadline = [self.kill_at, self.rotate_at].into_iter().flatten().min();
+            let hook_due = self.running.iter().map(|(_, _, t)| *t).min();
+            let deadline = [self.kill_at, self.rotate_at, hook_due]
+                .into_iter()
+                .flatten()
+                .min();
             let event = match deadline {
                 Some(d) => match rx.recv_timeout(d.saturating_duration_since(Instant::now())) {
                     Ok(e) => Some(e),
@@ -199,6 +211,7 @@ impl<'a> Supervisor<'a> {
                 }
                 Some(Event::Signal(info)) if info.signal == Signal::SIGCHLD => {
                     if let Some(code) = self.on_sigchld()? {
+                        self.stop_hooks();
                         return Ok(code);
                     }
                 }
@@ -216,7 +229,15 @@ impl<'a> Supervisor<'a> {
         let child = self.child();
         for (pid, status) in reap_all() {
             if pid != child.pid {
-                debug!(pid = pid.as_raw(), "reaped an orphan");
+                if let Some(at) = self.running.iter().position(|(p, _, _)| *p == pid) {
+                    let (_, name, _) = self.running.swap_remove(at);
+                    match status.exit_code() {
+                        Some(0) => info!(file = %name, "--on-change command done"),
+                        code => warn!(file = %name, code, "--on-change command failed"),
+                    }
+                } else {
+                    debug!(pid = pid.as_raw(), "reaped an orphan");
+                }
                 continue;
             }
             let Some(code) = status.exit_code() else {
@@ -246,7 +267,65 @@ impl<'a> Supervisor<'a> {
         if self.rotate_at.is_some_and(|t| t <= now) {
             self.rotate_at = None;
             self.apply_rotation();
+            self.run_hooks();
         }
+        let mut overdue = Vec::new();
+        for (pid, name, at) in &mut self.running {
+            if *at <= now {
+                warn!(file = %name, timeout = ?on_change::COMMAND_TIMEOUT, "--on-change command still running; killing it");
+                // Not again before it is reaped.
+                *at = now + on_change::COMMAND_TIMEOUT;
+                overdue.push(*pid);
+            }
+        }
+        for pid in overdue {
+            self.send_hook(pid, Signal::SIGKILL);
+        }
+    }
+
+    /// Starts the `--on-change` commands whose file has new contents.
+    fn run_hooks(&mut self) {
+        let Some(hooks) = self.hooks.as_mut() else {
+            return;
+        };
+        let due = hooks.changed();
+        if due.is_empty() {
+            return;
+        }
+        let Some(io) = self.outputs.child_io() else {
+            return;
+        };
+        let (stdout, stderr) = match io {
+            ChildIo::Pipes { stdout, stderr, .. } => (stdout, stderr),
+            ChildIo::Pty { slave, .. } => (slave, slave),
+        };
+        for hook in due {
+            match on_change::spawn(&hook, &self.opts.env, stdout, stderr) {
+                Ok(pid) => {
+                    info!(file = %hook.name, pid = pid.as_raw(), "file changed; running its --on-change command");
+                    self.running.push((
+                        pid,
+                        hook.name,
+                        Instant::now() + on_change::COMMAND_TIMEOUT,
+                    ));
+                }
+                Err(e) => {
+                    warn!(file = %hook.name, origin = %hook.origin, error = %e, "cannot run the --on-change command")
+                }
+            }
+        }
+    }
+
+    /// The command has ended: its reload commands have nothing left to tell.
+    fn stop_hooks(&mut self) {
+        for (pid, _, _) in &self.running {
+            self.send_hook(*pid, Signal::SIGTERM);
+        }
+    }
+
+    fn send_hook(&self, pid: Pid, signal: Signal) {
+        // Its whole group: `sh -c` may have started children.
+        self.send(Pid::from_raw(-pid.as_raw()), signal);
     }
 
     fn apply_rotation(&mut self) {

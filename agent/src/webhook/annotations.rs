@@ -175,6 +175,18 @@ pub struct ConsulSpec {
     pub right: Option<String>,
     /// `error-on-missing-key-*`.
     pub error_on_missing_key: bool,
+    /// `agent-inject-command-*`: run in the wrapped containers (`shroud exec
+    /// --on-change`) when this file gets new contents.
+    pub command: Option<FileCommand>,
+}
+
+/// A shell command run when one file changes, and the annotation it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileCommand {
+    /// The annotation (named in exec's errors through `--on-change-origin`).
+    pub annotation: String,
+    /// The command, for `/bin/sh -c`.
+    pub command: String,
 }
 
 /// Where a [`ConsulSpec`]'s text is.

@@ -634,6 +634,16 @@ pub(crate) fn exec_prefix(
     if let Some(on_rotate) = &inj.on_rotate {
         command.extend(["--on-rotate".to_string(), on_rotate.clone()]);
     }
+    for t in &inj.templates {
+        if let Some(c) = &t.command {
+            command.extend([
+                "--on-change".to_string(),
+                format!("{}={}", t.name, c.command),
+                "--on-change-origin".to_string(),
+                format!("{}={}", t.name, c.annotation),
+            ]);
+        }
+    }
     // Always wait for `.shroud/ready`: with a native sidecar the kubelet's startup
     // probe gates only the pod's first start; when the app container restarts
     // while the agent re-renders (it revokes and exits on the exit marker and is

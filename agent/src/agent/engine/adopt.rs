@@ -199,7 +199,8 @@ impl Engine {
                     Some(info)
                 }
                 Lease::None => {
-                    self.schedule.adopted(i, None, first_ttl, spec.refresh, now);
+                    let refresh = self.refresh_of(i, &data);
+                    self.schedule.adopted(i, None, first_ttl, refresh, now);
                     None
                 }
                 Lease::Dead => {

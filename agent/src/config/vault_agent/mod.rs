@@ -448,7 +448,7 @@ fn template(
                             _ => cx.perms = Some((p, l)),
                         }
                     }
-                    "command" | "command_timeout" => return Err(cx.refuse(l, key, "shroud runs no command after rendering: with `shroud run -- CMD`, [lifecycle] on_rotate = \"signal:HUP\" (or \"restart\") tells the command about new files; in a sidecar, `shroud exec --on-rotate`")),
+                    "command" | "command_timeout" => return Err(cx.refuse(l, key, "shroud runs no command after rendering in its agent: in a sidecar, `shroud exec --on-change FILE=COMMAND` runs it beside the app when that file changes (or `--on-rotate`); with `shroud run -- CMD`, [lifecycle] on_rotate = \"signal:HUP\" (or \"restart\") tells the command about new files")),
                     "user" | "group" => return Err(cx.refuse(l, key, "set the owner of every rendered file with [output] uid and gid (numbers)")),
                     "create_dest_dirs" | "backup" | "sandbox_path" | "function_denylist" | "exec_timeout" => cx.note(l, &key, "not carried over (shroud creates its output directory; its templates have no file, plugin or writeToFile functions to deny)"),
                     _ => return Err(cx.refuse(l, key, "has no equivalent in shroud's [[template]]")),

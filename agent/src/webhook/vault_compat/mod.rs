@@ -11,8 +11,8 @@ mod table;
 use std::collections::BTreeMap;
 
 use super::annotations::{
-    validate_path, validate_secret_name, AnnotationError, ConsulSpec, ConsulText, Injection,
-    Origin, Overrides, CONFIG_MAP_DIR,
+    validate_path, validate_secret_name, AnnotationError, ConsulSpec, ConsulText, FileCommand,
+    Injection, Origin, Overrides, CONFIG_MAP_DIR,
 };
 use table::Handling;
 
@@ -121,6 +121,7 @@ struct Raw<'a> {
     perms: Option<&'a str>,
     volume_path: Option<&'a str>,
     preserve_case: Option<&'a str>,
+    command: Option<&'a str>,
 }
 
 /// Reads the family's annotations into an injection request.
@@ -192,6 +193,7 @@ pub fn parse(
                         "agent-inject-file" => &mut raw.file,
                         "agent-inject-perms" => &mut raw.perms,
                         "secret-volume-path" => &mut raw.volume_path,
+                        "agent-inject-command" => &mut raw.command,
                         _ => &mut raw.preserve_case,
                     };
                     // Like the injectors: an empty value is as if absent.
@@ -260,6 +262,7 @@ pub fn parse(
                 (raw.left_delim.is_some(), "agent-template-left-delim"),
                 (raw.right_delim.is_some(), "agent-template-right-delim"),
                 (raw.missing_key.is_some(), "error-on-missing-key"),
+                (raw.command.is_some(), "agent-inject-command"),
             ]
             .iter()
             .find_map(|(set, b)| set.then_some(*b))
@@ -346,6 +349,10 @@ pub fn parse(
                 Some(v) => parse_bool(v, &key("error-on-missing-key"))?,
                 None => false,
             },
+            command: raw
+                .command
+                .map(|c| file_command(c, &key("agent-inject-command")))
+                .transpose()?,
         });
     }
     match modes.len() {
@@ -368,6 +375,18 @@ pub fn parse(
     }
     inj.templates.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(inj)
+}
+
+/// `agent-inject-command-*`: run by `shroud exec --on-change` in the wrapped
+/// containers with `/bin/sh -c`, as consul-template runs it in the agent's.
+fn file_command(v: &str, key: &str) -> Result<FileCommand, AnnotationError> {
+    if v.contains('\0') {
+        return Err(AnnotationError::invalid(key, "must not contain a NUL byte"));
+    }
+    Ok(FileCommand {
+        annotation: key.to_string(),
+        command: v.to_string(),
+    })
 }
 
 /// `agent-inject-template-file-*`: a file of the mounted ConfigMap.
@@ -856,6 +875,33 @@ mod tests {
         assert!(i.templates.iter().all(|t| inline(t).contains("toJSON")));
     }
 
+    /// `agent-inject-command-<name>` follows the file the name writes, and is
+    /// denied for a name that writes none.
+    #[test]
+    fn commands_follow_their_file() {
+        let i = vault(&[
+            ("vault.hashicorp.com/agent-inject-file-db", "db.env"),
+            (
+                "vault.hashicorp.com/agent-inject-command-db",
+                "kill -HUP $(pidof app)",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            i.templates[0].command,
+            Some(FileCommand {
+                annotation: "vault.hashicorp.com/agent-inject-command-db".into(),
+                command: "kill -HUP $(pidof app)".into(),
+            })
+        );
+        let e = vault(&[("vault.hashicorp.com/agent-inject-command-other", "true")]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("vault.hashicorp.com/agent-inject-command-other"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn pod_wide_overrides() {
         let i = vault(&[
@@ -902,7 +948,6 @@ mod tests {
         for (k, v) in [
             ("vault.hashicorp.com/agent-inject-token", "true"),
             ("vault.hashicorp.com/tls-skip-verify", "true"),
-            ("vault.hashicorp.com/agent-inject-command-db", "kill -HUP 1"),
             (
                 "vault.hashicorp.com/agent-inject-template-file-db",
                 "/vault/tpl",

@@ -25,7 +25,6 @@ const TOKEN: &str = "shroud never hands its Vault token to the application; give
 const TLS_FILES: &str = "shroud mounts no Kubernetes Secret into its agent: the webhook's `[vault] ca_cert` and `tls_server_name` configure TLS to Vault for every pod";
 const PATCHES: &str = "the agent's and init container's specs are fixed by the webhook's configuration, so its guardrails cannot be patched away";
 const SHARE_PID: &str = "a shared process namespace lets every container read the others' memory and files through /proc; shroud's guardrails deny it";
-const COMMAND: &str = "it runs a shell command in the agent container after each render; shroud's agent image has no shell and shares no process namespace with the app: use `shroud.dev/on-rotate`, which runs in the app's container after each rotation";
 
 /// Pod-wide annotations, by the name after the prefix.
 pub(super) const POD: &[(&str, Handling)] = &[
@@ -134,7 +133,7 @@ pub(super) const PER_NAME: &[(&str, Handling)] = &[
     ("secret-volume-path", Honoured),
     ("preserve-secret-case", Honoured),
     ("agent-inject-template-file", Honoured),
-    ("agent-inject-command", Refused(COMMAND)),
+    ("agent-inject-command", Honoured),
     ("agent-template-left-delim", Honoured),
     ("agent-template-right-delim", Honoured),
     ("error-on-missing-key", Honoured),
