@@ -262,7 +262,11 @@ impl EventSink for Metrics {
                 }
             }
             // Gateways count into their own counters (telemetry/gateways.rs).
-            Event::Ready | Event::Exit { .. } | Event::GatewayLogin { .. } => {}
+            Event::Ready
+            | Event::Exit { .. }
+            | Event::GatewayLogin { .. }
+            | Event::GatewayLease { .. }
+            | Event::GatewayRevoke { .. } => {}
         }
     }
 }
