@@ -388,3 +388,35 @@ fn a_lease_that_is_not_renewable_is_never_renewed() {
     );
     agent.stop();
 }
+
+#[test]
+fn an_answer_holding_the_agents_token_never_reaches_the_workload() {
+    let _serial = serial();
+    let mut s = Setup::new("1h");
+    // Listed on purpose: lookup-self answers with the token it was sent.
+    let gw = gateway(&s.w, "vault", r#""auth/token/lookup-self""#);
+    let agent = s.start(&gw);
+    let state = std::fs::read_to_string(s.state.path().join("agent-state.json")).unwrap();
+    let state: Value = serde_json::from_str(&state).unwrap();
+    let token = state["state"]["token"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sock = s.w.path("vault-sock").join("vault.sock");
+    let mut c = Command::new("bao");
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("VAULT_ADDR", format!("unix://{}", sock.display()))
+        .env("HOME", s.w.work.path())
+        .args(["token", "lookup", "-format=json"]);
+    let f = run_with_input(&mut c, b"", Duration::from_secs(60));
+    assert!(!f.status.success(), "{}", f.out());
+    assert!(
+        f.err().contains("Code: 403") && f.err().contains("holds the agent's token"),
+        "{}",
+        f.err()
+    );
+    assert!(!f.out().contains(&token) && !f.err().contains(&token));
+    let log = agent.stop();
+    assert!(!log.contains(&token));
+}

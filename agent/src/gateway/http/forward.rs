@@ -216,7 +216,7 @@ impl Connection {
     }
 
     /// Reads a Vault answer whole, records its lease (obtained through
-    /// `api_path`), passes it on.
+    /// `api_path`), passes it on; one holding the agent's token is refused.
     async fn record_lease(
         &self,
         parts: hyper::http::response::Parts,
@@ -235,6 +235,19 @@ impl Connection {
                 );
             }
         };
+        // `auth/token/lookup-self` and the like, if listed, answer with the
+        // token the gateway added: the workload never gets it.
+        let holds_token = ctx.credentials.token().is_some_and(|t| {
+            !t.0.is_empty() && memchr::memmem::find(&bytes, t.0.as_bytes()).is_some()
+        });
+        if holds_token {
+            warn!(gateway = %ctx.name, path = %api_path, "Vault's answer holds the agent's token; refused");
+            return refuse(
+                ctx,
+                StatusCode::FORBIDDEN,
+                "permission denied (the answer holds the agent's token)",
+            );
+        }
         if let Some(g) = vault::leases::granted(&bytes) {
             ctx.leases.record(&g, api_path, Instant::now());
         }
