@@ -290,6 +290,10 @@ fn a_restart_without_the_gateway_or_its_path_revokes_what_it_no_longer_owns() {
     assert!(!s.w.pg().role_exists(&orphan_user) && !s.w.pg().role_exists(&unlisted_user));
     assert!(s.w.bao.lease_exists(&kept), "the owned lease was revoked");
     assert!(s.w.pg().role_exists(&kept_user));
+    assert!(
+        s.w.file("other.token").is_none(),
+        "the removed gateway's token file is left"
+    );
     let log = second.log();
     assert!(
         log.contains("is no longer configured; revoking it")
@@ -324,11 +328,8 @@ fn a_restart_without_the_gateway_or_its_path_revokes_what_it_no_longer_owns() {
         !s.w.bao.lease_exists(&kept),
         "the owned lease outlived the agent"
     );
-    // Known gap (docs/gateway.md "Not yet"): the local token file of a
-    // gateway the killed agent ran and the new configuration removed is left
-    // (it opens nothing: no listener is left to give it to).
-    assert_eq!(s.w.leftovers(), vec!["other.token".to_string()]);
-    std::fs::remove_file(s.w.out.path().join("other.token")).unwrap();
+    // The removed gateway's local token file (left by the killed agent) went
+    // at the restart too.
     s.w.assert_clean(&[kept_user, orphan_user, unlisted_user]);
 }
 

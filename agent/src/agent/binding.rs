@@ -196,7 +196,7 @@ mod tests {
             certificates: Vec::new(),
             retiring: Vec::new(),
             registered: Vec::new(),
-            gateway_leases: Vec::new(),
+            gateways: Default::default(),
         }
     }
 

@@ -1028,6 +1028,12 @@ impl Engine {
     /// also offered to `credentials`, starting with the current ones.
     pub fn share_credentials(&mut self, credentials: Arc<crate::gateway::Credentials>) {
         credentials.offer_token(self.client.token());
+        if let Some(file) = &self.gateway_file {
+            let names = self.cfg.gateways.iter().map(|g| g.name.clone()).collect();
+            if let Err(e) = file.set_gateways(names) {
+                error!(error = %e, "cannot save the gateways' names");
+            }
+        }
         credentials.keep_leases(
             self.gateway_file.clone(),
             std::mem::take(&mut self.adopted_gateway_leases),

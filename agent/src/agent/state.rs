@@ -26,7 +26,7 @@ use zeroize::Zeroizing;
 
 mod gateway;
 
-pub use gateway::{GatewayLeaseFile, SavedGatewayLease, GATEWAY_FILE};
+pub use gateway::{GatewayLeaseFile, SavedGatewayLease, SavedGateways, GATEWAY_FILE};
 
 use super::files::{check_tmpfs_fd, zero_fill, FilesError};
 use crate::config::StateConfig;
@@ -323,10 +323,10 @@ pub struct Saved {
     /// Values the pod's execs registered at run time.
     #[serde(default)]
     pub registered: Vec<SavedRegistered>,
-    /// The leases obtained through vault gateways (their own file,
-    /// [`GATEWAY_FILE`]; read with this one).
+    /// The leases obtained through vault gateways and the gateways run
+    /// (their own file, [`GATEWAY_FILE`]; read with this one).
     #[serde(skip)]
-    pub gateway_leases: Vec<SavedGatewayLease>,
+    pub gateways: SavedGateways,
 }
 
 impl fmt::Debug for Saved {
@@ -344,7 +344,7 @@ impl fmt::Debug for Saved {
             .field("certificates", &self.certificates)
             .field("retiring", &self.retiring)
             .field("registered", &self.registered)
-            .field("gateway_leases", &self.gateway_leases.len())
+            .field("gateway_leases", &self.gateways.leases.len())
             .finish()
     }
 }
@@ -530,9 +530,9 @@ impl StateDir {
             .map_err(io_err("cannot read", &path))?;
         let mut saved = self.parse(&bytes)?;
         // Unusable, they are left to the token: revoked with it at exit.
-        saved.gateway_leases = gateway::read(&self.dir).unwrap_or_else(|e| {
+        saved.gateways = gateway::read(&self.dir).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "cannot adopt the gateways' leases; they end with the agent's token");
-            Vec::new()
+            SavedGateways::default()
         });
         Ok(Some(saved))
     }
@@ -699,7 +699,7 @@ mod tests {
                 "mask-add.registered",
                 b"minted\x00-token-4f2a",
             )],
-            gateway_leases: Vec::new(),
+            gateways: SavedGateways::default(),
         }
     }
 
@@ -750,7 +750,7 @@ mod tests {
         st.gateway_leases()
             .put("vault", vec![lease.clone()])
             .unwrap();
-        assert_eq!(st.load().unwrap().unwrap().gateway_leases, vec![lease]);
+        assert_eq!(st.load().unwrap().unwrap().gateways.leases, vec![lease]);
         // A temporary left by a crash mid-write goes too.
         fs::write(st.dir().join(format!(".{STATE_FILE}.tmp-1")), b"x").unwrap();
         fs::write(st.dir().join(format!(".{GATEWAY_FILE}.tmp-1")), b"x").unwrap();

@@ -136,7 +136,8 @@ impl Engine {
         if token_adopted {
             self.restore_retiring(&saved.retiring);
         }
-        self.settle_gateway_leases(&saved.gateway_leases, token_adopted, deadline)?;
+        self.settle_gateway_leases(&saved.gateways.leases, token_adopted, deadline)?;
+        self.wipe_gone_gateway_files(&saved.gateways.names);
 
         // No saved values: fetched as at a first start.
         let mut fetch = Vec::new();
@@ -518,7 +519,7 @@ impl Engine {
                     .iter()
                     .map(|r| (Some(r.secret.as_str()), r.id.as_str())),
             )
-            .chain(saved.gateway_leases.iter().map(|g| (None, g.id.as_str())));
+            .chain(saved.gateways.leases.iter().map(|g| (None, g.id.as_str())));
         for (secret, id) in leases.chain(others) {
             let result = api::revoke_lease(&client, id);
             events::emit(Event::Revoke {
@@ -614,7 +615,7 @@ impl Engine {
                 .iter()
                 .map(|(name, value)| SavedRegistered::new(name, value))
                 .collect(),
-            gateway_leases: Vec::new(),
+            gateways: Default::default(),
         };
         if let Err(e) = state.save(&saved) {
             error!(error = %e, "cannot save the agent's state; a restart would log in again");

@@ -58,12 +58,33 @@ impl Engine {
         }
         if let Some(file) = &self.gateway_file {
             let leases = kept.iter().map(|a| a.saved.clone()).collect();
-            if let Err(e) = file.replace_all(leases) {
+            let names = self.cfg.gateways.iter().map(|g| g.name.clone()).collect();
+            if let Err(e) = file.replace_all(leases, names) {
                 error!(error = %e, "cannot save the gateways' leases");
             }
         }
         self.adopted_gateway_leases = kept;
         Ok(())
+    }
+
+    /// Wipes the local password or token file of each gateway in `ran` (the
+    /// predecessor's) that is no longer configured, unless a secret or a
+    /// configured gateway now writes a file of that name.
+    pub(super) fn wipe_gone_gateway_files(&mut self, ran: &[String]) {
+        let cfg = self.cfg.clone();
+        for name in ran
+            .iter()
+            .filter(|n| !cfg.gateways.iter().any(|g| &g.name == *n))
+        {
+            for file in [format!("{name}.password"), format!("{name}.token")] {
+                let taken = cfg.secrets.iter().any(|s| s.name == file)
+                    || cfg.gateways.iter().any(|g| g.password_file() == file);
+                if !taken && self.out.adopt(std::path::Path::new(&file)).is_some() {
+                    info!(gateway = %name, file = %file, "removing the local file of a gateway no longer configured");
+                    self.out.wipe_name(&file);
+                }
+            }
+        }
     }
 
     /// Ok when a vault gateway of lease `l`'s name is configured and its

@@ -50,6 +50,19 @@ struct Envelope {
     version: u32,
     vault: String,
     leases: Vec<SavedGatewayLease>,
+    /// The gateways (of every kind) the agent runs: a successor removes the
+    /// local password or token files of those it no longer runs.
+    #[serde(default)]
+    gateways: Vec<String>,
+}
+
+/// What the file holds.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SavedGateways {
+    /// The vault gateways' leases.
+    pub leases: Vec<SavedGatewayLease>,
+    /// The names of the gateways the agent ran.
+    pub names: Vec<String>,
 }
 
 /// The gateways' lease file of one open state directory, shared by every
@@ -59,8 +72,8 @@ struct Envelope {
 pub struct GatewayLeaseFile {
     dir: PathBuf,
     vault: String,
-    /// Every gateway's leases, as last written.
-    by_gateway: Mutex<BTreeMap<String, Vec<SavedGatewayLease>>>,
+    /// Every gateway's leases, as last written, and the gateways' names.
+    by_gateway: Mutex<(BTreeMap<String, Vec<SavedGatewayLease>>, Vec<String>)>,
 }
 
 impl GatewayLeaseFile {
@@ -72,29 +85,46 @@ impl GatewayLeaseFile {
         }
     }
 
-    /// Makes `leases` the leases of every gateway and writes the file.
-    pub fn replace_all(&self, leases: Vec<SavedGatewayLease>) -> Result<(), StateError> {
+    /// Makes `leases` the leases of every gateway, `names` the gateways run,
+    /// and writes the file.
+    pub fn replace_all(
+        &self,
+        leases: Vec<SavedGatewayLease>,
+        names: Vec<String>,
+    ) -> Result<(), StateError> {
         let mut all = self.by_gateway.lock().unwrap_or_else(|e| e.into_inner());
-        all.clear();
+        all.0.clear();
         for l in leases {
-            all.entry(l.gateway.clone()).or_default().push(l);
+            all.0.entry(l.gateway.clone()).or_default().push(l);
         }
+        all.1 = names;
+        self.write(&all)
+    }
+
+    /// Makes `names` the gateways run and writes the file.
+    pub fn set_gateways(&self, names: Vec<String>) -> Result<(), StateError> {
+        let mut all = self.by_gateway.lock().unwrap_or_else(|e| e.into_inner());
+        all.1 = names;
         self.write(&all)
     }
 
     /// Makes `leases` gateway `gateway`'s leases and writes the file.
     pub fn put(&self, gateway: &str, leases: Vec<SavedGatewayLease>) -> Result<(), StateError> {
         let mut all = self.by_gateway.lock().unwrap_or_else(|e| e.into_inner());
-        all.insert(gateway.to_string(), leases);
+        all.0.insert(gateway.to_string(), leases);
         self.write(&all)
     }
 
-    fn write(&self, all: &BTreeMap<String, Vec<SavedGatewayLease>>) -> Result<(), StateError> {
+    fn write(
+        &self,
+        (leases, names): &(BTreeMap<String, Vec<SavedGatewayLease>>, Vec<String>),
+    ) -> Result<(), StateError> {
         let env = Envelope {
             format: FORMAT.to_string(),
             version: VERSION,
             vault: self.vault.clone(),
-            leases: all.values().flatten().cloned().collect(),
+            leases: leases.values().flatten().cloned().collect(),
+            gateways: names.clone(),
         };
         let bytes = serde_json::to_vec(&env).map_err(|e| StateError::Unusable {
             path: self.dir.join(GATEWAY_FILE),
@@ -119,9 +149,9 @@ impl GatewayLeaseFile {
     }
 }
 
-/// The leases in `dir`'s file; none when there is no file. A file that cannot be used is an error naming the problem,
-/// never its content.
-pub(super) fn read(dir: &Path) -> Result<Vec<SavedGatewayLease>, StateError> {
+/// What `dir`'s file holds; nothing when there is no file. A file that cannot
+/// be used is an error naming the problem, never its content.
+pub(super) fn read(dir: &Path) -> Result<SavedGateways, StateError> {
     let path = dir.join(GATEWAY_FILE);
     let unusable = |problem: String| StateError::Unusable {
         path: path.clone(),
@@ -129,7 +159,7 @@ pub(super) fn read(dir: &Path) -> Result<Vec<SavedGatewayLease>, StateError> {
     };
     let mut f = match open_regular(&path, Links::Refuse) {
         Ok(f) => f,
-        Err(e) if e.is_not_found() => return Ok(Vec::new()),
+        Err(e) if e.is_not_found() => return Ok(SavedGateways::default()),
         Err(OpenError::NotRegular { kind, .. }) => {
             return Err(unusable(format!("is a {kind}, not a regular file")))
         }
@@ -163,7 +193,10 @@ pub(super) fn read(dir: &Path) -> Result<Vec<SavedGatewayLease>, StateError> {
             env.format, env.version
         )));
     }
-    Ok(env.leases)
+    Ok(SavedGateways {
+        leases: env.leases,
+        names: env.gateways,
+    })
 }
 
 #[cfg(test)]
@@ -183,13 +216,13 @@ mod tests {
     #[test]
     fn each_gateway_replaces_its_own_and_the_file_reads_back() {
         let d = tempfile::tempdir().unwrap();
-        assert!(read(d.path()).unwrap().is_empty(), "no file: no lease");
+        assert_eq!(read(d.path()).unwrap(), SavedGateways::default());
         let f = GatewayLeaseFile::new(d.path(), "http://v");
         f.put("a", vec![lease("a", "l1"), lease("a", "l2")])
             .unwrap();
         f.put("b", vec![lease("b", "l3")]).unwrap();
         f.put("a", vec![lease("a", "l2")]).unwrap();
-        let back = read(d.path()).unwrap();
+        let back = read(d.path()).unwrap().leases;
         assert_eq!(back, vec![lease("a", "l2"), lease("b", "l3")]);
         let mode = fs::metadata(d.path().join(GATEWAY_FILE))
             .unwrap()
@@ -198,8 +231,11 @@ mod tests {
             std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
             0o600
         );
-        f.replace_all(Vec::new()).unwrap();
-        assert!(read(d.path()).unwrap().is_empty());
+        f.replace_all(Vec::new(), vec!["pg".into()]).unwrap();
+        f.put("a", Vec::new()).unwrap();
+        let back = read(d.path()).unwrap();
+        assert!(back.leases.is_empty());
+        assert_eq!(back.names, vec!["pg".to_string()]);
         fs::write(d.path().join(GATEWAY_FILE), b"{\"format\":").unwrap();
         let e = read(d.path()).unwrap_err().to_string();
         assert!(e.contains("is damaged (Eof error"), "{e}");
