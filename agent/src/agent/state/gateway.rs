@@ -72,8 +72,15 @@ pub struct SavedGateways {
 pub struct GatewayLeaseFile {
     dir: PathBuf,
     vault: String,
-    /// Every gateway's leases, as last written, and the gateways' names.
-    by_gateway: Mutex<(BTreeMap<String, Vec<SavedGatewayLease>>, Vec<String>)>,
+    /// What was last written.
+    book: Mutex<Book>,
+}
+
+/// Every vault gateway's leases, and the names of all the gateways run.
+#[derive(Debug, Default)]
+struct Book {
+    leases: BTreeMap<String, Vec<SavedGatewayLease>>,
+    names: Vec<String>,
 }
 
 impl GatewayLeaseFile {
@@ -81,7 +88,7 @@ impl GatewayLeaseFile {
         GatewayLeaseFile {
             dir: dir.to_path_buf(),
             vault: vault.to_string(),
-            by_gateway: Mutex::default(),
+            book: Mutex::default(),
         }
     }
 
@@ -92,39 +99,36 @@ impl GatewayLeaseFile {
         leases: Vec<SavedGatewayLease>,
         names: Vec<String>,
     ) -> Result<(), StateError> {
-        let mut all = self.by_gateway.lock().unwrap_or_else(|e| e.into_inner());
-        all.0.clear();
+        let mut all = self.book.lock().unwrap_or_else(|e| e.into_inner());
+        all.leases.clear();
         for l in leases {
-            all.0.entry(l.gateway.clone()).or_default().push(l);
+            all.leases.entry(l.gateway.clone()).or_default().push(l);
         }
-        all.1 = names;
+        all.names = names;
         self.write(&all)
     }
 
     /// Makes `names` the gateways run and writes the file.
     pub fn set_gateways(&self, names: Vec<String>) -> Result<(), StateError> {
-        let mut all = self.by_gateway.lock().unwrap_or_else(|e| e.into_inner());
-        all.1 = names;
+        let mut all = self.book.lock().unwrap_or_else(|e| e.into_inner());
+        all.names = names;
         self.write(&all)
     }
 
     /// Makes `leases` gateway `gateway`'s leases and writes the file.
     pub fn put(&self, gateway: &str, leases: Vec<SavedGatewayLease>) -> Result<(), StateError> {
-        let mut all = self.by_gateway.lock().unwrap_or_else(|e| e.into_inner());
-        all.0.insert(gateway.to_string(), leases);
+        let mut all = self.book.lock().unwrap_or_else(|e| e.into_inner());
+        all.leases.insert(gateway.to_string(), leases);
         self.write(&all)
     }
 
-    fn write(
-        &self,
-        (leases, names): &(BTreeMap<String, Vec<SavedGatewayLease>>, Vec<String>),
-    ) -> Result<(), StateError> {
+    fn write(&self, book: &Book) -> Result<(), StateError> {
         let env = Envelope {
             format: FORMAT.to_string(),
             version: VERSION,
             vault: self.vault.clone(),
-            leases: leases.values().flatten().cloned().collect(),
-            gateways: names.clone(),
+            leases: book.leases.values().flatten().cloned().collect(),
+            gateways: book.names.clone(),
         };
         let bytes = serde_json::to_vec(&env).map_err(|e| StateError::Unusable {
             path: self.dir.join(GATEWAY_FILE),
