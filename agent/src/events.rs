@@ -139,6 +139,30 @@ pub enum Event<'a> {
         /// Result.
         outcome: Outcome,
     },
+    /// The workload obtained a lease through a vault gateway (recorded, kept
+    /// in `[state]`, renewed, revoked at exit).
+    GatewayLease {
+        /// The gateway's name.
+        gateway: &'a str,
+        /// The API path (after `/v1/`) of the request that created it.
+        path: &'a str,
+        /// The lease id.
+        lease_id: &'a str,
+    },
+    /// A lease obtained through a vault gateway was revoked.
+    GatewayRevoke {
+        /// The gateway's name.
+        gateway: &'a str,
+        /// The API path it was obtained through.
+        path: &'a str,
+        /// The lease id.
+        lease_id: &'a str,
+        /// Why: `shutdown`, or at a restart `stale` (its gateway is gone) or
+        /// `rebound` (its path is no longer allowed).
+        reason: RevokeReason,
+        /// Result.
+        outcome: Outcome,
+    },
     /// The first complete render is done.
     Ready,
     /// The workload (or shroud) is exiting with this code.
@@ -164,6 +188,8 @@ impl Event<'_> {
             Event::VaultRequest { .. } => "vault_request",
             Event::Publish { .. } => "publish",
             Event::GatewayLogin { .. } => "gateway_login",
+            Event::GatewayLease { .. } => "gateway_lease",
+            Event::GatewayRevoke { .. } => "gateway_revoke",
             Event::Ready => "ready",
             Event::Exit { .. } => "exit",
         }

@@ -196,6 +196,7 @@ mod tests {
             certificates: Vec::new(),
             retiring: Vec::new(),
             registered: Vec::new(),
+            gateways: Default::default(),
         }
     }
 

@@ -175,6 +175,10 @@ pub struct Engine {
     issued: Vec<IssuedCert>,
     /// The gateways' view of the current values (`share_credentials`).
     credentials: Option<Arc<crate::gateway::Credentials>>,
+    /// `[state]`: the vault gateways' lease file.
+    gateway_file: Option<Arc<super::state::GatewayLeaseFile>>,
+    /// The predecessor's gateway leases found alive, for the gateways.
+    adopted_gateway_leases: Vec<crate::gateway::vault::leases::Adopted>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -223,6 +227,7 @@ fn masked(
 }
 
 mod adopt;
+mod gateway_leases;
 mod retire;
 
 pub use retire::RetiringCredential;
@@ -281,7 +286,10 @@ impl Engine {
             revoking: Vec::new(),
             issued: Vec::new(),
             credentials: None,
+            gateway_file: None,
+            adopted_gateway_leases: Vec::new(),
         };
+        engine.gateway_file = engine.state.as_ref().map(|s| Arc::new(s.gateway_leases()));
         match engine.adopt_or_render() {
             Ok(()) => Ok(engine),
             // Vault unreachable while adopting: the predecessor's token, leases
@@ -1073,6 +1081,16 @@ impl Engine {
     /// also offered to `credentials`, starting with the current ones.
     pub fn share_credentials(&mut self, credentials: Arc<crate::gateway::Credentials>) {
         credentials.offer_token(self.client.token());
+        if let Some(file) = &self.gateway_file {
+            let names = self.cfg.gateways.iter().map(|g| g.name.clone()).collect();
+            if let Err(e) = file.set_gateways(names) {
+                error!(error = %e, "cannot save the gateways' names");
+            }
+        }
+        credentials.keep_leases(
+            self.gateway_file.clone(),
+            std::mem::take(&mut self.adopted_gateway_leases),
+        );
         self.credentials = Some(credentials);
         for i in 0..self.secrets.len() {
             self.share(i);

@@ -24,6 +24,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
+mod gateway;
+
+pub use gateway::{GatewayLeaseFile, SavedGatewayLease, SavedGateways, GATEWAY_FILE};
+
 use super::files::{check_tmpfs_fd, zero_fill, FilesError};
 use crate::config::StateConfig;
 use crate::contract::{open_regular, Links, OpenError};
@@ -319,6 +323,10 @@ pub struct Saved {
     /// Values the pod's execs registered at run time.
     #[serde(default)]
     pub registered: Vec<SavedRegistered>,
+    /// The leases obtained through vault gateways and the gateways run
+    /// (their own file, [`GATEWAY_FILE`]; read with this one).
+    #[serde(skip)]
+    pub gateways: SavedGateways,
 }
 
 impl fmt::Debug for Saved {
@@ -336,6 +344,7 @@ impl fmt::Debug for Saved {
             .field("certificates", &self.certificates)
             .field("retiring", &self.retiring)
             .field("registered", &self.registered)
+            .field("gateway_leases", &self.gateways.leases.len())
             .finish()
     }
 }
@@ -519,7 +528,18 @@ impl StateDir {
         let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len() as usize));
         f.read_to_end(&mut bytes)
             .map_err(io_err("cannot read", &path))?;
-        self.parse(&bytes).map(Some)
+        let mut saved = self.parse(&bytes)?;
+        // Unusable, they are left to the token: revoked with it at exit.
+        saved.gateways = gateway::read(&self.dir).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot adopt the gateways' leases; they end with the agent's token");
+            SavedGateways::default()
+        });
+        Ok(Some(saved))
+    }
+
+    /// The vault gateways' lease file in this directory.
+    pub fn gateway_leases(&self) -> GatewayLeaseFile {
+        GatewayLeaseFile::new(&self.dir, &self.vault)
     }
 
     fn parse(&self, bytes: &[u8]) -> Result<Saved, StateError> {
@@ -611,7 +631,10 @@ impl StateDir {
         let mut ok = true;
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if name != STATE_FILE && !name.starts_with(&format!(".{STATE_FILE}.tmp-")) {
+            let ours = [STATE_FILE, GATEWAY_FILE]
+                .iter()
+                .any(|f| name == *f || name.starts_with(&format!(".{f}.tmp-")));
+            if !ours {
                 continue;
             }
             let path = e.path();
@@ -676,6 +699,7 @@ mod tests {
                 "mask-add.registered",
                 b"minted\x00-token-4f2a",
             )],
+            gateways: SavedGateways::default(),
         }
     }
 
@@ -715,8 +739,21 @@ mod tests {
                 && !debug.contains("bWludGVk"),
             "{debug}"
         );
+        // The gateways' leases load with the state and are wiped with it.
+        let lease = SavedGatewayLease {
+            gateway: "vault".into(),
+            path: "database/creds/app".into(),
+            id: "database/creds/app/gw".into(),
+            first_ttl: 30,
+            renewable: true,
+        };
+        st.gateway_leases()
+            .put("vault", vec![lease.clone()])
+            .unwrap();
+        assert_eq!(st.load().unwrap().unwrap().gateways.leases, vec![lease]);
         // A temporary left by a crash mid-write goes too.
         fs::write(st.dir().join(format!(".{STATE_FILE}.tmp-1")), b"x").unwrap();
+        fs::write(st.dir().join(format!(".{GATEWAY_FILE}.tmp-1")), b"x").unwrap();
         assert!(st.wipe());
         assert_eq!(fs::read_dir(st.dir()).unwrap().count(), 0);
     }

@@ -63,7 +63,7 @@ pub(crate) struct Record<'a> {
     pub revoke_reason: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<&'a str>,
-    /// `gateway_login` only: the gateway's name.
+    /// `gateway_login`, `gateway_lease`, `gateway_revoke`: the gateway's name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gateway: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]

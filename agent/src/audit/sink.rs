@@ -413,6 +413,29 @@ fn describe<'a>(event: &Event<'a>, workload: &'a Workload) -> Option<Record<'a>>
             r.lease_id_sha256 = lease_hash(lease_id);
             set_outcome(&mut r, outcome, *lease_id);
         }
+        Event::GatewayLease {
+            gateway,
+            path,
+            lease_id,
+        } => {
+            r.gateway = Some(gateway);
+            r.path = Some(path);
+            r.lease_id_sha256 = Some(sha256_hex(lease_id.as_bytes()));
+        }
+        Event::GatewayRevoke {
+            gateway,
+            path,
+            lease_id,
+            reason,
+            outcome,
+        } => {
+            r.kind = Some("lease");
+            r.revoke_reason = Some(reason.name());
+            r.gateway = Some(gateway);
+            r.path = Some(path);
+            r.lease_id_sha256 = Some(sha256_hex(lease_id.as_bytes()));
+            set_outcome(&mut r, outcome, Some(lease_id));
+        }
         Event::Exit { code } => r.code = Some(*code),
         Event::Ready => {}
         Event::LeaseTtl { .. } | Event::VaultRequest { .. } | Event::Publish { .. } => return None,
@@ -508,6 +531,39 @@ mod tests {
         let s = verify(Cursor::new(&bytes)).unwrap();
         assert_eq!(s.records, 6);
         assert_eq!(s.head, audit.finish().hash);
+    }
+
+    #[test]
+    fn gateway_leases_are_recorded_by_path_and_lease_hash() {
+        let (audit, buf) = Audit::in_memory(workload());
+        let lease = "database/creds/app/G4t3w4yL34s3";
+        audit.emit(&Event::GatewayLease {
+            gateway: "vault",
+            path: "database/creds/app",
+            lease_id: lease,
+        });
+        audit.emit(&Event::GatewayRevoke {
+            gateway: "vault",
+            path: "database/creds/app",
+            lease_id: lease,
+            reason: crate::events::RevokeReason::Shutdown,
+            outcome: Outcome::Error(format!("cannot revoke {lease}")),
+        });
+        let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+        assert!(!text.contains("G4t3w4yL34s3"), "{text}");
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let hash = sha256_hex(lease.as_bytes());
+        assert_eq!(lines[0]["event"], "gateway_lease");
+        assert_eq!(lines[0]["gateway"], "vault");
+        assert_eq!(lines[0]["path"], "database/creds/app");
+        assert_eq!(lines[0]["lease_id_sha256"], hash.as_str());
+        assert_eq!(lines[1]["event"], "gateway_revoke");
+        assert_eq!(lines[1]["revoke_reason"], "shutdown");
+        assert_eq!(lines[1]["lease_id_sha256"], hash.as_str());
+        assert_eq!(lines[1]["reason"], "cannot revoke <lease id>");
     }
 
     #[test]

@@ -10,6 +10,8 @@ use serde_json::Value;
 use zeroize::Zeroizing;
 
 use super::retire::Leases;
+use super::vault::leases::Adopted;
+use crate::agent::state::GatewayLeaseFile;
 use crate::vault::api::SecretData;
 use crate::vault::client::Token;
 
@@ -55,6 +57,16 @@ pub struct Credentials {
     token: ArcSwapOption<Token>,
     /// The open connections by the lease they logged in with.
     pub leases: Arc<Leases>,
+    /// `[state]`: where the vault gateways keep their leases, and the
+    /// predecessor's leases the engine adopted for them.
+    kept: std::sync::Mutex<KeptLeases>,
+}
+
+/// The vault gateways' leases across restarts (`agent::state::gateway`).
+#[derive(Debug, Default)]
+struct KeptLeases {
+    file: Option<Arc<GatewayLeaseFile>>,
+    adopted: Vec<Adopted>,
 }
 
 impl Credentials {
@@ -115,6 +127,25 @@ impl Credentials {
     /// connections that logged in with it are closed. Returns how many.
     pub fn retire(&self, lease_id: &str) -> usize {
         self.leases.retire(lease_id)
+    }
+
+    /// The engine's `[state]` lease file for the vault gateways, and the
+    /// predecessor's gateway leases it found alive.
+    pub fn keep_leases(&self, file: Option<Arc<GatewayLeaseFile>>, adopted: Vec<Adopted>) {
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        kept.file = file;
+        kept.adopted = adopted;
+    }
+
+    /// Gateway `gateway`'s lease file and adopted leases (taken: a gateway
+    /// starts once).
+    pub fn leases_of(&self, gateway: &str) -> (Option<Arc<GatewayLeaseFile>>, Vec<Adopted>) {
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        let (mine, others) = std::mem::take(&mut kept.adopted)
+            .into_iter()
+            .partition(|a| a.saved.gateway == gateway);
+        kept.adopted = others;
+        (kept.file.clone(), mine)
     }
 
     /// Secret `name`'s current credential.

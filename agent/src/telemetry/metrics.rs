@@ -254,7 +254,11 @@ impl EventSink for Metrics {
                 }
             }
             // Gateways count into their own counters (gateway/stats.rs).
-            Event::Ready | Event::Exit { .. } | Event::GatewayLogin { .. } => {}
+            Event::Ready
+            | Event::Exit { .. }
+            | Event::GatewayLogin { .. }
+            | Event::GatewayLease { .. }
+            | Event::GatewayRevoke { .. } => {}
         }
     }
 }

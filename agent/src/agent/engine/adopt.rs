@@ -41,7 +41,7 @@ fn log_retry(what: &'static str) -> impl FnMut(&VaultError, Duration) {
 }
 
 /// What became of a saved secret's lease.
-enum Lease {
+pub(super) enum Lease {
     /// Unleased (kv2): nothing to look up.
     None,
     /// Alive: adopted with its remaining TTL.
@@ -136,6 +136,8 @@ impl Engine {
         if token_adopted {
             self.restore_retiring(&saved.retiring);
         }
+        self.settle_gateway_leases(&saved.gateways.leases, token_adopted, deadline)?;
+        self.wipe_gone_gateway_files(&saved.gateways.names);
 
         // No saved values: fetched as at a first start.
         let mut fetch = Vec::new();
@@ -351,7 +353,7 @@ impl Engine {
 
     /// Looks a saved lease up. A policy without `sys/leases/lookup` gets a
     /// renewal instead, which proves the lease alive just as well.
-    fn lookup_lease(
+    pub(super) fn lookup_lease(
         &self,
         name: &str,
         l: &SavedLease,
@@ -508,12 +510,17 @@ impl Engine {
             let l = ss.lease.as_ref()?;
             Some((Some(ss.name.as_str()), l.id.as_str()))
         });
-        let others = saved.revoke.iter().map(|id| (None, id.as_str())).chain(
-            saved
-                .retiring
-                .iter()
-                .map(|r| (Some(r.secret.as_str()), r.id.as_str())),
-        );
+        let others = saved
+            .revoke
+            .iter()
+            .map(|id| (None, id.as_str()))
+            .chain(
+                saved
+                    .retiring
+                    .iter()
+                    .map(|r| (Some(r.secret.as_str()), r.id.as_str())),
+            )
+            .chain(saved.gateways.leases.iter().map(|g| (None, g.id.as_str())));
         for (secret, id) in leases.chain(others) {
             let result = api::revoke_lease(&client, id);
             events::emit(Event::Revoke {
@@ -609,6 +616,7 @@ impl Engine {
                 .iter()
                 .map(|(name, value)| SavedRegistered::new(name, value))
                 .collect(),
+            gateways: Default::default(),
         };
         if let Err(e) = state.save(&saved) {
             error!(error = %e, "cannot save the agent's state; a restart would log in again");

@@ -13,7 +13,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode, Uri};
 use tokio::sync::Mutex;
-use tracing::{debug, warn};
+use tracing::warn;
 
 use super::counted::{Counted, Direction};
 use super::upstream::{Body, UpstreamError};
@@ -99,9 +99,12 @@ impl Connection {
                 );
             }
         };
+        // Kind vault: the API path, which a lease obtained is recorded with.
+        let mut api_path = String::new();
         if ctx.kind == GatewayKind::Vault {
             let api = path.strip_prefix("/v1/").unwrap_or("");
-            if !vault::policy::allows(&ctx.paths, api.trim_end_matches('/')) {
+            api_path = api.trim_end_matches('/').to_string();
+            if !vault::policy::allows(&ctx.paths, &api_path) {
                 warn!(gateway = %ctx.name, path = %path, "Vault path not allowed");
                 return refuse(
                     ctx,
@@ -158,7 +161,7 @@ impl Connection {
         let (mut parts, body) = answer.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         if ctx.kind == GatewayKind::Vault && is_json(&parts.headers) {
-            return self.record_lease(parts, body).await;
+            return self.record_lease(parts, body, &api_path).await;
         }
         let counted = Counted::new(body, ctx.counters.clone(), Direction::Sent);
         Response::from_parts(parts, counted.boxed())
@@ -234,11 +237,13 @@ impl Connection {
         }
     }
 
-    /// Reads a Vault answer whole, records its lease, passes it on.
+    /// Reads a Vault answer whole, records its lease (obtained through
+    /// `api_path`), passes it on; one holding the agent's token is refused.
     async fn record_lease(
         &self,
         parts: hyper::http::response::Parts,
         body: Incoming,
+        api_path: &str,
     ) -> Response<Body> {
         let ctx = &self.ctx;
         let bytes = match Limited::new(body, MAX_VAULT_ANSWER).collect().await {
@@ -253,9 +258,21 @@ impl Connection {
                 );
             }
         };
+        // `auth/token/lookup-self` and the like, if listed, answer with the
+        // token the gateway added: the workload never gets it.
+        let holds_token = ctx.credentials.token().is_some_and(|t| {
+            !t.0.is_empty() && memchr::memmem::find(&bytes, t.0.as_bytes()).is_some()
+        });
+        if holds_token {
+            warn!(gateway = %ctx.name, path = %api_path, "Vault's answer holds the agent's token; refused");
+            return refuse(
+                ctx,
+                StatusCode::FORBIDDEN,
+                "permission denied (the answer holds the agent's token)",
+            );
+        }
         if let Some(g) = vault::leases::granted(&bytes) {
-            debug!(gateway = %ctx.name, lease = %g.id, "recording a lease obtained through the gateway");
-            ctx.leases.record(&g, Instant::now());
+            ctx.leases.record(&g, api_path, Instant::now());
         }
         let mut parts = parts;
         parts.headers.remove(header::CONTENT_LENGTH);

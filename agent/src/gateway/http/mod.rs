@@ -128,6 +128,15 @@ pub fn start(
                 source,
             }
         })?;
+    let leases = match spec.kind {
+        GatewayKind::Vault => {
+            let (file, adopted) = credentials.leases_of(&spec.name);
+            let leases = Leases::new(&spec.name, file);
+            leases.adopt(adopted, std::time::Instant::now());
+            leases
+        }
+        _ => Leases::default(),
+    };
     let ctx = Arc::new(Context {
         name: spec.name.clone(),
         kind: spec.kind,
@@ -137,7 +146,7 @@ pub fn start(
         headers,
         paths: forward.paths.clone(),
         namespace: forward.namespace.clone(),
-        leases: Arc::default(),
+        leases: Arc::new(leases),
         counters: {
             let s = super::stats::for_gateway(&spec.name);
             s.per_request

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use crate::events::{self, Event, Outcome, RevokeReason};
 use crate::gateway::http::Context;
 
 /// How often due leases are looked for.
@@ -43,11 +44,21 @@ pub async fn renew(ctx: Arc<Context>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// Revokes every lease recorded.
+/// Revokes every lease recorded (audited), then writes the state without them.
 pub async fn revoke_all(ctx: &Context) {
-    let ids = ctx.leases.take_all();
-    for id in ids {
-        match call(ctx, "sys/leases/revoke", &json!({ "lease_id": id })).await {
+    for (id, path) in ctx.leases.take_all() {
+        let result = call(ctx, "sys/leases/revoke", &json!({ "lease_id": id })).await;
+        events::emit(Event::GatewayRevoke {
+            gateway: &ctx.name,
+            path: &path,
+            lease_id: &id,
+            reason: RevokeReason::Shutdown,
+            outcome: match &result {
+                Ok(_) => Outcome::Ok,
+                Err(e) => Outcome::Error(e.clone()),
+            },
+        });
+        match result {
             Ok(_) => {
                 info!(gateway = %ctx.name, lease = %id, "revoked a lease obtained through the gateway")
             }
@@ -56,6 +67,7 @@ pub async fn revoke_all(ctx: &Context) {
             }
         }
     }
+    ctx.leases.save();
 }
 
 /// A PUT to Vault with the agent's token; the answer's JSON (Null when empty).
