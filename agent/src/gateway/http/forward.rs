@@ -267,6 +267,7 @@ impl Connection {
             warn!(gateway = %ctx.name, path = %api_path, "Vault's answer holds the agent's token; refused");
             return refuse(
                 ctx,
+                ErrorKind::Forbidden,
                 StatusCode::FORBIDDEN,
                 "permission denied (the answer holds the agent's token)",
             );
