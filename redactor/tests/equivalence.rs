@@ -10,6 +10,7 @@ use std::sync::Arc;
 use aho_corasick::{AhoCorasick, MatchKind};
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
+use shroud_redactor::producers::Producer;
 use shroud_redactor::reference::{masked_bytes, redact_all, render, units};
 use shroud_redactor::{Redactor, SecretSet, SecretSetBuilder, DEFAULT_MASK};
 
@@ -65,69 +66,9 @@ enum Piece {
     /// second number are set (hex in mixed case).
     Flipped(usize, u32),
     /// Part of a pattern as a producer prints it: which, where it starts, how
-    /// long, which producer ([`produce`]), and the producer's parameter.
+    /// long, which producer (of [`Producer::ALL`]), and the producer's
+    /// parameter.
     Produced(usize, usize, usize, usize, usize),
-}
-
-/// How many producers [`produce`] knows.
-const PRODUCERS: usize = 9;
-
-/// `v` as producer `how` prints it (`k` picks a wrap width, a hex case...):
-/// backslash escapes, shell `'\''`, `printf %q`, doubled quotes, entities,
-/// percent-encoding, a wrapped body, a pty's `\r\n`, and a truncation.
-fn produce(v: &[u8], how: usize, k: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    let hex = |b: u8, upper: bool| {
-        if upper {
-            format!("{b:02X}")
-        } else {
-            format!("{b:02x}")
-        }
-    };
-    for (i, &b) in v.iter().enumerate() {
-        match how {
-            0 => match b {
-                b'\\' | b'\'' | b'"' => out.extend_from_slice(&[b'\\', b]),
-                b'\n' => out.extend_from_slice(b"\\n"),
-                b'\x1b' if k % 2 == 0 => out.extend_from_slice(b"\\e"),
-                0..=0x1f | 0x7f..=0xff => match k % 3 {
-                    0 => out.extend_from_slice(format!("\\x{}", hex(b, k % 4 == 0)).as_bytes()),
-                    1 => out.extend_from_slice(format!("\\{b:03o}").as_bytes()),
-                    _ => out.extend_from_slice(format!("\\u00{}", hex(b, true)).as_bytes()),
-                },
-                _ => out.push(b),
-            },
-            1 if b == b'\'' => {
-                out.extend_from_slice(if k % 2 == 0 { b"'\\''" } else { b"'\"'\"'" })
-            }
-            2 if !b.is_ascii_alphanumeric() => out.extend_from_slice(&[b'\\', b]),
-            3 if b == b'\'' || b == b'"' => out.extend_from_slice(&[b, b]),
-            4 => match b {
-                b'&' => out.extend_from_slice(b"&amp;"),
-                b'<' => out.extend_from_slice(b"&lt;"),
-                b'"' => out.extend_from_slice(if k % 2 == 0 { b"&#34;" } else { b"&quot;" }),
-                b'\'' => out.extend_from_slice(b"&#039;"),
-                b'\n' => out.extend_from_slice(b"&#xa;"),
-                _ => out.push(b),
-            },
-            5 => match b {
-                b' ' => out.push(b'+'),
-                _ if b.is_ascii_alphanumeric() => out.push(b),
-                _ => out.extend_from_slice(format!("%{}", hex(b, k % 2 == 0)).as_bytes()),
-            },
-            6 => {
-                let width = k % 13 + 1;
-                if i > 0 && i % width == 0 {
-                    out.extend_from_slice([&b"\n"[..], b"\r\n", b"\n  ", b"\n# "][k % 4]);
-                }
-                out.push(b);
-            }
-            7 if b == b'\n' => out.extend_from_slice(b"\r\n"),
-            8 if i > k % 20 => break,
-            _ => out.push(b),
-        }
-    }
-    out
 }
 
 fn pieces_strategy() -> impl Strategy<Value = Vec<Piece>> {
@@ -144,8 +85,8 @@ fn pieces_strategy() -> impl Strategy<Value = Vec<Piece>> {
                 0usize..1000,
                 0usize..8,
                 1usize..40,
-                0..PRODUCERS,
-                0usize..100
+                0..Producer::ALL.len(),
+                0usize..1000
             )
                 .prop_map(|(i, a, n, h, k)| Piece::Produced(i, a, n, h, k)),
         ],
@@ -199,7 +140,11 @@ fn assemble(set: &SecretSet, pieces: &[Piece]) -> Vec<u8> {
             &Piece::Produced(i, a, n, how, k) if !patterns.is_empty() => {
                 let p = &patterns[i % patterns.len()];
                 let a = a.min(p.len());
-                input.extend(produce(&p[a..(a + n).min(p.len())], how, k));
+                input.extend(
+                    Producer::ALL[how]
+                        .print(&p[a..(a + n).min(p.len())], k)
+                        .bytes,
+                );
             }
             Piece::Pattern(_)
             | Piece::Cut(..)
