@@ -235,6 +235,39 @@ mod tests {
         }
     }
 
+    /// A value a program escaped, quoted or coloured is one finding from its
+    /// first printed byte to its last, at every chunk size (a boundary inside
+    /// an escape included).
+    #[test]
+    fn printed_values_are_found_at_their_printed_offsets_at_every_chunk_size() {
+        let set = set_of(&[("db", b"hunter2'database\"pass")]);
+        let printed: [&[u8]; 4] = [
+            b"'hunter2\\'database\"pass'",
+            b"'hunter2'\\''database\"pass'",
+            b"hunter2&#039;database&quot;pass",
+            b"hunter2'da\x1b[0;31mtabase\"pass",
+        ];
+        let mut input = Vec::new();
+        let mut want = Vec::new();
+        for p in printed {
+            input.extend_from_slice(b"x = ");
+            let at = input.len() + usize::from(p[0] == b'\'');
+            let len = p.len() - 2 * usize::from(p[0] == b'\'');
+            want.push((at as u64, len, "db".to_string()));
+            input.extend_from_slice(p);
+            input.extend_from_slice(b"\n");
+        }
+        let seen = |chunk| {
+            scan_with(&set, &input, chunk)
+                .into_iter()
+                .map(|f| (f.offset, f.len, f.secret))
+                .collect::<Vec<_>>()
+        };
+        for chunk in [1, 3, 7, 16, 40, CHUNK] {
+            assert_eq!(seen(chunk), want, "chunk {chunk}");
+        }
+    }
+
     #[test]
     fn clean_input_has_no_findings() {
         // 11 bytes of a value: fewer than the piece length.

@@ -32,11 +32,35 @@ impl Printed {
         self.push(bytes, at..at);
     }
 
+    /// `self`'s text printed again by `outer` (`outer` printed
+    /// `self.bytes`): each byte stands for the value bytes of the bytes of
+    /// `self` it stands for (a JSON string shell-quoted: two producers in a
+    /// row).
+    pub fn then(&self, outer: Printed) -> Printed {
+        let from = outer
+            .from
+            .iter()
+            .map(|&(a, b)| {
+                self.from[a as usize..b as usize]
+                    .iter()
+                    .filter(|r| r.0 < r.1)
+                    .fold(None, |acc: Option<(u32, u32)>, &(x, y)| {
+                        Some(acc.map_or((x, y), |(p, q)| (p.min(x), q.max(y))))
+                    })
+                    .unwrap_or((0, 0))
+            })
+            .collect();
+        Printed {
+            bytes: outer.bytes,
+            from,
+        }
+    }
+
     /// The printed range that stands for value bytes `r`: from the first
     /// printed byte standing for one of them to the last (the insertions
     /// between included), or None when none is printed.
     pub fn source_of(&self, r: std::ops::Range<usize>) -> Option<std::ops::Range<usize>> {
-        let hits = |&(a, b): &(u32, u32)| (a as usize) < r.end && r.start < (b as usize);
+        let hits = |&(a, b): &(u32, u32)| a < b && (a as usize) < r.end && r.start < (b as usize);
         let first = self.from.iter().position(hits)?;
         let last = self.from.iter().rposition(hits)?;
         Some(first..last + 1)

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use aho_corasick::{AhoCorasick, MatchKind};
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
-use shroud_redactor::producers::Producer;
+use shroud_redactor::producers::{Printed, Producer};
 use shroud_redactor::reference::{masked_bytes, redact_all, render, units};
 use shroud_redactor::{Redactor, SecretSet, SecretSetBuilder, DEFAULT_MASK};
 
@@ -246,8 +246,102 @@ fn cuts_strategy() -> impl Strategy<Value = Vec<(usize, bool)>> {
     )
 }
 
+/// Surrounding text with no view's trigger byte: a printed value is read back
+/// as the value wherever it goes.
+const NEUTRAL: &[u8] = b"abcdefxyz0189 .:,-_/()=";
+
+/// A value printed by one producer, or two in a row, among neutral text,
+/// streamed: the output equals the reference, and the first `run`-byte window
+/// of the value whose printed bytes all show, if any (`at`: where the printed
+/// text starts in the input).
+#[allow(clippy::too_many_arguments)]
+fn printed_run_shown(
+    set: Arc<SecretSet>,
+    min: usize,
+    part: &[u8],
+    chain: &[(Producer, usize)],
+    before: &[u8],
+    after: &[u8],
+    cuts: &[(usize, bool)],
+    run: usize,
+) -> Result<Option<usize>, String> {
+    let mut printed: Option<Printed> = None;
+    for &(p, k) in chain {
+        printed = Some(match printed {
+            None => p.print(part, k),
+            Some(inner) => inner.then(p.print(&inner.bytes, k)),
+        });
+    }
+    let printed = printed.expect("a chain has a producer");
+    let mut input = before.to_vec();
+    input.extend_from_slice(&printed.bytes);
+    input.extend_from_slice(after);
+    let patterns = units(&set.patterns_for_reference(), set.piece_length());
+    let (out, flushes) = stream(set, false, &input, cuts);
+    let masked = masked_bytes(&patterns, &input, &flushes, min);
+    if out != render(&input, &masked, DEFAULT_MASK) {
+        return Err("stream differs from reference".into());
+    }
+    let printed_len = printed.from.iter().map(|r| r.1 as usize).max().unwrap_or(0);
+    Ok((0..(printed_len + 1).saturating_sub(run)).find(|&j| {
+        printed.source_of(j..j + run).is_some_and(|r| {
+            !masked[before.len() + r.start..before.len() + r.end]
+                .iter()
+                .any(|&m| m)
+        })
+    }))
+}
+
+/// A part of pattern `which` of `set` (at least `run` bytes from `start`,
+/// `extra` more if there are), and `run`: a unit, and at least `min`.
+fn printed_part(
+    set: &SecretSet,
+    which: usize,
+    start: usize,
+    extra: usize,
+    min: usize,
+) -> Option<(Vec<u8>, usize)> {
+    let all = set.patterns_for_reference();
+    let form = all.get(which % all.len().max(1))?;
+    let run = form.len().min(set.piece_length()).max(min);
+    if form.len() < run {
+        return None;
+    }
+    let start = start % (form.len() - run + 1);
+    let len = run + extra % (form.len() - start - run + 1);
+    Some((form[start..start + len].to_vec(), run))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// A value printed by a program (escapes, quoting, entities, percent, a
+    /// wrapped body, colour codes, a pty, a truncation), streamed with pauses
+    /// anywhere, shows no run of a unit's length when read back the
+    /// producer's way (the fuzz target checks the same).
+    #[test]
+    fn a_printed_value_shows_no_run_of_a_unit(
+        secrets in secret_strategy(),
+        min in 1usize..8,
+        piece in prop_oneof![8usize..16, Just(64)],
+        which in 0usize..1000,
+        how in 0..Producer::ALL.len(),
+        k in 0usize..100_000,
+        start in 0usize..64,
+        extra in 0usize..64,
+        before in proptest::collection::vec(proptest::sample::select(NEUTRAL.to_vec()), 0..12),
+        after in proptest::collection::vec(proptest::sample::select(NEUTRAL.to_vec()), 0..12),
+        cuts in cuts_strategy(),
+    ) {
+        let set = build_pieces(&secrets, min, piece);
+        let Some((part, run)) = printed_part(&set, which, start, extra, min) else {
+            return Ok(());
+        };
+        let producer = Producer::ALL[how];
+        prop_assume!(producer.reads_back(&part));
+        let shown = printed_run_shown(set, min, &part, &[(producer, k)], &before, &after, &cuts, run);
+        prop_assert_eq!(shown, Ok(None), "{:?} of {:?}", producer, String::from_utf8_lossy(&part));
+    }
 
     #[test]
     fn streaming_equals_reference(
