@@ -1,6 +1,10 @@
 //! Finding known secret values in files: a file is read in chunks, each scanned
-//! together with the last `longest pattern - 1` bytes of the one before, so an
-//! occurrence that spans a chunk boundary is found once, at its absolute offset.
+//! together with the last [`SecretSet::max_occurrence_span`]` - 1` bytes of the
+//! one before, so an occurrence that spans a chunk boundary is found once, at its
+//! absolute offset. Values are looked for in the bytes and in their decoded views
+//! (escapes, quoting, entities, percent, wrapped base64, colour codes): a value a
+//! program escaped is found at the offsets of its escaped bytes, as redaction
+//! masks it ([`SecretSet::find_occurrences_in_views`]).
 //! Every secret present is reported, also where its occurrence overlaps another
 //! secret's; overlapping occurrences of one secret are one finding
 //! ([`RunMerger`]), whatever the chunk size.
@@ -50,7 +54,8 @@ pub fn scan_reader(
     found: impl FnMut(Finding),
 ) -> io::Result<u64> {
     let found = std::cell::RefCell::new(found);
-    let mut overlap = set.max_pattern_len().saturating_sub(1);
+    let span = set.max_occurrence_span();
+    let mut overlap = span.saturating_sub(1);
     if detectors.is_some() {
         overlap = overlap.max(DETECT_OVERLAP);
     }
@@ -100,13 +105,13 @@ pub fn scan_reader(
         if !set.is_empty() {
             // An occurrence wholly inside the kept bytes was added with the
             // chunk before.
-            for m in set.find_occurrences(&buf) {
+            for m in set.find_occurrences_in_views(&buf) {
                 if m.end > kept {
                     runs.add(set, base, m);
                 }
             }
             // Occurrences not found yet end past the buffer, so start at or after:
-            let limit = (base + buf.len() as u64 + 1).saturating_sub(set.max_pattern_len() as u64);
+            let limit = (base + buf.len() as u64 + 1).saturating_sub(span as u64);
             runs.take_final(limit).into_iter().for_each(report);
         }
         let drop = buf.len().saturating_sub(overlap);
@@ -227,6 +232,39 @@ mod tests {
                     .collect::<Vec<_>>()
             };
             assert_eq!(starts(&got), starts(&whole), "chunk {chunk}");
+        }
+    }
+
+    /// A value a program escaped, quoted or coloured is one finding from its
+    /// first printed byte to its last, at every chunk size (a boundary inside
+    /// an escape included).
+    #[test]
+    fn printed_values_are_found_at_their_printed_offsets_at_every_chunk_size() {
+        let set = set_of(&[("db", b"hunter2'database\"pass")]);
+        let printed: [&[u8]; 4] = [
+            b"'hunter2\\'database\"pass'",
+            b"'hunter2'\\''database\"pass'",
+            b"hunter2&#039;database&quot;pass",
+            b"hunter2'da\x1b[0;31mtabase\"pass",
+        ];
+        let mut input = Vec::new();
+        let mut want = Vec::new();
+        for p in printed {
+            input.extend_from_slice(b"x = ");
+            let at = input.len() + usize::from(p[0] == b'\'');
+            let len = p.len() - 2 * usize::from(p[0] == b'\'');
+            want.push((at as u64, len, "db".to_string()));
+            input.extend_from_slice(p);
+            input.extend_from_slice(b"\n");
+        }
+        let seen = |chunk| {
+            scan_with(&set, &input, chunk)
+                .into_iter()
+                .map(|f| (f.offset, f.len, f.secret))
+                .collect::<Vec<_>>()
+        };
+        for chunk in [1, 3, 7, 16, 40, CHUNK] {
+            assert_eq!(seen(chunk), want, "chunk {chunk}");
         }
     }
 

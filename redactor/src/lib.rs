@@ -16,6 +16,8 @@ pub mod detect;
 mod encodings;
 mod index;
 mod ordinary;
+#[doc(hidden)]
+pub mod producers;
 pub mod quality;
 pub mod reference;
 mod runs;

@@ -126,6 +126,34 @@ impl SecretSet {
         all
     }
 
+    /// Every occurrence of a unit wholly inside `buf` or inside one of its
+    /// decoded views (backslash escapes, shell quoting, doubled quotes,
+    /// entities, percent, wrapped bodies, colour codes, pty line breaks; those
+    /// this set reads), each as the source range from its first decoded byte's
+    /// source to its last's: what a stream of `buf` masks. A scanner finds a
+    /// value a program escaped where redaction would mask it.
+    ///
+    /// `buf` is decoded from its start: pass buffers that start where the text
+    /// does (or overlap the one before by [`SecretSet::max_occurrence_span`]).
+    pub fn find_occurrences_in_views(&self, buf: &[u8]) -> Vec<Match> {
+        let mut all = self.find_occurrences(buf);
+        if !self.views.is_empty() {
+            let mut scratch = crate::views::Scratch::default();
+            crate::views::find(self, buf, &mut all, buf.len(), &mut scratch);
+        }
+        all
+    }
+
+    /// The most source bytes one occurrence found by
+    /// [`SecretSet::find_occurrences_in_views`] spans when it is no longer than
+    /// a pattern or a unit in decoded bytes (0 when empty): a scanner whose
+    /// windows overlap by one byte less sees each such occurrence whole in some
+    /// window, and longer runs as overlapping parts.
+    pub fn max_occurrence_span(&self) -> usize {
+        self.max_pattern_len()
+            .max(crate::views::max_source_span(self))
+    }
+
     /// Every secret found in `buf`: one [`Match`] per run of overlapping
     /// occurrences of the same secret (named by its longest occurrence's
     /// pattern), sorted by start. Occurrences of different secrets are reported

@@ -330,3 +330,237 @@ fn base64_wrapped_at_76_columns_is_found() {
         assert!(f.out().contains("signing_key"), "{}", f.out());
     }
 }
+
+/// A value as programs print it (issue 21 item 2): the scan reads the files
+/// through the redactor's decoded views, so a value escaped, quoted, encoded
+/// or wrapped by a real tool is a finding named after the secret, at the
+/// offset of the first of its printed bytes.
+mod views {
+    use super::*;
+
+    /// Secrets with the characters that make each producer escape.
+    const QUOTED: &[u8] = b"Xq7'Lm2\"Vz9\\Rt4 Kp3$Wn8&Bc5<Hd6";
+    const WRAPPED: &[u8] = b"7fQ2-zP9vL4xK8mR3tW6yN1bC5hJ0gD";
+
+    /// Runs `script` (bash, in `work/`, `$V` holding the secret file's path)
+    /// to write `dist/NAME`, scans it with the secret `token` = `value`, and
+    /// returns the findings of `token` as (offset, encoding) and the file.
+    fn printed(value: &[u8], name: &str, script: &str) -> (Vec<(u64, String)>, Vec<u8>) {
+        let t = Tree::new();
+        let source = secret_file(&t.path("secrets"), "token", value);
+        let file = t.path(&format!("dist/{name}"));
+        t.work(&format!(
+            "V={}; OUT={}; {script}",
+            source.display(),
+            file.display()
+        ));
+        let bytes = std::fs::read(&file).unwrap();
+        let mut cmd = shroud();
+        cmd.current_dir(t.root.path())
+            .args(["scan", "--secret-file"])
+            .arg(&source)
+            .arg(&file);
+        let f = run_with_input(&mut cmd, b"", Duration::from_secs(120));
+        assert!(
+            !contains(&f.stdout, value) && !contains(&f.stderr, value),
+            "{name}: the value was printed"
+        );
+        assert_eq!(
+            code(&f),
+            1,
+            "{name}: not found in {:?}\n{}{}",
+            String::from_utf8_lossy(&bytes),
+            f.out(),
+            f.err()
+        );
+        let found = f
+            .out()
+            .lines()
+            .filter_map(|l| l.split_once(": token ("))
+            .filter_map(|(head, enc)| {
+                let (_, offset) = head.rsplit_once(':')?;
+                Some((offset.parse().ok()?, enc.trim_end_matches(')').to_string()))
+            })
+            .collect();
+        (found, bytes)
+    }
+
+    /// The one finding starts where `start` (the first printed bytes of the
+    /// value) is in the file.
+    fn found_at(found: &[(u64, String)], bytes: &[u8], start: &[u8], what: &str) {
+        let at = bytes
+            .windows(start.len())
+            .position(|w| w == start)
+            .unwrap_or_else(|| panic!("{what}: {start:?} not in the file"));
+        assert_eq!(
+            found.iter().map(|f| f.0).collect::<Vec<_>>(),
+            [at as u64],
+            "{what}: {found:?} in {:?}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+
+    fn python(code: &str) -> String {
+        require_tool("python3", "scripts/test --prereqs (python3)");
+        format!("python3 -c '{code}' \"$V\" > \"$OUT\"")
+    }
+
+    /// Python's `repr` of a dict (`print(settings)`): `\'`, `\\`, and `\x1b`
+    /// for a control character.
+    #[test]
+    fn a_python_repr_is_found() {
+        let mut value = QUOTED.to_vec();
+        value.insert(10, 0x1b);
+        let (found, bytes) = printed(
+            &value,
+            "settings.log",
+            &python("import sys; print({\"password\": open(sys.argv[1]).read()})"),
+        );
+        found_at(&found, &bytes, b"Xq7\\'Lm2", "repr");
+    }
+
+    /// `json.dumps` with its default `ensure_ascii` (`\u00e9`), and PHP's
+    /// `json_encode` (`\/`).
+    #[test]
+    fn a_json_escape_is_found() {
+        let value = "Xq7\"Lm2\\Vz9/R\u{e9}t4\tKp3W\u{263a}n8".as_bytes();
+        let (found, bytes) = printed(
+            value,
+            "dump.json",
+            &python("import json, sys; print(json.dumps({\"k\": open(sys.argv[1]).read()}))"),
+        );
+        found_at(&found, &bytes, b"Xq7\\\"Lm2", "json.dumps");
+        require_tool("php", "scripts/test --prereqs (php-cli)");
+        let (found, bytes) = printed(
+            value,
+            "dump.json",
+            r#"php -r 'echo json_encode(["k" => file_get_contents($argv[1])]), "\n";' "$V" > "$OUT""#,
+        );
+        found_at(&found, &bytes, b"Xq7\\\"Lm2", "json_encode");
+    }
+
+    /// `bash -x` (`'\''`) and `printf %q` (a backslash before `$`, space, `&`).
+    #[test]
+    fn shell_quoting_is_found() {
+        let (found, bytes) = printed(
+            QUOTED,
+            "xtrace.log",
+            r#"v=$(cat "$V"); ( set -x; : "$v" ) 2> "$OUT""#,
+        );
+        found_at(&found, &bytes, b"Xq7'\\''Lm2", "bash -x");
+        let (found, bytes) = printed(
+            QUOTED,
+            "printf-q.log",
+            r#"v=$(cat "$V"); printf 'token=%q\n' "$v" > "$OUT""#,
+        );
+        found_at(&found, &bytes, b"Xq7\\'Lm2", "printf %q");
+    }
+
+    /// HTML entities: Python's `html.escape` (`&#x27;`, `&quot;`) and PHP 8's
+    /// `htmlspecialchars` (`&#039;`).
+    #[test]
+    fn entities_are_found() {
+        let (found, bytes) = printed(
+            QUOTED,
+            "page.html",
+            &python("import html, sys; print(\"<p>\" + html.escape(open(sys.argv[1]).read()) + \"</p>\")"),
+        );
+        found_at(&found, &bytes, b"Xq7&#x27;Lm2", "html.escape");
+        require_tool("php", "scripts/test --prereqs (php-cli)");
+        let (found, bytes) = printed(
+            QUOTED,
+            "page.html",
+            r#"php -r 'echo "<p>", htmlspecialchars(file_get_contents($argv[1])), "</p>\n";' "$V" > "$OUT""#,
+        );
+        found_at(&found, &bytes, b"Xq7&#039;Lm2", "htmlspecialchars");
+    }
+
+    /// A query string: `urllib.parse.quote_plus` (`+` for a space, `%27`).
+    #[test]
+    fn percent_encoding_is_found() {
+        let (found, bytes) = printed(
+            QUOTED,
+            "access.log",
+            &python("import sys, urllib.parse as u; print(\"GET /login?pw=\" + u.quote_plus(open(sys.argv[1]).read()))"),
+        );
+        found_at(&found, &bytes, b"Xq7%27Lm2", "quote_plus");
+    }
+
+    /// `base64 -w 64` of a file holding the value after a prefix, indented
+    /// as a YAML block: at every alignment, also where the line break cuts
+    /// the value's encoding into parts shorter than a piece.
+    #[test]
+    fn wrapped_base64_in_a_yaml_block_is_found() {
+        for pad in 36..48 {
+            let (found, _) = printed(
+                WRAPPED,
+                "secret.yaml",
+                &format!(
+                    r#"{{ head -c {pad} /dev/zero | tr '\0' 'p'; cat "$V"; }} > plain
+                    {{ echo 'data: |'; base64 -w 64 plain | sed 's/^/  /'; }} > "$OUT""#
+                ),
+            );
+            assert_eq!(found.len(), 1, "prefix of {pad} bytes: {found:?}");
+        }
+    }
+
+    /// Ordinary text (the packages' documentation, archives included) has no
+    /// finding with the views read, for many random secrets.
+    #[test]
+    fn ordinary_text_has_no_findings() {
+        let t = Tree::new();
+        let alnum = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        let specials = b"'\"\\$ &<%+";
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let dir = t.path("many");
+        std::fs::create_dir(&dir).unwrap();
+        for i in 0..1000 {
+            let len = 16 + next(17);
+            let mut v: Vec<u8> = (0..len).map(|_| alnum[next(alnum.len())]).collect();
+            let at = 1 + next(len - 2);
+            v[at] = specials[next(specials.len())];
+            std::fs::write(dir.join(format!("s{i}")), v).unwrap();
+        }
+        // About 20 MB of the documentation, in a fixed order.
+        let mut docs: Vec<PathBuf> = std::fs::read_dir("/usr/share/doc")
+            .expect("/usr/share/doc is readable")
+            .map(|e| e.unwrap().path())
+            .collect();
+        docs.sort();
+        let mut paths = Vec::new();
+        let mut total = 0u64;
+        for d in docs {
+            if total > 20 << 20 {
+                break;
+            }
+            let out = Command::new("du").arg("-sb").arg(&d).output().unwrap();
+            let size: u64 = String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .next()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            total += size;
+            paths.push(d);
+        }
+        assert!(total > 10 << 20, "too little documentation: {total} bytes");
+        let mut cmd = shroud();
+        cmd.args(["scan", "--detect", "none", "--secrets-dir"])
+            .arg(&dir)
+            .args(&paths);
+        let f = run_with_input(&mut cmd, b"", Duration::from_secs(600));
+        assert!(
+            f.out()
+                .contains(": 0 occurrences of known secrets in 0 files"),
+            "{}{}",
+            f.out(),
+            f.err()
+        );
+        assert_ne!(code(&f), 1, "{}", f.out());
+    }
+}

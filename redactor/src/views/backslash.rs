@@ -1,7 +1,9 @@
 //! The view through C-style backslash escapes, as debug printers and string
 //! literals write them: `\\ \" \' \/`, `\n \t \r \e \a \b \f \v`, `\xNN`,
 //! `\uNNNN` (a surrogate pair joined into one character), `\u{N…}`, octal
-//! `\NNN` (Python, Node, PHP, Perl, Ruby, JSON, bash `$'…'`, `declare -p`). A
+//! `\NNN` (Python, Node, PHP, Perl, Ruby, JSON, bash `$'…'`, `declare -p`);
+//! Perl's `\$ \@` and `\x{N…}` (`Data::Dumper` with `Useqq`); a backslash
+//! before a line break is dropped with it (a continued string literal). A
 //! backslash before any other byte is kept as it is.
 
 use super::{Out, Step, View};
@@ -49,7 +51,8 @@ fn step(src: &[u8], at: usize) -> Step {
     };
     let one = |b| seq(2, Out::byte(b));
     match c {
-        b'\\' | b'"' | b'\'' | b'/' => one(c),
+        b'\\' | b'"' | b'\'' | b'/' | b'$' | b'@' => one(c),
+        b'\n' => seq(2, Out::NONE),
         b'n' => one(b'\n'),
         b't' => one(b'\t'),
         b'r' => one(b'\r'),
@@ -58,31 +61,12 @@ fn step(src: &[u8], at: usize) -> Step {
         b'b' => one(0x08),
         b'f' => one(0x0c),
         b'v' => one(0x0b),
+        b'x' | b'u' if s.get(2) == Some(&b'{') => braced(s),
         b'x' => match hex_digits(s, 2, 2) {
             Err(()) => Step::Open,
             Ok(Some(v)) => seq(4, Out::byte(v as u8)),
             Ok(None) => Step::Literal,
         },
-        b'u' if s.get(2) == Some(&b'{') => {
-            let mut v = 0u32;
-            for (k, &b) in s.iter().enumerate().skip(3).take(7) {
-                if b == b'}' {
-                    return match Out::char(v) {
-                        Some(out) if k > 3 => seq(k + 1, out),
-                        _ => Step::Literal,
-                    };
-                }
-                match hex(b) {
-                    Some(d) => v = v * 16 + d,
-                    None => return Step::Literal,
-                }
-            }
-            if s.len() < 10 {
-                Step::Open
-            } else {
-                Step::Literal
-            }
-        }
         b'u' => unicode(s),
         b'0'..=b'7' => {
             let mut v = u32::from(c - b'0');
@@ -104,6 +88,28 @@ fn step(src: &[u8], at: usize) -> Step {
             }
         }
         _ => Step::Literal,
+    }
+}
+
+/// `\u{N…}` (Rust, JavaScript, Ruby) and Perl's `\x{N…}`: up to six hex digits.
+fn braced(s: &[u8]) -> Step {
+    let mut v = 0u32;
+    for (k, &b) in s.iter().enumerate().skip(3).take(7) {
+        if b == b'}' {
+            return match Out::char(v) {
+                Some(out) if k > 3 => seq(k + 1, out),
+                _ => Step::Literal,
+            };
+        }
+        match hex(b) {
+            Some(d) => v = v * 16 + d,
+            None => return Step::Literal,
+        }
+    }
+    if s.len() < 10 {
+        Step::Open
+    } else {
+        Step::Literal
     }
 }
 
@@ -155,6 +161,17 @@ mod tests {
         assert_eq!(text(&VIEW, out), "{ password: `a'b\"c\\d$ &<\x1be` }");
         let out = b"  'password' => 'ab\\'c\"d\\\\e$ &<f',";
         assert_eq!(text(&VIEW, out), "  'password' => 'ab'c\"d\\e$ &<f',");
+    }
+
+    /// Perl 5.36 `Data::Dumper` with `Useqq` of `a$b@c` + ESC + U+263A, and a
+    /// string literal continued on the next line.
+    #[test]
+    fn perl_useqq_and_continued_lines() {
+        let out = b"$VAR1 = \"a\\$b\\@c\\e\\x{263a}\";";
+        assert_eq!(text(&VIEW, out), "$VAR1 = \"a$b@c\x1b\u{263a}\";");
+        assert_eq!(text(&VIEW, b"\"abc\\\ndef\""), "\"abcdef\"");
+        assert_eq!(view(&VIEW, b"ab\\x{26").0, b"ab");
+        assert_eq!(text(&VIEW, b"\\x{zz}"), "\\x{zz}");
     }
 
     /// bash 5.2 `declare -p v` and `printf %q` of a value with a control

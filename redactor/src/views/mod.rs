@@ -337,6 +337,14 @@ pub(crate) fn decode_all(view: &View, src: &[u8]) -> Decoded {
     d
 }
 
+/// The most source bytes a unit found in a view of `set` spans: each of its
+/// decoded bytes is one sequence or a literal, and a dropped sequence may sit
+/// before each (twice the reach [`find`] decodes around a sequence).
+pub(crate) fn max_source_span(set: &SecretSet) -> usize {
+    let max_seq = set.views.views().map(|v| v.max_seq).max().unwrap_or(0);
+    set.max_unit_len().saturating_mul(2 * max_seq + 1)
+}
+
 /// Reusable buffers for [`find`].
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
