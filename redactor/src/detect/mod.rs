@@ -13,6 +13,7 @@
 
 mod authorization;
 mod aws;
+mod behind;
 mod github;
 mod gitlab;
 mod google;
@@ -64,14 +65,15 @@ pub(crate) enum Verdict {
 }
 
 /// The bytes a family examines: the stream from the held piece on, the anchor's
-/// position and length, the byte before the buffer, and whether the stream ends
-/// here (or the candidate is so long it must be decided now).
+/// position and length, the last bytes before the buffer, and whether the
+/// stream ends here (or the candidate is so long it must be decided now).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Ctx<'a> {
     pub buf: &'a [u8],
     pub at: usize,
     pub anchor: &'static [u8],
-    pub prev: Option<u8>,
+    /// Up to [`behind::LOOK_BEHIND`] bytes that came before `buf`.
+    pub behind: &'a [u8],
     pub eof: bool,
 }
 
@@ -79,10 +81,20 @@ impl Ctx<'_> {
     /// The byte before the anchor.
     pub fn before(&self) -> Option<u8> {
         if self.at == 0 {
-            self.prev
+            self.behind.last().copied()
         } else {
             Some(self.buf[self.at - 1])
         }
+    }
+
+    /// Whether `word` (ASCII case-insensitive, at most
+    /// [`behind::LOOK_BEHIND`] bytes) ends right before the anchor, also when
+    /// a write boundary cuts it.
+    pub fn preceded_by(&self, word: &[u8]) -> bool {
+        debug_assert!(word.len() <= behind::LOOK_BEHIND);
+        let (head, tail) = word.split_at(word.len().saturating_sub(self.at));
+        ends_with_ignore_case(&self.buf[..self.at], tail)
+            && ends_with_ignore_case(self.behind, head)
     }
 
     /// Where the bytes after the anchor start.
@@ -114,6 +126,10 @@ impl Ctx<'_> {
         }
         Ok(end)
     }
+}
+
+fn ends_with_ignore_case(s: &[u8], suffix: &[u8]) -> bool {
+    s.len() >= suffix.len() && s[s.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
 }
 
 /// How many leading bytes of `s` are in `class`, counting at most `limit`.
@@ -343,7 +359,7 @@ impl DetectorSet {
                 buf: text,
                 at: m.start(),
                 anchor,
-                prev: None,
+                behind: &[],
                 eof: true,
             };
             match (family.examine)(&ctx) {

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use zeroize::{Zeroize, Zeroizing};
 
+use super::behind::Behind;
 use super::{pem, Ctx, DetectorSet, Verdict};
 
 /// A candidate held longer than this is decided as if the stream ended there
@@ -58,8 +59,8 @@ pub struct Detect {
     /// already written by a flush and are kept as context.
     held: Zeroizing<Vec<u8>>,
     emitted: usize,
-    /// The byte before `held` (word boundaries).
-    prev: Option<u8>,
+    /// The last bytes before `held` (word boundaries, `Proxy-`).
+    behind: Behind,
     /// Bytes of this class continue a credential whose mask was written.
     tail: Option<fn(u8) -> bool>,
     block: Option<Block>,
@@ -85,7 +86,7 @@ impl Detect {
             strict: false,
             held: Zeroizing::new(Vec::new()),
             emitted: 0,
-            prev: None,
+            behind: Behind::default(),
             tail: None,
             block: None,
             scratch: Zeroizing::new(Vec::new()),
@@ -119,16 +120,16 @@ impl Detect {
         let mut start = 0;
         if let Some(class) = self.tail {
             start = input.iter().take_while(|&&b| class(b)).count();
+            self.behind.advance(&input[..start]);
             if start == input.len() {
                 return Passed::Input(start..start);
             }
             self.tail = None;
-            if start > 0 {
-                self.prev = Some(input[start - 1]);
-            }
         }
         if self.block.is_some() {
-            start += self.block_bytes(&input[start..], out);
+            let used = self.block_bytes(&input[start..], out);
+            self.behind.advance(&input[start..start + used]);
+            start += used;
             if self.block.is_some() {
                 return Passed::Out;
             }
@@ -141,7 +142,7 @@ impl Detect {
             // start of an anchor and is not one. Release it without copying
             // this write behind it.
             out.extend_from_slice(&self.held[self.emitted..]);
-            self.prev = self.held.last().copied();
+            self.behind.advance(&self.held);
             self.clear_held();
             released = true;
         }
@@ -149,9 +150,7 @@ impl Detect {
             let rest = &input[start..];
             if ac.find(rest).is_none() {
                 let hold = self.partial_anchor(rest, 0);
-                if hold > 0 {
-                    self.prev = Some(rest[hold - 1]);
-                }
+                self.behind.advance(&rest[..hold]);
                 self.held.extend_from_slice(&rest[hold..]);
                 return if released {
                     Passed::OutThen(start..start + hold)
@@ -189,7 +188,7 @@ impl Detect {
         self.clear_held();
         self.tail = None;
         self.block = None;
-        self.prev = None;
+        self.behind.clear();
     }
 
     fn release(&mut self, mode: Mode, out: &mut Vec<u8>) {
@@ -231,7 +230,7 @@ impl Detect {
                 buf,
                 at,
                 anchor,
-                prev: self.prev,
+                behind: self.behind.as_slice(),
                 eof: mode == Mode::End || forced,
             };
             let verdict = match (family.examine)(&ctx) {
@@ -312,7 +311,7 @@ impl Detect {
                 // A tail set by a mask that ended the buffer: nothing is left.
                 debug_assert!(done == buf.len());
             }
-            self.prev = buf.last().copied();
+            self.behind.advance(buf);
             return;
         }
         let hold = match mode {
@@ -323,17 +322,13 @@ impl Detect {
         if mode == Mode::Flush {
             // Release all; keep the undecided part as context.
             emit(out, done..buf.len());
-            if hold > 0 {
-                self.prev = Some(buf[hold - 1]);
-            }
+            self.behind.advance(&buf[..hold]);
             self.held.extend_from_slice(&buf[hold..]);
             self.emitted = buf.len() - hold;
             return;
         }
         emit(out, done..hold);
-        if hold > 0 {
-            self.prev = Some(buf[hold - 1]);
-        }
+        self.behind.advance(&buf[..hold]);
         self.held.extend_from_slice(&buf[hold..]);
         self.emitted = skip.saturating_sub(hold).min(self.held.len());
     }
@@ -396,7 +391,6 @@ impl Detect {
             if ended || block.seen >= MAX_BLOCK {
                 block.recent.zeroize();
                 self.block = None;
-                self.prev = Some(b);
                 return i + 1;
             }
         }
@@ -477,6 +471,14 @@ mod tests {
         d.finish(&mut out);
         all.extend_from_slice(&out);
         String::from_utf8(all).unwrap()
+    }
+
+    /// Whether any 4 consecutive bytes of `secret` show in `out`.
+    fn shows_a_piece(out: &str, secret: &str) -> bool {
+        secret
+            .as_bytes()
+            .windows(4)
+            .any(|w| out.as_bytes().windows(4).any(|o| o == w))
     }
 
     const JWT: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlLWJ5dGVz";
@@ -570,6 +572,28 @@ mod tests {
         assert_eq!(out, "> Authorization: Bearer [REDACTED]\n");
         let out = run(&[Some("> Authorization: Bearer abc"), None, Some("def\n")]);
         assert_eq!(out, "> Authorization: Bearer [REDACTED:authorization]\n");
+    }
+
+    /// `Proxy-` is looked back at across a write boundary and a pause (the
+    /// `-` alone is held as a possible `-----BEGIN`, then released).
+    #[test]
+    fn proxy_authorization_split_anywhere_is_masked() {
+        let text = "> Proxy-Authorization: Basic dXNlcjpwYXNzd29yZA==\n";
+        let expected = "> Proxy-Authorization: Basic [REDACTED:authorization]\n";
+        for cut in 0..text.len() {
+            let (x, y) = text.split_at(cut);
+            assert_eq!(run(&[Some(x), Some(y)]), expected, "cut at {cut}");
+            // A pause inside the value masks from its start.
+            let paused = run(&[Some(x), None, Some(y)]);
+            assert!(paused.contains("[REDACTED:authorization]"), "{paused}");
+            assert!(!shows_a_piece(&paused, "dXNlcjpwYXNzd29yZA=="), "{paused}");
+        }
+        // Another word glued before the name is still another name.
+        let other = "X-Authorization: Basic dXNlcjpwYXNzd29yZA==\n";
+        for cut in 0..other.len() {
+            let (x, y) = other.split_at(cut);
+            assert_eq!(run(&[Some(x), Some(y)]), other, "cut at {cut}");
+        }
     }
 
     #[test]
