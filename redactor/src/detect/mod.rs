@@ -14,6 +14,8 @@
 mod authorization;
 mod aws;
 mod behind;
+#[cfg(test)]
+mod boundaries;
 mod github;
 mod gitlab;
 mod google;
