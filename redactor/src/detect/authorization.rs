@@ -10,6 +10,8 @@ use super::{Ctx, Family, Start, Verdict};
 pub(crate) const FAMILY: Family = Family {
     name: "authorization",
     anchors: &["authorization", "Authorization", "AUTHORIZATION"],
+    // `riz` is a rare trigram; `aut`/`Aut` start many words.
+    scan: &["rization", "RIZATION"],
     examine,
     partial,
 };

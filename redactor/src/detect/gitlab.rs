@@ -14,6 +14,10 @@ pub(crate) const FAMILY: Family = Family {
         "glpat-", "gloas-", "gldt-", "glrt-", "glcbt-", "glptt-", "glft-", "glimt-", "glagent-",
         "glsoat-", "glffct-",
     ],
+    // Their first three bytes, shared where two prefixes share them.
+    scan: &[
+        "glp", "glo", "gld", "glr", "glc", "glf", "gli", "gla", "gls",
+    ],
     examine,
     partial: |c| partial_from_anchor(c, body),
 };

@@ -22,14 +22,13 @@ mod google;
 mod jwt;
 mod pem;
 mod pypi;
+mod scan;
 mod slack;
 mod stage;
 mod stripe;
 mod url;
 
 use std::fmt;
-
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
 pub use github::checksum as github_checksum;
 pub use stage::{Detect, Passed, MAX_HOLD};
@@ -198,6 +197,9 @@ pub(crate) struct Family {
     /// Literal bytes that start a candidate, case-sensitive (a name matched in
     /// any case lists its spellings).
     pub anchors: &'static [&'static str],
+    /// What the prefilter searches: pieces of the anchors, at least 3 bytes,
+    /// as few as will find every anchor (see [`scan`]).
+    pub scan: &'static [&'static str],
     /// Decides a candidate.
     pub examine: fn(&Ctx<'_>) -> Verdict,
     /// At an idle flush, for a candidate that [`Family::examine`] could not
@@ -234,7 +236,7 @@ pub struct DetectorSet {
     families: Vec<&'static Family>,
     /// For each automaton pattern: (index into `families`, the anchor).
     anchors: Vec<(usize, &'static [u8])>,
-    automaton: Option<AhoCorasick>,
+    scanner: Option<scan::Scanner>,
     /// The mask written for each family, same order as `families`.
     masks: Vec<Vec<u8>>,
     /// The value matcher's mask: the stage runs after the matcher, and a
@@ -290,14 +292,15 @@ impl DetectorSet {
         for (i, f) in families.iter().enumerate() {
             anchors.extend(f.anchors.iter().map(|a| (i, a.as_bytes())));
         }
-        let automaton = (!anchors.is_empty()).then(|| {
-            // Case-sensitive, with the spellings of the case-insensitive names
-            // listed: that keeps the SIMD prefilter (Teddy), which case
-            // folding turns off (10x slower on text without anchors).
-            AhoCorasickBuilder::new()
-                .match_kind(MatchKind::LeftmostFirst)
-                .build(anchors.iter().map(|a| a.1))
-                .expect("the anchors are a few short literals")
+        let mut literals: Vec<&'static str> = Vec::new();
+        for lit in families.iter().flat_map(|f| f.scan) {
+            if !literals.contains(lit) {
+                literals.push(lit);
+            }
+        }
+        let scanner = (!anchors.is_empty()).then(|| {
+            let bytes: Vec<&[u8]> = anchors.iter().map(|a| a.1).collect();
+            scan::Scanner::new(&literals, &bytes)
         });
         let masks = families.iter().map(|f| named_mask(mask, f.name)).collect();
         let max_anchor = anchors.iter().map(|a| a.1.len()).max().unwrap_or(0);
@@ -305,7 +308,7 @@ impl DetectorSet {
         DetectorSet {
             families,
             anchors,
-            automaton,
+            scanner,
             masks,
             value_mask: mask.to_vec(),
             max_anchor,
@@ -320,6 +323,18 @@ impl DetectorSet {
     /// The selected names.
     pub fn names(&self) -> Vec<&'static str> {
         self.families.iter().map(|f| f.name).collect()
+    }
+
+    /// The leftmost anchor starting at or after `from` and ending within
+    /// `buf`: its start, its family's index and the anchor.
+    pub(crate) fn next_anchor(
+        &self,
+        buf: &[u8],
+        from: usize,
+    ) -> Option<(usize, usize, &'static [u8])> {
+        let (at, ai) = self.scanner.as_ref()?.next(buf, from, &self.anchors)?;
+        let (fi, anchor) = self.anchors[ai];
+        Some((at, fi, anchor))
     }
 }
 
@@ -347,19 +362,15 @@ impl DetectorSet {
     /// to its END line's end.
     pub fn find_all(&self, text: &[u8]) -> Vec<Detection> {
         let mut found = Vec::new();
-        let Some(ac) = &self.automaton else {
-            return found;
-        };
         let mut pos = 0;
         while pos < text.len() {
-            let Some(m) = ac.find(aho_corasick::Input::new(text).range(pos..)) else {
+            let Some((at, fi, anchor)) = self.next_anchor(text, pos) else {
                 break;
             };
-            let (fi, anchor) = self.anchors[m.pattern().as_usize()];
             let family = self.families[fi];
             let ctx = Ctx {
                 buf: text,
-                at: m.start(),
+                at,
                 anchor,
                 behind: &[],
                 eof: true,
@@ -370,7 +381,7 @@ impl DetectorSet {
                         name: family.name,
                         range: start..end,
                     });
-                    pos = end.max(m.start() + 1);
+                    pos = end.max(at + 1);
                 }
                 Verdict::Block { body } => {
                     let end = pem::block_end(&text[body..]).map_or(text.len(), |e| body + e);
@@ -378,9 +389,9 @@ impl DetectorSet {
                         name: family.name,
                         range: body..end,
                     });
-                    pos = end.max(m.start() + 1);
+                    pos = end.max(at + 1);
                 }
-                Verdict::No | Verdict::More => pos = m.start() + 1,
+                Verdict::No | Verdict::More => pos = at + 1,
             }
         }
         found
@@ -423,6 +434,18 @@ mod tests {
     fn the_mask_names_the_family() {
         assert_eq!(named_mask(b"[REDACTED]", "jwt"), b"[REDACTED:jwt]");
         assert_eq!(named_mask(b"***", "jwt"), b"***");
+    }
+
+    /// The prefilter stays in aho-corasick's fast form (see `scan.rs`).
+    #[test]
+    fn every_detector_needs_at_most_32_scan_literals_of_3_bytes() {
+        let mut literals: Vec<&str> = FAMILIES.iter().flat_map(|f| f.scan).copied().collect();
+        literals.sort_unstable();
+        literals.dedup();
+        assert!(literals.len() <= 32, "{} scan literals", literals.len());
+        assert!(literals.iter().all(|l| l.len() >= 3), "{literals:?}");
+        // Building the set checks that every anchor has a literal.
+        DetectorSet::all(b"[R]");
     }
 
     #[test]

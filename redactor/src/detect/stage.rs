@@ -114,9 +114,9 @@ impl Detect {
     /// to `out`.
     pub fn write(&mut self, input: &[u8], out: &mut Vec<u8>) -> Passed {
         let set = Arc::clone(&self.set);
-        let Some(ac) = set.automaton.as_ref() else {
+        if set.is_empty() {
             return Passed::Input(0..input.len());
-        };
+        }
         let mut start = 0;
         if let Some(class) = self.tail {
             start = input.iter().take_while(|&&b| class(b)).count();
@@ -137,7 +137,7 @@ impl Detect {
             return Passed::Out;
         }
         let mut released = false;
-        if !self.held.is_empty() && self.starts_nothing(ac, &input[start..]) {
+        if !self.held.is_empty() && self.starts_nothing(&input[start..]) {
             // The usual held piece: the end of the last write looked like the
             // start of an anchor and is not one. Release it without copying
             // this write behind it.
@@ -148,7 +148,7 @@ impl Detect {
         }
         if self.held.is_empty() {
             let rest = &input[start..];
-            if ac.find(rest).is_none() {
+            if set.next_anchor(rest, 0).is_none() {
                 let hold = self.partial_anchor(rest, 0);
                 self.behind.advance(&rest[..hold]);
                 self.held.extend_from_slice(&rest[hold..]);
@@ -208,7 +208,6 @@ impl Detect {
     /// decided and holds the rest.
     fn process(&mut self, buf: &[u8], skip: usize, mode: Mode, out: &mut Vec<u8>) {
         let set = Arc::clone(&self.set);
-        let ac = set.automaton.as_ref().expect("checked by write");
         let mut pos = 0;
         let mut done = 0; // bytes before this are written (or masked)
         let mut hold = None;
@@ -219,11 +218,9 @@ impl Detect {
             }
         };
         while pos < buf.len() {
-            let Some(m) = ac.find(aho_corasick::Input::new(buf).range(pos..)) else {
+            let Some((at, fi, anchor)) = set.next_anchor(buf, pos) else {
                 break;
             };
-            let at = m.start();
-            let (fi, anchor) = set.anchors[m.pattern().as_usize()];
             let family = set.families[fi];
             let forced = buf.len() - at >= MAX_HOLD;
             let ctx = Ctx {
@@ -336,7 +333,7 @@ impl Detect {
     /// Whether no anchor starts in the held piece when `next` follows it,
     /// decided from `next`'s first bytes only (an anchor starting in a piece
     /// shorter than the longest anchor ends within them).
-    fn starts_nothing(&self, ac: &aho_corasick::AhoCorasick, next: &[u8]) -> bool {
+    fn starts_nothing(&self, next: &[u8]) -> bool {
         let max = self.set.max_anchor;
         let held = self.held.len();
         if held >= max || next.len() < max {
@@ -345,9 +342,10 @@ impl Detect {
         let mut joint = [0u8; 2 * MAX_ANCHOR];
         joint[..held].copy_from_slice(&self.held);
         joint[held..held + max].copy_from_slice(&next[..max]);
-        let found = ac
-            .find(&joint[..held + max])
-            .is_some_and(|m| m.start() < held);
+        let found = self
+            .set
+            .next_anchor(&joint[..held + max], 0)
+            .is_some_and(|(at, _, _)| at < held);
         joint.zeroize();
         !found
     }
