@@ -1,11 +1,9 @@
 //! AWS credentials.
 //!
 //! Access key ids (AWS IAM User Guide, "Unique identifier prefixes"): `AKIA`
-//! (long-term access key) and `ASIA` (temporary, from STS), then 16
-//! characters of `[A-Z2-7]`. The other prefixes of that table name users,
-//! roles, groups and policies (`AIDA`, `AROA`, … as `aws sts
-//! get-caller-identity` prints them): identifiers, not secrets, and each
-//! would cost a scan literal (see `scan.rs`). Secret access keys are 40 characters of `[A-Za-z0-9/+]` with
+//! (long-term access key), `ASIA` (temporary, from STS), and the other
+//! four-letter prefixes of IAM ids that appear beside them, then 16 characters
+//! of `[A-Z2-7]`. Secret access keys are 40 characters of `[A-Za-z0-9/+]` with
 //! no prefix of their own, so only the one that follows its name is caught:
 //! `aws_secret_access_key = …` (the shared credentials file), the environment
 //! variable `AWS_SECRET_ACCESS_KEY=…`, and `"SecretAccessKey": "…"` (the JSON
@@ -15,8 +13,12 @@ use super::{alnum, Ctx, Family, Start, Verdict};
 
 pub(crate) const KEY_ID: Family = Family {
     name: "aws-access-key-id",
-    anchors: &["AKIA", "ASIA"],
-    scan: &["AKIA", "ASIA"],
+    anchors: &[
+        "AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AIPA", "ANPA", "ANVA", "APKA", "AROA",
+    ],
+    scan: &[
+        "AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AIPA", "ANPA", "ANVA", "APKA", "AROA",
+    ],
     examine: examine_key_id,
     partial: |c| super::partial_from_anchor(c, key_id_char),
 };

@@ -80,7 +80,9 @@ fn samples() -> Vec<Sample> {
         let t = format!("{p}9xYzAbCdEfGh1234_-ij");
         all.push(Sample::new("gitlab-token", "PRIVATE-TOKEN: ", &t, ""));
     }
-    for p in ["AKIA", "ASIA"] {
+    for p in [
+        "AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AIPA", "ANPA", "ANVA", "APKA", "AROA",
+    ] {
         let t = format!("{p}QWERTYUIOPASDF23");
         all.push(Sample::new("aws-access-key-id", "id=", &t, ""));
     }
