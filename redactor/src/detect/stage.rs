@@ -35,8 +35,8 @@ pub enum Passed {
     /// The output was appended to `out`.
     Out,
     /// The output is what was appended to `out`, then this range of the
-    /// input (held bytes that turned out to start nothing, then a chunk
-    /// without anchors).
+    /// input (the bytes after the last mask, or after held bytes that turned
+    /// out to start nothing: they are not copied).
     OutThen(Range<usize>),
 }
 
@@ -133,8 +133,8 @@ impl Detect {
             if self.block.is_some() {
                 return Passed::Out;
             }
-            self.process(&input[start..], 0, Mode::Stream, out);
-            return Passed::Out;
+            let rest = self.process(&input[start..], 0, Mode::Stream, out);
+            return then(start, rest);
         }
         let mut released = false;
         if !self.held.is_empty() && self.starts_nothing(&input[start..]) {
@@ -158,19 +158,23 @@ impl Detect {
                     Passed::Input(start..start + hold)
                 };
             }
-            self.process(rest, 0, Mode::Stream, out);
-            return Passed::Out;
+            let rest = self.process(rest, 0, Mode::Stream, out);
+            return then(start, rest);
         }
         let mut buf = std::mem::take(&mut self.scratch);
         buf.clear();
         buf.extend_from_slice(&self.held);
         buf.extend_from_slice(&input[start..]);
         let skip = self.emitted;
+        let held = self.held.len();
         self.clear_held();
-        self.process(&buf, skip, Mode::Stream, out);
+        let rest = self.process(&buf, skip, Mode::Stream, out);
+        // What is left to write verbatim is in `input` past the held piece.
+        out.extend_from_slice(&buf[rest.start..rest.end.min(held).max(rest.start)]);
+        let rest = rest.start.max(held) - held..rest.end.max(held) - held;
         buf.zeroize();
         self.scratch = buf;
-        Passed::Out
+        then(start, rest)
     }
 
     /// The stream is idle: release the held piece unless strict (see the
@@ -195,7 +199,8 @@ impl Detect {
         let held = std::mem::replace(&mut self.held, Zeroizing::new(Vec::new()));
         let skip = self.emitted;
         self.emitted = 0;
-        self.process(&held, skip, mode, out);
+        let rest = self.process(&held, skip, mode, out);
+        out.extend_from_slice(&held[rest]);
     }
 
     fn clear_held(&mut self) {
@@ -205,8 +210,11 @@ impl Detect {
     }
 
     /// Scans `buf` (the first `skip` bytes already written), writes what is
-    /// decided and holds the rest.
-    fn process(&mut self, buf: &[u8], skip: usize, mode: Mode, out: &mut Vec<u8>) {
+    /// decided and holds the rest; returns the part of `buf` after what it
+    /// wrote that is to be written verbatim (not copied: a write with an
+    /// anchor but nothing to mask, such as every URL's `://`, passes in
+    /// place up to what is held).
+    fn process(&mut self, buf: &[u8], skip: usize, mode: Mode, out: &mut Vec<u8>) -> Range<usize> {
         let set = Arc::clone(&self.set);
         let mut pos = 0;
         let mut done = 0; // bytes before this are written (or masked)
@@ -309,7 +317,7 @@ impl Detect {
                 debug_assert!(done == buf.len());
             }
             self.behind.advance(buf);
-            return;
+            return buf.len()..buf.len();
         }
         let hold = match mode {
             Mode::End => buf.len(),
@@ -322,12 +330,12 @@ impl Detect {
             self.behind.advance(&buf[..hold]);
             self.held.extend_from_slice(&buf[hold..]);
             self.emitted = buf.len() - hold;
-            return;
+            return buf.len()..buf.len();
         }
-        emit(out, done..hold);
         self.behind.advance(&buf[..hold]);
         self.held.extend_from_slice(&buf[hold..]);
         self.emitted = skip.saturating_sub(hold).min(self.held.len());
+        done.max(skip).min(hold)..hold
     }
 
     /// Whether no anchor starts in the held piece when `next` follows it,
@@ -429,6 +437,15 @@ fn registered_block(body: &[u8], mask: &[u8], eof: bool) -> Option<bool> {
     Some(line.starts_with(mask) && matches!(line[mask.len()], b'\n' | b'\r' | b'\\'))
 }
 
+/// `out`, then `rest` of the input shifted by `start`.
+fn then(start: usize, rest: Range<usize>) -> Passed {
+    if rest.is_empty() {
+        Passed::Out
+    } else {
+        Passed::OutThen(start + rest.start..start + rest.end)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
     Stream,
@@ -526,8 +543,14 @@ mod tests {
         out.clear();
         assert_eq!(d.write(b"x ey", &mut out), Passed::Input(0..2));
         let token = b"JhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlLWJ5dGVz end\n";
-        assert_eq!(d.write(token, &mut out), Passed::Out);
-        assert_eq!(out, b"[REDACTED:jwt] end\n");
+        let n = token.len();
+        assert_eq!(d.write(token, &mut out), Passed::OutThen(n - 5..n));
+        assert_eq!(out, b"[REDACTED:jwt]");
+        // An anchor with nothing to mask passes in place too.
+        out.clear();
+        let url = b"GET https://example.org/x and more\n";
+        assert_eq!(d.write(url, &mut out), Passed::OutThen(0..url.len()));
+        assert!(out.is_empty());
     }
 
     #[test]
