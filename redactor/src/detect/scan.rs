@@ -29,6 +29,8 @@ pub(crate) struct Scanner {
     /// The largest such offset: an anchor found from a later hit starts at
     /// most this far before it.
     max_offset: usize,
+    /// The longest literal.
+    max_len: usize,
 }
 
 impl Scanner {
@@ -62,6 +64,7 @@ impl Scanner {
             }
         }
         let max_offset = within.iter().flatten().map(|&(_, k)| k).max().unwrap_or(0);
+        let max_len = literals.iter().map(|l| l.len()).max().unwrap_or(0);
         // Case-sensitive: ASCII case folding turns Teddy off.
         let automaton = AhoCorasickBuilder::new()
             .match_kind(MatchKind::LeftmostFirst)
@@ -71,6 +74,7 @@ impl Scanner {
             automaton,
             within,
             max_offset,
+            max_len,
         }
     }
 
@@ -85,8 +89,9 @@ impl Scanner {
     ) -> Option<(usize, usize)> {
         let mut best: Option<(usize, usize)> = None;
         let mut search = from;
-        while search < buf.len() {
-            let input = aho_corasick::Input::new(buf).range(search..);
+        let mut limit = buf.len();
+        while search < limit {
+            let input = aho_corasick::Input::new(buf).range(search..limit);
             let Some(m) = self.automaton.find(input) else {
                 break;
             };
@@ -101,6 +106,9 @@ impl Scanner {
                 };
                 if buf[at..].starts_with(anchor) && best.is_none_or(|b| (at, ai) < b) {
                     best = Some((at, ai));
+                    // Only a literal ending by here can start an earlier
+                    // anchor: do not scan the rest of the buffer twice.
+                    limit = (at + self.max_offset + self.max_len).min(buf.len());
                 }
             }
             // Literals are prefix-free: the next one starts after this byte.
