@@ -6,8 +6,8 @@
 //! in its mask, `[REDACTED:github-token]`), the literal anchors that start a
 //! candidate, and a function that examines the bytes from an anchor on. The
 //! streaming stage ([`Detect`]) finds anchors with one Aho-Corasick automaton
-//! (a SIMD prefilter on the anchors' bytes, so text without anchors costs one
-//! pass) and holds back a candidate until its family decides, with the same
+//! over pieces of them (`scan.rs`: a SIMD prefilter, so text without anchors
+//! costs one pass) and holds back a candidate until its family decides, with the same
 //! discipline as the value matcher: a half-written token never shows, an idle
 //! flush masks a plausible start and keeps masking its continuation.
 
@@ -231,10 +231,10 @@ pub fn names() -> impl Iterator<Item = &'static str> {
     FAMILIES.iter().map(|f| f.name)
 }
 
-/// A selection of detectors and the automaton over their anchors.
+/// A selection of detectors and the prefilter over their anchors.
 pub struct DetectorSet {
     families: Vec<&'static Family>,
-    /// For each automaton pattern: (index into `families`, the anchor).
+    /// Every anchor: (index into `families`, the anchor).
     anchors: Vec<(usize, &'static [u8])>,
     scanner: Option<scan::Scanner>,
     /// The mask written for each family, same order as `families`.
