@@ -165,6 +165,32 @@ fn every_format_is_masked_whole_and_across_a_pause_through_pipe_and_pty() {
     }
 }
 
+/// `Proxy-Authorization` written in two parts, cut right after `Proxy-` (the
+/// `-` looks like the start of `-----BEGIN`) or anywhere before the line
+/// ends, is masked through every path.
+#[test]
+fn proxy_authorization_cut_after_proxy_is_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let value = b"Authorization: Basic dDBrM24tYWJjZGVmLTAxMjM0NTY3ODk=";
+    let lines: Vec<PausedLine> = [0, 1, 13, 22, value.len()]
+        .iter()
+        .map(|&at| PausedLine::split(b"> Proxy-", value, at))
+        .collect();
+    let script = script(dir.path(), &lines);
+    for via in ALL_VIAS {
+        let out = run_paced(via, &[], &script);
+        assert_eq!(out.len(), lines.len(), "{via:?}");
+        for line in &out {
+            let text = String::from_utf8_lossy(line);
+            assert!(
+                text.contains("> Proxy-Authorization: Basic [REDACTED:authorization]"),
+                "{via:?}: {text}"
+            );
+            assert!(!text.contains("MTIzNDU2"), "{via:?}: {text}");
+        }
+    }
+}
+
 /// The same generated credentials are not masked with `--detect none`, and
 /// `--detect` names only the chosen families.
 #[test]

@@ -10,6 +10,8 @@ use super::{Ctx, Family, Start, Verdict};
 pub(crate) const FAMILY: Family = Family {
     name: "authorization",
     anchors: &["authorization", "Authorization", "AUTHORIZATION"],
+    // `riz` is a rare trigram; `aut`/`Aut` start many words.
+    scan: &["rization", "RIZATION"],
     examine,
     partial,
 };
@@ -23,7 +25,7 @@ fn line_char(b: u8) -> bool {
 /// Where the value starts and the quote that closes it, or the verdict.
 fn value_start(c: &Ctx<'_>) -> Result<(usize, Option<u8>), Verdict> {
     // `Proxy-Authorization`; any other word glued before it is another name.
-    let proxy = c.at >= 6 && c.buf[c.at - 6..c.at].eq_ignore_ascii_case(b"proxy-");
+    let proxy = c.preceded_by(b"proxy-");
     if !proxy
         && c.before()
             .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')

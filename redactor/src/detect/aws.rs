@@ -16,6 +16,9 @@ pub(crate) const KEY_ID: Family = Family {
     anchors: &[
         "AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AIPA", "ANPA", "ANVA", "APKA", "AROA",
     ],
+    scan: &[
+        "AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AIPA", "ANPA", "ANVA", "APKA", "AROA",
+    ],
     examine: examine_key_id,
     partial: |c| super::partial_from_anchor(c, key_id_char),
 };
@@ -29,6 +32,7 @@ pub(crate) const SECRET_KEY: Family = Family {
         "secretAccessKey",
         "secret-access-key",
     ],
+    scan: &["ccess", "CCESS"],
     examine: examine_secret,
     partial: partial_secret,
 };
@@ -60,18 +64,10 @@ fn quote_or_space(b: u8) -> bool {
 /// After the name: quotes and blanks, one `:` or `=` (or `=>`), quotes and
 /// blanks; where the value starts, or the verdict.
 fn value_start(c: &Ctx<'_>) -> Result<usize, Verdict> {
-    if c.before().is_some_and(alnum)
-        && !c.buf[..c.at].ends_with(b"aws_")
-        && !c.buf[..c.at].ends_with(b"AWS_")
-    {
-        // `aws_secret_access_key` and `AWS_…` are the common spellings; a name
-        // glued to other letters is something else.
-        if !c
-            .before()
-            .is_some_and(|b| b == b'_' || b == b'-' || b == b'"' || b == b'\'')
-        {
-            return Err(Verdict::No);
-        }
+    // `aws_secret_access_key` and `AWS_…` are the common spellings (a `_`
+    // before the anchor); a name glued to letters is something else.
+    if c.before().is_some_and(alnum) {
+        return Err(Verdict::No);
     }
     let buf = c.buf;
     let mut i = c.after();

@@ -13,6 +13,8 @@ use super::{alnum, partial_from_anchor, prefixed, Ctx, Family, Verdict};
 pub(crate) const FAMILY: Family = Family {
     name: "github-token",
     anchors: &["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"],
+    // `b_pat_`: `git` would hit every mention of git.
+    scan: &["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "b_pat_"],
     examine,
     partial: |c| partial_from_anchor(c, pat_char),
 };
@@ -20,6 +22,7 @@ pub(crate) const FAMILY: Family = Family {
 pub(crate) const NPM: Family = Family {
     name: "npm-token",
     anchors: &["npm_"],
+    scan: &["npm_"],
     examine: examine_checksummed,
     partial: |c| partial_from_anchor(c, alnum),
 };

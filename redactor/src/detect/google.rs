@@ -6,6 +6,7 @@ use super::{base64url, partial_from_anchor, prefixed_token, Ctx, Family, Verdict
 pub(crate) const FAMILY: Family = Family {
     name: "google-api-key",
     anchors: &["AIza"],
+    scan: &["AIza"],
     examine,
     partial: |c| partial_from_anchor(c, base64url),
 };

@@ -10,6 +10,7 @@ use super::{base64url, Ctx, Family, Start, Verdict};
 pub(crate) const FAMILY: Family = Family {
     name: "jwt",
     anchors: &["eyJ"],
+    scan: &["eyJ"],
     examine,
     partial,
 };

@@ -6,27 +6,29 @@
 //! in its mask, `[REDACTED:github-token]`), the literal anchors that start a
 //! candidate, and a function that examines the bytes from an anchor on. The
 //! streaming stage ([`Detect`]) finds anchors with one Aho-Corasick automaton
-//! (a SIMD prefilter on the anchors' bytes, so text without anchors costs one
-//! pass) and holds back a candidate until its family decides, with the same
+//! over pieces of them (`scan.rs`: a SIMD prefilter, so text without anchors
+//! costs one pass) and holds back a candidate until its family decides, with the same
 //! discipline as the value matcher: a half-written token never shows, an idle
 //! flush masks a plausible start and keeps masking its continuation.
 
 mod authorization;
 mod aws;
+mod behind;
+#[cfg(test)]
+mod boundaries;
 mod github;
 mod gitlab;
 mod google;
 mod jwt;
 mod pem;
 mod pypi;
+mod scan;
 mod slack;
 mod stage;
 mod stripe;
 mod url;
 
 use std::fmt;
-
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
 pub use github::checksum as github_checksum;
 pub use stage::{Detect, Passed, MAX_HOLD};
@@ -64,14 +66,15 @@ pub(crate) enum Verdict {
 }
 
 /// The bytes a family examines: the stream from the held piece on, the anchor's
-/// position and length, the byte before the buffer, and whether the stream ends
-/// here (or the candidate is so long it must be decided now).
+/// position and length, the last bytes before the buffer, and whether the
+/// stream ends here (or the candidate is so long it must be decided now).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Ctx<'a> {
     pub buf: &'a [u8],
     pub at: usize,
     pub anchor: &'static [u8],
-    pub prev: Option<u8>,
+    /// Up to [`behind::LOOK_BEHIND`] bytes that came before `buf`.
+    pub behind: &'a [u8],
     pub eof: bool,
 }
 
@@ -79,10 +82,20 @@ impl Ctx<'_> {
     /// The byte before the anchor.
     pub fn before(&self) -> Option<u8> {
         if self.at == 0 {
-            self.prev
+            self.behind.last().copied()
         } else {
             Some(self.buf[self.at - 1])
         }
+    }
+
+    /// Whether `word` (ASCII case-insensitive, at most
+    /// [`behind::LOOK_BEHIND`] bytes) ends right before the anchor, also when
+    /// a write boundary cuts it.
+    pub fn preceded_by(&self, word: &[u8]) -> bool {
+        debug_assert!(word.len() <= behind::LOOK_BEHIND);
+        let (head, tail) = word.split_at(word.len().saturating_sub(self.at));
+        ends_with_ignore_case(&self.buf[..self.at], tail)
+            && ends_with_ignore_case(self.behind, head)
     }
 
     /// Where the bytes after the anchor start.
@@ -114,6 +127,10 @@ impl Ctx<'_> {
         }
         Ok(end)
     }
+}
+
+fn ends_with_ignore_case(s: &[u8], suffix: &[u8]) -> bool {
+    s.len() >= suffix.len() && s[s.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
 }
 
 /// How many leading bytes of `s` are in `class`, counting at most `limit`.
@@ -180,6 +197,9 @@ pub(crate) struct Family {
     /// Literal bytes that start a candidate, case-sensitive (a name matched in
     /// any case lists its spellings).
     pub anchors: &'static [&'static str],
+    /// What the prefilter searches: pieces of the anchors, at least 3 bytes,
+    /// as few as will find every anchor (see [`scan`]).
+    pub scan: &'static [&'static str],
     /// Decides a candidate.
     pub examine: fn(&Ctx<'_>) -> Verdict,
     /// At an idle flush, for a candidate that [`Family::examine`] could not
@@ -211,12 +231,12 @@ pub fn names() -> impl Iterator<Item = &'static str> {
     FAMILIES.iter().map(|f| f.name)
 }
 
-/// A selection of detectors and the automaton over their anchors.
+/// A selection of detectors and the prefilter over their anchors.
 pub struct DetectorSet {
     families: Vec<&'static Family>,
-    /// For each automaton pattern: (index into `families`, the anchor).
+    /// Every anchor: (index into `families`, the anchor).
     anchors: Vec<(usize, &'static [u8])>,
-    automaton: Option<AhoCorasick>,
+    scanner: Option<scan::Scanner>,
     /// The mask written for each family, same order as `families`.
     masks: Vec<Vec<u8>>,
     /// The value matcher's mask: the stage runs after the matcher, and a
@@ -272,14 +292,15 @@ impl DetectorSet {
         for (i, f) in families.iter().enumerate() {
             anchors.extend(f.anchors.iter().map(|a| (i, a.as_bytes())));
         }
-        let automaton = (!anchors.is_empty()).then(|| {
-            // Case-sensitive, with the spellings of the case-insensitive names
-            // listed: that keeps the SIMD prefilter (Teddy), which case
-            // folding turns off (10x slower on text without anchors).
-            AhoCorasickBuilder::new()
-                .match_kind(MatchKind::LeftmostFirst)
-                .build(anchors.iter().map(|a| a.1))
-                .expect("the anchors are a few short literals")
+        let mut literals: Vec<&'static str> = Vec::new();
+        for lit in families.iter().flat_map(|f| f.scan) {
+            if !literals.contains(lit) {
+                literals.push(lit);
+            }
+        }
+        let scanner = (!anchors.is_empty()).then(|| {
+            let bytes: Vec<&[u8]> = anchors.iter().map(|a| a.1).collect();
+            scan::Scanner::new(&literals, &bytes)
         });
         let masks = families.iter().map(|f| named_mask(mask, f.name)).collect();
         let max_anchor = anchors.iter().map(|a| a.1.len()).max().unwrap_or(0);
@@ -287,7 +308,7 @@ impl DetectorSet {
         DetectorSet {
             families,
             anchors,
-            automaton,
+            scanner,
             masks,
             value_mask: mask.to_vec(),
             max_anchor,
@@ -302,6 +323,18 @@ impl DetectorSet {
     /// The selected names.
     pub fn names(&self) -> Vec<&'static str> {
         self.families.iter().map(|f| f.name).collect()
+    }
+
+    /// The leftmost anchor starting at or after `from` and ending within
+    /// `buf`: its start, its family's index and the anchor.
+    pub(crate) fn next_anchor(
+        &self,
+        buf: &[u8],
+        from: usize,
+    ) -> Option<(usize, usize, &'static [u8])> {
+        let (at, ai) = self.scanner.as_ref()?.next(buf, from, &self.anchors)?;
+        let (fi, anchor) = self.anchors[ai];
+        Some((at, fi, anchor))
     }
 }
 
@@ -329,21 +362,17 @@ impl DetectorSet {
     /// to its END line's end.
     pub fn find_all(&self, text: &[u8]) -> Vec<Detection> {
         let mut found = Vec::new();
-        let Some(ac) = &self.automaton else {
-            return found;
-        };
         let mut pos = 0;
         while pos < text.len() {
-            let Some(m) = ac.find(aho_corasick::Input::new(text).range(pos..)) else {
+            let Some((at, fi, anchor)) = self.next_anchor(text, pos) else {
                 break;
             };
-            let (fi, anchor) = self.anchors[m.pattern().as_usize()];
             let family = self.families[fi];
             let ctx = Ctx {
                 buf: text,
-                at: m.start(),
+                at,
                 anchor,
-                prev: None,
+                behind: &[],
                 eof: true,
             };
             match (family.examine)(&ctx) {
@@ -352,7 +381,7 @@ impl DetectorSet {
                         name: family.name,
                         range: start..end,
                     });
-                    pos = end.max(m.start() + 1);
+                    pos = end.max(at + 1);
                 }
                 Verdict::Block { body } => {
                     let end = pem::block_end(&text[body..]).map_or(text.len(), |e| body + e);
@@ -360,9 +389,9 @@ impl DetectorSet {
                         name: family.name,
                         range: body..end,
                     });
-                    pos = end.max(m.start() + 1);
+                    pos = end.max(at + 1);
                 }
-                Verdict::No | Verdict::More => pos = m.start() + 1,
+                Verdict::No | Verdict::More => pos = at + 1,
             }
         }
         found
@@ -405,6 +434,26 @@ mod tests {
     fn the_mask_names_the_family() {
         assert_eq!(named_mask(b"[REDACTED]", "jwt"), b"[REDACTED:jwt]");
         assert_eq!(named_mask(b"***", "jwt"), b"***");
+    }
+
+    /// The prefilter's fingerprints stay selective (see `scan.rs`): no scan
+    /// literal shorter than 4 bytes but the 3-byte anchors and `xox` (every
+    /// Slack prefix), and fewer literals than anchors.
+    #[test]
+    fn scan_literals_are_few_and_long() {
+        let mut literals: Vec<&str> = FAMILIES.iter().flat_map(|f| f.scan).copied().collect();
+        literals.sort_unstable();
+        literals.dedup();
+        let anchors: Vec<&str> = FAMILIES.iter().flat_map(|f| f.anchors).copied().collect();
+        assert!(literals.len() < anchors.len(), "{literals:?}");
+        for l in &literals {
+            assert!(
+                l.len() >= 4 || anchors.contains(l) || *l == "xox",
+                "{l:?} is a short fingerprint"
+            );
+        }
+        // Building the set checks that every anchor has a literal.
+        DetectorSet::all(b"[R]");
     }
 
     #[test]

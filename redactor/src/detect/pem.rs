@@ -9,6 +9,8 @@ use super::{Ctx, Family, Verdict};
 pub(crate) const FAMILY: Family = Family {
     name: "private-key",
     anchors: &["-----BEGIN "],
+    // Not the dashes: a rule of dashes would hit at every byte.
+    scan: &["-BEGIN "],
     examine,
     partial: |_| None,
 };

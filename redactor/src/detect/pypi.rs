@@ -7,6 +7,7 @@ use super::{base64url, partial_from_anchor, prefixed_token, Ctx, Family, Verdict
 pub(crate) const FAMILY: Family = Family {
     name: "pypi-token",
     anchors: &["pypi-AgE"],
+    scan: &["pypi-AgE"],
     examine,
     partial: |c| partial_from_anchor(c, base64url),
 };

@@ -17,6 +17,7 @@ pub(crate) const FAMILY: Family = Family {
         "xoxe.xoxp-",
         "xapp-",
     ],
+    scan: &["xox", "xapp-"],
     examine,
     partial: |c| partial_from_anchor(c, body),
 };

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use zeroize::{Zeroize, Zeroizing};
 
+use super::behind::Behind;
 use super::{pem, Ctx, DetectorSet, Verdict};
 
 /// A candidate held longer than this is decided as if the stream ended there
@@ -34,8 +35,8 @@ pub enum Passed {
     /// The output was appended to `out`.
     Out,
     /// The output is what was appended to `out`, then this range of the
-    /// input (held bytes that turned out to start nothing, then a chunk
-    /// without anchors).
+    /// input (the bytes after the last mask, or after held bytes that turned
+    /// out to start nothing: they are not copied).
     OutThen(Range<usize>),
 }
 
@@ -58,8 +59,8 @@ pub struct Detect {
     /// already written by a flush and are kept as context.
     held: Zeroizing<Vec<u8>>,
     emitted: usize,
-    /// The byte before `held` (word boundaries).
-    prev: Option<u8>,
+    /// The last bytes before `held` (word boundaries, `Proxy-`).
+    behind: Behind,
     /// Bytes of this class continue a credential whose mask was written.
     tail: Option<fn(u8) -> bool>,
     block: Option<Block>,
@@ -85,7 +86,7 @@ impl Detect {
             strict: false,
             held: Zeroizing::new(Vec::new()),
             emitted: 0,
-            prev: None,
+            behind: Behind::default(),
             tail: None,
             block: None,
             scratch: Zeroizing::new(Vec::new()),
@@ -113,45 +114,43 @@ impl Detect {
     /// to `out`.
     pub fn write(&mut self, input: &[u8], out: &mut Vec<u8>) -> Passed {
         let set = Arc::clone(&self.set);
-        let Some(ac) = set.automaton.as_ref() else {
+        if set.is_empty() {
             return Passed::Input(0..input.len());
-        };
+        }
         let mut start = 0;
         if let Some(class) = self.tail {
             start = input.iter().take_while(|&&b| class(b)).count();
+            self.behind.advance(&input[..start]);
             if start == input.len() {
                 return Passed::Input(start..start);
             }
             self.tail = None;
-            if start > 0 {
-                self.prev = Some(input[start - 1]);
-            }
         }
         if self.block.is_some() {
-            start += self.block_bytes(&input[start..], out);
+            let used = self.block_bytes(&input[start..], out);
+            self.behind.advance(&input[start..start + used]);
+            start += used;
             if self.block.is_some() {
                 return Passed::Out;
             }
-            self.process(&input[start..], 0, Mode::Stream, out);
-            return Passed::Out;
+            let rest = self.process(&input[start..], 0, Mode::Stream, out);
+            return then(start, rest);
         }
         let mut released = false;
-        if !self.held.is_empty() && self.starts_nothing(ac, &input[start..]) {
+        if !self.held.is_empty() && self.starts_nothing(&input[start..]) {
             // The usual held piece: the end of the last write looked like the
             // start of an anchor and is not one. Release it without copying
             // this write behind it.
             out.extend_from_slice(&self.held[self.emitted..]);
-            self.prev = self.held.last().copied();
+            self.behind.advance(&self.held);
             self.clear_held();
             released = true;
         }
         if self.held.is_empty() {
             let rest = &input[start..];
-            if ac.find(rest).is_none() {
+            if set.next_anchor(rest, 0).is_none() {
                 let hold = self.partial_anchor(rest, 0);
-                if hold > 0 {
-                    self.prev = Some(rest[hold - 1]);
-                }
+                self.behind.advance(&rest[..hold]);
                 self.held.extend_from_slice(&rest[hold..]);
                 return if released {
                     Passed::OutThen(start..start + hold)
@@ -159,19 +158,23 @@ impl Detect {
                     Passed::Input(start..start + hold)
                 };
             }
-            self.process(rest, 0, Mode::Stream, out);
-            return Passed::Out;
+            let rest = self.process(rest, 0, Mode::Stream, out);
+            return then(start, rest);
         }
         let mut buf = std::mem::take(&mut self.scratch);
         buf.clear();
         buf.extend_from_slice(&self.held);
         buf.extend_from_slice(&input[start..]);
         let skip = self.emitted;
+        let held = self.held.len();
         self.clear_held();
-        self.process(&buf, skip, Mode::Stream, out);
+        let rest = self.process(&buf, skip, Mode::Stream, out);
+        // What is left to write verbatim is in `input` past the held piece.
+        out.extend_from_slice(&buf[rest.start..rest.end.min(held).max(rest.start)]);
+        let rest = rest.start.max(held) - held..rest.end.max(held) - held;
         buf.zeroize();
         self.scratch = buf;
-        Passed::Out
+        then(start, rest)
     }
 
     /// The stream is idle: release the held piece unless strict (see the
@@ -189,14 +192,15 @@ impl Detect {
         self.clear_held();
         self.tail = None;
         self.block = None;
-        self.prev = None;
+        self.behind.clear();
     }
 
     fn release(&mut self, mode: Mode, out: &mut Vec<u8>) {
         let held = std::mem::replace(&mut self.held, Zeroizing::new(Vec::new()));
         let skip = self.emitted;
         self.emitted = 0;
-        self.process(&held, skip, mode, out);
+        let rest = self.process(&held, skip, mode, out);
+        out.extend_from_slice(&held[rest]);
     }
 
     fn clear_held(&mut self) {
@@ -206,10 +210,12 @@ impl Detect {
     }
 
     /// Scans `buf` (the first `skip` bytes already written), writes what is
-    /// decided and holds the rest.
-    fn process(&mut self, buf: &[u8], skip: usize, mode: Mode, out: &mut Vec<u8>) {
+    /// decided and holds the rest; returns the part of `buf` after what it
+    /// wrote that is to be written verbatim (not copied: a write with an
+    /// anchor but nothing to mask, such as every URL's `://`, passes in
+    /// place up to what is held).
+    fn process(&mut self, buf: &[u8], skip: usize, mode: Mode, out: &mut Vec<u8>) -> Range<usize> {
         let set = Arc::clone(&self.set);
-        let ac = set.automaton.as_ref().expect("checked by write");
         let mut pos = 0;
         let mut done = 0; // bytes before this are written (or masked)
         let mut hold = None;
@@ -220,18 +226,16 @@ impl Detect {
             }
         };
         while pos < buf.len() {
-            let Some(m) = ac.find(aho_corasick::Input::new(buf).range(pos..)) else {
+            let Some((at, fi, anchor)) = set.next_anchor(buf, pos) else {
                 break;
             };
-            let at = m.start();
-            let (fi, anchor) = set.anchors[m.pattern().as_usize()];
             let family = set.families[fi];
             let forced = buf.len() - at >= MAX_HOLD;
             let ctx = Ctx {
                 buf,
                 at,
                 anchor,
-                prev: self.prev,
+                behind: self.behind.as_slice(),
                 eof: mode == Mode::End || forced,
             };
             let verdict = match (family.examine)(&ctx) {
@@ -312,8 +316,8 @@ impl Detect {
                 // A tail set by a mask that ended the buffer: nothing is left.
                 debug_assert!(done == buf.len());
             }
-            self.prev = buf.last().copied();
-            return;
+            self.behind.advance(buf);
+            return buf.len()..buf.len();
         }
         let hold = match mode {
             Mode::End => buf.len(),
@@ -323,25 +327,21 @@ impl Detect {
         if mode == Mode::Flush {
             // Release all; keep the undecided part as context.
             emit(out, done..buf.len());
-            if hold > 0 {
-                self.prev = Some(buf[hold - 1]);
-            }
+            self.behind.advance(&buf[..hold]);
             self.held.extend_from_slice(&buf[hold..]);
             self.emitted = buf.len() - hold;
-            return;
+            return buf.len()..buf.len();
         }
-        emit(out, done..hold);
-        if hold > 0 {
-            self.prev = Some(buf[hold - 1]);
-        }
+        self.behind.advance(&buf[..hold]);
         self.held.extend_from_slice(&buf[hold..]);
         self.emitted = skip.saturating_sub(hold).min(self.held.len());
+        done.max(skip).min(hold)..hold
     }
 
     /// Whether no anchor starts in the held piece when `next` follows it,
     /// decided from `next`'s first bytes only (an anchor starting in a piece
     /// shorter than the longest anchor ends within them).
-    fn starts_nothing(&self, ac: &aho_corasick::AhoCorasick, next: &[u8]) -> bool {
+    fn starts_nothing(&self, next: &[u8]) -> bool {
         let max = self.set.max_anchor;
         let held = self.held.len();
         if held >= max || next.len() < max {
@@ -350,9 +350,10 @@ impl Detect {
         let mut joint = [0u8; 2 * MAX_ANCHOR];
         joint[..held].copy_from_slice(&self.held);
         joint[held..held + max].copy_from_slice(&next[..max]);
-        let found = ac
-            .find(&joint[..held + max])
-            .is_some_and(|m| m.start() < held);
+        let found = self
+            .set
+            .next_anchor(&joint[..held + max], 0)
+            .is_some_and(|(at, _, _)| at < held);
         joint.zeroize();
         !found
     }
@@ -396,7 +397,6 @@ impl Detect {
             if ended || block.seen >= MAX_BLOCK {
                 block.recent.zeroize();
                 self.block = None;
-                self.prev = Some(b);
                 return i + 1;
             }
         }
@@ -435,6 +435,15 @@ fn registered_block(body: &[u8], mask: &[u8], eof: bool) -> Option<bool> {
         };
     }
     Some(line.starts_with(mask) && matches!(line[mask.len()], b'\n' | b'\r' | b'\\'))
+}
+
+/// `out`, then `rest` of the input shifted by `start`.
+fn then(start: usize, rest: Range<usize>) -> Passed {
+    if rest.is_empty() {
+        Passed::Out
+    } else {
+        Passed::OutThen(start + rest.start..start + rest.end)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -477,6 +486,14 @@ mod tests {
         d.finish(&mut out);
         all.extend_from_slice(&out);
         String::from_utf8(all).unwrap()
+    }
+
+    /// Whether any 4 consecutive bytes of `secret` show in `out`.
+    fn shows_a_piece(out: &str, secret: &str) -> bool {
+        secret
+            .as_bytes()
+            .windows(4)
+            .any(|w| out.as_bytes().windows(4).any(|o| o == w))
     }
 
     const JWT: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlLWJ5dGVz";
@@ -526,8 +543,14 @@ mod tests {
         out.clear();
         assert_eq!(d.write(b"x ey", &mut out), Passed::Input(0..2));
         let token = b"JhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlLWJ5dGVz end\n";
-        assert_eq!(d.write(token, &mut out), Passed::Out);
-        assert_eq!(out, b"[REDACTED:jwt] end\n");
+        let n = token.len();
+        assert_eq!(d.write(token, &mut out), Passed::OutThen(n - 5..n));
+        assert_eq!(out, b"[REDACTED:jwt]");
+        // An anchor with nothing to mask passes in place too.
+        out.clear();
+        let url = b"GET https://example.org/x and more\n";
+        assert_eq!(d.write(url, &mut out), Passed::OutThen(0..url.len()));
+        assert!(out.is_empty());
     }
 
     #[test]
@@ -570,6 +593,28 @@ mod tests {
         assert_eq!(out, "> Authorization: Bearer [REDACTED]\n");
         let out = run(&[Some("> Authorization: Bearer abc"), None, Some("def\n")]);
         assert_eq!(out, "> Authorization: Bearer [REDACTED:authorization]\n");
+    }
+
+    /// `Proxy-` is looked back at across a write boundary and a pause (the
+    /// `-` alone is held as a possible `-----BEGIN`, then released).
+    #[test]
+    fn proxy_authorization_split_anywhere_is_masked() {
+        let text = "> Proxy-Authorization: Basic dXNlcjpwYXNzd29yZA==\n";
+        let expected = "> Proxy-Authorization: Basic [REDACTED:authorization]\n";
+        for cut in 0..text.len() {
+            let (x, y) = text.split_at(cut);
+            assert_eq!(run(&[Some(x), Some(y)]), expected, "cut at {cut}");
+            // A pause inside the value masks from its start.
+            let paused = run(&[Some(x), None, Some(y)]);
+            assert!(paused.contains("[REDACTED:authorization]"), "{paused}");
+            assert!(!shows_a_piece(&paused, "dXNlcjpwYXNzd29yZA=="), "{paused}");
+        }
+        // Another word glued before the name is still another name.
+        let other = "X-Authorization: Basic dXNlcjpwYXNzd29yZA==\n";
+        for cut in 0..other.len() {
+            let (x, y) = other.split_at(cut);
+            assert_eq!(run(&[Some(x), Some(y)]), other, "cut at {cut}");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ use super::{alnum, partial_from_anchor, prefixed_token, Ctx, Family, Verdict};
 pub(crate) const FAMILY: Family = Family {
     name: "stripe-key",
     anchors: &["sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_"],
+    scan: &["k_live_", "k_test_", "whsec_"],
     examine,
     partial: |c| partial_from_anchor(c, alnum),
 };

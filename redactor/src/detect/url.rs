@@ -8,6 +8,7 @@ use super::{Ctx, Family, Start, Verdict};
 pub(crate) const FAMILY: Family = Family {
     name: "url-password",
     anchors: &["://"],
+    scan: &["://"],
     examine,
     partial,
 };
