@@ -253,6 +253,53 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_bulk_copy_arrives_whole_while_the_buffer_grows() {
+        use std::os::unix::net::UnixStream;
+        let (mut writer, from) = UnixStream::pair().unwrap();
+        let (to, mut reader) = UnixStream::pair().unwrap();
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let sent = data.clone();
+        let feeder = std::thread::spawn(move || {
+            writer.write_all(&sent).unwrap();
+        });
+        let counter = AtomicU64::new(0);
+        let copier = std::thread::scope(|s| {
+            let h = s.spawn(|| {
+                copy(
+                    Stream::Unix(from),
+                    Stream::Unix(to),
+                    &AtomicBool::new(false),
+                    &counter,
+                )
+            });
+            let mut got = Vec::new();
+            reader.read_to_end(&mut got).unwrap();
+            assert!(
+                got == data,
+                "the bytes differ ({} of {})",
+                got.len(),
+                data.len()
+            );
+            h.join().unwrap()
+        });
+        feeder.join().unwrap();
+        assert_eq!(copier, data.len() as u64);
+        assert_eq!(counter.load(Ordering::Relaxed), data.len() as u64);
+    }
+
+    #[test]
+    fn the_buffer_doubles_only_when_filled_up_to_its_bound() {
+        let mut buf = vec![0u8; FIRST_CHUNK];
+        grow_when_full(&mut buf, FIRST_CHUNK - 1);
+        assert_eq!(buf.len(), FIRST_CHUNK);
+        for _ in 0..10 {
+            let n = buf.len();
+            grow_when_full(&mut buf, n);
+        }
+        assert_eq!(buf.len(), MAX_CHUNK);
+    }
+
+    #[test]
     fn boundaries_follow_messages_split_anywhere() {
         let mut msgs = wire::fatal("XX000", "one");
         msgs.extend(wire::authentication(0));
