@@ -172,10 +172,7 @@ impl Connection {
     fn swap_headers(&self, headers: &mut HeaderMap) -> Result<(), String> {
         let ctx = &self.ctx;
         strip_hop_by_hop(headers);
-        headers.remove(header::HOST);
-        let host =
-            HeaderValue::from_str(&ctx.upstream.url.authority()).map_err(|e| e.to_string())?;
-        headers.insert(header::HOST, host);
+        headers.insert(header::HOST, ctx.upstream.host.clone());
         match ctx.kind {
             GatewayKind::Vault => {
                 headers.remove(X_VAULT_TOKEN);

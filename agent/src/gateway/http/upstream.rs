@@ -36,12 +36,17 @@ pub enum UpstreamError {
     /// The CA file could not be read.
     #[error("{0}")]
     Tls(String),
+    /// The upstream's host and port do not make a `Host` header.
+    #[error("the upstream {0} cannot be sent as a Host header")]
+    Host(String),
 }
 
 /// How to reach the upstream.
 pub struct Upstream {
     /// Its base URL.
     pub url: UpstreamUrl,
+    /// The `Host` header every request gets (rendered once).
+    pub host: hyper::header::HeaderValue,
     tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
 }
 
@@ -87,8 +92,11 @@ impl Upstream {
         } else {
             None
         };
+        let host = hyper::header::HeaderValue::from_str(&url.authority())
+            .map_err(|_| UpstreamError::Host(url.authority()))?;
         Ok(Upstream {
             url: url.clone(),
+            host,
             tls,
         })
     }

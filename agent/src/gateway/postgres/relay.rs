@@ -17,8 +17,11 @@ use super::wire;
 use crate::gateway::stats::Stats;
 use crate::gateway::stream::Stream;
 
-/// One direction's buffer: a query or a result batch in one read.
-const CHUNK: usize = 32 * 1024;
+/// One direction's first buffer: a small query or result in one read, and
+/// little memory for each of many idle connections.
+const FIRST_CHUNK: usize = 4 * 1024;
+/// The most it grows to when reads keep filling it (bulk results, COPY).
+const MAX_CHUNK: usize = 64 * 1024;
 /// SQLSTATE admin_shutdown, what a server sends when it ends a session.
 const ADMIN_SHUTDOWN: &str = "57P01";
 /// What the client is told when the lease's grace ends.
@@ -63,7 +66,7 @@ pub fn relay(
 /// Client to upstream, until EOF or an error. Once retired, the other
 /// direction owns the end (the client must still get the error).
 fn copy(mut from: Stream, mut to: Stream, retired: &AtomicBool, counter: &AtomicU64) -> u64 {
-    let mut buf = vec![0u8; CHUNK];
+    let mut buf = vec![0u8; FIRST_CHUNK];
     let mut total = 0u64;
     loop {
         let n = match from.read(&mut buf) {
@@ -76,6 +79,7 @@ fn copy(mut from: Stream, mut to: Stream, retired: &AtomicBool, counter: &Atomic
         }
         total += n as u64;
         counter.fetch_add(n as u64, Ordering::Relaxed);
+        grow_when_full(&mut buf, n);
     }
     if !retired.load(Ordering::SeqCst) {
         from.shutdown();
@@ -87,7 +91,7 @@ fn copy(mut from: Stream, mut to: Stream, retired: &AtomicBool, counter: &Atomic
 /// Upstream to client, following message boundaries; at the end, a retired
 /// connection's client gets 57P01 when the last message was whole.
 fn back(mut from: Stream, mut to: Stream, retired: &AtomicBool, counter: &AtomicU64) -> u64 {
-    let mut buf = vec![0u8; CHUNK];
+    let mut buf = vec![0u8; FIRST_CHUNK];
     let mut total = 0u64;
     let mut bounds = Boundaries::default();
     loop {
@@ -102,6 +106,7 @@ fn back(mut from: Stream, mut to: Stream, retired: &AtomicBool, counter: &Atomic
         bounds.feed(&buf[..n]);
         total += n as u64;
         counter.fetch_add(n as u64, Ordering::Relaxed);
+        grow_when_full(&mut buf, n);
     }
     if retired.load(Ordering::SeqCst) && bounds.at_boundary() {
         let _ = to.write_all(&wire::fatal(ADMIN_SHUTDOWN, RETIRED));
@@ -119,7 +124,7 @@ pub fn relay_tls(
     retired: &AtomicBool,
     stats: &Stats,
 ) -> Copied {
-    let mut buf = vec![0u8; CHUNK];
+    let mut buf = vec![0u8; MAX_CHUNK / 2];
     let mut copied = Copied::default();
     let mut bounds = Boundaries::default();
     let mut upstream_done = false;
@@ -188,6 +193,14 @@ pub fn relay_tls(
     copied
 }
 
+/// Doubles `buf` (up to [`MAX_CHUNK`]) when a read filled it: more is
+/// coming than it holds.
+fn grow_when_full(buf: &mut Vec<u8>, n: usize) {
+    if n == buf.len() && buf.len() < MAX_CHUNK {
+        buf.resize(buf.len() * 2, 0);
+    }
+}
+
 /// Encrypts `bytes` and writes them out (blocking, never reading).
 fn send_tls(
     up: &mut StreamOwned<ClientConnection, TcpStream>,
@@ -238,6 +251,53 @@ impl Boundaries {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bulk_copy_arrives_whole_while_the_buffer_grows() {
+        use std::os::unix::net::UnixStream;
+        let (mut writer, from) = UnixStream::pair().unwrap();
+        let (to, mut reader) = UnixStream::pair().unwrap();
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let sent = data.clone();
+        let feeder = std::thread::spawn(move || {
+            writer.write_all(&sent).unwrap();
+        });
+        let counter = AtomicU64::new(0);
+        let copier = std::thread::scope(|s| {
+            let h = s.spawn(|| {
+                copy(
+                    Stream::Unix(from),
+                    Stream::Unix(to),
+                    &AtomicBool::new(false),
+                    &counter,
+                )
+            });
+            let mut got = Vec::new();
+            reader.read_to_end(&mut got).unwrap();
+            assert!(
+                got == data,
+                "the bytes differ ({} of {})",
+                got.len(),
+                data.len()
+            );
+            h.join().unwrap()
+        });
+        feeder.join().unwrap();
+        assert_eq!(copier, data.len() as u64);
+        assert_eq!(counter.load(Ordering::Relaxed), data.len() as u64);
+    }
+
+    #[test]
+    fn the_buffer_doubles_only_when_filled_up_to_its_bound() {
+        let mut buf = vec![0u8; FIRST_CHUNK];
+        grow_when_full(&mut buf, FIRST_CHUNK - 1);
+        assert_eq!(buf.len(), FIRST_CHUNK);
+        for _ in 0..10 {
+            let n = buf.len();
+            grow_when_full(&mut buf, n);
+        }
+        assert_eq!(buf.len(), MAX_CHUNK);
+    }
 
     #[test]
     fn boundaries_follow_messages_split_anywhere() {
