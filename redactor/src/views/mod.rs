@@ -14,11 +14,12 @@
 //!
 //! Windows (the speed design): a unit that occurs in a view but not in the raw
 //! bytes contains a decoded sequence, so only the source around sequences is
-//! decoded: [`find`] looks for triggers with memchr, parses only at them, and
+//! decoded: [`find`] looks for triggers with memchr (every view's at once,
+//! `triggers.rs`), parses only at them, and
 //! decodes a window reaching `max_unit_len` decoded bytes either side of each
 //! sequence (merged when they overlap). A window never starts inside a sequence,
 //! so its decoding equals the whole stream's. A buffer without a trigger costs
-//! one memchr pass per view; a trigger that starts no sequence (an apostrophe in
+//! three `memchr3` passes (nine trigger bytes); a trigger that starts no sequence (an apostrophe in
 //! prose) costs one look at the bytes after it.
 //!
 //! What each view may hold back at a chunk edge (besides a decoded proper prefix
@@ -346,20 +347,20 @@ pub(crate) struct Scratch {
     decoded: Decoded,
     found: Vec<Match>,
     tail_seqs: Vec<Range<usize>>,
-    /// A bit per byte of the buffer: a possible trigger of a view that is on.
+    /// A bit per byte of the buffer: a trigger of a view that is on.
     triggers: Vec<u64>,
     /// The trigger tables of the last set's views.
     tables: Option<Tables>,
 }
 
 /// A set's views and their trigger tables.
-type Tables = (Config, Box<triggers::ByteViews>, triggers::Classes);
+type Tables = (Config, Box<triggers::ByteViews>, triggers::Finder);
 
 /// The trigger tables for `cfg` in `tables`, built when the set's views changed.
 fn tables_for(
     tables: &mut Option<Tables>,
     cfg: Config,
-) -> (&triggers::ByteViews, &triggers::Classes) {
+) -> (&triggers::ByteViews, &triggers::Finder) {
     if tables.as_ref().is_none_or(|t| t.0 != cfg) {
         let mut by_byte = Box::new([0u16; 256]);
         for i in (0..ALL.len()).filter(|&i| cfg.is_on(i)) {
@@ -367,8 +368,8 @@ fn tables_for(
                 by_byte[usize::from(t)] |= 1 << i;
             }
         }
-        let classes = triggers::Classes::new(&by_byte);
-        *tables = Some((cfg, by_byte, classes));
+        let finder = triggers::Finder::new(&by_byte);
+        *tables = Some((cfg, by_byte, finder));
     }
     let t = tables.as_ref().expect("just built");
     (&t.1, &t.2)
@@ -386,8 +387,8 @@ fn parse_all(cfg: Config, buf: &[u8], s: &mut Scratch) -> [Option<usize>; ALL.le
     }
     let mut triggers = std::mem::take(&mut s.triggers);
     let mut tables = s.tables.take();
-    let (by_byte, classes) = tables_for(&mut tables, cfg);
-    triggers::candidates(buf, classes, by_byte, &mut triggers);
+    let (by_byte, finder) = tables_for(&mut tables, cfg);
+    triggers::candidates(buf, finder, &mut triggers);
     // Per view, where its parse continues (after a sequence, triggers inside
     // it are not looked at); a view whose sequence is undecided stops.
     let mut from = [0usize; ALL.len()];
