@@ -323,6 +323,8 @@ pub struct SecretSet {
     max_len: usize,
     /// Length of the longest unit (0 when empty).
     max_unit: usize,
+    /// Length of the shortest unit (0 when empty).
+    min_unit: usize,
     /// Arena offsets of every `piece`-byte unit, sorted by its bytes.
     long_units: Vec<u32>,
     /// Ids of the patterns shorter than `piece`, in sorted order.
@@ -408,6 +410,11 @@ impl SecretSet {
             piece
         };
         let max_len = spans.iter().map(|s| s.1 as usize).max().unwrap_or(0);
+        let min_unit = spans
+            .iter()
+            .map(|s| (s.1 as usize).min(piece))
+            .min()
+            .unwrap_or(0);
         let index = WindowIndex::build(&arena, &spans, piece);
         let hex = spans
             .iter()
@@ -424,6 +431,7 @@ impl SecretSet {
             piece,
             views: crate::views::Config::ALL_ON,
             max_unit,
+            min_unit,
             long_units,
             short,
             first_bytes,
@@ -463,6 +471,11 @@ impl SecretSet {
     /// pattern when every pattern is shorter. A stream holds back fewer bytes.
     pub fn max_unit_len(&self) -> usize {
         self.max_unit
+    }
+
+    /// Length of the shortest unit (0 when empty): no match is shorter.
+    pub(crate) fn min_unit_len(&self) -> usize {
+        self.min_unit
     }
 
     /// The name of the secret with this index.

@@ -14,11 +14,12 @@
 //!
 //! Windows (the speed design): a unit that occurs in a view but not in the raw
 //! bytes contains a decoded sequence, so only the source around sequences is
-//! decoded: [`find`] looks for triggers with memchr, parses only at them, and
+//! decoded: [`find`] looks for triggers with memchr (every view's at once,
+//! `triggers.rs`), parses only at them, and
 //! decodes a window reaching `max_unit_len` decoded bytes either side of each
 //! sequence (merged when they overlap). A window never starts inside a sequence,
 //! so its decoding equals the whole stream's. A buffer without a trigger costs
-//! one memchr pass per view; a trigger that starts no sequence (an apostrophe in
+//! three `memchr3` passes (nine trigger bytes); a trigger that starts no sequence (an apostrophe in
 //! prose) costs one look at the bytes after it.
 //!
 //! What each view may hold back at a chunk edge (besides a decoded proper prefix
@@ -37,6 +38,7 @@ pub(crate) mod entity;
 pub(crate) mod percent;
 pub(crate) mod pty;
 pub(crate) mod shell;
+mod triggers;
 pub(crate) mod wrap;
 
 use std::ops::Range;
@@ -348,10 +350,91 @@ pub(crate) fn max_source_span(set: &SecretSet) -> usize {
 /// Reusable buffers for [`find`].
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
-    seqs: Vec<Found>,
+    /// Per view of [`ALL`], the sequences of the buffer.
+    seqs: Vec<Vec<Found>>,
     decoded: Decoded,
     found: Vec<Match>,
     tail_seqs: Vec<Range<usize>>,
+    /// A bit per byte of the buffer: a trigger of a view that is on.
+    triggers: Vec<u64>,
+    /// The trigger tables of the last set's views.
+    tables: Option<Tables>,
+}
+
+/// A set's views and their trigger tables.
+type Tables = (Config, Box<triggers::ByteViews>, triggers::Finder);
+
+/// The trigger tables for `cfg` in `tables`, built when the set's views changed.
+fn tables_for(
+    tables: &mut Option<Tables>,
+    cfg: Config,
+) -> (&triggers::ByteViews, &triggers::Finder) {
+    if tables.as_ref().is_none_or(|t| t.0 != cfg) {
+        let mut by_byte = Box::new([0u16; 256]);
+        for i in (0..ALL.len()).filter(|&i| cfg.is_on(i)) {
+            for &t in cfg.view(i).triggers {
+                by_byte[usize::from(t)] |= 1 << i;
+            }
+        }
+        let finder = triggers::Finder::new(&by_byte);
+        *tables = Some((cfg, by_byte, finder));
+    }
+    let t = tables.as_ref().expect("just built");
+    (&t.1, &t.2)
+}
+
+/// Parses every view that is on over `buf` (from its start, a sequence boundary)
+/// in one pass over the trigger bytes: per view, what [`parse`] finds, into
+/// `seqs[i]` for view `i` of [`ALL`], and where an undecided sequence at the end
+/// starts.
+fn parse_all(cfg: Config, buf: &[u8], s: &mut Scratch) -> [Option<usize>; ALL.len()] {
+    let mut open = [None; ALL.len()];
+    s.seqs.resize_with(ALL.len(), Vec::new);
+    for seqs in &mut s.seqs {
+        seqs.clear();
+    }
+    let mut triggers = std::mem::take(&mut s.triggers);
+    let mut tables = s.tables.take();
+    let (by_byte, finder) = tables_for(&mut tables, cfg);
+    triggers::candidates(buf, finder, &mut triggers);
+    // Per view, where its parse continues (after a sequence, triggers inside
+    // it are not looked at); a view whose sequence is undecided stops.
+    let mut from = [0usize; ALL.len()];
+    let mut live: u16 = (0..ALL.len())
+        .filter(|&i| cfg.is_on(i))
+        .fold(0, |m, i| m | 1 << i);
+    let positions = triggers.iter().enumerate().flat_map(|(w, &bits)| {
+        let mut bits = bits;
+        std::iter::from_fn(move || {
+            let bit = bits.trailing_zeros();
+            bits &= bits.wrapping_sub(1);
+            (bit < 64).then(|| w * 64 + bit as usize)
+        })
+    });
+    for at in positions {
+        let mut views = by_byte[usize::from(buf[at])] & live;
+        while views != 0 {
+            let vi = views.trailing_zeros() as usize;
+            views &= views - 1;
+            if at < from[vi] {
+                continue;
+            }
+            match (cfg.view(vi).step)(buf, at) {
+                Step::Literal => from[vi] = at + 1,
+                Step::Seq { len, out } => {
+                    s.seqs[vi].push(Found { at, len, out });
+                    from[vi] = at + len;
+                }
+                Step::Open => {
+                    open[vi] = Some(at);
+                    live &= !(1 << vi);
+                }
+            }
+        }
+    }
+    s.triggers = triggers;
+    s.tables = tables;
+    open
 }
 
 /// Adds to `matches` (as source ranges) the units found in every view of `buf`
@@ -369,13 +452,15 @@ pub(crate) fn find(
     let cfg = set.views;
     let max_unit = set.max_unit_len();
     s.tail_seqs.clear();
+    let opens = parse_all(cfg, buf, s);
+    let seqs = std::mem::take(&mut s.seqs);
     for vi in 0..ALL.len() {
         if !cfg.is_on(vi) {
             continue;
         }
         let view = cfg.view(vi);
-        s.seqs.clear();
-        let open = parse(view, buf, &mut s.seqs);
+        let found = &seqs[vi];
+        let open = opens[vi];
         let end = open.unwrap_or(buf.len());
         if let Some(p) = open {
             if view.hold_open {
@@ -384,7 +469,7 @@ pub(crate) fn find(
             // The view ends where an undecided sequence starts, and a proper
             // prefix of a unit in the bytes before it is held (when no window
             // below reaches the sequence, those bytes are the raw ones).
-            let after_seqs = s.seqs.last().map_or(0, |f| f.at + f.len);
+            let after_seqs = found.last().map_or(0, |f| f.at + f.len);
             let tail_from = p.saturating_sub(max_unit.saturating_sub(1)).max(after_seqs);
             if let Some(i) = (tail_from..p)
                 .find(|&i| (view.accept)(&buf[i..p]) && set.is_proper_prefix(&buf[i..p]))
@@ -392,7 +477,7 @@ pub(crate) fn find(
                 hold = hold.min(i);
             }
         }
-        if s.seqs.is_empty() {
+        if found.is_empty() {
             continue;
         }
         let reach = max_unit.saturating_mul(view.max_seq + 1);
@@ -401,11 +486,11 @@ pub(crate) fn find(
             None => f.at.saturating_sub(reach)..(f.at + f.len).saturating_add(reach).min(end),
         };
         let mut first = 0;
-        while first < s.seqs.len() {
-            let mut w = window_of(&s.seqs[first]);
+        while first < found.len() {
+            let mut w = window_of(&found[first]);
             let mut last = first + 1;
-            while last < s.seqs.len() {
-                let next = window_of(&s.seqs[last]);
+            while last < found.len() {
+                let next = window_of(&found[last]);
                 if next.start > w.end {
                     break;
                 }
@@ -413,7 +498,23 @@ pub(crate) fn find(
                 last += 1;
             }
             let w = w.start..w.end.min(end);
-            decode_window(buf, w.clone(), &s.seqs[first..last], &mut s.decoded);
+            let in_window = &found[first..last];
+            s.tail_seqs
+                .extend(in_window.iter().map(|f| f.at..f.at + f.len));
+            first = last;
+            // No unit fits in a window that decodes to fewer bytes than the
+            // shortest (in the wrap view: a line break between two short runs
+            // of body bytes, as in most log lines), and one that does not end
+            // the buffer decides no hold.
+            let decoded_len = w.len()
+                - in_window
+                    .iter()
+                    .map(|f| f.len - f.out.as_slice().len())
+                    .sum::<usize>();
+            if decoded_len < set.min_unit_len() && w.end != end {
+                continue;
+            }
+            decode_window(buf, w.clone(), in_window, &mut s.decoded);
             hold = window_matches(
                 set,
                 view,
@@ -423,11 +524,9 @@ pub(crate) fn find(
                 matches,
                 &mut s.found,
             );
-            s.tail_seqs
-                .extend(s.seqs[first..last].iter().map(|f| f.at..f.at + f.len));
-            first = last;
         }
     }
+    s.seqs = seqs;
     // Moving out of one view's sequence can land inside another's.
     s.tail_seqs.sort_unstable_by_key(|r| r.start);
     loop {
