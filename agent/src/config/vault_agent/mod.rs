@@ -131,7 +131,7 @@ impl Ctx<'_> {
     }
 }
 
-const NO_API: &str = "shroud serves no Vault API to the application: the application reads rendered files (an application that calls Vault itself keeps using Vault Proxy or its own login)";
+const NO_API: &str = "shroud serves no Vault API with its own token: an application that calls Vault itself gets a `[[gateway]] kind = \"vault\"` (its paths on an allow list, every lease it makes revoked at exit; docs/gateway.md), declared in shroud.toml";
 
 /// Imports the Vault Agent configuration `text` (from `origin`).
 pub fn import(origin: &str, text: &str) -> Result<Imported, ImportError> {

@@ -224,7 +224,7 @@ fn what_has_no_equivalent_is_refused_with_its_line() {
         ("exec {\n  command = [\"env\"]\n  env_template \"DB_PASS\" {\n    contents = \"x\"\n  }\n}\n", "line 14: exec.env_template: refused: shroud puts no secret in an environment"),
         ("env_template \"X\" {\n  contents = \"x\"\n}\n", "line 12: env_template: refused"),
         ("vault {\n  tls_skip_verify = true\n}\n", "line 13: vault.tls_skip_verify: refused"),
-        ("listener \"tcp\" {\n  address = \"127.0.0.1:8100\"\n}\n", "line 12: listener: refused: shroud serves no Vault API"),
+        ("listener \"tcp\" {\n  address = \"127.0.0.1:8100\"\n}\n", "line 12: listener: refused: shroud serves no Vault API with its own token"),
         ("cache {\n}\n", "line 12: cache: refused"),
         ("api_proxy {\n  use_auto_auth_token = true\n}\n", "line 12: api_proxy: refused"),
         ("template {\n  destination = \"/other/b\"\n  contents = \"x\"\n}\n", "line 13: template #2 destination: shroud renders every file into one directory"),
