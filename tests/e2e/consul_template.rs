@@ -578,9 +578,12 @@ fn a_pki_cert_issued_by_a_template_is_revoked_at_exit() {
     );
 }
 
-/// The database user names in a rendered file.
+/// The database user names in a rendered file: the database engine's
+/// default template, `v-<display name>-<role>-<20 random>-<unix time>`, matched
+/// whole so that a `v-` inside a random password is not taken for one.
 fn db_users(text: &[u8]) -> std::collections::BTreeSet<String> {
-    let user = regex::Regex::new(r"v-[A-Za-z0-9_-]+").unwrap();
+    let user =
+        regex::Regex::new(r"\bv-[A-Za-z0-9_]+-[A-Za-z0-9_]+-[A-Za-z0-9]{20}-[0-9]{10}\b").unwrap();
     user.find_iter(&String::from_utf8_lossy(text))
         .map(|m| m.as_str().to_string())
         .collect()
