@@ -38,7 +38,7 @@ class OpenBao:
 
     def __enter__(self):
         self.proc = subprocess.Popen(
-            [bao_binary(), "server", "-dev", f"-dev-root-token-id={ROOT_TOKEN}",
+            [bao_binary(), "server", "-dev", "-dev-no-store-token", f"-dev-root-token-id={ROOT_TOKEN}",
              f"-dev-listen-address=127.0.0.1:{self.port}", "-log-level=warn"],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
             env={**os.environ, "HOME": tempfile.gettempdir()})

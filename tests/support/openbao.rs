@@ -91,7 +91,8 @@ impl OpenBao {
         let certs = dir.path().join("tls");
         std::fs::create_dir(&certs).unwrap();
         let child = Command::new("bao")
-            .args(["server", "-dev", "-dev-tls"])
+            // Parallel dev servers would race on ~/.vault-token's rename.
+            .args(["server", "-dev", "-dev-no-store-token", "-dev-tls"])
             .arg(format!("-dev-tls-cert-dir={}", certs.display()))
             .arg(format!("-dev-root-token-id={ROOT_TOKEN}"))
             .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
@@ -183,6 +184,8 @@ impl OpenBao {
             .args([
                 "server",
                 "-dev",
+                // Parallel dev servers would race on ~/.vault-token's rename.
+                "-dev-no-store-token",
                 &format!("-dev-root-token-id={ROOT_TOKEN}"),
                 &format!("-dev-listen-address=127.0.0.1:{port}"),
             ])
