@@ -158,17 +158,9 @@ fn with_shroud(s: &Servers, corpus: &[(&str, &str, &str)]) -> Vec<Vec<u8>> {
     }
     let cfg = s.dir.path().join("shroud.toml");
     std::fs::write(&cfg, toml).unwrap();
-    let done = run_with_input(
-        shroud()
-            .arg("run")
-            .arg("--config")
-            .arg(&cfg)
-            .arg("--")
-            .arg("sh")
-            .arg("-c")
-            .arg(format!("cp \"$SHROUD_SECRETS_DIR\"/* {}/", out.display())),
-        b"",
-        Duration::from_secs(120),
+    let done = run_script(
+        &cfg,
+        format!("cp \"$SHROUD_SECRETS_DIR\"/* {}/", out.display()),
     );
     assert!(
         done.status.success(),
@@ -340,17 +332,9 @@ fn an_imported_vault_agent_config_renders_what_bao_agent_renders() {
     // `shroud run --config agent.hcl` takes the Vault Agent file as it is.
     let out = s.dir.path().join("from-hcl");
     std::fs::create_dir_all(&out).unwrap();
-    let done = run_with_input(
-        shroud()
-            .arg("run")
-            .arg("--config")
-            .arg(&shroud_hcl)
-            .arg("--")
-            .arg("sh")
-            .arg("-c")
-            .arg(format!("cp \"$SHROUD_SECRETS_DIR\"/* {}/", out.display())),
-        b"",
-        Duration::from_secs(120),
+    let done = run_script(
+        &shroud_hcl,
+        format!("cp \"$SHROUD_SECRETS_DIR\"/* {}/", out.display()),
     );
     assert!(
         done.status.success(),
@@ -454,18 +438,7 @@ fn pki_cert_is_not_issued_again_on_refresh_while_it_is_good() {
         out = out.display(),
         audit = audit.display()
     );
-    let done = run_with_input(
-        shroud()
-            .arg("run")
-            .arg("--config")
-            .arg(&cfg)
-            .arg("--")
-            .arg("sh")
-            .arg("-c")
-            .arg(script),
-        b"",
-        Duration::from_secs(120),
-    );
+    let done = run_script(&cfg, script);
     assert!(done.status.success(), "{}{}", done.out(), done.err());
     assert_eq!(issued(&s) - before, 1, "one certificate for five fetches");
     assert_eq!(
@@ -504,18 +477,7 @@ fn a_short_lived_pki_cert_is_issued_again_before_it_expires() {
          date +%s > changed; cp \"$SHROUD_SECRETS_DIR/tls.pem\" second.pem",
         out = out.display()
     );
-    let done = run_with_input(
-        shroud()
-            .arg("run")
-            .arg("--config")
-            .arg(&cfg)
-            .arg("--")
-            .arg("sh")
-            .arg("-c")
-            .arg(script),
-        b"",
-        Duration::from_secs(120),
-    );
+    let done = run_script(&cfg, script);
     assert!(done.status.success(), "{}{}", done.out(), done.err());
     let read = |n: &str| std::fs::read_to_string(out.join(n)).unwrap();
     let number = |n: &str| read(n).trim().parse::<u64>().unwrap();
@@ -576,6 +538,22 @@ fn a_pki_cert_issued_by_a_template_is_revoked_at_exit() {
         "the template's certificate {} is still valid after the agent exited",
         new[0]
     );
+}
+
+/// `shroud run --config CFG -- sh -c SCRIPT`, awaited (at most 120 s).
+fn run_script(cfg: &std::path::Path, script: impl AsRef<std::ffi::OsStr>) -> Finished {
+    run_with_input(
+        shroud()
+            .arg("run")
+            .arg("--config")
+            .arg(cfg)
+            .arg("--")
+            .arg("sh")
+            .arg("-c")
+            .arg(script),
+        b"",
+        Duration::from_secs(120),
+    )
 }
 
 /// The database user names in a rendered file: the database engine's
