@@ -14,12 +14,12 @@
 //!
 //! Windows (the speed design): a unit that occurs in a view but not in the raw
 //! bytes contains a decoded sequence, so only the source around sequences is
-//! decoded: [`find`] looks for triggers with memchr (every view's at once,
-//! `triggers.rs`), parses only at them, and
+//! decoded: [`find`] looks for triggers (every view's at once, 16 bytes a
+//! vector compare, `triggers.rs`), parses only at them, and
 //! decodes a window reaching `max_unit_len` decoded bytes either side of each
 //! sequence (merged when they overlap). A window never starts inside a sequence,
 //! so its decoding equals the whole stream's. A buffer without a trigger costs
-//! three `memchr3` passes (nine trigger bytes); a trigger that starts no sequence (an apostrophe in
+//! that one classifying pass; a trigger that starts no sequence (an apostrophe in
 //! prose) costs one look at the bytes after it.
 //!
 //! What each view may hold back at a chunk edge (besides a decoded proper prefix
@@ -361,15 +361,24 @@ pub(crate) struct Scratch {
     tables: Option<Tables>,
 }
 
+/// How a view reads the sequence at a trigger ([`View::step`]).
+type StepFn = fn(src: &[u8], at: usize) -> Step;
+
 /// A set's views and their trigger tables.
-type Tables = (Config, Box<triggers::ByteViews>, triggers::Finder);
+#[derive(Debug)]
+struct Tables {
+    cfg: Config,
+    /// Per byte, the views it triggers.
+    by_byte: Box<triggers::ByteViews>,
+    finder: triggers::Finder,
+    /// Per view of [`ALL`], its step as `cfg` reads it: looked up once here,
+    /// not per trigger ([`Config::view`] matches on the view's name).
+    steps: [StepFn; ALL.len()],
+}
 
 /// The trigger tables for `cfg` in `tables`, built when the set's views changed.
-fn tables_for(
-    tables: &mut Option<Tables>,
-    cfg: Config,
-) -> (&triggers::ByteViews, &triggers::Finder) {
-    if tables.as_ref().is_none_or(|t| t.0 != cfg) {
+fn tables_for(tables: &mut Option<Tables>, cfg: Config) -> &Tables {
+    if tables.as_ref().is_none_or(|t| t.cfg != cfg) {
         let mut by_byte = Box::new([0u16; 256]);
         for i in (0..ALL.len()).filter(|&i| cfg.is_on(i)) {
             for &t in cfg.view(i).triggers {
@@ -377,10 +386,15 @@ fn tables_for(
             }
         }
         let finder = triggers::Finder::new(&by_byte);
-        *tables = Some((cfg, by_byte, finder));
+        let steps = std::array::from_fn(|i| cfg.view(i).step);
+        *tables = Some(Tables {
+            cfg,
+            by_byte,
+            finder,
+            steps,
+        });
     }
-    let t = tables.as_ref().expect("just built");
-    (&t.1, &t.2)
+    tables.as_ref().expect("just built")
 }
 
 /// Parses every view that is on over `buf` (from its start, a sequence boundary)
@@ -395,8 +409,8 @@ fn parse_all(cfg: Config, buf: &[u8], s: &mut Scratch) -> [Option<usize>; ALL.le
     }
     let mut triggers = std::mem::take(&mut s.triggers);
     let mut tables = s.tables.take();
-    let (by_byte, finder) = tables_for(&mut tables, cfg);
-    triggers::candidates(buf, finder, &mut triggers);
+    let t = tables_for(&mut tables, cfg);
+    triggers::candidates(buf, &t.finder, &mut triggers);
     // Per view, where its parse continues (after a sequence, triggers inside
     // it are not looked at); a view whose sequence is undecided stops.
     let mut from = [0usize; ALL.len()];
@@ -412,14 +426,14 @@ fn parse_all(cfg: Config, buf: &[u8], s: &mut Scratch) -> [Option<usize>; ALL.le
         })
     });
     for at in positions {
-        let mut views = by_byte[usize::from(buf[at])] & live;
+        let mut views = t.by_byte[usize::from(buf[at])] & live;
         while views != 0 {
             let vi = views.trailing_zeros() as usize;
             views &= views - 1;
             if at < from[vi] {
                 continue;
             }
-            match (cfg.view(vi).step)(buf, at) {
+            match (t.steps[vi])(buf, at) {
                 Step::Literal => from[vi] = at + 1,
                 Step::Seq { len, out } => {
                     s.seqs[vi].push(Found { at, len, out });
