@@ -194,7 +194,7 @@ impl Redactor {
             scratch.extend_from_slice(&input[..maxlen]);
             let first = self.scan(&scratch, None, self.emitted, self.cover, &mut sink);
             let consumed = first.hold - self.held.len();
-            scratch.zeroize();
+            wipe(&mut scratch);
             self.scratch = scratch;
             self.drop_held();
             let rest = &input[consumed..];
@@ -212,7 +212,7 @@ impl Redactor {
             self.emitted = emitted;
             self.cover = s.cover;
             self.held.extend_from_slice(&scratch[s.hold..]);
-            scratch.zeroize();
+            wipe(&mut scratch);
             self.scratch = scratch;
         }
     }
@@ -358,6 +358,16 @@ impl Redactor {
             cover: run_end.saturating_sub(hold),
         }
     }
+}
+
+/// Zeroes the bytes `v` holds and empties it. Only its length, not its whole
+/// capacity as `Zeroize` does: every use of the scratch copy ends here, so the
+/// spare capacity is already zero, and the junction copy (a few dozen bytes)
+/// would otherwise clear the 128 KiB a whole-buffer copy once grew it to, on
+/// every write.
+fn wipe(v: &mut Vec<u8>) {
+    v.as_mut_slice().zeroize();
+    v.clear();
 }
 
 /// One piece of a redactor's output (see [`Redactor::write_pieces`]).
