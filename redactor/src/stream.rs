@@ -176,7 +176,7 @@ impl Redactor {
         }
         let maxlen = self.set.max_unit_len();
         if self.held.is_empty() {
-            let s = self.scan(input, Some(0), 0, 0, &mut sink);
+            let s = self.scan(input, Some(0), 0, 0, None, &mut sink);
             self.cover = s.cover;
             self.held.extend_from_slice(&input[s.hold..]);
         } else if input.len() >= maxlen
@@ -184,29 +184,37 @@ impl Redactor {
             && !self.set.views.any_trigger(&input[..maxlen])
         {
             // Resolve the junction on a small copy: with `maxlen` new bytes after
-            // it, no proper prefix can start inside the held piece, so the scan
-            // stops inside `input` and the rest is contiguous. (With a view's
-            // trigger near the junction its hold can reach further back: the
-            // slow path below.)
+            // it, every occurrence that starts inside the held piece ends inside
+            // the copy, so every held byte is decided and the copy's scan stops
+            // at the junction (without looking for a proper prefix in its own
+            // tail, which the scan of `input` does); the rest is contiguous.
+            // (With a view's trigger near the junction its hold can reach
+            // further back: the slow path below.)
             let mut scratch = std::mem::take(&mut self.scratch);
             scratch.clear();
             scratch.extend_from_slice(&self.held);
             scratch.extend_from_slice(&input[..maxlen]);
-            let first = self.scan(&scratch, None, self.emitted, self.cover, &mut sink);
-            let consumed = first.hold - self.held.len();
+            let junction = Some(self.held.len());
+            let first = self.scan(
+                &scratch,
+                None,
+                self.emitted,
+                self.cover,
+                junction,
+                &mut sink,
+            );
             wipe(&mut scratch);
             self.scratch = scratch;
             self.drop_held();
-            let rest = &input[consumed..];
-            let s = self.scan(rest, Some(consumed), 0, first.cover, &mut sink);
+            let s = self.scan(input, Some(0), 0, first.cover, None, &mut sink);
             self.cover = s.cover;
-            self.held.extend_from_slice(&rest[s.hold..]);
+            self.held.extend_from_slice(&input[s.hold..]);
         } else {
             let mut scratch = std::mem::take(&mut self.scratch);
             scratch.clear();
             scratch.extend_from_slice(&self.held);
             scratch.extend_from_slice(input);
-            let s = self.scan(&scratch, None, self.emitted, self.cover, &mut sink);
+            let s = self.scan(&scratch, None, self.emitted, self.cover, None, &mut sink);
             let emitted = self.emitted.saturating_sub(s.hold);
             self.drop_held();
             self.emitted = emitted;
@@ -287,25 +295,30 @@ impl Redactor {
         self.cover = 0;
     }
 
-    /// Writes `buf[skip..]` up to the earliest proper-prefix position, masking each
-    /// run of covered bytes once, and returns that position and how far coverage
-    /// from earlier occurrences reaches past it. The first `cover` bytes of `buf`
-    /// are covered already; the first `skip` were written before. `base` is where
-    /// `buf` starts in the caller's input, or None when `buf` is our own copy.
+    /// Writes `buf[skip..]` up to the earliest proper-prefix position (or to
+    /// `until`, a position the caller knows every byte before is decided at),
+    /// masking each run of covered bytes once, and returns that position and how
+    /// far coverage from earlier occurrences reaches past it. The first `cover`
+    /// bytes of `buf` are covered already; the first `skip` were written before.
+    /// `base` is where `buf` starts in the caller's input, or None when `buf` is
+    /// our own copy.
     fn scan(
         &mut self,
         buf: &[u8],
         base: Option<usize>,
         skip: usize,
         cover: usize,
+        until: Option<usize>,
         sink: &mut Sink<'_>,
     ) -> Scanned {
         let set = &*self.set;
         let n = buf.len();
         let tail_from = n.saturating_sub(set.max_unit_len().saturating_sub(1));
-        let mut hold = (tail_from..n)
-            .find(|&p| set.is_proper_prefix(&buf[p..]))
-            .unwrap_or(n);
+        let mut hold = until.unwrap_or_else(|| {
+            (tail_from..n)
+                .find(|&p| set.is_proper_prefix(&buf[p..]))
+                .unwrap_or(n)
+        });
         self.matches.clear();
         set.index.find_all(set, buf, &mut self.matches);
         if !set.views.is_empty() {
