@@ -359,12 +359,18 @@ impl WindowIndex {
             return;
         }
         let mut hits = Hits::default();
+        // The default piece length (12) gives 6-byte windows every 7 bytes:
+        // that step is a constant in its own instantiations, so the four
+        // windows of a round are loaded at fixed offsets from one pointer.
         macro_rules! sampled {
             ($($log:literal)*) => {
-                match (self.bits_log, w == 8) {
+                match (self.bits_log, w == 8, k == DEFAULT_STEP) {
                     $(
-                        ($log, true) => self.sampled::<$log, true>(set, buf, &mut hits, out),
-                        ($log, false) => self.sampled::<$log, false>(set, buf, &mut hits, out),
+                        ($log, true, _) => self.sampled::<$log, true, 0>(set, buf, &mut hits, out),
+                        ($log, false, true) => {
+                            self.sampled::<$log, false, DEFAULT_STEP>(set, buf, &mut hits, out)
+                        }
+                        ($log, false, false) => self.sampled::<$log, false, 0>(set, buf, &mut hits, out),
                     )*
                     _ => unreachable!("bits_log is one of the instantiated sizes"),
                 }
@@ -400,14 +406,15 @@ impl WindowIndex {
     /// are constants here so that every operand stays in a register (a generic loop
     /// spilled to the stack and shifted through `cl`). Returns where it stopped.
     #[inline(never)]
-    fn sampled<const LOG: u32, const FULL_KEY: bool>(
+    fn sampled<const LOG: u32, const FULL_KEY: bool, const STEP: usize>(
         &self,
         set: &SecretSet,
         buf: &[u8],
         hits: &mut Hits,
         out: &mut Vec<Match>,
     ) -> usize {
-        let k = self.k;
+        // STEP is the sampling step when it is a constant, else 0.
+        let k = if STEP == 0 { self.k } else { STEP };
         let round = 3 * k + 8;
         if buf.len() < round {
             return 0;
@@ -565,6 +572,10 @@ impl WindowIndex {
         }
     }
 }
+
+/// The sampling step of the default piece length (12 bytes: 6-byte windows),
+/// which has its own instantiations of the scan loop.
+const DEFAULT_STEP: usize = 7;
 
 /// How many bitmap hits [`WindowIndex::verify`] takes at once.
 const HIT_BATCH: usize = 32;
