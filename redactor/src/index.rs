@@ -621,6 +621,36 @@ mod tests {
         }
     }
 
+    /// An entry gives back its offset and its window's fingerprint for every
+    /// arena size, from one that leaves most of the `u32` to the fingerprint to
+    /// one that needs all 32 bits (no fingerprint, every entry passes).
+    #[test]
+    fn an_entry_holds_its_offset_and_fingerprint() {
+        let tops = [0u32, 1, 0x8000_0000, 0xdead_beef, u32::MAX];
+        for (arena_len, bucket_log) in [(1, 1), (200_000, 18), (1 << 21, 21), (usize::MAX, 26)] {
+            let fp = Fingerprint::new(arena_len, bucket_log);
+            let max_off = u32::try_from(arena_len - 1).unwrap_or(u32::MAX);
+            for top in tops {
+                for off in [0, max_off / 2, max_off] {
+                    let e = fp.entry(top, off);
+                    assert_eq!(fp.offset(e), off, "{arena_len} {bucket_log} {top:#x} {off}");
+                    assert_eq!(fp.fingerprint(e), fp.of(top));
+                }
+            }
+            // The fingerprint is the hash bits right below the bucket's.
+            assert_eq!(fp.bits, (32 - fp.offset_bits).min(32 - bucket_log));
+            if fp.bits > 0 {
+                let below = 0x8000_0000u32 >> bucket_log;
+                assert_eq!(fp.of(below), 1 << (fp.bits - 1));
+                assert_eq!(
+                    fp.of(!0 << (32 - bucket_log)),
+                    0,
+                    "bucket bits are not in it"
+                );
+            }
+        }
+    }
+
     /// Every bitmap size and both window kinds (full 8-byte keys, masked shorter
     /// ones) have their own instantiation of the scan loop: each must find exactly
     /// what a naive search finds, at every alignment of the sampled positions.
