@@ -262,21 +262,14 @@ async fn accept_tcp(
     workers: Vec<Handle>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut turn = 0usize;
+    let mut turn = 0;
     loop {
         tokio::select! {
             conn = l.accept() => match conn {
                 Ok((s, _)) => {
                     let _ = s.set_nodelay(true);
-                    if refused(&ctx) {
-                        tokio::spawn(refuse_full(s, ctx.clone()));
-                        continue;
-                    }
-                    match s.into_std() {
-                        Ok(s) => admit(Accepted::Tcp(s), &workers[turn % workers.len()], &ctx),
-                        Err(e) => warn!(gateway = %ctx.name, error = %e, "cannot hand a connection over"),
-                    }
-                    turn = turn.wrapping_add(1);
+                    let to_std = |s: tokio::net::TcpStream| s.into_std().map(Accepted::Tcp);
+                    hand_over(s, to_std, &workers, &mut turn, &ctx);
                 }
                 Err(e) => accept_failed(&ctx, &e).await,
             },
@@ -291,26 +284,41 @@ async fn accept_unix(
     workers: Vec<Handle>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut turn = 0usize;
+    let mut turn = 0;
     loop {
         tokio::select! {
             conn = l.accept() => match conn {
                 Ok((s, _)) => {
-                    if refused(&ctx) {
-                        tokio::spawn(refuse_full(s, ctx.clone()));
-                        continue;
-                    }
-                    match s.into_std() {
-                        Ok(s) => admit(Accepted::Unix(s), &workers[turn % workers.len()], &ctx),
-                        Err(e) => warn!(gateway = %ctx.name, error = %e, "cannot hand a connection over"),
-                    }
-                    turn = turn.wrapping_add(1);
+                    let to_std = |s: tokio::net::UnixStream| s.into_std().map(Accepted::Unix);
+                    hand_over(s, to_std, &workers, &mut turn, &ctx);
                 }
                 Err(e) => accept_failed(&ctx, &e).await,
             },
             _ = stop.changed() => return,
         }
     }
+}
+
+/// Refuses a new connection over `max_connections` (on this runtime), or
+/// hands it to the next worker in turn.
+fn hand_over<S>(
+    stream: S,
+    to_std: impl FnOnce(S) -> std::io::Result<Accepted>,
+    workers: &[Handle],
+    turn: &mut usize,
+    ctx: &Arc<Context>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    if refused(ctx) {
+        tokio::spawn(refuse_full(stream, ctx.clone()));
+        return;
+    }
+    match to_std(stream) {
+        Ok(s) => admit(s, &workers[*turn % workers.len()], ctx),
+        Err(e) => warn!(gateway = %ctx.name, error = %e, "cannot hand a connection over"),
+    }
+    *turn = turn.wrapping_add(1);
 }
 
 async fn accept_failed(ctx: &Context, e: &std::io::Error) {
@@ -336,17 +344,23 @@ fn admit(accepted: Accepted, worker: &Handle, ctx: &Arc<Context>) {
     let open = OpenConn::new(&ctx.counters);
     let ctx = ctx.clone();
     worker.spawn(async move {
-        let registered = match accepted {
+        let unregistered = match accepted {
             Accepted::Tcp(s) => match tokio::net::TcpStream::from_std(s) {
-                Ok(s) => Ok(serve(s, false, ctx.clone()).await),
-                Err(e) => Err(e),
+                Ok(s) => {
+                    serve(s, false, ctx.clone()).await;
+                    None
+                }
+                Err(e) => Some(e),
             },
             Accepted::Unix(s) => match tokio::net::UnixStream::from_std(s) {
-                Ok(s) => Ok(serve(s, true, ctx.clone()).await),
-                Err(e) => Err(e),
+                Ok(s) => {
+                    serve(s, true, ctx.clone()).await;
+                    None
+                }
+                Err(e) => Some(e),
             },
         };
-        if let Err(e) = registered {
+        if let Some(e) = unregistered {
             warn!(gateway = %ctx.name, error = %e, "cannot register a connection");
         }
         drop(open);
