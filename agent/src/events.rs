@@ -149,6 +149,17 @@ pub enum Event<'a> {
         /// The lease id.
         lease_id: &'a str,
     },
+    /// The agent renewed a lease obtained through a vault gateway.
+    GatewayRenew {
+        /// The gateway's name.
+        gateway: &'a str,
+        /// The API path it was obtained through.
+        path: &'a str,
+        /// The lease id.
+        lease_id: &'a str,
+        /// Result.
+        outcome: Outcome,
+    },
     /// A lease obtained through a vault gateway was revoked.
     GatewayRevoke {
         /// The gateway's name.
@@ -189,6 +200,7 @@ impl Event<'_> {
             Event::Publish { .. } => "publish",
             Event::GatewayLogin { .. } => "gateway_login",
             Event::GatewayLease { .. } => "gateway_lease",
+            Event::GatewayRenew { .. } => "gateway_renew",
             Event::GatewayRevoke { .. } => "gateway_revoke",
             Event::Ready => "ready",
             Event::Exit { .. } => "exit",

@@ -4,7 +4,8 @@
 //! added and the client's own removed, the local token required over TCP and
 //! not over the Unix socket, paths outside the base refused, keep-alive on
 //! both sides, `Expect: 100-continue`, a dead upstream answered 502, a
-//! rotation picked up by the next request, 100 MiB streamed each way.
+//! rotation picked up by the next request, the upstream logins in the audit
+//! trail (one per connection and credential), 100 MiB streamed each way.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -149,7 +150,10 @@ headers = {{ Authorization = "Bearer {{{{ api_key }}}}" }}
     let metrics = free_port();
     let cfg = w.config(
         &auth,
-        &format!("[metrics]\nlisten = \"127.0.0.1:{metrics}\"\n{API_SECRET}{gateways}"),
+        &format!(
+            "[metrics]\nlisten = \"127.0.0.1:{metrics}\"\n[audit]\npath = \"{}\"\n{API_SECRET}{gateways}",
+            w.path("audit.jsonl").display()
+        ),
     );
     let mut agent = Agent(spawn_agent(&cfg, &w.path("agent.log")));
     until(Duration::from_secs(30), "the gateways' token files", || {
@@ -179,6 +183,16 @@ impl Setup {
 
     fn log(&self) -> String {
         std::fs::read_to_string(self.w.path("agent.log")).unwrap_or_default()
+    }
+
+    /// The audit records `gateway_login` of gateway `gateway`.
+    fn logins(&self, gateway: &str) -> Vec<Value> {
+        std::fs::read_to_string(self.w.path("audit.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|r| r["event"] == "gateway_login" && r["gateway"] == gateway)
+            .collect()
     }
 
     /// `curl` through gateway `port` with its local token, plus `args`.
@@ -314,7 +328,9 @@ fn the_upstream_gets_the_secrets_header_and_never_the_clients() {
     let (code, _) = answer(&s.curl(s.api, Some(&s.token("api")), &[], "/api/./x/../echo"));
     assert_eq!(code, 200);
 
-    // Keep-alive: three requests on one client connection, one upstream one.
+    // Keep-alive: three requests on one client connection, one upstream one
+    // (and one audited login).
+    let logins_before = s.logins("api").len();
     let t = s.token("api");
     let mut c = client();
     c.args(["-v", "-H", &format!("Proxy-Authorization: Bearer {t}")]);
@@ -339,6 +355,7 @@ fn the_upstream_gets_the_secrets_header_and_never_the_clients() {
         .collect();
     assert_eq!(conns.len(), 3, "{}", f.out());
     assert!(conns.iter().all(|c| *c == conns[0]), "{conns:?}");
+    assert_eq!(s.logins("api").len(), logins_before + 1);
 
     // Expect: 100-continue: the client gets 100 and sends the body.
     let body_file = s.w.path("small.bin");
@@ -369,6 +386,12 @@ fn the_upstream_gets_the_secrets_header_and_never_the_clients() {
     let (code, body) = answer(&s.curl(s.dead, Some(&s.token("dead")), &[], "/api/echo"));
     assert_eq!(code, 502, "{body}");
     assert_eq!(body, "gateway dead: the upstream cannot be reached\n");
+    let dead = s.logins("dead");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(
+        (&dead[0]["secret"], &dead[0]["outcome"]),
+        (&"api.json".into(), &"error".into())
+    );
 
     // A rotation: the next request carries the new key.
     let rotated = "kv2-api-key-rotated-4d3c2b1a";
@@ -401,11 +424,32 @@ fn the_upstream_gets_the_secrets_header_and_never_the_clients() {
         0.0
     );
 
+    // Every login audited was with the secret (a kv2 value: no lease);
+    // refused local tokens and paths were none, and the keep-alive
+    // connection's three requests were one.
+    let logins = s.logins("api");
+    let counted = sample("shroud_gateway_upstream_logins_total{gateway=\"api\",result=\"ok\"}");
+    assert!(
+        !logins.is_empty() && logins.len() as f64 <= counted - 2.0,
+        "{} records, {counted} logins counted: {logins:?}",
+        logins.len()
+    );
+    for l in &logins {
+        assert_eq!(
+            (&l["secret"], &l["outcome"]),
+            (&"api.json".into(), &"ok".into()),
+            "{l}"
+        );
+        assert!(l.get("lease_id_sha256").is_none(), "{l}");
+    }
+
     let status = s.agent.take().unwrap().stop();
     assert!(status.success(), "agent: {status:?}\n{}", s.log());
     let log = s.log();
+    let trail = std::fs::read_to_string(s.w.path("audit.jsonl")).unwrap();
     for secret in [API_KEY, rotated] {
         assert!(!log.contains(secret), "a key in the agent's log");
+        assert!(!trail.contains(secret), "a key in the audit trail");
     }
     assert!(!s.sock_dir.exists(), "the socket directory is left");
     assert!(s.w.file("api.token").is_none(), "the token file is left");

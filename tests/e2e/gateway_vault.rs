@@ -2,7 +2,8 @@
 //! real `bao` CLI as the workload's Vault client and no token of its own: a KV
 //! read and a dynamic database credential through the gateway, denied paths
 //! answered 403 in Vault's JSON shape, the credential's lease renewed while
-//! the agent runs, and revoked (its role dropped) when the agent exits.
+//! the agent runs, and revoked (its role dropped) when the agent exits; the
+//! audit trail has the gateway's upstream logins and each renewal.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -56,7 +57,13 @@ listen = \"unix:{sock}\"
 ",
         sock = sock_dir.display(),
     );
-    let cfg = w.config(&auth, &format!("{KV_SECRET}{gateways}"));
+    let cfg = w.config(
+        &auth,
+        &format!(
+            "[audit]\npath = \"{}\"\n{KV_SECRET}{gateways}",
+            w.path("audit.jsonl").display()
+        ),
+    );
     let mut agent = Agent(spawn_agent(&cfg, &w.path("agent.log")));
     until(Duration::from_secs(30), "the gateways' token files", || {
         if let Ok(Some(status)) = agent.0.try_wait() {
@@ -91,6 +98,16 @@ impl Setup {
             c.env("VAULT_TOKEN", t);
         }
         run_with_input(&mut c, b"", Duration::from_secs(60))
+    }
+
+    /// The audit records of event `event`.
+    fn audited(&self, event: &str) -> Vec<Value> {
+        std::fs::read_to_string(self.w.path("audit.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|r| r["event"] == event)
+            .collect()
     }
 
     fn unix(&self) -> String {
@@ -200,6 +217,53 @@ fn a_workload_without_a_token_reads_and_its_leases_end_with_the_agent() {
         "{log}"
     );
     assert!(!log.contains(API_KEY));
+
+    // The audit trail: each client connection's upstream login with the
+    // agent's token (no secret, no lease), each renewal and the revocation by
+    // the lease's hash; never the lease id, a value or the token.
+    let hash = sha256_hex(lease.as_bytes());
+    // Three bao runs reached Vault (two over the socket, one over TCP), each
+    // on a connection of its own: one record each, whatever its requests.
+    let logins = s.audited("gateway_login");
+    let ok = |gateway: &str| {
+        logins
+            .iter()
+            .filter(|r| r["gateway"] == gateway && r["outcome"] == "ok")
+            .count()
+    };
+    assert_eq!(
+        (ok("vsock"), ok("vault"), logins.len()),
+        (2, 1, 3),
+        "{logins:?}"
+    );
+    for l in &logins {
+        assert!(
+            l.get("secret").is_none() && l.get("lease_id_sha256").is_none(),
+            "{l}"
+        );
+    }
+    let renewals = s.audited("gateway_renew");
+    assert!(renewals.len() >= 2, "{renewals:?}");
+    for r in &renewals {
+        assert_eq!(
+            (&r["gateway"], &r["path"], &r["outcome"]),
+            (&"vault".into(), &"database/creds/app".into(), &"ok".into()),
+            "{r}"
+        );
+        assert_eq!(r["lease_id_sha256"], hash.as_str(), "{r}");
+    }
+    let revoked = s.audited("gateway_revoke");
+    assert_eq!(revoked.len(), 1, "{revoked:?}");
+    assert_eq!(revoked[0]["lease_id_sha256"], hash.as_str());
+    let trail = std::fs::read_to_string(s.w.path("audit.jsonl")).unwrap();
+    for secret in [lease.as_str(), API_KEY, local.as_str()] {
+        assert!(!trail.contains(secret), "the audit trail holds a secret");
+    }
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(data))
 }
 
 /// Garbage to a vault gateway gets a protocol-correct `400 Bad Request` (what

@@ -409,7 +409,8 @@ fn describe<'a>(event: &Event<'a>, workload: &'a Workload) -> Option<Record<'a>>
             outcome,
         } => {
             r.gateway = Some(gateway);
-            r.secret = Some(secret);
+            // A vault gateway's credential is the agent's token: no secret.
+            r.secret = (!secret.is_empty()).then_some(*secret);
             r.lease_id_sha256 = lease_hash(lease_id);
             set_outcome(&mut r, outcome, *lease_id);
         }
@@ -421,6 +422,17 @@ fn describe<'a>(event: &Event<'a>, workload: &'a Workload) -> Option<Record<'a>>
             r.gateway = Some(gateway);
             r.path = Some(path);
             r.lease_id_sha256 = Some(sha256_hex(lease_id.as_bytes()));
+        }
+        Event::GatewayRenew {
+            gateway,
+            path,
+            lease_id,
+            outcome,
+        } => {
+            r.gateway = Some(gateway);
+            r.path = Some(path);
+            r.lease_id_sha256 = Some(sha256_hex(lease_id.as_bytes()));
+            set_outcome(&mut r, outcome, Some(lease_id));
         }
         Event::GatewayRevoke {
             gateway,
@@ -549,6 +561,18 @@ mod tests {
             reason: crate::events::RevokeReason::Shutdown,
             outcome: Outcome::Error(format!("cannot revoke {lease}")),
         });
+        audit.emit(&Event::GatewayRenew {
+            gateway: "vault",
+            path: "database/creds/app",
+            lease_id: lease,
+            outcome: Outcome::Error(format!("cannot renew {lease}")),
+        });
+        audit.emit(&Event::GatewayLogin {
+            gateway: "vault",
+            secret: "",
+            lease_id: None,
+            outcome: Outcome::Ok,
+        });
         let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
         assert!(!text.contains("G4t3w4yL34s3"), "{text}");
         let lines: Vec<serde_json::Value> = text
@@ -564,6 +588,12 @@ mod tests {
         assert_eq!(lines[1]["revoke_reason"], "shutdown");
         assert_eq!(lines[1]["lease_id_sha256"], hash.as_str());
         assert_eq!(lines[1]["reason"], "cannot revoke <lease id>");
+        assert_eq!(lines[2]["event"], "gateway_renew");
+        assert_eq!(lines[2]["path"], "database/creds/app");
+        assert_eq!(lines[2]["lease_id_sha256"], hash.as_str());
+        assert_eq!(lines[2]["reason"], "cannot renew <lease id>");
+        assert_eq!(lines[3]["event"], "gateway_login");
+        assert!(lines[3].get("secret").is_none(), "{}", lines[3]);
     }
 
     #[test]

@@ -47,12 +47,27 @@ impl Credential {
     }
 }
 
+/// A secret's whole value and the lease it came with: what an http gateway
+/// renders its headers from (the lease for its audit records).
+pub struct Document {
+    /// The value.
+    pub data: SecretData,
+    /// Its lease, if it has one.
+    pub lease_id: Option<String>,
+}
+
+impl std::fmt::Debug for Document {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Document").finish_non_exhaustive()
+    }
+}
+
 /// The current credential of each secret a gateway uses, by secret name.
 #[derive(Debug, Default)]
 pub struct Credentials {
     slots: BTreeMap<String, ArcSwapOption<Credential>>,
     /// Whole values, for gateways that render headers from any field.
-    documents: BTreeMap<String, ArcSwapOption<SecretData>>,
+    documents: BTreeMap<String, ArcSwapOption<Document>>,
     /// The agent's own Vault token (the vault gateway's credential).
     token: ArcSwapOption<Token>,
     /// The open connections by the lease they logged in with.
@@ -101,7 +116,7 @@ impl Credentials {
     }
 
     /// Secret `name`'s current value, when it is kept whole.
-    pub fn document(&self, name: &str) -> Option<Arc<SecretData>> {
+    pub fn document(&self, name: &str) -> Option<Arc<Document>> {
         self.documents.get(name)?.load_full()
     }
 
@@ -112,14 +127,17 @@ impl Credentials {
         if let Some(slot) = self.slots.get(name) {
             slot.store(Credential::from_data(data, lease_id).map(Arc::new));
         }
-        self.offer_document(name, data);
+        self.offer_document(name, data, lease_id);
     }
 
-    /// `data` is now secret `name`'s current value, kept whole when a gateway
-    /// renders from it.
-    pub fn offer_document(&self, name: &str, data: &SecretData) {
+    /// `data` (of lease `lease_id`) is now secret `name`'s current value,
+    /// kept whole when a gateway renders from it.
+    pub fn offer_document(&self, name: &str, data: &SecretData, lease_id: Option<&str>) {
         if let Some(slot) = self.documents.get(name) {
-            slot.store(Some(Arc::new(SecretData(data.0.clone()))));
+            slot.store(Some(Arc::new(Document {
+                data: SecretData(data.0.clone()),
+                lease_id: lease_id.map(str::to_string),
+            })));
         }
     }
 

@@ -25,7 +25,7 @@ use std::time::Duration;
 use tracing::{error, info, warn};
 use zeroize::Zeroizing;
 
-pub use credential::{Credential, Credentials};
+pub use credential::{Credential, Credentials, Document};
 
 use crate::config::{GatewaySpec, Listen, OutputConfig};
 use conns::Conns;

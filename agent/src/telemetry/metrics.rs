@@ -258,6 +258,7 @@ impl EventSink for Metrics {
             | Event::Exit { .. }
             | Event::GatewayLogin { .. }
             | Event::GatewayLease { .. }
+            | Event::GatewayRenew { .. }
             | Event::GatewayRevoke { .. } => {}
         }
     }

@@ -2,6 +2,7 @@
 //! the path rule, the headers swapped, the upstream's answer streamed back.
 //! Errors are plain answers (403, 502, 504) naming the gateway, never a value.
 
+use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,10 +17,11 @@ use tokio::sync::Mutex;
 use tracing::warn;
 
 use super::counted::{Counted, Direction};
+use super::login::{Answered, Logins, Used};
 use super::upstream::{Body, UpstreamError};
 use super::Context;
 use crate::config::GatewayKind;
-use crate::gateway::stats::{ErrorKind, LoginResult};
+use crate::gateway::stats::ErrorKind;
 use crate::gateway::vault;
 
 /// How long the upstream may take to answer once the request is sent.
@@ -31,28 +33,22 @@ const X_VAULT_TOKEN: HeaderName = HeaderName::from_static("x-vault-token");
 const X_VAULT_NAMESPACE: HeaderName = HeaderName::from_static("x-vault-namespace");
 const X_VAULT_WRAP_TTL: HeaderName = HeaderName::from_static("x-vault-wrap-ttl");
 
-/// Headers about one hop, never forwarded (RFC 9110 7.6.1), and the local
-/// token's header.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "expect",
-];
-
 /// One client connection's state: its upstream connection.
 #[derive(Debug)]
 pub struct Connection {
     ctx: Arc<Context>,
     /// Over the Unix socket: its directory's permissions were the check.
     local: bool,
-    upstream: Mutex<Option<SendRequest<Body>>>,
+    upstream: Mutex<Slot>,
+}
+
+/// The upstream side of one client connection.
+#[derive(Debug, Default)]
+struct Slot {
+    sender: Option<SendRequest<Body>>,
+    /// Upstream connections opened so far (the current one's number).
+    opened: u64,
+    logins: Logins,
 }
 
 impl Connection {
@@ -61,7 +57,7 @@ impl Connection {
         Connection {
             ctx,
             local,
-            upstream: Mutex::new(None),
+            upstream: Mutex::new(Slot::default()),
         }
     }
 
@@ -87,8 +83,10 @@ impl Connection {
                 ),
             };
         }
-        let path = match super::path::normalise(req.uri().path(), &ctx.upstream.url.base_path) {
-            Ok(p) => p,
+        let rewritten = match super::path::normalise(req.uri().path(), &ctx.upstream.url.base_path)
+        {
+            Ok(Cow::Borrowed(_)) => None,
+            Ok(Cow::Owned(p)) => Some(p),
             Err(e) => {
                 warn!(gateway = %ctx.name, reason = %e, "request path refused");
                 return refuse(
@@ -99,6 +97,7 @@ impl Connection {
                 );
             }
         };
+        let path = rewritten.as_deref().unwrap_or(req.uri().path());
         // Kind vault: the API path, which a lease obtained is recorded with.
         let mut api_path = String::new();
         if ctx.kind == GatewayKind::Vault {
@@ -115,11 +114,7 @@ impl Connection {
             }
         }
         let (parts, body) = req.into_parts();
-        let target = match parts.uri.query() {
-            Some(q) => format!("{path}?{q}"),
-            None => path,
-        };
-        let Ok(uri) = target.parse::<Uri>() else {
+        let Some(uri) = upstream_target(parts.uri, rewritten) else {
             return refuse(
                 ctx,
                 ErrorKind::Protocol,
@@ -128,27 +123,26 @@ impl Connection {
             );
         };
         let mut headers = parts.headers;
-        if let Err(e) = self.swap_headers(&mut headers) {
-            warn!(gateway = %ctx.name, error = %e, "cannot add the credential");
-            return refuse(
-                ctx,
-                ErrorKind::NoCredential,
-                StatusCode::BAD_GATEWAY,
-                "the gateway holds no usable credential",
-            );
-        }
+        let used = match self.swap_headers(&mut headers) {
+            Ok(used) => used,
+            Err(e) => {
+                warn!(gateway = %ctx.name, error = %e, "cannot add the credential");
+                return refuse(
+                    ctx,
+                    ErrorKind::NoCredential,
+                    StatusCode::BAD_GATEWAY,
+                    "the gateway holds no usable credential",
+                );
+            }
+        };
         let counted = Counted::new(body, ctx.counters.clone(), Direction::Received);
         let mut out = Request::new(counted.boxed());
         *out.method_mut() = parts.method;
         *out.uri_mut() = uri;
         *out.headers_mut() = headers;
-        let answer = match self.send(out).await {
-            Ok(a) => {
-                ctx.counters.login(login_result(a.status()));
-                a
-            }
+        let answer = match self.send(out, &used).await {
+            Ok(a) => a,
             Err((status, why)) => {
-                ctx.counters.login(LoginResult::Error);
                 warn!(gateway = %ctx.name, error = %why, "upstream request failed");
                 let text = if status == StatusCode::GATEWAY_TIMEOUT {
                     "the upstream did not answer in time"
@@ -169,7 +163,7 @@ impl Connection {
 
     /// Removes the client's hop-by-hop headers and its versions of the
     /// credential headers, then adds the gateway's.
-    fn swap_headers(&self, headers: &mut HeaderMap) -> Result<(), String> {
+    fn swap_headers(&self, headers: &mut HeaderMap) -> Result<Used, String> {
         let ctx = &self.ctx;
         strip_hop_by_hop(headers);
         headers.insert(header::HOST, ctx.upstream.host.clone());
@@ -191,6 +185,7 @@ impl Connection {
                         headers.insert(X_VAULT_NAMESPACE, v);
                     }
                 }
+                Ok(Used::Token(token))
             }
             _ => {
                 let Some(r) = &ctx.headers else {
@@ -203,32 +198,55 @@ impl Connection {
                 for (name, value) in &rendered.values {
                     headers.insert(name.clone(), value.clone());
                 }
+                Ok(Used::Document(rendered.from.clone()))
             }
         }
-        Ok(())
     }
 
     /// Sends on this connection's upstream connection (a new one when there
-    /// is none or it closed).
-    async fn send(&self, req: Request<Body>) -> Result<Response<Incoming>, (StatusCode, String)> {
+    /// is none or it closed), and counts (audits) it as a login with `used`.
+    async fn send(
+        &self,
+        req: Request<Body>,
+        used: &Used,
+    ) -> Result<Response<Incoming>, (StatusCode, String)> {
         let mut slot = self.upstream.lock().await;
-        let reused = match slot.take() {
+        let slot = &mut *slot;
+        let sent = self.send_on(slot, req).await;
+        let answered = match &sent {
+            Ok(a) => Answered::Status(a.status()),
+            Err((_, why)) => Answered::Failed(why.clone()),
+        };
+        slot.logins.record(&self.ctx, slot.opened, used, &answered);
+        sent
+    }
+
+    async fn send_on(
+        &self,
+        slot: &mut Slot,
+        req: Request<Body>,
+    ) -> Result<Response<Incoming>, (StatusCode, String)> {
+        let reused = match slot.sender.take() {
             Some(mut s) if !s.is_closed() => s.ready().await.ok().map(|()| s),
             _ => None,
         };
         let mut sender = match reused {
             Some(s) => s,
-            None => self.ctx.upstream.connect().await.map_err(|e| match e {
-                UpstreamError::Timeout => (StatusCode::GATEWAY_TIMEOUT, e.to_string()),
-                e => (StatusCode::BAD_GATEWAY, e.to_string()),
-            })?,
+            None => {
+                let s = self.ctx.upstream.connect().await.map_err(|e| match e {
+                    UpstreamError::Timeout => (StatusCode::GATEWAY_TIMEOUT, e.to_string()),
+                    e => (StatusCode::BAD_GATEWAY, e.to_string()),
+                })?;
+                slot.opened += 1;
+                s
+            }
         };
         let answer = tokio::time::timeout(ANSWER_TIMEOUT, sender.send_request(req)).await;
         match answer {
             Err(_) => Err((StatusCode::GATEWAY_TIMEOUT, "no answer in time".into())),
             Ok(Err(e)) => Err((StatusCode::BAD_GATEWAY, e.to_string())),
             Ok(Ok(r)) => {
-                *slot = Some(sender);
+                slot.sender = Some(sender);
                 Ok(r)
             }
         }
@@ -297,26 +315,61 @@ fn authorized(ctx: &Context, headers: &HeaderMap) -> bool {
             .is_some_and(|v| same(v.as_bytes(), expected))
 }
 
-/// Equality whose time does not depend on where the inputs differ.
+/// Equality whose time does not depend on where the inputs differ. Only a
+/// length difference returns early, and the token's length is public (64 hex
+/// digits): a per-request hash of both sides, as before, cost more than the
+/// rest of the check.
 fn same(a: &[u8], b: &[u8]) -> bool {
-    use sha2::{Digest, Sha256};
-    let (x, y) = (Sha256::digest(a), Sha256::digest(b));
-    x.iter()
-        .zip(y.iter())
-        .fold(0u8, |acc, (p, q)| acc | (p ^ q))
-        == 0
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
 }
 
+/// Headers about one hop, never forwarded (RFC 9110 7.6.1), and the local
+/// token's header.
+static HOP_BY_HOP: [HeaderName; 10] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::EXPECT,
+];
+
+/// Removes the hop-by-hop headers and those `Connection` lists. One pass over
+/// the message's few headers finds which are there, so the common message
+/// (none, or `Connection: keep-alive`) costs no removal by name.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let listed: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for n in HOP_BY_HOP {
-        headers.remove(*n);
+    let mut present = 0u16;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present |= 1 << i;
+        }
+    }
+    if present == 0 {
+        return;
+    }
+    // Bit 0 is `Connection`: the names it lists go too (not its own options).
+    let listed: Vec<HeaderName> = if present & 1 == 0 {
+        Vec::new()
+    } else {
+        headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|n| !n.eq_ignore_ascii_case("keep-alive") && !n.eq_ignore_ascii_case("close"))
+            .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+            .collect()
+    };
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(name);
+        }
     }
     for n in &listed {
         headers.remove(n);
@@ -334,12 +387,19 @@ fn full(bytes: Bytes) -> Body {
     Full::new(bytes).map_err(|never| match never {}).boxed()
 }
 
-/// An upstream's answer as a login: 401 and 403 refuse the credential.
-fn login_result(status: StatusCode) -> LoginResult {
-    match status {
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => LoginResult::Refused,
-        _ => LoginResult::Ok,
+/// What is sent upstream as the request target: the client's own when its
+/// path needed no normalising (origin form: a path and query, parsed once),
+/// else the normalised path with the client's query.
+fn upstream_target(client: Uri, normalised: Option<String>) -> Option<Uri> {
+    if normalised.is_none() && client.scheme().is_none() && client.authority().is_none() {
+        return Some(client);
     }
+    let path = normalised.as_deref().unwrap_or(client.path());
+    let target = match client.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    target.parse().ok()
 }
 
 /// An error answer, counted by `kind`: Vault's JSON shape for the vault kind,
@@ -390,5 +450,27 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1, "{h:?}");
         assert!(same(b"abc", b"abc") && !same(b"abc", b"abd") && !same(b"abc", b"ab"));
+        // Only `Connection: keep-alive` (the common answer): it goes, the rest stays.
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.keys().collect::<Vec<_>>(), vec![header::CONTENT_TYPE]);
+    }
+
+    #[test]
+    fn the_target_sent_is_origin_form_with_the_clients_query() {
+        let uri = |s: &str| s.parse::<Uri>().unwrap();
+        assert_eq!(
+            upstream_target(uri("/a/b?x=1"), None),
+            Some(uri("/a/b?x=1"))
+        );
+        assert_eq!(
+            upstream_target(uri("/a//b?x=1"), Some("/a/b".into())),
+            Some(uri("/a/b?x=1"))
+        );
+        // An absolute-form target loses its scheme and authority.
+        let sent = upstream_target(uri("http://elsewhere/a?q"), None).unwrap();
+        assert_eq!((sent.authority(), sent.to_string()), (None, "/a?q".into()));
     }
 }

@@ -10,8 +10,7 @@ use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use serde_json::Value;
 
 use crate::config::{ForwardSpec, TemplateSource};
-use crate::gateway::Credentials;
-use crate::vault::api::SecretData;
+use crate::gateway::{Credentials, Document};
 
 /// Why the headers cannot be made (never holds a value).
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +34,8 @@ pub enum HeaderError {
 /// The headers of one secret value.
 #[derive(Debug)]
 pub struct Rendered {
-    from: Arc<SecretData>,
+    /// The value they were rendered from (its lease for the audit trail).
+    pub from: Arc<Document>,
     /// Name → value (values marked sensitive).
     pub values: Vec<(HeaderName, HeaderValue)>,
 }
@@ -88,9 +88,9 @@ impl Renderer {
         Ok(r)
     }
 
-    fn render(&self, data: Arc<SecretData>) -> Result<Rendered, HeaderError> {
-        let mut ctx = data.0.clone();
-        ctx.insert("data".to_string(), Value::Object(data.0.clone()));
+    fn render(&self, data: Arc<Document>) -> Result<Rendered, HeaderError> {
+        let mut ctx = data.data.0.clone();
+        ctx.insert("data".to_string(), Value::Object(data.data.0.clone()));
         let text = |name: &HeaderName, t: &TemplateSource| {
             t.render(&self.secret, &ctx)
                 .map(zeroize::Zeroizing::new)
@@ -127,6 +127,7 @@ fn value(name: &HeaderName, bytes: &[u8]) -> Result<HeaderValue, HeaderError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vault::api::SecretData;
 
     fn spec(headers: &[(&str, &str)], basic: Option<(&str, &str)>) -> ForwardSpec {
         let t = |s: &str| TemplateSource {
@@ -149,7 +150,11 @@ mod tests {
     }
 
     fn offer(c: &Credentials, json: &str) {
-        c.offer_document("api", &SecretData(serde_json::from_str(json).unwrap()));
+        c.offer_document(
+            "api",
+            &SecretData(serde_json::from_str(json).unwrap()),
+            None,
+        );
     }
 
     #[test]

@@ -7,14 +7,17 @@
 mod counted;
 mod forward;
 pub mod headers;
+mod login;
 pub mod path;
 pub mod upstream;
+mod workers;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 use zeroize::Zeroizing;
@@ -26,8 +29,9 @@ use super::{Credentials, GatewayError};
 use crate::config::{ForwardSpec, GatewayKind, GatewaySpec, OutputConfig, PathGlob};
 use headers::Renderer;
 use upstream::Upstream;
+use workers::Workers;
 
-/// Threads of a gateway's runtime: the machine's two cores.
+/// Threads of a gateway (each its own runtime): the machine's two cores.
 const WORKERS: usize = 2;
 /// A client that has not sent its request headers by then is dropped.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -44,6 +48,9 @@ pub struct Context {
     pub name: String,
     /// Its kind: http or vault.
     pub kind: GatewayKind,
+    /// Kind http: the secret its headers are rendered from (audit records);
+    /// empty for vault, whose credential is the agent's token.
+    pub secret: String,
     /// Where requests go.
     pub upstream: Upstream,
     /// The local token TCP clients must give.
@@ -69,7 +76,7 @@ pub struct Context {
 pub struct Served {
     name: String,
     ctx: Arc<Context>,
-    runtime: Option<tokio::runtime::Runtime>,
+    workers: Option<Workers>,
     stop: watch::Sender<bool>,
     files: Vec<PathBuf>,
     dir: Option<PathBuf>,
@@ -116,18 +123,13 @@ pub fn start(
             let _ = std::fs::remove_file(f);
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(WORKERS)
-        .thread_name(format!("gateway-{}", spec.name))
-        .enable_all()
-        .build()
-        .map_err(|source| {
-            cleanup(&files);
-            GatewayError::Thread {
-                gateway: spec.name.clone(),
-                source,
-            }
-        })?;
+    let workers = Workers::start(WORKERS, &format!("gateway-{}", spec.name)).map_err(|source| {
+        cleanup(&files);
+        GatewayError::Thread {
+            gateway: spec.name.clone(),
+            source,
+        }
+    })?;
     let leases = match spec.kind {
         GatewayKind::Vault => {
             let (file, adopted) = credentials.leases_of(&spec.name);
@@ -140,6 +142,7 @@ pub fn start(
     let ctx = Arc::new(Context {
         name: spec.name.clone(),
         kind: spec.kind,
+        secret: spec.secret.clone(),
         upstream,
         token,
         credentials: credentials.clone(),
@@ -156,17 +159,19 @@ pub fn start(
         max_connections: u64::from(spec.max_connections),
     });
     let (stop, stopped) = watch::channel(false);
+    let handles = workers.handles().to_vec();
+    let first = handles[0].clone();
     let accepting = {
-        let _enter = runtime.enter();
+        let _enter = first.enter();
         match bound {
             Bound::Tcp(l) => l
                 .set_nonblocking(true)
                 .and_then(|()| tokio::net::TcpListener::from_std(l))
-                .map(|l| runtime.spawn(accept_tcp(l, ctx.clone(), stopped.clone()))),
+                .map(|l| first.spawn(accept_tcp(l, ctx.clone(), handles, stopped.clone()))),
             Bound::Unix(l) => l
                 .set_nonblocking(true)
                 .and_then(|()| tokio::net::UnixListener::from_std(l))
-                .map(|l| runtime.spawn(accept_unix(l, ctx.clone(), stopped.clone()))),
+                .map(|l| first.spawn(accept_unix(l, ctx.clone(), handles, stopped.clone()))),
         }
     };
     if let Err(e) = accepting {
@@ -178,13 +183,13 @@ pub fn start(
         });
     }
     if spec.kind == GatewayKind::Vault {
-        runtime.spawn(super::vault::keeper::renew(ctx.clone(), stopped));
+        first.spawn(super::vault::keeper::renew(ctx.clone(), stopped));
     }
     info!(gateway = %spec.name, listen = ?spec.listen, upstream = %forward.url, "gateway listening");
     Ok(Served {
         name: spec.name.clone(),
         ctx,
-        runtime: Some(runtime),
+        workers: Some(workers),
         stop,
         files,
         dir: created_dir,
@@ -195,23 +200,15 @@ impl Served {
     /// Stops accepting, revokes the leases obtained through it (vault), drops
     /// every connection, removes its files.
     pub fn stop(&mut self) {
-        let Some(runtime) = self.runtime.take() else {
+        let Some(mut workers) = self.workers.take() else {
             return;
         };
         let _ = self.stop.send(true);
         if self.ctx.kind == GatewayKind::Vault {
-            let ctx = self.ctx.clone();
-            runtime.block_on(async move {
-                if tokio::time::timeout(REVOKE_WAIT, super::vault::keeper::revoke_all(&ctx))
-                    .await
-                    .is_err()
-                {
-                    error!(gateway = %ctx.name, "revoking the gateway's leases timed out; the agent's token revocation ends them");
-                }
-            });
+            revoke_leases(&self.ctx);
         }
-        // Dropping the runtime's tasks closes every connection.
-        runtime.shutdown_timeout(Duration::from_secs(1));
+        // Dropping the workers' tasks closes every connection.
+        workers.stop();
         for f in &self.files {
             let _ = std::fs::remove_file(f);
         }
@@ -228,17 +225,51 @@ impl Drop for Served {
     }
 }
 
+/// Revokes the vault gateway's leases (bounded by `REVOKE_WAIT`) on a runtime
+/// of its own, while the workers still serve the open connections.
+fn revoke_leases(ctx: &Arc<Context>) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            error!(gateway = %ctx.name, error = %e, "cannot revoke the gateway's leases; the agent's token revocation ends them");
+            return;
+        }
+    };
+    runtime.block_on(async {
+        if tokio::time::timeout(REVOKE_WAIT, super::vault::keeper::revoke_all(ctx))
+            .await
+            .is_err()
+        {
+            error!(gateway = %ctx.name, "revoking the gateway's leases timed out; the agent's token revocation ends them");
+        }
+    });
+    runtime.shutdown_timeout(Duration::from_secs(1));
+}
+
+/// A client connection accepted, before it is registered with the worker
+/// that serves it.
+enum Accepted {
+    Tcp(std::net::TcpStream),
+    Unix(std::os::unix::net::UnixStream),
+}
+
 async fn accept_tcp(
     l: tokio::net::TcpListener,
     ctx: Arc<Context>,
+    workers: Vec<Handle>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut turn = 0;
     loop {
         tokio::select! {
             conn = l.accept() => match conn {
                 Ok((s, _)) => {
                     let _ = s.set_nodelay(true);
-                    admit(s, false, &ctx);
+                    let to_std = |s: tokio::net::TcpStream| s.into_std().map(Accepted::Tcp);
+                    hand_over(s, to_std, &workers, &mut turn, &ctx);
                 }
                 Err(e) => accept_failed(&ctx, &e).await,
             },
@@ -250,17 +281,44 @@ async fn accept_tcp(
 async fn accept_unix(
     l: tokio::net::UnixListener,
     ctx: Arc<Context>,
+    workers: Vec<Handle>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut turn = 0;
     loop {
         tokio::select! {
             conn = l.accept() => match conn {
-                Ok((s, _)) => admit(s, true, &ctx),
+                Ok((s, _)) => {
+                    let to_std = |s: tokio::net::UnixStream| s.into_std().map(Accepted::Unix);
+                    hand_over(s, to_std, &workers, &mut turn, &ctx);
+                }
                 Err(e) => accept_failed(&ctx, &e).await,
             },
             _ = stop.changed() => return,
         }
     }
+}
+
+/// Refuses a new connection over `max_connections` (on this runtime), or
+/// hands it to the next worker in turn.
+fn hand_over<S>(
+    stream: S,
+    to_std: impl FnOnce(S) -> std::io::Result<Accepted>,
+    workers: &[Handle],
+    turn: &mut usize,
+    ctx: &Arc<Context>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    if refused(ctx) {
+        tokio::spawn(refuse_full(stream, ctx.clone()));
+        return;
+    }
+    match to_std(stream) {
+        Ok(s) => admit(s, &workers[*turn % workers.len()], ctx),
+        Err(e) => warn!(gateway = %ctx.name, error = %e, "cannot hand a connection over"),
+    }
+    *turn = turn.wrapping_add(1);
 }
 
 async fn accept_failed(ctx: &Context, e: &std::io::Error) {
@@ -269,22 +327,42 @@ async fn accept_failed(ctx: &Context, e: &std::io::Error) {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
-/// Serves a new client connection, or refuses it with 503 when
-/// `max_connections` are open (counted here: only the accept task opens).
-fn admit<S>(stream: S, local: bool, ctx: &Arc<Context>)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    if ctx.counters.open.load(std::sync::atomic::Ordering::SeqCst) >= ctx.max_connections {
-        ctx.counters.error(ErrorKind::TooManyConnections);
-        warn!(gateway = %ctx.name, max_connections = ctx.max_connections, "too many connections; refusing one");
-        tokio::spawn(refuse_full(stream, ctx.clone()));
-        return;
+/// Whether a new client connection is over `max_connections` (counted in
+/// `admit`: only the accept task opens, so the check cannot race).
+fn refused(ctx: &Context) -> bool {
+    if ctx.counters.open.load(std::sync::atomic::Ordering::SeqCst) < ctx.max_connections {
+        return false;
     }
+    ctx.counters.error(ErrorKind::TooManyConnections);
+    warn!(gateway = %ctx.name, max_connections = ctx.max_connections, "too many connections; refusing one");
+    true
+}
+
+/// Serves a new client connection on `worker`'s runtime, where its socket is
+/// registered and its upstream connection will be opened.
+fn admit(accepted: Accepted, worker: &Handle, ctx: &Arc<Context>) {
     let open = OpenConn::new(&ctx.counters);
     let ctx = ctx.clone();
-    tokio::spawn(async move {
-        serve(stream, local, ctx).await;
+    worker.spawn(async move {
+        let unregistered = match accepted {
+            Accepted::Tcp(s) => match tokio::net::TcpStream::from_std(s) {
+                Ok(s) => {
+                    serve(s, false, ctx.clone()).await;
+                    None
+                }
+                Err(e) => Some(e),
+            },
+            Accepted::Unix(s) => match tokio::net::UnixStream::from_std(s) {
+                Ok(s) => {
+                    serve(s, true, ctx.clone()).await;
+                    None
+                }
+                Err(e) => Some(e),
+            },
+        };
+        if let Some(e) = unregistered {
+            warn!(gateway = %ctx.name, error = %e, "cannot register a connection");
+        }
         drop(open);
     });
 }

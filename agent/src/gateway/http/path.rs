@@ -2,6 +2,8 @@
 //! segments dropped, and refused when it leaves the upstream's base path or
 //! hides a dot segment in an encoding the upstream might decode.
 
+use std::borrow::Cow;
+
 use percent_encoding::percent_decode_str;
 
 /// Why a request path is refused (the client gets 403).
@@ -23,11 +25,26 @@ pub enum PathError {
 
 /// `path` with `.`/`..` resolved and `//` collapsed, if it is under `base`
 /// (no trailing `/`; empty for the root). Segments are kept as the client
-/// encoded them.
-pub fn normalise(path: &str, base: &str) -> Result<String, PathError> {
+/// encoded them. A path that is already normal (nearly every one) is
+/// borrowed, not rebuilt.
+pub fn normalise<'a>(path: &'a str, base: &str) -> Result<Cow<'a, str>, PathError> {
     if !path.starts_with('/') {
         return Err(PathError::NotAbsolute);
     }
+    if is_normal(path) {
+        if path.split('/').any(hides_dot) {
+            return Err(PathError::HiddenDot);
+        }
+        return under(path, base)
+            .then_some(Cow::Borrowed(path))
+            .ok_or(PathError::Outside);
+    }
+    rebuild(path, base).map(Cow::Owned)
+}
+
+/// [`normalise`] the long way: every segment looked at and the path built
+/// anew.
+fn rebuild(path: &str, base: &str) -> Result<String, PathError> {
     let mut kept: Vec<&str> = Vec::new();
     for seg in path.split('/') {
         match seg {
@@ -52,22 +69,37 @@ pub fn normalise(path: &str, base: &str) -> Result<String, PathError> {
     if out.is_empty() || last_is_dir {
         out.push('/');
     }
-    let inside = base.is_empty()
-        || out == base
-        || out
-            .strip_prefix(base)
-            .is_some_and(|rest| rest.starts_with('/'));
-    if inside {
+    if under(&out, base) {
         Ok(out)
     } else {
         Err(PathError::Outside)
     }
 }
 
+/// Whether normalising would leave `path` (absolute) as it is: no `.` or
+/// `..` segment, no empty one but the root's or a trailing `/`'s.
+fn is_normal(path: &str) -> bool {
+    let inner = path[1..].strip_suffix('/').unwrap_or(&path[1..]);
+    path == "/" || inner.split('/').all(|seg| !matches!(seg, "" | "." | ".."))
+}
+
+/// Whether the normalised `path` is `base` or below it.
+fn under(path: &str, base: &str) -> bool {
+    base.is_empty()
+        || path == base
+        || path
+            .strip_prefix(base)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
 /// Whether a segment that is not literally `.` or `..` becomes one for an
 /// upstream that decodes percent escapes, treats `\` as `/`, or drops `;`
 /// parameters (servlet containers).
 fn hides_dot(seg: &str) -> bool {
+    if !seg.bytes().any(|b| matches!(b, b'%' | b'\\' | b';')) {
+        // Read as it is: `.` and `..` themselves are resolved, not hidden.
+        return false;
+    }
     let decoded = percent_decode_str(seg).collect::<Vec<u8>>();
     decoded
         .split(|b| *b == b'/' || *b == b'\\')
@@ -87,6 +119,34 @@ mod tests {
         assert_eq!(normalise("//", "").unwrap(), "/");
         assert_eq!(normalise("/a/%2Fb", "").unwrap(), "/a/%2Fb");
         assert_eq!(normalise("/a/..x/b", "").unwrap(), "/a/..x/b");
+    }
+
+    #[test]
+    fn a_normal_path_is_borrowed_and_the_same_as_rebuilt() {
+        assert!(matches!(normalise("/v2/a/b", "/v2"), Ok(Cow::Borrowed(_))));
+        assert!(matches!(normalise("/v2/a/", "/v2"), Ok(Cow::Borrowed(_))));
+        assert!(matches!(normalise("/", ""), Ok(Cow::Borrowed(_))));
+        assert!(matches!(normalise("/v2//a", "/v2"), Ok(Cow::Owned(_))));
+        // Every path of up to four segments from these: the shortcut agrees
+        // with rebuilding, result and error alike.
+        let segs = ["", ".", "..", "v2", "a", "%2e%2e", "a;b", "..;x", "v2x"];
+        let mut paths = vec![String::new()];
+        for _ in 0..4 {
+            let longer: Vec<String> = paths
+                .iter()
+                .flat_map(|p| segs.iter().map(move |s| format!("{p}/{s}")))
+                .collect();
+            paths.extend(longer);
+        }
+        for p in paths.iter().filter(|p| !p.is_empty()) {
+            for base in ["", "/v2"] {
+                assert_eq!(
+                    normalise(p, base).map(Cow::into_owned),
+                    rebuild(p, base),
+                    "{p} under {base:?}"
+                );
+            }
+        }
     }
 
     #[test]

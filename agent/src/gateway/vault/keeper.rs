@@ -1,7 +1,8 @@
 //! Keeps the leases obtained through a vault gateway: renews each when due
 //! while the gateway runs, revokes them all when it stops (before the agent
-//! revokes its token). Calls go to Vault with the agent's token, as the agent's
-//! own renewals do.
+//! revokes its token), each an audit record (`gateway_renew`,
+//! `gateway_revoke`). Calls go to Vault with the agent's token, as the
+//! agent's own renewals do.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,9 +27,19 @@ pub async fn renew(ctx: Arc<Context>, mut stop: watch::Receiver<bool>) {
             _ = tokio::time::sleep(TICK) => {}
             _ = stop.changed() => return,
         }
-        for (id, increment) in ctx.leases.due(Instant::now()) {
+        for (id, path, increment) in ctx.leases.due(Instant::now()) {
             let body = json!({ "lease_id": id, "increment": increment.as_secs() });
-            match call(&ctx, "sys/leases/renew", &body).await {
+            let result = call(&ctx, "sys/leases/renew", &body).await;
+            events::emit(Event::GatewayRenew {
+                gateway: &ctx.name,
+                path: &path,
+                lease_id: &id,
+                outcome: match &result {
+                    Ok(_) => Outcome::Ok,
+                    Err(e) => Outcome::Error(e.clone()),
+                },
+            });
+            match result {
                 Ok(v) => {
                     let d = v.get("lease_duration").and_then(Value::as_u64).unwrap_or(0);
                     info!(gateway = %ctx.name, lease = %id, duration = d, "renewed a lease obtained through the gateway");

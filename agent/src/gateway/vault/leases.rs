@@ -158,12 +158,13 @@ impl Leases {
         self.persist(&open);
     }
 
-    /// The leases to renew now, with the increment to ask for.
-    pub fn due(&self, now: Instant) -> Vec<(String, Duration)> {
+    /// The leases to renew now (id, the path it was obtained through), with
+    /// the increment to ask for.
+    pub fn due(&self, now: Instant) -> Vec<(String, String, Duration)> {
         self.lock()
             .iter()
             .filter(|(_, l)| l.renew_at.is_some_and(|at| at <= now))
-            .map(|(id, l)| (id.clone(), l.first_ttl))
+            .map(|(id, l)| (id.clone(), l.path.clone(), l.first_ttl))
             .collect()
     }
 
@@ -235,7 +236,11 @@ mod tests {
         // The increment asked for is the first duration.
         assert_eq!(
             l.due(t0 + Duration::from_secs(20)),
-            vec![(g.id.clone(), Duration::from_secs(30))]
+            vec![(
+                g.id.clone(),
+                "database/creds/app".to_string(),
+                Duration::from_secs(30)
+            )]
         );
         l.renewed(&g.id, Duration::from_secs(3), t0 + Duration::from_secs(20));
         assert_eq!(l.due(t0 + Duration::from_secs(22)).len(), 1);
@@ -297,7 +302,11 @@ mod tests {
         assert!(next.due(t0 + Duration::from_secs(5)).is_empty());
         assert_eq!(
             next.due(t0 + Duration::from_secs(6)),
-            vec![(g.id.clone(), Duration::from_secs(30))]
+            vec![(
+                g.id.clone(),
+                "database/creds/app".to_string(),
+                Duration::from_secs(30)
+            )]
         );
         next.take_all();
         next.save();
