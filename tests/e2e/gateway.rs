@@ -16,25 +16,6 @@ use shroud_e2e::postgres::SUPERUSER_PASSWORD;
 use shroud_e2e::world::*;
 use shroud_e2e::*;
 
-/// The agent, SIGTERMed (then killed) when the test ends however it ends.
-struct Agent(Guarded);
-
-impl Agent {
-    fn stop(mut self) -> std::process::ExitStatus {
-        sigterm(&self.0);
-        wait_with_deadline(&mut self.0, Duration::from_secs(20))
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
 struct Setup {
     w: World,
     agent: Option<Agent>,

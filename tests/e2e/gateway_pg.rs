@@ -14,25 +14,6 @@ use shroud_e2e::pgwire::*;
 use shroud_e2e::world::*;
 use shroud_e2e::*;
 
-/// The agent, SIGTERMed (then killed) when the test ends however it ends.
-struct Agent(Guarded);
-
-impl Agent {
-    fn stop(mut self) -> std::process::ExitStatus {
-        sigterm(&self.0);
-        wait_with_deadline(&mut self.0, Duration::from_secs(20))
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
 /// One TCP gateway `name` on `port` to the world's server, with `extra`
 /// settings (TLS).
 fn gateway(w: &World, name: &str, port: u16, host: &str, extra: &str) -> String {
@@ -52,15 +33,6 @@ fn with_tls(w: &World) -> std::path::PathBuf {
     w.pg()
         .enable_tls(&dir.join("server.crt"), &dir.join("server.key"));
     dir
-}
-
-/// A simple Query message.
-fn query_message(sql: &str) -> Vec<u8> {
-    let mut q = vec![b'Q'];
-    q.extend_from_slice(&((sql.len() + 5) as i32).to_be_bytes());
-    q.extend_from_slice(sql.as_bytes());
-    q.push(0);
-    q
 }
 
 /// Queries in the batch, each about 4 KiB (a comment pads it) and answered
@@ -191,15 +163,7 @@ fn errors_before_the_session_starts_do_not_name_the_gateway_role() {
     drop(raw_session(port, &local));
     w.pg().admin(&format!("alter role \"{role}\" nologin"));
 
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    s.write_all(&startup("workload")).unwrap();
-    assert_eq!(message(&mut s).0, b'R');
-    let mut p = vec![b'p'];
-    p.extend_from_slice(&((local.len() + 5) as i32).to_be_bytes());
-    p.extend_from_slice(local.as_bytes());
-    p.push(0);
-    s.write_all(&p).unwrap();
+    let mut s = give_password(port, &local);
     // Everything the client gets, up to the close.
     let mut got = Vec::new();
     s.read_to_end(&mut got)

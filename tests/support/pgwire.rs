@@ -45,11 +45,11 @@ pub fn error_fields(tag: u8, body: &[u8]) -> (String, String) {
     (code, msg)
 }
 
-/// Logs in to a TCP gateway by hand with `password`; returns the server's
-/// answer after the password.
-pub fn raw_login(port: u16, password: &str) -> (u8, Vec<u8>) {
+/// Connects to a TCP gateway and, asked for a cleartext password, gives
+/// `password`: the server's answer to it is next on the stream.
+pub fn give_password(port: u16, password: &str) -> TcpStream {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     s.write_all(&startup("workload")).unwrap();
     let (tag, body) = message(&mut s);
     assert_eq!(
@@ -62,21 +62,19 @@ pub fn raw_login(port: u16, password: &str) -> (u8, Vec<u8>) {
     p.extend_from_slice(password.as_bytes());
     p.push(0);
     s.write_all(&p).unwrap();
-    message(&mut s)
+    s
+}
+
+/// Logs in to a TCP gateway by hand with `password`; returns the server's
+/// answer after the password.
+pub fn raw_login(port: u16, password: &str) -> (u8, Vec<u8>) {
+    message(&mut give_password(port, password))
 }
 
 /// A session logged in through a TCP gateway by hand, up to ReadyForQuery;
 /// with the cancel key the gateway gave.
 pub fn raw_session(port: u16, password: &str) -> (TcpStream, (i32, i32)) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    s.write_all(&startup("workload")).unwrap();
-    assert_eq!(message(&mut s).0, b'R');
-    let mut p = vec![b'p'];
-    p.extend_from_slice(&((password.len() + 5) as i32).to_be_bytes());
-    p.extend_from_slice(password.as_bytes());
-    p.push(0);
-    s.write_all(&p).unwrap();
+    let mut s = give_password(port, password);
     let mut key = None;
     loop {
         match message(&mut s) {
@@ -94,14 +92,19 @@ pub fn raw_session(port: u16, password: &str) -> (TcpStream, (i32, i32)) {
     (s, key.expect("no BackendKeyData"))
 }
 
-/// A simple query on a raw session: the first column of the first row, or the
-/// error's (SQLSTATE, message).
-pub fn query(s: &mut TcpStream, sql: &str) -> Result<String, (String, String)> {
+/// A simple Query message.
+pub fn query_message(sql: &str) -> Vec<u8> {
     let mut q = vec![b'Q'];
     q.extend_from_slice(&((sql.len() + 5) as i32).to_be_bytes());
     q.extend_from_slice(sql.as_bytes());
     q.push(0);
-    s.write_all(&q).unwrap();
+    q
+}
+
+/// A simple query on a raw session: the first column of the first row, or the
+/// error's (SQLSTATE, message).
+pub fn query(s: &mut TcpStream, sql: &str) -> Result<String, (String, String)> {
+    s.write_all(&query_message(sql)).unwrap();
     let mut value = None;
     loop {
         match message(s) {
@@ -119,15 +122,7 @@ pub fn query(s: &mut TcpStream, sql: &str) -> Result<String, (String, String)> {
 /// A hand-made login through a TCP gateway up to ReadyForQuery, or the
 /// server's error (SQLSTATE, message).
 pub fn try_session(port: u16, password: &str) -> Result<TcpStream, (String, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    s.write_all(&startup("workload")).unwrap();
-    assert_eq!(message(&mut s).0, b'R');
-    let mut p = vec![b'p'];
-    p.extend_from_slice(&((password.len() + 5) as i32).to_be_bytes());
-    p.extend_from_slice(password.as_bytes());
-    p.push(0);
-    s.write_all(&p).unwrap();
+    let mut s = give_password(port, password);
     loop {
         match message(&mut s) {
             (b'Z', _) => return Ok(s),
