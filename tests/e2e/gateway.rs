@@ -11,28 +11,10 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use shroud_e2e::pgwire::*;
 use shroud_e2e::postgres::SUPERUSER_PASSWORD;
 use shroud_e2e::world::*;
 use shroud_e2e::*;
-
-/// The agent, SIGTERMed (then killed) when the test ends however it ends.
-struct Agent(Guarded);
-
-impl Agent {
-    fn stop(mut self) -> std::process::ExitStatus {
-        sigterm(&self.0);
-        wait_with_deadline(&mut self.0, Duration::from_secs(20))
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
 
 struct Setup {
     w: World,
@@ -166,92 +148,6 @@ fn current_user_tcp(s: &Setup) -> String {
     );
     assert!(out.status.success(), "psql over TCP: {}", out.err());
     out.out().trim().to_string()
-}
-
-/// A StartupMessage (protocol 3.0).
-fn startup(user: &str) -> Vec<u8> {
-    let mut body = 196_608i32.to_be_bytes().to_vec();
-    for s in ["user", user, "database", "postgres", ""] {
-        body.extend_from_slice(s.as_bytes());
-        body.push(0);
-    }
-    let mut p = ((body.len() + 4) as i32).to_be_bytes().to_vec();
-    p.extend(body);
-    p
-}
-
-/// Reads one server message: (type, body).
-fn message(s: &mut TcpStream) -> (u8, Vec<u8>) {
-    let mut head = [0u8; 5];
-    s.read_exact(&mut head).expect("a message from the gateway");
-    let len = i32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
-    let mut body = vec![0u8; len - 4];
-    s.read_exact(&mut body).unwrap();
-    (head[0], body)
-}
-
-/// An ErrorResponse's SQLSTATE and message.
-fn error_fields(tag: u8, body: &[u8]) -> (String, String) {
-    assert_eq!(tag, b'E', "expected an ErrorResponse");
-    let (mut code, mut msg) = (String::new(), String::new());
-    for field in body.split(|&b| b == 0).filter(|f| !f.is_empty()) {
-        let v = String::from_utf8_lossy(&field[1..]).to_string();
-        match field[0] {
-            b'C' => code = v,
-            b'M' => msg = v,
-            _ => {}
-        }
-    }
-    (code, msg)
-}
-
-/// Logs in to a TCP gateway by hand with `password`; returns the server's
-/// answer after the password.
-fn raw_login(port: u16, password: &str) -> (u8, Vec<u8>) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    s.write_all(&startup("workload")).unwrap();
-    let (tag, body) = message(&mut s);
-    assert_eq!(
-        (tag, body.as_slice()),
-        (b'R', &3i32.to_be_bytes()[..]),
-        "cleartext password request"
-    );
-    let mut p = vec![b'p'];
-    p.extend_from_slice(&((password.len() + 5) as i32).to_be_bytes());
-    p.extend_from_slice(password.as_bytes());
-    p.push(0);
-    s.write_all(&p).unwrap();
-    message(&mut s)
-}
-
-/// A session logged in through a TCP gateway by hand, up to ReadyForQuery;
-/// with the cancel key the gateway gave.
-fn raw_session(port: u16, password: &str) -> (TcpStream, (i32, i32)) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    s.write_all(&startup("workload")).unwrap();
-    assert_eq!(message(&mut s).0, b'R');
-    let mut p = vec![b'p'];
-    p.extend_from_slice(&((password.len() + 5) as i32).to_be_bytes());
-    p.extend_from_slice(password.as_bytes());
-    p.push(0);
-    s.write_all(&p).unwrap();
-    let mut key = None;
-    loop {
-        match message(&mut s) {
-            (b'K', b) => {
-                key = Some((
-                    i32::from_be_bytes([b[0], b[1], b[2], b[3]]),
-                    i32::from_be_bytes([b[4], b[5], b[6], b[7]]),
-                ))
-            }
-            (b'Z', _) => break,
-            (b'E', b) => panic!("login refused: {:?}", error_fields(b'E', &b)),
-            _ => {}
-        }
-    }
-    (s, key.expect("no BackendKeyData"))
 }
 
 fn contains_str(hay: &str, needle: &str) -> bool {
@@ -505,28 +401,6 @@ fn md5_upstream_logins_work_too() {
     s.w.assert_clean(&roles);
 }
 
-/// A simple query on a raw session: the first column of the first row, or the
-/// error's (SQLSTATE, message).
-fn query(s: &mut TcpStream, sql: &str) -> Result<String, (String, String)> {
-    let mut q = vec![b'Q'];
-    q.extend_from_slice(&((sql.len() + 5) as i32).to_be_bytes());
-    q.extend_from_slice(sql.as_bytes());
-    q.push(0);
-    s.write_all(&q).unwrap();
-    let mut value = None;
-    loop {
-        match message(s) {
-            (b'D', b) if value.is_none() => {
-                let len = i32::from_be_bytes([b[2], b[3], b[4], b[5]]) as usize;
-                value = Some(String::from_utf8_lossy(&b[6..6 + len]).to_string());
-            }
-            (b'E', b) => return Err(error_fields(b'E', &b)),
-            (b'Z', _) => return Ok(value.unwrap_or_default()),
-            _ => {}
-        }
-    }
-}
-
 #[test]
 fn connections_of_a_retired_credential_close_when_its_grace_ends_and_not_before() {
     let _s = serial();
@@ -638,48 +512,6 @@ echo "files: $(cd "$dir" && find . -type f | sort | tr '\n' ' ')"
     w.assert_clean(&roles);
 }
 
-/// Runs openssl with `args` in `dir`.
-fn openssl(dir: &std::path::Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A CA `<name>.pem` (key `<name>.key`) in `dir`.
-fn make_ca(dir: &std::path::Path, name: &str) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={name}"),
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.pem"),
-        ],
-    );
-}
-
 #[test]
 fn tls_upstream_is_verified_and_a_wrong_ca_is_refused() {
     let _s = serial();
@@ -688,50 +520,8 @@ fn tls_upstream_is_verified_and_a_wrong_ca_is_refused() {
     let w = World::new(Some(("5m", "10m")));
     let dir = w.path("tls");
     std::fs::create_dir_all(&dir).unwrap();
-    make_ca(&dir, "ca");
     make_ca(&dir, "other-ca");
-    openssl(
-        &dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-        ],
-    );
-    std::fs::write(
-        dir.join("ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(
-        &dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "ext",
-            "-out",
-            "server.crt",
-        ],
-    );
+    server_cert(&dir);
     let pg = w.pg();
     pg.enable_tls(&dir.join("server.crt"), &dir.join("server.key"));
     let auth = w.approle_auth();
@@ -1030,27 +820,6 @@ impl HoldingProxy {
             hold_next,
             held,
             release,
-        }
-    }
-}
-
-/// A hand-made login through a TCP gateway up to ReadyForQuery, or the
-/// server's error (SQLSTATE, message).
-fn try_session(port: u16, password: &str) -> Result<TcpStream, (String, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    s.write_all(&startup("workload")).unwrap();
-    assert_eq!(message(&mut s).0, b'R');
-    let mut p = vec![b'p'];
-    p.extend_from_slice(&((password.len() + 5) as i32).to_be_bytes());
-    p.extend_from_slice(password.as_bytes());
-    p.push(0);
-    s.write_all(&p).unwrap();
-    loop {
-        match message(&mut s) {
-            (b'Z', _) => return Ok(s),
-            (b'E', b) => return Err(error_fields(b'E', &b)),
-            _ => {}
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod decoded;
 pub mod http;
 pub mod openbao;
 pub mod paced;
+pub mod pgwire;
 pub mod pod_security;
 pub mod postgres;
 

@@ -216,6 +216,19 @@ pub fn spawn_agent(cfg: &Path, log: &Path) -> Guarded {
         .spawn_guarded()
 }
 
+/// A `shroud agent` that [`Agent::stop`] ends cleanly (killed, as a
+/// [`Guarded`], if the test ends first).
+#[derive(Debug)]
+pub struct Agent(pub Guarded);
+
+impl Agent {
+    /// SIGTERM, then its exit status (within 20 s).
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        sigterm(&self.0);
+        crate::wait_with_deadline(&mut self.0, std::time::Duration::from_secs(20))
+    }
+}
+
 /// Sends SIGTERM to `child`.
 pub fn sigterm(child: &Child) {
     nix::sys::signal::kill(

@@ -179,6 +179,9 @@ pub struct Engine {
     gateway_file: Option<Arc<super::state::GatewayLeaseFile>>,
     /// The predecessor's gateway leases found alive, for the gateways.
     adopted_gateway_leases: Vec<crate::gateway::vault::leases::Adopted>,
+    /// `[[gateway]]`s are configured and not listening yet: readiness (the
+    /// marker, the Ready event) waits for [`Engine::gateways_listening`].
+    gateways_pending: bool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -288,7 +291,9 @@ impl Engine {
             credentials: None,
             gateway_file: None,
             adopted_gateway_leases: Vec::new(),
+            gateways_pending: false,
         };
+        engine.gateways_pending = !engine.cfg.gateways.is_empty();
         engine.gateway_file = engine.state.as_ref().map(|s| Arc::new(s.gateway_leases()));
         match engine.adopt_or_render() {
             Ok(()) => Ok(engine),
@@ -350,9 +355,12 @@ impl Engine {
     }
 
     /// Announces readiness (the marker itself is written by `publish_all`, or
-    /// by `adopt` when nothing had to be published).
+    /// by `adopt` when nothing had to be published), unless gateways are
+    /// still to start.
     fn ready(&self) {
-        events::emit(Event::Ready);
+        if !self.gateways_pending {
+            events::emit(Event::Ready);
+        }
         info!(
             secrets = self.secrets.len(),
             dir = %self.out.dir().display(),
@@ -365,7 +373,26 @@ impl Engine {
     fn publish_all(&mut self) -> Result<(), FilesError> {
         let all: Vec<usize> = (0..self.secrets.len()).collect();
         self.publish_current(&all)?;
+        self.mark_ready()
+    }
+
+    /// Writes the ready marker, unless gateways are still to start: ready
+    /// means a workload can use everything, its gateways included.
+    fn mark_ready(&mut self) -> Result<(), FilesError> {
+        if self.gateways_pending {
+            return Ok(());
+        }
         self.out.write(Path::new(READY_FILE), b"")
+    }
+
+    /// The gateways accept connections: the agent is ready.
+    pub fn gateways_listening(&mut self) -> Result<(), FilesError> {
+        if !std::mem::replace(&mut self.gateways_pending, false) {
+            return Ok(());
+        }
+        self.mark_ready()?;
+        events::emit(Event::Ready);
+        Ok(())
     }
 
     /// One publication of the current files of secrets `which` (those that have

@@ -113,8 +113,9 @@ fn start_engine(
 }
 
 /// Starts the `[[gateway]]`s on the engine's current values (after the first
-/// render); from then on the engine feeds them each new value. A secret
-/// without username and password exits 64.
+/// render); from then on the engine feeds them each new value. Once they
+/// listen, the agent is ready (`.shroud/ready`). A secret without username
+/// and password exits 64.
 fn start_gateways(
     cfg: &crate::config::Config,
     engine: &mut crate::agent::Engine,
@@ -132,10 +133,16 @@ fn start_gateways(
         ),
     );
     engine.share_credentials(credentials.clone());
-    Gateways::start(&cfg.gateways, &cfg.output, &credentials).map_err(|e| match e {
-        GatewayError::NoCredential { .. }
-        | GatewayError::Headers { .. }
-        | GatewayError::Tls { .. } => usage(e).into(),
-        e => anyhow::Error::new(e),
-    })
+    let mut gateways =
+        Gateways::start(&cfg.gateways, &cfg.output, &credentials).map_err(|e| match e {
+            GatewayError::NoCredential { .. }
+            | GatewayError::Headers { .. }
+            | GatewayError::Tls { .. } => usage(e).into(),
+            e => anyhow::Error::new(e),
+        })?;
+    if let Err(e) = engine.gateways_listening() {
+        gateways.stop();
+        return Err(e.into());
+    }
+    Ok(gateways)
 }

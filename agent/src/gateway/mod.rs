@@ -1,7 +1,8 @@
 //! Gateways (docs/gateway.md): listeners the workload connects to instead of
 //! the real service; each logs in upstream with the current credential of a
 //! secret the workload never holds. Here: the listeners' lifecycle (bind,
-//! accept thread, thread per connection, stop) and the local password file.
+//! accept thread, a thread per connection until its relay starts, stop) and
+//! the local password file.
 //! The credential handle the engine feeds is in `credential`, each protocol in
 //! its own module.
 
@@ -31,8 +32,9 @@ use crate::config::{GatewaySpec, Listen, OutputConfig};
 use conns::Conns;
 use stream::Listener;
 
-/// Stack of a connection's threads: they hold a 32 KiB heap buffer and shallow
-/// frames, nothing near the 2 MiB default.
+/// Stack of a connection's thread (its opening and logins; the relay is a
+/// task on the gateway's runtime): shallow frames, nothing near the 2 MiB
+/// default.
 const THREAD_STACK: usize = 256 * 1024;
 /// How long a stop waits for the connections' threads to let go.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
@@ -131,6 +133,8 @@ struct Running {
     files: Vec<PathBuf>,
     /// The socket directory this gateway created.
     dir: Option<PathBuf>,
+    /// Where its connections' relays run (kind postgres).
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl Gateways {
@@ -185,6 +189,7 @@ impl Gateways {
                 let _ = h.join();
             }
             let open = r.conns.close_all(CLOSE_WAIT);
+            postgres::runtime::stop(&r.name, r.runtime.take(), &stats::for_gateway(&r.name));
             for f in &r.files {
                 let _ = std::fs::remove_file(f);
             }
@@ -269,6 +274,18 @@ fn start_one(
     }
     let (password, pw_path) = local_secret(spec, output)?;
     files.push(pw_path);
+    let remove_files = |files: &[PathBuf]| {
+        for f in files {
+            let _ = std::fs::remove_file(f);
+        }
+    };
+    let runtime = postgres::runtime::build(&spec.name).map_err(|source| {
+        remove_files(&files);
+        GatewayError::Thread {
+            gateway: spec.name.clone(),
+            source,
+        }
+    })?;
     let conns = Arc::new(Conns::default());
     let ctx = Arc::new(postgres::Context {
         name: spec.name.clone(),
@@ -282,6 +299,7 @@ fn start_one(
         stats: stats::for_gateway(&spec.name),
         max_connections: u64::from(spec.max_connections),
         refusing: Default::default(),
+        runtime: runtime.handle().clone(),
     });
     let listener = Arc::new(listener);
     let stopping = Arc::new(AtomicBool::new(false));
@@ -294,9 +312,7 @@ fn start_one(
     let accept = match accept {
         Ok(h) => h,
         Err(source) => {
-            for f in &files {
-                let _ = std::fs::remove_file(f);
-            }
+            remove_files(&files);
             return Err(GatewayError::Thread {
                 gateway: spec.name.clone(),
                 source,
@@ -312,6 +328,7 @@ fn start_one(
         conns,
         files,
         dir: created_dir,
+        runtime: Some(runtime),
     })
 }
 
@@ -332,10 +349,7 @@ fn accept_loop(listener: &Listener, stopping: &AtomicBool, ctx: &Arc<postgres::C
                 let spawned = std::thread::Builder::new()
                     .name(format!("gateway-{}-conn", ctx.name))
                     .stack_size(THREAD_STACK)
-                    .spawn(move || {
-                        postgres::serve(s, &conn_ctx);
-                        drop(open);
-                    });
+                    .spawn(move || postgres::serve(s, &conn_ctx, open));
                 if let Err(e) = spawned {
                     warn!(gateway = %ctx.name, error = %e, "cannot start a connection's thread; connection dropped");
                 }

@@ -29,7 +29,7 @@ use crate::agent::state::{
     StateError,
 };
 use crate::config::SecretKind;
-use crate::contract::{READY_FILE, VALUES_FILE};
+use crate::contract::VALUES_FILE;
 use crate::events::{self, Event, Outcome, RevokeReason};
 use crate::vault::api::{self, LeaseInfo, SecretData};
 use crate::vault::pki;
@@ -236,7 +236,7 @@ impl Engine {
         } else {
             self.publish_files(&write)?;
         }
-        self.out.write(Path::new(READY_FILE), b"")?;
+        self.mark_ready()?;
         self.save_state();
         info!(
             leases_kept = kept,

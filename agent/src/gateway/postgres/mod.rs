@@ -2,10 +2,16 @@
 //! the end of the relay. Wire framing in `wire`, the opening packet in
 //! `startup`, the client's login to the gateway in `local_auth`, the login
 //! upstream in `upstream`, cancel keys in `cancel`, the copy in `relay`.
+//!
+//! The opening and both logins run on a thread of the connection's own
+//! (bounded by their timeouts); the relay then runs as a task on the
+//! gateway's runtime and the thread ends, so an open connection costs no
+//! thread (docs/gateway.md, "The relay").
 
 pub mod cancel;
 mod local_auth;
 mod relay;
+pub mod runtime;
 mod startup;
 pub mod tls;
 mod upstream;
@@ -24,7 +30,7 @@ use self::startup::{Opening, Startup, StartupError};
 use self::upstream::LoginError;
 use self::wire::{fatal, read_frame, FrameError};
 use super::conns::Conns;
-use super::stats::{ErrorKind, LoginResult, Stats};
+use super::stats::{ErrorKind, LoginResult, OpenConn, Stats};
 use super::stream::Stream;
 use super::Credentials;
 use crate::events::{self, Event, Outcome};
@@ -61,6 +67,8 @@ pub struct Context {
     pub max_connections: u64,
     /// Clients over the cap being answered now.
     pub refusing: std::sync::atomic::AtomicU64,
+    /// The runtime the relays (and the TLS sessions) run on.
+    pub runtime: tokio::runtime::Handle,
 }
 
 /// How long a client over the cap may take to send its startup packet.
@@ -91,8 +99,10 @@ pub fn refuse_full(mut client: Stream, ctx: &Context) {
     }
 }
 
-/// Serves one client connection to its end.
-pub fn serve(mut client: Stream, ctx: &Context) {
+/// Serves one client connection: the opening and the logins here, then the
+/// relay on the runtime until the connection ends (`open` counts it until
+/// then).
+pub fn serve(mut client: Stream, ctx: &Arc<Context>, open: OpenConn) {
     let Some(_client_guard) = ctx.conns.register(&client) else {
         return;
     };
@@ -167,12 +177,13 @@ pub fn serve(mut client: Stream, ctx: &Context) {
         }
     };
     let lease_id = cred.lease_id.clone();
+    let role = Zeroizing::new(cred.username.clone());
     drop(cred);
     debug!(gateway = %ctx.name, "upstream login done");
     let upstream_addr = up.addr;
     let mut upstream = up.stream;
     // The TCP connection underneath, to shut it down from elsewhere.
-    let Ok(tcp) = upstream.tcp().try_clone().map(Stream::Tcp) else {
+    let Ok(tcp) = upstream.tcp().map(Stream::Tcp) else {
         return;
     };
     let Some(_upstream_guard) = ctx.conns.register(&tcp) else {
@@ -183,19 +194,22 @@ pub fn serve(mut client: Stream, ctx: &Context) {
     let retired = tracked
         .as_ref()
         .map_or_else(Arc::default, |t| t.retired().clone());
-    let Ok(_issued) = ready(&mut client, &mut upstream, upstream_addr, ctx) else {
+    let Ok(issued) = ready(&mut client, &mut upstream, upstream_addr, &role, ctx) else {
         return;
     };
-    for s in [&client, &tcp] {
-        if s.set_read_timeout(None).is_err() || s.set_write_timeout(None).is_err() {
-            return;
+    drop(tcp);
+    let ctx = ctx.clone();
+    ctx.runtime.clone().spawn(async move {
+        if let (Ok(client), Ok(upstream)) =
+            (relay::client_on_runtime(client), upstream.into_async())
+        {
+            relay::relay(client, upstream, &retired, &ctx.stats).await;
         }
-    }
-    match upstream {
-        tls::Conn::Plain(s) => relay::relay(client, Stream::Tcp(s), retired, &ctx.stats),
-        tls::Conn::Tls(s) => relay::relay_tls(client, *s, &retired, &ctx.stats),
-    };
-    drop(tracked);
+        // The connection is over only now: its count, its cancel key, its
+        // lease's tracking and its registrations go with it (the count
+        // first: a stop that saw the registrations go finds it at zero).
+        drop((open, issued, tracked, _upstream_guard, _client_guard));
+    });
 }
 
 /// Logs in upstream with `cred`; when the server refuses it and the credential
@@ -208,7 +222,13 @@ fn login(
 ) -> Result<(upstream::Upstream, Arc<super::Credential>), LoginError> {
     let tls = ctx.tls.as_ref();
     let attempt = |cred: &super::Credential| {
-        let r = upstream::login(&ctx.upstream, tls, cred, params, UPSTREAM_TIMEOUT);
+        let r = upstream::login(
+            &ctx.upstream,
+            tls.map(|t| (t, &ctx.runtime)),
+            cred,
+            params,
+            UPSTREAM_TIMEOUT,
+        );
         record_login(ctx, cred, &r);
         r
     };
@@ -303,11 +323,14 @@ fn refuse(client: &mut Stream, why: &str, ctx: &Context) {
 }
 
 /// AuthenticationOk to the client, then the server's messages up to
-/// ReadyForQuery with the cancel key replaced by one of the gateway's.
+/// ReadyForQuery with the cancel key replaced by one of the gateway's, and
+/// the gateway's `role` name replaced in an error or notice (the server may
+/// still refuse the session, e.g. `role "v-…" is not permitted to log in`).
 fn ready(
     client: &mut Stream,
     upstream: &mut impl std::io::Read,
     addr: std::net::SocketAddr,
+    role: &str,
     ctx: &Context,
 ) -> Result<Option<cancel::Issued>, ()> {
     let mut out = wire::authentication(0);
@@ -334,10 +357,11 @@ fn ready(
                 issued = Some(i);
             }
             b'E' => {
-                out.extend_from_slice(&frame.to_wire());
+                out.extend_from_slice(&wire::without_role(&frame, role).to_wire());
                 let _ = client.write_all(&out);
                 return Err(());
             }
+            b'N' => out.extend_from_slice(&wire::without_role(&frame, role).to_wire()),
             b'Z' => {
                 out.extend_from_slice(&frame.to_wire());
                 return client.write_all(&out).map(|()| issued).map_err(drop);

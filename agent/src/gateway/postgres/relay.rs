@@ -1,216 +1,154 @@
-//! After the login: bytes copied both ways until either side closes, then
-//! both are shut down so the other direction ends too. The server's side is
-//! followed message by message (lengths only, nothing is buffered), so that a
-//! connection whose credential retired ends with a FATAL ErrorResponse at a
-//! message boundary, as a server's own shutdown would.
+//! After the login: bytes copied both ways until either side closes, as one
+//! task per connection on the gateway's runtime (no thread, no buffer of its
+//! own while idle: what a read brings goes through the worker's scratch
+//! buffer, and only what the other side cannot take at once is copied into a
+//! pending buffer of the connection). Both directions make progress
+//! independently, over TLS too, so a client that pipelines without reading
+//! cannot deadlock it. The server's side is followed message by message
+//! (lengths only), so that a connection whose credential retired ends with a
+//! FATAL ErrorResponse at a message boundary, as a server's own shutdown would.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::os::fd::AsFd as _;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::cell::RefCell;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{ready, Context, Poll};
 
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use rustls::{ClientConnection, StreamOwned};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 
 use super::wire;
 use crate::gateway::stats::Stats;
 use crate::gateway::stream::Stream;
 
-/// One direction's first buffer: a small query or result in one read, and
-/// little memory for each of many idle connections.
-const FIRST_CHUNK: usize = 4 * 1024;
-/// The most it grows to when reads keep filling it (bulk results, COPY).
-const MAX_CHUNK: usize = 64 * 1024;
+/// The most one read takes: a bulk result or COPY moves in 64 KiB steps.
+const SCRATCH: usize = 64 * 1024;
 /// SQLSTATE admin_shutdown, what a server sends when it ends a session.
 const ADMIN_SHUTDOWN: &str = "57P01";
 /// What the client is told when the lease's grace ends.
 const RETIRED: &str = "terminating connection: credential retired";
 
-/// Bytes copied each way.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Copied {
-    /// Client to upstream.
-    pub forth: u64,
-    /// Upstream to client.
-    pub back: u64,
+thread_local! {
+    /// Each worker's read buffer, shared by all its connections: a read's
+    /// bytes are written on at once, within the same poll.
+    static SCRATCH_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Copies `client` ↔ `upstream` until one side ends. When `retired` is set
-/// (and the upstream's writing half shut), the server ends the session and
-/// the client gets a 57P01 ErrorResponse before its connection closes.
-pub fn relay(
-    client: Stream,
-    upstream: Stream,
-    retired: Arc<AtomicBool>,
-    stats: &Arc<Stats>,
-) -> Copied {
-    let (client_rx, upstream_rx) = match (client.try_clone(), upstream.try_clone()) {
-        (Ok(c), Ok(u)) => (c, u),
-        _ => {
-            client.shutdown();
-            upstream.shutdown();
-            return Copied::default();
+/// A connection either side of the relay: TCP, Unix or TLS.
+pub trait Duplex: AsyncRead + AsyncWrite + Send + Unpin {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Duplex for T {}
+
+/// The client's connection on the runtime (call within it).
+pub fn client_on_runtime(client: Stream) -> io::Result<Box<dyn Duplex>> {
+    Ok(match client {
+        Stream::Tcp(s) => {
+            s.set_nonblocking(true)?;
+            Box::new(tokio::net::TcpStream::from_std(s)?)
         }
-    };
-    let (flag, counter) = (retired.clone(), stats.clone());
-    let back = std::thread::Builder::new()
-        .name("gateway-relay".into())
-        .stack_size(super::super::THREAD_STACK)
-        .spawn(move || back(upstream_rx, client, &flag, &counter.to_client));
-    let forth = copy(client_rx, upstream, &retired, &stats.to_upstream);
-    let back = back.ok().and_then(|h| h.join().ok()).unwrap_or(0);
-    Copied { forth, back }
-}
-
-/// Client to upstream, until EOF or an error. Once retired, the other
-/// direction owns the end (the client must still get the error).
-fn copy(mut from: Stream, mut to: Stream, retired: &AtomicBool, counter: &AtomicU64) -> u64 {
-    let mut buf = vec![0u8; FIRST_CHUNK];
-    let mut total = 0u64;
-    loop {
-        let n = match from.read(&mut buf) {
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        if to.write_all(&buf[..n]).is_err() {
-            break;
+        Stream::Unix(s) => {
+            s.set_nonblocking(true)?;
+            Box::new(tokio::net::UnixStream::from_std(s)?)
         }
-        total += n as u64;
-        counter.fetch_add(n as u64, Ordering::Relaxed);
-        grow_when_full(&mut buf, n);
-    }
-    if !retired.load(Ordering::SeqCst) {
-        from.shutdown();
-        to.shutdown();
-    }
-    total
+    })
 }
 
-/// Upstream to client, following message boundaries; at the end, a retired
-/// connection's client gets 57P01 when the last message was whole.
-fn back(mut from: Stream, mut to: Stream, retired: &AtomicBool, counter: &AtomicU64) -> u64 {
-    let mut buf = vec![0u8; FIRST_CHUNK];
-    let mut total = 0u64;
-    let mut bounds = Boundaries::default();
-    loop {
-        let n = match from.read(&mut buf) {
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        if to.write_all(&buf[..n]).is_err() {
-            break;
-        }
-        bounds.feed(&buf[..n]);
-        total += n as u64;
-        counter.fetch_add(n as u64, Ordering::Relaxed);
-        grow_when_full(&mut buf, n);
-    }
-    if retired.load(Ordering::SeqCst) && bounds.at_boundary() {
-        let _ = to.write_all(&wire::fatal(ADMIN_SHUTDOWN, RETIRED));
-    }
-    from.shutdown();
-    to.shutdown();
-    total
-}
-
-/// As [`relay`] over TLS to the upstream: one thread polls both sides (a TLS
-/// session cannot be read and written from two threads).
-pub fn relay_tls(
-    mut client: Stream,
-    mut up: StreamOwned<ClientConnection, TcpStream>,
+/// Copies `client` ↔ `upstream` until one side ends (counting the bytes in
+/// `stats`). When `retired` is set (and the upstream's writing half shut),
+/// the server ends the session and the client gets a 57P01 ErrorResponse
+/// before its connection closes.
+pub async fn relay(
+    client: Box<dyn Duplex>,
+    upstream: Box<dyn Duplex>,
     retired: &AtomicBool,
     stats: &Stats,
-) -> Copied {
-    let mut buf = vec![0u8; MAX_CHUNK / 2];
-    let mut copied = Copied::default();
+) {
+    let (mut client_rx, mut client_tx) = tokio::io::split(client);
+    let (mut upstream_rx, mut upstream_tx) = tokio::io::split(upstream);
     let mut bounds = Boundaries::default();
-    let mut upstream_done = false;
-    'relay: loop {
-        // Plaintext rustls already holds (also what came with the login).
-        loop {
-            match up.conn.reader().read(&mut buf) {
-                Ok(0) => break 'relay,
-                Ok(n) => {
-                    if client.write_all(&buf[..n]).is_err() {
-                        break 'relay;
-                    }
-                    bounds.feed(&buf[..n]);
-                    copied.back += n as u64;
-                    stats.to_client.fetch_add(n as u64, Ordering::Relaxed);
+    {
+        let forth = pump(&mut client_rx, &mut upstream_tx, |b| {
+            stats
+                .to_upstream
+                .fetch_add(b.len() as u64, Ordering::Relaxed);
+        });
+        let back = pump(&mut upstream_rx, &mut client_tx, |b| {
+            bounds.feed(b);
+            stats.to_client.fetch_add(b.len() as u64, Ordering::Relaxed);
+        });
+        tokio::pin!(forth, back);
+        tokio::select! {
+            () = &mut forth => {
+                // Once retired, the server's side owns the end: the client
+                // must still get the error.
+                if retired.load(Ordering::SeqCst) {
+                    back.await;
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(_) => break 'relay,
             }
-        }
-        if upstream_done {
-            break;
-        }
-        let (client_ready, upstream_ready) = {
-            let mut fds = [
-                PollFd::new(client.as_fd(), PollFlags::POLLIN),
-                PollFd::new(up.sock.as_fd(), PollFlags::POLLIN),
-            ];
-            match poll(&mut fds, PollTimeout::NONE) {
-                Ok(_) => {}
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(_) => break,
-            }
-            let ready = |f: &PollFd<'_>| f.revents().is_some_and(|r| !r.is_empty());
-            (ready(&fds[0]), ready(&fds[1]))
-        };
-        if client_ready {
-            let n = match client.read(&mut buf) {
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            if send_tls(&mut up, &buf[..n]).is_err() {
-                break;
-            }
-            copied.forth += n as u64;
-            stats.to_upstream.fetch_add(n as u64, Ordering::Relaxed);
-        }
-        if upstream_ready {
-            match up.conn.read_tls(&mut up.sock) {
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                // The end: what rustls holds is still delivered above.
-                Ok(0) | Err(_) => upstream_done = true,
-                Ok(_) => {}
-            }
-            if up.conn.process_new_packets().is_err() {
-                break;
-            }
+            () = &mut back => {}
         }
     }
     if retired.load(Ordering::SeqCst) && bounds.at_boundary() {
-        let _ = client.write_all(&wire::fatal(ADMIN_SHUTDOWN, RETIRED));
+        let _ = client_tx
+            .write_all(&wire::fatal(ADMIN_SHUTDOWN, RETIRED))
+            .await;
     }
-    client.shutdown();
-    let _ = up.sock.shutdown(std::net::Shutdown::Both);
-    copied
+    let _ = client_tx.shutdown().await;
 }
 
-/// Doubles `buf` (up to [`MAX_CHUNK`]) when a read filled it: more is
-/// coming than it holds.
-fn grow_when_full(buf: &mut Vec<u8>, n: usize) {
-    if n == buf.len() && buf.len() < MAX_CHUNK {
-        buf.resize(buf.len() * 2, 0);
+/// `from` to `to` until the end of `from` or an error either side; `seen`
+/// gets every chunk read.
+async fn pump<R, W>(from: &mut R, to: &mut W, mut seen: impl FnMut(&[u8]))
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    loop {
+        let rest = match std::future::poll_fn(|cx| step(cx, &mut *from, &mut *to, &mut seen)).await
+        {
+            Ok(Some(rest)) => rest,
+            Ok(None) | Err(_) => return,
+        };
+        if !rest.is_empty() && to.write_all(&rest).await.is_err() {
+            return;
+        }
+        // TLS: what the session holds goes out before more is read.
+        if to.flush().await.is_err() {
+            return;
+        }
     }
 }
 
-/// Encrypts `bytes` and writes them out (blocking, never reading).
-fn send_tls(
-    up: &mut StreamOwned<ClientConnection, TcpStream>,
-    bytes: &[u8],
-) -> std::io::Result<()> {
-    up.conn.writer().write_all(bytes)?;
-    while up.conn.wants_write() {
-        up.conn.write_tls(&mut up.sock)?;
-    }
-    Ok(())
+/// Reads what `from` has into the worker's scratch buffer and writes as much
+/// of it as `to` takes now; returns the rest, to be written (usually
+/// nothing). None at the end of `from`.
+fn step<R, W>(
+    cx: &mut Context<'_>,
+    from: &mut R,
+    to: &mut W,
+    seen: &mut impl FnMut(&[u8]),
+) -> Poll<io::Result<Option<Vec<u8>>>>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    SCRATCH_BUF.with_borrow_mut(|scratch| {
+        if scratch.len() < SCRATCH {
+            scratch.resize(SCRATCH, 0);
+        }
+        let mut buf = ReadBuf::new(scratch);
+        ready!(Pin::new(&mut *from).poll_read(cx, &mut buf))?;
+        let got = buf.filled();
+        if got.is_empty() {
+            return Poll::Ready(Ok(None));
+        }
+        seen(got);
+        let taken = match Pin::new(&mut *to).poll_write(cx, got) {
+            Poll::Ready(Ok(n)) => n,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => 0,
+        };
+        Poll::Ready(Ok(Some(got[taken..].to_vec())))
+    })
 }
 
 /// Where the server's stream is: inside a message's 5-byte header or body.
@@ -251,52 +189,79 @@ impl Boundaries {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncReadExt as _;
+    use tokio::net::UnixStream;
 
-    #[test]
-    fn a_bulk_copy_arrives_whole_while_the_buffer_grows() {
-        use std::os::unix::net::UnixStream;
-        let (mut writer, from) = UnixStream::pair().unwrap();
-        let (to, mut reader) = UnixStream::pair().unwrap();
-        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
-        let sent = data.clone();
-        let feeder = std::thread::spawn(move || {
-            writer.write_all(&sent).unwrap();
-        });
-        let counter = AtomicU64::new(0);
-        let copier = std::thread::scope(|s| {
-            let h = s.spawn(|| {
-                copy(
-                    Stream::Unix(from),
-                    Stream::Unix(to),
-                    &AtomicBool::new(false),
-                    &counter,
-                )
-            });
-            let mut got = Vec::new();
-            reader.read_to_end(&mut got).unwrap();
-            assert!(
-                got == data,
-                "the bytes differ ({} of {})",
-                got.len(),
-                data.len()
-            );
-            h.join().unwrap()
-        });
-        feeder.join().unwrap();
-        assert_eq!(copier, data.len() as u64);
-        assert_eq!(counter.load(Ordering::Relaxed), data.len() as u64);
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// Writes `out` while it reads `expect` bytes, then ends its
+    /// writing half; returns what it read.
+    async fn talk(s: UnixStream, out: &[u8], expect: usize) -> Vec<u8> {
+        let (mut rx, mut tx) = s.into_split();
+        let mut got = vec![0u8; expect];
+        let (written, read) = tokio::join!(tx.write_all(out), rx.read_exact(&mut got));
+        written.unwrap();
+        read.unwrap();
+        tx.shutdown().await.unwrap();
+        got
     }
 
     #[test]
-    fn the_buffer_doubles_only_when_filled_up_to_its_bound() {
-        let mut buf = vec![0u8; FIRST_CHUNK];
-        grow_when_full(&mut buf, FIRST_CHUNK - 1);
-        assert_eq!(buf.len(), FIRST_CHUNK);
-        for _ in 0..10 {
-            let n = buf.len();
-            grow_when_full(&mut buf, n);
-        }
-        assert_eq!(buf.len(), MAX_CHUNK);
+    fn bulk_data_both_ways_at_once_arrives_whole() {
+        runtime().block_on(async {
+            let (client, gw_client) = UnixStream::pair().unwrap();
+            let (gw_upstream, server) = UnixStream::pair().unwrap();
+            let stats = Stats::default();
+            let retired = AtomicBool::new(false);
+            let forth: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+            let back: Vec<u8> = (0..5_000_000u32).map(|i| (i % 241) as u8).collect();
+            // Each side writes everything while it reads: far more than the
+            // sockets hold, so both directions must move at once.
+            let ((), got_back, got_forth) = tokio::join!(
+                relay(Box::new(gw_client), Box::new(gw_upstream), &retired, &stats),
+                talk(client, &forth, back.len()),
+                talk(server, &back, forth.len()),
+            );
+            assert!(got_forth == forth, "client to server differs");
+            assert!(got_back == back, "server to client differs");
+            assert_eq!(
+                stats.to_upstream.load(Ordering::Relaxed),
+                forth.len() as u64
+            );
+            assert_eq!(stats.to_client.load(Ordering::Relaxed), back.len() as u64);
+        });
+    }
+
+    #[test]
+    fn a_retired_connection_ends_with_57p01_at_a_message_boundary() {
+        runtime().block_on(async {
+            let (mut client, gw_client) = UnixStream::pair().unwrap();
+            let (gw_upstream, mut server) = UnixStream::pair().unwrap();
+            let stats = Stats::default();
+            let retired = AtomicBool::new(true);
+            let server_side = async {
+                server.write_all(&wire::authentication(0)).await.unwrap();
+                server.shutdown().await.unwrap();
+            };
+            let client_side = async {
+                let mut got = Vec::new();
+                client.read_to_end(&mut got).await.unwrap();
+                got
+            };
+            let ((), (), got) = tokio::join!(
+                relay(Box::new(gw_client), Box::new(gw_upstream), &retired, &stats),
+                server_side,
+                client_side
+            );
+            let mut want = wire::authentication(0);
+            want.extend(wire::fatal(ADMIN_SHUTDOWN, RETIRED));
+            assert_eq!(got, want);
+        });
     }
 
     #[test]

@@ -2,16 +2,27 @@
 //! configuration for `require` (encrypted, any certificate) and `verify-full`
 //! (the certificate chains to `ca_file`, or to the web roots without one, and
 //! names the upstream host), and the TLS connection the login and the relay use.
+//!
+//! The TLS session is tokio-rustls on the gateway's runtime from the handshake
+//! on, so that the relay can read and write it at once (a blocking session on
+//! one thread could not read while a write waited: a client that pipelines
+//! faster than the server answers deadlocked it). The login, which is a
+//! strict request–answer exchange, drives it from its own thread through
+//! [`Handle::block_on`], each step bounded by the login's timeout.
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::runtime::Handle;
+use tokio_rustls::client::TlsStream;
 
 use crate::config::UpstreamTls;
 
@@ -95,16 +106,59 @@ pub enum Conn {
     /// Plain TCP (`sslmode = "disable"`).
     Plain(TcpStream),
     /// TLS over TCP.
-    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+    Tls(Box<Blocking>),
+}
+
+/// A TLS session on the gateway's runtime, read and written from a thread
+/// outside it (the login) one bounded step at a time.
+#[derive(Debug)]
+pub struct Blocking {
+    /// The session.
+    pub stream: TlsStream<tokio::net::TcpStream>,
+    runtime: Handle,
+    timeout: Duration,
+}
+
+impl Blocking {
+    fn run<T>(
+        &mut self,
+        step: impl AsyncFnOnce(&mut TlsStream<tokio::net::TcpStream>) -> io::Result<T>,
+    ) -> io::Result<T> {
+        let (runtime, timeout) = (self.runtime.clone(), self.timeout);
+        runtime.block_on(async {
+            tokio::time::timeout(timeout, step(&mut self.stream))
+                .await
+                .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+        })
+    }
 }
 
 impl Conn {
-    /// The TCP connection underneath (to shut it down, to poll it).
-    pub fn tcp(&self) -> &TcpStream {
+    /// A second handle on the TCP connection underneath (to shut it down
+    /// from elsewhere).
+    pub fn tcp(&self) -> io::Result<TcpStream> {
         match self {
-            Conn::Plain(s) => s,
-            Conn::Tls(s) => s.get_ref(),
+            Conn::Plain(s) => s.try_clone(),
+            Conn::Tls(s) => {
+                use std::os::fd::AsFd as _;
+                let fd = s.stream.get_ref().0.as_fd().try_clone_to_owned()?;
+                Ok(TcpStream::from(fd))
+            }
         }
+    }
+}
+
+impl Conn {
+    /// The connection on the gateway's runtime, for the relay (call within
+    /// it).
+    pub fn into_async(self) -> io::Result<Box<dyn super::relay::Duplex>> {
+        Ok(match self {
+            Conn::Plain(s) => {
+                s.set_nonblocking(true)?;
+                Box::new(tokio::net::TcpStream::from_std(s)?)
+            }
+            Conn::Tls(s) => Box::new(s.stream),
+        })
     }
 }
 
@@ -112,7 +166,7 @@ impl Read for Conn {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Conn::Plain(s) => s.read(buf),
-            Conn::Tls(s) => s.read(buf),
+            Conn::Tls(s) => s.run(async |t| t.read(buf).await),
         }
     }
 }
@@ -121,14 +175,14 @@ impl Write for Conn {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Conn::Plain(s) => s.write(buf),
-            Conn::Tls(s) => s.write(buf),
+            Conn::Tls(s) => s.run(async |t| t.write(buf).await),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Conn::Plain(s) => s.flush(),
-            Conn::Tls(s) => s.flush(),
+            Conn::Tls(s) => s.run(async |t| t.flush().await),
         }
     }
 }
@@ -150,8 +204,14 @@ pub enum NegotiateError {
     Io(io::Error),
 }
 
-/// Sends the SSLRequest on `tcp` and, on `S`, completes the TLS handshake.
-pub fn negotiate(mut tcp: TcpStream, tls: &Upstream) -> Result<Conn, NegotiateError> {
+/// Sends the SSLRequest on `tcp` and, on `S`, completes the TLS handshake on
+/// `runtime` within `timeout`.
+pub fn negotiate(
+    mut tcp: TcpStream,
+    tls: &Upstream,
+    runtime: &Handle,
+    timeout: Duration,
+) -> Result<Conn, NegotiateError> {
     let mut req = 8i32.to_be_bytes().to_vec();
     req.extend_from_slice(&SSL_REQUEST.to_be_bytes());
     tcp.write_all(&req).map_err(NegotiateError::Io)?;
@@ -162,15 +222,23 @@ pub fn negotiate(mut tcp: TcpStream, tls: &Upstream) -> Result<Conn, NegotiateEr
         b'N' => return Err(NegotiateError::Refused),
         other => return Err(NegotiateError::Garbage(other)),
     }
-    let conn = ClientConnection::new(tls.config.clone(), tls.name.clone())
-        .map_err(|e| NegotiateError::Handshake(io::Error::other(e)))?;
-    let mut s = StreamOwned::new(conn, tcp);
-    while s.conn.is_handshaking() {
-        s.conn
-            .complete_io(&mut s.sock)
-            .map_err(NegotiateError::Handshake)?;
-    }
-    Ok(Conn::Tls(Box::new(s)))
+    tcp.set_nonblocking(true).map_err(NegotiateError::Io)?;
+    let tcp = {
+        let _in_runtime = runtime.enter();
+        tokio::net::TcpStream::from_std(tcp).map_err(NegotiateError::Io)?
+    };
+    let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
+    let handshake = connector.connect(tls.name.clone(), tcp);
+    // The timer is made within the runtime (this thread is outside it).
+    let stream = runtime
+        .block_on(async { tokio::time::timeout(timeout, handshake).await })
+        .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+        .map_err(NegotiateError::Handshake)?;
+    Ok(Conn::Tls(Box::new(Blocking {
+        stream,
+        runtime: runtime.clone(),
+        timeout,
+    })))
 }
 
 /// `sslmode = "require"`: encrypted, whoever the server is (as libpq's

@@ -11,7 +11,7 @@ use postgres_protocol::authentication::{md5_hash, sasl};
 use postgres_protocol::message::{backend, frontend};
 
 use super::tls::{self, Conn, NegotiateError};
-use super::wire::{read_frame, Frame, FrameError};
+use super::wire::{read_frame, Frame, FrameError, ROLE_PLACEHOLDER};
 use crate::gateway::Credential;
 
 /// Upper bound of a message during the login.
@@ -59,11 +59,12 @@ pub struct Upstream {
     pub addr: SocketAddr,
 }
 
-/// Connects to `upstream` (over TLS when `tls`) and logs in as `cred` with
-/// the client's `params` (`user` replaced by the credential's).
+/// Connects to `upstream` (over TLS when `tls`, its session on the given
+/// runtime) and logs in as `cred` with the client's `params` (`user`
+/// replaced by the credential's).
 pub fn login(
     upstream: &str,
-    tls: Option<&tls::Upstream>,
+    tls: Option<(&tls::Upstream, &tokio::runtime::Handle)>,
     cred: &Credential,
     params: &[(String, String)],
     timeout: Duration,
@@ -74,7 +75,7 @@ pub fn login(
     stream.set_read_timeout(Some(timeout)).map_err(io)?;
     stream.set_write_timeout(Some(timeout)).map_err(io)?;
     let mut s = match tls {
-        Some(t) => tls::negotiate(stream, t)?,
+        Some((t, runtime)) => tls::negotiate(stream, t, runtime, timeout)?,
         None => Conn::Plain(stream),
     };
     let mut buf = BytesMut::new();
@@ -201,7 +202,7 @@ fn refused(mut fields: backend::ErrorFields<'_>, username: &str) -> LoginError {
         match f.type_() {
             b'C' => sqlstate = value.into_owned(),
             b'M' if username.is_empty() => message = value.into_owned(),
-            b'M' => message = value.replace(username, "<gateway role>"),
+            b'M' => message = value.replace(username, ROLE_PLACEHOLDER),
             _ => {}
         }
     }

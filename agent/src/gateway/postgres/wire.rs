@@ -100,6 +100,38 @@ pub fn fatal(sqlstate: &str, message: &str) -> Vec<u8> {
     Frame { tag: b'E', body }.to_wire()
 }
 
+/// What a client is shown instead of the gateway's role name.
+pub const ROLE_PLACEHOLDER: &str = "<gateway role>";
+
+/// An ErrorResponse or NoticeResponse with `role` replaced by
+/// [`ROLE_PLACEHOLDER`] in every field (a malformed tail is dropped).
+pub fn without_role(frame: &Frame, role: &str) -> Frame {
+    let mut body = Vec::with_capacity(frame.body.len());
+    let mut rest = frame.body.as_slice();
+    while let Some((&kind, after)) = rest.split_first() {
+        let Some((value, tail)) = cstr(after).filter(|_| kind != 0) else {
+            break;
+        };
+        body.push(kind);
+        let mut from = 0;
+        if !role.is_empty() {
+            for at in memchr::memmem::find_iter(value, role.as_bytes()) {
+                body.extend_from_slice(&value[from..at]);
+                body.extend_from_slice(ROLE_PLACEHOLDER.as_bytes());
+                from = at + role.len();
+            }
+        }
+        body.extend_from_slice(&value[from..]);
+        body.push(0);
+        rest = tail;
+    }
+    body.push(0);
+    Frame {
+        tag: frame.tag,
+        body,
+    }
+}
+
 /// A NUL-terminated string at the start of `bytes`, and the rest after it.
 pub fn cstr(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
     let end = bytes.iter().position(|&b| b == 0)?;
@@ -130,6 +162,36 @@ mod tests {
             read_frame(&mut neg.as_slice(), 1024),
             Err(FrameError::Length(-5))
         ));
+    }
+
+    #[test]
+    fn the_role_is_replaced_in_every_field_of_an_error() {
+        let role = "v-token-ro-abc";
+        let mut body = Vec::new();
+        for (kind, value) in [
+            (b'S', "FATAL".to_string()),
+            (b'C', "28000".to_string()),
+            (b'M', format!("role \"{role}\" is not permitted to log in")),
+            (b'D', format!("{role} and {role}")),
+        ] {
+            body.push(kind);
+            body.extend_from_slice(value.as_bytes());
+            body.push(0);
+        }
+        body.push(0);
+        let f = without_role(&Frame { tag: b'E', body }, role);
+        assert_eq!(f.tag, b'E');
+        assert!(!contains(&f.body, role.as_bytes()));
+        assert!(contains(
+            &f.body,
+            b"Mrole \"<gateway role>\" is not permitted to log in\0"
+        ));
+        assert!(contains(&f.body, b"D<gateway role> and <gateway role>\0"));
+        assert!(contains(&f.body, b"C28000\0"));
+        assert_eq!(f.body.last(), Some(&0));
+        let wire = f.to_wire();
+        let again = read_frame(&mut wire.as_slice(), 1024).unwrap();
+        assert_eq!(again.body, f.body, "the length is right");
     }
 
     fn contains(hay: &[u8], needle: &[u8]) -> bool {
