@@ -5,9 +5,9 @@
 //! Each family lives in its own file and is a row of [`FAMILIES`]: its name (shown
 //! in its mask, `[REDACTED:github-token]`), the literal anchors that start a
 //! candidate, and a function that examines the bytes from an anchor on. The
-//! streaming stage ([`Detect`]) finds anchors with one Aho-Corasick automaton
-//! over pieces of them (`scan.rs`: a SIMD prefilter, so text without anchors
-//! costs one pass) and holds back a candidate until its family decides, with the same
+//! streaming stage ([`Detect`]) finds anchors with SIMD passes over pieces of
+//! them (`scan.rs`: slim Teddy over the pieces of four bytes or more, memmem
+//! for each shorter one) and holds back a candidate until its family decides, with the same
 //! discipline as the value matcher: a half-written token never shows, an idle
 //! flush masks a plausible start and keeps masking its continuation.
 
@@ -257,6 +257,8 @@ pub struct DetectorSet {
     /// Every anchor: (index into `families`, the anchor).
     anchors: Vec<(usize, &'static [u8])>,
     scanner: Option<scan::Scanner>,
+    /// For each byte, the anchors whose first byte it is in either case.
+    by_first: Vec<Vec<usize>>,
     /// The mask written for each family, same order as `families`.
     masks: Vec<Vec<u8>>,
     /// The value matcher's mask: the stage runs after the matcher, and a
@@ -325,15 +327,29 @@ impl DetectorSet {
         });
         let masks = families.iter().map(|f| named_mask(mask, f.name)).collect();
         let max_anchor = anchors.iter().map(|a| a.1.len()).max().unwrap_or(0);
+        let by_first = (0..=255u8)
+            .map(|b| {
+                (0..anchors.len())
+                    .filter(|&ai| anchors[ai].1[0].eq_ignore_ascii_case(&b))
+                    .collect()
+            })
+            .collect();
         assert!(max_anchor <= stage::MAX_ANCHOR, "an anchor is too long");
         DetectorSet {
             families,
             anchors,
             scanner,
+            by_first,
             masks,
             value_mask: mask.to_vec(),
             max_anchor,
         }
+    }
+
+    /// The anchors whose first byte is `b` in either case (indices into
+    /// `anchors`).
+    pub(crate) fn starting_with(&self, b: u8) -> &[usize] {
+        &self.by_first[usize::from(b)]
     }
 
     /// No detector selected.

@@ -375,10 +375,13 @@ impl Detect {
             .len()
             .saturating_sub(self.set.max_anchor.saturating_sub(1))
             .max(from);
+        // Called once per write (each of the matcher's output pieces): only
+        // the anchors that start with the byte there are compared.
         (lo..buf.len())
             .find(|&i| {
                 let rest = &buf[i..];
-                self.set.anchors.iter().any(|(_, a)| {
+                self.set.starting_with(rest[0]).iter().any(|&ai| {
+                    let a = self.set.anchors[ai].1;
                     a.len() > rest.len() && a[..rest.len()].eq_ignore_ascii_case(rest)
                 })
             })
