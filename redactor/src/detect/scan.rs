@@ -66,13 +66,16 @@ pub(crate) struct Scanner {
     passes: Vec<Pass>,
 }
 
+/// An anchor found: (its start, its index).
+type Hit = (usize, usize);
+
 /// What the passes found in one buffer so far, so that a caller walking
 /// through it (`next` with a growing `from`) scans each byte once per pass:
 /// for each pass, where it last searched from and the anchor it found then.
 /// Only valid for the buffer it was used with.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Cursor {
-    found: [Option<(usize, Option<(usize, usize)>)>; MAX_PASSES],
+    found: [Option<(usize, Option<Hit>)>; MAX_PASSES],
 }
 
 impl Scanner {
