@@ -338,7 +338,7 @@ mod tests {
     /// up from each anchor found) finds what one automaton over the anchors
     /// themselves finds (the scanner before scan literals): the leftmost
     /// anchor, the table's first at one start.
-    fn walk(text: &[u8], start: usize) -> (Vec<(usize, usize)>, Vec<(usize, usize)>) {
+    fn walk(text: &[u8], start: usize) -> (Vec<Hit>, Vec<Hit>) {
         let set = super::super::DetectorSet::all(b"[R]");
         let scanner = set.scanner.as_ref().expect("every detector");
         let list: Vec<&[u8]> = set.anchors.iter().map(|a| a.1).collect();
