@@ -5,6 +5,9 @@
 use std::ffi::OsString;
 
 use shroud_redactor::detect::DetectorSet;
+use shroud_redactor::BuildReport;
+
+use zeroize::Zeroizing;
 
 use crate::live::{LiveSet, Registered};
 
@@ -78,38 +81,118 @@ fn glob(p: &[u8], s: &[u8]) -> bool {
     }
 }
 
-/// Registers with `live` the value of every variable in `vars` whose name
-/// matches, and the password of every URL-valued variable; returns the names
-/// registered (values shorter than the minimum length are skipped).
-pub fn register(
-    live: &LiveSet,
+/// What the names of the environment's values start with in the set.
+const ENV_PREFIX: &str = "env:";
+
+/// The values the patterns select from the environment, for the set: each
+/// with the name it is registered under, and the variables they came from.
+#[derive(Default)]
+pub struct EnvValues {
+    /// (name registered under, value, index into `names`).
+    values: Vec<(String, Zeroizing<Vec<u8>>, usize)>,
+    names: Vec<String>,
+}
+
+impl std::fmt::Debug for EnvValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnvValues")
+            .field("names", &self.names)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EnvValues {
+    /// (name registered under, value) pairs.
+    pub fn pairs(&self) -> Vec<(&str, &[u8])> {
+        self.values
+            .iter()
+            .map(|(n, v, _)| (n.as_str(), v.as_slice()))
+            .collect()
+    }
+
+    /// The variables that contributed a value.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+}
+
+/// The value of every variable in `vars` whose name matches, and the password
+/// of every URL-valued variable, at least `min_length` bytes long.
+pub fn collect(
     patterns: &EnvPatterns,
     vars: impl IntoIterator<Item = (OsString, OsString)>,
-) -> Vec<String> {
+    min_length: usize,
+) -> EnvValues {
+    let mut found = EnvValues::default();
     if patterns.is_empty() {
-        return Vec::new();
+        return found;
     }
     let urls = DetectorSet::parse("url-password", b"[REDACTED]").expect("a known detector");
-    let mut names = Vec::new();
     for (name, value) in vars {
         let name = name.to_string_lossy().into_owned();
         if name.starts_with("SHROUD_") {
             continue;
         }
-        let value = zeroize::Zeroizing::new(value.into_encoded_bytes());
-        let mut added = false;
-        if patterns.matches(&name) && !looks_like_a_setting(&value) {
-            added |= live.register(&format!("env:{name}"), &value) == Registered::Added;
+        let value = Zeroizing::new(value.into_encoded_bytes());
+        let (before, var) = (found.values.len(), found.names.len());
+        if patterns.matches(&name) && !looks_like_a_setting(&value) && value.len() >= min_length {
+            found.values.push((
+                format!("{ENV_PREFIX}{name}"),
+                Zeroizing::new(value.to_vec()),
+                var,
+            ));
         }
         for d in urls.find_all(&value) {
-            added |= live.register(&format!("env:{name}:url-password"), &value[d.range])
-                == Registered::Added;
+            if d.range.len() >= min_length {
+                found.values.push((
+                    format!("{ENV_PREFIX}{name}:url-password"),
+                    Zeroizing::new(value[d.range].to_vec()),
+                    var,
+                ));
+            }
         }
-        if added {
-            names.push(name);
+        if found.values.len() > before {
+            found.names.push(name);
         }
     }
-    names
+    found
+}
+
+/// Leaves out of a build report the values [`collect`] found: the warnings
+/// are about the secrets' sources, as when the environment's values were
+/// registered after the first build.
+pub fn unreport(report: &mut BuildReport) {
+    for names in [
+        &mut report.too_short,
+        &mut report.empty,
+        &mut report.ordinary,
+    ] {
+        names.retain(|n| !n.starts_with(ENV_PREFIX));
+    }
+}
+
+/// Registers with `live` (one rebuild of its set) what [`collect`] finds;
+/// returns the names of the variables whose values were added.
+pub fn register(
+    live: &LiveSet,
+    patterns: &EnvPatterns,
+    vars: impl IntoIterator<Item = (OsString, OsString)>,
+) -> Vec<String> {
+    let found = collect(patterns, vars, live.min_length());
+    let mut added = vec![false; found.names.len()];
+    for (answer, (_, _, var)) in live
+        .register_all(&found.pairs())
+        .into_iter()
+        .zip(&found.values)
+    {
+        added[*var] |= answer == Registered::Added;
+    }
+    found
+        .names
+        .into_iter()
+        .zip(added)
+        .filter_map(|(name, added)| added.then_some(name))
+        .collect()
 }
 
 #[cfg(test)]
@@ -155,5 +238,35 @@ mod tests {
         r.write(b"tok-0123456789 pg-s3cret-pw /root/not-a-secret", &mut out);
         r.finish(&mut out);
         assert_eq!(out, b"[REDACTED] [REDACTED] /root/not-a-secret");
+    }
+
+    #[test]
+    fn collects_values_for_the_first_build() {
+        let p = EnvPatterns::parse(DEFAULT_PATTERNS).unwrap();
+        let vars = [
+            ("DEPLOY_TOKEN", "tok-0123456789"),
+            ("SHORT_TOKEN", "abcdef"),
+            ("SHROUD_TOKEN", "shroud-own-token-1"),
+            ("DATABASE_URL", "postgres://app:pg-s3cret-pw@db/app"),
+            ("PATH", "/usr/bin"),
+        ]
+        .map(|(n, v)| (OsString::from(n), OsString::from(v)));
+        let found = collect(&p, vars, 8);
+        assert_eq!(found.names(), ["DEPLOY_TOKEN", "DATABASE_URL"]);
+        let pairs: Vec<(&str, &[u8])> = found.pairs();
+        assert_eq!(
+            pairs,
+            vec![
+                ("env:DEPLOY_TOKEN", b"tok-0123456789".as_slice()),
+                ("env:DATABASE_URL:url-password", b"pg-s3cret-pw".as_slice()),
+            ]
+        );
+        // What they add to a build report is not reported.
+        let mut report = shroud_redactor::BuildReport {
+            ordinary: vec!["env:DEPLOY_TOKEN".into(), "db".into()],
+            ..Default::default()
+        };
+        unreport(&mut report);
+        assert_eq!(report.ordinary, ["db"]);
     }
 }

@@ -67,8 +67,13 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
         .as_deref()
         .filter(|_| !hooks.is_empty())
         .map(|dir| on_change::FileHooks::snapshot(dir, hooks));
+    let (detect, env) = super::default_detection();
+    let detection = super::detection(&args.detection, detect, &env, &r.mask)?;
+    // The environment's values go into the first build (one build, not two).
+    let env = crate::envmask::collect(&detection.env, std::env::vars_os(), r.min_length);
     let values = sources.read(r.min_length).map_err(usage)?;
-    let (set, loaded) = values.build(r.lengths(), std::iter::empty());
+    let (set, mut loaded) = values.build(r.lengths(), env.pairs());
+    crate::envmask::unreport(&mut loaded.report);
     crate::report::warn_report(&loaded.report, r.min_length);
     crate::report::warn_skipped(&values.skipped);
     crate::report::warn_weak(&values.weak, &loaded.report);
@@ -80,8 +85,10 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_slice())),
     );
-    let (detect, env) = super::default_detection();
-    let detectors = super::detection(&args.detection, detect, &env, &r.mask, &live)?;
+    live.remember_registered(&env.pairs());
+    super::log_env_names(env.names());
+    drop(env);
+    let detectors = detection.detectors;
     // shroud's own log lines are redacted with the same, live, set.
     crate::logging::set_live(Arc::clone(&live));
 

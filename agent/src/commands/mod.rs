@@ -50,16 +50,21 @@ fn load_config(
     crate::config::load(path, flags).map_err(|e| usage(e).into())
 }
 
-/// The detectors the flags (else the configuration's `[redact]`) select, after
-/// registering with `live` the values of the environment variables the name
-/// patterns match. Bad lists exit 64.
+/// What `--detect` and `--mask-env` (else the configuration's `[redact]`)
+/// select.
+struct Detection {
+    detectors: Option<Arc<shroud_redactor::detect::DetectorSet>>,
+    env: crate::envmask::EnvPatterns,
+}
+
+/// The detectors and environment patterns the flags (else the configuration's
+/// `[redact]`) select. Bad lists exit 64.
 fn detection(
     flags: &crate::cli::DetectionArgs,
     detect: &str,
     env: &crate::envmask::EnvPatterns,
     mask: &str,
-    live: &crate::live::LiveSet,
-) -> anyhow::Result<Option<Arc<shroud_redactor::detect::DetectorSet>>> {
+) -> anyhow::Result<Detection> {
     use shroud_redactor::detect::DetectorSet;
     let list = flags.detect.as_deref().unwrap_or(detect);
     let set = DetectorSet::parse(list, mask.as_bytes())
@@ -68,11 +73,17 @@ fn detection(
         Some(l) => crate::envmask::EnvPatterns::parse(l).map_err(|e| usage(anyhow::anyhow!(e)))?,
         None => env.clone(),
     };
-    let names = crate::envmask::register(live, &env, std::env::vars_os());
+    Ok(Detection {
+        detectors: (!set.is_empty()).then(|| Arc::new(set)),
+        env,
+    })
+}
+
+/// Logs the environment variables whose values are masked (never the values).
+fn log_env_names(names: &[String]) {
     if !names.is_empty() {
         tracing::info!(variables = ?names, "masking the values of environment variables");
     }
-    Ok((!set.is_empty()).then(|| Arc::new(set)))
 }
 
 /// The defaults of `--detect` and `--mask-env` outside a configuration.

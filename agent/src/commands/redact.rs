@@ -16,8 +16,13 @@ pub fn run(args: RedactArgs) -> anyhow::Result<i32> {
         files: r.secret_files.clone(),
         dir: r.secrets_dir.clone(),
     };
+    let (detect, env) = super::default_detection();
+    let detection = super::detection(&args.detection, detect, &env, &r.mask)?;
+    // The environment's values go into the first build (one build, not two).
+    let env = crate::envmask::collect(&detection.env, std::env::vars_os(), r.min_length);
     let values = sources.read(r.min_length).map_err(usage)?;
-    let (set, loaded) = values.build(r.lengths(), std::iter::empty());
+    let (set, mut loaded) = values.build(r.lengths(), env.pairs());
+    crate::envmask::unreport(&mut loaded.report);
     crate::report::warn_report(&loaded.report, r.min_length);
     crate::report::warn_skipped(&values.skipped);
     crate::report::warn_weak(&values.weak, &loaded.report);
@@ -30,8 +35,10 @@ pub fn run(args: RedactArgs) -> anyhow::Result<i32> {
             .map(|(n, v)| (n.as_str(), v.as_slice())),
     );
     drop(values);
-    let (detect, env) = super::default_detection();
-    let detectors = super::detection(&args.detection, detect, &env, &r.mask, &live)?;
+    live.remember_registered(&env.pairs());
+    super::log_env_names(env.names());
+    drop(env);
+    let detectors = detection.detectors;
     crate::logging::set_live(live.clone());
     let config = PumpConfig {
         mask: r.mask.as_bytes().to_vec(),

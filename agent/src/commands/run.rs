@@ -24,13 +24,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     let _signals = crate::agent::wake::forward_signals(tx.clone())?;
     let live = Arc::new(LiveSet::new(shroud_redactor::SecretSet::empty()));
     live.remember_base(cfg.redact.lengths(), std::iter::empty());
-    let detectors = super::detection(
+    let detection = super::detection(
         &args.detection,
         &cfg.redact.detect,
         &cfg.redact.env,
         &cfg.redact.mask,
-        &live,
     )?;
+    super::log_env_names(&crate::envmask::register(
+        &live,
+        &detection.env,
+        std::env::vars_os(),
+    ));
+    let detectors = detection.detectors;
     crate::logging::set_live(live.clone());
     let (rotated_tx, rotated_rx) = mpsc::channel();
     let hook: crate::agent::engine::OnPublish = Box::new(move || {

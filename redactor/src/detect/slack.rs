@@ -17,7 +17,8 @@ pub(crate) const FAMILY: Family = Family {
         "xoxe.xoxp-",
         "xapp-",
     ],
-    scan: &["xox", "xapp-"],
+    // Four bytes each: a three-byte literal would cut every fingerprint to three.
+    scan: &["xoxb", "xoxp", "xoxa", "xoxr", "xoxe", "xoxs", "xapp-"],
     examine,
     partial: |c| partial_from_anchor(c, body),
 };

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use zeroize::{Zeroize, Zeroizing};
 
 use super::behind::Behind;
+use super::scan::Cursor;
 use super::{pem, Ctx, DetectorSet, Verdict};
 
 /// A candidate held longer than this is decided as if the stream ended there
@@ -133,7 +134,7 @@ impl Detect {
             if self.block.is_some() {
                 return Passed::Out;
             }
-            let rest = self.process(&input[start..], 0, Mode::Stream, out);
+            let rest = self.process(&input[start..], 0, Mode::Stream, out, Cursor::default());
             return then(start, rest);
         }
         let mut released = false;
@@ -148,7 +149,8 @@ impl Detect {
         }
         if self.held.is_empty() {
             let rest = &input[start..];
-            if set.next_anchor(rest, 0).is_none() {
+            let mut cursor = Cursor::default();
+            if set.next_anchor(rest, 0, &mut cursor).is_none() {
                 let hold = self.partial_anchor(rest, 0);
                 self.behind.advance(&rest[..hold]);
                 self.held.extend_from_slice(&rest[hold..]);
@@ -158,7 +160,8 @@ impl Detect {
                     Passed::Input(start..start + hold)
                 };
             }
-            let rest = self.process(rest, 0, Mode::Stream, out);
+            // The cursor keeps what was found: the scan goes on from there.
+            let rest = self.process(rest, 0, Mode::Stream, out, cursor);
             return then(start, rest);
         }
         let mut buf = std::mem::take(&mut self.scratch);
@@ -168,7 +171,7 @@ impl Detect {
         let skip = self.emitted;
         let held = self.held.len();
         self.clear_held();
-        let rest = self.process(&buf, skip, Mode::Stream, out);
+        let rest = self.process(&buf, skip, Mode::Stream, out, Cursor::default());
         // What is left to write verbatim is in `input` past the held piece.
         out.extend_from_slice(&buf[rest.start..rest.end.min(held).max(rest.start)]);
         let rest = rest.start.max(held) - held..rest.end.max(held) - held;
@@ -199,7 +202,7 @@ impl Detect {
         let held = std::mem::replace(&mut self.held, Zeroizing::new(Vec::new()));
         let skip = self.emitted;
         self.emitted = 0;
-        let rest = self.process(&held, skip, mode, out);
+        let rest = self.process(&held, skip, mode, out, Cursor::default());
         out.extend_from_slice(&held[rest]);
     }
 
@@ -213,8 +216,15 @@ impl Detect {
     /// decided and holds the rest; returns the part of `buf` after what it
     /// wrote that is to be written verbatim (not copied: a write with an
     /// anchor but nothing to mask, such as every URL's `://`, passes in
-    /// place up to what is held).
-    fn process(&mut self, buf: &[u8], skip: usize, mode: Mode, out: &mut Vec<u8>) -> Range<usize> {
+    /// place up to what is held). `cursor` is `buf`'s.
+    fn process(
+        &mut self,
+        buf: &[u8],
+        skip: usize,
+        mode: Mode,
+        out: &mut Vec<u8>,
+        mut cursor: Cursor,
+    ) -> Range<usize> {
         let set = Arc::clone(&self.set);
         let mut pos = 0;
         let mut done = 0; // bytes before this are written (or masked)
@@ -226,7 +236,7 @@ impl Detect {
             }
         };
         while pos < buf.len() {
-            let Some((at, fi, anchor)) = set.next_anchor(buf, pos) else {
+            let Some((at, fi, anchor)) = set.next_anchor(buf, pos, &mut cursor) else {
                 break;
             };
             let family = set.families[fi];
@@ -352,7 +362,7 @@ impl Detect {
         joint[held..held + max].copy_from_slice(&next[..max]);
         let found = self
             .set
-            .next_anchor(&joint[..held + max], 0)
+            .next_anchor(&joint[..held + max], 0, &mut Cursor::default())
             .is_some_and(|(at, _, _)| at < held);
         joint.zeroize();
         !found
@@ -365,10 +375,13 @@ impl Detect {
             .len()
             .saturating_sub(self.set.max_anchor.saturating_sub(1))
             .max(from);
+        // Called once per write (each of the matcher's output pieces): only
+        // the anchors that start with the byte there are compared.
         (lo..buf.len())
             .find(|&i| {
                 let rest = &buf[i..];
-                self.set.anchors.iter().any(|(_, a)| {
+                self.set.starting_with(rest[0]).iter().any(|&ai| {
+                    let a = self.set.anchors[ai].1;
                     a.len() > rest.len() && a[..rest.len()].eq_ignore_ascii_case(rest)
                 })
             })
