@@ -22,7 +22,9 @@ pub mod quality;
 pub mod reference;
 mod runs;
 mod set;
+mod split;
 mod stream;
+mod units;
 pub mod values_file;
 mod views;
 
