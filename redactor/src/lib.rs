@@ -16,6 +16,7 @@ pub mod detect;
 mod encodings;
 mod index;
 mod ordinary;
+mod patterns;
 #[doc(hidden)]
 pub mod producers;
 pub mod quality;

@@ -4,7 +4,7 @@ use std::fmt;
 
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::encodings::{variants, Encoding};
+use crate::encodings::Encoding;
 use crate::index::WindowIndex;
 
 /// Secrets shorter than this many bytes are not matched unless configured otherwise.
@@ -47,77 +47,6 @@ pub(crate) fn is_lower_hex(bytes: &[u8]) -> bool {
         .all(|&b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// A form made only of hex digits is stored in lower case (it then matches in
-/// any case, `DeadBeef…` included); a form with a run of at least `piece`
-/// lower-case hex digits inside other bytes also gives that run, so that its
-/// pieces match in any case too (the rule is per unit, see [`crate::reference`]).
-fn hex_forms(form: Vec<u8>, piece: usize, out: &mut Vec<Vec<u8>>) {
-    if form.iter().all(u8::is_ascii_hexdigit) {
-        out.push(form.to_ascii_lowercase());
-        return;
-    }
-    let mut from = 0;
-    while from < form.len() {
-        let n = form[from..]
-            .iter()
-            .take_while(|&&b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-            .count();
-        if n >= piece {
-            out.push(form[from..from + n].to_vec());
-        }
-        from += n.max(1);
-    }
-    out.push(form);
-}
-
-/// The patterns of some secrets (`first` is the index of the first), each
-/// secret's forms de-duplicated, and what the report says of them.
-#[derive(Default)]
-struct Derived {
-    found: Vec<(Zeroizing<Vec<u8>>, PatternInfo)>,
-    report: BuildReport,
-}
-
-fn derive_forms(entries: &[Entry], first: usize, min_length: usize, piece: usize) -> Derived {
-    let mut out = Derived::default();
-    let report = &mut out.report;
-    for (secret, entry) in (first..).zip(entries) {
-        if entry.value.is_empty() {
-            report.empty.push(entry.name.clone());
-            continue;
-        }
-        if entry.value.len() < min_length {
-            report.too_short.push(entry.name.clone());
-        } else if crate::ordinary::has_ordinary_piece(&entry.value, piece) {
-            report.ordinary.push(entry.name.clone());
-        }
-        // Armor lines are public: only the parts between them are matched.
-        let mut forms: Vec<(Zeroizing<Vec<u8>>, Encoding)> =
-            crate::armor::secret_parts(&entry.value)
-                .into_iter()
-                .flat_map(variants)
-                .flat_map(|(bytes, encoding)| {
-                    let mut forms = Vec::new();
-                    hex_forms(bytes, piece, &mut forms);
-                    forms.into_iter().map(move |f| (f, encoding))
-                })
-                .map(|(bytes, encoding)| (Zeroizing::new(bytes), encoding))
-                .filter(|(bytes, _)| bytes.len() >= min_length)
-                .collect();
-        // Most forms of a value repeat another (every escaping of plain text is
-        // the text): dropping them here keeps the set-wide sort small. Stable,
-        // so the first form of each stays, as the set-wide pass keeps the first.
-        forms.sort_by(|a, b| a.0.as_slice().cmp(b.0.as_slice()));
-        forms.dedup_by(|a, b| a.0 == b.0);
-        out.found.extend(
-            forms
-                .into_iter()
-                .map(|(bytes, encoding)| (bytes, PatternInfo { secret, encoding })),
-        );
-    }
-    out
-}
-
 /// Where a pattern came from: the secret's name and the encoding. Never the bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PatternInfo {
@@ -128,9 +57,9 @@ pub struct PatternInfo {
 }
 
 /// One secret as added to the builder. Its value is zeroized when dropped.
-struct Entry {
-    name: String,
-    value: Zeroizing<Vec<u8>>,
+pub(crate) struct Entry {
+    pub(crate) name: String,
+    pub(crate) value: Zeroizing<Vec<u8>>,
 }
 
 /// Collects secret values, then builds a [`SecretSet`].
@@ -257,48 +186,18 @@ impl SecretSetBuilder {
             .unwrap_or(DEFAULT_PIECE_LENGTH)
             .max(min_length);
         let entries = &self.entries;
-        let parts = crate::split::run(threads, entries.len(), |range| {
-            derive_forms(&entries[range.clone()], range.start, min_length, piece)
+        let runs = crate::split::run(threads, entries.len(), |range| {
+            crate::patterns::derive(&entries[range.clone()], range.start, min_length, piece)
         });
         let mut report = BuildReport::default();
-        let mut found = Vec::with_capacity(parts.iter().map(|p| p.found.len()).sum());
-        for part in parts {
-            found.extend(part.found);
-            report.empty.extend(part.report.empty);
-            report.too_short.extend(part.report.too_short);
-            report.ordinary.extend(part.report.ordinary);
+        for run in &runs {
+            report.empty.extend_from_slice(&run.report.empty);
+            report.too_short.extend_from_slice(&run.report.too_short);
+            report.ordinary.extend_from_slice(&run.report.ordinary);
         }
-        // Sorting makes duplicates adjacent and gives the prefix lookup its order.
-        found.sort_by(|a, b| a.0.as_slice().cmp(b.0.as_slice()));
-        found.dedup_by(|a, b| a.0 == b.0);
-        // Under the piece rule a pattern inside a longer one of the same secret
-        // adds no piece; a prefix sorts right before an extension of it (the full
-        // base64 of a value and its core at offset 0).
-        let keep: Vec<bool> = (0..found.len())
-            .map(|i| {
-                let (cur, info) = (&found[i].0, found[i].1);
-                found.get(i + 1).is_none_or(|(next, ni)| {
-                    cur.len() < piece
-                        || ni.secret != info.secret
-                        || !next.starts_with(cur)
-                        // A hex run inside a longer form matches in any case.
-                        || is_lower_hex(cur) && !is_lower_hex(next)
-                })
-            })
-            .collect();
-        let mut keep = keep.into_iter();
-        found.retain(|_| keep.next().unwrap_or(true));
-        report.patterns = found.len();
-
-        let mut arena = Zeroizing::new(Vec::with_capacity(found.iter().map(|p| p.0.len()).sum()));
-        let mut spans = Vec::with_capacity(found.len());
-        let mut info = Vec::with_capacity(found.len());
-        for (bytes, pi) in &found {
-            spans.push((arena.len() as u32, bytes.len() as u32));
-            arena.extend_from_slice(bytes);
-            info.push(*pi);
-        }
-        drop(found);
+        let (arena, spans, info) = crate::patterns::merge(&runs, piece);
+        drop(runs);
+        report.patterns = spans.len();
         let names = self.entries.iter().map(|e| e.name.clone()).collect();
         let mut set = SecretSet::from_parts(arena, spans, info, names, min_length, piece, threads);
         set.views = crate::views::Config::for_patterns(!self.views_off, set.arena());
