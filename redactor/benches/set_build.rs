@@ -11,36 +11,17 @@
 //! the time to its exit; with `SHROUD_BIN_BASE` as well, that binary (e.g. the
 //! main branch's build) alternately with it, so both see the same load.
 
+mod common;
+
 use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::resource::{getrusage, UsageWho};
+use common::{median, secrets, self_cpu_secs, write_values, ALNUM};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use shroud_redactor::values_file::ValuesFile;
+use rand::SeedableRng;
 use shroud_redactor::SecretSetBuilder;
-use zeroize::Zeroizing;
-
-const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-
-fn secrets(n: usize, rng: &mut StdRng) -> Vec<Vec<u8>> {
-    (0..n)
-        .map(|_| {
-            let len = rng.gen_range(16..=32);
-            (0..len)
-                .map(|_| ALNUM[rng.gen_range(0..ALNUM.len())])
-                .collect()
-        })
-        .collect()
-}
-
-fn self_cpu_secs() -> f64 {
-    let u = getrusage(UsageWho::RUSAGE_SELF).expect("getrusage");
-    let t = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 + tv.tv_usec() as f64 * 1e-6;
-    t(u.user_time()) + t(u.system_time())
-}
 
 fn env_count(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -48,17 +29,6 @@ fn env_count(name: &str, default: usize) -> usize {
         .and_then(|v| v.trim().parse().ok())
         .filter(|&n| n > 0)
         .unwrap_or(default)
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(|a, b| a.total_cmp(b));
-    let m = v.len() / 2;
-    if v.len() % 2 == 0 {
-        (v[m - 1] + v[m]) / 2.0
-    } else {
-        v[m]
-    }
 }
 
 fn spread(v: &[f64]) -> String {
@@ -84,20 +54,6 @@ fn timed_build(values: &[Vec<u8>], threads: usize) -> (f64, f64) {
     let cpu = (self_cpu_secs() - cpu) * 1e3;
     drop(set);
     (wall, cpu)
-}
-
-fn write_values(dir: &Path, values: &[Vec<u8>]) {
-    std::fs::create_dir_all(dir.join(".shroud")).unwrap();
-    let f = ValuesFile {
-        generation: 1,
-        retain: None,
-        values: values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (format!("s{i}"), Zeroizing::new(v.clone())))
-            .collect(),
-    };
-    std::fs::write(dir.join(".shroud/values"), f.to_bytes().as_slice()).unwrap();
 }
 
 /// Peak RSS (VmHWM, KiB) and wall milliseconds of `shroud redact` over `input`.

@@ -473,13 +473,7 @@ mod tests {
     /// bitmap of every window key, and per bucket its windows in arena order.
     #[test]
     fn build_equals_the_plain_definition() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::xorshift(0x9e37_79b9_7f4a_7c15);
         for (secrets, min_length, piece) in [(3, 4, 64), (40, 6, 12), (3_000, 6, 12), (500, 16, 16)]
         {
             let mut b = SecretSetBuilder::new()

@@ -37,3 +37,14 @@ pub use set::{
     DEFAULT_PIECE_LENGTH,
 };
 pub use stream::{Piece, Redactor, Stats, DEFAULT_MASK};
+
+/// A small deterministic generator for unit tests (xorshift64).
+#[cfg(test)]
+pub(crate) fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}

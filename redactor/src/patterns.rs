@@ -126,13 +126,19 @@ pub(crate) fn derive(entries: &[Entry], first: usize, min_length: usize, piece: 
     out
 }
 
+/// A set's patterns, in byte order.
+pub(crate) struct Patterns {
+    /// Every pattern's bytes, one after the other.
+    pub(crate) arena: Zeroizing<Vec<u8>>,
+    /// Each pattern's (offset, length) in `arena`.
+    pub(crate) spans: Vec<(u32, u32)>,
+    /// Each pattern's origin.
+    pub(crate) info: Vec<PatternInfo>,
+}
+
 /// The patterns of a set: the runs' forms merged in byte order, each distinct
-/// form once (the lowest secret's), then those that add no piece dropped:
-/// the arena, each pattern's (offset, length) in it, and its origin.
-pub(crate) fn merge(
-    runs: &[Derived],
-    piece: usize,
-) -> (Zeroizing<Vec<u8>>, Vec<(u32, u32)>, Vec<PatternInfo>) {
+/// form once (the lowest secret's), then those that add no piece dropped.
+pub(crate) fn merge(runs: &[Derived], piece: usize) -> Patterns {
     let mut heads = vec![0usize; runs.len()];
     let mut merged: Vec<(&[u8], PatternInfo)> = Vec::new();
     loop {
@@ -178,5 +184,5 @@ pub(crate) fn merge(
         arena.extend_from_slice(bytes);
         info.push(pi);
     }
-    (arena, spans, info)
+    Patterns { arena, spans, info }
 }

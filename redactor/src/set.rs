@@ -195,7 +195,7 @@ impl SecretSetBuilder {
             report.too_short.extend_from_slice(&run.report.too_short);
             report.ordinary.extend_from_slice(&run.report.ordinary);
         }
-        let (arena, spans, info) = crate::patterns::merge(&runs, piece);
+        let crate::patterns::Patterns { arena, spans, info } = crate::patterns::merge(&runs, piece);
         drop(runs);
         report.patterns = spans.len();
         let names = self.entries.iter().map(|e| e.name.clone()).collect();
@@ -605,13 +605,7 @@ mod tests {
     /// The set is the same on any number of threads: every structure equal.
     #[test]
     fn threads_build_the_same_set() {
-        let mut seed = 0x853c_49e6_748f_ea9bu64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::xorshift(0x853c_49e6_748f_ea9bu64);
         let mut b = SecretSetBuilder::new();
         for n in 0..2_500 {
             let len = (next() % 40) as usize;

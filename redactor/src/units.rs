@@ -106,13 +106,7 @@ mod tests {
     /// the lowest and highest bytes.
     #[test]
     fn sorted_units_are_in_byte_order() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::xorshift(0x2545_f491_4f6c_dd1du64);
         let alphabets: [&[u8]; 3] = [
             b"0123456789abcdef",
             b"\x00\x01\xfe\xff",
