@@ -21,6 +21,8 @@
 //! (default 5) and `SHROUD_BENCH_PIPE_MIB` (MiB per pipe run, default 1024) narrow
 //! or widen a run.
 
+mod common;
+
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -28,29 +30,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aho_corasick::{AhoCorasick, MatchKind};
+use common::{median, secrets, self_cpu_secs, write_values, ALNUM};
 use nix::sys::resource::{getrusage, UsageWho};
 use nix::time::{clock_gettime, ClockId};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use shroud_redactor::values_file::ValuesFile;
 use shroud_redactor::{Redactor, SecretSet, SecretSetBuilder, DEFAULT_MASK};
-use zeroize::Zeroizing;
 
-const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 const CORPUS_BYTES: usize = 64 << 20;
 /// Bytes pushed through the pipe per run, in MiB (`SHROUD_BENCH_PIPE_MIB`).
 const PIPE_MIB: usize = 1024;
-
-fn secrets(n: usize, rng: &mut StdRng) -> Vec<Vec<u8>> {
-    (0..n)
-        .map(|_| {
-            let len = rng.gen_range(16..=32);
-            (0..len)
-                .map(|_| ALNUM[rng.gen_range(0..ALNUM.len())])
-                .collect()
-        })
-        .collect()
-}
 
 fn build(values: &[Vec<u8>]) -> Arc<SecretSet> {
     build_with(values, SecretSetBuilder::new())
@@ -357,17 +346,6 @@ fn interleaved(
     r
 }
 
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(|a, b| a.total_cmp(b));
-    let m = v.len() / 2;
-    if v.len() % 2 == 0 {
-        (v[m - 1] + v[m]) / 2.0
-    } else {
-        v[m]
-    }
-}
-
 fn spread(v: &[f64]) -> String {
     let lo = v.iter().copied().fold(f64::MAX, f64::min);
     let hi = v.iter().copied().fold(0.0, f64::max);
@@ -394,20 +372,6 @@ fn watch_rss(pid: u32) -> std::thread::JoinHandle<u64> {
             std::thread::sleep(Duration::from_millis(2));
         }
     })
-}
-
-fn write_values(dir: &Path, values: &[Vec<u8>]) {
-    std::fs::create_dir_all(dir.join(".shroud")).unwrap();
-    let f = ValuesFile {
-        generation: 1,
-        retain: None,
-        values: values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (format!("s{i}"), Zeroizing::new(v.clone())))
-            .collect(),
-    };
-    std::fs::write(dir.join(".shroud/values"), f.to_bytes().as_slice()).unwrap();
 }
 
 fn latency(bin: &Path, dir: &Path) -> (f64, f64) {
@@ -458,14 +422,6 @@ fn latency(bin: &Path, dir: &Path) -> (f64, f64) {
         .collect();
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
     (lat[LINES / 2], lat[LINES * 99 / 100])
-}
-
-/// CPU seconds (user + system) this process has used: unlike wall time, hardly
-/// moved by other processes on a shared machine.
-fn self_cpu_secs() -> f64 {
-    let u = getrusage(UsageWho::RUSAGE_SELF).expect("getrusage");
-    let t = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 + tv.tv_usec() as f64 * 1e-6;
-    t(u.user_time()) + t(u.system_time())
 }
 
 /// A positive count from the environment, or `default`.

@@ -16,13 +16,16 @@ pub mod detect;
 mod encodings;
 mod index;
 mod ordinary;
+mod patterns;
 #[doc(hidden)]
 pub mod producers;
 pub mod quality;
 pub mod reference;
 mod runs;
 mod set;
+mod split;
 mod stream;
+mod units;
 pub mod values_file;
 mod views;
 
@@ -34,3 +37,14 @@ pub use set::{
     DEFAULT_PIECE_LENGTH,
 };
 pub use stream::{Piece, Redactor, Stats, DEFAULT_MASK};
+
+/// A small deterministic generator for unit tests (xorshift64).
+#[cfg(test)]
+pub(crate) fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}

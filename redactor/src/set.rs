@@ -4,7 +4,7 @@ use std::fmt;
 
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::encodings::{variants, Encoding};
+use crate::encodings::Encoding;
 use crate::index::WindowIndex;
 
 /// Secrets shorter than this many bytes are not matched unless configured otherwise.
@@ -40,63 +40,11 @@ impl Default for Lengths {
     }
 }
 
-/// Sorts unit offsets by the unit's `piece` bytes: by a key of the first eight
-/// (big-endian, so integer order is byte order), then the rare equal keys by the
-/// whole unit. Comparing slices throughout took over a second with 10,000 secrets.
-fn sort_units(arena: &[u8], units: &mut [u32], piece: usize) {
-    let key = |off: u32| {
-        let mut k = [0u8; 8];
-        let unit = &arena[off as usize..][..piece];
-        let n = piece.min(8);
-        k[..n].copy_from_slice(&unit[..n]);
-        u64::from_be_bytes(k)
-    };
-    let mut keyed: Vec<(u64, u32)> = units.iter().map(|&u| (key(u), u)).collect();
-    keyed.sort_unstable();
-    let unit = |off: u32| &arena[off as usize..][..piece];
-    let mut from = 0;
-    while from < keyed.len() {
-        let k = keyed[from].0;
-        let to = from + keyed[from..].iter().take_while(|e| e.0 == k).count();
-        if piece > 8 && to - from > 1 {
-            keyed[from..to].sort_unstable_by(|a, b| unit(a.1).cmp(unit(b.1)));
-        }
-        from = to;
-    }
-    for (slot, (_, u)) in units.iter_mut().zip(&keyed) {
-        *slot = *u;
-    }
-    keyed.zeroize();
-}
-
 /// Hex digits in lower case only: a pattern (or unit) that matches in either case.
 pub(crate) fn is_lower_hex(bytes: &[u8]) -> bool {
     bytes
         .iter()
         .all(|&b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-/// A form made only of hex digits is stored in lower case (it then matches in
-/// any case, `DeadBeef…` included); a form with a run of at least `piece`
-/// lower-case hex digits inside other bytes also gives that run, so that its
-/// pieces match in any case too (the rule is per unit, see [`crate::reference`]).
-fn hex_forms(form: Vec<u8>, piece: usize, out: &mut Vec<Vec<u8>>) {
-    if form.iter().all(u8::is_ascii_hexdigit) {
-        out.push(form.to_ascii_lowercase());
-        return;
-    }
-    let mut from = 0;
-    while from < form.len() {
-        let n = form[from..]
-            .iter()
-            .take_while(|&&b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-            .count();
-        if n >= piece {
-            out.push(form[from..from + n].to_vec());
-        }
-        from += n.max(1);
-    }
-    out.push(form);
 }
 
 /// Where a pattern came from: the secret's name and the encoding. Never the bytes.
@@ -109,9 +57,9 @@ pub struct PatternInfo {
 }
 
 /// One secret as added to the builder. Its value is zeroized when dropped.
-struct Entry {
-    name: String,
-    value: Zeroizing<Vec<u8>>,
+pub(crate) struct Entry {
+    pub(crate) name: String,
+    pub(crate) value: Zeroizing<Vec<u8>>,
 }
 
 /// Collects secret values, then builds a [`SecretSet`].
@@ -223,80 +171,35 @@ impl SecretSetBuilder {
 
     /// Derives every pattern and indexes them.
     pub fn build(self) -> (SecretSet, BuildReport) {
+        let threads = crate::split::threads_for(self.entries.len());
+        self.build_on(threads)
+    }
+
+    /// [`SecretSetBuilder::build`] on `threads` threads (at least one; the set
+    /// is the same for any number), for measuring what more cores give.
+    #[doc(hidden)]
+    pub fn build_on(self, threads: usize) -> (SecretSet, BuildReport) {
+        let threads = threads.max(1);
         let min_length = self.min_length.unwrap_or(DEFAULT_MIN_LENGTH);
         let piece = self
             .piece_length
             .unwrap_or(DEFAULT_PIECE_LENGTH)
             .max(min_length);
+        let entries = &self.entries;
+        let runs = crate::split::run(threads, entries.len(), |range| {
+            crate::patterns::derive(&entries[range.clone()], range.start, min_length, piece)
+        });
         let mut report = BuildReport::default();
-        let mut found: Vec<(Zeroizing<Vec<u8>>, PatternInfo)> = Vec::new();
-        for (secret, entry) in self.entries.iter().enumerate() {
-            if entry.value.is_empty() {
-                report.empty.push(entry.name.clone());
-                continue;
-            }
-            if entry.value.len() < min_length {
-                report.too_short.push(entry.name.clone());
-            } else if crate::ordinary::has_ordinary_piece(&entry.value, piece) {
-                report.ordinary.push(entry.name.clone());
-            }
-            // Armor lines are public: only the parts between them are matched.
-            let mut forms: Vec<(Zeroizing<Vec<u8>>, Encoding)> =
-                crate::armor::secret_parts(&entry.value)
-                    .into_iter()
-                    .flat_map(variants)
-                    .flat_map(|(bytes, encoding)| {
-                        let mut forms = Vec::new();
-                        hex_forms(bytes, piece, &mut forms);
-                        forms.into_iter().map(move |f| (f, encoding))
-                    })
-                    .map(|(bytes, encoding)| (Zeroizing::new(bytes), encoding))
-                    .filter(|(bytes, _)| bytes.len() >= min_length)
-                    .collect();
-            // Most forms of a value repeat another (every escaping of plain text is
-            // the text): dropping them here keeps the set-wide sort small. Stable,
-            // so the first form of each stays, as the set-wide pass keeps the first.
-            forms.sort_by(|a, b| a.0.as_slice().cmp(b.0.as_slice()));
-            forms.dedup_by(|a, b| a.0 == b.0);
-            found.extend(
-                forms
-                    .into_iter()
-                    .map(|(bytes, encoding)| (bytes, PatternInfo { secret, encoding })),
-            );
+        for run in &runs {
+            report.empty.extend_from_slice(&run.report.empty);
+            report.too_short.extend_from_slice(&run.report.too_short);
+            report.ordinary.extend_from_slice(&run.report.ordinary);
         }
-        // Sorting makes duplicates adjacent and gives the prefix lookup its order.
-        found.sort_by(|a, b| a.0.as_slice().cmp(b.0.as_slice()));
-        found.dedup_by(|a, b| a.0 == b.0);
-        // Under the piece rule a pattern inside a longer one of the same secret
-        // adds no piece; a prefix sorts right before an extension of it (the full
-        // base64 of a value and its core at offset 0).
-        let keep: Vec<bool> = (0..found.len())
-            .map(|i| {
-                let (cur, info) = (&found[i].0, found[i].1);
-                found.get(i + 1).is_none_or(|(next, ni)| {
-                    cur.len() < piece
-                        || ni.secret != info.secret
-                        || !next.starts_with(cur)
-                        // A hex run inside a longer form matches in any case.
-                        || is_lower_hex(cur) && !is_lower_hex(next)
-                })
-            })
-            .collect();
-        let mut keep = keep.into_iter();
-        found.retain(|_| keep.next().unwrap_or(true));
-        report.patterns = found.len();
-
-        let mut arena = Zeroizing::new(Vec::with_capacity(found.iter().map(|p| p.0.len()).sum()));
-        let mut spans = Vec::with_capacity(found.len());
-        let mut info = Vec::with_capacity(found.len());
-        for (bytes, pi) in &found {
-            spans.push((arena.len() as u32, bytes.len() as u32));
-            arena.extend_from_slice(bytes);
-            info.push(*pi);
-        }
-        drop(found);
+        let crate::patterns::Patterns { arena, spans, info } = crate::patterns::merge(&runs, piece);
+        drop(runs);
+        report.patterns = spans.len();
         let names = self.entries.iter().map(|e| e.name.clone()).collect();
-        let mut set = SecretSet::from_parts(arena, spans, info, names, min_length, piece);
+        let mut set = SecretSet::from_parts(arena, spans, info, names, min_length, piece, threads);
         set.views = crate::views::Config::for_patterns(!self.views_off, set.arena());
         (set, report)
     }
@@ -371,33 +274,34 @@ impl SecretSet {
         names: Vec<String>,
         min_length: usize,
         piece: usize,
+        threads: usize,
     ) -> Self {
-        let mut long_units = Vec::new();
-        let mut short = Vec::new();
-        for (id, &(off, len)) in spans.iter().enumerate() {
-            if len as usize >= piece {
-                long_units.extend(off..=off + len - piece as u32);
-            } else {
-                short.push(id as u32);
-            }
-        }
-        sort_units(&arena, &mut long_units, piece);
-        let unit_starts = long_units
-            .iter()
-            .map(|&off| (off, piece))
-            .chain(short.iter().map(|&id| {
-                let (off, len) = spans[id as usize];
-                (off, len as usize)
-            }));
+        let short: Vec<u32> = (0..spans.len() as u32)
+            .filter(|&id| (spans[id as usize].1 as usize) < piece)
+            .collect();
+        // The unit sort and the window index read the arena only: with a second
+        // core they are built side by side.
+        let (long_units, index) = crate::split::both(
+            threads,
+            || crate::units::sorted_units(&arena, &spans, piece),
+            || WindowIndex::build(&arena, &spans, piece),
+        );
         let mut first_bytes = [false; 256];
         let mut first_four = vec![0u64; FIRST_FOUR_BITS / 64];
-        for (off, len) in unit_starts {
+        let mut mark = |off: u32, len: usize| {
             let first = arena[off as usize];
             first_bytes[usize::from(first)] = true;
             first_bytes[usize::from(first.to_ascii_uppercase())] |= first.is_ascii_hexdigit();
             if len > 4 {
                 let b = first_four_slot(&arena[off as usize..off as usize + 4]);
                 first_four[b >> 6] |= 1 << (b & 63);
+            }
+        };
+        for &(off, len) in &spans {
+            if len as usize >= piece {
+                (off..=off + len - piece as u32).for_each(|u| mark(u, piece));
+            } else {
+                mark(off, len as usize);
             }
         }
         let max_unit = if long_units.is_empty() {
@@ -415,7 +319,6 @@ impl SecretSet {
             .map(|s| (s.1 as usize).min(piece))
             .min()
             .unwrap_or(0);
-        let index = WindowIndex::build(&arena, &spans, piece);
         let hex = spans
             .iter()
             .map(|&(off, len)| is_lower_hex(&arena[off as usize..(off + len) as usize]))
@@ -508,9 +411,39 @@ impl SecretSet {
         self.hex[id]
     }
 
+    /// Every pattern's (offset, length) in the arena.
+    #[cfg(test)]
+    pub(crate) fn spans_for_tests(&self) -> &[(u32, u32)] {
+        &self.spans
+    }
+
     /// The arena, for the index's window keys.
     pub(crate) fn arena(&self) -> &[u8] {
         &self.arena
+    }
+
+    /// The bytes each part of the set holds on the heap (capacity, not
+    /// contents), for the benchmarks' memory figures.
+    #[doc(hidden)]
+    pub fn heap_bytes(&self) -> Vec<(&'static str, usize)> {
+        fn of<T>(v: &Vec<T>) -> usize {
+            v.capacity() * std::mem::size_of::<T>()
+        }
+        let mut parts = vec![
+            ("pattern arena", of(&self.arena)),
+            ("pattern spans", of(&self.spans)),
+            ("pattern info", of(&self.info)),
+            ("sorted unit starts", of(&self.long_units)),
+            ("short patterns", of(&self.short)),
+            ("hex flags", of(&self.hex)),
+            ("first-four bitmap", of(&self.first_four)),
+            (
+                "names",
+                of(&self.names) + self.names.iter().map(String::capacity).sum::<usize>(),
+            ),
+        ];
+        parts.extend(self.index.heap_bytes());
+        parts
     }
 
     /// All pattern bytes, for the reference implementation in tests.
@@ -667,6 +600,52 @@ mod tests {
         assert!(!set.is_proper_prefix(b"DeadBeeX"));
         // Other bytes keep their case.
         assert!(set.find_occurrences(b"TOKEN-0123456").is_empty());
+    }
+
+    /// The set is the same on any number of threads: every structure equal.
+    #[test]
+    fn threads_build_the_same_set() {
+        let mut next = crate::xorshift(0x853c_49e6_748f_ea9bu64);
+        let mut b = SecretSetBuilder::new();
+        for n in 0..2_500 {
+            let len = (next() % 40) as usize;
+            let mut v: Vec<u8> = (0..len).map(|_| (next() % 256) as u8).collect();
+            match n % 5 {
+                // Shared across secrets: the first one keeps the pattern.
+                0 => v = format!("shared-{}", n % 3).into_bytes(),
+                1 => v = hex::encode(&v).into_bytes(),
+                _ => {}
+            }
+            b.add(format!("s{n}"), &v);
+        }
+        let build = |threads| {
+            let mut again = SecretSetBuilder::new();
+            for e in &b.entries {
+                again.add(e.name.clone(), &e.value);
+            }
+            again.build_on(threads)
+        };
+        let (one, one_report) = build(1);
+        assert!(one.pattern_count() > 5_000);
+        for threads in [2, 3] {
+            let (set, report) = build(threads);
+            assert_eq!(report, one_report, "{threads} threads");
+            assert_eq!(*set.arena, *one.arena);
+            assert_eq!(set.spans, one.spans);
+            assert_eq!(set.info, one.info);
+            assert_eq!(set.short, one.short);
+            assert_eq!(set.hex, one.hex);
+            assert_eq!(set.first_bytes, one.first_bytes);
+            assert_eq!(set.first_four, one.first_four);
+            assert!(set.index == one.index, "{threads} threads: the same index");
+            // Equal units may come in either order: compare their bytes.
+            let units = |s: &SecretSet| -> Vec<Vec<u8>> {
+                (s.long_units.iter())
+                    .map(|&o| s.arena[o as usize..][..s.piece].to_vec())
+                    .collect()
+            };
+            assert_eq!(units(&set), units(&one));
+        }
     }
 
     /// Under the piece rule a tail is held when it can start a piece anywhere in a
