@@ -473,6 +473,25 @@ impl WindowIndex {
         i
     }
 
+    /// The window width (0 for an empty set).
+    pub(crate) fn window_len(&self) -> usize {
+        self.w
+    }
+
+    /// False when [`WindowIndex::find_all`] finds nothing in `buf`: no sampled
+    /// position's window has its bitmap bits set. For short buffers (a view's
+    /// decoded window, a few dozen bytes), where building the window's source
+    /// spans costs more than the lookups.
+    pub(crate) fn may_match(&self, buf: &[u8]) -> bool {
+        let w = self.w;
+        if w == 0 || buf.len() < w {
+            return false;
+        }
+        (0..=buf.len() - w)
+            .step_by(self.k)
+            .any(|i| self.bit(load(buf, i, w, self.key_mask)) != 0)
+    }
+
     /// False when `bytes[..w]` is a window of no pattern (in particular, no
     /// pattern starts with `bytes`); true may be a false hit. Always true for
     /// fewer than `w` bytes.
@@ -663,6 +682,56 @@ mod tests {
             assert_eq!(
                 ix.bits,
                 bitmap(windows.iter().map(|&e| key(e)), ix.bits_log)
+            );
+        }
+    }
+
+    /// `may_match` is false only where `find_all` finds nothing, on short
+    /// buffers around planted patterns, cut ones and random bytes, for piece
+    /// lengths that give every window width and step.
+    #[test]
+    fn may_match_is_false_only_where_nothing_is_found() {
+        let mut next = crate::xorshift(0x51ed_270b_2a6f_1d3c);
+        let alnum = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        for piece in [8, 12, 13, 16, 64] {
+            let mut b = SecretSetBuilder::new().min_length(4).piece_length(piece);
+            for n in 0..30 {
+                let len = 6 + (next() % 30) as usize;
+                let v: Vec<u8> = (0..len).map(|_| alnum[next() as usize % 62]).collect();
+                b.add(format!("s{n}"), &v);
+            }
+            let set = b.build().0;
+            let patterns = set.patterns_for_reference();
+            let (mut found_some, mut ruled_out) = (0, 0);
+            for _ in 0..3_000 {
+                let mut buf: Vec<u8> = (0..next() % 40)
+                    .map(|_| alnum[next() as usize % 62])
+                    .collect();
+                if next() % 2 == 0 {
+                    let p = &patterns[next() as usize % patterns.len()];
+                    // Whole (a pattern shorter than the piece matches only
+                    // so) or cut anywhere.
+                    let (a, e) = if next() % 2 == 0 {
+                        (0, p.len())
+                    } else {
+                        let a = next() as usize % p.len();
+                        (a, a + 1 + next() as usize % (p.len() - a))
+                    };
+                    let at = next() as usize % (buf.len() + 1);
+                    buf.splice(at..at, p[a..e].iter().copied());
+                }
+                let mut found = Vec::new();
+                set.index.find_all(&set, &buf, &mut found);
+                if set.index.may_match(&buf) {
+                    found_some += usize::from(!found.is_empty());
+                } else {
+                    assert!(found.is_empty(), "piece {piece}: ruled out a match");
+                    ruled_out += 1;
+                }
+            }
+            assert!(
+                found_some > 100 && ruled_out > 100,
+                "piece {piece}: both kinds tried"
             );
         }
     }

@@ -376,6 +376,17 @@ impl SecretSet {
         self.max_unit
     }
 
+    /// Whether every unit of `n` bytes or more, wherever two parts of it
+    /// meet, has a whole window in one part that the index holds: true when
+    /// every pattern matches by pieces (all its windows are indexed) and the
+    /// shortest unit is at least two windows long (one of two parts summing
+    /// to it is then at least a window). Default sets of 8-byte-or-longer
+    /// values with the 12-byte piece are such sets.
+    pub(crate) fn every_split_has_a_window(&self) -> bool {
+        let w = self.index.window_len();
+        w > 0 && self.short.is_empty() && self.min_unit >= 2 * w
+    }
+
     /// Length of the shortest unit (0 when empty): no match is shorter.
     pub(crate) fn min_unit_len(&self) -> usize {
         self.min_unit
@@ -535,6 +546,28 @@ impl SecretSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The views' line-break shortcut holds for default sets of 12-byte-or-longer
+    /// values, and not when a pattern matches whole (its inner windows are not
+    /// indexed) or a unit is shorter than two windows.
+    #[test]
+    fn every_split_has_a_window_only_for_long_units() {
+        let set = |min: usize, piece: usize, values: &[&[u8]]| {
+            let mut b = SecretSetBuilder::new().min_length(min).piece_length(piece);
+            for (i, v) in values.iter().enumerate() {
+                b.add(format!("s{i}"), v);
+            }
+            b.build().0
+        };
+        let long: &[u8] = b"Zq8vR2mT5xLw9cHb";
+        assert!(set(8, 12, &[long]).every_split_has_a_window());
+        assert!(set(8, 16, &[b"Zq8vR2mT5xLw9cHbK3"]).every_split_has_a_window());
+        // An 8-byte value is shorter than the piece: matched whole.
+        assert!(!set(8, 12, &[long, b"pW4kN7sD"]).every_split_has_a_window());
+        // 13-byte pieces give 7-byte windows: a unit of 13 splits into 6 + 7.
+        assert!(!set(8, 13, &[long]).every_split_has_a_window());
+        assert!(!SecretSet::empty().every_split_has_a_window());
+    }
 
     #[test]
     fn reports_short_and_empty_values_by_name() {

@@ -250,6 +250,13 @@ fn cuts_strategy() -> impl Strategy<Value = Vec<(usize, bool)>> {
 /// as the value wherever it goes.
 const NEUTRAL: &[u8] = b"abcdefxyz0189 .:,-_/()=";
 
+/// Mostly bytes of a base64 or hex body (what the wrap view joins), and a few
+/// that end one.
+const BODYISH: &[u8] = b"abcdXYZ0189+/=-_ .\"";
+
+/// Line breaks a wrapped body is printed with.
+const BREAKS: &[&[u8]] = &[b"\n", b"\n    ", b"\r\n", b"\n# ", b"\n\n", b" \n"];
+
 /// A value printed by one producer, or two in a row, among neutral text,
 /// streamed: the output equals the reference, and the first `run`-byte window
 /// of the value whose printed bytes all show, if any (`at`: where the printed
@@ -546,4 +553,44 @@ fn two_producers_in_a_row_show_no_run_of_a_piece() {
         }
     }
     assert!(leaking.is_empty(), "chains that leak: {leaking:?}");
+}
+
+proptest! {
+    // The reference is quadratic and these inputs long: fewer cases than above.
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Secrets at least the default piece long, with the default piece: the
+    /// sets for which `views::find` rules out a line break's wrap window by
+    /// the two windows beside it. Patterns split anywhere by a wrap's line
+    /// break (with indentation, a comment prefix or a pty's `\r`), between
+    /// log-like words and lines that end in body bytes, streamed in random
+    /// chunks: the output is the reference's.
+    #[test]
+    fn default_piece_sets_with_wrapped_patterns_equal_reference(
+        secrets in proptest::collection::vec(
+            proptest::collection::vec(proptest::sample::select(BODYISH.to_vec()), 12..40),
+            1..6,
+        ),
+        min in 1usize..8,
+        pieces in pieces_strategy().prop_map(|v| v.into_iter().take(6).collect::<Vec<_>>()),
+        breaks in proptest::collection::vec((0usize..1000, 0usize..1000, 0..BREAKS.len(), 0usize..3), 0..8),
+        cuts in proptest::collection::vec(prop_oneof![1usize..4, 1usize..64, 1usize..65536], 1..16),
+    ) {
+        let set = build_pieces(&secrets, min, 12);
+        let patterns = set.patterns_for_reference();
+        let mut input = assemble(&set, &pieces);
+        for (which, at, sep, around) in breaks {
+            let p = &patterns[which % patterns.len()];
+            let at = at % (p.len() + 1);
+            input.extend_from_slice([&b"INFO done "[..], b"id=", b"\n2026-12-07T20"][around]);
+            input.extend_from_slice(&p[..at]);
+            input.extend_from_slice(BREAKS[sep]);
+            input.extend_from_slice(&p[at..]);
+            input.extend_from_slice([&b" ok\n"[..], b"\n2026-12-07T20:01Z x", b"xyz0"][around]);
+        }
+        let cuts: Vec<(usize, bool)> = cuts.into_iter().map(|c| (c, false)).collect();
+        let (out, _) = stream(set.clone(), false, &input, &cuts);
+        let expected = redact_all(&units(&patterns, set.piece_length()), &input, DEFAULT_MASK, min);
+        prop_assert_eq!(out, expected);
+    }
 }

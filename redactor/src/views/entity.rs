@@ -18,6 +18,7 @@ pub(crate) const VIEW: View = View {
     step,
     accept: super::any,
     window: None,
+    after: None,
 };
 
 /// Named references and the character each stands for.

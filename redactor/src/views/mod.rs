@@ -20,7 +20,11 @@
 //! sequence (merged when they overlap). A window never starts inside a sequence,
 //! so its decoding equals the whole stream's. A buffer without a trigger costs
 //! that one classifying pass; a trigger that starts no sequence (an apostrophe in
-//! prose) costs one look at the bytes after it.
+//! prose) costs one look at the bytes after it. A window is decoded with its
+//! source spans only when the bitmap holds one of its sampled windows (most
+//! hold no unit), and a lone dropped sequence (a log's line break between
+//! two words, in the wrap view) is ruled out before its window is measured,
+//! by the two windows beside it (see [`find`]).
 //!
 //! What each view may hold back at a chunk edge (besides a decoded proper prefix
 //! of a unit, held as in the raw stream): `ansi` an unfinished escape sequence
@@ -93,7 +97,9 @@ pub(crate) enum Step {
     Open,
 }
 
-/// The source a view decodes around a sequence, given the longest unit.
+/// The source a view decodes around a sequence, given the longest unit: at
+/// most `max_unit - 1` bytes before the sequence and after it ([`find`] relies
+/// on that bound to tell a sequence whose window is alone).
 pub(crate) type WindowFn = fn(src: &[u8], seq: Range<usize>, max_unit: usize) -> Range<usize>;
 
 /// One view: its triggers and how it reads a sequence.
@@ -117,6 +123,11 @@ pub(crate) struct View {
     /// Bytes a decoded window reaches past the sequences, as a function of
     /// the longest unit (None: the generic `max_unit_len × (max_seq + 1)`).
     pub window: Option<WindowFn>,
+    /// When set, a trigger can start a sequence only right after a byte in
+    /// this range (inclusive; a superset of what `step` checks, which sees
+    /// every trigger it is called for), and the trigger search leaves out the
+    /// others: the wrap view's line breaks after a space or a `}`.
+    pub after: Option<(u8, u8)>,
 }
 
 fn any(_: &[u8]) -> bool {
@@ -327,6 +338,30 @@ fn decode_window(src: &[u8], window: Range<usize>, seqs: &[Found], d: &mut Decod
     d.literal(pos..window.end.max(pos), src);
 }
 
+/// Whether a unit of `set` can hold the bytes on both sides of the dropped
+/// sequence `seq` of `buf` with no other sequence in it (for a set whose every
+/// split has a window, see [`SecretSet::every_split_has_a_window`]): its part
+/// on one side is then at least a window long, so the window that ends at the
+/// sequence or the one that starts after it is indexed. False only when the
+/// bitmap rules out both.
+fn may_hold_a_split_unit(set: &SecretSet, buf: &[u8], seq: Range<usize>) -> bool {
+    let w = set.index.window_len();
+    (seq.start >= w && set.index.may_have_window(&buf[seq.start - w..]))
+        || (seq.end + w <= buf.len() && set.index.may_have_window(&buf[seq.end..]))
+}
+
+/// The bytes [`decode_window`] decodes `src[window]` to, without their spans.
+fn decode_bytes(src: &[u8], window: Range<usize>, seqs: &[Found], bytes: &mut Vec<u8>) {
+    bytes.clear();
+    let mut pos = window.start;
+    for s in seqs {
+        bytes.extend_from_slice(&src[pos..s.at]);
+        bytes.extend_from_slice(s.out.as_slice());
+        pos = s.at + s.len;
+    }
+    bytes.extend_from_slice(&src[pos..window.end.max(pos)]);
+}
+
 /// The whole of `src` in `view`, decoded naively (for the reference model).
 pub(crate) fn decode_all(view: &View, src: &[u8]) -> Decoded {
     let mut seqs = Vec::new();
@@ -385,7 +420,25 @@ fn tables_for(tables: &mut Option<Tables>, cfg: Config) -> &Tables {
                 by_byte[usize::from(t)] |= 1 << i;
             }
         }
-        let finder = triggers::Finder::new(&by_byte);
+        // A byte some view finds anywhere is found anywhere; one that only
+        // views with a range before them trigger, after a byte in the union
+        // of their ranges (one range today: the wrap view's).
+        let mut anywhere = [false; 256];
+        let mut after_byte = [false; 256];
+        let mut after: Option<(u8, u8)> = None;
+        for i in (0..ALL.len()).filter(|&i| cfg.is_on(i)) {
+            let v = cfg.view(i);
+            for &t in v.triggers {
+                match v.after {
+                    None => anywhere[usize::from(t)] = true,
+                    Some(_) => after_byte[usize::from(t)] = true,
+                }
+            }
+            if let Some((lo, hi)) = v.after {
+                after = Some(after.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
+            }
+        }
+        let finder = triggers::Finder::new(&anywhere, &after_byte, after.unwrap_or((0, 255)));
         let steps = std::array::from_fn(|i| cfg.view(i).step);
         *tables = Some(Tables {
             cfg,
@@ -467,6 +520,7 @@ pub(crate) fn find(
     let max_unit = set.max_unit_len();
     s.tail_seqs.clear();
     let opens = parse_all(cfg, buf, s);
+    let split_windows = set.every_split_has_a_window();
     let seqs = std::mem::take(&mut s.seqs);
     for vi in 0..ALL.len() {
         if !cfg.is_on(vi) {
@@ -499,8 +553,30 @@ pub(crate) fn find(
             Some(w) => w(buf, f.at..f.at + f.len, max_unit),
             None => f.at.saturating_sub(reach)..(f.at + f.len).saturating_add(reach).min(end),
         };
+        // A view window function reaches this far past its sequence.
+        let near = max_unit.saturating_sub(1);
+        let alone_ok = split_windows && view.window.is_some();
         let mut first = 0;
         while first < found.len() {
+            let f = found[first];
+            if alone_ok
+                && f.out.len == 0
+                && f.at + f.len + near < end
+                && found
+                    .get(first + 1)
+                    .is_none_or(|n| n.at > f.at + f.len + 2 * near)
+                && !may_hold_a_split_unit(set, buf, f.at..f.at + f.len)
+            {
+                // A dropped sequence (a wrap view's line break) whose window
+                // is alone and does not end the buffer: a unit the raw bytes
+                // lack holds bytes on both sides of it, and then a whole
+                // indexed window on one side, which two bitmap lookups rule
+                // out for nearly every line break of a log, before its window
+                // is measured or decoded.
+                s.tail_seqs.push(f.at..f.at + f.len);
+                first += 1;
+                continue;
+            }
             let mut w = window_of(&found[first]);
             let mut last = first + 1;
             while last < found.len() {
@@ -525,8 +601,18 @@ pub(crate) fn find(
                     .iter()
                     .map(|f| f.len - f.out.as_slice().len())
                     .sum::<usize>();
-            if decoded_len < set.min_unit_len() && w.end != end {
-                continue;
+            if w.end != end {
+                if decoded_len < set.min_unit_len() {
+                    continue;
+                }
+                // Most windows hold no unit (a wrap view's line break between
+                // two words of a log): its decoded bytes alone, and the
+                // bitmap at their sampled positions, tell so without the
+                // source spans.
+                decode_bytes(buf, w.clone(), in_window, &mut s.decoded.bytes);
+                if !set.index.may_match(&s.decoded.bytes) {
+                    continue;
+                }
             }
             decode_window(buf, w.clone(), in_window, &mut s.decoded);
             hold = window_matches(

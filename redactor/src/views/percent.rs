@@ -13,6 +13,7 @@ pub(crate) const VIEW: View = View {
     step,
     accept: super::any,
     window: None,
+    after: None,
 };
 
 /// The view without `+`, for sets where no pattern has a space (a `+` read

@@ -13,6 +13,7 @@ pub(crate) const VIEW: View = View {
     step,
     accept: super::any,
     window: None,
+    after: None,
 };
 
 fn step(src: &[u8], at: usize) -> Step {

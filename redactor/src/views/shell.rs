@@ -16,6 +16,7 @@ pub(crate) const QUOTE: View = View {
     step: quote,
     accept: super::any,
     window: None,
+    after: None,
 };
 
 /// `\x` as `x`.
@@ -27,6 +28,7 @@ pub(crate) const ESCAPE: View = View {
     step: escape,
     accept: super::any,
     window: None,
+    after: None,
 };
 
 fn quote(src: &[u8], at: usize) -> Step {

@@ -13,6 +13,11 @@
 //! lines each hold a line break), its cost does not depend on how often
 //! triggers occur. The `memchr3` version is kept in the tests as a second
 //! reference.
+//!
+//! A view may ask for its triggers only after a byte in a range
+//! ([`super::View::after`]: the wrap view's line breaks after a base64 byte);
+//! the byte before is tested in the same pass from a second load one byte
+//! back, so a line break after a space is no candidate (a log line each).
 
 use wide::u8x16;
 
@@ -22,20 +27,36 @@ pub(crate) type ByteViews = [u16; 256];
 /// The trigger bytes of a set's views.
 #[derive(Clone, Debug)]
 pub(crate) struct Finder {
+    /// Bytes found wherever they are.
     bytes: Vec<u8>,
-    /// Whether each byte is a trigger (for the bytes after the last 16-byte
-    /// block).
+    /// Bytes found only right after a byte in `after` (see [`super::View::after`]).
+    after_bytes: Vec<u8>,
+    after: (u8, u8),
+    /// Whether each byte is found anywhere, or only after a byte in `after`
+    /// (for the bytes after the last 16-byte block).
     is_trigger: [bool; 256],
+    is_after: [bool; 256],
 }
 
 impl Finder {
-    /// Finds every byte `b` with `by_byte[b] != 0`.
-    pub fn new(by_byte: &ByteViews) -> Finder {
-        let is_trigger = by_byte.map(|v| v != 0);
-        let bytes = (0..=255u8)
-            .filter(|&b| is_trigger[usize::from(b)])
-            .collect();
-        Finder { bytes, is_trigger }
+    /// Finds every byte `b` with `anywhere[b]`, and every `b` with
+    /// `after_byte[b]` whose previous byte lies in `after` (inclusive; the
+    /// first byte of a buffer has none).
+    pub fn new(anywhere: &[bool; 256], after_byte: &[bool; 256], after: (u8, u8)) -> Finder {
+        let is_after = std::array::from_fn(|b| after_byte[b] && !anywhere[b]);
+        let pick =
+            |t: &[bool; 256]| -> Vec<u8> { (0..=255u8).filter(|&b| t[usize::from(b)]).collect() };
+        Finder {
+            bytes: pick(anywhere),
+            after_bytes: pick(&is_after),
+            after,
+            is_trigger: *anywhere,
+            is_after,
+        }
+    }
+
+    fn in_after(&self, b: u8) -> bool {
+        (self.after.0..=self.after.1).contains(&b)
     }
 }
 
@@ -45,67 +66,127 @@ pub(crate) fn candidates(buf: &[u8], finder: &Finder, out: &mut Vec<u64>) {
     out.clear();
     out.resize(buf.len().div_ceil(64), 0);
     macro_rules! by_count {
-        ($($n:literal)*) => {
+        ($m:literal; $($n:literal)*) => {
             match finder.bytes.len() {
-                0 => return,
-                $($n => classify::<$n>(buf, &finder.bytes, out),)*
-                _ => classify_any(buf, &finder.bytes, out),
+                $($n => classify::<$n, $m>(buf, finder, out),)*
+                _ => classify_any(buf, finder, out),
             }
         };
     }
-    by_count!(1 2 3 4 5 6 7 8 9 10);
+    match finder.after_bytes.len() {
+        0 if finder.bytes.is_empty() => return,
+        0 => by_count!(0; 1 2 3 4 5 6 7 8 9 10),
+        1 => by_count!(1; 0 1 2 3 4 5 6 7 8 9 10),
+        2 => by_count!(2; 0 1 2 3 4 5 6 7 8 9 10),
+        _ => classify_any(buf, finder, out),
+    }
     let done = buf.len() / 16 * 16;
+    if done > 0 {
+        // No byte before the first: found only if found anywhere.
+        out[0] = out[0] & !1 | u64::from(finder.is_trigger[usize::from(buf[0])]);
+    }
     for (i, &b) in buf.iter().enumerate().skip(done) {
-        if finder.is_trigger[usize::from(b)] {
+        let after = || i > 0 && finder.in_after(buf[i - 1]);
+        if finder.is_trigger[usize::from(b)] || finder.is_after[usize::from(b)] && after() {
             out[i / 64] |= 1 << (i % 64);
         }
     }
 }
 
 /// Fills `out` for the whole 16-byte blocks of `buf`, comparing each against
-/// the `N` bytes of `bytes`.
-fn classify<const N: usize>(buf: &[u8], bytes: &[u8], out: &mut [u64]) {
-    let mut needles = [u8x16::ZERO; N];
-    for (n, &b) in needles.iter_mut().zip(bytes) {
-        *n = u8x16::splat(b);
-    }
-    fill(buf, out, |v| {
-        needles
-            .iter()
-            .fold(u8x16::ZERO, |hit, &n| hit | v.simd_eq(n))
+/// the `N` bytes found anywhere and the `M` found after a byte in range.
+fn classify<const N: usize, const M: usize>(buf: &[u8], finder: &Finder, out: &mut [u64]) {
+    let splat = |bytes: &[u8]| -> Vec<u8x16> { bytes.iter().map(|&b| u8x16::splat(b)).collect() };
+    let anywhere: [u8x16; N] = splat(&finder.bytes).try_into().expect("N trigger bytes");
+    let after: [u8x16; M] = splat(&finder.after_bytes)
+        .try_into()
+        .expect("M trigger bytes");
+    fill::<M>(buf, finder.after, out, |v| {
+        let any = |needles: &[u8x16]| {
+            needles
+                .iter()
+                .fold(u8x16::ZERO, |hit, &n| hit | v.simd_eq(n))
+        };
+        (any(&anywhere), any(&after))
     });
 }
 
 /// [`classify`] for any number of trigger bytes.
-fn classify_any(buf: &[u8], bytes: &[u8], out: &mut [u64]) {
-    let needles: Vec<u8x16> = bytes.iter().map(|&b| u8x16::splat(b)).collect();
-    fill(buf, out, |v| {
-        needles
-            .iter()
-            .fold(u8x16::ZERO, |hit, &n| hit | v.simd_eq(n))
+fn classify_any(buf: &[u8], finder: &Finder, out: &mut [u64]) {
+    let splat = |bytes: &[u8]| -> Vec<u8x16> { bytes.iter().map(|&b| u8x16::splat(b)).collect() };
+    let (anywhere, after) = (splat(&finder.bytes), splat(&finder.after_bytes));
+    fill::<1>(buf, finder.after, out, |v| {
+        let any = |needles: &[u8x16]| {
+            needles
+                .iter()
+                .fold(u8x16::ZERO, |hit, &n| hit | v.simd_eq(n))
+        };
+        (any(&anywhere), any(&after))
     });
 }
 
 /// Sets the bits of `out` for the whole 16-byte blocks of `buf` from `hits`
-/// (a lane of all ones for a trigger byte); leaves the rest alone.
+/// (per lane, all ones for a byte found anywhere, and for one found only
+/// after a byte in `after`); leaves the rest alone, and bit 0 to the caller.
+/// With `M == 0` there are none of the second kind.
+///
+/// The byte before each is tested in the same pass, from a second load one
+/// byte earlier (a range test: three vector operations and an `and`). A line
+/// break after a space, which ends every line of many logs, then costs the
+/// wrap view nothing: parsing it (a mispredicted branch and a call per line)
+/// was most of what that view cost.
 #[inline(always)]
-fn fill(buf: &[u8], out: &mut [u64], hits: impl Fn(u8x16) -> u8x16) {
-    let lane = |block: &[u8]| {
-        let v = u8x16::new(block.try_into().expect("a 16-byte block"));
-        u64::from(hits(v).to_bitmask())
-    };
-    let mut blocks = buf.chunks_exact(64);
-    for (word, block) in out.iter_mut().zip(&mut blocks) {
-        *word = lane(&block[..16])
-            | lane(&block[16..32]) << 16
-            | lane(&block[32..48]) << 32
-            | lane(&block[48..]) << 48;
-    }
-    let rest = blocks.remainder();
-    if let Some(word) = out.get_mut(buf.len() / 64) {
-        for (j, block) in rest.chunks_exact(16).enumerate() {
-            *word |= lane(block) << (16 * j);
+fn fill<const M: usize>(
+    buf: &[u8],
+    after: (u8, u8),
+    out: &mut [u64],
+    hits: impl Fn(u8x16) -> (u8x16, u8x16),
+) {
+    let (lo, width) = (
+        u8x16::splat(after.0),
+        u8x16::splat(after.1.wrapping_sub(after.0)),
+    );
+    // A 64-byte word's bits from its bytes, `b[1..]`, and the byte before
+    // them, `b[0]`: fixed offsets into an array, so no bounds checks.
+    let word_of = |b: &[u8; 65]| -> u64 {
+        let mut word = 0;
+        for j in 0..4 {
+            let v = u8x16::new(b[1 + 16 * j..17 + 16 * j].try_into().expect("16 bytes"));
+            let (any, cond) = hits(v);
+            let lane = if M == 0 {
+                any
+            } else {
+                let prev = u8x16::new(b[16 * j..16 * j + 16].try_into().expect("16 bytes"));
+                let in_range = (prev - lo).saturating_sub(width).simd_eq(u8x16::ZERO);
+                any | cond & in_range
+            };
+            word |= u64::from(lane.to_bitmask()) << (16 * j);
         }
+        word
+    };
+    let words = buf.len() / 64;
+    // The first byte has no byte before it: itself stands in, and the
+    // caller sets its bit from the bytes found anywhere alone.
+    for (w, word) in out.iter_mut().enumerate().take(words) {
+        let b = &buf[(w * 64).max(1) - 1..w * 64 + 64];
+        *word = match <&[u8; 65]>::try_from(b) {
+            Ok(b) => word_of(b),
+            Err(_) => {
+                let mut padded = [0u8; 65];
+                padded[0] = buf[0];
+                padded[1..].copy_from_slice(&buf[..64]);
+                word_of(&padded)
+            }
+        };
+    }
+    // The whole 16-byte blocks of a last, partial word, from a padded copy.
+    let rest = &buf[words * 64..];
+    let blocks = rest.len() / 16;
+    if blocks > 0 {
+        let mut padded = [0u8; 65];
+        padded[0] = buf[(words * 64).max(1) - 1];
+        padded[1..1 + rest.len()].copy_from_slice(rest);
+        out[words] = word_of(&padded) & ((1u64 << (16 * blocks)) - 1);
     }
 }
 
@@ -113,11 +194,20 @@ fn fill(buf: &[u8], out: &mut [u64], hits: impl Fn(u8x16) -> u8x16) {
 mod tests {
     use super::*;
 
+    fn table(bytes: &[u8]) -> [bool; 256] {
+        let mut t = [false; 256];
+        for &b in bytes {
+            t[usize::from(b)] = true;
+        }
+        t
+    }
+
     /// The plain loop [`candidates`] must agree with.
-    fn scalar(buf: &[u8], by_byte: &ByteViews) -> Vec<u64> {
+    fn scalar(buf: &[u8], anywhere: &[u8], after_bytes: &[u8], after: (u8, u8)) -> Vec<u64> {
         let mut out = vec![0; buf.len().div_ceil(64)];
         for (i, &b) in buf.iter().enumerate() {
-            if by_byte[usize::from(b)] != 0 {
+            let prev_in_range = i > 0 && (after.0..=after.1).contains(&buf[i - 1]);
+            if anywhere.contains(&b) || after_bytes.contains(&b) && prev_in_range {
                 out[i / 64] |= 1 << (i % 64);
             }
         }
@@ -125,11 +215,8 @@ mod tests {
     }
 
     /// The search [`candidates`] replaced: memchr's `memchr3`, three trigger
-    /// bytes a pass.
-    fn by_memchr3(buf: &[u8], by_byte: &ByteViews) -> Vec<u64> {
-        let bytes: Vec<u8> = (0..=255u8)
-            .filter(|&b| by_byte[usize::from(b)] != 0)
-            .collect();
+    /// bytes a pass (bytes found anywhere only).
+    fn by_memchr3(buf: &[u8], bytes: &[u8]) -> Vec<u64> {
         let mut out = vec![0; buf.len().div_ceil(64)];
         for g in bytes.chunks(3) {
             let (a, b, c) = (g[0], g[g.len().min(2) - 1], g[g.len() - 1]);
@@ -156,11 +243,7 @@ mod tests {
             b"",
             &many,
         ] {
-            let mut by_byte = [0u16; 256];
-            for &t in triggers {
-                by_byte[usize::from(t)] = 1;
-            }
-            let finder = Finder::new(&by_byte);
+            let finder = Finder::new(&table(triggers), &[false; 256], (0, 255));
             for b in 0..=255u8 {
                 for len in [1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 79, 80, 128, 140] {
                     for at in [0, len / 2, len - 1] {
@@ -168,11 +251,57 @@ mod tests {
                         buf[at] = b;
                         let mut got = vec![u64::MAX; 3];
                         candidates(&buf, &finder, &mut got);
-                        let want = scalar(&buf, &by_byte);
+                        let want = scalar(&buf, triggers, b"", (0, 255));
                         assert_eq!(got, want, "byte {b:#x} at {at} of {len}");
-                        assert_eq!(by_memchr3(&buf, &by_byte), want);
+                        assert_eq!(by_memchr3(&buf, triggers), want);
                     }
                 }
+            }
+        }
+    }
+
+    /// A byte found only after a byte in range: every value of the byte
+    /// before it, with the pair at every position around the vector and word
+    /// edges, for one and two such bytes beside any number found anywhere
+    /// (fails if the byte before is not looked at, or looked at one block or
+    /// one word off).
+    #[test]
+    fn after_bytes_need_a_byte_in_range_before() {
+        let many: Vec<u8> = (0..=255u8).step_by(17).filter(|&b| b != b'\n').collect();
+        for (anywhere, after_bytes, range) in [
+            (&b"\x1b\\&%"[..], &b"\n\r"[..], (b'+', b'z')),
+            (b"\x1b\\&%\r", b"\n", (b'+', b'z')),
+            (b"", b"\n\r", (b'+', b'z')),
+            (b"", b"\n", (0, 255)),
+            (b"\x1b", b"\n\r", (0, 0)),
+            (&many, b"\n", (b'a', b'a')),
+        ] {
+            let finder = Finder::new(&table(anywhere), &table(after_bytes), range);
+            for prev in 0..=255u8 {
+                for len in [2, 16, 17, 18, 63, 64, 65, 66, 80, 129, 140] {
+                    for at in [1, 15, 16, 17, 63, 64, 65, 79, 80, len / 2, len - 1] {
+                        if at >= len {
+                            continue;
+                        }
+                        for &t in after_bytes {
+                            let mut buf = vec![b' '; len];
+                            buf[at - 1] = prev;
+                            buf[at] = t;
+                            let mut got = vec![u64::MAX; 3];
+                            candidates(&buf, &finder, &mut got);
+                            let want = scalar(&buf, anywhere, after_bytes, range);
+                            assert_eq!(got, want, "{prev:#x} then {t:#x} at {at} of {len}");
+                        }
+                    }
+                }
+            }
+            // At the start of a buffer there is no byte before.
+            for &t in after_bytes {
+                let mut buf = vec![b'a'; 70];
+                buf[0] = t;
+                let mut got = Vec::new();
+                candidates(&buf, &finder, &mut got);
+                assert_eq!(got, scalar(&buf, anywhere, after_bytes, range));
             }
         }
     }
@@ -181,25 +310,28 @@ mod tests {
     /// words: the same bitmap as the plain loop.
     #[test]
     fn dense_random_buffers() {
-        let mut by_byte = [0u16; 256];
-        for &t in b"\x1b\\&%\n\r'\"+" {
-            by_byte[usize::from(t)] = 1;
-        }
-        let finder = Finder::new(&by_byte);
-        let alphabet = b"\x1b\\&%\n\r'\"+ab\xff";
+        let anywhere = b"\x1b\\&%'\"+";
+        let alphabet = b"\x1b\\&%\n\r'\"+ab \xff";
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         let mut got = Vec::new();
-        for len in 0..300 {
-            let buf: Vec<u8> = (0..len)
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    alphabet[(seed % alphabet.len() as u64) as usize]
-                })
-                .collect();
-            candidates(&buf, &finder, &mut got);
-            assert_eq!(got, scalar(&buf, &by_byte), "length {len}");
+        for (after_bytes, range) in [(&b""[..], (0, 255)), (b"\n\r", (b'+', b'z'))] {
+            let mut any = anywhere.to_vec();
+            if after_bytes.is_empty() {
+                any.extend_from_slice(b"\n\r");
+            }
+            let finder = Finder::new(&table(&any), &table(after_bytes), range);
+            for len in 0..300 {
+                let buf: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        alphabet[(seed % alphabet.len() as u64) as usize]
+                    })
+                    .collect();
+                candidates(&buf, &finder, &mut got);
+                assert_eq!(got, scalar(&buf, &any, after_bytes, range), "length {len}");
+            }
         }
     }
 }

@@ -23,12 +23,27 @@ pub(crate) const VIEW: View = View {
     step,
     accept,
     window: Some(window),
+    after: Some((b'+', b'z')),
 };
 
 /// Whether `b` is in a base64 (standard or URL-safe), hex or PEM body.
+#[inline(always)]
 fn body(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_')
+    BODY[usize::from(b)]
 }
+
+/// [`body`] as a table: the window scans below test up to 22 bytes per line
+/// break, one load each instead of five range and equality tests.
+const BODY: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'=' | b'-' | b'_');
+        b += 1;
+    }
+    t
+};
 
 fn accept(unit: &[u8]) -> bool {
     unit.iter().all(|&b| body(b))
