@@ -501,8 +501,11 @@ fn wait_ready_holds_the_command_until_the_agent_is_ready() {
         &["--secrets-dir", dir.to_str().unwrap(), "--wait-ready"],
         "echo started",
     ));
-    // Not started while there is no ready marker (give it a moment to misbehave).
-    std::thread::sleep(Duration::from_millis(300));
+    // Not started while there is no ready marker: exec says it waits once its
+    // watches are armed, and the command has not run by then.
+    r.err.wait_for("the wait", LIMIT, |t| {
+        t.contains("waiting for the agent's ready marker")
+    });
     assert_eq!(r.out.text(), "");
     std::fs::create_dir_all(dir.join(".shroud")).unwrap();
     std::fs::write(dir.join(".shroud/ready"), "").unwrap();

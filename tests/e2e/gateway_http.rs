@@ -17,16 +17,6 @@ use shroud_e2e::webhook::TestCa;
 use shroud_e2e::world::*;
 use shroud_e2e::*;
 
-/// The agent, SIGTERMed (then killed) when the test ends however it ends.
-struct Agent(Guarded);
-
-impl Agent {
-    fn stop(mut self) -> std::process::ExitStatus {
-        sigterm(&self.0);
-        wait_with_deadline(&mut self.0, Duration::from_secs(20))
-    }
-}
-
 /// The echo upstream (tests/fixtures/gateway/echo_upstream.py) over TLS.
 struct Upstream {
     _child: Guarded,

@@ -2,7 +2,8 @@
 //! must hold against a real OpenBao and PostgreSQL 15: a client that
 //! pipelines through the TLS relay is never deadlocked, errors the server
 //! sends before the session starts do not name the gateway's role, and the
-//! ready marker means the gateways accept connections.
+//! ready marker means the gateways accept connections, after a restart that
+//! adopts the killed agent's state too.
 
 use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
@@ -264,6 +265,134 @@ fn the_ready_marker_means_the_gateways_accept_connections() {
     assert!(out.out().starts_with("v-"), "{}", out.out());
 
     assert!(agent.stop().success(), "{}", log());
+    let roles = w.pg().vault_roles();
+    w.assert_clean(&roles);
+}
+
+/// The same after a restart that adopts the killed agent's `[state]`: the
+/// marker the killed agent left is withdrawn before the new agent adopts,
+/// and written again only once the gateway listens again. A `shroud exec
+/// --wait-ready` started in between starts its command only then (the
+/// command's first act is a session through the gateway, which fails while
+/// the gateway does not listen); one already running is not disturbed by the
+/// marker going and coming back.
+#[test]
+fn after_a_restart_that_adopts_the_ready_marker_waits_for_the_gateways_again() {
+    let _s = serial();
+    require_tool("psql", "apt-get install postgresql-client-15");
+    let w = World::new(Some(("5m", "10m")));
+    let dir = with_tls(&w);
+    let ca = std::fs::read(dir.join("ca.pem")).unwrap();
+    let fifo = w.path("ca.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let state = Tmpfs::new();
+    let auth = w.approle_auth();
+    let port = free_port();
+    let tls = format!(
+        "sslmode = \"verify-full\"\nca_file = \"{}\"",
+        fifo.display()
+    );
+    let cfg = w.config(
+        &auth,
+        &format!(
+            "[state]\ndir = \"{}\"\n{DB_SECRET}{}",
+            state.path().display(),
+            gateway(&w, "pg", port, "localhost", &tls)
+        ),
+    );
+    let log =
+        |n: u32| std::fs::read_to_string(w.path(&format!("agent-{n}.log"))).unwrap_or_default();
+    let first = Agent(spawn_agent(&cfg, &w.path("agent-1.log")));
+    open_fifo(&fifo).write_all(&ca).unwrap();
+    until(
+        Duration::from_secs(30),
+        "the first agent's ready marker",
+        || w.file(".shroud/ready"),
+    );
+
+    // A workload that started on the first agent's marker.
+    let secrets = w.out.path();
+    let (started, stop) = (w.path("started"), w.path("stop"));
+    let mut running = spawn_started(
+        shroud()
+            .args(["exec", "--wait-ready", "--secrets-dir"])
+            .arg(secrets)
+            .args(["--", "sh", "-c"])
+            .arg(format!(
+                "touch {0}; i=0; while [ ! -e {1} ] && [ $i -lt 2400 ]; do sleep 0.05; i=$((i+1)); done",
+                started.display(),
+                stop.display()
+            )),
+        &started,
+    );
+
+    // Killed outright, the first agent cannot withdraw its marker.
+    first.kill();
+    assert!(w.file(".shroud/ready").is_some());
+    let second = Agent(spawn_agent(&cfg, &w.path("agent-2.log")));
+    let mut held = open_fifo(&fifo);
+    // The second agent adopted the state and is reading its gateway's CA.
+    assert!(
+        log(2).contains("adopted the previous agent's state"),
+        "{}",
+        log(2)
+    );
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the gateway listens already"
+    );
+    assert!(
+        w.file(".shroud/ready").is_none(),
+        "a ready marker exists while the gateway does not listen\n{}",
+        log(2)
+    );
+
+    // A workload started now waits for the new marker.
+    let app = format!(
+        "PGPASSWORD=$(cat {}) exec psql -X -At -w -h 127.0.0.1 -p {port} -U workload -d postgres -c \"select 'through the gateway'\"",
+        secrets.join("pg.password").display()
+    );
+    let mut waiting = shroud()
+        .args(["exec", "--wait-ready", "--secrets-dir"])
+        .arg(secrets)
+        .args(["--", "sh", "-c", &app])
+        .env("PGCONNECT_TIMEOUT", "20")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn_guarded();
+    let (out, out_t) = shroud_e2e::process::Collected::spawn(waiting.stdout.take().unwrap());
+    let (err, err_t) = shroud_e2e::process::Collected::spawn(waiting.stderr.take().unwrap());
+    err.wait_for(
+        "exec to wait for the marker",
+        Duration::from_secs(60),
+        |t| t.contains("waiting for the agent's ready marker"),
+    );
+    held.write_all(&ca).unwrap();
+    drop(held);
+    until(
+        Duration::from_secs(30),
+        "the second agent's ready marker",
+        || w.file(".shroud/ready"),
+    );
+    let status = wait_with_deadline(&mut waiting, Duration::from_secs(60));
+    out_t.join().unwrap();
+    err_t.join().unwrap();
+    assert!(status.success(), "{}\n{}", err.text(), log(2));
+    assert_eq!(out.text().trim(), "through the gateway", "{}", err.text());
+    assert!(
+        running.try_wait().unwrap().is_none(),
+        "the running workload's exec exited"
+    );
+
+    // That exec's exit marker ends the second agent; then the running one
+    // ends as told (its exit marker is the last thing left).
+    let mut second = second;
+    let status = wait_with_deadline(&mut second.0, Duration::from_secs(30));
+    assert!(status.success(), "{}", log(2));
+    std::fs::write(&stop, "").unwrap();
+    let status = wait_with_deadline(&mut running, Duration::from_secs(30));
+    assert!(status.success(), "{status:?}");
+    std::fs::remove_file(secrets.join(".shroud/exited")).unwrap();
     let roles = w.pg().vault_roles();
     w.assert_clean(&roles);
 }

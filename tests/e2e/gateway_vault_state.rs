@@ -19,13 +19,14 @@ use shroud_e2e::*;
 
 const STATE_FILE: &str = "gateway-leases.json";
 
-/// An agent; SIGKILLed (by its guard) if the test ends with it running.
-struct Agent {
-    child: Guarded,
+/// A started agent (the shared guard: SIGKILLed and reaped if the test ends
+/// with it running) and its log.
+struct Started {
+    agent: Agent,
     log: PathBuf,
 }
 
-impl Agent {
+impl Started {
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -34,7 +35,7 @@ impl Agent {
     fn await_log(&mut self, needle: &str, count: usize, limit: Duration) {
         let deadline = std::time::Instant::now() + limit;
         while self.log().matches(needle).count() < count {
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Ok(Some(status)) = self.agent.0.try_wait() {
                 panic!("the agent exited ({status:?}):\n{}", self.log());
             }
             assert!(
@@ -46,15 +47,14 @@ impl Agent {
         }
     }
 
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
+    fn kill(self) {
+        self.agent.kill();
     }
 
-    fn stop(mut self) -> String {
-        sigterm(&self.child);
-        let status = wait_with_deadline(&mut self.child, Duration::from_secs(30));
-        let log = self.log();
+    fn stop(self) -> String {
+        let Started { agent, log } = self;
+        let status = agent.stop_within(Duration::from_secs(30));
+        let log = std::fs::read_to_string(&log).unwrap_or_default();
         assert!(status.success(), "agent: {status:?}\n{log}");
         log
     }
@@ -93,7 +93,7 @@ impl Setup {
 
     /// Starts an agent with `[state]`, `[audit]`, the KV secret and
     /// `gateways`; returns once it is ready.
-    fn start(&mut self, gateways: &str) -> Agent {
+    fn start(&mut self, gateways: &str) -> Started {
         let auth = self.w.approle_auth();
         let rest = format!(
             "[state]\ndir = \"{}\"\n[audit]\npath = \"{}\"\n{KV_SECRET}{gateways}",
@@ -103,8 +103,8 @@ impl Setup {
         let cfg = self.w.config(&auth, &rest);
         self.runs += 1;
         let log = self.w.path(&format!("agent-{}.log", self.runs));
-        let mut agent = Agent {
-            child: spawn_agent(&cfg, &log),
+        let mut agent = Started {
+            agent: Agent(spawn_agent(&cfg, &log)),
             log,
         };
         agent.await_log("gateway listening", 1, Duration::from_secs(60));

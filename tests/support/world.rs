@@ -223,9 +223,21 @@ pub struct Agent(pub Guarded);
 
 impl Agent {
     /// SIGTERM, then its exit status (within 20 s).
-    pub fn stop(mut self) -> std::process::ExitStatus {
+    pub fn stop(self) -> std::process::ExitStatus {
+        self.stop_within(std::time::Duration::from_secs(20))
+    }
+
+    /// SIGTERM, then its exit status within `limit` (killed and failing after).
+    pub fn stop_within(mut self, limit: std::time::Duration) -> std::process::ExitStatus {
         sigterm(&self.0);
-        crate::wait_with_deadline(&mut self.0, std::time::Duration::from_secs(20))
+        crate::wait_with_deadline(&mut self.0, limit)
+    }
+
+    /// SIGKILL, as a crash or an OOM kill ends it, and reaped: its token,
+    /// leases, files and ready marker stay for the next agent to find.
+    pub fn kill(mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
     }
 }
 

@@ -129,6 +129,7 @@ pub fn wait_ready(dir: &Path, timeout: Duration) -> Result<(), WatchError> {
     let ready = dir.join(READY_FILE);
     let deadline = Instant::now() + timeout;
     let mut announced = false;
+    let mut announced_marker = false;
     loop {
         if !announced && !dir.is_dir() {
             tracing::info!(dir = %dir.display(), "waiting for the secrets directory to appear");
@@ -158,6 +159,13 @@ pub fn wait_ready(dir: &Path, timeout: Duration) -> Result<(), WatchError> {
         }
         if ready.exists() {
             return Ok(());
+        }
+        // Says why the command has not started (an agent still rendering, or
+        // still starting its gateways), once the watches are armed: from here
+        // on a new marker is seen.
+        if !announced_marker && dir.is_dir() {
+            tracing::info!(marker = %ready.display(), "waiting for the agent's ready marker");
+            announced_marker = true;
         }
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {

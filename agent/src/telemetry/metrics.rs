@@ -192,7 +192,7 @@ impl EventSink for Metrics {
         match event {
             Event::Login { method, outcome } => self
                 .auth_attempts
-                .with_label_values(&[method, outcome.label()])
+                .with_label_values(&[*method, outcome.label()])
                 .inc(),
             Event::TokenRenew { outcome } => {
                 self.token_renewals
@@ -206,7 +206,7 @@ impl EventSink for Metrics {
                 ..
             } => {
                 self.fetches
-                    .with_label_values(&[secret, outcome.label()])
+                    .with_label_values(&[*secret, outcome.label()])
                     .inc();
                 if let (Some(id), crate::events::Outcome::Ok) = (lease_id, outcome) {
                     self.lease_expiry.fetched(secret, id);
@@ -216,7 +216,7 @@ impl EventSink for Metrics {
                 secret, outcome, ..
             } => self
                 .lease_renewals
-                .with_label_values(&[secret, outcome.label()])
+                .with_label_values(&[*secret, outcome.label()])
                 .inc(),
             Event::Rotate { secret, .. } => self.rotations.with_label_values(&[secret]).inc(),
             Event::Revoke {

@@ -176,8 +176,10 @@ impl Connection {
                     .credentials
                     .token()
                     .ok_or_else(|| "the agent holds no Vault token".to_string())?;
-                let mut v = HeaderValue::from_str(&token.0).map_err(|_| "bad token".to_string())?;
-                v.set_sensitive(true);
+                let v = ctx
+                    .token_header
+                    .of(&token)
+                    .map_err(|_| "bad token".to_string())?;
                 headers.insert(X_VAULT_TOKEN, v);
                 if let Some(ns) = &ctx.namespace {
                     if !headers.contains_key(X_VAULT_NAMESPACE) {

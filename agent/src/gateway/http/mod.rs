@@ -63,6 +63,8 @@ pub struct Context {
     pub paths: Vec<PathGlob>,
     /// Kind vault: the agent's namespace.
     pub namespace: Option<String>,
+    /// Kind vault: the agent's token as a header.
+    pub token_header: super::vault::TokenHeader,
     /// Kind vault: the leases obtained through it.
     pub leases: Arc<Leases>,
     /// Its metrics, as every kind's (gateway/stats.rs).
@@ -149,6 +151,7 @@ pub fn start(
         headers,
         paths: forward.paths.clone(),
         namespace: forward.namespace.clone(),
+        token_header: Default::default(),
         leases: Arc::new(leases),
         counters: {
             let s = super::stats::for_gateway(&spec.name);
