@@ -190,7 +190,7 @@ impl Producer {
                 let brk: &[u8] =
                     [&b"\n"[..], b"\r\n", b"\n  ", b"\n    ", b"\n# ", b"\n\t"][k / 80 % 6];
                 for (i, &b) in value.iter().enumerate() {
-                    if i > 0 && i % width == 0 {
+                    if i > 0 && i.is_multiple_of(width) {
                         out.insert(brk, i);
                     }
                     out.push(&[b], i..i + 1);
@@ -225,7 +225,7 @@ impl Producer {
                 0..=0x1f | 0x7f..=0xff => format!("\\x{}", hex(k % 2 == 1)).into_bytes(),
                 _ => vec![b],
             },
-            Producer::PerlPhp if k % 2 == 0 => match b {
+            Producer::PerlPhp if k.is_multiple_of(2) => match b {
                 b'\\' | b'\'' => esc(b),
                 _ => vec![b],
             },
@@ -239,7 +239,7 @@ impl Producer {
                 _ => vec![b],
             },
             Producer::ShellQuote if b == b'\'' => {
-                if k % 2 == 0 {
+                if k.is_multiple_of(2) {
                     b"'\\''".to_vec()
                 } else {
                     b"'\"'\"'".to_vec()
@@ -260,7 +260,7 @@ impl Producer {
                 _ => vec![b],
             },
             Producer::Percent => match b {
-                b' ' if k % 2 == 0 => vec![b'+'],
+                b' ' if k.is_multiple_of(2) => vec![b'+'],
                 _ if b.is_ascii_alphanumeric() => vec![b],
                 _ => format!("%{}", hex(k % 4 < 2)).into_bytes(),
             },
@@ -281,13 +281,13 @@ fn json(value: &[u8], k: usize, out: &mut Printed) {
             let text = match c {
                 '"' => "\\\"".to_string(),
                 '\\' => "\\\\".to_string(),
-                '/' if k % 3 == 0 => "\\/".to_string(),
+                '/' if k.is_multiple_of(3) => "\\/".to_string(),
                 '\n' => "\\n".to_string(),
                 '\t' => "\\t".to_string(),
                 '\r' => "\\r".to_string(),
                 '\u{8}' => "\\b".to_string(),
                 '\u{c}' => "\\f".to_string(),
-                c if (c as u32) < 0x20 || (c as u32 > 0x7e && k % 2 == 0) => c
+                c if (c as u32) < 0x20 || (c as u32 > 0x7e && k.is_multiple_of(2)) => c
                     .encode_utf16(&mut units)
                     .iter()
                     .map(|u| format!("\\u{u:04x}"))
