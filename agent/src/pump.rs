@@ -409,4 +409,216 @@ mod tests {
         let out = reader.join().unwrap();
         assert!(out == expected.as_bytes(), "output differs");
     }
+    /// Runs `pump_until` on its own thread; `None` when it has not returned
+    /// within a generous bound (the pump hangs).
+    fn pump_in_thread(
+        live: LiveSet,
+        input: std::os::fd::OwnedFd,
+        output: std::os::fd::OwnedFd,
+        config: PumpConfig,
+    ) -> std::sync::mpsc::Receiver<io::Result<PumpEnd>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let end = pump_until(
+                input.as_fd(),
+                output.as_fd(),
+                &live,
+                &config,
+                &StreamCounters::default(),
+                None,
+            );
+            let _ = tx.send(end);
+        });
+        rx
+    }
+
+    const HANG: Duration = Duration::from_secs(20);
+
+    /// Reads `fd` until `want` bytes came or `HANG` passed.
+    fn read_until(fd: BorrowedFd<'_>, want: usize) -> Vec<u8> {
+        let deadline = Instant::now() + HANG;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        while out.len() < want {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+            let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+            if ms == 0 || poll(&mut fds, PollTimeout::from(ms)).unwrap() == 0 {
+                break;
+            }
+            let n = nix::unistd::read(fd.as_raw_fd(), &mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        out
+    }
+
+    /// The output's reader goes away while the input stays open and quiet (a
+    /// blocking input, as `shroud redact`'s stdin): the pump ends at its next
+    /// write instead of waiting for input that never comes. (A design that reads
+    /// on another thread must still be able to end here: docs/redact.md,
+    /// "Reading on a second thread".)
+    #[test]
+    fn a_closed_output_ends_the_pump_while_the_input_stays_open() {
+        let (input_r, input_w) = nix::unistd::pipe().unwrap();
+        let (out_r, out_w) = nix::unistd::pipe().unwrap();
+        drop(out_r);
+        let done = pump_in_thread(
+            live(b"correct-horse-battery"),
+            input_r,
+            out_w,
+            PumpConfig::default(),
+        );
+        nix::unistd::write(&input_w, b"hello\n").unwrap();
+        let end = done.recv_timeout(HANG).expect("the pump hangs");
+        assert_eq!(end.unwrap(), PumpEnd::OutputClosed);
+        drop(input_w);
+    }
+
+    /// A write that fails for another reason ends the pump with the error, also
+    /// while the input stays open.
+    #[test]
+    fn a_write_error_ends_the_pump_with_the_error() {
+        let (input_r, input_w) = nix::unistd::pipe().unwrap();
+        // The read end of a pipe: every write fails with EBADF.
+        let (out_r, _out_w) = nix::unistd::pipe().unwrap();
+        let done = pump_in_thread(
+            live(b"correct-horse-battery"),
+            input_r,
+            out_r,
+            PumpConfig::default(),
+        );
+        nix::unistd::write(&input_w, b"hello\n").unwrap();
+        let end = done.recv_timeout(HANG).expect("the pump hangs");
+        assert_eq!(end.unwrap_err().raw_os_error(), Some(Errno::EBADF as i32));
+        drop(input_w);
+    }
+
+    /// Everything the input held at its end is written, in order, before the
+    /// pump ends: the end of file does not overtake bytes still to be read or
+    /// redacted. The input is complete and closed before the pump starts.
+    #[test]
+    fn end_of_file_with_chunks_in_flight_loses_nothing() {
+        const SECRET: &[u8] = b"correct-horse-battery";
+        let (input_r, input_w) = nix::unistd::pipe().unwrap();
+        // Room for several reads, where the system allows it; the whole input
+        // must fit, as it is written before the pump starts.
+        let room = nix::fcntl::fcntl(input_w.as_raw_fd(), FcntlArg::F_SETPIPE_SZ(1 << 20))
+            .or_else(|_| nix::fcntl::fcntl(input_w.as_raw_fd(), FcntlArg::F_GETPIPE_SZ))
+            .unwrap();
+        let room = usize::try_from(room).unwrap() - 64;
+        let mut input = Vec::new();
+        let mut i = 0u64;
+        while input.len() < room - 64 {
+            input.extend_from_slice(format!("{i:08} ").as_bytes());
+            if i % 1001 == 0 {
+                input.extend_from_slice(SECRET);
+            }
+            i += 1;
+        }
+        let secret = String::from_utf8_lossy(SECRET).into_owned();
+        let expected = String::from_utf8_lossy(&input).replace(&secret, "[REDACTED]");
+        let writer = std::thread::spawn(move || {
+            let mut f = std::fs::File::from(input_w);
+            std::io::Write::write_all(&mut f, &input).unwrap();
+        });
+        let (out_r, out_w) = nix::unistd::pipe().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(&mut std::fs::File::from(out_r), &mut out).unwrap();
+            out
+        });
+        writer.join().unwrap();
+        let done = pump_in_thread(live(SECRET), input_r, out_w, PumpConfig::default());
+        assert_eq!(
+            done.recv_timeout(HANG).expect("the pump hangs").unwrap(),
+            PumpEnd::Eof
+        );
+        let out = reader.join().unwrap();
+        assert_eq!(out.len(), expected.len());
+        assert!(out == expected.as_bytes(), "output differs");
+    }
+
+    /// An output that is read slowly, a few bytes at a time, while the input is
+    /// written in small pieces: the output is exact and in order.
+    #[test]
+    fn a_slow_output_gets_every_byte_in_order() {
+        let (input_r, input_w) = nix::unistd::pipe().unwrap();
+        let (out_r, out_w) = nix::unistd::pipe().unwrap();
+        let mut input = Vec::new();
+        for i in 0..200_000u32 {
+            input.extend_from_slice(format!("{i} ").as_bytes());
+        }
+        let expected = input.clone();
+        let writer = std::thread::spawn(move || {
+            let mut f = std::fs::File::from(input_w);
+            for piece in input.chunks(777) {
+                std::io::Write::write_all(&mut f, piece).unwrap();
+            }
+        });
+        let done = pump_in_thread(
+            live(b"correct-horse-battery"),
+            input_r,
+            out_w,
+            PumpConfig::default(),
+        );
+        let mut out = Vec::new();
+        let mut buf = [0u8; 97];
+        let mut f = std::fs::File::from(out_r);
+        loop {
+            let n = std::io::Read::read(&mut f, &mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        writer.join().unwrap();
+        assert_eq!(done.recv_timeout(HANG).unwrap().unwrap(), PumpEnd::Eof);
+        assert!(out == expected, "output differs");
+    }
+
+    /// A held possible start of a secret is released at a pause while the input
+    /// stays open, and what continues it after the pause is still masked.
+    #[test]
+    fn a_pause_with_the_input_open_releases_the_held_piece() {
+        let (input_r, input_w) = nix::unistd::pipe().unwrap();
+        let (out_r, out_w) = nix::unistd::pipe().unwrap();
+        let config = PumpConfig {
+            idle: Duration::from_millis(20),
+            ..PumpConfig::default()
+        };
+        let done = pump_in_thread(live(b"correct-horse-battery"), input_r, out_w, config);
+        nix::unistd::write(&input_w, b"x correct-h").unwrap();
+        let want = b"x [REDACTED]";
+        assert_eq!(read_until(out_r.as_fd(), want.len()), want);
+        // The secret continues after the pause: still masked.
+        nix::unistd::write(&input_w, b"orse-battery y").unwrap();
+        drop(input_w);
+        assert_eq!(done.recv_timeout(HANG).unwrap().unwrap(), PumpEnd::Eof);
+        assert_eq!(read_until(out_r.as_fd(), usize::MAX), b" y");
+    }
+
+    /// In strict mode a pause releases nothing.
+    #[test]
+    fn strict_mode_holds_across_a_pause() {
+        let (input_r, input_w) = nix::unistd::pipe().unwrap();
+        let (out_r, out_w) = nix::unistd::pipe().unwrap();
+        let config = PumpConfig {
+            idle: Duration::from_millis(1),
+            strict: true,
+            ..PumpConfig::default()
+        };
+        let done = pump_in_thread(live(b"correct-horse-battery"), input_r, out_w, config);
+        nix::unistd::write(&input_w, b"x correct-h").unwrap();
+        // What is decided is written; the held piece is not, however long the pause.
+        assert_eq!(read_until(out_r.as_fd(), 2), b"x ");
+        let mut fds = [PollFd::new(out_r.as_fd(), PollFlags::POLLIN)];
+        assert_eq!(poll(&mut fds, PollTimeout::from(200u16)).unwrap(), 0);
+        nix::unistd::write(&input_w, b"orse-battery y").unwrap();
+        drop(input_w);
+        assert_eq!(done.recv_timeout(HANG).unwrap().unwrap(), PumpEnd::Eof);
+        assert_eq!(read_until(out_r.as_fd(), usize::MAX), b"[REDACTED] y");
+    }
 }
