@@ -268,7 +268,7 @@ pub struct DetectorSet {
     /// Every anchor: (index into `families`, the anchor).
     anchors: Vec<(usize, &'static [u8])>,
     scanner: Option<scan::Scanner>,
-    /// For each byte, the anchors whose first byte it is in either case.
+    /// For each byte, the anchors whose first byte it is.
     by_first: Vec<Vec<usize>>,
     /// The mask written for each family, same order as `families`.
     masks: Vec<Vec<u8>>,
@@ -357,7 +357,7 @@ impl DetectorSet {
         let by_first = (0..=255u8)
             .map(|b| {
                 (0..anchors.len())
-                    .filter(|&ai| anchors[ai].1[0].eq_ignore_ascii_case(&b))
+                    .filter(|&ai| anchors[ai].1[0] == b)
                     .collect()
             })
             .collect();
@@ -373,8 +373,8 @@ impl DetectorSet {
         }
     }
 
-    /// The anchors whose first byte is `b` in either case (indices into
-    /// `anchors`).
+    /// The anchors whose first byte is `b` (indices into `anchors`; anchors
+    /// are case-sensitive).
     pub(crate) fn starting_with(&self, b: u8) -> &[usize] {
         &self.by_first[usize::from(b)]
     }
