@@ -508,7 +508,8 @@ fn source_text(len: usize) -> Vec<u8> {
 /// In-process, the detector stage alone over the corpus and over source text;
 /// through a pipe,
 /// `shroud redact` with 1,000 secrets and its defaults (every detector, the
-/// default `--mask-env` patterns, with two matching variables set) against
+/// default `--mask-env` patterns, in an environment of exactly two matching
+/// variables) against
 /// `--detect none --mask-env ''`, interleaved, ratio of the medians (the
 /// target is at least 0.9x).
 fn detection_cost(bin: Option<&Path>, dir: &Path, corpus: &[u8], total: usize, rounds: usize) {
@@ -531,18 +532,23 @@ credential detectors (issue 23)"
         );
     }
     let Some(bin) = bin else { return };
+    // Both runs get an environment of their own: the "on" run registers the
+    // values of the variables named like credentials, and whatever the
+    // caller's environment holds (a `*_TOKEN` in CI) would join its set.
     let mut off = Command::new(bin);
-    off.args([
-        "redact",
-        "--detect",
-        "none",
-        "--mask-env",
-        "",
-        "--secrets-dir",
-    ])
-    .arg(dir);
+    off.env_clear()
+        .args([
+            "redact",
+            "--detect",
+            "none",
+            "--mask-env",
+            "",
+            "--secrets-dir",
+        ])
+        .arg(dir);
     let mut on = Command::new(bin);
-    on.args(["redact", "--secrets-dir"])
+    on.env_clear()
+        .args(["redact", "--secrets-dir"])
         .arg(dir)
         .env("CI_JOB_TOKEN", "bench-job-token-0123456789")
         .env("DEPLOY_PASSWORD", "bench-deploy-password-42");

@@ -1,43 +1,53 @@
-//! Finding anchors fast: SIMD passes over *scan literals* (each a piece of one
-//! or more anchors), then the full anchor checked around each hit.
+//! Finding anchors fast: one SIMD pass over *scan literals* (each a piece of
+//! one or more anchors), then the full anchor checked around each hit.
 //!
 //! aho-corasick's SIMD prefilter (Teddy) fingerprints every pattern by its
 //! first bytes, as many as the shortest pattern has (up to 4), grouped into 8
 //! buckets (16 above 32 patterns), and verifies each position whose
-//! fingerprint matches a bucket. What it costs is how often that happens, so
-//! a literal is a piece that is rare in text and shared by as many anchors as
-//! possible: `ccess` for every lower- and camel-case spelling of
-//! `secret_access_key`, `rization` for `authorization` (`aut` starts many
-//! words), `k_live_` for `sk_live_` and `rk_live_`, `-BEGIN ` rather than a
-//! rule of dashes, and four bytes where three would hit words (`glpa`, not
-//! `glp`; `glo`, `gla`, `gli` are in `global`, `glance`, `glibc`).
+//! fingerprint matches a bucket. What it costs is one vector step per 32
+//! bytes (fewer fingerprint bytes make the step cheaper) and how often a
+//! position passes, so a literal is a piece that is rare in text and shared
+//! by as many anchors as possible: `ccess` for every lower- and camel-case
+//! spelling of `secret_access_key`, `rization` for `authorization` (`aut`
+//! starts many words), `k_live_` for `sk_live_` and `rk_live_`, `-BEGIN `
+//! rather than a rule of dashes.
 //!
-//! One literal shorter than four bytes would make every fingerprint three
-//! bytes long, so the literals of four bytes or more share one pass and each
-//! shorter one (`eyJ`, `://`) has a pass of its own (memchr's `memmem`, which
-//! looks for two of its rarest bytes at once). The shared pass is slim Teddy
-//! (8 buckets, 32 bytes a step) even above 32 literals, where aho-corasick
-//! would pick fat Teddy (16 buckets, 16 bytes a step): with literals that
-//! share bytes put in one bucket (a bucket accepts every mix of its
-//! literals' nibbles; see [`bucket_order`]) slim is 1.6x faster on log lines.
-//! Measured figures: docs/redact.md, "Cost".
+//! Every literal shares the one pass, `eyJ` and `://` included: with
+//! three-byte fingerprints the step is cheaper than with four, and what
+//! decides how often a position passes is less the fingerprint's length than
+//! which literals share a bucket. A bucket accepts every mix of its
+//! literals' nibbles at each fingerprint position, so the family table
+//! groups the literals into buckets by measurement (`SCAN_BUCKETS`) and
+//! [`teddy_order`] orders them so that Teddy puts each group in a bucket of
+//! its own. The pass is slim Teddy (8 buckets, 32 bytes a step) whatever the
+//! number of patterns. Measured figures: docs/redact.md, "Cost".
 
 use aho_corasick::packed;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use memchr::memmem;
 
-/// Literals at least this long share the automaton.
-const SHARED_MIN: usize = 4;
+/// Slim Teddy's buckets.
+pub(crate) const BUCKETS: usize = 8;
 
-/// At most this many passes (one automaton and the short literals).
-pub(crate) const MAX_PASSES: usize = 4;
+/// aho-corasick's packed searchers take at most this many patterns.
+const PATTERN_LIMIT: usize = 128;
 
-/// One SIMD pass and what each of its literals may be part of.
 #[derive(Clone, Debug)]
-struct Pass {
+enum Finder {
+    /// Slim Teddy over every literal.
+    Teddy(packed::Searcher),
+    /// The same where Teddy is not available (no SSSE3, not x86_64 or
+    /// aarch64).
+    Automaton(AhoCorasick),
+}
+
+/// The pass over the scan literals and what each literal may be part of.
+#[derive(Clone, Debug)]
+pub(crate) struct Scanner {
     finder: Finder,
-    /// For each literal of this pass: (anchor index, where the literal sits
-    /// in it).
+    /// For each pattern of the finder, the literal it is (the Teddy order
+    /// repeats some literals, see [`teddy_order`]).
+    literal_of: Vec<usize>,
+    /// For each literal: (anchor index, where the literal sits in it).
     within: Vec<Vec<(usize, usize)>>,
     /// The largest such offset: an anchor found from a later hit starts at
     /// most this far before it.
@@ -46,43 +56,26 @@ struct Pass {
     max_len: usize,
 }
 
-/// Slim Teddy's buckets.
-const BUCKETS: usize = 8;
-
-#[derive(Clone, Debug)]
-enum Finder {
-    /// Every literal of at least [`SHARED_MIN`] bytes (slim Teddy).
-    Teddy(packed::Searcher),
-    /// The same where Teddy is not available (no SSSE3, not x86_64 or
-    /// aarch64).
-    Shared(AhoCorasick),
-    /// One short literal.
-    Single(memmem::Finder<'static>),
-}
-
-/// The passes over the scan literals.
-#[derive(Clone, Debug)]
-pub(crate) struct Scanner {
-    passes: Vec<Pass>,
-}
-
 /// An anchor found: (its start, its index).
 type Hit = (usize, usize);
 
-/// What the passes found in one buffer so far, so that a caller walking
-/// through it (`next` with a growing `from`) scans each byte once per pass:
-/// for each pass, where it last searched from and the anchor it found then.
-/// Only valid for the buffer it was used with.
+/// What the pass found in one buffer so far, so that a caller walking
+/// through it (`next` with a growing `from`) scans each byte once: where it
+/// last searched from and the anchor it found then. Only valid for the
+/// buffer it was used with.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Cursor {
-    found: [Option<(usize, Option<Hit>)>; MAX_PASSES],
+    found: Option<(usize, Option<Hit>)>,
 }
 
 impl Scanner {
-    /// The passes over `literals` for `anchors`; every anchor contains at
-    /// least one literal and no literal is a prefix of another (both checked:
-    /// the table is code).
-    pub fn new(literals: &[&'static str], anchors: &[&'static [u8]]) -> Scanner {
+    /// The pass over `buckets` (literals grouped as they should share Teddy
+    /// buckets, at most [`BUCKETS`] groups) for `anchors`; every anchor
+    /// contains at least one literal and no literal is a prefix of another
+    /// (both checked: the table is code).
+    pub fn new(buckets: &[Vec<&'static str>], anchors: &[&'static [u8]]) -> Scanner {
+        assert!(buckets.len() <= BUCKETS, "more groups than Teddy buckets");
+        let literals: Vec<&str> = buckets.iter().flatten().copied().collect();
         for anchor in anchors {
             assert!(
                 literals
@@ -92,40 +85,51 @@ impl Scanner {
                 String::from_utf8_lossy(anchor)
             );
         }
-        for a in literals {
-            for b in literals {
+        for a in &literals {
+            for b in &literals {
                 assert!(a == b || !b.starts_with(a), "{a:?} is a prefix of {b:?}");
             }
         }
-        let (shared, short): (Vec<&str>, Vec<&str>) =
-            literals.iter().partition(|l| l.len() >= SHARED_MIN);
-        let mut passes = Vec::new();
-        if !shared.is_empty() {
-            let shared = bucket_order(&shared);
-            let teddy = packed::Config::new()
-                .match_kind(packed::MatchKind::LeftmostFirst)
-                .only_teddy_fat(Some(false))
-                .builder()
-                .extend(&shared)
-                .build();
-            let finder = match teddy {
-                Some(teddy) => Finder::Teddy(teddy),
-                // Case-sensitive: ASCII case folding turns Teddy off.
-                None => Finder::Shared(
+        let mask_len = literals.iter().map(|l| l.len()).min().unwrap_or(1).min(4);
+        let sizes: Vec<usize> = buckets.iter().map(Vec::len).collect();
+        let order = teddy_order(&literals, &sizes, mask_len);
+        let teddy = packed::Config::new()
+            .match_kind(packed::MatchKind::LeftmostFirst)
+            .only_teddy_fat(Some(false))
+            .heuristic_pattern_limits(false)
+            .builder()
+            .extend(order.iter().map(|&i| literals[i]))
+            .build();
+        let (finder, literal_of) = match teddy {
+            Some(teddy) => (Finder::Teddy(teddy), order),
+            // Case-sensitive: ASCII case folding turns Teddy off.
+            None => (
+                Finder::Automaton(
                     AhoCorasickBuilder::new()
                         .match_kind(MatchKind::LeftmostFirst)
-                        .build(&shared)
+                        .build(&literals)
                         .expect("the scan literals are a few short strings"),
                 ),
-            };
-            passes.push(Pass::new(finder, &shared, anchors));
+                (0..literals.len()).collect(),
+            ),
+        };
+        let within: Vec<Vec<(usize, usize)>> = literals
+            .iter()
+            .map(|lit| {
+                anchors
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(ai, anchor)| places(lit.as_bytes(), anchor).map(move |k| (ai, k)))
+                    .collect()
+            })
+            .collect();
+        Scanner {
+            finder,
+            literal_of,
+            max_offset: within.iter().flatten().map(|&(_, k)| k).max().unwrap_or(0),
+            max_len: literals.iter().map(|l| l.len()).max().unwrap_or(0),
+            within,
         }
-        for lit in short {
-            let finder = memmem::Finder::new(lit.as_bytes()).into_owned();
-            passes.push(Pass::new(Finder::Single(finder), &[lit], anchors));
-        }
-        assert!(passes.len() <= MAX_PASSES, "too many short scan literals");
-        Scanner { passes }
     }
 
     /// The leftmost anchor that starts at or after `from` and ends within
@@ -139,88 +143,39 @@ impl Scanner {
         anchors: &[(usize, &'static [u8])],
         cursor: &mut Cursor,
     ) -> Option<(usize, usize)> {
-        let mut best: Option<(usize, usize)> = None;
-        for (pass, known) in self.passes.iter().zip(cursor.found.iter_mut()) {
-            let found = match *known {
-                // The leftmost from an earlier start is still the leftmost.
-                Some((searched, found))
-                    if searched <= from && found.is_none_or(|(at, _)| at >= from) =>
-                {
-                    found
-                }
-                _ => {
-                    let found = pass.next(buf, from, anchors);
-                    *known = Some((from, found));
-                    found
-                }
-            };
-            if let Some(f) = found {
-                if best.is_none_or(|b| f < b) {
-                    best = Some(f);
-                }
+        match cursor.found {
+            // The leftmost from an earlier start is still the leftmost.
+            Some((searched, found))
+                if searched <= from && found.is_none_or(|(at, _)| at >= from) =>
+            {
+                found
+            }
+            _ => {
+                let found = self.search(buf, from, anchors);
+                cursor.found = Some((from, found));
+                found
             }
         }
-        best
-    }
-}
-
-/// `literals` reordered so that each run of `ceil(n / 8)` consecutive ones
-/// shares a bucket: Teddy puts the pattern at index `i` in bucket `i mod 8`
-/// (unless one with the same low nibbles came first), so the runs are dealt
-/// out one literal each in turn. The caller orders the literals so that a
-/// run's literals share bytes (`SCAN_ORDER` in the family table).
-fn bucket_order<'a>(literals: &[&'a str]) -> Vec<&'a str> {
-    let per = literals.len().div_ceil(BUCKETS);
-    let runs: Vec<&[&str]> = literals.chunks(per.max(1)).collect();
-    (0..per)
-        .flat_map(|j| runs.iter().filter_map(move |run| run.get(j).copied()))
-        .collect()
-}
-
-/// Where `lit` sits in `anchor` (every offset).
-fn places<'a>(lit: &'a [u8], anchor: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
-    (0..=anchor.len().saturating_sub(lit.len())).filter(move |&k| anchor[k..].starts_with(lit))
-}
-
-impl Pass {
-    fn new(finder: Finder, literals: &[&str], anchors: &[&'static [u8]]) -> Pass {
-        let within: Vec<Vec<(usize, usize)>> = literals
-            .iter()
-            .map(|lit| {
-                anchors
-                    .iter()
-                    .enumerate()
-                    .flat_map(|(ai, anchor)| places(lit.as_bytes(), anchor).map(move |k| (ai, k)))
-                    .collect()
-            })
-            .collect();
-        Pass {
-            finder,
-            max_offset: within.iter().flatten().map(|&(_, k)| k).max().unwrap_or(0),
-            max_len: literals.iter().map(|l| l.len()).max().unwrap_or(0),
-            within,
-        }
     }
 
-    /// The first literal of this pass in `buf[from..limit]`: (its start, its
-    /// index in the pass).
+    /// The first literal in `buf[from..limit]`: (its start, its index).
     fn find(&self, buf: &[u8], from: usize, limit: usize) -> Option<(usize, usize)> {
-        match &self.finder {
+        let (start, pattern) = match &self.finder {
             Finder::Teddy(teddy) => teddy
                 .find_in(buf, aho_corasick::Span::from(from..limit))
-                .map(|m| (m.start(), m.pattern().as_usize())),
-            Finder::Shared(automaton) => {
+                .map(|m| (m.start(), m.pattern().as_usize()))?,
+            Finder::Automaton(automaton) => {
                 let input = aho_corasick::Input::new(buf).range(from..limit);
                 automaton
                     .find(input)
-                    .map(|m| (m.start(), m.pattern().as_usize()))
+                    .map(|m| (m.start(), m.pattern().as_usize()))?
             }
-            Finder::Single(finder) => finder.find(&buf[from..limit]).map(|i| (from + i, 0)),
-        }
+        };
+        Some((start, self.literal_of[pattern]))
     }
 
-    /// [`Scanner::next`] among the anchors this pass's literals find.
-    fn next(
+    /// [`Scanner::next`] without the cursor.
+    fn search(
         &self,
         buf: &[u8],
         from: usize,
@@ -255,6 +210,60 @@ impl Pass {
     }
 }
 
+/// The order in which Teddy gets the literals (indices into `literals`,
+/// some repeated) so that each group of consecutive literals (`sizes`) has a
+/// bucket of its own. aho-corasick 1.1 puts pattern `i` in bucket
+/// `7 - i % 8` unless an earlier pattern has the same low nibbles in its
+/// first `mask_len` bytes (then in that one's bucket), so group `g` gets the
+/// patterns `i` with `i % 8 == g`; when a group has run out, a literal whose
+/// nibbles are taken already, or else a repeat of the first literal (its
+/// group is listed first because it is the cheapest to verify again), fills
+/// its place. A repeat never matches first (the original comes earlier); a
+/// different rule in a later aho-corasick only costs speed.
+fn teddy_order(literals: &[&str], sizes: &[usize], mask_len: usize) -> Vec<usize> {
+    let nybbles = |i: usize| -> Vec<u8> {
+        literals[i]
+            .bytes()
+            .take(mask_len)
+            .map(|b| b & 0xF)
+            .collect()
+    };
+    let mut groups: Vec<std::collections::VecDeque<usize>> = Vec::new();
+    let mut next = 0;
+    for &n in sizes.iter().filter(|&&n| n > 0) {
+        groups.push((next..next + n).collect());
+        next += n;
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut order = Vec::new();
+    while groups.iter().any(|g| !g.is_empty()) {
+        let g = order.len() % BUCKETS;
+        let own = groups
+            .get(g)
+            .and_then(|q| q.iter().position(|&i| !seen.contains(&nybbles(i))));
+        let placed = match own {
+            Some(k) => groups[g].remove(k),
+            None => groups.iter_mut().find_map(|q| {
+                let k = q.iter().position(|&i| seen.contains(&nybbles(i)))?;
+                q.remove(k)
+            }),
+        };
+        let i = placed.or_else(|| order.first().copied()).unwrap_or(0);
+        seen.insert(nybbles(i));
+        order.push(i);
+        if order.len() > PATTERN_LIMIT {
+            // Too unbalanced a plan: the literals as they come.
+            return (0..literals.len()).collect();
+        }
+    }
+    order
+}
+
+/// Where `lit` sits in `anchor` (every offset).
+fn places<'a>(lit: &'a [u8], anchor: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
+    (0..=anchor.len().saturating_sub(lit.len())).filter(move |&k| anchor[k..].starts_with(lit))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,12 +282,16 @@ mod tests {
         s.next(buf, from, a, &mut Cursor::default())
     }
 
+    fn scanner(groups: &[&[&'static str]], a: &[(usize, &'static [u8])]) -> Scanner {
+        let groups: Vec<Vec<&str>> = groups.iter().map(|g| g.to_vec()).collect();
+        let bytes: Vec<&[u8]> = a.iter().map(|x| x.1).collect();
+        Scanner::new(&groups, &bytes)
+    }
+
     #[test]
     fn finds_the_leftmost_anchor_around_a_shared_literal() {
-        let list = ["secret_access_key", "SecretAccessKey", "Authorization"];
-        let a = anchors(&list);
-        let bytes: Vec<&[u8]> = a.iter().map(|x| x.1).collect();
-        let s = Scanner::new(&["ccess", "rization"], &bytes);
+        let a = anchors(&["secret_access_key", "SecretAccessKey", "Authorization"]);
+        let s = scanner(&[&["ccess"], &["rization"]], &a);
         let text = b"x SecretAccessKey and Authorization, secret_access_key";
         assert_eq!(next(&s, text, 0, &a), Some((2, 1)));
         assert_eq!(next(&s, text, 3, &a), Some((22, 2)));
@@ -288,18 +301,15 @@ mod tests {
         assert_eq!(next(&s, text, 38, &a), None);
         // An anchor found from a later hit that starts earlier wins.
         let b = anchors(&["abcdef", "bcd"]);
-        let bytes: Vec<&[u8]> = b.iter().map(|x| x.1).collect();
-        let s = Scanner::new(&["def", "bcd"], &bytes);
+        let s = scanner(&[&["def", "bcd"]], &b);
         assert_eq!(next(&s, b"_abcdef", 0, &b), Some((1, 0)));
         assert_eq!(next(&s, b"_abcdex", 0, &b), Some((2, 1)));
     }
 
     #[test]
-    fn short_literals_have_passes_of_their_own() {
+    fn short_and_long_literals_share_the_pass() {
         let a = anchors(&["eyJ", "://", "ghp_", "xoxe.xoxp-"]);
-        let bytes: Vec<&[u8]> = a.iter().map(|x| x.1).collect();
-        let s = Scanner::new(&["eyJ", "://", "ghp_", "xoxe", "xoxp"], &bytes);
-        assert_eq!(s.passes.len(), 3);
+        let s = scanner(&[&["eyJ", "ghp_"], &["://", "xoxe", "xoxp"]], &a);
         let text = b"a://b ghp_x eyJz xoxe.xoxp-1 eyJ";
         let mut cursor = Cursor::default();
         let mut from = 0;
@@ -311,27 +321,63 @@ mod tests {
         assert_eq!(found, vec![(1, 1), (6, 2), (12, 0), (17, 3), (29, 0)]);
     }
 
+    /// aho-corasick 1.1's bucket rule, as [`teddy_order`] expects it: the
+    /// bucket of each pattern.
+    fn buckets_of(order: &[usize], literals: &[&str], mask_len: usize) -> Vec<usize> {
+        let mut by_nybbles = std::collections::HashMap::new();
+        order
+            .iter()
+            .enumerate()
+            .map(|(id, &i)| {
+                let key: Vec<u8> = literals[i]
+                    .bytes()
+                    .take(mask_len)
+                    .map(|b| b & 0xF)
+                    .collect();
+                *by_nybbles.entry(key).or_insert(BUCKETS - 1 - id % BUCKETS)
+            })
+            .collect()
+    }
+
+    /// Each group of the plan gets a bucket of its own, however uneven the
+    /// groups, every literal is in the order, and a repeat never comes before
+    /// its original.
     #[test]
-    fn runs_of_literals_are_dealt_out_to_buckets() {
-        let lits: Vec<String> = (0..18).map(|i| format!("l{i:02}x")).collect();
-        let lits: Vec<&str> = lits.iter().map(String::as_str).collect();
-        let order = bucket_order(&lits);
-        assert_eq!(order.len(), 18);
-        // Runs of three: l00-l02, l03-l05, …; the first of each run first.
-        assert_eq!(
-            &order[..6],
-            &["l00x", "l03x", "l06x", "l09x", "l12x", "l15x"]
-        );
-        assert_eq!(&order[6..8], &["l01x", "l04x"]);
+    fn each_group_gets_a_bucket_of_its_own() {
+        let plan = super::super::SCAN_BUCKETS;
+        let literals: Vec<&str> = plan.iter().flat_map(|g| g.iter().copied()).collect();
+        let sizes: Vec<usize> = plan.iter().map(|g| g.len()).collect();
+        for mask_len in [3, 4] {
+            let order = teddy_order(&literals, &sizes, mask_len);
+            assert!(order.len() <= PATTERN_LIMIT);
+            let buckets = buckets_of(&order, &literals, mask_len);
+            let mut start = 0;
+            let mut used = std::collections::HashSet::new();
+            for &n in &sizes {
+                let group: Vec<usize> = (start..start + n).collect();
+                let of = |i: usize| buckets[order.iter().position(|&o| o == i).unwrap()];
+                let bucket = of(group[0]);
+                assert!(used.insert(bucket), "two groups share bucket {bucket}");
+                for &i in &group {
+                    assert_eq!(of(i), bucket, "{} (mask {mask_len})", literals[i]);
+                }
+                start += n;
+            }
+        }
+        // Smaller selections (one family, a few) get an order too.
+        let order = teddy_order(&["eyJ"], &[0, 1, 0], 3);
+        assert_eq!(order, vec![0]);
+        let order = teddy_order(&["ghp_", "gho_", "eyJ"], &[2, 1], 3);
         let mut sorted = order.clone();
         sorted.sort_unstable();
-        assert_eq!(sorted, lits);
+        sorted.dedup();
+        assert_eq!(sorted, vec![0, 1, 2]);
     }
 
     #[test]
     #[should_panic(expected = "no scan literal finds")]
     fn every_anchor_needs_a_literal() {
-        Scanner::new(&["ghp_"], &[b"ghp_", b"gho_"]);
+        Scanner::new(&[vec!["ghp_"]], &[b"ghp_", b"gho_"]);
     }
 
     /// The scanner as the stage uses it (one cursor per buffer, `from` going

@@ -369,7 +369,9 @@ impl Detect {
     }
 
     /// The earliest position at or after `from` whose remainder is a proper
-    /// prefix of an anchor, or `buf.len()`.
+    /// prefix of an anchor as written, or `buf.len()`. Case-sensitive, as the
+    /// scanner is: a remainder that only folds to a prefix (`GH`, `Eyj`)
+    /// cannot start an anchor and is not held.
     fn partial_anchor(&self, buf: &[u8], from: usize) -> usize {
         let lo = buf
             .len()
@@ -382,7 +384,7 @@ impl Detect {
                 let rest = &buf[i..];
                 self.set.starting_with(rest[0]).iter().any(|&ai| {
                     let a = self.set.anchors[ai].1;
-                    a.len() > rest.len() && a[..rest.len()].eq_ignore_ascii_case(rest)
+                    a.len() > rest.len() && a[..rest.len()] == *rest
                 })
             })
             .unwrap_or(buf.len())
@@ -564,6 +566,87 @@ mod tests {
         let url = b"GET https://example.org/x and more\n";
         assert_eq!(d.write(url, &mut out), Passed::OutThen(0..url.len()));
         assert!(out.is_empty());
+    }
+
+    /// Anchors are case-sensitive, so is the held suffix: a write ending in
+    /// what only folds to an anchor's start (`GH`, `EY`, `AUTHORIZ` is one
+    /// in upper case, `Authoriz` in title case, `AuthoRIZ` in neither)
+    /// passes whole; the start of an anchor as written is held.
+    #[test]
+    fn only_an_anchor_start_as_written_is_held() {
+        for (text, held) in [
+            ("see GH", 0),
+            ("see gh", 2),
+            ("see EY", 0),
+            ("see ey", 2),
+            ("x AuthoRIZ", 0),
+            ("x Authoriz", 8),
+            ("x AUTHORIZ", 8),
+            ("x aKI", 0),
+            ("x AKI", 3),
+        ] {
+            let mut d = stage();
+            let mut out = Vec::new();
+            let n = text.len();
+            assert_eq!(
+                d.write(text.as_bytes(), &mut out),
+                Passed::Input(0..n - held),
+                "{text}"
+            );
+            assert_eq!(d.pending(), held, "{text}");
+        }
+    }
+
+    /// Every URL-credential case of the detector's tests, and a URL with no
+    /// userinfo, cut at every offset into two writes and with a pause at
+    /// every offset: the same output as written whole, and a pause never
+    /// shows four bytes of the password (the candidate is held from `://`).
+    #[test]
+    fn url_credentials_split_at_every_offset() {
+        let cases = [
+            (
+                "DATABASE_URL=postgres://app:s3cr3t-Pa55@db.internal:5432/app\n",
+                Some("s3cr3t-Pa55"),
+            ),
+            ("redis://:hunter2hunter@cache/0 x\n", Some("hunter2hunter")),
+            ("a https://example.com/a:b@c x\n", None),
+            ("ftp://user:password@host/ x\n", None),
+            ("https://fred:fr3dfr3d@www.example.com/ x\n", None),
+            ("http://foo:bar@myhost/ x\n", None),
+            (
+                "cvs://:pserver:anoncvs@sources.redhat.com:/cvs/src x\n",
+                None,
+            ),
+            ("https://user@host/ x\n", None),
+            ("postgres://u:${PGPASS}@h/ x\n", None),
+            ("GET https://example.org/x and more\n", None),
+            (
+                "two amqp://a:one-pw-1@mq/ and amqp://b:two-pw-2@mq/\n",
+                Some("one-pw-1"),
+            ),
+        ];
+        for (text, password) in cases {
+            let whole = run(&[Some(text)]);
+            match password {
+                Some(p) => {
+                    assert!(!whole.contains(p), "{whole}");
+                    assert!(whole.contains("[REDACTED:url-password]@"), "{whole}");
+                }
+                None => assert_eq!(whole, text),
+            }
+            for cut in 0..=text.len() {
+                let (x, y) = text.split_at(cut);
+                assert_eq!(run(&[Some(x), Some(y)]), whole, "cut at {cut}");
+                let paused = run(&[Some(x), None, Some(y)]);
+                if let Some(p) = password {
+                    assert!(!shows_a_piece(&paused, p), "pause at {cut}: {paused}");
+                    assert!(
+                        paused.contains("[REDACTED:url-password]"),
+                        "pause at {cut}: {paused}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -69,7 +69,17 @@ fn examine(c: &Ctx<'_>) -> Verdict {
         Some(b) if b.is_ascii_alphanumeric() || *b == b'[' => {}
         _ => return Verdict::No,
     }
-    if n < MIN_PASS || placeholder(&c.buf[start..end]) || example_host(&c.buf[end + 1..]) {
+    if n < MIN_PASS || placeholder(&c.buf[start..end]) {
+        return Verdict::No;
+    }
+    // Whether the host is an example's is known once it ends (a write cut
+    // inside `www.exa` must not decide on `www.exa`).
+    let host = &c.buf[end + 1..];
+    let n = host_len(host);
+    if n == host.len() && n < MAX_HOST && !c.eof {
+        return Verdict::More;
+    }
+    if example_host(&host[..n]) {
         return Verdict::No;
     }
     Verdict::Mask {
@@ -86,15 +96,22 @@ fn partial(c: &Ctx<'_>) -> Option<Start> {
         .map(|s| (s, pass_char as fn(u8) -> bool))
 }
 
+/// The longest host name looked at (DNS names are at most 253 bytes).
+const MAX_HOST: usize = 255;
+
+/// How many of `rest`'s first bytes make up a host name (also a manual
+/// page's `example\&.org`), at most [`MAX_HOST`].
+fn host_len(rest: &[u8]) -> usize {
+    rest.iter()
+        .take(MAX_HOST)
+        .take_while(|&&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'\\' | b'&'))
+        .count()
+}
+
 /// A host in the domains RFC 2606 reserves for documentation (`example.com`,
 /// `sub.example.org`, `proxy.example`; a manual page's `example\&.org` too).
-fn example_host(rest: &[u8]) -> bool {
-    let n = rest
-        .iter()
-        .take(255)
-        .take_while(|&&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'\\' | b'&'))
-        .count();
-    rest[..n].split(|&b| b == b'.').any(|label| {
+fn example_host(host: &[u8]) -> bool {
+    host.split(|&b| b == b'.').any(|label| {
         label.eq_ignore_ascii_case(b"example") || label.eq_ignore_ascii_case(b"example\\&")
     })
 }
