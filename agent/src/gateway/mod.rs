@@ -14,6 +14,7 @@ mod retire;
 pub mod stats;
 mod stream;
 pub mod vault;
+mod workers;
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -134,7 +135,7 @@ struct Running {
     /// The socket directory this gateway created.
     dir: Option<PathBuf>,
     /// Where its connections' relays run (kind postgres).
-    runtime: Option<tokio::runtime::Runtime>,
+    runtime: Option<workers::Workers>,
 }
 
 impl Gateways {
@@ -279,7 +280,7 @@ fn start_one(
             let _ = std::fs::remove_file(f);
         }
     };
-    let runtime = postgres::runtime::build(&spec.name).map_err(|source| {
+    let runtime = postgres::runtime::start(&spec.name).map_err(|source| {
         remove_files(&files);
         GatewayError::Thread {
             gateway: spec.name.clone(),
@@ -299,7 +300,7 @@ fn start_one(
         stats: stats::for_gateway(&spec.name),
         max_connections: u64::from(spec.max_connections),
         refusing: Default::default(),
-        runtime: runtime.handle().clone(),
+        runtime: runtime.handles()[0].clone(),
     });
     let listener = Arc::new(listener);
     let stopping = Arc::new(AtomicBool::new(false));

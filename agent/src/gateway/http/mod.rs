@@ -10,7 +10,6 @@ pub mod headers;
 mod login;
 pub mod path;
 pub mod upstream;
-mod workers;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,11 +24,11 @@ use zeroize::Zeroizing;
 use super::stats::{ErrorKind, OpenConn, Stats};
 use super::stream::Listener;
 use super::vault::leases::Leases;
+use super::workers::Workers;
 use super::{Credentials, GatewayError};
 use crate::config::{ForwardSpec, GatewayKind, GatewaySpec, OutputConfig, PathGlob};
 use headers::Renderer;
 use upstream::Upstream;
-use workers::Workers;
 
 /// Threads of a gateway (each its own runtime): the machine's two cores.
 const WORKERS: usize = 2;

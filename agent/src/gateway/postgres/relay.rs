@@ -1,6 +1,6 @@
 //! After the login: bytes copied both ways until either side closes, as one
-//! task per connection on the gateway's runtime (no thread, no buffer of its
-//! own while idle: what a read brings goes through the worker's scratch
+//! task per connection on the gateway's relay worker (no thread, no buffer of
+//! its own while idle: what a read brings goes through the worker's scratch
 //! buffer, and only what the other side cannot take at once is copied into a
 //! pending buffer of the connection). Both directions make progress
 //! independently, over TLS too, so a client that pipelines without reading
@@ -56,81 +56,118 @@ pub fn client_on_runtime(client: Stream) -> io::Result<Box<dyn Duplex>> {
 /// `stats`). When `retired` is set (and the upstream's writing half shut),
 /// the server ends the session and the client gets a 57P01 ErrorResponse
 /// before its connection closes.
+///
+/// Both directions are polled by this one future, on the streams themselves:
+/// no split halves (whose lock every read and write took) and no select over
+/// two futures.
 pub async fn relay(
-    client: Box<dyn Duplex>,
-    upstream: Box<dyn Duplex>,
+    mut client: Box<dyn Duplex>,
+    mut upstream: Box<dyn Duplex>,
     retired: &AtomicBool,
     stats: &Stats,
 ) {
-    let (mut client_rx, mut client_tx) = tokio::io::split(client);
-    let (mut upstream_rx, mut upstream_tx) = tokio::io::split(upstream);
+    let mut forth = Direction::default();
+    let mut back = Direction::default();
     let mut bounds = Boundaries::default();
-    {
-        let forth = pump(&mut client_rx, &mut upstream_tx, |b| {
-            stats
-                .to_upstream
-                .fetch_add(b.len() as u64, Ordering::Relaxed);
-        });
-        let back = pump(&mut upstream_rx, &mut client_tx, |b| {
-            bounds.feed(b);
-            stats.to_client.fetch_add(b.len() as u64, Ordering::Relaxed);
-        });
-        tokio::pin!(forth, back);
-        tokio::select! {
-            () = &mut forth => {
+    std::future::poll_fn(|cx| {
+        if !forth.ended {
+            let counted = |b: &[u8]| {
+                stats
+                    .to_upstream
+                    .fetch_add(b.len() as u64, Ordering::Relaxed);
+            };
+            if forth
+                .poll_copy(cx, &mut *client, &mut *upstream, counted)
+                .is_ready()
+            {
+                forth.ended = true;
                 // Once retired, the server's side owns the end: the client
                 // must still get the error.
-                if retired.load(Ordering::SeqCst) {
-                    back.await;
+                if !retired.load(Ordering::SeqCst) {
+                    return Poll::Ready(());
                 }
             }
-            () = &mut back => {}
         }
-    }
+        back.poll_copy(cx, &mut *upstream, &mut *client, |b| {
+            bounds.feed(b);
+            stats.to_client.fetch_add(b.len() as u64, Ordering::Relaxed);
+        })
+    })
+    .await;
     if retired.load(Ordering::SeqCst) && bounds.at_boundary() {
-        let _ = client_tx
+        let _ = client
             .write_all(&wire::fatal(ADMIN_SHUTDOWN, RETIRED))
             .await;
     }
-    let _ = client_tx.shutdown().await;
+    let _ = client.shutdown().await;
 }
 
-/// `from` to `to` until the end of `from` or an error either side; `seen`
-/// gets every chunk read.
-async fn pump<R, W>(from: &mut R, to: &mut W, mut seen: impl FnMut(&[u8]))
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    loop {
-        let rest = match std::future::poll_fn(|cx| step(cx, &mut *from, &mut *to, &mut seen)).await
-        {
-            Ok(Some(rest)) => rest,
-            Ok(None) | Err(_) => return,
-        };
-        if !rest.is_empty() && to.write_all(&rest).await.is_err() {
-            return;
-        }
-        // TLS: what the session holds goes out before more is read.
-        if to.flush().await.is_err() {
-            return;
+/// One direction of the relay: what its destination has not taken yet.
+#[derive(Debug, Default)]
+struct Direction {
+    /// Bytes read but not yet written (empty, and unallocated, when idle).
+    pending: Vec<u8>,
+    /// How many of `pending` are written.
+    written: usize,
+    /// Something was written since the last flush (TLS holds records until
+    /// flushed).
+    unflushed: bool,
+    /// The source ended, or either side failed.
+    ended: bool,
+}
+
+impl Direction {
+    /// Moves what `from` has to `to` until neither can go on now (Pending)
+    /// or `from` ends or either fails (Ready). `seen` gets every chunk read.
+    fn poll_copy(
+        &mut self,
+        cx: &mut Context<'_>,
+        from: &mut dyn Duplex,
+        to: &mut dyn Duplex,
+        mut seen: impl FnMut(&[u8]),
+    ) -> Poll<()> {
+        loop {
+            while self.written < self.pending.len() {
+                match Pin::new(&mut *to).poll_write(cx, &self.pending[self.written..]) {
+                    Poll::Ready(Ok(n)) if n > 0 => self.written += n,
+                    Poll::Ready(_) => return Poll::Ready(()),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            if !self.pending.is_empty() {
+                // An idle connection holds no buffer.
+                self.pending = Vec::new();
+                self.written = 0;
+            }
+            if self.unflushed {
+                // TLS: what the session holds goes out before more is read.
+                match Pin::new(&mut *to).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => self.unflushed = false,
+                    Poll::Ready(Err(_)) => return Poll::Ready(()),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            match step(cx, from, to, &mut seen) {
+                Poll::Ready(Ok(Some(rest))) => {
+                    self.pending = rest;
+                    self.unflushed = true;
+                }
+                Poll::Ready(Ok(None) | Err(_)) => return Poll::Ready(()),
+                Poll::Pending => return Poll::Pending,
+            }
         }
     }
 }
 
 /// Reads what `from` has into the worker's scratch buffer and writes as much
 /// of it as `to` takes now; returns the rest, to be written (usually
-/// nothing). None at the end of `from`.
-fn step<R, W>(
+/// nothing, which allocates nothing). None at the end of `from`.
+fn step(
     cx: &mut Context<'_>,
-    from: &mut R,
-    to: &mut W,
+    from: &mut dyn Duplex,
+    to: &mut dyn Duplex,
     seen: &mut impl FnMut(&[u8]),
-) -> Poll<io::Result<Option<Vec<u8>>>>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
+) -> Poll<io::Result<Option<Vec<u8>>>> {
     SCRATCH_BUF.with_borrow_mut(|scratch| {
         if scratch.len() < SCRATCH {
             scratch.resize(SCRATCH, 0);

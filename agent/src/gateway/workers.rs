@@ -1,9 +1,11 @@
-//! The threads an http or vault gateway serves on: each runs a current-thread
-//! tokio runtime, and a client connection lives on one of them with its
-//! upstream connection. A request then crosses no thread: the client's task,
-//! the upstream connection's task and both sockets' readiness are on the same
-//! runtime, so no wake-up goes through another thread's queue or futex (with a
-//! work-stealing runtime they did, several times per request).
+//! The threads a gateway serves its connections on, every kind: each runs a
+//! current-thread tokio runtime, and a client connection lives on one of them
+//! with its upstream connection. A request then crosses no thread: the
+//! client's task, the upstream connection's task and both sockets' readiness
+//! are on the same runtime, so no wake-up goes through another thread's queue
+//! or futex (with a work-stealing runtime they did, several times per request
+//! or transaction). A thread outside (a postgres login) reaches a worker's
+//! runtime through its handle: the worker drives the I/O and timers.
 
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -65,6 +67,13 @@ impl Workers {
     /// vault keeper).
     pub fn handles(&self) -> &[Handle] {
         &self.handles
+    }
+
+    /// Leaves every worker running until the process exits (for tasks that
+    /// may still need the runtime from outside it, which a stopped runtime
+    /// would fail with a panic).
+    pub fn abandon(self) {
+        std::mem::forget(self);
     }
 
     /// Ends every worker: their tasks and connections are dropped.
