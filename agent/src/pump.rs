@@ -513,7 +513,7 @@ mod tests {
         let mut i = 0u64;
         while input.len() < room - 64 {
             input.extend_from_slice(format!("{i:08} ").as_bytes());
-            if i % 1001 == 0 {
+            if i.is_multiple_of(1001) {
                 input.extend_from_slice(SECRET);
             }
             i += 1;

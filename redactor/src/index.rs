@@ -707,11 +707,11 @@ mod tests {
                 let mut buf: Vec<u8> = (0..next() % 40)
                     .map(|_| alnum[next() as usize % 62])
                     .collect();
-                if next() % 2 == 0 {
+                if next().is_multiple_of(2) {
                     let p = &patterns[next() as usize % patterns.len()];
                     // Whole (a pattern shorter than the piece matches only
                     // so) or cut anywhere.
-                    let (a, e) = if next() % 2 == 0 {
+                    let (a, e) = if next().is_multiple_of(2) {
                         (0, p.len())
                     } else {
                         let a = next() as usize % p.len();
