@@ -6,6 +6,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::encodings::Encoding;
 use crate::index::WindowIndex;
+use crate::units::UnitRanges;
 
 /// Secrets shorter than this many bytes are not matched unless configured otherwise.
 pub const DEFAULT_MIN_LENGTH: usize = 6;
@@ -238,6 +239,9 @@ pub struct SecretSet {
     first_bytes: [bool; 256],
     /// Bitmap over a hash of the first four bytes of every unit longer than four.
     first_four: Vec<u64>,
+    /// For a large set, where in `long_units` the units starting with each pair
+    /// of bytes are (see [`UnitRanges`]).
+    unit_ranges: UnitRanges,
     pub(crate) index: WindowIndex,
 }
 
@@ -288,6 +292,7 @@ impl SecretSet {
         );
         let mut first_bytes = [false; 256];
         let mut first_four = vec![0u64; FIRST_FOUR_BITS / 64];
+        let mut pairs = UnitRanges::counter(long_units.len(), piece);
         let mut mark = |off: u32, len: usize| {
             let first = arena[off as usize];
             first_bytes[usize::from(first)] = true;
@@ -299,7 +304,10 @@ impl SecretSet {
         };
         for &(off, len) in &spans {
             if len as usize >= piece {
-                (off..=off + len - piece as u32).for_each(|u| mark(u, piece));
+                (off..=off + len - piece as u32).for_each(|u| {
+                    mark(u, piece);
+                    pairs.count(&arena[u as usize..]);
+                });
             } else {
                 mark(off, len as usize);
             }
@@ -339,6 +347,7 @@ impl SecretSet {
             short,
             first_bytes,
             first_four,
+            unit_ranges: pairs.finish(),
             index,
         }
     }
@@ -448,6 +457,7 @@ impl SecretSet {
             ("short patterns", of(&self.short)),
             ("hex flags", of(&self.hex)),
             ("first-four bitmap", of(&self.first_four)),
+            ("unit ranges", of(&self.unit_ranges.starts)),
             (
                 "names",
                 of(&self.names) + self.names.iter().map(String::capacity).sum::<usize>(),
@@ -469,10 +479,7 @@ impl SecretSet {
     /// of a hex pattern.
     fn is_proper_prefix_of_hex(&self, lower: &[u8]) -> bool {
         if lower.len() < self.piece {
-            let piece = self.piece;
-            let at = self
-                .long_units
-                .partition_point(|&off| &self.arena[off as usize..][..piece] < lower);
+            let at = self.first_unit_not_below(lower);
             let hit = self.long_units[at..]
                 .iter()
                 .take_while(|&&off| self.arena[off as usize..].starts_with(lower))
@@ -488,6 +495,16 @@ impl SecretSet {
             .iter()
             .take_while(|&&id| self.pattern(id as usize).starts_with(lower))
             .any(|&id| self.is_hex(id as usize) && self.pattern(id as usize).len() > lower.len())
+    }
+
+    /// The index in `long_units` of the first unit not less than `tail` (a
+    /// non-empty tail shorter than the piece length).
+    fn first_unit_not_below(&self, tail: &[u8]) -> usize {
+        let piece = self.piece;
+        let range = self.unit_ranges.of(tail, self.long_units.len());
+        range.start
+            + self.long_units[range]
+                .partition_point(|&off| &self.arena[off as usize..][..piece] < tail)
     }
 
     /// True when `tail` is a proper prefix of some unit (shorter than it).
@@ -512,10 +529,7 @@ impl SecretSet {
             }
         }
         if tail.len() < self.piece {
-            let piece = self.piece;
-            let at = self
-                .long_units
-                .partition_point(|&off| &self.arena[off as usize..][..piece] < tail);
+            let at = self.first_unit_not_below(tail);
             if at < self.long_units.len()
                 && self.arena[self.long_units[at] as usize..].starts_with(tail)
             {
@@ -546,6 +560,68 @@ impl SecretSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The pair table narrows the search for a held tail's unit to the range
+    /// of its first bytes: with it on (a set of 1,000 values), the first unit
+    /// not below any tail is where a search of the whole array puts it.
+    #[test]
+    fn unit_ranges_narrow_the_search_to_where_the_whole_search_lands() {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let alnum = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        let mut b = SecretSetBuilder::new();
+        for i in 0..1000 {
+            let len = 16 + (next() % 17) as usize;
+            let v: Vec<u8> = (0..len).map(|_| alnum[(next() % 62) as usize]).collect();
+            b.add(format!("s{i}"), &v);
+        }
+        let set = b.build().0;
+        assert!(
+            !set.unit_ranges.starts.is_empty(),
+            "a large set has the table"
+        );
+        let whole = |tail: &[u8]| {
+            set.long_units
+                .partition_point(|&off| &set.arena[off as usize..][..set.piece] < tail)
+        };
+        let mut tails: Vec<Vec<u8>> = Vec::new();
+        for _ in 0..20_000 {
+            let len = 1 + (next() % (set.piece as u64 - 1)) as usize;
+            let tail = if next() % 2 == 0 {
+                // A prefix of a unit, or of one with its last byte changed.
+                let off = set.long_units[(next() % set.long_units.len() as u64) as usize];
+                let mut t = set.arena[off as usize..][..len].to_vec();
+                if next() % 2 == 0 {
+                    let last = t.len() - 1;
+                    t[last] = t[last].wrapping_add(1 + (next() % 3) as u8);
+                }
+                t
+            } else {
+                (0..len).map(|_| (next() % 256) as u8).collect()
+            };
+            tails.push(tail);
+        }
+        tails.extend([
+            vec![0u8],
+            vec![255u8],
+            vec![255, 255],
+            vec![0, 0],
+            b"z".to_vec(),
+        ]);
+        for tail in &tails {
+            assert_eq!(
+                set.first_unit_not_below(tail),
+                whole(tail),
+                "tail of {}",
+                tail.len()
+            );
+        }
+    }
 
     /// The views' line-break shortcut holds for default sets of 12-byte-or-longer
     /// values, and not when a pattern matches whole (its inner windows are not
