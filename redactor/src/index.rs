@@ -20,7 +20,7 @@
 //! could be skipped, but the scan loop is bound by its instructions about as much
 //! as by the bitmap (with every lookup an L1 hit it runs only 1.7x faster), and a
 //! per-window test costs about as much as the lookup it saves: a branch-free SWAR
-//! test on the loaded word made the engine 0.7x with 1,000 secrets, SSE2 masks per
+//! test on the loaded word made the engine 0.6-0.7x with 1,000 secrets, SSE2 masks per
 //! 56-byte block (looking up only the passing positions) came within noise of
 //! this loop.
 
