@@ -63,6 +63,29 @@ impl Finder {
 /// Sets in `out` (cleared first) bit `i % 64` of word `i / 64` for every byte
 /// `buf[i]` that `finder` finds, and for no other.
 pub(crate) fn candidates(buf: &[u8], finder: &Finder, out: &mut Vec<u64>) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        #[allow(unsafe_code)]
+        // SAFETY: `candidates_avx2` only needs the CPU to have AVX2, which was
+        // just detected; it is the same safe code as `candidates_in`, compiled
+        // with that feature.
+        unsafe {
+            candidates_avx2(buf, finder, out);
+        }
+        return;
+    }
+    candidates_in(buf, finder, out);
+}
+
+/// [`candidates_in`] compiled for CPUs with AVX2 (x86-64-v3).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn candidates_avx2(buf: &[u8], finder: &Finder, out: &mut Vec<u64>) {
+    candidates_in(buf, finder, out);
+}
+
+#[inline(always)]
+fn candidates_in(buf: &[u8], finder: &Finder, out: &mut Vec<u64>) {
     out.clear();
     out.resize(buf.len().div_ceil(64), 0);
     macro_rules! by_count {
@@ -95,6 +118,7 @@ pub(crate) fn candidates(buf: &[u8], finder: &Finder, out: &mut Vec<u64>) {
 
 /// Fills `out` for the whole 16-byte blocks of `buf`, comparing each against
 /// the `N` bytes found anywhere and the `M` found after a byte in range.
+#[inline(always)]
 fn classify<const N: usize, const M: usize>(buf: &[u8], finder: &Finder, out: &mut [u64]) {
     let splat = |bytes: &[u8]| -> Vec<u8x16> { bytes.iter().map(|&b| u8x16::splat(b)).collect() };
     let anywhere: [u8x16; N] = splat(&finder.bytes).try_into().expect("N trigger bytes");
@@ -112,6 +136,7 @@ fn classify<const N: usize, const M: usize>(buf: &[u8], finder: &Finder, out: &m
 }
 
 /// [`classify`] for any number of trigger bytes.
+#[inline(always)]
 fn classify_any(buf: &[u8], finder: &Finder, out: &mut [u64]) {
     let splat = |bytes: &[u8]| -> Vec<u8x16> { bytes.iter().map(|&b| u8x16::splat(b)).collect() };
     let (anywhere, after) = (splat(&finder.bytes), splat(&finder.after_bytes));
@@ -193,6 +218,15 @@ fn fill<const M: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`super::candidates`] (AVX2 where the CPU has it), checked against the
+    /// same code compiled for the baseline target: both are tested on any CPU.
+    fn candidates(buf: &[u8], finder: &Finder, out: &mut Vec<u64>) {
+        super::candidates(buf, finder, out);
+        let mut base = Vec::new();
+        candidates_in(buf, finder, &mut base);
+        assert_eq!(*out, base, "the baseline build agrees");
+    }
 
     fn table(bytes: &[u8]) -> [bool; 256] {
         let mut t = [false; 256];
