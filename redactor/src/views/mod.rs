@@ -121,7 +121,8 @@ pub(crate) struct View {
     /// units made of its alphabet).
     pub accept: fn(unit: &[u8]) -> bool,
     /// Bytes a decoded window reaches past the sequences, as a function of
-    /// the longest unit (None: the generic `max_unit_len × (max_seq + 1)`).
+    /// the longest unit (None: the source that decodes to `max_unit_len - 1`
+    /// bytes either side, counted over the sequences around it).
     pub window: Option<WindowFn>,
     /// When set, a trigger can start a sequence only right after a byte in
     /// this range (inclusive; a superset of what `step` checks, which sees
@@ -350,6 +351,63 @@ fn may_hold_a_split_unit(set: &SecretSet, buf: &[u8], seq: Range<usize>) -> bool
         || (seq.end + w <= buf.len() && set.index.may_have_window(&buf[seq.end..]))
 }
 
+/// The source around `found[j]` that decodes to `reach` bytes on each side of
+/// it (fewer where the buffer starts, or ends at `end`), counted over the
+/// sequences beside it: a unit holding the sequence's decoded bytes (or, for
+/// a dropped one, bytes on both sides of it) has at most `max_unit - 1` others
+/// on each side. The window starts and ends at a sequence boundary.
+///
+/// It replaced a bound that assumed every byte around a sequence might be one
+/// (`max_unit × (max_seq + 1)` source bytes each side: 4 KiB around an ANSI
+/// colour code with 32-byte units), under which the colour codes of a
+/// coloured log, a few lines apart, merged into windows as long as the buffer,
+/// each decoded and looked up whole.
+fn decoded_reach(found: &[Found], j: usize, reach: usize, end: usize) -> Range<usize> {
+    let f = found[j];
+    // Leftwards: the literal bytes between sequences, then each sequence's
+    // decoded bytes, until `reach` are counted.
+    let (mut need, mut start, mut i) = (reach, f.at, j);
+    loop {
+        let prev_end = if i == 0 {
+            0
+        } else {
+            found[i - 1].at + found[i - 1].len
+        };
+        let gap = start - prev_end;
+        if gap >= need || i == 0 {
+            start -= need.min(gap);
+            break;
+        }
+        need -= gap;
+        i -= 1;
+        start = found[i].at;
+        let out = usize::from(found[i].out.len);
+        if out >= need {
+            break;
+        }
+        need -= out;
+    }
+    // Rightwards, likewise, up to `end`.
+    let (mut need, mut stop, mut i) = (reach, f.at + f.len, j + 1);
+    loop {
+        let next_at = found.get(i).map_or(end, |n| n.at.min(end));
+        let gap = next_at.saturating_sub(stop);
+        if gap >= need || i == found.len() {
+            stop += need.min(gap);
+            break;
+        }
+        need -= gap;
+        stop = found[i].at + found[i].len;
+        let out = usize::from(found[i].out.len);
+        i += 1;
+        if out >= need {
+            break;
+        }
+        need -= out;
+    }
+    start..stop.min(end)
+}
+
 /// The bytes [`decode_window`] decodes `src[window]` to, without their spans.
 fn decode_bytes(src: &[u8], window: Range<usize>, seqs: &[Found], bytes: &mut Vec<u8>) {
     bytes.clear();
@@ -548,10 +606,9 @@ pub(crate) fn find(
         if found.is_empty() {
             continue;
         }
-        let reach = max_unit.saturating_mul(view.max_seq + 1);
-        let window_of = |f: &Found| match view.window {
-            Some(w) => w(buf, f.at..f.at + f.len, max_unit),
-            None => f.at.saturating_sub(reach)..(f.at + f.len).saturating_add(reach).min(end),
+        let window_of = |j: usize| match view.window {
+            Some(w) => w(buf, found[j].at..found[j].at + found[j].len, max_unit),
+            None => decoded_reach(found, j, max_unit.saturating_sub(1), end),
         };
         // A view window function reaches this far past its sequence.
         let near = max_unit.saturating_sub(1);
@@ -577,10 +634,10 @@ pub(crate) fn find(
                 first += 1;
                 continue;
             }
-            let mut w = window_of(&found[first]);
+            let mut w = window_of(first);
             let mut last = first + 1;
             while last < found.len() {
-                let next = window_of(&found[last]);
+                let next = window_of(last);
                 if next.start > w.end {
                     break;
                 }
