@@ -605,7 +605,15 @@ proptest! {
 /// Fails if the window falls one byte short on either side.
 #[test]
 fn view_windows_reach_a_whole_unit_around_each_sequence() {
-    let set = build_pieces(&[b"Zq7vK2mW9xLp4RtY8nB3cF6h".to_vec()], 6, 64);
+    // Whole patterns, and the default piece (every split has a window: a
+    // window of colour codes only is ruled out by the windows beside them).
+    for piece in [64, 12] {
+        view_windows_case(piece);
+    }
+}
+
+fn view_windows_case(piece: usize) {
+    let set = build_pieces(&[b"Zq7vK2mW9xLp4RtY8nB3cF6h".to_vec()], 6, piece);
     let patterns = set.patterns_for_reference();
     let units = units(&patterns, set.piece_length());
     let p = patterns.iter().max_by_key(|p| p.len()).expect("a pattern");
@@ -622,7 +630,9 @@ fn view_windows_reach_a_whole_unit_around_each_sequence() {
             let mut colour = before.to_vec();
             colour.extend_from_slice(&p[..k]);
             colour.extend_from_slice(b"\x1b[1;31m");
-            colour.extend_from_slice(&p[k..]);
+            colour.extend_from_slice(&p[k..(k + 3).min(p.len())]);
+            colour.extend_from_slice(b"\x1b[0m");
+            colour.extend_from_slice(&p[(k + 3).min(p.len())..]);
             colour.extend_from_slice(after);
             inputs.push(colour);
             let mut dense = before.to_vec();
@@ -642,7 +652,7 @@ fn view_windows_reach_a_whole_unit_around_each_sequence() {
                 let (out, _) = stream(set.clone(), false, input, &[(chunk, false)]);
                 assert_eq!(
                     out, expected,
-                    "sequence at {k} of the longest pattern, writes of {chunk}"
+                    "piece {piece}: sequence at {k} of the longest pattern, writes of {chunk}"
                 );
             }
         }

@@ -408,6 +408,34 @@ fn decoded_reach(found: &[Found], j: usize, reach: usize, end: usize) -> Range<u
     start..stop.min(end)
 }
 
+/// Whether a unit of `set` may span one of the dropped sequences `seqs` of
+/// the window starting at `start` whose decoded bytes are `bytes` (for a set
+/// whose every split has a window): such a unit has a whole indexed window
+/// right before or right after the sequence, in decoded bytes, so two bitmap
+/// lookups per sequence rule it out; a unit that spans none is in the raw
+/// bytes. False only when the bitmap rules out every sequence.
+///
+/// For a colour pair around a word (`ESC[32m` word `ESC[0m`), four lookups
+/// instead of [`WindowIndex::may_match`](crate::index::WindowIndex)'s one per
+/// sampled position of the whole decoded window (a dozen, each a likely cache
+/// miss in the bitmap).
+fn may_span_a_dropped_sequence(
+    set: &SecretSet,
+    bytes: &[u8],
+    start: usize,
+    seqs: &[Found],
+) -> bool {
+    let w = set.index.window_len();
+    let mut dropped = 0;
+    seqs.iter().any(|f| {
+        // Where the sequence sits in the decoded bytes.
+        let p = f.at - start - dropped;
+        dropped += f.len;
+        (p >= w && set.index.may_have_window(&bytes[p - w..]))
+            || (p + w <= bytes.len() && set.index.may_have_window(&bytes[p..]))
+    })
+}
+
 /// The bytes [`decode_window`] decodes `src[window]` to, without their spans.
 fn decode_bytes(src: &[u8], window: Range<usize>, seqs: &[Found], bytes: &mut Vec<u8>) {
     bytes.clear();
@@ -447,7 +475,6 @@ pub(crate) struct Scratch {
     seqs: Vec<Vec<Found>>,
     decoded: Decoded,
     found: Vec<Match>,
-    tail_seqs: Vec<Range<usize>>,
     /// A bit per byte of the buffer: a trigger of a view that is on.
     triggers: Vec<u64>,
     /// The trigger tables of the last set's views.
@@ -576,7 +603,6 @@ pub(crate) fn find(
 ) -> usize {
     let cfg = set.views;
     let max_unit = set.max_unit_len();
-    s.tail_seqs.clear();
     let opens = parse_all(cfg, buf, s);
     let split_windows = set.every_split_has_a_window();
     let seqs = std::mem::take(&mut s.seqs);
@@ -630,7 +656,6 @@ pub(crate) fn find(
                 // indexed window on one side, which two bitmap lookups rule
                 // out for nearly every line break of a log, before its window
                 // is measured or decoded.
-                s.tail_seqs.push(f.at..f.at + f.len);
                 first += 1;
                 continue;
             }
@@ -646,8 +671,6 @@ pub(crate) fn find(
             }
             let w = w.start..w.end.min(end);
             let in_window = &found[first..last];
-            s.tail_seqs
-                .extend(in_window.iter().map(|f| f.at..f.at + f.len));
             first = last;
             // No unit fits in a window that decodes to fewer bytes than the
             // shortest (in the wrap view: a line break between two short runs
@@ -667,7 +690,12 @@ pub(crate) fn find(
                 // bitmap at their sampled positions, tell so without the
                 // source spans.
                 decode_bytes(buf, w.clone(), in_window, &mut s.decoded.bytes);
-                if !set.index.may_match(&s.decoded.bytes) {
+                let may = if split_windows && in_window.iter().all(|f| f.out.len == 0) {
+                    may_span_a_dropped_sequence(set, &s.decoded.bytes, w.start, in_window)
+                } else {
+                    set.index.may_match(&s.decoded.bytes)
+                };
+                if !may {
                     continue;
                 }
             }
@@ -684,14 +712,19 @@ pub(crate) fn find(
         }
     }
     s.seqs = seqs;
-    // Moving out of one view's sequence can land inside another's.
-    s.tail_seqs.sort_unstable_by_key(|r| r.start);
+    // Moving out of one view's sequence can land inside another's. A view's
+    // sequences are in order and apart, so one binary search per view finds
+    // the one holding `hold` (a view that is off has none). This replaced a
+    // list of every view's sequences, sorted and scanned whole at every
+    // write: on lines that end in a word, a wrap view's sequence per line.
     loop {
         let moved = s
-            .tail_seqs
+            .seqs
             .iter()
-            .filter(|r| r.start < hold && hold < r.end)
-            .map(|r| r.start)
+            .filter_map(|found| {
+                let i = found.partition_point(|f| f.at + f.len <= hold);
+                found.get(i).filter(|f| f.at < hold).map(|f| f.at)
+            })
             .min()
             .unwrap_or(hold);
         if moved == hold {
