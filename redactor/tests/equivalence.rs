@@ -645,6 +645,13 @@ fn view_windows_case(piece: usize) {
             }
             dense.extend_from_slice(after);
             inputs.push(dense);
+            // Every byte an escape, the first `k` as escapes of other bytes
+            // too (windows merged across a run of sequences).
+            let mut all = before.to_vec();
+            all.extend(p[..k].iter().flat_map(|&b| pct(b ^ 1)));
+            all.extend(p.iter().flat_map(|&b| pct(b)));
+            all.extend_from_slice(after);
+            inputs.push(all);
         }
         for input in &inputs {
             let expected = redact_all(&units, input, DEFAULT_MASK, 6);

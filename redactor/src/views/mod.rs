@@ -661,7 +661,25 @@ pub(crate) fn find(
             }
             let mut w = window_of(first);
             let mut last = first + 1;
-            while last < found.len() {
+            loop {
+                // A sequence that starts inside the window merges with it
+                // (its own window starts at or before it), and of those only
+                // the last one's window end counts (a later sequence's window
+                // ends no earlier), so the ones between are not measured:
+                // with a sequence every few bytes (a wholly percent-encoded
+                // line) measuring each walks a unit's length of sequences,
+                // which made such input 2x slower than the generic bound did.
+                let from = last;
+                while last < found.len() && found[last].at < w.end {
+                    last += 1;
+                }
+                if last > from {
+                    w.end = w.end.max(window_of(last - 1).end);
+                    continue;
+                }
+                if last == found.len() {
+                    break;
+                }
                 let next = window_of(last);
                 if next.start > w.end {
                     break;
