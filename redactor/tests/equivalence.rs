@@ -594,3 +594,74 @@ proptest! {
         prop_assert_eq!(out, expected);
     }
 }
+
+/// The window a view decodes around a sequence (`views::find`) reaches
+/// exactly the source that decodes to `max_unit_len - 1` bytes on each side,
+/// counted over the sequences beside it. The longest pattern, with one of its
+/// bytes percent-encoded or a colour code inserted before it, at every
+/// position (so the pattern's far end lies that many decoded bytes from the
+/// sequence), also with every fifth byte encoded and with unrelated sequences
+/// just outside it, whole and in small writes: the output is the reference's.
+/// Fails if the window falls one byte short on either side.
+#[test]
+fn view_windows_reach_a_whole_unit_around_each_sequence() {
+    // Whole patterns, and the default piece (every split has a window: a
+    // window of colour codes only is ruled out by the windows beside them).
+    for piece in [64, 12] {
+        view_windows_case(piece);
+    }
+}
+
+fn view_windows_case(piece: usize) {
+    let set = build_pieces(&[b"Zq7vK2mW9xLp4RtY8nB3cF6h".to_vec()], 6, piece);
+    let patterns = set.patterns_for_reference();
+    let units = units(&patterns, set.piece_length());
+    let p = patterns.iter().max_by_key(|p| p.len()).expect("a pattern");
+    let pct = |b: u8| format!("%{b:02X}").into_bytes();
+    for k in 0..p.len() {
+        let mut inputs = Vec::new();
+        for (before, after) in [(&b"x "[..], &b" y"[..]), (b"%41%2", b"%42 &amp;")] {
+            let mut one = before.to_vec();
+            one.extend_from_slice(&p[..k]);
+            one.extend(pct(p[k]));
+            one.extend_from_slice(&p[k + 1..]);
+            one.extend_from_slice(after);
+            inputs.push(one);
+            let mut colour = before.to_vec();
+            colour.extend_from_slice(&p[..k]);
+            colour.extend_from_slice(b"\x1b[1;31m");
+            colour.extend_from_slice(&p[k..(k + 3).min(p.len())]);
+            colour.extend_from_slice(b"\x1b[0m");
+            colour.extend_from_slice(&p[(k + 3).min(p.len())..]);
+            colour.extend_from_slice(after);
+            inputs.push(colour);
+            let mut dense = before.to_vec();
+            for (i, &b) in p.iter().enumerate() {
+                if i % 5 == k % 5 {
+                    dense.extend(pct(b));
+                } else {
+                    dense.push(b);
+                }
+            }
+            dense.extend_from_slice(after);
+            inputs.push(dense);
+            // Every byte an escape, the first `k` as escapes of other bytes
+            // too (windows merged across a run of sequences).
+            let mut all = before.to_vec();
+            all.extend(p[..k].iter().flat_map(|&b| pct(b ^ 1)));
+            all.extend(p.iter().flat_map(|&b| pct(b)));
+            all.extend_from_slice(after);
+            inputs.push(all);
+        }
+        for input in &inputs {
+            let expected = redact_all(&units, input, DEFAULT_MASK, 6);
+            for chunk in [input.len(), 7, 1] {
+                let (out, _) = stream(set.clone(), false, input, &[(chunk, false)]);
+                assert_eq!(
+                    out, expected,
+                    "piece {piece}: sequence at {k} of the longest pattern, writes of {chunk}"
+                );
+            }
+        }
+    }
+}

@@ -121,7 +121,8 @@ pub(crate) struct View {
     /// units made of its alphabet).
     pub accept: fn(unit: &[u8]) -> bool,
     /// Bytes a decoded window reaches past the sequences, as a function of
-    /// the longest unit (None: the generic `max_unit_len × (max_seq + 1)`).
+    /// the longest unit (None: the source that decodes to `max_unit_len - 1`
+    /// bytes either side, counted over the sequences around it).
     pub window: Option<WindowFn>,
     /// When set, a trigger can start a sequence only right after a byte in
     /// this range (inclusive; a superset of what `step` checks, which sees
@@ -350,6 +351,91 @@ fn may_hold_a_split_unit(set: &SecretSet, buf: &[u8], seq: Range<usize>) -> bool
         || (seq.end + w <= buf.len() && set.index.may_have_window(&buf[seq.end..]))
 }
 
+/// The source around `found[j]` that decodes to `reach` bytes on each side of
+/// it (fewer where the buffer starts, or ends at `end`), counted over the
+/// sequences beside it: a unit holding the sequence's decoded bytes (or, for
+/// a dropped one, bytes on both sides of it) has at most `max_unit - 1` others
+/// on each side. The window starts and ends at a sequence boundary.
+///
+/// It replaced a bound that assumed every byte around a sequence might be one
+/// (`max_unit × (max_seq + 1)` source bytes each side: 4 KiB around an ANSI
+/// colour code with 32-byte units), under which the colour codes of a
+/// coloured log, a few lines apart, merged into windows as long as the buffer,
+/// each decoded and looked up whole.
+fn decoded_reach(found: &[Found], j: usize, reach: usize, end: usize) -> Range<usize> {
+    let f = found[j];
+    // Leftwards: the literal bytes between sequences, then each sequence's
+    // decoded bytes, until `reach` are counted.
+    let (mut need, mut start, mut i) = (reach, f.at, j);
+    loop {
+        let prev_end = if i == 0 {
+            0
+        } else {
+            found[i - 1].at + found[i - 1].len
+        };
+        let gap = start - prev_end;
+        if gap >= need || i == 0 {
+            start -= need.min(gap);
+            break;
+        }
+        need -= gap;
+        i -= 1;
+        start = found[i].at;
+        let out = usize::from(found[i].out.len);
+        if out >= need {
+            break;
+        }
+        need -= out;
+    }
+    // Rightwards, likewise, up to `end`.
+    let (mut need, mut stop, mut i) = (reach, f.at + f.len, j + 1);
+    loop {
+        let next_at = found.get(i).map_or(end, |n| n.at.min(end));
+        let gap = next_at.saturating_sub(stop);
+        if gap >= need || i == found.len() {
+            stop += need.min(gap);
+            break;
+        }
+        need -= gap;
+        stop = found[i].at + found[i].len;
+        let out = usize::from(found[i].out.len);
+        i += 1;
+        if out >= need {
+            break;
+        }
+        need -= out;
+    }
+    start..stop.min(end)
+}
+
+/// Whether a unit of `set` may span one of the dropped sequences `seqs` of
+/// the window starting at `start` whose decoded bytes are `bytes` (for a set
+/// whose every split has a window): such a unit has a whole indexed window
+/// right before or right after the sequence, in decoded bytes, so two bitmap
+/// lookups per sequence rule it out; a unit that spans none is in the raw
+/// bytes. False only when the bitmap rules out every sequence.
+///
+/// For a colour pair around a word (`ESC[32m` word `ESC[0m`), four lookups
+/// instead of [`WindowIndex::may_match`](crate::index::WindowIndex)'s one per
+/// sampled position of the whole decoded window (a dozen, each a likely cache
+/// miss in the bitmap).
+fn may_span_a_dropped_sequence(
+    set: &SecretSet,
+    bytes: &[u8],
+    start: usize,
+    seqs: &[Found],
+) -> bool {
+    let w = set.index.window_len();
+    let mut dropped = 0;
+    seqs.iter().any(|f| {
+        // Where the sequence sits in the decoded bytes.
+        let p = f.at - start - dropped;
+        dropped += f.len;
+        (p >= w && set.index.may_have_window(&bytes[p - w..]))
+            || (p + w <= bytes.len() && set.index.may_have_window(&bytes[p..]))
+    })
+}
+
 /// The bytes [`decode_window`] decodes `src[window]` to, without their spans.
 fn decode_bytes(src: &[u8], window: Range<usize>, seqs: &[Found], bytes: &mut Vec<u8>) {
     bytes.clear();
@@ -389,7 +475,6 @@ pub(crate) struct Scratch {
     seqs: Vec<Vec<Found>>,
     decoded: Decoded,
     found: Vec<Match>,
-    tail_seqs: Vec<Range<usize>>,
     /// A bit per byte of the buffer: a trigger of a view that is on.
     triggers: Vec<u64>,
     /// The trigger tables of the last set's views.
@@ -518,7 +603,6 @@ pub(crate) fn find(
 ) -> usize {
     let cfg = set.views;
     let max_unit = set.max_unit_len();
-    s.tail_seqs.clear();
     let opens = parse_all(cfg, buf, s);
     let split_windows = set.every_split_has_a_window();
     let seqs = std::mem::take(&mut s.seqs);
@@ -548,10 +632,9 @@ pub(crate) fn find(
         if found.is_empty() {
             continue;
         }
-        let reach = max_unit.saturating_mul(view.max_seq + 1);
-        let window_of = |f: &Found| match view.window {
-            Some(w) => w(buf, f.at..f.at + f.len, max_unit),
-            None => f.at.saturating_sub(reach)..(f.at + f.len).saturating_add(reach).min(end),
+        let window_of = |j: usize| match view.window {
+            Some(w) => w(buf, found[j].at..found[j].at + found[j].len, max_unit),
+            None => decoded_reach(found, j, max_unit.saturating_sub(1), end),
         };
         // A view window function reaches this far past its sequence.
         let near = max_unit.saturating_sub(1);
@@ -573,14 +656,31 @@ pub(crate) fn find(
                 // indexed window on one side, which two bitmap lookups rule
                 // out for nearly every line break of a log, before its window
                 // is measured or decoded.
-                s.tail_seqs.push(f.at..f.at + f.len);
                 first += 1;
                 continue;
             }
-            let mut w = window_of(&found[first]);
+            let mut w = window_of(first);
             let mut last = first + 1;
-            while last < found.len() {
-                let next = window_of(&found[last]);
+            loop {
+                // A sequence that starts inside the window merges with it
+                // (its own window starts at or before it), and of those only
+                // the last one's window end counts (a later sequence's window
+                // ends no earlier), so the ones between are not measured:
+                // with a sequence every few bytes (a wholly percent-encoded
+                // line) measuring each walks a unit's length of sequences,
+                // which made such input 2x slower than the generic bound did.
+                let from = last;
+                while last < found.len() && found[last].at < w.end {
+                    last += 1;
+                }
+                if last > from {
+                    w.end = w.end.max(window_of(last - 1).end);
+                    continue;
+                }
+                if last == found.len() {
+                    break;
+                }
+                let next = window_of(last);
                 if next.start > w.end {
                     break;
                 }
@@ -589,8 +689,6 @@ pub(crate) fn find(
             }
             let w = w.start..w.end.min(end);
             let in_window = &found[first..last];
-            s.tail_seqs
-                .extend(in_window.iter().map(|f| f.at..f.at + f.len));
             first = last;
             // No unit fits in a window that decodes to fewer bytes than the
             // shortest (in the wrap view: a line break between two short runs
@@ -610,7 +708,12 @@ pub(crate) fn find(
                 // bitmap at their sampled positions, tell so without the
                 // source spans.
                 decode_bytes(buf, w.clone(), in_window, &mut s.decoded.bytes);
-                if !set.index.may_match(&s.decoded.bytes) {
+                let may = if split_windows && in_window.iter().all(|f| f.out.len == 0) {
+                    may_span_a_dropped_sequence(set, &s.decoded.bytes, w.start, in_window)
+                } else {
+                    set.index.may_match(&s.decoded.bytes)
+                };
+                if !may {
                     continue;
                 }
             }
@@ -627,14 +730,19 @@ pub(crate) fn find(
         }
     }
     s.seqs = seqs;
-    // Moving out of one view's sequence can land inside another's.
-    s.tail_seqs.sort_unstable_by_key(|r| r.start);
+    // Moving out of one view's sequence can land inside another's. A view's
+    // sequences are in order and apart, so one binary search per view finds
+    // the one holding `hold` (a view that is off has none). This replaced a
+    // list of every view's sequences, sorted and scanned whole at every
+    // write: on lines that end in a word, a wrap view's sequence per line.
     loop {
         let moved = s
-            .tail_seqs
+            .seqs
             .iter()
-            .filter(|r| r.start < hold && hold < r.end)
-            .map(|r| r.start)
+            .filter_map(|found| {
+                let i = found.partition_point(|f| f.at + f.len <= hold);
+                found.get(i).filter(|f| f.at < hold).map(|f| f.at)
+            })
             .min()
             .unwrap_or(hold);
         if moved == hold {
