@@ -4,9 +4,14 @@
 //!
 //! Each 16 bytes are compared against every trigger byte at once with the
 //! `wide` crate's `u8x16` (SSE2 `pcmpeqb` and `pmovmskb` on x86_64, which
-//! the baseline target has: no runtime detection, no `-C target-cpu`, no
-//! unsafe code here), and the 16-bit masks fill one 64-bit bitmap word per
-//! 64 bytes. The number of compares is a constant per instantiation (one to
+//! the baseline target has), and the 16-bit masks fill one 64-bit bitmap word
+//! per 64 bytes. The same safe code is also compiled with AVX2 enabled (LLVM
+//! then pairs the 16-byte compares into 32-byte ones) and picked at run time
+//! when the CPU has it: the engine 1.04-1.05x with 1,000 secrets and every view
+//! on (three alternating runs of the bench, non-LTO builds; the whole crate
+//! built for x86-64-v3 gained 1.07x, all of it in the views). The one `unsafe`
+//! is the call after the feature check; the tests run both builds on every
+//! buffer. The number of compares is a constant per instantiation (one to
 //! ten trigger bytes; today's views have nine, six for a set of random tokens),
 //! so the loop keeps the splatted needles in registers. Unlike the `memchr3` passes it replaces (three bytes a pass, each
 //! hit leaving the vector loop: 1.5–2 GB/s on the bench's log corpus, whose
