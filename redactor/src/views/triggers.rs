@@ -72,8 +72,7 @@ pub(crate) fn candidates(buf: &[u8], finder: &Finder, out: &mut Vec<u64>) {
     if std::is_x86_feature_detected!("avx2") {
         #[allow(unsafe_code)]
         // SAFETY: `candidates_avx2` only needs the CPU to have AVX2, which was
-        // just detected; it is the same safe code as `candidates_in`, compiled
-        // with that feature.
+        // just detected.
         unsafe {
             candidates_avx2(buf, finder, out);
         }
@@ -82,32 +81,56 @@ pub(crate) fn candidates(buf: &[u8], finder: &Finder, out: &mut Vec<u64>) {
     candidates_in(buf, finder, out);
 }
 
-/// [`candidates_in`] compiled for CPUs with AVX2 (x86-64-v3).
+/// [`candidates`] for CPUs with AVX2 (x86-64-v3): with at most eight trigger
+/// bytes, a nibble lookup per 32 bytes ([`nibbles`]); else the same code as
+/// [`candidates_in`], compiled with AVX2 enabled (LLVM pairs its 16-byte
+/// compares).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn candidates_avx2(buf: &[u8], finder: &Finder, out: &mut Vec<u64>) {
-    candidates_in(buf, finder, out);
+    match nibbles::Tables::new(finder) {
+        Some(t) => with_blocks(buf, finder, out, |buf, out| t.fill(buf, out)),
+        None => candidates_in(buf, finder, out),
+    }
 }
 
+/// [`candidates`] with the `wide` (SSE2 on x86_64) compares.
 #[inline(always)]
 fn candidates_in(buf: &[u8], finder: &Finder, out: &mut Vec<u64>) {
+    with_blocks(buf, finder, out, |buf, out| {
+        macro_rules! by_count {
+            ($m:literal; $($n:literal)*) => {
+                match finder.bytes.len() {
+                    $($n => classify::<$n, $m>(buf, finder, out),)*
+                    _ => classify_any(buf, finder, out),
+                }
+            };
+        }
+        match finder.after_bytes.len() {
+            0 => by_count!(0; 1 2 3 4 5 6 7 8 9 10),
+            1 => by_count!(1; 0 1 2 3 4 5 6 7 8 9 10),
+            2 => by_count!(2; 0 1 2 3 4 5 6 7 8 9 10),
+            _ => classify_any(buf, finder, out),
+        }
+    });
+}
+
+/// Clears `out` to a word per 64 bytes, has `blocks` fill the whole 16-byte
+/// blocks (see [`each_word`]), then sets the first byte's bit and those of
+/// the bytes after the last whole block.
+#[inline(always)]
+fn with_blocks(
+    buf: &[u8],
+    finder: &Finder,
+    out: &mut Vec<u64>,
+    blocks: impl FnOnce(&[u8], &mut [u64]),
+) {
     out.clear();
     out.resize(buf.len().div_ceil(64), 0);
-    macro_rules! by_count {
-        ($m:literal; $($n:literal)*) => {
-            match finder.bytes.len() {
-                $($n => classify::<$n, $m>(buf, finder, out),)*
-                _ => classify_any(buf, finder, out),
-            }
-        };
+    if finder.bytes.is_empty() && finder.after_bytes.is_empty() {
+        return;
     }
-    match finder.after_bytes.len() {
-        0 if finder.bytes.is_empty() => return,
-        0 => by_count!(0; 1 2 3 4 5 6 7 8 9 10),
-        1 => by_count!(1; 0 1 2 3 4 5 6 7 8 9 10),
-        2 => by_count!(2; 0 1 2 3 4 5 6 7 8 9 10),
-        _ => classify_any(buf, finder, out),
-    }
+    blocks(buf, out);
     let done = buf.len() / 16 * 16;
     if done > 0 {
         // No byte before the first: found only if found anywhere.
@@ -194,9 +217,17 @@ fn fill<const M: usize>(
         }
         word
     };
+    each_word(buf, out, word_of);
+}
+
+/// Sets `out[w]` to `word_of` of 64-byte word `w` of `buf` and the byte before
+/// it, for every whole word, and for the whole 16-byte blocks of a last,
+/// partial one (from a padded copy; its other bits are left clear). The first
+/// byte has no byte before it: itself stands in, and the caller sets its bit
+/// from the bytes found anywhere alone.
+#[inline(always)]
+fn each_word(buf: &[u8], out: &mut [u64], word_of: impl Fn(&[u8; 65]) -> u64) {
     let words = buf.len() / 64;
-    // The first byte has no byte before it: itself stands in, and the
-    // caller sets its bit from the bytes found anywhere alone.
     for (w, word) in out.iter_mut().enumerate().take(words) {
         let b = &buf[(w * 64).max(1) - 1..w * 64 + 64];
         *word = match <&[u8; 65]>::try_from(b) {
@@ -217,6 +248,109 @@ fn fill<const M: usize>(
         padded[0] = buf[(words * 64).max(1) - 1];
         padded[1..1 + rest.len()].copy_from_slice(rest);
         out[words] = word_of(&padded) & ((1u64 << (16 * blocks)) - 1);
+    }
+}
+
+/// The trigger pass for CPUs with AVX2, when there are at most eight trigger
+/// bytes: each gets a bit, and two 16-entry tables hold, for every value of a
+/// byte's low and high nibble, the bits of the triggers with that nibble
+/// (`vpshufb` looks both up for 32 bytes at once). A byte is trigger `j` when
+/// bit `j` is set in both lookups, so the test is exact, and its cost is the
+/// same for one trigger byte or eight: two lookups, two `and`s and a compare
+/// per 32 bytes, where the compares cost one per trigger byte per 16 bytes.
+#[cfg(target_arch = "x86_64")]
+mod nibbles {
+    use std::arch::x86_64::{
+        __m256i, _mm256_and_si256, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8,
+        _mm256_set1_epi8, _mm256_setzero_si256, _mm256_shuffle_epi8, _mm256_srli_epi16,
+        _mm256_sub_epi8, _mm256_subs_epu8,
+    };
+
+    use super::{each_word, Finder};
+
+    pub(super) struct Tables {
+        /// Per low nibble, the bits of the trigger bytes with it; repeated for
+        /// the two 128-bit lanes `vpshufb` looks up in separately.
+        lo: [u8; 32],
+        /// Likewise per high nibble.
+        hi: [u8; 32],
+        /// The bits of the bytes found anywhere.
+        any: u8,
+        /// The bits of the bytes found only after a byte in `range`.
+        after: u8,
+        range: (u8, u8),
+    }
+
+    impl Tables {
+        /// None with more than eight trigger bytes (one bit each).
+        pub(super) fn new(f: &Finder) -> Option<Tables> {
+            if f.bytes.len() + f.after_bytes.len() > 8 {
+                return None;
+            }
+            let (mut lo, mut hi) = ([0u8; 32], [0u8; 32]);
+            let (mut any, mut after) = (0u8, 0u8);
+            for (j, &b) in f.bytes.iter().chain(&f.after_bytes).enumerate() {
+                let bit = 1u8 << j;
+                if j < f.bytes.len() {
+                    any |= bit;
+                } else {
+                    after |= bit;
+                }
+                for lane in [0, 16] {
+                    lo[lane + usize::from(b & 15)] |= bit;
+                    hi[lane + usize::from(b >> 4)] |= bit;
+                }
+            }
+            Some(Tables {
+                lo,
+                hi,
+                any,
+                after,
+                range: f.after,
+            })
+        }
+
+        /// What `super::fill` does, for these trigger bytes.
+        #[target_feature(enable = "avx2")]
+        pub(super) fn fill(&self, buf: &[u8], out: &mut [u64]) {
+            let load = |b: &[u8; 32]| -> __m256i {
+                #[allow(unsafe_code)]
+                // SAFETY: an unaligned load of the 32 bytes `b` refers to.
+                unsafe {
+                    _mm256_loadu_si256(b.as_ptr().cast())
+                }
+            };
+            let (lo_t, hi_t) = (load(&self.lo), load(&self.hi));
+            let nibble = _mm256_set1_epi8(0x0F);
+            let any = _mm256_set1_epi8(self.any as i8);
+            let after = _mm256_set1_epi8(self.after as i8);
+            let from = _mm256_set1_epi8(self.range.0 as i8);
+            let width = _mm256_set1_epi8(self.range.1.wrapping_sub(self.range.0) as i8);
+            let zero = _mm256_setzero_si256();
+            let has_after = self.after != 0;
+            let half = |b: &[u8; 65], h: usize| -> u32 {
+                let v = load(b[1 + 32 * h..33 + 32 * h].try_into().expect("32 bytes"));
+                let bits = _mm256_and_si256(
+                    _mm256_shuffle_epi8(lo_t, _mm256_and_si256(v, nibble)),
+                    _mm256_shuffle_epi8(hi_t, _mm256_and_si256(_mm256_srli_epi16::<4>(v), nibble)),
+                );
+                let none_of = |mask: __m256i| -> u32 {
+                    _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(bits, mask), zero))
+                        as u32
+                };
+                let mut lane = !none_of(any);
+                if has_after {
+                    let prev = load(b[32 * h..32 * h + 32].try_into().expect("32 bytes"));
+                    let off = _mm256_subs_epu8(_mm256_sub_epi8(prev, from), width);
+                    let in_range = _mm256_movemask_epi8(_mm256_cmpeq_epi8(off, zero)) as u32;
+                    lane |= !none_of(after) & in_range;
+                }
+                lane
+            };
+            each_word(buf, out, |b| {
+                u64::from(half(b, 0)) | u64::from(half(b, 1)) << 32
+            });
+        }
     }
 }
 
