@@ -5,13 +5,14 @@
 //! Each 16 bytes are compared against every trigger byte at once with the
 //! `wide` crate's `u8x16` (SSE2 `pcmpeqb` and `pmovmskb` on x86_64, which
 //! the baseline target has), and the 16-bit masks fill one 64-bit bitmap word
-//! per 64 bytes. The same safe code is also compiled with AVX2 enabled (LLVM
-//! then pairs the 16-byte compares into 32-byte ones) and picked at run time
-//! when the CPU has it: the engine 1.04-1.05x with 1,000 secrets and every view
-//! on (three alternating runs of the bench, non-LTO builds; the whole crate
-//! built for x86-64-v3 gained 1.07x, all of it in the views). The one `unsafe`
-//! is the call after the feature check; the tests run both builds on every
-//! buffer. The number of compares is a constant per instantiation (one to
+//! per 64 bytes. On a CPU with AVX2 (picked at run time) and at most eight
+//! trigger bytes (six for a set of random tokens), [`nibbles`] looks each byte's
+//! two nibbles up in two 16-entry tables instead, 32 bytes at a time, at the
+//! same cost for any number of trigger bytes; with more, the same safe code as
+//! the SSE2 pass is compiled with AVX2 enabled (LLVM pairs its 16-byte
+//! compares). The tests run the SSE2 pass beside whichever runs on every
+//! buffer. The `unsafe` here: the call after the feature check, and the
+//! unaligned 32-byte loads. The number of compares is a constant per instantiation (one to
 //! ten trigger bytes; today's views have nine, six for a set of random tokens),
 //! so the loop keeps the splatted needles in registers. Unlike the `memchr3` passes it replaces (three bytes a pass, each
 //! hit leaving the vector loop: 1.5–2 GB/s on the bench's log corpus, whose
@@ -261,9 +262,9 @@ fn each_word(buf: &[u8], out: &mut [u64], word_of: impl Fn(&[u8; 65]) -> u64) {
 #[cfg(target_arch = "x86_64")]
 mod nibbles {
     use std::arch::x86_64::{
-        __m256i, _mm256_and_si256, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8,
-        _mm256_set1_epi8, _mm256_setzero_si256, _mm256_shuffle_epi8, _mm256_srli_epi16,
-        _mm256_sub_epi8, _mm256_subs_epu8,
+        __m256i, _mm256_and_si256, _mm256_andnot_si256, _mm256_cmpeq_epi8, _mm256_loadu_si256,
+        _mm256_movemask_epi8, _mm256_or_si256, _mm256_set1_epi8, _mm256_setzero_si256,
+        _mm256_shuffle_epi8, _mm256_srli_epi16, _mm256_sub_epi8, _mm256_subs_epu8,
     };
 
     use super::{each_word, Finder};
@@ -313,43 +314,66 @@ mod nibbles {
         /// What `super::fill` does, for these trigger bytes.
         #[target_feature(enable = "avx2")]
         pub(super) fn fill(&self, buf: &[u8], out: &mut [u64]) {
-            let load = |b: &[u8; 32]| -> __m256i {
+            each_word(buf, out, |b| self.word(b));
+        }
+
+        /// The bits of the 64 bytes `b[1..]`, `b[0]` the byte before them.
+        #[target_feature(enable = "avx2")]
+        #[inline]
+        fn word(&self, b: &[u8; 65]) -> u64 {
+            let load = |at: usize| -> __m256i {
+                debug_assert!(at + 32 <= b.len());
                 #[allow(unsafe_code)]
-                // SAFETY: an unaligned load of the 32 bytes `b` refers to.
+                // SAFETY: `at + 32 <= 65` at every call below, so the 32 bytes
+                // read lie inside `b`; the load is unaligned.
                 unsafe {
-                    _mm256_loadu_si256(b.as_ptr().cast())
+                    _mm256_loadu_si256(b.as_ptr().add(at).cast())
                 }
             };
-            let (lo_t, hi_t) = (load(&self.lo), load(&self.hi));
+            let table = |t: &[u8; 32]| -> __m256i {
+                #[allow(unsafe_code)]
+                // SAFETY: an unaligned load of the 32 bytes `t` refers to.
+                unsafe {
+                    _mm256_loadu_si256(t.as_ptr().cast())
+                }
+            };
+            let (lo_t, hi_t) = (table(&self.lo), table(&self.hi));
             let nibble = _mm256_set1_epi8(0x0F);
-            let any = _mm256_set1_epi8(self.any as i8);
-            let after = _mm256_set1_epi8(self.after as i8);
-            let from = _mm256_set1_epi8(self.range.0 as i8);
-            let width = _mm256_set1_epi8(self.range.1.wrapping_sub(self.range.0) as i8);
             let zero = _mm256_setzero_si256();
-            let has_after = self.after != 0;
-            let half = |b: &[u8; 65], h: usize| -> u32 {
-                let v = load(b[1 + 32 * h..33 + 32 * h].try_into().expect("32 bytes"));
+            let mut word = 0u64;
+            for h in 0..2 {
+                let v = load(1 + 32 * h);
                 let bits = _mm256_and_si256(
                     _mm256_shuffle_epi8(lo_t, _mm256_and_si256(v, nibble)),
                     _mm256_shuffle_epi8(hi_t, _mm256_and_si256(_mm256_srli_epi16::<4>(v), nibble)),
                 );
-                let none_of = |mask: __m256i| -> u32 {
-                    _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(bits, mask), zero))
-                        as u32
-                };
-                let mut lane = !none_of(any);
-                if has_after {
-                    let prev = load(b[32 * h..32 * h + 32].try_into().expect("32 bytes"));
-                    let off = _mm256_subs_epu8(_mm256_sub_epi8(prev, from), width);
-                    let in_range = _mm256_movemask_epi8(_mm256_cmpeq_epi8(off, zero)) as u32;
-                    lane |= !none_of(after) & in_range;
+                // Lane by lane: found anywhere, or found after a byte in
+                // range; one `vpmovmskb` at the end.
+                let any = _mm256_cmpeq_epi8(
+                    _mm256_and_si256(bits, _mm256_set1_epi8(self.any as i8)),
+                    zero,
+                );
+                let mut hit = _mm256_andnot_si256(any, _mm256_set1_epi8(-1));
+                if self.after != 0 {
+                    let after = _mm256_cmpeq_epi8(
+                        _mm256_and_si256(bits, _mm256_set1_epi8(self.after as i8)),
+                        zero,
+                    );
+                    let prev = load(32 * h);
+                    let off = _mm256_subs_epu8(
+                        _mm256_sub_epi8(prev, _mm256_set1_epi8(self.range.0 as i8)),
+                        _mm256_set1_epi8(self.range.1.wrapping_sub(self.range.0) as i8),
+                    );
+                    let in_range = _mm256_cmpeq_epi8(off, zero);
+                    hit = _mm256_or_si256(hit, _mm256_andnot_si256(after, in_range));
                 }
-                lane
-            };
-            each_word(buf, out, |b| {
-                u64::from(half(b, 0)) | u64::from(half(b, 1)) << 32
-            });
+                // Opaque to LLVM: it otherwise turns the two masks into one
+                // vector of 64 booleans, which AVX2 has no register for, and
+                // rebuilds it a byte at a time (2x slower than the SSE2 pass).
+                let mask = std::hint::black_box(_mm256_movemask_epi8(hit) as u32);
+                word |= u64::from(mask) << (32 * h);
+            }
+            word
         }
     }
 }
