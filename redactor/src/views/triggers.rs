@@ -42,6 +42,10 @@ pub(crate) struct Finder {
     /// (for the bytes after the last 16-byte block).
     is_trigger: [bool; 256],
     is_after: [bool; 256],
+    /// The AVX2 pass's tables, built with the finder (None with more than
+    /// eight trigger bytes).
+    #[cfg(target_arch = "x86_64")]
+    nibbles: Option<nibbles::Tables>,
 }
 
 impl Finder {
@@ -52,9 +56,12 @@ impl Finder {
         let is_after = std::array::from_fn(|b| after_byte[b] && !anywhere[b]);
         let pick =
             |t: &[bool; 256]| -> Vec<u8> { (0..=255u8).filter(|&b| t[usize::from(b)]).collect() };
+        let (bytes, after_bytes) = (pick(anywhere), pick(&is_after));
         Finder {
-            bytes: pick(anywhere),
-            after_bytes: pick(&is_after),
+            #[cfg(target_arch = "x86_64")]
+            nibbles: nibbles::Tables::new(&bytes, &after_bytes, after),
+            bytes,
+            after_bytes,
             after,
             is_trigger: *anywhere,
             is_after,
@@ -89,7 +96,7 @@ pub(crate) fn candidates(buf: &[u8], finder: &Finder, out: &mut Vec<u64>) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn candidates_avx2(buf: &[u8], finder: &Finder, out: &mut Vec<u64>) {
-    match nibbles::Tables::new(finder) {
+    match &finder.nibbles {
         Some(t) => with_blocks(buf, finder, out, |buf, out| t.fill(buf, out)),
         None => candidates_in(buf, finder, out),
     }
@@ -149,34 +156,35 @@ fn with_blocks(
 /// the `N` bytes found anywhere and the `M` found after a byte in range.
 #[inline(always)]
 fn classify<const N: usize, const M: usize>(buf: &[u8], finder: &Finder, out: &mut [u64]) {
-    let splat = |bytes: &[u8]| -> Vec<u8x16> { bytes.iter().map(|&b| u8x16::splat(b)).collect() };
     let anywhere: [u8x16; N] = splat(&finder.bytes).try_into().expect("N trigger bytes");
     let after: [u8x16; M] = splat(&finder.after_bytes)
         .try_into()
         .expect("M trigger bytes");
     fill::<M>(buf, finder.after, out, |v| {
-        let any = |needles: &[u8x16]| {
-            needles
-                .iter()
-                .fold(u8x16::ZERO, |hit, &n| hit | v.simd_eq(n))
-        };
-        (any(&anywhere), any(&after))
+        (any_of(v, &anywhere), any_of(v, &after))
     });
 }
 
 /// [`classify`] for any number of trigger bytes.
 #[inline(always)]
 fn classify_any(buf: &[u8], finder: &Finder, out: &mut [u64]) {
-    let splat = |bytes: &[u8]| -> Vec<u8x16> { bytes.iter().map(|&b| u8x16::splat(b)).collect() };
     let (anywhere, after) = (splat(&finder.bytes), splat(&finder.after_bytes));
     fill::<1>(buf, finder.after, out, |v| {
-        let any = |needles: &[u8x16]| {
-            needles
-                .iter()
-                .fold(u8x16::ZERO, |hit, &n| hit | v.simd_eq(n))
-        };
-        (any(&anywhere), any(&after))
+        (any_of(v, &anywhere), any_of(v, &after))
     });
+}
+
+/// Each byte as a vector of 16 copies of it.
+fn splat(bytes: &[u8]) -> Vec<u8x16> {
+    bytes.iter().map(|&b| u8x16::splat(b)).collect()
+}
+
+/// All ones in each lane of `v` equal to any of `needles`.
+#[inline(always)]
+fn any_of(v: u8x16, needles: &[u8x16]) -> u8x16 {
+    needles
+        .iter()
+        .fold(u8x16::ZERO, |hit, &n| hit | v.simd_eq(n))
 }
 
 /// Sets the bits of `out` for the whole 16-byte blocks of `buf` from `hits`
@@ -267,8 +275,9 @@ mod nibbles {
         _mm256_shuffle_epi8, _mm256_srli_epi16, _mm256_sub_epi8, _mm256_subs_epu8,
     };
 
-    use super::{each_word, Finder};
+    use super::each_word;
 
+    #[derive(Clone, Debug)]
     pub(super) struct Tables {
         /// Per low nibble, the bits of the trigger bytes with it; repeated for
         /// the two 128-bit lanes `vpshufb` looks up in separately.
@@ -284,15 +293,17 @@ mod nibbles {
 
     impl Tables {
         /// None with more than eight trigger bytes (one bit each).
-        pub(super) fn new(f: &Finder) -> Option<Tables> {
-            if f.bytes.len() + f.after_bytes.len() > 8 {
+        /// For the bytes found anywhere and those found only after a byte
+        /// in `range`; None with more than eight in all (one bit each).
+        pub(super) fn new(bytes: &[u8], after_bytes: &[u8], range: (u8, u8)) -> Option<Tables> {
+            if bytes.len() + after_bytes.len() > 8 {
                 return None;
             }
             let (mut lo, mut hi) = ([0u8; 32], [0u8; 32]);
             let (mut any, mut after) = (0u8, 0u8);
-            for (j, &b) in f.bytes.iter().chain(&f.after_bytes).enumerate() {
+            for (j, &b) in bytes.iter().chain(after_bytes).enumerate() {
                 let bit = 1u8 << j;
-                if j < f.bytes.len() {
+                if j < bytes.len() {
                     any |= bit;
                 } else {
                     after |= bit;
@@ -307,7 +318,7 @@ mod nibbles {
                 hi,
                 any,
                 after,
-                range: f.after,
+                range,
             })
         }
 
