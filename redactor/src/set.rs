@@ -258,10 +258,12 @@ impl fmt::Debug for SecretSet {
 
 impl Drop for SecretSet {
     fn drop(&mut self) {
-        // The arena zeroizes itself; the index holds windows of the secrets too.
+        // The arena zeroizes itself; the index holds windows of the secrets
+        // too, and the first-byte tables and unit ranges say how units start.
         self.index.zeroize();
         self.first_bytes.zeroize();
         self.first_four.zeroize();
+        self.unit_ranges.starts.zeroize();
     }
 }
 
