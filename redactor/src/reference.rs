@@ -21,11 +21,17 @@
 //!   the source of its decoded byte at `h` is (a counted one, for the wrap
 //!   view; a view's decoded bytes end where a sequence that `input[..f]` ends
 //!   inside of starts), or such a sequence starts at `h` and the view holds it; and `h` moved back to the start of a sequence of any view it
-//!   falls strictly inside, until it is inside none (the held piece). Its bytes not
-//!   decided by an earlier flush are decided now: all masked when `f - h` is at
-//!   least `min_length`; otherwise each is masked if an occurrence complete by `f`
-//!   covers it, and shown if not, even if a later occurrence covers it. End of
-//!   stream is a flush at the end.
+//!   falls strictly inside, until it is inside none (the held piece). Each of
+//!   those proper prefixes is a *start of a unit* as long as its bytes (decoded
+//!   bytes in a view, plus the source bytes of a held open sequence after them;
+//!   a held open sequence alone counts its source bytes). The piece's bytes not
+//!   decided by an earlier flush are decided now: all masked when a start of a
+//!   unit reaching `f` is at least `min_length` long; else, when a start of a unit in the wrap view
+//!   ending where its open line break starts is that long, the bytes before
+//!   the break are masked and the break's bytes are decided as follows;
+//!   otherwise each is masked if an occurrence complete by `f` covers it, and
+//!   shown if not, even if a later occurrence covers it. End of stream is a
+//!   flush at the end.
 //! - Every other byte is masked exactly when an occurrence covers it.
 //!
 //! A unit made only of lower-case hex digits (`[0-9a-f]`) matches in either
@@ -91,12 +97,13 @@ pub fn masked_bytes(
     let n = input.len();
     // The views a set of these units reads (the same bytes as its patterns).
     let cfg = views::Config::for_patterns(u32::MAX, &patterns.concat());
-    let covered_by = |f: usize| {
-        let mut covered = vec![false; f];
+    // Every occurrence complete by `f`, as a source range.
+    let occurrences = |f: usize| {
+        let mut found = Vec::new();
         for s in 0..f {
             for p in patterns {
                 if !p.is_empty() && starts_with_unit(&input[s..f], p) {
-                    covered[s..s + p.len()].iter_mut().for_each(|c| *c = true);
+                    found.push(s..s + p.len());
                 }
             }
         }
@@ -104,11 +111,17 @@ pub fn masked_bytes(
             for s in 0..view.bytes.len() {
                 for p in patterns {
                     if !p.is_empty() && starts_with_unit(&view.bytes[s..], p) && (v.accept)(p) {
-                        let r = view.source(s..s + p.len());
-                        covered[r].iter_mut().for_each(|c| *c = true);
+                        found.push(view.source(s..s + p.len()));
                     }
                 }
             }
+        }
+        found
+    };
+    let covered_by = |f: usize| {
+        let mut covered = vec![false; f];
+        for r in occurrences(f) {
+            covered[r].iter_mut().for_each(|c| *c = true);
         }
         covered
     };
@@ -119,16 +132,27 @@ pub fn masked_bytes(
                     || folds(p) && p[..piece.len()].eq_ignore_ascii_case(piece))
         })
     };
+    // The held piece's start, and how much of a unit's start it is.
     let held_from = |f: usize| {
         let raw = (0..f)
             .find(|&h| !input[h..f].is_empty() && proper_prefix(&input[h..f]))
             .unwrap_or(f);
+        let mut evidence = views::Evidence {
+            to_end: f - raw,
+            before_open: None,
+        };
         let views = all_views(cfg, &input[..f]);
         let mut h = raw;
         for (v, view) in &views {
-            let decoded = (0..view.bytes.len())
-                .find(|&d| (v.accept)(&view.bytes[d..]) && proper_prefix(&view.bytes[d..]))
-                .map_or(f, |d| view.spans[d].0 as usize);
+            let found = (0..view.bytes.len())
+                .find(|&d| (v.accept)(&view.bytes[d..]) && proper_prefix(&view.bytes[d..]));
+            if let Some(d) = found {
+                evidence.saw(v, view.bytes.len() - d, view.open, f);
+            }
+            if view.pending.is_some() {
+                evidence.saw(v, 0, view.open, f);
+            }
+            let decoded = found.map_or(f, |d| view.spans[d].0 as usize);
             h = h.min(decoded).min(view.pending.unwrap_or(f));
         }
         loop {
@@ -138,7 +162,7 @@ pub fn masked_bytes(
                 .min()
                 .unwrap_or(h);
             if moved == h {
-                return h;
+                return (h, evidence);
             }
             h = moved;
         }
@@ -146,11 +170,19 @@ pub fn masked_bytes(
     let mut decided: Vec<Option<bool>> = vec![None; n];
     for &f in flushes.iter().chain(std::iter::once(&n)) {
         let f = f.min(n);
-        let h = held_from(f);
+        let (h, evidence) = held_from(f);
+        let start_of_unit = if evidence.to_end >= min_length {
+            f
+        } else {
+            match evidence.before_open {
+                Some((decoded, at)) if decoded >= min_length => at,
+                _ => h,
+            }
+        };
         let covered = covered_by(f);
         for i in h..f {
             if decided[i].is_none() {
-                decided[i] = Some(f - h >= min_length || covered[i]);
+                decided[i] = Some(i < start_of_unit || covered[i]);
             }
         }
     }

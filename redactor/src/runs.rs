@@ -139,7 +139,8 @@ impl SecretSet {
         let mut all = self.find_occurrences(buf);
         if !self.views.is_empty() {
             let mut scratch = crate::views::Scratch::default();
-            crate::views::find(self, buf, &mut all, buf.len(), &mut scratch);
+            let mut held = crate::views::Evidence::default();
+            crate::views::find(self, buf, &mut all, buf.len(), &mut held, &mut scratch);
         }
         all
     }

@@ -17,10 +17,14 @@
 //!
 //! An idle flush ([`Redactor::flush`]) releases the held piece but keeps it as
 //! context: occurrences that continue it are still found, and their bytes after
-//! the flush are masked. At the flush the piece is masked when it is at least the
-//! minimum length, and otherwise written verbatim (except bytes already known to be
-//! covered), so at most `min_length - 1` bytes of the start of an occurrence are
-//! ever visible, whatever the pauses. In strict mode a flush releases nothing.
+//! the flush are masked. At the flush the piece is masked when it is the start of
+//! a unit at least the minimum length long, counted in the bytes it decodes to
+//! ([`views::Evidence`]: a wrapped body's line break is none, `\x41` is one), and
+//! otherwise written verbatim (except bytes already known to be covered), so at
+//! most `min_length - 1` bytes of the start of an occurrence are ever visible,
+//! whatever the pauses. A wrap view's line break that ends the piece is shown
+//! either way: it is no byte of a value, and masking it would join two lines.
+//! In strict mode a flush releases nothing.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -29,7 +33,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::index::Match;
 use crate::set::SecretSet;
-use crate::views;
+use crate::views::{self, Evidence};
 
 /// The mask written in place of every match unless configured otherwise.
 pub const DEFAULT_MASK: &[u8] = b"[REDACTED]";
@@ -49,6 +53,8 @@ struct Scanned {
     hold: usize,
     /// How far past `hold` bytes are covered by occurrences that start before it.
     cover: usize,
+    /// How much of a unit's start the held suffix is (positions from `hold`).
+    evidence: Evidence,
 }
 
 /// Redacts one byte stream. Cheap to create; one per stream.
@@ -62,6 +68,11 @@ pub struct Redactor {
     emitted: usize,
     /// The first `cover` bytes of `held` are known to be masked.
     cover: usize,
+    /// What a flush decides the held piece by (positions in `held`).
+    evidence: Evidence,
+    /// The bytes of `held` that occurrences starting in it cover (in order,
+    /// apart): what the scan that left `held` found.
+    held_cover: Vec<Range<usize>>,
     /// The last byte written out was masked: a covered byte next to it continues
     /// the same mask.
     in_run: bool,
@@ -94,6 +105,8 @@ impl Redactor {
             held: Zeroizing::new(Vec::new()),
             emitted: 0,
             cover: 0,
+            evidence: Evidence::default(),
+            held_cover: Vec::new(),
             in_run: false,
             scratch: Zeroizing::new(Vec::new()),
             matches: Vec::new(),
@@ -178,6 +191,7 @@ impl Redactor {
         if self.held.is_empty() {
             let s = self.scan(input, Some(0), 0, 0, None, &mut sink);
             self.cover = s.cover;
+            self.evidence = s.evidence;
             self.held.extend_from_slice(&input[s.hold..]);
         } else if input.len() >= maxlen
             && !self.set.views.any_trigger(&self.held)
@@ -208,6 +222,7 @@ impl Redactor {
             self.drop_held();
             let s = self.scan(input, Some(0), 0, first.cover, None, &mut sink);
             self.cover = s.cover;
+            self.evidence = s.evidence;
             self.held.extend_from_slice(&input[s.hold..]);
         } else {
             let mut scratch = std::mem::take(&mut self.scratch);
@@ -219,14 +234,17 @@ impl Redactor {
             self.drop_held();
             self.emitted = emitted;
             self.cover = s.cover;
+            self.evidence = s.evidence;
             self.held.extend_from_slice(&scratch[s.hold..]);
             wipe(&mut scratch);
             self.scratch = scratch;
         }
     }
 
-    /// Releases the held piece unless in strict mode: masked when it is at least
-    /// the minimum length (it may be the start of a secret), verbatim otherwise.
+    /// Releases the held piece unless in strict mode: masked when it is the start
+    /// of a unit at least the minimum length long, as decoded (it may be the
+    /// start of a secret), verbatim otherwise; a wrap view's line break it ends
+    /// with is shown either way.
     /// The piece stays as context, so a secret it starts is masked from here on
     /// when the following bytes complete it. Call when no more bytes arrived for
     /// the idle interval.
@@ -262,19 +280,34 @@ impl Redactor {
         if len == self.emitted {
             return;
         }
-        if len >= self.set.min_length() {
-            self.open_mask(sink);
-            self.cover = len;
+        let min = self.set.min_length();
+        // Masked up to here: the start of a unit as long as the minimum, and
+        // every byte an earlier occurrence covers.
+        let start_of_unit = if self.evidence.to_end >= min {
+            len
         } else {
-            if self.cover > self.emitted {
-                self.open_mask(sink);
+            match self.evidence.before_open {
+                Some((decoded, at)) if decoded >= min => at,
+                _ => 0,
             }
-            let from = self.emitted.max(self.cover);
-            if from < len {
-                sink.own(&self.held[from..]);
+        };
+        let masked_to = start_of_unit.max(self.cover).min(len);
+        let held_cover = std::mem::take(&mut self.held_cover);
+        let masked = |i: usize| i < masked_to || held_cover.iter().any(|r| r.contains(&i));
+        let mut i = self.emitted;
+        while i < len {
+            let m = masked(i);
+            let run = (i..len).find(|&j| masked(j) != m).unwrap_or(len);
+            if m {
+                self.open_mask(sink);
+            } else {
+                sink.own(&self.held[i..run]);
                 self.in_run = false;
             }
+            i = run;
         }
+        self.held_cover = held_cover;
+        self.cover = self.cover.max(masked_to);
         self.emitted = len;
         if !keep {
             self.drop_held();
@@ -293,6 +326,7 @@ impl Redactor {
         self.held.zeroize();
         self.emitted = 0;
         self.cover = 0;
+        self.evidence = Evidence::default();
     }
 
     /// Writes `buf[skip..]` up to the earliest proper-prefix position (or to
@@ -319,10 +353,21 @@ impl Redactor {
                 .find(|&p| set.is_proper_prefix(&buf[p..]))
                 .unwrap_or(n)
         });
+        let mut evidence = Evidence {
+            to_end: n - hold,
+            before_open: None,
+        };
         self.matches.clear();
         set.index.find_all(set, buf, &mut self.matches);
         if !set.views.is_empty() {
-            hold = views::find(set, buf, &mut self.matches, hold, &mut self.views);
+            hold = views::find(
+                set,
+                buf,
+                &mut self.matches,
+                hold,
+                &mut evidence,
+                &mut self.views,
+            );
         }
         if self.matches.len() > 1 {
             self.matches.sort_unstable_by_key(|m| m.start);
@@ -348,8 +393,10 @@ impl Redactor {
             }
             *pos = b;
         };
-        for m in &self.matches {
+        let mut inside = self.matches.len();
+        for (k, m) in self.matches.iter().enumerate() {
             if m.start >= hold {
+                inside = k;
                 break;
             }
             if m.start <= run_end {
@@ -366,9 +413,24 @@ impl Redactor {
         }
         self.in_run = in_run;
         self.stats.masked += masks;
+        // Whole occurrences inside the held piece: a flush masks their bytes
+        // even when it shows the piece's other bytes.
+        self.held_cover.clear();
+        for m in &self.matches[inside..] {
+            let r = m.start - hold..m.end - hold;
+            match self.held_cover.last_mut() {
+                Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+                _ => self.held_cover.push(r),
+            }
+        }
+        evidence.before_open = evidence
+            .before_open
+            .filter(|&(_, at)| at >= hold)
+            .map(|(decoded, at)| (decoded, at - hold));
         Scanned {
             hold,
             cover: run_end.saturating_sub(hold),
+            evidence,
         }
     }
 }
@@ -596,6 +658,75 @@ mod tests {
         // Colour around a value stays.
         let around = b"\x1b[32mZq8vN3xW0pLr7TkY\x1b[0m ok\n";
         assert_eq!(run(s, &[around]), b"\x1b[32m[REDACTED]\x1b[0m ok\n");
+    }
+
+    /// Feeds `writes`, flushing after each (a pause after every write).
+    fn paused(set: Arc<SecretSet>, writes: &[&[u8]]) -> Vec<u8> {
+        let mut r = Redactor::new(set);
+        let mut out = Vec::new();
+        for w in writes {
+            r.write(w, &mut out);
+            r.flush(&mut out);
+        }
+        r.finish(&mut out);
+        out
+    }
+
+    /// A random value whose hex form the wrap view reads across line breaks
+    /// (a hex unit matches in either case).
+    const HEX_VALUE: &[u8] = b"Kq7#vW2!pZ9xR4mT";
+
+    /// CI's case: `openssl x509 -serial` printed a line ending in five hex
+    /// digits that start a unit of a value's hex form, and nothing followed
+    /// for a while. The wrap view holds those digits with the line break (the
+    /// next line might continue a wrapped body); five decoded bytes are less
+    /// than the minimum length, so the flush shows the line whole, break
+    /// included (six source bytes masked would join it to the next line).
+    #[test]
+    fn a_line_ending_in_a_short_start_of_a_wrapped_unit_shows_whole_at_a_pause() {
+        let s = set(&[HEX_VALUE], 6);
+        let start = &hex::encode_upper(HEX_VALUE)[..5];
+        let line = format!("serial=19BF21DD{start}\n");
+        let out = paused(s.clone(), &[line.as_bytes(), b"next line\n"]);
+        assert_eq!(String::from_utf8_lossy(&out), format!("{line}next line\n"));
+        // The same line with no pause after it never held anything long.
+        let out = run(s, &[line.as_bytes(), b"next line\n"]);
+        assert_eq!(String::from_utf8_lossy(&out), format!("{line}next line\n"));
+    }
+
+    /// Six decoded bytes of a unit's start before the break are masked at the
+    /// pause (they may start the value), the line break stays, and a value
+    /// that continues after the pause on the next line is masked from there.
+    #[test]
+    fn a_long_start_of_a_wrapped_unit_at_a_pause_is_masked_but_its_line_break_shows() {
+        let s = set(&[HEX_VALUE], 6);
+        let hex = hex::encode(HEX_VALUE);
+        let (head, rest) = hex.split_at(6);
+        let out = paused(s.clone(), &[format!("id={head}\n").as_bytes(), b"next\n"]);
+        assert_eq!(out, b"id=[REDACTED]\nnext\n");
+        let out = paused(
+            s,
+            &[
+                format!("id={head}\n").as_bytes(),
+                format!("{rest}\n").as_bytes(),
+            ],
+        );
+        assert_eq!(out, b"id=[REDACTED]\n[REDACTED]\n");
+    }
+
+    /// An escaped start of a value counts its decoded bytes: five bytes as
+    /// twenty source bytes of `\xHH` are shown at a pause (the bound on a
+    /// value's start shown is `min_length - 1` bytes, decoded), six are masked.
+    #[test]
+    fn an_escaped_start_of_a_value_is_measured_decoded_at_a_pause() {
+        let value = b"Sup3rS3cretValue-4711xyz";
+        let s = set(&[value], 6);
+        let escaped =
+            |n: usize| -> String { value[..n].iter().map(|b| format!("\\x{b:02x}")).collect() };
+        let five = format!("pw={}", escaped(5));
+        assert_eq!(paused(s.clone(), &[five.as_bytes()]), five.as_bytes());
+        let six = format!("pw={}", escaped(6));
+        assert_eq!(paused(s, &[six.as_bytes()]), b"pw=[REDACTED]");
     }
 
     #[test]

@@ -236,6 +236,41 @@ pub fn bit(name: &str) -> Option<u32> {
     ALL.iter().position(|v| v.name == name).map(|i| 1 << i)
 }
 
+/// How much of the start of a unit the held tail of a buffer is, as each
+/// candidate for it reads (the raw bytes, each view's decoded bytes): what an
+/// idle flush decides by (`stream.rs`). Counted in decoded bytes, because that
+/// is what a unit's start shows: five hex digits and the line break after them
+/// are five bytes of a wrapped body, not six. A sequence the end of the buffer
+/// leaves open and the view holds counts in source bytes (it decodes to at
+/// most a few, unknown yet). The wrap view does not hold its open line break:
+/// a tail it alone holds ends before it (`before_open`), so a flush that masks
+/// the tail can show the break, which is no byte of any value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Evidence {
+    /// The longest start of a unit that reaches the end of the buffer.
+    pub to_end: usize,
+    /// The longest start of a unit whose decoded bytes end where an open
+    /// sequence its view does not hold starts, and where that sequence starts.
+    pub before_open: Option<(usize, usize)>,
+}
+
+impl Evidence {
+    /// Notes a start of a unit of `decoded` bytes in `view`, whose decoded
+    /// bytes end at `open` (an undecided sequence) or at the end of a buffer
+    /// of `n` bytes.
+    pub fn saw(&mut self, view: &View, decoded: usize, open: Option<usize>, n: usize) {
+        match open {
+            None => self.to_end = self.to_end.max(decoded),
+            Some(p) if view.hold_open => self.to_end = self.to_end.max(decoded + (n - p)),
+            Some(p) => {
+                if self.before_open.is_none_or(|(len, _)| decoded > len) {
+                    self.before_open = Some((decoded, p));
+                }
+            }
+        }
+    }
+}
+
 /// One view of a buffer (or of a window of it).
 #[derive(Debug, Default)]
 pub(crate) struct Decoded {
@@ -594,11 +629,13 @@ fn parse_all(cfg: Config, buf: &[u8], s: &mut Scratch) -> [Option<usize>; ALL.le
 /// tail starts, to where a decoded proper prefix of a unit starts, and then out
 /// of any sequence (so that the next scan starts decoding where the whole
 /// stream's decoding is).
+/// Each of those starts of a unit is noted in `evidence`.
 pub(crate) fn find(
     set: &SecretSet,
     buf: &[u8],
     matches: &mut Vec<Match>,
     mut hold: usize,
+    evidence: &mut Evidence,
     s: &mut Scratch,
 ) -> usize {
     let cfg = set.views;
@@ -617,6 +654,7 @@ pub(crate) fn find(
         if let Some(p) = open {
             if view.hold_open {
                 hold = hold.min(p);
+                evidence.saw(view, 0, open, buf.len());
             }
             // The view ends where an undecided sequence starts, and a proper
             // prefix of a unit in the bytes before it is held (when no window
@@ -627,6 +665,7 @@ pub(crate) fn find(
                 .find(|&i| (view.accept)(&buf[i..p]) && set.is_proper_prefix(&buf[i..p]))
             {
                 hold = hold.min(i);
+                evidence.saw(view, p - i, open, buf.len());
             }
         }
         if found.is_empty() {
@@ -718,15 +757,12 @@ pub(crate) fn find(
                 }
             }
             decode_window(buf, w.clone(), in_window, &mut s.decoded);
-            hold = window_matches(
-                set,
-                view,
-                &s.decoded,
-                w.end == end,
-                hold,
-                matches,
-                &mut s.found,
-            );
+            let at_end = (w.end == end).then_some(Tail {
+                open,
+                n: buf.len(),
+                evidence: &mut *evidence,
+            });
+            hold = window_matches(set, view, &s.decoded, at_end, hold, matches, &mut s.found);
         }
     }
     s.seqs = seqs;
@@ -752,25 +788,34 @@ pub(crate) fn find(
     }
 }
 
+/// Where a window ends the view of a buffer: at the buffer's `n` bytes or at
+/// an undecided sequence (`open`).
+struct Tail<'a> {
+    open: Option<usize>,
+    n: usize,
+    evidence: &'a mut Evidence,
+}
+
 /// The units found in one decoded window, as source matches; returns the hold
-/// moved to a decoded proper prefix at the window's end (when it is the
-/// buffer's end).
+/// moved to a decoded proper prefix at the window's end (when it ends the
+/// view: `at_end`, where the prefix's length is noted).
 fn window_matches(
     set: &SecretSet,
     view: &View,
     d: &Decoded,
-    at_end: bool,
+    at_end: Option<Tail<'_>>,
     mut hold: usize,
     matches: &mut Vec<Match>,
     found: &mut Vec<Match>,
 ) -> usize {
     let dn = d.bytes.len();
-    if at_end {
+    if let Some(t) = at_end {
         let tail_from = dn.saturating_sub(set.max_unit_len().saturating_sub(1));
         if let Some(i) = (tail_from..dn)
             .find(|&i| (view.accept)(&d.bytes[i..]) && set.is_proper_prefix(&d.bytes[i..]))
         {
             hold = hold.min(d.spans[i].0 as usize);
+            t.evidence.saw(view, dn - i, t.open, t.n);
         }
     }
     found.clear();
