@@ -71,6 +71,50 @@ fn a_pause_inside_a_value_shows_at_most_a_short_start() {
     }
 }
 
+/// A line that ends in hex digits and pauses: the `wrap` view holds the digits
+/// with the line break (the next line might continue a wrapped hex body). Five
+/// digits that start the value's hex form are five bytes of it, fewer than the
+/// minimum length: the line shows whole. Six are masked at the pause, but the
+/// line break stays, and a continuation on the next line is masked too. (CI
+/// once saw `openssl x509 -serial` lose its last digits and line break here.)
+#[test]
+fn a_line_ending_in_the_start_of_a_hex_form_keeps_its_line_break_at_a_pause() {
+    const VALUE: &[u8] = b"Kq7vZ3xRm9TbW2pLc8NfYd4h";
+    let hex = hex::encode(VALUE);
+    let dir = tempfile::tempdir().unwrap();
+    let f = secret_file(dir.path(), "token", VALUE);
+    let line = |head: String, tail: &str| PausedLine {
+        head: head.into_bytes(),
+        tail: tail.as_bytes().to_vec(),
+    };
+    let lines = [
+        line(format!("sum={}\n", &hex[..5]), "next"),
+        line(format!("sum={}\n", &hex[..6]), "next"),
+        line(format!("sum={}\n", &hex[..6]), &hex[6..12]),
+    ];
+    let script = write_script(dir.path(), &lines);
+    for via in ALL_VIAS {
+        let out = run_paced(via, &flags(&[&f], &[]), &script);
+        let text: Vec<String> = out
+            .iter()
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect();
+        let five = format!("sum={}", &hex[..5]);
+        assert_eq!(
+            text,
+            [
+                five.as_str(),
+                "next",
+                "sum=[REDACTED]",
+                "next",
+                "sum=[REDACTED]",
+                "[REDACTED]"
+            ],
+            "{via:?}"
+        );
+    }
+}
+
 /// Strict mode never releases a possible start of a secret at a pause: every
 /// line is exactly what the buffered run shows.
 #[test]
